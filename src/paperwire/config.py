@@ -1,0 +1,170 @@
+"""One Settings object, built in layers: defaults -> paperwire.toml -> PAPERWIRE_* -> flags.
+
+Each setting has one dotted key (``db``, later ``smtp.host``). The same key is the
+TOML key (tables give the dots), the environment variable (``PAPERWIRE_`` plus the
+key upper-cased with ``_`` for dots) and the field name (``_`` for dots). Every value
+is converted and checked where it enters, so an error names the key and the exact
+source it came from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE_NAME = "paperwire.toml"
+ENV_PREFIX = "PAPERWIRE_"
+
+
+def _as_db_url(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a SQLAlchemy database URL such as sqlite:///out/paperwire.sqlite3")
+    try:
+        make_url(value.strip())
+    except ArgumentError as exc:
+        raise ValueError(f"not a SQLAlchemy database URL ({exc})") from None
+    return value.strip()
+
+
+def _as_path(value: Any) -> Path:
+    if not isinstance(value, (str, Path)) or not str(value).strip():
+        raise ValueError("expected a path")
+    return Path(str(value).strip())
+
+
+def _as_acronyms(value: Any) -> dict[str, tuple[str, ...]]:
+    """``{"MoE": ["mixture of experts"]}``; a single string is one expansion."""
+    if not isinstance(value, Mapping):
+        raise ValueError('expected a table such as { MoE = ["mixture of experts"] }')
+    table: dict[str, tuple[str, ...]] = {}
+    for acronym, expansions in value.items():
+        if isinstance(expansions, str):
+            expansions = [expansions]
+        if not isinstance(expansions, list) or not all(isinstance(e, str) and e.strip() for e in expansions):
+            raise ValueError(f"{acronym}: expected a list of expansions (strings)")
+        table[str(acronym)] = tuple(e.strip() for e in expansions)
+    return table
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable. Field names are setting keys with ``_`` for dots."""
+
+    db: str = "sqlite:///out/paperwire.sqlite3"
+    out_dir: Path = Path("out")
+    acronyms: Mapping[str, tuple[str, ...]] = None  # type: ignore[assignment]  # set below
+
+    def __post_init__(self) -> None:
+        if self.acronyms is None:
+            object.__setattr__(self, "acronyms", {})
+
+
+# key -> converter; the key set is the set of known settings.
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "db": _as_db_url,
+    "out_dir": _as_path,
+    "acronyms": _as_acronyms,
+}
+# Settings that only make sense as a TOML table, never as one environment string.
+_TOML_ONLY = {"acronyms"}
+
+assert set(_CONVERTERS) == {f.name for f in fields(Settings)}, "every setting needs a converter"
+
+
+def env_var(key: str) -> str:
+    return ENV_PREFIX + key.replace(".", "_").upper()
+
+
+def _convert(key: str, value: Any, source: str) -> Any:
+    field_name = key.replace(".", "_")
+    converter = _CONVERTERS.get(field_name)
+    if converter is None:
+        hint = difflib.get_close_matches(field_name, _CONVERTERS, n=1)
+        suggestion = f" (did you mean '{hint[0].replace('_', '.')}'?)" if hint else ""
+        raise ConfigError(f"unknown setting '{key}' in {source}{suggestion}")
+    try:
+        return field_name, converter(value)
+    except ValueError as exc:
+        raise ConfigError(f"bad value for setting '{key}' from {source}: {exc}") from None
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """TOML tables become dotted keys, except settings that are tables themselves."""
+    flat: dict[str, Any] = {}
+    for name, value in table.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, Mapping) and key.replace(".", "_") not in _TOML_ONLY:
+            flat.update(_flatten(value, key + "."))
+        else:
+            flat[key] = value
+    return flat
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror}") from None
+    source = f"config file {path}"
+    return dict(_convert(key, value, source + f" (key '{key}')") for key, value in _flatten(data).items())
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    known = {env_var(f.name): f.name for f in fields(Settings) if f.name not in _TOML_ONLY}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in ("PAPERWIRE_CONFIG",):
+            continue
+        if name not in known:
+            log.warning("ignoring unknown environment variable %s", name)
+            continue
+        field_name, value = _convert(known[name], raw, f"environment variable {name}")
+        values[field_name] = value
+    return values
+
+
+def load_settings(
+    config_file: Path | str | None = None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Build Settings from every layer; later layers win.
+
+    ``config_file`` is ``--config``; without it ``PAPERWIRE_CONFIG`` or a
+    ``paperwire.toml`` in ``cwd`` is read when present. ``flags`` maps setting keys to
+    values given on the command line (``None`` means the flag was not given).
+    """
+    environ = os.environ if environ is None else environ
+    cwd = Path.cwd() if cwd is None else cwd
+    settings = Settings()
+    chosen = config_file or environ.get("PAPERWIRE_CONFIG")
+    if chosen:
+        settings = replace(settings, **_from_file(Path(chosen)))
+    elif (cwd / CONFIG_FILE_NAME).is_file():
+        settings = replace(settings, **_from_file(cwd / CONFIG_FILE_NAME))
+    settings = replace(settings, **_from_env(environ))
+    flag_values = dict(
+        _convert(key, value, f"flag --{key.replace('_', '-')}")
+        for key, value in (flags or {}).items()
+        if value is not None
+    )
+    return replace(settings, **flag_values)

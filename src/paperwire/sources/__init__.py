@@ -1,0 +1,76 @@
+"""Readers of paper listings: one module per format, each turning text into Listings.
+
+Sources never touch the database. ``read_path`` decodes a file, picks the format
+(detected from content unless given) and returns what the format's ``parse`` made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from types import ModuleType
+
+from ..errors import SourceError
+from ..models import Listing
+from . import arxiv, daily_papers, feed, hf_json
+
+# Detection order matters: specific formats first, the generic feed reader last.
+FORMATS: dict[str, ModuleType] = {
+    hf_json.NAME: hf_json,
+    arxiv.NAME: arxiv,
+    feed.NAME: feed,
+    daily_papers.NAME: daily_papers,
+}
+LISTING_SUFFIXES = {".txt", ".md", ".json", ".xml", ".atom", ".rss", ".feed"}
+
+
+def decode(data: bytes, origin: str) -> str:
+    """Bytes to text, refusing binary files with a message that says so."""
+    if b"\x00" in data[:8192]:
+        raise SourceError("binary file (contains NUL bytes), not a paper listing", origin=origin)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SourceError(f"not UTF-8 text (byte {exc.start})", origin=origin, line=line) from None
+
+
+def detect_format(text: str, origin: str) -> str:
+    for name, module in FORMATS.items():
+        if module.looks_like(text):
+            return name
+    raise SourceError(
+        "unknown format: not Daily Papers text, Hugging Face JSON, arXiv or RSS/Atom; "
+        f"pass --format ({', '.join(FORMATS)}) if it is one of them", origin=origin)
+
+
+def parse_text(text: str, origin: str, *, format: str | None = None, date: dt.date | None = None,
+               today: dt.date | None = None) -> list[Listing]:
+    name = format or detect_format(text, origin)
+    if name not in FORMATS:
+        raise SourceError(f"unknown format '{name}'; choose one of {', '.join(FORMATS)}", origin=origin)
+    return FORMATS[name].parse(text, origin, date=date, today=today)
+
+
+def read_path(path: Path, *, format: str | None = None, date: dt.date | None = None,
+              today: dt.date | None = None) -> list[Listing]:
+    """Listings from one file."""
+    origin = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"cannot read: {exc.strerror}", origin=origin) from None
+    return parse_text(decode(data, origin), origin, format=format, date=date, today=today)
+
+
+def expand_paths(paths: list[Path]) -> list[Path]:
+    """Files as given; directories become their listing files, sorted, recursively."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*")
+                                if p.is_file() and p.suffix.lower() in LISTING_SUFFIXES
+                                and not p.name.startswith(".")))
+        else:
+            files.append(path)
+    return files

@@ -1,0 +1,59 @@
+"""Shared fixtures: the real seed listing, fresh SQLite databases, the CLI runner."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from paperwire import sources
+from paperwire.models import Listing, Paper
+from paperwire.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "seeds" / "000_f1d956a196093e66.txt"
+DATA = ROOT / "tests" / "data"
+# The day the tests pretend it is, so year inference never depends on the real clock.
+TODAY = dt.date(2024, 11, 26)
+
+
+@pytest.fixture(scope="session")
+def seed_listing() -> Listing:
+    (listing,) = sources.read_path(SEED, today=TODAY)
+    return listing
+
+
+@pytest.fixture(scope="session")
+def seed_papers(seed_listing: Listing) -> list[Paper]:
+    """The 70 seed papers in listing order (index = rank - 1)."""
+    return seed_listing.papers
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'paperwire.sqlite3'}"
+
+
+@pytest.fixture
+def store(db_url: str) -> Store:
+    opened = Store(db_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def run_cli(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Invoke ``paperwire --db <fresh db> ARGS``; returns click's Result (stdout and stderr apart)."""
+    from paperwire.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in __import__("os").environ if n.startswith("PAPERWIRE_")]:
+        monkeypatch.delenv(name)
+
+    def run(*args: str, db: bool = True):
+        runner = CliRunner()
+        return runner.invoke(cli, (["--db", db_url] if db else []) + [str(a) for a in args], catch_exceptions=False)
+
+    return run

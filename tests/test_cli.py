@@ -1,0 +1,106 @@
+"""The paperwire command as a person or a script uses it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from paperwire import __version__
+from paperwire.cli import cli
+
+from .conftest import DATA, ROOT, SEED
+
+
+def test_ingest_prints_a_summary_per_listing(run_cli):
+    result = run_cli("ingest", SEED)
+    assert result.exit_code == 0, result.output
+    assert "70 papers added" in result.stdout
+    assert "-03-11" in result.stdout and "70 papers  daily-papers" in result.stdout
+
+
+def test_ingest_json_and_exit_status_with_bad_files(run_cli):
+    result = run_cli("ingest", "--json", SEED, DATA / "bad_broken.json", DATA / "bad_unknown.txt")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert set(report) == {"files", "added", "updated", "unchanged", "errors"}
+    assert report["files"] == 3 and report["added"] == 70
+    assert report["errors"][0] == {"file": str(DATA / "bad_broken.json"), "line": 7,
+                                   "message": "broken JSON: Expecting ',' delimiter (column 5)"}
+    assert report["errors"][1]["file"] == str(DATA / "bad_unknown.txt")
+    again = json.loads(run_cli("ingest", "--json", SEED).stdout)
+    assert (again["added"], again["unchanged"]) == (0, 70)
+
+
+def test_ingest_a_directory_with_format_and_date(run_cli, tmp_path):
+    folder = tmp_path / "listings"
+    folder.mkdir()
+    (folder / "a.txt").write_text((DATA / "daily_no_date.txt").read_text())
+    result = run_cli("ingest", "--date", "2024-03-09", "--format", "daily-papers", folder)
+    assert result.exit_code == 0, result.output
+    assert "2024-03-09" in result.stdout
+
+
+def test_errors_go_to_stderr_naming_file_and_line(run_cli):
+    result = run_cli("ingest", DATA / "bad_broken.json")
+    assert result.exit_code == 1
+    assert f"{DATA / 'bad_broken.json'}:7: broken JSON" in result.stderr
+
+
+def test_papers_json(run_cli):
+    run_cli("ingest", SEED, DATA / "hf_daily_papers.json")
+    papers = json.loads(run_cli("papers", "--json").stdout)
+    assert len(papers) == 75
+    for paper in papers:
+        assert set(paper) == {"id", "arxiv_id", "title", "abstract", "authors", "links", "listings"}
+        assert all(set(l) == {"url", "kind"} for l in paper["links"])
+        assert all(set(a) == {"date", "rank", "source"} for a in paper["listings"])
+    minicpm = next(p for p in papers if p["id"] == "2404.06395")
+    assert len(minicpm["listings"]) == 2
+    newer = json.loads(run_cli("papers", "--json", "--since", "2099-01-01").stdout)
+    assert newer == []
+
+
+def test_bad_setting_is_one_clear_line(run_cli, monkeypatch):
+    monkeypatch.setenv("PAPERWIRE_DB", "nonsense")
+    result = run_cli("papers", db=False)
+    assert result.exit_code == 1
+    assert "setting 'db' from environment variable PAPERWIRE_DB" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_bad_date_flag(run_cli):
+    result = run_cli("ingest", "--date", "11/03/2024", SEED)
+    assert result.exit_code == 2 and "--date" in result.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["ingest"], ["papers"]])
+def test_every_command_has_help_with_an_example(run_cli, command):
+    result = run_cli(*command, "--help", db=False)
+    assert result.exit_code == 0 and "Example" in result.stdout
+
+
+def test_every_registered_command_is_covered_by_the_help_test():
+    assert set(cli.commands) <= {"ingest", "papers"}
+
+
+def test_python_dash_m_and_version(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "paperwire", "--version"], capture_output=True, text=True,
+                          cwd=tmp_path, check=True)
+    assert done.stdout.strip() == f"paperwire, version {__version__}"
+
+
+def test_console_script_runs_the_main_job_on_the_default_database(tmp_path):
+    """What `make demo` does: the default SQLite file under out/, relative to where it runs."""
+    script = ROOT / ".venv" / "bin" / "paperwire"
+    if not script.exists():
+        pytest.skip("console script not installed (run through make test)")
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / SEED.name).write_bytes(SEED.read_bytes())
+    env = {"PATH": "/usr/bin:/bin"}
+    done = subprocess.run([str(script), "ingest", "seeds/"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "paperwire.sqlite3").exists()
+    assert "70 papers added" in done.stdout

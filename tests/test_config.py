@@ -1,0 +1,65 @@
+"""Settings layers: defaults, then paperwire.toml, then PAPERWIRE_* variables, then flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from paperwire.config import Settings, load_settings
+from paperwire.errors import ConfigError
+
+
+def test_defaults(tmp_path):
+    settings = load_settings(environ={}, cwd=tmp_path)
+    assert settings == Settings()
+    assert settings.db == "sqlite:///out/paperwire.sqlite3"
+
+
+def test_each_layer_overrides_the_one_before(tmp_path):
+    (tmp_path / "paperwire.toml").write_text('db = "sqlite:///from-file.db"\nout_dir = "elsewhere"\n')
+    from_file = load_settings(environ={}, cwd=tmp_path)
+    assert from_file.db == "sqlite:///from-file.db" and from_file.out_dir == Path("elsewhere")
+    from_env = load_settings(environ={"PAPERWIRE_DB": "sqlite:///from-env.db"}, cwd=tmp_path)
+    assert from_env.db == "sqlite:///from-env.db" and from_env.out_dir == Path("elsewhere")
+    from_flag = load_settings(flags={"db": "sqlite:///from-flag.db"},
+                              environ={"PAPERWIRE_DB": "sqlite:///from-env.db"}, cwd=tmp_path)
+    assert from_flag.db == "sqlite:///from-flag.db"
+    not_given = load_settings(flags={"db": None}, environ={}, cwd=tmp_path)
+    assert not_given.db == "sqlite:///from-file.db"
+
+
+def test_explicit_config_file_wins_over_the_one_in_cwd(tmp_path):
+    (tmp_path / "paperwire.toml").write_text('db = "sqlite:///cwd.db"\n')
+    other = tmp_path / "other.toml"
+    other.write_text('db = "sqlite:///other.db"\n')
+    assert load_settings(other, environ={}, cwd=tmp_path).db == "sqlite:///other.db"
+    assert load_settings(environ={"PAPERWIRE_CONFIG": str(other)}, cwd=tmp_path).db == "sqlite:///other.db"
+
+
+def test_acronyms_table(tmp_path):
+    (tmp_path / "paperwire.toml").write_text('[acronyms]\nSSM = ["state space model"]\nGQA = "grouped query attention"\n')
+    assert load_settings(environ={}, cwd=tmp_path).acronyms == {
+        "SSM": ("state space model",), "GQA": ("grouped query attention",)}
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "flags", "message"),
+    [
+        ('dbb = "x"', {}, {}, r"unknown setting 'dbb' in config file .*paperwire.toml.*did you mean 'db'"),
+        ("db = 3", {}, {}, r"bad value for setting 'db' from config file .*paperwire.toml"),
+        ('db = "x"\nfoo = = 1', {}, {}, r"config file .*paperwire.toml: .*line 2"),
+        ("", {"PAPERWIRE_DB": "not a url"}, {}, r"setting 'db' from environment variable PAPERWIRE_DB"),
+        ("", {}, {"db": "::::"}, r"setting 'db' from flag --db"),
+        ("[acronyms]\nMoE = [1]", {}, {}, r"'acronyms' from config file"),
+    ],
+)
+def test_bad_settings_name_the_key_and_the_source(tmp_path, toml, env, flags, message):
+    (tmp_path / "paperwire.toml").write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(flags=flags, environ=env, cwd=tmp_path)
+
+
+def test_missing_config_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml", environ={}, cwd=tmp_path)

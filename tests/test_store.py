@@ -1,0 +1,151 @@
+"""The store on real SQLite files: idempotent ingest, merging across sources, atomic files, migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from paperwire import pipeline, sources, store as store_module
+from paperwire.store import Store
+
+from .conftest import DATA, SEED, TODAY
+
+
+def ingest(store, *paths, **kwargs):
+    return pipeline.ingest(store, list(paths), today=TODAY, **kwargs)
+
+
+def dump(store: Store) -> dict:
+    """Every row of every table, to compare whole databases."""
+    with store.engine.connect() as conn:
+        return {table.name: sorted(map(tuple, conn.execute(sa.select(table)).all()), key=repr)
+                for table in store_module.metadata.sorted_tables}
+
+
+def test_seed_ingest_and_reingest_changes_nothing(store):
+    first = ingest(store, SEED)
+    assert (first.counts.added, first.counts.updated, first.counts.unchanged) == (70, 0, 0)
+    before = dump(store)
+    second = ingest(store, SEED)
+    assert (second.counts.added, second.counts.updated, second.counts.unchanged) == (0, 0, 70)
+    assert dump(store) == before
+    stored = store.papers()
+    assert [p.paper.title for p in stored][:1] == [SEED.read_text().split("\n\n")[5].strip()]
+    assert [p.listings[0].rank for p in stored] == list(range(1, 71))
+    assert {(a.date, a.source) for p in stored for a in p.listings} == {(dt.date(2024, 3, 11), "daily-papers")}
+
+
+def test_same_paper_from_two_sources_is_one_paper_with_both_appearances(store):
+    ingest(store, SEED)
+    report = ingest(store, DATA / "hf_daily_papers.json")
+    assert report.counts.added == 5 and report.counts.updated == 1
+    assert store.count_papers() == 75
+    minicpm = next(p for p in store.papers() if p.paper.title.startswith("MiniCPM: Unveiling"))
+    assert minicpm.paper.id == "2404.06395" == minicpm.paper.arxiv_id  # re-keyed to its arXiv id
+    assert minicpm.paper.authors  # filled from the richer record
+    assert len(minicpm.paper.abstract) > 500  # the seed's abstract stays
+    assert {a.source for a in minicpm.listings} == {"daily-papers", "hf-json"}
+    kinds = {l.kind for l in minicpm.paper.links}
+    assert {"abs", "pdf", "code"} <= kinds
+
+
+def test_merge_is_the_same_whichever_source_comes_first(tmp_path):
+    one, two = Store(f"sqlite:///{tmp_path / 'a.db'}"), Store(f"sqlite:///{tmp_path / 'b.db'}")
+    ingest(one, SEED, DATA / "hf_daily_papers.json")
+    ingest(two, DATA / "hf_daily_papers.json", SEED)
+
+    def view(store):
+        return sorted((p.paper.id, p.paper.arxiv_id, bool(p.paper.authors), tuple(sorted(
+            (a.source, a.rank) for a in p.listings))) for p in store.papers())
+
+    assert view(one) == view(two)
+
+
+def test_versions_of_one_arxiv_paper_merge(store):
+    ingest(store, DATA / "hf_daily_papers.json", DATA / "arxiv_api.atom", DATA / "arxiv_listing.rss",
+           DATA / "arxiv_listing.atom", DATA / "daily_markdown.md")
+    by_id = {p.paper.id: p for p in store.papers()}
+    expert = by_id["2403.09611"]
+    assert expert.paper.categories  # from the API record; HF had none
+    assert {a.source for a in expert.listings} == {"hf-json", "arxiv:api"}
+    ragged = by_id["2403.06212"]
+    assert {a.source for a in ragged.listings} == {"hf-json", "arxiv:cs.CL", "daily-papers"}
+    assert not [pid for pid in by_id if pid.startswith("t-") and "RAGGED" in by_id[pid].paper.title]
+
+
+def test_a_failed_file_leaves_the_database_exactly_as_it_was(store, monkeypatch):
+    ingest(store, SEED)
+    before = dump(store)
+
+    def crash(*_args, **_kwargs):
+        raise RuntimeError("disk on fire")
+
+    # Fail after the papers of the file were written, inside the file's transaction.
+    monkeypatch.setattr(Store, "_save_entries", staticmethod(crash))
+    with pytest.raises(RuntimeError):
+        store.save_listings(sources.read_path(DATA / "hf_daily_papers.json", today=TODAY))
+    assert dump(store) == before
+
+
+def test_bad_files_are_reported_and_the_others_still_go_in(store):
+    report = ingest(store, DATA / "bad_broken.json", DATA / "daily_crlf_bom.txt", DATA / "bad_binary.bin")
+    assert report.files == 3 and report.counts.added == 3
+    assert [(e.file.rsplit("/", 1)[-1], e.line) for e in report.errors] == [("bad_broken.json", 7),
+                                                                          ("bad_binary.bin", None)]
+
+
+def test_weekend_feed_is_stored_as_an_empty_listing(store):
+    report = ingest(store, DATA / "arxiv_listing_weekend.rss")
+    assert report.errors == []
+    assert [(s.date, s.papers) for s in store.listing_summaries()] == [(dt.date(2024, 3, 16), 0)]
+
+
+def test_papers_since(store):
+    ingest(store, SEED, DATA / "daily_crlf_bom.txt")
+    assert len(store.papers(since=dt.date(2024, 3, 12))) == 3
+    assert len(store.papers(since=dt.date(2024, 3, 1))) == 73
+
+
+def test_recapture_of_a_day_updates_ranks(store):
+    (listing,) = sources.read_path(DATA / "daily_crlf_bom.txt", today=TODAY)
+    store.save_listings([listing])
+    listing.papers.reverse()
+    counts = store.save_listings([listing])
+    assert (counts.added, counts.updated, counts.unchanged) == (0, 2, 1)  # the middle one kept rank 2
+    ranks = {p.paper.title: p.listings[0].rank for p in store.papers()}
+    assert [ranks[p.title] for p in listing.papers] == [1, 2, 3]
+
+
+def test_sqlite_runs_in_wal_mode(store):
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_migrations_build_the_schema_the_code_expects(store):
+    with store.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), store_module.metadata)
+    assert diffs == []
+
+
+def test_an_older_database_upgrades_in_place_on_first_use(db_url):
+    engine = store_module.create_engine(db_url)
+    store_module.upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(store_module.papers.insert().values(
+            id="t-old", title_hash="x", title="Old", abstract="", authors=[], categories=[], keywords=[],
+            first_seen=dt.datetime(2024, 1, 1), updated_at=dt.datetime(2024, 1, 1)))
+    engine.dispose()
+    reopened = Store(db_url)
+    with reopened.engine.connect() as conn:
+        head = MigrationContext.configure(conn).get_current_revision()
+        assert conn.execute(sa.select(store_module.papers.c.title)).scalars().all() == ["Old"]
+    from alembic.script import ScriptDirectory
+    from alembic.config import Config
+    config = Config()
+    config.set_main_option("script_location", str(store_module.MIGRATIONS))
+    assert head == ScriptDirectory.from_config(config).get_current_head()
