@@ -179,7 +179,7 @@ class Store:
         now = _now()
         counts = IngestCounts()
         known = self._find_known(conn, listing.papers)
-        final_ids: list[str] = []
+        final_ids: dict[str, None] = {}  # ordered set: rank order of the listing
         inserts: list[Paper] = []
         changed: list[tuple[str, Paper]] = []  # (stored id, merged paper)
         for incoming in listing.papers:
@@ -198,13 +198,12 @@ class Store:
                 else:
                     counts.unchanged += 1
             self._remember(known, paper)
-            if paper.id not in final_ids:
-                final_ids.append(paper.id)
+            final_ids.setdefault(paper.id)
 
         self._insert_papers(conn, inserts, now)
         for old_id, paper in changed:
             self._update_paper(conn, old_id, paper, now)
-        appearance_changed = self._save_entries(conn, listing, final_ids, now)
+        appearance_changed = self._save_entries(conn, listing, list(final_ids), now)
         moved = appearance_changed - {p.id for p in inserts} - {p.id for _, p in changed}
         counts.updated += len(moved)
         counts.unchanged -= len(moved)

@@ -30,7 +30,8 @@ _HEADER_LINES = {
     "get trending papers in your email inbox", "byak and the research community",
     "by ak and the research community", "trending papers", "previous", "next",
 }
-_MARKDOWN_DECOR = re.compile(r"^\s{0,3}(?:#{1,6}\s+|[-*+]\s+|>\s*)|[*_`]+")
+_MARKDOWN_PREFIX = re.compile(r"^\s{0,3}(?:#{1,6}\s+|[-*+]\s+|>\s*)")
+_MARKDOWN_EMPHASIS = re.compile(r"(\*\*|__|\*|`)(\S(?:.*?\S)?)\1")
 _MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 # A title is a single short line; a longer or multi-line block is an abstract.
 _TITLE_MAX_CHARS = 300
@@ -40,8 +41,11 @@ _SENTENCE_BREAK = re.compile(r"[a-z0-9)][.!?]\s+[A-Z]")
 
 def _plain(line: str) -> str:
     """A line without Markdown decoration; `[text](url)` becomes `text`."""
-    line = _MARKDOWN_LINK.sub(r"\1", line)
-    return _MARKDOWN_DECOR.sub("", line).strip()
+    if "](" in line:
+        line = _MARKDOWN_LINK.sub(r"\1", line)
+    if "*" in line or "`" in line or "__" in line:
+        line = _MARKDOWN_EMPHASIS.sub(r"\2", line)
+    return _MARKDOWN_PREFIX.sub("", line).strip()
 
 
 def _blocks(lines: list[str]) -> list[tuple[int, list[str]]]:

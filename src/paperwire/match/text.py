@@ -1,0 +1,103 @@
+"""Cutting field text into tokens and folding each token to the form that is compared.
+
+Only whole tokens are ever compared, which is what keeps ``RAG`` out of "leverage"
+and ``scale`` out of "ScaLearn". A token is a run of letters and digits, with inner
+apostrophes kept (``isn't``, ``LLM's``).
+
+Every token remembers its character span in the original text (so matches can be
+highlighted by slicing the untouched title or abstract) and a word *position*. Two
+tokens separated only by spaces, hyphens or a slash are adjacent; any other
+punctuation (``.`` ``,`` ``:`` ``(``) leaves a gap, so a phrase never runs across a
+sentence or a list. Tokens separated by just a space or one hyphen may also be read
+as one joined word ("multi-modal" -> "multimodal").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+import Stemmer
+
+from paperwire.models import Paper
+
+FIELDS = ("title", "abstract", "author")
+AUTHOR_SEPARATOR = ", "
+
+TOKEN_PATTERN = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
+_ADJACENT_GAP = re.compile(r"[\s\-\u2010\u2011\u2013\u2014/]+")
+_JOINABLE_GAP = re.compile(r"\s+|[-\u2010\u2011]")
+
+
+class Token(NamedTuple):
+    """One word of a field: where it is and whether it may be glued to the one before."""
+
+    surface: str  # exactly as written
+    start: int  # character offsets into the field text
+    end: int
+    position: int  # word position; consecutive words differ by 1, a break by 2
+    joins_previous: bool  # only a space or a single hyphen since the previous token
+
+
+def field_text(paper: Paper, field: str) -> str:
+    """The text a field's match spans index into (authors are joined with ", ")."""
+    if field == "title":
+        return paper.title
+    if field == "abstract":
+        return paper.abstract
+    if field == "author":
+        return AUTHOR_SEPARATOR.join(paper.authors)
+    raise ValueError(f"unknown field {field!r}")
+
+
+def tokenize(text: str) -> Iterator[Token]:
+    """Tokens of ``text`` with positions that encode which neighbours are adjacent."""
+    position = -1
+    previous_end = None
+    for found in TOKEN_PATTERN.finditer(text):
+        start, end = found.span()
+        if previous_end is None:
+            position, joins = 0, False
+        else:
+            gap = text[previous_end:start]
+            position += 1 if _ADJACENT_GAP.fullmatch(gap) else 2
+            joins = _JOINABLE_GAP.fullmatch(gap) is not None
+        previous_end = end
+        yield Token(found.group(), start, end, position, joins)
+
+
+def fold(word: str) -> str:
+    """Lower case, typographic apostrophe to ``'``, accents dropped (``Müller`` -> ``muller``)."""
+    word = word.lower().replace("\u2019", "'")
+    if word.isascii():
+        return word
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
+class Stems:
+    """Snowball English stems of folded words, memoized (the same words recur all run).
+
+    Snowball already folds the inflections topics need: ``laws``/``law``,
+    ``scaling``/``scale``/``scales``, ``quantization``/``quantized``/``quantize`` all
+    share a stem, so no extra derivational step is added. Its known limits are kept
+    rather than patched: ``scalable`` (-> ``scalabl``) is not ``scale``, and
+    ``represent`` (-> ``repres``) is not ``representation`` (-> ``represent``).
+    """
+
+    def __init__(self) -> None:
+        self._stemmer = Stemmer.Stemmer("english")
+        self._cache: dict[str, str] = {}
+
+    def of(self, folded: str) -> str:
+        stem = self._cache.get(folded)
+        if stem is None:
+            stem = self._cache[folded] = self._stemmer.stemWord(folded)
+        return stem
+
+    def learn(self, folded_words: Iterable[str]) -> None:
+        """Stem many words in one call (much faster than one by one)."""
+        new = [word for word in set(folded_words) if word not in self._cache]
+        self._cache.update(zip(new, self._stemmer.stemWords(new)))
