@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 demo: install
-	$(BIN)/paperwire ingest seeds/
+	$(BIN)/paperwire demo
 
 test: install
 	$(BIN)/python -m pytest

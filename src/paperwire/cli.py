@@ -11,15 +11,18 @@ import datetime as dt
 import json
 import logging
 import sys
-from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from . import __version__, pipeline, sources
-from .config import Settings, load_settings
+from . import __version__, pipeline, sources, subscriber_io
+from .config import Settings, load_settings, override
 from .errors import PaperwireError
+from .match import match_one
+from .models import SUBSCRIBER_STATUSES, Subscriber
 from .store import Store
+from .subscribers import build_subscriber, make_topic, normalize_email, parse_topic_spec
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -161,6 +164,388 @@ def _paper_json(item) -> dict:
         "authors": paper.authors, "links": [{"url": l.url, "kind": l.kind} for l in paper.links],
         "listings": [{"date": a.date.isoformat(), "rank": a.rank, "source": a.source} for a in item.listings],
     }
+
+
+# -- readers and topics ----------------------------------------------------------
+
+
+@cli.command()
+@click.argument("email")
+@click.option("--topic", "topic_specs", multiple=True, metavar="[NAME=]QUERY",
+              help="A topic of the reader's own; repeat for more. See the README for the query language.")
+@click.option("--follow", multiple=True, metavar="NAME", help="Follow a public topic by name; repeatable.")
+@click.option("--cadence", help="daily, or weekly:DAY (mon ... sun) [default: daily].")
+@click.option("--hour", type=int, help="Send hour 0-23 in the reader's timezone [default: 8].")
+@click.option("--tz", "timezone", metavar="ZONE", help="IANA timezone, e.g. Europe/Berlin [default: UTC].")
+@click.option("--max", "max_papers", type=int, help="Most papers per email [default: 15].")
+@click.option("--name", help="The reader's name, used in greetings.")
+@click.pass_obj
+def subscribe(app: App, email: str, topic_specs: tuple[str, ...], follow: tuple[str, ...], cadence: str | None,
+              hour: int | None, timezone: str | None, max_papers: int | None, name: str | None) -> None:
+    """Add a reader, active at once, or update one (same email: never a second reader).
+
+    Options left out keep the reader's current values; giving topics replaces
+    their topics.
+
+    \b
+    Examples:
+      paperwire subscribe ada@example.org --topic "Scaling=scaling laws" --topic "MoE OR RAG"
+      paperwire subscribe bob@example.org --follow trending --cadence weekly:fri --hour 7 --tz Europe/Berlin
+    """
+    store = app.store
+    base = store.subscriber(normalize_email(email))
+    public = {t.name.casefold(): t for t in store.public_topics()}
+    followed = []
+    for wanted in follow:
+        if wanted.casefold() not in public:
+            raise click.BadParameter(f"no public topic named {wanted!r} (see 'paperwire topics')", param_hint="--follow")
+        followed.append(public[wanted.casefold()])
+    topics = [parse_topic_spec(spec) for spec in topic_specs] + followed
+    reader = build_subscriber(email, name=name, status="active", cadence=cadence, hour=hour, timezone=timezone,
+                              max_papers=max_papers, topics=topics, base=base)
+    stored, created = store.save_subscriber(reader)
+    click.echo(f"{'Subscribed' if created else 'Updated'} {stored.email}: {_describe(stored)}")
+
+
+def _describe(reader: Subscriber) -> str:
+    topics = "; ".join(t.name if t.name == t.query else f"{t.name} = {t.query}" for t in reader.topics)
+    return f"{reader.cadence} at {reader.hour:02d}:00 {reader.timezone}, up to {reader.max_papers} papers, topics: {topics}"
+
+
+@cli.command()
+@click.argument("email")
+@click.pass_obj
+def unsubscribe(app: App, email: str) -> None:
+    """Stop sending to a reader (kept as 'unsubscribed', so a re-import cannot revive them silently).
+
+    \b
+    Example:
+      paperwire unsubscribe ada@example.org
+    """
+    address = normalize_email(email)
+    if not app.store.set_status(address, "unsubscribed"):
+        raise click.ClickException(f"no reader with email {address}")
+    click.echo(f"Unsubscribed {address}")
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of readers.")
+@click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), help="Only readers in this state.")
+@click.pass_context
+def subscribers(ctx: click.Context, as_json: bool, status: str | None) -> None:
+    """List readers, or import and export them (CSV or JSON).
+
+    \b
+    Examples:
+      paperwire subscribers
+      paperwire subscribers --json
+      paperwire subscribers export --format csv -o readers.csv
+      paperwire subscribers import readers.csv
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    readers = ctx.obj.store.subscribers(status=status)
+    if as_json:
+        click.echo(subscriber_io.to_json(readers), nl=False)
+        return
+    for reader in readers:
+        click.echo(f"{reader.email:<32} {reader.status:<12} {_describe(reader)}")
+    click.echo(f"{len(readers)} reader(s)", err=True)
+
+
+def _io_format(path: Path | None, given: str | None) -> str:
+    if given:
+        return given
+    return "csv" if path is not None and path.suffix.lower() == ".csv" else "json"
+
+
+@subscribers.command("export")
+@click.option("--format", "format_", type=click.Choice(["json", "csv"]), help="[default: from the file name, else json]")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write [default: stdout].")
+@click.pass_obj
+def subscribers_export(app: App, format_: str | None, output: Path | None) -> None:
+    """Write every reader with their topics as JSON or CSV (one row per topic).
+
+    \b
+    Example:
+      paperwire subscribers export -o out/readers.csv
+    """
+    readers = app.store.subscribers()
+    text = (subscriber_io.to_csv if _io_format(output, format_) == "csv" else subscriber_io.to_json)(readers)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"Wrote {len(readers)} reader(s) to {output}", err=True)
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "format_", type=click.Choice(["json", "csv"]), help="[default: from the file name]")
+@click.pass_obj
+def subscribers_import(app: App, file: Path, format_: str | None) -> None:
+    """Add or update readers from a JSON or CSV export. All rows or none: a bad row names its line.
+
+    \b
+    Example:
+      paperwire subscribers import readers.csv
+    """
+    public = {t.name.casefold(): t for t in app.store.public_topics()}
+    parse = subscriber_io.from_csv if _io_format(file, format_) == "csv" else subscriber_io.from_json
+    readers = parse(file.read_text(encoding="utf-8"), str(file), public)
+    created, updated = app.store.save_subscribers(readers)
+    click.echo(f"Imported {len(readers)} reader(s): {created} new, {updated} updated")
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of public topics.")
+@click.pass_context
+def topics(ctx: click.Context, as_json: bool) -> None:
+    """List public topics, or add and remove them. Each public topic gets its own feeds.
+
+    \b
+    Examples:
+      paperwire topics
+      paperwire topics add "Scaling laws" '"scaling laws" OR "compute-optimal"'
+      paperwire topics add trending '*'
+      paperwire topics remove "Scaling laws"
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    found = ctx.obj.store.public_topics()
+    if as_json:
+        click.echo(json.dumps([{"name": t.name, "slug": t.slug, "query": t.query} for t in found], indent=2,
+                              ensure_ascii=False))
+        return
+    for topic in found:
+        click.echo(f"{topic.name:<30} {topic.slug:<30} {topic.query}")
+    click.echo(f"{len(found)} public topic(s)", err=True)
+
+
+@topics.command("add")
+@click.argument("name")
+@click.argument("query")
+@click.pass_obj
+def topics_add(app: App, name: str, query: str) -> None:
+    """Create a public topic, or change the query of an existing one.
+
+    \b
+    Example:
+      paperwire topics add "Mixture of experts" 'MoE OR "sparse experts"'
+    """
+    topic = make_topic(name, query, public=True)
+    created = app.store.add_public_topic(topic)
+    click.echo(f"{'Added' if created else 'Updated'} public topic {topic.name!r} (feed name {topic.slug})")
+
+
+@topics.command("remove")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Remove it even if readers follow it.")
+@click.pass_obj
+def topics_remove(app: App, name: str, force: bool) -> None:
+    """Delete a public topic. Refuses while readers follow it, unless --force.
+
+    \b
+    Example:
+      paperwire topics remove "Mixture of experts"
+    """
+    followers = app.store.remove_public_topic(name, force=force)
+    click.echo(f"Removed public topic {name!r}" + (f"; {followers} reader(s) no longer follow it" if followers else ""))
+
+
+# -- digests ----------------------------------------------------------------------
+
+
+def _edition(app: App, date: dt.datetime | None) -> dt.date:
+    if date is not None:
+        return date.date()
+    latest = app.store.latest_listing_date()
+    if latest is None:
+        raise click.ClickException("no listings yet: run 'paperwire ingest PATH' first")
+    return latest
+
+
+def _renderer(app: App):
+    from .render import EmailRenderer  # loads MJML and Jinja: only for the commands that render
+
+    return EmailRenderer(app.settings.templates_dir, cache_dir=app.settings.out_dir / "cache")
+
+
+@cli.command("digest")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write into [default: the out_dir setting, out/].")
+@click.option("--date", type=_DATE, help="Edition date (YYYY-MM-DD) [default: the newest listing].")
+@click.option("--only", metavar="EMAIL", help="Only this reader.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list: email, subject, papers, html, text, eml.")
+@click.pass_obj
+def digest_command(app: App, out_dir: Path | None, date: dt.datetime | None, only: str | None, as_json: bool) -> None:
+    """Render every active reader's digest to files, without sending anything.
+
+    Writes DIR/digests/<date>/<reader>.html, .txt and .eml (open the .eml in a mail
+    program to see exactly what would be sent). Readers with no matching papers get
+    no digest unless the send_empty setting is on.
+
+    \b
+    Examples:
+      paperwire digest
+      paperwire digest --date 2024-03-11 --only ada@example.org --json
+    """
+    settings = app.settings
+    edition = _edition(app, date)
+    readers = app.store.subscribers(status="active")
+    if only:
+        address = normalize_email(only)
+        readers = [r for r in readers if r.email == address]
+        if not readers:
+            raise click.ClickException(f"no active reader with email {address}")
+    planned = pipeline.plan_digests(app.store, settings, readers, edition=edition)
+    written = pipeline.write_digests(planned, settings, _renderer(app), out_dir or settings.out_dir)
+    if as_json:
+        click.echo(json.dumps([item.as_dict() for item in written], indent=2, ensure_ascii=False))
+        return
+    for item in written:
+        click.echo(f"{item.email:<32} {item.papers:3d} papers  {item.html}")
+    click.echo(f"{len(written)} digest(s) for {edition} from {len(readers)} active reader(s)", err=True)
+
+
+@cli.command()
+@click.argument("email")
+@click.option("--date", type=_DATE, help="Edition date (YYYY-MM-DD) [default: the newest listing].")
+@click.pass_obj
+def preview(app: App, email: str, date: dt.datetime | None) -> None:
+    """Write one reader's digest (whatever their status, even if nothing matched) and print its path.
+
+    \b
+    Example:
+      paperwire preview ada@example.org && xdg-open "$(paperwire preview ada@example.org)"
+    """
+    address = normalize_email(email)
+    reader = app.store.subscriber(address)
+    if reader is None:
+        raise click.ClickException(f"no reader with email {address}")
+    settings = replace(app.settings, send_empty=True)
+    planned = pipeline.plan_digests(app.store, settings, [reader], edition=_edition(app, date))
+    (written,) = pipeline.write_digests(planned, settings, _renderer(app), settings.out_dir)
+    click.echo(str(written.html))
+
+
+@cli.command("feeds")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write into [default: the out_dir setting, out/].")
+@click.option("--base-url", help="Address the feeds will be served from [default: the base_url setting].")
+@click.option("--date", type=_DATE, help="Newest listing date to include [default: the newest listing].")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object: feeds (title, slug, atom, rss, json) and opml.")
+@click.pass_obj
+def feeds_command(app: App, out_dir: Path | None, base_url: str | None, date: dt.datetime | None,
+                  as_json: bool) -> None:
+    """Write the trending feed and one feed per public topic (Atom, RSS 2.0, JSON Feed) plus an OPML list.
+
+    Files: DIR/feeds/trending.*, DIR/feeds/topics/<slug>.atom|.rss|.json and
+    DIR/feeds/feeds.opml. The same database gives byte-identical feeds.
+
+    \b
+    Examples:
+      paperwire feeds
+      paperwire feeds --base-url https://papers.example.org --out public/
+    """
+    settings = override(app.settings, base_url=base_url)
+    written, opml = pipeline.write_feeds(app.store, settings, out_dir or settings.out_dir, edition=_edition(app, date))
+    if as_json:
+        click.echo(json.dumps({"feeds": [f.as_dict() for f in written], "opml": str(opml)}, indent=2,
+                              ensure_ascii=False))
+        return
+    for feed in written:
+        click.echo(f"{feed.title:<36} {feed.files['atom']}")
+    click.echo(f"OPML: {opml}")
+
+
+@cli.command()
+@click.option("--seeds", type=click.Path(exists=True, path_type=Path), default=Path("seeds"), show_default=True,
+              help="Listings to ingest.")
+@click.option("--examples", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("examples"),
+              show_default=True, help="Folder with readers.json and topics.json.")
+@click.pass_obj
+def demo(app: App, seeds: Path, examples: Path) -> None:
+    """Run the whole job on the shipped examples: ingest, demo readers, digests, feeds, index page.
+
+    Safe to run again: nothing is duplicated. Open out/index.html afterwards.
+
+    \b
+    Example:
+      paperwire demo            # what `make demo` runs
+    """
+    settings, store = app.settings, app.store
+    report = pipeline.ingest(store, [seeds])
+    _print_ingest(report, store, verbose=False)
+    for raw in json.loads((examples / "topics.json").read_text(encoding="utf-8")):
+        store.add_public_topic(make_topic(raw["name"], raw["query"], public=True))
+    public = {t.name.casefold(): t for t in store.public_topics()}
+    readers_file = examples / "readers.json"
+    readers = subscriber_io.from_json(readers_file.read_text(encoding="utf-8"), str(readers_file), public)
+    store.save_subscribers(readers)
+    edition = _edition(app, None)
+    planned = pipeline.plan_digests(store, settings, store.subscribers(status="active"), edition=edition)
+    written = pipeline.write_digests(planned, settings, _renderer(app), settings.out_dir)
+    feed_files, opml = pipeline.write_feeds(store, settings, settings.out_dir, edition=edition)
+    index = pipeline.write_index(store, settings, settings.out_dir, edition=edition, digests=written,
+                                 feed_files=feed_files, opml=opml)
+    click.echo(f"\n{len(readers)} demo readers, {len(written)} digest(s) and {len(feed_files)} feed(s) for {edition}:")
+    for item in written:
+        click.echo(f"  {item.email:<24} {item.subject}")
+    click.echo(f"\nOpen {index.resolve()} to see everything.")
+    if report.errors:
+        raise click.exceptions.Exit(1)
+
+
+# -- trying a topic -------------------------------------------------------------
+
+
+@cli.command("match")
+@click.argument("query")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Most papers to show.")
+@click.option("--since", type=_DATE, help="Only papers listed on or after this date (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list in rank order: id, title, score, matched.")
+@click.pass_obj
+def match_command(app: App, query: str, limit: int, since: dt.datetime | None, as_json: bool) -> None:
+    """Try a topic query on the stored papers before subscribing to it.
+
+    Prints the papers it picks, best first, with the matched words highlighted and
+    why each was picked. See the README for the query language.
+
+    \b
+    Examples:
+      paperwire match '"scaling laws"'
+      paperwire match 'MoE OR "mixture of experts" -survey' --since 2024-03-11 --json
+      paperwire match 'title:RAG author:"Ada Lovelace"'
+    """
+    make_topic(None, query)  # a bad query is a clear error with a pointer to the position
+    papers = [item.paper for item in app.store.papers(since=since.date() if since else None)]
+    ranking = match_one(query, papers, app.settings.acronyms, limit=limit)
+    by_id = {paper.id: paper for paper in papers}
+    if as_json:
+        click.echo(json.dumps([{
+            "id": m.paper_id, "title": by_id[m.paper_id].title, "score": round(m.score, 4),
+            "matched": list(dict.fromkeys(hit.term for hit in m.terms))} for m in ranking], indent=2,
+            ensure_ascii=False))
+        return
+    for place, found in enumerate(ranking, start=1):
+        paper = by_id[found.paper_id]
+        title_spans = [span for hit in found.terms if hit.field == "title" for span in hit.spans]
+        click.echo(f"{place:3d}. {_highlight(paper.title, title_spans)}")
+        reasons = ", ".join(f"{hit.term} ({hit.field})" for hit in found.terms)
+        click.echo(f"     score {found.score:.2f} · {paper.id}" + (f" · matched: {reasons}" if reasons else ""))
+    click.echo(f"{len(ranking)} of {len(papers)} paper(s) shown", err=True)
+
+
+def _highlight(text: str, spans: list[tuple[int, int]]) -> str:
+    """Matched parts in bold (colour is dropped by click when not on a terminal)."""
+    out, last = [], 0
+    for start, end in sorted(spans):
+        if start < last:
+            continue
+        out += [text[last:start], click.style(text[start:end], bold=True, fg="yellow")]
+        last = end
+    return "".join(out) + text[last:]
 
 
 def main() -> None:

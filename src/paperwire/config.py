@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -26,6 +27,8 @@ from .errors import ConfigError
 log = logging.getLogger(__name__)
 
 CONFIG_FILE_NAME = "paperwire.toml"
+# The templates shipped beside src/ (the project layout); a setting can point elsewhere.
+DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 ENV_PREFIX = "PAPERWIRE_"
 
 
@@ -59,12 +62,70 @@ def _as_acronyms(value: Any) -> dict[str, tuple[str, ...]]:
     return table
 
 
+def _as_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected text")
+    if any(ch in value for ch in "\r\n"):
+        raise ValueError("must be one line")
+    return value.strip()
+
+
+def _as_base_url(value: Any) -> str:
+    text = _as_text(value).rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"{text!r} is not an http(s) address such as https://papers.example.org")
+    return text
+
+
+def _as_email(value: Any) -> str:
+    text = _as_text(value)
+    local, at, domain = text.rpartition("@")
+    if not at or not local or "." not in domain and domain != "localhost" or " " in text:
+        raise ValueError(f"{text!r} is not an email address")
+    return text
+
+
+def _as_optional_email(value: Any) -> str:
+    return _as_email(value) if str(value).strip() else ""
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def _as_optional_path(value: Any) -> Path | None:
+    return _as_path(value) if str(value).strip() else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable. Field names are setting keys with ``_`` for dots."""
 
     db: str = "sqlite:///out/paperwire.sqlite3"
     out_dir: Path = Path("out")
+    templates_dir: Path = DEFAULT_TEMPLATES
+    # Where `paperwire serve` answers; every absolute link in emails and feeds starts here.
+    base_url: str = "http://127.0.0.1:8000"
+    # The sender of digests, and the line at the bottom of every email that says who sends it.
+    sender_name: str = "paperwire"
+    sender_email: str = "digest@paperwire.localhost"
+    reply_to: str = ""
+    sender_line: str = "paperwire · research-paper digests"
+    list_id: str = "digest.paperwire.localhost"
+    unsubscribe_email: str = "unsubscribe@paperwire.localhost"
+    send_empty: bool = False  # send a "nothing matched today" email instead of nothing
+    # DKIM signing happens only when a key file is set.
+    dkim_key_file: Path | None = None
+    dkim_selector: str = "paperwire"
+    dkim_domain: str = ""
     acronyms: Mapping[str, tuple[str, ...]] = None  # type: ignore[assignment]  # set below
 
     def __post_init__(self) -> None:
@@ -76,6 +137,18 @@ class Settings:
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "db": _as_db_url,
     "out_dir": _as_path,
+    "templates_dir": _as_path,
+    "base_url": _as_base_url,
+    "sender_name": _as_text,
+    "sender_email": _as_email,
+    "reply_to": _as_optional_email,
+    "sender_line": _as_text,
+    "list_id": _as_text,
+    "unsubscribe_email": _as_email,
+    "send_empty": _as_bool,
+    "dkim_key_file": _as_optional_path,
+    "dkim_selector": _as_text,
+    "dkim_domain": _as_text,
     "acronyms": _as_acronyms,
 }
 # Settings that only make sense as a TOML table, never as one environment string.
@@ -162,9 +235,12 @@ def load_settings(
     elif (cwd / CONFIG_FILE_NAME).is_file():
         settings = replace(settings, **_from_file(cwd / CONFIG_FILE_NAME))
     settings = replace(settings, **_from_env(environ))
-    flag_values = dict(
-        _convert(key, value, f"flag --{key.replace('_', '-')}")
-        for key, value in (flags or {}).items()
-        if value is not None
+    return override(settings, **(flags or {}))
+
+
+def override(settings: Settings, **flags: Any) -> Settings:
+    """Settings with command-line values on top; ``None`` means the flag was not given."""
+    values = dict(
+        _convert(key, value, f"flag --{key.replace('_', '-')}") for key, value in flags.items() if value is not None
     )
-    return replace(settings, **flag_values)
+    return replace(settings, **values)

@@ -43,3 +43,17 @@ class StoreError(PaperwireError):
 
 class DeliveryError(PaperwireError):
     """A message could not be handed to the mail server."""
+
+
+class ValidationError(PaperwireError):
+    """A value a person typed (an email, a cadence, a CSV cell) is not acceptable.
+
+    ``field`` names what was wrong; ``where`` (optional) says which file and line.
+    """
+
+    def __init__(self, field: str, message: str, *, where: str = ""):
+        self.field = field
+        self.where = where
+        self.reason = message
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}{field}: {message}")

@@ -65,3 +65,86 @@ class StoredPaper:
 
     paper: Paper
     listings: list[Appearance] = field(default_factory=list)
+
+
+# Reader states. Only "active" readers get digests; "pending" waits for confirmation.
+SUBSCRIBER_STATUSES = ("pending", "active", "paused", "unsubscribed", "bouncing")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(slots=True)
+class Topic:
+    """A named query. Public topics (``public=True``) have a slug and their own feeds."""
+
+    name: str
+    query: str
+    public: bool = False
+    slug: str = ""
+
+
+@dataclass(slots=True)
+class Subscriber:
+    """A reader and their preferences. ``cadence`` is ``daily`` or ``weekly:<weekday>``."""
+
+    email: str
+    name: str = ""
+    status: str = "active"
+    cadence: str = "daily"
+    hour: int = 8
+    timezone: str = "UTC"
+    max_papers: int = 15
+    topics: list[Topic] = field(default_factory=list)
+    token: str = ""
+    created_at: dt.datetime | None = None
+    confirmed_at: dt.datetime | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """Why a paper was picked: a query term found in a field at [start, end) spans."""
+
+    term: str
+    field: str  # "title", "abstract" or "author"
+    spans: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestItem:
+    """One paper in one reader's digest, under its best topic."""
+
+    paper: Paper
+    score: float
+    rank: int  # trending rank in its listing
+    listing_date: dt.date
+    topics: tuple[str, ...]  # every topic of the reader it matched, best first
+    hits: tuple[Hit, ...]  # the matched terms of its best topic
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSection:
+    topic: Topic
+    items: tuple[DigestItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """What one reader gets in one email: sections by topic, capped, plus a count of the rest.
+
+    ``edition`` names this digest for this reader (the newest listing date it covers);
+    it is how the archive, the delivery record and the Message-ID refer to it.
+    """
+
+    subscriber: Subscriber
+    edition: str
+    listing_date: dt.date
+    sections: tuple[DigestSection, ...]
+    more: int = 0  # matching papers left out by the reader's cap
+
+    @property
+    def papers(self) -> int:
+        return sum(len(section.items) for section in self.sections)
+
+    @property
+    def topic_names(self) -> list[str]:
+        return [section.topic.name for section in self.sections]

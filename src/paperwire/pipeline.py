@@ -7,13 +7,22 @@ serialize, and never prints itself.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+import os
+import re
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import sources
+from . import digest, feeds, mail, sources
+from .config import Settings
 from .errors import SourceError
+from .match import compile_queries
+from .models import Digest, Subscriber
 from .store import IngestCounts, Store
+
+if TYPE_CHECKING:  # rendering loads MJML and Jinja: only when digests are written
+    from .render import EmailRenderer
 
 
 @dataclass(frozen=True)
@@ -67,3 +76,169 @@ def ingest(
         if on_file:
             on_file(path)
     return report
+
+
+# -- digests ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DigestFiles:
+    email: str
+    subject: str
+    papers: int
+    html: Path
+    text: Path
+    eml: Path
+
+    def as_dict(self) -> dict:
+        return {"email": self.email, "subject": self.subject, "papers": self.papers,
+                "html": str(self.html), "text": str(self.text), "eml": str(self.eml)}
+
+
+def reader_file_stem(email: str) -> str:
+    """A file name for a reader that no address can turn into a path outside the folder."""
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", email.replace("@", "_at_"))[:150]
+
+
+def plan_digests(
+    store: Store,
+    settings: Settings,
+    readers: Sequence[Subscriber],
+    *,
+    edition: dt.date,
+    last_editions: Mapping[str, dt.date] | None = None,
+    already_sent: Mapping[str, Container[str]] | None = None,
+) -> Iterator[Digest]:
+    """Each reader's digest for ``edition``, matching every reader's topics in one pass.
+
+    Readers with nothing new are skipped unless ``settings.send_empty``. The matcher
+    sees the widest window any reader needs (seven days); each digest then keeps the
+    papers of its own window.
+    """
+    last_editions = last_editions or {}
+    already_sent = already_sent or {}
+    stored = store.papers(since=edition - digest.WEEK + dt.timedelta(days=1), until=edition)
+    papers = [item.paper for item in stored]
+    by_id = {paper.id: paper for paper in papers}
+    placements = {item.paper.id: digest.Placement(*_placement(item, edition)) for item in stored}
+    matcher = compile_queries(
+        (((index, topic_index), topic.query) for index, reader in enumerate(readers)
+         for topic_index, topic in enumerate(reader.topics)),
+        settings.acronyms,
+    )
+    rankings = matcher.match(papers)
+    for index, reader in enumerate(readers):
+        first, _ = digest.window(reader, edition, last_editions.get(reader.email))
+        found = [rankings[(index, topic_index)] for topic_index in range(len(reader.topics))]
+        result = digest.build_digest(reader, found, by_id, placements, edition=edition, first_date=first,
+                                     already_sent=already_sent.get(reader.email, frozenset()))
+        if result.papers or settings.send_empty:
+            yield result
+
+
+def write_digests(
+    digests: Iterable[Digest],
+    settings: Settings,
+    renderer: EmailRenderer,
+    out_dir: Path,
+    *,
+    now: dt.datetime | None = None,
+) -> list[DigestFiles]:
+    """Render each digest and write ``digests/<edition>/<reader>.html|.txt|.eml`` under ``out_dir``."""
+    signer = mail.Signer.from_settings(settings)
+    written = []
+    for item in digests:
+        rendered = renderer.render(item, settings)
+        message = mail.build_message(item, rendered, settings, now=now)
+        folder = out_dir / "digests" / item.edition
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = reader_file_stem(item.subscriber.email)
+        paths = [folder / f"{stem}.{suffix}" for suffix in ("html", "txt", "eml")]
+        paths[0].write_text(rendered.html, encoding="utf-8")
+        paths[1].write_text(rendered.text, encoding="utf-8")
+        paths[2].write_bytes(mail.message_bytes(message, signer))
+        written.append(DigestFiles(item.subscriber.email, rendered.subject, item.papers, *paths))
+    return written
+
+
+# -- feeds --------------------------------------------------------------------------
+
+FEED_WINDOW = dt.timedelta(days=30)  # topic feeds show matches from the last month of listings
+
+
+@dataclass(frozen=True)
+class FeedFiles:
+    title: str
+    slug: str
+    files: dict[str, Path]  # kind ("atom", "rss", "json") -> path
+
+    def as_dict(self) -> dict:
+        return {"title": self.title, "slug": self.slug, **{kind: str(path) for kind, path in self.files.items()}}
+
+
+def write_feeds(store: Store, settings: Settings, out_dir: Path, *, edition: dt.date) -> tuple[list[FeedFiles], Path]:
+    """Write the trending feed, one feed per public topic (Atom, RSS, JSON Feed) and the OPML.
+
+    Everything comes from stored data (no clock), so the same database gives
+    byte-identical files.
+    """
+    stored = store.papers(since=edition - FEED_WINDOW + dt.timedelta(days=1), until=edition)
+    items = [feeds.FeedItem(s.paper, *_placement(s, edition)) for s in stored]
+    public = store.public_topics()
+    rankings = compile_queries(((t.slug, t.query) for t in public), settings.acronyms).match(
+        [item.paper for item in items])
+    position = {item.paper.id: item for item in items}
+
+    folder = out_dir / "feeds"
+    (folder / "topics").mkdir(parents=True, exist_ok=True)
+    week_start = edition - digest.WEEK + dt.timedelta(days=1)
+    trending = feeds.FeedSpec("Trending papers", feeds.TRENDING_SLUG, "The trending papers of each day's listing.")
+    written = [_write_feed(folder, trending, [i for i in items if i.date >= week_start], settings, edition)]
+    for topic in public:
+        spec = feeds.FeedSpec(topic.name, topic.slug, f"Papers on {topic.name}", query=topic.query)
+        matched = [position[m.paper_id] for m in rankings[topic.slug]]
+        written.append(_write_feed(folder / "topics", spec, matched, settings, edition))
+    opml = folder / "feeds.opml"
+    opml.write_bytes(feeds.render_opml([(t.name, t.slug) for t in public], settings.base_url))
+    return written, opml
+
+
+def _placement(stored, edition: dt.date) -> tuple[dt.date, int]:
+    newest = next(a for a in stored.listings if a.date <= edition)
+    return newest.date, newest.rank
+
+
+def _write_feed(folder: Path, spec, items, settings: Settings, edition: dt.date) -> FeedFiles:
+    rendered = feeds.render_feed(spec, items, settings.base_url, publisher=settings.sender_name, empty_date=edition)
+    files = {}
+    for kind, data in rendered.items():
+        path = folder / f"{spec.slug}.{kind}"
+        path.write_bytes(data)
+        files[kind] = path
+    return FeedFiles(spec.title, spec.slug, files)
+
+
+# -- the index page of out/ ---------------------------------------------------------
+
+
+def write_index(store: Store, settings: Settings, out_dir: Path, *, edition: dt.date,
+                digests: Sequence[DigestFiles], feed_files: Sequence[FeedFiles], opml: Path | None) -> Path:
+    """``out_dir/index.html``: one page linking every digest and feed a run wrote."""
+    import jinja2  # only this step needs it
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(settings.templates_dir), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+
+    def rel(path: Path) -> str:
+        return Path(os.path.relpath(path, out_dir)).as_posix()
+
+    page = env.get_template("index.html.j2").render(
+        out_dir=str(out_dir), edition=edition.isoformat(), listings=store.listing_summaries(),
+        digests=[{"email": d.email, "subject": d.subject, "html": rel(d.html), "text": rel(d.text), "eml": rel(d.eml)}
+                 for d in digests],
+        feeds=[{"title": f.title, "files": [(kind, rel(path)) for kind, path in f.files.items()]} for f in feed_files],
+        opml=rel(opml) if opml else None,
+    )
+    index = out_dir / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index

@@ -18,8 +18,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from .errors import StoreError
-from .models import Appearance, Link, Listing, Paper, StoredPaper
+from .errors import StoreError, ValidationError
+from .models import Appearance, Link, Listing, Paper, StoredPaper, Subscriber, Topic
 from .normalize import merge_papers, title_hash
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -65,6 +65,42 @@ listing_papers = sa.Table(
     sa.Column("paper_id", sa.String(64), sa.ForeignKey("papers.id"), primary_key=True),
     sa.Column("rank", sa.Integer, nullable=False),
     sa.Index("ix_listing_papers_paper_id", "paper_id"),
+)
+subscribers = sa.Table(
+    "subscribers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("cadence", sa.String(16), nullable=False),
+    sa.Column("send_hour", sa.Integer, nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("max_papers", sa.Integer, nullable=False),
+    sa.Column("token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_subscribers_email", "email", unique=True),
+    sa.Index("ix_subscribers_token", "token", unique=True),
+)
+topics = sa.Table(
+    "topics", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("slug", sa.String(80), nullable=False),
+    sa.Column("query", sa.Text, nullable=False),
+    sa.Column("public", sa.Boolean, nullable=False),
+    sa.Column("owner_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_topics_owner_id", "owner_id"),
+    sa.Index("ix_topics_slug", "slug"),
+)
+subscriber_topics = sa.Table(
+    "subscriber_topics", metadata,
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), primary_key=True),
+    sa.Column("topic_id", sa.Integer, sa.ForeignKey("topics.id"), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Index("ix_subscriber_topics_topic_id", "topic_id"),
 )
 # Every table with a paper_id column: re-keying a paper (title id -> arXiv id) updates them all.
 PAPER_REFERENCES = (paper_links, listing_papers)
@@ -287,8 +323,12 @@ class Store:
 
     # -- reading -----------------------------------------------------------------
 
-    def papers(self, since: dt.date | None = None) -> list[StoredPaper]:
-        """Every paper listed on or after ``since``, newest listing first, then by rank."""
+    def papers(self, since: dt.date | None = None, until: dt.date | None = None) -> list[StoredPaper]:
+        """Every paper listed between ``since`` and ``until`` (inclusive), newest listing first, then by rank.
+
+        Each paper comes once, placed by its newest appearance in that window; its
+        ``listings`` still name every appearance, newest first.
+        """
         appearances = (
             sa.select(listing_papers.c.paper_id, listing_papers.c.rank, listings.c.date, listings.c.source)
             .join(listings, listings.c.id == listing_papers.c.listing_id)
@@ -296,14 +336,22 @@ class Store:
         )
         with self.engine.connect() as conn:
             seen: dict[str, list[Appearance]] = {}
+            placed: dict[str, Appearance] = {}  # insertion order = newest in-window appearance first
             for row in conn.execute(appearances):
-                seen.setdefault(row.paper_id, []).append(Appearance(row.date, row.rank, row.source))
-            wanted = [pid for pid, where in seen.items() if since is None or where[0].date >= since]
+                here = Appearance(row.date, row.rank, row.source)
+                seen.setdefault(row.paper_id, []).append(here)
+                if (since is None or row.date >= since) and (until is None or row.date <= until):
+                    placed.setdefault(row.paper_id, here)
+            wanted = sorted(placed, key=lambda pid: (-placed[pid].date.toordinal(), placed[pid].rank))
             rows = {}
             for chunk in _chunks(wanted):
                 rows.update({row.id: row for row in conn.execute(sa.select(papers).where(papers.c.id.in_(chunk)))})
             links = self._links_of(conn, wanted)
         return [StoredPaper(_paper_from_row(rows[pid], links.get(pid, [])), seen[pid]) for pid in wanted]
+
+    def latest_listing_date(self) -> dt.date | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.max(listings.c.date))).scalar()
 
     def listing_summaries(self) -> list[ListingSummary]:
         query = (
@@ -318,6 +366,137 @@ class Store:
     def count_papers(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(papers)).scalar_one()
+
+    # -- readers and topics ------------------------------------------------------
+
+    def save_subscriber(self, subscriber: Subscriber) -> tuple[Subscriber, bool]:
+        """Insert or update by email (never a second row); returns (stored, created)."""
+        with self.engine.begin() as conn:
+            return self._save_subscriber(conn, subscriber)
+
+    def save_subscribers(self, batch: Sequence[Subscriber]) -> tuple[int, int]:
+        """Many readers in ONE transaction (an import): (created, updated)."""
+        created = 0
+        with self.engine.begin() as conn:
+            for subscriber in batch:
+                created += self._save_subscriber(conn, subscriber)[1]
+        return created, len(batch) - created
+
+    def _save_subscriber(self, conn: Connection, subscriber: Subscriber) -> tuple[Subscriber, bool]:
+        now = _now()
+        existing = conn.execute(sa.select(subscribers.c.id, subscribers.c.confirmed_at)
+                                .where(subscribers.c.email == subscriber.email)).first()
+        values = {
+            "email": subscriber.email, "name": subscriber.name, "status": subscriber.status,
+            "cadence": subscriber.cadence, "send_hour": subscriber.hour, "timezone": subscriber.timezone,
+            "max_papers": subscriber.max_papers, "token": subscriber.token, "updated_at": now,
+            "confirmed_at": subscriber.confirmed_at or (now if subscriber.status == "active" else None),
+        }
+        if existing is None:
+            values["created_at"] = subscriber.created_at or now
+            existing_id = conn.execute(subscribers.insert().values(**values)).inserted_primary_key[0]
+            created = True
+        else:
+            # A reader's token is in every link they were sent: an update never changes it,
+            # and the first confirmation time stays.
+            existing_id = existing.id
+            del values["token"]
+            if existing.confirmed_at is not None:
+                del values["confirmed_at"]
+            conn.execute(subscribers.update().where(subscribers.c.id == existing_id).values(**values))
+            created = False
+        self._replace_topics(conn, existing_id, subscriber.topics, now)
+        return self._subscribers(conn, subscribers.c.id == existing_id)[0], created
+
+    def _replace_topics(self, conn: Connection, subscriber_id: int, wanted: Sequence[Topic], now: dt.datetime) -> None:
+        conn.execute(subscriber_topics.delete().where(subscriber_topics.c.subscriber_id == subscriber_id))
+        conn.execute(topics.delete().where(topics.c.owner_id == subscriber_id))
+        for position, topic in enumerate(wanted):
+            if topic.public:
+                topic_id = self._public_topic_id(conn, topic.name)
+            else:
+                topic_id = conn.execute(topics.insert().values(
+                    name=topic.name, slug=topic.slug, query=topic.query, public=False, owner_id=subscriber_id,
+                    created_at=now)).inserted_primary_key[0]
+            conn.execute(subscriber_topics.insert().values(
+                subscriber_id=subscriber_id, topic_id=topic_id, position=position))
+
+    @staticmethod
+    def _public_topic_id(conn: Connection, name: str) -> int:
+        found = conn.execute(sa.select(topics.c.id).where(
+            topics.c.public.is_(True), sa.func.lower(topics.c.name) == name.lower())).scalar()
+        if found is None:
+            raise ValidationError("topic", f"there is no public topic named {name!r} (see 'paperwire topics')")
+        return found
+
+    def set_status(self, email: str, status: str) -> bool:
+        """Change a reader's status; False when no reader has that email."""
+        with self.engine.begin() as conn:
+            result = conn.execute(subscribers.update().where(subscribers.c.email == email)
+                                  .values(status=status, updated_at=_now()))
+            return result.rowcount > 0
+
+    def subscriber(self, email: str) -> Subscriber | None:
+        with self.engine.connect() as conn:
+            found = self._subscribers(conn, subscribers.c.email == email)
+        return found[0] if found else None
+
+    def subscribers(self, status: str | None = None) -> list[Subscriber]:
+        condition = subscribers.c.status == status if status else sa.true()
+        with self.engine.connect() as conn:
+            return self._subscribers(conn, condition)
+
+    @staticmethod
+    def _subscribers(conn: Connection, condition) -> list[Subscriber]:
+        rows = conn.execute(sa.select(subscribers).where(condition).order_by(subscribers.c.email)).all()
+        followed: dict[int, list[Topic]] = {}
+        ids = [row.id for row in rows]
+        for chunk in _chunks(ids):
+            query = (sa.select(subscriber_topics.c.subscriber_id, topics)
+                     .join(topics, topics.c.id == subscriber_topics.c.topic_id)
+                     .where(subscriber_topics.c.subscriber_id.in_(chunk))
+                     .order_by(subscriber_topics.c.subscriber_id, subscriber_topics.c.position))
+            for row in conn.execute(query):
+                followed.setdefault(row.subscriber_id, []).append(
+                    Topic(name=row.name, query=row.query, public=row.public, slug=row.slug))
+        return [Subscriber(
+            id=row.id, email=row.email, name=row.name, status=row.status, cadence=row.cadence, hour=row.send_hour,
+            timezone=row.timezone, max_papers=row.max_papers, token=row.token, created_at=row.created_at,
+            confirmed_at=row.confirmed_at, topics=followed.get(row.id, [])) for row in rows]
+
+    def add_public_topic(self, topic: Topic) -> bool:
+        """Create or update a public topic by name; True when it was created."""
+        with self.engine.begin() as conn:
+            clash = conn.execute(sa.select(topics.c.name).where(
+                topics.c.public.is_(True), topics.c.slug == topic.slug,
+                sa.func.lower(topics.c.name) != topic.name.lower())).scalar()
+            if clash:
+                raise ValidationError("topic name", f"{topic.name!r} would share the feed name '{topic.slug}' with {clash!r}")
+            existing = conn.execute(sa.select(topics.c.id).where(
+                topics.c.public.is_(True), sa.func.lower(topics.c.name) == topic.name.lower())).scalar()
+            if existing is None:
+                conn.execute(topics.insert().values(name=topic.name, slug=topic.slug, query=topic.query,
+                                                    public=True, owner_id=None, created_at=_now()))
+                return True
+            conn.execute(topics.update().where(topics.c.id == existing).values(query=topic.query))
+            return False
+
+    def remove_public_topic(self, name: str, *, force: bool = False) -> int:
+        """Delete a public topic; returns how many readers followed it (refuses unless force)."""
+        with self.engine.begin() as conn:
+            topic_id = self._public_topic_id(conn, name)
+            followers = conn.execute(sa.select(sa.func.count()).select_from(subscriber_topics)
+                                     .where(subscriber_topics.c.topic_id == topic_id)).scalar_one()
+            if followers and not force:
+                raise ValidationError("topic", f"{followers} reader(s) follow {name!r}; use --force to remove it anyway")
+            conn.execute(subscriber_topics.delete().where(subscriber_topics.c.topic_id == topic_id))
+            conn.execute(topics.delete().where(topics.c.id == topic_id))
+            return followers
+
+    def public_topics(self) -> list[Topic]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(topics).where(topics.c.public.is_(True)).order_by(topics.c.name))
+            return [Topic(name=r.name, query=r.query, public=True, slug=r.slug) for r in rows]
 
 
 def _fields(paper: Paper) -> dict:

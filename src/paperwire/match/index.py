@@ -1,13 +1,17 @@
 """Where the query vocabulary occurs in today's papers, built once per run.
 
 Every paper is tokenized and folded once. Only symbols that some compiled query uses
-are kept, so the index stays small however long the abstracts are. For each field
-and symbol the index holds, per paper, the occurrences as
-``(first position, last position, start char, end char)``; a glued neighbour pair
-("multi modal" read as ``multimod``) spans two positions.
+are kept, so the index stays small however long the abstracts are.
 
-Finding a pattern is then an intersection of a few posting lists plus a walk along
-positions -- never a scan of paper text.
+Positions are global within a field: paper ``i``'s word ``p`` sits at
+``i * stride + p``, with ``stride`` larger than any paper's last position plus one,
+so no phrase can run from one paper into the next. For each field and symbol the
+index keeps two maps, ``start -> (end, start char, end char)`` and
+``end -> (start, start char, end char)``; a glued neighbour pair ("multi modal" read
+as ``multimod``) is one occurrence spanning two positions.
+
+Finding a phrase starts from the occurrences of its rarest symbol and checks the
+neighbours by dictionary lookups -- never a scan of paper text.
 """
 
 from __future__ import annotations
@@ -19,11 +23,101 @@ from paperwire.match.patterns import Pattern
 from paperwire.match.text import FIELDS, Stems, Token, field_text, fold, tokenize
 from paperwire.models import Paper
 
-Occurrence = tuple[int, int, int, int]  # first position, last position, start char, end char
-Span = tuple[int, int]  # [start, end) character offsets into the field text
-Postings = dict[int, list[Occurrence]]  # paper index -> occurrences
+from paperwire.match.results import Span
+Located = tuple[int, int, int]  # (the other end's global position, start char, end char)
+Occurrence = tuple[int, int, int, int]  # (first global position, last global position, start char, end char)
 
 ACRONYM_FIELDS = ("title", "abstract")  # author names are never read as acronyms
+
+
+class _FieldPostings:
+    """Occurrences of the wanted symbols in one field of every paper."""
+
+    def __init__(self, stride: int):
+        self.stride = stride
+        self.by_paper: dict[str, dict[int, list[Occurrence]]] = {}
+        self.by_start: dict[str, dict[int, Located]] = {}
+        self.by_end: dict[str, dict[int, Located]] = {}
+        self._paper_sets: dict[str, set[int]] = {}
+        self._shifted: dict[tuple[str, int], set[int]] = {}
+        self.wide: set[str] = set()  # symbols that occur as a glued pair (two positions)
+        self.solid: set[str] = set()  # symbols that occur as one written word
+
+    def add(self, symbol: str, paper: int, start: int, end: int, start_char: int, end_char: int) -> None:
+        self.by_paper.setdefault(symbol, {}).setdefault(paper, []).append((start, end, start_char, end_char))
+        self.by_start.setdefault(symbol, {})[start] = (end, start_char, end_char)
+        self.by_end.setdefault(symbol, {})[end] = (start, start_char, end_char)
+        (self.wide if end != start else self.solid).add(symbol)
+
+    def _starts_minus(self, symbol: str, offset: int) -> set[int]:
+        """Start positions of ``symbol`` moved back by ``offset`` (cached: symbols recur)."""
+        key = (symbol, offset)
+        found = self._shifted.get(key)
+        if found is None:
+            found = self._shifted[key] = {start - offset for start in self.by_start[symbol]}
+        return found
+
+    def papers_with(self, symbol: str) -> set[int]:
+        found = self._paper_sets.get(symbol)
+        if found is None:
+            found = self._paper_sets[symbol] = set(self.by_paper.get(symbol, ()))
+        return found
+
+    def find(self, pattern: Pattern) -> dict[int, list[Span]]:
+        """Per paper index, the character spans where ``pattern`` occurs."""
+        if any(symbol not in self.by_paper for symbol in pattern):
+            return {}
+        if len(pattern) == 1:
+            return {paper: [(o[2], o[3]) for o in found] for paper, found in self.by_paper[pattern[0]].items()}
+        if self.wide.isdisjoint(pattern):
+            return self._find_one_word_each(pattern)
+        return self._find_by_walking(pattern)
+
+    def _find_one_word_each(self, pattern: Pattern) -> dict[int, list[Span]]:
+        """Every symbol is one word wide, so the pattern starts where the shifted start sets meet."""
+        starts = self._starts_minus(pattern[0], 0)
+        for offset in range(1, len(pattern)):
+            starts = starts & self._starts_minus(pattern[offset], offset)
+            if not starts:
+                return {}
+        first, last, width = self.by_start[pattern[0]], self.by_start[pattern[-1]], len(pattern) - 1
+        found: dict[int, list[Span]] = {}
+        for start in sorted(starts):
+            found.setdefault(start // self.stride, []).append((first[start][1], last[start + width][2]))
+        return found
+
+    def _find_by_walking(self, pattern: Pattern) -> dict[int, list[Span]]:
+        """Some symbol may be a glued pair: grow each occurrence of the rarest symbol."""
+        paper_sets = sorted((self.papers_with(symbol) for symbol in pattern), key=len)
+        candidates = paper_sets[0].intersection(*paper_sets[1:])
+        if not candidates:
+            return {}
+        anchor = min(range(len(pattern)), key=lambda i: len(self.by_start[pattern[i]]))
+        anchored = self.by_paper[pattern[anchor]]
+        starts = [self.by_start[symbol] for symbol in pattern[anchor + 1 :]]
+        ends = [self.by_end[symbol] for symbol in reversed(pattern[:anchor])]
+        found: dict[int, list[Span]] = {}
+        for paper in candidates:
+            spans = [span for occurrence in anchored[paper] if (span := _extend(occurrence, starts, ends))]
+            if spans:
+                found[paper] = spans
+        return found
+
+
+def _extend(occurrence: Occurrence, starts: list[dict[int, Located]], ends: list[dict[int, Located]]) -> Span | None:
+    """Grow one anchor occurrence right, then left, into the whole pattern (or fail)."""
+    first, last, start_char, end_char = occurrence
+    for following in starts:
+        step = following.get(last + 1)
+        if step is None:
+            return None
+        last, end_char = step[0], step[2]
+    for preceding in ends:
+        step = preceding.get(first - 1)
+        if step is None:
+            return None
+        first, start_char = step[0], step[1]
+    return (start_char, end_char)
 
 
 class PaperIndex:
@@ -31,91 +125,65 @@ class PaperIndex:
 
     def __init__(self, papers: Sequence[Paper], wanted: Collection[str], acronyms: AcronymTable, stems: Stems):
         self.paper_count = len(papers)
-        self.lengths: dict[str, list[int]] = {field: [] for field in FIELDS}
-        self._postings: dict[str, dict[str, Postings]] = {field: {} for field in FIELDS}
+        tokenized = {field: [list(tokenize(field_text(paper, field))) for paper in papers] for field in FIELDS}
+        _learn_stems(tokenized, stems)
+        self.lengths = {field: [len(tokens) for tokens in per_paper] for field, per_paper in tokenized.items()}
+        self._fields: dict[str, _FieldPostings] = {}
+        for field, per_paper in tokenized.items():
+            stride = 2 + max((tokens[-1].position for tokens in per_paper if tokens), default=0)
+            postings = self._fields[field] = _FieldPostings(stride)
+            for number, tokens in enumerate(per_paper):
+                _add_paper(postings, number, stride, tokens, wanted, acronyms if field in ACRONYM_FIELDS else None, stems)
         self._found: dict[tuple[str, Pattern], dict[int, list[Span]]] = {}
-        tokenized = [[list(tokenize(field_text(paper, field))) for field in FIELDS] for paper in papers]
-        self._learn_stems(tokenized, stems)
-        for paper_index, fields in enumerate(tokenized):
-            for field, tokens in zip(FIELDS, fields):
-                self.lengths[field].append(len(tokens))
-                self._add(field, paper_index, tokens, wanted, acronyms, stems)
-
-    @staticmethod
-    def _learn_stems(tokenized: list[list[list[Token]]], stems: Stems) -> None:
-        """Stem every word and glued pair of the run in one batch."""
-        words: set[str] = set()
-        for fields in tokenized:
-            for tokens in fields:
-                previous = ""
-                for token in tokens:
-                    folded = fold(token.surface)
-                    words.add(folded)
-                    if token.joins_previous:
-                        words.add(previous + folded)
-                    previous = folded
-        stems.learn(words)
-
-    def _add(
-        self, field: str, paper: int, tokens: list[Token], wanted: Collection[str], acronyms: AcronymTable, stems: Stems
-    ) -> None:
-        postings = self._postings[field]
-        read_acronyms = field in ACRONYM_FIELDS
-        previous: tuple[str, Token] | None = None
-
-        def record(symbol: str, occurrence: Occurrence) -> None:
-            if symbol in wanted:
-                postings.setdefault(symbol, {}).setdefault(paper, []).append(occurrence)
-
-        for token in tokens:
-            folded = fold(token.surface)
-            record(stems.of(folded), (token.position, token.position, token.start, token.end))
-            acronym = acronyms.in_text(token.surface) if read_acronyms else None
-            if acronym:
-                record(acronym_symbol(acronym), (token.position, token.position, token.start, token.end))
-            if previous and token.joins_previous:
-                before_folded, before = previous
-                glued = (before.position, token.position, before.start, token.end)
-                record(stems.of(before_folded + folded), glued)
-            previous = (folded, token)
+        self.present: set[str] = set().union(*(postings.by_paper for postings in self._fields.values()))
+        self.solid: set[str] = set().union(*(postings.solid for postings in self._fields.values()))
 
     def spans(self, field: str, pattern: Pattern) -> dict[int, list[Span]]:
-        """Per paper, the character spans where ``pattern`` occurs in ``field`` (memoized)."""
+        """Per paper index, the spans where ``pattern`` occurs in ``field`` (memoized)."""
         key = (field, pattern)
         if key not in self._found:
-            self._found[key] = self._find(self._postings[field], pattern)
+            self._found[key] = self._fields[field].find(pattern)
         return self._found[key]
 
-    @staticmethod
-    def _find(postings: dict[str, Postings], pattern: Pattern) -> dict[int, list[Span]]:
-        lists = [postings.get(symbol) for symbol in pattern]
-        if not all(lists):
-            return {}
-        if len(lists) == 1:
-            return {paper: [(occ[2], occ[3]) for occ in occs] for paper, occs in lists[0].items()}
-        smallest = min(lists, key=len)
-        found: dict[int, list[Span]] = {}
-        for paper in smallest:
-            if all(paper in postings_of for postings_of in lists):
-                spans = _chain([postings_of[paper] for postings_of in lists])
-                if spans:
-                    found[paper] = spans
-        return found
+
+def _learn_stems(tokenized: dict[str, list[list[Token]]], stems: Stems) -> None:
+    """Stem every word and glued pair of the run in one batch."""
+    words: set[str] = set()
+    for per_paper in tokenized.values():
+        for tokens in per_paper:
+            previous = ""
+            for token in tokens:
+                folded = fold(token.surface)
+                words.add(folded)
+                if token.joins_previous:
+                    words.add(previous + folded)
+                previous = folded
+    stems.learn(words)
 
 
-def _chain(occurrences: list[list[Occurrence]]) -> list[Span]:
-    """Spans where the i-th list's occurrence starts right after the (i-1)-th one ends."""
-    open_ends: dict[int, list[int]] = {}  # last position reached -> start chars of partial matches
-    for first, last, start, _ in occurrences[0]:
-        open_ends.setdefault(last, []).append(start)
-    for following in occurrences[1:-1]:
-        reached: dict[int, list[int]] = {}
-        for first, last, _, _ in following:
-            starts = open_ends.get(first - 1)
-            if starts:
-                reached.setdefault(last, []).extend(starts)
-        if not reached:
-            return []
-        open_ends = reached
-    spans = [(start, end) for first, _, _, end in occurrences[-1] for start in open_ends.get(first - 1, ())]
-    return spans
+def _add_paper(
+    postings: _FieldPostings,
+    paper: int,
+    stride: int,
+    tokens: list[Token],
+    wanted: Collection[str],
+    acronyms: AcronymTable | None,
+    stems: Stems,
+) -> None:
+    """Record the wanted symbols of one paper's field: stems, acronyms, glued pairs."""
+    offset = paper * stride
+    previous_folded, previous = "", None
+    for token in tokens:
+        folded = fold(token.surface)
+        where = offset + token.position
+        stem = stems.of(folded)
+        if stem in wanted:
+            postings.add(stem, paper, where, where, token.start, token.end)
+        acronym = acronyms.in_text(token.surface) if acronyms else None
+        if acronym and acronym_symbol(acronym) in wanted:
+            postings.add(acronym_symbol(acronym), paper, where, where, token.start, token.end)
+        if previous is not None and token.joins_previous:
+            glued = stems.of(previous_folded + folded)
+            if glued in wanted:
+                postings.add(glued, paper, offset + previous.position, where, previous.start, token.end)
+        previous_folded, previous = folded, token

@@ -2,118 +2,220 @@
 
 A *pattern* is a tuple of symbols that must occur at consecutive word positions of
 one field. A symbol is a Snowball stem (``languag``) or an acronym symbol
-(``acronym:LLM``). One term has several patterns, any of which counts:
+(``acronym:LLM``). A term can be found through several patterns:
 
-* the plain reading: ``"multi-modal LLMs"`` -> (multi, modal, acronym:LLM);
-* neighbours glued: (multimod, acronym:LLM) -- so a query written apart finds the
-  joined word; the reverse direction (query ``multimodal``, paper "multi modal") is
+* its plain reading: ``"multi-modal LLMs"`` -> (multi, modal, acronym:LLM);
+* two neighbours glued: (multimod, acronym:LLM) -- so a query written apart finds
+  the joined word; the reverse (query ``multimodal``, paper "multi modal") is
   handled on the paper side, which also indexes each glued neighbour pair;
-* an acronym replaced by each of its expansions: (multimod, larg, languag, model);
-* words that spell an expansion replaced by its acronym: ``mixture of experts`` ->
-  (acronym:MoE,), ``multi-modal large language models`` -> (acronym:MLLM,).
+* an acronym spelled out: (multi, modal, larg, languag, model);
+* words that spell an expansion abbreviated: ``mixture of experts`` -> (acronym:MoE,).
 
-Each rewrite (a glue, an expansion folded into its acronym) costs 1, and only the
-cheapest ``MAX_PATTERNS_PER_TERM`` readings are kept, so a long phrase cannot explode.
+Work is split in two. At compile time a term becomes a :class:`TermShape`: its
+plain symbols plus every glue and abbreviation that *could* apply. Per listing, a
+:class:`Resolver` turns a shape into patterns using only the symbols that today's
+papers actually contain -- so the readings never explode into thousands of
+patterns that cannot match anyway.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from typing import NamedTuple
 
 from paperwire.match.acronyms import ACRONYM_SYMBOL_PREFIX, AcronymTable, acronym_symbol
 from paperwire.match.text import Stems, Token, fold, tokenize
 
 Pattern = tuple[str, ...]
-Reading = tuple[int, Pattern]  # (number of rewrites, pattern)
-Head = tuple[int, Pattern, int]  # (rewrites, symbols for tokens[i:next], next)
 MAX_PATTERNS_PER_TERM = 32
 
 
-def _cheapest(readings: list[Reading]) -> list[Reading]:
-    """Distinct patterns, fewest rewrites first (ties keep their order), capped."""
-    best: dict[Pattern, int] = {}
-    for cost, pattern in sorted(readings, key=lambda reading: reading[0]):
-        best.setdefault(pattern, cost)
-        if len(best) == MAX_PATTERNS_PER_TERM:
-            break
-    return [(cost, pattern) for pattern, cost in best.items()]
+class TermShape(NamedTuple):
+    """A term's tokens as symbols, and the rewrites that may apply to them."""
+
+    symbols: Pattern  # the plain reading, one symbol per token
+    folded: tuple[str, ...]  # the tokens lower-cased, for gluing across word boundaries
+    glues: tuple[tuple[int, str], ...]  # (i, stem of tokens i and i+1 written as one word)
+    abbreviations: tuple[tuple[int, int, str], ...]  # (first token, end token, acronym symbol)
 
 
-def _is_acronym(symbol: str) -> bool:
+def is_acronym_symbol(symbol: str) -> bool:
     return symbol.startswith(ACRONYM_SYMBOL_PREFIX)
 
 
+def _acronym_name(symbol: str) -> str:
+    return symbol[len(ACRONYM_SYMBOL_PREFIX) :]
+
+
+def _with_one_glue(shape: TermShape, start: int, end: int) -> list[Pattern]:
+    """``symbols[start:end]`` as written, then with each one neighbour pair glued."""
+    readings = [shape.symbols[start:end]]
+    for i, glued in shape.glues:
+        if start <= i and i + 2 <= end:
+            readings.append(shape.symbols[start:i] + (glued,) + shape.symbols[i + 2 : end])
+    return readings
+
+
 class PatternMaker:
-    """Knows the acronym table and stems; makes (and remembers) the patterns of a term."""
+    """Knows the acronym table and the stemmer; makes (and remembers) term shapes."""
 
     def __init__(self, acronyms: AcronymTable, stems: Stems):
         self.acronyms = acronyms
         self.stems = stems
-        self._spelled_out = {name: self._spellings(texts) for name, texts in acronyms.expansions.items()}
+        self._shapes: dict[tuple[str, bool], TermShape] = {}
+        self.expansions: dict[str, list[TermShape]] = {}
         self._acronyms_by_expansion: dict[Pattern, list[str]] = {}
-        for name, readings in self._spelled_out.items():
-            for _, pattern in readings:
-                self._acronyms_by_expansion.setdefault(pattern, []).append(name)
-        self._expansion_starts = {pattern[0] for pattern in self._acronyms_by_expansion}
-        self._longest_expansion = max((len(p) for p in self._acronyms_by_expansion), default=0) + 1
-        self._memo: dict[tuple[str, bool], tuple[Pattern, ...]] = {}
+        for name, texts in acronyms.expansions.items():
+            self.expansions[name] = [self.shape(text, use_acronyms=False) for text in texts]
+            spellings = [p for shape in self.expansions[name] for p in self._plain_readings(shape)]
+            for spelling in dict.fromkeys(spellings):
+                self._acronyms_by_expansion.setdefault(spelling, []).append(acronym_symbol(name))
+        self._expansion_starts = {spelling[0] for spelling in self._acronyms_by_expansion}
+        self._longest_expansion = max(map(len, self._acronyms_by_expansion), default=0) + 1
 
-    def _spellings(self, expansions: Sequence[str]) -> list[Reading]:
-        readings = [r for text in expansions for r in self._readings(list(tokenize(text)), use_acronyms=False)]
-        return _cheapest(readings)
+    @staticmethod
+    def _plain_readings(shape: TermShape) -> list[Pattern]:
+        return _with_one_glue(shape, 0, len(shape.symbols))
 
-    def patterns(self, text: str, use_acronyms: bool = True) -> tuple[Pattern, ...]:
-        """All patterns that count as finding ``text`` (a word, a phrase or a word run)."""
+    def shape(self, text: str, use_acronyms: bool = True) -> TermShape:
+        """The shape of a word, phrase or run of words (memoized by text)."""
         key = (text, use_acronyms)
-        if key not in self._memo:
-            readings = self._readings(list(tokenize(text)), use_acronyms)
-            self._memo[key] = tuple(pattern for _, pattern in readings)
-        return self._memo[key]
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._shapes[key] = self._make_shape(list(tokenize(text)), use_acronyms)
+        return shape
 
-    def spells_expansion(self, text: str) -> bool:
-        """Whether ``text`` written apart or glued is some acronym's expansion."""
-        readings = self._readings(list(tokenize(text)), use_acronyms=False)
-        return any(pattern in self._acronyms_by_expansion for _, pattern in readings)
+    def run_shape(self, texts: Sequence[str], use_acronyms: bool = True) -> tuple[TermShape, list[int]]:
+        """The shape of words written one after the other, and where each word's tokens start.
 
-    def _readings(self, tokens: list[Token], use_acronyms: bool) -> list[Reading]:
-        """Dynamic programming from the last token back: readings of ``tokens[i:]``."""
-        symbols = [self._symbol(token, use_acronyms) for token in tokens]
-        tails: list[list[Reading]] = [[] for _ in tokens] + [[(0, ())]]
-        for i in range(len(tokens) - 1, -1, -1):
-            heads = self._heads(tokens, symbols, i, use_acronyms)
-            tails[i] = _cheapest([(hc + tc, head + tail) for hc, head, after in heads for tc, tail in tails[after]])
-        return tails[0]
+        Built from the (memoized) shapes of the words, so a run costs little more than
+        its words; it equals ``shape(" ".join(texts))`` and is remembered under that text.
+        """
+        parts = [self.shape(text, use_acronyms) for text in texts]
+        starts: list[int] = []
+        symbols: list[str] = []
+        folded: list[str] = []
+        glues: list[tuple[int, str]] = []
+        for part in parts:
+            if symbols:
+                glues += self._glue(symbols[-1], part.symbols[0], folded[-1], part.folded, len(symbols) - 1)
+            starts.append(len(symbols))
+            glues += [(len(symbols) + i, glued) for i, glued in part.glues]
+            symbols += part.symbols
+            folded += part.folded
+        key = (" ".join(texts), use_acronyms)
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._finish(TermShape(tuple(symbols), tuple(folded), tuple(glues), ()), use_acronyms)
+            self._shapes[key] = shape
+        return shape, starts
+
+    def _glue(self, left: str, right: str, left_folded: str, right_folded: Sequence[str], at: int) -> list[tuple[int, str]]:
+        if is_acronym_symbol(left) or is_acronym_symbol(right):
+            return []
+        return [(at, self.stems.of(left_folded + right_folded[0]))]
+
+    def _make_shape(self, tokens: list[Token], use_acronyms: bool) -> TermShape:
+        symbols = tuple(self._symbol(token, use_acronyms) for token in tokens)
+        folded = tuple(fold(token.surface) for token in tokens)
+        glues = tuple(
+            (i, self.stems.of(folded[i] + folded[i + 1]))
+            for i in range(len(tokens) - 1)
+            if tokens[i + 1].joins_previous
+            and not is_acronym_symbol(symbols[i])
+            and not is_acronym_symbol(symbols[i + 1])
+        )
+        return self._finish(TermShape(symbols, folded, glues, ()), use_acronyms)
+
+    def _finish(self, shape: TermShape, use_acronyms: bool) -> TermShape:
+        if not use_acronyms:
+            return shape
+        return TermShape(shape.symbols, shape.folded, shape.glues, self._abbreviations(shape))
 
     def _symbol(self, token: Token, use_acronyms: bool) -> str:
         acronym = self.acronyms.in_query(token.surface) if use_acronyms else None
         return acronym_symbol(acronym) if acronym else self.stems.of(fold(token.surface))
 
-    def _heads(self, tokens: list[Token], symbols: list[str], i: int, use_acronyms: bool) -> list[Head]:
-        """The ways to read what starts at token ``i``: as is, glued, expanded, abbreviated."""
-        heads: list[Head] = [(0, (symbols[i],), i + 1)]
-        if _is_acronym(symbols[i]):
-            name = symbols[i][len(ACRONYM_SYMBOL_PREFIX) :]
-            heads += [(cost, spelled, i + 1) for cost, spelled in self._spelled_out.get(name, ())]
-        glued = self._glued(tokens, symbols, i)
-        if glued:
-            heads.append((1, (glued,), i + 2))
-        if use_acronyms and (symbols[i] in self._expansion_starts or glued in self._expansion_starts):
-            heads += self._abbreviations(tokens, i)
+    def _abbreviations(self, shape: TermShape) -> tuple[tuple[int, int, str], ...]:
+        """Token ranges that spell an acronym's expansion (allowing one glued pair)."""
+        glued_at = dict(shape.glues)
+        found: list[tuple[int, int, str]] = []
+        count = len(shape.symbols)
+        for start in range(count):
+            if shape.symbols[start] not in self._expansion_starts and glued_at.get(start) not in self._expansion_starts:
+                continue
+            for end in range(start + 1, min(count, start + self._longest_expansion) + 1):
+                for reading in _with_one_glue(shape, start, end):
+                    found += [(start, end, symbol) for symbol in self._acronyms_by_expansion.get(reading, ())]
+        return tuple(dict.fromkeys(found))
+
+    def symbols_of(self, shape: TermShape) -> set[str]:
+        """Every symbol any reading of the shape may need (what the paper index keeps)."""
+        symbols = set(shape.symbols)
+        symbols.update(glued for _, glued in shape.glues)
+        symbols.update(symbol for _, _, symbol in shape.abbreviations)
+        for symbol in shape.symbols:
+            if is_acronym_symbol(symbol):
+                for expansion in self.expansions.get(_acronym_name(symbol), ()):
+                    symbols.update(self.symbols_of(expansion))
+        return symbols
+
+    def resolver(self, present: Collection[str], solid: Collection[str]) -> Resolver:
+        return Resolver(self, present, solid)
+
+
+class Resolver:
+    """Patterns of shapes for one listing: only readings whose symbols all occur in it.
+
+    ``present`` holds every symbol found in some paper; ``solid`` those found as one
+    written word. A glued reading of the query (``multi modal`` -> ``multimod``) is
+    only worth trying when a paper writes the glued word solid: where a paper writes
+    "multi modal" apart, the plain reading already finds it.
+    """
+
+    def __init__(self, maker: PatternMaker, present: Collection[str], solid: Collection[str]):
+        self._maker = maker
+        self._present = present
+        self._solid = solid
+        self._spellings: dict[str, list[Pattern]] = {}
+
+    def patterns(self, shape: TermShape) -> tuple[Pattern, ...]:
+        present = self._present
+        if not shape.glues and not shape.abbreviations:
+            if not any(is_acronym_symbol(symbol) for symbol in shape.symbols):
+                return (shape.symbols,) if all(s in present for s in shape.symbols) else ()
+        return self._readings(shape)
+
+    def _readings(self, shape: TermShape) -> tuple[Pattern, ...]:
+        """Dynamic programming from the last token back over the applicable rewrites."""
+        count = len(shape.symbols)
+        glued_at = dict(shape.glues)
+        abbreviated_at: dict[int, list[tuple[int, str]]] = {}
+        for start, end, symbol in shape.abbreviations:
+            abbreviated_at.setdefault(start, []).append((end, symbol))
+        tails: list[list[Pattern]] = [[] for _ in range(count)] + [[()]]
+        for i in range(count - 1, -1, -1):
+            heads = self._heads(shape.symbols[i], glued_at.get(i), abbreviated_at.get(i, ()), i)
+            combined = [head + tail for head, after in heads for tail in tails[after]]
+            tails[i] = list(dict.fromkeys(combined))[:MAX_PATTERNS_PER_TERM]
+        return tuple(tails[0])
+
+    def _heads(
+        self, symbol: str, glued: str | None, abbreviations: Sequence[tuple[int, str]], i: int
+    ) -> list[tuple[Pattern, int]]:
+        """The ways to read what starts at token ``i``: as is, spelled out, glued, abbreviated."""
+        present = self._present
+        heads = [((symbol,), i + 1)] if symbol in present else []
+        if is_acronym_symbol(symbol):
+            heads += [(spelling, i + 1) for spelling in self._spelled_out(_acronym_name(symbol))]
+        if glued is not None and glued in self._solid:
+            heads.append(((glued,), i + 2))
+        heads += [((acronym,), end) for end, acronym in abbreviations if acronym in present]
         return heads
 
-    def _glued(self, tokens: list[Token], symbols: list[str], i: int) -> str | None:
-        """Stem of tokens i and i+1 written as one word, when they may be read so."""
-        if i + 1 >= len(tokens) or not tokens[i + 1].joins_previous:
-            return None
-        if _is_acronym(symbols[i]) or _is_acronym(symbols[i + 1]):
-            return None
-        return self.stems.of(fold(tokens[i].surface + tokens[i + 1].surface))
-
-    def _abbreviations(self, tokens: list[Token], i: int) -> list[Head]:
-        """Acronyms whose expansion the tokens from ``i`` spell (``mixture of experts``)."""
-        heads: list[Head] = []
-        for end in range(i + 1, min(len(tokens), i + self._longest_expansion) + 1):
-            for _, pattern in self._readings(tokens[i:end], use_acronyms=False):
-                for name in self._acronyms_by_expansion.get(pattern, ()):
-                    heads.append((1, (acronym_symbol(name),), end))
-        return heads
+    def _spelled_out(self, name: str) -> list[Pattern]:
+        spellings = self._spellings.get(name)
+        if spellings is None:
+            every = [p for shape in self._maker.expansions.get(name, ()) for p in self.patterns(shape)]
+            spellings = self._spellings[name] = list(dict.fromkeys(every))
+        return spellings

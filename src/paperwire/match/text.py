@@ -62,8 +62,11 @@ def tokenize(text: str) -> Iterator[Token]:
             position, joins = 0, False
         else:
             gap = text[previous_end:start]
-            position += 1 if _ADJACENT_GAP.fullmatch(gap) else 2
-            joins = _JOINABLE_GAP.fullmatch(gap) is not None
+            if gap == " ":  # by far the commonest gap
+                position, joins = position + 1, True
+            else:
+                position += 1 if _ADJACENT_GAP.fullmatch(gap) else 2
+                joins = _JOINABLE_GAP.fullmatch(gap) is not None
         previous_end = end
         yield Token(found.group(), start, end, position, joins)
 
@@ -90,6 +93,13 @@ class Stems:
     def __init__(self) -> None:
         self._stemmer = Stemmer.Stemmer("english")
         self._cache: dict[str, str] = {}
+
+    def __getstate__(self) -> dict[str, str]:
+        return self._cache  # the C stemmer cannot be pickled; a compiled Matcher can
+
+    def __setstate__(self, cache: dict[str, str]) -> None:
+        self._stemmer = Stemmer.Stemmer("english")
+        self._cache = cache
 
     def of(self, folded: str) -> str:
         stem = self._cache.get(folded)

@@ -1,0 +1,204 @@
+"""Benchmark: every subscriber's topics against one day's listing.
+
+Generates N subscribers (1-3 topics of 1-4 terms each: words, quoted phrases,
+acronyms, exclusions, the odd OR / field prefix, all drawn from the real vocabulary of
+the seed abstracts) and M papers (the seed papers plus variants that recombine seed
+sentences), then times compiling and matching, reports peak memory, and compares with
+a naive per-subscriber regex loop timed on a sample and extrapolated.
+
+    PYTHONPATH=src .venv/bin/python bench/match.py --subscribers 100000 --papers 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import resource
+import time
+from pathlib import Path
+
+from paperwire.match import ACRONYMS, compile_queries
+from paperwire.models import Paper
+
+SEED_FILE = Path(__file__).resolve().parent.parent / "seeds" / "000_f1d956a196093e66.txt"
+RANDOM_SEED = 20240311
+STOPWORDS = set(
+    """a about above after again against all also an and any are as at be because been before being
+    between both but by can could did do does each few for from further had has have having here how
+    however if in into is it its itself just more most no nor not now of off on once only or other our
+    out over own same so such than that the their them then there these they this those through to
+    too under until up very was we were what when where which while who whom why will with would you
+    your which our us via both while thus may might must shall should""".split()
+)
+FIRST_NAMES = "Wei Li Anna Maria Jun Omar Sara Ivan Chen Yuki Lucas Priya Elena Noah Fatima Tom".split()
+LAST_NAMES = "Zhang Wang Smith Garcia Kim Nguyen Müller Rossi Tanaka Ivanova Singh Haddad Silva Chen".split()
+
+
+def load_seed(path: Path) -> list[Paper]:
+    """The seed listing: header lines, a date line (``Mar 11``), then title / abstract pairs."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}", line.strip()))
+    body = [line.strip() for line in lines[start + 1 :] if line.strip()]
+    return [Paper(id=f"seed-{n}", title=body[2 * n], abstract=body[2 * n + 1]) for n in range(len(body) // 2)]
+
+
+def make_papers(seed: list[Paper], count: int, rng: random.Random) -> list[Paper]:
+    """The seed papers, then variants: a seed title and 4-9 sentences from any seed abstract."""
+    sentences = [s for paper in seed for s in re.split(r"(?<=[.!?])\s+", paper.abstract) if len(s) > 20]
+    papers = [Paper(p.id, p.title, p.abstract, authors=_authors(rng)) for p in seed[:count]]
+    while len(papers) < count:
+        title = rng.choice(seed).title
+        abstract = " ".join(rng.sample(sentences, rng.randint(4, 9)))
+        papers.append(Paper(f"gen-{len(papers)}", title, abstract, authors=_authors(rng)))
+    return papers
+
+
+def _authors(rng: random.Random) -> list[str]:
+    return [f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}" for _ in range(rng.randint(1, 6))]
+
+
+class Vocabulary:
+    """Words, phrases and acronyms that people would plausibly subscribe to."""
+
+    def __init__(self, seed: list[Paper]):
+        words: list[str] = []
+        phrases: set[str] = set()
+        for paper in seed:
+            for sentence in re.split(r"[.;:,()!?]", paper.abstract):
+                tokens = re.findall(r"[A-Za-z][A-Za-z-]+", sentence)
+                content = [t for t in tokens if t.lower() not in STOPWORDS and len(t) > 3]
+                words.extend(t.lower() for t in content)
+                for i in range(len(tokens) - 1):
+                    pair = tokens[i : i + 2]
+                    if all(t.lower() not in STOPWORDS for t in pair):
+                        phrases.add(" ".join(pair).lower())
+                    if i + 2 < len(tokens) and tokens[i + 1].lower() in ("of", "for"):
+                        phrases.add(" ".join(tokens[i : i + 3]).lower())
+        self.frequent = words  # repeats: sampling from it favours common words
+        self.distinct = sorted(set(words))
+        self.phrases = sorted(phrases)
+        self.acronyms = sorted(ACRONYMS)
+
+    def word(self, rng: random.Random) -> str:
+        return rng.choice(self.frequent if rng.random() < 0.3 else self.distinct)
+
+    def acronym(self, rng: random.Random) -> str:
+        name = rng.choice(self.acronyms)
+        return rng.choice((name, name.lower(), name.upper()))
+
+
+def make_topic(vocab: Vocabulary, rng: random.Random) -> str:
+    """1-4 terms; at least one positive; sometimes an OR pair or a field prefix."""
+    terms: list[str] = []
+    for n in range(rng.randint(1, 4)):
+        kind = rng.random()
+        if kind < 0.45:
+            term = vocab.word(rng)
+        elif kind < 0.70:
+            term = f'"{rng.choice(vocab.phrases)}"'
+        elif kind < 0.85:
+            term = vocab.acronym(rng)
+        elif n > 0:
+            term = "-" + vocab.word(rng)
+        else:
+            term = vocab.word(rng)
+        if not term.startswith("-"):
+            roll = rng.random()
+            if roll < 0.05:
+                term = f"title:{term}"
+            elif roll < 0.10 and terms:
+                term = f"({term} OR {vocab.acronym(rng)})"
+        terms.append(term)
+    return " ".join(terms)
+
+
+def make_subscribers(count: int, vocab: Vocabulary, rng: random.Random) -> list[list[str]]:
+    return [[make_topic(vocab, rng) for _ in range(rng.randint(1, 3))] for _ in range(count)]
+
+
+def naive_regex_loop(subscribers: list[list[str]], papers: list[Paper]) -> int:
+    """The obvious way: per subscriber, per topic, per paper, run each term's regex.
+
+    It knows nothing of stems, acronyms or joined forms (so it does less work than the
+    real matcher); it only counts hits to rank. Returns how many matches it found.
+    """
+    texts = [f"{p.title}\n{p.abstract}" for p in papers]
+    found = 0
+    for topics in subscribers:
+        for topic in topics:
+            positives, negatives = _naive_terms(topic)
+            hits = []
+            for number, text in enumerate(texts):
+                if any(n.search(text) for n in negatives):
+                    continue
+                counts = [len(p.findall(text)) for p in positives]
+                if all(counts):
+                    hits.append((-sum(counts), number))
+            hits.sort()
+            found += len(hits)
+    return found
+
+
+def _naive_terms(topic: str) -> tuple[list[re.Pattern[str]], list[re.Pattern[str]]]:
+    positives, negatives = [], []
+    for negated, phrase, word in re.findall(r'(-?)(?:"([^"]+)"|([^\s()"]+))', topic):
+        text = (phrase or word).split(":")[-1]
+        if text in ("OR", ""):
+            continue
+        words = [re.escape(w) for w in re.findall(r"\w+", text)]
+        if not words:
+            continue
+        pattern = re.compile(r"\b" + r"[\s-]+".join(words) + r"\b", re.IGNORECASE)
+        (negatives if negated else positives).append(pattern)
+    return positives, negatives
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--papers", type=int, default=1_000)
+    parser.add_argument("--naive-sample", type=int, default=1_000, help="subscribers timed with the naive loop")
+    parser.add_argument("--limit", type=int, default=None, help="keep only the best N matches per topic")
+    args = parser.parse_args()
+
+    rng = random.Random(RANDOM_SEED)
+    seed = load_seed(SEED_FILE)
+    papers = make_papers(seed, args.papers, rng)
+    vocab = Vocabulary(seed)
+    subscribers = make_subscribers(args.subscribers, vocab, rng)
+    topics = [((who, n), topic) for who, mine in enumerate(subscribers) for n, topic in enumerate(mine)]
+    rss_before = peak_rss_mb()
+    print(f"{len(subscribers):,} subscribers, {len(topics):,} topics, {len(papers):,} papers")
+    print(f"example topics: {[t for _, t in topics[:6]]}")
+
+    started = time.perf_counter()
+    matcher = compile_queries(topics)
+    compiled = time.perf_counter()
+    results = matcher.match(papers, limit=args.limit)
+    finished = time.perf_counter()
+    total_matches = sum(len(matches) for matches in results.values())
+    distinct_matches = sum(len(m) for m in {id(m): m for m in results.values()}.values())
+    ours = finished - started
+    print(f"distinct queries {matcher.distinct_queries:,}, distinct terms {matcher.distinct_terms:,}")
+    print(f"matches: {total_matches:,} over all topics ({distinct_matches:,} distinct)")
+    print(f"compile {compiled - started:.2f} s + match and rank {finished - compiled:.2f} s = {ours:.2f} s wall")
+    print(f"peak RSS {peak_rss_mb():.0f} MB (before compiling: {rss_before:.0f} MB)")
+
+    sample = subscribers[: args.naive_sample]
+    naive_started = time.perf_counter()
+    naive_found = naive_regex_loop(sample, papers)
+    naive_sample_time = time.perf_counter() - naive_started
+    naive_total = naive_sample_time * len(subscribers) / max(1, len(sample))
+    print(
+        f"naive regex loop: {naive_sample_time:.2f} s for {len(sample):,} subscribers ({naive_found:,} matches)"
+        f" -> ~{naive_total:.0f} s for all; ours is {naive_total / ours:.0f}x faster"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Choosing what one reader gets: pure, so every rule is testable with values built by hand.
+
+Input is what matching found for each of the reader's topics over the papers in their
+window; output is a Digest: each paper once, under its best topic and tagged with every
+topic it matched, never a paper already sent, best first, capped at the reader's maximum
+with a count of the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .models import Digest, DigestItem, DigestSection, Hit, Paper, Subscriber
+
+WEEK = dt.timedelta(days=7)
+
+
+class FoundTerm(Protocol):
+    term: str
+    field: str
+    spans: tuple[tuple[int, int], ...]
+
+
+class Found(Protocol):
+    """One match as the matcher reports it (paperwire.match.Match fits)."""
+
+    paper_id: str
+    score: float
+    terms: Sequence[FoundTerm]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a paper was listed: the date and its trending rank that day."""
+
+    date: dt.date
+    rank: int
+
+
+def window(subscriber: Subscriber, edition: dt.date, last_edition: dt.date | None) -> tuple[dt.date, dt.date]:
+    """The listing dates [first, last] a digest dated ``edition`` covers for this reader.
+
+    Since the last digest when there was one; otherwise the edition's own listing for a
+    daily reader and the last seven days for a weekly one.
+    """
+    if last_edition is not None and last_edition < edition:
+        return last_edition + dt.timedelta(days=1), edition
+    if subscriber.cadence.startswith("weekly"):
+        return edition - WEEK + dt.timedelta(days=1), edition
+    return edition, edition
+
+
+def build_digest(
+    subscriber: Subscriber,
+    found_by_topic: Sequence[Iterable[Found]],
+    papers: Mapping[str, Paper],
+    placements: Mapping[str, Placement],
+    *,
+    edition: dt.date,
+    already_sent: Container[str] = frozenset(),
+    first_date: dt.date | None = None,
+) -> Digest:
+    """The reader's digest; ``found_by_topic[i]`` are the matches of ``subscriber.topics[i]``.
+
+    Papers outside [first_date, edition] or already sent are skipped. The result may
+    have no sections: whether to send it anyway is the caller's setting.
+    """
+    first_date = first_date or edition
+    candidates: dict[str, list[tuple[float, int, Found]]] = {}
+    for topic_index, found in enumerate(found_by_topic):
+        for match in found:
+            placement = placements.get(match.paper_id)
+            if placement is None or not first_date <= placement.date <= edition or match.paper_id in already_sent:
+                continue
+            candidates.setdefault(match.paper_id, []).append((match.score, topic_index, match))
+
+    def order(paper_id: str) -> tuple:
+        best_score = max(score for score, _, _ in candidates[paper_id])
+        placement = placements[paper_id]
+        return (-best_score, -placement.date.toordinal(), placement.rank, paper_id)
+
+    chosen = sorted(candidates, key=order)
+    kept, more = chosen[: subscriber.max_papers], max(0, len(chosen) - subscriber.max_papers)
+
+    sections: dict[int, list[DigestItem]] = {}
+    for paper_id in kept:
+        ranked = sorted(candidates[paper_id], key=lambda entry: (-entry[0], entry[1]))
+        best_score, best_topic, best_match = ranked[0]
+        placement = placements[paper_id]
+        sections.setdefault(best_topic, []).append(DigestItem(
+            paper=papers[paper_id], score=best_score, rank=placement.rank, listing_date=placement.date,
+            topics=tuple(dict.fromkeys(subscriber.topics[index].name for _, index, _ in ranked)),
+            hits=tuple(Hit(t.term, t.field, tuple(t.spans)) for t in best_match.terms),
+        ))
+    return Digest(
+        subscriber=subscriber,
+        edition=edition.isoformat(),
+        listing_date=edition,
+        sections=tuple(DigestSection(subscriber.topics[index], tuple(items)) for index, items in sorted(sections.items())),
+        more=more,
+    )

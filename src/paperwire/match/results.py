@@ -1,0 +1,126 @@
+"""What matching hands back: ranked matches whose reasons are worked out when read.
+
+A run can select millions of (query, paper) pairs, while an email shows a handful
+per topic. So a :class:`Ranking` keeps only paper numbers and scores, and builds a
+:class:`Match` -- with its :class:`TermHit` explanations -- when it is indexed or
+iterated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple, overload
+
+from paperwire.models import Paper
+
+Span = tuple[int, int]  # [start, end) character offsets into the field text
+
+
+class TermRef(NamedTuple):
+    """A plan's leaf: the shared term it looks up and how the user wrote it."""
+
+    term: int
+    label: str
+
+
+class TermHit(NamedTuple):
+    """A query term found in one field; ``spans`` slice ``field_text(paper, field)``."""
+
+    term: str  # as the user wrote it: a word, a phrase, or adjacent words ("scaling laws")
+    field: str  # "title", "abstract" or "author"
+    spans: tuple[Span, ...]  # sorted [start, end) character offsets
+
+
+class Match(NamedTuple):
+    """One paper picked for one query: how well it fits and why."""
+
+    paper_id: str
+    rank: int  # the paper's 1-based place in the listing (its trending rank)
+    score: float  # BM25F relevance summed over the matched terms; 0.0 for "*"
+    terms: tuple[TermHit, ...]  # the positive terms found, in query order
+
+
+class TermFinding:
+    """One term against today's listing: which papers, their scores, where in the text."""
+
+    __slots__ = ("scores", "papers", "_located", "_best_first")
+
+    def __init__(self, scores: dict[int, float], located: list[tuple[str, dict[int, list[Span]]]]):
+        self.scores = scores  # paper index -> score; the keys are exactly the matching papers
+        self.papers = frozenset(scores)  # the same papers as a set, for fast AND / OR / NOT
+        self._located = located  # (field, paper index -> spans) for each pattern found
+        self._best_first: list[int] | None = None
+
+    def best_first(self) -> list[int]:
+        """Matching papers by score, ties in listing order (computed once, then shared)."""
+        if self._best_first is None:
+            self._best_first = sorted(sorted(self.scores), key=self.scores.__getitem__, reverse=True)
+        return self._best_first
+
+    def hits(self, label: str, paper: int) -> list[TermHit]:
+        by_field: dict[str, set[Span]] = {}
+        for field, spans in self._located:
+            if paper in spans:
+                by_field.setdefault(field, set()).update(spans[paper])
+        return [TermHit(label, field, tuple(sorted(spans))) for field, spans in by_field.items()]
+
+
+class Ranking(Sequence[Match]):
+    """One query's matches, best first. Read-only; shared by keys with the same query."""
+
+    __slots__ = ("_papers", "_order", "_scores", "_positives", "_findings")
+
+    def __init__(
+        self,
+        papers: Sequence[Paper],
+        order: Sequence[int],
+        scores: Sequence[float],
+        positives: Sequence[TermRef],
+        findings: Sequence[TermFinding],
+    ):
+        self._papers = papers
+        self._order = order  # paper indexes, best first
+        self._scores = scores  # aligned with _order
+        self._positives = positives  # the query's positive terms, in query order
+        self._findings = findings  # every term's finding, by term id
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    @overload
+    def __getitem__(self, item: int) -> Match: ...
+
+    @overload
+    def __getitem__(self, item: slice) -> list[Match]: ...
+
+    def __getitem__(self, item: int | slice) -> Match | list[Match]:
+        if isinstance(item, slice):
+            return [self._match(i) for i in range(*item.indices(len(self._order)))]
+        if item < 0:
+            item += len(self._order)
+        if not 0 <= item < len(self._order):
+            raise IndexError("ranking index out of range")
+        return self._match(item)
+
+    def __iter__(self) -> Iterator[Match]:
+        return (self._match(i) for i in range(len(self._order)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Ranking, list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # compares by content, like a list
+
+    def __repr__(self) -> str:
+        return f"Ranking({len(self)} matches)"
+
+    def paper_ranks(self) -> list[int]:
+        """The 1-based listing ranks of the matched papers, best first (no explanations built)."""
+        return [paper + 1 for paper in self._order]
+
+    def _match(self, i: int) -> Match:
+        paper = self._order[i]
+        findings = [(ref.label, self._findings[ref.term]) for ref in self._positives]
+        terms = tuple(hit for label, found in findings if paper in found.scores for hit in found.hits(label, paper))
+        return Match(self._papers[paper].id, paper + 1, self._scores[i], terms)

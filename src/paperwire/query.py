@@ -1,0 +1,388 @@
+"""The topic query language: parse a subscriber's query, render it back, list its terms.
+
+Grammar (``OR`` binds looser than the implicit AND between adjacent items)::
+
+    query    := "*"  |  or_expr
+    or_expr  := and_expr ("OR" and_expr)*
+    and_expr := unary (["AND"] unary)*
+    unary    := ("-" | "NOT") unary  |  primary
+    primary  := [field ":"] (WORD | '"' PHRASE '"' | "(" or_expr ")" | unary)
+    field    := "title" | "abstract" | "author"
+
+``OR``, ``AND`` and ``NOT`` are keywords only in upper case; in lower case they are
+words. A word with no letter or digit (``!!!``, a lone ``-``) is punctuation and is
+skipped. Any problem raises :class:`QueryError` with the 0-based character position.
+
+This module only understands syntax; what a word *means* (stems, acronyms, joined
+forms) is decided by :mod:`paperwire.match`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field as dataclass_field
+from typing import Union
+
+from paperwire.errors import QueryError
+
+FIELDS = ("title", "abstract", "author")
+EVERYTHING_TEXT = "*"
+MAX_DEPTH = 32  # parentheses deeper than this are surely a mistake (and would blow the stack)
+
+_WORD_CHAR = re.compile(r"[^\W_]")
+_FIELD_PREFIX = re.compile(r"([A-Za-z]+):")
+_KEYWORDS = ("OR", "AND", "NOT")
+_SPACE = re.compile(r"\s+")
+
+
+# --- syntax tree ----------------------------------------------------------------------
+# ``position`` is where the node starts in the query text; it is left out of equality so
+# that two queries with the same meaning compare equal whatever their spacing.
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """A word (``phrase=False``) or a quoted phrase, optionally limited to one field."""
+
+    text: str
+    phrase: bool = False
+    field: str | None = None
+    position: int = dataclass_field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    child: Node
+    position: int = dataclass_field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    children: tuple[Node, ...]
+    position: int = dataclass_field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    children: tuple[Node, ...]
+    position: int = dataclass_field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Everything:
+    """The ``*`` topic: every paper of the listing, in listing order."""
+
+    position: int = dataclass_field(default=0, compare=False)
+
+
+Node = Union[Term, Not, And, Or, Everything]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A parsed query; ``text`` is what the user typed, ``root`` what it means."""
+
+    text: str = dataclass_field(compare=False)
+    root: Node
+
+    def __str__(self) -> str:
+        return render_query(self)
+
+
+# --- lexer ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str  # WORD PHRASE LPAREN RPAREN OR AND NOT MINUS FIELD END
+    text: str
+    position: int
+
+
+def _has_word_char(text: str) -> bool:
+    return _WORD_CHAR.search(text) is not None
+
+
+_LEXEME = re.compile(
+    r"""(?P<space>\s+)
+      | (?P<open>\()
+      | (?P<close>\))
+      | (?P<phrase>"[^"]*")
+      | (?P<quote>")
+      | (?P<chunk>[^\s()"]+)""",
+    re.VERBOSE,
+)
+_SIMPLE_KINDS = {"open": "LPAREN", "close": "RPAREN"}
+
+
+def _lex(text: str) -> list[_Token]:
+    """Split the query into tokens; reports unbalanced quotes and bad field prefixes."""
+    tokens: list[_Token] = []
+    for lexeme in _LEXEME.finditer(text):
+        kind, start = lexeme.lastgroup, lexeme.start()
+        if kind == "chunk":
+            _lex_chunk(text, start, lexeme.end(), tokens)
+        elif kind == "phrase":
+            tokens.append(_Token("PHRASE", lexeme.group()[1:-1], start))
+        elif kind == "quote":
+            raise QueryError("unbalanced quote: this \" is never closed", query=text, position=start)
+        elif kind in _SIMPLE_KINDS:
+            tokens.append(_Token(_SIMPLE_KINDS[kind], lexeme.group(), start))
+    tokens.append(_Token("END", "", len(text)))
+    return tokens
+
+
+def _lex_chunk(text: str, start: int, end: int, tokens: list[_Token]) -> None:
+    """A run of non-space text: ``-`` prefixes, then a keyword, a ``field:`` or a word."""
+    glued_to_next = end < len(text) and text[end] in '("'  # -( ... or title:"...
+    after_dashes = start
+    while after_dashes < end and text[after_dashes] == "-":
+        after_dashes += 1
+    if after_dashes > start:
+        # a run of "-" right before a term negates it once; otherwise it is punctuation
+        if after_dashes == end and not glued_to_next:
+            return
+        if after_dashes < end and not _has_word_char(text[after_dashes:end]):
+            return
+        tokens.append(_Token("MINUS", "-", start))
+        if after_dashes == end:
+            return
+        start = after_dashes
+    word = text[start:end]
+    if word in _KEYWORDS:
+        tokens.append(_Token(word, word, start))
+        return
+    prefix = _FIELD_PREFIX.match(word)
+    if prefix and (prefix.end() < len(word) or glued_to_next):
+        name = prefix.group(1).lower()
+        if name not in FIELDS:
+            message = f"unknown field '{prefix.group(1)}:' (use title:, abstract: or author:)"
+            raise QueryError(message, query=text, position=start)
+        tokens.append(_Token("FIELD", name, start))
+        if prefix.end() < len(word):
+            _lex_chunk(text, start + prefix.end(), end, tokens)
+        return
+    if prefix and prefix.group(1).lower() in FIELDS:
+        raise QueryError(f"'{word}' needs a term right after the colon", query=text, position=start)
+    if _has_word_char(word):
+        tokens.append(_Token("WORD", word, start))
+
+
+# --- parser ---------------------------------------------------------------------------
+
+
+class _Parser:
+    """Recursive descent over the token list; ``field`` flows down into every term."""
+
+    def __init__(self, text: str, tokens: list[_Token]):
+        self.text = text
+        self.tokens = tokens
+        self.index = 0
+
+    def peek(self) -> _Token:
+        return self.tokens[self.index]
+
+    def take(self) -> _Token:
+        token = self.tokens[self.index]
+        self.index += 1
+        return token
+
+    def fail(self, message: str, position: int) -> QueryError:
+        return QueryError(message, query=self.text, position=position)
+
+    def parse(self) -> Node:
+        node = self.or_expr(None, depth=0)
+        token = self.peek()
+        if token.kind == "RPAREN":
+            raise self.fail("unbalanced parenthesis: this ')' has no matching '('", token.position)
+        return node
+
+    def or_expr(self, field_name: str | None, depth: int) -> Node:
+        start = self.peek()
+        if start.kind == "OR":
+            raise self.fail("dangling OR: nothing before it", start.position)
+        branches = [self.and_expr(field_name, depth)]
+        while self.peek().kind == "OR":
+            keyword = self.take()
+            if self.peek().kind in ("END", "RPAREN", "OR", "AND"):
+                raise self.fail("dangling OR: nothing after it", keyword.position)
+            branches.append(self.and_expr(field_name, depth))
+        return _flatten(Or, branches, start.position)
+
+    def and_expr(self, field_name: str | None, depth: int) -> Node:
+        start = self.peek()
+        items: list[Node] = []
+        while self.peek().kind not in ("END", "RPAREN", "OR"):
+            if self.peek().kind == "AND":
+                keyword = self.take()
+                if not items or self.peek().kind in ("END", "RPAREN", "OR", "AND"):
+                    raise self.fail("dangling AND: it needs a term on both sides", keyword.position)
+                continue
+            token = self.peek()
+            if token.kind == "WORD":  # the common case, without the detour through unary()
+                self.index += 1
+                items.append(Term(_trim_word(token.text), False, field_name, token.position))
+            else:
+                items.append(self.unary(field_name, depth))
+        if not items and start.kind == "RPAREN":
+            raise self.fail("unbalanced parenthesis: this ')' has no matching '('", start.position)
+        if not items:
+            raise self.fail("nothing to match", start.position)
+        return _flatten(And, items, start.position)
+
+    def unary(self, field_name: str | None, depth: int) -> Node:
+        """Negations are counted in a loop (not recursion) so ``------x`` cannot overflow."""
+        negations: list[_Token] = []
+        while self.peek().kind in ("MINUS", "NOT"):
+            negations.append(self.take())
+        if negations and self.peek().kind in ("END", "RPAREN", "OR", "AND"):
+            last = negations[-1]
+            raise self.fail(f"nothing after '{last.text}' to exclude", last.position)
+        node = self.primary(field_name, depth)
+        if len(negations) % 2 == 0:
+            return node
+        return node.child if isinstance(node, Not) else Not(node, negations[0].position)
+
+    def primary(self, field_name: str | None, depth: int) -> Node:
+        token = self.take()
+        if token.kind == "FIELD":
+            if field_name is not None:
+                raise self.fail(f"'{token.text}:' inside a '{field_name}:' group", token.position)
+            if self.peek().kind in ("END", "RPAREN", "OR", "AND"):
+                raise self.fail(f"'{token.text}:' needs a term right after the colon", token.position)
+            return self.unary(token.text, depth)
+        if token.kind == "WORD":
+            return Term(_trim_word(token.text), False, field_name, token.position)
+        if token.kind == "PHRASE":
+            return self.phrase(token, field_name)
+        if token.kind == "LPAREN":
+            return self.group(token, field_name, depth)
+        if token.kind == "RPAREN":
+            raise self.fail("unbalanced parenthesis: this ')' has no matching '('", token.position)
+        raise self.fail(f"expected a term, found '{token.text}'", token.position)
+
+    def phrase(self, token: _Token, field_name: str | None) -> Term:
+        words = _SPACE.sub(" ", token.text).strip()
+        if not _has_word_char(words):
+            raise self.fail("empty phrase: nothing to match between the quotes", token.position)
+        return Term(words, True, field_name, token.position)
+
+    def group(self, opening: _Token, field_name: str | None, depth: int) -> Node:
+        if depth >= MAX_DEPTH:
+            raise self.fail(f"parentheses nested deeper than {MAX_DEPTH}", opening.position)
+        if self.peek().kind == "RPAREN":
+            raise self.fail("empty parentheses: nothing to match", opening.position)
+        if self.peek().kind == "END":
+            raise self.fail("unbalanced parenthesis: this '(' is never closed", opening.position)
+        node = self.or_expr(field_name, depth + 1)
+        if self.take().kind != "RPAREN":
+            raise self.fail("unbalanced parenthesis: this '(' is never closed", opening.position)
+        return node
+
+
+def _trim_word(word: str) -> str:
+    """Drop sentence punctuation after a word (``LLMs,`` is ``LLMs``); keep ``C++``."""
+    trimmed = word.rstrip(".,;:!?")
+    return trimmed if trimmed and trimmed not in _KEYWORDS else word
+
+
+def _flatten(kind: type[And] | type[Or], items: list[Node], position: int) -> Node:
+    """One item is itself; nested groups of the same kind merge (``a (b c)`` is ``a b c``)."""
+    if len(items) == 1:
+        return items[0]
+    merged: list[Node] = []
+    for item in items:
+        merged.extend(item.children if isinstance(item, kind) else (item,))
+    return kind(tuple(merged), position)
+
+
+# --- validation -----------------------------------------------------------------------
+
+
+def _has_positive(node: Node) -> bool:
+    """Whether the node can select papers by itself (not merely exclude them)."""
+    if isinstance(node, (Term, Everything)):
+        return True
+    if isinstance(node, Not):
+        return False
+    if isinstance(node, And):
+        return any(_has_positive(child) for child in node.children)
+    return all(_has_positive(child) for child in node.children)
+
+
+def _check_positive(node: Node, text: str, where: str = "the query") -> None:
+    """Every OR branch, every excluded group and the whole query must have a term to match.
+
+    ``-foo`` alone would select every paper without "foo", which is never what a
+    subscriber means, so it is reported instead of guessed at.
+    """
+    if isinstance(node, Not) or (isinstance(node, And) and not _has_positive(node)):
+        message = f"nothing to match: {where} only excludes; add a term to look for"
+        raise QueryError(message, query=text, position=node.position)
+    if isinstance(node, And):
+        for child in node.children:
+            if isinstance(child, Not):
+                _check_positive(child.child, text, "the excluded group")
+            else:
+                _check_positive(child, text, where)
+    elif isinstance(node, Or):
+        for child in node.children:
+            _check_positive(child, text, "this side of OR")
+
+
+# --- public API -----------------------------------------------------------------------
+
+
+def parse_query(text: str) -> Query:
+    """Parse a topic query; raises :class:`QueryError` naming the problem and position."""
+    if not isinstance(text, str):
+        raise QueryError("a query must be text", query=repr(text), position=0)
+    if text.strip() == EVERYTHING_TEXT:
+        return Query(text, Everything(text.index(EVERYTHING_TEXT)))
+    if not text.strip():
+        raise QueryError("nothing to match: the query is empty", query=text, position=0)
+    tokens = _lex(text)
+    if len(tokens) == 1:
+        raise QueryError("nothing to match: the query has no letters or digits", query=text, position=0)
+    root = _Parser(text, tokens).parse()
+    _check_positive(root, text)
+    return Query(text, root)
+
+
+def render_query(query: Query | Node) -> str:
+    """The canonical text of a query: parsing it again gives an equal query."""
+    return _render(query.root if isinstance(query, Query) else query)
+
+
+def _render(node: Node) -> str:
+    if isinstance(node, Everything):
+        return EVERYTHING_TEXT
+    if isinstance(node, Term):
+        prefix = f"{node.field}:" if node.field else ""
+        return prefix + (f'"{node.text}"' if node.phrase else node.text)
+    if isinstance(node, Not):
+        inner = node.child
+        return "-" + (f"({_render(inner)})" if isinstance(inner, (And, Or)) else _render(inner))
+    if isinstance(node, And):
+        return " ".join(f"({_render(c)})" if isinstance(c, Or) else _render(c) for c in node.children)
+    return " OR ".join(_render(child) for child in node.children)
+
+
+def positive_terms(query: Query | Node) -> list[str]:
+    """The words and phrases a paper can be picked for (excluded ones left out), in order."""
+    found: list[str] = []
+    _collect_positive(query.root if isinstance(query, Query) else query, found)
+    return list(dict.fromkeys(found))
+
+
+def _collect_positive(node: Node, found: list[str]) -> None:
+    if isinstance(node, Term):
+        found.append(node.text)
+    elif isinstance(node, (And, Or)):
+        for child in node.children:
+            _collect_positive(child, found)
+
+
+def is_everything(query: Query) -> bool:
+    """Whether this is the ``*`` topic (all papers, listing order)."""
+    return isinstance(query.root, Everything)

@@ -1,0 +1,388 @@
+"""Digest -> email (subject, preheader, HTML, plain text): pure apart from reading templates.
+
+``templates/email.mjml.j2`` is MJML with Jinja in it. MRML (mjml-python) keeps the
+Jinja syntax intact, so it is compiled ONCE to an HTML Jinja template (cached by the
+content hash of the source, in memory and optionally on disk, so a second process skips
+the compile too) and then rendered per reader with autoescape on. Every value both
+templates show is computed here, once, into one context, so the HTML and the text part
+carry the same content and the templates stay dumb.
+
+Size (Gmail clips HTML above ~102 KB): the compiled frame is ~7 KB and a paper adds
+~1.0-1.6 KB (abstracts are cut to ~600 characters, titles to 300). Measured worst case
+(300-character titles, 2,000-character abstracts, four links, a long author list):
+15 papers ~ 31 KB; the limit still holds up to ``MAX_PAPERS_UNDER_CLIP`` such papers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, StrictUndefined, Template
+from markupsafe import Markup, escape
+from mjml import mjml2html
+
+from . import urls
+from .config import Settings
+from .models import Digest, DigestItem, Hit, Paper, Subscriber
+
+log = logging.getLogger(__name__)
+
+GMAIL_CLIP_BYTES = 102_000
+# Worst-case papers (see the module docstring) that still fit under GMAIL_CLIP_BYTES;
+# measured by tests/test_render_email.py::test_cap_where_size_limit_holds.
+MAX_PAPERS_UNDER_CLIP = 60
+ABSTRACT_CHARS = 600  # cut here, at a word boundary ...
+ABSTRACT_SLACK = 80  # ... unless only this much more would show the whole abstract
+TITLE_CHARS = 300
+SUBJECT_TOPIC_CHARS = 42  # topic names shown in the subject before "+N more"
+PREHEADER_CHARS = 140
+TEXT_WIDTH = 76
+MAX_AUTHORS = 4  # more than this shows the first three and "et al."
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+WEEKDAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday",
+                 "fri": "Friday", "sat": "Saturday", "sun": "Sunday"}
+LINK_LABELS = {"abs": "arXiv", "pdf": "PDF", "code": "Code", "project": "Project page",
+               "model": "Model", "dataset": "Dataset"}
+
+# Control characters and explicit bidi embeddings/overrides/isolates: never meaningful in a
+# title or abstract, and a stray U+202E would flip the rest of a line in the reader's client.
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Anything that looks like markup, for the plain-text part (which must never carry HTML).
+_TAG = re.compile(r"</?[A-Za-z!?][^<>]*>")
+_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    label: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """One paper as both templates show it."""
+
+    number: int
+    title: str
+    url: str
+    authors: str
+    abstract: str  # plain, cut
+    abstract_html: Markup  # the same cut, escaped, matched terms in <strong>
+    links: tuple[LinkView, ...]
+    matched: str
+    also: str
+
+
+@dataclass(frozen=True, slots=True)
+class SectionView:
+    name: str
+    items: tuple[ItemView, ...]
+
+
+# --- compiling the MJML once -------------------------------------------------------------
+
+_compiled: dict[str, str] = {}  # content hash -> compiled HTML Jinja source, per process
+
+
+def _mrml_version() -> str:
+    try:
+        return metadata.version("mjml-python")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def compile_mjml(source: str) -> str:
+    """MJML (with Jinja inside) -> HTML Jinja source; indentation dropped to keep it lean.
+
+    Only leading whitespace after a newline is removed: the newline itself stays, so
+    words and inline elements on neighbouring lines keep their space.
+    """
+    html = mjml2html(source, disable_comments=True)
+    return re.sub(r"\n[ \t]+", "\n", html)
+
+
+def compiled_html(source: str, cache_dir: Path | None = None) -> str:
+    """The compiled template for ``source``, from memory, from ``cache_dir``, or compiled.
+
+    The key covers the MRML version too, so upgrading mjml-python never serves stale HTML.
+    """
+    key = hashlib.sha256(f"{_mrml_version()}\0{source}".encode()).hexdigest()
+    if key in _compiled:
+        return _compiled[key]
+    cached = cache_dir / f"{key}.html.j2" if cache_dir is not None else None
+    if cached is not None and cached.is_file():
+        html = cached.read_text(encoding="utf-8")
+    else:
+        html = compile_mjml(source)
+        if cached is not None:
+            _write_atomically(cached, html)
+    _compiled[key] = html
+    return html
+
+
+def clear_memory_cache() -> None:
+    """Forget compiled templates in this process (tests use it to exercise the disk cache)."""
+    _compiled.clear()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- text helpers --------------------------------------------------------------------------
+
+def clean(text: str) -> str:
+    """Without control and bidi-override characters (fast path when there are none)."""
+    return _UNSAFE.sub("", text) if _UNSAFE.search(text) else text
+
+
+def one_line(text: str) -> str:
+    return " ".join(clean(text).split())
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > limit // 2 else limit - 1].rstrip(" ,;:-") + "…"
+
+
+def plain(value: Any) -> Any:
+    """Jinja ``finalize`` for the text part: whatever the input, no markup gets through."""
+    if isinstance(value, str) and "<" in value:
+        return _TAG_OPEN.sub("< ", _TAG.sub("", value))
+    return value
+
+
+@lru_cache(maxsize=16)
+def _line_pattern(width: int) -> re.Pattern[str]:
+    # As many characters as fit before a space (or the end); else one over-long word whole.
+    return re.compile(r"(.{1,%d})(?: |$)|(\S+)(?: |$)" % max(1, width))
+
+
+def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
+    """Greedy word wrap done by one regex (textwrap is ~10x slower); long words/URLs stay whole.
+
+    ``first`` replaces ``indent`` on the first line and should be as long as it.
+    """
+    pattern = _line_pattern(width - len(indent))
+    lines = [a or b for a, b in pattern.findall(" ".join(text.split()))] or [""]
+    lines[0] = (indent if first is None else first) + lines[0]
+    return ("\n" + indent).join(lines)
+
+
+def date_label(day: dt.date) -> str:
+    """``Mar 11``: locale-independent, unlike %b."""
+    return f"{MONTHS[day.month - 1]} {day.day}"
+
+
+def cut_point(text: str, limit: int = ABSTRACT_CHARS, slack: int = ABSTRACT_SLACK) -> int:
+    """Where to cut an abstract: the end, or the last word boundary at or before ``limit``."""
+    if len(text) <= limit + slack:
+        return len(text)
+    cut = max(text.rfind(" ", 0, limit + 1), text.rfind("\n", 0, limit + 1))
+    if cut < limit // 2:  # one enormous "word": cut hard
+        cut = limit
+    while cut > 0 and text[cut - 1] in " \n,;:-(":
+        cut -= 1
+    return cut
+
+
+def merged_spans(hits: Iterable[Hit], field: str, end: int) -> list[tuple[int, int]]:
+    """The hit spans in ``field``, clipped to [0, end), sorted and merged where they overlap."""
+    spans = sorted(
+        (max(0, start), min(stop, end))
+        for hit in hits if hit.field == field
+        for start, stop in hit.spans
+        if start < end and stop > start and start >= 0
+    )
+    merged: list[tuple[int, int]] = []
+    for start, stop in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    return merged
+
+
+def highlighted(text: str, spans: list[tuple[int, int]]) -> Markup:
+    """``text`` escaped piece by piece, with each span wrapped in <strong>.
+
+    Offsets refer to the raw text, so pieces are cut first and cleaned/escaped after;
+    nothing from the input ever reaches the output unescaped.
+    """
+    parts: list[str] = []
+    position = 0
+    for start, stop in spans:
+        parts.append(escape(clean(text[position:start])))
+        parts.append(Markup("<strong>%s</strong>") % clean(text[start:stop]))
+        position = stop
+    parts.append(escape(clean(text[position:])))
+    return Markup("".join(parts))
+
+
+def authors_line(authors: list[str]) -> str:
+    names = [one_line(name) for name in authors if name.strip()]
+    if len(names) > MAX_AUTHORS:
+        return ", ".join(names[:3]) + " et al."
+    return ", ".join(names)
+
+
+def paper_links(paper: Paper, settings: Settings) -> tuple[str, tuple[LinkView, ...]]:
+    """The title's target (arXiv abstract, else the first link, else our paper page) and
+    the other links worth a label, one per kind, http(s) only."""
+    web = [link for link in paper.links if link.url.startswith(("https://", "http://"))]
+    main = next((link.url for link in web if link.kind == "abs"), None) or (web[0].url if web else None)
+    main = main or urls.paper(settings.base_url, paper.id)
+    shown: list[LinkView] = []
+    seen = {main}
+    for kind, label in LINK_LABELS.items():
+        link = next((link for link in web if link.kind == kind and link.url not in seen), None)
+        if link is not None:
+            shown.append(LinkView(label, link.url))
+            seen.add(link.url)
+    return main, tuple(shown)
+
+
+def item_view(item: DigestItem, number: int, section_topic: str, settings: Settings) -> ItemView:
+    paper = item.paper
+    url, links = paper_links(paper, settings)
+    cut = cut_point(paper.abstract)
+    ellipsis = "…" if cut < len(paper.abstract) else ""
+    spans = merged_spans(item.hits, "abstract", cut)
+    terms = dict.fromkeys(one_line(hit.term) for hit in item.hits)
+    return ItemView(
+        number=number,
+        title=shorten(one_line(paper.title), TITLE_CHARS) or paper.id,
+        url=url,
+        authors=authors_line(paper.authors),
+        abstract=clean(paper.abstract[:cut]) + ellipsis,
+        abstract_html=highlighted(paper.abstract[:cut], spans) + ellipsis,
+        links=links,
+        matched=", ".join(term for term in terms if term),
+        also=", ".join(one_line(topic) for topic in item.topics if topic != section_topic),
+    )
+
+
+# --- the context both templates share ----------------------------------------------------
+
+def subject_line(digest: Digest) -> str:
+    """``7 new papers on scaling laws, MoE (Mar 11)``; long topic lists end in ``+N more``."""
+    count = digest.papers
+    names = [one_line(name) for name in (digest.topic_names if count else
+                                         [topic.name for topic in digest.subscriber.topics])]
+    shown: list[str] = []
+    for name in names:
+        if shown and len(", ".join(shown + [name])) > SUBJECT_TOPIC_CHARS:
+            break
+        shown.append(shorten(name, SUBJECT_TOPIC_CHARS))
+    topics = ", ".join(shown)
+    if len(shown) < len(names):
+        topics += f" +{len(names) - len(shown)} more"
+    on = f" on {topics}" if topics else ""
+    when = date_label(digest.listing_date)
+    if not count:
+        return f"No new papers{on} ({when})"
+    return f"{count} new paper{'s' if count != 1 else ''}{on} ({when})"
+
+
+def schedule_phrase(reader: Subscriber) -> str:
+    """``daily at 08:00 Europe/Berlin`` or ``weekly on Mondays at ...``."""
+    at = f"at {reader.hour:02d}:00 {reader.timezone}"
+    if reader.cadence.startswith("weekly"):
+        day = WEEKDAY_NAMES.get(reader.cadence.partition(":")[2])
+        return f"weekly on {day}s {at}" if day else f"weekly {at}"
+    return f"{reader.cadence} {at}"
+
+
+def context(digest: Digest, settings: Settings) -> dict[str, Any]:
+    """Everything the templates show, computed once for both parts."""
+    reader = digest.subscriber
+    base = settings.base_url
+    sections: list[SectionView] = []
+    number = 0
+    for section in digest.sections:
+        name = one_line(section.topic.name)
+        items = []
+        for item in section.items:
+            number += 1
+            items.append(item_view(item, number, section.topic.name, settings))
+        sections.append(SectionView(name, tuple(items)))
+    titles = [item.title for section in sections for item in section.items]
+    when = date_label(digest.listing_date)
+    subscribed = ", ".join(one_line(topic.name) for topic in reader.topics) or "paperwire"
+    count = digest.papers
+    return {
+        "subject": subject_line(digest),
+        "preheader": shorten(" · ".join(titles), PREHEADER_CHARS) if titles
+        else f"Nothing new matched your topics in the {when} listing.",
+        "date": when,
+        "greeting": f"Hi {one_line(reader.name)}," if one_line(reader.name) else "Hello,",
+        "intro": (f"{count} new paper{'s' if count != 1 else ''} matched your topics in the {when} listing."
+                  if count else f"Nothing new matched your topics in the {when} listing."),
+        "sections": sections,
+        "more": digest.more,
+        "more_label": f"And {digest.more} more matching paper{'s' if digest.more != 1 else ''}",
+        "more_url": urls.more(base, reader, digest.edition),
+        "manage_url": urls.manage(base, reader),
+        "unsubscribe_url": urls.unsubscribe(base, reader),
+        "feed_url": urls.private_feed(base, reader),
+        "archive_url": urls.archive(base, reader, digest.edition),
+        "home_url": urls.home(base),
+        "reason": f"You get this because you subscribed to {subscribed} with {one_line(reader.email)}"
+                  f" — {schedule_phrase(reader)}.",
+        "sender_name": one_line(settings.sender_name),
+        "sender_line": one_line(settings.sender_line),
+    }
+
+
+class EmailRenderer:
+    """Compile once, render per reader: ``EmailRenderer(templates).render(digest, settings)``."""
+
+    def __init__(self, templates_dir: Path, cache_dir: Path | None = None) -> None:
+        templates_dir = Path(templates_dir)
+        mjml_source = (templates_dir / "email.mjml.j2").read_text(encoding="utf-8")
+        html_env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        text_env = Environment(autoescape=False, undefined=StrictUndefined, trim_blocks=True,
+                               lstrip_blocks=True, keep_trailing_newline=True, finalize=plain)
+        text_env.filters["wrap"] = wrap
+        self.html_template: Template = html_env.from_string(compiled_html(mjml_source, cache_dir))
+        self.text_template: Template = text_env.from_string(
+            (templates_dir / "email.txt.j2").read_text(encoding="utf-8"))
+
+    def render(self, digest: Digest, settings: Settings) -> RenderedEmail:
+        values = context(digest, settings)
+        html = self.html_template.render(values)
+        if len(html) > GMAIL_CLIP_BYTES // 4 and len(html.encode()) > GMAIL_CLIP_BYTES:
+            log.warning("digest %s for %s is %d bytes of HTML: Gmail will clip it",
+                        digest.edition, digest.subscriber.email, len(html.encode()))
+        return RenderedEmail(values["subject"], values["preheader"], html, self.text_template.render(values))

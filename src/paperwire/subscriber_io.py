@@ -1,0 +1,119 @@
+"""Readers to and from CSV and JSON, for import and export.
+
+JSON is a list of the objects ``paperwire subscribers --json`` prints. CSV has one row
+per (reader, topic) so it stays flat for spreadsheets; rows with the same email are
+one reader. Import checks every row first and names the file, line and field of the
+first bad one, so a bad file imports nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .errors import ValidationError
+from .models import Subscriber, Topic
+from .subscribers import build_subscriber, make_topic
+
+CSV_COLUMNS = ("email", "name", "status", "cadence", "hour", "timezone", "max", "topic_name", "topic_query")
+
+
+def subscriber_record(subscriber: Subscriber) -> dict[str, Any]:
+    """The public shape of a reader (``subscribers --json``, export, later the API)."""
+    return {
+        "email": subscriber.email, "name": subscriber.name, "status": subscriber.status,
+        "cadence": subscriber.cadence, "hour": subscriber.hour, "timezone": subscriber.timezone,
+        "max": subscriber.max_papers, "topics": [{"name": t.name, "query": t.query} for t in subscriber.topics],
+    }
+
+
+def to_json(readers: Iterable[Subscriber]) -> str:
+    return json.dumps([subscriber_record(r) for r in readers], indent=2, ensure_ascii=False) + "\n"
+
+
+def to_csv(readers: Iterable[Subscriber]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for reader in readers:
+        record = subscriber_record(reader)
+        for topic in record["topics"]:
+            writer.writerow([record[c] for c in CSV_COLUMNS[:7]] + [topic["name"], topic["query"]])
+    return out.getvalue()
+
+
+def _topic(raw: Mapping[str, Any], public: Mapping[str, Topic]) -> Topic:
+    name, query = raw.get("name"), raw.get("query")
+    shared = public.get(str(name or "").casefold())
+    if shared is not None and shared.query == " ".join(str(query or "").split()):
+        return shared  # the reader follows this public topic
+    return make_topic(name, str(query or ""))
+
+
+def _build(record: Mapping[str, Any], topics: Sequence[Topic], where: str) -> Subscriber:
+    try:
+        return build_subscriber(
+            str(record.get("email") or ""), name=record.get("name"), status=record.get("status") or None,
+            cadence=record.get("cadence") or None, hour=_blank_to_none(record.get("hour")),
+            timezone=record.get("timezone") or None, max_papers=_blank_to_none(record.get("max")), topics=topics)
+    except ValidationError as exc:
+        raise ValidationError(exc.field, exc.reason, where=where) from None
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if value is None or (isinstance(value, str) and not value.strip()) else value
+
+
+def from_json(text: str, origin: str, public: Mapping[str, Topic]) -> list[Subscriber]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError("json", exc.msg, where=f"{origin}:{exc.lineno}") from None
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise ValidationError("json", "expected a list of reader objects", where=origin)
+    readers = []
+    for number, item in enumerate(data, start=1):
+        where = f"{origin}: reader {number}"
+        raw_topics = item.get("topics") or []
+        if not isinstance(raw_topics, list) or not all(isinstance(t, dict) for t in raw_topics):
+            raise ValidationError("topics", "expected a list of {name, query} objects", where=where)
+        try:
+            topics = [_topic(t, public) for t in raw_topics]
+        except ValidationError as exc:
+            raise ValidationError(exc.field, exc.reason, where=where) from None
+        readers.append(_build(item, topics, where))
+    return _unique(readers, origin)
+
+
+def from_csv(text: str, origin: str, public: Mapping[str, Topic]) -> list[Subscriber]:
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    missing = [c for c in ("email", "topic_query") if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ValidationError("header", f"missing column(s) {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}",
+                              where=f"{origin}:1")
+    grouped: dict[str, tuple[dict, list[Topic], int]] = {}
+    for row in reader:
+        where = f"{origin}:{reader.line_num}"
+        email = (row.get("email") or "").strip().casefold()
+        try:
+            topic = _topic({"name": row.get("topic_name"), "query": row.get("topic_query")}, public)
+        except ValidationError as exc:
+            raise ValidationError(exc.field, exc.reason, where=where) from None
+        if email in grouped:
+            grouped[email][1].append(topic)
+        else:
+            grouped[email] = (row, [topic], reader.line_num)
+    readers = [_build(row, topics, f"{origin}:{line}") for row, topics, line in grouped.values()]
+    return _unique(readers, origin)
+
+
+def _unique(readers: list[Subscriber], origin: str) -> list[Subscriber]:
+    seen: set[str] = set()
+    for reader in readers:
+        if reader.email in seen:
+            raise ValidationError("email", f"{reader.email} appears twice", where=origin)
+        seen.add(reader.email)
+    return readers

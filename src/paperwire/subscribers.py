@@ -1,0 +1,172 @@
+"""Reader input made safe: emails, cadences, hours, timezones and topics, checked once.
+
+Every way a reader comes in (the ``subscribe`` command, CSV/JSON import, later the
+web form) goes through ``build_subscriber``, so the rules live in one place and a
+bad value is a ValidationError that names the field.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+import zoneinfo
+from collections.abc import Iterable
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from .errors import QueryError, ValidationError
+from .models import SUBSCRIBER_STATUSES, WEEKDAYS, Subscriber, Topic
+from .query import parse_query
+
+DEFAULTS = Subscriber(email="")
+MAX_PAPERS_LIMIT = 100  # an email with more papers than this is clipped by Gmail anyway
+_NAME_MAX = 200
+_TOPIC_NAME_MAX = 100
+_QUERY_MAX = 1000
+
+
+def normalize_email(raw: str) -> str:
+    """The address as we store it, checked without DNS.
+
+    Lower-cased whole: mail systems treat local parts case-insensitively in practice,
+    and ``Ada@x.org`` and ``ada@x.org`` must be one reader, not two.
+    """
+    try:
+        return validate_email(str(raw).strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValidationError("email", f"{raw!r} is not a valid address: {exc}") from None
+
+
+def parse_cadence(raw: str) -> str:
+    """``daily`` or ``weekly:<weekday>`` (``weekly`` alone means Monday)."""
+    text = str(raw).strip().lower()
+    if text == "daily":
+        return "daily"
+    kind, _, day = text.partition(":")
+    if kind == "weekly":
+        day = (day or "mon")[:3]
+        if day in WEEKDAYS:
+            return f"weekly:{day}"
+    raise ValidationError("cadence", f"{raw!r} is not 'daily' or 'weekly:<day>' (mon ... sun)")
+
+
+def parse_hour(raw: Any) -> int:
+    try:
+        hour = int(str(raw).strip())
+    except ValueError:
+        raise ValidationError("hour", f"{raw!r} is not a whole hour 0-23") from None
+    if not 0 <= hour <= 23:
+        raise ValidationError("hour", f"{hour} is not a whole hour 0-23")
+    return hour
+
+
+def parse_timezone(raw: str) -> str:
+    name = str(raw).strip()
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError("timezone", f"{raw!r} is not an IANA timezone such as Europe/Berlin") from None
+    return name
+
+
+def parse_max_papers(raw: Any) -> int:
+    try:
+        count = int(str(raw).strip())
+    except ValueError:
+        raise ValidationError("max", f"{raw!r} is not a number of papers") from None
+    if not 1 <= count <= MAX_PAPERS_LIMIT:
+        raise ValidationError("max", f"{count} is outside 1-{MAX_PAPERS_LIMIT}")
+    return count
+
+
+def parse_status(raw: str) -> str:
+    status = str(raw).strip().lower()
+    if status not in SUBSCRIBER_STATUSES:
+        raise ValidationError("status", f"{raw!r} is not one of {', '.join(SUBSCRIBER_STATUSES)}")
+    return status
+
+
+def clean_name(raw: str | None, field: str = "name", limit: int = _NAME_MAX) -> str:
+    """One line of text: control characters (CR/LF that could forge mail headers) removed."""
+    text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in unicodedata.normalize("NFC", str(raw or "")))
+    text = " ".join(text.split())
+    if len(text) > limit:
+        raise ValidationError(field, f"longer than {limit} characters")
+    return text
+
+
+def slugify(name: str) -> str:
+    """A URL-safe feed name: ``Scaling Laws!`` -> ``scaling-laws``."""
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    ascii_only = decomposed.encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_only).strip("-")[:80]
+
+
+def make_topic(name: str | None, query: str, *, public: bool = False) -> Topic:
+    """A topic whose query parses; its name defaults to the query text."""
+    query_text = " ".join(str(query or "").split())
+    if len(query_text) > _QUERY_MAX:
+        raise ValidationError("topic", f"query longer than {_QUERY_MAX} characters")
+    try:
+        parse_query(query_text)
+    except QueryError as exc:
+        pointer = f"\n  {query_text}\n  {' ' * exc.position}^"
+        raise ValidationError("topic", f"{exc.reason} at position {exc.position} of {query_text!r}{pointer}") from None
+    topic_name = clean_name(name, "topic name", _TOPIC_NAME_MAX) or query_text[:_TOPIC_NAME_MAX]
+    slug = slugify(topic_name)
+    if public and not slug:
+        raise ValidationError("topic name", f"{topic_name!r} needs at least one letter or digit (it names a feed)")
+    return Topic(name=topic_name, query=query_text, public=public, slug=slug)
+
+
+def parse_topic_spec(spec: str) -> Topic:
+    """``NAME=QUERY`` or just ``QUERY`` (the name is then the query)."""
+    name, sep, query = str(spec).partition("=")
+    if not sep:
+        name, query = "", spec
+    return make_topic(name.strip() or None, query)
+
+
+def new_token() -> str:
+    """The secret in a reader's links (manage, unsubscribe, private feed)."""
+    return secrets.token_urlsafe(24)
+
+
+def build_subscriber(
+    email: str,
+    *,
+    name: str | None = None,
+    status: str | None = None,
+    cadence: str | None = None,
+    hour: Any = None,
+    timezone: str | None = None,
+    max_papers: Any = None,
+    topics: Iterable[Topic] = (),
+    base: Subscriber | None = None,
+) -> Subscriber:
+    """A checked Subscriber: given values over ``base`` (the stored reader) over defaults."""
+    base = base or DEFAULTS
+    topic_list = list(topics) or list(base.topics)
+    if not topic_list:
+        raise ValidationError("topic", "a reader needs at least one topic (--topic QUERY or --follow NAME)")
+    seen: set[str] = set()
+    for topic in topic_list:
+        if topic.name.casefold() in seen:
+            raise ValidationError("topic", f"two topics are named {topic.name!r}")
+        seen.add(topic.name.casefold())
+    return Subscriber(
+        email=normalize_email(email),
+        name=clean_name(name) if name is not None else base.name,
+        status=parse_status(status) if status is not None else base.status,
+        cadence=parse_cadence(cadence) if cadence is not None else base.cadence,
+        hour=parse_hour(hour) if hour is not None else base.hour,
+        timezone=parse_timezone(timezone) if timezone is not None else base.timezone,
+        max_papers=parse_max_papers(max_papers) if max_papers is not None else base.max_papers,
+        topics=topic_list,
+        token=base.token or new_token(),
+        created_at=base.created_at,
+        confirmed_at=base.confirmed_at,
+        id=base.id,
+    )

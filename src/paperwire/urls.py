@@ -1,0 +1,62 @@
+"""Every absolute link paperwire hands out, built from the one ``base_url`` setting.
+
+Emails, feeds and (later) the web app all call these, so a route can change in one
+place. Reader links carry the reader's secret token, which is what lets a click manage
+or unsubscribe without a login.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from .models import Subscriber
+
+FEED_KINDS = ("atom", "rss", "json")
+
+
+def _join(base_url: str, *parts: str) -> str:
+    return base_url.rstrip("/") + "/" + "/".join(quote(part, safe="") for part in parts)
+
+
+def home(base_url: str) -> str:
+    return base_url.rstrip("/") + "/"
+
+
+def manage(base_url: str, reader: Subscriber) -> str:
+    return _join(base_url, "manage", reader.token)
+
+
+def unsubscribe(base_url: str, reader: Subscriber) -> str:
+    """The RFC 8058 one-click address: POST unsubscribes, GET only shows a button."""
+    return _join(base_url, "unsubscribe", reader.token)
+
+
+def archive(base_url: str, reader: Subscriber, edition: str) -> str:
+    """The digest in a browser ("view in browser")."""
+    return _join(base_url, "archive", reader.token, edition)
+
+
+def more(base_url: str, reader: Subscriber, edition: str) -> str:
+    """Everything that matched, beyond the reader's cap."""
+    return archive(base_url, reader, edition) + "#more"
+
+
+def private_feed(base_url: str, reader: Subscriber, kind: str = "atom") -> str:
+    return _join(base_url, "feeds", "private", f"{reader.token}.{kind}")
+
+
+def topic_feed(base_url: str, slug: str, kind: str = "atom") -> str:
+    return _join(base_url, "feeds", "topics", f"{slug}.{kind}")
+
+
+def trending_feed(base_url: str, kind: str = "atom") -> str:
+    return _join(base_url, "feeds", f"trending.{kind}")
+
+
+def opml(base_url: str) -> str:
+    return _join(base_url, "feeds", "feeds.opml")
+
+
+def paper(base_url: str, paper_id: str) -> str:
+    """Our own page for a paper without an arXiv link."""
+    return _join(base_url, "papers", paper_id)

@@ -1,0 +1,81 @@
+"""Choosing a reader's papers: each once under its best topic, never twice, capped, best first."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import NamedTuple
+
+from paperwire.digest import Placement, build_digest, window
+from paperwire.models import Paper, Subscriber, Topic
+
+DAY = dt.date(2024, 3, 11)
+
+
+class Hit(NamedTuple):
+    term: str
+    field: str
+    spans: tuple
+
+
+class Found(NamedTuple):
+    paper_id: str
+    score: float
+    terms: tuple
+
+
+def reader(**kwargs) -> Subscriber:
+    topics = [Topic("Scaling", "scaling laws"), Topic("MoE", "MoE"), Topic("Everything", "*")]
+    return Subscriber(email="ada@example.org", topics=topics, token="tok", **kwargs)
+
+
+PAPERS = {f"p{i}": Paper(id=f"p{i}", title=f"Paper {i}") for i in range(1, 8)}
+PLACES = {f"p{i}": Placement(DAY, i) for i in range(1, 8)}
+
+
+def found(pid: str, score: float, term: str = "x") -> Found:
+    return Found(pid, score, (Hit(term, "title", ((0, 5),)),))
+
+
+def test_each_paper_once_under_its_best_topic_tagged_with_all():
+    matches = [[found("p1", 3.0, "scaling laws"), found("p2", 1.0)], [found("p1", 5.0, "MoE")],
+               [found(p, 0.0) for p in PAPERS]]
+    digest = build_digest(reader(), matches, PAPERS, PLACES, edition=DAY)
+    assert digest.papers == 7
+    by_topic = {s.topic.name: [i.paper.id for i in s.items] for s in digest.sections}
+    assert by_topic == {"Scaling": ["p2"], "MoE": ["p1"], "Everything": ["p3", "p4", "p5", "p6", "p7"]}
+    p1 = next(i for s in digest.sections for i in s.items if i.paper.id == "p1")
+    assert p1.topics == ("MoE", "Scaling", "Everything") and p1.hits[0].term == "MoE"
+    assert [s.topic.name for s in digest.sections] == ["Scaling", "MoE", "Everything"]  # reader's order
+
+
+def test_cap_keeps_the_best_and_counts_the_rest():
+    matches = [[found(p, float(i)) for i, p in enumerate(PAPERS)], [], []]
+    digest = build_digest(reader(max_papers=3), matches, PAPERS, PLACES, edition=DAY)
+    assert [i.paper.id for s in digest.sections for i in s.items] == ["p7", "p6", "p5"]
+    assert digest.more == 4
+
+
+def test_ties_go_to_the_trending_rank():
+    matches = [[found("p5", 1.0), found("p2", 1.0), found("p3", 1.0)], [], []]
+    digest = build_digest(reader(), matches, PAPERS, PLACES, edition=DAY)
+    assert [i.paper.id for i in digest.sections[0].items] == ["p2", "p3", "p5"]
+
+
+def test_already_sent_and_out_of_window_papers_are_skipped():
+    places = dict(PLACES, p2=Placement(DAY - dt.timedelta(days=1), 2))
+    matches = [[found("p1", 2.0), found("p2", 2.0), found("p3", 2.0)], [], []]
+    digest = build_digest(reader(), matches, PAPERS, places, edition=DAY, already_sent={"p3"})
+    assert [i.paper.id for s in digest.sections for i in s.items] == ["p1"]
+
+
+def test_no_match_gives_an_empty_digest():
+    digest = build_digest(reader(), [[], [], []], PAPERS, PLACES, edition=DAY)
+    assert digest.papers == 0 and digest.sections == () and digest.more == 0
+
+
+def test_windows():
+    daily, weekly = reader(), reader(cadence="weekly:mon")
+    assert window(daily, DAY, None) == (DAY, DAY)
+    assert window(weekly, DAY, None) == (DAY - dt.timedelta(days=6), DAY)
+    assert window(daily, DAY, DAY - dt.timedelta(days=3)) == (DAY - dt.timedelta(days=2), DAY)
+    assert window(daily, DAY, DAY) == (DAY, DAY)

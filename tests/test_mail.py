@@ -1,0 +1,117 @@
+"""MIME messages: structure, headers, one-click unsubscribe, header-injection safety, DKIM."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email
+import subprocess
+from dataclasses import dataclass
+from email import policy
+
+import dkim
+import pytest
+
+from paperwire.config import Settings
+from paperwire.mail import Signer, build_message, message_bytes
+from paperwire.models import Digest, Subscriber, Topic
+
+NOW = dt.datetime(2024, 3, 11, 8, 0, tzinfo=dt.timezone.utc)
+SETTINGS = Settings(base_url="https://papers.example.org", sender_name="paperwire", sender_email="digest@example.org",
+                    unsubscribe_email="unsubscribe@example.org", list_id="digest.example.org",
+                    reply_to="editors@example.org")
+
+
+@dataclass
+class Rendered:
+    subject: str = "2 new papers on RAG (Mar 11)"
+    html: str = "<html><body><p>Hello <b>reader</b> – ü</p></body></html>"
+    text: str = "Hello reader – ü\n"
+
+
+def digest(name: str = "Ada", email_address: str = "ada@example.org") -> Digest:
+    reader = Subscriber(email=email_address, name=name, token="tok123", topics=[Topic("RAG", "RAG")])
+    return Digest(subscriber=reader, edition="2024-03-11", listing_date=dt.date(2024, 3, 11), sections=())
+
+
+def parse(data: bytes):
+    return email.message_from_bytes(data, policy=policy.default)
+
+
+def test_structure_and_headers():
+    msg = parse(message_bytes(build_message(digest(), Rendered(), SETTINGS, now=NOW)))
+    assert msg.get_content_type() == "multipart/alternative"
+    text, html = msg.get_payload()
+    assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
+    assert text.get_content_charset() == html.get_content_charset() == "utf-8"
+    assert text.get_content().replace("\r\n", "\n") == "Hello reader – ü\n" and "<b>reader</b>" in html.get_content()
+    assert msg["Subject"] == "2 new papers on RAG (Mar 11)"
+    assert msg["From"] == "paperwire <digest@example.org>" and msg["To"] == "Ada <ada@example.org>"
+    assert msg["Reply-To"] == "editors@example.org"
+    assert msg["Date"] == "Mon, 11 Mar 2024 08:00:00 +0000"
+    assert msg["Message-ID"].startswith("<2024-03-11.") and msg["Message-ID"].endswith("@example.org>")
+    assert "tok123" not in msg["Message-ID"]
+    assert msg["List-Id"] == "paperwire <digest.example.org>"
+    assert msg["List-Unsubscribe"] == ("<https://papers.example.org/unsubscribe/tok123>, "
+                                       "<mailto:unsubscribe@example.org?subject=unsubscribe%20tok123>")
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_the_same_edition_gets_the_same_message_id():
+    first = build_message(digest(), Rendered(), SETTINGS, now=NOW)
+    again = build_message(digest(), Rendered(), SETTINGS, now=NOW + dt.timedelta(hours=1))
+    assert first["Message-ID"] == again["Message-ID"]
+
+
+@pytest.mark.parametrize("evil", ["Eve\r\nBcc: victim@example.org", "Eve\nX-Injected: yes", "Eve\rX: y"])
+def test_cr_or_lf_in_names_and_subjects_never_makes_a_header(evil):
+    data = message_bytes(build_message(digest(name=evil), Rendered(subject=evil), SETTINGS, now=NOW))
+    msg = parse(data)
+    assert msg["Bcc"] is None and msg["X-Injected"] is None and msg["X"] is None
+    header_block = data.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nBcc:" not in header_block and b"\r\nX-Injected:" not in header_block
+
+
+def test_non_ascii_names_are_encoded():
+    data = message_bytes(build_message(digest(name="Zoë Ωmega"), Rendered(subject="Neue Papiere über MoE"),
+                                       SETTINGS, now=NOW))
+    assert data.isascii()
+    msg = parse(data)
+    assert msg["To"] == "Zoë Ωmega <ada@example.org>" and msg["Subject"] == "Neue Papiere über MoE"
+
+
+@pytest.fixture(scope="module")
+def dkim_key(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dkim")
+    private = folder / "private.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(private), "2048"], check=True, capture_output=True)
+    public = subprocess.run(["openssl", "rsa", "-in", str(private), "-pubout", "-outform", "DER"],
+                            check=True, capture_output=True).stdout
+    return private, base64.b64encode(public)
+
+
+def test_dkim_signature_verifies_and_covers_both_unsubscribe_headers(dkim_key):
+    private, public = dkim_key
+    settings = Settings(**{**SETTINGS.__dict__, "dkim_key_file": private, "dkim_selector": "pw"})
+    data = message_bytes(build_message(digest(), Rendered(), settings, now=NOW), Signer.from_settings(settings))
+    assert data.startswith(b"DKIM-Signature:")
+    signature = parse(data)["DKIM-Signature"].replace(" ", "")
+    signed = dict(part.split("=", 1) for part in signature.split(";") if "=" in part)["h"].lower().split(":")
+    assert {"list-unsubscribe", "list-unsubscribe-post", "from", "subject", "to"} <= set(signed)
+    assert "c=relaxed/relaxed" in signature
+
+    def dns(name, timeout=5):
+        assert name == b"pw._domainkey.example.org."
+        return b"v=DKIM1; k=rsa; p=" + public
+
+    assert dkim.verify(data, dnsfunc=dns)
+    tampered = data.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+                            b"List-Unsubscribe-Post: List-Unsubscribe=Other")
+    assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+def test_unreadable_dkim_key_is_a_config_error(tmp_path):
+    from paperwire.errors import ConfigError
+    settings = Settings(dkim_key_file=tmp_path / "missing.pem")
+    with pytest.raises(ConfigError, match="dkim_key_file"):
+        Signer.from_settings(settings)

@@ -1,0 +1,388 @@
+"""Matching topics against the real seed listing: normalization, explanations, ranking."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from paperwire.errors import ConfigError, QueryError
+from paperwire.match import (
+    ACRONYMS,
+    Match,
+    Ranking,
+    compile_queries,
+    field_text,
+    match_one,
+    parse_query,
+    positive_terms,
+)
+from paperwire.match.text import Stems
+from paperwire.models import Paper
+
+SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_f1d956a196093e66.txt"
+
+
+# --- the seed listing ---------------------------------------------------------------------
+# Stand-in until tests/conftest.py provides ``seed_papers`` from the real parser: the
+# seed file is a few header lines, a date line ("Mar 11"), then title / blank / abstract.
+
+
+@pytest.fixture(scope="session")
+def seed_papers() -> list[Paper]:
+    lines = SEED.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}", line.strip()))
+    body = [line.strip() for line in lines[start + 1 :] if line.strip()]
+    return [Paper(id=f"seed-{n}", title=body[2 * n], abstract=body[2 * n + 1]) for n in range(len(body) // 2)]
+
+
+def ranks(query: str, papers: Sequence[Paper], **options: object) -> set[int]:
+    return {match.rank for match in match_one(query, papers, **options)}
+
+
+def rank_of(papers: Sequence[Paper], title_start: str) -> int:
+    return next(i + 1 for i, paper in enumerate(papers) if paper.title.startswith(title_start))
+
+
+def ranks_where(papers: Sequence[Paper], pattern: str, flags: int = 0) -> set[int]:
+    """Listing ranks of the papers whose title or abstract matches a regular expression."""
+    return {i + 1 for i, p in enumerate(papers) if re.search(pattern, f"{p.title}\n{p.abstract}", flags)}
+
+
+def hit_texts(match: Match, papers: Sequence[Paper]) -> list[str]:
+    paper = papers[match.rank - 1]
+    return [field_text(paper, hit.field)[start:end] for hit in match.terms for start, end in hit.spans]
+
+
+def paper(title: str, abstract: str = "", authors: Sequence[str] = (), number: int = 0) -> Paper:
+    return Paper(id=f"made-{number}-{title}", title=title, abstract=abstract, authors=list(authors))
+
+
+def test_seed_listing_is_loaded(seed_papers: list[Paper]) -> None:
+    assert len(seed_papers) == 70
+    assert seed_papers[0].title.startswith("ScaleDepth")
+
+
+# --- acronyms: whole tokens, capitals in papers, any case in queries ------------------------
+
+
+def test_rag_finds_the_acronym_and_its_expansion_never_inside_words(seed_papers: list[Paper]) -> None:
+    expected = ranks_where(seed_papers, r"\bRAGs?\b|(?i:retrieval[\s-]+augmented[\s-]+generation)")
+    inside_words = ranks_where(seed_papers, r"(?i)leverage|average|storage") - expected
+    assert expected and inside_words  # the seed has both kinds
+    assert ranks("RAG", seed_papers) == expected
+    for match in match_one("RAG", seed_papers):
+        for text in hit_texts(match, seed_papers):
+            assert text == "RAG" or text.lower().replace("-", " ") == "retrieval augmented generation"
+
+
+def test_acronym_query_ignores_case_but_paper_text_needs_capitals() -> None:
+    papers = [
+        paper("A rag doll study", "We study rag dolls and Rag toys.", number=1),
+        paper("RAGs at scale", "Many RAGs were built.", number=2),
+        paper("Retrieval-augmented generation revisited", number=3),
+    ]
+    for query in ("RAG", "rag", "Rag", "RAGs"):
+        assert ranks(query, papers) == {2, 3}, query
+
+
+def test_moe_and_mixture_of_experts_find_each_other(seed_papers: list[Paper]) -> None:
+    survey = rank_of(seed_papers, "A Survey on Mixture of Experts")
+    moe_only = rank_of(seed_papers, "MiniCPM")  # says "MoE", never "mixture of experts"
+    moerging = rank_of(seed_papers, "Glider")  # says "MoErging": not the acronym
+    by_acronym = ranks("MoE", seed_papers)
+    assert {survey, moe_only} <= by_acronym
+    assert moerging not in by_acronym
+    assert ranks('"mixture of experts"', seed_papers) == by_acronym
+    assert ranks("mixture of experts", seed_papers) == by_acronym
+    assert ranks("mixture-of-experts", seed_papers) == by_acronym
+
+
+def test_llms_llm_and_large_language_models_are_one(seed_papers: list[Paper]) -> None:
+    expected = ranks("LLM", seed_papers)
+    assert len(expected) > 40
+    for query in ("LLMs", "llm", '"large language models"', '"Large-Language Model"'):
+        assert ranks(query, seed_papers) == expected, query
+    assert expected <= ranks("large language model", seed_papers)  # unquoted: also the words apart
+
+
+def test_a_longer_acronym_is_not_the_shorter_one() -> None:
+    papers = [paper("Benchmarking MLLMs", "We test MLLMs on charts.", number=1)]
+    assert ranks("LLM", papers) == set()
+    assert ranks("MLLM", papers) == {1}
+    assert ranks("multimodal large language models", papers) == {1}
+
+
+def test_acronym_inside_a_hyphenated_name_counts(seed_papers: list[Paper]) -> None:
+    assert rank_of(seed_papers, "LLaVA-KD") in ranks("KD", seed_papers)
+    assert rank_of(seed_papers, "Pistis-RAG") in ranks("RAG", seed_papers)
+
+
+def test_extra_acronyms_extend_the_table() -> None:
+    papers = [
+        paper("Faster SD sampling", "We speed up SD.", number=1),
+        paper("Stable Diffusion at scale", number=2),
+        paper("Large foundation models", number=3),
+    ]
+    assert ranks("stable diffusion", papers) == {2}
+    assert ranks("stable diffusion", papers, acronyms={"SD": ["stable diffusion"]}) == {1, 2}
+    assert ranks("sd", papers, acronyms={"SD": "stable diffusion"}) == {1, 2}
+    assert 3 not in ranks("LLM", papers)
+    assert 3 in ranks("LLM", papers, acronyms={"llm": ["foundation model"]})  # any case extends LLM
+    assert "SD" not in ACRONYMS  # the built-in table is not changed
+
+
+@pytest.mark.parametrize("bad", [{"two words": ["x"]}, {"XY": []}, {"XY": ["!!!"]}])
+def test_bad_extra_acronyms_are_config_errors(bad: dict[str, list[str]]) -> None:
+    with pytest.raises(ConfigError):
+        match_one("x", [], acronyms=bad)
+
+
+# --- inflection, hyphens and joined words -------------------------------------------------
+
+
+def test_snowball_folds_the_inflections_topics_need() -> None:
+    stems = Stems()
+    assert len({stems.of(w) for w in ("quantization", "quantized", "quantize", "quantizing")}) == 1
+    assert len({stems.of(w) for w in ("scaling", "scale", "scales")}) == 1
+    assert stems.of("laws") == stems.of("law")
+    assert stems.of("scalable") != stems.of("scale")  # a known limit, kept
+
+
+def test_scaling_laws_finds_singular_and_plural(seed_papers: list[Paper]) -> None:
+    expected = ranks_where(seed_papers, r"\bscal(e|es|ed|ing)[\s-]+laws?\b", re.IGNORECASE)
+    singular_only = rank_of(seed_papers, "Predictable Scale: Part I")  # "Scaling Law" in its title
+    assert singular_only in expected
+    assert ranks('"scaling laws"', seed_papers) == expected
+    assert ranks('"scaling law"', seed_papers) == expected
+    scattered_only = ranks("scaling laws", seed_papers) - expected
+    assert all(
+        re.search(r"(?i)\bscal", seed_papers[r - 1].abstract + seed_papers[r - 1].title) for r in scattered_only
+    )
+
+
+def test_quantization_and_quantized_match_each_other(seed_papers: list[Paper]) -> None:
+    only_quantized = rank_of(seed_papers, "Large Concept Models")
+    only_quantization = rank_of(seed_papers, "ZeroQuant-FP")
+    expected = ranks("quantization", seed_papers)
+    assert {only_quantized, only_quantization} <= expected
+    assert ranks("quantized", seed_papers) == expected
+    assert ranks("quantize", seed_papers) == expected
+
+
+def test_multimodal_hyphen_space_and_joined_are_one(seed_papers: list[Paper]) -> None:
+    hyphenated = rank_of(seed_papers, "GeoPix")  # "Multi-Modal"
+    joined = rank_of(seed_papers, "MM-BigBench")  # "Multimodal"
+    expected = ranks("multimodal", seed_papers)
+    assert {hyphenated, joined} <= expected
+    for query in ("multi-modal", '"multi modal"', "multi modal", "Multi-Modal"):
+        assert ranks(query, seed_papers) == expected, query
+
+
+def test_joined_query_finds_words_written_apart_and_back() -> None:
+    papers = [
+        paper("A multi modal benchmark", number=1),
+        paper("Multi-modal agents", number=2),
+        paper("Multimodality in practice", number=3),
+        paper("Multiple modal verbs", number=4),
+    ]
+    for query in ("multimodal", "multi-modal", "multi modal", '"multi modal"'):
+        assert ranks(query, papers) == {1, 2, 3}, query
+
+
+def test_glued_pair_does_not_cross_punctuation() -> None:
+    papers = [paper("Multi. Modal things", number=1), paper("multi, modal", number=2)]
+    assert ranks("multimodal", papers) == set()
+    assert ranks('"multi modal"', papers) == set()
+
+
+def test_vision_language_hyphen_and_space(seed_papers: list[Paper]) -> None:
+    spaced = rank_of(seed_papers, "Scalable Vision Language Model Training")
+    hyphenated = rank_of(seed_papers, "SUGARCREPE++")
+    expected = ranks("vision-language", seed_papers)
+    assert {spaced, hyphenated} <= expected
+    assert ranks('"vision language"', seed_papers) == expected
+    assert ranks("visionlanguage", seed_papers) == expected
+    assert expected <= ranks("vision language", seed_papers)  # unquoted: both words anywhere
+
+
+def test_scale_is_a_whole_word(seed_papers: list[Paper]) -> None:
+    allowed = {"scale", "scales", "scaled", "scaling", "scale's"}
+    matches = match_one("scale", seed_papers)
+    assert matches
+    for match in matches:
+        assert {text.lower() for text in hit_texts(match, seed_papers)} <= allowed
+    scalearn = seed_papers[rank_of(seed_papers, "ScaLearn") - 1]
+    probe = [dataclasses.replace(scalearn, abstract="")]
+    assert [hit.spans for hit in match_one("scale", probe)[0].terms] == [((scalearn.title.rindex("Scale"), len(scalearn.title)),)]
+    assert ranks("scale", [paper("ScaLearn and ScaleDepth", number=1)]) == set()
+
+
+# --- explanations ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query", ["RAG", "MoE", '"scaling laws"', "multi-modal", "LLMs -survey", "title:(diffusion OR depth)"]
+)
+def test_explanation_spans_slice_the_original_text(seed_papers: list[Paper], query: str) -> None:
+    allowed_labels = set(positive_terms(parse_query(query)))
+    for match in match_one(query, seed_papers):
+        assert match.terms
+        paper_ = seed_papers[match.rank - 1]
+        for hit in match.terms:
+            assert hit.term in allowed_labels
+            text = field_text(paper_, hit.field)
+            assert list(hit.spans) == sorted(set(hit.spans))
+            for start, end in hit.spans:
+                assert 0 <= start < end <= len(text)
+                assert text[start:end].strip() == text[start:end]
+                assert start == 0 or not text[start - 1].isalnum()  # whole words only
+                assert end == len(text) or not text[end].isalnum()
+
+
+def test_explanation_names_term_and_field(seed_papers: list[Paper]) -> None:
+    survey = rank_of(seed_papers, "A Survey on Mixture of Experts")
+    match = next(m for m in match_one("MoE", seed_papers) if m.rank == survey)
+    assert {hit.field for hit in match.terms} == {"title", "abstract"}
+    assert all(hit.term == "MoE" for hit in match.terms)
+    title_hit = next(hit for hit in match.terms if hit.field == "title")
+    assert [seed_papers[survey - 1].title[s:e] for s, e in title_hit.spans] == ["Mixture of Experts"]
+    assert match.paper_id == seed_papers[survey - 1].id
+
+
+# --- ranking ------------------------------------------------------------------------------
+
+
+def test_title_hit_beats_abstract_only_hit() -> None:
+    filler = "We report experiments on several benchmarks with careful ablations."
+    papers = [
+        paper("Efficient inference", f"{filler} We study quantization of weights. {filler}", number=1),
+        paper("Quantization for everyone", f"{filler} {filler}", number=2),
+    ]
+    assert [m.rank for m in match_one("quantization", papers)] == [2, 1]
+
+
+def test_title_hit_ranks_first_in_the_seed(seed_papers: list[Paper]) -> None:
+    assert match_one("quantization", seed_papers)[0].rank == rank_of(seed_papers, "ZeroQuant-FP")
+
+
+def test_phrase_beats_scattered_words() -> None:
+    papers = [
+        paper("Laws", "The laws we observe hold when scaling compute.", number=1),
+        paper("Laws", "The scaling laws we observe hold for compute.", number=2),
+    ]
+    assert [m.rank for m in match_one("scaling laws", papers)] == [2, 1]
+    assert [m.rank for m in match_one('"scaling laws"', papers)] == [2]
+
+
+def test_ties_keep_listing_order() -> None:
+    papers = [paper("Diffusion models", "Same text.", number=n) for n in range(5)]
+    assert [m.rank for m in match_one("diffusion", papers)] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("query", ["LLM", "scaling laws", "RAG OR MoE", "language -survey"])
+def test_ranked_best_first_then_by_listing(seed_papers: list[Paper], query: str) -> None:
+    matches = list(match_one(query, seed_papers))
+    keys = [(-m.score, m.rank) for m in matches]
+    assert keys == sorted(keys)
+    assert all(m.score > 0 for m in matches)
+
+
+def test_star_is_the_whole_listing_in_order(seed_papers: list[Paper]) -> None:
+    matches = match_one("*", seed_papers)
+    assert [m.rank for m in matches] == list(range(1, len(seed_papers) + 1))
+    assert [m.paper_id for m in matches] == [p.id for p in seed_papers]
+    assert all(m.score == 0.0 and m.terms == () for m in matches)
+
+
+# --- boolean structure and fields -------------------------------------------------------------
+
+
+def test_exclusions(seed_papers: list[Paper]) -> None:
+    surveys = ranks("survey", seed_papers)
+    assert surveys
+    assert ranks("LLMs -survey", seed_papers) == ranks("LLMs", seed_papers) - surveys
+    assert ranks("LLMs NOT survey", seed_papers) == ranks("LLMs -survey", seed_papers)
+    benchmarks = ranks("benchmark", seed_papers)
+    assert ranks("LLMs -(survey OR benchmark)", seed_papers) == ranks("LLMs", seed_papers) - surveys - benchmarks
+    assert ranks('MoE -"mixture of experts"', seed_papers) == set()  # the same thing, excluded
+
+
+def test_or_is_a_union(seed_papers: list[Paper]) -> None:
+    assert ranks("RAG OR MoE", seed_papers) == ranks("RAG", seed_papers) | ranks("MoE", seed_papers)
+
+
+def test_field_prefixes(seed_papers: list[Paper]) -> None:
+    in_titles = ranks("title:RAG", seed_papers)
+    assert in_titles == ranks_where(seed_papers, r"^.*(\bRAG\b|(?i:retrieval[\s-]+augmented[\s-]+generation))")
+    for match in match_one('abstract:"scaling laws"', seed_papers):
+        assert {hit.field for hit in match.terms} == {"abstract"}
+    grouped = ranks("title:(depth OR diffusion)", seed_papers)
+    assert grouped == ranks("title:depth", seed_papers) | ranks("title:diffusion", seed_papers)
+    assert rank_of(seed_papers, "ScaleDepth") in grouped
+
+
+def test_author_prefix(seed_papers: list[Paper]) -> None:
+    papers = [
+        dataclasses.replace(seed_papers[0], authors=["Jane Doe", "Jörg Müller"]),
+        dataclasses.replace(seed_papers[1], authors=["Sam Altman"]),
+        dataclasses.replace(seed_papers[2], authors=["John Smith"]),
+    ]
+    assert ranks("author:muller", papers) == {1}
+    assert ranks('author:"jane doe"', papers) == {1}
+    assert ranks('author:"doe jörg"', papers) == set()  # a phrase stays inside one name
+    assert ranks("author:sam", papers) == {2}  # never an acronym among names
+    assert ranks("author:(smith OR altman)", papers) == {2, 3}
+    assert ranks("doe", papers) == set()  # unprefixed terms do not search authors
+    match = match_one("author:müller", papers)[0]
+    assert [field_text(papers[0], "author")[s:e] for hit in match.terms for s, e in hit.spans] == ["Müller"]
+
+
+# --- compiling many queries at once -------------------------------------------------------------
+
+
+def test_compile_many_and_share_identical_queries(seed_papers: list[Paper]) -> None:
+    matcher = compile_queries(
+        [("ann", "RAG"), ("bob", "  RAG "), ("cy", parse_query("MoE")), ("dee", "*"), ("eve", "zzzunknown")]
+    )
+    assert matcher.distinct_queries == 4
+    results = matcher.match(seed_papers)
+    assert set(results) == {"ann", "bob", "cy", "dee", "eve"}
+    assert results["ann"] is results["bob"]
+    assert {m.rank for m in results["cy"]} == ranks("MoE", seed_papers)
+    assert len(results["dee"]) == len(seed_papers)
+    assert list(results["eve"]) == []
+    again = matcher.match(seed_papers[:10])  # a compiled matcher serves any listing
+    assert len(again["dee"]) == 10
+
+
+def test_limit_keeps_the_best(seed_papers: list[Paper]) -> None:
+    everything = match_one("LLM", seed_papers)
+    assert list(match_one("LLM", seed_papers, limit=5)) == everything[:5]
+    assert len(match_one("*", seed_papers, limit=3)) == 3
+
+
+def test_bad_query_string_raises(seed_papers: list[Paper]) -> None:
+    with pytest.raises(QueryError):
+        compile_queries([("ann", "RAG"), ("bob", "-survey")])
+
+
+def test_ranking_behaves_like_a_read_only_list(seed_papers: list[Paper]) -> None:
+    ranking = match_one("MoE", seed_papers)
+    assert isinstance(ranking, Ranking)
+    items = list(ranking)
+    assert len(ranking) == len(items) == 6
+    assert ranking[0] == items[0] and ranking[-1] == items[-1]
+    assert ranking[1:3] == items[1:3]
+    assert ranking == items
+    assert ranking.paper_ranks() == [m.rank for m in items]
+    with pytest.raises(IndexError):
+        ranking[len(items)]
+
+
+def test_empty_listing() -> None:
+    assert list(match_one("RAG", [])) == []
+    assert list(match_one("*", [])) == []

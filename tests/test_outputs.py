@@ -1,0 +1,102 @@
+"""`digest`, `preview`, `feeds` and `demo` end to end on a real database and real files."""
+
+from __future__ import annotations
+
+import email
+import json
+import re
+from email import policy
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from .conftest import ROOT, SEED
+
+
+@pytest.fixture
+def with_readers(run_cli):
+    assert run_cli("ingest", "--date", "2024-03-11", SEED).exit_code == 0
+    run_cli("subscribe", "ada@example.org", "--topic", "Scaling=scaling laws", "--topic", "MoE", "--name", "Ada")
+    run_cli("subscribe", "bob@example.org", "--topic", "quantum chromodynamics")  # matches nothing
+    run_cli("subscribe", "cy@example.org", "--topic", "*", "--max", "3")
+    run_cli("unsubscribe", "cy@example.org")
+    run_cli("topics", "add", "Scaling laws", '"scaling laws"')
+    return run_cli
+
+
+def test_digest_writes_html_text_and_eml_for_readers_with_matches(with_readers, tmp_path):
+    result = with_readers("digest", "--out", tmp_path / "o", "--json")
+    assert result.exit_code == 0, result.output
+    (ada,) = json.loads(result.stdout)  # bob matched nothing; cy unsubscribed
+    assert set(ada) == {"email", "subject", "papers", "html", "text", "eml"}
+    assert ada["email"] == "ada@example.org" and ada["papers"] == 15
+    assert re.fullmatch(r"15 new papers on Scaling, MoE \(Mar 11\)", ada["subject"])
+    assert Path(ada["html"]) == tmp_path / "o" / "digests" / "2024-03-11" / "ada_at_example.org.html"
+    message = email.message_from_bytes(Path(ada["eml"]).read_bytes(), policy=policy.default)
+    assert message["Subject"] == ada["subject"] and message["To"] == "Ada <ada@example.org>"
+    text_part, html_part = message.get_payload()
+    assert html_part.get_content().replace("\r\n", "\n").rstrip("\n") == Path(ada["html"]).read_text().rstrip("\n")
+    assert "scaling" in text_part.get_content().lower()
+
+
+def test_digest_only_and_unknown_reader(with_readers, tmp_path):
+    only = with_readers("digest", "--out", tmp_path, "--only", "ADA@example.org", "--json")
+    assert [d["email"] for d in json.loads(only.stdout)] == ["ada@example.org"]
+    missing = with_readers("digest", "--out", tmp_path, "--only", "nobody@example.org")
+    assert missing.exit_code == 1 and "no active reader" in missing.stderr
+
+
+def test_preview_writes_even_an_empty_digest(with_readers, monkeypatch, tmp_path):
+    result = with_readers("preview", "bob@example.org")
+    assert result.exit_code == 0, result.output
+    page = Path(result.stdout.strip())
+    assert page.exists() and page.name == "bob_at_example.org.html"
+
+
+def test_digest_without_listings_says_what_to_do(run_cli):
+    result = run_cli("digest")
+    assert result.exit_code == 1 and "paperwire ingest" in result.stderr
+
+
+def test_feeds_parse_back_and_are_byte_identical_across_runs(with_readers, tmp_path):
+    first = json.loads(with_readers("feeds", "--out", tmp_path / "a", "--json",
+                                    "--base-url", "https://papers.example.org/").stdout)
+    second = json.loads(with_readers("feeds", "--out", tmp_path / "b", "--json",
+                                     "--base-url", "https://papers.example.org").stdout)
+    assert [f["slug"] for f in first["feeds"]] == ["trending", "scaling-laws"]
+    for feed_a, feed_b in zip(first["feeds"], second["feeds"]):
+        for kind in ("atom", "rss", "json"):
+            assert Path(feed_a[kind]).read_bytes() == Path(feed_b[kind]).read_bytes()
+        for kind in ("atom", "rss"):
+            parsed = feedparser.parse(Path(feed_a[kind]).read_bytes())
+            assert not parsed.bozo, parsed.get("bozo_exception")
+            assert parsed.entries
+        json.loads(Path(feed_a["json"]).read_text())
+    trending = feedparser.parse(Path(first["feeds"][0]["atom"]).read_bytes())
+    assert len(trending.entries) == 50 and trending.entries[0].title.startswith("ScaleDepth")
+    assert "https://papers.example.org/feeds/topics/scaling-laws.atom" in Path(first["opml"]).read_text()
+
+
+def test_bad_base_url_flag(with_readers):
+    result = with_readers("feeds", "--base-url", "ftp://nope")
+    assert result.exit_code == 1 and "setting 'base_url' from flag --base-url" in result.stderr
+
+
+def test_demo_writes_an_index_that_links_to_everything(run_cli, tmp_path):
+    import shutil
+
+    for folder in ("seeds", "examples"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    result = run_cli("demo", db=False)
+    assert result.exit_code == 0, result.output
+    index = tmp_path / "out" / "index.html"
+    assert str(index) in result.stdout
+    links = re.findall(r'href="([^"]+)"', index.read_text())
+    assert sum(link.endswith(".eml") for link in links) == 4
+    assert any(link.endswith("feeds.opml") for link in links)
+    assert all((index.parent / link).exists() for link in links)
+    again = run_cli("demo", db=False)  # nothing duplicated
+    assert again.exit_code == 0 and "0 papers added" in again.stdout
+    readers = json.loads(run_cli("subscribers", "--json", db=False).stdout)
+    assert len(readers) == 4

@@ -1,0 +1,220 @@
+"""The topic query language: what parses to what, and every error with its position."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from paperwire.errors import PaperwireError, QueryError
+from paperwire.query import (
+    MAX_DEPTH,
+    And,
+    Everything,
+    Not,
+    Or,
+    Query,
+    Term,
+    is_everything,
+    parse_query,
+    positive_terms,
+    render_query,
+)
+
+
+def word(text: str, field: str | None = None) -> Term:
+    return Term(text, False, field)
+
+
+def phrase(text: str, field: str | None = None) -> Term:
+    return Term(text, True, field)
+
+
+# --- what valid queries mean ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "root"),
+    [
+        ("RAG", word("RAG")),
+        ("  RAG  ", word("RAG")),
+        ("scaling laws", And((word("scaling"), word("laws")))),
+        ('"scaling laws"', phrase("scaling laws")),
+        ('"  scaling   laws "', phrase("scaling laws")),
+        ("a OR b", Or((word("a"), word("b")))),
+        # implicit AND binds tighter than OR
+        ("a b OR c", Or((And((word("a"), word("b"))), word("c")))),
+        ("a (b OR c)", And((word("a"), Or((word("b"), word("c")))))),
+        ("a AND b", And((word("a"), word("b")))),
+        # lower-case keywords are ordinary words
+        ("cats or dogs", And((word("cats"), word("or"), word("dogs")))),
+        ("llm -survey", And((word("llm"), Not(word("survey"))))),
+        ("llm NOT survey", And((word("llm"), Not(word("survey"))))),
+        ('llm -"mixture of experts"', And((word("llm"), Not(phrase("mixture of experts"))))),
+        ("llm NOT (a OR b)", And((word("llm"), Not(Or((word("a"), word("b"))))))),
+        ("llm -(a OR b)", And((word("llm"), Not(Or((word("a"), word("b"))))))),
+        ("title:diffusion", word("diffusion", "title")),
+        ('abstract:"scaling laws"', phrase("scaling laws", "abstract")),
+        ("author:(smith OR jones)", Or((word("smith", "author"), word("jones", "author")))),
+        ("Title:x", word("x", "title")),
+        ("title:-x y", And((Not(word("x", "title")), word("y")))),
+        ("-title:x y", And((Not(word("x", "title")), word("y")))),
+        # words keep inner hyphens; sentence punctuation after a word is dropped
+        ("multi-modal", word("multi-modal")),
+        ("LLMs, agents.", And((word("LLMs"), word("agents")))),
+        ("C++", word("C++")),
+        # a colon after an unknown word followed by a space is punctuation, not a field
+        ("ScaleDepth: depth", And((word("ScaleDepth"), word("depth")))),
+        # a lone or doubled hyphen before a term still negates once; a free one is punctuation
+        ("--foo bar", And((Not(word("foo")), word("bar")))),
+        ("NOT NOT foo", word("foo")),
+        ("x -(-y)", And((word("x"), word("y")))),
+        ("a - b", And((word("a"), word("b")))),
+        ("a !!! b", And((word("a"), word("b")))),
+        # groups of the same kind merge
+        ("a (b c)", And((word("a"), word("b"), word("c")))),
+        ("a OR (b OR c)", Or((word("a"), word("b"), word("c")))),
+        ("((a))", word("a")),
+    ],
+)
+def test_parses_to(text: str, root: object) -> None:
+    assert parse_query(text).root == root
+
+
+def test_star_is_everything() -> None:
+    for text in ("*", "  *  "):
+        query = parse_query(text)
+        assert query.root == Everything()
+        assert is_everything(query)
+        assert render_query(query) == "*"
+        assert positive_terms(query) == []
+    assert not is_everything(parse_query("a"))
+
+
+def test_positions_are_recorded_but_do_not_affect_equality() -> None:
+    query = parse_query('  foo "bar baz"')
+    assert [child.position for child in query.root.children] == [2, 6]
+    assert parse_query('foo   "bar baz"') == query
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("RAG", "RAG"),
+        ("scaling   laws", "scaling laws"),
+        ('"scaling   laws" OR moe', '"scaling laws" OR moe'),
+        ("a AND b", "a b"),
+        ("NOT x y", "-x y"),
+        ("title:(a OR b) c", "(title:a OR title:b) c"),
+        ('author:"Yann LeCun"', 'author:"Yann LeCun"'),
+        ("x -(a OR b)", "x -(a OR b)"),
+        ("x -(a b)", "x -(a b)"),
+        ("(a OR b) (c OR d)", "(a OR b) (c OR d)"),
+        ("a b OR c", "a b OR c"),
+        ("*", "*"),
+    ],
+)
+def test_render_gives_canonical_text(text: str, canonical: str) -> None:
+    query = parse_query(text)
+    assert render_query(query) == canonical
+    assert str(query) == canonical
+    assert parse_query(canonical) == query
+
+
+def test_positive_terms_leave_out_exclusions_and_repeats() -> None:
+    query = parse_query('RAG "scaling laws" -survey (agents OR RAG) -(a OR b) author:smith')
+    assert positive_terms(query) == ["RAG", "scaling laws", "agents", "smith"]
+
+
+# --- every error names the problem and where it is --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "problem", "position"),
+    [
+        ("", "empty", 0),
+        ("   ", "empty", 0),
+        ("!!! ...", "no letters or digits", 0),
+        ("-", "no letters or digits", 0),
+        ("-foo", "only excludes", 0),
+        ("NOT foo", "only excludes", 0),
+        ("-foo -bar", "only excludes", 0),
+        ("-(a b)", "only excludes", 0),
+        ("a OR -b", "this side of OR only excludes", 5),
+        ("(-a) OR b", "this side of OR only excludes", 1),
+        ("x -(a OR -b)", "this side of OR only excludes", 9),
+        ('"unclosed', "unbalanced quote", 0),
+        ('a "b" "c', "unbalanced quote", 6),
+        ("(a", "'(' is never closed", 0),
+        ("a ((b)", "'(' is never closed", 2),
+        ("a)", "')' has no matching '('", 1),
+        (")a", "')' has no matching '('", 0),
+        ("a -)", "')' has no matching '('", 3),
+        ("()", "empty parentheses", 0),
+        ("a (!!!)", "empty parentheses", 2),
+        ('""', "empty phrase", 0),
+        ('a "..."', "empty phrase", 2),
+        ("a OR", "dangling OR: nothing after", 2),
+        ("a OR )", "dangling OR: nothing after", 2),
+        ("a OR OR b", "dangling OR: nothing after", 2),
+        ("OR a", "dangling OR: nothing before", 0),
+        ("a (OR b)", "dangling OR: nothing before", 3),
+        ("a AND", "dangling AND", 2),
+        ("AND a", "dangling AND", 0),
+        ("NOT", "nothing after 'NOT'", 0),
+        ("a NOT", "nothing after 'NOT'", 2),
+        ("a -OR b", "nothing after '-'", 2),
+        ("foo:bar", "unknown field 'foo:'", 0),
+        ('x venue:"neurips"', "unknown field 'venue:'", 2),
+        ("http://example.org", "unknown field 'http:'", 0),
+        ("title:", "needs a term right after the colon", 0),
+        ("title: x", "needs a term right after the colon", 0),
+        ("x title:)", "needs a term right after the colon", 2),
+        ("title:(abstract:x)", "inside a 'title:' group", 7),
+        ("title:author:x", "inside a 'title:' group", 6),
+        ("(" * (MAX_DEPTH + 1) + "a" + ")" * (MAX_DEPTH + 1), "nested deeper", MAX_DEPTH),
+    ],
+)
+def test_errors_name_problem_and_position(text: str, problem: str, position: int) -> None:
+    with pytest.raises(QueryError) as caught:
+        parse_query(text)
+    error = caught.value
+    assert problem in error.reason
+    assert error.position == position
+    assert error.query == text
+    assert f"(at position {position})" in str(error)
+    assert isinstance(error, PaperwireError)
+
+
+def test_non_text_is_a_query_error() -> None:
+    with pytest.raises(QueryError):
+        parse_query(None)  # type: ignore[arg-type]
+
+
+# --- properties --------------------------------------------------------------------------
+
+QUERYISH = st.text(alphabet=list('ab -"():*!ORANDTtilebsrcu\u00e9\t'), max_size=40)
+
+
+def _parse_or_error(text: str) -> Query | None:
+    try:
+        return parse_query(text)
+    except QueryError as error:
+        assert 0 <= error.position <= len(text)
+        return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=60) | QUERYISH)
+def test_any_string_is_a_query_or_a_query_error(text: str) -> None:
+    _parse_or_error(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(QUERYISH)
+def test_rendering_parses_back_to_the_same_query(text: str) -> None:
+    query = _parse_or_error(text)
+    if query is not None:
+        again = parse_query(render_query(query))
+        assert again == query
+        assert render_query(again) == render_query(query)

@@ -1,0 +1,351 @@
+"""The digest email: golden HTML and text, escaping of hostile input, highlights, size, compile-once.
+
+Golden files live in tests/golden/email/. After an intended change of the templates or
+of render.py, rewrite them and review the diff (open the .html in a browser) before
+committing:
+
+    PAPERWIRE_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_render_email.py
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from paperwire import render
+from paperwire.config import Settings
+from paperwire.models import Digest, DigestItem, DigestSection, Hit, Link, Paper, Subscriber, Topic
+from paperwire.render import EmailRenderer, RenderedEmail
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "templates"
+GOLDEN = Path(__file__).parent / "golden" / "email"
+UPDATE_GOLDEN = os.environ.get("PAPERWIRE_UPDATE_GOLDEN") == "1"
+BASE = "https://papers.example.org"
+SETTINGS = Settings(base_url=BASE)
+DAY = dt.date(2024, 3, 11)
+CONTROL = "".join(map(chr, range(0x00, 0x09))) + "\x0b\x0c\x1b\x7f\u202e"
+HOSTILE = f"<script>alert(1)</script> \"quotes' & ampersands 🚀🧪 שלום עולם مرحبا{CONTROL}end"
+
+TOPICS = [Topic("scaling laws", '"scaling laws"'), Topic("MoE", "MoE OR \"mixture of experts\"")]
+READER = Subscriber(email="ana@example.org", name="Ana", token="tok123", timezone="Europe/Berlin", topics=TOPICS)
+
+SCALING = Paper(
+    id="2403.00001",
+    title="Scaling Laws for Sparse Mixture-of-Experts Language Models",
+    abstract=("We study scaling laws for sparse MoE models across four orders of magnitude of compute. "
+              "Our scaling laws predict the loss of models with up to 64 experts. "
+              "Unlike dense models, sparse models keep improving as experts are added."),
+    arxiv_id="2403.00001",
+    authors=["Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra", "Barbara Liskov"],
+    links=[Link("https://arxiv.org/abs/2403.00001", "abs"), Link("https://arxiv.org/pdf/2403.00001", "pdf"),
+           Link("https://github.com/example/moe-scaling", "code")],
+)
+LONG = Paper(
+    id="t-0123456789abcdef",
+    title="Routing Tokens to Experts: A Long Study",
+    abstract=" ".join(["Mixture of experts layers route each token to a few experts."] * 20),
+    authors=["Jane Doe"],
+    links=[Link("https://example.org/routing", "project"), Link("javascript:alert(1)", "code")],
+)
+BARE = Paper(id="t-fedcba9876543210", title="A Paper With No Links", abstract="")
+
+
+def hit(term: str, text: str, field: str = "abstract") -> Hit:
+    """Every case-insensitive occurrence of ``term`` in ``text``, as the matcher reports it."""
+    return Hit(term, field, tuple((m.start(), m.end()) for m in re.finditer(re.escape(term), text, re.I)))
+
+
+def item(paper: Paper, topics: tuple[str, ...], *hits: Hit, rank: int = 1) -> DigestItem:
+    return DigestItem(paper=paper, score=1.0, rank=rank, listing_date=DAY, topics=topics, hits=hits)
+
+
+def golden_digest() -> Digest:
+    return Digest(
+        subscriber=READER, edition="2024-03-11", listing_date=DAY, more=3,
+        sections=(
+            DigestSection(TOPICS[0], (item(SCALING, ("scaling laws", "MoE"), hit("scaling laws", SCALING.abstract),
+                                           hit("scaling laws", SCALING.title, "title")),)),
+            DigestSection(TOPICS[1], (item(LONG, ("MoE",), hit("mixture of experts", LONG.abstract)),
+                                      item(BARE, ("MoE",), rank=2))),
+        ),
+    )
+
+
+def empty_digest() -> Digest:
+    return Digest(subscriber=READER, edition="2024-03-11", listing_date=DAY, sections=())
+
+
+@pytest.fixture(scope="module")
+def renderer(tmp_path_factory: pytest.TempPathFactory) -> EmailRenderer:
+    return EmailRenderer(TEMPLATES, cache_dir=tmp_path_factory.mktemp("mjml-cache"))
+
+
+def check_golden(name: str, actual: str) -> None:
+    path = GOLDEN / name
+    if UPDATE_GOLDEN:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual, encoding="utf-8")
+    assert path.is_file(), f"{path} is missing: run with PAPERWIRE_UPDATE_GOLDEN=1"
+    assert actual == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+
+
+class Tags(HTMLParser):
+    """Every start tag with its attributes, and the visible text."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    @property
+    def hrefs(self) -> list[str]:
+        return [attrs["href"] for tag, attrs in self.tags if tag == "a"]
+
+
+@pytest.mark.parametrize("name, make", [("digest", golden_digest), ("empty", empty_digest)])
+def test_golden_html_and_text(renderer: EmailRenderer, name: str, make) -> None:
+    rendered = renderer.render(make(), SETTINGS)
+    check_golden(f"{name}.html", rendered.html)
+    check_golden(f"{name}.txt", rendered.text)
+
+
+def test_subject_and_preheader(renderer: EmailRenderer) -> None:
+    rendered = renderer.render(golden_digest(), SETTINGS)
+    assert rendered.subject == "3 new papers on scaling laws, MoE (Mar 11)"
+    assert rendered.preheader.startswith("Scaling Laws for Sparse Mixture-of-Experts Language Models · Routing")
+    assert renderer.render(empty_digest(), SETTINGS).subject == "No new papers on scaling laws, MoE (Mar 11)"
+
+
+def test_subject_rules() -> None:
+    one = Digest(READER, "2024-03-11", DAY, (DigestSection(TOPICS[1], (item(BARE, ("MoE",)),)),))
+    assert render.subject_line(one) == "1 new paper on MoE (Mar 11)"
+    many_topics = [Topic(f"topic number {n}", "x") for n in range(8)]
+    reader = Subscriber(email="a@example.org", topics=many_topics)
+    sections = tuple(DigestSection(topic, (item(BARE, (topic.name,)),)) for topic in many_topics)
+    subject = render.subject_line(Digest(reader, "2024-01-05", dt.date(2024, 1, 5), sections))
+    assert subject == "8 new papers on topic number 0, topic number 1 +6 more (Jan 5)"
+    huge = Topic("a very long topic name " * 10, "x")
+    subject = render.subject_line(Digest(Subscriber(email="a@example.org", topics=[huge]), "e", DAY, ()))
+    assert subject.startswith("No new papers on a very long topic name") and len(subject) < 80
+    assert "…" in subject
+    nameless = render.subject_line(Digest(Subscriber(email="a@example.org"), "e", DAY, ()))
+    assert nameless == "No new papers (Mar 11)"
+
+
+def test_hostile_input_is_escaped(renderer: EmailRenderer) -> None:
+    paper = Paper(id="t-hostile", title=HOSTILE, abstract=HOSTILE + " scaling laws " + HOSTILE,
+                  authors=[HOSTILE], links=[Link("https://example.org/?a=1&b=<2>", "code")])
+    topic = Topic(HOSTILE, "x")
+    reader = Subscriber(email="ana@example.org", name=HOSTILE, token="tok123", topics=[topic])
+    digest = Digest(reader, "2024-03-11", DAY,
+                    (DigestSection(topic, (item(paper, (HOSTILE, "other <b>topic</b>"),
+                                                hit("scaling laws", paper.abstract), hit("<script>", paper.abstract)),)),))
+    rendered = renderer.render(digest, SETTINGS)
+    html, text = rendered.html, rendered.text
+
+    assert "<script" not in html.lower() and "<b>topic" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&#34;quotes&#39; &amp; ampersands" in html
+    assert "<strong>scaling laws</strong>" in html and "<strong>&lt;script&gt;</strong>" in html
+    parsed = Tags(html)
+    assert all(not name.startswith("on") for _, attrs in parsed.tags for name in attrs)
+    assert all(href.startswith(("https://", "http://")) for href in parsed.hrefs)
+    assert "https://example.org/?a=1&b=<2>" in parsed.hrefs  # escaped in the attribute, intact when parsed
+    for part in (html, text, rendered.subject, rendered.preheader):
+        assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202e]", part)
+        assert "🚀🧪 שלום עולם مرحبا" in part
+    assert not re.search(r"<[A-Za-z/!?]", text), "the text part must never carry markup"
+    assert "alert(1)" in text and "\"quotes' & ampersands" in text
+    assert "\n" not in rendered.subject
+
+
+def test_highlights_wrap_exactly_the_matched_words(renderer: EmailRenderer) -> None:
+    html = renderer.render(golden_digest(), SETTINGS).html
+    assert html.count("<strong>scaling laws</strong>") == 2
+    assert "<strong>Mixture of experts</strong>" in html
+    # Title hits are not abstract hits: the title is not highlighted.
+    assert "<strong>Scaling Laws</strong>" not in html
+
+
+def test_highlight_spans_are_merged_and_clipped_to_the_cut() -> None:
+    text = "alpha beta gamma " * 60  # 1,020 characters, cut near 600
+    hits = (hit("beta", text), hit("beta gamma", text), hit("alpha", text))
+    view = render.item_view(item(Paper("p", "T", text), ("t",), *hits), 1, "t", SETTINGS)
+    cut = len(view.abstract) - 1
+    assert view.abstract.endswith("…") and cut <= render.ABSTRACT_CHARS
+    assert text.startswith(view.abstract[:-1]) and text[cut] == " "  # cut at a word boundary
+    shown = str(view.abstract_html)
+    assert shown.count("<strong>") == view.abstract.count("alpha") + view.abstract.count("beta")
+    assert "<strong>beta gamma</strong>" in shown and "<strong>beta</strong>" not in shown
+    assert render.merged_spans([Hit("x", "abstract", ((5, 9), (0, 3), (2, 4), (8, 12)))], "abstract", 10) == [(0, 4), (5, 10)]
+    assert render.merged_spans([Hit("x", "abstract", ((9, 3), (-1, 2), (20, 30)))], "abstract", 10) == []
+
+
+def test_short_abstract_is_kept_whole_and_authors_are_truncated(renderer: EmailRenderer) -> None:
+    view = render.item_view(golden_digest().sections[0].items[0], 1, "scaling laws", SETTINGS)
+    assert view.abstract == SCALING.abstract
+    assert view.authors == "Ada Lovelace, Alan Turing, Grace Hopper et al."
+    assert view.url == "https://arxiv.org/abs/2403.00001"
+    assert [(link.label, link.url) for link in view.links] == [
+        ("PDF", "https://arxiv.org/pdf/2403.00001"), ("Code", "https://github.com/example/moe-scaling")]
+    assert view.matched == "scaling laws" and view.also == "MoE"
+    assert render.authors_line(["A", "B", "C", "D"]) == "A, B, C, D"
+
+
+def test_links_fall_back_and_drop_unsafe_schemes() -> None:
+    long_view = render.item_view(item(LONG, ("MoE",)), 1, "MoE", SETTINGS)
+    assert long_view.url == "https://example.org/routing" and long_view.links == ()
+    bare_view = render.item_view(item(BARE, ("MoE",)), 1, "MoE", SETTINGS)
+    assert bare_view.url == f"{BASE}/papers/t-fedcba9876543210"
+
+
+def test_more_link_only_when_there_are_more(renderer: EmailRenderer) -> None:
+    more_url = f"{BASE}/archive/tok123/2024-03-11#more"
+    with_more = renderer.render(golden_digest(), SETTINGS)
+    assert more_url in Tags(with_more.html).hrefs and more_url in with_more.text
+    assert "And 3 more matching papers" in with_more.html and "And 3 more matching papers" in with_more.text
+    digest = golden_digest()
+    without = renderer.render(Digest(digest.subscriber, digest.edition, digest.listing_date, digest.sections), SETTINGS)
+    assert "#more" not in without.html and "#more" not in without.text and "more matching" not in without.text
+
+
+def test_every_reader_link_uses_base_url(renderer: EmailRenderer) -> None:
+    base = "https://news.example.net/pw"
+    rendered = renderer.render(golden_digest(), Settings(base_url=base))
+    paper_urls = {link.url for paper in (SCALING, LONG, BARE) for link in paper.links}
+    hrefs = Tags(rendered.html).hrefs
+    assert hrefs and all(href.startswith(base + "/") or href in paper_urls for href in hrefs)
+    for path in ("/manage/tok123", "/unsubscribe/tok123", "/feeds/private/tok123.atom", "/archive/tok123/2024-03-11",
+                 "/papers/t-fedcba9876543210"):
+        assert base + path in hrefs and base + path in rendered.text
+    text_urls = re.findall(r"https?://\S+", rendered.text)
+    assert all(url.startswith(base + "/") or url in paper_urls for url in text_urls)
+    assert "papers.example.org" not in rendered.html + rendered.text
+
+
+def test_footer_says_why_and_greets_by_name(renderer: EmailRenderer) -> None:
+    rendered = renderer.render(golden_digest(), SETTINGS)
+    why = "You get this because you subscribed to scaling laws, MoE with ana@example.org — daily at 08:00 Europe/Berlin."
+    assert why in rendered.html and " ".join(rendered.text.split()).count(why) == 1
+    assert SETTINGS.sender_line in rendered.html and SETTINGS.sender_line in rendered.text
+    assert "Hi Ana," in rendered.html and "Hi Ana," in rendered.text
+    weekly = Subscriber(email="b@example.org", cadence="weekly:mon", hour=7, timezone="UTC")
+    assert render.schedule_phrase(weekly) == "weekly on Mondays at 07:00 UTC"
+    nameless = Digest(Subscriber(email="b@example.org", token="t"), "2024-03-11", DAY, ())
+    assert "Hello," in renderer.render(nameless, SETTINGS).text
+
+
+def test_html_head_dark_mode_and_hidden_preheader(renderer: EmailRenderer) -> None:
+    rendered = renderer.render(golden_digest(), SETTINGS)
+    html = rendered.html
+    assert '<meta name="color-scheme" content="light dark"' in html
+    assert '<meta name="supported-color-schemes" content="light dark"' in html
+    assert "@media (prefers-color-scheme: dark)" in html
+    assert f"<title>{rendered.subject}</title>" in html
+    hidden = re.search(r'<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">([^<]*)</div>', html)
+    assert hidden and hidden.group(1) == rendered.preheader
+    # No "hidden" text in low-contrast colours (SpamAssassin HTML_FONT_LOW_CONTRAST), no web fonts.
+    assert "color:#ffffff" not in html.replace(" ", "").lower() and "fonts.googleapis" not in html
+    assert "overflow-wrap: anywhere" in html
+
+
+def test_text_part_is_real_and_wrapped(renderer: EmailRenderer) -> None:
+    text = renderer.render(golden_digest(), SETTINGS).text
+    assert "Scaling Laws for Sparse Mixture-of-Experts Language Models" in " ".join(text.split())
+    assert "We study scaling laws for sparse MoE models" in text
+    assert "matched: scaling laws" in text and "also in: MoE" in text
+    assert "Code: https://github.com/example/moe-scaling" in text
+    for line in text.splitlines():
+        assert len(line) <= render.TEXT_WIDTH or " " not in line.strip() or "://" in line, line
+
+
+def test_wrap() -> None:
+    assert render.wrap("aaa bbb ccc", 8, "  ") == "  aaa\n  bbb\n  ccc"
+    assert render.wrap("a\n b   c", 76) == "a b c"
+    assert render.wrap("x" * 90 + " y", 20) == "x" * 90 + "\ny"
+    assert render.wrap("one two three", 9, "    ", first="1.  ") == "1.  one\n    two\n    three"
+    assert render.wrap("", 10) == ""
+
+
+def worst_case_digest(papers: int) -> Digest:
+    """``papers`` papers with 300-character titles, 2,000-character abstracts full of hits,
+    five authors and every kind of link: the largest email a reader can get per paper."""
+    words = "scaling laws for mixture-of-experts models with routing and sparse attention layers".split()
+    abstract = " ".join(words[i % len(words)] for i in range(400))[:2000]
+    items = []
+    for n in range(papers):
+        paper = Paper(
+            id=f"t-{n:016x}", title=("Towards Very Long Titles " * 13)[:300], abstract=abstract,
+            arxiv_id=f"2403.{n:05d}", authors=[f"Author Number{k} Lastname" for k in range(12)],
+            links=[Link(f"https://arxiv.org/abs/2403.{n:05d}", "abs"), Link(f"https://arxiv.org/pdf/2403.{n:05d}", "pdf"),
+                   Link(f"https://github.com/some-organisation/some-repository-{n}", "code"),
+                   Link(f"https://some-organisation.github.io/project-page-{n}/", "project"),
+                   Link(f"https://huggingface.co/some-organisation/model-{n}", "model"),
+                   Link(f"https://huggingface.co/datasets/some-organisation/data-{n}", "dataset")],
+        )
+        items.append(item(paper, ("scaling laws", "MoE"), hit("scaling laws", abstract), hit("sparse", abstract),
+                          hit("mixture-of-experts", abstract), rank=n + 1))
+    sections = (DigestSection(TOPICS[0], tuple(items[: papers // 2])), DigestSection(TOPICS[1], tuple(items[papers // 2:])))
+    return Digest(READER, "2024-03-11", DAY, sections, more=85)
+
+
+def test_size_under_gmail_clip_at_the_usual_cap(renderer: EmailRenderer) -> None:
+    size = len(renderer.render(worst_case_digest(15), SETTINGS).html.encode())
+    assert size < 102_000
+    assert size < 50_000, f"15 worst-case papers take {size} bytes: markup grew, check the template"
+
+
+def test_cap_where_size_limit_holds(renderer: EmailRenderer) -> None:
+    """MAX_PAPERS_UNDER_CLIP is measured, not guessed: it fits, and a few more would not."""
+    assert len(renderer.render(worst_case_digest(render.MAX_PAPERS_UNDER_CLIP), SETTINGS).html.encode()) < 102_000
+    assert len(renderer.render(worst_case_digest(render.MAX_PAPERS_UNDER_CLIP + 5), SETTINGS).html.encode()) > 95_000
+
+
+def test_mjml_is_compiled_once_and_cached_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = render.mjml2html
+
+    def counting(source: str, **options) -> str:
+        calls.append(1)
+        return real(source, **options)
+
+    monkeypatch.setattr(render, "mjml2html", counting)
+    render.clear_memory_cache()
+    first = EmailRenderer(TEMPLATES, cache_dir=tmp_path)
+    outputs = {first.render(golden_digest(), SETTINGS).html for _ in range(50)}
+    assert len(calls) == 1 and len(outputs) == 1
+    (cached,) = tmp_path.glob("*.html.j2")
+    assert re.fullmatch(r"[0-9a-f]{64}\.html\.j2", cached.name)
+
+    render.clear_memory_cache()  # as if a second process started
+    second = EmailRenderer(TEMPLATES, cache_dir=tmp_path)
+    assert len(calls) == 1, "the second renderer must read the disk cache, not compile"
+    assert second.render(golden_digest(), SETTINGS) == first.render(golden_digest(), SETTINGS)
+    EmailRenderer(TEMPLATES)  # same process, no cache_dir: the memory cache answers
+    assert len(calls) == 1
+
+
+def test_seed_papers_render(renderer: EmailRenderer, seed_papers: list[Paper]) -> None:
+    """The real seed listing, all 70 papers, renders; every title is there, escaped."""
+    items = tuple(item(paper, ("scaling laws",), hit("language model", paper.abstract), rank=n + 1)
+                  for n, paper in enumerate(seed_papers))
+    digest = Digest(READER, "2024-03-11", DAY, (DigestSection(TOPICS[0], items),))
+    rendered = renderer.render(digest, SETTINGS)
+    assert isinstance(rendered, RenderedEmail)
+    visible = " ".join("".join(Tags(rendered.html).text).split())
+    for paper in seed_papers:
+        assert " ".join(paper.title.split()) in visible
+    assert rendered.subject == "70 new papers on scaling laws (Mar 11)"

@@ -1,0 +1,148 @@
+"""Readers and topics through the CLI, on a real SQLite database."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from paperwire.errors import ValidationError
+from paperwire.subscribers import build_subscriber, parse_cadence, parse_topic_spec, slugify
+
+
+def readers(run_cli) -> list[dict]:
+    result = run_cli("subscribers", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_subscribe_makes_an_active_reader_with_the_documented_json_keys(run_cli):
+    result = run_cli("subscribe", "Ada@Example.ORG", "--topic", "Scaling=scaling laws", "--topic", "MoE OR RAG",
+                     "--cadence", "weekly:fri", "--hour", "7", "--tz", "Europe/Berlin", "--max", "10",
+                     "--name", "Ada L.")
+    assert result.exit_code == 0, result.output
+    assert readers(run_cli) == [{
+        "email": "ada@example.org", "name": "Ada L.", "status": "active", "cadence": "weekly:fri", "hour": 7,
+        "timezone": "Europe/Berlin", "max": 10,
+        "topics": [{"name": "Scaling", "query": "scaling laws"}, {"name": "MoE OR RAG", "query": "MoE OR RAG"}],
+    }]
+
+
+def test_defaults_are_daily_at_8_utc_with_15_papers(run_cli):
+    run_cli("subscribe", "bob@example.org", "--topic", "diffusion")
+    (bob,) = readers(run_cli)
+    assert (bob["cadence"], bob["hour"], bob["timezone"], bob["max"]) == ("daily", 8, "UTC", 15)
+
+
+def test_subscribing_again_updates_and_never_adds_a_second_row(run_cli):
+    run_cli("subscribe", "ada@example.org", "--topic", "scaling laws", "--tz", "Europe/Berlin")
+    result = run_cli("subscribe", "ADA@example.org", "--hour", "9")
+    assert result.exit_code == 0 and "Updated" in result.stdout
+    (ada,) = readers(run_cli)
+    assert ada["hour"] == 9 and ada["timezone"] == "Europe/Berlin"  # kept what was not given
+    assert ada["topics"] == [{"name": "scaling laws", "query": "scaling laws"}]
+    run_cli("subscribe", "ada@example.org", "--topic", "RAG")
+    assert [t["query"] for t in readers(run_cli)[0]["topics"]] == ["RAG"]  # topics replaced
+
+
+def test_unsubscribe(run_cli):
+    run_cli("subscribe", "ada@example.org", "--topic", "RAG")
+    assert run_cli("unsubscribe", "Ada@example.org").exit_code == 0
+    assert readers(run_cli)[0]["status"] == "unsubscribed"
+    missing = run_cli("unsubscribe", "nobody@example.org")
+    assert missing.exit_code == 1 and "no reader" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["not-an-email", "--topic", "x"], "email: 'not-an-email' is not a valid address"),
+        (["a@example.org"], "at least one topic"),
+        (["a@example.org", "--topic", '"unbalanced'], "at position 0"),
+        (["a@example.org", "--topic", "(a OR b"], "topic:"),
+        (["a@example.org", "--topic", "-only"], "nothing to match"),
+        (["a@example.org", "--topic", "x", "--cadence", "hourly"], "cadence: 'hourly'"),
+        (["a@example.org", "--topic", "x", "--hour", "24"], "hour: 24"),
+        (["a@example.org", "--topic", "x", "--tz", "Mars/Olympus"], "timezone: 'Mars/Olympus'"),
+        (["a@example.org", "--topic", "x", "--max", "0"], "max: 0"),
+        (["a@example.org", "--topic", "x", "--topic", "x"], "two topics are named"),
+        (["a@example.org", "--follow", "nope"], "no public topic named 'nope'"),
+    ],
+)
+def test_bad_subscribe_input_is_a_clear_error_and_stores_nothing(run_cli, args, message):
+    result = run_cli("subscribe", *args)
+    assert result.exit_code != 0
+    assert message in result.stderr
+    assert readers(run_cli) == []
+
+
+def test_public_topics_can_be_followed_by_name(run_cli):
+    assert run_cli("topics", "add", "Trending", "*").exit_code == 0
+    assert run_cli("topics", "add", "Mixture of experts", 'MoE OR "sparse experts"').exit_code == 0
+    listed = json.loads(run_cli("topics", "--json").stdout)
+    assert listed == [{"name": "Mixture of experts", "slug": "mixture-of-experts", "query": 'MoE OR "sparse experts"'},
+                      {"name": "Trending", "slug": "trending", "query": "*"}]
+    run_cli("subscribe", "ada@example.org", "--follow", "trending", "--topic", "RAG")
+    assert readers(run_cli)[0]["topics"] == [{"name": "RAG", "query": "RAG"}, {"name": "Trending", "query": "*"}]
+    refused = run_cli("topics", "remove", "Trending")
+    assert refused.exit_code == 1 and "1 reader(s) follow" in refused.stderr
+    assert run_cli("topics", "remove", "Trending", "--force").exit_code == 0
+    assert readers(run_cli)[0]["topics"] == [{"name": "RAG", "query": "RAG"}]
+
+
+def test_public_topic_names_must_give_distinct_feed_names(run_cli):
+    run_cli("topics", "add", "Scaling laws", "scaling laws")
+    clash = run_cli("topics", "add", "scaling-laws!", "x")
+    assert clash.exit_code == 1 and "share the feed name" in clash.stderr
+
+
+@pytest.mark.parametrize("suffix", ["json", "csv"])
+def test_export_then_import_round_trips(run_cli, tmp_path, suffix):
+    run_cli("subscribe", "ada@example.org", "--topic", 'Scaling="scaling laws", MoE', "--name", 'Ada "the" L., Jr')
+    run_cli("subscribe", "bob@example.org", "--topic", "RAG", "--topic", "title:diffusion -video",
+            "--cadence", "weekly:mon", "--tz", "Asia/Tokyo")
+    before = readers(run_cli)
+    exported = tmp_path / f"readers.{suffix}"
+    assert run_cli("subscribers", "export", "-o", exported).exit_code == 0
+    other_db = f"sqlite:///{tmp_path / 'other.db'}"
+    result = run_cli("--db", other_db, "subscribers", "import", exported, db=False)
+    assert result.exit_code == 0, result.output
+    again = json.loads(run_cli("--db", other_db, "subscribers", "--json", db=False).stdout)
+    assert again == before
+
+
+def test_a_bad_import_row_names_file_line_and_field_and_imports_nothing(run_cli, tmp_path):
+    bad = tmp_path / "readers.csv"
+    bad.write_text("email,name,status,cadence,hour,timezone,max,topic_name,topic_query\n"
+                   "ada@example.org,Ada,active,daily,8,UTC,15,RAG,RAG\n"
+                   "bob@example.org,Bob,active,daily,25,UTC,15,RAG,RAG\n")
+    result = run_cli("subscribers", "import", bad)
+    assert result.exit_code == 1
+    assert f"{bad}:3: hour: 25" in result.stderr
+    assert readers(run_cli) == []
+
+
+def test_import_json_errors(run_cli, tmp_path):
+    broken = tmp_path / "r.json"
+    broken.write_text('[{"email": "a@example.org",\n "topics": [}]')
+    result = run_cli("subscribers", "import", broken)
+    assert result.exit_code == 1 and f"{broken}:2" in result.stderr
+    wrong = tmp_path / "w.json"
+    wrong.write_text('[{"email": "a@example.org", "topics": [{"name": "x", "query": "(x"}]}]')
+    result = run_cli("subscribers", "import", wrong)
+    assert result.exit_code == 1 and "reader 1: topic:" in result.stderr
+
+
+def test_names_cannot_smuggle_header_lines():
+    reader = build_subscriber("a@example.org", name="Eve\r\nBcc: victim@example.org", topics=[parse_topic_spec("x")])
+    assert "\r" not in reader.name and "\n" not in reader.name
+
+
+def test_cadence_and_slug_rules():
+    assert parse_cadence("Weekly:Friday") == "weekly:fri"
+    assert parse_cadence("weekly") == "weekly:mon"
+    with pytest.raises(ValidationError):
+        parse_cadence("weekly:funday")
+    assert slugify("Scaling Laws: LLMs & MoE!") == "scaling-laws-llms-moe"
+    assert parse_topic_spec("RAG") .name == "RAG"
+    assert parse_topic_spec("Retrieval = RAG OR retrieval").query == "RAG OR retrieval"
