@@ -166,6 +166,7 @@ def test_hostile_input_is_escaped(renderer: EmailRenderer) -> None:
     assert "https://example.org/?a=1&b=<2>" in parsed.hrefs  # escaped in the attribute, intact when parsed
     for part in (html, text, rendered.subject, rendered.preheader):
         assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202e]", part)
+    for part in (html, text, rendered.preheader):
         assert "🚀🧪 שלום עולם مرحبا" in part
     assert not re.search(r"<[A-Za-z/!?]", text), "the text part must never carry markup"
     assert "alert(1)" in text and "\"quotes' & ampersands" in text
@@ -258,7 +259,9 @@ def test_html_head_dark_mode_and_hidden_preheader(renderer: EmailRenderer) -> No
     hidden = re.search(r'<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">([^<]*)</div>', html)
     assert hidden and hidden.group(1) == rendered.preheader
     # No "hidden" text in low-contrast colours (SpamAssassin HTML_FONT_LOW_CONTRAST), no web fonts.
-    assert "color:#ffffff" not in html.replace(" ", "").lower() and "fonts.googleapis" not in html
+    styles = [attrs.get("style") or "" for _, attrs in Tags(html).tags]
+    assert not any(re.search(r"(?<![-\w])color:\s*#fff", style, re.I) for style in styles)
+    assert "fonts.googleapis" not in html
     assert "overflow-wrap: anywhere" in html
 
 
@@ -309,9 +312,9 @@ def test_size_under_gmail_clip_at_the_usual_cap(renderer: EmailRenderer) -> None
 
 
 def test_cap_where_size_limit_holds(renderer: EmailRenderer) -> None:
-    """MAX_PAPERS_UNDER_CLIP is measured, not guessed: it fits, and a few more would not."""
+    """MAX_PAPERS_UNDER_CLIP is measured, not guessed: it fits, and three more would not."""
     assert len(renderer.render(worst_case_digest(render.MAX_PAPERS_UNDER_CLIP), SETTINGS).html.encode()) < 102_000
-    assert len(renderer.render(worst_case_digest(render.MAX_PAPERS_UNDER_CLIP + 5), SETTINGS).html.encode()) > 95_000
+    assert len(renderer.render(worst_case_digest(render.MAX_PAPERS_UNDER_CLIP + 3), SETTINGS).html.encode()) > 102_000
 
 
 def test_mjml_is_compiled_once_and_cached_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,10 +7,11 @@ the compile too) and then rendered per reader with autoescape on. Every value bo
 templates show is computed here, once, into one context, so the HTML and the text part
 carry the same content and the templates stay dumb.
 
-Size (Gmail clips HTML above ~102 KB): the compiled frame is ~7 KB and a paper adds
-~1.0-1.6 KB (abstracts are cut to ~600 characters, titles to 300). Measured worst case
-(300-character titles, 2,000-character abstracts, four links, a long author list):
-15 papers ~ 31 KB; the limit still holds up to ``MAX_PAPERS_UNDER_CLIP`` such papers.
+Size (Gmail clips HTML above ~102 KB): the compiled frame (head, header, footer) is
+~8 KB and a paper adds ~1.3 KB for seed-like papers (abstracts cut to ~600 characters).
+Worst case per paper (300-character title, 2,000-character abstract full of hits, every
+kind of link, a long author list) is ~2.2 KB: 15 such papers make ~42 KB, and the limit
+holds up to ``MAX_PAPERS_UNDER_CLIP`` (41) of them; beyond that Gmail would clip.
 """
 
 from __future__ import annotations
@@ -34,14 +35,14 @@ from mjml import mjml2html
 
 from . import urls
 from .config import Settings
-from .models import Digest, DigestItem, Hit, Paper, Subscriber
+from .models import Digest, DigestItem, Hit, Link, Subscriber
 
 log = logging.getLogger(__name__)
 
 GMAIL_CLIP_BYTES = 102_000
 # Worst-case papers (see the module docstring) that still fit under GMAIL_CLIP_BYTES;
 # measured by tests/test_render_email.py::test_cap_where_size_limit_holds.
-MAX_PAPERS_UNDER_CLIP = 60
+MAX_PAPERS_UNDER_CLIP = 41
 ABSTRACT_CHARS = 600  # cut here, at a word boundary ...
 ABSTRACT_SLACK = 80  # ... unless only this much more would show the whole abstract
 TITLE_CHARS = 300
@@ -117,7 +118,7 @@ def compile_mjml(source: str) -> str:
     Only leading whitespace after a newline is removed: the newline itself stays, so
     words and inline elements on neighbouring lines keep their space.
     """
-    html = mjml2html(source, disable_comments=True)
+    html = mjml2html(source, disable_comments=True, fonts={})  # no web-font imports: system fonts only
     return re.sub(r"\n[ \t]+", "\n", html)
 
 
@@ -189,6 +190,7 @@ def _line_pattern(width: int) -> re.Pattern[str]:
     return re.compile(r"(.{1,%d})(?: |$)|(\S+)(?: |$)" % max(1, width))
 
 
+@lru_cache(maxsize=4096)  # the same abstracts recur across readers
 def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
     """Greedy word wrap done by one regex (textwrap is ~10x slower); long words/URLs stay whole.
 
@@ -257,12 +259,12 @@ def authors_line(authors: list[str]) -> str:
     return ", ".join(names)
 
 
-def paper_links(paper: Paper, settings: Settings) -> tuple[str, tuple[LinkView, ...]]:
+def paper_links(links: Iterable[Link], paper_id: str, base_url: str) -> tuple[str, tuple[LinkView, ...]]:
     """The title's target (arXiv abstract, else the first link, else our paper page) and
     the other links worth a label, one per kind, http(s) only."""
-    web = [link for link in paper.links if link.url.startswith(("https://", "http://"))]
+    web = [link for link in links if link.url.startswith(("https://", "http://"))]
     main = next((link.url for link in web if link.kind == "abs"), None) or (web[0].url if web else None)
-    main = main or urls.paper(settings.base_url, paper.id)
+    main = main or urls.paper(base_url, paper_id)
     shown: list[LinkView] = []
     seen = {main}
     for kind, label in LINK_LABELS.items():
@@ -273,20 +275,32 @@ def paper_links(paper: Paper, settings: Settings) -> tuple[str, tuple[LinkView, 
     return main, tuple(shown)
 
 
+# A paper appears in many readers' digests in one run, and readers of one topic share its
+# hits: what depends only on the paper (and the hits) is computed once. Keys are contents,
+# not identities, so a changed paper can never be served stale.
+@lru_cache(maxsize=4096)
+def _paper_parts(paper_id: str, title: str, authors: tuple[str, ...], links: tuple[Link, ...],
+                 base_url: str) -> tuple[str, str, str, tuple[LinkView, ...]]:
+    url, shown = paper_links(links, paper_id, base_url)
+    return shorten(one_line(title), TITLE_CHARS) or paper_id, url, authors_line(list(authors)), shown
+
+
+@lru_cache(maxsize=2048)
+def _abstract_parts(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup]:
+    cut = cut_point(abstract)
+    ellipsis = "…" if cut < len(abstract) else ""
+    spans = merged_spans(hits, "abstract", cut)
+    return clean(abstract[:cut]) + ellipsis, highlighted(abstract[:cut], spans) + ellipsis
+
+
 def item_view(item: DigestItem, number: int, section_topic: str, settings: Settings) -> ItemView:
     paper = item.paper
-    url, links = paper_links(paper, settings)
-    cut = cut_point(paper.abstract)
-    ellipsis = "…" if cut < len(paper.abstract) else ""
-    spans = merged_spans(item.hits, "abstract", cut)
+    title, url, authors, links = _paper_parts(paper.id, paper.title, tuple(paper.authors), tuple(paper.links),
+                                              settings.base_url)
+    abstract, abstract_html = _abstract_parts(paper.abstract, item.hits)
     terms = dict.fromkeys(one_line(hit.term) for hit in item.hits)
     return ItemView(
-        number=number,
-        title=shorten(one_line(paper.title), TITLE_CHARS) or paper.id,
-        url=url,
-        authors=authors_line(paper.authors),
-        abstract=clean(paper.abstract[:cut]) + ellipsis,
-        abstract_html=highlighted(paper.abstract[:cut], spans) + ellipsis,
+        number=number, title=title, url=url, authors=authors, abstract=abstract, abstract_html=abstract_html,
         links=links,
         matched=", ".join(term for term in terms if term),
         also=", ".join(one_line(topic) for topic in item.topics if topic != section_topic),
@@ -317,11 +331,11 @@ def subject_line(digest: Digest) -> str:
 
 def schedule_phrase(reader: Subscriber) -> str:
     """``daily at 08:00 Europe/Berlin`` or ``weekly on Mondays at ...``."""
-    at = f"at {reader.hour:02d}:00 {reader.timezone}"
+    at = f"at {reader.hour:02d}:00 {one_line(reader.timezone)}"
     if reader.cadence.startswith("weekly"):
         day = WEEKDAY_NAMES.get(reader.cadence.partition(":")[2])
         return f"weekly on {day}s {at}" if day else f"weekly {at}"
-    return f"{reader.cadence} {at}"
+    return f"{one_line(reader.cadence)} {at}"
 
 
 def context(digest: Digest, settings: Settings) -> dict[str, Any]:
@@ -357,7 +371,6 @@ def context(digest: Digest, settings: Settings) -> dict[str, Any]:
         "unsubscribe_url": urls.unsubscribe(base, reader),
         "feed_url": urls.private_feed(base, reader),
         "archive_url": urls.archive(base, reader, digest.edition),
-        "home_url": urls.home(base),
         "reason": f"You get this because you subscribed to {subscribed} with {one_line(reader.email)}"
                   f" — {schedule_phrase(reader)}.",
         "sender_name": one_line(settings.sender_name),

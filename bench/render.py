@@ -1,0 +1,222 @@
+"""Benchmark: personalized digests -> rendered email -> complete MIME message bytes.
+
+Each reader gets 5-15 random seed papers under 1-3 random topics, with random hits
+(real spans of words in the abstracts), and the full path a send takes: render
+(EmailRenderer, MJML compiled once), ``mail.build_message``, ``bytes``. Messages are
+streamed (built, serialized, dropped), so memory must not grow with the readers; RSS
+is reported at 10k and at the end. The baseline, timed on a sample in the same run,
+compiles the MJML per reader. Target: >= 2,000 messages/s and >= 5x the baseline.
+
+    .venv/bin/python bench/render.py --readers 100000 [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import multiprocessing
+import random
+import re
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jinja2 import Environment, StrictUndefined
+from mjml import mjml2html
+
+from paperwire import render, sources
+from paperwire.config import Settings
+from paperwire.mail import build_message
+from paperwire.models import Digest, DigestItem, DigestSection, Hit, Link, Paper, Subscriber, Topic
+from paperwire.render import EmailRenderer, RenderedEmail
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_FILE = ROOT / "seeds" / "000_f1d956a196093e66.txt"
+TEMPLATES = ROOT / "templates"
+SETTINGS = Settings(base_url="https://papers.example.org")
+RANDOM_SEED = 20240311
+TOPIC_NAMES = ["scaling laws", "MoE", "language models", "diffusion", "depth estimation", "agents",
+               "retrieval", "speech", "robotics", "benchmarks", "efficient inference", "multimodal"]
+FIRST = "Wei Li Anna Maria Jun Omar Sara Ivan Chen Yuki Lucas Priya Elena Noah Fatima Tom".split()
+LAST = "Zhang Wang Smith Garcia Kim Nguyen Müller Rossi Tanaka Ivanova Singh Haddad Silva Chen".split()
+ZONES = ["Europe/Berlin", "UTC", "America/New_York", "Asia/Tokyo"]
+
+
+def seed_papers(rng: random.Random) -> tuple[list[Paper], dict[tuple[int, str], tuple[Hit, ...]]]:
+    """The seed listing with authors and arXiv links added, and the hits of each (paper, topic).
+
+    Hits are random words of the abstract (their real spans), drawn once per paper and
+    topic: as with real matching, every reader of a topic gets the same hits on a paper.
+    """
+    (listing,) = sources.read_path(SEED_FILE, today=dt.date(2024, 11, 26))
+    papers, hits = [], {}
+    for number, paper in enumerate(listing.papers):
+        arxiv = f"2403.{number:05d}"
+        links = [Link(f"https://arxiv.org/abs/{arxiv}", "abs"), Link(f"https://arxiv.org/pdf/{arxiv}", "pdf")]
+        authors = [f"{rng.choice(FIRST)} {rng.choice(LAST)}" for _ in range(rng.randint(1, 9))]
+        papers.append(Paper(paper.id, paper.title, paper.abstract, arxiv, authors, links + paper.links))
+        words = sorted({w for w in re.findall(r"[A-Za-z]{7,}", paper.abstract)})
+        for topic in TOPIC_NAMES:
+            hits[number, topic] = tuple(
+                Hit(w.lower(), "abstract", tuple((m.start(), m.end()) for m in re.finditer(w, paper.abstract)))
+                for w in rng.sample(words, min(len(words), rng.randint(1, 3))))
+    return papers, hits
+
+
+def make_digest(number: int, rng: random.Random, papers: list[Paper], hits: dict[tuple[int, str], tuple[Hit, ...]]) -> Digest:
+    topics = [Topic(name, name) for name in rng.sample(TOPIC_NAMES, rng.randint(1, 3))]
+    reader = Subscriber(email=f"reader{number}@example.org", name=rng.choice(("", rng.choice(FIRST))),
+                        token=f"tok{number:08d}", timezone=rng.choice(ZONES), topics=topics)
+    chosen = rng.sample(range(len(papers)), rng.randint(5, 15))
+    by_topic: dict[int, list[DigestItem]] = {}
+    for rank, index in enumerate(chosen, 1):
+        best = rng.randrange(len(topics))
+        also = tuple(topic.name for n, topic in enumerate(topics) if n != best and rng.random() < 0.2)
+        by_topic.setdefault(best, []).append(DigestItem(
+            papers[index], 1.0, rank, dt.date(2024, 3, 11), (topics[best].name, *also), hits[index, topics[best].name]))
+    sections = tuple(DigestSection(topics[n], tuple(items)) for n, items in sorted(by_topic.items()))
+    return Digest(reader, "2024-03-11", dt.date(2024, 3, 11), sections, more=rng.choice((0, 0, 0, 3, 12)))
+
+
+class PerReaderCompile:
+    """The baseline: Jinja fills the MJML template, then MRML compiles each reader's MJML.
+
+    Same context, same text part; only the HTML path differs from EmailRenderer.
+    """
+
+    def __init__(self) -> None:
+        env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        self.mjml_template = env.from_string((TEMPLATES / "email.mjml.j2").read_text(encoding="utf-8"))
+        self.text_part = EmailRenderer(TEMPLATES).text_template
+
+    def render(self, digest: Digest, settings: Settings) -> RenderedEmail:
+        values = render.context(digest, settings)
+        html = mjml2html(self.mjml_template.render(values), disable_comments=True, fonts={})
+        return RenderedEmail(values["subject"], values["preheader"], html, self.text_part.render(values))
+
+
+def rss_mb() -> float:
+    """Current resident set size (not the peak), from /proc."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+@dataclass
+class Totals:
+    messages: int = 0
+    papers: int = 0
+    html_bytes: int = 0
+    max_html: int = 0
+    message_bytes: int = 0
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("digest", "render", "mime", "bytes"), 0.0))
+    rss: dict[int, float] = field(default_factory=dict)  # messages done -> current RSS (MB)
+
+    def add(self, other: Totals) -> None:
+        self.messages += other.messages
+        self.papers += other.papers
+        self.html_bytes += other.html_bytes
+        self.max_html = max(self.max_html, other.max_html)
+        self.message_bytes += other.message_bytes
+        for phase, seconds in other.seconds.items():
+            self.seconds[phase] += seconds
+
+
+def run(first: int, count: int, per_reader_compile: bool = False, checkpoints: tuple[int, ...] = ()) -> Totals:
+    """Build, serialize and drop ``count`` messages for readers ``first``, ``first + 1``, ..."""
+    rng = random.Random(RANDOM_SEED + first)
+    papers, hits = seed_papers(random.Random(RANDOM_SEED))
+    renderer = PerReaderCompile() if per_reader_compile else EmailRenderer(TEMPLATES)
+    totals = Totals()
+    clock = time.perf_counter
+    for number in range(first, first + count):
+        t0 = clock()
+        digest = make_digest(number, rng, papers, hits)
+        t1 = clock()
+        rendered = renderer.render(digest, SETTINGS)
+        t2 = clock()
+        message = build_message(digest, rendered, SETTINGS)
+        t3 = clock()
+        data = bytes(message)
+        t4 = clock()
+        seconds = totals.seconds
+        seconds["digest"] += t1 - t0
+        seconds["render"] += t2 - t1
+        seconds["mime"] += t3 - t2
+        seconds["bytes"] += t4 - t3
+        totals.messages += 1
+        totals.papers += digest.papers
+        totals.html_bytes += len(rendered.html)
+        totals.max_html = max(totals.max_html, len(rendered.html.encode()))
+        totals.message_bytes += len(data)
+        if totals.messages in checkpoints:
+            totals.rss[totals.messages] = rss_mb()
+    totals.rss[totals.messages] = rss_mb()
+    return totals
+
+
+def _worker(job: tuple[int, int, tuple[int, ...]]) -> tuple[Totals, float]:
+    first, count, checkpoints = job
+    return run(first, count, checkpoints=checkpoints), peak_rss_mb()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readers", type=int, default=100_000)
+    parser.add_argument("--baseline-sample", type=int, default=200, help="readers timed with per-reader MJML compile")
+    parser.add_argument("--workers", type=int, default=1, help="processes; each renders its share of the readers")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    renderer = EmailRenderer(TEMPLATES)
+    print(f"template setup (MJML compile + Jinja parse): {(time.perf_counter() - started) * 1000:.1f} ms, once per process")
+    del renderer
+    print(f"RSS before: {rss_mb():.0f} MB")
+
+    baseline = run(0, args.baseline_sample, per_reader_compile=True)
+    base_total = sum(baseline.seconds.values())
+    base_rate = baseline.messages / base_total
+    print(f"baseline, MJML compiled per reader ({baseline.messages} readers): {base_rate:,.0f} messages/s "
+          f"-> {args.readers / base_rate:,.1f} s for {args.readers:,} (extrapolated); "
+          f"render {baseline.seconds['render'] / baseline.messages * 1e6:,.0f} µs per message")
+
+    started = time.perf_counter()
+    if args.workers <= 1:
+        totals = run(0, args.readers, checkpoints=(10_000,))
+        peaks, rss = [peak_rss_mb()], [totals.rss]
+    else:
+        share = -(-args.readers // args.workers)
+        jobs = [(w * share, min(share, args.readers - w * share), (10_000 // args.workers,)) for w in range(args.workers)]
+        totals, peaks, rss = Totals(), [], []
+        with multiprocessing.get_context("fork").Pool(args.workers) as pool:
+            for part, peak in pool.map(_worker, jobs):
+                totals.add(part)
+                peaks.append(peak)
+                rss.append(part.rss)
+    wall = time.perf_counter() - started
+
+    rate = totals.messages / wall
+    busy = sum(totals.seconds.values())
+    print(f"\n{totals.messages:,} messages, {totals.papers:,} papers ({totals.papers / totals.messages:.1f} per message), "
+          f"{args.workers} worker(s)")
+    print(f"overall: {rate:,.0f} messages/s ({wall:.1f} s wall) = {rate / base_rate:.1f}x the per-reader-compile baseline")
+    print("time per message: " + ", ".join(f"{phase} {seconds / totals.messages * 1e6:,.0f} µs"
+                                            for phase, seconds in totals.seconds.items())
+          + f" (sum {busy / totals.messages * 1e6:,.0f} µs)")
+    ours, theirs = totals.seconds["render"] / totals.messages, baseline.seconds["render"] / baseline.messages
+    print(f"render alone: {ours * 1e6:,.0f} µs per message = {totals.seconds['render'] / totals.papers * 1e6:.1f} µs "
+          f"per paper, {1 / ours:,.0f} renders/s per process; {theirs / ours:.1f}x faster than compiling per reader")
+    print(f"HTML: {totals.html_bytes / totals.messages / 1024:.1f} KiB mean, {totals.max_html / 1024:.1f} KiB max "
+          f"(Gmail clips at {render.GMAIL_CLIP_BYTES / 1000:.0f} KB); MIME message {totals.message_bytes / totals.messages / 1024:.1f} KiB mean")
+    for worker, points in enumerate(rss):
+        print(("RSS (current)" if args.workers == 1 else f"worker {worker} RSS") + " after N readers: "
+              + ", ".join(f"{n:,}: {mb:.0f} MB" for n, mb in sorted(points.items())))
+    print(f"peak RSS: {max(peaks):.0f} MB" + (f" per worker (parent {peak_rss_mb():.0f} MB)" if args.workers > 1 else ""))
+
+
+if __name__ == "__main__":
+    main()
