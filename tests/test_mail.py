@@ -115,3 +115,33 @@ def test_unreadable_dkim_key_is_a_config_error(tmp_path):
     settings = Settings(dkim_key_file=tmp_path / "missing.pem")
     with pytest.raises(ConfigError, match="dkim_key_file"):
         Signer.from_settings(settings)
+
+
+def test_html_is_sent_as_7bit_with_character_references_and_long_lines_fall_back_to_qp():
+    import html as html_module
+
+    short = parse(message_bytes(build_message(digest(), Rendered(), SETTINGS, now=NOW)))
+    part = short.get_payload()[1]
+    assert part["Content-Transfer-Encoding"] == "7bit"
+    assert html_module.unescape(part.get_content()).replace("\r\n", "\n") == Rendered().html
+    long_line = "<p>" + "ü" * 1200 + "</p>"
+    data = message_bytes(build_message(digest(), Rendered(html=long_line), SETTINGS, now=NOW))
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    part = parse(data).get_payload()[1]
+    assert part["Content-Transfer-Encoding"] == "quoted-printable"
+    assert part.get_content().rstrip("\r\n") == long_line
+
+
+def test_long_subjects_are_folded_and_read_back_whole():
+    subject = "15 new papers on " + ", ".join(f"topic number {i}" for i in range(12)) + " (Mar 11)"
+    data = message_bytes(build_message(digest(), Rendered(subject=subject), SETTINGS, now=NOW))
+    assert max(len(line) for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")) <= 78
+    assert parse(data)["Subject"] == subject
+
+
+def test_text_part_round_trips_every_kind_of_line():
+    text = "plain line\nx = y needs escaping\ntrailing space \n" + "long " * 40 + "\nünïcödé…\n.dot first\n"
+    data = message_bytes(build_message(digest(), Rendered(text=text), SETTINGS, now=NOW))
+    assert data.isascii() and max(len(line) for line in data.split(b"\r\n")) <= 998
+    part = parse(data).get_payload()[0]
+    assert part.get_content().replace("\r\n", "\n") == text

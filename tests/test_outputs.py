@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import html
 import json
 import re
 from email import policy
@@ -36,7 +37,8 @@ def test_digest_writes_html_text_and_eml_for_readers_with_matches(with_readers, 
     message = email.message_from_bytes(Path(ada["eml"]).read_bytes(), policy=policy.default)
     assert message["Subject"] == ada["subject"] and message["To"] == "Ada <ada@example.org>"
     text_part, html_part = message.get_payload()
-    assert html_part.get_content().replace("\r\n", "\n").rstrip("\n") == Path(ada["html"]).read_text().rstrip("\n")
+    assert (html.unescape(html_part.get_content()).replace("\r\n", "\n").rstrip("\n")
+            == html.unescape(Path(ada["html"]).read_text()).rstrip("\n"))
     assert "scaling" in text_part.get_content().lower()
 
 

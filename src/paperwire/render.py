@@ -112,6 +112,10 @@ def _mrml_version() -> str:
         return "unknown"
 
 
+_STRUCTURAL_END = re.compile(
+    r"(</(?:td|tr|tbody|table|div|head|style|p|h[1-6])>|<(?:body|tr|tbody|td|table|div)\b[^<>]*>|<!\[endif\]-->)(?=<)")
+
+
 def compile_mjml(source: str) -> str:
     """MJML (with Jinja inside) -> HTML Jinja source; indentation dropped to keep it lean.
 
@@ -119,7 +123,11 @@ def compile_mjml(source: str) -> str:
     words and inline elements on neighbouring lines keep their space.
     """
     html = mjml2html(source, disable_comments=True, fonts={})  # no web-font imports: system fonts only
-    return re.sub(r"\n[ \t]+", "\n", html)
+    html = re.sub(r"\n[ \t]+", "\n", html)
+    # MRML writes the layout tables as a few very long lines. Breaking after structural
+    # tags (where whitespace is never rendered) keeps every line short enough to send the
+    # HTML part as 7-bit text without a transfer encoding (see mail.py).
+    return _STRUCTURAL_END.sub("\\1\n", html)
 
 
 def compiled_html(source: str, cache_dir: Path | None = None) -> str:
