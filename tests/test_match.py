@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paperwire.errors import ConfigError, QueryError
 from paperwire.match import (
@@ -23,20 +25,9 @@ from paperwire.match import (
 from paperwire.match.text import Stems
 from paperwire.models import Paper
 
-SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_f1d956a196093e66.txt"
-
-
-# --- the seed listing ---------------------------------------------------------------------
-# Stand-in until tests/conftest.py provides ``seed_papers`` from the real parser: the
-# seed file is a few header lines, a date line ("Mar 11"), then title / blank / abstract.
-
-
-@pytest.fixture(scope="session")
-def seed_papers() -> list[Paper]:
-    lines = SEED.read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines) if re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}", line.strip()))
-    body = [line.strip() for line in lines[start + 1 :] if line.strip()]
-    return [Paper(id=f"seed-{n}", title=body[2 * n], abstract=body[2 * n + 1]) for n in range(len(body) // 2)]
+# ``seed_papers`` (the 70 seed papers in listing order, from the real parser) comes from
+# tests/conftest.py. Papers are found by title, never by id, and a match's paper is
+# ``papers[match.rank - 1]``.
 
 
 def ranks(query: str, papers: Sequence[Paper], **options: object) -> set[int]:
@@ -158,9 +149,10 @@ def test_scaling_laws_finds_singular_and_plural(seed_papers: list[Paper]) -> Non
     assert singular_only in expected
     assert ranks('"scaling laws"', seed_papers) == expected
     assert ranks('"scaling law"', seed_papers) == expected
-    scattered_only = ranks("scaling laws", seed_papers) - expected
-    assert all(
-        re.search(r"(?i)\bscal", seed_papers[r - 1].abstract + seed_papers[r - 1].title) for r in scattered_only
+    scattered = ranks("scaling laws", seed_papers)  # unquoted: the words anywhere, too
+    assert expected <= scattered
+    assert scattered <= ranks_where(
+        seed_papers, r"(?is)\bscal(e|es|ed|ing)\b.*\blaws?\b|\blaws?\b.*\bscal(e|es|ed|ing)\b"
     )
 
 
@@ -217,7 +209,8 @@ def test_scale_is_a_whole_word(seed_papers: list[Paper]) -> None:
         assert {text.lower() for text in hit_texts(match, seed_papers)} <= allowed
     scalearn = seed_papers[rank_of(seed_papers, "ScaLearn") - 1]
     probe = [dataclasses.replace(scalearn, abstract="")]
-    assert [hit.spans for hit in match_one("scale", probe)[0].terms] == [((scalearn.title.rindex("Scale"), len(scalearn.title)),)]
+    last_word = (scalearn.title.rindex("Scale"), len(scalearn.title))  # "... by Learning to Scale"
+    assert [hit.spans for hit in match_one("scale", probe)[0].terms] == [(last_word,)]
     assert ranks("scale", [paper("ScaLearn and ScaleDepth", number=1)]) == set()
 
 
@@ -366,8 +359,10 @@ def test_limit_keeps_the_best(seed_papers: list[Paper]) -> None:
 
 
 def test_bad_query_string_raises(seed_papers: list[Paper]) -> None:
-    with pytest.raises(QueryError):
+    with pytest.raises(QueryError) as caught:
         compile_queries([("ann", "RAG"), ("bob", "-survey")])
+    assert caught.value.reason.startswith("topic 'bob': nothing to match")
+    assert (caught.value.query, caught.value.position) == ("-survey", 0)
 
 
 def test_ranking_behaves_like_a_read_only_list(seed_papers: list[Paper]) -> None:
@@ -379,6 +374,8 @@ def test_ranking_behaves_like_a_read_only_list(seed_papers: list[Paper]) -> None
     assert ranking[1:3] == items[1:3]
     assert ranking == items
     assert ranking.paper_ranks() == [m.rank for m in items]
+    assert ranking.paper_ids() == [m.paper_id for m in items]
+    assert ranking.scores() == [m.score for m in items]
     with pytest.raises(IndexError):
         ranking[len(items)]
 
@@ -386,3 +383,37 @@ def test_ranking_behaves_like_a_read_only_list(seed_papers: list[Paper]) -> None
 def test_empty_listing() -> None:
     assert list(match_one("RAG", [])) == []
     assert list(match_one("*", [])) == []
+
+
+# --- any valid query can be matched ---------------------------------------------------------
+
+QUERY_WORDS = ["RAG", "rag", "MoE", "scaling", "laws", "multi", "modal", "model", "LLMs", "of", "experts", "Müller"]
+QUERY_TEXT = st.lists(
+    st.sampled_from([*QUERY_WORDS, "OR", "-", "NOT", "(", ")", '"', "title:", "author:", "abstract:", "*", "mixture"]),
+    max_size=8,
+).map(" ".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(QUERY_TEXT)
+def test_any_valid_query_matches_without_error(text: str) -> None:
+    papers = [
+        paper("Mixture of Experts for RAG", "MoE scaling laws; multi-modal LLMs.", ["Jörg Müller"], number=1),
+        paper("Scaling laws", "Laws of scaling for multimodal models of experts.", ["Sam Rag"], number=2),
+    ]
+    try:
+        query = parse_query(text)
+    except QueryError:
+        return
+    for match in match_one(query, papers):
+        assert match.rank in (1, 2)
+        for hit in match.terms:
+            for start, end in hit.spans:
+                assert field_text(papers[match.rank - 1], hit.field)[start:end]
+
+
+def test_a_compiled_matcher_can_be_pickled_and_reused(seed_papers: list[Paper]) -> None:
+    matcher = compile_queries([("ann", "RAG"), ("bob", "multi modal -survey")])
+    copy = pickle.loads(pickle.dumps(matcher))
+    for key in ("ann", "bob"):
+        assert list(copy.match(seed_papers)[key]) == list(matcher.match(seed_papers)[key])

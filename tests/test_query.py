@@ -173,6 +173,7 @@ def test_positive_terms_leave_out_exclusions_and_repeats() -> None:
         ("title:(abstract:x)", "inside a 'title:' group", 7),
         ("title:author:x", "inside a 'title:' group", 6),
         ("(" * (MAX_DEPTH + 1) + "a" + ")" * (MAX_DEPTH + 1), "nested deeper", MAX_DEPTH),
+        ("title:" * 3000 + "x", "inside a 'title:' group", 6),
     ],
 )
 def test_errors_name_problem_and_position(text: str, problem: str, position: int) -> None:
@@ -184,6 +185,12 @@ def test_errors_name_problem_and_position(text: str, problem: str, position: int
     assert error.query == text
     assert f"(at position {position})" in str(error)
     assert isinstance(error, PaperwireError)
+
+
+def test_long_inputs_do_not_overflow_the_stack() -> None:
+    assert parse_query("-" * 5000 + "x y") == parse_query("-x y")
+    assert parse_query("NOT " * 3001 + "x y") == parse_query("-x y")
+    assert len(parse_query(" OR ".join(["w"] * 5000)).root.children) == 5000
 
 
 def test_non_text_is_a_query_error() -> None:

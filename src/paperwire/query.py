@@ -20,8 +20,8 @@ forms) is decided by :mod:`paperwire.match`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field as dataclass_field
-from typing import Union
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from paperwire.errors import QueryError
 
@@ -75,7 +75,7 @@ class Everything:
     position: int = dataclass_field(default=0, compare=False)
 
 
-Node = Union[Term, Not, And, Or, Everything]
+Node = Term | Not | And | Or | Everything
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +125,7 @@ def _lex(text: str) -> list[_Token]:
         elif kind == "phrase":
             tokens.append(_Token("PHRASE", lexeme.group()[1:-1], start))
         elif kind == "quote":
-            raise QueryError("unbalanced quote: this \" is never closed", query=text, position=start)
+            raise QueryError('unbalanced quote: this " is never closed', query=text, position=start)
         elif kind in _SIMPLE_KINDS:
             tokens.append(_Token(_SIMPLE_KINDS[kind], lexeme.group(), start))
     tokens.append(_Token("END", "", len(text)))
@@ -133,39 +133,54 @@ def _lex(text: str) -> list[_Token]:
 
 
 def _lex_chunk(text: str, start: int, end: int, tokens: list[_Token]) -> None:
-    """A run of non-space text: ``-`` prefixes, then a keyword, a ``field:`` or a word."""
+    """A run of non-space text: ``-`` prefixes, then a keyword, a ``field:`` or a word.
+
+    After a ``field:`` the rest of the run is lexed again, in a loop rather than by
+    recursion so that ``title:title:...`` cannot overflow the stack.
+    """
     glued_to_next = end < len(text) and text[end] in '("'  # -( ... or title:"...
+    while start < end:
+        start = _lex_dashes(text, start, end, glued_to_next, tokens)
+        if start is None:
+            return
+        word = text[start:end]
+        if word in _KEYWORDS:
+            tokens.append(_Token(word, word, start))
+            return
+        prefix = _FIELD_PREFIX.match(word)
+        if prefix and (prefix.end() < len(word) or glued_to_next):
+            name = prefix.group(1).lower()
+            if name not in FIELDS:
+                message = f"unknown field '{prefix.group(1)}:' (use title:, abstract: or author:)"
+                raise QueryError(message, query=text, position=start)
+            tokens.append(_Token("FIELD", name, start))
+            start += prefix.end()
+            continue
+        if prefix and prefix.group(1).lower() in FIELDS:
+            raise QueryError(f"'{word}' needs a term right after the colon", query=text, position=start)
+        if _has_word_char(word):
+            tokens.append(_Token("WORD", word, start))
+        return
+
+
+def _lex_dashes(text: str, start: int, end: int, glued_to_next: bool, tokens: list[_Token]) -> int | None:
+    """A run of ``-`` right before a term negates it once; otherwise it is punctuation.
+
+    Returns where the rest of the run starts, or None when nothing is left to lex.
+    """
     after_dashes = start
     while after_dashes < end and text[after_dashes] == "-":
         after_dashes += 1
-    if after_dashes > start:
-        # a run of "-" right before a term negates it once; otherwise it is punctuation
-        if after_dashes == end and not glued_to_next:
-            return
-        if after_dashes < end and not _has_word_char(text[after_dashes:end]):
-            return
-        tokens.append(_Token("MINUS", "-", start))
-        if after_dashes == end:
-            return
-        start = after_dashes
-    word = text[start:end]
-    if word in _KEYWORDS:
-        tokens.append(_Token(word, word, start))
-        return
-    prefix = _FIELD_PREFIX.match(word)
-    if prefix and (prefix.end() < len(word) or glued_to_next):
-        name = prefix.group(1).lower()
-        if name not in FIELDS:
-            message = f"unknown field '{prefix.group(1)}:' (use title:, abstract: or author:)"
-            raise QueryError(message, query=text, position=start)
-        tokens.append(_Token("FIELD", name, start))
-        if prefix.end() < len(word):
-            _lex_chunk(text, start + prefix.end(), end, tokens)
-        return
-    if prefix and prefix.group(1).lower() in FIELDS:
-        raise QueryError(f"'{word}' needs a term right after the colon", query=text, position=start)
-    if _has_word_char(word):
-        tokens.append(_Token("WORD", word, start))
+    if after_dashes == start:
+        return start
+    if after_dashes == end:
+        if glued_to_next:  # -( ... or -"...
+            tokens.append(_Token("MINUS", "-", start))
+        return None
+    if not _has_word_char(text[after_dashes:end]):
+        return None
+    tokens.append(_Token("MINUS", "-", start))
+    return after_dashes
 
 
 # --- parser ---------------------------------------------------------------------------

@@ -18,7 +18,20 @@ How text is compared (both in queries and in papers):
 * a phrase never runs across punctuation other than hyphens and slashes.
 
 Unprefixed terms search the title and the abstract; ``author:`` searches the author
-names, read as ``", ".join(paper.authors)``.
+names, read as ``", ".join(paper.authors)``. Adjacent bare words (``scaling laws``)
+match when all of them occur anywhere *or* when they occur as a phrase in any of the
+forms above; the phrase also raises the score.
+
+Scoring is BM25F (a title mention weighs four abstract mentions, see
+:mod:`paperwire.match.score`); ties keep the listing's trending order. Each match
+says which positive terms were found, in which field, at which character spans of
+the original text (``field_text(paper, hit.field)[start:end]``).
+
+Modules, in the order the data flows: :mod:`paperwire.query` (syntax),
+``text`` (tokens), ``acronyms`` (table), ``patterns`` (what a term may look like),
+``plan`` (queries to boolean trees over shared terms), ``index`` (where symbols
+occur in today's papers), ``score`` (BM25F), ``evaluate`` (terms and trees against
+the index), ``results`` (what callers get), ``matcher`` (the public entry points).
 """
 
 from paperwire.match.acronyms import ACRONYMS, AcronymTable

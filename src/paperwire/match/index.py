@@ -5,27 +5,28 @@ are kept, so the index stays small however long the abstracts are.
 
 Positions are global within a field: paper ``i``'s word ``p`` sits at
 ``i * stride + p``, with ``stride`` larger than any paper's last position plus one,
-so no phrase can run from one paper into the next. For each field and symbol the
-index keeps two maps, ``start -> (end, start char, end char)`` and
-``end -> (start, start char, end char)``; a glued neighbour pair ("multi modal" read
-as ``multimod``) is one occurrence spanning two positions.
+so no phrase can run from one paper into the next. A glued neighbour pair ("multi
+modal" read as ``multimod``) is one occurrence spanning two positions.
 
-Finding a phrase starts from the occurrences of its rarest symbol and checks the
-neighbours by dictionary lookups -- never a scan of paper text.
+For each field and symbol the index keeps the occurrences per paper (a one-word
+pattern's answer as is) and ``start -> (end, start char, end char)``. A phrase of
+one-word symbols is found by intersecting the start sets, each shifted back by the
+symbol's place in the phrase; a phrase with a glued pair is grown from the
+occurrences of its rarest symbol. Neither ever scans paper text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 
 from paperwire.match.acronyms import AcronymTable, acronym_symbol
 from paperwire.match.patterns import Pattern
+from paperwire.match.results import Span
 from paperwire.match.text import FIELDS, Stems, Token, field_text, fold, tokenize
 from paperwire.models import Paper
 
-from paperwire.match.results import Span
 Located = tuple[int, int, int]  # (the other end's global position, start char, end char)
-Occurrence = tuple[int, int, int, int]  # (first global position, last global position, start char, end char)
 
 ACRONYM_FIELDS = ("title", "abstract")  # author names are never read as acronyms
 
@@ -35,43 +36,31 @@ class _FieldPostings:
 
     def __init__(self, stride: int):
         self.stride = stride
-        self.by_paper: dict[str, dict[int, list[Occurrence]]] = {}
-        self.by_start: dict[str, dict[int, Located]] = {}
-        self.by_end: dict[str, dict[int, Located]] = {}
-        self._paper_sets: dict[str, set[int]] = {}
-        self._shifted: dict[tuple[str, int], set[int]] = {}
+        self.by_start: dict[str, dict[int, Located]] = {}  # filled paper by paper
         self.wide: set[str] = set()  # symbols that occur as a glued pair (two positions)
         self.solid: set[str] = set()  # symbols that occur as one written word
+        self._by_end: dict[str, dict[int, Located]] = {}
+        self._shifted: dict[tuple[str, int], set[int]] = {}
 
-    def add(self, symbol: str, paper: int, start: int, end: int, start_char: int, end_char: int) -> None:
-        self.by_paper.setdefault(symbol, {}).setdefault(paper, []).append((start, end, start_char, end_char))
+    def add(self, symbol: str, start: int, end: int, start_char: int, end_char: int) -> None:
         self.by_start.setdefault(symbol, {})[start] = (end, start_char, end_char)
-        self.by_end.setdefault(symbol, {})[end] = (start, start_char, end_char)
         (self.wide if end != start else self.solid).add(symbol)
-
-    def _starts_minus(self, symbol: str, offset: int) -> set[int]:
-        """Start positions of ``symbol`` moved back by ``offset`` (cached: symbols recur)."""
-        key = (symbol, offset)
-        found = self._shifted.get(key)
-        if found is None:
-            found = self._shifted[key] = {start - offset for start in self.by_start[symbol]}
-        return found
-
-    def papers_with(self, symbol: str) -> set[int]:
-        found = self._paper_sets.get(symbol)
-        if found is None:
-            found = self._paper_sets[symbol] = set(self.by_paper.get(symbol, ()))
-        return found
 
     def find(self, pattern: Pattern) -> dict[int, list[Span]]:
         """Per paper index, the character spans where ``pattern`` occurs."""
-        if any(symbol not in self.by_paper for symbol in pattern):
+        if any(symbol not in self.by_start for symbol in pattern):
             return {}
         if len(pattern) == 1:
-            return {paper: [(o[2], o[3]) for o in found] for paper, found in self.by_paper[pattern[0]].items()}
+            return self._spans_by_paper((start, occurrence) for start, occurrence in self.by_start[pattern[0]].items())
         if self.wide.isdisjoint(pattern):
             return self._find_one_word_each(pattern)
         return self._find_by_walking(pattern)
+
+    def _spans_by_paper(self, occurrences: Iterable[tuple[int, Located]]) -> dict[int, list[Span]]:
+        found: dict[int, list[Span]] = {}
+        for start, (_, start_char, end_char) in occurrences:
+            found.setdefault(start // self.stride, []).append((start_char, end_char))
+        return found
 
     def _find_one_word_each(self, pattern: Pattern) -> dict[int, list[Span]]:
         """Every symbol is one word wide, so the pattern starts where the shifted start sets meet."""
@@ -81,43 +70,55 @@ class _FieldPostings:
             if not starts:
                 return {}
         first, last, width = self.by_start[pattern[0]], self.by_start[pattern[-1]], len(pattern) - 1
-        found: dict[int, list[Span]] = {}
-        for start in sorted(starts):
-            found.setdefault(start // self.stride, []).append((first[start][1], last[start + width][2]))
+        whole = ((start, (start + width, first[start][1], last[start + width][2])) for start in sorted(starts))
+        return self._spans_by_paper(whole)
+
+    def _starts_minus(self, symbol: str, offset: int) -> AbstractSet[int]:
+        """Start positions of ``symbol`` moved back by ``offset`` (cached: symbols recur)."""
+        if offset == 0:
+            return self.by_start[symbol].keys()
+        key = (symbol, offset)
+        found = self._shifted.get(key)
+        if found is None:
+            found = self._shifted[key] = {start - offset for start in self.by_start[symbol]}
         return found
 
     def _find_by_walking(self, pattern: Pattern) -> dict[int, list[Span]]:
         """Some symbol may be a glued pair: grow each occurrence of the rarest symbol."""
-        paper_sets = sorted((self.papers_with(symbol) for symbol in pattern), key=len)
-        candidates = paper_sets[0].intersection(*paper_sets[1:])
-        if not candidates:
-            return {}
         anchor = min(range(len(pattern)), key=lambda i: len(self.by_start[pattern[i]]))
-        anchored = self.by_paper[pattern[anchor]]
-        starts = [self.by_start[symbol] for symbol in pattern[anchor + 1 :]]
-        ends = [self.by_end[symbol] for symbol in reversed(pattern[:anchor])]
-        found: dict[int, list[Span]] = {}
-        for paper in candidates:
-            spans = [span for occurrence in anchored[paper] if (span := _extend(occurrence, starts, ends))]
-            if spans:
-                found[paper] = spans
+        following = [self.by_start[symbol] for symbol in pattern[anchor + 1 :]]
+        preceding = [self._ends(symbol) for symbol in reversed(pattern[:anchor])]
+        grown = (
+            _grow(start, occurrence, following, preceding)
+            for start, occurrence in self.by_start[pattern[anchor]].items()
+        )
+        return self._spans_by_paper(sorted(whole for whole in grown if whole))
+
+    def _ends(self, symbol: str) -> dict[int, Located]:
+        """``end -> (start, start char, end char)``, made when a phrase first grows leftwards."""
+        found = self._by_end.get(symbol)
+        if found is None:
+            starts = self.by_start[symbol].items()
+            found = self._by_end[symbol] = {end: (start, first, last) for start, (end, first, last) in starts}
         return found
 
 
-def _extend(occurrence: Occurrence, starts: list[dict[int, Located]], ends: list[dict[int, Located]]) -> Span | None:
+def _grow(
+    start: int, occurrence: Located, following: list[dict[int, Located]], preceding: list[dict[int, Located]]
+) -> tuple[int, Located] | None:
     """Grow one anchor occurrence right, then left, into the whole pattern (or fail)."""
-    first, last, start_char, end_char = occurrence
-    for following in starts:
-        step = following.get(last + 1)
+    end, start_char, end_char = occurrence
+    for starts in following:
+        step = starts.get(end + 1)
         if step is None:
             return None
-        last, end_char = step[0], step[2]
-    for preceding in ends:
-        step = preceding.get(first - 1)
+        end, end_char = step[0], step[2]
+    for ends in preceding:
+        step = ends.get(start - 1)
         if step is None:
             return None
-        first, start_char = step[0], step[1]
-    return (start_char, end_char)
+        start, start_char = step[0], step[1]
+    return (start, (end, start_char, end_char))
 
 
 class PaperIndex:
@@ -132,10 +133,11 @@ class PaperIndex:
         for field, per_paper in tokenized.items():
             stride = 2 + max((tokens[-1].position for tokens in per_paper if tokens), default=0)
             postings = self._fields[field] = _FieldPostings(stride)
+            readable = acronyms if field in ACRONYM_FIELDS else None
             for number, tokens in enumerate(per_paper):
-                _add_paper(postings, number, stride, tokens, wanted, acronyms if field in ACRONYM_FIELDS else None, stems)
+                _add_paper(postings, number, stride, tokens, wanted, readable, stems)
         self._found: dict[tuple[str, Pattern], dict[int, list[Span]]] = {}
-        self.present: set[str] = set().union(*(postings.by_paper for postings in self._fields.values()))
+        self.present: set[str] = set().union(*(postings.by_start for postings in self._fields.values()))
         self.solid: set[str] = set().union(*(postings.solid for postings in self._fields.values()))
 
     def spans(self, field: str, pattern: Pattern) -> dict[int, list[Span]]:
@@ -178,12 +180,12 @@ def _add_paper(
         where = offset + token.position
         stem = stems.of(folded)
         if stem in wanted:
-            postings.add(stem, paper, where, where, token.start, token.end)
+            postings.add(stem, where, where, token.start, token.end)
         acronym = acronyms.in_text(token.surface) if acronyms else None
         if acronym and acronym_symbol(acronym) in wanted:
-            postings.add(acronym_symbol(acronym), paper, where, where, token.start, token.end)
+            postings.add(acronym_symbol(acronym), where, where, token.start, token.end)
         if previous is not None and token.joins_previous:
             glued = stems.of(previous_folded + folded)
             if glued in wanted:
-                postings.add(glued, paper, offset + previous.position, where, previous.start, token.end)
+                postings.add(glued, offset + previous.position, where, previous.start, token.end)
         previous_folded, previous = folded, token

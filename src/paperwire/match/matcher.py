@@ -12,8 +12,9 @@ from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Generic, TypeVar
 
+from paperwire.errors import QueryError
 from paperwire.match.acronyms import AcronymTable
-from paperwire.match.evaluate import look_up, rank
+from paperwire.match.evaluate import Findings, rank
 from paperwire.match.index import PaperIndex
 from paperwire.match.patterns import PatternMaker
 from paperwire.match.plan import Plan, TermRegistry, plan_query
@@ -24,6 +25,7 @@ from paperwire.models import Paper
 from paperwire.query import Query, parse_query, render_query
 
 Key = TypeVar("Key", bound=Hashable)
+ExtraAcronyms = Mapping[str, str | Iterable[str]]  # acronym -> one expansion or several
 
 
 @contextmanager
@@ -40,7 +42,6 @@ def _bulk_allocation() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-ExtraAcronyms = Mapping[str, "str | Iterable[str]"]
 
 
 class Matcher(Generic[Key]):
@@ -55,10 +56,10 @@ class Matcher(Generic[Key]):
         self._keys: list[tuple[Key, int]] = []
 
     def add(self, key: Key, query: str | Query) -> None:
-        """Compile one query under ``key``; raises QueryError if it is a bad string."""
+        """Compile one query under ``key``; a bad string raises QueryError naming the key."""
         plan = self._plan_of_query.get(query) if isinstance(query, str) else None
         if plan is None:
-            parsed = parse_query(query) if isinstance(query, str) else query
+            parsed = _parse_for(key, query) if isinstance(query, str) else query
             canonical = render_query(parsed)
             plan = self._plan_of_query.get(canonical)
             if plan is None:
@@ -80,16 +81,24 @@ class Matcher(Generic[Key]):
         """Each key's matches, best first; ``papers`` is the listing in trending order.
 
         Keys with the same query share one :class:`Ranking`. ``limit`` keeps only the
-        best ``limit`` matches of each query.
+        best ``limit`` matches of each query. Explanations are built when a match is
+        read, so the rankings keep this listing's index alive until they are dropped.
         """
         registry = self._registry
         with _bulk_allocation():
             index = PaperIndex(papers, registry.symbols, self._acronyms, self._stems)
             bm25 = Bm25(index.lengths, len(papers))
             resolver = registry.pattern_maker.resolver(index.present, index.solid)
-            findings = [look_up(spec, resolver, index, bm25) for spec in registry.terms]
+            findings = Findings(registry.terms, resolver, index, bm25)
             rankings = [rank(plan, papers, findings, limit) for plan in self._plans]
             return {key: rankings[plan] for key, plan in self._keys}
+
+
+def _parse_for(key: Key, text: str) -> Query:
+    try:
+        return parse_query(text)
+    except QueryError as error:
+        raise QueryError(f"topic {key!r}: {error.reason}", query=text, position=error.position) from error
 
 
 def compile_queries(queries: Iterable[tuple[Key, str | Query]], acronyms: ExtraAcronyms | None = None) -> Matcher[Key]:

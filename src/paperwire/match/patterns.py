@@ -21,6 +21,7 @@ patterns that cannot match anyway.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from itertools import accumulate
 from typing import NamedTuple
 
 from paperwire.match.acronyms import ACRONYM_SYMBOL_PREFIX, AcronymTable, acronym_symbol
@@ -75,6 +76,7 @@ class PatternMaker:
 
     @staticmethod
     def _plain_readings(shape: TermShape) -> list[Pattern]:
+        """How an expansion may be written: apart, or with one pair glued ("autoencoder")."""
         return _with_one_glue(shape, 0, len(shape.symbols))
 
     def shape(self, text: str, use_acronyms: bool = True) -> TermShape:
@@ -92,40 +94,35 @@ class PatternMaker:
         its words; it equals ``shape(" ".join(texts))`` and is remembered under that text.
         """
         parts = [self.shape(text, use_acronyms) for text in texts]
-        starts: list[int] = []
-        symbols: list[str] = []
-        folded: list[str] = []
-        glues: list[tuple[int, str]] = []
-        for part in parts:
-            if symbols:
-                glues += self._glue(symbols[-1], part.symbols[0], folded[-1], part.folded, len(symbols) - 1)
-            starts.append(len(symbols))
-            glues += [(len(symbols) + i, glued) for i, glued in part.glues]
-            symbols += part.symbols
-            folded += part.folded
+        starts = list(accumulate((len(part.symbols) for part in parts[:-1]), initial=0))
         key = (" ".join(texts), use_acronyms)
         shape = self._shapes.get(key)
         if shape is None:
-            shape = self._finish(TermShape(tuple(symbols), tuple(folded), tuple(glues), ()), use_acronyms)
-            self._shapes[key] = shape
+            shape = self._shapes[key] = self._join(parts, starts, use_acronyms)
         return shape, starts
 
-    def _glue(self, left: str, right: str, left_folded: str, right_folded: Sequence[str], at: int) -> list[tuple[int, str]]:
-        if is_acronym_symbol(left) or is_acronym_symbol(right):
-            return []
-        return [(at, self.stems.of(left_folded + right_folded[0]))]
+    def _join(self, parts: list[TermShape], starts: list[int], use_acronyms: bool) -> TermShape:
+        symbols = tuple(symbol for part in parts for symbol in part.symbols)
+        folded = tuple(word for part in parts for word in part.folded)
+        glues = [(start + i, glued) for part, start in zip(parts, starts, strict=True) for i, glued in part.glues]
+        glues += [(start - 1, glued) for start in starts[1:] if (glued := self._glued(symbols, folded, start - 1))]
+        return self._finish(TermShape(symbols, folded, tuple(sorted(glues)), ()), use_acronyms)
 
     def _make_shape(self, tokens: list[Token], use_acronyms: bool) -> TermShape:
         symbols = tuple(self._symbol(token, use_acronyms) for token in tokens)
         folded = tuple(fold(token.surface) for token in tokens)
         glues = tuple(
-            (i, self.stems.of(folded[i] + folded[i + 1]))
+            (i, glued)
             for i in range(len(tokens) - 1)
-            if tokens[i + 1].joins_previous
-            and not is_acronym_symbol(symbols[i])
-            and not is_acronym_symbol(symbols[i + 1])
+            if tokens[i + 1].joins_previous and (glued := self._glued(symbols, folded, i))
         )
         return self._finish(TermShape(symbols, folded, glues, ()), use_acronyms)
+
+    def _glued(self, symbols: Pattern, folded: tuple[str, ...], i: int) -> str | None:
+        """The stem of tokens ``i`` and ``i + 1`` written as one word; never next to an acronym."""
+        if is_acronym_symbol(symbols[i]) or is_acronym_symbol(symbols[i + 1]):
+            return None
+        return self.stems.of(folded[i] + folded[i + 1])
 
     def _finish(self, shape: TermShape, use_acronyms: bool) -> TermShape:
         if not use_acronyms:
@@ -161,6 +158,7 @@ class PatternMaker:
         return symbols
 
     def resolver(self, present: Collection[str], solid: Collection[str]) -> Resolver:
+        """A resolver for one listing, given its symbols (see :class:`Resolver`)."""
         return Resolver(self, present, solid)
 
 
@@ -180,11 +178,18 @@ class Resolver:
         self._spellings: dict[str, list[Pattern]] = {}
 
     def patterns(self, shape: TermShape) -> tuple[Pattern, ...]:
-        present = self._present
-        if not shape.glues and not shape.abbreviations:
-            if not any(is_acronym_symbol(symbol) for symbol in shape.symbols):
-                return (shape.symbols,) if all(s in present for s in shape.symbols) else ()
+        """The readings of ``shape`` that can occur in this listing, plain reading first."""
+        if self._only_plain(shape):
+            return (shape.symbols,) if all(s in self._present for s in shape.symbols) else ()
         return self._readings(shape)
+
+    def _only_plain(self, shape: TermShape) -> bool:
+        """No rewrite applies today: the usual case, answered without the full search."""
+        return (
+            not any(glued in self._solid for _, glued in shape.glues)
+            and not any(acronym in self._present for _, _, acronym in shape.abbreviations)
+            and not any(is_acronym_symbol(symbol) for symbol in shape.symbols)
+        )
 
     def _readings(self, shape: TermShape) -> tuple[Pattern, ...]:
         """Dynamic programming from the last token back over the applicable rewrites."""
@@ -214,6 +219,7 @@ class Resolver:
         return heads
 
     def _spelled_out(self, name: str) -> list[Pattern]:
+        """The acronym's expansions as they can occur today (each expansion is a shape too)."""
         spellings = self._spellings.get(name)
         if spellings is None:
             every = [p for shape in self._maker.expansions.get(name, ()) for p in self.patterns(shape)]

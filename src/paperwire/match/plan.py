@@ -1,6 +1,6 @@
 """From a parsed query to a plan: a boolean tree whose leaves are shared terms.
 
-Every distinct (fields, patterns) pair becomes one term in a :class:`TermRegistry`, so
+Every distinct (fields, shape) pair becomes one term in a :class:`TermRegistry`, so
 ten thousand readers who follow "RAG" cost one lookup, not ten thousand.
 
 Adjacent bare words (``scaling laws``) are read two ways at once: all the words
@@ -12,7 +12,7 @@ side by side outscores one where they are scattered.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 from paperwire.match.patterns import PatternMaker, TermShape
 from paperwire.match.results import TermRef
@@ -22,15 +22,30 @@ DEFAULT_FIELDS = ("title", "abstract")
 
 
 class AllOf(NamedTuple):
+    """Papers with every ``required`` part and none of the ``excluded`` ones."""
+
     required: tuple[PlanNode, ...]
     excluded: tuple[PlanNode, ...]
 
 
 class AnyOf(NamedTuple):
+    """Papers with at least one of the options."""
+
     options: tuple[PlanNode, ...]
 
 
-PlanNode = Union[TermRef, AllOf, AnyOf]
+class WordsOrPhrase(NamedTuple):
+    """Adjacent bare words: all of them anywhere (``words``), or ``phrase`` in any form.
+
+    Where the phrase can only be read word for word, every paper with the phrase
+    already has the words, so the phrase is looked up only to score those papers.
+    """
+
+    words: PlanNode
+    phrase: TermRef
+
+
+PlanNode = TermRef | AllOf | AnyOf | WordsOrPhrase
 
 
 class Plan(NamedTuple):
@@ -41,6 +56,8 @@ class Plan(NamedTuple):
 
 
 class TermSpec(NamedTuple):
+    """What a term looks for, and where: identical specs share one term id."""
+
     fields: tuple[str, ...]
     shape: TermShape
 
@@ -62,6 +79,7 @@ class TermRegistry:
         return TermRef(term, label)
 
     def shape(self, text: str, field: str | None) -> TermShape:
+        """Names are not words: under ``author:`` nothing is read as an acronym."""
         return self.pattern_maker.shape(text, use_acronyms=field != "author")
 
     def _register(self, text: str, field: str | None) -> int:
@@ -140,7 +158,7 @@ def _plan_run(words: list[Term], registry: TermRegistry) -> PlanNode:
     as_phrase = registry.ref(text, field, text)
     parts = _expansion_groups(words, shape, word_starts)
     literal = AllOf(tuple(_plan_part(part, registry) for part in parts), ())
-    return AnyOf((literal, as_phrase))
+    return WordsOrPhrase(literal, as_phrase)
 
 
 def _plan_part(words: list[Term], registry: TermRegistry) -> PlanNode:
@@ -149,7 +167,7 @@ def _plan_part(words: list[Term], registry: TermRegistry) -> PlanNode:
         return registry.ref(words[0].text, field, words[0].text)
     text = " ".join(word.text for word in words)
     every_word = AllOf(tuple(registry.ref(w.text, field, w.text) for w in words), ())
-    return AnyOf((every_word, registry.ref(text, field, text)))
+    return WordsOrPhrase(every_word, registry.ref(text, field, text))
 
 
 def _expansion_groups(words: list[Term], shape: TermShape, word_starts: list[int]) -> list[list[Term]]:
@@ -187,5 +205,13 @@ def _positives(root: PlanNode) -> list[TermRef]:
         if isinstance(node, TermRef):
             found.append(node)
         else:
-            pending.extend(reversed(node.options if isinstance(node, AnyOf) else node.required))
+            pending.extend(reversed(_positive_children(node)))
     return found
+
+
+def _positive_children(node: PlanNode) -> tuple[PlanNode, ...]:
+    if isinstance(node, AnyOf):
+        return node.options
+    if isinstance(node, WordsOrPhrase):
+        return (node.words, node.phrase)
+    return node.required

@@ -58,17 +58,18 @@ class TermFinding:
         return self._best_first
 
     def hits(self, label: str, paper: int) -> list[TermHit]:
-        by_field: dict[str, set[Span]] = {}
+        """Where the term is in ``paper``: one hit per field, spans sorted and distinct."""
+        by_field: dict[str, list[Span]] = {}
         for field, spans in self._located:
             if paper in spans:
-                by_field.setdefault(field, set()).update(spans[paper])
-        return [TermHit(label, field, tuple(sorted(spans))) for field, spans in by_field.items()]
+                by_field.setdefault(field, []).extend(spans[paper])
+        return [TermHit(label, field, tuple(sorted(set(spans)))) for field, spans in by_field.items()]
 
 
 class Ranking(Sequence[Match]):
     """One query's matches, best first. Read-only; shared by keys with the same query."""
 
-    __slots__ = ("_papers", "_order", "_scores", "_positives", "_findings")
+    __slots__ = ("_papers", "_order", "_scores", "_positives", "_findings", "_built")
 
     def __init__(
         self,
@@ -83,6 +84,7 @@ class Ranking(Sequence[Match]):
         self._scores = scores  # aligned with _order
         self._positives = positives  # the query's positive terms, in query order
         self._findings = findings  # every term's finding, by term id
+        self._built: dict[int, Match] = {}  # matches already read, kept for the next reader
 
     def __len__(self) -> int:
         return len(self._order)
@@ -119,8 +121,25 @@ class Ranking(Sequence[Match]):
         """The 1-based listing ranks of the matched papers, best first (no explanations built)."""
         return [paper + 1 for paper in self._order]
 
+    def paper_ids(self) -> list[str]:
+        """The ids of the matched papers, best first (no explanations built)."""
+        return [self._papers[paper].id for paper in self._order]
+
+    def scores(self) -> list[float]:
+        """The scores of the matched papers, best first (no explanations built)."""
+        return list(self._scores)
+
     def _match(self, i: int) -> Match:
-        paper = self._order[i]
-        findings = [(ref.label, self._findings[ref.term]) for ref in self._positives]
-        terms = tuple(hit for label, found in findings if paper in found.scores for hit in found.hits(label, paper))
-        return Match(self._papers[paper].id, paper + 1, self._scores[i], terms)
+        match = self._built.get(i)
+        if match is None:
+            paper = self._order[i]
+            match = self._built[i] = Match(self._papers[paper].id, paper + 1, self._scores[i], self._reasons(paper))
+        return match
+
+    def _reasons(self, paper: int) -> tuple[TermHit, ...]:
+        hits: list[TermHit] = []
+        for ref in self._positives:
+            finding = self._findings[ref.term]
+            if paper in finding.scores:
+                hits += finding.hits(ref.label, paper)
+        return tuple(hits)

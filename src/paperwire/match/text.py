@@ -110,4 +110,4 @@ class Stems:
     def learn(self, folded_words: Iterable[str]) -> None:
         """Stem many words in one call (much faster than one by one)."""
         new = [word for word in set(folded_words) if word not in self._cache]
-        self._cache.update(zip(new, self._stemmer.stemWords(new)))
+        self._cache.update(zip(new, self._stemmer.stemWords(new), strict=True))

@@ -1,0 +1,131 @@
+"""The tables, mirroring the Alembic migrations (a test checks that they agree).
+
+Every module of the store imports its tables from here; nothing else does.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+papers = sa.Table(
+    "papers", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("arxiv_id", sa.String(32), nullable=True),
+    sa.Column("title_hash", sa.String(32), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("abstract", sa.Text, nullable=False, server_default=""),
+    sa.Column("authors", sa.JSON, nullable=False),
+    sa.Column("categories", sa.JSON, nullable=False),
+    sa.Column("keywords", sa.JSON, nullable=False),
+    sa.Column("published", sa.Date, nullable=True),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_papers_arxiv_id", "arxiv_id", unique=True),
+    sa.Index("ix_papers_title_hash", "title_hash"),
+)
+paper_links = sa.Table(
+    "paper_links", metadata,
+    sa.Column("paper_id", sa.String(64), sa.ForeignKey("papers.id"), primary_key=True),
+    sa.Column("url", sa.String(2048), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+listings = sa.Table(
+    "listings", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("origin", sa.Text, nullable=False, server_default=""),
+    sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("source", "date", name="uq_listings_source_date"),
+    sa.Index("ix_listings_date", "date"),
+)
+listing_papers = sa.Table(
+    "listing_papers", metadata,
+    sa.Column("listing_id", sa.Integer, sa.ForeignKey("listings.id"), primary_key=True),
+    sa.Column("paper_id", sa.String(64), sa.ForeignKey("papers.id"), primary_key=True),
+    sa.Column("rank", sa.Integer, nullable=False),
+    sa.Index("ix_listing_papers_paper_id", "paper_id"),
+)
+subscribers = sa.Table(
+    "subscribers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("cadence", sa.String(16), nullable=False),
+    sa.Column("send_hour", sa.Integer, nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("max_papers", sa.Integer, nullable=False),
+    sa.Column("token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_subscribers_email", "email", unique=True),
+    sa.Index("ix_subscribers_token", "token", unique=True),
+)
+topics = sa.Table(
+    "topics", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("slug", sa.String(80), nullable=False),
+    sa.Column("query", sa.Text, nullable=False),
+    sa.Column("public", sa.Boolean, nullable=False),
+    sa.Column("owner_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_topics_owner_id", "owner_id"),
+    sa.Index("ix_topics_slug", "slug"),
+)
+subscriber_topics = sa.Table(
+    "subscriber_topics", metadata,
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), primary_key=True),
+    sa.Column("topic_id", sa.Integer, sa.ForeignKey("topics.id"), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Index("ix_subscriber_topics_topic_id", "topic_id"),
+)
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("summary", sa.JSON, nullable=True),
+    sa.Index("ix_runs_started_at", "started_at"),
+)
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=False),
+    sa.Column("slot", sa.Date, nullable=False),
+    sa.Column("edition", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("run_id", sa.String(40), sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("message_id", sa.String(255), nullable=False),
+    sa.Column("papers", sa.JSON, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("code", sa.Integer, nullable=True),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("subscriber_id", "slot", name="uq_deliveries_subscriber_slot"),
+    sa.Index("ix_deliveries_status", "status"),
+)
+sent_papers = sa.Table(
+    "sent_papers", metadata,
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), primary_key=True),
+    sa.Column("paper_id", sa.String(64), sa.ForeignKey("papers.id"), primary_key=True),
+    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("deliveries.id"), nullable=False),
+)
+fetch_state = sa.Table(
+    "fetch_state", metadata,
+    sa.Column("url", sa.String(2048), primary_key=True),
+    sa.Column("etag", sa.String(1024), nullable=True),
+    sa.Column("last_modified", sa.String(128), nullable=True),
+    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+)
+# Every table with a paper_id column: re-keying a paper (title id -> arXiv id) updates them all.
+PAPER_REFERENCES = (paper_links, listing_papers, sent_papers)
