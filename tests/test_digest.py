@@ -23,6 +23,16 @@ class Found(NamedTuple):
     terms: tuple
 
 
+class Ranking(list):
+    """What the matcher hands back, reduced to what digests read."""
+
+    def paper_ids(self):
+        return [m.paper_id for m in self]
+
+    def scores(self):
+        return [m.score for m in self]
+
+
 def reader(**kwargs) -> Subscriber:
     topics = [Topic("Scaling", "scaling laws"), Topic("MoE", "MoE"), Topic("Everything", "*")]
     return Subscriber(email="ada@example.org", topics=topics, token="tok", **kwargs)
@@ -32,6 +42,11 @@ PAPERS = {f"p{i}": Paper(id=f"p{i}", title=f"Paper {i}") for i in range(1, 8)}
 PLACES = {f"p{i}": Placement(DAY, i) for i in range(1, 8)}
 
 
+def rankings(lists):
+    """Best first, as the matcher sorts: score descending, then listing rank."""
+    return [Ranking(sorted(found, key=lambda m: (-m.score, PLACES[m.paper_id].rank))) for found in lists]
+
+
 def found(pid: str, score: float, term: str = "x") -> Found:
     return Found(pid, score, (Hit(term, "title", ((0, 5),)),))
 
@@ -39,7 +54,7 @@ def found(pid: str, score: float, term: str = "x") -> Found:
 def test_each_paper_once_under_its_best_topic_tagged_with_all():
     matches = [[found("p1", 3.0, "scaling laws"), found("p2", 1.0)], [found("p1", 5.0, "MoE")],
                [found(p, 0.0) for p in PAPERS]]
-    digest = build_digest(reader(), matches, PAPERS, PLACES, edition=DAY)
+    digest = build_digest(reader(), rankings(matches), PAPERS, PLACES, edition=DAY)
     assert digest.papers == 7
     by_topic = {s.topic.name: [i.paper.id for i in s.items] for s in digest.sections}
     assert by_topic == {"Scaling": ["p2"], "MoE": ["p1"], "Everything": ["p3", "p4", "p5", "p6", "p7"]}
@@ -50,26 +65,26 @@ def test_each_paper_once_under_its_best_topic_tagged_with_all():
 
 def test_cap_keeps_the_best_and_counts_the_rest():
     matches = [[found(p, float(i)) for i, p in enumerate(PAPERS)], [], []]
-    digest = build_digest(reader(max_papers=3), matches, PAPERS, PLACES, edition=DAY)
+    digest = build_digest(reader(max_papers=3), rankings(matches), PAPERS, PLACES, edition=DAY)
     assert [i.paper.id for s in digest.sections for i in s.items] == ["p7", "p6", "p5"]
     assert digest.more == 4
 
 
 def test_ties_go_to_the_trending_rank():
     matches = [[found("p5", 1.0), found("p2", 1.0), found("p3", 1.0)], [], []]
-    digest = build_digest(reader(), matches, PAPERS, PLACES, edition=DAY)
+    digest = build_digest(reader(), rankings(matches), PAPERS, PLACES, edition=DAY)
     assert [i.paper.id for i in digest.sections[0].items] == ["p2", "p3", "p5"]
 
 
 def test_already_sent_and_out_of_window_papers_are_skipped():
     places = dict(PLACES, p2=Placement(DAY - dt.timedelta(days=1), 2))
     matches = [[found("p1", 2.0), found("p2", 2.0), found("p3", 2.0)], [], []]
-    digest = build_digest(reader(), matches, PAPERS, places, edition=DAY, already_sent={"p3"})
+    digest = build_digest(reader(), rankings(matches), PAPERS, places, edition=DAY, already_sent={"p3"})
     assert [i.paper.id for s in digest.sections for i in s.items] == ["p1"]
 
 
 def test_no_match_gives_an_empty_digest():
-    digest = build_digest(reader(), [[], [], []], PAPERS, PLACES, edition=DAY)
+    digest = build_digest(reader(), rankings([[], [], []]), PAPERS, PLACES, edition=DAY)
     assert digest.papers == 0 and digest.sections == () and digest.more == 0
 
 

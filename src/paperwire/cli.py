@@ -532,7 +532,10 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
         paper = by_id[found.paper_id]
         title_spans = [span for hit in found.terms if hit.field == "title" for span in hit.spans]
         click.echo(f"{place:3d}. {_highlight(paper.title, title_spans)}")
-        reasons = ", ".join(f"{hit.term} ({hit.field})" for hit in found.terms)
+        fields_by_term: dict[str, list[str]] = {}
+        for hit in found.terms:
+            fields_by_term.setdefault(hit.term, []).append(hit.field)
+        reasons = ", ".join(f"{term} ({', '.join(fields)})" for term, fields in fields_by_term.items())
         click.echo(f"     score {found.score:.2f} · {paper.id}" + (f" · matched: {reasons}" if reasons else ""))
     click.echo(f"{len(ranking)} of {len(papers)} paper(s) shown", err=True)
 

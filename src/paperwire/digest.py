@@ -9,7 +9,7 @@ with a count of the rest.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,12 +24,22 @@ class FoundTerm(Protocol):
     spans: tuple[tuple[int, int], ...]
 
 
-class Found(Protocol):
-    """One match as the matcher reports it (paperwire.match.Match fits)."""
-
-    paper_id: str
-    score: float
+class FoundMatch(Protocol):
     terms: Sequence[FoundTerm]
+
+
+class Found(Protocol):
+    """One topic's matches, best first, as the matcher reports them (paperwire.match.Ranking).
+
+    Ids and scores are read for every match; the explanation (``ranking[i].terms``) is
+    built only for the few papers that make it into the email.
+    """
+
+    def paper_ids(self) -> list[str]: ...
+
+    def scores(self) -> list[float]: ...
+
+    def __getitem__(self, position: int) -> FoundMatch: ...
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,7 @@ def window(subscriber: Subscriber, edition: dt.date, last_edition: dt.date | Non
 
 def build_digest(
     subscriber: Subscriber,
-    found_by_topic: Sequence[Iterable[Found]],
+    found_by_topic: Sequence[Found],
     papers: Mapping[str, Paper],
     placements: Mapping[str, Placement],
     *,
@@ -69,13 +79,13 @@ def build_digest(
     have no sections: whether to send it anyway is the caller's setting.
     """
     first_date = first_date or edition
-    candidates: dict[str, list[tuple[float, int, Found]]] = {}
+    candidates: dict[str, list[tuple[float, int, int]]] = {}  # paper -> (score, topic, position)
     for topic_index, found in enumerate(found_by_topic):
-        for match in found:
-            placement = placements.get(match.paper_id)
-            if placement is None or not first_date <= placement.date <= edition or match.paper_id in already_sent:
+        for position, (paper_id, score) in enumerate(zip(found.paper_ids(), found.scores())):
+            placement = placements.get(paper_id)
+            if placement is None or not first_date <= placement.date <= edition or paper_id in already_sent:
                 continue
-            candidates.setdefault(match.paper_id, []).append((match.score, topic_index, match))
+            candidates.setdefault(paper_id, []).append((score, topic_index, position))
 
     def order(paper_id: str) -> tuple:
         best_score = max(score for score, _, _ in candidates[paper_id])
@@ -88,7 +98,8 @@ def build_digest(
     sections: dict[int, list[DigestItem]] = {}
     for paper_id in kept:
         ranked = sorted(candidates[paper_id], key=lambda entry: (-entry[0], entry[1]))
-        best_score, best_topic, best_match = ranked[0]
+        best_score, best_topic, position = ranked[0]
+        best_match = found_by_topic[best_topic][position]
         placement = placements[paper_id]
         sections.setdefault(best_topic, []).append(DigestItem(
             paper=papers[paper_id], score=best_score, rank=placement.rank, listing_date=placement.date,
