@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import pickle
 import re
 from collections.abc import Sequence
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 from paperwire.errors import ConfigError, QueryError
 from paperwire.match import (
     ACRONYMS,
+    AcronymTable,
     Match,
     Ranking,
     compile_queries,
@@ -22,7 +25,8 @@ from paperwire.match import (
     parse_query,
     positive_terms,
 )
-from paperwire.match.text import Stems
+from paperwire.match.index import PaperIndex
+from paperwire.match.text import Stems, Token, fold, tokenize
 from paperwire.models import Paper
 
 # ``seed_papers`` (the 70 seed papers in listing order, from the real parser) comes from
@@ -417,3 +421,101 @@ def test_a_compiled_matcher_can_be_pickled_and_reused(seed_papers: list[Paper]) 
     copy = pickle.loads(pickle.dumps(matcher))
     for key in ("ann", "bob"):
         assert list(copy.match(seed_papers)[key]) == list(matcher.match(seed_papers)[key])
+
+
+# --- the fast paths agree with the plain ones ---------------------------------------------------
+
+MIXED_TOPICS = [
+    "RAG", "rag agents", "large language models", '"scaling laws"', "scaling laws -survey", "multi modal LLMs",
+    "title:diffusion", 'title:"language models" -vision', "sparse mixture of experts", "(RAG OR MoE) retrieval",
+    "quantization -(survey OR benchmark)", "LLM agents (planning OR reasoning)", "vision language -MLLM",
+    'author:"Jane Doe"', "model", "models -model", "in-context learning", "chain of thought", "*",
+]  # fmt: skip
+
+
+def test_topics_compiled_together_match_as_each_alone(seed_papers: list[Paper]) -> None:
+    together = compile_queries([(topic, topic) for topic in MIXED_TOPICS]).match(seed_papers)
+    for topic in MIXED_TOPICS:
+        alone = match_one(topic, seed_papers)
+        assert list(together[topic]) == list(alone), topic
+        assert list(match_one(parse_query(topic), seed_papers)) == list(alone), topic  # the tree path
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 10])
+def test_limit_keeps_the_best_with_ties_in_listing_order(limit: int) -> None:
+    papers = [paper("Diffusion", "diffusion models for text", number=n) for n in range(4)]
+    papers += [paper("Diffusion models", "diffusion models", number=n) for n in range(4, 8)]
+    for topic in ("diffusion models", "diffusion -zzz", "diffusion"):
+        everything = match_one(topic, papers)
+        assert list(match_one(topic, papers, limit=limit)) == everything[:limit]
+
+
+TEXT_PIECES = [
+    "multi", "modal", "Multi-modal", "multimodal", "LLMs", "RAG", "rag", "models", "of", "experts", "Müller",
+    "naïve", "isn't", "LLM’s", "3D", "x_y", " ", "  ", "-", " - ", "/", ", ", ". ", "(", ")", "\u2013", "\n",
+]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(TEXT_PIECES), max_size=12).map("".join), min_size=1, max_size=4))
+def test_the_index_reads_words_where_tokenize_does(abstracts: list[str]) -> None:
+    papers = [paper(f"P{n}", abstract, number=n) for n, abstract in enumerate(abstracts)]
+    acronyms, stems = AcronymTable(), Stems()
+    tokenized = [list(tokenize(abstract)) for abstract in abstracts]
+    wanted = {stems.of(fold(token.surface)) for tokens in tokenized for token in tokens}
+    followers: dict[str, set[str]] = {}  # every neighbour pair: phrases found from the recorded pairs
+    for tokens in tokenized:
+        for before, after in pairwise(tokens):
+            followers.setdefault(stems.of(fold(before.surface)), set()).add(stems.of(fold(after.surface)))
+    for index in (PaperIndex(papers, wanted, acronyms, stems), PaperIndex(papers, wanted, acronyms, stems, followers)):
+        _check_index(index, tokenized, stems)
+
+
+def _check_index(index: PaperIndex, tokenized: list[list[Token]], stems: Stems) -> None:
+    assert index.lengths["abstract"] == [len(tokens) for tokens in tokenized]
+    for number, tokens in enumerate(tokenized):
+        for token in tokens:
+            spans = index.spans("abstract", (stems.of(fold(token.surface)),)).get(number, [])
+            assert (token.start, token.end) in spans
+        for before, after in pairwise(tokens):  # neighbours: found as a phrase, or not
+            phrase = (stems.of(fold(before.surface)), stems.of(fold(after.surface)))
+            found = (before.start, after.end) in index.spans("abstract", phrase).get(number, [])
+            assert found == (after.position == before.position + 1)
+
+
+def test_the_cycle_collector_is_left_as_it_was(seed_papers: list[Paper]) -> None:
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    compile_queries([("a", "RAG agents")]).match(seed_papers)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        compile_queries([("a", "RAG agents")]).match(seed_papers)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_matcher_serves_listing_after_listing_as_a_fresh_one_would(seed_papers: list[Paper]) -> None:
+    # A run's phrase becomes a term only when a listing needs it; what one listing made
+    # must not change what the next one finds (nor what the first one explains later).
+    topics = [*MIXED_TOPICS, "LM collaboration", "LLM agents", "language model agents", "retrieval augmented"]
+    matcher = compile_queries([(topic, topic) for topic in topics])
+    first = matcher.match(seed_papers[:35])
+    for listing in (seed_papers[35:], seed_papers, seed_papers[:35]):
+        fresh = compile_queries([(topic, topic) for topic in topics]).match(listing)
+        again = matcher.match(listing)
+        for topic in topics:
+            assert list(again[topic]) == list(fresh[topic]), topic
+    fresh = compile_queries([(topic, topic) for topic in topics]).match(seed_papers[:35])
+    for topic in topics:
+        assert list(first[topic]) == list(fresh[topic]), topic
+    copy = pickle.loads(pickle.dumps(matcher))
+    assert {t: list(r) for t, r in copy.match(seed_papers).items()} == {
+        t: list(r) for t, r in matcher.match(seed_papers).items()
+    }
+
+
+def test_an_excluded_run_of_words_excludes_what_the_run_finds(seed_papers: list[Paper]) -> None:
+    for run in ("language models", "multi modal", "LLM agents", "survey paper"):
+        found = ranks(run, seed_papers)
+        assert ranks(f"LLMs -({run})", seed_papers) == ranks("LLMs", seed_papers) - found, run

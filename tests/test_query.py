@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from paperwire import query as query_module
 from paperwire.errors import PaperwireError, QueryError
 from paperwire.query import (
     MAX_DEPTH,
@@ -19,6 +20,8 @@ from paperwire.query import (
     parse_query,
     positive_terms,
     render_query,
+    render_simple,
+    simple_terms,
 )
 
 
@@ -225,3 +228,52 @@ def test_rendering_parses_back_to_the_same_query(text: str) -> None:
         again = parse_query(render_query(query))
         assert again == query
         assert render_query(again) == render_query(query)
+
+
+# --- the quick path for common queries -----------------------------------------------------
+# parse_query reads most topics (words, phrases, exclusions, field prefixes, one level of
+# "(a OR b)") without the lexer and parser; it must build exactly the parser's tree.
+
+SIMPLE_ITEMS = [
+    "a", "b", "RAG", "llm,", "C++", "multi-modal", "Müller", '"x  y"', '"LLMs, agents"', '"..."',
+    "title:c", "Title:d", "author:e", 'abstract:"f g"', "foo:y", "title:OR", "-h", '-"i j"', "-title:k",
+    "--x", "-", "(a OR b)", '( "x y" OR title:z )', "(a OR b OR c)", "(a)", "(a b)", "(a OR -b)",
+    "(a OR)", "-(a OR b)", "title:(a OR b)", "OR", "AND", "NOT", "*", "!!!", "x:", "(a OR b,)",
+]  # fmt: skip
+SIMPLE_QUERY = st.lists(
+    st.tuples(st.sampled_from(["", " ", "  ", "\t"]), st.sampled_from(SIMPLE_ITEMS)), min_size=1, max_size=5
+).map(lambda parts: "".join(space + item for space, item in parts) + " ")
+
+
+def _tree(node: object) -> object:
+    """A node with its positions, which equality leaves out."""
+    if isinstance(node, (And, Or)):
+        return (type(node).__name__, node.position, tuple(_tree(child) for child in node.children))
+    if isinstance(node, Not):
+        return ("Not", node.position, _tree(node.child))
+    return node if not isinstance(node, Term) else ("Term", node.text, node.phrase, node.field, node.position)
+
+
+def _parsed_by_the_parser(text: str) -> object:
+    tokens = query_module._lex(text)
+    root = query_module._Parser(text, tokens).parse()
+    query_module._check_positive(root, text)
+    return root
+
+
+@settings(max_examples=500, deadline=None)
+@given(SIMPLE_QUERY | QUERYISH)
+def test_the_quick_path_builds_the_parsers_tree(text: str) -> None:
+    terms = simple_terms(text)
+    if terms is None:
+        return  # left to the parser
+    query = parse_query(text)
+    assert _tree(query.root) == _tree(_parsed_by_the_parser(text))
+    assert render_simple(terms) == render_query(query)
+
+
+def test_the_quick_path_takes_the_common_queries() -> None:
+    for text in ('fail title:"capabilities during" -mixed', "LLM agents (RAG OR MoE)", '"scaling laws" -survey'):
+        assert simple_terms(text) is not None, text
+    for text in ("a OR b", "x -(a OR b)", "title:(a OR b)", "a AND b", "*"):
+        assert simple_terms(text) is None, text

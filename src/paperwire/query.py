@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
+from typing import NamedTuple
 
 from paperwire.errors import QueryError
 
@@ -92,19 +93,24 @@ class Query:
 # --- lexer ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
+class _Token(NamedTuple):
     kind: str  # WORD PHRASE LPAREN RPAREN OR AND NOT MINUS FIELD END
     text: str
     position: int
+
+
+_new_token = tuple.__new__  # _new_token(_Token, (kind, text, position)): skips NamedTuple's Python __new__
 
 
 def _has_word_char(text: str) -> bool:
     return _WORD_CHAR.search(text) is not None
 
 
+# ``word`` is the common case, a chunk that is one plain word as a whole (it starts with a
+# letter or digit and has no colon), so it needs none of the checks in _lex_chunk.
 _LEXEME = re.compile(
     r"""(?P<space>\s+)
+      | (?P<word>[^\W_][^\s()":]*(?![^\s()"]))
       | (?P<open>\()
       | (?P<close>\))
       | (?P<phrase>"[^"]*")
@@ -119,15 +125,21 @@ def _lex(text: str) -> list[_Token]:
     """Split the query into tokens; reports unbalanced quotes and bad field prefixes."""
     tokens: list[_Token] = []
     for lexeme in _LEXEME.finditer(text):
-        kind, start = lexeme.lastgroup, lexeme.start()
-        if kind == "chunk":
-            _lex_chunk(text, start, lexeme.end(), tokens)
+        kind = lexeme.lastgroup
+        if kind == "space":
+            continue
+        if kind == "word":
+            word = lexeme.group()
+            kind = word if word in _KEYWORDS else "WORD"
+            tokens.append(_new_token(_Token, (kind, word, lexeme.start())))
+        elif kind == "chunk":
+            _lex_chunk(text, lexeme.start(), lexeme.end(), tokens)
         elif kind == "phrase":
-            tokens.append(_Token("PHRASE", lexeme.group()[1:-1], start))
+            tokens.append(_new_token(_Token, ("PHRASE", lexeme.group()[1:-1], lexeme.start())))
         elif kind == "quote":
-            raise QueryError('unbalanced quote: this " is never closed', query=text, position=start)
-        elif kind in _SIMPLE_KINDS:
-            tokens.append(_Token(_SIMPLE_KINDS[kind], lexeme.group(), start))
+            raise QueryError('unbalanced quote: this " is never closed', query=text, position=lexeme.start())
+        else:
+            tokens.append(_new_token(_Token, (_SIMPLE_KINDS[kind], lexeme.group(), lexeme.start())))
     tokens.append(_Token("END", "", len(text)))
     return tokens
 
@@ -186,6 +198,10 @@ def _lex_dashes(text: str, start: int, end: int, glued_to_next: bool, tokens: li
 # --- parser ---------------------------------------------------------------------------
 
 
+_ENDS_AND = frozenset(("END", "RPAREN", "OR"))  # what ends a run of implicitly ANDed items
+_ENDS_TERM = frozenset(("END", "RPAREN", "OR", "AND"))  # what cannot start a term
+
+
 class _Parser:
     """Recursive descent over the token list; ``field`` flows down into every term."""
 
@@ -219,24 +235,27 @@ class _Parser:
         branches = [self.and_expr(field_name, depth)]
         while self.peek().kind == "OR":
             keyword = self.take()
-            if self.peek().kind in ("END", "RPAREN", "OR", "AND"):
+            if self.peek().kind in _ENDS_TERM:
                 raise self.fail("dangling OR: nothing after it", keyword.position)
             branches.append(self.and_expr(field_name, depth))
         return _flatten(Or, branches, start.position)
 
     def and_expr(self, field_name: str | None, depth: int) -> Node:
-        start = self.peek()
+        tokens = self.tokens
+        start = tokens[self.index]
         items: list[Node] = []
-        while self.peek().kind not in ("END", "RPAREN", "OR"):
-            if self.peek().kind == "AND":
-                keyword = self.take()
-                if not items or self.peek().kind in ("END", "RPAREN", "OR", "AND"):
-                    raise self.fail("dangling AND: it needs a term on both sides", keyword.position)
-                continue
-            token = self.peek()
-            if token.kind == "WORD":  # the common case, without the detour through unary()
+        while True:
+            token = tokens[self.index]
+            kind = token.kind
+            if kind == "WORD":  # the common case, without the detour through unary()
                 self.index += 1
                 items.append(Term(_trim_word(token.text), False, field_name, token.position))
+            elif kind in _ENDS_AND:
+                break
+            elif kind == "AND":
+                self.index += 1
+                if not items or tokens[self.index].kind in _ENDS_TERM:
+                    raise self.fail("dangling AND: it needs a term on both sides", token.position)
             else:
                 items.append(self.unary(field_name, depth))
         if not items and start.kind == "RPAREN":
@@ -250,7 +269,7 @@ class _Parser:
         negations: list[_Token] = []
         while self.peek().kind in ("MINUS", "NOT"):
             negations.append(self.take())
-        if negations and self.peek().kind in ("END", "RPAREN", "OR", "AND"):
+        if negations and self.peek().kind in _ENDS_TERM:
             last = negations[-1]
             raise self.fail(f"nothing after '{last.text}' to exclude", last.position)
         node = self.primary(field_name, depth)
@@ -263,7 +282,7 @@ class _Parser:
         if token.kind == "FIELD":
             if field_name is not None:
                 raise self.fail(f"'{token.text}:' inside a '{field_name}:' group", token.position)
-            if self.peek().kind in ("END", "RPAREN", "OR", "AND"):
+            if self.peek().kind in _ENDS_TERM:
                 raise self.fail(f"'{token.text}:' needs a term right after the colon", token.position)
             return self.unary(token.text, depth)
         if token.kind == "WORD":
@@ -297,17 +316,24 @@ class _Parser:
 
 def _trim_word(word: str) -> str:
     """Drop sentence punctuation after a word (``LLMs,`` is ``LLMs``); keep ``C++``."""
-    trimmed = word.rstrip(".,;:!?")
+    if word[-1] not in _TRAILING_PUNCTUATION:  # the usual case
+        return word
+    trimmed = word.rstrip(_TRAILING_PUNCTUATION)
     return trimmed if trimmed and trimmed not in _KEYWORDS else word
+
+
+_TRAILING_PUNCTUATION = ".,;:!?"
 
 
 def _flatten(kind: type[And] | type[Or], items: list[Node], position: int) -> Node:
     """One item is itself; nested groups of the same kind merge (``a (b c)`` is ``a b c``)."""
     if len(items) == 1:
         return items[0]
+    if kind not in map(type, items):  # the usual case: nothing to merge
+        return kind(tuple(items), position)
     merged: list[Node] = []
     for item in items:
-        merged.extend(item.children if isinstance(item, kind) else (item,))
+        merged.extend(item.children if type(item) is kind else (item,))
     return kind(tuple(merged), position)
 
 
@@ -316,11 +342,12 @@ def _flatten(kind: type[And] | type[Or], items: list[Node], position: int) -> No
 
 def _has_positive(node: Node) -> bool:
     """Whether the node can select papers by itself (not merely exclude them)."""
-    if isinstance(node, (Term, Everything)):
+    kind = type(node)
+    if kind is Term or kind is Everything:
         return True
-    if isinstance(node, Not):
+    if kind is Not:
         return False
-    if isinstance(node, And):
+    if kind is And:
         return any(_has_positive(child) for child in node.children)
     return all(_has_positive(child) for child in node.children)
 
@@ -329,18 +356,22 @@ def _check_positive(node: Node, text: str, where: str = "the query") -> None:
     """Every OR branch, every excluded group and the whole query must have a term to match.
 
     ``-foo`` alone would select every paper without "foo", which is never what a
-    subscriber means, so it is reported instead of guessed at.
+    subscriber means, so it is reported instead of guessed at. (The parser builds these
+    exact node types, so dispatching on ``type`` is safe and quicker than isinstance.)
     """
-    if isinstance(node, Not) or (isinstance(node, And) and not _has_positive(node)):
+    kind = type(node)
+    if kind is Term:
+        return
+    if kind is Not or (kind is And and not _has_positive(node)):
         message = f"nothing to match: {where} only excludes; add a term to look for"
         raise QueryError(message, query=text, position=node.position)
-    if isinstance(node, And):
+    if kind is And:
         for child in node.children:
-            if isinstance(child, Not):
+            if type(child) is Not:
                 _check_positive(child.child, text, "the excluded group")
             else:
                 _check_positive(child, text, where)
-    elif isinstance(node, Or):
+    elif kind is Or:
         for child in node.children:
             _check_positive(child, text, "this side of OR")
 
@@ -352,10 +383,14 @@ def parse_query(text: str) -> Query:
     """Parse a topic query; raises :class:`QueryError` naming the problem and position."""
     if not isinstance(text, str):
         raise QueryError("a query must be text", query=repr(text), position=0)
-    if text.strip() == EVERYTHING_TEXT:
+    stripped = text.strip()
+    if stripped == EVERYTHING_TEXT:
         return Query(text, Everything(text.index(EVERYTHING_TEXT)))
-    if not text.strip():
+    if not stripped:
         raise QueryError("nothing to match: the query is empty", query=text, position=0)
+    root = _parse_simple(text)
+    if root is not None:
+        return Query(text, root)
     tokens = _lex(text)
     if len(tokens) == 1:
         raise QueryError("nothing to match: the query has no letters or digits", query=text, position=0)
@@ -364,22 +399,150 @@ def parse_query(text: str) -> Query:
     return Query(text, root)
 
 
+# --- the common case, quickly ---------------------------------------------------------
+# Most topics are a few words and phrases, some excluded, limited to a field or offered
+# as alternatives: ``fail title:"capabilities during" -mixed (LLM OR agents)``.
+# simple_terms reads exactly those with a regex, without tokens or a parser; anything
+# else -- other groups, other keywords, doubled dashes, items glued together, errors of
+# any kind -- gets None and goes through the lexer and parser above, which remain the
+# definition of the language. parse_query builds from it the very tree (positions
+# included) the parser would; the matcher reads the terms directly, to skip building and
+# rendering a tree for each of many topics.
+
+SimpleTerm = tuple[bool, "str | None", "bool | None", "str | tuple[SimpleTerm, ...]", int, int]
+"""``(excluded, field, phrase, text, position, start)``: a Term (at ``position``), under a
+Not (at ``start``, the dash) when ``excluded``. A group ``(a OR "b c")`` has ``phrase``
+None, its alternatives (simple terms) as ``text``, its Or's ``position`` and the
+parenthesis at ``start``."""
+
+_SIMPLE_ITEM = re.compile(r'(\s*)(-?)(?:([A-Za-z]+):)?("[^"]*"|[^\W_][^\s()":]*|\((?:[^()"]|"[^"]*")*\))')
+_SIMPLE_OPTION = re.compile(r'(\s*)(?:([A-Za-z]+):)?("[^"]*"|[^\W_][^\s()":]*)')
+_ONLY_SPACE = re.compile(r"\s*")
+
+
+def simple_terms(text: str) -> list[SimpleTerm] | None:
+    """The items of a valid query made only of ``[-][field:]word``, ``[-][field:]"phrase"``
+    and ``(term OR term ...)`` (terms without a dash), or None for any other query."""
+    terms: list[SimpleTerm] = []
+    offset = 0
+    positive = False
+    for space, dash, field_name, term in _SIMPLE_ITEM.findall(text):
+        start = offset + len(space)
+        if terms and start == offset:
+            return None  # glued to the previous item: leave it to the parser
+        first = term[0]
+        if not field_name and first != '"' and first != "(":  # the commonest item: [-]word
+            offset = start + len(dash) + len(term)
+            if term in _KEYWORDS:
+                return None
+            terms.append((dash == "-", None, False, _trim_word(term), start + len(dash), start))
+            positive = positive or not dash
+            continue
+        offset = start + len(dash) + (len(field_name) + 1 if field_name else 0) + len(term)
+        if first == "(":
+            options = None if dash or field_name else _simple_options(term[1:-1], start + 1)
+            if options is None:
+                return None
+            terms.append((False, None, None, options, options[0][5], start))
+            positive = True
+            continue
+        found = _simple_term(field_name, term, start + len(dash))
+        if found is None:
+            return None
+        terms.append((bool(dash), *found, start))
+        positive = positive or not dash
+    if not positive or not _ONLY_SPACE.fullmatch(text, offset):
+        return None  # only exclusions (an error), or something the pattern skipped over
+    return terms
+
+
+def _simple_term(field_name: str, term: str, start: int) -> tuple[str | None, bool, str, int] | None:
+    """``(field, phrase, text, position)`` of ``[field:]term`` written at ``start``, or None."""
+    position = start
+    if field_name:
+        field_name = field_name.lower()
+        if field_name not in FIELDS:
+            return None
+        position += len(field_name) + 1
+    if term[0] == '"':
+        words = _SPACE.sub(" ", term[1:-1]).strip()
+        return (field_name or None, True, words, position) if _has_word_char(words) else None
+    if term in _KEYWORDS:
+        return None
+    return (field_name or None, False, _trim_word(term), position)
+
+
+def _simple_options(inside: str, base: int) -> tuple[SimpleTerm, ...] | None:
+    """The terms of ``a OR "b c" OR title:d`` (the inside of a group starting at ``base``)."""
+    options: list[SimpleTerm] = []
+    offset = 0
+    expect_term = True
+    for space, field_name, term in _SIMPLE_OPTION.findall(inside):
+        start = offset + len(space)
+        if offset and start == offset:
+            return None
+        offset = start + (len(field_name) + 1 if field_name else 0) + len(term)
+        if not expect_term:
+            if field_name or term != "OR":
+                return None
+        else:
+            found = _simple_term(field_name, term, base + start)
+            if found is None:
+                return None
+            options.append((False, *found, base + start))
+        expect_term = not expect_term
+    if expect_term or len(options) < 2 or not _ONLY_SPACE.fullmatch(inside, offset):
+        return None
+    return tuple(options)
+
+
+def _render_simple_term(term: SimpleTerm) -> str:
+    excluded, field_name, phrase, text = term[0], term[1], term[2], term[3]
+    if phrase is None:
+        return " OR ".join(map(_render_simple_term, text))  # type: ignore[arg-type]
+    return ("-" if excluded else "") + (f"{field_name}:" if field_name else "") + (f'"{text}"' if phrase else text)
+
+
+def render_simple(terms: list[SimpleTerm]) -> str:
+    """What :func:`render_query` gives for the query ``terms`` came from."""
+    if len(terms) == 1:
+        return _render_simple_term(terms[0])
+    return " ".join([_render_simple_term(t) if t[2] is not None else f"({_render_simple_term(t)})" for t in terms])
+
+
+def _simple_node(term: SimpleTerm) -> Node:
+    excluded, field_name, phrase, text, position, start = term
+    if phrase is None:
+        return Or(tuple(map(_simple_node, text)), position)  # type: ignore[arg-type]
+    node = Term(text, phrase, field_name, position)  # type: ignore[arg-type]
+    return Not(node, start) if excluded else node
+
+
+def _parse_simple(text: str) -> Node | None:
+    terms = simple_terms(text)
+    if terms is None:
+        return None
+    if len(terms) == 1:
+        return _simple_node(terms[0])
+    return And(tuple(map(_simple_node, terms)), terms[0][5])
+
+
 def render_query(query: Query | Node) -> str:
     """The canonical text of a query: parsing it again gives an equal query."""
     return _render(query.root if isinstance(query, Query) else query)
 
 
 def _render(node: Node) -> str:
-    if isinstance(node, Everything):
-        return EVERYTHING_TEXT
     if isinstance(node, Term):
         prefix = f"{node.field}:" if node.field else ""
         return prefix + (f'"{node.text}"' if node.phrase else node.text)
+    if isinstance(node, And):
+        return " ".join(f"({_render(c)})" if isinstance(c, Or) else _render(c) for c in node.children)
     if isinstance(node, Not):
         inner = node.child
         return "-" + (f"({_render(inner)})" if isinstance(inner, (And, Or)) else _render(inner))
-    if isinstance(node, And):
-        return " ".join(f"({_render(c)})" if isinstance(c, Or) else _render(c) for c in node.children)
+    if isinstance(node, Everything):
+        return EVERYTHING_TEXT
     return " OR ".join(_render(child) for child in node.children)
 
 

@@ -1,35 +1,218 @@
 """Running compiled terms and plans against one listing's index.
 
-Each term is looked up at most once, when a plan first needs it; a plan is evaluated
-over sets of paper numbers taken from its terms (AND = intersection, OR = union,
-exclusion = difference), so only papers that contain at least one of the query's
-terms are ever considered, and a query whose words never meet costs a few set
-operations.
+Sets of papers are bitsets: Python ints whose bit ``i`` is paper ``i`` (AND is ``&``,
+OR is ``|``, exclusion is ``& ~``), a few machine words for a day's listing.
+
+Every term gets a cheap *bound* first: the papers where each of its symbols occurs
+(ANDed per field from the index), a superset of where the term really is. For a
+one-word term read word for word -- most terms -- the bound is exact. A plan is
+first checked against the bounds of its parts; most topics stop there, with no
+phrase ever looked up. Otherwise its parts are evaluated exactly, terms already known
+first, and a term (a phrase, say) is looked up at most once per listing, when a plan
+first needs it. An exclusion whose bound misses the selected papers is never looked
+up, nor is a positive term's score where its bound misses them. A run's phrase
+(``scaling laws`` read side by side) becomes a term only when a plan gets that far.
+
+Ranking sums each selected paper's scores in query order (so the floats are those of
+a plain loop) with C-level ``map``s, and sorts once; with a ``limit``, ``heapq.nlargest``
+gives the same order as sorting everything and cutting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Iterable, Sequence
+from functools import reduce
+from heapq import nlargest
+from itertools import compress, repeat
+from operator import add, and_, itemgetter
 
-from paperwire.match.index import PaperIndex, Span
+from paperwire.match.acronyms import ACRONYM_SYMBOL_PREFIX
+from paperwire.match.index import Occurrences, PaperIndex, bits_of
 from paperwire.match.patterns import Pattern, Resolver
-from paperwire.match.plan import AnyOf, Plan, PlanNode, TermRef, TermSpec, WordsOrPhrase
-from paperwire.match.results import Ranking, TermFinding
+from paperwire.match.plan import (
+    DEFAULT_FIELDS,
+    AllOf,
+    Plan,
+    PlanNode,
+    Positive,
+    RunPhrase,
+    TermRef,
+    TermRegistry,
+    TermSpec,
+    WordsOrPhrase,
+)
+from paperwire.match.results import Ranking, Span, TermFinding
 from paperwire.match.score import Bm25
 from paperwire.models import Paper
 
 
 class Findings(Sequence[TermFinding]):
-    """Every term's finding in one listing, each looked up the first time it is needed."""
+    """Every term's bound, worked out at once; its finding (exact papers, scores, spans) when first needed.
 
-    def __init__(self, terms: Sequence[TermSpec], resolver: Resolver, index: PaperIndex, bm25: Bm25):
-        self._terms = terms
+    ``bounds[t]`` holds the papers that may contain term ``t``; ``plain[t]`` whether
+    today the term can only be read word for word (then a phrase finds no paper its
+    words do not); ``exact[t]`` the papers that do contain it, None until known.
+    """
+
+    def __init__(self, registry: TermRegistry, resolver: Resolver, index: PaperIndex, bm25: Bm25):
+        self._registry = registry
+        self._terms = registry.terms  # grows when a run's phrase becomes a term (see phrase())
         self._resolver = resolver
         self._index = index
         self._bm25 = bm25
-        self._found: list[TermFinding | None] = [None] * len(terms)
-        self._patterns: list[tuple[Pattern, ...] | None] = [None] * len(terms)
+        self._found: list[TermFinding | None] = []
+        self._patterns: list[tuple[Pattern, ...] | None] = []
+        self.bounds: list[int] = []
+        self.plain: list[bool | None] = []
+        self.exact: list[int | None] = []
+        self._spelled: dict[tuple[str, str], int] = {}
+        self._run_bounds: dict[int, int] = {}  # id of a RunPhrase -> its bound
+        self._papers_with = {field: index.papers_with(field) for field in ("title", "abstract", "author")}
+        self._bound_new_terms()
+
+    def _bound_new_terms(self) -> None:
+        """Bound every term not bounded yet: its symbols' papers ANDed, per field, ORed over the fields.
+
+        This runs for every term of every subscriber, so the usual case -- a term of
+        the title and abstract, read word for word -- has its own few lines.
+        """
+        first, count = len(self.bounds), len(self._terms)
+        if first == count:
+            return
+        for found in (self._found, self._patterns, self.exact):
+            found.extend([None] * (count - first))  # type: ignore[list-item]
+        self.bounds.extend([0] * (count - first))
+        self.plain.extend([True] * (count - first))
+        index, bounds, exact, papers_with = self._index, self.bounds, self.exact, self._papers_with
+        solid_misses, present_misses = index.solid.isdisjoint, index.present.isdisjoint
+        in_title, in_abstract = papers_with["title"].get, papers_with["abstract"].get
+        rewrites = self._registry.rewrites
+        for term in range(first, count):
+            spec = self._terms[term]
+            glued, abbreviated, has_acronym = rewrites[term]
+            symbols = spec.shape.symbols
+            if has_acronym or (glued and not solid_misses(glued)) or (abbreviated and not present_misses(abbreviated)):
+                # A rewrite may apply today: which readings can occur is worked out when
+                # needed (see reads_plainly); meanwhile a looser bound will do.
+                self.plain[term] = None
+                bound = bounds[term] = self._loose_bound(spec, papers_with)
+                if not bound:
+                    exact[term] = 0
+                continue
+            if spec.fields == DEFAULT_FIELDS:
+                title = in_title(symbols[0], 0)
+                abstract = in_abstract(symbols[0], 0)
+                for symbol in symbols[1:]:
+                    if title:
+                        title &= in_title(symbol, 0)
+                    if abstract:
+                        abstract &= in_abstract(symbol, 0)
+                bound = title | abstract
+                single = len(symbols) == 1
+            else:
+                papers = papers_with[spec.fields[0]]
+                bound = -1
+                for symbol in symbols:
+                    bound &= papers.get(symbol, 0)
+                single = len(symbols) == 1
+            bounds[term] = bound
+            if single or not bound:
+                exact[term] = bound  # one symbol, one reading: the bound is the answer
+
+    # --- runs whose phrase is not a term yet (see plan.RunPhrase) ----------------------------
+
+    def phrase(self, run: RunPhrase) -> TermRef:
+        """The run's phrase as a term (made now if need be), with a bound like every term.
+
+        A phrase just made takes the run's bound (valid for it too), and whether it reads
+        plainly is left to :meth:`reads_plainly` unless the run surely does.
+        """
+        ref = run.ref if run.ref is not None else self._registry.phrase_of(run)
+        if ref.term == len(self.bounds):
+            self.bounds.append(self.run_bound(run))
+            self.plain.append(True if self.run_reads_plainly(run) else None)
+            self.exact.append(None)
+            self._found.append(None)
+            self._patterns.append(None)
+        elif ref.term > len(self.bounds):
+            self._bound_new_terms()
+        return ref
+
+    def run_reads_plainly(self, run: RunPhrase) -> bool:
+        """Whether the run's phrase surely reads only word for word today (no acronym, no
+        glued pair written as one word in a paper): then it finds no paper its words do not."""
+        return not run.has_acronym and self._index.solid.isdisjoint(run.rewrites)
+
+    def run_bound(self, run: RunPhrase) -> int:
+        """Papers that may have the run's words or its phrase, in any reading.
+
+        Each word's papers ORed with those of the glued pairs it is part of, ANDed over
+        the words: a reading covers each word by the word's own reading, or glues it to
+        a neighbour. (A run whose words may spell an expansion is never lazy.)
+        """
+        found = self._run_bounds.get(id(run))
+        if found is None:
+            bounds = self.bounds
+            words = [bounds[word.term] for word in run.words]
+            if not self.run_reads_plainly(run):
+                fields = (run.field,) if run.field else DEFAULT_FIELDS
+                for i, glued in enumerate(run.glued):
+                    if glued:
+                        bits = 0
+                        for field in fields:
+                            bits |= self._papers_with[field].get(glued, 0)
+                        words[i] |= bits
+                        words[i + 1] |= bits
+            found = self._run_bounds[id(run)] = reduce(and_, words, -1)
+        return found
+
+    def _loose_bound(self, spec: TermSpec, papers_with: dict[str, dict[str, int]]) -> int:
+        """A bound valid whatever the readings: each token's papers, ORed with those of
+        every rewrite that may stand for it (spelled out, glued, abbreviated), ANDed."""
+        shape = spec.shape
+        symbols = shape.symbols
+        bound = 0
+        for field in spec.fields:
+            papers = papers_with[field]
+            extra = [0] * len(symbols)
+            for i, glued in shape.glues:
+                bits = papers.get(glued, 0)
+                extra[i] |= bits
+                extra[i + 1] |= bits
+            for start, end, acronym in shape.abbreviations:
+                bits = papers.get(acronym, 0)
+                for i in range(start, end):
+                    extra[i] |= bits
+            bits = -1
+            for symbol, more in zip(symbols, extra, strict=True):
+                if symbol.startswith(ACRONYM_SYMBOL_PREFIX):
+                    more |= self._spelled_bits(field, symbol, papers)
+                bits &= papers.get(symbol, 0) | more
+                if not bits:
+                    break
+            bound |= bits
+        return bound
+
+    def _spelled_bits(self, field: str, acronym: str, papers: dict[str, int]) -> int:
+        """The papers whose ``field`` may spell ``acronym`` out (memoized per field and acronym)."""
+        key = (field, acronym)
+        found = self._spelled.get(key)
+        if found is None:
+            found = 0
+            for pattern in self._resolver.spellings(acronym):
+                bits = -1
+                for symbol in pattern:
+                    bits &= papers.get(symbol, 0)
+                found |= bits
+            self._spelled[key] = found
+        return found
+
+    def reads_plainly(self, term: int) -> bool:
+        """Whether today the term can only be read word for word (or not at all)."""
+        plain = self.plain[term]
+        if plain is None:
+            plain = self.plain[term] = self.patterns(term) in ((), (self._terms[term].shape.symbols,))
+        return plain
 
     def __len__(self) -> int:
         return len(self._terms)
@@ -38,96 +221,223 @@ class Findings(Sequence[TermFinding]):
         found = self._found[term]
         if found is None:
             found = self._found[term] = look_up(self._terms[term].fields, self.patterns(term), self._index, self._bm25)
+            self.exact[term] = found.bits
         return found
+
+    def papers(self, term: int) -> int:
+        """The papers that contain the term, as a bitset (looked up if not known yet)."""
+        known = self.exact[term]
+        return known if known is not None else self[term].bits
 
     def patterns(self, term: int) -> tuple[Pattern, ...]:
         """The term's readings that can occur in this listing (memoized)."""
         found = self._patterns[term]
         if found is None:
-            found = self._patterns[term] = self._resolver.patterns(self._terms[term].shape)
+            if self.plain[term] and self.bounds[term]:  # read word for word, and its words occur
+                found = self._patterns[term] = (self._terms[term].shape.symbols,)
+            else:
+                found = self._patterns[term] = self._resolver.patterns(self._terms[term].shape)
         return found
-
-    def read_only_word_for_word(self, term: int) -> bool:
-        """Whether the term's only reading in this listing is its plain one (or none at all)."""
-        return self.patterns(term) in ((), (self._terms[term].shape.symbols,))
 
 
 def look_up(fields: Sequence[str], patterns: Sequence[Pattern], index: PaperIndex, bm25: Bm25) -> TermFinding:
     """Where any of the term's patterns occurs in its fields, and what that scores."""
-    located: list[tuple[str, dict[int, list[Span]]]] = []
+    located: list[tuple[str, Occurrences]] = []
     counts: dict[str, dict[int, int]] = {}
     for field in fields:
-        found = [spans for spans in (index.spans(field, pattern) for pattern in patterns) if spans]
-        located += [(field, spans) for spans in found]
+        found = [where for where in (index.find(field, pattern) for pattern in patterns) if where is not None]
         if len(found) == 1:
-            counts[field] = {paper: len(spans) for paper, spans in found[0].items()}
+            located.append((field, found[0]))
+            counts[field] = found[0].counts
         elif found:
+            located += [(field, where) for where in found]
             counts[field] = _distinct_span_counts(found)
-    return TermFinding(bm25.scores(counts), located)
+    scores = bm25.scores(counts)
+    return TermFinding(scores, bits_of(scores), located)
 
 
-def _distinct_span_counts(found: list[dict[int, list[Span]]]) -> dict[int, int]:
+def _distinct_span_counts(found: list[Occurrences]) -> dict[int, int]:
     """Mentions per paper when several patterns may hit the same words ("multi-modal")."""
     merged: dict[int, set[Span]] = {}
-    for spans_by_paper in found:
-        for paper, spans in spans_by_paper.items():
+    for occurrences in found:
+        for paper, spans in occurrences.by_paper().items():
             merged.setdefault(paper, set()).update(spans)
     return {paper: len(spans) for paper, spans in merged.items()}
 
 
-def matching(node: PlanNode, findings: Findings) -> AbstractSet[int]:
+# --- bitsets ----------------------------------------------------------------------------
+
+_BIT_FLAGS = bytes.maketrans(b"01", b"\0\1")
+
+
+def members(bits: int) -> list[int]:
+    """The paper numbers in a bitset, ascending."""
+    digits = bin(bits)[:1:-1]  # lowest bit first
+    if bits.bit_count() > 64:
+        return list(compress(range(len(digits)), digits.encode().translate(_BIT_FLAGS)))
+    found: list[int] = []
+    at = digits.find("1")
+    while at >= 0:
+        found.append(at)
+        at = digits.find("1", at + 1)
+    return found
+
+
+# --- plans ------------------------------------------------------------------------------
+
+
+def bound(node: PlanNode, findings: Findings) -> int:
+    """A superset of the papers satisfying ``node``, from the terms' bounds alone."""
+    kind = type(node)
+    if kind is TermRef:
+        return findings.bounds[node.term]  # type: ignore[union-attr]
+    if kind is AllOf:
+        bits = reduce(and_, map(findings.bounds.__getitem__, node.terms), -1)  # type: ignore[union-attr]
+        for part in node.others:  # type: ignore[union-attr]
+            if not bits:
+                return 0
+            bits &= bound(part, findings)
+        return bits
+    if kind is WordsOrPhrase:
+        phrase = node.phrase  # type: ignore[union-attr]
+        if type(phrase) is not TermRef:  # a run's phrase, maybe not a term yet
+            return findings.run_bound(phrase)
+        bits = bound(node.words, findings)  # type: ignore[union-attr]
+        term = phrase.term
+        return bits if findings.plain[term] else bits | findings.bounds[term]  # unknown: keep it
+    union = 0
+    for option in node.options:  # type: ignore[union-attr]
+        union |= bound(option, findings)
+    return union
+
+
+def matching(node: PlanNode, findings: Findings) -> int:
     """The papers satisfying ``node``: AND intersects, OR unites, exclusions subtract."""
     kind = type(node)
     if kind is TermRef:
-        return findings[node.term].papers
+        return findings.papers(node.term)  # type: ignore[union-attr]
+    if kind is AllOf:
+        return _all_of(node, findings)  # type: ignore[arg-type]
     if kind is WordsOrPhrase:
-        selected = matching(node.words, findings)
-        if findings.read_only_word_for_word(node.phrase.term):
+        selected = matching(node.words, findings)  # type: ignore[union-attr]
+        phrase = node.phrase  # type: ignore[union-attr]
+        if type(phrase) is not TermRef:  # a run's phrase, maybe not a term yet
+            if phrase.ref is None and (
+                findings.run_reads_plainly(phrase) or not findings.run_bound(phrase) & ~selected
+            ):
+                return selected  # no paper it may find is left to add
+            phrase = findings.phrase(phrase)
+        term = phrase.term
+        if findings.plain[term] or (findings.plain[term] is None and findings.reads_plainly(term)):
             return selected  # the phrase cannot add papers; it only adds to their scores
-        return selected | findings[node.phrase.term].papers
-    if kind is AnyOf:
-        union: set[int] = set()
-        for option in node.options:
-            union |= matching(option, findings)
-        return union
-    parts = [matching(part, findings) for part in node.required]
-    parts.sort(key=len)
-    selected = parts[0]
-    for part in parts[1:]:
+        return selected | findings.papers(term)
+    union = 0
+    for option in node.options:  # type: ignore[union-attr]
+        union |= matching(option, findings)
+    return union
+
+
+def _all_of(node: AllOf, findings: Findings) -> int:
+    # Bounds first (a C-level AND over the term parts): usually enough to know there is nothing.
+    bounds = findings.bounds
+    selected = reduce(and_, map(bounds.__getitem__, node.terms), -1)
+    for part in node.others:
         if not selected:
-            return selected
-        selected = selected & part  # C-level, walks the smaller set
-    for excluded in node.excluded:
+            return 0
+        selected &= bound(part, findings)
+    if not selected:
+        return 0
+    # Then exactly: the terms whose papers are known (for most, the bound was exact), then the rest.
+    if node.terms:
+        exact = list(map(findings.exact.__getitem__, node.terms))
+        if None not in exact:
+            selected &= reduce(and_, exact)  # type: ignore[arg-type]
+        else:
+            unknown = [term for term, known in zip(node.terms, exact, strict=True) if known is None]
+            selected = reduce(and_, [known for known in exact if known is not None], selected)
+            for term in unknown:
+                if not selected:
+                    return 0
+                selected &= findings.papers(term)
         if not selected:
-            return selected
-        selected = selected - matching(excluded, findings)
+            return 0
+    for part in node.others:
+        selected &= matching(part, findings)
+        if not selected:
+            return 0
+    for part in node.excluded:
+        if bound(part, findings) & selected:
+            selected &= ~matching(part, findings)
+            if not selected:
+                return 0
     return selected
 
 
-def rank(plan: Plan, papers: Sequence[Paper], findings: Findings, limit: int | None) -> Ranking:
-    """The plan's papers, best score first, ties by listing (trending) order."""
-    if plan.root is None:  # "*": the whole listing as it came
+def rank(plan: Plan, papers: Sequence[Paper], findings: Findings, limit: int | None, nothing: Ranking) -> Ranking:
+    """The plan's papers, best score first, ties by listing (trending) order.
+
+    ``nothing`` is the (shared, read-only) empty ranking to give when nothing matches.
+    """
+    root = plan.root
+    if root is None:  # "*": the whole listing as it came
         order: Sequence[int] = range(len(papers) if limit is None else min(limit, len(papers)))
         return Ranking(papers, order, [0.0] * len(order), plan.positives, findings)
-    if isinstance(plan.root, TermRef):  # one term alone: its own ranking, shared
-        finding = findings[plan.root.term]
+    if type(root) is TermRef:  # one term alone: its own ranking, shared
+        if not findings.bounds[root.term]:
+            return nothing
+        finding = findings[root.term]
         order = finding.best_first()[:limit]
         return Ranking(papers, order, list(map(finding.scores.__getitem__, order)), plan.positives, findings)
-    selected = matching(plan.root, findings)
+    selected = _all_of(root, findings) if type(root) is AllOf else matching(root, findings)  # type: ignore[arg-type]
     if not selected:
-        return Ranking(papers, [], [], plan.positives, findings)
-    if len(plan.positives) == 1:
-        score = findings[plan.positives[0].term].scores
+        return nothing
+    chosen = members(selected)
+    positives = plan.positives
+    if not all(type(ref) is TermRef for ref in positives):
+        positives = _positive_terms(positives, selected, findings)
+    bounds = findings.bounds
+    # Each selected paper's score is the sum, in query order, over the positive terms it
+    # contains; terms none of the selected papers can contain add nothing and are skipped.
+    found = findings._found
+    terms = [found[ref.term] or findings[ref.term] for ref in positives if bounds[ref.term] & selected]
+    if len(terms) == 1:  # then every selected paper has that term
+        score = terms[0].scores.__getitem__
+        if limit is not None and 0 <= limit < len(chosen):  # same order as sorting all, then cutting
+            order = nlargest(limit, chosen, key=score)
+        else:
+            order = sorted(chosen, key=score, reverse=True)[:limit]
+        return Ranking(papers, order, list(map(score, order)), positives, findings)
+    # One C-level pass per term: score + the term's score of the paper, or + 0.0 where it
+    # is missing (0.0 + score is the score). A term every selected paper has (its bitset
+    # covers them) is read with one itemgetter call.
+    every = itemgetter(*chosen) if len(chosen) > 1 else None
+    scores = [0.0] * len(chosen)
+    for place, term in enumerate(terms):
+        if every is not None and term.bits & selected == selected:
+            column: Iterable[float] = every(term.scores)
+        else:
+            column = map(term.scores.get, chosen, repeat(0.0))
+        scores = list(column) if place == 0 else list(map(add, scores, column))
+    if limit is not None and 0 <= limit < len(chosen):
+        best = nlargest(limit, range(len(chosen)), key=scores.__getitem__)
     else:
-        score = _summed_scores(selected, [findings[ref.term].scores for ref in plan.positives])
-    order = sorted(sorted(selected), key=score.__getitem__, reverse=True)[:limit]
-    return Ranking(papers, order, list(map(score.__getitem__, order)), plan.positives, findings)
+        best = sorted(range(len(chosen)), key=scores.__getitem__, reverse=True)[:limit]
+    return Ranking(
+        papers, list(map(chosen.__getitem__, best)), list(map(scores.__getitem__, best)), positives, findings
+    )
 
 
-def _summed_scores(selected: Collection[int], term_scores: list[dict[int, float]]) -> dict[int, float]:
-    """Each selected paper's score: the sum over the positive terms it contains."""
-    total = dict.fromkeys(selected, 0.0)
-    for scores in term_scores:
-        for paper in total.keys() & scores.keys():
-            total[paper] += scores[paper]
-    return total
+def _positive_terms(positives: tuple[Positive, ...], selected: int, findings: Findings) -> tuple[TermRef, ...]:
+    """The positives as terms, making terms of the runs' phrases the selected papers may have.
+
+    A run's phrase that none of them can have would add nothing (no score, no
+    explanation), so it is left out. A phrase that is also written out elsewhere in
+    the query is one term: as in plans made eagerly, it is counted once.
+    """
+    terms: list[TermRef] = []
+    for ref in positives:
+        if type(ref) is TermRef:
+            terms.append(ref)
+        elif findings.run_bound(ref) & selected:
+            terms.append(findings.phrase(ref))
+    return tuple(dict.fromkeys(terms))

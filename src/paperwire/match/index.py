@@ -1,34 +1,100 @@
 """Where the query vocabulary occurs in today's papers, built once per run.
 
-Every paper is tokenized and folded once. Only symbols that some compiled query uses
-are kept, so the index stays small however long the abstracts are.
+Every paper is tokenized and folded once (each distinct spelling is folded, stemmed and
+looked up in the acronym table once per run). Only symbols that some compiled query
+uses are kept, so the index stays small however long the abstracts are.
 
 Positions are global within a field: paper ``i``'s word ``p`` sits at
 ``i * stride + p``, with ``stride`` larger than any paper's last position plus one,
 so no phrase can run from one paper into the next. A glued neighbour pair ("multi
 modal" read as ``multimod``) is one occurrence spanning two positions.
 
-For each field and symbol the index keeps the occurrences per paper (a one-word
-pattern's answer as is) and ``start -> (end, start char, end char)``. A phrase of
-one-word symbols is found by intersecting the start sets, each shifted back by the
-symbol's place in the phrase; a phrase with a glued pair is grown from the
-occurrences of its rarest symbol. Neither ever scans paper text.
+For each field and symbol the index keeps ``start -> (end, start char, end char)`` and
+the set of papers the symbol occurs in, as a bitset (an ``int`` whose bit ``i`` is
+paper ``i``): ANDing those is a cheap first answer to "which papers could contain this
+phrase". The compiled queries also name the neighbour pairs their phrases are made
+of (``followers``); while reading the papers the index records where each such pair
+occurs, so a phrase is where its pairs' start lists meet. Other phrases are found by
+intersecting the start sets of their symbols, each shifted back by the symbol's place
+in the phrase, rarest first (see :meth:`_FieldPostings.find`). Neither scans paper
+text. Occurrences are counted per paper right away (that is all scoring needs);
+their character spans are worked out only when a match is explained.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+import re
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from itertools import pairwise, product, repeat
+from operator import floordiv, sub
 
 from paperwire.match.acronyms import AcronymTable, acronym_symbol
 from paperwire.match.patterns import Pattern
 from paperwire.match.results import Span
-from paperwire.match.text import FIELDS, Stems, Token, field_text, fold, tokenize
+from paperwire.match.text import _ADJACENT_GAP, _JOINABLE_GAP, FIELDS, TOKEN_PATTERN, Stems, field_text, fold
 from paperwire.models import Paper
 
 Located = tuple[int, int, int]  # (the other end's global position, start char, end char)
 
 ACRONYM_FIELDS = ("title", "abstract")  # author names are never read as acronyms
+_SPLIT_TOKENS = re.compile(f"({TOKEN_PATTERN.pattern})")  # split() keeps the tokens, between the gaps
+
+
+def bits_of(papers: Collection[int]) -> int:
+    """The bitset (bit ``i`` for paper ``i``) of some paper numbers."""
+    if len(papers) < 64:
+        bits = 0
+        for paper in papers:
+            bits |= 1 << paper
+        return bits
+    flags = bytearray(max(papers) // 8 + 1)
+    for paper in papers:
+        flags[paper >> 3] |= 1 << (paper & 7)
+    return int.from_bytes(flags, "little")
+
+
+class Occurrences:
+    """Where one pattern occurs in one field: how often per paper, and (when asked) where.
+
+    ``groups`` holds ``(starts, width)`` pairs: global start positions of occurrences
+    whose last symbol starts ``width`` positions later. ``first`` and ``last`` locate
+    the pattern's first and last symbol by their start, giving the character span.
+    """
+
+    __slots__ = ("_by_paper", "_first", "_groups", "_last", "_stride", "counts")
+
+    def __init__(
+        self,
+        stride: int,
+        groups: list[tuple[Collection[int], int]],
+        first: dict[int, Located],
+        last: dict[int, Located],
+    ):
+        counts: Counter[int] = Counter()
+        for starts, _ in groups:
+            counts.update(map(floordiv, starts, repeat(stride)))
+        self.counts: dict[int, int] = counts  # paper -> number of occurrences
+        self._stride = stride
+        self._groups = groups
+        self._first = first
+        self._last = last
+        self._by_paper: dict[int, list[Span]] | None = None
+
+    def by_paper(self) -> dict[int, list[Span]]:
+        """Per paper, the character spans of the occurrences (worked out once, when first asked)."""
+        if self._by_paper is None:
+            first, last, stride = self._first, self._last, self._stride
+            every = sorted((start, width) for starts, width in self._groups for start in starts)
+            by_paper: dict[int, list[Span]] = {}
+            for start, width in every:
+                by_paper.setdefault(start // stride, []).append((first[start][1], last[start + width][2]))
+            self._by_paper = by_paper
+        return self._by_paper
+
+    def spans(self, paper: int) -> list[Span]:
+        return self.by_paper().get(paper, []) if paper in self.counts else []
 
 
 class _FieldPostings:
@@ -37,155 +103,352 @@ class _FieldPostings:
     def __init__(self, stride: int):
         self.stride = stride
         self.by_start: dict[str, dict[int, Located]] = {}  # filled paper by paper
+        self.papers: dict[str, int] = {}  # symbol -> bitset of the papers it occurs in
         self.wide: set[str] = set()  # symbols that occur as a glued pair (two positions)
         self.solid: set[str] = set()  # symbols that occur as one written word
-        self._by_end: dict[str, dict[int, Located]] = {}
-        self._shifted: dict[tuple[str, int], set[int]] = {}
+        self.followers: Mapping[str, AbstractSet[str]] = {}  # the neighbour pairs to record: a -> {b}
+        self.bigrams: dict[str, dict[str, list[int]]] = {}  # a -> b -> starts of a (one word) right before b
+        self._shifted: dict[tuple[str, int, int], AbstractSet[int]] = {}
 
-    def add(self, symbol: str, start: int, end: int, start_char: int, end_char: int) -> None:
-        self.by_start.setdefault(symbol, {})[start] = (end, start_char, end_char)
-        (self.wide if end != start else self.solid).add(symbol)
+    def find(self, pattern: Pattern) -> Occurrences | None:
+        """Where ``pattern`` occurs, or None when nowhere.
 
-    def find(self, pattern: Pattern) -> dict[int, list[Span]]:
-        """Per paper index, the character spans where ``pattern`` occurs."""
-        if any(symbol not in self.by_start for symbol in pattern):
-            return {}
+        Occurrences of consecutive symbols must touch: the next symbol starts one position
+        after the previous one ends, and a symbol ends where it starts, or one position
+        later for a glued pair. So for each way of choosing the widths of the pattern's
+        wide symbols (usually there are none, so one way) each symbol's place in the
+        pattern is a fixed offset, and the pattern starts where the start sets of the
+        symbols, each shifted back by its offset, meet. Rarest symbol first.
+        """
+        by_start = self.by_start
         if len(pattern) == 1:
-            return self._spans_by_paper((start, occurrence) for start, occurrence in self.by_start[pattern[0]].items())
-        if self.wide.isdisjoint(pattern):
-            return self._find_one_word_each(pattern)
-        return self._find_by_walking(pattern)
+            occurrences = by_start.get(pattern[0])
+            return Occurrences(self.stride, [(occurrences, 0)], occurrences, occurrences) if occurrences else None
+        papers = self.papers
+        candidates = -1
+        for symbol in pattern:
+            candidates &= papers.get(symbol, 0)
+            if not candidates:
+                return None  # no paper has every symbol: no need to look at positions
+        wide = self.wide
+        neighbours = list(pairwise(pattern))
+        followers = self.followers
+        by_pairs = all(after in followers.get(before, ()) for before, after in neighbours)  # usually so
+        if by_pairs and wide.isdisjoint(pattern):
+            starts = self._pairs_meeting(neighbours)
+            return (
+                Occurrences(self.stride, [(starts, len(pattern) - 1)], by_start[pattern[0]], by_start[pattern[-1]])
+                if starts
+                else None
+            )
+        choices = [(0, 1) if symbol in wide else (0,) for symbol in pattern]
+        groups: list[tuple[Collection[int], int]] = []
+        for widths in product(*choices):
+            offsets = [0]
+            for width in widths[:-1]:
+                offsets.append(offsets[-1] + width + 1)
+            if by_pairs and not any(widths):
+                starts = self._pairs_meeting(neighbours)
+                if starts:  # keep the starts where each wide symbol is indeed one word there
+                    starts = [
+                        start
+                        for start in starts
+                        if all(
+                            by_start[symbol][start + place][0] == start + place
+                            for place, symbol in enumerate(pattern)
+                            if symbol in wide
+                        )
+                    ]
+            else:
+                starts = self._meeting(pattern, widths, offsets)
+            if starts:
+                groups.append((starts, offsets[-1]))
+        return Occurrences(self.stride, groups, by_start[pattern[0]], by_start[pattern[-1]]) if groups else None
 
-    def _spans_by_paper(self, occurrences: Iterable[tuple[int, Located]]) -> dict[int, list[Span]]:
-        found: dict[int, list[Span]] = {}
-        for start, (_, start_char, end_char) in occurrences:
-            found.setdefault(start // self.stride, []).append((start_char, end_char))
-        return found
-
-    def _find_one_word_each(self, pattern: Pattern) -> dict[int, list[Span]]:
-        """Every symbol is one word wide, so the pattern starts where the shifted start sets meet."""
-        starts = self._starts_minus(pattern[0], 0)
-        for offset in range(1, len(pattern)):
-            starts = starts & self._starts_minus(pattern[offset], offset)
+    def _pairs_meeting(self, neighbours: list[tuple[str, str]]) -> Collection[int] | None:
+        """Where each symbol is one word directly before the next: the recorded pairs' starts meet."""
+        bigrams = self.bigrams
+        lists = []
+        for place, (before, after) in enumerate(neighbours):
+            starts = bigrams.get(before, {}).get(after)
             if not starts:
-                return {}
-        first, last, width = self.by_start[pattern[0]], self.by_start[pattern[-1]], len(pattern) - 1
-        whole = ((start, (start + width, first[start][1], last[start + width][2])) for start in sorted(starts))
-        return self._spans_by_paper(whole)
+                return None
+            lists.append((len(starts), place, starts))
+        if len(lists) == 1:
+            return lists[0][2]
+        lists.sort()
+        _, place, starts = lists[0]
+        meeting = set(map(sub, starts, repeat(place)))
+        for _, place, starts in lists[1:]:
+            meeting &= set(map(sub, starts, repeat(place)))
+            if not meeting:
+                return None
+        return meeting
 
-    def _starts_minus(self, symbol: str, offset: int) -> AbstractSet[int]:
-        """Start positions of ``symbol`` moved back by ``offset`` (cached: symbols recur)."""
-        if offset == 0:
+    def _meeting(self, pattern: Pattern, widths: tuple[int, ...], offsets: list[int]) -> AbstractSet[int] | None:
+        """Where each symbol, ``widths[i]`` wide, starts at ``offsets[i]``: the start sets meet.
+
+        From the smallest set (a glued pair is usually rare), the others are checked by
+        lookup when it is small, or intersected in C when it is not.
+        """
+        by_start, wide = self.by_start, self.wide
+        places = sorted(
+            range(len(pattern)),
+            key=lambda place: len(
+                self._widths(pattern[place], widths[place]) if pattern[place] in wide else by_start[pattern[place]]
+            ),
+        )
+        first = places[0]
+        starts = self._starts_minus(pattern[first], widths[first], offsets[first])
+        for place in places[1:]:
+            if not starts:
+                return None
+            symbol, width, offset = pattern[place], widths[place], offsets[place]
+            if len(starts) > 64:
+                starts = starts & self._starts_minus(symbol, width, offset)
+                continue
+            occurrences = by_start[symbol]
+            if symbol in wide:
+                starts = {
+                    start
+                    for start in starts
+                    if (found := occurrences.get(start + offset)) is not None and found[0] - start - offset == width
+                }
+            else:
+                starts = {start for start in starts if start + offset in occurrences}
+        return starts or None
+
+    def _widths(self, symbol: str, width: int) -> AbstractSet[int]:
+        """Starts of a wide symbol's occurrences ``width`` wide."""
+        return self._starts_minus(symbol, width, 0)
+
+    def _starts_minus(self, symbol: str, width: int, offset: int) -> AbstractSet[int]:
+        """Starts of ``symbol``'s occurrences ``width`` wide, moved back by ``offset`` (cached)."""
+        wide = symbol in self.wide
+        if offset == 0 and not wide:
             return self.by_start[symbol].keys()
-        key = (symbol, offset)
+        key = (symbol, width, offset)
         found = self._shifted.get(key)
         if found is None:
-            found = self._shifted[key] = {start - offset for start in self.by_start[symbol]}
+            occurrences = self.by_start[symbol]
+            if wide:
+                found = {start - offset for start, (end, _, _) in occurrences.items() if end - start == width}
+            else:
+                found = {start - offset for start in occurrences}
+            self._shifted[key] = found
         return found
-
-    def _find_by_walking(self, pattern: Pattern) -> dict[int, list[Span]]:
-        """Some symbol may be a glued pair: grow each occurrence of the rarest symbol."""
-        anchor = min(range(len(pattern)), key=lambda i: len(self.by_start[pattern[i]]))
-        following = [self.by_start[symbol] for symbol in pattern[anchor + 1 :]]
-        preceding = [self._ends(symbol) for symbol in reversed(pattern[:anchor])]
-        grown = (
-            _grow(start, occurrence, following, preceding)
-            for start, occurrence in self.by_start[pattern[anchor]].items()
-        )
-        return self._spans_by_paper(sorted(whole for whole in grown if whole))
-
-    def _ends(self, symbol: str) -> dict[int, Located]:
-        """``end -> (start, start char, end char)``, made when a phrase first grows leftwards."""
-        found = self._by_end.get(symbol)
-        if found is None:
-            starts = self.by_start[symbol].items()
-            found = self._by_end[symbol] = {end: (start, first, last) for start, (end, first, last) in starts}
-        return found
-
-
-def _grow(
-    start: int, occurrence: Located, following: list[dict[int, Located]], preceding: list[dict[int, Located]]
-) -> tuple[int, Located] | None:
-    """Grow one anchor occurrence right, then left, into the whole pattern (or fail)."""
-    end, start_char, end_char = occurrence
-    for starts in following:
-        step = starts.get(end + 1)
-        if step is None:
-            return None
-        end, end_char = step[0], step[2]
-    for ends in preceding:
-        step = ends.get(start - 1)
-        if step is None:
-            return None
-        start, start_char = step[0], step[1]
-    return (start, (end, start_char, end_char))
 
 
 class PaperIndex:
     """Positions of the wanted symbols in each field of each paper."""
 
-    def __init__(self, papers: Sequence[Paper], wanted: Collection[str], acronyms: AcronymTable, stems: Stems):
+    def __init__(
+        self,
+        papers: Sequence[Paper],
+        wanted: Collection[str],
+        acronyms: AcronymTable,
+        stems: Stems,
+        followers: Mapping[str, AbstractSet[str]] | None = None,
+    ):
+        """``followers``: neighbour symbol pairs worth recording, as ``a -> {b, ...}``."""
         self.paper_count = len(papers)
-        tokenized = {field: [list(tokenize(field_text(paper, field))) for paper in papers] for field in FIELDS}
-        _learn_stems(tokenized, stems)
-        self.lengths = {field: [len(tokens) for tokens in per_paper] for field, per_paper in tokenized.items()}
+        self.lengths: dict[str, list[int]] = {}
         self._fields: dict[str, _FieldPostings] = {}
-        for field, per_paper in tokenized.items():
-            stride = 2 + max((tokens[-1].position for tokens in per_paper if tokens), default=0)
-            postings = self._fields[field] = _FieldPostings(stride)
-            readable = acronyms if field in ACRONYM_FIELDS else None
-            for number, tokens in enumerate(per_paper):
-                _add_paper(postings, number, stride, tokens, wanted, readable, stems)
-        self._found: dict[tuple[str, Pattern], dict[int, list[Span]]] = {}
+        words: dict[str, _Word] = {}  # shared by the fields
+        glued: dict[str, dict[str, str]] = {}
+        for field in FIELDS:
+            texts = [field_text(paper, field) for paper in papers]
+            # Each token takes a character and so does each gap, so no position reaches a text's length.
+            postings = self._fields[field] = _FieldPostings(2 + max(map(len, texts), default=0))
+            postings.followers = followers or {}
+            reader = _FieldReader(postings, wanted, acronyms, stems, words, glued, field in ACRONYM_FIELDS)
+            self.lengths[field] = [reader.read(number, text) for number, text in enumerate(texts)]
+            reader.finish()
+        self._found: dict[tuple[str, Pattern], Occurrences | None] = {}
         self.present: set[str] = set().union(*(postings.by_start for postings in self._fields.values()))
         self.solid: set[str] = set().union(*(postings.solid for postings in self._fields.values()))
 
-    def spans(self, field: str, pattern: Pattern) -> dict[int, list[Span]]:
-        """Per paper index, the spans where ``pattern`` occurs in ``field`` (memoized)."""
+    def papers_with(self, field: str) -> dict[str, int]:
+        """``symbol -> bitset of the papers`` whose ``field`` contains it."""
+        return self._fields[field].papers
+
+    def find(self, field: str, pattern: Pattern) -> Occurrences | None:
+        """Where ``pattern`` occurs in ``field``, or None (memoized)."""
         key = (field, pattern)
-        if key not in self._found:
-            self._found[key] = self._fields[field].find(pattern)
-        return self._found[key]
+        try:
+            return self._found[key]
+        except KeyError:
+            found = self._found[key] = self._fields[field].find(pattern)
+            return found
+
+    def spans(self, field: str, pattern: Pattern) -> dict[int, list[Span]]:
+        """Per paper index, the spans where ``pattern`` occurs in ``field``."""
+        found = self.find(field, pattern)
+        return found.by_paper() if found is not None else {}
 
 
-def _learn_stems(tokenized: dict[str, list[list[Token]]], stems: Stems) -> None:
-    """Stem every word and glued pair of the run in one batch."""
-    words: set[str] = set()
-    for per_paper in tokenized.values():
-        for tokens in per_paper:
-            previous = ""
-            for token in tokens:
-                folded = fold(token.surface)
-                words.add(folded)
-                if token.joins_previous:
-                    words.add(previous + folded)
-                previous = folded
-    stems.learn(words)
+# How one spelling reads: (folded, wanted stem, wanted acronym symbol, the wanted symbols
+# of a token so spelled where acronyms are read, and where they are not, then those of
+# them that have followers to record, with their followers, in both cases).
+_Word = tuple[
+    str,
+    "str | None",
+    "str | None",
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[tuple[str, AbstractSet[str]], ...],
+    tuple[tuple[str, AbstractSet[str]], ...],
+]
 
 
-def _add_paper(
-    postings: _FieldPostings,
-    paper: int,
-    stride: int,
-    tokens: list[Token],
-    wanted: Collection[str],
-    acronyms: AcronymTable | None,
-    stems: Stems,
-) -> None:
-    """Record the wanted symbols of one paper's field: stems, acronyms, glued pairs."""
-    offset = paper * stride
-    previous_folded, previous = "", None
-    for token in tokens:
-        folded = fold(token.surface)
-        where = offset + token.position
-        stem = stems.of(folded)
-        if stem in wanted:
-            postings.add(stem, where, where, token.start, token.end)
-        acronym = acronyms.in_text(token.surface) if acronyms else None
-        if acronym and acronym_symbol(acronym) in wanted:
-            postings.add(acronym_symbol(acronym), where, where, token.start, token.end)
-        if previous is not None and token.joins_previous:
-            glued = stems.of(previous_folded + folded)
-            if glued in wanted:
-                postings.add(glued, offset + previous.position, where, previous.start, token.end)
-        previous_folded, previous = folded, token
+class _FieldReader:
+    """Records the wanted symbols of one field, paper by paper: stems, acronyms, glued pairs.
+
+    ``words`` (spelling -> how it reads) and ``glued`` (folded word -> next folded word ->
+    their glued stem if wanted, else "") are shared by the fields of one run, so each distinct
+    spelling and pair is worked out once. Neighbouring symbols that form one of the
+    postings' ``pairs`` are recorded in its ``bigrams``.
+    """
+
+    def __init__(
+        self,
+        postings: _FieldPostings,
+        wanted: Collection[str],
+        acronyms: AcronymTable,
+        stems: Stems,
+        words: dict[str, _Word],
+        glued: dict[str, dict[str, str]],
+        reads_acronyms: bool,
+    ):
+        self.postings = postings
+        self.wanted = wanted
+        self.acronyms = acronyms
+        self.stems = stems
+        self.words = words
+        self.glued = glued
+        self.reads_acronyms = reads_acronyms
+        self.in_papers: dict[str, list[int]] = {}  # symbol -> the papers it occurs in, ascending
+        self.gaps: dict[str, tuple[int, bool]] = {" ": (1, True)}  # gap -> (position step, joins)
+
+    def _word(self, surface: str) -> _Word:
+        folded = fold(surface)
+        stem = self.stems.of(folded)
+        if stem not in self.wanted:
+            stem = None
+        acronym = self.acronyms.in_text(surface)
+        symbol = acronym_symbol(acronym) if acronym else None
+        if symbol not in self.wanted:
+            symbol = None
+        plain = (stem,) if stem else ()
+        read = plain + (symbol,) if symbol else plain
+        followers = self.postings.followers
+        info = self.words[surface] = (
+            folded,
+            stem,
+            symbol,
+            read,
+            plain,
+            tuple((before, followers[before]) for before in read if before in followers),
+            tuple((before, followers[before]) for before in plain if before in followers),
+        )
+        return info
+
+    def _glued(self, pair: str) -> str:
+        stem = self.stems.of(pair)
+        return stem if stem in self.wanted else ""
+
+    def read(self, paper: int, text: str) -> int:
+        """Index one paper's field text; returns its number of tokens.
+
+        Positions follow :func:`paperwire.match.text.tokenize` exactly (it is inlined
+        here, reading the text as gap, token, gap, token... from one regex split: this
+        loop runs for every word of every paper).
+        """
+        postings = self.postings
+        by_start = postings.by_start
+        bigrams = postings.bigrams
+        words, glued_pairs, gaps, reads_acronyms = self.words, self.glued, self.gaps, self.reads_acronyms
+        where = paper * postings.stride - 1  # the global position of the previous token
+        seen: set[str] = set()  # symbols of one written word
+        seen_glued: set[str] = set()  # symbols of glued pairs
+        pieces = _SPLIT_TOKENS.split(text)
+        end = len(pieces[0])  # the character where the previous token ended
+        previous_where = previous_start = 0
+        previous_folded = ""
+        previous_follows: tuple[tuple[str, AbstractSet[str]], ...] = ()
+        for number in range(1, len(pieces), 2):
+            surface = pieces[number]
+            start = end if number == 1 else end + len(pieces[number - 1])
+            end = start + len(surface)
+            info = words.get(surface)
+            if info is None:
+                info = self._word(surface)
+            folded, stem, acronym = info[0], info[1], info[2]
+            symbols, follows = (info[3], info[5]) if reads_acronyms else (info[4], info[6])
+            if number == 1:
+                where += 1
+                joins = False
+            else:
+                gap = pieces[number - 1]
+                step = gaps.get(gap)
+                if step is None:
+                    step = gaps[gap] = (
+                        1 if _ADJACENT_GAP.fullmatch(gap) else 2,
+                        _JOINABLE_GAP.fullmatch(gap) is not None,
+                    )
+                where += step[0]
+                joins = step[1]
+                if previous_follows and step[0] == 1:  # neighbours: record the pairs asked for
+                    for before, followers in previous_follows:
+                        for after in symbols:
+                            if after in followers:
+                                row = bigrams.get(before)
+                                if row is None:
+                                    row = bigrams[before] = {}
+                                starts = row.get(after)
+                                if starts is None:
+                                    row[after] = [previous_where]
+                                else:
+                                    starts.append(previous_where)
+            if stem is not None:
+                occurrences = by_start.get(stem)
+                if occurrences is None:
+                    occurrences = by_start[stem] = {}
+                occurrences[where] = (where, start, end)
+                seen.add(stem)
+            if acronym is not None and reads_acronyms:
+                occurrences = by_start.get(acronym)
+                if occurrences is None:
+                    occurrences = by_start[acronym] = {}
+                occurrences[where] = (where, start, end)
+                seen.add(acronym)
+            if joins:
+                row = glued_pairs.get(previous_folded)
+                if row is None:
+                    row = glued_pairs[previous_folded] = {}
+                glued = row.get(folded)
+                if glued is None:
+                    glued = row[folded] = self._glued(previous_folded + folded)
+                if glued:
+                    occurrences = by_start.get(glued)
+                    if occurrences is None:
+                        occurrences = by_start[glued] = {}
+                    occurrences[previous_where] = (where, previous_start, end)
+                    seen_glued.add(glued)
+            previous_folded, previous_where, previous_start, previous_follows = folded, where, start, follows
+        solid, wide = postings.solid, postings.wide
+        count = len(pieces) // 2
+        solid.update(seen)
+        wide.update(seen_glued)
+        in_papers = self.in_papers
+        for symbol in seen | seen_glued if seen_glued else seen:
+            found = in_papers.get(symbol)
+            if found is None:
+                in_papers[symbol] = [paper]
+            else:
+                found.append(paper)
+        return count
+
+    def finish(self) -> None:
+        """Turn the lists of papers each symbol occurs in into the postings' bitsets."""
+        self.postings.papers = {symbol: bits_of(papers) for symbol, papers in self.in_papers.items()}

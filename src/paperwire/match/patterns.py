@@ -21,7 +21,7 @@ patterns that cannot match anyway.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from itertools import accumulate
+from itertools import pairwise
 from typing import NamedTuple
 
 from paperwire.match.acronyms import ACRONYM_SYMBOL_PREFIX, AcronymTable, acronym_symbol
@@ -29,6 +29,7 @@ from paperwire.match.text import Stems, Token, fold, tokenize
 
 Pattern = tuple[str, ...]
 MAX_PATTERNS_PER_TERM = 32
+_new = tuple.__new__  # _new(TermShape, values): a named tuple without NamedTuple's Python-level __new__
 
 
 class TermShape(NamedTuple):
@@ -63,7 +64,7 @@ class PatternMaker:
     def __init__(self, acronyms: AcronymTable, stems: Stems):
         self.acronyms = acronyms
         self.stems = stems
-        self._shapes: dict[tuple[str, bool], TermShape] = {}
+        self._shapes: dict[bool, dict[str, TermShape]] = {True: {}, False: {}}  # by use_acronyms, then text
         self.expansions: dict[str, list[TermShape]] = {}
         self._acronyms_by_expansion: dict[Pattern, list[str]] = {}
         for name, texts in acronyms.expansions.items():
@@ -72,6 +73,13 @@ class PatternMaker:
             for spelling in dict.fromkeys(spellings):
                 self._acronyms_by_expansion.setdefault(spelling, []).append(acronym_symbol(name))
         self._expansion_starts = {spelling[0] for spelling in self._acronyms_by_expansion}
+        # acronym symbol -> (first symbols, last symbols) of the ways to spell it out
+        self._expansion_ends: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        for name, shapes in self.expansions.items():
+            spellings = [spelling for shape in shapes for spelling in self._plain_readings(shape)]
+            firsts = tuple(dict.fromkeys(spelling[0] for spelling in spellings))
+            lasts = tuple(dict.fromkeys(spelling[-1] for spelling in spellings))
+            self._expansion_ends[acronym_symbol(name)] = (firsts, lasts)
         self._longest_expansion = max(map(len, self._acronyms_by_expansion), default=0) + 1
 
     @staticmethod
@@ -81,32 +89,53 @@ class PatternMaker:
 
     def shape(self, text: str, use_acronyms: bool = True) -> TermShape:
         """The shape of a word, phrase or run of words (memoized by text)."""
-        key = (text, use_acronyms)
-        shape = self._shapes.get(key)
+        shapes = self._shapes[use_acronyms]
+        shape = shapes.get(text)
         if shape is None:
-            shape = self._shapes[key] = self._make_shape(list(tokenize(text)), use_acronyms)
+            shape = shapes[text] = self._make_shape(list(tokenize(text)), use_acronyms)
         return shape
 
-    def run_shape(self, texts: Sequence[str], use_acronyms: bool = True) -> tuple[TermShape, list[int]]:
+    def run_shape(
+        self, texts: Sequence[str], use_acronyms: bool = True, text: str | None = None
+    ) -> tuple[TermShape, list[int]]:
         """The shape of words written one after the other, and where each word's tokens start.
 
         Built from the (memoized) shapes of the words, so a run costs little more than
-        its words; it equals ``shape(" ".join(texts))`` and is remembered under that text.
+        its words; it equals ``shape(" ".join(texts))`` and is remembered under that text
+        (which the caller may pass as ``text`` when it has it already).
         """
-        parts = [self.shape(text, use_acronyms) for text in texts]
-        starts = list(accumulate((len(part.symbols) for part in parts[:-1]), initial=0))
-        key = (" ".join(texts), use_acronyms)
-        shape = self._shapes.get(key)
+        shapes = self._shapes[use_acronyms]
+        parts = [shapes.get(word) or self.shape(word, use_acronyms) for word in texts]
+        starts = [0]
+        for part in parts[:-1]:
+            starts.append(starts[-1] + len(part.symbols))
+        if text is None:
+            text = " ".join(texts)
+        shape = shapes.get(text)
         if shape is None:
-            shape = self._shapes[key] = self._join(parts, starts, use_acronyms)
+            shape = shapes[text] = self._join(parts, starts, use_acronyms)
         return shape, starts
 
     def _join(self, parts: list[TermShape], starts: list[int], use_acronyms: bool) -> TermShape:
-        symbols = tuple(symbol for part in parts for symbol in part.symbols)
-        folded = tuple(word for part in parts for word in part.folded)
-        glues = [(start + i, glued) for part, start in zip(parts, starts, strict=True) for i, glued in part.glues]
-        glues += [(start - 1, glued) for start in starts[1:] if (glued := self._glued(symbols, folded, start - 1))]
-        return self._finish(TermShape(symbols, folded, tuple(sorted(glues)), ()), use_acronyms)
+        symbols: Pattern = ()
+        folded: tuple[str, ...] = ()
+        glues: list[tuple[int, str]] = []
+        inner = False
+        for part, start in zip(parts, starts, strict=True):
+            symbols += part.symbols
+            folded += part.folded
+            if part.glues:  # a hyphenated word: "multi-modal"
+                glues += [(start + i, glued) for i, glued in part.glues]
+                inner = True
+        stem = self.stems.of
+        for start in starts[1:]:  # each word glued to the next: never next to an acronym
+            before, after = symbols[start - 1], symbols[start]
+            if not before.startswith(ACRONYM_SYMBOL_PREFIX) and not after.startswith(ACRONYM_SYMBOL_PREFIX):
+                glued = stem(folded[start - 1] + folded[start])
+                if glued:
+                    glues.append((start - 1, glued))
+        shape = _new(TermShape, (symbols, folded, tuple(sorted(glues) if inner else glues), ()))
+        return self._finish(shape, use_acronyms)
 
     def _make_shape(self, tokens: list[Token], use_acronyms: bool) -> TermShape:
         symbols = tuple(self._symbol(token, use_acronyms) for token in tokens)
@@ -120,14 +149,15 @@ class PatternMaker:
 
     def _glued(self, symbols: Pattern, folded: tuple[str, ...], i: int) -> str | None:
         """The stem of tokens ``i`` and ``i + 1`` written as one word; never next to an acronym."""
-        if is_acronym_symbol(symbols[i]) or is_acronym_symbol(symbols[i + 1]):
+        if symbols[i].startswith(ACRONYM_SYMBOL_PREFIX) or symbols[i + 1].startswith(ACRONYM_SYMBOL_PREFIX):
             return None
         return self.stems.of(folded[i] + folded[i + 1])
 
     def _finish(self, shape: TermShape, use_acronyms: bool) -> TermShape:
         if not use_acronyms:
             return shape
-        return TermShape(shape.symbols, shape.folded, shape.glues, self._abbreviations(shape))
+        abbreviations = self._abbreviations(shape)
+        return _new(TermShape, (shape.symbols, shape.folded, shape.glues, abbreviations)) if abbreviations else shape
 
     def _symbol(self, token: Token, use_acronyms: bool) -> str:
         acronym = self.acronyms.in_query(token.surface) if use_acronyms else None
@@ -135,6 +165,9 @@ class PatternMaker:
 
     def _abbreviations(self, shape: TermShape) -> tuple[tuple[int, int, str], ...]:
         """Token ranges that spell an acronym's expansion (allowing one glued pair)."""
+        starts = self._expansion_starts
+        if starts.isdisjoint(shape.symbols) and all(glued not in starts for _, glued in shape.glues):
+            return ()  # the usual case: no word can begin an expansion
         glued_at = dict(shape.glues)
         found: list[tuple[int, int, str]] = []
         count = len(shape.symbols)
@@ -146,16 +179,54 @@ class PatternMaker:
                     found += [(start, end, symbol) for symbol in self._acronyms_by_expansion.get(reading, ())]
         return tuple(dict.fromkeys(found))
 
-    def symbols_of(self, shape: TermShape) -> set[str]:
-        """Every symbol any reading of the shape may need (what the paper index keeps)."""
-        symbols = set(shape.symbols)
-        symbols.update(glued for _, glued in shape.glues)
-        symbols.update(symbol for _, _, symbol in shape.abbreviations)
+    def reading_pairs(self, shape: TermShape) -> list[tuple[str, str]]:
+        """Neighbour symbol pairs across the ends of spelled-out and abbreviated acronyms.
+
+        With :meth:`expansion_pairs` (the pairs inside the expansions), what the paper
+        index should record so that those readings are found at once; readings it
+        misses are still found, only more slowly.
+        """
+        symbols = shape.symbols
+        count = len(symbols)
+        ends = self._expansion_ends
+        pairs: list[tuple[str, str]] = []
+        for i, symbol in enumerate(symbols):
+            if not symbol.startswith(ACRONYM_SYMBOL_PREFIX):
+                continue
+            firsts, lasts = ends.get(symbol, ((), ()))
+            if i > 0:
+                before = symbols[i - 1]
+                befores = (before, *ends.get(before, ((), ()))[1])
+                pairs += [(last, first) for last in befores for first in (symbol, *firsts)]
+            if i + 1 < count:
+                pairs += [(last, symbols[i + 1]) for last in lasts]
+        for start, end, acronym in shape.abbreviations:
+            if start > 0:
+                pairs.append((symbols[start - 1], acronym))
+            if end < count:
+                pairs.append((acronym, symbols[end]))
+        return pairs
+
+    def expansion_pairs(self) -> set[tuple[str, str]]:
+        """Neighbour symbol pairs inside the acronyms' expansions, however written."""
+        pairs: set[tuple[str, str]] = set()
+        for expansions in self.expansions.values():
+            for expansion in expansions:
+                for spelling in self._plain_readings(expansion):
+                    pairs.update(pairwise(spelling))
+        return pairs
+
+    def add_symbols(self, shape: TermShape, symbols: set[str]) -> None:
+        """Add to ``symbols`` every symbol any reading of the shape may need."""
+        symbols.update(shape.symbols)
+        if shape.glues:
+            symbols.update(glued for _, glued in shape.glues)
+        if shape.abbreviations:
+            symbols.update(symbol for _, _, symbol in shape.abbreviations)
         for symbol in shape.symbols:
-            if is_acronym_symbol(symbol):
+            if symbol.startswith(ACRONYM_SYMBOL_PREFIX):
                 for expansion in self.expansions.get(_acronym_name(symbol), ()):
-                    symbols.update(self.symbols_of(expansion))
-        return symbols
+                    self.add_symbols(expansion, symbols)
 
     def resolver(self, present: Collection[str], solid: Collection[str]) -> Resolver:
         """A resolver for one listing, given its symbols (see :class:`Resolver`)."""
@@ -217,6 +288,10 @@ class Resolver:
             heads.append(((glued,), i + 2))
         heads += [((acronym,), end) for end, acronym in abbreviations if acronym in present]
         return heads
+
+    def spellings(self, acronym: str) -> list[Pattern]:
+        """How the acronym symbol ``acronym`` can be spelled out in this listing."""
+        return self._spelled_out(_acronym_name(acronym))
 
     def _spelled_out(self, name: str) -> list[Pattern]:
         """The acronym's expansions as they can occur today (each expansion is a shape too)."""

@@ -7,31 +7,101 @@ Adjacent bare words (``scaling laws``) are read two ways at once: all the words
 anywhere (the literal implicit AND) *or* the words as one phrase in any of its forms.
 The phrase reading lets ``multi modal`` find "multimodal" and ``mixture of experts``
 find "MoE"; and because it is a positive term of its own, a paper with the words
-side by side outscores one where they are scattered.
+side by side outscores one where they are scattered. That phrase is made a term only
+when a listing needs it (see :class:`RunPhrase`): most runs never do.
+
+Planning runs once per distinct query of every subscriber, so it is written for
+speed: queries read by :func:`paperwire.query.simple_terms` are planned from their
+items without building a syntax tree, each term's leaf is one shared object, a run's
+part of the plan is remembered by its text, and named tuples are built with
+``tuple.__new__``. :func:`plan_simple` and :func:`plan_query` make the same plans.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from itertools import pairwise
 from typing import NamedTuple
 
+from paperwire.match.acronyms import ACRONYM_SYMBOL_PREFIX
 from paperwire.match.patterns import PatternMaker, TermShape
 from paperwire.match.results import TermRef
-from paperwire.query import And, Everything, Node, Not, Or, Query, Term
+from paperwire.query import FIELDS, And, Everything, Node, Not, Or, Query, SimpleTerm, Term
 
 DEFAULT_FIELDS = ("title", "abstract")
 
+# ``_new(SomeNamedTuple, values)`` builds a named tuple without the Python-level __new__
+# of NamedTuple classes: planning builds millions of these.
+_new = tuple.__new__
+
 
 class AllOf(NamedTuple):
-    """Papers with every ``required`` part and none of the ``excluded`` ones."""
+    """Papers with every ``required`` part and none of the ``excluded`` ones.
+
+    ``terms`` (the ids of the required parts that are terms) and ``others`` (the other
+    required parts) split ``required`` for evaluation; make one with :func:`all_of`.
+    """
 
     required: tuple[PlanNode, ...]
     excluded: tuple[PlanNode, ...]
+    terms: tuple[int, ...]
+    others: tuple[PlanNode, ...]
+
+
+def all_of(required: tuple[PlanNode, ...], excluded: tuple[PlanNode, ...]) -> AllOf:
+    terms = tuple([part.term for part in required if type(part) is TermRef])  # type: ignore[union-attr]
+    others = tuple([part for part in required if type(part) is not TermRef]) if len(terms) < len(required) else ()
+    return _new(AllOf, (required, excluded, terms, others))
 
 
 class AnyOf(NamedTuple):
     """Papers with at least one of the options."""
 
     options: tuple[PlanNode, ...]
+
+
+class RunPhrase:
+    """The phrase of a run of bare words, made a term only when a listing needs it.
+
+    Most runs (``posits repeated``) never have their words side by side in any paper, or
+    not even all of them: then the phrase is never looked up, and making it a term --
+    the shape of the whole run, its spec, its registration -- would be wasted. So a run
+    keeps what evaluation needs before that: its words' terms, the stems of each pair
+    of neighbouring words written as one (``None`` next to an acronym), every such glued
+    stem of the run, and whether a word is an acronym. :meth:`TermRegistry.phrase_of`
+    makes (once) the very term an eager plan would have had. Runs whose words may spell
+    an acronym's expansion are planned eagerly (the plan's shape depends on it).
+    """
+
+    __slots__ = ("field", "glued", "has_acronym", "ref", "rewrites", "text", "texts", "words")
+
+    def __init__(
+        self,
+        field: str | None,
+        texts: tuple[str, ...],
+        text: str,
+        words: tuple[TermRef, ...],
+        glued: tuple[str | None, ...],
+        rewrites: tuple[str, ...],
+        has_acronym: bool,
+    ):
+        self.field = field
+        self.texts = texts
+        self.text = text
+        self.words = words  # the words' terms, in order
+        self.glued = glued  # between word i and word i + 1: their glued stem, or None
+        self.rewrites = rewrites  # every glued stem a reading of the run may use
+        self.has_acronym = has_acronym
+        self.ref: TermRef | None = None  # the phrase's term, once made
+
+    @property
+    def term(self) -> int:
+        assert self.ref is not None, "the run's phrase is not a term yet"
+        return self.ref.term
+
+    @property
+    def label(self) -> str:
+        return self.text
 
 
 class WordsOrPhrase(NamedTuple):
@@ -42,17 +112,18 @@ class WordsOrPhrase(NamedTuple):
     """
 
     words: PlanNode
-    phrase: TermRef
+    phrase: TermRef | RunPhrase
 
 
 PlanNode = TermRef | AllOf | AnyOf | WordsOrPhrase
+Positive = TermRef | RunPhrase
 
 
 class Plan(NamedTuple):
     """``root is None`` means every paper (the ``*`` topic)."""
 
     root: PlanNode | None
-    positives: tuple[TermRef, ...]  # leaves not under an exclusion, in query order
+    positives: tuple[Positive, ...]  # leaves not under an exclusion, in query order
 
 
 class TermSpec(NamedTuple):
@@ -62,115 +133,330 @@ class TermSpec(NamedTuple):
     shape: TermShape
 
 
+class TermRewrites(NamedTuple):
+    """What could make a term read other than word for word (checked per listing)."""
+
+    glued: tuple[str, ...]  # symbols of neighbour pairs written as one word
+    abbreviated: tuple[str, ...]  # acronym symbols the words spell out
+    has_acronym: bool  # a word of the term is an acronym (which has expansions)
+
+
 class TermRegistry:
     """Hands out one id per distinct term and collects the symbols the index must keep."""
 
     def __init__(self, pattern_maker: PatternMaker):
         self.pattern_maker = pattern_maker
         self.terms: list[TermSpec] = []
+        self.rewrites: list[TermRewrites] = []  # by term id
         self.symbols: set[str] = set()
+        # Neighbour symbol pairs of the terms' plain readings (and of the acronyms' expansions):
+        # the index records where these occur, which finds most phrases at once.
+        self.followers: dict[str, set[str]] = {}  # symbol -> the symbols recorded right after it
+        self._shared: set[str] = set()  # symbols whose follower sets a paper index holds
+        self._unfollowed: list[TermShape] = []  # shapes whose spelled-out pairs wait for the next index
+        self._follow(pattern_maker.expansion_pairs())
         self._term_ids: dict[TermSpec, int] = {}
-        self._by_text: dict[tuple[str, str | None], int] = {}
+        # field -> text -> its leaf; field -> text of a run of words -> (its part, its positives)
+        self._refs: dict[str | None, dict[str, TermRef]] = {field: {} for field in (None, *FIELDS)}
+        self._runs: dict[str | None, dict[str, tuple[PlanNode, tuple[Positive, ...]]]] = {
+            f: {} for f in (None, *FIELDS)
+        }
 
-    def ref(self, text: str, field: str | None, label: str) -> TermRef:
-        term = self._by_text.get((text, field))
-        if term is None:
-            term = self._by_text[(text, field)] = self._register(text, field)
-        return TermRef(term, label)
+    def ref(self, text: str, field: str | None) -> TermRef:
+        """The leaf for ``text`` in ``field``, labelled as written (one shared object per text)."""
+        refs = self._refs.get(field)
+        if refs is None:
+            refs = self._refs[field] = {}
+        found = refs.get(text)
+        if found is None:
+            found = refs[text] = _new(TermRef, (self._register(text, field), text))
+        return found
 
     def shape(self, text: str, field: str | None) -> TermShape:
         """Names are not words: under ``author:`` nothing is read as an acronym."""
         return self.pattern_maker.shape(text, use_acronyms=field != "author")
 
-    def _register(self, text: str, field: str | None) -> int:
-        spec = TermSpec((field,) if field else DEFAULT_FIELDS, self.shape(text, field))
-        if spec not in self._term_ids:
-            self._term_ids[spec] = len(self.terms)
+    def phrase_of(self, run: RunPhrase) -> TermRef:
+        """The term of a run's phrase, made the first time it is asked for.
+
+        This happens while matching: the paper index already keeps every symbol the
+        phrase may need (see :func:`_lazy_run`). Only the neighbour pairs of its
+        spelled-out readings are new, and they can wait for the next index.
+        """
+        if run.ref is None:
+            shape, _ = self.pattern_maker.run_shape(run.texts, run.field != "author", run.text)
+            run.ref = self.phrase_ref(run.text, run.field, shape, lazy=True)
+        return run.ref
+
+    def phrase_ref(self, text: str, field: str | None, shape: TermShape, lazy: bool = False) -> TermRef:
+        """:meth:`ref` for a run of words whose shape the caller already made."""
+        refs = self._refs.get(field)
+        if refs is None:
+            refs = self._refs[field] = {}
+        found = refs.get(text)
+        if found is None:
+            found = refs[text] = _new(TermRef, (self._register(text, field, shape, lazy), text))
+        return found
+
+    def _register(self, text: str, field: str | None, shape: TermShape | None = None, lazy: bool = False) -> int:
+        if shape is None:
+            shape = self.shape(text, field)
+        spec = _new(TermSpec, ((field,) if field else DEFAULT_FIELDS, shape))
+        term = self._term_ids.get(spec)
+        if term is None:
+            term = self._term_ids[spec] = len(self.terms)
             self.terms.append(spec)
-            self.symbols.update(self.pattern_maker.symbols_of(spec.shape))
-        return self._term_ids[spec]
+            symbols = shape.symbols
+            glued = tuple([symbol for _, symbol in shape.glues]) if shape.glues else ()
+            abbreviated = tuple([symbol for _, _, symbol in shape.abbreviations]) if shape.abbreviations else ()
+            # Stems never contain ":" (nor do acronyms), so only acronym symbols can put one here.
+            has_acronym = ":" in "".join(symbols)
+            self.rewrites.append(_new(TermRewrites, (glued, abbreviated, has_acronym)))
+            if lazy:  # a run's phrase: its symbols and plain pairs were added with the run
+                if has_acronym:
+                    self._unfollowed.append(shape)
+                return term
+            wanted = self.symbols
+            if has_acronym:  # the expansions' symbols too
+                self.pattern_maker.add_symbols(shape, wanted)
+            else:
+                wanted.update(symbols)
+                if glued:
+                    wanted.update(glued)
+                if abbreviated:
+                    wanted.update(abbreviated)
+            if len(symbols) > 1:
+                self._follow(pairwise(symbols))
+            if has_acronym or abbreviated:
+                self._follow(self.pattern_maker.reading_pairs(shape))
+        return term
+
+    def followers_now(self) -> dict[str, set[str]]:
+        """The neighbour pairs to record, as they are now (later additions do not show in it)."""
+        for shape in self._unfollowed:
+            self._follow(self.pattern_maker.reading_pairs(shape))
+        self._unfollowed.clear()
+        self._shared = set(self.followers)  # their sets are copied before anything is added
+        return dict(self.followers)
+
+    def _follow(self, pairs: Iterable[tuple[str, str]]) -> None:
+        followers, shared = self.followers, self._shared
+        for before, after in pairs:
+            found = followers.get(before)
+            if found is None:
+                followers[before] = {after}
+            elif after not in found:
+                if shared and before in shared:  # an index built earlier holds this set
+                    shared.discard(before)
+                    found = followers[before] = set(found)
+                found.add(after)
+
+
+EVERYTHING = Plan(None, ())
 
 
 def plan_query(query: Query, registry: TermRegistry) -> Plan:
     """The plan of one query; its terms are added to ``registry``."""
     if isinstance(query.root, Everything):
-        return Plan(None, ())
-    root = _plan(query.root, registry)
-    return Plan(root, tuple(dict.fromkeys(_positives(root))))
+        return EVERYTHING
+    positives: list[Positive] = []
+    root = _plan(query.root, registry, positives)
+    return _new(Plan, (root, tuple(dict.fromkeys(positives)) if len(positives) > 1 else tuple(positives)))
 
 
-def _plan(node: Node, registry: TermRegistry) -> PlanNode:
+# The planners below append, left to right, the leaves a paper can be picked for to
+# ``positives`` (None under an exclusion): the Plan's ``positives``.
+
+
+def _plan(node: Node, registry: TermRegistry, positives: list[Positive] | None) -> PlanNode:
     if isinstance(node, Term):
-        return registry.ref(node.text, node.field, node.text)
-    if isinstance(node, Or):
-        return AnyOf(tuple(_plan(child, registry) for child in node.children))
+        ref = registry.ref(node.text, node.field)
+        if positives is not None:
+            positives.append(ref)
+        return ref
     if isinstance(node, And):
-        return _plan_and(node.children, registry)
+        return _plan_and(node.children, registry, positives)
+    if isinstance(node, Or):
+        return AnyOf(tuple(_plan(child, registry, positives) for child in node.children))
     if isinstance(node, Not):  # only reachable for a lone exclusion, which the parser rejects
-        return AllOf((), (_plan(node.child, registry),))
+        return all_of((), (_plan(node.child, registry, None),))
     raise TypeError(f"cannot plan {node!r}")
 
 
-def _plan_and(children: tuple[Node, ...], registry: TermRegistry) -> PlanNode:
+def plan_simple(terms: list[SimpleTerm], registry: TermRegistry) -> Plan:
+    """The plan of a query read by :func:`~paperwire.query.simple_terms`: as plan_query's."""
+    positives: list[Positive] = []
+    root = _plan_items(terms, registry, positives)
+    return _new(Plan, (root, tuple(dict.fromkeys(positives)) if len(positives) > 1 else tuple(positives)))
+
+
+def _plan_and(children: tuple[Node, ...], registry: TermRegistry, positives: list[Positive] | None) -> PlanNode:
+    return _plan_items([_as_item(child) for child in children], registry, positives)
+
+
+def _as_item(node: Node) -> SimpleTerm | Node:
+    """A term or an excluded term as a simple term; any other node as is."""
+    if isinstance(node, Term):
+        return (False, node.field, node.phrase, node.text, 0, 0)
+    if isinstance(node, Not) and isinstance(node.child, Term):
+        term = node.child
+        return (True, term.field, term.phrase, term.text, 0, 0)
+    return node
+
+
+def _plan_items(items: list[SimpleTerm | Node], registry: TermRegistry, positives: list[Positive] | None) -> PlanNode:
+    """ANDed items: required and excluded parts; 2+ adjacent bare words in one field make one part."""
     required: list[PlanNode] = []
     excluded: list[PlanNode] = []
-    for item in _group_word_runs(children):
-        if isinstance(item, list):
-            required.append(_plan_run(item, registry))
-        elif isinstance(item, Not):
-            excluded.append(_plan(item.child, registry))
+    run: list[str] = []  # the texts of adjacent bare words
+    run_field: str | None = None
+    for item in items:
+        if type(item) is tuple:
+            excluding, field, phrase, text = item[0], item[1], item[2], item[3]
+            if phrase is None:  # a group of alternatives: (a OR "b c")
+                if run:
+                    required.append(_plan_words(run, run_field, registry, positives))
+                    run = []
+                options = tuple([registry.ref(option[3], option[1]) for option in text])  # type: ignore[union-attr]
+                required.append(_new(AnyOf, (options,)))
+                if positives is not None:
+                    positives.extend(options)
+                continue
+            if not excluding and not phrase:
+                if run and field != run_field:
+                    required.append(_plan_words(run, run_field, registry, positives))
+                    run = []
+                run.append(text)
+                run_field = field
+                continue
+            if run:
+                required.append(_plan_words(run, run_field, registry, positives))
+                run = []
+            ref = registry.ref(text, field)
+            if excluding:
+                excluded.append(ref)
+            else:
+                required.append(ref)
+                if positives is not None:
+                    positives.append(ref)
+            continue
+        if run:
+            required.append(_plan_words(run, run_field, registry, positives))
+            run = []
+        if isinstance(item, Not):
+            excluded.append(_plan(item.child, registry, None))
         else:
-            required.append(_plan(item, registry))
+            required.append(_plan(item, registry, positives))
+    if run:
+        required.append(_plan_words(run, run_field, registry, positives))
     if len(required) == 1 and not excluded:
         return required[0]
-    return AllOf(tuple(required), tuple(excluded))
+    terms = [part.term for part in required if type(part) is TermRef]  # type: ignore[union-attr]
+    if len(terms) == len(required):
+        required_parts = tuple(required)
+        return _new(AllOf, (required_parts, tuple(excluded), tuple(terms), ()))
+    return all_of(tuple(required), tuple(excluded))
 
 
-def _group_word_runs(children: tuple[Node, ...]) -> list[Node | list[Term]]:
-    """Children with each run of 2+ adjacent bare words in one field gathered in a list."""
-    items: list[Node | list[Term]] = []
-    run: list[Term] = []
+def _plan_words(
+    texts: list[str], field: str | None, registry: TermRegistry, positives: list[Positive] | None
+) -> PlanNode:
+    """One bare word is its term; a run is (the words anywhere) OR (the words as one phrase).
 
-    def close_run() -> None:
-        if len(run) >= 2:
-            items.append(list(run))
-        else:
-            items.extend(run)
-        run.clear()
+    A run's part of the plan depends only on its words and field, so it is remembered.
+    """
+    if len(texts) == 1:
+        ref = registry.ref(texts[0], field)
+        if positives is not None:
+            positives.append(ref)
+        return ref
+    text = " ".join(texts)  # words never contain spaces, so this names the run exactly
+    runs = registry._runs.get(field)
+    if runs is None:
+        runs = registry._runs[field] = {}
+    planned = runs.get(text)
+    if planned is None:
+        found: list[Positive] = []
+        planned = runs[text] = (_plan_run(texts, text, field, registry, found), tuple(found))
+    if positives is not None:
+        positives.extend(planned[1])
+    return planned[0]
 
-    for child in children:
-        if isinstance(child, Term) and not child.phrase:
-            if run and run[0].field != child.field:
-                close_run()
-            run.append(child)
-        else:
-            close_run()
-            items.append(child)
-    close_run()
-    return items
 
-
-def _plan_run(words: list[Term], registry: TermRegistry) -> PlanNode:
+def _plan_run(
+    texts: list[str], text: str, field: str | None, registry: TermRegistry, positives: list[Positive]
+) -> PlanNode:
     """(the words anywhere, abbreviations kept loose) OR (the words as one phrase)."""
-    field = words[0].field
-    text = " ".join(word.text for word in words)
-    shape, word_starts = registry.pattern_maker.run_shape([w.text for w in words], use_acronyms=field != "author")
-    as_phrase = registry.ref(text, field, text)
-    parts = _expansion_groups(words, shape, word_starts)
-    literal = AllOf(tuple(_plan_part(part, registry) for part in parts), ())
-    return WordsOrPhrase(literal, as_phrase)
+    run = _lazy_run(texts, text, field, registry)
+    if run is not None:
+        positives.extend(run.words)
+        positives.append(run)
+        every = _new(AllOf, (run.words, (), tuple([word.term for word in run.words]), ()))
+        return _new(WordsOrPhrase, (every, run))
+    shape, word_starts = registry.pattern_maker.run_shape(texts, field != "author", text)
+    as_phrase = registry.phrase_ref(text, field, shape)
+    if shape.abbreviations:
+        groups = _expansion_groups(texts, shape, word_starts)
+        every = all_of(tuple([_plan_part(group, field, registry, positives) for group in groups]), ())
+    else:
+        parts = tuple([registry.ref(word, field) for word in texts])
+        positives.extend(parts)
+        every = _new(AllOf, (parts, (), tuple([part.term for part in parts]), ()))
+    positives.append(as_phrase)
+    return _new(WordsOrPhrase, (every, as_phrase))
 
 
-def _plan_part(words: list[Term], registry: TermRegistry) -> PlanNode:
-    field = words[0].field
-    if len(words) == 1:
-        return registry.ref(words[0].text, field, words[0].text)
-    text = " ".join(word.text for word in words)
-    every_word = AllOf(tuple(registry.ref(w.text, field, w.text) for w in words), ())
-    return WordsOrPhrase(every_word, registry.ref(text, field, text))
+def _lazy_run(texts: list[str], text: str, field: str | None, registry: TermRegistry) -> RunPhrase | None:
+    """A run whose phrase can wait (see :class:`RunPhrase`), or None to plan it now.
+
+    The glued stems of neighbouring words are worked out now all the same: the paper
+    index must keep them, as a written word, for the phrase's glued reading.
+    """
+    maker = registry.pattern_maker
+    use_acronyms = field != "author"
+    shapes = maker._shapes[use_acronyms]
+    parts = [shapes.get(word) or maker.shape(word, use_acronyms) for word in texts]
+    stem = maker.stems.of
+    glued: list[str | None] = []
+    rewrites: list[str] = []
+    for before, after in pairwise(parts):
+        last, first = before.symbols[-1], after.symbols[0]
+        if last.startswith(ACRONYM_SYMBOL_PREFIX) or first.startswith(ACRONYM_SYMBOL_PREFIX):
+            glued.append(None)
+        else:
+            glued.append(stem(before.folded[-1] + after.folded[0]) or None)
+    rewrites = [symbol for symbol in glued if symbol]
+    has_acronym = False
+    for part in parts:
+        if part.glues:  # a hyphenated word: "multi-modal"
+            rewrites += [symbol for _, symbol in part.glues]
+        has_acronym = has_acronym or ":" in "".join(part.symbols)  # only acronym symbols have a ":"
+    if use_acronyms:
+        starts = maker._expansion_starts
+        if any(not starts.isdisjoint(part.symbols) for part in parts) or not starts.isdisjoint(rewrites):
+            return None  # the words may spell an expansion: plan the run now
+    words = tuple([registry.ref(word, field) for word in texts])
+    registry.symbols.update(rewrites)
+    registry._follow([(before.symbols[-1], after.symbols[0]) for before, after in pairwise(parts)])
+    if has_acronym:  # and the pairs across its acronyms spelled out
+        symbols = tuple([symbol for part in parts for symbol in part.symbols])
+        registry._follow(maker.reading_pairs(_new(TermShape, (symbols, (), (), ()))))
+    return RunPhrase(field, tuple(texts), text, words, tuple(glued), tuple(rewrites), has_acronym)
 
 
-def _expansion_groups(words: list[Term], shape: TermShape, word_starts: list[int]) -> list[list[Term]]:
+def _plan_part(texts: list[str], field: str | None, registry: TermRegistry, positives: list[TermRef]) -> PlanNode:
+    if len(texts) == 1:
+        ref = registry.ref(texts[0], field)
+        positives.append(ref)
+        return ref
+    every_word = tuple(registry.ref(word, field) for word in texts)
+    phrase = registry.ref(" ".join(texts), field)
+    positives.extend(every_word)
+    positives.append(phrase)
+    return _new(WordsOrPhrase, (all_of(every_word, ()), phrase))
+
+
+def _expansion_groups(words: list[str], shape: TermShape, word_starts: list[int]) -> list[list[str]]:
     """Split a run into single words and the longest word sub-runs that spell an expansion.
 
     So in ``sparse mixture of experts`` a paper saying "sparse" and "MoE" anywhere
@@ -187,31 +473,10 @@ def _expansion_groups(words: list[Term], shape: TermShape, word_starts: list[int
         if start in word_of_token and end in word_of_token and word_of_token[end] - word_of_token[start] >= 2:
             first = word_of_token[start]
             longest[first] = max(longest.get(first, 0), word_of_token[end])
-    groups: list[list[Term]] = []
+    groups: list[list[str]] = []
     first = 0
     while first < len(words):
         end = longest.get(first, first + 1)
         groups.append(words[first:end])
         first = end
     return groups
-
-
-def _positives(root: PlanNode) -> list[TermRef]:
-    """Leaves not under an exclusion, left to right."""
-    found: list[TermRef] = []
-    pending = [root]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, TermRef):
-            found.append(node)
-        else:
-            pending.extend(reversed(_positive_children(node)))
-    return found
-
-
-def _positive_children(node: PlanNode) -> tuple[PlanNode, ...]:
-    if isinstance(node, AnyOf):
-        return node.options
-    if isinstance(node, WordsOrPhrase):
-        return (node.words, node.phrase)
-    return node.required

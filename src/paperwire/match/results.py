@@ -9,11 +9,12 @@ iterated.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple, overload
+from typing import NamedTuple, Protocol, overload
 
 from paperwire.models import Paper
 
 Span = tuple[int, int]  # [start, end) character offsets into the field text
+_new = tuple.__new__  # _new(SomeNamedTuple, values), without the Python-level __new__ of named tuples
 
 
 class TermRef(NamedTuple):
@@ -40,15 +41,21 @@ class Match(NamedTuple):
     terms: tuple[TermHit, ...]  # the positive terms found, in query order
 
 
+class Located(Protocol):
+    """Where one reading of a term occurs in one field (see :class:`paperwire.match.index.Occurrences`)."""
+
+    def spans(self, paper: int) -> list[Span]: ...
+
+
 class TermFinding:
     """One term against today's listing: which papers, their scores, where in the text."""
 
-    __slots__ = ("scores", "papers", "_located", "_best_first")
+    __slots__ = ("_best_first", "_located", "bits", "scores")
 
-    def __init__(self, scores: dict[int, float], located: list[tuple[str, dict[int, list[Span]]]]):
+    def __init__(self, scores: dict[int, float], bits: int, located: list[tuple[str, Located]]):
         self.scores = scores  # paper index -> score; the keys are exactly the matching papers
-        self.papers = frozenset(scores)  # the same papers as a set, for fast AND / OR / NOT
-        self._located = located  # (field, paper index -> spans) for each pattern found
+        self.bits = bits  # the same papers as a bitset (bit i is paper i), for fast AND / OR / NOT
+        self._located = located  # (field, where one reading occurs) for each reading found
         self._best_first: list[int] | None = None
 
     def best_first(self) -> list[int]:
@@ -60,10 +67,18 @@ class TermFinding:
     def hits(self, label: str, paper: int) -> list[TermHit]:
         """Where the term is in ``paper``: one hit per field, spans sorted and distinct."""
         by_field: dict[str, list[Span]] = {}
-        for field, spans in self._located:
-            if paper in spans:
-                by_field.setdefault(field, []).extend(spans[paper])
-        return [TermHit(label, field, tuple(sorted(set(spans)))) for field, spans in by_field.items()]
+        merged = False  # several readings found in one field: their spans may repeat
+        for field, located in self._located:
+            spans = located.spans(paper)  # sorted and distinct already
+            if spans:
+                if field in by_field:
+                    by_field[field] = by_field[field] + spans
+                    merged = True
+                else:
+                    by_field[field] = spans
+        if merged:
+            return [_new(TermHit, (label, field, tuple(sorted(set(spans))))) for field, spans in by_field.items()]
+        return [_new(TermHit, (label, field, tuple(spans))) for field, spans in by_field.items()]
 
 
 class Ranking(Sequence[Match]):
@@ -84,7 +99,7 @@ class Ranking(Sequence[Match]):
         self._scores = scores  # aligned with _order
         self._positives = positives  # the query's positive terms, in query order
         self._findings = findings  # every term's finding, by term id
-        self._built: dict[int, Match] = {}  # matches already read, kept for the next reader
+        self._built: dict[int, Match] | None = None  # matches already read, kept for the next reader
 
     def __len__(self) -> int:
         return len(self._order)
@@ -130,16 +145,23 @@ class Ranking(Sequence[Match]):
         return list(self._scores)
 
     def _match(self, i: int) -> Match:
-        match = self._built.get(i)
+        built = self._built
+        if built is None:
+            built = self._built = {}
+        match = built.get(i)
         if match is None:
             paper = self._order[i]
-            match = self._built[i] = Match(self._papers[paper].id, paper + 1, self._scores[i], self._reasons(paper))
+            match = built[i] = _new(Match, (self._papers[paper].id, paper + 1, self._scores[i], self._reasons(paper)))
         return match
 
     def _reasons(self, paper: int) -> tuple[TermHit, ...]:
         hits: list[TermHit] = []
+        findings = self._findings
+        bounds = getattr(findings, "bounds", None)  # papers that may contain each term: skip the others
         for ref in self._positives:
-            finding = self._findings[ref.term]
+            if bounds is not None and not bounds[ref.term] >> paper & 1:
+                continue
+            finding = findings[ref.term]
             if paper in finding.scores:
                 hits += finding.hits(ref.label, paper)
         return tuple(hits)

@@ -11,6 +11,7 @@ in today's listing, so a hit on "quantization" outweighs one on "model".
 from __future__ import annotations
 
 import math
+from operator import mul
 
 TITLE_WEIGHT = 4.0
 FIELD_WEIGHTS = {"title": TITLE_WEIGHT, "abstract": 1.0, "author": 1.0}
@@ -34,10 +35,17 @@ class Bm25:
         weighted: dict[int, float] = {}
         for field, per_paper in counts.items():
             factor = self._factor[field]
-            for paper, count in per_paper.items():
-                weighted[paper] = weighted.get(paper, 0.0) + count * factor[paper]
+            # count * factor[paper] for each paper, in C (0.0 + x is x, so the first field needs no sum)
+            mentions = dict(zip(per_paper, map(mul, per_paper.values(), map(factor.__getitem__, per_paper))))
+            if not weighted:
+                weighted = mentions
+                continue
+            for paper, value in mentions.items():
+                before = weighted.get(paper)
+                weighted[paper] = value if before is None else before + value
         idf = self.idf(len(weighted))
-        return {paper: idf * tf * (K1 + 1.0) / (K1 + tf) for paper, tf in weighted.items()}
+        saturation = K1 + 1.0
+        return {paper: idf * tf * saturation / (K1 + tf) for paper, tf in weighted.items()}
 
 
 def _length_factors(field: str, sizes: list[int]) -> list[float]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import Stemmer
@@ -91,14 +91,14 @@ class Stems:
     """
 
     def __init__(self) -> None:
-        self._stemmer = Stemmer.Stemmer("english")
+        self._stemmer = Stemmer.Stemmer("english", 0)  # no cache of its own: ours is enough (and far cheaper)
         self._cache: dict[str, str] = {}
 
     def __getstate__(self) -> dict[str, str]:
         return self._cache  # the C stemmer cannot be pickled; a compiled Matcher can
 
     def __setstate__(self, cache: dict[str, str]) -> None:
-        self._stemmer = Stemmer.Stemmer("english")
+        self._stemmer = Stemmer.Stemmer("english", 0)  # no cache of its own: ours is enough (and far cheaper)
         self._cache = cache
 
     def of(self, folded: str) -> str:
@@ -106,8 +106,3 @@ class Stems:
         if stem is None:
             stem = self._cache[folded] = self._stemmer.stemWord(folded)
         return stem
-
-    def learn(self, folded_words: Iterable[str]) -> None:
-        """Stem many words in one call (much faster than one by one)."""
-        new = [word for word in set(folded_words) if word not in self._cache]
-        self._cache.update(zip(new, self._stemmer.stemWords(new), strict=True))
