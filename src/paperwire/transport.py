@@ -1,0 +1,697 @@
+"""Hand finished message bytes to a mail server, a folder, or nowhere; no database here.
+
+Every transport has the same entry point, ``send_all(messages, on_outcome) -> Counts``:
+it takes messages one at a time from an iterable (a lazy generator is fine: at most a
+few messages are held at once), and calls ``on_outcome`` exactly once for every message
+it took, always from the calling thread and never concurrently, so the caller can
+record outcomes in SQLite inside the callback.
+
+Outcome statuses:
+
+``sent``      the server replied 250 to the end of DATA (or the file was written).
+``failed``    permanent: a 5xx reply or an address that cannot be sent to. No retry.
+``deferred``  temporary failure still failing after ``max_attempts``, or the run was
+              stopped before the message could be (re)tried. ``attempts == 0`` means it
+              was never handed to the server at all, so it is safe to send again.
+``dry-run``   ``DryRunTransport``: nothing was sent; callers must not record a send.
+
+Exactly-once caveat: when the connection drops or times out after the message body
+was transmitted but before the server's reply, the server may or may not have
+accepted it. That attempt counts as a temporary failure and is retried (so a copy may
+arrive twice); ``Outcome.uncertain`` is set so the caller can tell. Callers record the
+attempt before handing the message over.
+
+Stopping: set the ``stop`` event (from a SIGINT/SIGTERM handler the caller installs).
+No new message is taken, transactions under way finish, messages waiting for a rate
+slot or a retry are reported "deferred". Without such a handler, Ctrl-C cancels the
+loop and the outcomes of messages in flight are lost (their attempts are recorded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import random
+import re
+import socket
+import ssl
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+import aiosmtplib
+from aiosmtplib import (
+    SMTPRecipientRefused,
+    SMTPRecipientsRefused,
+    SMTPResponseException,
+    SMTPSenderRefused,
+    SMTPServerDisconnected,
+)
+
+from .errors import DeliveryError
+
+log = logging.getLogger(__name__)
+
+Status = Literal["sent", "failed", "deferred", "dry-run"]
+TlsMode = Literal["none", "starttls", "implicit"]
+OnOutcome = Callable[["Outcome"], None]
+
+_SAFE_KEY = re.compile(r"[A-Za-z0-9._-]{1,200}")
+_STOP_POLL = 0.05  # seconds between looks at the caller's threading.Event
+_QUIT_TIMEOUT = 2.0  # a polite QUIT must never hold up the end of a run
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to hand over; ``key`` is the caller's delivery id, echoed in the Outcome."""
+
+    key: str
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one message; ``code`` is the last SMTP reply code seen, if any."""
+
+    key: str
+    status: Status
+    attempts: int
+    code: int | None
+    detail: str
+    # An attempt ended after the body was sent without the server's reply: a copy may
+    # have been accepted (and this message may now arrive twice).
+    uncertain: bool = False
+
+
+@dataclass
+class Counts:
+    """Totals of one ``send_all`` call; ``retried`` counts retry attempts, not messages."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    deferred: int = 0
+    dry_run: int = 0
+
+    def add(self, outcome: Outcome) -> None:
+        name = outcome.status.replace("-", "_")
+        setattr(self, name, getattr(self, name) + 1)
+
+
+class Transport(Protocol):
+    def send_all(self, messages: Iterable[Outgoing], on_outcome: OnOutcome, *,
+                 stop: threading.Event | None = None) -> Counts: ...
+
+
+class ServerUnavailable(DeliveryError):
+    """The run was cut short because no message can get through (unreachable server,
+    refused login, TLS failure). Every message taken got its outcome first; ``counts``
+    holds the totals up to that point."""
+
+    def __init__(self, message: str, counts: Counts):
+        super().__init__(message)
+        self.counts = counts
+
+
+# --- configuration -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """How to reach the mail server and how hard to push it.
+
+    ``password`` comes from the environment or a file, read by the caller; it is never
+    shown in ``repr`` or logs. ``ca_file`` trusts an extra CA (a self-signed relay).
+    """
+
+    host: str
+    port: int = 25
+    tls: TlsMode = "none"
+    user: str = ""
+    password: str = field(default="", repr=False)
+    pool_size: int = 2
+    per_second: float | None = None
+    per_hour: int | None = None
+    timeout: float = 30.0
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    ca_file: str = ""
+    local_hostname: str = ""  # the EHLO name; socket.getfqdn() once per run when empty
+
+    def __post_init__(self) -> None:
+        checks = [
+            (bool(self.host.strip()), "host must not be empty"),
+            (0 < self.port < 65536, f"port {self.port} is not a TCP port"),
+            (self.tls in ("none", "starttls", "implicit"), f"tls must be none, starttls or implicit, not {self.tls!r}"),
+            (self.pool_size >= 1, "pool_size must be at least 1"),
+            (self.per_second is None or self.per_second > 0, "per_second must be positive"),
+            (self.per_hour is None or self.per_hour >= 1, "per_hour must be at least 1"),
+            (self.timeout > 0, "timeout must be positive"),
+            (self.max_attempts >= 1, "max_attempts must be at least 1"),
+            (0 <= self.backoff_base <= self.backoff_max, "need 0 <= backoff_base <= backoff_max"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+# --- rate limit --------------------------------------------------------------------
+
+
+class RateLimiter:
+    """Send slots shared by the whole pool.
+
+    Per second: slots evenly spaced (1/rate apart, no burst), so a provider's "N per
+    second" is never exceeded in any second. Per hour: at most ``per_hour`` slots in any
+    3,600 s window (a log of the last ``per_hour`` slots), which a token bucket of the
+    same size does not guarantee. Slots are handed out in order, so no lock is needed
+    on one event loop. ``clock`` is injectable so tests need not wait an hour.
+    """
+
+    HOUR = 3600.0
+
+    def __init__(self, per_second: float | None, per_hour: int | None,
+                 clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._interval = 1.0 / per_second if per_second else 0.0
+        self._next = -math.inf
+        self._recent: deque[float] | None = deque(maxlen=per_hour) if per_hour else None
+
+    def reserve(self) -> float:
+        """Claim the next free slot; returns how many seconds to wait before using it."""
+        now = self._clock()
+        slot = max(now, self._next)
+        if self._recent is not None:
+            if len(self._recent) == self._recent.maxlen:
+                slot = max(slot, self._recent[0] + self.HOUR)
+            self._recent.append(slot)
+        self._next = slot + self._interval if self._interval else slot
+        return slot - now
+
+
+# --- failure classification --------------------------------------------------------
+
+_Kind = Literal["temporary", "permanent", "fatal"]
+
+
+@dataclass(frozen=True)
+class _Failure:
+    kind: _Kind
+    code: int | None
+    detail: str
+    uncertain: bool = False  # body was sent, no reply came back
+    connecting: bool = False  # never got as far as a transaction
+    broken: bool = False  # the connection can no longer be trusted
+
+
+class _ConnectFailed(Exception):
+    """Wraps any error raised while opening a connection (TCP, greeting, TLS, login)."""
+
+
+def _has_ssl_cause(exc: BaseException) -> bool:
+    """aiosmtplib wraps TLS errors (e.g. in SMTPConnectError); look down the chain."""
+    seen: BaseException | None = exc
+    for _ in range(20):  # chains are short; never loop on a cyclic one
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SMTPResponseException):
+        return f"{exc.code} {exc.message}".strip()
+    if isinstance(exc, SMTPRecipientsRefused):
+        return "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _classify_connect(exc: BaseException) -> _Failure:
+    """Errors before any message was offered. A 5xx, a refused login or a TLS problem
+    will hit every message the same way, so they end the run ("fatal")."""
+    detail = "connecting: " + _describe(exc)
+    if _has_ssl_cause(exc):
+        return _Failure("fatal", None, detail, connecting=True, broken=True)
+    if isinstance(exc, SMTPResponseException):
+        kind: _Kind = "fatal" if exc.code >= 500 else "temporary"
+        return _Failure(kind, exc.code, detail, connecting=True, broken=True)
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return _Failure("temporary", None, detail, connecting=True, broken=True)
+    # SMTPNotSupported (no STARTTLS, no AUTH), no suitable auth method, bad options.
+    return _Failure("fatal", None, detail, connecting=True, broken=True)
+
+
+def _classify_send(exc: BaseException, in_data: bool) -> _Failure:
+    """Errors during MAIL/RCPT/DATA: 5xx fail this message only, 4xx and drops retry."""
+    detail = _describe(exc)
+    if isinstance(exc, SMTPSenderRefused) and exc.code >= 500 and exc.code != 552:
+        # Our sender refused ("530 authentication required", "550 not allowed to send as"):
+        # every message would fail the same way. 552 is "too big", about this message only.
+        return _Failure("fatal", exc.code, "sender refused: " + detail)
+    if isinstance(exc, SMTPRecipientsRefused):
+        codes = [r.code for r in exc.recipients]
+        kind: _Kind = "permanent" if all(c >= 500 for c in codes) else "temporary"
+        return _Failure(kind, max(codes), detail)
+    if isinstance(exc, SMTPResponseException):
+        kind = "permanent" if exc.code >= 500 else "temporary"
+        return _Failure(kind, exc.code, detail, broken=exc.code == 421)
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):  # drops, timeouts
+        return _Failure("temporary", None, detail, uncertain=in_data, broken=True)
+    if isinstance(exc, (ValueError, UnicodeError, aiosmtplib.SMTPNotSupported)):
+        # An address that cannot be written on the wire (e.g. non-ASCII, no SMTPUTF8).
+        return _Failure("permanent", None, "bad address: " + detail)
+    return _Failure("temporary", None, detail, uncertain=in_data, broken=True)
+
+
+# --- one pooled connection ---------------------------------------------------------
+
+
+class _Link:
+    """One SMTP connection, opened lazily, kept across messages, reopened after a drop."""
+
+    def __init__(self, config: SmtpConfig, tls_context: ssl.SSLContext | None, local_hostname: str):
+        self._config = config
+        self._tls_context = tls_context
+        self._local_hostname = local_hostname
+        self._smtp: aiosmtplib.SMTP | None = None
+
+    async def _open(self) -> aiosmtplib.SMTP:
+        c = self._config
+        smtp = aiosmtplib.SMTP(
+            hostname=c.host, port=c.port, timeout=c.timeout, local_hostname=self._local_hostname,
+            use_tls=c.tls == "implicit", start_tls=c.tls == "starttls",
+            tls_context=self._tls_context if c.tls != "none" else None,
+            username=c.user or None, password=c.password if c.user else None,
+        )
+        try:
+            await smtp.connect()
+        except Exception as exc:
+            smtp.close()
+            raise _ConnectFailed() from exc
+        return smtp
+
+    async def send(self, msg: Outgoing) -> tuple[int, str, list[SMTPRecipientRefused]]:
+        """One mail transaction; returns (code, reply, recipients refused among others).
+
+        A reused connection that turns out to be closed when MAIL is sent (an idle
+        timeout on the server) is reopened once without counting a failed attempt.
+        """
+        reused = self._smtp is not None and self._smtp.is_connected
+        if not reused:
+            self.drop()
+            self._smtp = await self._open()
+        try:
+            await self._mail(msg)
+        except SMTPServerDisconnected:
+            if not reused:
+                raise
+            self.drop()
+            self._smtp = await self._open()
+            await self._mail(msg)
+        return await self._rest(msg)
+
+    async def _mail(self, msg: Outgoing) -> None:
+        assert self._smtp is not None
+        options = [f"SIZE={len(msg.data)}"] if self._smtp.supports_extension("size") else []
+        await self._smtp.mail(msg.sender, options=options)
+
+    async def _rest(self, msg: Outgoing) -> tuple[int, str, list[SMTPRecipientRefused]]:
+        smtp = self._smtp
+        assert smtp is not None
+        refused: list[SMTPRecipientRefused] = []
+        for recipient in msg.recipients:
+            try:
+                await smtp.rcpt(recipient)
+            except SMTPRecipientRefused as exc:
+                refused.append(exc)
+        if len(refused) == len(msg.recipients):
+            raise SMTPRecipientsRefused(refused)
+        try:
+            reply = await smtp.data(msg.data)
+        except Exception as exc:
+            raise _InData() from exc
+        return reply.code, reply.message, refused
+
+    async def reset(self) -> None:
+        """RSET after a refused MAIL/RCPT/DATA so the next message starts clean."""
+        if self._smtp is None or not self._smtp.is_connected:
+            return
+        try:
+            await self._smtp.rset()
+        except Exception:
+            self.drop()
+
+    def drop(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None
+
+    async def close(self) -> None:
+        """QUIT politely (briefly), then close whatever is left."""
+        if self._smtp is not None and self._smtp.is_connected:
+            try:
+                await self._smtp.quit(timeout=min(_QUIT_TIMEOUT, self._config.timeout))
+            except Exception:
+                pass
+        self.drop()
+
+
+class _InData(Exception):
+    """Marks an error raised by the DATA step, where the server may have the body."""
+
+
+# --- the pool ----------------------------------------------------------------------
+
+
+class SmtpTransport:
+    """A pool of ``pool_size`` persistent SMTP connections sharing one message iterator.
+
+    A connection takes the next message only when it is free: no read-ahead, so at most
+    ``pool_size`` messages are taken and not yet answered at any moment. A caller that
+    claims each message as it yields it therefore has at most that many in doubt after
+    a crash.
+
+    ``clock``, ``sleep`` and ``rng`` are injectable: the rate limiter and the retry
+    backoff use them, so tests can fake an hour without waiting for it.
+    """
+
+    def __init__(self, config: SmtpConfig, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, rng: random.Random | None = None):
+        self.config = config
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def send_all(self, messages: Iterable[Outgoing], on_outcome: OnOutcome, *,
+                 stop: threading.Event | None = None) -> Counts:
+        """Send every message; blocks until done or stopped. Runs its own event loop,
+        so it must not be called from inside a running loop (use ``run`` there)."""
+        return asyncio.run(self.run(messages, on_outcome, stop=stop))
+
+    async def run(self, messages: Iterable[Outgoing], on_outcome: OnOutcome, *,
+                  stop: threading.Event | None = None) -> Counts:
+        """The coroutine behind ``send_all``; callbacks run on this loop's thread."""
+        run = _Run(self, messages, on_outcome, stop)
+        return await run.go()
+
+
+class _Run:
+    """State of one send_all call: messages, limiter, counts, the halt flag, the first error."""
+
+    def __init__(self, transport: SmtpTransport, messages: Iterable[Outgoing], on_outcome: OnOutcome,
+                 stop: threading.Event | None):
+        self.t = transport
+        self.messages = iter(messages)
+        self.exhausted = False
+        self.config = transport.config
+        self.on_outcome = on_outcome
+        self.stop = stop
+        self.counts = Counts()
+        self.limiter = RateLimiter(self.config.per_second, self.config.per_hour, transport._clock)
+        self.halt = asyncio.Event()
+        self.error: BaseException | None = None  # from the caller: generator or on_outcome
+        self.fatal: str = ""  # why the server cannot take any message
+
+    async def go(self) -> Counts:
+        try:
+            tls_context = await asyncio.to_thread(_tls_context, self.config)
+        except (OSError, ssl.SSLError) as exc:
+            raise DeliveryError(f"cannot load the CA file {self.config.ca_file!r}: {exc}") from None
+        local = self.config.local_hostname or await asyncio.to_thread(socket.getfqdn)
+        watcher = asyncio.create_task(self._watch_stop())
+        workers = [asyncio.create_task(self._worker(_Link(self.config, tls_context, local)))
+                   for _ in range(self.config.pool_size)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            watcher.cancel()
+            for task in workers:
+                task.cancel()
+        log.info("smtp %s:%s: %s", self.config.host, self.config.port, self.counts)
+        if self.error is not None:
+            raise self.error
+        if self.fatal:
+            raise ServerUnavailable(f"{self.config.host}:{self.config.port}: {self.fatal}", self.counts)
+        return self.counts
+
+    def _take(self) -> Outgoing | None:
+        """The next message for a free connection, or None when done or halted.
+
+        Plain ``next()`` on the loop's thread: it never awaits, so two connections can
+        never be inside the caller's generator at once.
+        """
+        if self.exhausted or self._halted():
+            return None
+        try:
+            return next(self.messages)
+        except StopIteration:
+            self.exhausted = True
+        except Exception as exc:  # the caller's generator failed
+            self.exhausted = True
+            self._halt_with_error(exc)
+        return None
+
+    async def _watch_stop(self) -> None:
+        """Turn the caller's threading.Event (set from a signal handler) into a halt."""
+        if self.stop is None:
+            return
+        while not self.stop.is_set():
+            await asyncio.sleep(_STOP_POLL)
+        self.halt.set()
+
+    async def _worker(self, link: _Link) -> None:
+        try:
+            while (msg := self._take()) is not None:
+                try:
+                    outcome = await self._deliver(link, msg)
+                except Exception as exc:  # a bug here must not lose the message's outcome
+                    log.exception("unexpected error sending %s", msg.key)
+                    link.drop()
+                    outcome = Outcome(msg.key, "deferred", 0, None, f"internal error: {exc!r}", uncertain=True)
+                self._report(outcome)
+        finally:
+            await link.close()
+
+    async def _deliver(self, link: _Link, msg: Outgoing) -> Outcome:
+        """Attempts with full-jitter exponential backoff until sent, failed or out of tries."""
+        attempts, uncertain, never_connected = 0, False, True
+        last: _Failure | None = None
+        if not msg.recipients:
+            return Outcome(msg.key, "failed", 0, None, "no recipients")
+        while True:
+            if not await self._pause(self.limiter.reserve()):
+                return self._stopped(msg, attempts, last, uncertain)
+            attempts += 1
+            if attempts > 1:
+                self.counts.retried += 1
+            try:
+                code, reply, refused = await link.send(msg)
+            except Exception as exc:
+                failure = await self._failure(link, exc)
+            else:
+                return _sent(msg, attempts, code, reply, refused, uncertain)
+            last, uncertain = failure, uncertain or failure.uncertain
+            never_connected = never_connected and failure.connecting
+            if failure.kind == "permanent":
+                return Outcome(msg.key, "failed", attempts, failure.code, failure.detail, uncertain)
+            if failure.kind == "fatal":
+                self._halt_fatal(failure.detail)
+                return Outcome(msg.key, "deferred", attempts, failure.code, failure.detail, uncertain)
+            log.debug("%s: attempt %d failed: %s", msg.key, attempts, failure.detail)
+            if attempts >= self.config.max_attempts:
+                if never_connected:  # no attempt reached the server: the rest will not either
+                    self._halt_fatal(f"unreachable after {attempts} attempts ({failure.detail})")
+                return Outcome(msg.key, "deferred", attempts, failure.code,
+                               f"gave up after {attempts} attempts: {failure.detail}", uncertain)
+            if not await self._pause(self._backoff(attempts)):
+                return self._stopped(msg, attempts, last, uncertain)
+
+    async def _failure(self, link: _Link, exc: Exception) -> _Failure:
+        if isinstance(exc, _ConnectFailed):
+            failure = _classify_connect(exc.__cause__ or exc)
+        elif isinstance(exc, _InData):
+            failure = _classify_send(exc.__cause__ or exc, in_data=True)
+        else:
+            failure = _classify_send(exc, in_data=False)
+        if failure.broken:
+            link.drop()
+        elif isinstance(exc, (SMTPResponseException, SMTPRecipientsRefused, _InData)):
+            await link.reset()
+        return failure
+
+    def _backoff(self, attempts: int) -> float:
+        """Full jitter: uniform in [0, min(max, base * 2^(n-1))] spreads retries of a pool."""
+        ceiling = min(self.config.backoff_max, self.config.backoff_base * 2 ** (attempts - 1))
+        return self.t._rng.uniform(0, ceiling)
+
+    async def _pause(self, delay: float) -> bool:
+        """Wait ``delay`` seconds unless the run halts first; False means halted."""
+        if self._halted():
+            return False
+        if delay <= 0:
+            return True
+        sleeper = asyncio.ensure_future(self.t._sleep(delay))
+        halted = asyncio.ensure_future(self.halt.wait())
+        try:
+            await asyncio.wait({sleeper, halted}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            halted.cancel()
+        return not self.halt.is_set()
+
+    def _halted(self) -> bool:
+        """Looks at the caller's event directly too: the poller may not have run yet."""
+        if self.stop is not None and self.stop.is_set():
+            self.halt.set()
+        return self.halt.is_set()
+
+    def _stopped(self, msg: Outgoing, attempts: int, last: _Failure | None, uncertain: bool) -> Outcome:
+        reason = self.fatal or "stopped"
+        detail = f"{reason} before attempt {attempts + 1}" + (f" (last: {last.detail})" if last else "")
+        return Outcome(msg.key, "deferred", attempts, last.code if last else None, detail, uncertain)
+
+    def _report(self, outcome: Outcome) -> None:
+        """Count, then hand to the caller; a failing callback stops the run, is re-raised at the end."""
+        self.counts.add(outcome)
+        try:
+            self.on_outcome(outcome)
+        except Exception as exc:
+            log.exception("on_outcome failed for %s", outcome.key)
+            self._halt_with_error(exc)
+
+    def _halt_with_error(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        self.halt.set()
+
+    def _halt_fatal(self, reason: str) -> None:
+        if not self.fatal:
+            self.fatal = reason
+            log.error("smtp %s:%s: stopping: %s", self.config.host, self.config.port, reason)
+        self.halt.set()
+
+
+def _sent(msg: Outgoing, attempts: int, code: int, reply: str, refused: list[SMTPRecipientRefused],
+          uncertain: bool) -> Outcome:
+    detail = f"{code} {reply}".strip()
+    if refused:  # only with several recipients: the others got it, so no retry
+        detail += "; refused: " + "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in refused)
+    return Outcome(msg.key, "sent", attempts, code, detail, uncertain)
+
+
+def _tls_context(config: SmtpConfig) -> ssl.SSLContext | None:
+    """One verified context per run (building one reads the CA store: slow per connection)."""
+    if config.tls == "none":
+        return None
+    return ssl.create_default_context(cafile=config.ca_file or None)
+
+
+def send_all(messages: Iterable[Outgoing], on_outcome: OnOutcome, config: SmtpConfig, *,
+             stop: threading.Event | None = None) -> Counts:
+    """Send through SMTP with ``config``; see ``SmtpTransport``. Sync: runs its own loop.
+
+    Raises ``ServerUnavailable`` (after every taken message got its outcome) when the
+    server cannot take any message, and re-raises an exception from ``messages`` or
+    ``on_outcome`` after the messages in flight are finished.
+    """
+    return SmtpTransport(config).send_all(messages, on_outcome, stop=stop)
+
+
+# --- folder and dry run ------------------------------------------------------------
+
+
+def check_key(key: str) -> str:
+    """A key becomes a file name: letters, digits, '.', '_', '-' only (no paths, no dot files)."""
+    if not _SAFE_KEY.fullmatch(key) or key.startswith("."):
+        raise ValueError(f"message key {key!r} is not a safe file name ([A-Za-z0-9._-], not starting with '.')")
+    return key
+
+
+class OutboxTransport:
+    """Writes each message to ``folder/<key>.eml``, atomically: a reader (or a crash)
+    sees the old file or the whole new one, never half a message. An existing file of
+    the same key is replaced, so re-running a batch is harmless."""
+
+    def __init__(self, folder: Path | str, *, fsync: bool = True):
+        self.folder = Path(folder)
+        self.fsync = fsync
+
+    def send_all(self, messages: Iterable[Outgoing], on_outcome: OnOutcome, *,
+                 stop: threading.Event | None = None) -> Counts:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        counts = Counts()
+        for msg in _until(messages, stop):
+            path = self.write(msg)
+            outcome = Outcome(msg.key, "sent", 1, None, f"written to {path}")
+            counts.add(outcome)
+            on_outcome(outcome)
+        return counts
+
+    def write(self, msg: Outgoing) -> Path:
+        """Temp file in the same folder, fsync, rename over the target, fsync the folder."""
+        target = self.folder / f"{check_key(msg.key)}.eml"
+        fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".eml.part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(msg.data)
+                if self.fsync:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        if self.fsync:
+            _fsync_dir(self.folder)
+        return target
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); not possible everywhere, so best effort."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class DryRunTransport:
+    """Sends nothing; every message gets status "dry-run" so callers do not record a send."""
+
+    def send_all(self, messages: Iterable[Outgoing], on_outcome: OnOutcome, *,
+                 stop: threading.Event | None = None) -> Counts:
+        counts = Counts()
+        for msg in _until(messages, stop):
+            outcome = Outcome(msg.key, "dry-run", 0, None,
+                              f"{len(msg.data)} bytes to {', '.join(msg.recipients)} (not sent)")
+            counts.add(outcome)
+            on_outcome(outcome)
+        return counts
+
+
+def _until(messages: Iterable[Outgoing], stop: threading.Event | None) -> Iterator[Outgoing]:
+    """The messages, taking no new one once ``stop`` is set."""
+    it = iter(messages)
+    while stop is None or not stop.is_set():
+        try:
+            msg = next(it)
+        except StopIteration:
+            return
+        yield msg
