@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import sys
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -495,6 +496,95 @@ def demo(app: App, seeds: Path, examples: Path) -> None:
     click.echo(f"\nOpen {index.resolve()} to see everything.")
     if report.errors:
         raise click.exceptions.Exit(1)
+
+
+# -- sending ----------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--only", metavar="EMAIL", help="Only this reader (if due, or with --all).")
+@click.option("--all", "everyone", is_flag=True, help="Everyone active now, whatever their send hour (never twice per slot).")
+@click.option("--dry-run", is_flag=True, help="Build everything, send nothing, record nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary: sent, retried, failed, skipped, ...")
+@click.pass_obj
+def send(app: App, only: str | None, everyone: bool, dry_run: bool, as_json: bool) -> None:
+    """Run one dispatch now: send each due reader their digest, exactly once.
+
+    Uses SMTP when smtp.host is set, else writes .eml files to the outbox folder
+    (out/outbox/). A reader is due at their send hour in their timezone (daily, or
+    weekly on their day); a digest already sent for a slot is never sent again, and
+    one whose fate is unknown after a crash is reported, not re-sent.
+
+    \b
+    Examples:
+      paperwire send
+      paperwire send --all --dry-run --json
+      PAPERWIRE_SMTP_HOST=127.0.0.1 PAPERWIRE_SMTP_PORT=2525 paperwire send --only ada@example.org --all
+    """
+    from . import dispatch  # loads the mail and render stack only for sending
+
+    stop = _stop_on_signals()
+    report = dispatch.dispatch(app.store, app.settings, only=normalize_email(only) if only else None,
+                               everyone=everyone, dry_run=dry_run, stop=stop)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"sent {report.sent}, retried {report.retried}, failed {report.failed}, "
+                   f"deferred {report.deferred}, skipped {report.skipped}"
+                   + (f", dry run {report.dry_run}" if dry_run else ""))
+        for item in report.unknown:
+            click.echo(f"unknown: {item['email']} (slot {item['slot']}): the run sending it died before the "
+                       "server answered; check the mail log, it is not sent again", err=True)
+        for failure in report.failures:
+            click.echo(f"failed: {failure['email']}: {failure['code']} {failure['detail']}", err=True)
+    if report.failed or report.unknown:
+        raise click.exceptions.Exit(1)
+
+
+def _stop_on_signals():
+    """SIGINT/SIGTERM finish the message in flight and stop taking new ones."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def handler(signum, _frame):
+        stop.set()
+        click.echo(f"stopping after the messages in flight ({signal.Signals(signum).name})", err=True)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+    return stop
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print runs and delivery counts as JSON.")
+@click.pass_obj
+def status(app: App, as_json: bool) -> None:
+    """Show the last runs and how many deliveries are sent, failed, deferred or unknown.
+
+    \b
+    Example:
+      paperwire status
+    """
+    store = app.store
+    counts = store.delivery_counts()
+    runs = store.recent_runs()
+    readers = Counter(r.status for r in store.subscribers())
+    if as_json:
+        click.echo(json.dumps({
+            "deliveries": counts, "readers": dict(readers),
+            "runs": [{"id": r.id, "kind": r.kind, "started_at": r.started_at.isoformat(),
+                      "finished_at": r.finished_at.isoformat() if r.finished_at else None, "summary": r.summary}
+                     for r in runs]}, indent=2))
+        return
+    click.echo("readers: " + (", ".join(f"{n} {s}" for s, n in sorted(readers.items())) or "none"))
+    click.echo("deliveries: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"))
+    for run in runs:
+        summary = run.summary or {}
+        brief = ", ".join(f"{k} {len(v) if isinstance(v, list) else v}" for k, v in summary.items() if v)
+        state = "running" if run.finished_at is None else "done"
+        click.echo(f"{run.started_at:%Y-%m-%d %H:%M:%S}  {run.kind:<9} {state:<8} {brief}")
 
 
 # -- trying a topic -------------------------------------------------------------

@@ -14,7 +14,7 @@ import logging
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -101,6 +101,35 @@ def _as_bool(value: Any) -> bool:
     raise ValueError(f"{value!r} is not true or false")
 
 
+def _as_int(value: Any, low: int, high: int) -> int:
+    try:
+        number = int(str(value).strip()) if not isinstance(value, bool) else None
+    except ValueError:
+        number = None
+    if number is None or not low <= number <= high:
+        raise ValueError(f"{value!r} is not a whole number from {low} to {high}")
+    return number
+
+
+def _as_float(value: Any, low: float) -> float:
+    try:
+        number = float(str(value).strip()) if not isinstance(value, bool) else None
+    except ValueError:
+        number = None
+    if number is None or number < low:
+        raise ValueError(f"{value!r} is not a number of at least {low}")
+    return number
+
+
+def _as_choice(*choices: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return text
+    return convert
+
+
 def _as_optional_path(value: Any) -> Path | None:
     return _as_path(value) if str(value).strip() else None
 
@@ -126,6 +155,21 @@ class Settings:
     dkim_key_file: Path | None = None
     dkim_selector: str = "paperwire"
     dkim_domain: str = ""
+    # Delivery. SMTP is used whenever smtp.host is set; otherwise messages go to the outbox folder.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_tls: str = "none"  # none, starttls or implicit
+    smtp_password: str = field(default="", repr=False)  # only from PAPERWIRE_SMTP_PASSWORD
+    smtp_password_file: Path | None = None
+    smtp_pool_size: int = 2
+    smtp_per_second: float = 0.0  # 0 means no limit
+    smtp_per_hour: int = 0
+    smtp_timeout: float = 30.0
+    smtp_max_attempts: int = 5
+    outbox_dir: Path = Path("out/outbox")
+    # A run that has not beaten its heart for this long is taken as dead.
+    run_lease_seconds: int = 600
     acronyms: Mapping[str, tuple[str, ...]] = None  # type: ignore[assignment]  # set below
 
     def __post_init__(self) -> None:
@@ -149,12 +193,34 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "dkim_key_file": _as_optional_path,
     "dkim_selector": _as_text,
     "dkim_domain": _as_text,
+    "smtp_host": _as_text,
+    "smtp_port": lambda v: _as_int(v, 1, 65535),
+    "smtp_user": _as_text,
+    "smtp_tls": _as_choice("none", "starttls", "implicit"),
+    "smtp_password": _as_text,
+    "smtp_password_file": _as_optional_path,
+    "smtp_pool_size": lambda v: _as_int(v, 1, 64),
+    "smtp_per_second": lambda v: _as_float(v, 0.0),
+    "smtp_per_hour": lambda v: _as_int(v, 0, 10**9),
+    "smtp_timeout": lambda v: _as_float(v, 0.1),
+    "smtp_max_attempts": lambda v: _as_int(v, 1, 100),
+    "outbox_dir": _as_path,
+    "run_lease_seconds": lambda v: _as_int(v, 10, 86400),
     "acronyms": _as_acronyms,
 }
 # Settings that only make sense as a TOML table, never as one environment string.
 _TOML_ONLY = {"acronyms"}
 
 assert set(_CONVERTERS) == {f.name for f in fields(Settings)}, "every setting needs a converter"
+
+
+_TABLES = ("smtp",)  # settings grouped under a [table] in paperwire.toml
+
+
+def setting_key(field_name: str) -> str:
+    """The name people see and write: ``smtp_host`` is ``smtp.host``."""
+    table, _, rest = field_name.partition("_")
+    return f"{table}.{rest}" if table in _TABLES and rest else field_name
 
 
 def env_var(key: str) -> str:
@@ -186,6 +252,10 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+# Secrets never live in paperwire.toml: it gets committed, copied and printed.
+_ENV_ONLY = {"smtp_password"}
+
+
 def _from_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
@@ -197,6 +267,10 @@ def _from_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"config file {path}: {exc.strerror}") from None
     source = f"config file {path}"
+    for key in _flatten(data):
+        if key.replace(".", "_") in _ENV_ONLY:
+            raise ConfigError(f"setting '{key}' in {source}: secrets are not read from the config file; "
+                              f"set {env_var(key)} or smtp.password_file instead")
     return dict(_convert(key, value, source + f" (key '{key}')") for key, value in _flatten(data).items())
 
 
@@ -209,7 +283,7 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         if name not in known:
             log.warning("ignoring unknown environment variable %s", name)
             continue
-        field_name, value = _convert(known[name], raw, f"environment variable {name}")
+        field_name, value = _convert(setting_key(known[name]), raw, f"environment variable {name}")
         values[field_name] = value
     return values
 
@@ -241,6 +315,7 @@ def load_settings(
 def override(settings: Settings, **flags: Any) -> Settings:
     """Settings with command-line values on top; ``None`` means the flag was not given."""
     values = dict(
-        _convert(key, value, f"flag --{key.replace('_', '-')}") for key, value in flags.items() if value is not None
+        _convert(setting_key(key), value, f"flag --{key.replace('_', '-')}")
+        for key, value in flags.items() if value is not None
     )
     return replace(settings, **values)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,21 +106,20 @@ def plan_digests(
     readers: Sequence[Subscriber],
     *,
     edition: dt.date,
-    last_editions: Mapping[str, dt.date] | None = None,
-    already_sent: Mapping[str, Container[str]] | None = None,
 ) -> Iterator[Digest]:
-    """Each reader's digest for ``edition``, matching every reader's topics in one pass.
+    """Each reader's next digest for ``edition``, matching every reader's topics in one pass.
 
-    Readers with nothing new are skipped unless ``settings.send_empty``. The matcher
-    sees the widest window any reader needs (seven days); each digest then keeps the
-    papers of its own window.
+    The reader's history decides the window (papers listed since their last sent
+    edition) and removes papers they were already sent. Readers with nothing new are
+    skipped unless ``settings.send_empty``. The matcher sees the widest window any
+    reader needs (seven days); each digest then keeps the papers of its own window.
     """
-    last_editions = last_editions or {}
-    already_sent = already_sent or {}
     stored = store.papers(since=edition - digest.WEEK + dt.timedelta(days=1), until=edition)
     papers = [item.paper for item in stored]
     by_id = {paper.id: paper for paper in papers}
     placements = {item.paper.id: digest.Placement(*_placement(item, edition)) for item in stored}
+    histories = store.histories(reader.id for reader in readers)
+    already_sent = store.sent_papers_among(list(by_id))
     matcher = compile_queries(
         (((index, topic_index), topic.query) for index, reader in enumerate(readers)
          for topic_index, topic in enumerate(reader.topics)),
@@ -128,10 +127,10 @@ def plan_digests(
     )
     rankings = matcher.match(papers)
     for index, reader in enumerate(readers):
-        first, _ = digest.window(reader, edition, last_editions.get(reader.email))
+        first, _ = digest.window(reader, edition, histories[reader.id].last_edition)
         found = [rankings[(index, topic_index)] for topic_index in range(len(reader.topics))]
         result = digest.build_digest(reader, found, by_id, placements, edition=edition, first_date=first,
-                                     already_sent=already_sent.get(reader.email, frozenset()))
+                                     already_sent=already_sent.get(reader.id, frozenset()))
         if result.papers or settings.send_empty:
             yield result
 

@@ -9,14 +9,15 @@ default SQLite (which runs in WAL mode so readers never block the writer).
 from __future__ import annotations
 
 from .base import MIGRATIONS, create_engine, upgrade
+from .deliveries import DeliveryStore, ReaderHistory
 from .papers import IngestCounts, ListingSummary, PaperStore
 from .readers import ReaderStore
 from .schema import *  # noqa: F403  (tables, for tests and tools)
 from .schema import metadata
 
 
-class Store(PaperStore, ReaderStore):
-    """Papers, listings, readers and topics in one database. Open once per process."""
+class Store(PaperStore, ReaderStore, DeliveryStore):
+    """Papers, listings, readers, topics and deliveries in one database. Open once per process."""
 
     def __init__(self, url: str):
         self.url = url

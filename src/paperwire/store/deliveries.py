@@ -1,0 +1,210 @@
+"""Delivery records: the exactly-once bookkeeping of sending, and the runs that send.
+
+A delivery (reader, slot) is claimed in its own committed transaction before the
+message is handed to the mail server, and marked when the server answered. The
+unique (reader, slot) key is what keeps two runs from both sending to one reader; a
+claim left behind by a dead run is "unknown": reported, never silently re-sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from .base import _chunks, _now
+from .schema import deliveries, runs, sent_papers, subscribers
+
+# Delivery states. "deferred" (temporary failure) is claimed again by the next run.
+SENDING, SENT, FAILED, DEFERRED, UNKNOWN = "sending", "sent", "failed", "deferred", "unknown"
+# A reader whose last this-many deliveries failed permanently is marked bouncing.
+BOUNCE_AFTER = 3
+
+
+@dataclass(frozen=True)
+class ReaderHistory:
+    """What scheduling and digest selection need to know about a reader's past."""
+
+    last_slot: dt.date | None  # the newest slot that is settled (sent, failed, unknown) or in flight
+    last_edition: dt.date | None  # the newest edition actually sent
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    kind: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    summary: dict | None
+
+
+class DeliveryStore:
+    """Mixin of Store: runs, deliveries and the papers each reader was sent."""
+
+    engine: Engine
+
+    # -- runs --------------------------------------------------------------------
+
+    def start_run(self, kind: str) -> str:
+        run_id = uuid.uuid4().hex
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(runs.insert().values(id=run_id, kind=kind, pid=os.getpid(), host=socket.gethostname()[:255],
+                                              started_at=now, heartbeat_at=now))
+        return run_id
+
+    def heartbeat(self, run_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(runs.update().where(runs.c.id == run_id).values(heartbeat_at=_now()))
+
+    def finish_run(self, run_id: str, summary: dict) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(runs.update().where(runs.c.id == run_id).values(finished_at=_now(), summary=summary))
+
+    def recent_runs(self, limit: int = 10) -> list[RunInfo]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit))
+            return [RunInfo(r.id, r.kind, r.started_at, r.finished_at, r.summary) for r in rows]
+
+    # -- claims and outcomes -----------------------------------------------------
+
+    def runs_with_claims(self) -> list[dict]:
+        """Runs that still hold claims in flight, with what tells whether they are alive."""
+        query = (sa.select(runs.c.id, runs.c.pid, runs.c.host, runs.c.heartbeat_at, runs.c.finished_at)
+                 .where(runs.c.id.in_(sa.select(deliveries.c.run_id).where(deliveries.c.status == SENDING))))
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def expire_claims(self, run_ids: Sequence[str]) -> list[tuple[int, str, dt.date]]:
+        """Mark the in-flight claims of dead runs unknown; returns (delivery id, email, slot) of each.
+
+        Unknown deliveries are reported and never sent again on their own: the server
+        may have accepted the message just before the run died.
+        """
+        if not run_ids:
+            return []
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                sa.select(deliveries.c.id, subscribers.c.email, deliveries.c.slot)
+                .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+                .where(deliveries.c.status == SENDING, deliveries.c.run_id.in_(list(run_ids)))).all()
+            for chunk in _chunks([row.id for row in found]):
+                conn.execute(deliveries.update().where(deliveries.c.id.in_(chunk)).values(
+                    status=UNKNOWN, finished_at=_now(),
+                    detail="the run sending this stopped before the server answered; it may or may not have arrived"))
+        return [(row.id, row.email, row.slot) for row in found]
+
+    def claim(self, subscriber_id: int, slot: dt.date, edition: str, run_id: str, message_id: str,
+              paper_ids: Sequence[str]) -> int | None:
+        """Take (reader, slot) for this run; None when another run has it or it is settled.
+
+        A deferred delivery (temporary failure last time) is taken over; anything else
+        already recorded for the slot wins.
+        """
+        values = {"edition": edition, "status": SENDING, "run_id": run_id, "message_id": message_id,
+                  "papers": list(paper_ids), "claimed_at": _now(), "finished_at": None}
+        with self.engine.begin() as conn:
+            taken = conn.execute(deliveries.update().where(
+                deliveries.c.subscriber_id == subscriber_id, deliveries.c.slot == slot,
+                deliveries.c.status == DEFERRED).values(**values))
+            if taken.rowcount:
+                return conn.execute(sa.select(deliveries.c.id).where(
+                    deliveries.c.subscriber_id == subscriber_id, deliveries.c.slot == slot)).scalar_one()
+        try:
+            with self.engine.begin() as conn:
+                return conn.execute(deliveries.insert().values(
+                    subscriber_id=subscriber_id, slot=slot, attempts=0, detail="", **values)).inserted_primary_key[0]
+        except sa.exc.IntegrityError:
+            return None
+
+    def record_outcome(self, delivery_id: int, status: str, *, attempts: int, code: int | None, detail: str) -> None:
+        """The server's answer. A sent digest also records its papers, in the same transaction."""
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(deliveries.c.subscriber_id, deliveries.c.papers)
+                               .where(deliveries.c.id == delivery_id)).one()
+            conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(
+                status=status, attempts=deliveries.c.attempts + attempts, code=code, detail=detail[:2000],
+                finished_at=_now()))
+            if status == SENT and row.papers:
+                already = set(conn.execute(sa.select(sent_papers.c.paper_id).where(
+                    sent_papers.c.subscriber_id == row.subscriber_id,
+                    sent_papers.c.paper_id.in_(row.papers))).scalars())
+                fresh = [p for p in dict.fromkeys(row.papers) if p not in already]
+                if fresh:
+                    conn.execute(sent_papers.insert(), [
+                        {"subscriber_id": row.subscriber_id, "paper_id": p, "delivery_id": delivery_id} for p in fresh])
+            if status == FAILED:
+                self._mark_bouncing_if_failing(conn, row.subscriber_id)
+
+    def forget(self, delivery_id: int) -> None:
+        """Give back a claim whose message was never handed over (dry run, stop before sending)."""
+        with self.engine.begin() as conn:
+            conn.execute(deliveries.delete().where(deliveries.c.id == delivery_id,
+                                                   deliveries.c.status.in_([SENDING, UNKNOWN])))
+
+    @staticmethod
+    def _mark_bouncing_if_failing(conn, subscriber_id: int) -> None:
+        last = conn.execute(sa.select(deliveries.c.status).where(deliveries.c.subscriber_id == subscriber_id)
+                            .order_by(deliveries.c.slot.desc()).limit(BOUNCE_AFTER)).scalars().all()
+        if len(last) == BOUNCE_AFTER and all(status == FAILED for status in last):
+            conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id, subscribers.c.status == "active")
+                         .values(status="bouncing", updated_at=_now()))
+
+    # -- what the next run needs ---------------------------------------------------
+
+    def histories(self, subscriber_ids: Iterable[int]) -> dict[int, ReaderHistory]:
+        """Each reader's newest settled-or-claimed slot and newest sent edition."""
+        ids = list(subscriber_ids)
+        slots: dict[int, dt.date] = {}
+        editions: dict[int, dt.date] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids):
+                query = (sa.select(deliveries.c.subscriber_id, deliveries.c.status, sa.func.max(deliveries.c.slot),
+                                   sa.func.max(deliveries.c.edition))
+                         .where(deliveries.c.subscriber_id.in_(chunk), deliveries.c.status != DEFERRED)
+                         .group_by(deliveries.c.subscriber_id, deliveries.c.status))
+                for subscriber_id, status, slot, edition in conn.execute(query):
+                    slots[subscriber_id] = max(slot, slots.get(subscriber_id, slot))
+                    if status == SENT:
+                        editions[subscriber_id] = dt.date.fromisoformat(edition)
+        return {i: ReaderHistory(slots.get(i), editions.get(i)) for i in ids}
+
+    def deferred_slots(self, subscriber_ids: Iterable[int]) -> dict[int, dt.date]:
+        """Slots whose last attempt failed temporarily: the next run tries them again."""
+        found: dict[int, dt.date] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(subscriber_ids)):
+                query = sa.select(deliveries.c.subscriber_id, deliveries.c.slot).where(
+                    deliveries.c.subscriber_id.in_(chunk), deliveries.c.status == DEFERRED)
+                found.update({row.subscriber_id: row.slot for row in conn.execute(query)})
+        return found
+
+    def sent_papers_among(self, paper_ids: Sequence[str]) -> dict[int, set[str]]:
+        """Which of these papers each reader was already sent (so a digest never repeats one)."""
+        found: dict[int, set[str]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(paper_ids)):
+                query = sa.select(sent_papers.c.subscriber_id, sent_papers.c.paper_id).where(
+                    sent_papers.c.paper_id.in_(chunk))
+                for subscriber_id, paper_id in conn.execute(query):
+                    found.setdefault(subscriber_id, set()).add(paper_id)
+        return found
+
+    def delivery_counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(deliveries.c.status, sa.func.count()).group_by(deliveries.c.status))
+            return {status: count for status, count in rows}
+
+    def deliveries_of(self, email: str) -> list[dict]:
+        """A reader's delivery history, newest first (for status and for tests)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(deliveries).join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+                .where(subscribers.c.email == email).order_by(deliveries.c.slot.desc()))
+            return [dict(row._mapping) for row in rows]

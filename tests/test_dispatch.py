@@ -1,0 +1,235 @@
+"""Sending for real: an aiosmtpd server on 127.0.0.1, the outbox, crashes and concurrent runs."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import email
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from email import policy
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from paperwire import dispatch
+from paperwire.config import Settings
+from paperwire.store import Store
+from paperwire.subscribers import build_subscriber, parse_topic_spec
+
+from .conftest import ROOT, SEED, TODAY
+
+EDITION = dt.date(2024, 3, 11)
+NOON = dt.datetime(2024, 3, 11, 12, 0, tzinfo=dt.timezone.utc)
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message, optionally refusing or slowing some."""
+
+    def __init__(self, refuse: set[str] = frozenset(), delay: float = 0.0):
+        self.refuse = set(refuse)
+        self.delay = delay
+        self.messages: list[tuple[tuple[str, ...], bytes]] = []
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            import asyncio
+            await asyncio.sleep(self.delay)
+        with self.lock:
+            self.messages.append((tuple(envelope.rcpt_tos), envelope.original_content or envelope.content))
+        return "250 Message accepted"
+
+    def count_by_recipient(self) -> collections.Counter:
+        return collections.Counter(r for rcpts, _ in self.messages for r in rcpts)
+
+
+@pytest.fixture
+def smtp_server():
+    servers = []
+
+    def start(handler: Inbox) -> int:
+        import socket
+        with socket.socket() as probe:  # a free port; aiosmtpd checks readiness by connecting to it
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        servers.append(controller)
+        return port
+
+    yield start
+    for controller in servers:
+        controller.stop()
+
+
+def readers_store(db_url: str, count: int, *, topics=("*",)) -> Store:
+    store = Store(db_url)
+    from paperwire import sources
+    store.save_listings(sources.read_path(SEED, today=TODAY))
+    store.save_subscribers([build_subscriber(f"reader{i:03d}@example.org", name=f"Reader {i}",
+                                             topics=[parse_topic_spec(t) for t in topics], max_papers=3)
+                            for i in range(count)])
+    return store
+
+
+def smtp_settings(tmp_path: Path, port: int, **extra) -> Settings:
+    return Settings(smtp_host="127.0.0.1", smtp_port=port, out_dir=tmp_path / "out", outbox_dir=tmp_path / "outbox",
+                    smtp_max_attempts=3, smtp_timeout=5.0, **extra)
+
+
+def test_messages_arrive_intact_once_per_reader(db_url, tmp_path, smtp_server):
+    inbox = Inbox()
+    port = smtp_server(inbox)
+    store = readers_store(db_url, 5)
+    settings = smtp_settings(tmp_path, port)
+    report = dispatch.dispatch(store, settings, now=NOON)
+    assert (report.sent, report.failed, report.skipped) == (5, 0, 0)
+    again = dispatch.dispatch(store, settings, now=NOON + dt.timedelta(hours=1), everyone=True)
+    assert again.sent == 0 and again.skipped == 5
+    assert inbox.count_by_recipient() == {f"reader{i:03d}@example.org": 1 for i in range(5)}
+    rcpts, data = inbox.messages[0]
+    message = email.message_from_bytes(data, policy=policy.default)
+    assert message["To"] == f"Reader {rcpts[0][6:9].lstrip('0') or '0'} <{rcpts[0]}>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    text, html = message.get_payload()
+    assert "ScaleDepth" in text.get_content() and "ScaleDepth" in html.get_content()
+    sent = store.deliveries_of(rcpts[0])
+    assert [d["status"] for d in sent] == ["sent"] and sent[0]["message_id"] == message["Message-ID"]
+
+
+def test_hard_failures_are_recorded_and_repeated_ones_mark_the_reader_bouncing(db_url, tmp_path, smtp_server):
+    bad = "reader001@example.org"
+    inbox = Inbox(refuse={bad})
+    port = smtp_server(inbox)
+    store = readers_store(db_url, 3)
+    settings = smtp_settings(tmp_path, port)
+    for day in range(3):
+        report = dispatch.dispatch(store, settings, now=NOON + dt.timedelta(days=day), everyone=True)
+        assert report.failed == 1 and report.failures[0]["email"] == bad and report.failures[0]["code"] == 550
+    assert [d["status"] for d in store.deliveries_of(bad)] == ["failed"] * 3
+    assert store.subscriber(bad).status == "bouncing"
+    assert inbox.count_by_recipient()[bad] == 0
+    later = dispatch.dispatch(store, settings, now=NOON + dt.timedelta(days=3), everyone=True)
+    assert later.failed == 0  # a bouncing reader is skipped
+
+
+def test_outbox_and_dry_run(db_url, tmp_path):
+    store = readers_store(db_url, 3)
+    settings = Settings(out_dir=tmp_path / "out", outbox_dir=tmp_path / "outbox")
+    dry = dispatch.dispatch(store, settings, now=NOON, dry_run=True)
+    assert dry.dry_run == 3 and store.delivery_counts() == {}
+    real = dispatch.dispatch(store, settings, now=NOON)
+    assert real.sent == 3 and len(list((tmp_path / "outbox").glob("*.eml"))) == 3
+    assert dispatch.dispatch(store, settings, now=NOON, everyone=True).sent == 0
+
+
+def test_readers_are_due_at_their_own_hour(db_url, tmp_path):
+    store = readers_store(db_url, 0)
+    for email_address, hour, zone in [("early@example.org", 6, "UTC"), ("late@example.org", 20, "UTC"),
+                                      ("tokyo@example.org", 8, "Asia/Tokyo")]:
+        store.save_subscriber(build_subscriber(email_address, hour=hour, timezone=zone, topics=[parse_topic_spec("*")]))
+    settings = Settings(out_dir=tmp_path / "out", outbox_dir=tmp_path / "outbox")
+    first = dispatch.dispatch(store, settings, now=NOON)  # first digests go out at once
+    assert first.sent == 3
+    store.save_listings([_next_listing()])
+    at = lambda hour: dt.datetime(2024, 3, 11, hour, 0, tzinfo=dt.timezone.utc)  # noqa: E731
+    assert dispatch.dispatch(store, settings, now=at(19)).sent == 0  # nobody's next slot is open yet
+    evening = dispatch.dispatch(store, settings, now=at(20))  # late@'s 20:00 UTC slot opens
+    assert evening.sent == 1 and store.deliveries_of("late@example.org")[0]["slot"] == dt.date(2024, 3, 11)
+    morning = dispatch.dispatch(store, settings, now=dt.datetime(2024, 3, 12, 7, 0, tzinfo=dt.timezone.utc))
+    assert morning.sent == 2  # early@ (06:00 UTC) and tokyo@ (16:00 in Tokyo); late@ already has the new paper
+    assert [d["slot"] for d in store.deliveries_of("tokyo@example.org")] == [dt.date(2024, 3, 12), dt.date(2024, 3, 11)]
+
+
+def _next_listing():
+    from paperwire.models import Listing, Paper
+    from paperwire.normalize import paper_id
+    title = "A Brand New Paper About Everything"
+    return Listing("daily-papers", dt.date(2024, 3, 12), [Paper(paper_id(None, title), title, "Fresh abstract.")])
+
+
+def _write_readers(path: Path, count: int) -> None:
+    path.write_text(json.dumps([{"email": f"reader{i:03d}@example.org", "topics": [{"name": "all", "query": "*"}],
+                                 "max": 3} for i in range(count)]))
+
+
+def _cli(args: list[str], cwd: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "paperwire", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.fixture
+def crash_site(tmp_path):
+    env = {**os.environ, "PAPERWIRE_DB": f"sqlite:///{tmp_path / 'pw.db'}", "PAPERWIRE_OUT_DIR": str(tmp_path / "out"),
+           "PAPERWIRE_OUTBOX_DIR": str(tmp_path / "outbox")}
+    env = {k: v for k, v in env.items() if not k.startswith("PAPERWIRE_SMTP")}
+    readers = tmp_path / "readers.json"
+    _write_readers(readers, 40)
+    for args in (["ingest", "--date", "2024-03-11", str(SEED)], ["subscribers", "import", str(readers)]):
+        done = subprocess.run([sys.executable, "-m", "paperwire", *args], cwd=tmp_path, env=env, capture_output=True)
+        assert done.returncode == 0, done.stderr
+    return tmp_path, env
+
+
+def test_a_run_killed_mid_send_then_run_again_misses_no_one_and_sends_no_one_twice(crash_site, smtp_server):
+    cwd, env = crash_site
+    inbox = Inbox(delay=0.05)
+    env = {**env, "PAPERWIRE_SMTP_HOST": "127.0.0.1", "PAPERWIRE_SMTP_PORT": str(smtp_server(inbox)),
+           "PAPERWIRE_SMTP_POOL_SIZE": "1"}
+    run = _cli(["send", "--all", "--json"], cwd, env)
+    deadline = time.monotonic() + 60
+    while len(inbox.messages) < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    killed_run_received = len(inbox.messages)
+    assert 10 <= killed_run_received < 40
+    again = _cli(["send", "--all", "--json"], cwd, env)
+    out, err = again.communicate(timeout=120)
+    report = json.loads(out)
+    counts = inbox.count_by_recipient()
+    unknown = {item["email"] for item in report["unknown"]}
+    assert len(unknown) <= 1  # pool of one: at most the message in flight at the kill
+    assert all(n == 1 for n in counts.values()), counts  # nobody twice
+    assert set(counts) | unknown == {f"reader{i:03d}@example.org" for i in range(40)}  # nobody missed
+    assert report["sent"] == len(counts) - killed_run_received
+
+
+def test_outbox_crash_is_settled_exactly(crash_site):
+    cwd, env = crash_site
+    run = _cli(["send", "--all"], cwd, env)
+    deadline = time.monotonic() + 60
+    while len(list((cwd / "outbox").glob("*.eml"))) < 5 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    done = subprocess.run([sys.executable, "-m", "paperwire", "send", "--all", "--json"], cwd=cwd, env=env,
+                          capture_output=True, timeout=120)
+    report = json.loads(done.stdout)
+    assert report["unknown"] == []
+    files = list((cwd / "outbox").glob("*.eml"))
+    recipients = collections.Counter(email.message_from_bytes(f.read_bytes())["To"] for f in files)
+    assert len(recipients) == 40 and set(recipients.values()) == {1}
+
+
+def test_two_runs_at_once_never_both_send_to_one_reader(crash_site, smtp_server):
+    cwd, env = crash_site
+    inbox = Inbox(delay=0.01)
+    env = {**env, "PAPERWIRE_SMTP_HOST": "127.0.0.1", "PAPERWIRE_SMTP_PORT": str(smtp_server(inbox))}
+    runs = [_cli(["send", "--all", "--json"], cwd, env) for _ in range(2)]
+    reports = [json.loads(run.communicate(timeout=120)[0]) for run in runs]
+    assert sum(r["sent"] for r in reports) == 40
+    assert inbox.count_by_recipient() == {f"reader{i:03d}@example.org": 1 for i in range(40)}
