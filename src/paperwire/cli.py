@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__, pipeline, sources, subscriber_io
+from . import __version__, logs, pipeline, sources, subscriber_io
 from .config import Settings, load_settings, override
 from .errors import PaperwireError
 from .match import match_one
@@ -31,9 +31,11 @@ _DATE = click.DateTime(formats=["%Y-%m-%d"])
 class App:
     """Settings and the store, made on first use so ``--help`` never opens a database."""
 
-    def __init__(self, config_file: Path | None, flags: dict):
+    def __init__(self, config_file: Path | None, flags: dict, *, verbose: bool = False):
         self._config_file = config_file
         self._flags = flags
+        self.verbose = verbose
+        self.log_level = logging.DEBUG if verbose else logging.WARNING
         self._settings: Settings | None = None
         self._store: Store | None = None
 
@@ -41,7 +43,13 @@ class App:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self._config_file, self._flags)
+            logs.configure(self._settings.log_format, level=self.log_level)
         return self._settings
+
+    def log_at(self, level: int) -> None:
+        """Commands that run for long (schedule, send) report each run at INFO."""
+        self.log_level = min(self.log_level, level)
+        logs.configure(self.settings.log_format, level=self.log_level)
 
     @property
     def store(self) -> Store:
@@ -66,8 +74,10 @@ class PaperwireGroup(click.Group):
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Settings file [default ./paperwire.toml when present; env PAPERWIRE_CONFIG].")
 @click.option("-v", "--verbose", is_flag=True, help="Show warnings about tolerated input and debug logs.")
+@click.option("--log-format", type=click.Choice(logs.FORMATS),
+              help="Logs as readable lines or one JSON object per line [env PAPERWIRE_LOG_FORMAT; default text].")
 @click.pass_context
-def cli(ctx: click.Context, db: str | None, config_file: Path | None, verbose: bool) -> None:
+def cli(ctx: click.Context, db: str | None, config_file: Path | None, verbose: bool, log_format: str | None) -> None:
     """paperwire turns trending-paper listings into personalized digests and feeds.
 
     \b
@@ -76,40 +86,44 @@ def cli(ctx: click.Context, db: str | None, config_file: Path | None, verbose: b
       paperwire papers --since 2024-03-01     # what is stored
       paperwire --db sqlite:///tmp/pw.db ingest listing.json
     """
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
-    ctx.obj = App(config_file, {"db": db})
+    logs.configure(log_format or "text", level=logging.DEBUG if verbose else logging.WARNING)
+    ctx.obj = App(config_file, {"db": db, "log_format": log_format}, verbose=verbose)
     ctx.meta["verbose"] = verbose
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, metavar="PATH_OR_URL...")
 @click.option("--format", "format_", type=click.Choice(list(sources.FORMATS)),
               help="Read every file as this format instead of detecting it.")
 @click.option("--date", type=_DATE, help="Listing date (YYYY-MM-DD) instead of the one in the file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: files, added, updated, unchanged, errors.")
 @click.pass_context
-def ingest(ctx: click.Context, paths: tuple[Path, ...], format_: str | None, date: dt.datetime | None,
+def ingest(ctx: click.Context, paths: tuple[str, ...], format_: str | None, date: dt.datetime | None,
            as_json: bool) -> None:
-    """Read paper listings (files or folders) into the database.
+    """Read paper listings (files, folders or http(s) URLs) into the database.
 
     Formats are detected from content: Daily Papers text captures, Hugging Face
-    daily-papers JSON, arXiv API/listing feeds, and any RSS/Atom feed. Each file is
-    one transaction: a bad file changes nothing and the others still go in; the
-    exit status is 1 if any file failed.
+    daily-papers JSON, arXiv API/listing feeds, and any RSS/Atom feed. Each file or
+    URL is one transaction: a bad one changes nothing and the others still go in; the
+    exit status is 1 if any failed. A URL is fetched only if it changed since its
+    last ingest (ETag / Last-Modified).
 
     \b
     Examples:
       paperwire ingest seeds/
       paperwire ingest --format hf-json --date 2024-03-11 papers.json
+      paperwire ingest https://huggingface.co/api/daily_papers
     """
     app: App = ctx.obj
     store = app.store
-    files = sources.expand_paths(list(paths))
-    show_progress = not as_json and len(files) > 1
-    with click.progressbar(length=len(files), label="Ingesting", file=sys.stderr,
+    sources_given = [path if pipeline.is_url(path) else Path(path) for path in paths]
+    total = len(sources.expand_paths([p for p in sources_given if isinstance(p, Path)])) + sum(
+        1 for p in sources_given if not isinstance(p, Path))
+    show_progress = not as_json and total > 1
+    with click.progressbar(length=total, label="Ingesting", file=sys.stderr,
                            hidden=not show_progress) as bar:
-        report = pipeline.ingest(store, list(paths), format=format_, date=date.date() if date else None,
-                                 on_file=lambda _path: bar.update(1))
+        report = pipeline.ingest(store, sources_given, format=format_, date=date.date() if date else None,
+                                 timeout=app.settings.schedule_fetch_timeout, on_file=lambda _path: bar.update(1))
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
@@ -126,7 +140,9 @@ def _print_ingest(report: pipeline.IngestReport, store: Store, *, verbose: bool)
         where = error.file + (f":{error.line}" if error.line else "")
         click.echo(click.style("error: ", fg="red") + f"{where}: {error.message}", err=True)
     click.echo(f"{report.files} file(s): {counts.added} papers added, {counts.updated} updated, "
-               f"{counts.unchanged} unchanged, {len(report.errors)} error(s)"
+               f"{counts.unchanged} unchanged, "
+               + (f"{report.not_modified} URL(s) not modified, " if report.not_modified else "")
+               + f"{len(report.errors)} error(s)"
                + (f", {len(report.warnings)} warning(s) (-v shows them)" if report.warnings and not verbose else ""))
     summaries = store.listing_summaries()
     if summaries:
@@ -541,7 +557,39 @@ def send(app: App, only: str | None, everyone: bool, dry_run: bool, as_json: boo
         raise click.exceptions.Exit(1)
 
 
-def _stop_on_signals():
+@cli.command()
+@click.option("--every", "dispatch_minutes", type=click.IntRange(1, 60),
+              help="Minutes between dispatch runs [setting schedule.dispatch_minutes; default 5].")
+@click.option("--ingest-every", "ingest_minutes", type=click.IntRange(1, 7 * 24 * 60),
+              help="Minutes between ingest runs [setting schedule.ingest_minutes; default 60].")
+@click.pass_obj
+def schedule(app: App, dispatch_minutes: int | None, ingest_minutes: int | None) -> None:
+    """Run in the foreground: ingest the configured sources and send due digests.
+
+    The ingest job reads schedule.sources (paths and http(s) URLs, fetched only
+    when changed); the dispatch job finds the readers whose send hour has come in
+    their own timezone, sends each digest exactly once, and rewrites the feeds under
+    out/feeds/. Both start at once and then repeat. After downtime each reader gets
+    one catch-up digest, never a burst. Jobs live in the paperwire database
+    (APScheduler's SQLAlchemy job store). Ctrl-C or SIGTERM stops cleanly: the
+    messages in flight finish, nothing claimed is left behind. Logs one line per run
+    and per failure (--log-format json for collectors).
+
+    \b
+    Examples:
+      paperwire schedule
+      PAPERWIRE_SCHEDULE_SOURCES=https://huggingface.co/api/daily_papers paperwire --log-format json schedule
+    """
+    from . import schedule as daemon  # APScheduler only for the daemon
+
+    app.log_at(logging.INFO)
+    settings = override(app.settings, schedule_dispatch_minutes=dispatch_minutes,
+                        schedule_ingest_minutes=ingest_minutes)
+    stop = _stop_on_signals(quiet=True)
+    daemon.run(app.store, settings, stop)
+
+
+def _stop_on_signals(*, quiet: bool = False):
     """SIGINT/SIGTERM finish the message in flight and stop taking new ones."""
     import signal
     import threading
@@ -550,7 +598,11 @@ def _stop_on_signals():
 
     def handler(signum, _frame):
         stop.set()
-        click.echo(f"stopping after the messages in flight ({signal.Signals(signum).name})", err=True)
+        if quiet:
+            logging.getLogger("paperwire").info(
+                "stopping after the messages in flight", extra={"fields": {"signal": signal.Signals(signum).name}})
+        else:
+            click.echo(f"stopping after the messages in flight ({signal.Signals(signum).name})", err=True)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)

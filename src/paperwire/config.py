@@ -30,6 +30,8 @@ CONFIG_FILE_NAME = "paperwire.toml"
 # The templates shipped beside src/ (the project layout); a setting can point elsewhere.
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 ENV_PREFIX = "PAPERWIRE_"
+# Signs web links when no PAPERWIRE_SECRET_KEY is set; `paperwire serve` refuses it unless --dev.
+DEV_SECRET_KEY = "paperwire-development-secret-not-for-production"
 
 
 def _as_db_url(value: Any) -> str:
@@ -130,6 +132,20 @@ def _as_choice(*choices: str) -> Callable[[Any], str]:
     return convert
 
 
+def _as_sources(value: Any) -> tuple[str, ...]:
+    """Paths or http(s) URLs: a TOML list, or one environment string split on commas."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+        raise ValueError('expected a list of paths or URLs such as ["seeds", "https://example.org/feed.xml"]')
+    sources = tuple(item.strip() for item in items if item.strip())
+    for item in sources:
+        if "://" in item and urlsplit(item).scheme not in ("http", "https"):
+            raise ValueError(f"{item!r}: only http and https URLs can be fetched")
+        if any(ch in item for ch in "\r\n\x00"):
+            raise ValueError(f"{item!r}: must be one line")
+    return sources
+
+
 def _as_optional_path(value: Any) -> Path | None:
     return _as_path(value) if str(value).strip() else None
 
@@ -170,6 +186,17 @@ class Settings:
     outbox_dir: Path = Path("out/outbox")
     # A run that has not beaten its heart for this long is taken as dead.
     run_lease_seconds: int = 600
+    # `paperwire schedule`: what the ingest job reads (paths and http(s) URLs) and how often jobs run.
+    schedule_sources: tuple[str, ...] = ("seeds",)
+    schedule_ingest_minutes: int = 60
+    schedule_dispatch_minutes: int = 5
+    schedule_fetch_timeout: float = 20.0
+    log_format: str = "text"  # or json: one object per line, for log collectors
+    # `paperwire serve`: links are signed with secret_key (only from PAPERWIRE_SECRET_KEY; serve
+    # refuses the development default unless --dev); the JSON API's admin routes need admin_token.
+    secret_key: str = field(default=DEV_SECRET_KEY, repr=False)
+    admin_token: str = field(default="", repr=False)
+    subscribe_rate_per_hour: int = 10  # subscribe attempts per client address per hour
     acronyms: Mapping[str, tuple[str, ...]] = None  # type: ignore[assignment]  # set below
 
     def __post_init__(self) -> None:
@@ -206,6 +233,14 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "smtp_max_attempts": lambda v: _as_int(v, 1, 100),
     "outbox_dir": _as_path,
     "run_lease_seconds": lambda v: _as_int(v, 10, 86400),
+    "schedule_sources": _as_sources,
+    "schedule_ingest_minutes": lambda v: _as_int(v, 1, 7 * 24 * 60),
+    "schedule_dispatch_minutes": lambda v: _as_int(v, 1, 60),
+    "schedule_fetch_timeout": lambda v: _as_float(v, 1.0),
+    "log_format": _as_choice("text", "json"),
+    "secret_key": _as_text,
+    "admin_token": _as_text,
+    "subscribe_rate_per_hour": lambda v: _as_int(v, 1, 10**6),
     "acronyms": _as_acronyms,
 }
 # Settings that only make sense as a TOML table, never as one environment string.
@@ -214,7 +249,7 @@ _TOML_ONLY = {"acronyms"}
 assert set(_CONVERTERS) == {f.name for f in fields(Settings)}, "every setting needs a converter"
 
 
-_TABLES = ("smtp",)  # settings grouped under a [table] in paperwire.toml
+_TABLES = ("smtp", "schedule")  # settings grouped under a [table] in paperwire.toml
 
 
 def setting_key(field_name: str) -> str:
@@ -253,7 +288,7 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # Secrets never live in paperwire.toml: it gets committed, copied and printed.
-_ENV_ONLY = {"smtp_password"}
+_ENV_ONLY = {"smtp_password", "secret_key", "admin_token"}
 
 
 def _from_file(path: Path) -> dict[str, Any]:
@@ -270,7 +305,8 @@ def _from_file(path: Path) -> dict[str, Any]:
     for key in _flatten(data):
         if key.replace(".", "_") in _ENV_ONLY:
             raise ConfigError(f"setting '{key}' in {source}: secrets are not read from the config file; "
-                              f"set {env_var(key)} or smtp.password_file instead")
+                              f"set {env_var(key)}" + (" or smtp.password_file" if key == "smtp.password" else "")
+                              + " instead")
     return dict(_convert(key, value, source + f" (key '{key}')") for key, value in _flatten(data).items())
 
 

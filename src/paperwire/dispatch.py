@@ -96,7 +96,8 @@ def _settle_dead_claims(store: Store, settings: Settings, transport, report: Sen
                 store.forget(delivery_id)  # never written: the slot is owed again
             continue
         report.unknown.append({"email": email, "slot": slot.isoformat(), "delivery": delivery_id})
-        log.warning("delivery %s to %s (slot %s): fate unknown after a crash; not sent again", delivery_id, email, slot)
+        log.warning("delivery fate unknown after a crash; not sent again", extra={"fields": {
+            "event": "delivery-unknown", "delivery": delivery_id, "email": email, "slot": slot.isoformat()}})
 
 
 def due_readers(store: Store, readers: Sequence[Subscriber], now: dt.datetime, *, everyone: bool) -> dict[int, dt.date]:
@@ -144,7 +145,11 @@ def dispatch(
         raise
     finally:
         store.finish_run(run_id, report.as_dict())
-        log.info("dispatch run %s: %s", run_id, {k: v for k, v in report.as_dict().items() if v})
+        log.info("dispatch run", extra={"fields": {
+            "event": "dispatch", "run": run_id, "sent": report.sent, "retried": report.retried,
+            "failed": report.failed, "deferred": report.deferred, "skipped": report.skipped,
+            "unknown": len(report.unknown), **({"dry_run": report.dry_run} if report.dry_run else {}),
+            **({"error": report.error} if report.error else {})}})
     return report
 
 
@@ -192,8 +197,9 @@ def _send(store: Store, settings: Settings, transport, digests: Iterator[Digest]
             report.failed += 1
             report.failures.append({"email": claimed[outcome.key].subscriber.email, "code": outcome.code,
                                     "detail": outcome.detail})
-            log.warning("delivery to %s failed: %s %s", claimed[outcome.key].subscriber.email, outcome.code,
-                        outcome.detail)
+            log.warning("delivery failed", extra={"fields": {
+                "event": "delivery-failed", "email": claimed[outcome.key].subscriber.email, "code": outcome.code,
+                "detail": outcome.detail, "attempts": outcome.attempts}})
         else:
             report.deferred += 1
 

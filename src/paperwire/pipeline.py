@@ -19,7 +19,7 @@ from .config import Settings
 from .errors import SourceError
 from .match import compile_queries
 from .models import Digest, Subscriber
-from .store import IngestCounts, Store
+from .store import FetchValidators, IngestCounts, Store
 
 if TYPE_CHECKING:  # rendering loads MJML and Jinja: only when digests are written
     from .render import EmailRenderer
@@ -34,48 +34,79 @@ class FileError:
 
 @dataclass
 class IngestReport:
-    files: int = 0
+    files: int = 0  # files read and URLs fetched
+    not_modified: int = 0  # URLs whose server said "unchanged since last time" (304)
     counts: IngestCounts = field(default_factory=IngestCounts)
     errors: list[FileError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {
+        summary = {
             "files": self.files, "added": self.counts.added, "updated": self.counts.updated,
             "unchanged": self.counts.unchanged,
             "errors": [{"file": e.file, "line": e.line, "message": e.message} for e in self.errors],
         }
+        if self.not_modified:  # only URLs can be "not modified"; file-only reports keep their keys
+            summary["not_modified"] = self.not_modified
+        return summary
+
+
+def is_url(source: str | Path) -> bool:
+    return isinstance(source, str) and source.lower().startswith(("http://", "https://"))
 
 
 def ingest(
     store: Store,
-    paths: Sequence[Path],
+    paths: Sequence[Path | str],
     *,
     format: str | None = None,
     date: dt.date | None = None,
     today: dt.date | None = None,
-    on_file: Callable[[Path], None] | None = None,
+    timeout: float = 20.0,
+    on_file: Callable[[Path | str], None] | None = None,
 ) -> IngestReport:
-    """Read every file under ``paths`` into ``store``, one transaction per file.
+    """Read every file under ``paths``, and every http(s) URL among them, into ``store``.
 
-    A bad file is recorded in the report and leaves the database as it was; the
-    other files still go in.
+    One transaction per file or URL: a bad one is recorded in the report and leaves
+    the database as it was; the others still go in. URLs are fetched conditionally
+    (ETag / Last-Modified from the last successful ingest), so an unchanged listing
+    costs one 304.
     """
     report = IngestReport()
-    files = sources.expand_paths(list(paths))
-    if not files:
+    urls = [source for source in paths if is_url(source)]
+    files = sources.expand_paths([Path(source) for source in paths if not is_url(source)])
+    if not files and not urls:
         report.errors.append(FileError(", ".join(map(str, paths)), None, "no listing files found"))
-    for path in files:
+    for item in [*files, *urls]:
         report.files += 1
         try:
-            batch = sources.read_path(path, format=format, date=date, today=today)
-            report.counts += store.save_listings(batch)
+            if isinstance(item, Path):
+                batch = sources.read_path(item, format=format, date=date, today=today)
+                report.counts += store.save_listings(batch)
+            else:
+                batch = _ingest_url(store, item, report, format=format, date=date, today=today, timeout=timeout)
             report.warnings.extend(w for listing in batch for w in listing.warnings)
         except SourceError as exc:
-            report.errors.append(FileError(exc.origin or str(path), exc.line, exc.reason))
+            report.errors.append(FileError(exc.origin or str(item), exc.line, exc.reason))
         if on_file:
-            on_file(path)
+            on_file(item)
     return report
+
+
+def _ingest_url(store: Store, url: str, report: IngestReport, *, format: str | None, date: dt.date | None,
+                today: dt.date | None, timeout: float) -> list:
+    """Fetch ``url`` if it changed since its last ingest and store it with its new validators."""
+    from . import fetch  # httpx only when a URL is configured
+
+    known = store.fetch_validators(url)
+    result = fetch.fetch(url, etag=known.etag if known else None,
+                         last_modified=known.last_modified if known else None, timeout=timeout)
+    if result.status == "not-modified":
+        report.not_modified += 1
+        return []
+    batch = sources.parse_text(sources.decode(result.body, url), url, format=format, date=date, today=today)
+    report.counts += store.save_listings(batch, fetched=FetchValidators(url, result.etag, result.last_modified))
+    return batch
 
 
 # -- digests ------------------------------------------------------------------------
@@ -198,8 +229,22 @@ def write_feeds(store: Store, settings: Settings, out_dir: Path, *, edition: dt.
         matched = [position[m.paper_id] for m in rankings[topic.slug]]
         written.append(_write_feed(folder / "topics", spec, matched, settings, edition))
     opml = folder / "feeds.opml"
-    opml.write_bytes(feeds.render_opml([(t.name, t.slug) for t in public], settings.base_url))
+    _replace_if_changed(opml, feeds.render_opml([(t.name, t.slug) for t in public], settings.base_url))
     return written, opml
+
+
+def _replace_if_changed(path: Path, data: bytes) -> None:
+    """Feeds are rewritten every few minutes by the scheduler and served while that happens:
+    swap whole files in atomically, and leave an unchanged file (and its mtime, which
+    is its Last-Modified) alone."""
+    try:
+        if path.read_bytes() == data:
+            return
+    except FileNotFoundError:
+        pass
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
 
 
 def _placement(stored, edition: dt.date) -> tuple[dt.date, int]:
@@ -212,7 +257,7 @@ def _write_feed(folder: Path, spec, items, settings: Settings, edition: dt.date)
     files = {}
     for kind, data in rendered.items():
         path = folder / f"{spec.slug}.{kind}"
-        path.write_bytes(data)
+        _replace_if_changed(path, data)
         files[kind] = path
     return FeedFiles(spec.title, spec.slug, files)
 

@@ -439,7 +439,7 @@ class _Run:
             watcher.cancel()
             for task in workers:
                 task.cancel()
-        log.info("smtp %s:%s: %s", self.config.host, self.config.port, self.counts)
+        log.debug("smtp %s:%s: %s", self.config.host, self.config.port, self.counts)
         if self.error is not None:
             raise self.error
         if self.fatal:

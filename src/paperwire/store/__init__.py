@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .base import MIGRATIONS, create_engine, upgrade
 from .deliveries import DeliveryStore, ReaderHistory
-from .papers import IngestCounts, ListingSummary, PaperStore
+from .papers import FetchValidators, IngestCounts, ListingSummary, PaperStore
 from .readers import ReaderStore
 from .schema import *  # noqa: F403  (tables, for tests and tools)
 from .schema import metadata

@@ -12,8 +12,16 @@ from sqlalchemy.engine import Connection, Engine
 from ..models import Appearance, Link, Listing, Paper, StoredPaper
 from ..normalize import merge_papers, title_hash
 from .base import _chunks, _now
-from .schema import PAPER_REFERENCES, listing_papers, listings, paper_links, papers
+from .schema import PAPER_REFERENCES, fetch_state, listing_papers, listings, paper_links, papers
 
+
+@dataclass(frozen=True)
+class FetchValidators:
+    """What a server said identifies the version of ``url`` we stored."""
+
+    url: str
+    etag: str | None
+    last_modified: str | None
 
 
 @dataclass
@@ -36,6 +44,7 @@ class ListingSummary:
     papers: int
     origin: str
 
+
 def _paper_row(paper: Paper, now: dt.datetime) -> dict:
     return {
         "id": paper.id, "arxiv_id": paper.arxiv_id, "title_hash": title_hash(paper.title),
@@ -57,19 +66,40 @@ def _content(paper: Paper) -> tuple:
 
 
 class PaperStore:
-    """Mixin of Store: everything about papers and listings."""
+    """Mixin of Store: everything about papers and listings, and how fresh fetched sources are."""
 
     engine: Engine
 
     # -- writing -----------------------------------------------------------------
 
-    def save_listings(self, batch: Iterable[Listing]) -> IngestCounts:
-        """Store the listings of one file in ONE transaction: all of it goes in, or nothing."""
+    def save_listings(self, batch: Iterable[Listing], *, fetched: FetchValidators | None = None) -> IngestCounts:
+        """Store the listings of one file in ONE transaction: all of it goes in, or nothing.
+
+        ``fetched`` (for a downloaded listing) commits the URL's validators in the same
+        transaction, so a 304 next time can only mean "already stored".
+        """
         counts = IngestCounts()
         with self.engine.begin() as conn:
             for listing in batch:
                 counts += self._save_listing(conn, listing)
+            if fetched is not None:
+                self._save_validators(conn, fetched)
         return counts
+
+    # -- conditional fetching ------------------------------------------------------
+
+    def fetch_validators(self, url: str) -> FetchValidators | None:
+        """The ETag / Last-Modified last stored for ``url``, to ask "changed since?"."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(fetch_state).where(fetch_state.c.url == url)).first()
+        return FetchValidators(row.url, row.etag, row.last_modified) if row else None
+
+    @staticmethod
+    def _save_validators(conn: Connection, validators: FetchValidators) -> None:
+        values = {"etag": validators.etag, "last_modified": validators.last_modified, "fetched_at": _now()}
+        updated = conn.execute(fetch_state.update().where(fetch_state.c.url == validators.url).values(**values))
+        if not updated.rowcount:
+            conn.execute(fetch_state.insert().values(url=validators.url, **values))
 
     def _save_listing(self, conn: Connection, listing: Listing) -> IngestCounts:
         now = _now()

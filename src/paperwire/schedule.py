@@ -1,0 +1,126 @@
+"""The ``paperwire schedule`` daemon: ingest on an interval, dispatch every few minutes.
+
+APScheduler 3 runs two jobs from a SQLAlchemy job store in paperwire's own database,
+one at a time on a single worker thread, so an ingest and a dispatch never race.
+Jobs are stored by reference (``paperwire.schedule:dispatch_job``) and read the
+running daemon's settings from this module, so a changed config file takes effect
+on restart. Missed runs are coalesced into one: after downtime the dispatch job runs
+once, and ``due.is_due`` sends each reader only their latest owed slot.
+
+Stopping (Ctrl-C, SIGTERM) sets one event: the dispatch in progress finishes the
+messages already handed to the server, releases what it claimed but did not send,
+and the scheduler waits for it before the process exits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from . import pipeline
+from .config import Settings
+from .errors import PaperwireError
+from .store import Store
+
+log = logging.getLogger(__name__)
+JOB_TABLE = "apscheduler_jobs"
+INGEST_JOB, DISPATCH_JOB = "ingest", "dispatch"
+
+
+@dataclass
+class _Daemon:
+    store: Store
+    settings: Settings
+    stop: threading.Event
+
+
+_daemon: _Daemon | None = None
+
+
+def _running() -> _Daemon:
+    if _daemon is None:
+        raise RuntimeError("paperwire jobs run inside `paperwire schedule` only")
+    return _daemon
+
+
+def ingest_job() -> pipeline.IngestReport | None:
+    """Read every configured source; URLs only when they changed. One log line per run and per failure."""
+    daemon = _running()
+    if daemon.stop.is_set():
+        return None
+    store, settings = daemon.store, daemon.settings
+    run_id = store.start_run("ingest")
+    report = pipeline.ingest(store, list(settings.schedule_sources), timeout=settings.schedule_fetch_timeout)
+    summary = report.as_dict()
+    store.finish_run(run_id, summary)
+    for error in report.errors:
+        log.warning("ingest failed for %s", error.file,
+                    extra={"fields": {"event": "ingest-error", "source": error.file, "line": error.line,
+                                      "error": error.message}})
+    log.info("ingest run", extra={"fields": {"event": "ingest", "run": run_id,
+                                             "not_modified": report.not_modified,
+                                             **{k: v for k, v in summary.items() if k != "errors"},
+                                             "errors": len(report.errors)}})
+    return report
+
+
+def dispatch_job():
+    """Send what is due, then rewrite the feeds from what is stored."""
+    from . import dispatch  # the render and mail stack
+
+    daemon = _running()
+    if daemon.stop.is_set():
+        return None
+    store, settings = daemon.store, daemon.settings
+    try:
+        report = dispatch.dispatch(store, settings, stop=daemon.stop)
+    except PaperwireError as exc:  # e.g. the SMTP server is down: the next run tries again
+        log.error("dispatch stopped: %s", exc, extra={"fields": {"event": "dispatch-error", "error": str(exc)}})
+        return None
+    edition = store.latest_listing_date()
+    if edition is not None:
+        pipeline.write_feeds(store, settings, settings.out_dir, edition=edition)
+    return report
+
+
+def build_scheduler(store: Store, settings: Settings, *, start_at: dt.datetime | None = None) -> BackgroundScheduler:
+    """The scheduler with both jobs (re)registered; the first runs start at ``start_at`` (now)."""
+    start_at = start_at or dt.datetime.now(dt.timezone.utc)
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename=JOB_TABLE)},
+        executors={"default": ThreadPoolExecutor(max_workers=1)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        timezone=dt.timezone.utc,
+    )
+    # Ingest first, dispatch a moment later: one worker runs them in that order.
+    scheduler.add_job(f"{__name__}:ingest_job", "interval", minutes=settings.schedule_ingest_minutes,
+                      id=INGEST_JOB, name="ingest sources", replace_existing=True, next_run_time=start_at)
+    scheduler.add_job(f"{__name__}:dispatch_job", "interval", minutes=settings.schedule_dispatch_minutes,
+                      id=DISPATCH_JOB, name="dispatch due digests", replace_existing=True,
+                      next_run_time=start_at + dt.timedelta(seconds=1))
+    return scheduler
+
+
+def run(store: Store, settings: Settings, stop: threading.Event) -> None:
+    """Run until ``stop`` is set, then wait for the job in progress to wind down."""
+    global _daemon
+    _daemon = _Daemon(store, settings, stop)
+    scheduler = build_scheduler(store, settings)
+    scheduler.start()
+    log.info("schedule started", extra={"fields": {
+        "event": "schedule-start", "sources": len(settings.schedule_sources),
+        "ingest_minutes": settings.schedule_ingest_minutes, "dispatch_minutes": settings.schedule_dispatch_minutes,
+        "delivery": "smtp" if settings.smtp_host else "outbox"}})
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        scheduler.shutdown(wait=True)
+        _daemon = None
+        log.info("schedule stopped", extra={"fields": {"event": "schedule-stop"}})

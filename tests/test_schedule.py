@@ -1,0 +1,222 @@
+"""The schedule daemon and ingest from URLs: a real http.server, a real SMTP server, real signals."""
+
+from __future__ import annotations
+
+import collections
+import email
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from paperwire import pipeline
+from paperwire.store import Store
+
+from .conftest import DATA, SEED, TODAY
+from .test_dispatch import Inbox, _write_readers, smtp_server  # noqa: F401  (fixture)
+
+ETAG = '"seed-v1"'
+
+
+class ListingServer(ThreadingHTTPServer):
+    """Serves one listing with an ETag; remembers each request's conditional header."""
+
+    def __init__(self, body: bytes):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.body = body
+        self.etag = ETAG
+        self.requests: list[tuple[str, str | None]] = []  # (path, If-None-Match)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ListingServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.requests.append((self.path, self.headers.get("If-None-Match")))
+        if self.path == "/broken":
+            self.send_error(500, "Internal Server Error")
+            return
+        if self.headers.get("If-None-Match") == self.server.etag:
+            self.send_response(304)
+            self.send_header("ETag", self.server.etag)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("ETag", self.server.etag)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(self.server.body)))
+        self.end_headers()
+        self.wfile.write(self.server.body)
+
+
+@pytest.fixture
+def listing_server() -> Iterator[ListingServer]:
+    server = ListingServer(SEED.read_bytes())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _snapshot(store: Store) -> tuple:
+    return store.count_papers(), [(s.date, s.papers) for s in store.listing_summaries()]
+
+
+def test_ingest_from_a_url_then_304_changes_nothing(store, listing_server):
+    url = listing_server.url + "/daily.txt"
+    first = pipeline.ingest(store, [url], today=TODAY)
+    assert not first.errors and first.counts.added == 70 and first.not_modified == 0
+    before = _snapshot(store)
+    second = pipeline.ingest(store, [url], today=TODAY)
+    assert second.not_modified == 1 and second.counts.added == second.counts.unchanged == 0 and not second.errors
+    assert listing_server.requests == [("/daily.txt", None), ("/daily.txt", ETAG)]
+    assert _snapshot(store) == before
+
+
+def test_a_changed_listing_is_fetched_again_and_merged(store, listing_server):
+    url = listing_server.url + "/daily.txt"
+    pipeline.ingest(store, [url], today=TODAY)
+    listing_server.etag = '"seed-v2"'
+    again = pipeline.ingest(store, [url], today=TODAY)
+    assert again.not_modified == 0 and again.counts.unchanged == 70 and again.counts.added == 0
+
+
+def test_a_failed_fetch_names_the_url_and_the_other_sources_still_go_in(store, listing_server):
+    broken = listing_server.url + "/broken"
+    report = pipeline.ingest(store, [broken, DATA / "hf_daily_papers.json"], today=TODAY)
+    assert [e.file for e in report.errors] == [broken] and "500" in report.errors[0].message
+    assert report.counts.added > 0
+    assert store.fetch_validators(broken) is None
+
+
+def test_a_url_that_does_not_parse_stores_nothing_not_even_its_etag(store, listing_server):
+    listing_server.body = b"\x00\x01 binary junk"
+    url = listing_server.url + "/daily.txt"
+    report = pipeline.ingest(store, [url], today=TODAY)
+    assert report.errors and report.errors[0].file == url and "binary" in report.errors[0].message
+    assert store.count_papers() == 0 and store.fetch_validators(url) is None
+    listing_server.body = SEED.read_bytes()
+    fixed = pipeline.ingest(store, [url], today=TODAY)  # unconditional again: nothing was stored
+    assert fixed.counts.added == 70 and listing_server.requests[-1] == ("/daily.txt", None)
+
+
+def test_ingest_command_takes_urls(run_cli, listing_server):
+    url = listing_server.url + "/daily.txt"
+    assert json.loads(run_cli("ingest", "--date", "2024-03-11", url, "--json").output)["added"] == 70
+    again = json.loads(run_cli("ingest", "--date", "2024-03-11", url, "--json").output)
+    assert again["not_modified"] == 1 and again["added"] == 0
+
+
+# -- the daemon ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def site(tmp_path: Path, listing_server: ListingServer) -> tuple[Path, dict]:
+    """A working folder whose paperwire.toml reads the listing from the local HTTP server."""
+    (tmp_path / "paperwire.toml").write_text(
+        f'db = "sqlite:///{tmp_path / "pw.db"}"\nout_dir = "{tmp_path / "out"}"\noutbox_dir = "{tmp_path / "outbox"}"\n'
+        f'[schedule]\nsources = ["{listing_server.url}/daily.txt"]\ndispatch_minutes = 1\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    readers = tmp_path / "readers.json"
+    _write_readers(readers, 6)
+    done = subprocess.run([sys.executable, "-m", "paperwire", "subscribers", "import", str(readers)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return tmp_path, env
+
+
+def _daemon(cwd: Path, env: dict, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "paperwire", "--log-format", "json", *extra, "schedule"],
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _stop(process: subprocess.Popen) -> list[dict]:
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    return [json.loads(line) for line in err.splitlines() if line.strip()]
+
+
+def test_schedule_ingests_sends_writes_feeds_and_stops_cleanly(site, listing_server):
+    cwd, env = site
+    daemon = _daemon(cwd, env)
+    outbox = cwd / "outbox"
+    _wait_for(lambda: len(list(outbox.glob("*.eml"))) == 6 and (cwd / "out" / "feeds" / "trending.atom").exists())
+    time.sleep(0.5)
+    lines = _stop(daemon)
+    events = [line.get("event") for line in lines]
+    assert events[0] == "schedule-start" and events[-1] == "schedule-stop"
+    assert events.index("ingest") < events.index("dispatch")
+    run = next(line for line in lines if line.get("event") == "dispatch")
+    assert run["sent"] == 6 and run["failed"] == 0
+    assert all(line["level"] in ("info", "warning", "error") and "time" in line for line in lines)
+    recipients = collections.Counter(email.message_from_bytes(f.read_bytes())["To"] for f in outbox.glob("*.eml"))
+    assert set(recipients.values()) == {1} and len(recipients) == 6
+    engine = sa.create_engine(f"sqlite:///{cwd / 'pw.db'}")
+    with engine.connect() as conn:
+        jobs = {row.id for row in conn.execute(sa.text("SELECT id FROM apscheduler_jobs"))}
+    engine.dispose()
+    assert jobs == {"ingest", "dispatch"}
+
+    again = _daemon(cwd, env)  # a restart: the listing is unchanged (304) and nobody is due again
+    _wait_for(lambda: len(listing_server.requests) >= 2)
+    time.sleep(2.0)
+    lines = _stop(again)
+    ingest = next(line for line in lines if line.get("event") == "ingest")
+    assert ingest["not_modified"] == 1 and ingest["added"] == 0
+    assert next(line for line in lines if line.get("event") == "dispatch")["sent"] == 0
+    assert len(list(outbox.glob("*.eml"))) == 6
+
+
+def test_sigterm_mid_send_finishes_in_flight_and_the_next_run_sends_the_rest_once(site, smtp_server):
+    cwd, env = site
+    inbox = Inbox(delay=0.4)
+    env = {**env, "PAPERWIRE_SMTP_HOST": "127.0.0.1", "PAPERWIRE_SMTP_PORT": str(smtp_server(inbox)),
+           "PAPERWIRE_SMTP_POOL_SIZE": "1"}
+    daemon = _daemon(cwd, env)
+    _wait_for(lambda: len(inbox.messages) >= 1)
+    started = time.monotonic()
+    lines = _stop(daemon)
+    assert time.monotonic() - started < 10
+    first = len(inbox.messages)
+    assert 1 <= first < 6
+    run = next(line for line in lines if line.get("event") == "dispatch")
+    assert run["sent"] == first and run["unknown"] == 0
+    with sa.create_engine(f"sqlite:///{cwd / 'pw.db'}").connect() as conn:
+        states = dict(conn.execute(sa.text("SELECT status, count(*) FROM deliveries GROUP BY status")).all())
+    assert states == {"sent": first}  # nothing claimed and left behind
+
+    done = subprocess.run([sys.executable, "-m", "paperwire", "send", "--json"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sent"] == 6 - first
+    assert inbox.count_by_recipient() == {f"reader{i:03d}@example.org": 1 for i in range(6)}
+
+
+def test_schedule_help_names_the_settings(run_cli):
+    text = run_cli("schedule", "--help", db=False).output
+    assert "schedule.dispatch_minutes" in text and "SIGTERM" in text
