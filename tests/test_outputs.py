@@ -98,7 +98,11 @@ def test_demo_writes_an_index_that_links_to_everything(run_cli, tmp_path):
     assert sum(link.endswith(".eml") for link in links) == 4
     assert any(link.endswith("feeds.opml") for link in links)
     assert all((index.parent / link).exists() for link in links)
-    again = run_cli("demo", db=False)  # nothing duplicated
+    outbox = sorted((tmp_path / "out" / "outbox").glob("*.eml"))
+    assert "Delivered 4 digest(s) to out/outbox/" in result.stdout and len(outbox) == 4
+    again = run_cli("demo", db=False)  # nothing duplicated, nothing sent twice, the pages still full
     assert again.exit_code == 0 and "0 papers added" in again.stdout
+    assert "Delivered 0 digest(s)" in again.stdout and sorted((tmp_path / "out" / "outbox").glob("*.eml")) == outbox
+    assert sum(link.endswith(".eml") for link in re.findall(r'href="([^"]+)"', index.read_text())) == 4
     readers = json.loads(run_cli("subscribers", "--json", db=False).stdout)
     assert len(readers) == 4

@@ -501,7 +501,11 @@ def demo(app: App, seeds: Path, examples: Path) -> None:
     readers = subscriber_io.from_json(readers_file.read_text(encoding="utf-8"), str(readers_file), public)
     store.save_subscribers(readers)
     edition = _edition(app, None)
-    planned = pipeline.plan_digests(store, settings, store.subscribers(status="active"), edition=edition)
+    from . import dispatch  # the demo delivers too: to the outbox folder unless smtp.host is set
+
+    sent = dispatch.dispatch(store, settings, everyone=True)
+    planned = pipeline.plan_digests(store, settings, store.subscribers(status="active"), edition=edition,
+                                    with_history=False)
     written = pipeline.write_digests(planned, settings, _renderer(app), settings.out_dir)
     feed_files, opml = pipeline.write_feeds(store, settings, settings.out_dir, edition=edition)
     index = pipeline.write_index(store, settings, settings.out_dir, edition=edition, digests=written,
@@ -509,7 +513,10 @@ def demo(app: App, seeds: Path, examples: Path) -> None:
     click.echo(f"\n{len(readers)} demo readers, {len(written)} digest(s) and {len(feed_files)} feed(s) for {edition}:")
     for item in written:
         click.echo(f"  {item.email:<24} {item.subject}")
-    click.echo(f"\nOpen {index.resolve()} to see everything.")
+    where = f"SMTP {settings.smtp_host}" if settings.smtp_host else f"{settings.outbox_dir}/"
+    click.echo(f"\nDelivered {sent.sent} digest(s) to {where}"
+               + (" (the others went out on an earlier run: never twice)" if sent.sent < len(written) else ""))
+    click.echo(f"Open {index.resolve()} to see everything.")
     if report.errors:
         raise click.exceptions.Exit(1)
 
@@ -691,6 +698,36 @@ def _highlight(text: str, spans: list[tuple[int, int]]) -> str:
         out += [text[last:start], click.style(text[start:end], bold=True, fg="yellow")]
         last = end
     return "".join(out) + text[last:]
+
+
+# -- the web app ------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option("--dev", is_flag=True, help="Allow the built-in development secret (never on a public server).")
+@click.pass_obj
+def serve(app: App, host: str, port: int, dev: bool) -> None:
+    """Run the web app: subscribe, confirm, manage, one-click unsubscribe, feeds, archive, JSON API.
+
+    Links are signed with PAPERWIRE_SECRET_KEY; without one it refuses to start
+    unless --dev. Set base_url to the address people reach it at (links in emails
+    start there) and PAPERWIRE_ADMIN_TOKEN to use the admin API.
+
+    \b
+    Examples:
+      paperwire serve --dev                                  # try it on http://127.0.0.1:8000
+      PAPERWIRE_SECRET_KEY=... PAPERWIRE_BASE_URL=https://papers.example.org paperwire serve --port 8080
+    """
+    import uvicorn
+
+    from .web import check_secret, create_app
+
+    check_secret(app.settings, dev=dev)
+    web_app = create_app(app.settings, store=app.store)
+    click.echo(f"paperwire on http://{host}:{port}/ (links point at {app.settings.base_url})", err=True)
+    uvicorn.run(web_app, host=host, port=port, log_level="info", proxy_headers=True)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from .config import Settings
 from .errors import SourceError
 from .match import compile_queries
 from .models import Digest, Subscriber
-from .store import FetchValidators, IngestCounts, Store
+from .store import FetchValidators, IngestCounts, ReaderHistory, Store
 
 if TYPE_CHECKING:  # rendering loads MJML and Jinja: only when digests are written
     from .render import EmailRenderer
@@ -137,11 +137,14 @@ def plan_digests(
     readers: Sequence[Subscriber],
     *,
     edition: dt.date,
+    with_history: bool = True,
 ) -> Iterator[Digest]:
     """Each reader's next digest for ``edition``, matching every reader's topics in one pass.
 
     The reader's history decides the window (papers listed since their last sent
-    edition) and removes papers they were already sent. Readers with nothing new are
+    edition) and removes papers they were already sent; ``with_history=False`` shows
+    the digest as a first one (the demo's pages, which must not empty out once the
+    demo has delivered them). Readers with nothing new are
     skipped unless ``settings.send_empty``. The matcher sees the widest window any
     reader needs (seven days); each digest then keeps the papers of its own window.
     """
@@ -149,8 +152,12 @@ def plan_digests(
     papers = [item.paper for item in stored]
     by_id = {paper.id: paper for paper in papers}
     placements = {item.paper.id: digest.Placement(*_placement(item, edition)) for item in stored}
-    histories = store.histories(reader.id for reader in readers)
-    already_sent = store.sent_papers_among(list(by_id))
+    if with_history:
+        histories = store.histories(reader.id for reader in readers)
+        already_sent = store.sent_papers_among(list(by_id))
+    else:
+        histories = {reader.id: ReaderHistory(None, None) for reader in readers}
+        already_sent = {}
     matcher = compile_queries(
         (((index, topic_index), topic.query) for index, reader in enumerate(readers)
          for topic_index, topic in enumerate(reader.topics)),
