@@ -220,3 +220,22 @@ def test_sigterm_mid_send_finishes_in_flight_and_the_next_run_sends_the_rest_onc
 def test_schedule_help_names_the_settings(run_cli):
     text = run_cli("schedule", "--help", db=False).output
     assert "schedule.dispatch_minutes" in text and "SIGTERM" in text
+
+
+def test_logs_name_the_failure_and_never_the_password(site):
+    cwd, env = site
+    import socket
+    with socket.socket() as probe:  # a port nobody listens on: the SMTP server is "down"
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    secret = "s3cr3t-Pa55word"
+    env = {**env, "PAPERWIRE_SMTP_HOST": "127.0.0.1", "PAPERWIRE_SMTP_PORT": str(port),
+           "PAPERWIRE_SMTP_USER": "digest", "PAPERWIRE_SMTP_PASSWORD": secret, "PAPERWIRE_SMTP_TIMEOUT": "2"}
+    daemon = _daemon(cwd, env)
+    _wait_for(lambda: (cwd / "out" / "feeds").exists() or daemon.poll() is not None)
+    time.sleep(1.0)
+    lines = _stop(daemon)
+    assert secret not in json.dumps(lines)
+    errors = [line for line in lines if line["level"] == "error"]
+    assert errors and any(f"127.0.0.1:{port}" in line["message"] for line in errors)
+    assert next(line for line in lines if line.get("event") == "dispatch")["sent"] == 0

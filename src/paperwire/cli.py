@@ -546,6 +546,7 @@ def send(app: App, only: str | None, everyone: bool, dry_run: bool, as_json: boo
     """
     from . import dispatch  # loads the mail and render stack only for sending
 
+    app.log_at(logging.INFO)  # one log line for the run, one per failure (cron keeps them)
     stop = _stop_on_signals()
     report = dispatch.dispatch(app.store, app.settings, only=normalize_email(only) if only else None,
                                everyone=everyone, dry_run=dry_run, stop=stop)

@@ -18,8 +18,14 @@ QUIET_LIBRARIES = ("alembic", "apscheduler", "httpx", "httpcore", "aiosmtplib", 
 
 
 class TextFormatter(logging.Formatter):
+    def __init__(self, *, timestamps: bool = False):
+        super().__init__()
+        self.timestamps = timestamps  # the daemon's lines need them; one-shot commands do not
+
     def format(self, record: logging.LogRecord) -> str:
         line = f"{record.levelname}: {record.getMessage()}"
+        if self.timestamps:
+            line = dt.datetime.fromtimestamp(record.created, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S ") + line
         fields = getattr(record, "fields", None)
         if fields:
             line += " " + " ".join(f"{key}={_compact(value)}" for key, value in fields.items())
@@ -65,7 +71,7 @@ class _StderrHandler(logging.StreamHandler):
 def configure(fmt: str = "text", *, level: int = logging.WARNING) -> None:
     """Send paperwire's logs to stderr in ``fmt``; called again when settings are known."""
     handler = _StderrHandler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(timestamps=level <= logging.INFO))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -78,13 +78,13 @@ def dispatch_job():
     if daemon.stop.is_set():
         return None
     store, settings = daemon.store, daemon.settings
+    report = None
     try:
         report = dispatch.dispatch(store, settings, stop=daemon.stop)
     except PaperwireError as exc:  # e.g. the SMTP server is down: the next run tries again
         log.error("dispatch stopped: %s", exc, extra={"fields": {"event": "dispatch-error", "error": str(exc)}})
-        return None
     edition = store.latest_listing_date()
-    if edition is not None:
+    if edition is not None:  # feeds do not depend on the mail server
         pipeline.write_feeds(store, settings, settings.out_dir, edition=edition)
     return report
 
