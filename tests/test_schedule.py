@@ -239,3 +239,18 @@ def test_logs_name_the_failure_and_never_the_password(site):
     errors = [line for line in lines if line["level"] == "error"]
     assert errors and any(f"127.0.0.1:{port}" in line["message"] for line in errors)
     assert next(line for line in lines if line.get("event") == "dispatch")["sent"] == 0
+
+
+def test_status_shows_queued_readers_counts_and_runs(run_cli, tmp_path):
+    run_cli("ingest", SEED)
+    for address in ("ada@example.org", "lin@example.org"):
+        assert run_cli("subscribe", address, "--topic", "*").exit_code == 0
+    before = json.loads(run_cli("status", "--json").stdout)
+    assert before["queued"] == 2 and before["deliveries"] == {} and before["runs"] == []
+    sent = run_cli("send", "--json")
+    assert sent.exit_code == 0 and json.loads(sent.stdout)["sent"] == 2
+    after = json.loads(run_cli("status", "--json").stdout)
+    assert after["queued"] == 0 and after["deliveries"] == {"sent": 2}
+    assert after["runs"][0]["kind"] == "dispatch" and after["runs"][0]["summary"]["sent"] == 2
+    text = run_cli("status").stdout
+    assert "queued: 0 reader(s)" in text and "deliveries: 2 sent" in text

@@ -621,24 +621,30 @@ def _stop_on_signals(*, quiet: bool = False):
 @click.option("--json", "as_json", is_flag=True, help="Print runs and delivery counts as JSON.")
 @click.pass_obj
 def status(app: App, as_json: bool) -> None:
-    """Show the last runs and how many deliveries are sent, failed, deferred or unknown.
+    """Show the readers queued for the next dispatch, delivery counts and the last runs.
 
     \b
     Example:
       paperwire status
     """
+    from .dispatch import due_readers
+
     store = app.store
     counts = store.delivery_counts()
     runs = store.recent_runs()
-    readers = Counter(r.status for r in store.subscribers())
+    everyone = store.subscribers()
+    readers = Counter(r.status for r in everyone)
+    active = [r for r in everyone if r.status == "active"]
+    queued = len(due_readers(store, active, dt.datetime.now(dt.timezone.utc), everyone=False))
     if as_json:
         click.echo(json.dumps({
-            "deliveries": counts, "readers": dict(readers),
+            "queued": queued, "deliveries": counts, "readers": dict(readers),
             "runs": [{"id": r.id, "kind": r.kind, "started_at": r.started_at.isoformat(),
                       "finished_at": r.finished_at.isoformat() if r.finished_at else None, "summary": r.summary}
                      for r in runs]}, indent=2))
         return
     click.echo("readers: " + (", ".join(f"{n} {s}" for s, n in sorted(readers.items())) or "none"))
+    click.echo(f"queued: {queued} reader(s) due at the next dispatch (nothing new means no email)")
     click.echo("deliveries: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"))
     for run in runs:
         summary = run.summary or {}
