@@ -70,6 +70,8 @@ class FeedSpec:
     slug: str
     description: str = ""
     query: str = ""  # a topic's query, shown in the feed description
+    # kind -> absolute URL, for feeds not served at the public topic URLs (a reader's private feed).
+    self_urls: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.slug.strip():
@@ -104,6 +106,11 @@ def feed_url(base_url: str, slug: str, kind: str = "atom") -> str:
     if slug == TRENDING_SLUG:
         return urls.trending_feed(base_url, kind)
     return urls.topic_feed(base_url, slug, kind)
+
+
+def self_url(spec: FeedSpec, base_url: str, kind: str) -> str:
+    """The feed's own address: its ``self_urls`` entry, else the public URL of its slug."""
+    return dict(spec.self_urls).get(kind) or feed_url(base_url, spec.slug, kind)
 
 
 def order_items(items: Iterable[FeedItem], limit: int | None = DEFAULT_LIMIT) -> list[FeedItem]:
@@ -287,13 +294,13 @@ def _set_links(fg: FeedGenerator, base_url: str, self_url: str, self_type: str) 
 
 def _atom(spec: FeedSpec, entries: Sequence[_Entry], base_url: str, publisher: str, updated: dt.datetime) -> bytes:
     fg = _generator(spec, entries, publisher, updated)
-    _set_links(fg, base_url, feed_url(base_url, spec.slug, "atom"), "application/atom+xml")
+    _set_links(fg, base_url, self_url(spec, base_url, "atom"), "application/atom+xml")
     return fg.atom_str(pretty=True)
 
 
 def _rss(spec: FeedSpec, entries: Sequence[_Entry], base_url: str, publisher: str, updated: dt.datetime) -> bytes:
     fg = _generator(spec, entries, publisher, updated)
-    _set_links(fg, base_url, feed_url(base_url, spec.slug, "rss"), "application/rss+xml")
+    _set_links(fg, base_url, self_url(spec, base_url, "rss"), "application/rss+xml")
     return fg.rss_str(pretty=True)
 
 
@@ -303,7 +310,7 @@ def _json(spec: FeedSpec, entries: Sequence[_Entry], base_url: str, publisher: s
         "version": JSON_FEED_VERSION,
         "title": _title(spec),
         "home_page_url": urls.home(base_url),
-        "feed_url": feed_url(base_url, spec.slug, "json"),
+        "feed_url": self_url(spec, base_url, "json"),
         "description": _description(spec),
         "authors": [{"name": _text(publisher) or "paperwire"}],
         "items": [

@@ -60,3 +60,8 @@ def opml(base_url: str) -> str:
 def paper(base_url: str, paper_id: str) -> str:
     """Our own page for a paper without an arXiv link."""
     return _join(base_url, "papers", paper_id)
+
+
+def confirm(base_url: str, signed: str) -> str:
+    """The double opt-in link: ``signed`` is a signed, expiring token bound to the address."""
+    return _join(base_url, "confirm", signed)

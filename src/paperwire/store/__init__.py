@@ -12,11 +12,12 @@ from .base import MIGRATIONS, create_engine, upgrade
 from .deliveries import DeliveryStore, ReaderHistory
 from .papers import FetchValidators, IngestCounts, ListingSummary, PaperStore
 from .readers import ReaderStore
+from .web import DataStamp, WebStore
 from .schema import *  # noqa: F403  (tables, for tests and tools)
 from .schema import metadata
 
 
-class Store(PaperStore, ReaderStore, DeliveryStore):
+class Store(PaperStore, ReaderStore, DeliveryStore, WebStore):
     """Papers, listings, readers, topics and deliveries in one database. Open once per process."""
 
     def __init__(self, url: str):

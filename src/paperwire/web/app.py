@@ -1,0 +1,126 @@
+"""The web app: ``create_app(settings)`` wires routes, error pages and security headers.
+
+Handlers are plain (synchronous) functions over the store; FastAPI runs them in its
+thread pool, so a slow database call never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from .. import __version__
+from ..config import DEV_SECRET_KEY, Settings
+from ..errors import ConfigError
+from ..store import Store
+from . import api, apidocs, feedroutes, pages
+from .context import WebContext
+from .errors import PageError
+from .headers import SecurityHeaders
+from .mailer import Mailer
+
+log = logging.getLogger(__name__)
+MIN_SECRET = 32  # characters; a shorter secret can be guessed offline from one signed link
+
+
+def check_secret(settings: Settings, *, dev: bool) -> None:
+    """``serve`` refuses the built-in development secret (and short ones) unless ``--dev``."""
+    if dev:
+        return
+    if settings.secret_key == DEV_SECRET_KEY:
+        raise ConfigError("no secret key: set PAPERWIRE_SECRET_KEY to a long random string "
+                          "(python -c 'import secrets; print(secrets.token_urlsafe(48))'), or pass --dev to try it out")
+    if len(settings.secret_key) < MIN_SECRET:
+        raise ConfigError(f"PAPERWIRE_SECRET_KEY is too short: use at least {MIN_SECRET} random characters")
+
+
+def create_app(settings: Settings, *, store: Store | None = None, transport=None, clock=None) -> FastAPI:
+    """The ASGI app. ``transport`` defaults to ``dispatch.make_transport(settings)`` (SMTP or the outbox)."""
+    if transport is None:
+        from ..dispatch import make_transport
+
+        transport = make_transport(settings)
+    store = store or Store(settings.db)
+    app = FastAPI(title="paperwire", version=__version__, openapi_url="/api/openapi.json", docs_url=None,
+                  redoc_url=None, description=api.__doc__)
+    app.state.web = WebContext(settings, store, Mailer(settings, transport), clock=clock)
+    for router in (pages.router, feedroutes.router, api.router, api.admin, apidocs.router):
+        app.include_router(router)
+    _error_handlers(app)
+    app.add_middleware(SecurityHeaders, hsts=app.state.web.secure)
+    return app
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _error_page(request: Request, status: int, title: str, message: str, headers: dict | None = None) -> Response:
+    web: WebContext = request.app.state.web
+    response = web.page(request, "message.html.j2", status=status, title=title, message=message)
+    response.headers.update(headers or {})
+    return response
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PageError)
+    def page_error(request: Request, exc: PageError) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=exc.headers)
+        return _error_page(request, exc.status, exc.title, exc.message, exc.headers)
+
+    @app.exception_handler(api.ApiError)
+    def api_error(request: Request, exc: api.ApiError) -> Response:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(api.InvalidValue)
+    def invalid_value(request: Request, exc: api.InvalidValue) -> Response:
+        return JSONResponse(exc.body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(app, request)
+        if _wants_json(request):
+            return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=headers)
+        titles = {404: "Not found", 405: "Method not allowed"}
+        return _error_page(request, exc.status_code, titles.get(exc.status_code, "Error"),
+                           "There is nothing to see at this address." if exc.status_code == 404
+                           else str(exc.detail), headers)
+
+    @app.exception_handler(RequestValidationError)
+    def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": _jsonable(exc.errors())}, status_code=422)
+        fields = ", ".join(str(err["loc"][-1]) for err in exc.errors())
+        return _error_page(request, 400, "Bad request", f"Some fields of this request were not understood: {fields}.")
+
+    @app.exception_handler(Exception)
+    def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        if _wants_json(request):
+            return JSONResponse({"detail": "internal error"}, status_code=500)
+        return HTMLResponse("<!doctype html><title>Error</title><p>Something went wrong on our side. "
+                            "Please try again later.</p>", status_code=500)
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> str:
+    """Every method some route takes at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "\x00"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+def _jsonable(errors) -> list:
+    from fastapi.encoders import jsonable_encoder
+
+    return jsonable_encoder(errors)

@@ -1,0 +1,102 @@
+"""Everything a request handler needs, made once per app: settings, store, templates, signers.
+
+Handlers reach it as ``request.app.state.web`` (see ``web_context``), so tests can
+build an app around their own store, clock and mail transport.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from .. import __version__
+from ..config import Settings
+from ..store import Store
+from .data import DataCache
+from .mailer import Mailer
+from .ratelimit import RateLimiter
+from .tokens import Tokens
+
+CSRF_COOKIE = "pw_csrf"
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
+
+
+def template_env(templates_dir: Path) -> Environment:
+    """HTML templates escape every value; the plain-text mail templates do not (they are not HTML)."""
+    return Environment(loader=FileSystemLoader(templates_dir / "web"), undefined=StrictUndefined,
+                       autoescape=lambda name: not (name or "").endswith(".txt.j2"),
+                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+@dataclass
+class WebContext:
+    settings: Settings
+    store: Store
+    mailer: Mailer
+    tokens: Tokens = field(init=False)
+    templates: Environment = field(init=False)
+    data: DataCache = field(init=False)
+    subscribe_limit: RateLimiter = field(init=False)
+    email_limit: RateLimiter = field(init=False)
+    static: dict[str, tuple[bytes, str]] = field(init=False)
+    secure: bool = field(init=False)
+    clock: Callable[[], float] | None = None
+    _renderer: Any = field(init=False, default=None)
+    _renderer_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.tokens = Tokens(self.settings.secret_key)
+        self.templates = template_env(self.settings.templates_dir)
+        self.data = DataCache(self.store, self.settings)
+        extra = {"clock": self.clock} if self.clock else {}
+        self.subscribe_limit = RateLimiter(self.settings.subscribe_rate_per_hour, **extra)
+        # Nobody needs more than a few confirmation mails an hour: this stops mail-bombing one address.
+        self.email_limit = RateLimiter(3, **extra)
+        folder = self.settings.templates_dir / "web" / "static"
+        self.static = {p.name: (p.read_bytes(), STATIC_TYPES[p.suffix]) for p in sorted(folder.iterdir())
+                       if p.suffix in STATIC_TYPES} if folder.is_dir() else {}
+        self.secure = urlsplit(self.settings.base_url).scheme == "https"
+
+    def page(self, request: Request, name: str, *, status: int = 200, private: bool = False,
+             **values: Any) -> HTMLResponse:
+        """Render an HTML page; every page carries a CSRF token for its forms.
+
+        ``private`` pages (reached through a reader's secret link) are never cached.
+        """
+        cookie = request.cookies.get(CSRF_COOKIE)
+        fresh = not cookie or len(cookie) > 100
+        if fresh:
+            cookie = self.tokens.new_csrf_secret()
+        html = self.templates.get_template(name).render(
+            csrf_token=self.tokens.csrf_token(cookie), base_url=self.settings.base_url, version=__version__,
+            sender_name=self.settings.sender_name, **values)
+        response = HTMLResponse(html, status_code=status)
+        response.headers["Cache-Control"] = "no-store" if private else "no-cache"
+        if fresh:
+            response.set_cookie(CSRF_COOKIE, cookie, httponly=True, samesite="lax", secure=self.secure, path="/")
+        return response
+
+    def email_renderer(self):
+        """The digest renderer, made on first use (it compiles the MJML template once)."""
+        with self._renderer_lock:
+            if self._renderer is None:
+                from ..render import EmailRenderer
+
+                self._renderer = EmailRenderer(self.settings.templates_dir, cache_dir=self.settings.out_dir / "cache")
+            return self._renderer
+
+    def text(self, name: str, **values: Any) -> str:
+        return self.templates.get_template(name).render(base_url=self.settings.base_url,
+                                                        sender_name=self.settings.sender_name, **values)
+
+
+def web_context(request: Request) -> WebContext:
+    return request.app.state.web

@@ -1,0 +1,198 @@
+"""What the pages and feeds show, computed from the store and kept until the data changes.
+
+Everything here is read-only and derived: the latest listing, topic previews, feed
+documents and archive digests. Results are cached under the store's ``DataStamp``
+(newest ingest or paper update), so a new ingest is visible on the next request and
+nothing is recomputed between ingests. Feeds are rendered from the store, not read
+from files that ``paperwire feeds`` wrote, so they can never be stale or missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .. import digest, feeds, urls
+from ..config import Settings
+from ..match import compile_queries, match_one
+from ..models import Digest, Paper, StoredPaper, Subscriber
+from ..store import Store
+from ..subscribers import MAX_PAPERS_LIMIT
+
+FEED_WINDOW = dt.timedelta(days=30)  # as `paperwire feeds`: a month of listings per topic feed
+TRENDING_DAYS = 7  # the trending feed: the last week of listings
+PRIVATE_CACHE = 256  # private feeds and archive pages kept per data version
+
+
+@dataclass(frozen=True)
+class Latest:
+    """The newest listing: its date (None before any ingest) and its papers in trending order."""
+
+    date: dt.date | None
+    papers: tuple[StoredPaper, ...]
+
+
+@dataclass(frozen=True)
+class Preview:
+    query: str
+    date: dt.date | None
+    count: int
+    matches: tuple[tuple[Paper, float], ...]  # best first, at most the limit asked for
+
+
+@dataclass(frozen=True)
+class Document:
+    """Bytes to serve with their validators: a strong ETag over the bytes, and when the data last changed."""
+
+    body: bytes
+    etag: str
+    last_modified: dt.datetime | None
+
+
+def document(body: bytes, last_modified: dt.datetime | None) -> Document:
+    return Document(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"', last_modified)
+
+
+class DataCache:
+    def __init__(self, store: Store, settings: Settings):
+        self.store = store
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._stamp: Any = None
+        self._values: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def _cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per data version; private entries are evicted oldest first."""
+        stamp = self.store.data_stamp()
+        with self._lock:
+            if stamp != self._stamp:
+                self._stamp, self._values = stamp, OrderedDict()
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+        value = compute()
+        with self._lock:
+            if stamp == self._stamp:
+                self._values[key] = value
+                while len(self._values) > PRIVATE_CACHE + 16:
+                    self._values.popitem(last=False)
+        return value
+
+    @property
+    def changed_at(self) -> dt.datetime | None:
+        changed = self.store.data_stamp().changed_at
+        return changed.replace(microsecond=0) if changed else None
+
+    # -- the latest listing and previews ----------------------------------------------
+
+    def latest(self) -> Latest:
+        def compute() -> Latest:
+            date = self.store.latest_listing_date()
+            if date is None:
+                return Latest(None, ())
+            return Latest(date, tuple(self.store.papers(since=date, until=date)))
+        return self._cached("latest", compute)
+
+    def preview(self, query: str, limit: int = 10) -> Preview:
+        """What ``query`` would have picked from the latest listing (the caller checked its syntax)."""
+        latest = self.latest()
+        papers = [item.paper for item in latest.papers]
+        ranking = match_one(query, papers, self.settings.acronyms)
+        by_id = {paper.id: paper for paper in papers}
+        top = tuple((by_id[pid], score) for pid, score in zip(ranking.paper_ids()[:limit], ranking.scores()[:limit]))
+        return Preview(query, latest.date, len(ranking), top)
+
+    # -- feeds ----------------------------------------------------------------------------
+
+    def _feed_items(self, edition: dt.date) -> list[feeds.FeedItem]:
+        stored = self.store.papers(since=edition - FEED_WINDOW + dt.timedelta(days=1), until=edition)
+        return [feeds.FeedItem(s.paper, *_placement(s, edition)) for s in stored]
+
+    def public_feeds(self) -> dict[str, dict[str, Document]]:
+        """slug -> kind -> Document for the trending feed and every public topic, plus "opml"."""
+        public = tuple(self.store.public_topics())
+        key = ("public", tuple((t.name, t.slug, t.query) for t in public))
+        return self._cached(key, lambda: self._render_public(public))
+
+    def _render_public(self, public) -> dict[str, dict[str, Document]]:
+        settings, changed = self.settings, self.changed_at
+        edition = self.store.latest_listing_date()
+        items = self._feed_items(edition) if edition else []
+        trending = feeds.FeedSpec("Trending papers", feeds.TRENDING_SLUG, "The trending papers of each day's listing.")
+        week_start = edition - dt.timedelta(days=TRENDING_DAYS - 1) if edition else None
+        specs = [(trending, [i for i in items if week_start and i.date >= week_start])]
+        rankings = compile_queries(((t.slug, t.query) for t in public), settings.acronyms).match(
+            [item.paper for item in items])
+        position = {item.paper.id: item for item in items}
+        for topic in public:
+            spec = feeds.FeedSpec(topic.name, topic.slug, f"Papers on {topic.name}", query=topic.query)
+            specs.append((spec, [position[pid] for pid in rankings[topic.slug].paper_ids()]))
+        documents: dict[str, dict[str, Document]] = {}
+        for spec, matched in specs:
+            rendered = feeds.render_feed(spec, matched, settings.base_url, publisher=settings.sender_name,
+                                         empty_date=edition)
+            documents[spec.slug] = {kind: document(body, changed) for kind, body in rendered.items()}
+        opml = feeds.render_opml([(t.name, t.slug) for t in public], settings.base_url)
+        documents["opml"] = {"opml": document(opml, changed)}
+        return documents
+
+    def private_feed(self, reader: Subscriber) -> dict[str, Document]:
+        """The reader's own feed: papers of the last month matching any of their topics."""
+        key = ("private", reader.token, tuple((t.name, t.query) for t in reader.topics))
+        return self._cached(key, lambda: self._render_private(reader))
+
+    def _render_private(self, reader: Subscriber) -> dict[str, Document]:
+        settings = self.settings
+        edition = self.store.latest_listing_date()
+        items = self._feed_items(edition) if edition else []
+        rankings = compile_queries(((i, t.query) for i, t in enumerate(reader.topics)), settings.acronyms).match(
+            [item.paper for item in items])
+        matched = {pid for ranking in rankings.values() for pid in ranking.paper_ids()}
+        # The feed id must not reveal the token: it ends up in feed readers' databases and logs.
+        slug = "private-" + hashlib.sha256(reader.token.encode()).hexdigest()[:16]
+        names = ", ".join(t.name for t in reader.topics)
+        spec = feeds.FeedSpec("paperwire: " + names[:120], slug, "Your paperwire topics: " + names[:500],
+                              self_urls=tuple((kind, urls.private_feed(settings.base_url, reader, kind))
+                                              for kind in urls.FEED_KINDS))
+        rendered = feeds.render_feed(spec, [i for i in items if i.paper.id in matched], settings.base_url,
+                                     publisher=settings.sender_name, empty_date=edition)
+        changed = self.changed_at
+        return {kind: document(body, changed) for kind, body in rendered.items()}
+
+    # -- archive ----------------------------------------------------------------------------
+
+    def archive(self, reader: Subscriber, edition: dt.date) -> Digest | None:
+        """The reader's digest for ``edition`` as a web page shows it: every match, no cap.
+
+        Re-rendered from stored papers and the reader's current topics over the
+        edition's window (that day; the seven days up to it for weekly readers). Papers
+        already sent in earlier emails are kept, so an old edition still shows what it
+        showed. None when no listing falls in the window.
+        """
+        key = ("archive", reader.token, edition, reader.cadence, tuple((t.name, t.query) for t in reader.topics))
+        return self._cached(key, lambda: self._build_archive(reader, edition))
+
+    def _build_archive(self, reader: Subscriber, edition: dt.date) -> Digest | None:
+        first, _ = digest.window(reader, edition, None)
+        stored = self.store.papers(since=first, until=edition)
+        if not any(a.date == edition for s in stored for a in s.listings):
+            return None
+        papers = [s.paper for s in stored]
+        placements = {s.paper.id: digest.Placement(*_placement(s, edition)) for s in stored}
+        rankings = compile_queries(((i, t.query) for i, t in enumerate(reader.topics)), self.settings.acronyms).match(
+            papers)
+        found = [rankings[i] for i in range(len(reader.topics))]
+        uncapped = replace(reader, max_papers=MAX_PAPERS_LIMIT)
+        result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
+                                     first_date=first)
+        return replace(result, subscriber=reader)
+
+
+def _placement(stored: StoredPaper, edition: dt.date) -> tuple[dt.date, int]:
+    newest = next(a for a in stored.listings if a.date <= edition)
+    return newest.date, newest.rank

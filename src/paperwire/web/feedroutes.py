@@ -1,0 +1,62 @@
+"""Feeds over HTTP at the addresses emails and the OPML hand out (see ``paperwire.urls``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from .conditional import conditional
+from .context import WebContext, web_context
+from .errors import PageError
+
+MEDIA_TYPES = {
+    "atom": "application/atom+xml; charset=utf-8",
+    "rss": "application/rss+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+    "opml": "text/x-opml; charset=utf-8",
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+def _no_feed() -> PageError:
+    return PageError(404, "No such feed", "There is no feed at this address. The list of feeds is at /feeds/feeds.opml.")
+
+
+def _split(name: str) -> tuple[str, str]:
+    stem, dot, kind = name.rpartition(".")
+    if not dot or kind not in ("atom", "rss", "json"):
+        raise _no_feed()
+    return stem, kind
+
+
+@router.api_route("/feeds/feeds.opml", methods=["GET", "HEAD"])
+def opml(request: Request, web: WebContext = Depends(web_context)) -> Response:
+    return conditional(request, web.data.public_feeds()["opml"]["opml"], MEDIA_TYPES["opml"])
+
+
+@router.api_route("/feeds/topics/{name}", methods=["GET", "HEAD"])
+def topic_feed(name: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
+    slug, kind = _split(name)
+    documents = web.data.public_feeds()
+    if slug in ("trending", "opml") or slug not in documents:
+        raise _no_feed()
+    return conditional(request, documents[slug][kind], MEDIA_TYPES[kind])
+
+
+@router.api_route("/feeds/private/{name}", methods=["GET", "HEAD"])
+def private_feed(name: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
+    token, kind = _split(name)
+    reader = web.store.subscriber_by_token(token)
+    if reader is None or reader.status in ("pending",):
+        raise _no_feed()
+    # "private": shared caches must not keep a copy of one reader's feed.
+    return conditional(request, web.data.private_feed(reader)[kind], MEDIA_TYPES[kind],
+                       cache="private, max-age=300")
+
+
+@router.api_route("/feeds/{name}", methods=["GET", "HEAD"])
+def trending_feed(name: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
+    slug, kind = _split(name)
+    if slug != "trending":
+        raise _no_feed()
+    return conditional(request, web.data.public_feeds()["trending"][kind], MEDIA_TYPES[kind])

@@ -1,0 +1,67 @@
+"""The web app's own emails: "confirm your address" and "you are already subscribed".
+
+Built with the standard library's email package (which refuses CR/LF in headers) from
+values that are already checked: the address went through ``normalize_email`` and the
+names through ``one_line``. Delivery reuses the digest transports: SMTP when
+``smtp.host`` is set, otherwise an .eml file in the outbox folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+
+from ..config import Settings
+from ..mail import one_line
+from ..transport import Outcome, Outgoing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Letter:
+    to: str
+    subject: str
+    text: str
+    html: str
+
+
+def build(letter: Letter, settings: Settings, *, now: dt.datetime | None = None) -> bytes:
+    """A multipart/alternative message with the headers every transactional mail needs."""
+    message = EmailMessage(policy=SMTP)
+    message["Subject"] = one_line(letter.subject)
+    message["From"] = Address(one_line(settings.sender_name), addr_spec=settings.sender_email)
+    message["To"] = Address(addr_spec=letter.to)
+    if settings.reply_to:
+        message["Reply-To"] = settings.reply_to
+    message["Date"] = format_datetime(now or dt.datetime.now(dt.timezone.utc))
+    message["Message-ID"] = make_msgid(domain=settings.sender_email.rpartition("@")[2] or "localhost")
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
+    message.set_content(letter.text)
+    message.add_alternative(letter.html, subtype="html")
+    return message.as_bytes()
+
+
+class Mailer:
+    """Sends one message at a time through ``transport`` (``dispatch.make_transport(settings)``)."""
+
+    def __init__(self, settings: Settings, transport):
+        self.settings = settings
+        self.transport = transport
+
+    def send(self, letter: Letter) -> Outcome:
+        outgoing = Outgoing(f"web-{secrets.token_hex(8)}", self.settings.sender_email, (letter.to,),
+                            build(letter, self.settings))
+        outcomes: list[Outcome] = []
+        self.transport.send_all([outgoing], outcomes.append)
+        outcome = outcomes[0] if outcomes else Outcome(outgoing.key, "deferred", 0, None, "not taken")
+        if outcome.status != "sent":
+            log.warning("web mail to %s (%s): %s %s %s", letter.to, letter.subject, outcome.status, outcome.code,
+                        outcome.detail)
+        return outcome
