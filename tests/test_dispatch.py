@@ -32,8 +32,9 @@ NOON = dt.datetime(2024, 3, 11, 12, 0, tzinfo=dt.timezone.utc)
 class Inbox:
     """An aiosmtpd handler that keeps every message, optionally refusing or slowing some."""
 
-    def __init__(self, refuse: set[str] = frozenset(), delay: float = 0.0):
+    def __init__(self, refuse: set[str] = frozenset(), delay: float = 0.0, busy: set[str] = frozenset()):
         self.refuse = set(refuse)
+        self.busy = set(busy)  # answered "452 mailbox full" (a temporary failure) while listed
         self.delay = delay
         self.messages: list[tuple[tuple[str, ...], bytes]] = []
         self.lock = threading.Lock()
@@ -41,6 +42,8 @@ class Inbox:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
             return "550 5.1.1 no such user"
+        if address in self.busy:
+            return "452 4.2.2 mailbox full"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -86,8 +89,9 @@ def readers_store(db_url: str, count: int, *, topics=("*",)) -> Store:
 
 
 def smtp_settings(tmp_path: Path, port: int, **extra) -> Settings:
+    values = {"smtp_max_attempts": 3, "smtp_timeout": 5.0, **extra}
     return Settings(smtp_host="127.0.0.1", smtp_port=port, out_dir=tmp_path / "out", outbox_dir=tmp_path / "outbox",
-                    smtp_max_attempts=3, smtp_timeout=5.0, **extra)
+                    **values)
 
 
 def test_messages_arrive_intact_once_per_reader(db_url, tmp_path, smtp_server):
@@ -126,11 +130,18 @@ def test_hard_failures_are_recorded_and_repeated_ones_mark_the_reader_bouncing(d
     assert later.failed == 0  # a bouncing reader is skipped
 
 
+def _tables(store: Store) -> dict:
+    import sqlalchemy as sa
+    with store.engine.connect() as conn:
+        return {name: conn.execute(sa.text(f"SELECT * FROM {name}")).all() for name in ("runs", "deliveries")}
+
+
 def test_outbox_and_dry_run(db_url, tmp_path):
     store = readers_store(db_url, 3)
     settings = Settings(out_dir=tmp_path / "out", outbox_dir=tmp_path / "outbox")
+    before = _tables(store)
     dry = dispatch.dispatch(store, settings, now=NOON, dry_run=True)
-    assert dry.dry_run == 3 and store.delivery_counts() == {}
+    assert dry.dry_run == 3 and _tables(store) == before  # a dry run writes nothing at all
     real = dispatch.dispatch(store, settings, now=NOON)
     assert real.sent == 3 and len(list((tmp_path / "outbox").glob("*.eml"))) == 3
     assert dispatch.dispatch(store, settings, now=NOON, everyone=True).sent == 0
@@ -233,3 +244,97 @@ def test_two_runs_at_once_never_both_send_to_one_reader(crash_site, smtp_server)
     reports = [json.loads(run.communicate(timeout=120)[0]) for run in runs]
     assert sum(r["sent"] for r in reports) == 40
     assert inbox.count_by_recipient() == {f"reader{i:03d}@example.org": 1 for i in range(40)}
+
+
+def test_a_deferred_digest_is_retried_once_and_rides_on_the_next_slot(db_url, tmp_path, smtp_server):
+    busy = "reader001@example.org"
+    inbox = Inbox(busy={busy})
+    store = readers_store(db_url, 2)
+    settings = smtp_settings(tmp_path, smtp_server(inbox), smtp_max_attempts=1)
+    first = dispatch.dispatch(store, settings, now=NOON)
+    assert (first.sent, first.deferred) == (1, 1)
+    again = dispatch.dispatch(store, settings, now=NOON + dt.timedelta(minutes=5))  # still full: deferred again
+    assert (again.sent, again.deferred) == (0, 1)
+    inbox.busy.clear()
+    store.save_listings([_next_listing()])
+    next_day = NOON + dt.timedelta(days=1)
+    late = dispatch.dispatch(store, settings, now=next_day)  # the deferred digest and today's slot: one email
+    assert late.sent == 2 and inbox.count_by_recipient()[busy] == 1
+    assert [(d["slot"], d["status"]) for d in store.deliveries_of(busy)] == [(next_day.date(), "sent")]
+    assert dispatch.dispatch(store, settings, now=next_day + dt.timedelta(minutes=5)).sent == 0
+
+
+def test_a_digest_deferred_run_after_run_is_given_up_as_failed(db_url, tmp_path, smtp_server):
+    busy = "reader000@example.org"
+    store = readers_store(db_url, 1)
+    settings = smtp_settings(tmp_path, smtp_server(Inbox(busy={busy})), smtp_max_attempts=1)
+    outcomes = [dispatch.dispatch(store, settings, now=NOON + dt.timedelta(minutes=5 * n)) for n in range(4)]
+    assert [(r.deferred, r.failed) for r in outcomes] == [(1, 0), (1, 0), (0, 1), (0, 0)]
+    assert [d["status"] for d in store.deliveries_of(busy)] == ["failed"]
+    assert "gave up after 3 attempts" in store.deliveries_of(busy)[0]["detail"]
+
+
+def test_two_runs_cannot_send_two_slots_to_one_reader(db_url):
+    store = readers_store(db_url, 1)
+    reader = store.subscriber("reader000@example.org")
+    run_a, run_b = store.start_run("dispatch"), store.start_run("dispatch")
+    monday, tuesday = dt.date(2024, 3, 11), dt.date(2024, 3, 12)
+    first = store.claim(reader.id, monday, "2024-03-11", run_a, "<a@x>", [])
+    assert first is not None
+    assert store.claim(reader.id, tuesday, "2024-03-12", run_b, "<b@x>", []) is None  # A still sending
+    store.record_outcome(first, "deferred", attempts=1, code=451, detail="try later")
+    taken = store.claim(reader.id, tuesday, "2024-03-12", run_b, "<b@x>", [])  # B takes the deferred digest over
+    assert taken == first and store.claim(reader.id, tuesday, "2024-03-12", run_a, "<a2@x>", []) is None
+    assert [(d["slot"], d["status"]) for d in store.deliveries_of(reader.email)] == [(tuesday, "sending")]
+
+
+def test_a_reader_with_nothing_new_is_settled_not_replanned_all_day(db_url, tmp_path):
+    store = readers_store(db_url, 0)
+    store.save_subscriber(build_subscriber("quiet@example.org", hour=8, topics=[parse_topic_spec("zebrafish")]))
+    settings = Settings(out_dir=tmp_path / "out", outbox_dir=tmp_path / "outbox")
+    morning = dt.datetime(2024, 3, 11, 8, 0, tzinfo=dt.timezone.utc)
+    first = dispatch.dispatch(store, settings, now=morning)
+    assert (first.sent, first.skipped) == (0, 1)
+    assert [d["status"] for d in store.deliveries_of("quiet@example.org")] == ["empty"]
+    from paperwire.models import Listing, Paper
+    zebra = Paper("t-zebrafish", "Zebrafish Swimming Policies", "Zebrafish learn to swim.")
+    store.save_listings([Listing("daily-papers", dt.date(2024, 3, 11), [zebra])])
+    afternoon = dispatch.dispatch(store, settings, now=morning + dt.timedelta(hours=7))
+    assert afternoon.sent == 0  # not at 15:00: the 08:00 slot is settled
+    next_morning = dispatch.dispatch(store, settings, now=morning + dt.timedelta(days=1))
+    assert next_morning.sent == 1  # at the reader's hour, with the paper that came in meanwhile
+    (eml,) = (tmp_path / "outbox").glob("*.eml")
+    assert "Zebrafish Swimming Policies" in eml.read_text()
+
+
+def test_no_reply_after_the_body_is_reported_unknown_and_never_resent(db_url, tmp_path, smtp_server):
+    inbox = Inbox(delay=1.5)
+    store = readers_store(db_url, 1)
+    settings = smtp_settings(tmp_path, smtp_server(inbox), smtp_timeout=0.5)
+    first = dispatch.dispatch(store, settings, now=NOON)
+    assert first.sent == 0 and [u["email"] for u in first.unknown] == ["reader000@example.org"]
+    assert [d["status"] for d in store.deliveries_of("reader000@example.org")] == ["unknown"]
+    inbox.delay = 0
+    later = dispatch.dispatch(store, settings, now=NOON + dt.timedelta(minutes=5))
+    assert later.sent == 0 and len(inbox.messages) <= 1  # the server may have it; it is not offered again
+
+
+def test_a_dead_outbox_run_is_settled_against_its_own_folder(db_url, tmp_path):
+    store = readers_store(db_url, 2)
+    reader = store.subscriber("reader000@example.org")
+    other = store.subscriber("reader001@example.org")
+    folder = tmp_path / "old-outbox"
+    folder.mkdir()
+    run = store.start_run("dispatch", f"outbox:{folder.resolve()}")
+    written = store.claim(reader.id, NOON.date(), "2024-03-11", run, "<w@x>", [])
+    lost = store.claim(other.id, NOON.date(), "2024-03-11", run, "<l@x>", [])
+    (folder / f"{written}.eml").write_bytes(b"Subject: x\r\n\r\nx\r\n")
+    store.finish_run(run, {})  # the run is over, its claims are still open: it died mid-send
+    settings = Settings(out_dir=tmp_path / "out", outbox_dir=tmp_path / "new-outbox")
+    dry = dispatch.dispatch(store, settings, now=NOON, dry_run=True)
+    assert dry.unknown == [] and [d["status"] for d in store.deliveries_of(reader.email)] == ["sending"]
+    report = dispatch.dispatch(store, settings, now=NOON)
+    assert report.unknown == []
+    assert [d["status"] for d in store.deliveries_of(reader.email)] == ["sent"]  # its file was written
+    assert report.sent == 1 and [d["status"] for d in store.deliveries_of(other.email)] == ["sent"]  # sent again
+    assert lost is not None

@@ -49,7 +49,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.requests.append((self.path, self.headers.get("If-None-Match")))
-        if self.path == "/broken":
+        if self.path.split("?")[0] == "/broken":
             self.send_error(500, "Internal Server Error")
             return
         if self.headers.get("If-None-Match") == self.server.etag:
@@ -254,3 +254,15 @@ def test_status_shows_queued_readers_counts_and_runs(run_cli, tmp_path):
     assert after["runs"][0]["kind"] == "dispatch" and after["runs"][0]["summary"]["sent"] == 2
     text = run_cli("status").stdout
     assert "queued: 0 reader(s)" in text and "deliveries: 2 sent" in text
+
+
+def test_url_credentials_and_tokens_never_reach_errors_or_the_store(store, listing_server):
+    port = listing_server.server_address[1]
+    broken = f"http://reader:hunter2@127.0.0.1:{port}/broken?token=abc123"
+    report = pipeline.ingest(store, [broken], today=TODAY)
+    shown = json.dumps(report.as_dict())
+    assert "hunter2" not in shown and "abc123" not in shown
+    assert report.errors[0].file == f"http://127.0.0.1:{port}/broken?…"
+    listing = f"http://reader:hunter2@127.0.0.1:{port}/daily.txt?token=abc123"
+    assert pipeline.ingest(store, [listing], today=TODAY).counts.added == 70
+    assert not any("hunter2" in s.origin or "abc123" in s.origin for s in store.listing_summaries())

@@ -557,11 +557,14 @@ def send(app: App, only: str | None, everyone: bool, dry_run: bool, as_json: boo
                    f"deferred {report.deferred}, skipped {report.skipped}"
                    + (f", dry run {report.dry_run}" if dry_run else ""))
         for item in report.unknown:
-            click.echo(f"unknown: {item['email']} (slot {item['slot']}): the run sending it died before the "
-                       "server answered; check the mail log, it is not sent again", err=True)
+            click.echo(f"unknown: {item['email']} (slot {item['slot']}): "
+                       + item.get("detail", "the run sending it died before the server answered")
+                       + "; check the mail log, it is not sent again", err=True)
         for failure in report.failures:
             click.echo(f"failed: {failure['email']}: {failure['code']} {failure['detail']}", err=True)
-    if report.failed or report.unknown:
+        if report.error:
+            click.echo(click.style("error: ", fg="red") + f"stopped early: {report.error}", err=True)
+    if report.failed or report.unknown or report.error:
         raise click.exceptions.Exit(1)
 
 

@@ -13,9 +13,9 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from . import due, mail, pipeline
 from .config import Settings
@@ -23,11 +23,14 @@ from .errors import DeliveryError
 from .models import Digest, Subscriber
 from .render import EmailRenderer
 from .store import Store
-from .store.deliveries import DEFERRED, FAILED, SENT
+from .store.deliveries import DEFERRED, FAILED, SENT, UNKNOWN
 from .transport import DryRunTransport, Outcome, Outgoing, OutboxTransport, ServerUnavailable, SmtpConfig, SmtpTransport
 
 log = logging.getLogger(__name__)
-HEARTBEAT_EVERY = 30.0  # seconds between run heartbeats while sending
+HEARTBEAT_EVERY = 30.0  # seconds between run heartbeats, for as long as a run lives
+# A deferred delivery is tried again by later runs until its attempts reach this many
+# times smtp.max_attempts; then it is recorded as failed.
+GIVE_UP_RUNS = 3
 
 
 @dataclass
@@ -66,6 +69,15 @@ def make_transport(settings: Settings, *, dry_run: bool = False):
         max_attempts=settings.smtp_max_attempts))
 
 
+def describe_transport(transport) -> str:
+    """Where a run delivers, stored on the run so a crash is settled against that place."""
+    if isinstance(transport, OutboxTransport):
+        return f"outbox:{transport.folder.resolve()}"
+    if isinstance(transport, SmtpTransport):
+        return f"smtp://{transport.config.host}:{transport.config.port}"
+    return type(transport).__name__
+
+
 def _run_is_dead(run: dict, lease: dt.timedelta, now: dt.datetime) -> bool:
     if run["finished_at"] is not None:
         return True
@@ -82,15 +94,15 @@ def _run_is_dead(run: dict, lease: dt.timedelta, now: dt.datetime) -> bool:
     return now - heartbeat > lease
 
 
-def _settle_dead_claims(store: Store, settings: Settings, transport, report: SendReport) -> None:
-    """Claims left by runs that died. The outbox can tell whether the file was written;
-    for SMTP nobody can, so those are reported and left alone."""
+def _settle_dead_claims(store: Store, settings: Settings, report: SendReport) -> None:
+    """Claims left by runs that died. An outbox folder can tell whether the file was
+    written; an SMTP server cannot be asked, so those are reported and left alone."""
     now = dt.datetime.now(dt.timezone.utc)
     lease = dt.timedelta(seconds=settings.run_lease_seconds)
     dead = [run["id"] for run in store.runs_with_claims() if _run_is_dead(run, lease, now)]
-    for delivery_id, email, slot in store.expire_claims(dead):
-        if isinstance(transport, OutboxTransport):
-            if (transport.folder / f"{delivery_id}.eml").exists():
+    for delivery_id, email, slot, transport in store.expire_claims(dead):
+        if transport.startswith("outbox:"):
+            if (Path(transport.removeprefix("outbox:")) / f"{delivery_id}.eml").exists():
                 store.record_outcome(delivery_id, SENT, attempts=1, code=None, detail="found in the outbox after a crash")
             else:
                 store.forget(delivery_id)  # never written: the slot is owed again
@@ -101,16 +113,15 @@ def _settle_dead_claims(store: Store, settings: Settings, transport, report: Sen
 
 
 def due_readers(store: Store, readers: Sequence[Subscriber], now: dt.datetime, *, everyone: bool) -> dict[int, dt.date]:
-    """reader id -> the slot to send now. Deferred slots come first: they are owed already."""
+    """reader id -> the slot to send now: the open slot, or the slot of a deferred digest."""
     histories = store.histories(r.id for r in readers)
     retry = store.deferred_slots(r.id for r in readers)
     slots = {}
     for reader in readers:
-        slot = retry.get(reader.id)
-        if slot is None:
-            slot = due.current_slot(reader, now) if everyone else due.is_due(reader, now, histories[reader.id].last_slot)
-        if slot is not None:
-            slots[reader.id] = slot
+        opened = due.current_slot(reader, now) if everyone else due.is_due(reader, now, histories[reader.id].last_slot)
+        owed = [slot for slot in (opened, retry.get(reader.id)) if slot is not None]
+        if owed:  # a deferred digest rides on the newest open slot: one email, never two
+            slots[reader.id] = max(owed)
     return slots
 
 
@@ -125,13 +136,20 @@ def dispatch(
     transport=None,
     stop: threading.Event | None = None,
 ) -> SendReport:
-    """Send every due reader their digest (``everyone``: ignore the schedule, not the history)."""
+    """Send every due reader their digest (``everyone``: ignore the schedule, not the history).
+
+    A dry run builds every message and sends, claims and records nothing. When the
+    mail server cannot be reached the run ends early with ``report.error`` set.
+    """
     now = now or dt.datetime.now(dt.timezone.utc)
     transport = transport or make_transport(settings, dry_run=dry_run)
+    dry_run = dry_run or isinstance(transport, DryRunTransport)
     report = SendReport()
-    run_id = store.start_run("dispatch")
+    run_id = None if dry_run else store.start_run("dispatch", describe_transport(transport))
+    heart = None if run_id is None else _Heartbeat(store, run_id)
     try:
-        _settle_dead_claims(store, settings, transport, report)
+        if not dry_run:
+            _settle_dead_claims(store, settings, report)
         readers = [r for r in store.subscribers(status="active") if only is None or r.email == only]
         slots = due_readers(store, readers, now, everyone=everyone)
         report.skipped += len(readers) - len(slots)
@@ -139,69 +157,103 @@ def dispatch(
         if slots and edition is not None:
             wanted = [r for r in readers if r.id in slots]
             digests = pipeline.plan_digests(store, settings, wanted, edition=edition)
-            _send(store, settings, transport, digests, slots, run_id, report, stop, len(wanted))
+            _send(store, settings, transport, digests, slots, run_id, report, stop, edition)
     except ServerUnavailable as exc:
         report.error = str(exc)
-        raise
+        log.error("dispatch stopped: %s", exc, extra={"fields": {"event": "dispatch-error", "error": str(exc)}})
     finally:
-        store.finish_run(run_id, report.as_dict())
+        if heart is not None:
+            heart.stop()
+        if run_id is not None:
+            store.finish_run(run_id, report.as_dict())
         log.info("dispatch run", extra={"fields": {
             "event": "dispatch", "run": run_id, "sent": report.sent, "retried": report.retried,
             "failed": report.failed, "deferred": report.deferred, "skipped": report.skipped,
-            "unknown": len(report.unknown), **({"dry_run": report.dry_run} if report.dry_run else {}),
+            "unknown": len(report.unknown), **({"dry_run": report.dry_run} if dry_run else {}),
             **({"error": report.error} if report.error else {})}})
     return report
 
 
+class _Heartbeat:
+    """Beats the run's heartbeat from a thread for as long as the run lives, also while
+    it waits on a rate limit or a retry, so no other run takes it for dead."""
+
+    def __init__(self, store: Store, run_id: str):
+        self._store, self._run_id = store, run_id
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id[:8]}", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._done.wait(HEARTBEAT_EVERY):
+            try:
+                self._store.heartbeat(self._run_id)
+            except Exception:  # a locked database now and then must not end the run
+                log.debug("heartbeat of run %s failed", self._run_id, exc_info=True)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
 def _send(store: Store, settings: Settings, transport, digests: Iterator[Digest], slots: dict[int, dt.date],
-          run_id: str, report: SendReport, stop: threading.Event | None, planned: int) -> None:
+          run_id: str | None, report: SendReport, stop: threading.Event | None, edition: dt.date) -> None:
+    """Render, claim, hand over and record each digest; settle the due readers who had nothing new."""
     renderer = EmailRenderer(settings.templates_dir, cache_dir=settings.out_dir / "cache")
     signer = mail.Signer.from_settings(settings)
     claimed: dict[str, Digest] = {}
     answered: set[str] = set()
-    last_beat = time.monotonic()
+    give_up_after = GIVE_UP_RUNS * settings.smtp_max_attempts
 
     def outgoing() -> Iterator[Outgoing]:
-        nonlocal last_beat
-        produced = 0
+        produced: set[int] = set()
         for item in digests:
-            produced += 1
+            produced.add(item.subscriber.id)
             rendered = renderer.render(item, settings)
             message = mail.build_message(item, rendered, settings)
-            paper_ids = [i.paper.id for section in item.sections for i in section.items]
-            delivery_id = store.claim(item.subscriber.id, slots[item.subscriber.id], item.edition, run_id,
-                                      message["Message-ID"], paper_ids)
-            if delivery_id is None:
-                report.skipped += 1
-                continue
-            claimed[str(delivery_id)] = item
-            if time.monotonic() - last_beat > HEARTBEAT_EVERY:
-                store.heartbeat(run_id)
-                last_beat = time.monotonic()
-            yield Outgoing(str(delivery_id), settings.sender_email, (item.subscriber.email,),
-                           mail.message_bytes(message, signer))
-        report.skipped += planned - produced  # due, but nothing new to send
+            if run_id is None:  # dry run: nothing is claimed or recorded
+                key = f"dry-{item.subscriber.id}"
+            else:
+                paper_ids = [i.paper.id for section in item.sections for i in section.items]
+                delivery_id = store.claim(item.subscriber.id, slots[item.subscriber.id], item.edition, run_id,
+                                          message["Message-ID"], paper_ids)
+                if delivery_id is None:  # another run has this reader, or settled the slot
+                    report.skipped += 1
+                    continue
+                key = str(delivery_id)
+            claimed[key] = item
+            yield Outgoing(key, settings.sender_email, (item.subscriber.email,), mail.message_bytes(message, signer))
+        # Only reached when every digest was planned (not when the run was stopped early).
+        for subscriber_id in slots.keys() - produced:  # due, but nothing new to send
+            report.skipped += 1
+            if run_id is not None:
+                store.record_empty(subscriber_id, slots[subscriber_id], edition.isoformat(), run_id)
 
     def on_outcome(outcome: Outcome) -> None:
         answered.add(outcome.key)
-        delivery_id = int(outcome.key)
+        reader = claimed[outcome.key].subscriber
         if outcome.status == "dry-run":
-            store.forget(delivery_id)
             report.dry_run += 1
             return
-        status = {"sent": SENT, "failed": FAILED, "deferred": DEFERRED}[outcome.status]
-        store.record_outcome(delivery_id, status, attempts=outcome.attempts, code=outcome.code, detail=outcome.detail)
+        status = {"sent": SENT, "failed": FAILED, "deferred": DEFERRED, "unknown": UNKNOWN}[outcome.status]
+        status = store.record_outcome(int(outcome.key), status, attempts=outcome.attempts, code=outcome.code,
+                                      detail=outcome.detail, give_up_after=give_up_after)
+        fields = {"email": reader.email, "code": outcome.code, "detail": outcome.detail, "attempts": outcome.attempts}
         if status == SENT:
             report.sent += 1
         elif status == FAILED:
             report.failed += 1
-            report.failures.append({"email": claimed[outcome.key].subscriber.email, "code": outcome.code,
-                                    "detail": outcome.detail})
-            log.warning("delivery failed", extra={"fields": {
-                "event": "delivery-failed", "email": claimed[outcome.key].subscriber.email, "code": outcome.code,
-                "detail": outcome.detail, "attempts": outcome.attempts}})
+            report.failures.append({"email": reader.email, "code": outcome.code, "detail": outcome.detail})
+            log.warning("delivery failed", extra={"fields": {"event": "delivery-failed", **fields}})
+        elif status == UNKNOWN:
+            report.unknown.append({"email": reader.email, "slot": slots[reader.id].isoformat(),
+                                   "delivery": int(outcome.key), "detail": outcome.detail})
+            log.warning("delivery fate unknown; not sent again", extra={"fields": {"event": "delivery-unknown",
+                                                                                   **fields}})
         else:
             report.deferred += 1
+            log.warning("delivery deferred; the next run retries", extra={"fields": {"event": "delivery-deferred",
+                                                                                      **fields}})
 
     try:
         counts = transport.send_all(outgoing(), on_outcome, stop=stop)
@@ -212,4 +264,5 @@ def _send(store: Store, settings: Settings, transport, digests: Iterator[Digest]
     finally:
         # Claimed but never handed over (stopped, or the server went away): owed again.
         for key in set(claimed) - answered:
-            store.forget(int(key))
+            if run_id is not None:
+                store.forget(int(key))

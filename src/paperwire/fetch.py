@@ -63,11 +63,34 @@ def fetch(
     ``client`` lets a caller reuse connections across sources (and tests inject one);
     it is not closed here. A client made here follows at most MAX_REDIRECTS redirects.
     """
-    _check_url(url)
-    if client is not None:
-        return _fetch_with(client, url, etag, last_modified, timeout, max_bytes)
-    with _new_client(timeout) as own:
-        return _fetch_with(own, url, etag, last_modified, timeout, max_bytes)
+    try:
+        _check_url(url)
+        if client is not None:
+            return _fetch_with(client, url, etag, last_modified, timeout, max_bytes)
+        with _new_client(timeout) as own:
+            return _fetch_with(own, url, etag, last_modified, timeout, max_bytes)
+    except SourceError as exc:  # errors end up in logs and `status`: never with the URL's secrets
+        raise SourceError(_scrub(exc.reason, url), origin=display_url(url), line=exc.line) from None
+
+
+def display_url(url: str) -> str:
+    """``url`` fit for logs: no ``user:password@``, and the query (often an API token) elided."""
+    parts = urlsplit(url)
+    if not parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=host, query="…" if parts.query else "", fragment="").geturl()
+
+
+def _scrub(text: str, url: str) -> str:
+    """Remove the URL's credentials and query from an error message built by httpx."""
+    parts = urlsplit(url)
+    secrets = [url, parts.query, parts.netloc.rpartition("@")[0]]
+    if parts.password:
+        secrets.append(parts.password)
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, display_url(url) if secret == url else "…")
+    return text
 
 
 def _check_url(url: str) -> None:

@@ -104,7 +104,8 @@ def _ingest_url(store: Store, url: str, report: IngestReport, *, format: str | N
     if result.status == "not-modified":
         report.not_modified += 1
         return []
-    batch = sources.parse_text(sources.decode(result.body, url), url, format=format, date=date, today=today)
+    shown = fetch.display_url(url)  # the name errors and listings carry: no credentials or tokens
+    batch = sources.parse_text(sources.decode(result.body, shown), shown, format=format, date=date, today=today)
     report.counts += store.save_listings(batch, fetched=FetchValidators(url, result.etag, result.last_modified))
     return batch
 

@@ -79,10 +79,10 @@ def dispatch_job():
         return None
     store, settings = daemon.store, daemon.settings
     report = None
-    try:
+    try:  # an unreachable SMTP server is in report.error (and logged); the next run tries again
         report = dispatch.dispatch(store, settings, stop=daemon.stop)
-    except PaperwireError as exc:  # e.g. the SMTP server is down: the next run tries again
-        log.error("dispatch stopped: %s", exc, extra={"fields": {"event": "dispatch-error", "error": str(exc)}})
+    except PaperwireError as exc:  # a bad setting, an unreadable password file: logged, retried next time
+        log.error("dispatch failed: %s", exc, extra={"fields": {"event": "dispatch-error", "error": str(exc)}})
     edition = store.latest_listing_date()
     if edition is not None:  # feeds do not depend on the mail server
         pipeline.write_feeds(store, settings, settings.out_dir, edition=edition)

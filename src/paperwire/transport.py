@@ -13,13 +13,15 @@ Outcome statuses:
 ``deferred``  temporary failure still failing after ``max_attempts``, or the run was
               stopped before the message could be (re)tried. ``attempts == 0`` means it
               was never handed to the server at all, so it is safe to send again.
+``unknown``   the connection dropped or timed out after the body was sent and before
+              the server's reply: it may or may not have been accepted. Never retried
+              (a retry could deliver it twice); the caller reports it.
 ``dry-run``   ``DryRunTransport``: nothing was sent; callers must not record a send.
 
-Exactly-once caveat: when the connection drops or times out after the message body
-was transmitted but before the server's reply, the server may or may not have
-accepted it. That attempt counts as a temporary failure and is retried (so a copy may
-arrive twice); ``Outcome.uncertain`` is set so the caller can tell. Callers record the
-attempt before handing the message over.
+Exactly once: a drop or timeout *before* the end of DATA (connecting, MAIL, RCPT, a
+4xx reply) is retried, since the server cannot have taken the message. Only the drop
+between our final "." and the server's answer is ambiguous, and that ends as
+``unknown`` (``Outcome.uncertain`` set) instead of being retried.
 
 Stopping: set the ``stop`` event (from a SIGINT/SIGTERM handler the caller installs).
 No new message is taken, transactions under way finish, messages waiting for a rate
@@ -59,7 +61,7 @@ from .errors import DeliveryError
 
 log = logging.getLogger(__name__)
 
-Status = Literal["sent", "failed", "deferred", "dry-run"]
+Status = Literal["sent", "failed", "deferred", "unknown", "dry-run"]
 TlsMode = Literal["none", "starttls", "implicit"]
 OnOutcome = Callable[["Outcome"], None]
 
@@ -100,6 +102,7 @@ class Counts:
     retried: int = 0
     failed: int = 0
     deferred: int = 0
+    unknown: int = 0
     dry_run: int = 0
 
     def add(self, outcome: Outcome) -> None:
@@ -479,7 +482,7 @@ class _Run:
                 except Exception as exc:  # a bug here must not lose the message's outcome
                     log.exception("unexpected error sending %s", msg.key)
                     link.drop()
-                    outcome = Outcome(msg.key, "deferred", 0, None, f"internal error: {exc!r}", uncertain=True)
+                    outcome = Outcome(msg.key, "unknown", 0, None, f"internal error: {exc!r}", uncertain=True)
                 self._report(outcome)
         finally:
             await link.close()
@@ -504,6 +507,9 @@ class _Run:
                 return _sent(msg, attempts, code, reply, refused, uncertain)
             last, uncertain = failure, uncertain or failure.uncertain
             never_connected = never_connected and failure.connecting
+            if failure.uncertain:  # the server may have it: a retry could deliver it twice
+                return Outcome(msg.key, "unknown", attempts, failure.code,
+                               f"no reply after the message was sent: {failure.detail}", True)
             if failure.kind == "permanent":
                 return Outcome(msg.key, "failed", attempts, failure.code, failure.detail, uncertain)
             if failure.kind == "fatal":

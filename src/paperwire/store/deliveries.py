@@ -23,6 +23,9 @@ from .schema import deliveries, runs, sent_papers, subscribers
 
 # Delivery states. "deferred" (temporary failure) is claimed again by the next run.
 SENDING, SENT, FAILED, DEFERRED, UNKNOWN = "sending", "sent", "failed", "deferred", "unknown"
+# A slot that was due but had nothing new for the reader: settled, so it is not planned
+# again every few minutes; the next digest still starts after the last *sent* edition.
+EMPTY = "empty"
 # A reader whose last this-many deliveries failed permanently is marked bouncing.
 BOUNCE_AFTER = 3
 
@@ -51,12 +54,12 @@ class DeliveryStore:
 
     # -- runs --------------------------------------------------------------------
 
-    def start_run(self, kind: str) -> str:
+    def start_run(self, kind: str, transport: str = "") -> str:
         run_id = uuid.uuid4().hex
         now = _now()
         with self.engine.begin() as conn:
             conn.execute(runs.insert().values(id=run_id, kind=kind, pid=os.getpid(), host=socket.gethostname()[:255],
-                                              started_at=now, heartbeat_at=now))
+                                              started_at=now, heartbeat_at=now, transport=transport[:1024]))
         return run_id
 
     def heartbeat(self, run_id: str) -> None:
@@ -76,13 +79,14 @@ class DeliveryStore:
 
     def runs_with_claims(self) -> list[dict]:
         """Runs that still hold claims in flight, with what tells whether they are alive."""
-        query = (sa.select(runs.c.id, runs.c.pid, runs.c.host, runs.c.heartbeat_at, runs.c.finished_at)
+        query = (sa.select(runs.c.id, runs.c.pid, runs.c.host, runs.c.heartbeat_at, runs.c.finished_at,
+                           runs.c.transport)
                  .where(runs.c.id.in_(sa.select(deliveries.c.run_id).where(deliveries.c.status == SENDING))))
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
-    def expire_claims(self, run_ids: Sequence[str]) -> list[tuple[int, str, dt.date]]:
-        """Mark the in-flight claims of dead runs unknown; returns (delivery id, email, slot) of each.
+    def expire_claims(self, run_ids: Sequence[str]) -> list[tuple[int, str, dt.date, str]]:
+        """Mark the in-flight claims of dead runs unknown; returns (delivery id, email, slot, run transport).
 
         Unknown deliveries are reported and never sent again on their own: the server
         may have accepted the message just before the run died.
@@ -91,46 +95,74 @@ class DeliveryStore:
             return []
         with self.engine.begin() as conn:
             found = conn.execute(
-                sa.select(deliveries.c.id, subscribers.c.email, deliveries.c.slot)
+                sa.select(deliveries.c.id, subscribers.c.email, deliveries.c.slot, runs.c.transport)
                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+                .join(runs, runs.c.id == deliveries.c.run_id)
                 .where(deliveries.c.status == SENDING, deliveries.c.run_id.in_(list(run_ids)))).all()
             for chunk in _chunks([row.id for row in found]):
                 conn.execute(deliveries.update().where(deliveries.c.id.in_(chunk)).values(
                     status=UNKNOWN, finished_at=_now(),
                     detail="the run sending this stopped before the server answered; it may or may not have arrived"))
-        return [(row.id, row.email, row.slot) for row in found]
+        return [(row.id, row.email, row.slot, row.transport) for row in found]
 
     def claim(self, subscriber_id: int, slot: dt.date, edition: str, run_id: str, message_id: str,
               paper_ids: Sequence[str]) -> int | None:
-        """Take (reader, slot) for this run; None when another run has it or it is settled.
+        """Take (reader, slot) for this run; None when another run has the reader or the slot is settled.
 
-        A deferred delivery (temporary failure last time) is taken over; anything else
-        already recorded for the slot wins.
+        The reader's deferred delivery (temporary failure last time), whatever its slot,
+        is taken over and moved to ``slot``: one digest with everything owed, never an
+        old slot and a new one in a burst. The partial unique index lets a reader have
+        only one open (sending or deferred) delivery, so two runs cannot both send.
         """
-        values = {"edition": edition, "status": SENDING, "run_id": run_id, "message_id": message_id,
+        values = {"slot": slot, "edition": edition, "status": SENDING, "run_id": run_id, "message_id": message_id,
                   "papers": list(paper_ids), "claimed_at": _now(), "finished_at": None}
-        with self.engine.begin() as conn:
-            taken = conn.execute(deliveries.update().where(
-                deliveries.c.subscriber_id == subscriber_id, deliveries.c.slot == slot,
-                deliveries.c.status == DEFERRED).values(**values))
-            if taken.rowcount:
-                return conn.execute(sa.select(deliveries.c.id).where(
-                    deliveries.c.subscriber_id == subscriber_id, deliveries.c.slot == slot)).scalar_one()
+        try:
+            with self.engine.begin() as conn:
+                taken = conn.execute(deliveries.update().where(
+                    deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == DEFERRED,
+                    deliveries.c.slot <= slot).values(**values))
+                if taken.rowcount:
+                    return conn.execute(sa.select(deliveries.c.id).where(
+                        deliveries.c.subscriber_id == subscriber_id, deliveries.c.slot == slot)).scalar_one()
+        except sa.exc.IntegrityError:
+            return None
         try:
             with self.engine.begin() as conn:
                 return conn.execute(deliveries.insert().values(
-                    subscriber_id=subscriber_id, slot=slot, attempts=0, detail="", **values)).inserted_primary_key[0]
+                    subscriber_id=subscriber_id, attempts=0, detail="", **values)).inserted_primary_key[0]
         except sa.exc.IntegrityError:
             return None
 
-    def record_outcome(self, delivery_id: int, status: str, *, attempts: int, code: int | None, detail: str) -> None:
-        """The server's answer. A sent digest also records its papers, in the same transaction."""
+    def record_empty(self, subscriber_id: int, slot: dt.date, edition: str, run_id: str) -> bool:
+        """Settle a due slot that had nothing new; False when another run settled it first."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(deliveries.delete().where(deliveries.c.subscriber_id == subscriber_id,
+                                                       deliveries.c.status == DEFERRED, deliveries.c.slot <= slot))
+                conn.execute(deliveries.insert().values(
+                    subscriber_id=subscriber_id, slot=slot, edition=edition, status=EMPTY, run_id=run_id,
+                    message_id="", papers=[], attempts=0, detail="nothing new for this reader",
+                    claimed_at=_now(), finished_at=_now()))
+            return True
+        except sa.exc.IntegrityError:
+            return False
+
+    def record_outcome(self, delivery_id: int, status: str, *, attempts: int, code: int | None, detail: str,
+                       give_up_after: int | None = None) -> str:
+        """The server's answer; returns the status recorded.
+
+        A sent digest also records its papers, in the same transaction. A deferred one
+        whose attempts over all runs reach ``give_up_after`` is recorded as failed, so a
+        mailbox that stays full cannot keep a reader retried every few minutes forever.
+        """
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(deliveries.c.subscriber_id, deliveries.c.papers)
+            row = conn.execute(sa.select(deliveries.c.subscriber_id, deliveries.c.papers, deliveries.c.attempts)
                                .where(deliveries.c.id == delivery_id)).one()
+            total = row.attempts + attempts
+            if status == DEFERRED and give_up_after is not None and total >= give_up_after:
+                status, detail = FAILED, f"gave up after {total} attempts over several runs: {detail}"
             conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(
-                status=status, attempts=deliveries.c.attempts + attempts, code=code, detail=detail[:2000],
-                finished_at=_now()))
+                status=status, attempts=total, code=code, detail=detail[:2000], finished_at=_now()))
             if status == SENT and row.papers:
                 already = set(conn.execute(sa.select(sent_papers.c.paper_id).where(
                     sent_papers.c.subscriber_id == row.subscriber_id,
@@ -141,6 +173,7 @@ class DeliveryStore:
                         {"subscriber_id": row.subscriber_id, "paper_id": p, "delivery_id": delivery_id} for p in fresh])
             if status == FAILED:
                 self._mark_bouncing_if_failing(conn, row.subscriber_id)
+        return status
 
     def forget(self, delivery_id: int) -> None:
         """Give back a claim whose message was never handed over (dry run, stop before sending)."""
@@ -150,7 +183,8 @@ class DeliveryStore:
 
     @staticmethod
     def _mark_bouncing_if_failing(conn, subscriber_id: int) -> None:
-        last = conn.execute(sa.select(deliveries.c.status).where(deliveries.c.subscriber_id == subscriber_id)
+        last = conn.execute(sa.select(deliveries.c.status).where(deliveries.c.subscriber_id == subscriber_id,
+                                                                  deliveries.c.status != EMPTY)
                             .order_by(deliveries.c.slot.desc()).limit(BOUNCE_AFTER)).scalars().all()
         if len(last) == BOUNCE_AFTER and all(status == FAILED for status in last):
             conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id, subscribers.c.status == "active")

@@ -94,6 +94,9 @@ runs = sa.Table(
     sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("summary", sa.JSON, nullable=True),
+    # How a dispatch run delivers ("smtp://host:port", "outbox:/abs/path"): settling a dead
+    # run's claims must ask the place it sent to, not wherever the next run sends.
+    sa.Column("transport", sa.String(1024), nullable=False, server_default=""),
     sa.Index("ix_runs_started_at", "started_at"),
 )
 deliveries = sa.Table(
@@ -113,6 +116,10 @@ deliveries = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     sa.UniqueConstraint("subscriber_id", "slot", name="uq_deliveries_subscriber_slot"),
     sa.Index("ix_deliveries_status", "status"),
+    # One open (sending or deferred) delivery per reader: two runs never send two slots at once.
+    sa.Index("uq_deliveries_one_open", "subscriber_id", unique=True,
+             sqlite_where=sa.text("status IN ('sending', 'deferred')"),
+             postgresql_where=sa.text("status IN ('sending', 'deferred')")),
 )
 sent_papers = sa.Table(
     "sent_papers", metadata,
