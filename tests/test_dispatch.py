@@ -338,3 +338,15 @@ def test_a_dead_outbox_run_is_settled_against_its_own_folder(db_url, tmp_path):
     assert [d["status"] for d in store.deliveries_of(reader.email)] == ["sent"]  # its file was written
     assert report.sent == 1 and [d["status"] for d in store.deliveries_of(other.email)] == ["sent"]  # sent again
     assert lost is not None
+
+
+def test_the_hourly_limit_holds_across_runs(db_url, tmp_path, smtp_server):
+    inbox = Inbox()
+    store = readers_store(db_url, 2)
+    settings = smtp_settings(tmp_path, smtp_server(inbox), smtp_per_hour=2)
+    assert dispatch.dispatch(store, settings, now=NOON).sent == 2
+    store.save_subscriber(build_subscriber("newcomer@example.org", topics=[parse_topic_spec("*")]))
+    stop = threading.Event()
+    threading.Timer(1.5, stop.set).start()  # the budget is spent: the next send would wait ~an hour
+    report = dispatch.dispatch(store, settings, now=NOON, stop=stop)
+    assert (report.sent, report.deferred) == (0, 1) and len(inbox.messages) == 2

@@ -266,3 +266,17 @@ def test_url_credentials_and_tokens_never_reach_errors_or_the_store(store, listi
     listing = f"http://reader:hunter2@127.0.0.1:{port}/daily.txt?token=abc123"
     assert pipeline.ingest(store, [listing], today=TODAY).counts.added == 70
     assert not any("hunter2" in s.origin or "abc123" in s.origin for s in store.listing_summaries())
+
+
+def test_the_daemon_exits_when_the_scheduler_thread_dies(store, tmp_path, monkeypatch):
+    import threading as _threading
+
+    from paperwire import schedule
+    from paperwire.config import Settings
+    from paperwire.errors import PaperwireError
+
+    monkeypatch.setattr(schedule, "_scheduler_alive", lambda scheduler: False)
+    settings = Settings(schedule_sources=(str(SEED),), out_dir=tmp_path / "out", outbox_dir=tmp_path / "outbox")
+    with pytest.raises(PaperwireError, match="scheduler stopped"):
+        schedule.run(store, settings, _threading.Event())
+    assert schedule._daemon is None

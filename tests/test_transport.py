@@ -455,6 +455,25 @@ def test_per_hour_limit_with_an_injected_clock() -> None:
         assert sum(1 for s in stamps[i:] if s < stamp + 3600) <= 10
 
 
+def test_per_hour_limit_counts_sends_of_earlier_runs() -> None:
+    clock = FakeClock()
+
+    class Stamping(Recorder):
+        async def handle_DATA(self, server, session, envelope) -> str:
+            self.stamps.append(clock.now)
+            return await super().handle_DATA(server, session, envelope)
+
+    handler = Stamping()
+    handler.stamps = []
+    with running(handler) as port:
+        transport = SmtpTransport(config(port, per_hour=3, pool_size=1), clock=clock, sleep=clock.sleep)
+        transport.sent_earlier = [600.0, 1200.0, 5000.0]  # two in the last hour, one before it
+        assert transport.send_all(simple(2), Collector()).sent == 2
+    first, second = sorted(handler.stamps)
+    assert first < 60  # one slot of the hour was left
+    assert 2400 <= second < 2460  # the next frees when the 20-minute-old send turns an hour old
+
+
 # --- stopping and caller errors ----------------------------------------------------
 
 

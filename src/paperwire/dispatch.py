@@ -146,6 +146,10 @@ def dispatch(
     dry_run = dry_run or isinstance(transport, DryRunTransport)
     report = SendReport()
     run_id = None if dry_run else store.start_run("dispatch", describe_transport(transport))
+    if isinstance(transport, SmtpTransport) and settings.smtp_per_hour:
+        clock = dt.datetime.now(dt.timezone.utc)
+        transport.sent_earlier = [(clock - at).total_seconds()
+                                  for at in store.handed_over_since(clock - dt.timedelta(hours=1))]
     heart = None if run_id is None else _Heartbeat(store, run_id)
     try:
         if not dry_run:

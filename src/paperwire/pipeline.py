@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,13 +65,14 @@ def ingest(
     today: dt.date | None = None,
     timeout: float = 20.0,
     on_file: Callable[[Path | str], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> IngestReport:
     """Read every file under ``paths``, and every http(s) URL among them, into ``store``.
 
     One transaction per file or URL: a bad one is recorded in the report and leaves
     the database as it was; the others still go in. URLs are fetched conditionally
     (ETag / Last-Modified from the last successful ingest), so an unchanged listing
-    costs one 304.
+    costs one 304. ``stop`` (the daemon shutting down) ends the batch between sources.
     """
     report = IngestReport()
     urls = [source for source in paths if is_url(source)]
@@ -78,6 +80,8 @@ def ingest(
     if not files and not urls:
         report.errors.append(FileError(", ".join(map(str, paths)), None, "no listing files found"))
     for item in [*files, *urls]:
+        if stop is not None and stop.is_set():
+            break
         report.files += 1
         try:
             if isinstance(item, Path):

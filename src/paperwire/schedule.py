@@ -19,6 +19,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from apscheduler.events import EVENT_JOB_ERROR
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -56,9 +57,13 @@ def ingest_job() -> pipeline.IngestReport | None:
         return None
     store, settings = daemon.store, daemon.settings
     run_id = store.start_run("ingest")
-    report = pipeline.ingest(store, list(settings.schedule_sources), timeout=settings.schedule_fetch_timeout)
-    summary = report.as_dict()
-    store.finish_run(run_id, summary)
+    report = pipeline.IngestReport()
+    try:
+        report = pipeline.ingest(store, list(settings.schedule_sources), timeout=settings.schedule_fetch_timeout,
+                                 stop=daemon.stop)
+    finally:  # a run that raised is finished too, never left "running" in `status`
+        summary = report.as_dict()
+        store.finish_run(run_id, summary)
     for error in report.errors:
         log.warning("ingest failed for %s", error.file,
                     extra={"fields": {"event": "ingest-error", "source": error.file, "line": error.line,
@@ -107,11 +112,28 @@ def build_scheduler(store: Store, settings: Settings, *, start_at: dt.datetime |
     return scheduler
 
 
+def _scheduler_alive(scheduler: BackgroundScheduler) -> bool:
+    # APScheduler 3 has no public health check; its BackgroundScheduler keeps the thread here.
+    thread = getattr(scheduler, "_thread", None)
+    return thread is None or thread.is_alive()
+
+
+def _log_job_error(event) -> None:
+    """A job that raised: one line, and the daemon goes on to the next run."""
+    log.error("%s job failed: %r", event.job_id, event.exception,
+              extra={"fields": {"event": f"{event.job_id}-error", "error": repr(event.exception)}})
+
+
 def run(store: Store, settings: Settings, stop: threading.Event) -> None:
-    """Run until ``stop`` is set, then wait for the job in progress to wind down."""
+    """Run until ``stop`` is set, then wait for the job in progress to wind down.
+
+    Raises PaperwireError if APScheduler's own thread dies (its job store could not be
+    written, say): a daemon that silently runs no jobs is worse than one that exits.
+    """
     global _daemon
     _daemon = _Daemon(store, settings, stop)
     scheduler = build_scheduler(store, settings)
+    scheduler.add_listener(_log_job_error, EVENT_JOB_ERROR)
     scheduler.start()
     log.info("schedule started", extra={"fields": {
         "event": "schedule-start", "sources": len(settings.schedule_sources),
@@ -119,7 +141,9 @@ def run(store: Store, settings: Settings, stop: threading.Event) -> None:
         "delivery": "smtp" if settings.smtp_host else "outbox"}})
     try:
         while not stop.wait(0.5):
-            pass
+            if not _scheduler_alive(scheduler):
+                log.error("the scheduler thread stopped; exiting", extra={"fields": {"event": "schedule-died"}})
+                raise PaperwireError("the scheduler stopped running jobs (see the log above); restart it")
     finally:
         scheduler.shutdown(wait=True)
         _daemon = None

@@ -190,6 +190,15 @@ class RateLimiter:
         self._next = -math.inf
         self._recent: deque[float] | None = deque(maxlen=per_hour) if per_hour else None
 
+    def already_used(self, seconds_ago: Iterable[float]) -> None:
+        """Count sends made before this limiter existed (earlier runs, another process)
+        against the hourly budget, so a run every few minutes cannot reset it."""
+        if self._recent is None:
+            return
+        now = self._clock()
+        for slot in sorted(now - age for age in seconds_ago if 0 <= age < self.HOUR):
+            self._recent.append(slot)
+
     def reserve(self) -> float:
         """Claim the next free slot; returns how many seconds to wait before using it."""
         now = self._clock()
@@ -396,6 +405,9 @@ class SmtpTransport:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
+        # Seconds ago of sends in the last hour that this transport did not make itself:
+        # the caller fills it from its records so smtp.per_hour holds across runs.
+        self.sent_earlier: list[float] = []
 
     def send_all(self, messages: Iterable[Outgoing], on_outcome: OnOutcome, *,
                  stop: threading.Event | None = None) -> Counts:
@@ -423,6 +435,7 @@ class _Run:
         self.stop = stop
         self.counts = Counts()
         self.limiter = RateLimiter(self.config.per_second, self.config.per_hour, transport._clock)
+        self.limiter.already_used(transport.sent_earlier)
         self.halt = asyncio.Event()
         self.error: BaseException | None = None  # from the caller: generator or on_outcome
         self.fatal: str = ""  # why the server cannot take any message

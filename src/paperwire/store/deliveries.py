@@ -230,6 +230,16 @@ class DeliveryStore:
                     found.setdefault(subscriber_id, set()).add(paper_id)
         return found
 
+    def handed_over_since(self, since: dt.datetime) -> list[dt.datetime]:
+        """When messages were last handed to the mail server (sent, failed or unknown), newest
+        first: the hourly rate limit counts them whichever run or process sent them."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(deliveries.c.finished_at).where(
+                deliveries.c.finished_at >= since, deliveries.c.status.in_([SENT, FAILED, UNKNOWN]))
+                .order_by(deliveries.c.finished_at.desc()))
+            return [row.finished_at if row.finished_at.tzinfo else row.finished_at.replace(tzinfo=dt.timezone.utc)
+                    for row in rows]
+
     def delivery_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(deliveries.c.status, sa.func.count()).group_by(deliveries.c.status))
