@@ -8,6 +8,7 @@ after acceptance can duplicate a message in real life (see transport's docstring
 from __future__ import annotations
 
 import asyncio
+import logging
 import contextlib
 import email
 import email.policy
@@ -582,7 +583,8 @@ def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
     return context
 
 
-def test_starttls_with_login(certificate) -> None:
+def test_starttls_with_login(certificate, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
     logins: list[tuple[bytes, bytes]] = []
 
     def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
@@ -601,6 +603,8 @@ def test_starttls_with_login(certificate) -> None:
                                                     user="paperwire", password="wrong"))
     assert all(r.tls for r in handler.received) and len(handler.received) == 3
     assert logins[0] == (b"paperwire", b"s3cret")
+    assert caplog.records and not any("s3cret" in r.getMessage() or "wrong" in r.getMessage()
+                                      for r in caplog.records)  # not even at DEBUG, not even on failure
 
 
 def test_implicit_tls(certificate) -> None:
