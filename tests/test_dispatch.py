@@ -23,7 +23,7 @@ from paperwire.config import Settings
 from paperwire.store import Store
 from paperwire.subscribers import build_subscriber, parse_topic_spec
 
-from .conftest import ROOT, SEED, TODAY
+from .conftest import SEED, TODAY
 
 EDITION = dt.date(2024, 3, 11)
 NOON = dt.datetime(2024, 3, 11, 12, 0, tzinfo=dt.timezone.utc)

@@ -434,16 +434,23 @@ def test_rate_limiter_slots() -> None:
     assert RateLimiter(None, None, clock).reserve() == 0.0
 
 
+class Stamping(Recorder):
+    """Notes the fake clock's time at each DATA."""
+
+    def __init__(self, clock: FakeClock):
+        super().__init__()
+        self.clock = clock
+        self.stamps: list[float] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.stamps.append(self.clock.now)
+        return await super().handle_DATA(server, session, envelope)
+
+
 def test_per_hour_limit_with_an_injected_clock() -> None:
     clock = FakeClock()
 
-    class Stamping(Recorder):
-        async def handle_DATA(self, server, session, envelope) -> str:
-            self.stamps.append(clock.now)
-            return await super().handle_DATA(server, session, envelope)
-
-    handler = Stamping()
-    handler.stamps = []
+    handler = Stamping(clock)
     with running(handler) as port:
         transport = SmtpTransport(config(port, per_hour=10, pool_size=3), clock=clock, sleep=clock.sleep)
         started = time.monotonic()
@@ -459,13 +466,7 @@ def test_per_hour_limit_with_an_injected_clock() -> None:
 def test_per_hour_limit_counts_sends_of_earlier_runs() -> None:
     clock = FakeClock()
 
-    class Stamping(Recorder):
-        async def handle_DATA(self, server, session, envelope) -> str:
-            self.stamps.append(clock.now)
-            return await super().handle_DATA(server, session, envelope)
-
-    handler = Stamping()
-    handler.stamps = []
+    handler = Stamping(clock)
     with running(handler) as port:
         transport = SmtpTransport(config(port, per_hour=3, pool_size=1), clock=clock, sleep=clock.sleep)
         transport.sent_earlier = [600.0, 1200.0, 5000.0]  # two in the last hour, one before it

@@ -9,17 +9,9 @@ from fastapi.testclient import TestClient
 
 from paperwire.subscribers import make_topic
 
-from .test_web import ADMIN, BASE, EDITION, Site, make_site
+from .test_web import ADMIN, BASE, EDITION, Site, make_site, site  # noqa: F401  (site is a fixture)
 
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Site:
-    made = make_site(tmp_path)
-    yield made
-    made.client.close()
-    made.store.close()
 
 
 def test_preview(site: Site) -> None:
