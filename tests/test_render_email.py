@@ -19,6 +19,7 @@ import pytest
 
 from paperwire import render
 from paperwire.config import Settings
+from paperwire.errors import ValidationError
 from paperwire.models import Digest, DigestItem, DigestSection, Hit, Link, Paper, Subscriber, Topic
 from paperwire.render import EmailRenderer, RenderedEmail
 
@@ -315,6 +316,13 @@ def test_cap_where_size_limit_holds(renderer: EmailRenderer) -> None:
     """MAX_PAPERS_UNDER_CLIP is measured, not guessed: it fits, and three more would not."""
     assert len(renderer.render(worst_case_digest(render.MAX_PAPERS_UNDER_CLIP), SETTINGS).html.encode()) < 102_000
     assert len(renderer.render(worst_case_digest(render.MAX_PAPERS_UNDER_CLIP + 3), SETTINGS).html.encode()) > 102_000
+
+
+def test_no_reader_can_ask_for_more_papers_than_fit_under_the_clip():
+    from paperwire.subscribers import MAX_PAPERS_LIMIT, parse_max_papers
+    assert MAX_PAPERS_LIMIT <= render.MAX_PAPERS_UNDER_CLIP
+    with pytest.raises(ValidationError, match="max"):
+        parse_max_papers(MAX_PAPERS_LIMIT + 1)
 
 
 def test_mjml_is_compiled_once_and_cached_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,10 @@ from .models import SUBSCRIBER_STATUSES, WEEKDAYS, Subscriber, Topic
 from .query import parse_query
 
 DEFAULTS = Subscriber(email="")
-MAX_PAPERS_LIMIT = 100  # an email with more papers than this is clipped by Gmail anyway
+# Most papers a reader can ask for per email: at this many papers with the longest abstracts
+# the HTML still stays under Gmail's 102 KB clipping point (render.MAX_PAPERS_UNDER_CLIP, a
+# test keeps the two in step). The rest are behind the email's "and N more" link.
+MAX_PAPERS_LIMIT = 40
 _NAME_MAX = 200
 _TOPIC_NAME_MAX = 100
 _QUERY_MAX = 1000

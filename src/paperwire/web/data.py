@@ -22,11 +22,11 @@ from ..config import Settings
 from ..match import compile_queries, match_one
 from ..models import Digest, Paper, StoredPaper, Subscriber
 from ..store import Store
-from ..subscribers import MAX_PAPERS_LIMIT
 
 FEED_WINDOW = dt.timedelta(days=30)  # as `paperwire feeds`: a month of listings per topic feed
 TRENDING_DAYS = 7  # the trending feed: the last week of listings
 PRIVATE_CACHE = 256  # private feeds and archive pages kept per data version
+ARCHIVE_LIMIT = 1000  # papers on one archive page; far above any listing's matches
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ class DataCache:
         rankings = compile_queries(((i, t.query) for i, t in enumerate(reader.topics)), self.settings.acronyms).match(
             papers)
         found = [rankings[i] for i in range(len(reader.topics))]
-        uncapped = replace(reader, max_papers=MAX_PAPERS_LIMIT)
+        uncapped = replace(reader, max_papers=ARCHIVE_LIMIT)  # a web page is not clipped like an email
         result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
                                      first_date=first)
         return replace(result, subscriber=reader)
