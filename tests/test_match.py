@@ -275,6 +275,34 @@ def test_phrase_beats_scattered_words() -> None:
     assert [m.rank for m in match_one('"scaling laws"', papers)] == [2]
 
 
+def test_a_phrase_is_found_where_a_paper_glues_one_of_its_words() -> None:
+    # The paper writes "pre-training": read as one word (``pretrain``) over two tokens, which
+    # the index never records as one word right before the next; such pairs cannot rule a
+    # phrase out (see PaperIndex.side_by_side).
+    papers = [
+        paper("Data", "We study pre-training data for agents.", number=1),
+        paper("Data", "We study data for pretraining agents.", number=2),
+    ]
+    ranking = match_one('"pretraining data" study', papers)
+    assert [m.rank for m in ranking] == [1]
+    assert "pre-training data" in hit_texts(ranking[0], papers)
+    ranking = match_one("pretraining data", papers)  # the run's phrase only in paper 1
+    assert [m.rank for m in ranking] == [1, 2]
+    assert "pretraining data" in [hit.term for hit in ranking[0].terms]
+    assert "pretraining data" not in [hit.term for hit in ranking[1].terms]
+
+
+def test_a_run_whose_words_are_never_side_by_side_scores_its_words() -> None:
+    papers = [paper("Compute", "Scaling compute, and compute for scaling.", number=n) for n in (1, 2)]
+    papers.append(paper("Compute scaling", "Compute scaling.", number=3))
+    ranking = match_one("compute scaling", papers)
+    assert [m.rank for m in ranking] == [3, 1, 2]
+    assert list(dict.fromkeys(hit.term for hit in ranking[1].terms)) == ["compute", "scaling"]
+    alone = match_one("compute scaling", papers[:2])  # the phrase occurs nowhere
+    assert [m.rank for m in alone] == [1, 2]
+    assert list(dict.fromkeys(hit.term for hit in alone[0].terms)) == ["compute", "scaling"]
+
+
 def test_ties_keep_listing_order() -> None:
     papers = [paper("Diffusion models", "Same text.", number=n) for n in range(5)]
     assert [m.rank for m in match_one("diffusion", papers)] == [1, 2, 3, 4, 5]

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from functools import reduce
 from heapq import nlargest
-from itertools import compress, repeat
+from itertools import compress, pairwise, repeat
 from operator import add, and_, itemgetter
 
 from paperwire.match.acronyms import ACRONYM_SYMBOL_PREFIX
@@ -67,6 +67,8 @@ class Findings(Sequence[TermFinding]):
         self.exact: list[int | None] = []
         self._spelled: dict[tuple[str, str], int] = {}
         self._run_bounds: dict[int, int] = {}  # id of a RunPhrase -> its bound
+        self._run_phrase_bounds: dict[int, int] = {}  # id of a RunPhrase -> papers that may have its phrase
+        self._pair_bounds: dict[int, int] = {}  # term -> papers where its symbols may be side by side
         self._papers_with = {field: index.papers_with(field) for field in ("title", "abstract", "author")}
         self._bound_new_terms()
 
@@ -142,6 +144,64 @@ class Findings(Sequence[TermFinding]):
         """Whether the run's phrase surely reads only word for word today (no acronym, no
         glued pair written as one word in a paper): then it finds no paper its words do not."""
         return not run.has_acronym and self._index.solid.isdisjoint(run.rewrites)
+
+    def run_phrase_bound(self, run: RunPhrase) -> int:
+        """Papers that may have the run's phrase (memoized per run): tighter than :meth:`run_bound`.
+
+        When the phrase reads only word for word, its one pattern is its words' symbols
+        side by side, so a paper can only have it where each two neighbouring words are
+        side by side (see :meth:`_side_by_side`). Most runs' words never are: then the
+        phrase need not be made a term (it would find nothing).
+        """
+        found = self._run_phrase_bounds.get(id(run))
+        if found is None:
+            found = self.run_bound(run)
+            if found and self.run_reads_plainly(run):
+                terms = self._terms
+                symbols = [terms[word.term].shape.symbols for word in run.words]
+                pairs = [(before[-1], after[0]) for before, after in pairwise(symbols)]
+                found &= self._side_by_side(pairs, (run.field,) if run.field else DEFAULT_FIELDS)
+            self._run_phrase_bounds[id(run)] = found
+        return found
+
+    def papers_among(self, term: int, selected: int) -> int:
+        """``papers(term) & selected``, without looking the term up where that is surely 0.
+
+        A term of several symbols read only word for word (``"scaling laws"``) is only
+        where its symbols are side by side (see :meth:`_side_by_side`).
+        """
+        known = self.exact[term]
+        if known is not None:
+            return known & selected
+        if self.plain[term]:
+            near = self._pair_bounds.get(term)
+            if near is None:
+                spec = self._terms[term]
+                near = self._pair_bounds[term] = self._side_by_side(list(pairwise(spec.shape.symbols)), spec.fields)
+            if not near & selected:
+                return 0
+        return self[term].bits & selected
+
+    def _side_by_side(self, pairs: list[tuple[str, str]], fields: Sequence[str]) -> int:
+        """Papers where each pair's first symbol (one word) may be right before its second,
+        in one of ``fields``: a superset of where a pattern with these neighbours occurs.
+
+        The index knows this for the pairs it recorded; any other pair bounds nothing.
+        """
+        side_by_side = self._index.side_by_side
+        bound = -1
+        for before, after in pairs:
+            bits = 0
+            for field in fields:
+                papers = side_by_side(field, before, after)
+                if papers is None:  # not recorded: no telling
+                    bits = -1
+                    break
+                bits |= papers
+            bound &= bits
+            if not bound:
+                break
+        return bound
 
     def run_bound(self, run: RunPhrase) -> int:
         """Papers that may have the run's words or its phrase, in any reading.
@@ -358,7 +418,7 @@ def _all_of(node: AllOf, findings: Findings) -> int:
             for term in unknown:
                 if not selected:
                     return 0
-                selected &= findings.papers(term)
+                selected = findings.papers_among(term, selected)
         if not selected:
             return 0
     for part in node.others:
@@ -431,13 +491,15 @@ def _positive_terms(positives: tuple[Positive, ...], selected: int, findings: Fi
     """The positives as terms, making terms of the runs' phrases the selected papers may have.
 
     A run's phrase that none of them can have would add nothing (no score, no
-    explanation), so it is left out. A phrase that is also written out elsewhere in
-    the query is one term: as in plans made eagerly, it is counted once.
+    explanation), so it is left out; :meth:`Findings.run_phrase_bound` tells, from where
+    the words are side by side, without making the phrase a term. A phrase that is also
+    written out elsewhere in the query is one term: as in plans made eagerly, it is
+    counted once.
     """
     terms: list[TermRef] = []
     for ref in positives:
         if type(ref) is TermRef:
             terms.append(ref)
-        elif findings.run_bound(ref) & selected:
+        elif findings.run_phrase_bound(ref) & selected:
             terms.append(findings.phrase(ref))
     return tuple(dict.fromkeys(terms))

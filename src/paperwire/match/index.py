@@ -265,6 +265,7 @@ class PaperIndex:
             self.lengths[field] = [reader.read(number, text) for number, text in enumerate(texts)]
             reader.finish()
         self._found: dict[tuple[str, Pattern], Occurrences | None] = {}
+        self._side_by_side: dict[tuple[str, str, str], int] = {}
         self.present: set[str] = set().union(*(postings.by_start for postings in self._fields.values()))
         self.solid: set[str] = set().union(*(postings.solid for postings in self._fields.values()))
 
@@ -280,6 +281,24 @@ class PaperIndex:
         except KeyError:
             found = self._found[key] = self._fields[field].find(pattern)
             return found
+
+    def side_by_side(self, field: str, before: str, after: str) -> int | None:
+        """The papers whose ``field`` has ``before`` (one word) right before ``after``, as a bitset.
+
+        Only a pair recorded while reading the papers (see ``followers``) can tell, and
+        only if neither symbol also occurs as a glued pair ("pre-training" is ``pretrain``
+        over two words, and is never recorded as one word before the next); otherwise this
+        gives None, as it cannot know. :meth:`_FieldPostings.find` relies on the same.
+        """
+        postings = self._fields[field]
+        if after not in postings.followers.get(before, ()) or before in postings.wide or after in postings.wide:
+            return None
+        key = (field, before, after)
+        found = self._side_by_side.get(key)
+        if found is None:
+            starts = postings.bigrams.get(before, {}).get(after, ())
+            found = self._side_by_side[key] = bits_of(set(map(floordiv, starts, repeat(postings.stride))))
+        return found
 
     def spans(self, field: str, pattern: Pattern) -> dict[int, list[Span]]:
         """Per paper index, the spans where ``pattern`` occurs in ``field``."""

@@ -161,6 +161,7 @@ class TermRegistry:
         self._runs: dict[str | None, dict[str, tuple[PlanNode, tuple[Positive, ...]]]] = {
             f: {} for f in (None, *FIELDS)
         }
+        self._run_words: dict[bool, dict[str, RunWord]] = {True: {}, False: {}}  # by use_acronyms, then word
 
     def ref(self, text: str, field: str | None) -> TermRef:
         """The leaf for ``text`` in ``field``, labelled as written (one shared object per text)."""
@@ -410,38 +411,72 @@ def _lazy_run(texts: list[str], text: str, field: str | None, registry: TermRegi
     """A run whose phrase can wait (see :class:`RunPhrase`), or None to plan it now.
 
     The glued stems of neighbouring words are worked out now all the same: the paper
-    index must keep them, as a written word, for the phrase's glued reading.
+    index must keep them, as a written word, for the phrase's glued reading. What this
+    needs of each word is worked out once per word (see :func:`_run_word`): most runs
+    are distinct, their words are not.
     """
-    maker = registry.pattern_maker
     use_acronyms = field != "author"
-    shapes = maker._shapes[use_acronyms]
-    parts = [shapes.get(word) or maker.shape(word, use_acronyms) for word in texts]
-    stem = maker.stems.of
+    known = registry._run_words[use_acronyms]
+    parts = [known.get(word) or _run_word(registry, word, use_acronyms) for word in texts]
+    stem = registry.pattern_maker.stems.of
     glued: list[str | None] = []
-    rewrites: list[str] = []
     for before, after in pairwise(parts):
-        last, first = before.symbols[-1], after.symbols[0]
-        if last.startswith(ACRONYM_SYMBOL_PREFIX) or first.startswith(ACRONYM_SYMBOL_PREFIX):
-            glued.append(None)
+        if before.last_glues and after.first_glues:  # never glued next to an acronym (see PatternMaker._join)
+            glued.append(stem(before.last_folded + after.first_folded) or None)
         else:
-            glued.append(stem(before.folded[-1] + after.folded[0]) or None)
+            glued.append(None)
     rewrites = [symbol for symbol in glued if symbol]
-    has_acronym = False
+    has_acronym = may_spell = False
     for part in parts:
-        if part.glues:  # a hyphenated word: "multi-modal"
-            rewrites += [symbol for _, symbol in part.glues]
-        has_acronym = has_acronym or ":" in "".join(part.symbols)  # only acronym symbols have a ":"
-    if use_acronyms:
-        starts = maker._expansion_starts
-        if any(not starts.isdisjoint(part.symbols) for part in parts) or not starts.isdisjoint(rewrites):
-            return None  # the words may spell an expansion: plan the run now
+        if part.inner_glued:  # a hyphenated word: "multi-modal"
+            rewrites += part.inner_glued
+        has_acronym = has_acronym or part.has_acronym
+        may_spell = may_spell or part.may_spell
+    if use_acronyms and (may_spell or not registry.pattern_maker._expansion_starts.isdisjoint(rewrites)):
+        return None  # the words may spell an expansion: plan the run now
     words = tuple([registry.ref(word, field) for word in texts])
     registry.symbols.update(rewrites)
-    registry._follow([(before.symbols[-1], after.symbols[0]) for before, after in pairwise(parts)])
+    registry._follow([(before.last, after.first) for before, after in pairwise(parts)])
     if has_acronym:  # and the pairs across its acronyms spelled out
-        symbols = tuple([symbol for part in parts for symbol in part.symbols])
-        registry._follow(maker.reading_pairs(_new(TermShape, (symbols, (), (), ()))))
+        shapes = registry.pattern_maker._shapes[use_acronyms]
+        symbols = tuple([symbol for word in texts for symbol in shapes[word].symbols])
+        registry._follow(registry.pattern_maker.reading_pairs(_new(TermShape, (symbols, (), (), ()))))
     return RunPhrase(field, tuple(texts), text, words, tuple(glued), tuple(rewrites), has_acronym)
+
+
+class RunWord(NamedTuple):
+    """What :func:`_lazy_run` needs of one word of a run (worked out once per word)."""
+
+    first: str  # its first and last symbols
+    last: str
+    first_folded: str  # its first and last tokens, folded (for gluing to a neighbour word)
+    last_folded: str
+    first_glues: bool  # whether its first / last token may be glued to a neighbour word (acronyms never are)
+    last_glues: bool
+    inner_glued: tuple[str, ...]  # the glued stems inside the word ("multi-modal")
+    has_acronym: bool
+    may_spell: bool  # whether it may start an acronym's expansion
+
+
+def _run_word(registry: TermRegistry, word: str, use_acronyms: bool) -> RunWord:
+    """What :func:`_lazy_run` needs of ``word`` (remembered by the registry)."""
+    maker = registry.pattern_maker
+    shape = maker.shape(word, use_acronyms)
+    symbols, folded = shape.symbols, shape.folded
+    inner = tuple([symbol for _, symbol in shape.glues])
+    starts = maker._expansion_starts
+    found = registry._run_words[use_acronyms][word] = RunWord(
+        first=symbols[0],
+        last=symbols[-1],
+        first_folded=folded[0],
+        last_folded=folded[-1],
+        first_glues=not symbols[0].startswith(ACRONYM_SYMBOL_PREFIX),
+        last_glues=not symbols[-1].startswith(ACRONYM_SYMBOL_PREFIX),
+        inner_glued=inner,
+        has_acronym=":" in "".join(symbols),  # only acronym symbols have a ":"
+        may_spell=not starts.isdisjoint(symbols) or not starts.isdisjoint(inner),
+    )
+    return found
 
 
 def _plan_part(texts: list[str], field: str | None, registry: TermRegistry, positives: list[TermRef]) -> PlanNode:
