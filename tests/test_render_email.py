@@ -215,13 +215,13 @@ def test_links_fall_back_and_drop_unsafe_schemes() -> None:
 
 
 def test_more_link_only_when_there_are_more(renderer: EmailRenderer) -> None:
-    more_url = f"{BASE}/archive/tok123/2024-03-11#more"
+    more_url = f"{BASE}/archive/tok123/2024-03-11#p4"
     with_more = renderer.render(golden_digest(), SETTINGS)
     assert more_url in Tags(with_more.html).hrefs and more_url in with_more.text
     assert "And 3 more matching papers" in with_more.html and "And 3 more matching papers" in with_more.text
     digest = golden_digest()
     without = renderer.render(Digest(digest.subscriber, digest.edition, digest.listing_date, digest.sections), SETTINGS)
-    assert "#more" not in without.html and "#more" not in without.text and "more matching" not in without.text
+    assert "#p" not in without.text and "/archive/tok123/2024-03-11#" not in without.html and "more matching" not in without.text
 
 
 def test_every_reader_link_uses_base_url(renderer: EmailRenderer) -> None:

@@ -374,7 +374,7 @@ def context(digest: Digest, settings: Settings) -> dict[str, Any]:
         "sections": sections,
         "more": digest.more,
         "more_label": f"And {digest.more} more matching paper{'s' if digest.more != 1 else ''}",
-        "more_url": urls.more(base, reader, digest.edition),
+        "more_url": urls.more(base, reader, digest.edition, count + 1),
         "manage_url": urls.manage(base, reader),
         "unsubscribe_url": urls.unsubscribe(base, reader),
         "feed_url": urls.private_feed(base, reader),

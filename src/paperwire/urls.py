@@ -36,9 +36,10 @@ def archive(base_url: str, reader: Subscriber, edition: str) -> str:
     return _join(base_url, "archive", reader.token, edition)
 
 
-def more(base_url: str, reader: Subscriber, edition: str) -> str:
-    """Everything that matched, beyond the reader's cap."""
-    return archive(base_url, reader, edition) + "#more"
+def more(base_url: str, reader: Subscriber, edition: str, first_not_shown: int) -> str:
+    """Everything that matched, opened at the first paper the email had no room for
+    (the archive shows every match; each paper carries the anchor ``p<number>``)."""
+    return archive(base_url, reader, edition) + f"#p{first_not_shown}"
 
 
 def private_feed(base_url: str, reader: Subscriber, kind: str = "atom") -> str:
