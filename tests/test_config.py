@@ -52,6 +52,8 @@ def test_acronyms_table(tmp_path):
         ("", {"PAPERWIRE_DB": "not a url"}, {}, r"setting 'db' from environment variable PAPERWIRE_DB"),
         ("", {}, {"db": "::::"}, r"setting 'db' from flag --db"),
         ("[acronyms]\nMoE = [1]", {}, {}, r"'acronyms' from config file"),
+        ('[smtp]\npasword_file = "x"', {}, {}, r"unknown setting 'smtp.pasword_file'.*did you mean 'smtp.password_file'"),
+        ('[schedule]\ndispatch_minute = 5', {}, {}, r"did you mean 'schedule.dispatch_minutes'"),
     ],
 )
 def test_bad_settings_name_the_key_and_the_source(tmp_path, toml, env, flags, message):

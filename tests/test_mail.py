@@ -15,6 +15,7 @@ import pytest
 from paperwire.config import Settings
 from paperwire.mail import Signer, build_message, message_bytes
 from paperwire.models import Digest, Subscriber, Topic
+from paperwire.transport import Outcome
 
 NOW = dt.datetime(2024, 3, 11, 8, 0, tzinfo=dt.timezone.utc)
 SETTINGS = Settings(base_url="https://papers.example.org", sender_name="paperwire", sender_email="digest@example.org",
@@ -145,3 +146,22 @@ def test_text_part_round_trips_every_kind_of_line():
     assert data.isascii() and max(len(line) for line in data.split(b"\r\n")) <= 998
     part = parse(data).get_payload()[0]
     assert part.get_content().replace("\r\n", "\n") == text
+
+
+def test_web_mails_are_signed_too(dkim_key):
+    from paperwire.web.mailer import Letter, Mailer
+
+    private, public = dkim_key
+    settings = Settings(**{**SETTINGS.__dict__, "dkim_key_file": private, "dkim_selector": "pw"})
+    sent = []
+
+    class Keep:
+        def send_all(self, messages, on_outcome, stop=None):
+            for msg in messages:
+                sent.append(msg.data)
+                on_outcome(Outcome(msg.key, "sent", 1, 250, "ok"))
+
+    Mailer(settings, Keep()).send(Letter("ada@example.org", "Confirm your subscription", "Click.", "<p>Click.</p>"))
+    (data,) = sent
+    assert data.startswith(b"DKIM-Signature:")
+    assert dkim.verify(data, dnsfunc=lambda name, timeout=5: b"v=DKIM1; k=rsa; p=" + public)

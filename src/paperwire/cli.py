@@ -34,7 +34,6 @@ class App:
     def __init__(self, config_file: Path | None, flags: dict, *, verbose: bool = False):
         self._config_file = config_file
         self._flags = flags
-        self.verbose = verbose
         self.log_level = logging.DEBUG if verbose else logging.WARNING
         self._settings: Settings | None = None
         self._store: Store | None = None

@@ -267,7 +267,7 @@ def _convert(key: str, value: Any, source: str) -> Any:
     converter = _CONVERTERS.get(field_name)
     if converter is None:
         hint = difflib.get_close_matches(field_name, _CONVERTERS, n=1)
-        suggestion = f" (did you mean '{hint[0].replace('_', '.')}'?)" if hint else ""
+        suggestion = f" (did you mean '{setting_key(hint[0])}'?)" if hint else ""
         raise ConfigError(f"unknown setting '{key}' in {source}{suggestion}")
     try:
         return field_name, converter(value)

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from .config import Settings
 from .errors import DeliveryError
 from .models import Digest, Subscriber
 from .render import EmailRenderer
-from .store import Store
+from .store import ReaderHistory, Store
 from .store.deliveries import DEFERRED, FAILED, SENT, UNKNOWN
 from .transport import DryRunTransport, Outcome, Outgoing, OutboxTransport, ServerUnavailable, SmtpConfig, SmtpTransport
 
@@ -112,9 +112,10 @@ def _settle_dead_claims(store: Store, settings: Settings, report: SendReport) ->
             "event": "delivery-unknown", "delivery": delivery_id, "email": email, "slot": slot.isoformat()}})
 
 
-def due_readers(store: Store, readers: Sequence[Subscriber], now: dt.datetime, *, everyone: bool) -> dict[int, dt.date]:
+def due_readers(store: Store, readers: Sequence[Subscriber], now: dt.datetime, *, everyone: bool,
+                histories: Mapping[int, ReaderHistory] | None = None) -> dict[int, dt.date]:
     """reader id -> the slot to send now: the open slot, or the slot of a deferred digest."""
-    histories = store.histories(r.id for r in readers)
+    histories = histories if histories is not None else store.histories(r.id for r in readers)
     retry = store.deferred_slots(r.id for r in readers)
     slots = {}
     for reader in readers:
@@ -155,12 +156,13 @@ def dispatch(
         if not dry_run:
             _settle_dead_claims(store, settings, report)
         readers = [r for r in store.subscribers(status="active") if only is None or r.email == only]
-        slots = due_readers(store, readers, now, everyone=everyone)
+        histories = store.histories(r.id for r in readers)
+        slots = due_readers(store, readers, now, everyone=everyone, histories=histories)
         report.skipped += len(readers) - len(slots)
         edition = store.latest_listing_date()
         if slots and edition is not None:
             wanted = [r for r in readers if r.id in slots]
-            digests = pipeline.plan_digests(store, settings, wanted, edition=edition)
+            digests = pipeline.plan_digests(store, settings, wanted, edition=edition, histories=histories)
             _send(store, settings, transport, digests, slots, run_id, report, stop, edition)
     except ServerUnavailable as exc:
         report.error = str(exc)

@@ -10,7 +10,7 @@ import datetime as dt
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -143,13 +143,15 @@ def plan_digests(
     *,
     edition: dt.date,
     with_history: bool = True,
+    histories: Mapping[int, ReaderHistory] | None = None,
 ) -> Iterator[Digest]:
     """Each reader's next digest for ``edition``, matching every reader's topics in one pass.
 
     The reader's history decides the window (papers listed since their last sent
     edition) and removes papers they were already sent; ``with_history=False`` shows
     the digest as a first one (the demo's pages, which must not empty out once the
-    demo has delivered them). Readers with nothing new are
+    demo has delivered them). ``histories`` saves the look-up when the caller has them.
+    Readers with nothing new are
     skipped unless ``settings.send_empty``. The matcher sees the widest window any
     reader needs (seven days); each digest then keeps the papers of its own window.
     """
@@ -158,8 +160,8 @@ def plan_digests(
     by_id = {paper.id: paper for paper in papers}
     placements = {item.paper.id: digest.Placement(*_placement(item, edition)) for item in stored}
     if with_history:
-        histories = store.histories(reader.id for reader in readers)
-        already_sent = store.sent_papers_among(list(by_id))
+        histories = histories if histories is not None else store.histories(reader.id for reader in readers)
+        already_sent = store.sent_papers_among(list(by_id), [reader.id for reader in readers])
     else:
         histories = {reader.id: ReaderHistory(None, None) for reader in readers}
         already_sent = {}

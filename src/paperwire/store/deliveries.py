@@ -219,15 +219,19 @@ class DeliveryStore:
                 found.update({row.subscriber_id: row.slot for row in conn.execute(query)})
         return found
 
-    def sent_papers_among(self, paper_ids: Sequence[str]) -> dict[int, set[str]]:
-        """Which of these papers each reader was already sent (so a digest never repeats one)."""
+    def sent_papers_among(self, paper_ids: Sequence[str], subscriber_ids: Sequence[int] | None = None
+                          ) -> dict[int, set[str]]:
+        """Which of these papers each reader (of ``subscriber_ids``, or all) was already sent,
+        so a digest never repeats one."""
         found: dict[int, set[str]] = {}
+        wanted = None if subscriber_ids is None else set(subscriber_ids)
         with self.engine.connect() as conn:
             for chunk in _chunks(list(paper_ids)):
                 query = sa.select(sent_papers.c.subscriber_id, sent_papers.c.paper_id).where(
                     sent_papers.c.paper_id.in_(chunk))
                 for subscriber_id, paper_id in conn.execute(query):
-                    found.setdefault(subscriber_id, set()).add(paper_id)
+                    if wanted is None or subscriber_id in wanted:
+                        found.setdefault(subscriber_id, set()).add(paper_id)
         return found
 
     def handed_over_since(self, since: dt.datetime) -> list[dt.datetime]:

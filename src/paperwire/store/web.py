@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ..models import Subscriber
-from .schema import deliveries, listings, papers, sent_papers, subscriber_topics, subscribers, topics
+from .base import _now
+from .schema import deliveries, listings, papers, sent_papers, subscribers
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,7 @@ class WebStore:
                 return False
             conn.execute(sent_papers.delete().where(sent_papers.c.subscriber_id == reader_id))
             conn.execute(deliveries.delete().where(deliveries.c.subscriber_id == reader_id))
-            conn.execute(subscriber_topics.delete().where(subscriber_topics.c.subscriber_id == reader_id))
-            conn.execute(topics.delete().where(topics.c.owner_id == reader_id))
+            self._replace_topics(conn, reader_id, (), _now())  # type: ignore[attr-defined]
             conn.execute(subscribers.delete().where(subscribers.c.id == reader_id))
             return True
 

@@ -22,6 +22,7 @@ from ..config import Settings
 from ..match import compile_queries, match_one
 from ..models import Digest, Paper, StoredPaper, Subscriber
 from ..store import Store
+from .tokens import reader_key
 
 FEED_WINDOW = dt.timedelta(days=30)  # as `paperwire feeds`: a month of listings per topic feed
 TRENDING_DAYS = 7  # the trending feed: the last week of listings
@@ -154,7 +155,7 @@ class DataCache:
             [item.paper for item in items])
         matched = {pid for ranking in rankings.values() for pid in ranking.paper_ids()}
         # The feed id must not reveal the token: it ends up in feed readers' databases and logs.
-        slug = "private-" + hashlib.sha256(reader.token.encode()).hexdigest()[:16]
+        slug = "private-" + reader_key(reader.token)
         names = ", ".join(t.name for t in reader.topics)
         spec = feeds.FeedSpec("paperwire: " + names[:120], slug, "Your paperwire topics: " + names[:500],
                               self_urls=tuple((kind, urls.private_feed(settings.base_url, reader, kind))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from .. import urls
+from ..feeds import TRENDING_SLUG
 from .conditional import conditional
 from .context import WebContext, web_context
 from .errors import PageError
@@ -24,7 +26,7 @@ def _no_feed() -> PageError:
 
 def _split(name: str) -> tuple[str, str]:
     stem, dot, kind = name.rpartition(".")
-    if not dot or kind not in ("atom", "rss", "json"):
+    if not dot or kind not in urls.FEED_KINDS:
         raise _no_feed()
     return stem, kind
 
@@ -38,7 +40,7 @@ def opml(request: Request, web: WebContext = Depends(web_context)) -> Response:
 def topic_feed(name: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
     slug, kind = _split(name)
     documents = web.data.public_feeds()
-    if slug in ("trending", "opml") or slug not in documents:
+    if slug in (TRENDING_SLUG, "opml") or slug not in documents:
         raise _no_feed()
     return conditional(request, documents[slug][kind], MEDIA_TYPES[kind])
 
@@ -57,6 +59,6 @@ def private_feed(name: str, request: Request, web: WebContext = Depends(web_cont
 @router.api_route("/feeds/{name}", methods=["GET", "HEAD"])
 def trending_feed(name: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
     slug, kind = _split(name)
-    if slug != "trending":
+    if slug != TRENDING_SLUG:
         raise _no_feed()
-    return conditional(request, web.data.public_feeds()["trending"][kind], MEDIA_TYPES[kind])
+    return conditional(request, web.data.public_feeds()[TRENDING_SLUG][kind], MEDIA_TYPES[kind])

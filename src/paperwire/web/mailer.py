@@ -18,7 +18,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
 from ..config import Settings
-from ..mail import one_line
+from ..mail import Signer, one_line
 from ..transport import Outcome, Outgoing
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,12 @@ class Mailer:
     def __init__(self, settings: Settings, transport):
         self.settings = settings
         self.transport = transport
+        self.signer = Signer.from_settings(settings)  # signed like the digests when a DKIM key is set
 
     def send(self, letter: Letter) -> Outcome:
+        data = build(letter, self.settings)  # CRLF line ends already (the SMTP policy)
         outgoing = Outgoing(f"web-{secrets.token_hex(8)}", self.settings.sender_email, (letter.to,),
-                            build(letter, self.settings))
+                            self.signer.sign(data) if self.signer else data)
         outcomes: list[Outcome] = []
         self.transport.send_all([outgoing], outcomes.append)
         outcome = outcomes[0] if outcomes else Outcome(outgoing.key, "deferred", 0, None, "not taken")
