@@ -67,7 +67,7 @@ def test_cap_keeps_the_best_and_counts_the_rest():
     matches = [[found(p, float(i)) for i, p in enumerate(PAPERS)], [], []]
     digest = build_digest(reader(max_papers=3), rankings(matches), PAPERS, PLACES, edition=DAY)
     assert [i.paper.id for s in digest.sections for i in s.items] == ["p7", "p6", "p5"]
-    assert digest.more == 4
+    assert digest.more == 4 and digest.more_from == "p4"  # the "and 4 more" link opens the archive there
 
 
 def test_ties_go_to_the_trending_rank():

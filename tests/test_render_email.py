@@ -68,7 +68,7 @@ def item(paper: Paper, topics: tuple[str, ...], *hits: Hit, rank: int = 1) -> Di
 
 def golden_digest() -> Digest:
     return Digest(
-        subscriber=READER, edition="2024-03-11", listing_date=DAY, more=3,
+        subscriber=READER, edition="2024-03-11", listing_date=DAY, more=3, more_from="2403.00004v2",
         sections=(
             DigestSection(TOPICS[0], (item(SCALING, ("scaling laws", "MoE"), hit("scaling laws", SCALING.abstract),
                                            hit("scaling laws", SCALING.title, "title")),)),
@@ -215,7 +215,7 @@ def test_links_fall_back_and_drop_unsafe_schemes() -> None:
 
 
 def test_more_link_only_when_there_are_more(renderer: EmailRenderer) -> None:
-    more_url = f"{BASE}/archive/tok123/2024-03-11#p4"
+    more_url = f"{BASE}/archive/tok123/2024-03-11#p-2403-00004v2"
     with_more = renderer.render(golden_digest(), SETTINGS)
     assert more_url in Tags(with_more.html).hrefs and more_url in with_more.text
     assert "And 3 more matching papers" in with_more.html and "And 3 more matching papers" in with_more.text

@@ -112,4 +112,5 @@ def build_digest(
         listing_date=edition,
         sections=tuple(DigestSection(subscriber.topics[index], tuple(items)) for index, items in sorted(sections.items())),
         more=more,
+        more_from=chosen[subscriber.max_papers] if more else "",
     )

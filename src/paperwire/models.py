@@ -140,6 +140,7 @@ class Digest:
     listing_date: dt.date
     sections: tuple[DigestSection, ...]
     more: int = 0  # matching papers left out by the reader's cap
+    more_from: str = ""  # the id of the best of those: the "and N more" link opens the archive there
 
     @property
     def papers(self) -> int:

@@ -92,6 +92,7 @@ class ItemView:
     links: tuple[LinkView, ...]
     matched: str
     also: str
+    anchor: str  # the paper's HTML id (urls.paper_anchor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +313,7 @@ def item_view(item: DigestItem, number: int, section_topic: str, settings: Setti
         links=links,
         matched=", ".join(term for term in terms if term),
         also=", ".join(one_line(topic) for topic in item.topics if topic != section_topic),
+        anchor=urls.paper_anchor(paper.id),
     )
 
 
@@ -374,7 +376,7 @@ def context(digest: Digest, settings: Settings) -> dict[str, Any]:
         "sections": sections,
         "more": digest.more,
         "more_label": f"And {digest.more} more matching paper{'s' if digest.more != 1 else ''}",
-        "more_url": urls.more(base, reader, digest.edition, count + 1),
+        "more_url": urls.more(base, reader, digest.edition, digest.more_from),
         "manage_url": urls.manage(base, reader),
         "unsubscribe_url": urls.unsubscribe(base, reader),
         "feed_url": urls.private_feed(base, reader),

@@ -7,6 +7,7 @@ or unsubscribe without a login.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 from .models import Subscriber
@@ -36,10 +37,15 @@ def archive(base_url: str, reader: Subscriber, edition: str) -> str:
     return _join(base_url, "archive", reader.token, edition)
 
 
-def more(base_url: str, reader: Subscriber, edition: str, first_not_shown: int) -> str:
+def more(base_url: str, reader: Subscriber, edition: str, first_not_shown: str) -> str:
     """Everything that matched, opened at the first paper the email had no room for
-    (the archive shows every match; each paper carries the anchor ``p<number>``)."""
-    return archive(base_url, reader, edition) + f"#p{first_not_shown}"
+    (the archive shows every match; each paper carries its ``paper_anchor``)."""
+    return archive(base_url, reader, edition) + "#" + paper_anchor(first_not_shown)
+
+
+def paper_anchor(paper_id: str) -> str:
+    """An HTML id for a paper, the same in every email and archive page (ids may hold / or .)."""
+    return "p-" + re.sub(r"[^A-Za-z0-9_-]", "-", paper_id)
 
 
 def private_feed(base_url: str, reader: Subscriber, kind: str = "atom") -> str:
