@@ -280,3 +280,24 @@ def test_the_daemon_exits_when_the_scheduler_thread_dies(store, tmp_path, monkey
     with pytest.raises(PaperwireError, match="scheduler stopped"):
         schedule.run(store, settings, _threading.Event())
     assert schedule._daemon is None
+
+
+def test_feeds_are_rebuilt_only_when_papers_or_public_topics_change(store, tmp_path, monkeypatch):
+    import threading as _threading
+
+    from paperwire import schedule, sources
+    from paperwire.config import Settings
+    from paperwire.subscribers import make_topic
+
+    calls = []
+    monkeypatch.setattr(pipeline, "write_feeds", lambda *args, **kwargs: calls.append(kwargs["edition"]))
+    daemon = schedule._Daemon(store, Settings(out_dir=tmp_path / "out"), _threading.Event())
+    schedule._rewrite_feeds(daemon)
+    assert calls == []  # nothing stored yet
+    store.save_listings(sources.read_path(SEED, today=TODAY))
+    schedule._rewrite_feeds(daemon)
+    schedule._rewrite_feeds(daemon)
+    assert len(calls) == 1
+    store.add_public_topic(make_topic("MoE", "MoE", public=True))
+    schedule._rewrite_feeds(daemon)
+    assert len(calls) == 2

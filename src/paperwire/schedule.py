@@ -39,6 +39,7 @@ class _Daemon:
     store: Store
     settings: Settings
     stop: threading.Event
+    feeds_written_for: tuple | None = None  # what the feeds on disk were made from
 
 
 _daemon: _Daemon | None = None
@@ -88,10 +89,19 @@ def dispatch_job():
         report = dispatch.dispatch(store, settings, stop=daemon.stop)
     except PaperwireError as exc:  # a bad setting, an unreadable password file: logged, retried next time
         log.error("dispatch failed: %s", exc, extra={"fields": {"event": "dispatch-error", "error": str(exc)}})
-    edition = store.latest_listing_date()
-    if edition is not None:  # feeds do not depend on the mail server
-        pipeline.write_feeds(store, settings, settings.out_dir, edition=edition)
+    _rewrite_feeds(daemon)  # feeds do not depend on the mail server
     return report
+
+
+def _rewrite_feeds(daemon: _Daemon) -> None:
+    """Feeds change only with the stored papers or the public topics: rewrite them then."""
+    store = daemon.store
+    edition = store.latest_listing_date()
+    made_from = (store.data_stamp(), tuple((t.name, t.query) for t in store.public_topics()), edition)
+    if edition is None or made_from == daemon.feeds_written_for:
+        return
+    pipeline.write_feeds(store, daemon.settings, daemon.settings.out_dir, edition=edition)
+    daemon.feeds_written_for = made_from
 
 
 def build_scheduler(store: Store, settings: Settings, *, start_at: dt.datetime | None = None) -> BackgroundScheduler:
