@@ -19,7 +19,7 @@ from . import digest, feeds, mail, sources
 from .config import Settings
 from .errors import SourceError
 from .match import compile_queries
-from .models import Digest, Subscriber
+from .models import Digest, StoredPaper, Subscriber
 from .store import FetchValidators, IngestCounts, ReaderHistory, Store
 
 if TYPE_CHECKING:  # rendering loads MJML and Jinja: only when digests are written
@@ -158,7 +158,7 @@ def plan_digests(
     stored = store.papers(since=edition - digest.WEEK + dt.timedelta(days=1), until=edition)
     papers = [item.paper for item in stored]
     by_id = {paper.id: paper for paper in papers}
-    placements = {item.paper.id: digest.Placement(*_placement(item, edition)) for item in stored}
+    placements = {item.paper.id: digest.Placement(*newest_placement(item, edition)) for item in stored}
     if with_history:
         histories = histories if histories is not None else store.histories(reader.id for reader in readers)
         already_sent = store.sent_papers_among(list(by_id), [reader.id for reader in readers])
@@ -220,30 +220,59 @@ class FeedFiles:
         return {"title": self.title, "slug": self.slug, **{kind: str(path) for kind, path in self.files.items()}}
 
 
-def write_feeds(store: Store, settings: Settings, out_dir: Path, *, edition: dt.date) -> tuple[list[FeedFiles], Path]:
-    """Write the trending feed, one feed per public topic (Atom, RSS, JSON Feed) and the OPML.
+@dataclass(frozen=True)
+class BuiltFeed:
+    """One feed in every format: ``documents`` maps atom/rss/json to bytes."""
+
+    spec: feeds.FeedSpec
+    topic: bool  # a public topic's feed (under topics/), else the trending feed
+    documents: dict[str, bytes]
+
+
+def feed_items(store: Store, edition: dt.date) -> list[feeds.FeedItem]:
+    """The papers feeds draw from: a month of listings up to ``edition``, each at its newest place."""
+    stored = store.papers(since=edition - FEED_WINDOW + dt.timedelta(days=1), until=edition)
+    return [feeds.FeedItem(s.paper, *newest_placement(s, edition)) for s in stored]
+
+
+def build_feeds(store: Store, settings: Settings, *, edition: dt.date | None) -> tuple[list[BuiltFeed], bytes]:
+    """The trending feed (last week), one feed per public topic (last month) and the OPML.
 
     Everything comes from stored data (no clock), so the same database gives
-    byte-identical files.
+    byte-identical bytes. Both `paperwire feeds` and the web app serve these.
     """
-    stored = store.papers(since=edition - FEED_WINDOW + dt.timedelta(days=1), until=edition)
-    items = [feeds.FeedItem(s.paper, *_placement(s, edition)) for s in stored]
+    items = feed_items(store, edition) if edition else []
     public = store.public_topics()
     rankings = compile_queries(((t.slug, t.query) for t in public), settings.acronyms).match(
         [item.paper for item in items])
     position = {item.paper.id: item for item in items}
-
-    folder = out_dir / "feeds"
-    (folder / "topics").mkdir(parents=True, exist_ok=True)
-    week_start = edition - digest.WEEK + dt.timedelta(days=1)
+    week_start = edition - digest.WEEK + dt.timedelta(days=1) if edition else None
     trending = feeds.FeedSpec("Trending papers", feeds.TRENDING_SLUG, "The trending papers of each day's listing.")
-    written = [_write_feed(folder, trending, [i for i in items if i.date >= week_start], settings, edition)]
+    specs = [(trending, False, [i for i in items if week_start and i.date >= week_start])]
     for topic in public:
         spec = feeds.FeedSpec(topic.name, topic.slug, f"Papers on {topic.name}", query=topic.query)
-        matched = [position[m.paper_id] for m in rankings[topic.slug]]
-        written.append(_write_feed(folder / "topics", spec, matched, settings, edition))
+        specs.append((spec, True, [position[pid] for pid in rankings[topic.slug].paper_ids()]))
+    built = [BuiltFeed(spec, is_topic, feeds.render_feed(spec, matched, settings.base_url,
+                                                         publisher=settings.sender_name, empty_date=edition))
+             for spec, is_topic, matched in specs]
+    return built, feeds.render_opml([(t.name, t.slug) for t in public], settings.base_url)
+
+
+def write_feeds(store: Store, settings: Settings, out_dir: Path, *, edition: dt.date) -> tuple[list[FeedFiles], Path]:
+    """Write ``build_feeds`` under ``out_dir/feeds``: trending.*, topics/<slug>.*, feeds.opml."""
+    built, opml_bytes = build_feeds(store, settings, edition=edition)
+    folder = out_dir / "feeds"
+    (folder / "topics").mkdir(parents=True, exist_ok=True)
+    written = []
+    for feed in built:
+        files = {}
+        for kind, data in feed.documents.items():
+            path = (folder / "topics" if feed.topic else folder) / f"{feed.spec.slug}.{kind}"
+            _replace_if_changed(path, data)
+            files[kind] = path
+        written.append(FeedFiles(feed.spec.title, feed.spec.slug, files))
     opml = folder / "feeds.opml"
-    _replace_if_changed(opml, feeds.render_opml([(t.name, t.slug) for t in public], settings.base_url))
+    _replace_if_changed(opml, opml_bytes)
     return written, opml
 
 
@@ -261,19 +290,10 @@ def _replace_if_changed(path: Path, data: bytes) -> None:
     os.replace(partial, path)
 
 
-def _placement(stored, edition: dt.date) -> tuple[dt.date, int]:
+def newest_placement(stored: StoredPaper, edition: dt.date) -> tuple[dt.date, int]:
+    """Where a paper stands for ``edition``: its newest listing day up to it, and its rank there."""
     newest = next(a for a in stored.listings if a.date <= edition)
     return newest.date, newest.rank
-
-
-def _write_feed(folder: Path, spec, items, settings: Settings, edition: dt.date) -> FeedFiles:
-    rendered = feeds.render_feed(spec, items, settings.base_url, publisher=settings.sender_name, empty_date=edition)
-    files = {}
-    for kind, data in rendered.items():
-        path = folder / f"{spec.slug}.{kind}"
-        _replace_if_changed(path, data)
-        files[kind] = path
-    return FeedFiles(spec.title, spec.slug, files)
 
 
 # -- the index page of out/ ---------------------------------------------------------

@@ -17,15 +17,13 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .. import digest, feeds, urls
+from .. import digest, feeds, pipeline, urls
 from ..config import Settings
 from ..match import compile_queries, match_one
 from ..models import Digest, Paper, StoredPaper, Subscriber
 from ..store import Store
 from .tokens import reader_key
 
-FEED_WINDOW = dt.timedelta(days=30)  # as `paperwire feeds`: a month of listings per topic feed
-TRENDING_DAYS = 7  # the trending feed: the last week of listings
 PRIVATE_CACHE = 256  # private feeds and archive pages kept per data version
 ARCHIVE_LIMIT = 1000  # papers on one archive page; far above any listing's matches
 
@@ -110,35 +108,17 @@ class DataCache:
 
     # -- feeds ----------------------------------------------------------------------------
 
-    def _feed_items(self, edition: dt.date) -> list[feeds.FeedItem]:
-        stored = self.store.papers(since=edition - FEED_WINDOW + dt.timedelta(days=1), until=edition)
-        return [feeds.FeedItem(s.paper, *_placement(s, edition)) for s in stored]
-
     def public_feeds(self) -> dict[str, dict[str, Document]]:
         """slug -> kind -> Document for the trending feed and every public topic, plus "opml"."""
         public = tuple(self.store.public_topics())
         key = ("public", tuple((t.name, t.slug, t.query) for t in public))
-        return self._cached(key, lambda: self._render_public(public))
+        return self._cached(key, self._render_public)
 
-    def _render_public(self, public) -> dict[str, dict[str, Document]]:
-        settings, changed = self.settings, self.changed_at
-        edition = self.store.latest_listing_date()
-        items = self._feed_items(edition) if edition else []
-        trending = feeds.FeedSpec("Trending papers", feeds.TRENDING_SLUG, "The trending papers of each day's listing.")
-        week_start = edition - dt.timedelta(days=TRENDING_DAYS - 1) if edition else None
-        specs = [(trending, [i for i in items if week_start and i.date >= week_start])]
-        rankings = compile_queries(((t.slug, t.query) for t in public), settings.acronyms).match(
-            [item.paper for item in items])
-        position = {item.paper.id: item for item in items}
-        for topic in public:
-            spec = feeds.FeedSpec(topic.name, topic.slug, f"Papers on {topic.name}", query=topic.query)
-            specs.append((spec, [position[pid] for pid in rankings[topic.slug].paper_ids()]))
-        documents: dict[str, dict[str, Document]] = {}
-        for spec, matched in specs:
-            rendered = feeds.render_feed(spec, matched, settings.base_url, publisher=settings.sender_name,
-                                         empty_date=edition)
-            documents[spec.slug] = {kind: document(body, changed) for kind, body in rendered.items()}
-        opml = feeds.render_opml([(t.name, t.slug) for t in public], settings.base_url)
+    def _render_public(self) -> dict[str, dict[str, Document]]:
+        changed = self.changed_at
+        built, opml = pipeline.build_feeds(self.store, self.settings, edition=self.store.latest_listing_date())
+        documents = {feed.spec.slug: {kind: document(body, changed) for kind, body in feed.documents.items()}
+                     for feed in built}
         documents["opml"] = {"opml": document(opml, changed)}
         return documents
 
@@ -150,7 +130,7 @@ class DataCache:
     def _render_private(self, reader: Subscriber) -> dict[str, Document]:
         settings = self.settings
         edition = self.store.latest_listing_date()
-        items = self._feed_items(edition) if edition else []
+        items = pipeline.feed_items(self.store, edition) if edition else []
         rankings = compile_queries(((i, t.query) for i, t in enumerate(reader.topics)), settings.acronyms).match(
             [item.paper for item in items])
         matched = {pid for ranking in rankings.values() for pid in ranking.paper_ids()}
@@ -184,7 +164,7 @@ class DataCache:
         if not any(a.date == edition for s in stored for a in s.listings):
             return None
         papers = [s.paper for s in stored]
-        placements = {s.paper.id: digest.Placement(*_placement(s, edition)) for s in stored}
+        placements = {s.paper.id: digest.Placement(*pipeline.newest_placement(s, edition)) for s in stored}
         rankings = compile_queries(((i, t.query) for i, t in enumerate(reader.topics)), self.settings.acronyms).match(
             papers)
         found = [rankings[i] for i in range(len(reader.topics))]
@@ -192,8 +172,3 @@ class DataCache:
         result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
                                      first_date=first)
         return replace(result, subscriber=reader)
-
-
-def _placement(stored: StoredPaper, edition: dt.date) -> tuple[dt.date, int]:
-    newest = next(a for a in stored.listings if a.date <= edition)
-    return newest.date, newest.rank
