@@ -19,11 +19,11 @@ import click
 
 from . import __version__, logs, pipeline, sources, subscriber_io
 from .config import Settings, load_settings, override
-from .errors import PaperwireError
+from .errors import PaperwireError, ValidationError
 from .match import match_one
 from .models import SUBSCRIBER_STATUSES, Subscriber
 from .store import Store
-from .subscribers import build_subscriber, make_topic, normalize_email, parse_topic_spec
+from .subscribers import build_subscriber, followed_topics, make_topic, normalize_email, parse_topic_spec
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -210,12 +210,10 @@ def subscribe(app: App, email: str, topic_specs: tuple[str, ...], follow: tuple[
     """
     store = app.store
     base = store.subscriber(normalize_email(email))
-    public = {t.name.casefold(): t for t in store.public_topics()}
-    followed = []
-    for wanted in follow:
-        if wanted.casefold() not in public:
-            raise click.BadParameter(f"no public topic named {wanted!r} (see 'paperwire topics')", param_hint="--follow")
-        followed.append(public[wanted.casefold()])
+    try:
+        followed = followed_topics(follow, store.public_topics())
+    except ValidationError as exc:
+        raise click.BadParameter(f"{exc.reason} (see 'paperwire topics')", param_hint="--follow") from None
     topics = [parse_topic_spec(spec) for spec in topic_specs] + followed
     reader = build_subscriber(email, name=name, status="active", cadence=cadence, hour=hour, timezone=timezone,
                               max_papers=max_papers, topics=topics, base=base)

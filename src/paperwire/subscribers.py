@@ -132,6 +132,17 @@ def parse_topic_spec(spec: str) -> Topic:
     return make_topic(name.strip() or None, query)
 
 
+def followed_topics(names: Iterable[str], public: Iterable[Topic]) -> list[Topic]:
+    """The public topics a reader follows by name (any case), each once; an unknown name is an error."""
+    by_name = {topic.name.casefold(): topic for topic in public}
+    followed = []
+    for name in dict.fromkeys(names):
+        if name.casefold() not in by_name:
+            raise ValidationError("follow", f"no public topic named {name!r}")
+        followed.append(by_name[name.casefold()])
+    return followed
+
+
 def new_token() -> str:
     """The secret in a reader's links (manage, unsubscribe, private feed)."""
     return secrets.token_urlsafe(24)

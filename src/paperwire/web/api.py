@@ -22,7 +22,7 @@ from .. import urls
 from ..errors import ValidationError
 from ..models import SUBSCRIBER_STATUSES, Subscriber, Topic
 from ..subscriber_io import subscriber_record
-from ..subscribers import MAX_PAPERS_LIMIT, build_subscriber, make_topic, normalize_email
+from ..subscribers import MAX_PAPERS_LIMIT, build_subscriber, followed_topics, make_topic, normalize_email
 from .context import WebContext, web_context
 from .data import Preview
 
@@ -224,13 +224,9 @@ def put_subscriber(email: str, body: SubscriberIn, response: Response,
     address = _address(email)
     store = web.store
     base = store.subscriber(address)
-    public = {t.name.casefold(): t for t in store.public_topics()}
     try:
         topics = [make_topic(t.name or None, t.query) for t in body.topics]
-        for wanted in body.follow:
-            if wanted.casefold() not in public:
-                raise ValidationError("follow", f"no public topic named {wanted!r}")
-            topics.append(public[wanted.casefold()])
+        topics += followed_topics(body.follow, store.public_topics())
         reader = build_subscriber(address, name=body.name, status=body.status or (None if base else "active"),
                                   cadence=body.cadence, hour=body.hour, timezone=body.timezone, max_papers=body.max,
                                   topics=topics, base=base)

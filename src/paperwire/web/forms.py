@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ValidationError
 from ..models import WEEKDAYS, Subscriber, Topic
-from ..subscribers import build_subscriber, parse_topic_spec
+from ..subscribers import build_subscriber, followed_topics, parse_topic_spec
 
 MAX_TOPICS = 10
 CADENCES = ("daily",) + tuple(f"weekly:{day}" for day in WEEKDAYS)
@@ -66,7 +66,6 @@ def form_error(exc: ValidationError) -> FormError:
 
 def parse_topics(form: ReaderForm, public: list[Topic]) -> list[Topic]:
     lines = form.topic_lines()
-    by_name = {t.name.casefold(): t for t in public}
     if len(lines) + len(form.follow) > MAX_TOPICS:
         raise FormError("topics", f"at most {MAX_TOPICS} topics, please")
     topics = []
@@ -75,10 +74,10 @@ def parse_topics(form: ReaderForm, public: list[Topic]) -> list[Topic]:
             topics.append(parse_topic_spec(line))
         except ValidationError as exc:
             raise FormError("topics", f"line {number}: {exc.reason}") from None
-    for name in dict.fromkeys(form.follow):
-        if name.casefold() not in by_name:
-            raise FormError("topics", f"there is no public topic named {name!r}")
-        topics.append(by_name[name.casefold()])
+    try:
+        topics += followed_topics(form.follow, public)
+    except ValidationError as exc:
+        raise FormError("topics", exc.reason) from None
     if not topics:
         raise FormError("topics", "write at least one topic, or pick one of the public topics")
     return topics

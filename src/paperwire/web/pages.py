@@ -21,7 +21,7 @@ from fastapi.responses import RedirectResponse
 from .. import urls
 from ..errors import ValidationError
 from ..models import Subscriber
-from ..subscribers import make_topic
+from ..subscribers import parse_topic_spec
 from . import subscriptions
 from .context import CSRF_COOKIE, WebContext, web_context
 from .errors import PageError
@@ -103,7 +103,7 @@ def _previews(web: WebContext, form: ReaderForm) -> list[dict]:
     shown = []
     for line in form.topic_lines()[:10]:
         try:
-            topic = make_topic(None, line.partition("=")[2] if "=" in line else line)
+            topic = parse_topic_spec(line)
         except ValidationError as exc:
             shown.append({"line": line, "error": exc.reason})
             continue
