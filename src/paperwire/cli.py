@@ -115,14 +115,13 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], format_: str | None, date
     """
     app: App = ctx.obj
     store = app.store
-    sources_given = [path if pipeline.is_url(path) else Path(path) for path in paths]
-    total = len(sources.expand_paths([p for p in sources_given if isinstance(p, Path)])) + sum(
-        1 for p in sources_given if not isinstance(p, Path))
+    items = pipeline.listing_sources(list(paths))
+    total = len(items)
     show_progress = not as_json and total > 1
     with click.progressbar(length=total, label="Ingesting", file=sys.stderr,
                            hidden=not show_progress) as bar:
-        report = pipeline.ingest(store, sources_given, format=format_, date=date.date() if date else None,
-                                 timeout=app.settings.schedule_fetch_timeout, on_file=lambda _path: bar.update(1))
+        report = pipeline.ingest(store, items or list(paths), format=format_,  # folders are walked once
+                                 date=date.date() if date else None, timeout=app.settings.schedule_fetch_timeout, on_file=lambda _path: bar.update(1))
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:

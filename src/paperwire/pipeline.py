@@ -56,6 +56,12 @@ def is_url(source: str | Path) -> bool:
     return isinstance(source, str) and source.lower().startswith(("http://", "https://"))
 
 
+def listing_sources(paths: Sequence[Path | str]) -> list[Path | str]:
+    """What an ingest reads, in order: the listing files under ``paths``, then the URLs."""
+    urls = [source for source in paths if is_url(source)]
+    return [*sources.expand_paths([Path(source) for source in paths if not is_url(source)]), *urls]
+
+
 def ingest(
     store: Store,
     paths: Sequence[Path | str],
@@ -75,11 +81,10 @@ def ingest(
     costs one 304. ``stop`` (the daemon shutting down) ends the batch between sources.
     """
     report = IngestReport()
-    urls = [source for source in paths if is_url(source)]
-    files = sources.expand_paths([Path(source) for source in paths if not is_url(source)])
-    if not files and not urls:
+    items = listing_sources(paths)
+    if not items:
         report.errors.append(FileError(", ".join(map(str, paths)), None, "no listing files found"))
-    for item in [*files, *urls]:
+    for item in items:
         if stop is not None and stop.is_set():
             break
         report.files += 1
