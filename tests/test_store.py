@@ -149,3 +149,15 @@ def test_an_older_database_upgrades_in_place_on_first_use(db_url):
     config = Config()
     config.set_main_option("script_location", str(store_module.MIGRATIONS))
     assert head == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_times_come_back_timezone_aware_in_utc(store):
+    from paperwire.sources import read_path
+
+    store.save_listings(read_path(SEED, today=TODAY))
+    run = store.start_run("dispatch")
+    store.finish_run(run, {})
+    (info,) = store.recent_runs()
+    stamp = store.data_stamp()
+    for moment in (info.started_at, info.finished_at, stamp.changed_at):
+        assert moment.tzinfo is not None and moment.utcoffset() == dt.timedelta(0)

@@ -88,10 +88,7 @@ def _run_is_dead(run: dict, lease: dt.timedelta, now: dt.datetime) -> bool:
             return True
         except PermissionError:
             pass
-    heartbeat = run["heartbeat_at"]
-    if heartbeat.tzinfo is None:
-        heartbeat = heartbeat.replace(tzinfo=dt.timezone.utc)
-    return now - heartbeat > lease
+    return now - run["heartbeat_at"] > lease
 
 
 def _settle_dead_claims(store: Store, settings: Settings, report: SendReport) -> None:

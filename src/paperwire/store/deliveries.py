@@ -241,8 +241,7 @@ class DeliveryStore:
             rows = conn.execute(sa.select(deliveries.c.finished_at).where(
                 deliveries.c.finished_at >= since, deliveries.c.status.in_([SENT, FAILED, UNKNOWN]))
                 .order_by(deliveries.c.finished_at.desc()))
-            return [row.finished_at if row.finished_at.tzinfo else row.finished_at.replace(tzinfo=dt.timezone.utc)
-                    for row in rows]
+            return [row.finished_at for row in rows]
 
     def delivery_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:

@@ -5,7 +5,31 @@ Every module of the store imports its tables from here; nothing else does.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
+
+
+class UtcDateTime(sa.types.TypeDecorator):
+    """A moment in UTC, read back timezone-aware from every database.
+
+    SQLite keeps no offset and hands back naive datetimes; converting here, once, means
+    no code outside the store compares naive with aware times.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(dt.timezone.utc)
+
+    def process_result_value(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
 
 metadata = sa.MetaData()
 papers = sa.Table(
@@ -19,8 +43,8 @@ papers = sa.Table(
     sa.Column("categories", sa.JSON, nullable=False),
     sa.Column("keywords", sa.JSON, nullable=False),
     sa.Column("published", sa.Date, nullable=True),
-    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("first_seen", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Index("ix_papers_arxiv_id", "arxiv_id", unique=True),
     sa.Index("ix_papers_title_hash", "title_hash"),
 )
@@ -37,7 +61,7 @@ listings = sa.Table(
     sa.Column("source", sa.String(200), nullable=False),
     sa.Column("date", sa.Date, nullable=False),
     sa.Column("origin", sa.Text, nullable=False, server_default=""),
-    sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ingested_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("source", "date", name="uq_listings_source_date"),
     sa.Index("ix_listings_date", "date"),
 )
@@ -59,9 +83,9 @@ subscribers = sa.Table(
     sa.Column("timezone", sa.String(64), nullable=False),
     sa.Column("max_papers", sa.Integer, nullable=False),
     sa.Column("token", sa.String(64), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("confirmed_at", UtcDateTime(), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Index("ix_subscribers_email", "email", unique=True),
     sa.Index("ix_subscribers_token", "token", unique=True),
 )
@@ -73,7 +97,7 @@ topics = sa.Table(
     sa.Column("query", sa.Text, nullable=False),
     sa.Column("public", sa.Boolean, nullable=False),
     sa.Column("owner_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Index("ix_topics_owner_id", "owner_id"),
     sa.Index("ix_topics_slug", "slug"),
 )
@@ -90,9 +114,9 @@ runs = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("host", sa.String(255), nullable=False),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("heartbeat_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
     sa.Column("summary", sa.JSON, nullable=True),
     # How a dispatch run delivers ("smtp://host:port", "outbox:/abs/path"): settling a dead
     # run's claims must ask the place it sent to, not wherever the next run sends.
@@ -112,8 +136,8 @@ deliveries = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("code", sa.Integer, nullable=True),
     sa.Column("detail", sa.Text, nullable=False, server_default=""),
-    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("claimed_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
     sa.UniqueConstraint("subscriber_id", "slot", name="uq_deliveries_subscriber_slot"),
     sa.Index("ix_deliveries_status", "status"),
     # One open (sending or deferred) delivery per reader: two runs never send two slots at once.
@@ -132,7 +156,7 @@ fetch_state = sa.Table(
     sa.Column("url", sa.String(2048), primary_key=True),
     sa.Column("etag", sa.String(1024), nullable=True),
     sa.Column("last_modified", sa.String(128), nullable=True),
-    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("fetched_at", UtcDateTime(), nullable=False),
 )
 # Every table with a paper_id column: re-keying a paper (title id -> arXiv id) updates them all.
 PAPER_REFERENCES = (paper_links, listing_papers, sent_papers)

@@ -57,10 +57,6 @@ class WebStore:
         with self.engine.connect() as conn:
             count, ingested = conn.execute(sa.select(sa.func.count(), sa.func.max(listings.c.ingested_at))).one()
             updated = conn.execute(sa.select(sa.func.max(papers.c.updated_at))).scalar()
-        times = [_utc(t) for t in (ingested, updated) if t is not None]
+        times = [t for t in (ingested, updated) if t is not None]
         return DataStamp(count, max(times) if times else None)
 
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
