@@ -144,12 +144,12 @@ def dispatch(
     dry_run = dry_run or isinstance(transport, DryRunTransport)
     report = SendReport()
     run_id = None if dry_run else store.start_run("dispatch", describe_transport(transport))
-    if isinstance(transport, SmtpTransport) and settings.smtp_per_hour:
-        clock = dt.datetime.now(dt.timezone.utc)
-        transport.sent_earlier = [(clock - at).total_seconds()
-                                  for at in store.handed_over_since(clock - dt.timedelta(hours=1))]
     heart = None if run_id is None else _Heartbeat(store, run_id)
-    try:
+    try:  # everything after start_run: the run is always finished, never left "running"
+        if isinstance(transport, SmtpTransport) and settings.smtp_per_hour:
+            clock = dt.datetime.now(dt.timezone.utc)  # the wall clock, not ``now``: the limit is real time
+            transport.sent_earlier = [(clock - at).total_seconds()
+                                      for at in store.handed_over_since(clock - dt.timedelta(hours=1))]
         if not dry_run:
             _settle_dead_claims(store, settings, report)
         readers = [r for r in store.subscribers(status="active") if only is None or r.email == only]
