@@ -14,7 +14,7 @@ import pytest
 
 from paperwire.config import Settings
 from paperwire.mail import Signer, build_message, message_bytes
-from paperwire.models import Digest, Subscriber, Topic
+from paperwire.models import Digest, SharedText, Subscriber, Topic
 from paperwire.transport import Outcome
 
 NOW = dt.datetime(2024, 3, 11, 8, 0, tzinfo=dt.timezone.utc)
@@ -28,6 +28,21 @@ class Rendered:
     subject: str = "2 new papers on RAG (Mar 11)"
     html: str = "<html><body><p>Hello <b>reader</b> – ü</p></body></html>"
     text: str = "Hello reader – ü\n"
+
+    @property
+    def html_parts(self) -> tuple[str, ...]:
+        return (self.html,)
+
+    @property
+    def text_parts(self) -> tuple[str, ...]:
+        return (self.text,)
+
+
+@dataclass
+class InParts:
+    subject: str
+    html_parts: tuple[str, ...]
+    text_parts: tuple[str, ...]
 
 
 def digest(name: str = "Ada", email_address: str = "ada@example.org") -> Digest:
@@ -146,6 +161,32 @@ def test_text_part_round_trips_every_kind_of_line():
     assert data.isascii() and max(len(line) for line in data.split(b"\r\n")) <= 998
     part = parse(data).get_payload()[0]
     assert part.get_content().replace("\r\n", "\n") == text
+
+
+BLOCK = SharedText("<div>Über <b>MoE</b> = mixture of experts…</div>\n<p>" + "word " * 30 + "</p>")
+PART_CASES = {
+    "blocks between lines": ("<html>\n", BLOCK, "\n<hr>\n", BLOCK, "\n</html>"),
+    "adjacent blocks": ("head\n", BLOCK, SharedText("\nsecond block"), "\ntail"),
+    "block first and last": (BLOCK, "\nmiddle ü\n", BLOCK),
+    "empty pieces": ("", BLOCK, "", "\n", "", BLOCK, ""),
+    "block inside a line": ("<p>before ", BLOCK, " after</p>"),
+    "CR at a boundary": ("head\r", SharedText("\nblock"), "\ntail"),
+    "lone CR inside": ("a\rb\n", SharedText("c\rd\r\ne"), "\nf"),
+    "long line in a block": ("x\n", SharedText("<p>" + "é" * 1200 + "</p>"), "\ny"),
+    "trailing spaces and =": ("x = 1 \n", SharedText("y=2\t\n  "), "\nz"),
+}
+
+
+@pytest.mark.parametrize("parts", PART_CASES.values(), ids=PART_CASES)
+def test_parts_encode_exactly_as_the_joined_document(parts):
+    joined = "".join(parts)
+    whole = build_message(digest(), Rendered(html=joined, text=joined), SETTINGS, now=NOW)
+    for _ in range(2):  # the second time from the cache of shared parts
+        split = build_message(digest(), InParts(Rendered.subject, parts, parts), SETTINGS, now=NOW)
+        assert split.data == whole.data
+    assert b"\r" not in whole.data.replace(b"\r\n", b"")  # never a bare CR on the wire
+    text, html = parse(whole.data).get_payload()
+    assert text.get_content().replace("\r\n", "\n") == joined.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def test_web_mails_are_signed_too(dkim_key):

@@ -185,7 +185,7 @@ def test_highlights_wrap_exactly_the_matched_words(renderer: EmailRenderer) -> N
 def test_highlight_spans_are_merged_and_clipped_to_the_cut() -> None:
     text = "alpha beta gamma " * 60  # 1,020 characters, cut near 600
     hits = (hit("beta", text), hit("beta gamma", text), hit("alpha", text))
-    view = render.item_view(item(Paper("p", "T", text), ("t",), *hits), 1, "t", SETTINGS)
+    view = render.item_view(item(Paper("p", "T", text), ("t",), *hits), "t", SETTINGS)
     cut = len(view.abstract) - 1
     assert view.abstract.endswith("…") and cut <= render.ABSTRACT_CHARS
     assert text.startswith(view.abstract[:-1]) and text[cut] == " "  # cut at a word boundary
@@ -197,7 +197,7 @@ def test_highlight_spans_are_merged_and_clipped_to_the_cut() -> None:
 
 
 def test_short_abstract_is_kept_whole_and_authors_are_truncated(renderer: EmailRenderer) -> None:
-    view = render.item_view(golden_digest().sections[0].items[0], 1, "scaling laws", SETTINGS)
+    view = render.item_view(golden_digest().sections[0].items[0], "scaling laws", SETTINGS)
     assert view.abstract == SCALING.abstract
     assert view.authors == "Ada Lovelace, Alan Turing, Grace Hopper et al."
     assert view.url == "https://arxiv.org/abs/2403.00001"
@@ -208,9 +208,9 @@ def test_short_abstract_is_kept_whole_and_authors_are_truncated(renderer: EmailR
 
 
 def test_links_fall_back_and_drop_unsafe_schemes() -> None:
-    long_view = render.item_view(item(LONG, ("MoE",)), 1, "MoE", SETTINGS)
+    long_view = render.item_view(item(LONG, ("MoE",)), "MoE", SETTINGS)
     assert long_view.url == "https://example.org/routing" and long_view.links == ()
-    bare_view = render.item_view(item(BARE, ("MoE",)), 1, "MoE", SETTINGS)
+    bare_view = render.item_view(item(BARE, ("MoE",)), "MoE", SETTINGS)
     assert bare_view.url == f"{BASE}/papers/t-fedcba9876543210"
 
 

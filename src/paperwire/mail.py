@@ -2,6 +2,10 @@
 
 No database and no network here: ``build_message`` is pure and ``Signer`` only reads
 its key file once. Delivery (SMTP, outbox) builds on these.
+
+Bodies arrive as parts (see render.RenderedEmail). A part that is a ``SharedText`` recurs
+in many messages (a paper's block), so its encoding is cached by content; everything
+else is encoded per message. The bytes are the same as encoding the joined document.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from email.headerregistry import Address
 from email.policy import SMTP
 from email.utils import format_datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
@@ -23,10 +28,13 @@ import dkim
 from . import urls
 from .config import Settings
 from .errors import ConfigError
-from .models import Digest
+from .models import Digest, SharedText
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _MAX_7BIT_LINE = 990  # RFC 5322 allows 998 characters per line; keep a margin
+# Headers the email package treats as plain text (addresses and dates it parses instead).
+_UNSTRUCTURED = frozenset({"Subject", "List-Id", "List-Unsubscribe"})
+SHARED_CACHE_SIZE = 8192  # encoded shared parts kept (a run has a few hundred to a few thousand)
 
 # Headers the DKIM signature covers; both unsubscribe headers must be among them (RFC 8058).
 SIGNED_HEADERS = (
@@ -37,13 +45,15 @@ SIGNED_HEADERS = (
 
 class Rendered(Protocol):
     subject: str
-    html: str
-    text: str
+    html_parts: tuple[str, ...]  # joined, the HTML document
+    text_parts: tuple[str, ...]  # joined, the plain text
 
 
 def one_line(value: str) -> str:
     """Header text without CR, LF or other controls: nothing can start a new header."""
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
+    if not value.isprintable():
+        value = "".join(ch if ch.isprintable() else " " for ch in value)
+    return " ".join(value.split())
 
 
 def _domain(address: str) -> str:
@@ -74,14 +84,40 @@ class Message:
 
 
 def _header_line(name: str, value: str) -> bytes:
-    """One header, RFC 2047-encoded and folded by the email package when it needs to be.
+    """One header, folded at spaces; RFC 2047-encoded by the email package when it must be.
 
-    Plain short ASCII, the usual case, is written as is: running every header through
-    the email package's folding was most of the time spent per message.
+    Plain ASCII, the usual case, is folded here: running every header through the email
+    package's folding was most of the time spent per message. What needs encoding (non-ASCII,
+    text that looks like an encoded word, a word too long for a line) goes to the package.
     """
-    if value.isascii() and len(name) + len(value) < 76:
-        return f"{name}: {value}\r\n".encode("ascii")
+    if value.isascii() and "=?" not in value:
+        if len(name) + len(value) < 76:
+            return f"{name}: {value}\r\n".encode("ascii")
+        folded = _fold(name, value) if name in _UNSTRUCTURED else None
+        if folded is not None:
+            return folded
     return SMTP.header_factory(name, value).fold(policy=SMTP).encode("ascii")
+
+
+def _fold(name: str, value: str) -> bytes | None:
+    """``name: value`` broken before spaces into lines of at most 78 characters, as the
+    email package folds plain text; None for runs of spaces or a word longer than a line."""
+    lines: list[str] = []
+    line = f"{name}:"
+    for word in value.split(" "):
+        if not word or len(word) > 76:
+            return None
+        if len(line) + 1 + len(word) > 78:
+            lines.append(line)
+            line = ""
+        line += " " + word
+    lines.append(line)
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+def _lf(text: str) -> str:
+    """Line ends as LF, a lone CR included: a bare CR must never reach the wire."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def _quoted_printable(text: str) -> bytes:
@@ -91,12 +127,76 @@ def _quoted_printable(text: str) -> bytes:
     binascii; encoding the whole body line by line in C was the slowest step per message.
     """
     lines = []
-    for line in text.replace("\r\n", "\n").split("\n"):
+    for line in _lf(text).split("\n"):
         if line.isascii() and len(line) <= 76 and "=" not in line and not line.endswith((" ", "\t")):
             lines.append(line.encode("ascii"))
         else:
             lines.append(binascii.b2a_qp(line.encode("utf-8"), istext=True).replace(b"\n", b"\r\n"))
     return b"\r\n".join(lines)
+
+
+def _seven_bit(html: str) -> tuple[bytes, int]:
+    """HTML as ASCII with CRLF line ends (non-ASCII as character references), and its longest line."""
+    data = _lf(html).encode("ascii", "xmlcharrefreplace")
+    return data.replace(b"\n", b"\r\n"), max(map(len, data.split(b"\n")))
+
+
+_shared_quoted_printable = lru_cache(maxsize=SHARED_CACHE_SIZE)(_quoted_printable)
+_shared_seven_bit = lru_cache(maxsize=SHARED_CACHE_SIZE)(_seven_bit)
+
+
+def _segments(parts: tuple[str, ...]) -> list[str] | None:
+    """``parts`` as runs of per-message text and shared blocks that can each be encoded alone.
+
+    Both encodings work line by line, so a segment may be encoded by itself when every
+    boundary between segments is a line break (LF, on either side of it). Otherwise (a
+    shared block in the middle of a line) the answer is None: encode the joined text.
+    """
+    segments: list[str] = []
+    run: list[str] = []
+    for part in parts:
+        if isinstance(part, SharedText):
+            if run:
+                segments.append("".join(run))
+                run = []
+            segments.append(part)
+        elif part:
+            run.append(part)
+    if run:
+        segments.append("".join(run))
+    for left, right in zip(segments, segments[1:]):
+        if not (left.endswith("\n") or right.startswith("\n")) or left.endswith("\r"):
+            return None
+    return segments
+
+
+def _part(subtype: str, body: str) -> bytes:
+    return (f"Content-Type: text/{subtype}; charset=\"utf-8\"\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode() + _quoted_printable(body)
+
+
+def _text_part(parts: tuple[str, ...]) -> bytes:
+    segments = _segments(parts)
+    if segments is None:
+        return _part("plain", "".join(parts))
+    return (b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+            + b"".join(_shared_quoted_printable(segment) if isinstance(segment, SharedText)
+                       else _quoted_printable(segment) for segment in segments))
+
+
+def _html_part(parts: tuple[str, ...]) -> bytes:
+    """HTML as 7-bit text: non-ASCII becomes character references, which every client reads.
+
+    Quoted-printable costs about as much as rendering the digest; an ASCII document with
+    short lines needs no transfer encoding at all. Long lines fall back to quoted-printable.
+    """
+    segments = _segments(parts) or ["".join(parts)]
+    encoded = [_shared_seven_bit(segment) if isinstance(segment, SharedText) else _seven_bit(segment)
+               for segment in segments]
+    if max(longest for _, longest in encoded) > _MAX_7BIT_LINE:
+        return _part("html", "".join(parts))
+    return (b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n'
+            + b"".join(data for data, _ in encoded))
 
 
 def _mailbox(name: str, address: str) -> str:
@@ -106,24 +206,6 @@ def _mailbox(name: str, address: str) -> str:
     if _PLAIN_NAME.fullmatch(name):
         return f"{name} <{address}>"
     return str(Address(name, addr_spec=address))
-
-
-def _part(subtype: str, body: str) -> bytes:
-    return (f"Content-Type: text/{subtype}; charset=\"utf-8\"\r\n"
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode() + _quoted_printable(body)
-
-
-def _html_part(html: str) -> bytes:
-    """HTML as 7-bit text: non-ASCII becomes character references, which every client reads.
-
-    Quoted-printable costs about as much as rendering the digest; an ASCII document with
-    short lines needs no transfer encoding at all. Long lines fall back to quoted-printable.
-    """
-    ascii_html = html.replace("\r\n", "\n").encode("ascii", "xmlcharrefreplace")
-    if max(map(len, ascii_html.split(b"\n"))) > _MAX_7BIT_LINE:
-        return _part("html", html)
-    return (b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n'
-            + ascii_html.replace(b"\n", b"\r\n"))
 
 
 def build_message(digest: Digest, rendered: Rendered, settings: Settings, *, now: dt.datetime | None = None) -> Message:
@@ -153,8 +235,8 @@ def build_message(digest: Digest, rendered: Rendered, settings: Settings, *, now
     mark = f"--{boundary}\r\n".encode()
     data = b"".join(
         [*(_header_line(name, value) for name, value in headers), b"\r\n",
-         mark, _part("plain", rendered.text), b"\r\n",
-         mark, _html_part(rendered.html), b"\r\n",
+         mark, _text_part(rendered.text_parts), b"\r\n",
+         mark, _html_part(rendered.html_parts), b"\r\n",
          f"--{boundary}--\r\n".encode()])
     return Message(tuple(headers), data)
 

@@ -149,3 +149,14 @@ class Digest:
     @property
     def topic_names(self) -> list[str]:
         return [section.topic.name for section in self.sections]
+
+
+class SharedText(str):
+    """A piece of a message that recurs verbatim in many messages of a run: one paper's
+    block in the digests of every reader who gets that paper with the same matches.
+
+    Whoever encodes messages may cache the encoding of such a piece by its content
+    (mail.py does); any other piece is per message and is encoded afresh.
+    """
+
+    __slots__ = ()

@@ -7,6 +7,14 @@ the compile too) and then rendered per reader with autoescape on. Every value bo
 templates show is computed here, once, into one context, so the HTML and the text part
 carry the same content and the templates stay dumb.
 
+One paper's markup lives in ``email_paper.html.j2`` / ``email_paper.txt.j2`` (plain HTML:
+it sits inside an ``mj-text``, which MRML copies as it is). A paper's blocks depend only
+on the paper, its matched terms and its topic tags, so they are rendered once per run
+and shared by every reader who gets the same paper with the same matches: in a real run
+thousands of readers share a few hundred such blocks. The per-reader frame is rendered
+with a slot for each paper, and ``RenderedEmail`` keeps frame pieces and blocks as
+separate parts, so mail.py can also encode each shared block once (``SharedText``).
+
 Size (Gmail clips HTML above ~102 KB): the compiled frame (head, header, footer) is
 ~8 KB and a paper adds ~1.3 KB for seed-like papers (abstracts cut to ~600 characters).
 Worst case per paper (300-character title, 2,000-character abstract full of hits, every
@@ -22,20 +30,20 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, StrictUndefined, Template
+from jinja2 import Environment, StrictUndefined, Template, TemplateError
 from markupsafe import Markup, escape
 from mjml import mjml2html
 
 from . import urls
 from .config import Settings
-from .models import Digest, DigestItem, Hit, Link, Subscriber
+from .models import Digest, DigestItem, Hit, Link, SharedText, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,12 @@ SUBJECT_TOPIC_CHARS = 42  # topic names shown in the subject before "+N more"
 PREHEADER_CHARS = 140
 TEXT_WIDTH = 76
 MAX_AUTHORS = 4  # more than this shows the first three and "et al."
+# Distinct paper blocks (paper x matched terms x topic tags) kept per renderer; a run
+# needs a few hundred to a few thousand. When full, the cache starts over.
+BLOCK_CACHE_SIZE = 20_000
+# Where each paper's block goes in a rendered frame. clean() strips NUL from every value
+# the templates show, so only the slots carry it; fill() checks the count anyway.
+SLOT = "\x00"
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 WEEKDAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday",
@@ -67,10 +81,21 @@ _TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
 
 @dataclass(frozen=True, slots=True)
 class RenderedEmail:
+    """A rendered digest. HTML and text come in parts: pieces of the reader's frame and,
+    between them, each paper's shared block (a ``SharedText``); joined, they are the document."""
+
     subject: str
     preheader: str
-    html: str
-    text: str
+    html_parts: tuple[str, ...]
+    text_parts: tuple[str, ...]
+
+    @property
+    def html(self) -> str:
+        return "".join(self.html_parts)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +105,9 @@ class LinkView:
 
 
 @dataclass(frozen=True, slots=True)
-class ItemView:
-    """One paper as both templates show it."""
+class PaperView:
+    """One paper as both block templates show it: nothing in it depends on the reader."""
 
-    number: int
     title: str
     url: str
     authors: str
@@ -96,9 +120,28 @@ class ItemView:
 
 
 @dataclass(frozen=True, slots=True)
+class PaperBlocks:
+    """One paper's rendered blocks: whole lines, without the newline after the last one."""
+
+    title: str  # the frame shows it too: the text part numbers papers per reader
+    html: SharedText
+    text: SharedText
+
+
+@dataclass(frozen=True, slots=True)
+class ItemSlot:
+    """A paper as the frame templates see it: its number, its title and a slot for its block."""
+
+    number: int
+    title: str
+    html: Markup = Markup(SLOT)
+    text: str = SLOT
+
+
+@dataclass(frozen=True, slots=True)
 class SectionView:
     name: str
-    items: tuple[ItemView, ...]
+    items: tuple[ItemSlot, ...]
 
 
 # --- compiling the MJML once -------------------------------------------------------------
@@ -302,19 +345,30 @@ def _abstract_parts(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup]:
     return clean(abstract[:cut]) + ellipsis, highlighted(abstract[:cut], spans) + ellipsis
 
 
-def item_view(item: DigestItem, number: int, section_topic: str, settings: Settings) -> ItemView:
+def item_view(item: DigestItem, section_topic: str, settings: Settings) -> PaperView:
     paper = item.paper
     title, url, authors, links = _paper_parts(paper.id, paper.title, tuple(paper.authors), tuple(paper.links),
                                               settings.base_url)
     abstract, abstract_html = _abstract_parts(paper.abstract, item.hits)
     terms = dict.fromkeys(one_line(hit.term) for hit in item.hits)
-    return ItemView(
-        number=number, title=title, url=url, authors=authors, abstract=abstract, abstract_html=abstract_html,
-        links=links,
+    return PaperView(
+        title=title, url=url, authors=authors, abstract=abstract, abstract_html=abstract_html, links=links,
         matched=", ".join(term for term in terms if term),
         also=", ".join(one_line(topic) for topic in item.topics if topic != section_topic),
         anchor=urls.paper_anchor(paper.id),
     )
+
+
+def fill(frame: str, blocks: Sequence[str]) -> tuple[str, ...]:
+    """The frame's pieces with each paper's block where its slot was, as parts."""
+    pieces = frame.split(SLOT)
+    if len(pieces) != len(blocks) + 1:
+        raise TemplateError(f"the digest templates must show each paper's block exactly once "
+                            f"({len(pieces) - 1} slots for {len(blocks)} papers)")
+    parts = [pieces[0]]
+    for block, piece in zip(blocks, pieces[1:]):
+        parts += (block, piece)
+    return tuple(parts)
 
 
 # --- the context both templates share ----------------------------------------------------
@@ -348,29 +402,29 @@ def schedule_phrase(reader: Subscriber) -> str:
     return f"{one_line(reader.cadence)} {at}"
 
 
-def context(digest: Digest, settings: Settings) -> dict[str, Any]:
-    """Everything the templates show, computed once for both parts."""
+def context(digest: Digest, settings: Settings, papers: Sequence[Sequence[PaperBlocks]]) -> dict[str, Any]:
+    """Everything the frame templates show, computed once for both parts.
+
+    ``papers`` holds the blocks of each section's papers, in the digest's order.
+    """
     reader = digest.subscriber
     base = settings.base_url
     sections: list[SectionView] = []
-    number = 0
-    for section in digest.sections:
-        name = one_line(section.topic.name)
-        items = []
-        for item in section.items:
-            number += 1
-            items.append(item_view(item, number, section.topic.name, settings))
-        sections.append(SectionView(name, tuple(items)))
-    titles = [item.title for section in sections for item in section.items]
+    titles: list[str] = []
+    for section, blocks in zip(digest.sections, papers):
+        items = tuple(ItemSlot(len(titles) + n, paper.title) for n, paper in enumerate(blocks, 1))
+        titles += (paper.title for paper in blocks)
+        sections.append(SectionView(one_line(section.topic.name), items))
     when = date_label(digest.listing_date)
     subscribed = ", ".join(one_line(topic.name) for topic in reader.topics) or "paperwire"
     count = digest.papers
+    name = one_line(reader.name)
     return {
         "subject": subject_line(digest),
         "preheader": shorten(" · ".join(titles), PREHEADER_CHARS) if titles
         else f"Nothing new matched your topics in the {when} listing.",
         "date": when,
-        "greeting": f"Hi {one_line(reader.name)}," if one_line(reader.name) else "Hello,",
+        "greeting": f"Hi {name}," if name else "Hello,",
         "intro": (f"{count} new paper{'s' if count != 1 else ''} matched your topics in the {when} listing."
                   if count else f"Nothing new matched your topics in the {when} listing."),
         "sections": sections,
@@ -389,7 +443,10 @@ def context(digest: Digest, settings: Settings) -> dict[str, Any]:
 
 
 class EmailRenderer:
-    """Compile once, render per reader: ``EmailRenderer(templates).render(digest, settings)``."""
+    """Compile once, render per reader: ``EmailRenderer(templates).render(digest, settings)``.
+
+    One renderer per run (or per process): it keeps the papers' blocks it has rendered.
+    """
 
     def __init__(self, templates_dir: Path, cache_dir: Path | None = None) -> None:
         templates_dir = Path(templates_dir)
@@ -401,11 +458,43 @@ class EmailRenderer:
         self.html_template: Template = html_env.from_string(compiled_html(mjml_source, cache_dir))
         self.text_template: Template = text_env.from_string(
             (templates_dir / "email.txt.j2").read_text(encoding="utf-8"))
+        self.paper_html: Template = html_env.from_string(
+            (templates_dir / "email_paper.html.j2").read_text(encoding="utf-8"))
+        self.paper_text: Template = text_env.from_string(
+            (templates_dir / "email_paper.txt.j2").read_text(encoding="utf-8"))
+        self._blocks: dict[tuple[Any, ...], PaperBlocks] = {}
+
+    def render_paper(self, view: PaperView) -> PaperBlocks:
+        """Both blocks of one paper, rendered now."""
+        html = self.paper_html.render(paper=view)
+        text = self.paper_text.render(paper=view)
+        return PaperBlocks(view.title, SharedText(html.removesuffix("\n")), SharedText(text.removesuffix("\n")))
+
+    def paper_blocks(self, item: DigestItem, section_topic: str, settings: Settings) -> PaperBlocks:
+        """Both blocks of one paper, rendered once per distinct paper, matches and tags.
+
+        The key is everything the blocks show, by content: a changed paper is never served stale.
+        """
+        paper = item.paper
+        key = (paper.id, paper.title, paper.abstract, tuple(paper.authors), tuple(paper.links),
+               item.hits, item.topics, section_topic, settings.base_url)
+        blocks = self._blocks.get(key)
+        if blocks is None:
+            if len(self._blocks) >= BLOCK_CACHE_SIZE:
+                self._blocks.clear()
+            blocks = self._blocks[key] = self.render_paper(item_view(item, section_topic, settings))
+        return blocks
 
     def render(self, digest: Digest, settings: Settings) -> RenderedEmail:
-        values = context(digest, settings)
-        html = self.html_template.render(values)
-        if len(html) > GMAIL_CLIP_BYTES // 4 and len(html.encode()) > GMAIL_CLIP_BYTES:
-            log.warning("digest %s for %s is %d bytes of HTML: Gmail will clip it",
-                        digest.edition, digest.subscriber.email, len(html.encode()))
-        return RenderedEmail(values["subject"], values["preheader"], html, self.text_template.render(values))
+        papers = [[self.paper_blocks(item, section.topic.name, settings) for item in section.items]
+                  for section in digest.sections]
+        values = context(digest, settings, papers)
+        blocks = [paper for section in papers for paper in section]
+        html_parts = fill(self.html_template.render(values), [paper.html for paper in blocks])
+        text_parts = fill(self.text_template.render(values), [paper.text for paper in blocks])
+        if sum(map(len, html_parts)) > GMAIL_CLIP_BYTES // 4:  # UTF-8 is at most 4 bytes a character
+            size = sum(len(part.encode()) for part in html_parts)
+            if size > GMAIL_CLIP_BYTES:
+                log.warning("digest %s for %s is %d bytes of HTML: Gmail will clip it",
+                            digest.edition, digest.subscriber.email, size)
+        return RenderedEmail(values["subject"], values["preheader"], html_parts, text_parts)
