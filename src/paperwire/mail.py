@@ -20,7 +20,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol, TypeVar
 from urllib.parse import quote
 
 import dkim
@@ -35,6 +35,7 @@ _MAX_7BIT_LINE = 990  # RFC 5322 allows 998 characters per line; keep a margin
 # Headers the email package treats as plain text (addresses and dates it parses instead).
 _UNSTRUCTURED = frozenset({"Subject", "List-Id", "List-Unsubscribe"})
 SHARED_CACHE_SIZE = 8192  # encoded shared parts kept (a run has a few hundred to a few thousand)
+T = TypeVar("T")
 
 # Headers the DKIM signature covers; both unsubscribe headers must be among them (RFC 8058).
 SIGNED_HEADERS = (
@@ -125,9 +126,14 @@ def _quoted_printable(text: str) -> bytes:
 
     Most lines of a digest need no encoding at all, so only the others go through
     binascii; encoding the whole body line by line in C was the slowest step per message.
+    A piece with nothing to encode anywhere is passed through in one go.
     """
+    text = _lf(text)
+    if (text.isascii() and "=" not in text and " \n" not in text and "\t\n" not in text
+            and not text.endswith((" ", "\t")) and (len(text) <= 76 or max(map(len, text.split("\n"))) <= 76)):
+        return text.encode("ascii").replace(b"\n", b"\r\n")
     lines = []
-    for line in _lf(text).split("\n"):
+    for line in text.split("\n"):
         if line.isascii() and len(line) <= 76 and "=" not in line and not line.endswith((" ", "\t")):
             lines.append(line.encode("ascii"))
         else:
@@ -136,38 +142,49 @@ def _quoted_printable(text: str) -> bytes:
 
 
 def _seven_bit(html: str) -> tuple[bytes, int]:
-    """HTML as ASCII with CRLF line ends (non-ASCII as character references), and its longest line."""
-    data = _lf(html).encode("ascii", "xmlcharrefreplace")
-    return data.replace(b"\n", b"\r\n"), max(map(len, data.split(b"\n")))
+    """HTML as ASCII with CRLF line ends (non-ASCII as character references), and its longest
+    line (or, for a piece shorter than any limit, its length)."""
+    html = _lf(html)
+    data = html.encode("ascii", "xmlcharrefreplace")
+    longest = len(data) if len(data) <= _MAX_7BIT_LINE else max(map(len, data.split(b"\n")))
+    return data.replace(b"\n", b"\r\n"), longest
 
 
-_shared_quoted_printable = lru_cache(maxsize=SHARED_CACHE_SIZE)(_quoted_printable)
-_shared_seven_bit = lru_cache(maxsize=SHARED_CACHE_SIZE)(_seven_bit)
+def _cached(encode: Callable[[str], T]) -> Callable[[str], T]:
+    """``encode`` remembered by content, for shared parts; bounded: when full, it starts over."""
+    done: dict[str, T] = {}
+
+    def encode_shared(part: str) -> T:
+        result = done.get(part)
+        if result is None:
+            if len(done) >= SHARED_CACHE_SIZE:
+                done.clear()
+            result = done[part] = encode(part)
+        return result
+    return encode_shared
 
 
-def _segments(parts: tuple[str, ...]) -> list[str] | None:
-    """``parts`` as runs of per-message text and shared blocks that can each be encoded alone.
+_shared_quoted_printable = _cached(_quoted_printable)
+_shared_seven_bit = _cached(_seven_bit)
 
-    Both encodings work line by line, so a segment may be encoded by itself when every
-    boundary between segments is a line break (LF, on either side of it). Otherwise (a
-    shared block in the middle of a line) the answer is None: encode the joined text.
+
+def _each_part(parts: tuple[str, ...], encode: Callable[[str], T], encode_shared: Callable[[str], T]) -> list[T] | None:
+    """Every non-empty part encoded by itself, shared ones from the cache.
+
+    Both encodings work line by line, so that is the same as encoding the joined text when
+    every boundary between parts is a line break (an LF on either side of it). Otherwise
+    (a part ending inside a line) the answer is None: encode the joined text instead.
     """
-    segments: list[str] = []
-    run: list[str] = []
+    encoded = []
+    previous = "\n"
     for part in parts:
-        if isinstance(part, SharedText):
-            if run:
-                segments.append("".join(run))
-                run = []
-            segments.append(part)
-        elif part:
-            run.append(part)
-    if run:
-        segments.append("".join(run))
-    for left, right in zip(segments, segments[1:]):
-        if not (left.endswith("\n") or right.startswith("\n")) or left.endswith("\r"):
+        if not part:
+            continue
+        if not (previous[-1] == "\n" or (part[0] == "\n" and previous[-1] != "\r")):
             return None
-    return segments
+        encoded.append(encode_shared(part) if type(part) is SharedText else encode(part))
+        previous = part
+    return encoded
 
 
 def _part(subtype: str, body: str) -> bytes:
@@ -175,28 +192,25 @@ def _part(subtype: str, body: str) -> bytes:
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode() + _quoted_printable(body)
 
 
-def _text_part(parts: tuple[str, ...]) -> bytes:
-    segments = _segments(parts)
-    if segments is None:
-        return _part("plain", "".join(parts))
-    return (b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
-            + b"".join(_shared_quoted_printable(segment) if isinstance(segment, SharedText)
-                       else _quoted_printable(segment) for segment in segments))
+def _text_part(parts: tuple[str, ...]) -> list[bytes]:
+    encoded = _each_part(parts, _quoted_printable, _shared_quoted_printable)
+    if encoded is None:
+        return [_part("plain", "".join(parts))]
+    return [b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n',
+            *encoded]
 
 
-def _html_part(parts: tuple[str, ...]) -> bytes:
+def _html_part(parts: tuple[str, ...]) -> list[bytes]:
     """HTML as 7-bit text: non-ASCII becomes character references, which every client reads.
 
     Quoted-printable costs about as much as rendering the digest; an ASCII document with
     short lines needs no transfer encoding at all. Long lines fall back to quoted-printable.
     """
-    segments = _segments(parts) or ["".join(parts)]
-    encoded = [_shared_seven_bit(segment) if isinstance(segment, SharedText) else _seven_bit(segment)
-               for segment in segments]
+    encoded = _each_part(parts, _seven_bit, _shared_seven_bit) or [_seven_bit("".join(parts))]
     if max(longest for _, longest in encoded) > _MAX_7BIT_LINE:
-        return _part("html", "".join(parts))
-    return (b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n'
-            + b"".join(data for data, _ in encoded))
+        return [_part("html", "".join(parts))]
+    return [b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n',
+            *[data for data, _ in encoded]]
 
 
 def _mailbox(name: str, address: str) -> str:
@@ -222,7 +236,7 @@ def build_message(digest: Digest, rendered: Rendered, settings: Settings, *, now
         ("From", _mailbox(one_line(settings.sender_name), settings.sender_email)),
         ("To", _mailbox(one_line(reader.name), reader.email)),
         *([("Reply-To", settings.reply_to)] if settings.reply_to else []),
-        ("Date", format_datetime(now or dt.datetime.now(dt.timezone.utc))),
+        ("Date", _date((now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0))),
         ("Message-ID", msg_id),
         ("List-Id", f"{one_line(settings.sender_name)} <{settings.list_id}>"),
         ("List-Unsubscribe", f"<{urls.unsubscribe(settings.base_url, reader)}>, <{mailto}>"),
@@ -233,12 +247,16 @@ def build_message(digest: Digest, rendered: Rendered, settings: Settings, *, now
     boundary = "=_pw_" + hashlib.sha256(msg_id.encode()).hexdigest()[:24]
     headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
     mark = f"--{boundary}\r\n".encode()
-    data = b"".join(
+    data = b"".join(  # one join: a digest is ~30 KB, and every copy of it costs
         [*(_header_line(name, value) for name, value in headers), b"\r\n",
-         mark, _text_part(rendered.text_parts), b"\r\n",
-         mark, _html_part(rendered.html_parts), b"\r\n",
+         mark, *_text_part(rendered.text_parts), b"\r\n",
+         mark, *_html_part(rendered.html_parts), b"\r\n",
          f"--{boundary}--\r\n".encode()])
     return Message(tuple(headers), data)
+
+
+# One Date per second of sending: many messages share it.
+_date = lru_cache(maxsize=4)(format_datetime)
 
 
 class Signer:

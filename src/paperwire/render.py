@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import Environment, StrictUndefined, Template, TemplateError
 from markupsafe import Markup, escape
@@ -43,7 +43,7 @@ from mjml import mjml2html
 
 from . import urls
 from .config import Settings
-from .models import Digest, DigestItem, Hit, Link, SharedText, Subscriber
+from .models import Digest, DigestItem, Hit, Link, Paper, SharedText, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -121,20 +121,19 @@ class PaperView:
 
 @dataclass(frozen=True, slots=True)
 class PaperBlocks:
-    """One paper's rendered blocks: whole lines, without the newline after the last one."""
+    """One paper's rendered blocks: whole lines, each ending in a newline."""
 
     title: str  # the frame shows it too: the text part numbers papers per reader
     html: SharedText
     text: SharedText
 
 
-@dataclass(frozen=True, slots=True)
-class ItemSlot:
-    """A paper as the frame templates see it: its number, its title and a slot for its block."""
+class ItemSlot(NamedTuple):  # a tuple: ten of these are made per digest
+    """A paper as the text frame sees it: its number and title, and a slot for its block."""
 
     number: int
     title: str
-    html: Markup = Markup(SLOT)
+    heading: str  # the number and the title, wrapped (``heading``)
     text: str = SLOT
 
 
@@ -142,6 +141,11 @@ class ItemSlot:
 class SectionView:
     name: str
     items: tuple[ItemSlot, ...]
+
+    @property
+    def papers(self) -> Markup:
+        """The slots of the section's papers, one after the other, for the HTML frame."""
+        return Markup(SLOT * len(self.items))
 
 
 # --- compiling the MJML once -------------------------------------------------------------
@@ -156,8 +160,12 @@ def _mrml_version() -> str:
         return "unknown"
 
 
+# Where a line break is never rendered: after a closing or opening layout tag, before the next tag.
 _STRUCTURAL_END = re.compile(
-    r"(</(?:td|tr|tbody|table|div|head|style|p|h[1-6])>|<(?:body|tr|tbody|td|table|div)\b[^<>]*>|<!\[endif\]-->)(?=<)")
+    r"(?:</(?:td|tr|tbody|table|div|head|style|p|h[1-6])>|<(?:body|tr|tbody|td|table|div)\b[^<>]*>|<!\[endif\]-->)(?=<)")
+# Longest line the compiled template keeps; values filled in later stay well under the
+# 990 characters mail.py sends without a transfer encoding.
+COMPILED_LINE_CHARS = 600
 
 
 def compile_mjml(source: str) -> str:
@@ -168,10 +176,21 @@ def compile_mjml(source: str) -> str:
     """
     html = mjml2html(source, disable_comments=True, fonts={})  # no web-font imports: system fonts only
     html = re.sub(r"\n[ \t]+", "\n", html)
-    # MRML writes the layout tables as a few very long lines. Breaking after structural
-    # tags (where whitespace is never rendered) keeps every line short enough to send the
-    # HTML part as 7-bit text without a transfer encoding (see mail.py).
-    return _STRUCTURAL_END.sub("\\1\n", html)
+    return "\n".join(piece for line in html.split("\n") for piece in _short_lines(line))
+
+
+def _short_lines(line: str) -> list[str]:
+    """MRML writes the layout tables as a few very long lines: those are broken after
+    structural tags into lines of at most COMPILED_LINE_CHARS where possible, so the HTML
+    part can go out as 7-bit text without a transfer encoding (see mail.py)."""
+    pieces = []
+    while len(line) > COMPILED_LINE_CHARS:
+        ends = [match.end() for match in _STRUCTURAL_END.finditer(line, 0, COMPILED_LINE_CHARS + 1)]
+        cut = ends[-1] if ends else next((m.end() for m in _STRUCTURAL_END.finditer(line)), len(line))
+        pieces.append(line[:cut])
+        line = line[cut:]
+    pieces.append(line)
+    return pieces
 
 
 def compiled_html(source: str, cache_dir: Path | None = None) -> str:
@@ -217,6 +236,7 @@ def clean(text: str) -> str:
     return _UNSAFE.sub("", text) if _UNSAFE.search(text) else text
 
 
+@lru_cache(maxsize=4096)  # topic names and settings recur in every digest
 def one_line(text: str) -> str:
     return " ".join(clean(text).split())
 
@@ -252,6 +272,12 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None
     lines = [a or b for a, b in pattern.findall(" ".join(text.split()))] or [""]
     lines[0] = (indent if first is None else first) + lines[0]
     return ("\n" + indent).join(lines)
+
+
+@lru_cache(maxsize=8192)  # a run has a few hundred titles, each at a few positions
+def heading(title: str, number: int) -> str:
+    """A paper's title in the text part: ``12. `` before it, wrapped lines indented under it."""
+    return wrap(title, TEXT_WIDTH, "    ", f"{number}.".ljust(4))
 
 
 def date_label(day: dt.date) -> str:
@@ -360,14 +386,24 @@ def item_view(item: DigestItem, section_topic: str, settings: Settings) -> Paper
 
 
 def fill(frame: str, blocks: Sequence[str]) -> tuple[str, ...]:
-    """The frame's pieces with each paper's block where its slot was, as parts."""
+    """The frame's pieces with each paper's block where its slot was, as parts.
+
+    The first and last pieces (head and footer) carry the reader's own details.
+    """
     pieces = frame.split(SLOT)
     if len(pieces) != len(blocks) + 1:
         raise TemplateError(f"the digest templates must show each paper's block exactly once "
                             f"({len(pieces) - 1} slots for {len(blocks)} papers)")
+    # What the frame has between two papers (a section heading, a paper's number and title)
+    # recurs across readers much as the papers do, so it is marked shared too: only where a
+    # piece's encoding is cached depends on it, never the bytes.
     parts = [pieces[0]]
-    for block, piece in zip(blocks, pieces[1:]):
-        parts += (block, piece)
+    for block, piece in zip(blocks, pieces[1:-1]):
+        parts.append(block)
+        if piece:
+            parts.append(SharedText(piece))
+    if blocks:
+        parts += (blocks[-1], pieces[-1])
     return tuple(parts)
 
 
@@ -412,7 +448,8 @@ def context(digest: Digest, settings: Settings, papers: Sequence[Sequence[PaperB
     sections: list[SectionView] = []
     titles: list[str] = []
     for section, blocks in zip(digest.sections, papers):
-        items = tuple(ItemSlot(len(titles) + n, paper.title) for n, paper in enumerate(blocks, 1))
+        items = tuple(ItemSlot(number, paper.title, heading(paper.title, number))
+                      for number, paper in enumerate(blocks, len(titles) + 1))
         titles += (paper.title for paper in blocks)
         sections.append(SectionView(one_line(section.topic.name), items))
     when = date_label(digest.listing_date)
@@ -458,31 +495,43 @@ class EmailRenderer:
         self.html_template: Template = html_env.from_string(compiled_html(mjml_source, cache_dir))
         self.text_template: Template = text_env.from_string(
             (templates_dir / "email.txt.j2").read_text(encoding="utf-8"))
-        self.paper_html: Template = html_env.from_string(
+        self.paper_html: Template = html_env.overlay(keep_trailing_newline=True).from_string(
             (templates_dir / "email_paper.html.j2").read_text(encoding="utf-8"))
         self.paper_text: Template = text_env.from_string(
             (templates_dir / "email_paper.txt.j2").read_text(encoding="utf-8"))
-        self._blocks: dict[tuple[Any, ...], PaperBlocks] = {}
+        self._blocks: dict[tuple[Any, ...], PaperBlocks] = {}  # by content
+        self._seen: dict[tuple[Any, ...], tuple[Paper, tuple[Hit, ...], PaperBlocks]] = {}  # by identity
 
     def render_paper(self, view: PaperView) -> PaperBlocks:
         """Both blocks of one paper, rendered now."""
         html = self.paper_html.render(paper=view)
         text = self.paper_text.render(paper=view)
-        return PaperBlocks(view.title, SharedText(html.removesuffix("\n")), SharedText(text.removesuffix("\n")))
+        return PaperBlocks(view.title, SharedText(html), SharedText(text))
 
     def paper_blocks(self, item: DigestItem, section_topic: str, settings: Settings) -> PaperBlocks:
         """Both blocks of one paper, rendered once per distinct paper, matches and tags.
 
         The key is everything the blocks show, by content: a changed paper is never served stale.
         """
-        paper = item.paper
+        paper, hits = item.paper, item.hits
+        # Fast path: the very same paper and hits objects as before (a run's readers share
+        # them). Nothing in paperwire changes a Paper once built; a changed copy is another
+        # object and takes the content path. The entry holds both, so their ids stay theirs.
+        same = (id(paper), id(hits), item.topics, section_topic, settings.base_url)
+        seen = self._seen.get(same)
+        if seen is not None and seen[0] is paper and seen[1] is hits:
+            return seen[2]
         key = (paper.id, paper.title, paper.abstract, tuple(paper.authors), tuple(paper.links),
-               item.hits, item.topics, section_topic, settings.base_url)
+               hits, item.topics, section_topic, settings.base_url)
         blocks = self._blocks.get(key)
         if blocks is None:
             if len(self._blocks) >= BLOCK_CACHE_SIZE:
                 self._blocks.clear()
+                self._seen.clear()
             blocks = self._blocks[key] = self.render_paper(item_view(item, section_topic, settings))
+        if len(self._seen) >= BLOCK_CACHE_SIZE:
+            self._seen.clear()
+        self._seen[same] = (paper, hits, blocks)
         return blocks
 
     def render(self, digest: Digest, settings: Settings) -> RenderedEmail:

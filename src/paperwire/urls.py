@@ -15,8 +15,12 @@ from .models import Subscriber
 FEED_KINDS = ("atom", "rss", "json")
 
 
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")  # what quote() never changes
+
+
 def _join(base_url: str, *parts: str) -> str:
-    return base_url.rstrip("/") + "/" + "/".join(quote(part, safe="") for part in parts)
+    return base_url.rstrip("/") + "/" + "/".join(part if _URL_SAFE.fullmatch(part) else quote(part, safe="")
+                                                 for part in parts)
 
 
 def home(base_url: str) -> str:
