@@ -37,6 +37,8 @@ SEED_FILE = ROOT / "seeds" / "000_f1d956a196093e66.txt"
 TEMPLATES = ROOT / "templates"
 SETTINGS = Settings(base_url="https://papers.example.org")
 RANDOM_SEED = 20240311
+BATCH = 1000  # digests made up at a time, before they are rendered
+BASELINE_SLICE = 100  # baseline readers timed at a time, between slices of ours
 TOPIC_NAMES = ["scaling laws", "MoE", "language models", "diffusion", "depth estimation", "agents",
                "retrieval", "speech", "robotics", "benchmarks", "efficient inference", "multimodal"]
 FIRST = "Wei Li Anna Maria Jun Omar Sara Ivan Chen Yuki Lucas Priya Elena Noah Fatima Tom".split()
@@ -162,7 +164,7 @@ def peak_rss_mb() -> float:
 class Totals:
     messages: int = 0
     papers: int = 0
-    html_bytes: int = 0
+    html_chars: int = 0
     max_html: int = 0
     message_bytes: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("render", "mime", "bytes"), 0.0))
@@ -172,7 +174,7 @@ class Totals:
     def add(self, other: Totals) -> None:
         self.messages += other.messages
         self.papers += other.papers
-        self.html_bytes += other.html_bytes
+        self.html_chars += other.html_chars
         self.max_html = max(self.max_html, other.max_html)
         self.message_bytes += other.message_bytes
         for phase, seconds in other.seconds.items():
@@ -185,54 +187,76 @@ class Totals:
         return sum(self.seconds.values())
 
 
-def run(first: int, count: int, per_reader_compile: bool = False, checkpoints: tuple[int, ...] = ()) -> Totals:
-    """Build, serialize and drop ``count`` messages for readers ``first``, ``first + 1``, ...
+class Runner:
+    """Builds, serializes and drops messages for readers ``first``, ``first + 1``, ... on demand.
 
-    Each reader's digest (the given matches) is made up first and not timed; the clock
-    runs from the digest to the message's bytes.
+    The digests (the given matches) are made up BATCH at a time, untimed, as a send run
+    plans its digests before it renders them; the clock runs from each digest to its
+    message's bytes.
     """
-    rng = random.Random(RANDOM_SEED + first)
-    papers, matches = seed_papers(random.Random(RANDOM_SEED))
-    renderer = PerReaderCompile() if per_reader_compile else EmailRenderer(TEMPLATES)
-    totals = Totals()
-    clock = time.perf_counter
-    for number in range(first, first + count):
-        t0 = clock()
-        digest = make_digest(number, rng, papers, matches)
-        t1 = clock()
-        rendered = renderer.render(digest, SETTINGS)
-        t2 = clock()
-        message = build_message(digest, rendered, SETTINGS)  # finished wire bytes
-        t3 = clock()
-        data = bytes(message)
-        t4 = clock()
-        seconds = totals.seconds
-        totals.generating += t1 - t0
-        seconds["render"] += t2 - t1
-        seconds["mime"] += t3 - t2
-        seconds["bytes"] += t4 - t3
-        totals.messages += 1
-        totals.papers += digest.papers
-        html_chars = sum(map(len, rendered.html_parts))
-        totals.html_bytes += html_chars
-        if html_chars > totals.max_html:  # UTF-8 is never shorter than the characters
-            totals.max_html = max(totals.max_html, sum(len(part.encode()) for part in rendered.html_parts))
-        totals.message_bytes += len(data)
-        if totals.messages in checkpoints:
-            totals.rss[totals.messages] = rss_mb()
-    totals.rss[totals.messages] = rss_mb()
-    return totals
+
+    def __init__(self, first: int, per_reader_compile: bool = False, checkpoints: tuple[int, ...] = ()) -> None:
+        self.next = first
+        self.rng = random.Random(RANDOM_SEED + first)
+        self.papers, self.matches = seed_papers(random.Random(RANDOM_SEED))
+        self.renderer = PerReaderCompile() if per_reader_compile else EmailRenderer(TEMPLATES)
+        self.checkpoints = checkpoints
+        self.totals = Totals()
+
+    def run(self, count: int) -> None:
+        totals, seconds, clock = self.totals, self.totals.seconds, time.perf_counter
+        for start in range(self.next, self.next + count, BATCH):
+            t0 = clock()
+            batch = [make_digest(number, self.rng, self.papers, self.matches)
+                     for number in range(start, min(start + BATCH, self.next + count))]
+            totals.generating += clock() - t0
+            for digest in batch:
+                t1 = clock()
+                rendered = self.renderer.render(digest, SETTINGS)
+                t2 = clock()
+                message = build_message(digest, rendered, SETTINGS)  # finished wire bytes
+                t3 = clock()
+                data = bytes(message)
+                t4 = clock()
+                seconds["render"] += t2 - t1
+                seconds["mime"] += t3 - t2
+                seconds["bytes"] += t4 - t3
+                totals.messages += 1
+                totals.papers += digest.papers
+                html_chars = sum(map(len, rendered.html_parts))
+                totals.html_chars += html_chars
+                if html_chars > totals.max_html:  # UTF-8 is never shorter than the characters
+                    totals.max_html = max(totals.max_html, sum(len(part.encode()) for part in rendered.html_parts))
+                totals.message_bytes += len(data)
+                if totals.messages in self.checkpoints:
+                    totals.rss[totals.messages] = rss_mb()
+        self.next += count
 
 
-def _worker(job: tuple[int, int, tuple[int, ...]]) -> tuple[Totals, float]:
-    first, count, checkpoints = job
-    return run(first, count, checkpoints=checkpoints), peak_rss_mb()
+def interleaved(first: int, readers: int, baseline_readers: int, checkpoints: tuple[int, ...]) -> tuple[Totals, Totals]:
+    """Ours for ``readers`` and the baseline for ``baseline_readers``, in alternating slices,
+    so that whatever else the machine does at a time slows both alike."""
+    ours = Runner(first, checkpoints=checkpoints)
+    baseline = Runner(first, per_reader_compile=True)
+    slices = max(1, baseline_readers // BASELINE_SLICE)
+    for n in range(slices):
+        baseline.run(baseline_readers * (n + 1) // slices - baseline_readers * n // slices)
+        ours.run(readers * (n + 1) // slices - readers * n // slices)
+    ours.totals.rss[ours.totals.messages] = rss_mb()
+    return ours.totals, baseline.totals
+
+
+def _worker(job: tuple[int, int, int, tuple[int, ...]]) -> tuple[Totals, Totals, float]:
+    first, count, baseline_count, checkpoints = job
+    ours, baseline = interleaved(first, count, baseline_count, checkpoints)
+    return ours, baseline, peak_rss_mb()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readers", type=int, default=100_000)
-    parser.add_argument("--baseline-sample", type=int, default=2000, help="readers timed with per-reader MJML compile")
+    parser.add_argument("--baseline-sample", type=int, default=2000,
+                        help="readers timed with per-reader MJML compile, in slices between ours")
     parser.add_argument("--workers", type=int, default=1, help="processes; each renders its share of the readers")
     args = parser.parse_args()
 
@@ -241,47 +265,50 @@ def main() -> None:
     print(f"template setup (MJML compile + Jinja parse): {(time.perf_counter() - started) * 1000:.1f} ms, once per process")
     del renderer
     print(f"RSS before: {rss_mb():.0f} MB")
-
     check_same_email()
-    baseline = run(0, args.baseline_sample, per_reader_compile=True)
-    base_rate = baseline.messages / baseline.busy
-    print(f"baseline, MJML compiled per reader ({baseline.messages} readers): {base_rate:,.0f} messages/s "
-          f"-> {args.readers / base_rate:,.1f} s for {args.readers:,} (extrapolated); "
-          f"render {baseline.seconds['render'] / baseline.messages * 1e6:,.0f} µs per message")
 
     started = time.perf_counter()
-    if args.workers <= 1:
-        totals = run(0, args.readers, checkpoints=(10_000,))
-        peaks, rss, rate = [peak_rss_mb()], [totals.rss], totals.messages / totals.busy
+    workers = max(1, args.workers)
+    share, base_share = -(-args.readers // workers), -(-args.baseline_sample // workers)
+    marks = tuple(n // workers for n in (10_000, 50_000, 100_000) if n < args.readers)
+    jobs = [(w * share, min(share, args.readers - w * share), min(base_share, args.baseline_sample - w * base_share), marks)
+            for w in range(workers)]
+    if workers == 1:
+        results = [_worker(jobs[0])]
     else:
-        share = -(-args.readers // args.workers)
-        jobs = [(w * share, min(share, args.readers - w * share), (10_000 // args.workers,)) for w in range(args.workers)]
-        totals, peaks, rss, rate = Totals(), [], [], 0.0
-        with multiprocessing.get_context("fork").Pool(args.workers) as pool:
-            for part, peak in pool.map(_worker, jobs):
-                totals.add(part)
-                peaks.append(peak)
-                rss.append(part.rss)
-                rate += part.messages / part.busy  # the workers run side by side
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = pool.map(_worker, jobs)
     wall = time.perf_counter() - started
-
+    totals, baseline = Totals(), Totals()
+    for ours_part, base_part, _ in results:
+        totals.add(ours_part)
+        baseline.add(base_part)
+    # Each worker's own rate; workers run side by side, so the rates add up.
+    rate = sum(ours_part.messages / ours_part.busy for ours_part, _, _ in results)
+    base_rate = sum(base_part.messages / base_part.busy for _, base_part, _ in results)
     busy = totals.busy
+
+    print(f"baseline, MJML compiled per reader ({baseline.messages:,} readers, timed in {BASELINE_SLICE}-reader slices "
+          f"between ours): {base_rate:,.0f} messages/s -> {args.readers / base_rate:,.1f} s for {args.readers:,}; "
+          f"render {baseline.seconds['render'] / baseline.messages * 1e6:,.0f} µs, "
+          f"mime {baseline.seconds['mime'] / baseline.messages * 1e6:,.0f} µs per message")
     print(f"\n{totals.messages:,} messages, {totals.papers:,} papers ({totals.papers / totals.messages:.1f} per message), "
-          f"{args.workers} worker(s)")
+          f"{workers} worker(s)")
     print(f"overall: {rate:,.0f} messages/s = {rate / base_rate:.1f}x the per-reader-compile baseline "
-          f"({busy / args.workers:.1f} s rendering per worker; {wall:.1f} s wall with making up the digests)")
+          f"({busy / workers:.1f} s rendering per worker; {wall:.1f} s wall with the baseline and making up the digests)")
     print("time per message: " + ", ".join(f"{phase} {seconds / totals.messages * 1e6:,.0f} µs"
                                             for phase, seconds in totals.seconds.items())
           + f" (sum {busy / totals.messages * 1e6:,.0f} µs)")
     ours, theirs = totals.seconds["render"] / totals.messages, baseline.seconds["render"] / baseline.messages
     print(f"render alone: {ours * 1e6:,.0f} µs per message = {totals.seconds['render'] / totals.papers * 1e6:.1f} µs "
           f"per paper, {1 / ours:,.0f} renders/s per process; {theirs / ours:.1f}x faster than compiling per reader")
-    print(f"HTML: {totals.html_bytes / totals.messages / 1024:.1f} KiB mean, {totals.max_html / 1024:.1f} KiB max "
+    print(f"HTML: {totals.html_chars / totals.messages / 1024:.1f} K characters mean, {totals.max_html / 1024:.1f} KiB max "
           f"(Gmail clips at {render.GMAIL_CLIP_BYTES / 1000:.0f} KB); MIME message {totals.message_bytes / totals.messages / 1024:.1f} KiB mean")
-    for worker, points in enumerate(rss):
-        print(("RSS (current)" if args.workers == 1 else f"worker {worker} RSS") + " after N readers: "
-              + ", ".join(f"{n:,}: {mb:.0f} MB" for n, mb in sorted(points.items())))
-    print(f"peak RSS: {max(peaks):.0f} MB" + (f" per worker (parent {peak_rss_mb():.0f} MB)" if args.workers > 1 else ""))
+    for worker, (ours_part, _, _) in enumerate(results):
+        print(("RSS (current)" if workers == 1 else f"worker {worker} RSS") + " after N of its readers: "
+              + ", ".join(f"{n:,}: {mb:.0f} MB" for n, mb in sorted(ours_part.rss.items())))
+    peaks = [peak for _, _, peak in results]
+    print(f"peak RSS: {max(peaks):.0f} MB" + (f" per worker (parent {peak_rss_mb():.0f} MB)" if workers > 1 else ""))
 
 
 if __name__ == "__main__":

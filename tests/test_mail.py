@@ -206,3 +206,24 @@ def test_web_mails_are_signed_too(dkim_key):
     (data,) = sent
     assert data.startswith(b"DKIM-Signature:")
     assert dkim.verify(data, dnsfunc=lambda name, timeout=5: b"v=DKIM1; k=rsa; p=" + public)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_plain_headers_we_fold_read_back_whole_within_78_characters(seed):
+    import random
+
+    rng = random.Random(seed)
+    words = ["a", "papers", "(Mar", "11)", "+3", "more", "scaling", "laws,", "x" * 40, "y" * 76,
+             "<https://papers.example.org/unsubscribe/tok123>,", "<mailto:u@example.org?subject=unsubscribe%20t>"]
+    for _ in range(200):
+        subject = " ".join(rng.choice(words) for _ in range(rng.randint(1, 30)))
+        data = message_bytes(build_message(digest(), Rendered(subject=subject), SETTINGS, now=NOW))
+        lines = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+        assert all(len(line) <= 78 or (line.startswith(b"Subject: ") and b" " not in line[9:]) for line in lines)
+        assert parse(data)["Subject"] == subject
+
+
+def test_headers_that_need_encoding_still_go_through_the_email_package():
+    for subject in ("Über " * 30, "=?utf-8?q?not_an_encoded_word?= " * 3, "z" * 120):
+        data = message_bytes(build_message(digest(), Rendered(subject=subject.strip()), SETTINGS, now=NOW))
+        assert data.isascii() and parse(data)["Subject"] == subject.strip()

@@ -9,6 +9,7 @@ committing:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -16,11 +17,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from jinja2 import TemplateError
 
 from paperwire import render
 from paperwire.config import Settings
 from paperwire.errors import ValidationError
-from paperwire.models import Digest, DigestItem, DigestSection, Hit, Link, Paper, Subscriber, Topic
+from paperwire.models import Digest, DigestItem, DigestSection, Hit, Link, Paper, SharedText, Subscriber, Topic
 from paperwire.render import EmailRenderer, RenderedEmail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -360,3 +362,92 @@ def test_seed_papers_render(renderer: EmailRenderer, seed_papers: list[Paper]) -
     for paper in seed_papers:
         assert " ".join(paper.title.split()) in visible
     assert rendered.subject == "70 new papers on scaling laws (Mar 11)"
+
+
+# -- papers rendered once and shared ---------------------------------------------------
+
+def two_readers_sharing_a_paper() -> tuple[Digest, Digest]:
+    ana = golden_digest()
+    bo = Subscriber(email="bo@example.org", name="Bo", token="tok456", timezone="UTC", topics=TOPICS)
+    return ana, Digest(bo, "2024-03-11", DAY, ana.sections[:1])
+
+
+def test_a_papers_blocks_are_rendered_once_and_shared_by_readers(monkeypatch: pytest.MonkeyPatch) -> None:
+    renderer = EmailRenderer(TEMPLATES)
+    rendered_papers: list[str] = []
+    real = renderer.render_paper
+    monkeypatch.setattr(renderer, "render_paper", lambda view: rendered_papers.append(view.title) or real(view))
+    ana, bo = two_readers_sharing_a_paper()
+    first, second = renderer.render(ana, SETTINGS), renderer.render(bo, SETTINGS)
+    assert len(rendered_papers) == 3  # Ana's three papers; Bo's one is Ana's first, same matches and tags
+    shared = [part for part in first.html_parts if isinstance(part, SharedText) and SCALING.title in part]
+    assert len(shared) == 1 and any(part is shared[0] for part in second.html_parts)
+    assert "Bo," in second.text and "Ana" not in second.html + second.text  # the frames stay each reader's own
+
+
+def test_a_changed_paper_is_never_served_from_the_cache() -> None:
+    renderer = EmailRenderer(TEMPLATES)
+    digest = golden_digest()
+    assert SCALING.title in renderer.render(digest, SETTINGS).html
+    renamed = dataclasses.replace(SCALING, title="A Renamed Paper", links=SCALING.links[:1])
+    first = digest.sections[0].items[0]
+    again = dataclasses.replace(digest, sections=(
+        DigestSection(TOPICS[0], (dataclasses.replace(first, paper=renamed),)), *digest.sections[1:]))
+    html = renderer.render(again, SETTINGS).html
+    assert "A Renamed Paper" in html and SCALING.title not in html and "arxiv.org/pdf" not in html
+
+
+def test_other_matches_or_tags_make_another_block() -> None:
+    renderer = EmailRenderer(TEMPLATES)
+    digest = golden_digest()
+    first = digest.sections[0].items[0]
+    variants = {
+        "tags": dataclasses.replace(first, topics=("scaling laws",)),
+        "hits": dataclasses.replace(first, hits=(hit("orders of magnitude", SCALING.abstract),)),
+    }
+    base_html = renderer.render(digest, SETTINGS).html
+    assert "also in: MoE" in base_html and "<strong>scaling laws</strong>" in base_html
+    for name, variant in variants.items():
+        html = renderer.render(dataclasses.replace(
+            digest, sections=(DigestSection(TOPICS[0], (variant,)),)), SETTINGS).html
+        if name == "tags":
+            assert "also in" not in html
+        else:
+            assert "<strong>orders of magnitude</strong>" in html and "<strong>scaling laws</strong>" not in html
+
+
+def test_parts_give_the_same_message_as_the_joined_document(renderer: EmailRenderer) -> None:
+    from paperwire.mail import build_message
+
+    @dataclasses.dataclass
+    class Joined:
+        subject: str
+        html_parts: tuple[str, ...]
+        text_parts: tuple[str, ...]
+
+    now = dt.datetime(2024, 3, 11, 8, 0, tzinfo=dt.timezone.utc)
+    for digest in (golden_digest(), *two_readers_sharing_a_paper(), empty_digest()):
+        for _ in range(2):  # the second time from the caches
+            rendered = renderer.render(digest, SETTINGS)
+            joined = Joined(rendered.subject, (rendered.html,), (rendered.text,))
+            assert (build_message(digest, rendered, SETTINGS, now=now).data
+                    == build_message(digest, joined, SETTINGS, now=now).data)
+
+
+def test_a_template_must_show_each_papers_block_once(tmp_path: Path) -> None:
+    for name in ("email.txt.j2", "email_paper.html.j2", "email_paper.txt.j2"):
+        (tmp_path / name).write_text((TEMPLATES / name).read_text(encoding="utf-8"), encoding="utf-8")
+    twice = (TEMPLATES / "email.mjml.j2").read_text(encoding="utf-8").replace(
+        "{{ section.papers }}", "{{ section.papers }}{{ section.papers }}")
+    (tmp_path / "email.mjml.j2").write_text(twice, encoding="utf-8")
+    with pytest.raises(TemplateError, match="exactly once .6 slots for 3 papers"):
+        EmailRenderer(tmp_path).render(golden_digest(), SETTINGS)
+    with pytest.raises(TemplateError, match="0 slots for 1 papers"):
+        render.fill("no slot here", [SharedText("block")])
+
+
+def test_frames_that_use_jinja_globals_still_render() -> None:
+    from jinja2 import Environment
+
+    template = Environment().from_string("{% for n in range(3) %}{{ n }}{% endfor %} {{ name }}")
+    assert render.render_frame(template, {"name": "Ana"}) == "012 Ana"

@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass
+from email.header import Header
 from email.headerregistry import Address
 from email.policy import SMTP
 from email.utils import format_datetime
@@ -89,8 +90,11 @@ def _header_line(name: str, value: str) -> bytes:
 
     Plain ASCII, the usual case, is folded here: running every header through the email
     package's folding was most of the time spent per message. What needs encoding (non-ASCII,
-    text that looks like an encoded word, a word too long for a line) goes to the package.
+    a word too long for a line) goes to the package. Text that merely looks like an encoded
+    word (``=?utf-8?q?...?=``) in a subject is encoded itself, or readers would see it decoded.
     """
+    if "=?" in value and name in _UNSTRUCTURED:
+        return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=chr(13) + chr(10))}\r\n".encode("ascii")
     if value.isascii() and "=?" not in value:
         if len(name) + len(value) < 76:
             return f"{name}: {value}\r\n".encode("ascii")
@@ -101,14 +105,16 @@ def _header_line(name: str, value: str) -> bytes:
 
 
 def _fold(name: str, value: str) -> bytes | None:
-    """``name: value`` broken before spaces into lines of at most 78 characters, as the
-    email package folds plain text; None for runs of spaces or a word longer than a line."""
+    """``name: value`` broken before spaces into lines of at most 78 characters; None for
+    runs of spaces or a word longer than a line. The first word always stays on the first
+    line (which may then run to ~85 characters): a fold right after the colon would come
+    back as a leading space, as it does from the email package."""
     lines: list[str] = []
     line = f"{name}:"
     for word in value.split(" "):
         if not word or len(word) > 76:
             return None
-        if len(line) + 1 + len(word) > 78:
+        if len(line) + 1 + len(word) > 78 and lines + [line] != [f"{name}:"]:  # never a bare "Name:" line
             lines.append(line)
             line = ""
         line += " " + word
@@ -124,21 +130,14 @@ def _lf(text: str) -> str:
 def _quoted_printable(text: str) -> bytes:
     """UTF-8 quoted-printable with CRLF line ends: 7-bit clean for every relay.
 
-    Most lines of a digest need no encoding at all, so only the others go through
-    binascii; encoding the whole body line by line in C was the slowest step per message.
-    A piece with nothing to encode anywhere is passed through in one go.
+    A piece with nothing to encode (the usual case for a digest's lines) is passed through
+    whole; anything else goes through binascii, which encodes line by line in C.
     """
     text = _lf(text)
     if (text.isascii() and "=" not in text and " \n" not in text and "\t\n" not in text
             and not text.endswith((" ", "\t")) and (len(text) <= 76 or max(map(len, text.split("\n"))) <= 76)):
         return text.encode("ascii").replace(b"\n", b"\r\n")
-    lines = []
-    for line in text.split("\n"):
-        if line.isascii() and len(line) <= 76 and "=" not in line and not line.endswith((" ", "\t")):
-            lines.append(line.encode("ascii"))
-        else:
-            lines.append(binascii.b2a_qp(line.encode("utf-8"), istext=True).replace(b"\n", b"\r\n"))
-    return b"\r\n".join(lines)
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
 def _seven_bit(html: str) -> tuple[bytes, int]:
