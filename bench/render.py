@@ -75,16 +75,20 @@ def seed_papers(rng: random.Random) -> tuple[list[Paper], Matches]:
     return papers, (hits, also)
 
 
-def make_digest(number: int, rng: random.Random, papers: list[Paper], matches: Matches) -> Digest:
+def make_digest(number: int, rng: random.Random, papers: list[Paper], matches: Matches, unshared: bool = False) -> Digest:
+    """One reader's digest. ``unshared``: the reader also follows a topic of their own
+    wording that every paper matched, so no paper block is like any other reader's."""
     hits, matched_also = matches
     topics = [Topic(name, name) for name in rng.sample(TOPIC_NAMES, rng.randint(1, 3))]
+    own = [Topic(f"my own topic {number}", "x")] if unshared else []
     reader = Subscriber(email=f"reader{number}@example.org", name=rng.choice(("", rng.choice(FIRST))),
-                        token=f"tok{number:08d}", timezone=rng.choice(ZONES), topics=topics)
+                        token=f"tok{number:08d}", timezone=rng.choice(ZONES), topics=topics + own)
     chosen = rng.sample(range(len(papers)), rng.randint(5, 15))
     by_topic: dict[int, list[DigestItem]] = {}
     for rank, index in enumerate(chosen, 1):
         best = rng.randrange(len(topics))
         also = tuple(topic.name for n, topic in enumerate(topics) if n != best and (index, topic.name) in matched_also)
+        also += tuple(topic.name for topic in own)
         by_topic.setdefault(best, []).append(DigestItem(
             papers[index], 1.0, rank, dt.date(2024, 3, 11), (topics[best].name, *also), hits[index, topics[best].name]))
     sections = tuple(DigestSection(topics[n], tuple(items)) for n, items in sorted(by_topic.items()))
@@ -195,8 +199,10 @@ class Runner:
     message's bytes.
     """
 
-    def __init__(self, first: int, per_reader_compile: bool = False, checkpoints: tuple[int, ...] = ()) -> None:
+    def __init__(self, first: int, per_reader_compile: bool = False, checkpoints: tuple[int, ...] = (),
+                 unshared: bool = False) -> None:
         self.next = first
+        self.unshared = unshared
         self.rng = random.Random(RANDOM_SEED + first)
         self.papers, self.matches = seed_papers(random.Random(RANDOM_SEED))
         self.renderer = PerReaderCompile() if per_reader_compile else EmailRenderer(TEMPLATES)
@@ -207,7 +213,7 @@ class Runner:
         totals, seconds, clock = self.totals, self.totals.seconds, time.perf_counter
         for start in range(self.next, self.next + count, BATCH):
             t0 = clock()
-            batch = [make_digest(number, self.rng, self.papers, self.matches)
+            batch = [make_digest(number, self.rng, self.papers, self.matches, self.unshared)
                      for number in range(start, min(start + BATCH, self.next + count))]
             totals.generating += clock() - t0
             for digest in batch:
@@ -233,11 +239,12 @@ class Runner:
         self.next += count
 
 
-def interleaved(first: int, readers: int, baseline_readers: int, checkpoints: tuple[int, ...]) -> tuple[Totals, Totals]:
+def interleaved(first: int, readers: int, baseline_readers: int, checkpoints: tuple[int, ...],
+                unshared: bool) -> tuple[Totals, Totals]:
     """Ours for ``readers`` and the baseline for ``baseline_readers``, in alternating slices,
     so that whatever else the machine does at a time slows both alike."""
-    ours = Runner(first, checkpoints=checkpoints)
-    baseline = Runner(first, per_reader_compile=True)
+    ours = Runner(first, checkpoints=checkpoints, unshared=unshared)
+    baseline = Runner(first, per_reader_compile=True, unshared=unshared)
     slices = max(1, baseline_readers // BASELINE_SLICE)
     for n in range(slices):
         baseline.run(baseline_readers * (n + 1) // slices - baseline_readers * n // slices)
@@ -246,9 +253,9 @@ def interleaved(first: int, readers: int, baseline_readers: int, checkpoints: tu
     return ours.totals, baseline.totals
 
 
-def _worker(job: tuple[int, int, int, tuple[int, ...]]) -> tuple[Totals, Totals, float]:
-    first, count, baseline_count, checkpoints = job
-    ours, baseline = interleaved(first, count, baseline_count, checkpoints)
+def _worker(job: tuple[int, int, int, tuple[int, ...], bool]) -> tuple[Totals, Totals, float]:
+    first, count, baseline_count, checkpoints, unshared = job
+    ours, baseline = interleaved(first, count, baseline_count, checkpoints, unshared)
     return ours, baseline, peak_rss_mb()
 
 
@@ -258,6 +265,8 @@ def main() -> None:
     parser.add_argument("--baseline-sample", type=int, default=2000,
                         help="readers timed with per-reader MJML compile, in slices between ours")
     parser.add_argument("--workers", type=int, default=1, help="processes; each renders its share of the readers")
+    parser.add_argument("--unshared", action="store_true",
+                        help="worst case: every reader has a topic of their own on every paper, so no block is shared")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -271,8 +280,8 @@ def main() -> None:
     workers = max(1, args.workers)
     share, base_share = -(-args.readers // workers), -(-args.baseline_sample // workers)
     marks = tuple(n // workers for n in (10_000, 50_000, 100_000) if n < args.readers)
-    jobs = [(w * share, min(share, args.readers - w * share), min(base_share, args.baseline_sample - w * base_share), marks)
-            for w in range(workers)]
+    jobs = [(w * share, min(share, args.readers - w * share), min(base_share, args.baseline_sample - w * base_share),
+             marks, args.unshared) for w in range(workers)]
     if workers == 1:
         results = [_worker(jobs[0])]
     else:

@@ -174,6 +174,7 @@ PART_CASES = {
     "lone CR inside": ("a\rb\n", SharedText("c\rd\r\ne"), "\nf"),
     "long line in a block": ("x\n", SharedText("<p>" + "é" * 1200 + "</p>"), "\ny"),
     "trailing spaces and =": ("x = 1 \n", SharedText("y=2\t\n  "), "\nz"),
+    "lone dots and controls": (".\n", SharedText("a\x0cb\n.\n"), ".", "\n\x1b.", SharedText("\n.")),
 }
 
 
@@ -227,3 +228,21 @@ def test_headers_that_need_encoding_still_go_through_the_email_package():
     for subject in ("Über " * 30, "=?utf-8?q?not_an_encoded_word?= " * 3, "z" * 120):
         data = message_bytes(build_message(digest(), Rendered(subject=subject.strip()), SETTINGS, now=NOW))
         assert data.isascii() and parse(data)["Subject"] == subject.strip()
+
+
+def test_a_huge_value_sends_the_html_quoted_printable_still_from_parts():
+    preheader = "<div>" + "漢字" * 300 + "</div>\n"  # 600 characters, each a 8-character reference in 7-bit
+    parts = ("<html>\n" + preheader, BLOCK, "\n</html>")
+    split = build_message(digest(), InParts(Rendered.subject, parts, ("text",)), SETTINGS, now=NOW).data
+    whole = build_message(digest(), Rendered(html="".join(parts), text="text"), SETTINGS, now=NOW).data
+    assert split == whole and max(len(line) for line in split.split(b"\r\n")) <= 998
+    html = parse(split).get_payload()[1]
+    assert html["Content-Transfer-Encoding"] == "quoted-printable"
+    assert html.get_content().replace("\r\n", "\n") == "".join(parts)
+
+
+def test_date_keeps_the_offset_it_was_given():
+    berlin = NOW.astimezone(dt.timezone(dt.timedelta(hours=1)))
+    utc = parse(message_bytes(build_message(digest(), Rendered(), SETTINGS, now=NOW)))["Date"]
+    local = parse(message_bytes(build_message(digest(), Rendered(), SETTINGS, now=berlin)))["Date"]
+    assert (utc, local) == ("Mon, 11 Mar 2024 08:00:00 +0000", "Mon, 11 Mar 2024 09:00:00 +0100")

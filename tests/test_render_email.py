@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from jinja2 import TemplateError
+from jinja2 import StrictUndefined, TemplateError
 
 from paperwire import render
 from paperwire.config import Settings
@@ -372,17 +372,23 @@ def two_readers_sharing_a_paper() -> tuple[Digest, Digest]:
     return ana, Digest(bo, "2024-03-11", DAY, ana.sections[:1])
 
 
-def test_a_papers_blocks_are_rendered_once_and_shared_by_readers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_papers_blocks_are_kept_from_the_second_reader_on_and_shared(monkeypatch: pytest.MonkeyPatch) -> None:
     renderer = EmailRenderer(TEMPLATES)
     rendered_papers: list[str] = []
     real = renderer.render_paper
-    monkeypatch.setattr(renderer, "render_paper", lambda view: rendered_papers.append(view.title) or real(view))
+    monkeypatch.setattr(renderer, "render_paper",
+                        lambda view, shared=True: rendered_papers.append(view.title) or real(view, shared))
     ana, bo = two_readers_sharing_a_paper()
-    first, second = renderer.render(ana, SETTINGS), renderer.render(bo, SETTINGS)
-    assert len(rendered_papers) == 3  # Ana's three papers; Bo's one is Ana's first, same matches and tags
-    shared = [part for part in first.html_parts if isinstance(part, SharedText) and SCALING.title in part]
-    assert len(shared) == 1 and any(part is shared[0] for part in second.html_parts)
-    assert "Bo," in second.text and "Ana" not in second.html + second.text  # the frames stay each reader's own
+    cy = dataclasses.replace(bo, subscriber=dataclasses.replace(bo.subscriber, email="cy@example.org", name="Cy"))
+    first = renderer.render(ana, SETTINGS)
+    assert len(rendered_papers) == 3 and not any(isinstance(part, SharedText) and SCALING.title in part
+                                                 for part in first.html_parts)  # one reader: nothing kept
+    second, third = renderer.render(bo, SETTINGS), renderer.render(cy, SETTINGS)
+    assert rendered_papers == [SCALING.title, "Routing Tokens to Experts: A Long Study", "A Paper With No Links",
+                               SCALING.title]  # Bo's paper is Ana's first, same matches and tags; Cy's too
+    shared = [part for part in second.html_parts if isinstance(part, SharedText) and SCALING.title in part]
+    assert len(shared) == 1 and any(part is shared[0] for part in third.html_parts)
+    assert "Bo," in second.text and "Cy," in third.text and "Ana" not in second.html + third.text
 
 
 def test_a_changed_paper_is_never_served_from_the_cache() -> None:
@@ -426,12 +432,17 @@ def test_parts_give_the_same_message_as_the_joined_document(renderer: EmailRende
         text_parts: tuple[str, ...]
 
     now = dt.datetime(2024, 3, 11, 8, 0, tzinfo=dt.timezone.utc)
-    for digest in (golden_digest(), *two_readers_sharing_a_paper(), empty_digest()):
-        for _ in range(2):  # the second time from the caches
+    cjk = Paper(id="t-cjk", title="大規模言語モデルの混合専門家" * 10, abstract="専門家の混合 " * 200)
+    many = [Topic(f"混合専門家モデル {n} mixture of experts routing", "MoE") for n in range(12)]
+    wordy = Digest(Subscriber(email="mei@example.org", name="美", token="tok789", topics=many), "2024-03-11", DAY,
+                   (DigestSection(many[0], (item(cjk, (many[0].name, many[1].name)),)),))
+    for digest in (golden_digest(), *two_readers_sharing_a_paper(), empty_digest(), wordy):
+        for _ in range(3):  # the first time rendered, then kept, then from the caches
             rendered = renderer.render(digest, SETTINGS)
             joined = Joined(rendered.subject, (rendered.html,), (rendered.text,))
-            assert (build_message(digest, rendered, SETTINGS, now=now).data
-                    == build_message(digest, joined, SETTINGS, now=now).data)
+            data = build_message(digest, rendered, SETTINGS, now=now).data
+            assert data == build_message(digest, joined, SETTINGS, now=now).data
+            assert max(len(line) for line in data.split(b"\r\n")) <= 998
 
 
 def test_a_template_must_show_each_papers_block_once(tmp_path: Path) -> None:
@@ -446,8 +457,12 @@ def test_a_template_must_show_each_papers_block_once(tmp_path: Path) -> None:
         render.fill("no slot here", [SharedText("block")])
 
 
-def test_frames_that_use_jinja_globals_still_render() -> None:
-    from jinja2 import Environment
+def test_quick_render_is_template_render() -> None:
+    from jinja2 import Environment, UndefinedError
 
-    template = Environment().from_string("{% for n in range(3) %}{{ n }}{% endfor %} {{ name }}")
-    assert render.render_frame(template, {"name": "Ana"}) == "012 Ana"
+    env = Environment(undefined=StrictUndefined)
+    for source in ("{% for n in range(3) %}{{ n }}{% endfor %} {{ name }}", "{{ name | upper }} {{ name }}!"):
+        template, quick = render.quick_render(env, source)
+        assert quick({"name": "Ana"}) == template.render({"name": "Ana"})
+    with pytest.raises(UndefinedError, match="'name' is undefined"):
+        quick({})

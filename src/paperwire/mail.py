@@ -37,6 +37,9 @@ _MAX_7BIT_LINE = 990  # RFC 5322 allows 998 characters per line; keep a margin
 _UNSTRUCTURED = frozenset({"Subject", "List-Id", "List-Unsubscribe"})
 SHARED_CACHE_SIZE = 8192  # encoded shared parts kept (a run has a few hundred to a few thousand)
 T = TypeVar("T")
+# Text that quoted-printable encodes even on a short ASCII line: controls, and a line that is
+# a lone dot (binascii writes it as =2E so no SMTP server can take it for the end of data).
+_QP_SPECIAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|^\.$", re.MULTILINE)
 
 # Headers the DKIM signature covers; both unsubscribe headers must be among them (RFC 8058).
 SIGNED_HEADERS = (
@@ -93,7 +96,7 @@ def _header_line(name: str, value: str) -> bytes:
     a word too long for a line) goes to the package. Text that merely looks like an encoded
     word (``=?utf-8?q?...?=``) in a subject is encoded itself, or readers would see it decoded.
     """
-    if "=?" in value and name in _UNSTRUCTURED:
+    if "=?" in value and name == "Subject":
         return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=chr(13) + chr(10))}\r\n".encode("ascii")
     if value.isascii() and "=?" not in value:
         if len(name) + len(value) < 76:
@@ -107,8 +110,9 @@ def _header_line(name: str, value: str) -> bytes:
 def _fold(name: str, value: str) -> bytes | None:
     """``name: value`` broken before spaces into lines of at most 78 characters; None for
     runs of spaces or a word longer than a line. The first word always stays on the first
-    line (which may then run to ~85 characters): a fold right after the colon would come
-    back as a leading space, as it does from the email package."""
+    line (which may then run past 78, up to ~95 for List-Unsubscribe; 998 is the limit):
+    a fold right after the colon would come back as a leading space, as it does from the
+    email package."""
     lines: list[str] = []
     line = f"{name}:"
     for word in value.split(" "):
@@ -135,7 +139,8 @@ def _quoted_printable(text: str) -> bytes:
     """
     text = _lf(text)
     if (text.isascii() and "=" not in text and " \n" not in text and "\t\n" not in text
-            and not text.endswith((" ", "\t")) and (len(text) <= 76 or max(map(len, text.split("\n"))) <= 76)):
+            and not text.endswith((" ", "\t")) and not _QP_SPECIAL.search(text)
+            and (len(text) <= 76 or max(map(len, text.split("\n"))) <= 76)):
         return text.encode("ascii").replace(b"\n", b"\r\n")
     return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
@@ -168,22 +173,39 @@ _shared_seven_bit = _cached(_seven_bit)
 
 
 def _each_part(parts: tuple[str, ...], encode: Callable[[str], T], encode_shared: Callable[[str], T]) -> list[T] | None:
-    """Every non-empty part encoded by itself, shared ones from the cache.
+    """The parts encoded: shared ones one by one from the cache, the runs of others between
+    them joined and encoded together.
 
     Both encodings work line by line, so that is the same as encoding the joined text when
-    every boundary between parts is a line break (an LF on either side of it). Otherwise
-    (a part ending inside a line) the answer is None: encode the joined text instead.
+    every boundary at a shared part is a line break (an LF on either side of it). Otherwise
+    (a shared part that starts or ends inside a line) the answer is None: encode the whole.
     """
-    encoded = []
+    encoded: list[T] = []
+    run: list[str] = []
     previous = "\n"
     for part in parts:
-        if not part:
-            continue
-        if not (previous[-1] == "\n" or (part[0] == "\n" and previous[-1] != "\r")):
-            return None
-        encoded.append(encode_shared(part) if type(part) is SharedText else encode(part))
-        previous = part
+        if type(part) is SharedText:
+            if run:
+                text = "".join(run)
+                if not _line_break_between(text, part):
+                    return None
+                encoded.append(encode(text))
+                run = []
+            elif not _line_break_between(previous, part):
+                return None
+            encoded.append(encode_shared(part))
+            previous = part
+        elif part:
+            if not run and not _line_break_between(previous, part):
+                return None
+            run.append(part)
+    if run:
+        encoded.append(encode("".join(run)))
     return encoded
+
+
+def _line_break_between(left: str, right: str) -> bool:
+    return left[-1] == "\n" or (right[0] == "\n" and left[-1] != "\r")
 
 
 def _part(subtype: str, body: str) -> bytes:
@@ -206,8 +228,12 @@ def _html_part(parts: tuple[str, ...]) -> list[bytes]:
     short lines needs no transfer encoding at all. Long lines fall back to quoted-printable.
     """
     encoded = _each_part(parts, _seven_bit, _shared_seven_bit) or [_seven_bit("".join(parts))]
-    if max(longest for _, longest in encoded) > _MAX_7BIT_LINE:
-        return [_part("html", "".join(parts))]
+    if max(longest for _, longest in encoded) > _MAX_7BIT_LINE:  # a very long value (say, a CJK preheader)
+        quoted = _each_part(parts, _quoted_printable, _shared_quoted_printable)
+        if quoted is None:
+            return [_part("html", "".join(parts))]
+        return [b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n',
+                *quoted]
     return [b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n',
             *[data for data, _ in encoded]]
 
@@ -235,14 +261,15 @@ def build_message(digest: Digest, rendered: Rendered, settings: Settings, *, now
         ("From", _mailbox(one_line(settings.sender_name), settings.sender_email)),
         ("To", _mailbox(one_line(reader.name), reader.email)),
         *([("Reply-To", settings.reply_to)] if settings.reply_to else []),
-        ("Date", _date((now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0))),
+        ("Date", _date(*_second_and_offset(now or dt.datetime.now(dt.timezone.utc)))),
         ("Message-ID", msg_id),
         ("List-Id", f"{one_line(settings.sender_name)} <{settings.list_id}>"),
         ("List-Unsubscribe", f"<{urls.unsubscribe(settings.base_url, reader)}>, <{mailto}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ("MIME-Version", "1.0"),
     ]
-    # QP never writes a bare "=" at the start of a line, so this boundary cannot occur in a part.
+    # Never inside a part: quoted-printable writes no bare "=" at a line start, and the 7-bit
+    # HTML could hold it only by guessing this hash of the reader's secret token.
     boundary = "=_pw_" + hashlib.sha256(msg_id.encode()).hexdigest()[:24]
     headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
     mark = f"--{boundary}\r\n".encode()
@@ -254,8 +281,14 @@ def build_message(digest: Digest, rendered: Rendered, settings: Settings, *, now
     return Message(tuple(headers), data)
 
 
-# One Date per second of sending: many messages share it.
-_date = lru_cache(maxsize=4)(format_datetime)
+def _second_and_offset(now: dt.datetime) -> tuple[dt.datetime, dt.timedelta | None]:
+    # Equal instants in other zones compare equal, so the offset is part of the key.
+    return now.replace(microsecond=0), now.utcoffset()
+
+
+@lru_cache(maxsize=4)  # one Date per second of sending: many messages share it
+def _date(now: dt.datetime, offset: dt.timedelta | None) -> str:
+    return format_datetime(now)
 
 
 class Signer:

@@ -30,20 +30,20 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from jinja2 import Environment, StrictUndefined, Template, TemplateError
+from jinja2 import Environment, StrictUndefined, Template, TemplateError, meta
 from markupsafe import Markup, escape
 from mjml import mjml2html
 
 from . import urls
 from .config import Settings
-from .models import Digest, DigestItem, Hit, Link, Paper, SharedText, Subscriber
+from .models import Digest, DigestItem, Hit, Link, SharedText, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,8 @@ class PaperBlocks:
     """One paper's rendered blocks: whole lines, each ending in a newline."""
 
     title: str  # the frame shows it too: the text part numbers papers per reader
-    html: SharedText
-    text: SharedText
+    html: str  # a SharedText once more than one reader needs it
+    text: str
 
 
 class ItemSlot(NamedTuple):  # a tuple: ten of these are made per digest
@@ -163,9 +163,10 @@ def _mrml_version() -> str:
 # Where a line break is never rendered: after a closing or opening layout tag, before the next tag.
 _STRUCTURAL_END = re.compile(
     r"(?:</(?:td|tr|tbody|table|div|head|style|p|h[1-6])>|<(?:body|tr|tbody|td|table|div)\b[^<>]*>|<!\[endif\]-->)(?=<)")
-# Longest line the compiled template keeps; values filled in later stay well under the
-# 990 characters mail.py sends without a transfer encoding.
-COMPILED_LINE_CHARS = 600
+# Longest line of markup the compiled template keeps, so that a line with a value in it
+# stays under the 990 characters mail.py sends without a transfer encoding unless the
+# value itself is huge (then the HTML part goes quoted-printable).
+COMPILED_LINE_CHARS = 200
 
 
 def compile_mjml(source: str) -> str:
@@ -183,13 +184,18 @@ def _short_lines(line: str) -> list[str]:
     """MRML writes the layout tables as a few very long lines: those are broken after
     structural tags into lines of at most COMPILED_LINE_CHARS where possible, so the HTML
     part can go out as 7-bit text without a transfer encoding (see mail.py)."""
-    pieces = []
-    while len(line) > COMPILED_LINE_CHARS:
-        ends = [match.end() for match in _STRUCTURAL_END.finditer(line, 0, COMPILED_LINE_CHARS + 1)]
-        cut = ends[-1] if ends else next((m.end() for m in _STRUCTURAL_END.finditer(line)), len(line))
-        pieces.append(line[:cut])
-        line = line[cut:]
-    pieces.append(line)
+    if len(line) <= COMPILED_LINE_CHARS:
+        return [line]
+    pieces: list[str] = []
+    start = candidate = 0  # the current line starts at start; candidate: its last break so far
+    for match in _STRUCTURAL_END.finditer(line):
+        end = match.end()
+        while end - start > COMPILED_LINE_CHARS:
+            cut = candidate if candidate > start else end
+            pieces.append(line[start:cut])
+            start = cut
+        candidate = end
+    pieces.append(line[start:])
     return pieces
 
 
@@ -479,17 +485,23 @@ def context(digest: Digest, settings: Settings, papers: Sequence[Sequence[PaperB
     }
 
 
-def render_frame(template: Template, values: dict[str, Any]) -> str:
-    """``template.render(values)``, minus copying the environment's globals into a new
-    context for every digest (about a quarter of a frame's time): the frames use none.
+def quick_render(env: Environment, source: str) -> tuple[Template, Callable[[dict[str, Any]], str]]:
+    """``source`` as a template, and a function that renders it like ``Template.render``.
 
-    Should one fail, it is rendered again the usual way, which either works (a template
-    that uses a global) or raises with Jinja's pointer to the template line.
+    Our templates use none of Jinja's globals (``range``, ``cycler``, ...), so they are
+    rendered without copying the globals into a new context on every call: that copy was
+    about a quarter of a frame's time. A template that does use one gets plain ``render``.
     """
-    try:
-        return "".join(template.root_render_func(template.new_context(values, shared=True)))
-    except Exception:
-        return template.render(values)
+    template = env.from_string(source)
+    if meta.find_undeclared_variables(env.parse(source)) & env.globals.keys():
+        return template, template.render
+
+    def render_shared(values: dict[str, Any]) -> str:
+        try:
+            return "".join(template.root_render_func(template.new_context(values, shared=True)))
+        except Exception:
+            return template.render(values)  # raises again, with Jinja's pointer to the template line
+    return template, render_shared
 
 
 class EmailRenderer:
@@ -500,51 +512,52 @@ class EmailRenderer:
 
     def __init__(self, templates_dir: Path, cache_dir: Path | None = None) -> None:
         templates_dir = Path(templates_dir)
-        mjml_source = (templates_dir / "email.mjml.j2").read_text(encoding="utf-8")
         html_env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         text_env = Environment(autoescape=False, undefined=StrictUndefined, trim_blocks=True,
                                lstrip_blocks=True, keep_trailing_newline=True, finalize=plain)
         text_env.filters["wrap"] = wrap
-        self.html_template: Template = html_env.from_string(compiled_html(mjml_source, cache_dir))
-        self.text_template: Template = text_env.from_string(
-            (templates_dir / "email.txt.j2").read_text(encoding="utf-8"))
-        self.paper_html: Template = html_env.overlay(keep_trailing_newline=True).from_string(
-            (templates_dir / "email_paper.html.j2").read_text(encoding="utf-8"))
-        self.paper_text: Template = text_env.from_string(
-            (templates_dir / "email_paper.txt.j2").read_text(encoding="utf-8"))
-        self._blocks: dict[tuple[Any, ...], PaperBlocks] = {}  # by content
-        self._seen: dict[tuple[Any, ...], tuple[Paper, tuple[Hit, ...], PaperBlocks]] = {}  # by identity
 
-    def render_paper(self, view: PaperView) -> PaperBlocks:
-        """Both blocks of one paper, rendered now."""
-        html = self.paper_html.render(paper=view)
-        text = self.paper_text.render(paper=view)
-        return PaperBlocks(view.title, SharedText(html), SharedText(text))
+        def read(name: str) -> str:
+            return (templates_dir / name).read_text(encoding="utf-8")
+
+        self.html_template, self._html_frame = quick_render(html_env, compiled_html(read("email.mjml.j2"), cache_dir))
+        self.text_template, self._text_frame = quick_render(text_env, read("email.txt.j2"))
+        self.paper_html, self._paper_html = quick_render(html_env.overlay(keep_trailing_newline=True),
+                                                         read("email_paper.html.j2"))
+        self.paper_text, self._paper_text = quick_render(text_env, read("email_paper.txt.j2"))
+        self._blocks: dict[tuple[Any, ...], PaperBlocks] = {}
+        self._seen_once: set[tuple[Any, ...]] = set()  # keys of blocks one reader has needed
+
+    def render_paper(self, view: PaperView, shared: bool = True) -> PaperBlocks:
+        """Both blocks of one paper, rendered now; marked ``SharedText`` when they will be reused."""
+        values = {"paper": view}
+        kind = SharedText if shared else str
+        return PaperBlocks(view.title, kind(self._paper_html(values)), kind(self._paper_text(values)))
 
     def paper_blocks(self, item: DigestItem, section_topic: str, settings: Settings) -> PaperBlocks:
         """Both blocks of one paper, rendered once per distinct paper, matches and tags.
 
-        The key is everything the blocks show, by content: a changed paper is never served stale.
+        The key is everything the blocks show, by content, so a changed paper is never
+        served stale; and only that: the topic a paper is filed under is not in its block,
+        so readers who name their topics differently still share it when the matches agree.
+        Blocks are kept from the second reader who needs them on: when readers share
+        nothing, nothing is kept but the keys, and mail.py caches nothing either.
         """
-        paper, hits = item.paper, item.hits
-        # Fast path: the very same paper and hits objects as before (a run's readers share
-        # them). Nothing in paperwire changes a Paper once built; a changed copy is another
-        # object and takes the content path. The entry holds both, so their ids stay theirs.
-        same = (id(paper), id(hits), item.topics, section_topic, settings.base_url)
-        seen = self._seen.get(same)
-        if seen is not None and seen[0] is paper and seen[1] is hits:
-            return seen[2]
+        paper = item.paper
+        also = tuple(topic for topic in item.topics if topic != section_topic)
         key = (paper.id, paper.title, paper.abstract, tuple(paper.authors), tuple(paper.links),
-               hits, item.topics, section_topic, settings.base_url)
+               item.hits, also, settings.base_url)
         blocks = self._blocks.get(key)
         if blocks is None:
+            view = item_view(item, section_topic, settings)
+            if key not in self._seen_once:
+                if len(self._seen_once) >= BLOCK_CACHE_SIZE:
+                    self._seen_once.clear()
+                self._seen_once.add(key)
+                return self.render_paper(view, shared=False)
             if len(self._blocks) >= BLOCK_CACHE_SIZE:
                 self._blocks.clear()
-                self._seen.clear()
-            blocks = self._blocks[key] = self.render_paper(item_view(item, section_topic, settings))
-        if len(self._seen) >= BLOCK_CACHE_SIZE:
-            self._seen.clear()
-        self._seen[same] = (paper, hits, blocks)
+            blocks = self._blocks[key] = self.render_paper(view)
         return blocks
 
     def render(self, digest: Digest, settings: Settings) -> RenderedEmail:
@@ -552,8 +565,8 @@ class EmailRenderer:
                   for section in digest.sections]
         values = context(digest, settings, papers)
         blocks = [paper for section in papers for paper in section]
-        html_parts = fill(render_frame(self.html_template, values), [paper.html for paper in blocks])
-        text_parts = fill(render_frame(self.text_template, values), [paper.text for paper in blocks])
+        html_parts = fill(self._html_frame(values), [paper.html for paper in blocks])
+        text_parts = fill(self._text_frame(values), [paper.text for paper in blocks])
         if sum(map(len, html_parts)) > GMAIL_CLIP_BYTES // 4:  # UTF-8 is at most 4 bytes a character
             size = sum(len(part.encode()) for part in html_parts)
             if size > GMAIL_CLIP_BYTES:
