@@ -375,9 +375,9 @@ def two_readers_sharing_a_paper() -> tuple[Digest, Digest]:
 def test_a_papers_blocks_are_kept_from_the_second_reader_on_and_shared(monkeypatch: pytest.MonkeyPatch) -> None:
     renderer = EmailRenderer(TEMPLATES)
     rendered_papers: list[str] = []
-    real = renderer.render_paper
-    monkeypatch.setattr(renderer, "render_paper",
-                        lambda view, shared=True: rendered_papers.append(view.title) or real(view, shared))
+    real = renderer.render_papers
+    monkeypatch.setattr(renderer, "render_papers",
+                        lambda views: rendered_papers.extend(view.title for view in views) or real(views))
     ana, bo = two_readers_sharing_a_paper()
     cy = dataclasses.replace(bo, subscriber=dataclasses.replace(bo.subscriber, email="cy@example.org", name="Cy"))
     first = renderer.render(ana, SETTINGS)

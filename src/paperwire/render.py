@@ -400,14 +400,14 @@ def fill(frame: str, blocks: Sequence[str]) -> tuple[str, ...]:
     if len(pieces) != len(blocks) + 1:
         raise TemplateError(f"the digest templates must show each paper's block exactly once "
                             f"({len(pieces) - 1} slots for {len(blocks)} papers)")
-    # What the frame has between two papers (a section heading, a paper's number and title)
-    # recurs across readers much as the papers do, so it is marked shared too: only where a
-    # piece's encoding is cached depends on it, never the bytes.
+    # What the frame has between two shared papers (a section heading, a paper's number and
+    # title) recurs across readers much as the papers do, so it is marked shared too: only
+    # where a piece's encoding is cached depends on it, never the bytes.
     parts = [pieces[0]]
     for block, piece in zip(blocks, pieces[1:-1]):
         parts.append(block)
         if piece:
-            parts.append(SharedText(piece))
+            parts.append(SharedText(piece) if isinstance(block, SharedText) else piece)
     if blocks:
         parts += (blocks[-1], pieces[-1])
     return tuple(parts)
@@ -522,47 +522,61 @@ class EmailRenderer:
 
         self.html_template, self._html_frame = quick_render(html_env, compiled_html(read("email.mjml.j2"), cache_dir))
         self.text_template, self._text_frame = quick_render(text_env, read("email.txt.j2"))
-        self.paper_html, self._paper_html = quick_render(html_env.overlay(keep_trailing_newline=True),
-                                                         read("email_paper.html.j2"))
-        self.paper_text, self._paper_text = quick_render(text_env, read("email_paper.txt.j2"))
+        # The paper templates, each in a loop over a digest's papers with a slot after each one.
+        each = "{% for paper in papers %}{}" + SLOT + "{% endfor %}"
+        self.paper_html, self._papers_html = quick_render(html_env.overlay(keep_trailing_newline=True),
+                                                          each.replace("{}", read("email_paper.html.j2")))
+        self.paper_text, self._papers_text = quick_render(text_env, each.replace("{}", read("email_paper.txt.j2")))
         self._blocks: dict[tuple[Any, ...], PaperBlocks] = {}
         self._seen_once: set[tuple[Any, ...]] = set()  # keys of blocks one reader has needed
 
-    def render_paper(self, view: PaperView, shared: bool = True) -> PaperBlocks:
-        """Both blocks of one paper, rendered now; marked ``SharedText`` when they will be reused."""
-        values = {"paper": view}
-        kind = SharedText if shared else str
-        return PaperBlocks(view.title, kind(self._paper_html(values)), kind(self._paper_text(values)))
+    def render_papers(self, views: Sequence[PaperView]) -> list[tuple[str, str]]:
+        """The HTML and text blocks of these papers, rendered now, in one pass of each template."""
+        values = {"papers": views}
+        html, text = self._papers_html(values).split(SLOT), self._papers_text(values).split(SLOT)
+        if len(html) != len(views) + 1 or len(text) != len(views) + 1:
+            raise TemplateError("a paper template wrote a NUL character")  # clean() keeps them out of values
+        return list(zip(html, text))
 
-    def paper_blocks(self, item: DigestItem, section_topic: str, settings: Settings) -> PaperBlocks:
-        """Both blocks of one paper, rendered once per distinct paper, matches and tags.
+    def paper_blocks(self, digest: Digest, settings: Settings) -> list[list[PaperBlocks]]:
+        """The blocks of each section's papers, each rendered once per distinct paper, matches and tags.
 
         The key is everything the blocks show, by content, so a changed paper is never
         served stale; and only that: the topic a paper is filed under is not in its block,
         so readers who name their topics differently still share it when the matches agree.
         Blocks are kept from the second reader who needs them on: when readers share
-        nothing, nothing is kept but the keys, and mail.py caches nothing either.
+        nothing, nothing is kept but the keys, and mail.py caches nothing either. What is
+        not kept yet is rendered for the whole digest at once.
         """
-        paper = item.paper
-        also = tuple(topic for topic in item.topics if topic != section_topic)
-        key = (paper.id, paper.title, paper.abstract, tuple(paper.authors), tuple(paper.links),
-               item.hits, also, settings.base_url)
-        blocks = self._blocks.get(key)
-        if blocks is None:
-            view = item_view(item, section_topic, settings)
-            if key not in self._seen_once:
-                if len(self._seen_once) >= BLOCK_CACHE_SIZE:
-                    self._seen_once.clear()
-                self._seen_once.add(key)
-                return self.render_paper(view, shared=False)
-            if len(self._blocks) >= BLOCK_CACHE_SIZE:
-                self._blocks.clear()
-            blocks = self._blocks[key] = self.render_paper(view)
-        return blocks
+        sections: list[list[PaperBlocks]] = []
+        missing: list[tuple[list[PaperBlocks], int, tuple[Any, ...], PaperView]] = []
+        for section in digest.sections:
+            found: list[PaperBlocks] = []
+            for item in section.items:
+                paper = item.paper
+                also = tuple(topic for topic in item.topics if topic != section.topic.name)
+                key = (paper.id, paper.title, paper.abstract, tuple(paper.authors), tuple(paper.links),
+                       item.hits, also, settings.base_url)
+                blocks = self._blocks.get(key)
+                if blocks is None:
+                    missing.append((found, len(found), key, item_view(item, section.topic.name, settings)))
+                found.append(blocks)  # type: ignore[arg-type]  # filled in below when missing
+            sections.append(found)
+        if missing:
+            for (found, index, key, view), (html, text) in zip(missing, self.render_papers([m[3] for m in missing])):
+                if key in self._seen_once:  # a second reader: keep it, and let mail.py keep its encoding
+                    if len(self._blocks) >= BLOCK_CACHE_SIZE:
+                        self._blocks.clear()
+                    found[index] = self._blocks[key] = PaperBlocks(view.title, SharedText(html), SharedText(text))
+                else:
+                    if len(self._seen_once) >= BLOCK_CACHE_SIZE:
+                        self._seen_once.clear()
+                    self._seen_once.add(key)
+                    found[index] = PaperBlocks(view.title, html, text)
+        return sections
 
     def render(self, digest: Digest, settings: Settings) -> RenderedEmail:
-        papers = [[self.paper_blocks(item, section.topic.name, settings) for item in section.items]
-                  for section in digest.sections]
+        papers = self.paper_blocks(digest, settings)
         values = context(digest, settings, papers)
         blocks = [paper for section in papers for paper in section]
         html_parts = fill(self._html_frame(values), [paper.html for paper in blocks])
