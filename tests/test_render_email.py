@@ -466,3 +466,11 @@ def test_quick_render_is_template_render() -> None:
         assert quick({"name": "Ana"}) == template.render({"name": "Ana"})
     with pytest.raises(UndefinedError, match="'name' is undefined"):
         quick({})
+
+
+def test_url_parts_are_quoted_only_when_they_need_it() -> None:
+    from paperwire import urls
+
+    assert urls.paper(BASE, "hep-th/9901001") == f"{BASE}/papers/hep-th%2F9901001"  # an old-style arXiv id
+    assert urls.archive(BASE, READER, "2024-03-11") == f"{BASE}/archive/tok123/2024-03-11"
+    assert urls.paper(BASE, "a b?c") == f"{BASE}/papers/a%20b%3Fc"

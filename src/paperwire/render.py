@@ -403,13 +403,11 @@ def fill(frame: str, blocks: Sequence[str]) -> tuple[str, ...]:
     # What the frame has between two shared papers (a section heading, a paper's number and
     # title) recurs across readers much as the papers do, so it is marked shared too: only
     # where a piece's encoding is cached depends on it, never the bytes.
-    parts = [pieces[0]]
-    for block, piece in zip(blocks, pieces[1:-1]):
-        parts.append(block)
-        if piece:
-            parts.append(SharedText(piece) if isinstance(block, SharedText) else piece)
-    if blocks:
-        parts += (blocks[-1], pieces[-1])
+    pieces[1:-1] = [SharedText(piece) if piece and type(block) is SharedText else piece
+                     for block, piece in zip(blocks, pieces[1:-1])]
+    parts: list[str] = [""] * (2 * len(blocks) + 1)
+    parts[::2] = pieces  # frame, block, frame, block, ..., frame
+    parts[1::2] = blocks
     return tuple(parts)
 
 
@@ -554,7 +552,9 @@ class EmailRenderer:
             found: list[PaperBlocks] = []
             for item in section.items:
                 paper = item.paper
-                also = tuple(topic for topic in item.topics if topic != section.topic.name)
+                topics = item.topics  # best first, and a section is its papers' best topic
+                also = topics[1:] if topics[0] == section.topic.name else tuple(
+                    topic for topic in topics if topic != section.topic.name)
                 key = (paper.id, paper.title, paper.abstract, tuple(paper.authors), tuple(paper.links),
                        item.hits, also, settings.base_url)
                 blocks = self._blocks.get(key)
