@@ -35,7 +35,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+
 _MAX_7BIT_LINE = 990  # RFC 5322 allows 998 characters per line; keep a margin
 # Headers the email package treats as plain text (addresses and dates it parses instead).
 _UNSTRUCTURED = frozenset({"Subject", "List-Id", "List-Unsubscribe"})
-SHARED_CACHE_SIZE = 8192  # encoded shared parts kept (a run has a few hundred to a few thousand)
+SHARED_CACHE_SIZE = 32768  # encoded shared parts kept: a run's blocks, and the pieces between them
 T = TypeVar("T")
 # Text that quoted-printable encodes even on a short ASCII line: controls, and a line that is
 # a lone dot (binascii writes it as =2E so no SMTP server can take it for the end of data).
