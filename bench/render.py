@@ -29,7 +29,16 @@ from jinja2 import Environment, StrictUndefined
 from paperwire import render, sources
 from paperwire.config import Settings
 from paperwire.mail import build_message
-from paperwire.models import Digest, DigestItem, DigestSection, Hit, Link, Paper, Subscriber, Topic
+from paperwire.models import (
+    Digest,
+    DigestItem,
+    DigestSection,
+    Hit,
+    Link,
+    Paper,
+    Subscriber,
+    Topic,
+)
 from paperwire.render import EmailRenderer, RenderedEmail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,7 +156,7 @@ def check_same_email(readers: int = 20) -> None:
     papers, matches = seed_papers(random.Random(RANDOM_SEED))
     rng = random.Random(RANDOM_SEED)
     ours, theirs = EmailRenderer(TEMPLATES), PerReaderCompile()
-    squeeze = lambda html: re.sub(r"\s+", " ", html).replace("> <", "><")  # noqa: E731
+    squeeze = lambda html: re.sub(r"\s+", " ", html).replace("> <", "><")
     for number in range(readers):
         digest = make_digest(number, rng, papers, matches)
         a, b = ours.render(digest, SETTINGS), theirs.render(digest, SETTINGS)

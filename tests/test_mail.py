@@ -174,6 +174,7 @@ PART_CASES = {
     "lone CR inside": ("a\rb\n", SharedText("c\rd\r\ne"), "\nf"),
     "long line in a block": ("x\n", SharedText("<p>" + "é" * 1200 + "</p>"), "\ny"),
     "trailing spaces and =": ("x = 1 \n", SharedText("y=2\t\n  "), "\nz"),
+    "empty shared parts": ("a", SharedText(""), "b\n", SharedText(""), SharedText("c\n"), ""),
     "lone dots and controls": (".\n", SharedText("a\x0cb\n.\n"), ".", "\n\x1b.", SharedText("\n.")),
 }
 
@@ -186,7 +187,7 @@ def test_parts_encode_exactly_as_the_joined_document(parts):
         split = build_message(digest(), InParts(Rendered.subject, parts, parts), SETTINGS, now=NOW)
         assert split.data == whole.data
     assert b"\r" not in whole.data.replace(b"\r\n", b"")  # never a bare CR on the wire
-    text, html = parse(whole.data).get_payload()
+    text, _ = parse(whole.data).get_payload()
     assert text.get_content().replace("\r\n", "\n") == joined.replace("\r\n", "\n").replace("\r", "\n")
 
 

@@ -14,6 +14,7 @@ import binascii
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.header import Header
 from email.headerregistry import Address
@@ -21,7 +22,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Protocol, TypeVar
+from typing import Protocol, TypeVar
 from urllib.parse import quote
 
 import dkim
@@ -97,7 +98,8 @@ def _header_line(name: str, value: str) -> bytes:
     word (``=?utf-8?q?...?=``) in a subject is encoded itself, or readers would see it decoded.
     """
     if "=?" in value and name == "Subject":
-        return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=chr(13) + chr(10))}\r\n".encode("ascii")
+        encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+        return f"{name}: {encoded}\r\n".encode("ascii")
     if value.isascii() and "=?" not in value:
         if len(name) + len(value) < 76:
             return f"{name}: {value}\r\n".encode("ascii")
@@ -184,6 +186,8 @@ def _each_part(parts: tuple[str, ...], encode: Callable[[str], T], encode_shared
     run: list[str] = []
     previous = "\n"
     for part in parts:
+        if not part:
+            continue
         if type(part) is SharedText:
             if run:
                 text = "".join(run)
@@ -195,7 +199,7 @@ def _each_part(parts: tuple[str, ...], encode: Callable[[str], T], encode_shared
                 return None
             encoded.append(encode_shared(part))
             previous = part
-        elif part:
+        else:
             if not run and not _line_break_between(previous, part):
                 return None
             run.append(part)

@@ -502,6 +502,11 @@ def quick_render(env: Environment, source: str) -> tuple[Template, Callable[[dic
     return template, render_shared
 
 
+def _for_each_paper(source: str) -> str:
+    """A paper template as a loop over ``papers``, a slot after each: one pass renders a digest's papers."""
+    return "{% for paper in papers %}" + source + SLOT + "{% endfor %}"
+
+
 class EmailRenderer:
     """Compile once, render per reader: ``EmailRenderer(templates).render(digest, settings)``.
 
@@ -520,11 +525,8 @@ class EmailRenderer:
 
         self.html_template, self._html_frame = quick_render(html_env, compiled_html(read("email.mjml.j2"), cache_dir))
         self.text_template, self._text_frame = quick_render(text_env, read("email.txt.j2"))
-        # The paper templates, each in a loop over a digest's papers with a slot after each one.
-        each = "{% for paper in papers %}{}" + SLOT + "{% endfor %}"
-        self.paper_html, self._papers_html = quick_render(html_env.overlay(keep_trailing_newline=True),
-                                                          each.replace("{}", read("email_paper.html.j2")))
-        self.paper_text, self._papers_text = quick_render(text_env, each.replace("{}", read("email_paper.txt.j2")))
+        _, self._papers_html = quick_render(html_env, _for_each_paper(read("email_paper.html.j2")))
+        _, self._papers_text = quick_render(text_env, _for_each_paper(read("email_paper.txt.j2")))
         self._blocks: dict[tuple[Any, ...], PaperBlocks] = {}
         self._seen_once: set[tuple[Any, ...]] = set()  # keys of blocks one reader has needed
 
@@ -553,7 +555,7 @@ class EmailRenderer:
             for item in section.items:
                 paper = item.paper
                 topics = item.topics  # best first, and a section is its papers' best topic
-                also = topics[1:] if topics[0] == section.topic.name else tuple(
+                also = topics[1:] if topics and topics[0] == section.topic.name else tuple(
                     topic for topic in topics if topic != section.topic.name)
                 key = (paper.id, paper.title, paper.abstract, tuple(paper.authors), tuple(paper.links),
                        item.hits, also, settings.base_url)
