@@ -174,6 +174,7 @@ PART_CASES = {
     "lone CR inside": ("a\rb\n", SharedText("c\rd\r\ne"), "\nf"),
     "long line in a block": ("x\n", SharedText("<p>" + "é" * 1200 + "</p>"), "\ny"),
     "trailing spaces and =": ("x = 1 \n", SharedText("y=2\t\n  "), "\nz"),
+    "tab or space before a shared line break": ("x" * 74 + "\t", SharedText("\ny\n"), "x" * 74 + " ", SharedText("\nz")),
     "empty shared parts": ("a", SharedText(""), "b\n", SharedText(""), SharedText("c\n"), ""),
     "lone dots and controls": (".\n", SharedText("a\x0cb\n.\n"), ".", "\n\x1b.", SharedText("\n.")),
 }

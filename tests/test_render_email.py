@@ -484,3 +484,27 @@ def test_url_parts_are_quoted_only_when_they_need_it() -> None:
     assert urls.paper(BASE, "hep-th/9901001") == f"{BASE}/papers/hep-th%2F9901001"  # an old-style arXiv id
     assert urls.archive(BASE, READER, "2024-03-11") == f"{BASE}/archive/tok123/2024-03-11"
     assert urls.paper(BASE, "a b?c") == f"{BASE}/papers/a%20b%3Fc"
+
+
+def test_links_with_controls_or_spaces_are_dropped_and_never_break_the_run(renderer: EmailRenderer) -> None:
+    evil = Paper(id="t-\x00evil", title="", abstract="An abstract.", links=[
+        Link("https://github.com/a\x00b", "code"), Link("https://example.org/p\n\nUnsubscribe: https://evil", "project"),
+        Link("https://example.org/fine", "model")])
+    digest = Digest(READER, "2024-03-11", DAY, (DigestSection(TOPICS[0], (item(evil, ("scaling laws",)),)),))
+    for _ in range(3):  # first reader, second (kept), third (from the cache)
+        rendered = renderer.render(digest, SETTINGS)
+        for part in (rendered.html, rendered.text, rendered.subject, rendered.preheader):
+            assert "\x00" not in part and "github.com/a" not in part and "https://evil" not in part
+        assert "https://example.org/fine" in rendered.html and "t-evil" in rendered.text  # the id stands in for the title
+
+
+def test_the_other_topics_in_a_block_are_the_ones_it_shows() -> None:
+    renderer = EmailRenderer(TEMPLATES)
+    s_topic, t_topic = Topic("S", "x"), Topic("T", "x")
+
+    def digest_for(section: Topic, topics: tuple[str, ...]) -> Digest:
+        return Digest(READER, "2024-03-11", DAY, (DigestSection(section, (item(SCALING, topics),)),))
+
+    for _ in range(2):
+        assert "also in: X</div>" in renderer.render(digest_for(s_topic, ("S", "X", "S")), SETTINGS).html
+        assert "also in: X, S</div>" in renderer.render(digest_for(t_topic, ("T", "X", "S")), SETTINGS).html

@@ -209,7 +209,9 @@ def _each_part(parts: tuple[str, ...], encode: Callable[[str], T], encode_shared
 
 
 def _line_break_between(left: str, right: str) -> bool:
-    return left[-1] == "\n" or (right[0] == "\n" and left[-1] != "\r")
+    # An LF opening the right side ends the left side's line, unless the left side ends in
+    # CR (a CRLF cut in two) or in a space or tab (quoted-printable encodes those by what follows).
+    return left[-1] == "\n" or (right[0] == "\n" and left[-1] not in "\r \t")
 
 
 def _part(subtype: str, body: str) -> bytes:

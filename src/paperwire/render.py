@@ -9,9 +9,9 @@ carry the same content and the templates stay dumb.
 
 One paper's markup lives in ``email_paper.html.j2`` / ``email_paper.txt.j2`` (plain HTML:
 it sits inside an ``mj-text``, which MRML copies as it is). A paper's blocks depend only
-on the paper, its matched terms and its topic tags, so they are rendered once per run
-and shared by every reader who gets the same paper with the same matches: in a real run
-thousands of readers share a few hundred such blocks. The per-reader frame is rendered
+on the paper, its matched terms and its topic tags, so once a second reader needs them
+they are kept for the run and shared by every reader who gets the same paper with the
+same matches: in a real run thousands of readers share a few hundred such blocks. The per-reader frame is rendered
 with a slot for each paper, and ``RenderedEmail`` keeps frame pieces and blocks as
 separate parts, so mail.py can also encode each shared block once (``SharedText``).
 
@@ -61,8 +61,9 @@ MAX_AUTHORS = 4  # more than this shows the first three and "et al."
 # Distinct paper blocks (paper x matched terms x topic tags) kept per renderer; a run
 # needs a few hundred to a few thousand. When full, the cache starts over.
 BLOCK_CACHE_SIZE = 20_000
-# Where each paper's block goes in a rendered frame. clean() strips NUL from every value
-# the templates show, so only the slots carry it; fill() checks the count anyway.
+# Where each paper's block goes in a rendered frame. Every value the templates show is
+# cleaned of controls (clean(), one_line(), paper_links()), so only the slots carry it;
+# fill() and render_papers() check the count anyway.
 SLOT = "\x00"
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -77,6 +78,8 @@ _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u
 # Anything that looks like markup, for the plain-text part (which must never carry HTML).
 _TAG = re.compile(r"</?[A-Za-z!?][^<>]*>")
 _TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
+# What never belongs in a link we show: whitespace, controls, bidi embeddings/overrides.
+_NOT_IN_URL = re.compile("[\x00-\x20\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +131,9 @@ class PaperBlocks:
     text: str
 
 
-class ItemSlot(NamedTuple):  # a tuple: ten of these are made per digest
-    """A paper as the text frame sees it: its number and title, and a slot for its block."""
+class ItemSlot(NamedTuple):  # a NamedTuple, cheaper to make than a dataclass: one per paper per digest
+    """A paper as the text frame sees it: its number and title (for templates that want
+    them), its heading, and a slot for its block."""
 
     number: int
     title: str
@@ -345,8 +349,9 @@ def authors_line(authors: list[str]) -> str:
 
 def paper_links(links: Iterable[Link], paper_id: str, base_url: str) -> tuple[str, tuple[LinkView, ...]]:
     """The title's target (arXiv abstract, else the first link, else our paper page) and
-    the other links worth a label, one per kind, http(s) only."""
-    web = [link for link in links if link.url.startswith(("https://", "http://"))]
+    the other links worth a label, one per kind, http(s) only, and none with spaces,
+    line breaks or other controls in it (a broken link, or an attempt to add lines)."""
+    web = [link for link in links if link.url.startswith(("https://", "http://")) and not _NOT_IN_URL.search(link.url)]
     main = next((link.url for link in web if link.kind == "abs"), None) or (web[0].url if web else None)
     main = main or urls.paper(base_url, paper_id)
     shown: list[LinkView] = []
@@ -366,7 +371,7 @@ def paper_links(links: Iterable[Link], paper_id: str, base_url: str) -> tuple[st
 def _paper_parts(paper_id: str, title: str, authors: tuple[str, ...], links: tuple[Link, ...],
                  base_url: str) -> tuple[str, str, str, tuple[LinkView, ...]]:
     url, shown = paper_links(links, paper_id, base_url)
-    return shorten(one_line(title), TITLE_CHARS) or paper_id, url, authors_line(list(authors)), shown
+    return shorten(one_line(title), TITLE_CHARS) or one_line(paper_id), url, authors_line(list(authors)), shown
 
 
 @lru_cache(maxsize=2048)
@@ -539,7 +544,7 @@ class EmailRenderer:
         return list(zip(html, text))
 
     def paper_blocks(self, digest: Digest, settings: Settings) -> list[list[PaperBlocks]]:
-        """The blocks of each section's papers, each rendered once per distinct paper, matches and tags.
+        """The blocks of each section's papers, kept once per distinct paper, matches and tags.
 
         The key is everything the blocks show, by content, so a changed paper is never
         served stale; and only that: the topic a paper is filed under is not in its block,
@@ -554,9 +559,11 @@ class EmailRenderer:
             found: list[PaperBlocks] = []
             for item in section.items:
                 paper = item.paper
-                topics = item.topics  # best first, and a section is its papers' best topic
-                also = topics[1:] if topics and topics[0] == section.topic.name else tuple(
-                    topic for topic in topics if topic != section.topic.name)
+                # The other topics, as item_view shows them (fast when the section's topic
+                # leads, as it does: a section is its papers' best topic).
+                topics, name = item.topics, section.topic.name
+                also = topics[1:] if topics and topics[0] == name and name not in topics[1:] else tuple(
+                    topic for topic in topics if topic != name)
                 key = (paper.id, paper.title, paper.abstract, tuple(paper.authors), tuple(paper.links),
                        item.hits, also, settings.base_url)
                 blocks = self._blocks.get(key)
