@@ -29,16 +29,7 @@ from jinja2 import Environment, StrictUndefined
 from paperwire import render, sources
 from paperwire.config import Settings
 from paperwire.mail import build_message
-from paperwire.models import (
-    Digest,
-    DigestItem,
-    DigestSection,
-    Hit,
-    Link,
-    Paper,
-    Subscriber,
-    Topic,
-)
+from paperwire.models import Digest, DigestItem, DigestSection, Hit, Link, Paper, Subscriber, Topic
 from paperwire.render import EmailRenderer, RenderedEmail
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,17 +22,7 @@ from jinja2 import StrictUndefined, TemplateError
 from paperwire import render
 from paperwire.config import Settings
 from paperwire.errors import ValidationError
-from paperwire.models import (
-    Digest,
-    DigestItem,
-    DigestSection,
-    Hit,
-    Link,
-    Paper,
-    SharedText,
-    Subscriber,
-    Topic,
-)
+from paperwire.models import Digest, DigestItem, DigestSection, Hit, Link, Paper, SharedText, Subscriber, Topic
 from paperwire.render import EmailRenderer, RenderedEmail
 
 ROOT = Path(__file__).resolve().parent.parent
