@@ -172,7 +172,6 @@ class Totals:
     max_html: int = 0
     message_bytes: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("render", "mime", "bytes"), 0.0))
-    generating: float = 0.0  # making up the test digests: not part of what is measured
     rss: dict[int, float] = field(default_factory=dict)  # messages done -> current RSS (MB)
 
     def add(self, other: Totals) -> None:
@@ -183,7 +182,6 @@ class Totals:
         self.message_bytes += other.message_bytes
         for phase, seconds in other.seconds.items():
             self.seconds[phase] += seconds
-        self.generating += other.generating
 
     @property
     def busy(self) -> float:
@@ -212,10 +210,8 @@ class Runner:
     def run(self, count: int) -> None:
         totals, seconds, clock = self.totals, self.totals.seconds, time.perf_counter
         for start in range(self.next, self.next + count, BATCH):
-            t0 = clock()
             batch = [make_digest(number, self.rng, self.papers, self.matches, self.unshared)
                      for number in range(start, min(start + BATCH, self.next + count))]
-            totals.generating += clock() - t0
             for digest in batch:
                 t1 = clock()
                 rendered = self.renderer.render(digest, SETTINGS)

@@ -214,34 +214,27 @@ def _line_break_between(left: str, right: str) -> bool:
     return left[-1] == "\n" or (right[0] == "\n" and left[-1] not in "\r \t")
 
 
-def _part(subtype: str, body: str) -> bytes:
-    return (f"Content-Type: text/{subtype}; charset=\"utf-8\"\r\n"
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode() + _quoted_printable(body)
+def _part_head(subtype: str, encoding: str) -> bytes:
+    return f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n'.encode()
 
 
-def _text_part(parts: tuple[str, ...]) -> list[bytes]:
+def _quoted_part(subtype: str, parts: tuple[str, ...]) -> list[bytes]:
+    """A quoted-printable part, shared parts from the cache (or the whole when they can't be)."""
     encoded = _each_part(parts, _quoted_printable, _shared_quoted_printable)
-    if encoded is None:
-        return [_part("plain", "".join(parts))]
-    return [b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n',
-            *encoded]
+    return [_part_head(subtype, "quoted-printable"), *(encoded or [_quoted_printable("".join(parts))])]
 
 
 def _html_part(parts: tuple[str, ...]) -> list[bytes]:
     """HTML as 7-bit text: non-ASCII becomes character references, which every client reads.
 
     Quoted-printable costs about as much as rendering the digest; an ASCII document with
-    short lines needs no transfer encoding at all. Long lines fall back to quoted-printable.
+    short lines needs no transfer encoding at all. A very long line (say, a CJK preheader)
+    sends the part quoted-printable instead.
     """
     encoded = _each_part(parts, _seven_bit, _shared_seven_bit) or [_seven_bit("".join(parts))]
-    if max(longest for _, longest in encoded) > _MAX_7BIT_LINE:  # a very long value (say, a CJK preheader)
-        quoted = _each_part(parts, _quoted_printable, _shared_quoted_printable)
-        if quoted is None:
-            return [_part("html", "".join(parts))]
-        return [b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n',
-                *quoted]
-    return [b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n',
-            *[data for data, _ in encoded]]
+    if max(longest for _, longest in encoded) > _MAX_7BIT_LINE:
+        return _quoted_part("html", parts)
+    return [_part_head("html", "7bit"), *[data for data, _ in encoded]]
 
 
 def _mailbox(name: str, address: str) -> str:
@@ -281,7 +274,7 @@ def build_message(digest: Digest, rendered: Rendered, settings: Settings, *, now
     mark = f"--{boundary}\r\n".encode()
     data = b"".join(  # one join: a digest is ~30 KB, and every copy of it costs
         [*(_header_line(name, value) for name, value in headers), b"\r\n",
-         mark, *_text_part(rendered.text_parts), b"\r\n",
+         mark, *_quoted_part("plain", rendered.text_parts), b"\r\n",
          mark, *_html_part(rendered.html_parts), b"\r\n",
          f"--{boundary}--\r\n".encode()])
     return Message(tuple(headers), data)
