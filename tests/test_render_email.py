@@ -314,10 +314,12 @@ def test_size_under_gmail_clip_at_the_usual_cap(renderer: EmailRenderer) -> None
     assert size < 50_000, f"15 worst-case papers take {size} bytes: markup grew, check the template"
 
 
-def test_cap_where_size_limit_holds(renderer: EmailRenderer) -> None:
-    """MAX_PAPERS_UNDER_CLIP is measured, not guessed: it fits, and three more would not."""
+def test_cap_where_size_limit_holds(renderer: EmailRenderer, caplog: pytest.LogCaptureFixture) -> None:
+    """MAX_PAPERS_UNDER_CLIP is measured, not guessed: it fits, and three more would not (and say so)."""
     assert len(renderer.render(worst_case_digest(render.MAX_PAPERS_UNDER_CLIP), SETTINGS).html.encode()) < 102_000
+    assert "Gmail will clip it" not in caplog.text
     assert len(renderer.render(worst_case_digest(render.MAX_PAPERS_UNDER_CLIP + 3), SETTINGS).html.encode()) > 102_000
+    assert "Gmail will clip it" in caplog.text
 
 
 def test_no_reader_can_ask_for_more_papers_than_fit_under_the_clip():
@@ -466,6 +468,34 @@ def test_quick_render_is_template_render() -> None:
         assert quick({"name": "Ana"}) == template.render({"name": "Ana"})
     with pytest.raises(UndefinedError, match="'name' is undefined"):
         quick({})
+
+
+def test_long_plain_markup_of_a_frame_is_kept_whole_lines_and_put_back() -> None:
+    from jinja2 import Environment
+
+    source = ("<p>{{ a }}</p>\n" + "<i>the same line</i>\n" * 30 + "<b>{{ b }}</b>{% if c %}\n" + "x\n" * 200
+              + "{% endif %}{# " + "y\n" * 200 + " #}short\nlines{{ a }}\n")
+    marked, stretches = render.kept_stretches(source)
+    assert list(stretches) == ["0", "1"] and "y\n" in marked and "x\n" not in marked
+    env = Environment(trim_blocks=True, lstrip_blocks=True)
+    for shown in (True, False):
+        values = {"a": "A", "b": "B", "c": shown}
+        parts = render.fill(env.from_string(marked).render(values), [], stretches)
+        assert "".join(parts) == env.from_string(source).render(values)
+        kept = [part for part in parts if type(part) is SharedText]
+        assert len(kept) == (2 if shown else 1) and all(part.endswith("\n") for part in kept)
+    with pytest.raises(TemplateError, match="U\\+0001"):
+        render.fill("a\x017\x01b", [], stretches)
+
+
+def test_the_frames_markup_is_shared_by_every_reader(renderer: EmailRenderer) -> None:
+    from paperwire import mail
+
+    one, other = renderer.render(golden_digest(), SETTINGS), renderer.render(empty_digest(), SETTINGS)
+    kept = [part for part in one.html_parts if any(part is mine for mine in other.html_parts)]
+    assert sum(map(len, kept)) > 5000 and all(type(part) is SharedText for part in kept)
+    # They start and end lines, so mail.py encodes them apart (no fallback to the whole document).
+    assert mail._each_part(one.html_parts, mail._seven_bit, mail._shared_seven_bit) is not None
 
 
 def test_url_parts_are_quoted_only_when_they_need_it() -> None:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # Kinds of link a paper can carry. Sources classify what they find into these.
 LINK_KINDS = ("abs", "pdf", "code", "project", "model", "dataset", "other")
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
+class Link(NamedTuple):
+    """A named tuple rather than a dataclass: renderers hash and compare links of every
+    paper for every reader, and a tuple does both in C."""
+
     url: str
     kind: str  # one of LINK_KINDS
 
@@ -100,9 +103,10 @@ class Subscriber:
     id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """Why a paper was picked: a query term found in a field at [start, end) spans."""
+class Hit(NamedTuple):
+    """Why a paper was picked: a query term found in a field at [start, end) spans.
+
+    A named tuple, like ``Link``: hashed and compared for every paper of every digest."""
 
     term: str
     field: str  # "title", "abstract" or "author"

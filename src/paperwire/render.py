@@ -13,7 +13,9 @@ on the paper, its matched terms and its topic tags, so once a second reader need
 they are kept for the run and shared by every reader who gets the same paper with the
 same matches: in a real run thousands of readers share a few hundred such blocks. The per-reader frame is rendered
 with a slot for each paper, and ``RenderedEmail`` keeps frame pieces and blocks as
-separate parts, so mail.py can also encode each shared block once (``SharedText``).
+separate parts, so mail.py can also encode each shared block once (``SharedText``). The
+frame's long stretches of plain markup (the head's CSS, the layout tables: ~6 KB) are
+shared parts too (``kept_stretches``): per reader only the values between them are new.
 
 Size (Gmail clips HTML above ~102 KB): the compiled frame (head, header, footer) is
 ~8 KB and a paper adds ~1.3 KB for seed-like papers (abstracts cut to ~600 characters).
@@ -30,10 +32,11 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
+from itertools import filterfalse
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -65,6 +68,13 @@ BLOCK_CACHE_SIZE = 20_000
 # cleaned of controls (clean(), one_line(), paper_links()), so only the slots carry it;
 # fill() and render_papers() check the count anyway.
 SLOT = "\x00"
+# Where a kept stretch of a frame's markup goes: STATIC, the stretch's number, STATIC.
+STATIC = "\x01"
+# Plain markup of a frame at least this long (whole lines between two values) is kept as
+# one shared part: the compiled MJML's head (its CSS) and layout tables are ~6 KB of them.
+STATIC_CHARS = 256
+_NONE: Mapping[str, str] = {}
+_JINJA_TAG = re.compile(r"({{.*?}}|{%.*?%}|{#.*?#})", re.DOTALL)
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 WEEKDAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday",
@@ -284,10 +294,14 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None
     return ("\n" + indent).join(lines)
 
 
-@lru_cache(maxsize=8192)  # a run has a few hundred titles, each at a few positions
 def heading(title: str, number: int) -> str:
     """A paper's title in the text part: ``12. `` before it, wrapped lines indented under it."""
     return wrap(title, TEXT_WIDTH, "    ", f"{number}.".ljust(4))
+
+
+@lru_cache(maxsize=8192)  # a run has a few hundred titles, each at a few positions
+def item_slot(title: str, number: int) -> ItemSlot:
+    return ItemSlot(number, title, heading(title, number))
 
 
 def date_label(day: dt.date) -> str:
@@ -396,8 +410,40 @@ def item_view(item: DigestItem, section_topic: str, settings: Settings) -> Paper
     )
 
 
-def fill(frame: str, blocks: Sequence[str]) -> tuple[str, ...]:
-    """The frame's pieces with each paper's block where its slot was, as parts.
+def kept_stretches(source: str) -> tuple[str, dict[str, SharedText]]:
+    """A frame template with each long stretch of plain markup replaced by a mark, and
+    those stretches by the number in their mark (whole lines: from after the first line break of the markup between
+    two tags to its last, so each starts and ends a line, as mail.py needs to encode it
+    apart).
+
+    Every reader's email carries them unchanged, so ``fill`` puts them back as shared
+    parts and mail.py encodes each once per run instead of once per message.
+    """
+    stretches: dict[str, SharedText] = {}
+    pieces = _JINJA_TAG.split(source)
+    for index in range(0, len(pieces), 2):  # the markup between tags
+        text = pieces[index]
+        first, last = text.find("\n"), text.rfind("\n")
+        if first >= 0 and last - first >= STATIC_CHARS and STATIC not in text:
+            number = str(len(stretches))
+            pieces[index] = f"{text[:first + 1]}{STATIC}{number}{STATIC}{text[last + 1:]}"
+            stretches[number] = SharedText(text[first + 1:last + 1])
+    return "".join(pieces), stretches
+
+
+def _restored(piece: str, stretches: Mapping[str, str]) -> list[str]:
+    """A piece of a rendered frame with its marks replaced by the stretches they stand for."""
+    pieces = piece.split(STATIC)
+    try:
+        pieces[1::2] = [stretches[number] for number in pieces[1::2]]
+    except KeyError:
+        raise TemplateError("a frame template wrote a control character (U+0001)") from None
+    return pieces
+
+
+def fill(frame: str, blocks: Sequence[str], stretches: Mapping[str, str] = _NONE) -> tuple[str, ...]:
+    """The frame's pieces with each paper's block where its slot was, and each kept
+    stretch (``kept_stretches``) where its mark was, as parts.
 
     The first and last pieces (head and footer) carry the reader's own details.
     """
@@ -405,15 +451,22 @@ def fill(frame: str, blocks: Sequence[str]) -> tuple[str, ...]:
     if len(pieces) != len(blocks) + 1:
         raise TemplateError(f"the digest templates must show each paper's block exactly once "
                             f"({len(pieces) - 1} slots for {len(blocks)} papers)")
+    if not blocks:
+        return tuple(_restored(frame, stretches)) if STATIC in frame else (frame,)
     # What the frame has between two shared papers (a section heading, a paper's number and
     # title) recurs across readers much as the papers do, so it is marked shared too: only
     # where a piece's encoding is cached depends on it, never the bytes.
-    pieces[1:-1] = [SharedText(piece) if piece and type(block) is SharedText else piece
-                     for block, piece in zip(blocks, pieces[1:-1])]
-    parts: list[str] = [""] * (2 * len(blocks) + 1)
-    parts[::2] = pieces  # frame, block, frame, block, ..., frame
-    parts[1::2] = blocks
-    return tuple(parts)
+    inner = [SharedText(piece) if piece and type(block) is SharedText else piece
+             for block, piece in zip(blocks, pieces[1:-1])]
+    middle: list[str] = [""] * (2 * len(blocks) - 1)
+    middle[::2] = blocks  # block, frame, block, ..., block
+    middle[1::2] = inner
+    if STATIC not in frame:
+        return (pieces[0], *middle, pieces[-1])
+    if any(STATIC in piece for piece in inner):  # a kept stretch between papers (not in our templates)
+        middle = [piece for index, part in enumerate(middle)
+                  for piece in (_restored(part, stretches) if index % 2 else (part,))]
+    return (*_restored(pieces[0], stretches), *middle, *_restored(pieces[-1], stretches))
 
 
 # --- the context both templates share ----------------------------------------------------
@@ -457,9 +510,9 @@ def context(digest: Digest, settings: Settings, papers: Sequence[Sequence[PaperB
     sections: list[SectionView] = []
     titles: list[str] = []
     for section, blocks in zip(digest.sections, papers):
-        items = tuple(ItemSlot(number, paper.title, heading(paper.title, number))
-                      for number, paper in enumerate(blocks, len(titles) + 1))
-        titles += (paper.title for paper in blocks)
+        first, section_titles = len(titles) + 1, [paper.title for paper in blocks]
+        items = tuple(map(item_slot, section_titles, range(first, first + len(blocks))))
+        titles += section_titles
         sections.append(SectionView(one_line(section.topic.name), items))
     when = date_label(digest.listing_date)
     subscribed = ", ".join(one_line(topic.name) for topic in reader.topics) or "paperwire"
@@ -528,8 +581,10 @@ class EmailRenderer:
         def read(name: str) -> str:
             return (templates_dir / name).read_text(encoding="utf-8")
 
-        self.html_template, self._html_frame = quick_render(html_env, compiled_html(read("email.mjml.j2"), cache_dir))
-        self.text_template, self._text_frame = quick_render(text_env, read("email.txt.j2"))
+        html_frame, self._html_stretches = kept_stretches(compiled_html(read("email.mjml.j2"), cache_dir))
+        text_frame, self._text_stretches = kept_stretches(read("email.txt.j2"))
+        self.html_template, self._html_frame = quick_render(html_env, html_frame)
+        self.text_template, self._text_frame = quick_render(text_env, text_frame)
         _, self._papers_html = quick_render(html_env, _for_each_paper(read("email_paper.html.j2")))
         _, self._papers_text = quick_render(text_env, _for_each_paper(read("email_paper.txt.j2")))
         self._blocks: dict[tuple[Any, ...], PaperBlocks] = {}
@@ -588,9 +643,10 @@ class EmailRenderer:
         papers = self.paper_blocks(digest, settings)
         values = context(digest, settings, papers)
         blocks = [paper for section in papers for paper in section]
-        html_parts = fill(self._html_frame(values), [paper.html for paper in blocks])
-        text_parts = fill(self._text_frame(values), [paper.text for paper in blocks])
-        if sum(map(len, html_parts)) > GMAIL_CLIP_BYTES // 4:  # UTF-8 is at most 4 bytes a character
+        html_parts = fill(self._html_frame(values), [paper.html for paper in blocks], self._html_stretches)
+        text_parts = fill(self._text_frame(values), [paper.text for paper in blocks], self._text_stretches)
+        # UTF-8 takes at most 4 bytes a character, and 1 for ASCII: encode only when that may be too much.
+        if sum(map(len, html_parts)) + 3 * sum(map(len, filterfalse(str.isascii, html_parts))) > GMAIL_CLIP_BYTES:
             size = sum(len(part.encode()) for part in html_parts)
             if size > GMAIL_CLIP_BYTES:
                 log.warning("digest %s for %s is %d bytes of HTML: Gmail will clip it",
