@@ -495,7 +495,7 @@ def test_the_frames_markup_is_shared_by_every_reader(renderer: EmailRenderer) ->
     kept = [part for part in one.html_parts if any(part is mine for mine in other.html_parts)]
     assert sum(map(len, kept)) > 5000 and all(type(part) is SharedText for part in kept)
     # They start and end lines, so mail.py encodes them apart (no fallback to the whole document).
-    assert mail._each_part(one.html_parts, mail._seven_bit, mail._shared_seven_bit) is not None
+    assert mail._each_part(one.html_parts, mail._seven_bit, mail._SEVEN_BIT) is not None
 
 
 def test_url_parts_are_quoted_only_when_they_need_it() -> None:
