@@ -248,3 +248,12 @@ def test_date_keeps_the_offset_it_was_given():
     utc = parse(message_bytes(build_message(digest(), Rendered(), SETTINGS, now=NOW)))["Date"]
     local = parse(message_bytes(build_message(digest(), Rendered(), SETTINGS, now=berlin)))["Date"]
     assert (utc, local) == ("Mon, 11 Mar 2024 08:00:00 +0000", "Mon, 11 Mar 2024 09:00:00 +0100")
+
+
+def test_date_is_now_in_utc_when_not_given():
+    from email.utils import parsedate_to_datetime
+
+    before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    date = parse(message_bytes(build_message(digest(), Rendered(), SETTINGS)))["Date"]
+    after = dt.datetime.now(dt.timezone.utc)
+    assert date.endswith(" +0000") and before <= parsedate_to_datetime(date) <= after

@@ -14,6 +14,7 @@ import binascii
 import datetime as dt
 import hashlib
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.header import Header
@@ -23,7 +24,6 @@ from email.utils import format_datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, TypeVar
-from urllib.parse import quote
 
 import dkim
 
@@ -258,16 +258,17 @@ def build_message(digest: Digest, rendered: Rendered, settings: Settings, *, now
     generator cost more than rendering the digest did.
     """
     reader = digest.subscriber
-    mailto = f"mailto:{settings.unsubscribe_email}?subject={quote('unsubscribe ' + reader.token)}"
+    mailto = f"mailto:{settings.unsubscribe_email}?subject=unsubscribe%20{urls.quoted(reader.token)}"
     msg_id = message_id(digest, settings)
+    sender, list_id = _sender(settings.sender_name, settings.sender_email, settings.list_id)
     headers = [
         ("Subject", one_line(rendered.subject)),
-        ("From", _mailbox(one_line(settings.sender_name), settings.sender_email)),
+        ("From", sender),
         ("To", _mailbox(one_line(reader.name), reader.email)),
         *([("Reply-To", settings.reply_to)] if settings.reply_to else []),
-        ("Date", _date(*_second_and_offset(now or dt.datetime.now(dt.timezone.utc)))),
+        ("Date", _date(*_second_and_offset(now)) if now else _date_now(int(time.time()))),
         ("Message-ID", msg_id),
-        ("List-Id", f"{one_line(settings.sender_name)} <{settings.list_id}>"),
+        ("List-Id", list_id),
         ("List-Unsubscribe", f"<{urls.unsubscribe(settings.base_url, reader)}>, <{mailto}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ("MIME-Version", "1.0"),
@@ -278,11 +279,28 @@ def build_message(digest: Digest, rendered: Rendered, settings: Settings, *, now
     headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
     mark = f"--{boundary}\r\n".encode()
     data = b"".join(  # one join: a digest is ~30 KB, and every copy of it costs
-        [*(_header_line(name, value) for name, value in headers), b"\r\n",
+        [*((_sender_header_line if name in _SENDER_HEADERS else _header_line)(name, value) for name, value in headers),
+         b"\r\n",
          mark, *_quoted_part("plain", rendered.text_parts), b"\r\n",
          mark, *_html_part(rendered.html_parts), b"\r\n",
          f"--{boundary}--\r\n".encode()])
     return Message(tuple(headers), data)
+
+
+@lru_cache(maxsize=8)
+def _sender(name: str, address: str, list_id: str) -> tuple[str, str]:
+    """The From and List-Id values: the same in every message of a run."""
+    return _mailbox(one_line(name), address), f"{one_line(name)} <{list_id}>"
+
+
+# Headers whose lines are the same in every message of a run, and are kept once made.
+_SENDER_HEADERS = frozenset({"From", "Reply-To", "List-Id", "List-Unsubscribe-Post", "MIME-Version"})
+_sender_header_line = lru_cache(maxsize=32)(_header_line)
+
+
+@lru_cache(maxsize=4)  # one Date per second of sending: many messages share it
+def _date_now(second: int) -> str:
+    return format_datetime(dt.datetime.fromtimestamp(second, dt.timezone.utc))
 
 
 def _second_and_offset(now: dt.datetime) -> tuple[dt.datetime, dt.timedelta | None]:

@@ -15,12 +15,22 @@ from .models import Subscriber
 FEED_KINDS = ("atom", "rss", "json")
 
 
-_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")  # what quote() never changes
+_URL_SAFE_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")  # what quote() never changes, and the slashes between parts
 
 
 def _join(base_url: str, *parts: str) -> str:
-    return base_url.rstrip("/") + "/" + "/".join(part if _URL_SAFE.fullmatch(part) else quote(part, safe="")
-                                                 for part in parts)
+    """``base_url`` and the parts, each quoted (a slash in a part too) unless nothing in them
+    needs it: the usual case, checked once for the whole path."""
+    path = "/".join(parts)
+    if path.count("/") != len(parts) - 1 or not _URL_SAFE_PATH.fullmatch(path):
+        path = "/".join(quote(part, safe="") for part in parts)
+    return base_url.rstrip("/") + "/" + path
+
+
+def quoted(text: str) -> str:
+    """``text`` as ``urllib.parse.quote`` gives it (for a path or a query value), without the
+    call when nothing in it needs quoting."""
+    return text if _URL_SAFE_PATH.fullmatch(text) else quote(text)
 
 
 def home(base_url: str) -> str:
