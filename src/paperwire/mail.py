@@ -197,13 +197,11 @@ def _each_part(parts: tuple[str, ...], encode: Callable[[str], T], encoded_share
                 left = "".join(run)
                 run = []
                 encoded.append(encode(left))
-            if not _line_break_between(left, part):
+            if left[-1] != "\n" and not _line_break_between(left, part):  # (the first test: the usual case, inline)
                 return None
             encoded.append(encoded_shared[part])
             left = part
-        elif run:
-            run.append(part)
-        elif _line_break_between(left, part):
+        elif run or left[-1] == "\n" or _line_break_between(left, part):
             run.append(part)
         else:
             return None

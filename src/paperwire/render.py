@@ -256,9 +256,14 @@ def clean(text: str) -> str:
     return _UNSAFE.sub("", text) if _UNSAFE.search(text) else text
 
 
-@lru_cache(maxsize=4096)  # topic names and settings recur in every digest
-def one_line(text: str) -> str:
+def squeezed(text: str) -> str:
+    """``text`` cleaned, on one line, its runs of whitespace one space."""
     return " ".join(clean(text).split())
+
+
+@lru_cache(maxsize=4096)  # topic names and settings recur in every digest (a reader's own name and address don't)
+def one_line(text: str) -> str:
+    return squeezed(text)
 
 
 def shorten(text: str, limit: int) -> str:
@@ -517,7 +522,7 @@ def context(digest: Digest, settings: Settings, papers: Sequence[Sequence[PaperB
     when = date_label(digest.listing_date)
     subscribed = ", ".join(one_line(topic.name) for topic in reader.topics) or "paperwire"
     count = digest.papers
-    name = one_line(reader.name)
+    name = squeezed(reader.name)
     return {
         "subject": subject_line(digest),
         "preheader": shorten(" · ".join(titles), PREHEADER_CHARS) if titles
@@ -534,7 +539,7 @@ def context(digest: Digest, settings: Settings, papers: Sequence[Sequence[PaperB
         "unsubscribe_url": urls.unsubscribe(base, reader),
         "feed_url": urls.private_feed(base, reader),
         "archive_url": urls.archive(base, reader, digest.edition),
-        "reason": f"You get this because you subscribed to {subscribed} with {one_line(reader.email)}"
+        "reason": f"You get this because you subscribed to {subscribed} with {squeezed(reader.email)}"
                   f" — {schedule_phrase(reader)}.",
         "sender_name": one_line(settings.sender_name),
         "sender_line": one_line(settings.sender_line),
