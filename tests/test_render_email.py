@@ -488,6 +488,26 @@ def test_long_plain_markup_of_a_frame_is_kept_whole_lines_and_put_back() -> None
         render.fill("a\x017\x01b", [], stretches)
 
 
+@pytest.mark.parametrize("source", [
+    "{{ a }}\n" + "<i>line</i>\n" * 40 + "    {%- if c %}x{% endif %}",  # strips the line break before it
+    "{%- if c -%}\n" + "    <i>line</i>\n" * 40 + "{% endif %}",  # strips the indent after it
+    "{% filter upper %}\n" + "<i>line</i>\n" * 40 + "{% endfilter %}",
+    "{% set x %}\n" + "<i>line</i>\n" * 40 + "{% endset %}{{ x | length }}",
+    "{{ a }}\n" + "<i>line</i>\n" * 40,  # Jinja drops the last line break
+    "{{ a }}\x01\n" + "<i>line</i>\n" * 40 + "{{ a }}",  # a template with U+0001 of its own
+    "{{ a }}\r\n" + "<i>line</i>\r\n" * 40 + "{{ a }}",
+])
+def test_markup_jinja_changes_is_never_kept(source: str) -> None:
+    from jinja2 import Environment
+
+    marked, stretches = render.kept_stretches(source)
+    env = Environment(trim_blocks=True, lstrip_blocks=True, autoescape=True)
+    for shown in (True, False):
+        values = {"a": "A", "c": shown}
+        assert "".join(render.fill(env.from_string(marked).render(values), [], stretches)) == \
+            env.from_string(source).render(values)
+
+
 def test_the_frames_markup_is_shared_by_every_reader(renderer: EmailRenderer) -> None:
     from paperwire import mail
 

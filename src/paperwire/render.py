@@ -417,23 +417,53 @@ def item_view(item: DigestItem, section_topic: str, settings: Settings) -> Paper
 
 def kept_stretches(source: str) -> tuple[str, dict[str, SharedText]]:
     """A frame template with each long stretch of plain markup replaced by a mark, and
-    those stretches by the number in their mark (whole lines: from after the first line break of the markup between
-    two tags to its last, so each starts and ends a line, as mail.py needs to encode it
-    apart).
+    those stretches by the number in their mark (whole lines: from after the first line
+    break of the markup between two tags to its last, so each starts and ends a line, as
+    mail.py needs to encode it apart).
 
     Every reader's email carries them unchanged, so ``fill`` puts them back as shared
-    parts and mail.py encodes each once per run instead of once per message.
+    parts and mail.py encodes each once per run instead of once per message. Only markup
+    that Jinja copies as it is gets marked: none next to whitespace control (``{%-``,
+    ``-%}``), none inside a block whose output Jinja transforms or keeps (``filter``,
+    ``set``, ``macro``, ``call``), none at the very end (where Jinja drops a last line
+    break), none with a CR in it; a template that holds U+0001 itself gets no marks at
+    all. (For this module's environments: no line statements.)
     """
     stretches: dict[str, SharedText] = {}
+    if STATIC in source:
+        return source, stretches
     pieces = _JINJA_TAG.split(source)
+    open_blocks: list[str] = []  # the transforming blocks we are inside
     for index in range(0, len(pieces), 2):  # the markup between tags
+        if index:
+            _track_blocks(pieces[index - 1], open_blocks)
         text = pieces[index]
         first, last = text.find("\n"), text.rfind("\n")
-        if first >= 0 and last - first >= STATIC_CHARS and STATIC not in text:
-            number = str(len(stretches))
-            pieces[index] = f"{text[:first + 1]}{STATIC}{number}{STATIC}{text[last + 1:]}"
-            stretches[number] = SharedText(text[first + 1:last + 1])
+        before = pieces[index - 1] if index else ""
+        after = pieces[index + 1] if index + 1 < len(pieces) else ""
+        if (first < 0 or last - first < STATIC_CHARS or open_blocks or "\r" in text
+                or before[-3:-2] == "-" or after[2:3] == "-"
+                or (not after and last == len(text) - 1)):
+            continue
+        number = str(len(stretches))
+        pieces[index] = f"{text[:first + 1]}{STATIC}{number}{STATIC}{text[last + 1:]}"
+        stretches[number] = SharedText(text[first + 1:last + 1])
     return "".join(pieces), stretches
+
+
+_TRANSFORMING = {"filter", "set", "macro", "call"}
+_BLOCK_TAG = re.compile(r"{%[-+]?\s*(\w+)([^%]*)")
+
+
+def _track_blocks(tag: str, open_blocks: list[str]) -> None:
+    match = _BLOCK_TAG.match(tag)
+    if match is None:
+        return
+    name, rest = match.groups()
+    if name in _TRANSFORMING and not (name == "set" and "=" in rest):  # ``{% set x = 1 %}`` opens nothing
+        open_blocks.append(name)
+    elif name.startswith("end") and name[3:] in _TRANSFORMING and open_blocks:
+        open_blocks.pop()
 
 
 def _restored(piece: str, stretches: Mapping[str, str]) -> list[str]:
@@ -457,7 +487,7 @@ def fill(frame: str, blocks: Sequence[str], stretches: Mapping[str, str] = _NONE
         raise TemplateError(f"the digest templates must show each paper's block exactly once "
                             f"({len(pieces) - 1} slots for {len(blocks)} papers)")
     if not blocks:
-        return tuple(_restored(frame, stretches)) if STATIC in frame else (frame,)
+        return tuple(_restored(frame, stretches)) if stretches and STATIC in frame else (frame,)
     # What the frame has between two shared papers (a section heading, a paper's number and
     # title) recurs across readers much as the papers do, so it is marked shared too: only
     # where a piece's encoding is cached depends on it, never the bytes.
@@ -466,7 +496,7 @@ def fill(frame: str, blocks: Sequence[str], stretches: Mapping[str, str] = _NONE
     middle: list[str] = [""] * (2 * len(blocks) - 1)
     middle[::2] = blocks  # block, frame, block, ..., block
     middle[1::2] = inner
-    if STATIC not in frame:
+    if not stretches or STATIC not in frame:
         return (pieces[0], *middle, pieces[-1])
     if any(STATIC in piece for piece in inner):  # a kept stretch between papers (not in our templates)
         middle = [piece for index, part in enumerate(middle)
