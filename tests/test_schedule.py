@@ -208,7 +208,10 @@ def test_sigterm_mid_send_finishes_in_flight_and_the_next_run_sends_the_rest_onc
     assert run["sent"] == first and run["unknown"] == 0
     with sa.create_engine(f"sqlite:///{cwd / 'pw.db'}").connect() as conn:
         states = dict(conn.execute(sa.text("SELECT status, count(*) FROM deliveries GROUP BY status")).all())
-    assert states == {"sent": first}  # nothing claimed and left behind
+        handed_over = conn.execute(sa.text("SELECT count(*) FROM deliveries WHERE status != 'sent' AND attempts > 0")).scalar_one()
+    # Nothing claimed and left behind. A message already taken from the queue when the stop
+    # came (more likely on a busy machine) is recorded deferred, never handed to the server.
+    assert set(states) <= {"sent", "deferred"} and states["sent"] == first and handed_over == 0
 
     done = subprocess.run([sys.executable, "-m", "paperwire", "send", "--json"], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
