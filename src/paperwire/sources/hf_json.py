@@ -42,7 +42,8 @@ def _kind(value: Any) -> str:
     """A JSON value's type as a person says it, for messages."""
     if isinstance(value, bool):
         return "true/false"
-    return {str: "text", int: "a number", float: "a number", list: "a list", dict: "an object"}.get(
+    return {str: "text", int: "a number", float: "a number", list: "a list", dict: "an object",
+            type(None): "null"}.get(
         type(value), type(value).__name__)
 
 
