@@ -227,7 +227,7 @@ def assert_clean(listings) -> None:
             assert paper.arxiv_id is None or paper.arxiv_id.isascii()
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(hf_documents)
 def test_hf_json_parser_gives_a_clean_listing_or_its_own_error(document):
     try:
@@ -268,7 +268,7 @@ def feed_documents(draw) -> str:
             f"<title>{_xml(draw(xml_text))}</title><updated>{_xml(draw(xml_text))}</updated>{entries}</feed>")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(feed_documents() | st.builds(lambda head, rest: head + rest, st.sampled_from(["<rss>", "<feed>", "<rdf:RDF>"]), spicy_text),
        st.sampled_from(["arxiv", "feed"]), st.none() | st.just(dt.date(2024, 3, 11)))
 def test_feed_parsers_give_a_clean_listing_or_their_own_error(text, name, date):
@@ -279,7 +279,7 @@ def test_feed_parsers_give_a_clean_listing_or_their_own_error(text, name, date):
     assert_clean(listings)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(spicy_text | st.text() | st.builds(lambda head, rest: head + "\n\n" + rest, st.sampled_from(["Mar 11", "[", "<rss>"]), spicy_text))
 def test_any_text_is_read_or_refused_with_a_source_error(text):
     try:
