@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from xml.sax.saxutils import escape as xml_escape
 
 import pytest
 from hypothesis import given, settings
@@ -10,7 +12,9 @@ from hypothesis import strategies as st
 
 from paperwire import sources
 from paperwire.errors import SourceError
-from paperwire.sources import daily_papers
+from paperwire.models import LINK_KINDS
+from paperwire.normalize import MAX_ABSTRACT_CHARS, MAX_TITLE_CHARS, safe_url, strip_unsafe
+from paperwire.sources import daily_papers, hf_json
 
 from .conftest import DATA, SEED, TODAY
 
@@ -183,3 +187,103 @@ def test_daily_papers_parser_raises_only_its_own_error(text):
         return
     for listing in listings:
         assert listing.papers and all(p.title for p in listing.papers)
+    assert_clean(listings)
+
+
+# -- every parser, any shape of input: its own clear error or a clean listing ------------------
+
+# Characters that broke or soiled ingest before: lone surrogates (from JSON escapes), bidi
+# overrides, controls, NUL, a non-ASCII digit, markup and URL pieces.
+SPICY = ["\ud800", "\udfff", "\u202e", "\u2066", "\x00", "\x1b", "\x85", "\ufffe", "٣", "<", "&", "]]>", " ",
+         "https://", "http://[", "github.com/a/b", "2403.01234v2", "\n", "{", "teal{", "sim4"]
+spicy_text = st.lists(st.sampled_from(SPICY) | st.characters(), max_size=24).map("".join)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | spicy_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(spicy_text, inner, max_size=3), max_leaves=12)
+HF_FIELDS = ["id", "title", "summary", "authors", "ai_keywords", "githubRepo", "projectPage", "publishedAt",
+             "submittedOnDailyAt"]
+hf_values = (json_values | spicy_text
+             | st.sampled_from(["2024-03-11T08:00:00.000Z", "https://ex.com/a Bcc: evil@x.org", "https://[x",
+                                "https://github.com/a/b\ud800", "javascript:alert(1)", "2403.01234"])
+             | st.lists(st.fixed_dictionaries({"name": json_values | spicy_text}) | json_values, max_size=3))
+hf_items = st.lists(st.fixed_dictionaries({"paper": st.dictionaries(st.sampled_from(HF_FIELDS), hf_values)})
+                    | json_values, max_size=5)
+hf_documents = hf_items | json_values | st.fixed_dictionaries({"papers": hf_items})
+
+
+def assert_clean(listings) -> None:
+    """What a parser returns is safe to store and to show: clean, encodable text and fit links."""
+    for listing in listings:
+        assert all(isinstance(error, str) and error for error in listing.errors)
+        for paper in listing.papers:
+            assert paper.title and paper.id
+            texts = [paper.title, paper.abstract, paper.id, paper.arxiv_id or "", listing.source,
+                     *paper.authors, *paper.keywords, *paper.categories]
+            for text in texts:
+                assert strip_unsafe(text) == text
+                text.encode("utf-8")  # what the database needs: no lone surrogates
+            assert len(paper.title) <= MAX_TITLE_CHARS and len(paper.abstract) <= MAX_ABSTRACT_CHARS
+            assert all(safe_url(link.url) == link.url and link.kind in LINK_KINDS for link in paper.links)
+            assert paper.arxiv_id is None or paper.arxiv_id.isascii()
+
+
+@settings(max_examples=300, deadline=None)
+@given(hf_documents)
+def test_hf_json_parser_gives_a_clean_listing_or_its_own_error(document):
+    try:
+        listings = hf_json.parse(json.dumps(document), "fuzz.json")
+    except SourceError:
+        return
+    assert_clean(listings)
+
+
+def _xml(text: str) -> str:
+    return xml_escape(text, {'"': "&quot;"})
+
+
+xml_text = spicy_text | st.sampled_from(["Mon, 11 Mar 2024 00:00:00 -0500", "2024-03-11T00:00:00Z",
+                                         "http://arxiv.org/abs/2403.01234v1", "https://ex.com/a Bcc: evil@x.org",
+                                         "<b>bold</b>", "cs.CL"])
+RSS_TAGS = ["title", "link", "description", "pubDate", "guid", "author", "category", "dc:creator", "comments"]
+ATOM_TAGS = ["id", "title", "summary", "published", "updated", "arxiv:comment"]
+
+
+@st.composite
+def feed_documents(draw) -> str:
+    """RSS or Atom (with or without arXiv's namespace) of entries with any elements and texts."""
+    if draw(st.booleans()):
+        entries = "".join(
+            "<item>" + "".join(f"<{tag}>{_xml(draw(xml_text))}</{tag}>" for tag in draw(st.lists(st.sampled_from(RSS_TAGS), max_size=6))) + "</item>"
+            for _ in range(draw(st.integers(0, 3))))
+        head = f"<title>{_xml(draw(xml_text))}</title><pubDate>{_xml(draw(xml_text))}</pubDate>"
+        return ('<?xml version="1.0"?><rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+                f"<channel>{head}{entries}</channel></rss>")
+    entries = "".join(
+        "<entry>" + "".join(f"<{tag}>{_xml(draw(xml_text))}</{tag}>" for tag in draw(st.lists(st.sampled_from(ATOM_TAGS), max_size=6)))
+        + "".join(f'<link href="{_xml(draw(xml_text))}"/>' for _ in range(draw(st.integers(0, 2))))
+        + "".join(f"<author><name>{_xml(draw(xml_text))}</name></author>" for _ in range(draw(st.integers(0, 2))))
+        + f'<category term="{_xml(draw(xml_text))}"/><arxiv:primary_category term="{_xml(draw(xml_text))}"/>'
+        + "</entry>" for _ in range(draw(st.integers(0, 3))))
+    return ('<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom" xmlns:arxiv="http://arxiv.org/schemas/atom">'
+            f"<title>{_xml(draw(xml_text))}</title><updated>{_xml(draw(xml_text))}</updated>{entries}</feed>")
+
+
+@settings(max_examples=200, deadline=None)
+@given(feed_documents() | st.builds(lambda head, rest: head + rest, st.sampled_from(["<rss>", "<feed>", "<rdf:RDF>"]), spicy_text),
+       st.sampled_from(["arxiv", "feed"]), st.none() | st.just(dt.date(2024, 3, 11)))
+def test_feed_parsers_give_a_clean_listing_or_their_own_error(text, name, date):
+    try:
+        listings = sources.FORMATS[name].parse(text, "fuzz.xml", date=date, today=TODAY)
+    except SourceError:
+        return
+    assert_clean(listings)
+
+
+@settings(max_examples=200, deadline=None)
+@given(spicy_text | st.text() | st.builds(lambda head, rest: head + "\n\n" + rest, st.sampled_from(["Mar 11", "[", "<rss>"]), spicy_text))
+def test_any_text_is_read_or_refused_with_a_source_error(text):
+    try:
+        listings = sources.parse_text(text, "fuzz", today=TODAY)
+    except SourceError:
+        return
+    assert_clean(listings)

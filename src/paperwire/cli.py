@@ -121,7 +121,8 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], format_: str | None, date
     with click.progressbar(length=total, label="Ingesting", file=sys.stderr,
                            hidden=not show_progress) as bar:
         report = pipeline.ingest(store, items or list(paths), format=format_,  # folders are walked once
-                                 date=date.date() if date else None, timeout=app.settings.schedule_fetch_timeout, on_file=lambda _path: bar.update(1))
+                                 date=date.date() if date else None, timeout=app.settings.schedule_fetch_timeout, on_file=lambda _path: bar.update(1),
+                                 max_bytes=app.settings.max_listing_bytes)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
@@ -488,7 +489,7 @@ def demo(app: App, seeds: Path, examples: Path) -> None:
       paperwire demo            # what `make demo` runs
     """
     settings, store = app.settings, app.store
-    report = pipeline.ingest(store, [seeds])
+    report = pipeline.ingest(store, [seeds], max_bytes=settings.max_listing_bytes)
     _print_ingest(report, store, verbose=False)
     for raw in json.loads((examples / "topics.json").read_text(encoding="utf-8")):
         store.add_public_topic(make_topic(raw["name"], raw["query"], public=True))

@@ -30,6 +30,9 @@ CONFIG_FILE_NAME = "paperwire.toml"
 # The templates shipped beside src/ (the project layout); a setting can point elsewhere.
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 ENV_PREFIX = "PAPERWIRE_"
+# The largest listing read, from a file or a URL (the max_listing_bytes setting): a day's
+# listing is well under 1 MB, and ingest holds a file in memory several times over.
+MAX_LISTING_BYTES = 20 * 1024 * 1024
 # Signs web links when no PAPERWIRE_SECRET_KEY is set; `paperwire serve` refuses it unless --dev.
 DEV_SECRET_KEY = "paperwire-development-secret-not-for-production"
 
@@ -191,6 +194,7 @@ class Settings:
     schedule_ingest_minutes: int = 60
     schedule_dispatch_minutes: int = 5
     schedule_fetch_timeout: float = 20.0
+    max_listing_bytes: int = MAX_LISTING_BYTES  # per file or download; bigger ones are refused
     log_format: str = "text"  # or json: one object per line, for log collectors
     # `paperwire serve`: links are signed with secret_key (only from PAPERWIRE_SECRET_KEY; serve
     # refuses the development default unless --dev); the JSON API's admin routes need admin_token.
@@ -237,6 +241,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "schedule_ingest_minutes": lambda v: _as_int(v, 1, 7 * 24 * 60),
     "schedule_dispatch_minutes": lambda v: _as_int(v, 1, 60),
     "schedule_fetch_timeout": lambda v: _as_float(v, 1.0),
+    "max_listing_bytes": lambda v: _as_int(v, 1024, 2**31),
     "log_format": _as_choice("text", "json"),
     "secret_key": _as_text,
     "admin_token": _as_text,

@@ -15,8 +15,12 @@ Decisions, so readers' feed clients behave:
 - Newest first: listing date descending, then trending rank, then paper id. A paper
   listed twice keeps its first (newest) appearance, since duplicate ids are invalid.
 - Text from sources is never trusted as markup: summaries are built here from
-  escaped parts and typed ``html``; XML-invalid characters are removed beforehand
-  (feedgen raises on them, and ElementTree would write an unparsable OPML).
+  escaped parts and typed ``html``. Every text and link goes through the cleaning rule
+  emails use (normalize's ``clean_line`` and ``safe_url``): no XML-invalid characters
+  (feedgen raises on them, and ElementTree would write an unparsable OPML), no bidi
+  overrides, no link with a space or control in it.
+- Bounded: an entry shows at most SHOWN_TITLE_CHARS of title, FEED_ABSTRACT_CHARS of
+  abstract (cut at a word, with an ellipsis) and FEED_AUTHORS authors, whatever is stored.
 """
 
 from __future__ import annotations
@@ -26,20 +30,24 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from feedgen.feed import FeedGenerator
 from markupsafe import Markup
 
 from . import urls
 from .models import Paper
-from .normalize import strip_invalid_chars
+from .normalize import clean_line, safe_url, shorten, shown_title
 
 TRENDING_SLUG = "trending"
 DEFAULT_LIMIT = 50
 EPOCH = dt.date(1970, 1, 1)
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 OPML_DOCS = "http://opml.org/spec2.opml"
+# What one entry shows at most; a real abstract is under 2,000 characters.
+FEED_ABSTRACT_CHARS = 4_000
+FEED_AUTHORS = 50  # then "et al."
+FEED_CATEGORIES = 20
 
 # How a link shows in a summary; "abs" is usually the entry's own link.
 _LINK_LABELS = {
@@ -188,18 +196,12 @@ def render_opml(
 
 
 def _text(value: str | None) -> str:
-    """One clean line: XML-invalid characters removed, whitespace collapsed."""
-    return " ".join(strip_invalid_chars(value or "").split())
+    """One clean line (the cleaning rule every output shares)."""
+    return clean_line(value)
 
 
 def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
-
-
-def _is_web_url(url: str) -> bool:
-    """Only http(s) links reach a reader: a ``javascript:`` URL from a source must not."""
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _entries(items: Sequence[FeedItem], base_url: str) -> list[_Entry]:
@@ -208,20 +210,23 @@ def _entries(items: Sequence[FeedItem], base_url: str) -> list[_Entry]:
 
 def _entry(item: FeedItem, base_url: str) -> _Entry:
     paper = item.paper
-    links = [(link.kind, url) for link in paper.links if _is_web_url(url := _text(link.url))]
+    # Only http(s) links without spaces or controls reach a reader: never `javascript:`.
+    links = [(link.kind, url) for link in paper.links if (url := safe_url(link.url))]
     # The arXiv abstract page, else the first link, else our own page for the paper.
     fallback = links[0][1] if links else urls.paper(base_url, paper.id)
     url = next((u for kind, u in links if kind == "abs"), fallback)
-    title = _text(paper.title) or f"Untitled paper {paper.id}"
-    abstract = _text(paper.abstract)
-    authors = tuple(name for name in map(_text, paper.authors) if name)
-    categories = tuple(dict.fromkeys(c for c in map(_text, paper.categories) if c))
+    title = shown_title(paper.title) or f"Untitled paper {_text(paper.id)}"
+    abstract = shorten(_text(paper.abstract[: 2 * FEED_ABSTRACT_CHARS]), FEED_ABSTRACT_CHARS)
+    names = [name for name in map(_text, paper.authors) if name]
+    authors = tuple(names[:FEED_AUTHORS])
+    categories = tuple(dict.fromkeys(c for c in map(_text, paper.categories) if c))[:FEED_CATEGORIES]
     extra = [(_LINK_LABELS.get(kind, "Link"), u) for kind, u in dict.fromkeys(links) if u != url]
     listed = f"#{item.rank} in the {item.date.isoformat()} listing"
+    byline = ", ".join(authors) + (" et al." if len(names) > FEED_AUTHORS else "")
 
     html = [Markup("<p>{}</p>").format(abstract)] if abstract else []
     if authors:
-        html.append(Markup("<p>Authors: {}</p>").format(", ".join(authors)))
+        html.append(Markup("<p>Authors: {}</p>").format(byline))
     if extra:
         anchors = (Markup('<a href="{}">{}</a>').format(u, label) for label, u in extra)
         html.append(Markup("<p>{}</p>").format(Markup(" · ").join(anchors)))
@@ -229,7 +234,7 @@ def _entry(item: FeedItem, base_url: str) -> _Entry:
 
     text = [abstract] if abstract else []
     if authors:
-        text.append("Authors: " + ", ".join(authors))
+        text.append("Authors: " + byline)
     text.extend(f"{label}: {u}" for label, u in extra)
     text.append(listed)
 

@@ -18,13 +18,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from . import __version__
+from .config import MAX_LISTING_BYTES
 from .errors import SourceError
 
 PROJECT_URL = "https://github.com/paperwire/paperwire"
 USER_AGENT = f"paperwire/{__version__} (+{PROJECT_URL})"
 ACCEPT = ("application/rss+xml, application/atom+xml, application/xml;q=0.9, application/json;q=0.9, "
           "text/*;q=0.8, */*;q=0.5")
-MAX_BODY_BYTES = 50 * 1024 * 1024  # a day's listing is well under 1 MB; 50 MB means something is wrong
+MAX_BODY_BYTES = MAX_LISTING_BYTES  # the max_listing_bytes setting's default, as for local files
 MAX_REDIRECTS = 5
 CONNECT_TIMEOUT = 10.0  # seconds; capped by the caller's timeout
 # The whole download may take this many times ``timeout``: a server that drips one
@@ -70,7 +71,7 @@ def fetch(
         with _new_client(timeout) as own:
             return _fetch_with(own, url, etag, last_modified, timeout, max_bytes)
     except SourceError as exc:  # errors end up in logs and `status`: never with the URL's secrets
-        raise SourceError(_scrub(exc.reason, url), origin=display_url(url), line=exc.line) from None
+        raise SourceError(scrub(exc.reason, url), origin=display_url(url), line=exc.line) from None
 
 
 def display_url(url: str) -> str:
@@ -82,8 +83,8 @@ def display_url(url: str) -> str:
     return parts._replace(netloc=host, query="…" if parts.query else "", fragment="").geturl()
 
 
-def _scrub(text: str, url: str) -> str:
-    """Remove the URL's credentials and query from an error message built by httpx."""
+def scrub(text: str, url: str) -> str:
+    """Remove the URL's credentials and query from an error message (httpx's, or any other)."""
     parts = urlsplit(url)
     secrets = [url, parts.query, parts.netloc.rpartition("@")[0]]
     if parts.password:

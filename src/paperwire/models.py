@@ -43,7 +43,9 @@ class Listing:
     """One day's list of papers from one source, in the source's own (trending) order.
 
     ``papers[i]`` has rank ``i + 1``. ``warnings`` carries what the parser tolerated
-    (a title with no abstract, a duplicate) so the caller can show it.
+    (a title with no abstract, a duplicate) so the caller can show it; ``errors`` the
+    items it had to leave out (``item 3: field 'authors': ...``), which the caller
+    reports as errors of ``origin`` while the rest of the listing goes in.
     """
 
     source: str
@@ -51,6 +53,7 @@ class Listing:
     papers: list[Paper]
     origin: str = ""  # the file or URL it came from, for messages
     warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

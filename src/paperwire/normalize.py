@@ -1,23 +1,49 @@
-"""Text clean-up and paper identity, shared by every source.
+"""Text clean-up and paper identity, shared by every source and every output.
 
 Sources hand raw strings here so that the same paper reads the same whatever format
-it came in: whitespace collapsed, XML-invalid characters gone (feeds must be valid),
-LaTeX residue of copy-pasted abstracts undone, links pulled out and classified, and
-one id per paper.
+it came in: whitespace collapsed, unsafe characters gone, LaTeX residue of copy-pasted
+abstracts undone, links pulled out, checked and classified, fields cut to generous
+limits, and one id per paper.
+
+The cleaning rule is one rule for every output: ``strip_unsafe`` (and ``clean_line``
+over it) for text and ``safe_url`` for links. Ingest applies it, so stored data is
+already clean; emails, feeds and web pages apply it again to whatever they show, so
+data stored before a rule changed is shown clean too.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from .models import Link, Paper
+from .models import LINK_KINDS, Link, Paper
 
-# Characters XML 1.0 forbids (C0 controls but tab/newline/CR, surrogates, U+FFFE/U+FFFF);
-# C1 controls are legal but never meant in a title, so they go too.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# What no text paperwire stores or shows may carry: characters XML 1.0 forbids (C0
+# controls but tab/newline/CR, lone surrogates, U+FFFE/U+FFFF), C1 controls (legal, never
+# meant), and the explicit bidi embeddings, overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069): a stray U+202E flips the rest of a line in the reader's client.
+# Lone surrogates only come from JSON escapes; SQLite and UTF-8 cannot store them.
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
+# What never belongs inside a link: any whitespace (a space lets `https://x/a Bcc: ...`
+# smuggle words in), line separators, and everything unsafe in text.
+_NOT_IN_URL = re.compile("[\\s\x00-\x20\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
+
+# Generous limits on what one paper may carry (a real arXiv abstract is at most 1,920
+# characters; the longest author lists have a few thousand names). A field over its
+# limit is cut (text at a word, with an ellipsis) rather than refused.
+MAX_TITLE_CHARS = 1_000
+MAX_ABSTRACT_CHARS = 20_000
+MAX_AUTHORS = 1_000
+MAX_AUTHOR_CHARS = 200
+MAX_LINKS = 50
+MAX_URL_CHARS = 2_000
+MAX_KEYWORDS = 100  # keywords and categories
+MAX_KEYWORD_CHARS = 100
+SHOWN_TITLE_CHARS = 300  # of a title, emails, feeds and web pages show at most this much
 _NON_ALNUM = re.compile(r"[\W_]+")
 
 # `\textcolor{teal}{Tool-use}` pasted as text leaves `teal{Tool-use}`; `\textit{O}` leaves
@@ -35,23 +61,66 @@ _LATEX_APPROX = re.compile(r"\\approx(?=\s?\d)")
 _URL = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
 _URL_TRAILING = ".,;:!?'\"}]>"
 
-_ARXIV_NEW = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(v\d+)?(?![\d])")
-_ARXIV_OLD = re.compile(r"\b([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(v\d+)?\b")
+# ASCII digits only: `\d` would take Arabic-Indic digits for an arXiv id.
+_ARXIV_NEW = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(v\d+)?(?![\d])", re.ASCII)
+_ARXIV_OLD = re.compile(r"\b([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(v\d+)?\b", re.ASCII)
 
 
-def strip_invalid_chars(text: str) -> str:
-    return _XML_INVALID.sub("", text)
+def strip_unsafe(text: str) -> str:
+    """``text`` without unsafe characters (see ``_UNSAFE``); whitespace and line breaks kept,
+    so offsets into an abstract still mean something piece by piece."""
+    return _UNSAFE.sub("", text) if _UNSAFE.search(text) else text
+
+
+def clean_line(text: str | None) -> str:
+    """One line of text fit for any output: unsafe characters gone, whitespace runs one space."""
+    return " ".join(strip_unsafe(text).split()) if text else ""
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > limit // 2 else limit - 1].rstrip(" ,;:-") + "…"
+
+
+def shown_title(title: str | None) -> str:
+    """A title as every output shows it: one clean line of at most SHOWN_TITLE_CHARS."""
+    return shorten(clean_line(title), SHOWN_TITLE_CHARS)
+
+
+def safe_url(url: str | None) -> str | None:
+    """``url`` (trimmed) when it is a link fit to show anyone, else None.
+
+    Fit: http or https with a host, at most MAX_URL_CHARS, and nothing inside it that is
+    whitespace, a control, a bidi control or a lone surrogate (a broken link, an attempt
+    to add words or header lines, or a spoof). Such a link is dropped whole, never mended.
+    """
+    if not isinstance(url, str):
+        return None
+    url = url.strip()
+    if len(url) > MAX_URL_CHARS or _NOT_IN_URL.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:  # e.g. "https://[broken"
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
 
 
 def clean_text(text: str | None) -> str:
-    """One line of readable text: no control characters, no LaTeX residue, single spaces."""
+    """One line of readable text: no unsafe characters, no LaTeX residue, single spaces."""
     if not text:
         return ""
     if not text.isascii():
         text = unicodedata.normalize("NFC", text)
     text = " ".join(text.split())  # str.split is several times faster than a regex here
-    if not text.isprintable():  # cheap test; only then look for the invalid characters
-        text = strip_invalid_chars(text)
+    if not text.isprintable():  # cheap test; only then look for the unsafe characters
+        text = strip_unsafe(text)
     # The residue patterns are costly to search for; most abstracts have no brace at all.
     if "{" in text:
         # Unwrap innermost macros first; repeat for nesting like textbf{teal{x}}.
@@ -110,12 +179,49 @@ def extract_links(text: str) -> list[Link]:
     links: list[Link] = []
     seen: set[str] = set()
     for match in _URL.finditer(text or ""):
-        url = _trim_url(match.group(0))
-        if len(url) <= len("https://") or "." not in urlsplit(url).netloc or url in seen:
+        url = safe_url(_trim_url(match.group(0)))
+        if url is None or "." not in urlsplit(url).netloc or url in seen:
             continue
         seen.add(url)
         links.append(Link(url=url, kind=classify_url(url)))
     return links
+
+
+def make_paper(*, title: str | None, abstract: str | None = "", arxiv_id: str | None = None,
+               authors: Iterable[str | None] = (), links: Iterable[Link] = (), categories: Iterable[str | None] = (),
+               keywords: Iterable[str | None] = (), published: dt.date | None = None) -> Paper:
+    """A paper from a source's raw values: the one place every source's fields go through.
+
+    Every text is cleaned (``clean_text``), every link checked (``safe_url``: an unfit one
+    is dropped), each field cut to its limit (MAX_*), and the id made from what is kept,
+    so what the store gets is already clean and bounded whatever the source held.
+    """
+    title = shorten(clean_text(title), MAX_TITLE_CHARS)
+    # Cleaning only removes characters: twice the limit of raw text is always enough.
+    abstract = shorten(clean_text((abstract or "")[: 2 * MAX_ABSTRACT_CHARS]), MAX_ABSTRACT_CHARS)
+    kept: dict[str, Link] = {}
+    for link in links:
+        url = safe_url(link.url)
+        if url is not None and url not in kept and len(kept) < MAX_LINKS:
+            kept[url] = Link(url, link.kind if link.kind in LINK_KINDS else "other")
+    return Paper(
+        id=paper_id(arxiv_id, title), arxiv_id=arxiv_id, title=title, abstract=abstract,
+        authors=_bounded(authors, MAX_AUTHORS, MAX_AUTHOR_CHARS), links=list(kept.values()),
+        categories=_bounded(categories, MAX_KEYWORDS, MAX_KEYWORD_CHARS, unique=True),
+        keywords=_bounded(keywords, MAX_KEYWORDS, MAX_KEYWORD_CHARS), published=published,
+    )
+
+
+def _bounded(values: Iterable[str | None], count: int, chars: int, *, unique: bool = False) -> list[str]:
+    """At most ``count`` non-empty cleaned texts, each at most ``chars`` long."""
+    found: list[str] = []
+    for value in values:
+        text = shorten(clean_text(value[: 2 * chars] if isinstance(value, str) else ""), chars)
+        if text and not (unique and text in found):
+            found.append(text)
+            if len(found) == count:
+                break
+    return found
 
 
 def parse_arxiv_id(text: str | None) -> tuple[str, int | None] | None:

@@ -7,6 +7,7 @@ serialize, and never prints itself.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 import threading
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import digest, feeds, mail, sources
-from .config import Settings
+from .config import MAX_LISTING_BYTES, Settings
 from .errors import SourceError
 from .match import compile_queries
 from .models import Digest, StoredPaper, Subscriber
@@ -24,6 +25,8 @@ from .store import FetchValidators, IngestCounts, ReaderHistory, Store
 
 if TYPE_CHECKING:  # rendering loads MJML and Jinja: only when digests are written
     from .render import EmailRenderer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,13 +75,17 @@ def ingest(
     timeout: float = 20.0,
     on_file: Callable[[Path | str], None] | None = None,
     stop: threading.Event | None = None,
+    max_bytes: int = MAX_LISTING_BYTES,
 ) -> IngestReport:
     """Read every file under ``paths``, and every http(s) URL among them, into ``store``.
 
     One transaction per file or URL: a bad one is recorded in the report and leaves
-    the database as it was; the others still go in. URLs are fetched conditionally
+    the database as it was; the others still go in. Whatever goes wrong with one file
+    (a bug included) costs that file only. Items a parser left out as bad are errors
+    of their file, whose other items go in. URLs are fetched conditionally
     (ETag / Last-Modified from the last successful ingest), so an unchanged listing
     costs one 304. ``stop`` (the daemon shutting down) ends the batch between sources.
+    ``max_bytes`` caps each file and download (the ``max_listing_bytes`` setting).
     """
     report = IngestReport()
     items = listing_sources(paths)
@@ -90,26 +97,43 @@ def ingest(
         report.files += 1
         try:
             if isinstance(item, Path):
-                batch = sources.read_path(item, format=format, date=date, today=today)
+                batch = sources.read_path(item, format=format, date=date, today=today, max_bytes=max_bytes)
                 report.counts += store.save_listings(batch)
             else:
-                batch = _ingest_url(store, item, report, format=format, date=date, today=today, timeout=timeout)
-            report.warnings.extend(w for listing in batch for w in listing.warnings)
+                batch = _ingest_url(store, item, report, format=format, date=date, today=today, timeout=timeout,
+                                    max_bytes=max_bytes)
+            for listing in batch:
+                report.warnings.extend(listing.warnings)
+                report.errors.extend(FileError(listing.origin or str(item), None, error) for error in listing.errors)
         except SourceError as exc:
             report.errors.append(FileError(exc.origin or str(item), exc.line, exc.reason))
+        except Exception as exc:  # a bug or a database failure: this file fails, the others still go in
+            report.errors.append(_unexpected(item, exc))
         if on_file:
             on_file(item)
     return report
 
 
+def _unexpected(item: Path | str, exc: Exception) -> FileError:
+    """An error no parser foresaw, named by file and kind, without a URL's secrets; the
+    traceback goes to the debug log (``-v``)."""
+    log.debug("unexpected failure ingesting %s", item, exc_info=True)
+    if isinstance(item, Path):
+        return FileError(str(item), None, f"unexpected error ({type(exc).__name__}: {exc}); nothing of it was stored")
+    from . import fetch
+
+    return FileError(fetch.display_url(item), None,
+                     f"unexpected error ({type(exc).__name__}: {fetch.scrub(str(exc), item)}); nothing of it was stored")
+
+
 def _ingest_url(store: Store, url: str, report: IngestReport, *, format: str | None, date: dt.date | None,
-                today: dt.date | None, timeout: float) -> list:
+                today: dt.date | None, timeout: float, max_bytes: int) -> list:
     """Fetch ``url`` if it changed since its last ingest and store it with its new validators."""
     from . import fetch  # httpx only when a URL is configured
 
     known = store.fetch_validators(url)
     result = fetch.fetch(url, etag=known.etag if known else None,
-                         last_modified=known.last_modified if known else None, timeout=timeout)
+                         last_modified=known.last_modified if known else None, timeout=timeout, max_bytes=max_bytes)
     if result.status == "not-modified":
         report.not_modified += 1
         return []

@@ -47,6 +47,7 @@ from mjml import mjml2html
 from . import urls
 from .config import Settings
 from .models import Digest, DigestItem, Hit, Link, SharedText, Subscriber
+from .normalize import SHOWN_TITLE_CHARS, safe_url, shorten, strip_unsafe
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ GMAIL_CLIP_BYTES = 102_000
 MAX_PAPERS_UNDER_CLIP = 41
 ABSTRACT_CHARS = 600  # cut here, at a word boundary ...
 ABSTRACT_SLACK = 80  # ... unless only this much more would show the whole abstract
-TITLE_CHARS = 300
+TITLE_CHARS = SHOWN_TITLE_CHARS
 SUBJECT_TOPIC_CHARS = 42  # topic names shown in the subject before "+N more"
 PREHEADER_CHARS = 140
 TEXT_WIDTH = 76
@@ -82,14 +83,9 @@ WEEKDAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "
 LINK_LABELS = {"abs": "arXiv", "pdf": "PDF", "code": "Code", "project": "Project page",
                "model": "Model", "dataset": "Dataset"}
 
-# Control characters and explicit bidi embeddings/overrides/isolates: never meaningful in a
-# title or abstract, and a stray U+202E would flip the rest of a line in the reader's client.
-_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # Anything that looks like markup, for the plain-text part (which must never carry HTML).
 _TAG = re.compile(r"</?[A-Za-z!?][^<>]*>")
 _TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
-# What never belongs in a link we show: whitespace, controls, bidi embeddings/overrides.
-_NOT_IN_URL = re.compile("[\x00-\x20\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,9 +247,9 @@ def _write_atomically(path: Path, text: str) -> None:
 
 # --- text helpers --------------------------------------------------------------------------
 
-def clean(text: str) -> str:
-    """Without control and bidi-override characters (fast path when there are none)."""
-    return _UNSAFE.sub("", text) if _UNSAFE.search(text) else text
+# The cleaning rule of every output (normalize.py): controls, bidi overrides and lone
+# surrogates go; ``safe_url`` decides which links are shown at all.
+clean = strip_unsafe
 
 
 def squeezed(text: str) -> str:
@@ -264,14 +260,6 @@ def squeezed(text: str) -> str:
 @lru_cache(maxsize=4096)  # topic names and settings recur in every digest (a reader's own name and address don't)
 def one_line(text: str) -> str:
     return squeezed(text)
-
-
-def shorten(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters at a word boundary, with an ellipsis."""
-    if len(text) <= limit:
-        return text
-    cut = text.rfind(" ", 0, limit)
-    return text[: cut if cut > limit // 2 else limit - 1].rstrip(" ,;:-") + "…"
 
 
 def plain(value: Any) -> Any:
@@ -370,7 +358,7 @@ def paper_links(links: Iterable[Link], paper_id: str, base_url: str) -> tuple[st
     """The title's target (arXiv abstract, else the first link, else our paper page) and
     the other links worth a label, one per kind, http(s) only, and none with spaces,
     line breaks or other controls in it (a broken link, or an attempt to add lines)."""
-    web = [link for link in links if link.url.startswith(("https://", "http://")) and not _NOT_IN_URL.search(link.url)]
+    web = [link._replace(url=url) for link in links if (url := safe_url(link.url))]
     main = next((link.url for link in web if link.kind == "abs"), None) or (web[0].url if web else None)
     main = main or urls.paper(base_url, paper_id)
     shown: list[LinkView] = []

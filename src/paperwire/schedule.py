@@ -61,7 +61,7 @@ def ingest_job() -> pipeline.IngestReport | None:
     report = pipeline.IngestReport()
     try:
         report = pipeline.ingest(store, list(settings.schedule_sources), timeout=settings.schedule_fetch_timeout,
-                                 stop=daemon.stop)
+                                 stop=daemon.stop, max_bytes=settings.max_listing_bytes)
     finally:  # a run that raised is finished too, never left "running" in `status`
         summary = report.as_dict()
         store.finish_run(run_id, summary)

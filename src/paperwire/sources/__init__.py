@@ -10,6 +10,7 @@ import datetime as dt
 from pathlib import Path
 from types import ModuleType
 
+from ..config import MAX_LISTING_BYTES
 from ..errors import SourceError
 from ..models import Listing
 from . import arxiv, daily_papers, feed, hf_json
@@ -53,13 +54,18 @@ def parse_text(text: str, origin: str, *, format: str | None = None, date: dt.da
 
 
 def read_path(path: Path, *, format: str | None = None, date: dt.date | None = None,
-              today: dt.date | None = None) -> list[Listing]:
-    """Listings from one file."""
+              today: dt.date | None = None, max_bytes: int = MAX_LISTING_BYTES) -> list[Listing]:
+    """Listings from one file of at most ``max_bytes`` (the ``max_listing_bytes`` setting,
+    the same limit as for downloads): a day's listing is well under 1 MB, and a huge file
+    would be held in memory whole, several times over, while it is parsed."""
     origin = str(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)  # never more than the limit, whatever stat() says
     except OSError as exc:
         raise SourceError(f"cannot read: {exc.strerror}", origin=origin) from None
+    if len(data) > max_bytes:
+        raise SourceError(f"file is over the {max_bytes:,}-byte limit (the max_listing_bytes setting)", origin=origin)
     return parse_text(decode(data, origin), origin, format=format, date=date, today=today)
 
 

@@ -27,9 +27,10 @@ def parse_feed(text: str, origin: str) -> Any:
     """feedparser's result, or SourceError (with the line) when the XML is not well formed.
 
     The text goes in as a stream: a plain string that looks like a URL or path would
-    make feedparser fetch or open it.
+    make feedparser fetch or open it. (Text decoded from bytes has no lone surrogates;
+    one from elsewhere may, and they cannot be encoded: they become "?".)
     """
-    result = feedparser.parse(io.BytesIO(text.encode("utf-8")))
+    result = feedparser.parse(io.BytesIO(text.encode("utf-8", "replace")))
     problem = result.get("bozo_exception")
     if result.get("bozo") and isinstance(problem, xml.sax.SAXException):
         line = problem.getLineNumber() if isinstance(problem, xml.sax.SAXParseException) else None

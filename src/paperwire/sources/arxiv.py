@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import SourceError
 from ..models import Link, Listing, Paper
-from ..normalize import clean_text, extract_links, paper_id, parse_arxiv_id
+from ..normalize import clean_text, extract_links, make_paper, parse_arxiv_id
 from ._feeds import first_date, looks_like_feed, parse_feed
 
 NAME = "arxiv"
@@ -52,9 +52,8 @@ def _authors(entry: Any) -> list[str]:
 
 def _paper(entry: Any, origin: str, position: int) -> Paper:
     found = parse_arxiv_id(entry.get("id", "")) or parse_arxiv_id(entry.get("link", ""))
-    title = clean_text(entry.get("title"))
-    if not found or not title:
-        raise SourceError(f"entry {position}: no arXiv id or no title", origin=origin)
+    if not found:
+        raise SourceError(f"entry {position}: field 'id': no arXiv id here or in the link", origin=origin)
     arxiv_id = found[0]
     raw_abstract = _ANNOUNCE_PREFIX.sub("", entry.get("summary", ""))
     links = [Link(f"https://arxiv.org/abs/{arxiv_id}", "abs"), Link(f"https://arxiv.org/pdf/{arxiv_id}", "pdf")]
@@ -66,11 +65,11 @@ def _paper(entry: Any, origin: str, position: int) -> Paper:
     if primary:
         categories = [primary] + [c for c in categories if c != primary]
     published = first_date(entry, "published", "updated")
-    return Paper(
-        id=paper_id(arxiv_id, title), arxiv_id=arxiv_id, title=title, abstract=clean_text(raw_abstract),
-        authors=_authors(entry), links=links, categories=list(dict.fromkeys(categories)),
-        published=published.date() if published else None,
-    )
+    paper = make_paper(title=entry.get("title"), abstract=raw_abstract, arxiv_id=arxiv_id, authors=_authors(entry),
+                       links=links, categories=categories, published=published.date() if published else None)
+    if not paper.title:
+        raise SourceError(f"entry {position}: field 'title': the paper has no title", origin=origin)
+    return paper
 
 
 def parse(text: str, origin: str, *, date: dt.date | None = None, today: dt.date | None = None) -> list[Listing]:
@@ -86,15 +85,16 @@ def parse(text: str, origin: str, *, date: dt.date | None = None, today: dt.date
     listing = Listing(source=_source_name(feed), date=listing_date, papers=[], origin=origin)
     seen: set[str] = set()
     for position, entry in enumerate(result.entries, start=1):
-        paper = _paper(entry, origin, position)
+        try:
+            paper = _paper(entry, origin, position)
+        except SourceError as exc:  # one bad entry is left out and reported; the others go in
+            listing.errors.append(exc.reason)
+            continue
         if paper.id in seen:
             listing.warnings.append(f"{origin}: entry {position}: {paper.id} is listed twice; kept the first place")
             continue
         seen.add(paper.id)
         listing.papers.append(paper)
-    if not listing.papers:
+    if not listing.papers and not listing.errors:
         listing.warnings.append(f"{origin}: the feed lists no papers (an arXiv weekend or holiday feed)")
     return [listing]
-
-
-

@@ -13,7 +13,7 @@ import re
 
 from ..errors import SourceError
 from ..models import Listing, Paper
-from ..normalize import clean_text, extract_links, paper_id, title_key
+from ..normalize import clean_text, extract_links, make_paper, title_key
 
 NAME = "daily-papers"
 
@@ -162,17 +162,15 @@ def parse(text: str, origin: str, *, date: dt.date | None = None, today: dt.date
 def _add_paper(listing: Listing, by_key: dict[str, Paper], title: str, raw_abstract: str, line: int,
                origin: str) -> None:
     """Append a paper, or fold a repeat into the first listing of it (keeping its rank)."""
-    if not title:
+    paper = make_paper(title=title, abstract=raw_abstract, links=extract_links(raw_abstract))
+    if not paper.title:
         return
-    abstract = clean_text(raw_abstract)
-    key = title_key(title)
+    key = title_key(paper.title)
     if key in by_key:
         first = by_key[key]
-        if not first.abstract and abstract:
-            first.abstract = abstract
-            first.links = extract_links(raw_abstract)
+        if not first.abstract and paper.abstract:
+            first.abstract, first.links = paper.abstract, paper.links
         listing.warnings.append(f"{origin}:{line}: '{title}' is listed twice; kept the first place")
         return
-    paper = Paper(id=paper_id(None, title), title=title, abstract=abstract, links=extract_links(raw_abstract))
     by_key[key] = paper
     listing.papers.append(paper)

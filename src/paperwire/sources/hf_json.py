@@ -2,6 +2,11 @@
 
 Items are grouped into one listing per day they were submitted to the daily page
 (``submittedOnDailyAt``), in file order, which is the page's trending order.
+
+Every field is checked for its JSON type before use: an item whose field has the wrong
+type (``"authors": 5``) is left out and reported as ``item 3: field 'paper.authors': ...``
+(numbered from 1, in file order) while the other items still go in. A link that is no
+usable http(s) URL is left out with a warning.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from typing import Any
 
 from ..errors import SourceError
 from ..models import Link, Listing, Paper
-from ..normalize import clean_text, extract_links, paper_id, parse_arxiv_id
+from ..normalize import extract_links, make_paper, parse_arxiv_id, safe_url
 
 NAME = "hf-json"
+_SHOWN_PROBLEMS = 5  # of a file whose every item is bad, this many are named in its error
 
 
 def looks_like(text: str) -> bool:
@@ -32,32 +38,97 @@ def _date(value: Any) -> dt.date | None:
         return None
 
 
-def _text(value: Any) -> str:
-    return clean_text(value) if isinstance(value, str) else ""
+def _kind(value: Any) -> str:
+    """A JSON value's type as a person says it, for messages."""
+    if isinstance(value, bool):
+        return "true/false"
+    return {str: "text", int: "a number", float: "a number", list: "a list", dict: "an object",
+            type(None): "null"}.get(
+        type(value), type(value).__name__)
 
 
-def _paper(raw: dict[str, Any], origin: str, position: int) -> Paper:
-    title = _text(raw.get("title"))
-    if not title:
-        raise SourceError(f"item {position}: paper has no title", origin=origin)
-    arxiv = parse_arxiv_id(str(raw.get("id") or ""))
-    arxiv_id = arxiv[0] if arxiv else None
-    summary = raw.get("summary") if isinstance(raw.get("summary"), str) else ""
-    authors = [_text(a.get("name")) for a in raw.get("authors") or [] if isinstance(a, dict) and _text(a.get("name"))]
+def _bad(position: int, field: str, expected: str, value: Any) -> SourceError:
+    return SourceError(f"item {position}: field '{field}': expected {expected}, got {_kind(value)}")
+
+
+def _optional(raw: dict[str, Any], field: str, expected: type, what: str, position: int,
+              prefix: str = "paper.") -> Any:
+    """``raw[field]`` when it has the ``expected`` JSON type; None when absent or null.
+
+    ``prefix`` is where ``raw`` sits in the item, for the message."""
+    value = raw.get(field)
+    if value is None or isinstance(value, expected) and not isinstance(value, bool):
+        return value
+    raise _bad(position, prefix + field, what, value)
+
+
+def _authors(raw: dict[str, Any], position: int) -> list[str]:
+    names = []
+    for index, author in enumerate(_optional(raw, "authors", list, "a list of author objects", position) or []):
+        if not isinstance(author, dict):
+            raise _bad(position, f"paper.authors[{index}]", "an author object", author)
+        names.append(_optional(author, "name", str, "text", position, f"paper.authors[{index}]."))
+    return names
+
+
+def _keywords(raw: dict[str, Any], position: int) -> list[str]:
+    keywords = _optional(raw, "ai_keywords", list, "a list of texts", position) or []
+    for index, keyword in enumerate(keywords):
+        if not isinstance(keyword, str):
+            raise _bad(position, f"paper.ai_keywords[{index}]", "text", keyword)
+    return keywords
+
+
+def _page_link(raw: dict[str, Any], field: str, kind: str, position: int, warnings: list[str]) -> list[Link]:
+    """The item's ``githubRepo`` or ``projectPage``, when it is a usable link."""
+    value = _optional(raw, field, str, "text", position)
+    if not value or not value.strip():
+        return []
+    url = safe_url(value)
+    if url is None:
+        warnings.append(f"item {position}: field 'paper.{field}': not a usable http(s) link; left out")
+        return []
+    return [Link(url, kind)]
+
+
+def _paper(raw: dict[str, Any], position: int, warnings: list[str]) -> Paper:
+    title = _optional(raw, "title", str, "text", position)
+    found = parse_arxiv_id(_optional(raw, "id", str, "text", position))
+    arxiv_id = found[0] if found else None
+    summary = _optional(raw, "summary", str, "text", position) or ""
+    authors = _authors(raw, position)
+    keywords = _keywords(raw, position)
     links: list[Link] = []
     if arxiv_id:
         links += [Link(f"https://arxiv.org/abs/{arxiv_id}", "abs"), Link(f"https://arxiv.org/pdf/{arxiv_id}", "pdf")]
-    if isinstance(raw.get("githubRepo"), str) and raw["githubRepo"].startswith("http"):
-        links.append(Link(raw["githubRepo"].strip(), "code"))
-    if isinstance(raw.get("projectPage"), str) and raw["projectPage"].startswith("http"):
-        links.append(Link(raw["projectPage"].strip(), "project"))
-    known = {link.url for link in links}
-    links += [link for link in extract_links(summary) if link.url not in known]
-    keywords = [_text(k) for k in raw.get("ai_keywords") or [] if isinstance(k, str) and k.strip()]
-    return Paper(
-        id=paper_id(arxiv_id, title), arxiv_id=arxiv_id, title=title, abstract=clean_text(summary),
-        authors=authors, links=links, keywords=keywords, published=_date(raw.get("publishedAt")),
-    )
+    links += _page_link(raw, "githubRepo", "code", position, warnings)
+    links += _page_link(raw, "projectPage", "project", position, warnings)
+    links += extract_links(summary)
+    paper = make_paper(title=title, abstract=summary, arxiv_id=arxiv_id, authors=authors, links=links,
+                       keywords=keywords, published=_date(_optional(raw, "publishedAt", str, "text", position)))
+    if not paper.title:
+        raise SourceError(f"item {position}: field 'paper.title': the paper has no title")
+    return paper
+
+
+def _items(data: Any, origin: str) -> list[Any]:
+    """The list of items, or a SourceError when the document is no daily-papers list at all."""
+    if isinstance(data, dict) and isinstance(data.get("papers"), list):
+        data = data["papers"]  # some dumps wrap the list
+    if not isinstance(data, list) or data and not any(
+            isinstance(i, dict) and isinstance(i.get("paper"), dict) for i in data):
+        raise SourceError("JSON is not a Hugging Face daily-papers list (items with a 'paper' object)", origin=origin)
+    return data
+
+
+def _day(item: dict[str, Any], raw: dict[str, Any], position: int, date: dt.date | None) -> dt.date:
+    submitted = _date(_optional(raw, "submittedOnDailyAt", str, "text", position))
+    published = _date(_optional(item, "publishedAt", str, "text", position, ""))
+    day = date or submitted or published or _date(raw.get("publishedAt"))
+    if day is None:
+        raise SourceError(f"item {position}: field 'paper.submittedOnDailyAt': no date here or in 'publishedAt'; "
+                          "pass --date")
+    return day
 
 
 def parse(text: str, origin: str, *, date: dt.date | None = None, today: dt.date | None = None) -> list[Listing]:
@@ -65,25 +136,38 @@ def parse(text: str, origin: str, *, date: dt.date | None = None, today: dt.date
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SourceError(f"broken JSON: {exc.msg} (column {exc.colno})", origin=origin, line=exc.lineno) from None
-    if isinstance(data, dict) and isinstance(data.get("papers"), list):
-        data = data["papers"]  # some dumps wrap the list
-    if not isinstance(data, list) or not all(isinstance(i, dict) and isinstance(i.get("paper"), dict) for i in data):
-        raise SourceError("JSON is not a Hugging Face daily-papers list (items with a 'paper' object)", origin=origin)
+    except RecursionError:
+        raise SourceError("broken JSON: nested too deeply", origin=origin) from None
+    items = _items(data, origin)
     listings: dict[dt.date, Listing] = {}
     seen: dict[dt.date, set[str]] = {}
-    for position, item in enumerate(data, start=1):
-        raw = item["paper"]
-        day = date or _date(raw.get("submittedOnDailyAt")) or _date(item.get("publishedAt")) or _date(raw.get("publishedAt"))
-        if day is None:
-            raise SourceError(f"item {position}: no submittedOnDailyAt or publishedAt date; pass --date", origin=origin)
+    problems: list[str] = []
+    warnings: list[str] = []
+    for position, item in enumerate(items, start=1):
+        try:
+            if not isinstance(item, dict):
+                raise SourceError(f"item {position}: expected an object with a 'paper' object, got {_kind(item)}")
+            if not isinstance(item.get("paper"), dict):
+                raise _bad(position, "paper", "an object", item.get("paper"))
+            raw = item["paper"]
+            day = _day(item, raw, position, date)
+            paper = _paper(raw, position, warnings)
+        except SourceError as exc:
+            problems.append(exc.reason)
+            continue
         listing = listings.setdefault(day, Listing(source=NAME, date=day, papers=[], origin=origin))
-        seen.setdefault(day, set())
-        paper = _paper(raw, origin, position)
-        if paper.id in seen[day]:
+        known = seen.setdefault(day, set())
+        if paper.id in known:
             listing.warnings.append(f"{origin}: item {position}: '{paper.title}' is listed twice; kept the first place")
             continue
-        seen[day].add(paper.id)
+        known.add(paper.id)
         listing.papers.append(paper)
     if not listings:
+        if problems:
+            more = f" (and {len(problems) - _SHOWN_PROBLEMS} more)" if len(problems) > _SHOWN_PROBLEMS else ""
+            raise SourceError("no usable item: " + "; ".join(problems[:_SHOWN_PROBLEMS]) + more, origin=origin)
         raise SourceError("the JSON list has no papers", origin=origin)
-    return sorted(listings.values(), key=lambda l: l.date)
+    ordered = sorted(listings.values(), key=lambda l: l.date)
+    ordered[0].errors.extend(problems)  # reported once per file, whichever day each item was for
+    ordered[0].warnings.extend(f"{origin}: {warning}" for warning in warnings)
+    return ordered

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from .. import urls
 from ..errors import ValidationError
 from ..models import SUBSCRIBER_STATUSES, Subscriber, Topic
+from ..normalize import shown_title
 from ..subscriber_io import subscriber_record
 from ..subscribers import MAX_PAPERS_LIMIT, build_subscriber, followed_topics, make_topic, normalize_email
 from .context import WebContext, web_context
@@ -143,7 +144,8 @@ def preview(q: Annotated[str, Query(min_length=1, max_length=1000, description="
         raise InvalidValue("query", exc) from None
     found: Preview = web.data.preview(topic.query, limit=limit)
     return PreviewOut(query=topic.query, listing_date=found.date, count=found.count,
-                      papers=[PreviewPaper(id=p.id, title=p.title, score=round(s, 4)) for p, s in found.matches])
+                      papers=[PreviewPaper(id=p.id, title=shown_title(p.title), score=round(s, 4))
+                              for p, s in found.matches])
 
 
 # -- topics -------------------------------------------------------------------------------

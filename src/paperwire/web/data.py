@@ -26,6 +26,9 @@ from .tokens import reader_key
 
 PRIVATE_CACHE = 256  # private feeds and archive pages kept per data version
 ARCHIVE_LIMIT = 1000  # papers on one archive page; far above any listing's matches
+# A preview (public, unauthenticated) matches this much of each abstract: real ones are under
+# 2,000 characters, and this bounds its CPU cost whatever a listing holds.
+PREVIEW_ABSTRACT_CHARS = 4_000
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ class DataCache:
     def preview(self, query: str, limit: int = 10) -> Preview:
         """What ``query`` would have picked from the latest listing (the caller checked its syntax)."""
         latest = self.latest()
-        papers = [item.paper for item in latest.papers]
+        papers = [_for_preview(item.paper) for item in latest.papers]
         ranking = match_one(query, papers, self.settings.acronyms)
         by_id = {paper.id: paper for paper in papers}
         top = tuple((by_id[pid], score) for pid, score in zip(ranking.paper_ids()[:limit], ranking.scores()[:limit]))
@@ -172,3 +175,9 @@ class DataCache:
         result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
                                      first_date=first)
         return replace(result, subscriber=reader)
+
+
+def _for_preview(paper: Paper) -> Paper:
+    if len(paper.abstract) <= PREVIEW_ABSTRACT_CHARS:
+        return paper
+    return replace(paper, abstract=paper.abstract[:PREVIEW_ABSTRACT_CHARS])

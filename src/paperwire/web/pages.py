@@ -21,6 +21,7 @@ from fastapi.responses import RedirectResponse
 from .. import urls
 from ..errors import ValidationError
 from ..models import Subscriber
+from ..normalize import shown_title
 from ..subscribers import parse_topic_spec
 from . import subscriptions
 from .context import CSRF_COOKIE, WebContext, web_context
@@ -94,7 +95,7 @@ def _paper_view(stored, base_url: str) -> dict:
 
     paper = stored.paper
     url, links = paper_links(paper.links, paper.id, base_url)
-    return {"rank": stored.listings[0].rank, "title": paper.title or paper.id, "url": url,
+    return {"rank": stored.listings[0].rank, "title": shown_title(paper.title) or paper.id, "url": url,
             "authors": authors_line(paper.authors), "links": links}
 
 
@@ -108,7 +109,7 @@ def _previews(web: WebContext, form: ReaderForm) -> list[dict]:
             shown.append({"line": line, "error": exc.reason})
             continue
         found = web.data.preview(topic.query, limit=5)
-        shown.append({"line": line, "count": found.count, "titles": [p.title for p, _ in found.matches]})
+        shown.append({"line": line, "count": found.count, "titles": [shown_title(p.title) for p, _ in found.matches]})
     return shown
 
 
