@@ -57,9 +57,11 @@ class WebContext:
         self.templates = template_env(self.settings.templates_dir)
         self.data = DataCache(self.store, self.settings)
         extra = {"clock": self.clock} if self.clock else {}
-        self.subscribe_limit = RateLimiter(self.settings.subscribe_rate_per_hour, **extra)
+        secret = self.settings.secret_key
+        self.subscribe_limit = RateLimiter(self.store, "subscribe", self.settings.subscribe_rate_per_hour,
+                                           secret=secret, **extra)
         # Nobody needs more than a few confirmation mails an hour: this stops mail-bombing one address.
-        self.email_limit = RateLimiter(3, **extra)
+        self.email_limit = RateLimiter(self.store, "email", 3, secret=secret, **extra)
         folder = self.settings.templates_dir / "web" / "static"
         self.static = {p.name: (p.read_bytes(), STATIC_TYPES[p.suffix]) for p in sorted(folder.iterdir())
                        if p.suffix in STATIC_TYPES} if folder.is_dir() else {}
