@@ -9,10 +9,11 @@ from dataclasses import dataclass, replace
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ..models import Subscriber, Topic
+from ..models import Appearance, StoredPaper, Subscriber, Topic
 from .base import _now
-from .schema import (deliveries, listings, papers, pending_changes, rate_hits, sent_papers, subscribers,
-                     topics)
+from .papers import _paper_from_row
+from .schema import (deliveries, listing_papers, listings, papers, pending_changes, rate_hits, sent_papers,
+                     subscribers, topics)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,26 @@ class WebStore:
         with self.engine.connect() as conn:
             found = self._subscribers(conn, subscribers.c.token == token)  # type: ignore[attr-defined]
         return found[0] if found else None
+
+    def stored_paper(self, paper_id: str) -> StoredPaper | None:
+        """One paper with every listing it appeared in (newest first); None when unknown."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(papers).where(papers.c.id == paper_id)).first()
+            if row is None:
+                return None
+            links = self._links_of(conn, [paper_id]).get(paper_id, [])  # type: ignore[attr-defined]
+            seen = conn.execute(
+                sa.select(listings.c.date, listing_papers.c.rank, listings.c.source)
+                .join(listings, listings.c.id == listing_papers.c.listing_id)
+                .where(listing_papers.c.paper_id == paper_id)
+                .order_by(listings.c.date.desc(), listings.c.source)).all()
+        return StoredPaper(_paper_from_row(row, links), [Appearance(r.date, r.rank, r.source) for r in seen])
+
+    def paper_id_by_title_hash(self, digest: str) -> str | None:
+        """The id a title-only paper (``t-<hash>``) has now, after it was re-keyed to its arXiv id."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(papers.c.id).where(papers.c.title_hash == digest)
+                                .order_by(papers.c.id).limit(1)).scalar()
 
     def delete_subscriber(self, email: str) -> bool:
         """Erase a reader and everything recorded about them (topics, deliveries, sent papers).
