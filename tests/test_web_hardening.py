@@ -233,3 +233,75 @@ def test_form_redirects_ignore_a_hostile_host(site: Site) -> None:
     for name, answer in answers.items():
         assert answer.status_code == 303, name
         assert answer.headers["location"].startswith(f"{BASE}/manage/{reader.token}?done="), name
+
+
+# -- item 7: the answer to a subscribe request costs the same for every address --------------------
+
+
+def _record_store_calls(store, events: list[str]) -> None:
+    """Log every public Store method call (by name) into ``events``, in order."""
+    for name in dir(store):
+        method = getattr(store, name)
+        if name.startswith("_") or not callable(method):
+            continue
+
+        def logged(*args, _name=name, _method=method, **kwargs):
+            events.append(_name)
+            return _method(*args, **kwargs)
+        setattr(store, name, logged)
+
+
+async def _post_subscribe(app, address: str, events: list[str]) -> int:
+    """POST /subscribe straight through ASGI; "ANSWERED" goes into ``events`` when the last byte of
+    the answer is handed to the server (background work runs after that, in the same call)."""
+    from urllib.parse import urlencode
+
+    tokens = app.state.web.tokens
+    cookie = tokens.new_csrf_secret()
+    body = urlencode({"csrf_token": tokens.csrf_token(cookie), "email": address, "topics": "LLM",
+                      "cadence": "daily", "hour": "7", "timezone": "UTC", "action": "subscribe"}).encode()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/subscribe", "raw_path": b"/subscribe", "root_path": "", "query_string": b"",
+             "client": ("192.0.2.1", 50000), "server": ("testserver", 80),
+             "headers": [(b"host", b"testserver"), (b"content-type", b"application/x-www-form-urlencoded"),
+                         (b"content-length", str(len(body)).encode()), (b"cookie", f"pw_csrf={cookie}".encode())]}
+    status = []
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+        elif message["type"] == "http.response.body" and not message.get("more_body"):
+            events.append("ANSWERED")
+
+    await app(scope, receive, send)
+    return status[0]
+
+
+def test_subscribe_answers_before_any_work_that_depends_on_the_address(site: Site) -> None:
+    """Issue 12 item 7: what happens before the answer is the same for a reading, an unsubscribed
+    and an unknown address; looking the address up, storing and mailing all come after it."""
+    import asyncio
+
+    site.reader("known@example.org", "LLM")
+    site.reader("gone@example.org", "LLM", status="unsubscribed")
+    app = site.client.app
+    events: list[str] = []
+    _record_store_calls(site.store, events)
+    before: dict[str, list[str]] = {}
+    for address in ("known@example.org", "gone@example.org", "new@example.org"):
+        events.clear()
+        assert asyncio.run(_post_subscribe(app, address, events)) == 200
+        answered = events.index("ANSWERED")
+        before[address] = events[:answered]
+        assert "subscriber" in events[answered:], events  # the work did happen, after the answer
+    assert before["known@example.org"] == before["gone@example.org"] == before["new@example.org"]
+    assert not {"subscriber", "save_subscriber", "add_pending_change"} & set(before["new@example.org"])
+    assert len(site.mails()) == 3
