@@ -173,6 +173,9 @@ def test_unknown_pages_are_html_404_and_unknown_api_is_json(site: Site) -> None:
     api = site.client.get("/api/nothing")
     assert api.status_code == 404 and api.json() == {"detail": "Not Found"}
     assert site.client.delete("/").status_code == 405
+    # 405 names every method the address takes (routes of included routers too).
+    assert site.client.delete("/subscribe").headers["allow"] == "POST"
+    assert site.client.put("/manage/some-token").headers["allow"] == "GET, POST"
 
 
 # -- subscribe ----------------------------------------------------------------------------------

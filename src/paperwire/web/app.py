@@ -141,10 +141,17 @@ def _redirect_from_base(request: Request, path: str) -> Response:
     return Response(status_code=307, headers={"Location": location})  # 307 keeps the method, as Starlette's did
 
 
+def _leaf_routes(routes):
+    """Every route, also those of included routers (FastAPI keeps them nested, without methods)."""
+    for route in routes:
+        nested = getattr(route, "original_router", None)
+        yield from _leaf_routes(nested.routes) if nested is not None else (route,)
+
+
 def _allowed_methods(app: FastAPI, request: Request) -> str:
     """Every method some route takes at this path (Starlette names only the first route's)."""
     methods: set[str] = set()
-    for route in app.router.routes:
+    for route in _leaf_routes(app.router.routes):
         match, _ = route.matches({**request.scope, "method": "\x00"})
         if match != Match.NONE:
             methods |= set(getattr(route, "methods", None) or ())

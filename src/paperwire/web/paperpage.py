@@ -23,6 +23,9 @@ CACHE = "public, max-age=300"
 @router.api_route("/papers/{paper_id:path}", methods=["GET", "HEAD"])
 def paper_page(paper_id: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
     base = web.settings.base_url
+    if paper_id.endswith("/"):  # the ``path`` converter takes the slash the app's own redirect would drop
+        query = "?" + request.url.query if request.url.query else ""
+        return RedirectResponse(urls.paper(base, paper_id.rstrip("/")) + query, status_code=307)
     found = web.data.paper(paper_id)
     if found is None:
         # A title-only paper is re-keyed once its arXiv id is learned: old links follow it.
