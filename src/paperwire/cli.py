@@ -719,7 +719,9 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
 
     Links are signed with PAPERWIRE_SECRET_KEY; without one it refuses to start
     unless --dev. Set base_url to the address people reach it at (links in emails
-    start there) and PAPERWIRE_ADMIN_TOKEN to use the admin API.
+    start there) and PAPERWIRE_ADMIN_TOKEN to use the admin API. Behind a reverse
+    proxy, set PAPERWIRE_TRUSTED_PROXIES to its address: X-Forwarded-For is believed
+    only from those (never by default).
 
     \b
     Examples:
