@@ -20,9 +20,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, strategies as st
+from hypothesis import settings as hypothesis_settings
 
 import paperwire
-from paperwire.config import load_settings
+from paperwire.config import _as_networks, load_settings
 from paperwire.errors import ConfigError
 from paperwire.store import rate_hits
 from paperwire.transport import OutboxTransport
@@ -312,3 +314,33 @@ def test_subscribe_answers_before_any_work_that_depends_on_the_address(site: Sit
     assert before["known@example.org"] == before["gone@example.org"] == before["new@example.org"]
     assert not {"subscriber", "save_subscriber", "add_pending_change"} & set(before["new@example.org"])
     assert len(site.mails()) == 3
+
+
+# -- property tests: outside input to the proxy handling never breaks a request --------------------
+
+HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=80)
+
+
+@given(st.one_of(HEADER_TEXT, st.lists(HEADER_TEXT, max_size=4)))
+def test_trusted_proxies_parser_gives_networks_or_a_clear_error(value) -> None:
+    import ipaddress
+
+    try:
+        parsed = _as_networks(value)
+    except ValueError as exc:
+        assert "not an IP address or CIDR range" in str(exc)
+        return
+    assert all(isinstance(ipaddress.ip_network(item), (ipaddress.IPv4Network, ipaddress.IPv6Network))
+               for item in parsed)
+
+
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(forwarded=HEADER_TEXT)
+def test_any_forwarded_for_from_a_proxy_is_a_normal_answer(tmp_path_factory, forwarded: str) -> None:
+    site = _site_from(tmp_path_factory.mktemp("xff"), "127.0.0.1", trusted_proxies=("127.0.0.1",),
+                      subscribe_rate_per_hour=10**6)
+    answer = site.client.post("/subscribe", data=_form(site, "a@example.org"),
+                              headers={"X-Forwarded-For": forwarded.encode("latin-1")})
+    assert answer.status_code == 200
+    site.client.close()
+    site.store.close()
