@@ -173,6 +173,9 @@ def test_unknown_pages_are_html_404_and_unknown_api_is_json(site: Site) -> None:
     api = site.client.get("/api/nothing")
     assert api.status_code == 404 and api.json() == {"detail": "Not Found"}
     assert site.client.delete("/").status_code == 405
+    # 405 names every method the address takes (routes of included routers too).
+    assert site.client.delete("/subscribe").headers["allow"] == "POST"
+    assert site.client.put("/manage/some-token").headers["allow"] == "GET, POST"
 
 
 # -- subscribe ----------------------------------------------------------------------------------
@@ -255,15 +258,64 @@ def test_same_answer_for_known_and_unknown_addresses(site: Site) -> None:
     assert "/confirm/" in to_unknown.get_body(("plain",)).get_content()
 
 
-def test_subscribing_again_while_pending_replaces_preferences(site: Site) -> None:
+def _confirm(site: Site, link: str):
+    return site.client.post(link, data={"csrf_token": site.csrf(link)}, follow_redirects=False)
+
+
+def test_subscribing_again_while_pending_keeps_new_preferences_pending(site: Site) -> None:
+    """Issue 12 item 11: a second form for a pending address changes nothing until its link is clicked."""
     site.subscribe(topics="LLM")
+    first_link = site.confirm_link()
     token = site.store.subscriber("ada@example.org").token
-    site.clock.now += 10
     site.subscribe(topics="diffusion", cadence="weekly:fri")
+    second_link = site.confirm_link()
     reader = site.store.subscriber("ada@example.org")
     assert reader.status == "pending" and reader.token == token
-    assert [t.query for t in reader.topics] == ["diffusion"] and reader.cadence == "weekly:fri"
-    assert len(site.mails()) == 2
+    assert [t.query for t in reader.topics] == ["LLM"] and reader.cadence == "daily"
+    assert len(site.mails()) == 2 and "diffusion" in site.last_text()
+    # The second link applies what the second form asked for.
+    assert _confirm(site, second_link).status_code == 303
+    reader = site.store.subscriber("ada@example.org")
+    assert reader.status == "active" and [t.query for t in reader.topics] == ["diffusion"]
+    assert reader.cadence == "weekly:fri" and site.store.pending_change_count(reader.id) == 0
+    # The first link (sent for the new record itself) still confirms, and changes nothing more.
+    assert _confirm(site, first_link).status_code == 303
+    assert [t.query for t in site.store.subscriber("ada@example.org").topics] == ["diffusion"]
+
+
+def test_a_form_for_an_unsubscribed_address_changes_nothing_until_confirmed(site: Site) -> None:
+    """Issue 12 item 11: someone else's form must not rewrite an unsubscribed reader's preferences."""
+    old = site.reader("ada@example.org", "depth")
+    site.store.set_status(old.email, "unsubscribed")
+    assert site.subscribe(topics="Mine = diffusion", cadence="weekly:mon", hour="3", name="Eve").status_code == 200
+    (mail,) = site.mails()
+    assert "Confirm" in mail["Subject"]
+    reader = site.store.subscriber("ada@example.org")
+    assert reader.status == "unsubscribed"
+    assert (reader.topics, reader.cadence, reader.hour, reader.name) == (old.topics, old.cadence, old.hour, old.name)
+    assert _confirm(site, site.confirm_link()).status_code == 303
+    reader = site.store.subscriber("ada@example.org")
+    assert reader.status == "active" and reader.token == old.token
+    assert ([(t.name, t.query) for t in reader.topics], reader.cadence, reader.hour, reader.name) == (
+        [("Mine", "diffusion")], "weekly:mon", 3, "Eve")
+
+
+def test_each_confirmation_link_applies_its_own_preferences(site: Site) -> None:
+    site.reader("ada@example.org", "depth", status="unsubscribed")
+    site.subscribe(topics="diffusion")
+    mine = site.confirm_link()
+    site.clock.now += 10
+    site.subscribe(topics="robots")
+    assert _confirm(site, mine).status_code == 303
+    assert [t.query for t in site.store.subscriber("ada@example.org").topics] == ["diffusion"]
+
+
+def test_pending_changes_are_erased_with_the_reader(site: Site) -> None:
+    reader = site.reader("ada@example.org", "depth", status="unsubscribed")
+    site.subscribe(topics="diffusion")
+    assert site.store.pending_change_count(reader.id) == 1
+    assert site.store.delete_subscriber(reader.email)
+    assert site.store.pending_change_count(reader.id) == 0
 
 
 def test_csrf_is_required_on_forms(site: Site) -> None:
@@ -571,6 +623,20 @@ def test_private_feed(site: Site) -> None:
                            headers={"If-None-Match": answer.headers["etag"]}).status_code == 304
     pending = site.reader("p@example.org", status="pending")
     assert site.client.get(f"/feeds/private/{pending.token}.atom").status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["atom", "rss", "json"])
+def test_private_feed_is_gone_after_unsubscribing_and_kept_while_paused(site: Site, kind: str) -> None:
+    """Issue 12 item 11: 410 Gone for unsubscribed readers; paused and bouncing readers keep their feed."""
+    reader = site.reader("ada@example.org", "depth")
+    url = f"/feeds/private/{reader.token}.{kind}"
+    for status in ("paused", "bouncing", "active"):
+        site.store.set_status(reader.email, status)
+        assert site.client.get(url).status_code == 200, status
+    site.store.set_status(reader.email, "unsubscribed")
+    gone = site.client.get(url)
+    assert gone.status_code == 410 and "unsubscribed" in gone.text
+    assert site.client.get(url, headers={"If-None-Match": "*"}).status_code == 410
 
 
 # -- archive -------------------------------------------------------------------------------------

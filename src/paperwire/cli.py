@@ -720,7 +720,9 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
 
     Links are signed with PAPERWIRE_SECRET_KEY; without one it refuses to start
     unless --dev. Set base_url to the address people reach it at (links in emails
-    start there) and PAPERWIRE_ADMIN_TOKEN to use the admin API.
+    start there) and PAPERWIRE_ADMIN_TOKEN to use the admin API. Behind a reverse
+    proxy, set PAPERWIRE_TRUSTED_PROXIES to its address: X-Forwarded-For is believed
+    only from those (never by default).
 
     \b
     Examples:
@@ -734,7 +736,9 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
     check_secret(app.settings, dev=dev)
     web_app = create_app(app.settings, store=app.store)
     click.echo(f"paperwire on http://{host}:{port}/ (links point at {app.settings.base_url})", err=True)
-    uvicorn.run(web_app, host=host, port=port, log_level="info", proxy_headers=True)
+    # The app itself trusts X-Forwarded-For from settings.trusted_proxies only; uvicorn's own
+    # proxy handling (which trusts 127.0.0.1 by default) stays off so the two cannot disagree.
+    uvicorn.run(web_app, host=host, port=port, log_level="info", proxy_headers=False)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ source it came from.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import logging
 import os
 import tomllib
@@ -149,6 +150,20 @@ def _as_sources(value: Any) -> tuple[str, ...]:
     return sources
 
 
+def _as_networks(value: Any) -> tuple[str, ...]:
+    """Addresses or CIDR ranges: a TOML list, or one environment string split on commas."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+        raise ValueError('expected a list of addresses or CIDR ranges such as ["127.0.0.1", "10.0.0.0/8"]')
+    networks = []
+    for item in (item.strip() for item in items if item.strip()):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR range such as 10.0.0.0/8") from None
+    return tuple(networks)
+
+
 def _as_optional_path(value: Any) -> Path | None:
     return _as_path(value) if str(value).strip() else None
 
@@ -201,6 +216,9 @@ class Settings:
     secret_key: str = field(default=DEV_SECRET_KEY, repr=False)
     admin_token: str = field(default="", repr=False)
     subscribe_rate_per_hour: int = 10  # subscribe attempts per client address per hour
+    # Reverse proxies whose X-Forwarded-For names the client (addresses or CIDR ranges). None by
+    # default: then the connecting address is the client, whatever headers say.
+    trusted_proxies: tuple[str, ...] = ()
     acronyms: Mapping[str, tuple[str, ...]] = None  # type: ignore[assignment]  # set below
 
     def __post_init__(self) -> None:
@@ -246,6 +264,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "secret_key": _as_text,
     "admin_token": _as_text,
     "subscribe_rate_per_hour": lambda v: _as_int(v, 1, 10**6),
+    "trusted_proxies": _as_networks,
     "acronyms": _as_acronyms,
 }
 # Settings that only make sense as a TOML table, never as one environment string.

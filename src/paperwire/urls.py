@@ -67,6 +67,10 @@ def private_feed(base_url: str, reader: Subscriber, kind: str = "atom") -> str:
 
 
 def topic_feed(base_url: str, slug: str, kind: str = "atom") -> str:
+    """A public topic's feed. A topic whose slug is ``trending`` (``topics add Trending '*'``)
+    takes the place of the trending feed, so its address is the trending feed's."""
+    if slug == "trending":
+        return trending_feed(base_url, kind)
     return _join(base_url, "feeds", "topics", f"{slug}.{kind}")
 
 

@@ -158,5 +158,26 @@ fetch_state = sa.Table(
     sa.Column("last_modified", sa.String(128), nullable=True),
     sa.Column("fetched_at", UtcDateTime(), nullable=False),
 )
+# One row per counted attempt of a rate limit (a sliding window); ``key`` is a keyed hash
+# of the client address or email, never the address itself.
+rate_hits = sa.Table(
+    "rate_hits", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("bucket", sa.String(32), nullable=False),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("hit_at", sa.Float, nullable=False),  # seconds since the epoch
+    sa.Index("ix_rate_hits_bucket_key_hit_at", "bucket", "key", "hit_at"),
+    sa.Index("ix_rate_hits_hit_at", "hit_at"),
+)
+# Preferences a subscribe form asked for a known address: applied only when the
+# confirmation link naming the row is clicked.
+pending_changes = sa.Table(
+    "pending_changes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=False),
+    sa.Column("preferences", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_pending_changes_subscriber_id", "subscriber_id"),
+)
 # Every table with a paper_id column: re-keying a paper (title id -> arXiv id) updates them all.
 PAPER_REFERENCES = (paper_links, listing_papers, sent_papers)

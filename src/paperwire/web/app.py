@@ -13,12 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .. import __version__
 from ..config import DEV_SECRET_KEY, Settings
 from ..errors import ConfigError
 from ..store import Store
-from . import api, apidocs, feedroutes, pages
+from . import api, apidocs, feedroutes, pages, paperpage
 from .context import WebContext
 from .errors import PageError
 from .headers import SecurityHeaders
@@ -46,13 +47,20 @@ def create_app(settings: Settings, *, store: Store | None = None, transport=None
 
         transport = make_transport(settings)
     store = store or Store(settings.db)
+    # Starlette's own trailing-slash redirect builds its Location from the Host header: off.
+    # ``_error_handlers`` redirects from base_url instead.
     app = FastAPI(title="paperwire", version=__version__, openapi_url="/api/openapi.json", docs_url=None,
-                  redoc_url=None, description=api.__doc__)
+                  redoc_url=None, description=api.__doc__, redirect_slashes=False)
     app.state.web = WebContext(settings, store, Mailer(settings, transport), clock=clock)
-    for router in (pages.router, feedroutes.router, api.router, api.admin, apidocs.router):
+    for router in (pages.router, paperpage.router, feedroutes.router, api.router, api.admin, apidocs.router):
         app.include_router(router)
     _error_handlers(app)
     app.add_middleware(SecurityHeaders, hsts=app.state.web.secure)
+    if settings.trusted_proxies:
+        # The client address (for the rate limit) comes from X-Forwarded-For only when the
+        # connection itself comes from a configured proxy; `serve` leaves uvicorn's own
+        # proxy handling off, so this is the one place that decides.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     return app
 
 
@@ -84,6 +92,8 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and (other := _other_slash(app, request)) is not None:
+            return _redirect_from_base(request, other)
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = _allowed_methods(app, request)
@@ -110,10 +120,38 @@ def _error_handlers(app: FastAPI) -> None:
                             "Please try again later.</p>", status_code=500)
 
 
+def _other_slash(app: FastAPI, request: Request) -> str | None:
+    """The path with its trailing slash removed (or added) when a route takes it that way."""
+    path = request.scope["path"]
+    other = path.rstrip("/") if path.endswith("/") else path + "/"
+    if not other or other == path:
+        return None
+    scope = {**request.scope, "path": other}
+    return other if any(route.matches(scope)[0] != Match.NONE for route in app.router.routes) else None
+
+
+def _redirect_from_base(request: Request, path: str) -> Response:
+    """A redirect whose Location starts at base_url, never at what the Host header claims."""
+    from urllib.parse import quote
+
+    web: WebContext = request.app.state.web
+    location = web.settings.base_url.rstrip("/") + quote(path)
+    if request.url.query:
+        location += "?" + request.url.query
+    return Response(status_code=307, headers={"Location": location})  # 307 keeps the method, as Starlette's did
+
+
+def _leaf_routes(routes):
+    """Every route, also those of included routers (FastAPI keeps them nested, without methods)."""
+    for route in routes:
+        nested = getattr(route, "original_router", None)
+        yield from _leaf_routes(nested.routes) if nested is not None else (route,)
+
+
 def _allowed_methods(app: FastAPI, request: Request) -> str:
     """Every method some route takes at this path (Starlette names only the first route's)."""
     methods: set[str] = set()
-    for route in app.router.routes:
+    for route in _leaf_routes(app.router.routes):
         match, _ = route.matches({**request.scope, "method": "\x00"})
         if match != Match.NONE:
             methods |= set(getattr(route, "methods", None) or ())

@@ -57,9 +57,11 @@ class WebContext:
         self.templates = template_env(self.settings.templates_dir)
         self.data = DataCache(self.store, self.settings)
         extra = {"clock": self.clock} if self.clock else {}
-        self.subscribe_limit = RateLimiter(self.settings.subscribe_rate_per_hour, **extra)
+        secret = self.settings.secret_key
+        self.subscribe_limit = RateLimiter(self.store, "subscribe", self.settings.subscribe_rate_per_hour,
+                                           secret=secret, **extra)
         # Nobody needs more than a few confirmation mails an hour: this stops mail-bombing one address.
-        self.email_limit = RateLimiter(3, **extra)
+        self.email_limit = RateLimiter(self.store, "email", 3, secret=secret, **extra)
         folder = self.settings.templates_dir / "web" / "static"
         self.static = {p.name: (p.read_bytes(), STATIC_TYPES[p.suffix]) for p in sorted(folder.iterdir())
                        if p.suffix in STATIC_TYPES} if folder.is_dir() else {}
@@ -75,14 +77,17 @@ class WebContext:
         fresh = not cookie or len(cookie) > 100
         if fresh:
             cookie = self.tokens.new_csrf_secret()
-        html = self.templates.get_template(name).render(
-            csrf_token=self.tokens.csrf_token(cookie), base_url=self.settings.base_url, version=__version__,
-            sender_name=self.settings.sender_name, **values)
+        html = self.html(name, csrf_token=self.tokens.csrf_token(cookie), **values)
         response = HTMLResponse(html, status_code=status)
         response.headers["Cache-Control"] = "no-store" if private else "no-cache"
         if fresh:
             response.set_cookie(CSRF_COOKIE, cookie, httponly=True, samesite="lax", secure=self.secure, path="/")
         return response
+
+    def html(self, name: str, **values: Any) -> str:
+        """An HTML page's markup alone: pages without forms (cacheable ones) set no cookie."""
+        return self.templates.get_template(name).render(base_url=self.settings.base_url, version=__version__,
+                                                        sender_name=self.settings.sender_name, **values)
 
     def email_renderer(self):
         """The digest renderer, made on first use (it compiles the MJML template once)."""

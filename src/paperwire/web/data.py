@@ -48,6 +48,14 @@ class Preview:
 
 
 @dataclass(frozen=True)
+class PaperPage:
+    """What the paper page shows beyond the paper: the public topics it matches."""
+
+    stored: StoredPaper
+    topics: tuple[tuple[str, str], ...]  # (name, slug) of each public topic that matches it
+
+
+@dataclass(frozen=True)
 class Document:
     """Bytes to serve with their validators: a strong ETag over the bytes, and when the data last changed."""
 
@@ -108,6 +116,21 @@ class DataCache:
         by_id = {paper.id: paper for paper in papers}
         top = tuple((by_id[pid], score) for pid, score in zip(ranking.paper_ids()[:limit], ranking.scores()[:limit]))
         return Preview(query, latest.date, len(ranking), top)
+
+    def paper(self, paper_id: str) -> PaperPage | None:
+        """A paper and the public topics it matches; None when no such paper."""
+        public = tuple(self.store.public_topics())
+        key = ("paper", paper_id, tuple((t.name, t.slug, t.query) for t in public))
+
+        def compute() -> PaperPage | None:
+            stored = self.store.stored_paper(paper_id)
+            if stored is None:
+                return None
+            rankings = compile_queries(((i, t.query) for i, t in enumerate(public)), self.settings.acronyms).match(
+                [stored.paper])
+            matched = tuple((t.name, t.slug) for i, t in enumerate(public) if len(rankings[i]))
+            return PaperPage(stored, matched)
+        return self._cached(key, compute)
 
     # -- feeds ----------------------------------------------------------------------------
 

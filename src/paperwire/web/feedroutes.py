@@ -49,8 +49,12 @@ def topic_feed(name: str, request: Request, web: WebContext = Depends(web_contex
 def private_feed(name: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
     token, kind = _split(name)
     reader = web.store.subscriber_by_token(token)
-    if reader is None or reader.status in ("pending",):
+    if reader is None or reader.status == "pending":
         raise _no_feed()
+    if reader.status == "unsubscribed":
+        # Gone, not missing: feed readers drop a 410 subscription. Paused readers keep their feed.
+        raise PageError(410, "Feed gone", "This reader unsubscribed, so their private feed has ended. "
+                        "Subscribing again on the home page brings it back.")
     # "private": shared caches must not keep a copy of one reader's feed.
     return conditional(request, web.data.private_feed(reader)[kind], MEDIA_TYPES[kind],
                        cache="private, max-age=300")

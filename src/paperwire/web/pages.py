@@ -142,10 +142,9 @@ def subscribe(request: Request, background: BackgroundTasks, form: ReaderForm = 
         wanted = parse_reader(form, web.store.public_topics(), status="pending")
     except FormError as exc:
         return home_page(request, web, form=form, error=exc, status=400)
-    # The same page for every address; the mail (if any) goes out after the answer, so the
-    # time to answer does not tell either.
-    if web.email_limit.hit(wanted.email) is None:
-        background.add_task(web.mailer.send, subscriptions.request_subscription(web, wanted))
+    # The same page for every address, answered before anything about the address is looked
+    # up or stored: the work and the mail happen after the answer, so its time tells nothing.
+    background.add_task(subscriptions.handle_request, web, wanted)
     return web.page(request, "check_inbox.html.j2", email=wanted.email)
 
 

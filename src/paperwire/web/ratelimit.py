@@ -1,42 +1,33 @@
-"""A sliding-window rate limit kept in memory: enough for one `paperwire serve` process.
+"""A sliding-window rate limit whose state lives in the database.
 
-Several processes behind a balancer would each count on their own (the limit then
-multiplies by their number); a shared counter would need a shared store.
+Every `paperwire serve` process on one database shares the count, so running several
+behind a balancer does not multiply the limit. Keys (client addresses, emails) are
+stored only as a keyed hash: the table says nothing about who tried.
 """
 
 from __future__ import annotations
 
-import threading
+import hashlib
+import hmac
 import time
-from collections import deque
 from collections.abc import Callable
+
+from ..store import Store
 
 
 class RateLimiter:
-    """At most ``limit`` hits per key in any ``window`` seconds."""
+    """At most ``limit`` hits per key in any ``window`` seconds, counted in ``store``."""
 
-    def __init__(self, limit: int, window: float = 3600.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, store: Store, bucket: str, limit: int, *, secret: str, window: float = 3600.0,
+                 clock: Callable[[], float] = time.time):
+        self.store = store
+        self.bucket = bucket
         self.limit = limit
         self.window = window
-        self.clock = clock
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        self.clock = clock  # wall-clock seconds: processes (and restarts) must agree on it
+        self._secret = hashlib.sha256(b"paperwire.ratelimit:" + secret.encode()).digest()
 
     def hit(self, key: str) -> float | None:
         """Count one hit; None when allowed, else the seconds until the next one would be."""
-        now = self.clock()
-        with self._lock:
-            if len(self._hits) > 10_000:
-                self._forget_idle(now)
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return max(1.0, hits[0] + self.window - now)
-            hits.append(now)
-            return None
-
-    def _forget_idle(self, now: float) -> None:
-        """Keys with no hit inside the window carry no information: memory stays bounded."""
-        for key in [k for k, hits in self._hits.items() if not hits or hits[-1] <= now - self.window]:
-            del self._hits[key]
+        hashed = hmac.new(self._secret, f"{self.bucket}:{key}".encode(), hashlib.sha256).hexdigest()[:64]
+        return self.store.count_hit(self.bucket, hashed, limit=self.limit, window=self.window, now=self.clock())

@@ -29,6 +29,7 @@ class TokenExpired(TokenInvalid):
 class Confirmation:
     email: str
     reader_key: str  # a hash of the reader's link secret when the link was sent
+    change: int | None = None  # the pending change of preferences this link applies, if any
 
 
 def reader_key(reader_token: str) -> str:
@@ -47,14 +48,20 @@ class Tokens:
 
     # -- confirmation links --------------------------------------------------------
 
-    def confirmation(self, email: str, reader_token: str) -> str:
-        return self._confirm.dumps({"e": email, "r": reader_key(reader_token)})
+    def confirmation(self, email: str, reader_token: str, change: int | None = None) -> str:
+        data = {"e": email, "r": reader_key(reader_token)}
+        if change is not None:
+            data["c"] = change
+        return self._confirm.dumps(data)
 
     def read_confirmation(self, token: str, max_age: int = CONFIRM_MAX_AGE) -> Confirmation:
         data = _loads(self._confirm, token, max_age)
         if not isinstance(data, dict) or not isinstance(data.get("e"), str) or not isinstance(data.get("r"), str):
             raise TokenInvalid("not a confirmation token")
-        return Confirmation(data["e"], data["r"])
+        change = data.get("c")
+        if change is not None and (not isinstance(change, int) or isinstance(change, bool)):
+            raise TokenInvalid("not a confirmation token")
+        return Confirmation(data["e"], data["r"], change)
 
     # -- CSRF (signed double submit) -------------------------------------------------
 

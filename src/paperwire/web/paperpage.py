@@ -1,0 +1,57 @@
+"""``/papers/<id>``: our own page for a paper, where emails, feeds and the home page link
+papers that have no arXiv id or other link of their own.
+
+Public and the same for everyone (no form, no cookie), so shared caches may keep it a
+few minutes; a strong ETag over the bytes lets browsers and feed readers revalidate.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import RedirectResponse
+
+from .. import urls
+from .conditional import conditional
+from .context import WebContext, web_context
+from .data import document
+from .errors import PageError
+
+router = APIRouter(include_in_schema=False)
+CACHE = "public, max-age=300"
+
+
+@router.api_route("/papers/{paper_id:path}", methods=["GET", "HEAD"])
+def paper_page(paper_id: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
+    base = web.settings.base_url
+    if paper_id.endswith("/"):  # the ``path`` converter takes the slash the app's own redirect would drop
+        query = "?" + request.url.query if request.url.query else ""
+        return RedirectResponse(urls.paper(base, paper_id.rstrip("/")) + query, status_code=307)
+    found = web.data.paper(paper_id)
+    if found is None:
+        # A title-only paper is re-keyed once its arXiv id is learned: old links follow it.
+        moved = web.store.paper_id_by_title_hash(paper_id[2:]) if paper_id.startswith("t-") else None
+        if moved and moved != paper_id:
+            return RedirectResponse(urls.paper(base, moved), status_code=301, headers={"Cache-Control": CACHE})
+        raise PageError(404, "No such paper", "We know no paper at this address. The latest trending papers "
+                        "are on the home page.")
+    html = web.html("paper.html.j2", **_view(found, base))
+    return conditional(request, document(html.encode("utf-8"), None), "text/html; charset=utf-8", cache=CACHE)
+
+
+def _view(found, base_url: str) -> dict:
+    from ..render import LINK_LABELS, one_line, paper_links, squeezed  # render loads MJML: only once needed
+
+    paper = found.stored.paper
+    main, shown = paper_links(paper.links, paper.id, base_url)
+    own = urls.paper(base_url, paper.id)
+    main_label = next((LINK_LABELS.get(link.kind, "Link") for link in paper.links if link.url == main), "Link")
+    links = ([(main_label, main)] if main != own else []) + [(link.label, link.url) for link in shown]
+    return {
+        "title": one_line(paper.title) or paper.id,
+        "authors": ", ".join(one_line(name) for name in paper.authors if name.strip()),
+        "abstract": squeezed(paper.abstract),
+        "arxiv_id": paper.arxiv_id, "links": links,
+        "listings": [(a.date.isoformat(), a.rank, a.source) for a in found.stored.listings],
+        "topics": [(name, urls.topic_feed(base_url, slug)) for name, slug in found.topics],
+        "subscribe_url": urls.home(base_url) + "#subscribe",
+    }

@@ -1,0 +1,207 @@
+"""No dead links (issue 12, item 8): the paper page, and every link paperwire hands out resolves.
+
+A real digest delivered to the outbox (HTML and text parts), every feed (Atom, RSS,
+JSON, OPML, public and private) and every page of the app are crawled through the
+ASGI app: each link at base_url answers (no 404), and each #fragment names an id on
+the page it points at.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import html
+import re
+from email import policy
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from paperwire import dispatch
+from paperwire.models import Link, Listing, Paper
+from paperwire.normalize import paper_id
+from paperwire.subscribers import make_topic
+from paperwire.transport import OutboxTransport
+
+from .test_web import BASE, EDITION, Site, make_site
+
+URL_IN_TEXT = re.compile(re.escape(BASE) + r"[^\s\"'<>\\)\]]*")
+
+
+@pytest.fixture
+def site(tmp_path: Path):
+    made = make_site(tmp_path)
+    made.store.add_public_topic(make_topic("Language models", "LLM", public=True))
+    made.store.add_public_topic(make_topic("Trending", "*", public=True))
+    yield made
+    made.client.close()
+    made.store.close()
+
+
+class _Links(HTMLParser):
+    """href, src and form action values of an HTML document, and its element ids."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.actions: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        values = dict(attrs)
+        if values.get("id"):
+            self.ids.add(values["id"])
+        if tag == "form" and values.get("action"):
+            self.actions.append(values["action"])
+        for name in ("href", "src"):
+            if values.get(name):
+                self.links.append(values[name])
+
+
+def _parse_html(text: str) -> _Links:
+    parser = _Links()
+    parser.feed(text)
+    return parser
+
+
+def _ours(url: str) -> str | None:
+    """The path (with query and fragment) of a link into the app; None for other sites."""
+    url = url.rstrip(".,;:")
+    if url.startswith(BASE + "/") or url == BASE:
+        return url[len(BASE):] or "/"
+    if url.startswith("/") and not url.startswith("//"):
+        return url
+    return None
+
+
+def _links_in(body: str, content_type: str) -> tuple[set[str], set[str]]:
+    """(links to GET, form actions) into the app found in a response or message part."""
+    if "html" not in content_type:  # text, feeds (their HTML summaries too), JSON, OPML
+        return {p for p in (_ours(u) for u in URL_IN_TEXT.findall(html.unescape(body))) if p}, set()
+    parsed = _parse_html(body)
+    return ({p for p in (_ours(u) for u in parsed.links) if p},
+            {p for p in (_ours(u) for u in parsed.actions) if p})
+
+
+def _deliver_digest(site: Site) -> email.message.EmailMessage:
+    reader = site.reader("ada@example.org", "*", "LLM")
+    site.store.save_subscriber(type(reader)(**{**{f: getattr(reader, f) for f in reader.__slots__}, "max_papers": 5}))
+    outbox = site.settings.outbox_dir / "digests"
+    report = dispatch.dispatch(site.store, site.settings, everyone=True,
+                               transport=OutboxTransport(outbox, fsync=False))
+    assert report.sent == 1, report
+    (eml,) = outbox.glob("*.eml")
+    return email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+
+
+def test_every_link_in_digests_feeds_and_pages_resolves(site: Site) -> None:
+    message = _deliver_digest(site)
+    reader = site.store.subscriber("ada@example.org")
+    start: set[str] = set()
+    for part, kind in ((message.get_body(("html",)), "html"), (message.get_body(("plain",)), "text")):
+        found, _ = _links_in(part.get_content(), kind)
+        assert found, f"no links into the app in the digest's {kind} part"
+        start |= found
+    digest_papers = {p for p in start if p.startswith("/papers/")}
+    assert digest_papers, "the seed's papers without links should link to their paper page"
+    feeds = ["/feeds/feeds.opml"] + [f"/feeds/{name}.{kind}" for kind in ("atom", "rss", "json")
+                                     for name in ("trending", "topics/language-models", f"private/{reader.token}")]
+    start |= set(feeds) | {"/", f"/manage/{reader.token}", f"/unsubscribe/{reader.token}"}
+
+    seen: dict[str, tuple[str, str]] = {}  # path -> (content type, body)
+    queue = sorted(start)
+    actions: set[tuple[str, str]] = set()
+    while queue:
+        target = queue.pop()
+        path = target.split("#")[0]
+        if path in seen:
+            continue
+        answer = site.client.get(path)
+        assert answer.status_code == 200, (target, answer.status_code)
+        content_type = answer.headers["content-type"]
+        seen[path] = (content_type, answer.text)
+        links, forms = _links_in(answer.text, content_type)
+        actions |= {(path, action) for action in forms}
+        queue.extend(sorted(link for link in links if link.split("#")[0] not in seen))
+        assert len(seen) < 2000, "the crawl does not end"
+
+    # Every #fragment names an element of the page it points at.
+    for target in start | {link for _, body in seen.values() for link in URL_IN_TEXT.findall(body)}:
+        path, _, fragment = (_ours(target) or target).partition("#")
+        if fragment and "html" in seen.get(path, ("", ""))[0]:
+            assert fragment in _parse_html(seen[path][1]).ids, target
+    # Every form posts somewhere that exists (GET on a POST-only address is a 405, not a 404).
+    for page, action in sorted(actions):
+        assert site.client.get(action.split("#")[0]).status_code != 404, (page, action)
+    assert {p.split("#")[0] for p in digest_papers} <= set(seen)
+    assert any(p.startswith("/papers/") for p in seen) and any(p.startswith("/archive/") for p in seen)
+
+
+# -- the paper page ------------------------------------------------------------------------------
+
+
+def _a_paper_without_links(site: Site):
+    return next(s for s in site.store.papers() if not s.paper.links)
+
+
+def test_paper_page_shows_the_paper_and_is_cacheable(site: Site) -> None:
+    stored = _a_paper_without_links(site)
+    url = f"/papers/{stored.paper.id}"
+    page = site.client.get(url)
+    assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+    assert html.escape(stored.paper.title, quote=False) in page.text
+    assert html.escape(stored.paper.abstract[:80], quote=False) in page.text
+    assert f"{EDITION}: #{stored.listings[0].rank} in daily-papers" in page.text
+    # The public topics it matches, with their feeds ("Trending" is the trending feed itself).
+    assert f'Trending (<a href="{BASE}/feeds/trending.atom">feed</a>)' in page.text
+    assert f'href="{BASE}/#subscribe"' in page.text
+    # Public and short-lived, never a cookie; a strong ETag that revalidates to 304.
+    assert page.headers["cache-control"] == "public, max-age=300" and "set-cookie" not in page.headers
+    etag = page.headers["etag"]
+    assert re.fullmatch(r'"[0-9a-f]{32}"', etag)
+    again = site.client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    assert site.client.get(url, headers={"If-None-Match": '"other"'}).status_code == 200
+    assert site.client.head(url).status_code == 200
+    # A new public topic changes the page, and so its ETag.
+    site.store.add_public_topic(make_topic("Everything", "*", public=True))
+    changed = site.client.get(url, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and "Everything" in changed.text and changed.headers["etag"] != etag
+
+
+def test_paper_page_escapes_what_sources_wrote(site: Site) -> None:
+    nasty = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
+    paper = Paper(id=paper_id(None, nasty), title=nasty, abstract=nasty, authors=[nasty],
+                  links=[Link('javascript:alert(1)', "code"), Link('https://ex.com/"><script>', "project")])
+    site.store.save_listings([Listing("daily-papers", dt.date(2024, 3, 12), [paper])])
+    page = site.client.get(f"/papers/{paper.id}")
+    assert page.status_code == 200
+    assert "<script>alert" not in page.text and "<img src=x" not in page.text and "javascript:" not in page.text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page.text
+
+
+def test_unknown_papers_are_404_and_rekeyed_ids_follow_the_paper(site: Site) -> None:
+    missing = site.client.get("/papers/t-0000000000000000")
+    assert missing.status_code == 404 and "No such paper" in missing.text
+    title = "A paper first seen without its arXiv id"
+    old = Paper(id=paper_id(None, title), title=title, abstract="First.")
+    site.store.save_listings([Listing("daily-papers", dt.date(2024, 3, 12), [old])])
+    assert site.client.get(f"/papers/{old.id}").status_code == 200
+    known = Paper(id="2403.99999", arxiv_id="2403.99999", title=title, abstract="First.")
+    site.store.save_listings([Listing("arxiv", dt.date(2024, 3, 13), [known])])
+    moved = site.client.get(f"/papers/{old.id}", follow_redirects=False)
+    assert moved.status_code == 301 and moved.headers["location"] == f"{BASE}/papers/2403.99999"
+    assert "arXiv 2403.99999" in site.client.get("/papers/2403.99999").text
+
+
+def test_paper_ids_with_a_slash_have_a_page(site: Site) -> None:
+    """Old-style arXiv ids (hep-th/9901001) hold a slash; links quote it and the page is found."""
+    from paperwire import urls
+
+    paper = Paper(id="hep-th/9901001", arxiv_id="hep-th/9901001", title="Old style id", abstract="x")
+    site.store.save_listings([Listing("arxiv", dt.date(2024, 3, 12), [paper])])
+    link = urls.paper(BASE, paper.id)
+    assert link == f"{BASE}/papers/hep-th%2F9901001"
+    assert "Old style id" in site.client.get(urlsplit(link).path).text
