@@ -304,3 +304,23 @@ def test_feeds_are_rebuilt_only_when_papers_or_public_topics_change(store, tmp_p
     store.add_public_topic(make_topic("MoE", "MoE", public=True))
     schedule._rewrite_feeds(daemon)
     assert len(calls) == 2
+
+
+@pytest.mark.slow
+def test_daemons_starting_at_once_on_a_new_database_all_make_their_job_store(tmp_path):
+    """Four processes set up the scheduler's job store on one database at the same moment,
+    twelve times over: none dies on "table apscheduler_jobs already exists"."""
+    from paperwire.store import Store
+
+    from . import concurrently
+
+    urls = [f"sqlite:///{tmp_path / f'pw{i}.sqlite3'}" for i in range(12)]
+    for url in urls:  # migrated first: this race is the job store's own
+        Store(url).close()
+    outcomes = concurrently.at_once(concurrently.start_scheduler, urls, processes=4)
+    assert outcomes == ["ok"] * len(outcomes)
+    for url in urls:
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            assert {row.id for row in conn.execute(sa.text("SELECT id FROM apscheduler_jobs"))} == {"ingest", "dispatch"}
+        engine.dispose()
