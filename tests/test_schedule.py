@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import email
 import json
 import os
@@ -257,6 +258,49 @@ def test_status_shows_queued_readers_counts_and_runs(run_cli, tmp_path):
     assert after["runs"][0]["kind"] == "dispatch" and after["runs"][0]["summary"]["sent"] == 2
     text = run_cli("status").stdout
     assert "queued: 0 reader(s)" in text and "deliveries: 2 sent" in text
+
+
+def _run_lines(text: str) -> list[tuple[str, str]]:
+    """(kind, state) of each run line of `paperwire status`, sorted."""
+    return sorted((line.split()[2], line.split()[3]) for line in text.splitlines() if line[:2] == "20")
+
+
+def test_status_shows_a_run_killed_with_kill_9_as_dead(run_cli, db_url):
+    """A real process starts a run and is killed mid-run: running while it lives, dead after."""
+    script = ("import sys, time\nfrom paperwire.store import Store\n"
+              "Store(sys.argv[1]).start_run('dispatch')\nprint('started', flush=True)\ntime.sleep(120)\n")
+    process = subprocess.Popen([sys.executable, "-c", script, db_url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "started"
+        (alive,) = json.loads(run_cli("status", "--json").stdout)["runs"]
+        assert alive["state"] == "running" and alive["finished_at"] is None
+        assert _run_lines(run_cli("status").stdout) == [("dispatch", "running")]
+    finally:
+        process.kill()  # SIGKILL: no finally, no finish_run
+        process.wait()
+    (killed,) = json.loads(run_cli("status", "--json").stdout)["runs"]
+    assert killed["state"] == "dead" and killed["finished_at"] is None
+    assert _run_lines(run_cli("status").stdout) == [("dispatch", "dead")]
+
+
+def test_status_shows_a_run_whose_heartbeat_is_older_than_the_lease_as_dead(run_cli, store, monkeypatch):
+    """On another host the process cannot be asked: the heartbeat alone tells, by run_lease_seconds."""
+    from paperwire.store import runs
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ingest, dispatch = store.start_run("ingest"), store.start_run("dispatch")
+    done = store.start_run("dispatch")
+    store.finish_run(done, {"sent": 1})
+    with store.engine.begin() as conn:
+        conn.execute(runs.update().values(host="elsewhere.example", pid=1))
+        conn.execute(runs.update().where(runs.c.id == ingest).values(heartbeat_at=now - dt.timedelta(seconds=700)))
+        conn.execute(runs.update().where(runs.c.id == dispatch).values(heartbeat_at=now - dt.timedelta(seconds=60)))
+    states = {r["id"]: r["state"] for r in json.loads(run_cli("status", "--json").stdout)["runs"]}
+    assert states == {ingest: "dead", dispatch: "running", done: "done"}  # default lease: 600 s
+    monkeypatch.setenv("PAPERWIRE_RUN_LEASE_SECONDS", "30")
+    states = {r["id"]: r["state"] for r in json.loads(run_cli("status", "--json").stdout)["runs"]}
+    assert states == {ingest: "dead", dispatch: "dead", done: "done"}
+    assert _run_lines(run_cli("status").stdout) == [("dispatch", "dead"), ("dispatch", "done"), ("ingest", "dead")]
 
 
 def test_url_credentials_and_tokens_never_reach_errors_or_the_store(store, listing_server):
