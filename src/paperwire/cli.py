@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__, logs, pipeline, sources, subscriber_io
+from . import __version__, logs, pipeline, redact, sources, subscriber_io
 from .config import Settings, load_settings, override
 from .errors import PaperwireError, ValidationError
 from .match import match_one
@@ -145,7 +145,7 @@ def _print_ingest(report: pipeline.IngestReport, store: Store, *, verbose: bool)
                + (f", {len(report.warnings)} warning(s) (-v shows them)" if report.warnings and not verbose else ""))
     summaries = store.listing_summaries()
     if summaries:
-        click.echo(f"\nListings in {store.url}:")
+        click.echo(f"\nListings in {redact.url(store.url)}:")
         for summary in summaries:
             click.echo(f"  {summary.date:%a %Y-%m-%d}  {summary.papers:5d} papers  {summary.source}")
         click.echo(f"  {store.count_papers()} distinct papers in all")
