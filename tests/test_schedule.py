@@ -53,6 +53,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?")[0] == "/broken":
             self.send_error(500, "Internal Server Error")
             return
+        if self.path.startswith("/slow/"):  # a source that takes its time
+            time.sleep(1.5)
         if self.headers.get("If-None-Match") == self.server.etag:
             self.send_response(304)
             self.send_header("ETag", self.server.etag)
@@ -304,6 +306,19 @@ def test_status_shows_a_run_whose_heartbeat_is_older_than_the_lease_as_dead(run_
     states = {r["id"]: r["state"] for r in json.loads(run_cli("status", "--json").stdout)["runs"]}
     assert states == {ingest: "dead", dispatch: "dead", done: "done"}
     assert _run_lines(run_cli("status").stdout) == [("dispatch", "dead"), ("dispatch", "done"), ("ingest", "dead")]
+
+
+def test_an_ingest_run_beats_its_heartbeat_while_a_slow_source_is_read(store, listing_server, monkeypatch):
+    """Else `status` would call a long ingest dead once the lease is over, though it still runs."""
+    from paperwire import runs, schedule
+    from paperwire.config import Settings
+
+    monkeypatch.setattr(runs, "HEARTBEAT_EVERY", 0.1)
+    settings = Settings(schedule_sources=(listing_server.url + "/slow/daily.txt",))
+    monkeypatch.setattr(schedule, "_daemon", schedule._Daemon(store, settings, threading.Event()))
+    assert schedule.ingest_job().counts.added == 70
+    (run,) = store.recent_runs()
+    assert run.kind == "ingest" and run.heartbeat_at > run.started_at  # stored to the second; the fetch took 1.5 s
 
 
 def test_url_credentials_and_tokens_never_reach_errors_or_the_store(store, listing_server):
