@@ -71,6 +71,42 @@ def test_bad_setting_is_one_clear_line(run_cli, monkeypatch):
     assert "Traceback" not in result.output
 
 
+SECRET = "s3cret-Pa55"
+
+
+@pytest.mark.filterwarnings("ignore:Query string argument")  # SQLite ignores ?password=, and says so
+def test_ingest_names_the_database_without_its_password(run_cli, tmp_path):
+    """`Listings in <db>` masks the password, in the URL's user part or in its query."""
+    database = tmp_path / "pw.sqlite3"
+    url = f"sqlite:///{database}?password={SECRET}"  # SQLite ignores the parameter; PostgreSQL's drivers read it
+    text = run_cli("--db", url, "ingest", SEED, DATA / "bad_broken.json", db=False)
+    assert text.exit_code == 1 and SECRET not in text.stdout + text.stderr
+    assert f"Listings in sqlite:///{database}?password=***:" in text.stdout
+    as_json = run_cli("--db", url, "ingest", "--json", SEED, DATA / "bad_broken.json", db=False)
+    assert as_json.exit_code == 1 and SECRET not in as_json.stdout + as_json.stderr
+    assert json.loads(as_json.stdout)["added"] == 0
+
+
+@pytest.mark.parametrize("url", [
+    f"postgresql+psycopg://root:{SECRET}@127.0.0.1:9/paperwire?sslpassword={SECRET}",  # no driver, or no server
+    f"postgresql://root:{SECRET}@db.example:notaport/paperwire",  # not a URL SQLAlchemy takes
+])
+@pytest.mark.parametrize("command", [["ingest", "--json", str(SEED)], ["status", "--json"], ["send", "--json"]])
+def test_a_database_that_cannot_be_opened_is_named_without_its_password(run_cli, url, command):
+    result = run_cli("--db", url, *command, db=False)
+    assert result.exit_code == 1 and SECRET not in result.stdout + result.stderr
+    assert result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
+    assert "root:***@127.0.0.1:9/paperwire?sslpassword=***" in result.stderr or "setting 'db'" in result.stderr
+
+
+def test_help_never_shows_a_configured_secret(run_cli, monkeypatch):
+    monkeypatch.setenv("PAPERWIRE_DB", f"postgresql://root:{SECRET}@db.example/paperwire")
+    monkeypatch.setenv("PAPERWIRE_SMTP_PASSWORD", SECRET)
+    for command in _command_paths():
+        result = run_cli(*command, "--help", db=False)
+        assert result.exit_code == 0 and SECRET not in result.output
+
+
 def test_bad_date_flag(run_cli):
     result = run_cli("ingest", "--date", "11/03/2024", SEED)
     assert result.exit_code == 2 and "--date" in result.stderr

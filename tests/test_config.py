@@ -65,3 +65,16 @@ def test_bad_settings_name_the_key_and_the_source(tmp_path, toml, env, flags, me
 def test_missing_config_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml", environ={}, cwd=tmp_path)
+
+
+def test_the_repr_of_settings_shows_no_secret(tmp_path):
+    """A repr reaches tracebacks, debuggers and test reports: no password, key or token in it."""
+    settings = load_settings(environ={
+        "PAPERWIRE_DB": "postgresql+psycopg://root:dbPa55@db.example/paperwire?sslpassword=keyPa55&application_name=pw",
+        "PAPERWIRE_SMTP_PASSWORD": "smtpPa55", "PAPERWIRE_SECRET_KEY": "signingPa55" * 4,
+        "PAPERWIRE_ADMIN_TOKEN": "adminPa55", "PAPERWIRE_SCHEDULE_SOURCES": "seeds,https://me:urlPa55@feeds.example/x?token=tokPa55",
+    }, cwd=tmp_path)
+    shown = repr(settings)
+    assert "Pa55" not in shown
+    assert "db='postgresql+psycopg://root:***@db.example/paperwire?sslpassword=***&application_name=pw'" in shown
+    assert "schedule_sources=('seeds', 'https://me:***@feeds.example/x?token=***')" in shown

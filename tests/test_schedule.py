@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import email
 import json
 import os
@@ -52,6 +53,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?")[0] == "/broken":
             self.send_error(500, "Internal Server Error")
             return
+        if self.path.startswith("/slow/"):  # a source that takes its time
+            time.sleep(1.5)
         if self.headers.get("If-None-Match") == self.server.etag:
             self.send_response(304)
             self.send_header("ETag", self.server.etag)
@@ -231,14 +234,17 @@ def test_logs_name_the_failure_and_never_the_password(site):
     with socket.socket() as probe:  # a port nobody listens on: the SMTP server is "down"
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    secret = "s3cr3t-Pa55word"
+    secret, db_secret = "s3cr3t-Pa55word", "db-Pa55word"
     env = {**env, "PAPERWIRE_SMTP_HOST": "127.0.0.1", "PAPERWIRE_SMTP_PORT": str(port),
-           "PAPERWIRE_SMTP_USER": "digest", "PAPERWIRE_SMTP_PASSWORD": secret, "PAPERWIRE_SMTP_TIMEOUT": "2"}
+           "PAPERWIRE_SMTP_USER": "digest", "PAPERWIRE_SMTP_PASSWORD": secret, "PAPERWIRE_SMTP_TIMEOUT": "2",
+           # A password as PostgreSQL's drivers take it; SQLite warns that it ignores it (not a log line).
+           "PAPERWIRE_DB": f"sqlite:///{cwd / 'pw.db'}?password={db_secret}", "PYTHONWARNINGS": "ignore"}
     daemon = _daemon(cwd, env)
     _wait_for(lambda: (cwd / "out" / "feeds").exists() or daemon.poll() is not None)
     time.sleep(1.0)
     lines = _stop(daemon)
-    assert secret not in json.dumps(lines)
+    assert secret not in json.dumps(lines) and db_secret not in json.dumps(lines)
+    assert lines[0]["event"] == "schedule-start" and lines[0]["db"] == f"sqlite:///{cwd / 'pw.db'}?password=***"
     errors = [line for line in lines if line["level"] == "error"]
     assert errors and any(f"127.0.0.1:{port}" in line["message"] for line in errors)
     assert next(line for line in lines if line.get("event") == "dispatch")["sent"] == 0
@@ -257,6 +263,62 @@ def test_status_shows_queued_readers_counts_and_runs(run_cli, tmp_path):
     assert after["runs"][0]["kind"] == "dispatch" and after["runs"][0]["summary"]["sent"] == 2
     text = run_cli("status").stdout
     assert "queued: 0 reader(s)" in text and "deliveries: 2 sent" in text
+
+
+def _run_lines(text: str) -> list[tuple[str, str]]:
+    """(kind, state) of each run line of `paperwire status`, sorted."""
+    return sorted((line.split()[2], line.split()[3]) for line in text.splitlines() if line[:2] == "20")
+
+
+def test_status_shows_a_run_killed_with_kill_9_as_dead(run_cli, db_url):
+    """A real process starts a run and is killed mid-run: running while it lives, dead after."""
+    script = ("import sys, time\nfrom paperwire.store import Store\n"
+              "Store(sys.argv[1]).start_run('dispatch')\nprint('started', flush=True)\ntime.sleep(120)\n")
+    process = subprocess.Popen([sys.executable, "-c", script, db_url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "started"
+        (alive,) = json.loads(run_cli("status", "--json").stdout)["runs"]
+        assert alive["state"] == "running" and alive["finished_at"] is None
+        assert _run_lines(run_cli("status").stdout) == [("dispatch", "running")]
+    finally:
+        process.kill()  # SIGKILL: no finally, no finish_run
+        process.wait()
+    (killed,) = json.loads(run_cli("status", "--json").stdout)["runs"]
+    assert killed["state"] == "dead" and killed["finished_at"] is None
+    assert _run_lines(run_cli("status").stdout) == [("dispatch", "dead")]
+
+
+def test_status_shows_a_run_whose_heartbeat_is_older_than_the_lease_as_dead(run_cli, store, monkeypatch):
+    """On another host the process cannot be asked: the heartbeat alone tells, by run_lease_seconds."""
+    from paperwire.store import runs
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ingest, dispatch = store.start_run("ingest"), store.start_run("dispatch")
+    done = store.start_run("dispatch")
+    store.finish_run(done, {"sent": 1})
+    with store.engine.begin() as conn:
+        conn.execute(runs.update().values(host="elsewhere.example", pid=1))
+        conn.execute(runs.update().where(runs.c.id == ingest).values(heartbeat_at=now - dt.timedelta(seconds=700)))
+        conn.execute(runs.update().where(runs.c.id == dispatch).values(heartbeat_at=now - dt.timedelta(seconds=60)))
+    states = {r["id"]: r["state"] for r in json.loads(run_cli("status", "--json").stdout)["runs"]}
+    assert states == {ingest: "dead", dispatch: "running", done: "done"}  # default lease: 600 s
+    monkeypatch.setenv("PAPERWIRE_RUN_LEASE_SECONDS", "30")
+    states = {r["id"]: r["state"] for r in json.loads(run_cli("status", "--json").stdout)["runs"]}
+    assert states == {ingest: "dead", dispatch: "dead", done: "done"}
+    assert _run_lines(run_cli("status").stdout) == [("dispatch", "dead"), ("dispatch", "done"), ("ingest", "dead")]
+
+
+def test_an_ingest_run_beats_its_heartbeat_while_a_slow_source_is_read(store, listing_server, monkeypatch):
+    """Else `status` would call a long ingest dead once the lease is over, though it still runs."""
+    from paperwire import runs, schedule
+    from paperwire.config import Settings
+
+    monkeypatch.setattr(runs, "HEARTBEAT_EVERY", 0.1)
+    settings = Settings(schedule_sources=(listing_server.url + "/slow/daily.txt",))
+    monkeypatch.setattr(schedule, "_daemon", schedule._Daemon(store, settings, threading.Event()))
+    assert schedule.ingest_job().counts.added == 70
+    (run,) = store.recent_runs()
+    assert run.kind == "ingest" and run.heartbeat_at > run.started_at  # stored to the second; the fetch took 1.5 s
 
 
 def test_url_credentials_and_tokens_never_reach_errors_or_the_store(store, listing_server):
@@ -304,3 +366,23 @@ def test_feeds_are_rebuilt_only_when_papers_or_public_topics_change(store, tmp_p
     store.add_public_topic(make_topic("MoE", "MoE", public=True))
     schedule._rewrite_feeds(daemon)
     assert len(calls) == 2
+
+
+@pytest.mark.slow
+def test_daemons_starting_at_once_on_a_new_database_all_make_their_job_store(tmp_path):
+    """Four processes set up the scheduler's job store on one database at the same moment,
+    twelve times over: none dies on "table apscheduler_jobs already exists"."""
+    from paperwire.store import Store
+
+    from . import concurrently
+
+    urls = [f"sqlite:///{tmp_path / f'pw{i}.sqlite3'}" for i in range(12)]
+    for url in urls:  # migrated first: this race is the job store's own
+        Store(url).close()
+    outcomes = concurrently.at_once(concurrently.start_scheduler, urls, processes=4)
+    assert outcomes == ["ok"] * len(outcomes)
+    for url in urls:
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            assert {row.id for row in conn.execute(sa.text("SELECT id FROM apscheduler_jobs"))} == {"ingest", "dispatch"}
+        engine.dispose()

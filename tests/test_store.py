@@ -161,3 +161,25 @@ def test_times_come_back_timezone_aware_in_utc(store):
     stamp = store.data_stamp()
     for moment in (info.started_at, info.finished_at, stamp.changed_at):
         assert moment.tzinfo is not None and moment.utcoffset() == dt.timedelta(0)
+
+
+@pytest.mark.slow
+def test_processes_opening_a_new_database_at_once_all_get_the_whole_schema(tmp_path):
+    """Four processes start on one new (or older) database at the same moment, five times over:
+    each opens it, none dies on "table alembic_version already exists"."""
+    from . import concurrently
+
+    fresh = [f"sqlite:///{tmp_path / f'new{i}.sqlite3'}" for i in range(3)]
+    older = [f"sqlite:///{tmp_path / f'old{i}.sqlite3'}" for i in range(2)]
+    for url in older:  # migrations left to run from an older revision, too
+        engine = store_module.create_engine(url)
+        store_module.upgrade(engine, "0002")
+        engine.dispose()
+    outcomes = concurrently.at_once(concurrently.open_store, fresh + older, processes=4)
+    assert outcomes == ["ok"] * len(outcomes)
+    for url in fresh + older:
+        opened = Store(url)
+        with opened.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), store_module.metadata) == []
+            assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
+        opened.close()

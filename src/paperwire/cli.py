@@ -12,16 +12,17 @@ import json
 import logging
 import sys
 from collections import Counter
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import click
 
-from . import __version__, logs, pipeline, sources, subscriber_io
+from . import __version__, logs, pipeline, redact, sources, subscriber_io
 from .config import Settings, load_settings, override
 from .errors import PaperwireError, ValidationError
 from .match import match_one
 from .models import SUBSCRIBER_STATUSES, Subscriber
+from .runs import run_is_dead
 from .store import Store
 from .subscribers import build_subscriber, followed_topics, make_topic, normalize_email, parse_topic_spec
 
@@ -145,7 +146,7 @@ def _print_ingest(report: pipeline.IngestReport, store: Store, *, verbose: bool)
                + (f", {len(report.warnings)} warning(s) (-v shows them)" if report.warnings and not verbose else ""))
     summaries = store.listing_summaries()
     if summaries:
-        click.echo(f"\nListings in {store.url}:")
+        click.echo(f"\nListings in {redact.url(store.url)}:")
         for summary in summaries:
             click.echo(f"  {summary.date:%a %Y-%m-%d}  {summary.papers:5d} papers  {summary.source}")
         click.echo(f"  {store.count_papers()} distinct papers in all")
@@ -632,6 +633,7 @@ def status(app: App, as_json: bool) -> None:
     store = app.store
     counts = store.delivery_counts()
     runs = store.recent_runs()
+    states = _run_states(runs, app.settings)
     everyone = store.subscribers()
     readers = Counter(r.status for r in everyone)
     active = [r for r in everyone if r.status == "active"]
@@ -639,8 +641,9 @@ def status(app: App, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({
             "queued": queued, "deliveries": counts, "readers": dict(readers),
-            "runs": [{"id": r.id, "kind": r.kind, "started_at": r.started_at.isoformat(),
-                      "finished_at": r.finished_at.isoformat() if r.finished_at else None, "summary": r.summary}
+            "runs": [{"id": r.id, "kind": r.kind, "state": states[r.id], "started_at": r.started_at.isoformat(),
+                      "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                      "heartbeat_at": r.heartbeat_at.isoformat(), "summary": r.summary}
                      for r in runs]}, indent=2))
         return
     click.echo("readers: " + (", ".join(f"{n} {s}" for s, n in sorted(readers.items())) or "none"))
@@ -649,8 +652,17 @@ def status(app: App, as_json: bool) -> None:
     for run in runs:
         summary = run.summary or {}
         brief = ", ".join(f"{k} {len(v) if isinstance(v, list) else v}" for k, v in summary.items() if v)
-        state = "running" if run.finished_at is None else "done"
+        state = states[run.id]
         click.echo(f"{run.started_at:%Y-%m-%d %H:%M:%S}  {run.kind:<9} {state:<8} {brief}")
+
+
+def _run_states(runs, settings: Settings) -> dict[str, str]:
+    """run id -> done, running or dead. A run killed with kill -9 never finishes: it is dead by
+    the rule a dispatch uses to settle its claims (process gone, or heartbeat older than the lease)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    lease = dt.timedelta(seconds=settings.run_lease_seconds)
+    return {run.id: "done" if run.finished_at is not None else "dead" if run_is_dead(asdict(run), lease, now)
+            else "running" for run in runs}
 
 
 # -- trying a topic -------------------------------------------------------------

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from . import redact
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,18 @@ class Settings:
     def __post_init__(self) -> None:
         if self.acronyms is None:
             object.__setattr__(self, "acronyms", {})
+
+    def __repr__(self) -> str:
+        """Secret fields are left out (``repr=False``); URLs (database, sources) show without their passwords."""
+        def shown(name: str) -> Any:
+            value = getattr(self, name)
+            if name == "db":
+                return redact.url(value)
+            if name == "schedule_sources":
+                return tuple(map(redact.url, value))
+            return value
+
+        return "Settings(" + ", ".join(f"{f.name}={shown(f.name)!r}" for f in fields(self) if f.repr) + ")"
 
 
 # key -> converter; the key set is the set of known settings.

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,12 +20,12 @@ from .config import Settings
 from .errors import DeliveryError
 from .models import Digest, Subscriber
 from .render import EmailRenderer
+from .runs import Heartbeat, run_is_dead
 from .store import ReaderHistory, Store
 from .store.deliveries import DEFERRED, FAILED, SENT, UNKNOWN
 from .transport import DryRunTransport, Outcome, Outgoing, OutboxTransport, ServerUnavailable, SmtpConfig, SmtpTransport
 
 log = logging.getLogger(__name__)
-HEARTBEAT_EVERY = 30.0  # seconds between run heartbeats, for as long as a run lives
 # A deferred delivery is tried again by later runs until its attempts reach this many
 # times smtp.max_attempts; then it is recorded as failed.
 GIVE_UP_RUNS = 3
@@ -78,25 +76,12 @@ def describe_transport(transport) -> str:
     return type(transport).__name__
 
 
-def _run_is_dead(run: dict, lease: dt.timedelta, now: dt.datetime) -> bool:
-    if run["finished_at"] is not None:
-        return True
-    if run["host"] == socket.gethostname()[:255] and run["pid"] != os.getpid():
-        try:
-            os.kill(run["pid"], 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            pass
-    return now - run["heartbeat_at"] > lease
-
-
 def _settle_dead_claims(store: Store, settings: Settings, report: SendReport) -> None:
     """Claims left by runs that died. An outbox folder can tell whether the file was
     written; an SMTP server cannot be asked, so those are reported and left alone."""
     now = dt.datetime.now(dt.timezone.utc)
     lease = dt.timedelta(seconds=settings.run_lease_seconds)
-    dead = [run["id"] for run in store.runs_with_claims() if _run_is_dead(run, lease, now)]
+    dead = [run["id"] for run in store.runs_with_claims() if run_is_dead(run, lease, now)]
     for delivery_id, email, slot, transport in store.expire_claims(dead):
         if transport.startswith("outbox:"):
             if (Path(transport.removeprefix("outbox:")) / f"{delivery_id}.eml").exists():
@@ -144,7 +129,7 @@ def dispatch(
     dry_run = dry_run or isinstance(transport, DryRunTransport)
     report = SendReport()
     run_id = None if dry_run else store.start_run("dispatch", describe_transport(transport))
-    heart = None if run_id is None else _Heartbeat(store, run_id)
+    heart = None if run_id is None else Heartbeat(store, run_id)
     try:  # everything after start_run: the run is always finished, never left "running"
         if isinstance(transport, SmtpTransport) and settings.smtp_per_hour:
             clock = dt.datetime.now(dt.timezone.utc)  # the wall clock, not ``now``: the limit is real time
@@ -175,28 +160,6 @@ def dispatch(
             "unknown": len(report.unknown), **({"dry_run": report.dry_run} if dry_run else {}),
             **({"error": report.error} if report.error else {})}})
     return report
-
-
-class _Heartbeat:
-    """Beats the run's heartbeat from a thread for as long as the run lives, also while
-    it waits on a rate limit or a retry, so no other run takes it for dead."""
-
-    def __init__(self, store: Store, run_id: str):
-        self._store, self._run_id = store, run_id
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id[:8]}", daemon=True)
-        self._thread.start()
-
-    def _beat(self) -> None:
-        while not self._done.wait(HEARTBEAT_EVERY):
-            try:
-                self._store.heartbeat(self._run_id)
-            except Exception:  # a locked database now and then must not end the run
-                log.debug("heartbeat of run %s failed", self._run_id, exc_info=True)
-
-    def stop(self) -> None:
-        self._done.set()
-        self._thread.join()
 
 
 def _send(store: Store, settings: Settings, transport, digests: Iterator[Digest], slots: dict[int, dt.date],

@@ -24,10 +24,11 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from . import pipeline
+from . import pipeline, redact
 from .config import Settings
 from .errors import PaperwireError
-from .store import Store
+from .runs import Heartbeat
+from .store import Store, schema_lock
 
 log = logging.getLogger(__name__)
 JOB_TABLE = "apscheduler_jobs"
@@ -58,11 +59,13 @@ def ingest_job() -> pipeline.IngestReport | None:
         return None
     store, settings = daemon.store, daemon.settings
     run_id = store.start_run("ingest")
+    heart = Heartbeat(store, run_id)  # slow sources must not make `status` call a live run dead
     report = pipeline.IngestReport()
     try:
         report = pipeline.ingest(store, list(settings.schedule_sources), timeout=settings.schedule_fetch_timeout,
                                  stop=daemon.stop, max_bytes=settings.max_listing_bytes)
     finally:  # a run that raised is finished too, never left "running" in `status`
+        heart.stop()
         summary = report.as_dict()
         store.finish_run(run_id, summary)
     for error in report.errors:
@@ -108,7 +111,7 @@ def build_scheduler(store: Store, settings: Settings, *, start_at: dt.datetime |
     """The scheduler with both jobs (re)registered; the first runs start at ``start_at`` (now)."""
     start_at = start_at or dt.datetime.now(dt.timezone.utc)
     scheduler = BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename=JOB_TABLE)},
+        jobstores={"default": _job_store(store)},
         executors={"default": ThreadPoolExecutor(max_workers=1)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         timezone=dt.timezone.utc,
@@ -120,6 +123,18 @@ def build_scheduler(store: Store, settings: Settings, *, start_at: dt.datetime |
                       id=DISPATCH_JOB, name="dispatch due digests", replace_existing=True,
                       next_run_time=start_at + dt.timedelta(seconds=1))
     return scheduler
+
+
+def _job_store(store: Store) -> SQLAlchemyJobStore:
+    """APScheduler's job store in paperwire's database, its table made under the schema lock.
+
+    APScheduler checks for its table, then creates it: of two daemons starting at once
+    on a new database, the second would die on "table apscheduler_jobs already exists".
+    """
+    jobstore = SQLAlchemyJobStore(engine=store.engine, tablename=JOB_TABLE)
+    with schema_lock(store.engine) as connection:
+        jobstore.jobs_t.create(connection, checkfirst=True)
+    return jobstore
 
 
 def _scheduler_alive(scheduler: BackgroundScheduler) -> bool:
@@ -146,7 +161,7 @@ def run(store: Store, settings: Settings, stop: threading.Event) -> None:
     scheduler.add_listener(_log_job_error, EVENT_JOB_ERROR)
     scheduler.start()
     log.info("schedule started", extra={"fields": {
-        "event": "schedule-start", "sources": len(settings.schedule_sources),
+        "event": "schedule-start", "db": redact.url(store.url), "sources": len(settings.schedule_sources),
         "ingest_minutes": settings.schedule_ingest_minutes, "dispatch_minutes": settings.schedule_dispatch_minutes,
         "delivery": "smtp" if settings.smtp_host else "outbox"}})
     try:

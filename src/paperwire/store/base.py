@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -9,12 +10,17 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import Engine, make_url
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine, make_url
 
+from .. import redact
 from ..errors import StoreError
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _CHUNK = 500  # ids per IN (...) clause, well under every database's parameter limit
+# pg_advisory_xact_lock key taken while the schema changes (any 64-bit number other apps are unlikely to use).
+_SCHEMA_LOCK_KEY = 0x70617065727769  # "paperwi"
 
 
 def _now() -> dt.datetime:
@@ -23,10 +29,10 @@ def _now() -> dt.datetime:
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")  # first: switching to WAL needs a lock another process may hold
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
@@ -38,22 +44,59 @@ def create_engine(url: str) -> Engine:
     try:
         engine = sa.create_engine(parsed)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
-        raise StoreError(f"cannot use database {parsed.render_as_string(hide_password=True)}: {exc}") from None
+        raise StoreError(f"cannot use database {redact.url(parsed)}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` with the packaged Alembic migrations."""
+    """Bring the schema to ``revision`` with the packaged Alembic migrations.
+
+    Safe when several processes open a new database at once: the upgrade runs under
+    ``schema_lock``, so one process migrates and the others, waiting on the lock,
+    find the schema already there. A database already at ``revision`` takes no lock.
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
-        with engine.begin() as connection:
+        if revision == "head" and _at_head(engine, config):
+            return
+        with schema_lock(engine) as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            command.upgrade(config, revision)  # reads the version again, under the lock
     except sa.exc.OperationalError as exc:
-        raise StoreError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: {exc.orig}") from None
+        raise StoreError(f"cannot open database {redact.url(engine.url)}: {exc.orig}") from None
+
+
+def _at_head(engine: Engine, config: Config) -> bool:
+    heads = set(ScriptDirectory.from_config(config).get_heads())
+    with engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads()) == heads
+
+
+@contextlib.contextmanager
+def schema_lock(engine: Engine) -> Iterator[Connection]:
+    """A transaction that no other process holds at the same time, for creating or changing tables.
+
+    SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock at once (Python's sqlite3
+    would otherwise run CREATE TABLE outside any transaction); the others wait for it
+    (busy_timeout). PostgreSQL: a transaction-scoped advisory lock; its DDL is
+    transactional, so the others see all of the schema or none. Other databases: a plain
+    transaction.
+    """
+    with engine.connect() as connection:
+        dialect = engine.dialect.name
+        if dialect == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif dialect == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        try:
+            yield connection
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
 
 
 def _chunks(values: Sequence, size: int = _CHUNK) -> Iterator[Sequence]:

@@ -45,6 +45,10 @@ class RunInfo:
     started_at: dt.datetime
     finished_at: dt.datetime | None
     summary: dict | None
+    # What tells whether an unfinished run is still alive (runs.run_is_dead).
+    pid: int
+    host: str
+    heartbeat_at: dt.datetime
 
 
 class DeliveryStore:
@@ -73,7 +77,8 @@ class DeliveryStore:
     def recent_runs(self, limit: int = 10) -> list[RunInfo]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit))
-            return [RunInfo(r.id, r.kind, r.started_at, r.finished_at, r.summary) for r in rows]
+            return [RunInfo(r.id, r.kind, r.started_at, r.finished_at, r.summary, r.pid, r.host, r.heartbeat_at)
+                    for r in rows]
 
     # -- claims and outcomes -----------------------------------------------------
 
