@@ -33,6 +33,7 @@ from .models import Digest, SharedText
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _MAX_7BIT_LINE = 990  # RFC 5322 allows 998 characters per line; keep a margin
+_ENCODED_WORD_MAX = 62  # characters; RFC 2047 allows 75
 MAX_HEADER_LINE = 998  # octets, without the CRLF (RFC 5322 2.1.1)
 # Headers whose values are addresses, message ids or URIs, each an element that must reach the
 # reader exactly as written: never RFC 2047-encoded, folded only at the spaces between elements.
@@ -263,7 +264,8 @@ def phrase(name: str) -> str:
         return name
     if name.isascii():
         return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return " ".join(Header(name, "utf-8").encode(linesep="\n").split())
+    # Words short enough that each fits a 78-character line after any header's name.
+    return " ".join(Header(name, "utf-8").encode(linesep="\n", maxlinelen=_ENCODED_WORD_MAX).split())
 
 
 def mailbox(name: str, address: str) -> str:
