@@ -217,6 +217,21 @@ def test_without_smtputf8_only_the_utf8_local_part_fails_and_the_rest_go_out():
     assert [o.key for o in outcomes] == ["a", "j", "i", "b"]  # one connection, in order, and it stayed usable
 
 
+def test_utf8_in_a_header_alone_needs_smtputf8_too():
+    settings = Settings(**{**SETTINGS.__dict__, "reply_to": "rédaction@example.org"})
+    data = message_bytes(build_message(digest_for("ada@example.org"), Rendered(), settings, now=NOW))
+    for smtputf8 in (True, False):
+        with smtp_server(smtputf8) as (inbox, port):
+            outcomes = []
+            SmtpTransport(smtp_config(port)).send_all([Outgoing("r", "digest@example.org", ("ada@example.org",), data)],
+                                                      outcomes.append)
+        (outcome,) = outcomes
+        if smtputf8:
+            assert outcome.status == "sent" and "SMTPUTF8" in inbox.messages[0][2]
+        else:
+            assert outcome.status == "failed" and outcome.detail.startswith("needs SMTPUTF8 (UTF-8 in its headers)")
+
+
 def test_a_dry_run_says_which_messages_need_smtputf8():
     outcomes = []
     DryRunTransport().send_all([outgoing(*m) for m in MIXED], outcomes.append)
