@@ -143,3 +143,16 @@ def test_uri_lists_fold_only_between_elements(uris, name):
     assert lines[0].startswith(f"{name}: <".encode()) and all(line.startswith(b" <") for line in lines[1:])
     assert all(line.endswith((b">", b">,")) for line in lines)
     assert all(len(line) <= 78 or line.count(b"<") == 1 for line in lines)  # a fold wherever one fits
+
+
+def test_a_name_that_looks_like_an_encoded_word_is_encoded_itself():
+    fake = "=?utf-8?q?Your_Bank?="
+    data = message_bytes(build_message(Digest(subscriber=Subscriber(email="ada@example.org", name=fake, token=TOKEN,
+                                                                     topics=[Topic("RAG", "RAG")]),
+                                              edition="2024-03-11", listing_date=dt.date(2024, 3, 11), sections=()),
+                                       Rendered(), Settings(), now=NOW))
+    (to,) = raw_field(data, b"To")
+    assert fake.encode() not in to and to.endswith(b" <ada@example.org>")
+    import email
+    from email import policy
+    assert email.message_from_bytes(data, policy=policy.default)["To"] == f"{fake} <ada@example.org>"

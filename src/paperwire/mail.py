@@ -260,9 +260,10 @@ def phrase(name: str) -> str:
     """A display name as an RFC 5322 phrase: plain words as they are, other ASCII as a quoted
     string, non-ASCII as RFC 2047 encoded words (right for a phrase, and read by every
     client; an SMTPUTF8-only form would make every such message need SMTPUTF8)."""
-    if not name or _PLAIN_NAME.fullmatch(name):
+    looks_encoded = "=?" in name  # then it is encoded itself, or clients would decode it
+    if not name or (not looks_encoded and _PLAIN_NAME.fullmatch(name)):
         return name
-    if name.isascii():
+    if name.isascii() and not looks_encoded:
         return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
     # Words short enough that each fits a 78-character line after any header's name.
     return " ".join(Header(name, "utf-8").encode(linesep="\n", maxlinelen=_ENCODED_WORD_MAX).split())
