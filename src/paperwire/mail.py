@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.header import Header
-from email.headerregistry import Address
 from email.policy import SMTP
 from email.utils import format_datetime
 from functools import lru_cache
@@ -27,15 +26,18 @@ from typing import Protocol, TypeVar
 
 import dkim
 
-from . import urls
+from . import addresses, urls
 from .config import Settings
 from .errors import ConfigError
 from .models import Digest, SharedText
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _MAX_7BIT_LINE = 990  # RFC 5322 allows 998 characters per line; keep a margin
-# Headers the email package treats as plain text (addresses and dates it parses instead).
-_UNSTRUCTURED = frozenset({"Subject", "List-Id", "List-Unsubscribe"})
+_ENCODED_WORD_MAX = 62  # characters; RFC 2047 allows 75
+MAX_HEADER_LINE = 998  # octets, without the CRLF (RFC 5322 2.1.1)
+# Headers whose values are addresses, message ids or URIs, each an element that must reach the
+# reader exactly as written: never RFC 2047-encoded, folded only at the spaces between elements.
+_STRUCTURED = frozenset({"From", "To", "Reply-To", "Sender", "List-Id", "List-Unsubscribe", "Message-ID"})
 SHARED_CACHE_SIZE = 32768  # encoded shared parts kept: a run's blocks, and the pieces between them
 T = TypeVar("T")
 # Text that quoted-printable encodes even on a short ASCII line: controls, and a line that is
@@ -62,17 +64,13 @@ def one_line(value: str) -> str:
     return " ".join(value.split())
 
 
-def _domain(address: str) -> str:
-    return address.rpartition("@")[2] or "localhost"
-
-
 def message_id(digest: Digest, settings: Settings) -> str:
     """The same (reader, edition) always gets the same Message-ID, so a re-send is recognisable.
 
     The reader's token is hashed: it must never appear in headers.
     """
     reader_key = hashlib.sha256(digest.subscriber.token.encode()).hexdigest()[:20]
-    return f"<{digest.edition}.{reader_key}@{_domain(settings.sender_email)}>"
+    return f"<{digest.edition}.{reader_key}@{addresses.domain_of(settings.sender_email)}>"
 
 
 @dataclass(frozen=True)
@@ -89,43 +87,61 @@ class Message:
         return self.data
 
 
-def _header_line(name: str, value: str) -> bytes:
-    """One header, folded at spaces; RFC 2047-encoded by the email package when it must be.
+def header_line(name: str, value: str) -> bytes:
+    """One header as wire bytes, CRLF included: the one way every header paperwire writes is made.
 
-    Plain ASCII, the usual case, is folded here: running every header through the email
-    package's folding was most of the time spent per message. What needs encoding (non-ASCII,
-    a word too long for a line) goes to the package. Text that merely looks like an encoded
-    word (``=?utf-8?q?...?=``) in a subject is encoded itself, or readers would see it decoded.
+    Addresses, message ids and URIs (``_STRUCTURED``) are never encoded: the value must
+    already be in wire form (``mailbox``, ``angle_list``) and is only folded between its
+    elements. Anything else is text: plain ASCII, the usual case, is folded here (running
+    every header through the email package's folding was most of the time spent per
+    message); what needs encoding (non-ASCII, a word too long for a line) goes to the
+    package. Text that merely looks like an encoded word (``=?utf-8?q?...?=``) in a subject
+    is encoded itself, or readers would see it decoded.
     """
+    if name in _STRUCTURED:
+        return _structured_line(name, value)
     if "=?" in value and name == "Subject":
         encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
         return f"{name}: {encoded}\r\n".encode("ascii")
     if value.isascii() and "=?" not in value:
         if len(name) + len(value) < 76:
             return f"{name}: {value}\r\n".encode("ascii")
-        folded = _fold(name, value) if name in _UNSTRUCTURED else None
-        if folded is not None:
-            return folded
+        words = value.split(" ")
+        if all(0 < len(word) <= 76 for word in words):  # else the package's folding, which encodes
+            return _fold(name, words).encode("ascii")
     return SMTP.header_factory(name, value).fold(policy=SMTP).encode("ascii")
 
 
-def _fold(name: str, value: str) -> bytes | None:
-    """``name: value`` broken before spaces into lines of at most 78 characters; None for
-    runs of spaces or a word longer than a line. The first word always stays on the first
-    line (which may then run past 78, up to ~95 for List-Unsubscribe; 998 is the limit):
-    a fold right after the colon would come back as a leading space, as it does from the
-    email package."""
+def _structured_line(name: str, value: str) -> bytes:
+    """An address/URI header: folded only at the spaces between its elements (RFC 5322 FWS;
+    RFC 2369 lists), so every ``<...>`` and addr-spec stays whole on one line. UTF-8 as it is
+    (RFC 6532): a non-ASCII local part makes the message need SMTPUTF8, never an encoded word.
+    An element too long for any line (998 octets) is an error, not a silently broken header."""
+    if len(name) + len(value) < 76:
+        line = f"{name}: {value}\r\n"
+    else:
+        line = _fold(name, value.split())
+    data = line.encode("utf-8")
+    if len(data) > MAX_HEADER_LINE + 2 and max(map(len, data.split(b"\r\n"))) > MAX_HEADER_LINE:
+        raise ValueError(f"{name} header: an element does not fit in a line of {MAX_HEADER_LINE} octets "
+                         f"({value[:60]}...); shorten it (base_url, an address)")
+    return data
+
+
+def _fold(name: str, words: list[str]) -> str:
+    """``name: words`` broken before words into lines of at most 78 characters where words
+    allow (a longer word gets a line of its own; it is never cut). The first word always stays
+    on the first line: a fold right after the colon would come back as a leading space, as it
+    does from the email package."""
     lines: list[str] = []
     line = f"{name}:"
-    for word in value.split(" "):
-        if not word or len(word) > 76:
-            return None
-        if len(line) + 1 + len(word) > 78 and lines + [line] != [f"{name}:"]:  # never a bare "Name:" line
+    for word in words:
+        if len(line) + 1 + len(word) > 78 and (lines or line != f"{name}:"):  # never a bare "Name:" line
             lines.append(line)
             line = ""
         line += " " + word
     lines.append(line)
-    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+    return "\r\n".join(lines) + "\r\n"
 
 
 def _lf(text: str) -> str:
@@ -240,60 +256,87 @@ def _html_part(parts: tuple[str, ...]) -> list[bytes]:
     return [_part_head("html", "7bit"), *encoded]  # type: ignore[list-item]  # no None in it
 
 
-def _mailbox(name: str, address: str) -> str:
-    """``Name <address>``; names that need quoting or encoding go through the email package."""
-    if not name:
-        return address
-    if _PLAIN_NAME.fullmatch(name):
-        return f"{name} <{address}>"
-    return str(Address(name, addr_spec=address))
+def phrase(name: str) -> str:
+    """A display name as an RFC 5322 phrase: plain words as they are, other ASCII as a quoted
+    string, non-ASCII as RFC 2047 encoded words (right for a phrase, and read by every
+    client; an SMTPUTF8-only form would make every such message need SMTPUTF8)."""
+    looks_encoded = "=?" in name  # then it is encoded itself, or clients would decode it
+    if not name or (not looks_encoded and _PLAIN_NAME.fullmatch(name)):
+        return name
+    if name.isascii() and not looks_encoded:
+        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # Words short enough that each fits a 78-character line after any header's name.
+    return " ".join(Header(name, "utf-8").encode(linesep="\n", maxlinelen=_ENCODED_WORD_MAX).split())
+
+
+def mailbox(name: str, address: str) -> str:
+    """``Name <address>`` in wire form: the name a phrase, the address never encoded (its
+    domain in A-labels, a non-ASCII local part raw UTF-8)."""
+    address = addresses.wire(address)
+    return f"{phrase(name)} <{address}>" if name else address
+
+
+def angle_list(*uris: str) -> str:
+    """``<uri>, <uri>``: an RFC 2369 list (List-Unsubscribe), folded only between elements."""
+    return ", ".join(f"<{uri}>" for uri in uris)
 
 
 def build_message(digest: Digest, rendered: Rendered, settings: Settings, *, now: dt.datetime | None = None) -> Message:
-    """A multipart/alternative message (text, then HTML) with every header a digest needs.
-
-    Assembled directly as bytes: the layout is fixed and small, and the email package's
-    generator cost more than rendering the digest did.
-    """
+    """A multipart/alternative message (text, then HTML) with every header a digest needs."""
     reader = digest.subscriber
-    mailto = f"mailto:{settings.unsubscribe_email}?subject=unsubscribe%20{urls.quoted(reader.token)}"
-    msg_id = message_id(digest, settings)
+    mailto = f"mailto:{addresses.mailto(settings.unsubscribe_email)}?subject=unsubscribe%20{urls.quoted(reader.token)}"
     sender, list_id = _sender(settings.sender_name, settings.sender_email, settings.list_id)
     headers = [
         ("Subject", one_line(rendered.subject)),
         ("From", sender),
-        ("To", _mailbox(one_line(reader.name), reader.email)),
-        *([("Reply-To", settings.reply_to)] if settings.reply_to else []),
-        ("Date", _date(*_second_and_offset(now)) if now else _date_now(int(time.time()))),
-        ("Message-ID", msg_id),
+        ("To", mailbox(one_line(reader.name), reader.email)),
+        *([("Reply-To", mailbox("", settings.reply_to))] if settings.reply_to else []),
+        ("Date", date(now)),
+        ("Message-ID", message_id(digest, settings)),
         ("List-Id", list_id),
-        ("List-Unsubscribe", f"<{urls.unsubscribe(settings.base_url, reader)}>, <{mailto}>"),
+        ("List-Unsubscribe", angle_list(urls.unsubscribe(settings.base_url, reader), mailto)),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-        ("MIME-Version", "1.0"),
     ]
+    return assemble(headers, rendered.text_parts, rendered.html_parts)
+
+
+def assemble(headers: list[tuple[str, str]], text_parts: tuple[str, ...], html_parts: tuple[str, ...]) -> Message:
+    """``headers`` (a Message-ID among them), then a multipart/alternative body: text, then HTML.
+
+    Digests and the web app's mails alike. Assembled directly as bytes: the layout is fixed
+    and small, and the email package's generator cost more than rendering the digest did.
+    """
+    msg_id = next(value for name, value in headers if name == "Message-ID")
     # Never inside a part: quoted-printable writes no bare "=" at a line start, and the 7-bit
-    # HTML could hold it only by guessing this hash of the reader's secret token.
+    # HTML could hold it only by guessing this hash of the Message-ID (for a digest, of the
+    # reader's secret token).
     boundary = "=_pw_" + hashlib.sha256(msg_id.encode()).hexdigest()[:24]
-    headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
+    headers = [*headers, ("MIME-Version", "1.0"), ("Content-Type", f'multipart/alternative; boundary="{boundary}"')]
     mark = f"--{boundary}\r\n".encode()
     data = b"".join(  # one join: a digest is ~30 KB, and every copy of it costs
-        [*((_sender_header_line if name in _SENDER_HEADERS else _header_line)(name, value) for name, value in headers),
+        [*((_sender_header_line if name in _SENDER_HEADERS else header_line)(name, value) for name, value in headers),
          b"\r\n",
-         mark, *_quoted_part("plain", rendered.text_parts), b"\r\n",
-         mark, *_html_part(rendered.html_parts), b"\r\n",
+         mark, *_quoted_part("plain", text_parts), b"\r\n",
+         mark, *_html_part(html_parts), b"\r\n",
          f"--{boundary}--\r\n".encode()])
     return Message(tuple(headers), data)
+
+
+def date(now: dt.datetime | None = None) -> str:
+    """The Date header's value: ``now``, or the current second in UTC."""
+    return _date(*_second_and_offset(now)) if now else _date_now(int(time.time()))
 
 
 @lru_cache(maxsize=8)
 def _sender(name: str, address: str, list_id: str) -> tuple[str, str]:
     """The From and List-Id values: the same in every message of a run."""
-    return _mailbox(one_line(name), address), f"{one_line(name)} <{list_id}>"
+    name = one_line(name)
+    return mailbox(name, address), f"{phrase(name)} <{list_id}>" if name else f"<{list_id}>"
 
 
 # Headers whose lines are the same in every message of a run, and are kept once made.
 _SENDER_HEADERS = frozenset({"From", "Reply-To", "List-Id", "List-Unsubscribe-Post", "MIME-Version"})
-_sender_header_line = lru_cache(maxsize=32)(_header_line)
+_sender_header_line = lru_cache(maxsize=32)(header_line)
 
 
 @lru_cache(maxsize=4)  # one Date per second of sending: many messages share it
@@ -326,7 +369,8 @@ class Signer:
     def from_settings(cls, settings: Settings) -> Signer | None:
         if settings.dkim_key_file is None:
             return None
-        return cls(settings.dkim_key_file, settings.dkim_selector, settings.dkim_domain or _domain(settings.sender_email))
+        domain = addresses.ascii_domain(settings.dkim_domain) if settings.dkim_domain else None
+        return cls(settings.dkim_key_file, settings.dkim_selector, domain or addresses.domain_of(settings.sender_email))
 
     def sign(self, message: bytes) -> bytes:
         header_block = message.split(b"\r\n\r\n", 1)[0]

@@ -34,10 +34,13 @@ def normalize_email(raw: str) -> str:
     """The address as we store it, checked without DNS.
 
     Lower-cased whole: mail systems treat local parts case-insensitively in practice,
-    and ``Ada@x.org`` and ``ada@x.org`` must be one reader, not two.
+    and ``Ada@x.org`` and ``ada@x.org`` must be one reader, not two. Internationalized
+    addresses are allowed (SMTPUTF8) and kept in Unicode, an IDN domain in U-labels however
+    it was typed (``xn--exmple-cua.org`` is ``exämple.org``); ``addresses.wire`` gives the
+    form that goes out.
     """
     try:
-        return validate_email(str(raw).strip(), check_deliverability=False).normalized.lower()
+        return validate_email(str(raw).strip(), allow_smtputf8=True, check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
         raise ValidationError("email", f"{raw!r} is not a valid address: {exc}") from None
 

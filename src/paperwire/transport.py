@@ -9,7 +9,8 @@ record outcomes in SQLite inside the callback.
 Outcome statuses:
 
 ``sent``      the server replied 250 to the end of DATA (or the file was written).
-``failed``    permanent: a 5xx reply or an address that cannot be sent to. No retry.
+``failed``    permanent: a 5xx reply or an address that cannot be sent to (a non-ASCII
+              local part when the server does not offer SMTPUTF8). No retry.
 ``deferred``  temporary failure still failing after ``max_attempts``, or the run was
               stopped before the message could be (re)tried. ``attempts == 0`` means it
               was never handed to the server at all, so it is safe to send again.
@@ -22,6 +23,11 @@ Exactly once: a drop or timeout *before* the end of DATA (connecting, MAIL, RCPT
 4xx reply) is retried, since the server cannot have taken the message. Only the drop
 between our final "." and the server's answer is ambiguous, and that ends as
 ``unknown`` (``Outcome.uncertain`` set) instead of being retried.
+
+Internationalized mail (RFC 6531): envelope addresses go out with IDN domains as A-labels.
+A message that still needs UTF-8 in its envelope or header block (a non-ASCII local part)
+is sent with the SMTPUTF8 option when the server offers it, and is a permanent failure
+"needs SMTPUTF8" for that message alone when it does not.
 
 Stopping: set the ``stop`` event (from a SIGINT/SIGTERM handler the caller installs).
 No new message is taken, transactions under way finish, messages waiting for a rate
@@ -57,6 +63,7 @@ from aiosmtplib import (
     SMTPServerDisconnected,
 )
 
+from . import addresses
 from .errors import DeliveryError
 
 log = logging.getLogger(__name__)
@@ -226,6 +233,10 @@ class _Failure:
     broken: bool = False  # the connection can no longer be trusted
 
 
+class NeedsSmtpUtf8(Exception):
+    """The message needs SMTPUTF8 (UTF-8 in an address) and the server does not offer it."""
+
+
 class _ConnectFailed(Exception):
     """Wraps any error raised while opening a connection (TCP, greeting, TLS, login)."""
 
@@ -268,6 +279,8 @@ def _classify_connect(exc: BaseException) -> _Failure:
 def _classify_send(exc: BaseException, in_data: bool) -> _Failure:
     """Errors during MAIL/RCPT/DATA: 5xx fail this message only, 4xx and drops retry."""
     detail = _describe(exc)
+    if isinstance(exc, NeedsSmtpUtf8):
+        return _Failure("permanent", None, str(exc))
     if isinstance(exc, SMTPSenderRefused) and exc.code >= 500 and exc.code != 552:
         # Our sender refused ("530 authentication required", "550 not allowed to send as"):
         # every message would fail the same way. 552 is "too big", about this message only.
@@ -282,9 +295,43 @@ def _classify_send(exc: BaseException, in_data: bool) -> _Failure:
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):  # drops, timeouts
         return _Failure("temporary", None, detail, uncertain=in_data, broken=True)
     if isinstance(exc, (ValueError, UnicodeError, aiosmtplib.SMTPNotSupported)):
-        # An address that cannot be written on the wire (e.g. non-ASCII, no SMTPUTF8).
+        # An address that cannot be written on the wire.
         return _Failure("permanent", None, "bad address: " + detail)
     return _Failure("temporary", None, detail, uncertain=in_data, broken=True)
+
+
+# --- the envelope ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    """What MAIL and RCPT say for one message, and which options it needs."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    smtputf8: bool  # UTF-8 in an envelope address or in the header block (RFC 6531/6532)
+    eight_bit: bool  # any byte over 127 in the message: BODY=8BITMIME where offered
+
+
+def _envelope(msg: Outgoing) -> _Envelope:
+    sender = addresses.wire(msg.sender)
+    recipients = tuple(addresses.wire(r) for r in msg.recipients)
+    eight_bit = not msg.data.isascii()
+    smtputf8 = not (sender.isascii() and all(r.isascii() for r in recipients)) or (
+        eight_bit and not _header_block(msg.data).isascii())
+    return _Envelope(sender, recipients, smtputf8, eight_bit)
+
+
+def _header_block(data: bytes) -> bytes:
+    """The message's header lines: up to the first empty line (CRLF or bare LF)."""
+    ends = [i for i in (data.find(b"\r\n\r\n"), data.find(b"\n\n")) if i >= 0]
+    return data[:min(ends)] if ends else data
+
+
+def _needs_smtputf8_detail(envelope: _Envelope) -> str:
+    utf8 = [a for a in (envelope.sender, *envelope.recipients) if not a.isascii()]
+    what = ", ".join(utf8) if utf8 else "UTF-8 in its headers"
+    return f"needs SMTPUTF8 ({what}), which the server does not offer"
 
 
 # --- one pooled connection ---------------------------------------------------------
@@ -309,6 +356,7 @@ class _Link:
         )
         try:
             await smtp.connect()
+            await _greet(smtp)
         except Exception as exc:
             smtp.close()
             raise _ConnectFailed() from exc
@@ -320,35 +368,45 @@ class _Link:
         A reused connection that turns out to be closed when MAIL is sent (an idle
         timeout on the server) is reopened once without counting a failed attempt.
         """
+        envelope = _envelope(msg)
         reused = self._smtp is not None and self._smtp.is_connected
         if not reused:
             self.drop()
             self._smtp = await self._open()
         try:
-            await self._mail(msg)
+            await self._mail(msg, envelope)
         except SMTPServerDisconnected:
             if not reused:
                 raise
             self.drop()
             self._smtp = await self._open()
-            await self._mail(msg)
-        return await self._rest(msg)
+            await self._mail(msg, envelope)
+        return await self._rest(msg, envelope)
 
-    async def _mail(self, msg: Outgoing) -> None:
-        assert self._smtp is not None
-        options = [f"SIZE={len(msg.data)}"] if self._smtp.supports_extension("size") else []
-        await self._smtp.mail(msg.sender, options=options)
+    async def _mail(self, msg: Outgoing, envelope: _Envelope) -> None:
+        """MAIL FROM with the options this message needs; NeedsSmtpUtf8 before any command
+        when it needs SMTPUTF8 and the server does not offer it (no transaction is opened)."""
+        smtp = self._smtp
+        assert smtp is not None
+        options = [f"SIZE={len(msg.data)}"] if smtp.supports_extension("size") else []
+        if envelope.smtputf8:
+            if not smtp.supports_extension("smtputf8"):
+                raise NeedsSmtpUtf8(_needs_smtputf8_detail(envelope))
+            options.append("SMTPUTF8")
+        if envelope.eight_bit and smtp.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+        await smtp.mail(envelope.sender, options=options, encoding=_encoding(envelope))
 
-    async def _rest(self, msg: Outgoing) -> tuple[int, str, list[SMTPRecipientRefused]]:
+    async def _rest(self, msg: Outgoing, envelope: _Envelope) -> tuple[int, str, list[SMTPRecipientRefused]]:
         smtp = self._smtp
         assert smtp is not None
         refused: list[SMTPRecipientRefused] = []
-        for recipient in msg.recipients:
+        for recipient in envelope.recipients:
             try:
-                await smtp.rcpt(recipient)
+                await smtp.rcpt(recipient, encoding=_encoding(envelope))
             except SMTPRecipientRefused as exc:
                 refused.append(exc)
-        if len(refused) == len(msg.recipients):
+        if len(refused) == len(envelope.recipients):
             raise SMTPRecipientsRefused(refused)
         try:
             reply = await smtp.data(msg.data)
@@ -378,6 +436,22 @@ class _Link:
             except Exception:
                 pass
         self.drop()
+
+
+async def _greet(smtp: aiosmtplib.SMTP) -> None:
+    """EHLO (HELO if refused) right after connecting, unless TLS or a login already did: the
+    options of the first MAIL (SIZE, SMTPUTF8) depend on the extensions the server offers."""
+    if smtp.is_ehlo_or_helo_needed:
+        try:
+            await smtp.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            if not smtp.is_connected:
+                raise
+            await smtp.helo()
+
+
+def _encoding(envelope: _Envelope) -> str:
+    return "utf-8" if envelope.smtputf8 else "ascii"
 
 
 class _InData(Exception):
@@ -546,8 +620,8 @@ class _Run:
             failure = _classify_send(exc, in_data=False)
         if failure.broken:
             link.drop()
-        elif isinstance(exc, (SMTPResponseException, SMTPRecipientsRefused, _InData)):
-            await link.reset()
+        elif not isinstance(exc, NeedsSmtpUtf8):  # (which is raised before MAIL: nothing to reset)
+            await link.reset()  # a refused or unwritable MAIL/RCPT/DATA: the next message starts clean
         return failure
 
     def _backoff(self, attempts: int) -> float:
@@ -698,8 +772,9 @@ class DryRunTransport:
                  stop: threading.Event | None = None) -> Counts:
         counts = Counts()
         for msg in _until(messages, stop):
+            utf8 = " (needs a server with SMTPUTF8)" if _envelope(msg).smtputf8 else ""
             outcome = Outcome(msg.key, "dry-run", 0, None,
-                              f"{len(msg.data)} bytes to {', '.join(msg.recipients)} (not sent)")
+                              f"{len(msg.data)} bytes to {', '.join(msg.recipients)}{utf8} (not sent)")
             counts.add(outcome)
             on_outcome(outcome)
         return counts

@@ -1,9 +1,9 @@
 """The web app's own emails: "confirm your address" and "you are already subscribed".
 
-Built with the standard library's email package (which refuses CR/LF in headers) from
-values that are already checked: the address went through ``normalize_email`` and the
-names through ``one_line``. Delivery reuses the digest transports: SMTP when
-``smtp.host`` is set, otherwise an .eml file in the outbox folder.
+Built by mail.py like the digests, so headers are made one way everywhere: addresses in
+wire form (never an encoded word; a non-ASCII local part raw UTF-8, which needs SMTPUTF8),
+text through ``one_line`` so no CR/LF can start a header. Delivery reuses the digest
+transports: SMTP when ``smtp.host`` is set, otherwise an .eml file in the outbox folder.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ import datetime as dt
 import logging
 import secrets
 from dataclasses import dataclass
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, make_msgid
+from email.utils import make_msgid
 
+from .. import addresses
 from ..config import Settings
-from ..mail import Signer, one_line
+from ..mail import Signer, assemble, date, mailbox, one_line
 from ..transport import Outcome, Outgoing
 
 log = logging.getLogger(__name__)
@@ -34,18 +32,16 @@ class Letter:
 
 def build(letter: Letter, settings: Settings, *, now: dt.datetime | None = None) -> bytes:
     """A multipart/alternative message with the headers every transactional mail needs."""
-    message = EmailMessage(policy=SMTP)
-    message["Subject"] = one_line(letter.subject)
-    message["From"] = Address(one_line(settings.sender_name), addr_spec=settings.sender_email)
-    message["To"] = Address(addr_spec=letter.to)
-    if settings.reply_to:
-        message["Reply-To"] = settings.reply_to
-    message["Date"] = format_datetime(now or dt.datetime.now(dt.timezone.utc))
-    message["Message-ID"] = make_msgid(domain=settings.sender_email.rpartition("@")[2] or "localhost")
-    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
-    message.set_content(letter.text)
-    message.add_alternative(letter.html, subtype="html")
-    return message.as_bytes()
+    headers = [
+        ("Subject", one_line(letter.subject)),
+        ("From", mailbox(one_line(settings.sender_name), settings.sender_email)),
+        ("To", mailbox("", letter.to)),
+        *([("Reply-To", mailbox("", settings.reply_to))] if settings.reply_to else []),
+        ("Date", date(now)),
+        ("Message-ID", make_msgid(domain=addresses.domain_of(settings.sender_email))),
+        ("Auto-Submitted", "auto-generated"),  # RFC 3834: no auto-replies to this
+    ]
+    return assemble(headers, (letter.text,), (letter.html,)).data
 
 
 class Mailer:
@@ -57,7 +53,7 @@ class Mailer:
         self.signer = Signer.from_settings(settings)  # signed like the digests when a DKIM key is set
 
     def send(self, letter: Letter) -> Outcome:
-        data = build(letter, self.settings)  # CRLF line ends already (the SMTP policy)
+        data = build(letter, self.settings)  # CRLF line ends already
         outgoing = Outgoing(f"web-{secrets.token_hex(8)}", self.settings.sender_email, (letter.to,),
                             self.signer.sign(data) if self.signer else data)
         outcomes: list[Outcome] = []
