@@ -24,7 +24,8 @@ from .models import Digest, Subscriber
 from .render import EmailRenderer
 from .store import ReaderHistory, Store
 from .store.deliveries import DEFERRED, FAILED, SENT, UNKNOWN
-from .transport import DryRunTransport, Outcome, Outgoing, OutboxTransport, ServerUnavailable, SmtpConfig, SmtpTransport
+from .transport import (DryRunTransport, Outcome, Outgoing, OutboxTransport, ServerUnavailable, SmtpConfig,
+                        SmtpTransport, outbox_file_name)
 
 log = logging.getLogger(__name__)
 HEARTBEAT_EVERY = 30.0  # seconds between run heartbeats, for as long as a run lives
@@ -97,9 +98,9 @@ def _settle_dead_claims(store: Store, settings: Settings, report: SendReport) ->
     now = dt.datetime.now(dt.timezone.utc)
     lease = dt.timedelta(seconds=settings.run_lease_seconds)
     dead = [run["id"] for run in store.runs_with_claims() if _run_is_dead(run, lease, now)]
-    for delivery_id, email, slot, transport in store.expire_claims(dead):
+    for delivery_id, email, slot, transport, message_id in store.expire_claims(dead):
         if transport.startswith("outbox:"):
-            if (Path(transport.removeprefix("outbox:")) / f"{delivery_id}.eml").exists():
+            if (Path(transport.removeprefix("outbox:")) / outbox_file_name(str(delivery_id), message_id)).exists():
                 store.record_outcome(delivery_id, SENT, attempts=1, code=None, detail="found in the outbox after a crash")
             else:
                 store.forget(delivery_id)  # never written: the slot is owed again
