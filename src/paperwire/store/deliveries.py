@@ -75,6 +75,15 @@ class DeliveryStore:
         with self.engine.begin() as conn:
             conn.execute(runs.update().where(runs.c.id == run_id).values(finished_at=_now(), summary=summary))
 
+    def note_run(self, kind: str, summary: dict) -> str:
+        """A run that is over as soon as it starts (a failed web mail): shown by `paperwire status`."""
+        run_id = uuid.uuid4().hex
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(runs.insert().values(id=run_id, kind=kind, pid=os.getpid(), host=socket.gethostname()[:255],
+                                              started_at=now, heartbeat_at=now, finished_at=now, summary=summary))
+        return run_id
+
     def recent_runs(self, limit: int = 10) -> list[RunInfo]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit))
