@@ -364,5 +364,6 @@ def test_two_databases_sending_to_one_outbox_keep_each_others_messages(tmp_path)
     files = sorted((tmp_path / "outbox").glob("*.eml"))
     assert len(files) == 6
     ids = {email.message_from_bytes(f.read_bytes())["Message-ID"] for f in files}
-    sent = {d["message_id"] for store in stores for i in range(3) for d in store.deliveries_of(f"reader{i:03d}@example.org")}
+    sent = {d["message_id"] for store in stores for i in range(3)
+            for d in store.deliveries_of(f"reader{i:03d}@example.org")}
     assert ids == sent and len(ids) == 6

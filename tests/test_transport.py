@@ -13,6 +13,7 @@ import contextlib
 import email
 import email.policy
 import random
+import re
 import shutil
 import socket
 import ssl
@@ -28,6 +29,8 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from hypothesis import given
+from hypothesis import strategies as st
 
 from paperwire.transport import (
     Counts,
@@ -39,6 +42,7 @@ from paperwire.transport import (
     ServerUnavailable,
     SmtpConfig,
     SmtpTransport,
+    header_message_id,
     outbox_file_name,
     send_all,
 )
@@ -684,8 +688,8 @@ def test_outbox_names_differ_across_databases_whose_delivery_ids_agree(tmp_path:
     assert sorted(p.read_bytes() for p in tmp_path.iterdir()) == sorted(m.data for m in first + second)
 
 
-@pytest.mark.parametrize("message_id", ["<../../etc/passwd@x>", "<a/b\\c:d*e?f@x>", "<.hidden@x>", "<" + "y" * 600 + "@x>",
-                                        "", "<ü@x>"])
+@pytest.mark.parametrize("message_id", ["<../../etc/passwd@x>", "<a/b\\c:d*e?f@x>", "<.hidden@x>",
+                                        "<" + "y" * 600 + "@x>", "", "<ü@x>"])
 def test_outbox_file_names_from_any_message_id_stay_in_the_folder(tmp_path: Path, message_id: str) -> None:
     name = outbox_file_name("7", message_id)
     assert "/" not in name and "\\" not in name and not name.startswith(".") and len(name.encode()) <= 240
@@ -734,3 +738,13 @@ def test_dry_run_sends_nothing_and_says_so() -> None:
     counts = DryRunTransport().send_all(simple(4), collect)
     assert counts == Counts(dry_run=4)
     assert {(o.status, o.attempts) for o in collect.outcomes} == {("dry-run", 0)}
+
+
+@given(st.text(max_size=400))
+def test_outbox_file_names_are_safe_for_any_message_id(message_id: str) -> None:
+    name = outbox_file_name("12", message_id)
+    assert re.fullmatch(r"12(\.[A-Za-z0-9._@+=-]+)?\.eml", name) and not name.startswith("12..")
+    assert len(name.encode()) <= 240
+    printable = "".join(ch for ch in message_id if ch.isascii() and ch.isprintable())
+    data = f"Subject: x\r\nMessage-ID: {printable}\r\n\r\nbody".encode()
+    assert outbox_file_name("12", header_message_id(data)) == outbox_file_name("12", " ".join(printable.split()))

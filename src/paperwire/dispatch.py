@@ -101,7 +101,8 @@ def _settle_dead_claims(store: Store, settings: Settings, report: SendReport) ->
     dead = [run["id"] for run in store.runs_with_claims() if _run_is_dead(run, lease, now)]
     for delivery_id, email, slot, transport, message_id in store.expire_claims(dead):
         if transport.startswith("outbox:"):
-            if (Path(transport.removeprefix("outbox:")) / outbox_file_name(str(delivery_id), message_id)).exists():
+            written = Path(transport.removeprefix("outbox:")) / outbox_file_name(str(delivery_id), message_id)
+            if written.exists():
                 store.record_outcome(delivery_id, SENT, attempts=1, code=None, detail="found in the outbox after a crash")
             else:
                 store.forget(delivery_id)  # never written: the slot is owed again
