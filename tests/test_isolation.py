@@ -81,6 +81,7 @@ def test_a_bad_address_costs_that_reader_only(db_url, run_cli, smtp_server, monk
     report = json.loads(result.stdout)
     assert report["sent"] == 99 and set(inbox.count_by_recipient()) == others()
     assert_one_recorded(store, report, bad)
+    assert f"failed: {bad} (dispatch): " in run_cli("status").stdout
 
 
 def test_a_bad_name_costs_that_reader_only(db_url, run_cli, smtp_server, monkeypatch):  # noqa: F811
@@ -270,5 +271,11 @@ def test_a_web_mail_that_cannot_be_sent_is_logged_and_recorded_never_a_crash(tmp
     assert sorted(run.summary["failures"][0]["email"] for run in runs) == ["ada@example.org", "bob@example.org"]
     assert all(run.finished_at is not None for run in runs)
     assert site.client.get("/").status_code == 200
+    from click.testing import CliRunner
+
+    from paperwire.cli import cli
+
+    status = CliRunner().invoke(cli, ["--db", site.settings.db, "status"], catch_exceptions=False)
+    assert "failed: bob@example.org (web-mail): " in status.stdout
     site.client.close()
     site.store.close()

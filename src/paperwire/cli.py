@@ -679,9 +679,8 @@ def _latest_failures(runs) -> list[dict]:
 
 
 def _echo_failures(failures: list[dict]) -> None:
-    for failure in failures[:STATUS_FAILURES_SHOWN]:
-        code = f"{failure['code']} " if failure.get("code") else ""
-        click.echo(f"failed: {failure['email']} ({failure['kind']}): {code}{failure.get('detail', '')}")
+    for failure in failures[:STATUS_FAILURES_SHOWN]:  # a server's answer is in the detail, code first
+        click.echo(f"failed: {failure['email']} ({failure['kind']}): {failure.get('detail', '')}")
     if len(failures) > STATUS_FAILURES_SHOWN:
         click.echo(f"failed: and {len(failures) - STATUS_FAILURES_SHOWN} more (in the runs' summaries: status --json)")
 
