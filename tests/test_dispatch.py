@@ -320,6 +320,8 @@ def test_no_reply_after_the_body_is_reported_unknown_and_never_resent(db_url, tm
 
 
 def test_a_dead_outbox_run_is_settled_against_its_own_folder(db_url, tmp_path):
+    from paperwire.transport import outbox_file_name
+
     store = readers_store(db_url, 2)
     reader = store.subscriber("reader000@example.org")
     other = store.subscriber("reader001@example.org")
@@ -328,7 +330,8 @@ def test_a_dead_outbox_run_is_settled_against_its_own_folder(db_url, tmp_path):
     run = store.start_run("dispatch", f"outbox:{folder.resolve()}")
     written = store.claim(reader.id, NOON.date(), "2024-03-11", run, "<w@x>", [])
     lost = store.claim(other.id, NOON.date(), "2024-03-11", run, "<l@x>", [])
-    (folder / f"{written}.eml").write_bytes(b"Subject: x\r\n\r\nx\r\n")
+    (folder / outbox_file_name(str(written), "<w@x>")).write_bytes(b"Subject: x\r\nMessage-ID: <w@x>\r\n\r\nx\r\n")
+    (folder / f"{lost}.eml").write_bytes(b"Subject: x\r\n\r\nx\r\n")  # the old naming, maybe another database's
     store.finish_run(run, {})  # the run is over, its claims are still open: it died mid-send
     settings = Settings(out_dir=tmp_path / "out", outbox_dir=tmp_path / "new-outbox")
     dry = dispatch.dispatch(store, settings, now=NOON, dry_run=True)
@@ -350,3 +353,17 @@ def test_the_hourly_limit_holds_across_runs(db_url, tmp_path, smtp_server):
     threading.Timer(1.5, stop.set).start()  # the budget is spent: the next send would wait ~an hour
     report = dispatch.dispatch(store, settings, now=NOON, stop=stop)
     assert (report.sent, report.deferred) == (0, 1) and len(inbox.messages) == 2
+
+
+def test_two_databases_sending_to_one_outbox_keep_each_others_messages(tmp_path):
+    """Delivery ids restart at 1 per database: `demo` on a second one used to overwrite the first one's files."""
+    settings = Settings(out_dir=tmp_path / "out", outbox_dir=tmp_path / "outbox")
+    stores = [readers_store(f"sqlite:///{tmp_path / f'db{n}.sqlite3'}", 3) for n in range(2)]
+    for store in stores:
+        assert dispatch.dispatch(store, settings, now=NOON).sent == 3
+    files = sorted((tmp_path / "outbox").glob("*.eml"))
+    assert len(files) == 6
+    ids = {email.message_from_bytes(f.read_bytes())["Message-ID"] for f in files}
+    sent = {d["message_id"] for store in stores for i in range(3)
+            for d in store.deliveries_of(f"reader{i:03d}@example.org")}
+    assert ids == sent and len(ids) == 6

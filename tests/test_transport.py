@@ -13,6 +13,7 @@ import contextlib
 import email
 import email.policy
 import random
+import re
 import shutil
 import socket
 import ssl
@@ -28,6 +29,8 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from hypothesis import given
+from hypothesis import strategies as st
 
 from paperwire.transport import (
     Counts,
@@ -39,6 +42,8 @@ from paperwire.transport import (
     ServerUnavailable,
     SmtpConfig,
     SmtpTransport,
+    header_message_id,
+    outbox_file_name,
     send_all,
 )
 
@@ -649,26 +654,64 @@ def test_outbox_writes_each_message_atomically(tmp_path: Path) -> None:
     msgs = [Outgoing(f"2024-11-26.reader-{i}", SENDER, ("a@example.org",), digest_like(i)) for i in range(3)]
     counts = OutboxTransport(outbox).send_all(msgs, collect)
     assert counts == Counts(sent=3)
-    for msg in msgs:
-        assert (outbox / f"{msg.key}.eml").read_bytes() == msg.data
-    assert sorted(p.name for p in outbox.iterdir()) == sorted(f"{m.key}.eml" for m in msgs)  # no temp files
-    # Re-writing replaces the file whole.
-    OutboxTransport(outbox).send_all([Outgoing(msgs[0].key, SENDER, ("a@example.org",), b"new")], Collector())
-    assert (outbox / f"{msgs[0].key}.eml").read_bytes() == b"new"
+    names = [f"{m.key}.2024-11-26.{i}@paperwire.localhost.eml" for i, m in enumerate(msgs)]
+    for name, msg in zip(names, msgs):
+        assert (outbox / name).read_bytes() == msg.data
+    assert sorted(p.name for p in outbox.iterdir()) == sorted(names)  # no temp files
+    # The same message again is already there: sent, nothing rewritten, no second file.
+    again = Collector()
+    assert OutboxTransport(outbox).send_all(msgs[:1], again) == Counts(sent=1)
+    assert sorted(p.name for p in outbox.iterdir()) == sorted(names)
     assert collect.by_key()[msgs[1].key].status == "sent"
 
 
-def test_outbox_failed_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) -> None:
+def test_outbox_never_overwrites_another_message_of_the_same_name(tmp_path: Path) -> None:
+    first = Outgoing("1", SENDER, ("a@example.org",), b"Message-ID: <x@t>\r\n\r\nfirst\r\n")
+    other = Outgoing("1", SENDER, ("b@example.org",), b"Message-ID: <x@t>\r\n\r\nother\r\n")
+    OutboxTransport(tmp_path).send_all([first], Collector())
+    collect = Collector()
+    assert OutboxTransport(tmp_path).send_all([other, *simple(1)], collect) == Counts(sent=1, failed=1)
+    refused = collect.by_key()["1"]
+    assert refused.status == "failed" and "not overwritten" in refused.detail
+    assert (tmp_path / "1.x@t.eml").read_bytes() == first.data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1.x@t.eml", "m0.m0@t.eml"]
+
+
+def test_outbox_names_differ_across_databases_whose_delivery_ids_agree(tmp_path: Path) -> None:
+    """Delivery ids restart at 1 per database; the Message-ID tells their messages apart."""
+    first = [Outgoing(str(i), SENDER, ("a@example.org",), f"Message-ID: <d.{i}.aaaa@h>\r\n\r\n1\r\n".encode())
+             for i in range(1, 4)]
+    second = [Outgoing(str(i), SENDER, ("a@example.org",), f"Message-ID: <d.{i}.bbbb@h>\r\n\r\n2\r\n".encode())
+              for i in range(1, 4)]
+    for batch in (first, second):
+        assert OutboxTransport(tmp_path).send_all(batch, Collector()) == Counts(sent=3)
+    assert sorted(p.read_bytes() for p in tmp_path.iterdir()) == sorted(m.data for m in first + second)
+
+
+@pytest.mark.parametrize("message_id", ["<../../etc/passwd@x>", "<a/b\\c:d*e?f@x>", "<.hidden@x>",
+                                        "<" + "y" * 600 + "@x>", "", "<ü@x>"])
+def test_outbox_file_names_from_any_message_id_stay_in_the_folder(tmp_path: Path, message_id: str) -> None:
+    name = outbox_file_name("7", message_id)
+    assert "/" not in name and "\\" not in name and not name.startswith(".") and len(name.encode()) <= 240
+    assert name.startswith("7.") and name.endswith(".eml")
+    header = f"Message-ID: {message_id}\r\n".encode() if message_id else b""
+    msg = Outgoing("7", SENDER, ("a@example.org",), header + b"Subject: x\r\n\r\nbody\r\n")
+    OutboxTransport(tmp_path).send_all([msg], Collector())
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_outbox_failed_write_leaves_no_partial_file_and_stops_the_run(tmp_path: Path, monkeypatch) -> None:
     outbox = OutboxTransport(tmp_path)
-    (tmp_path / "k.eml").write_bytes(b"old")
 
-    def broken_replace(src, dst) -> None:
-        raise OSError("disk full")
+    def broken_link(src, dst) -> None:
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("paperwire.transport.os.replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
-        outbox.send_all([Outgoing("k", SENDER, ("a@example.org",), b"new")], Collector())
-    assert [p.name for p in tmp_path.iterdir()] == ["k.eml"] and (tmp_path / "k.eml").read_bytes() == b"old"
+    monkeypatch.setattr("paperwire.transport.os.link", broken_link)
+    collect = Collector()
+    with pytest.raises(ServerUnavailable, match="No space left"):
+        outbox.send_all(simple(3), collect)
+    assert list(tmp_path.iterdir()) == []
+    assert [(o.key, o.status, o.attempts) for o in collect.outcomes] == [("m0", "deferred", 0)]  # safe to send again
 
 
 @pytest.mark.parametrize("key", ["../escape", "a/b", "", ".hidden", "sp ace", "ü", "x" * 201])
@@ -695,3 +738,13 @@ def test_dry_run_sends_nothing_and_says_so() -> None:
     counts = DryRunTransport().send_all(simple(4), collect)
     assert counts == Counts(dry_run=4)
     assert {(o.status, o.attempts) for o in collect.outcomes} == {("dry-run", 0)}
+
+
+@given(st.text(max_size=400))
+def test_outbox_file_names_are_safe_for_any_message_id(message_id: str) -> None:
+    name = outbox_file_name("12", message_id)
+    assert re.fullmatch(r"12(\.[A-Za-z0-9._@+=-]+)?\.eml", name) and not name.startswith("12..")
+    assert len(name.encode()) <= 240
+    printable = "".join(ch for ch in message_id if ch.isascii() and ch.isprintable())
+    data = f"Subject: x\r\nMessage-ID: {printable}\r\n\r\nbody".encode()
+    assert outbox_file_name("12", header_message_id(data)) == outbox_file_name("12", " ".join(printable.split()))

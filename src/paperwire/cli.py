@@ -464,14 +464,23 @@ def feeds_command(app: App, out_dir: Path | None, base_url: str | None, date: dt
       paperwire feeds --base-url https://papers.example.org --out public/
     """
     settings = override(app.settings, base_url=base_url)
-    written, opml = pipeline.write_feeds(app.store, settings, out_dir or settings.out_dir, edition=_edition(app, date))
+    errors: list[dict] = []
+
+    def feed_failed(slug: str, exc: Exception) -> None:  # one bad feed costs that feed; exit 1 at the end
+        pipeline.log_feed_error(slug, exc)
+        errors.append({"feed": slug, "error": f"{type(exc).__name__}: {exc}"})
+
+    written, opml = pipeline.write_feeds(app.store, settings, out_dir or settings.out_dir, edition=_edition(app, date),
+                                         on_error=feed_failed)
     if as_json:
-        click.echo(json.dumps({"feeds": [f.as_dict() for f in written], "opml": str(opml)}, indent=2,
-                              ensure_ascii=False))
-        return
-    for feed in written:
-        click.echo(f"{feed.title:<36} {feed.files['atom']}")
-    click.echo(f"OPML: {opml}")
+        click.echo(json.dumps({"feeds": [f.as_dict() for f in written], "opml": str(opml), "errors": errors},
+                              indent=2, ensure_ascii=False))
+    else:
+        for feed in written:
+            click.echo(f"{feed.title:<36} {feed.files['atom']}")
+        click.echo(f"OPML: {opml}")
+    if errors:
+        raise click.exceptions.Exit(1)
 
 
 @cli.command()
@@ -649,6 +658,7 @@ def status(app: App, as_json: bool) -> None:
     click.echo("readers: " + (", ".join(f"{n} {s}" for s, n in sorted(readers.items())) or "none"))
     click.echo(f"queued: {queued} reader(s) due at the next dispatch (nothing new means no email)")
     click.echo("deliveries: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"))
+    _echo_failures(_latest_failures(runs))  # who did not get their mail, and why
     for run in runs:
         summary = run.summary or {}
         brief = ", ".join(f"{k} {len(v) if isinstance(v, list) else v}" for k, v in summary.items() if v)
@@ -663,6 +673,29 @@ def _run_states(runs, settings: Settings) -> dict[str, str]:
     lease = dt.timedelta(seconds=settings.run_lease_seconds)
     return {run.id: "done" if run.finished_at is not None else "dead" if run_is_dead(asdict(run), lease, now)
             else "running" for run in runs}
+
+
+STATUS_FAILURES_SHOWN = 20
+
+
+def _latest_failures(runs) -> list[dict]:
+    """The failures of the newest finished dispatch run and of the web mails since: who did
+    not get their mail, and why (the error text or the server's answer)."""
+    found: list[dict] = []
+    for run in runs:  # newest first
+        if run.finished_at is None or run.kind not in ("dispatch", "web-mail"):
+            continue
+        found += [{**failure, "run": run.id, "kind": run.kind} for failure in (run.summary or {}).get("failures", [])]
+        if run.kind == "dispatch":
+            break
+    return found
+
+
+def _echo_failures(failures: list[dict]) -> None:
+    for failure in failures[:STATUS_FAILURES_SHOWN]:  # a server's answer is in the detail, code first
+        click.echo(f"failed: {failure['email']} ({failure['kind']}): {failure.get('detail', '')}")
+    if len(failures) > STATUS_FAILURES_SHOWN:
+        click.echo(f"failed: and {len(failures) - STATUS_FAILURES_SHOWN} more (in the runs' summaries: status --json)")
 
 
 # -- trying a topic -------------------------------------------------------------

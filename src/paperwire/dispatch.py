@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +24,8 @@ from .render import EmailRenderer
 from .runs import Heartbeat, run_is_dead
 from .store import ReaderHistory, Store
 from .store.deliveries import DEFERRED, FAILED, SENT, UNKNOWN
-from .transport import DryRunTransport, Outcome, Outgoing, OutboxTransport, ServerUnavailable, SmtpConfig, SmtpTransport
+from .transport import (DryRunTransport, Outcome, Outgoing, OutboxTransport, ServerUnavailable, SmtpConfig,
+                        SmtpTransport, outbox_file_name)
 
 log = logging.getLogger(__name__)
 # A deferred delivery is tried again by later runs until its attempts reach this many
@@ -82,9 +84,10 @@ def _settle_dead_claims(store: Store, settings: Settings, report: SendReport) ->
     now = dt.datetime.now(dt.timezone.utc)
     lease = dt.timedelta(seconds=settings.run_lease_seconds)
     dead = [run["id"] for run in store.runs_with_claims() if run_is_dead(run, lease, now)]
-    for delivery_id, email, slot, transport in store.expire_claims(dead):
+    for delivery_id, email, slot, transport, message_id in store.expire_claims(dead):
         if transport.startswith("outbox:"):
-            if (Path(transport.removeprefix("outbox:")) / f"{delivery_id}.eml").exists():
+            written = Path(transport.removeprefix("outbox:")) / outbox_file_name(str(delivery_id), message_id)
+            if written.exists():
                 store.record_outcome(delivery_id, SENT, attempts=1, code=None, detail="found in the outbox after a crash")
             else:
                 store.forget(delivery_id)  # never written: the slot is owed again
@@ -144,8 +147,10 @@ def dispatch(
         edition = store.latest_listing_date()
         if slots and edition is not None:
             wanted = [r for r in readers if r.id in slots]
-            digests = pipeline.plan_digests(store, settings, wanted, edition=edition, histories=histories)
-            _send(store, settings, transport, digests, slots, run_id, report, stop, edition)
+            failing = _ReaderFailures(store, slots, run_id, report, edition)
+            digests = pipeline.plan_digests(store, settings, wanted, edition=edition, histories=histories,
+                                            on_error=failing)
+            _send(store, settings, transport, digests, slots, run_id, report, stop, edition, failing)
     except ServerUnavailable as exc:
         report.error = str(exc)
         log.error("dispatch stopped: %s", exc, extra={"fields": {"event": "dispatch-error", "error": str(exc)}})
@@ -162,9 +167,40 @@ def dispatch(
     return report
 
 
+class _ReaderFailures:
+    """Whatever one reader's digest raises costs that reader only: it is counted in the
+    report's ``failed`` and ``failures``, logged with its traceback, and noted in the
+    database as an "error" delivery, which settles nothing: the next run tries again."""
+
+    def __init__(self, store: Store, slots: dict[int, dt.date], run_id: str | None, report: SendReport,
+                 edition: dt.date):
+        self.store, self.slots, self.run_id, self.report, self.edition = store, slots, run_id, report, edition
+        self.readers: set[int] = set()
+
+    def __call__(self, reader: Subscriber, stage: str, exc: Exception) -> None:
+        self.readers.add(reader.id)
+        detail = _without(reader.token, f"{stage} raised {type(exc).__name__}: {exc}")
+        self.report.failed += 1
+        self.report.failures.append({"email": reader.email, "code": None, "detail": detail})
+        trace = _without(reader.token, "".join(traceback.format_exception(exc)).rstrip())
+        log.error("digest not sent: %s\n%s", detail, trace, extra={"fields": {
+            "event": "delivery-error", "email": reader.email, "stage": stage, "detail": detail}})
+        if self.run_id is not None:
+            self.store.record_error(reader.id, self.slots[reader.id], self.edition.isoformat(), self.run_id, detail)
+
+
+def _without(secret: str, text: str) -> str:
+    """``text`` with the reader's link secret blanked: error texts and tracebacks go to logs."""
+    return text.replace(secret, "<token>") if secret else text
+
+
 def _send(store: Store, settings: Settings, transport, digests: Iterator[Digest], slots: dict[int, dt.date],
-          run_id: str | None, report: SendReport, stop: threading.Event | None, edition: dt.date) -> None:
-    """Render, claim, hand over and record each digest; settle the due readers who had nothing new."""
+          run_id: str | None, report: SendReport, stop: threading.Event | None, edition: dt.date,
+          failing: _ReaderFailures) -> None:
+    """Render, claim, hand over and record each digest; settle the due readers who had nothing new.
+
+    Each message is whole (rendered, built, signed) before it is claimed, so a digest that
+    raises is a failure of that reader with no claim left open."""
     renderer = EmailRenderer(settings.templates_dir, cache_dir=settings.out_dir / "cache")
     signer = mail.Signer.from_settings(settings)
     claimed: dict[str, Digest] = {}
@@ -175,8 +211,16 @@ def _send(store: Store, settings: Settings, transport, digests: Iterator[Digest]
         produced: set[int] = set()
         for item in digests:
             produced.add(item.subscriber.id)
-            rendered = renderer.render(item, settings)
-            message = mail.build_message(item, rendered, settings)
+            stage = "rendering"
+            try:
+                rendered = renderer.render(item, settings)
+                stage = "building the message"
+                message = mail.build_message(item, rendered, settings)
+                stage = "signing"
+                data = mail.message_bytes(message, signer)
+            except Exception as exc:
+                failing(item.subscriber, stage, exc)
+                continue
             if run_id is None:  # dry run: nothing is claimed or recorded
                 key = f"dry-{item.subscriber.id}"
             else:
@@ -188,9 +232,9 @@ def _send(store: Store, settings: Settings, transport, digests: Iterator[Digest]
                     continue
                 key = str(delivery_id)
             claimed[key] = item
-            yield Outgoing(key, settings.sender_email, (item.subscriber.email,), mail.message_bytes(message, signer))
+            yield Outgoing(key, settings.sender_email, (item.subscriber.email,), data)
         # Only reached when every digest was planned (not when the run was stopped early).
-        for subscriber_id in slots.keys() - produced:  # due, but nothing new to send
+        for subscriber_id in slots.keys() - produced - failing.readers:  # due, but nothing new to send
             report.skipped += 1
             if run_id is not None:
                 store.record_empty(subscriber_id, slots[subscriber_id], edition.isoformat(), run_id)

@@ -14,12 +14,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from . import digest, feeds, mail, sources
 from .config import MAX_LISTING_BYTES, Settings
 from .errors import SourceError
-from .match import compile_queries
+from .match import Ranking, compile_queries
 from .models import Digest, StoredPaper, Subscriber
 from .store import FetchValidators, IngestCounts, ReaderHistory, Store
 
@@ -173,8 +173,13 @@ def plan_digests(
     edition: dt.date,
     with_history: bool = True,
     histories: Mapping[int, ReaderHistory] | None = None,
+    on_error: Callable[[Subscriber, str, Exception], None] | None = None,
 ) -> Iterator[Digest]:
     """Each reader's next digest for ``edition``, matching every reader's topics in one pass.
+
+    ``on_error(reader, stage, exception)``: whatever raises for one reader (a stored topic
+    the matcher refuses, a digest that cannot be built) is handed to it and costs only that
+    reader; without it the exception propagates.
 
     The reader's history decides the window (papers listed since their last sent
     edition) and removes papers they were already sent; ``with_history=False`` shows
@@ -194,19 +199,64 @@ def plan_digests(
     else:
         histories = {reader.id: ReaderHistory(None, None) for reader in readers}
         already_sent = {}
-    matcher = compile_queries(
-        (((index, topic_index), topic.query) for index, reader in enumerate(readers)
-         for topic_index, topic in enumerate(reader.topics)),
-        settings.acronyms,
-    )
-    rankings = matcher.match(papers)
+    groups = [(reader, [((index, topic_index), topic.query) for topic_index, topic in enumerate(reader.topics)])
+              for index, reader in enumerate(readers)]
+    report = None if on_error is None else (lambda reader, exc: on_error(reader, "matching", exc))
+    rankings = match_each(groups, papers, settings.acronyms, on_error=report)
     for index, reader in enumerate(readers):
-        first, _ = digest.window(reader, edition, histories[reader.id].last_edition)
-        found = [rankings[(index, topic_index)] for topic_index in range(len(reader.topics))]
-        result = digest.build_digest(reader, found, by_id, placements, edition=edition, first_date=first,
-                                     already_sent=already_sent.get(reader.id, frozenset()))
+        if reader.topics and (index, 0) not in rankings:
+            continue  # its topics could not be matched: already reported
+        try:
+            first, _ = digest.window(reader, edition, histories[reader.id].last_edition)
+            found = [rankings[(index, topic_index)] for topic_index in range(len(reader.topics))]
+            result = digest.build_digest(reader, found, by_id, placements, edition=edition, first_date=first,
+                                         already_sent=already_sent.get(reader.id, frozenset()))
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(reader, "selecting papers", exc)
+            continue
         if result.papers or settings.send_empty:
             yield result
+
+
+Owner = TypeVar("Owner")
+Key = TypeVar("Key")
+
+
+def match_each(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]], papers: Sequence,
+               acronyms: Mapping | None, *, on_error: Callable[[Owner, Exception], None] | None = None
+               ) -> dict[Key, Ranking]:
+    """The rankings of every owner's (key, query) pairs, all owners compiled and matched in one pass.
+
+    When that pass raises and ``on_error`` is given, the owners are split in halves and each
+    half is tried again, down to the owners that raise on their own: each of those goes to
+    ``on_error`` and is left out, so a bad stored topic costs its reader (or feed) only, and
+    the search costs about two passes per bad owner and level of halving. When the papers
+    alone make matching raise, no owner is to blame: that is raised.
+    """
+    def attempt(chosen: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]]) -> dict[Key, Ranking]:
+        return compile_queries((pair for _, pairs in chosen for pair in pairs), acronyms).match(papers)
+
+    def isolate(chosen: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]]) -> dict[Key, Ranking]:
+        try:
+            return attempt(chosen)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            if len(chosen) == 1:
+                on_error(chosen[0][0], exc)
+                return {}
+            half = len(chosen) // 2
+            return {**isolate(chosen[:half]), **isolate(chosen[half:])}
+
+    try:
+        return attempt(groups)
+    except Exception:
+        if on_error is None or not groups:
+            raise
+        attempt([])  # the papers alone: raises when no owner is to blame
+        return isolate(groups)
 
 
 def write_digests(
@@ -264,41 +314,69 @@ def feed_items(store: Store, edition: dt.date) -> list[feeds.FeedItem]:
     return [feeds.FeedItem(s.paper, *newest_placement(s, edition)) for s in stored]
 
 
-def build_feeds(store: Store, settings: Settings, *, edition: dt.date | None) -> tuple[list[BuiltFeed], bytes]:
+FeedError = Callable[[str, Exception], None]  # (feed slug, what it raised)
+
+
+def log_feed_error(slug: str, exc: Exception) -> None:
+    """One log line, with the traceback, for a feed that was left out."""
+    log.error("feed %s not written: %s: %s", slug, type(exc).__name__, exc, exc_info=exc,
+              extra={"fields": {"event": "feed-error", "feed": slug, "error": f"{type(exc).__name__}: {exc}"}})
+
+
+def build_feeds(store: Store, settings: Settings, *, edition: dt.date | None,
+                on_error: FeedError = log_feed_error) -> tuple[list[BuiltFeed], bytes]:
     """The trending feed (last week), one feed per public topic (last month) and the OPML.
 
     Everything comes from stored data (no clock), so the same database gives
-    byte-identical bytes. Both `paperwire feeds` and the web app serve these.
+    byte-identical bytes. Both `paperwire feeds` and the web app serve these. A feed
+    whose topic or papers make matching or rendering raise is left out and handed to
+    ``on_error`` (logged by default): one bad feed never costs the others.
     """
     items = feed_items(store, edition) if edition else []
     public = store.public_topics()
-    rankings = compile_queries(((t.slug, t.query) for t in public), settings.acronyms).match(
-        [item.paper for item in items])
+    rankings = match_each([(t.slug, [(t.slug, t.query)]) for t in public], [item.paper for item in items],
+                          settings.acronyms, on_error=on_error)
     position = {item.paper.id: item for item in items}
     week_start = edition - digest.WEEK + dt.timedelta(days=1) if edition else None
     trending = feeds.FeedSpec("Trending papers", feeds.TRENDING_SLUG, "The trending papers of each day's listing.")
-    specs = [(trending, False, [i for i in items if week_start and i.date >= week_start])]
+    specs = [(trending, False, lambda: [i for i in items if week_start and i.date >= week_start])]
     for topic in public:
-        spec = feeds.FeedSpec(topic.name, topic.slug, f"Papers on {topic.name}", query=topic.query)
-        specs.append((spec, True, [position[pid] for pid in rankings[topic.slug].paper_ids()]))
-    built = [BuiltFeed(spec, is_topic, feeds.render_feed(spec, matched, settings.base_url,
-                                                         publisher=settings.sender_name, empty_date=edition))
-             for spec, is_topic, matched in specs]
-    return built, feeds.render_opml([(t.name, t.slug) for t in public], settings.base_url)
+        if topic.slug in rankings:
+            spec = feeds.FeedSpec(topic.name, topic.slug, f"Papers on {topic.name}", query=topic.query)
+            specs.append((spec, True, lambda slug=topic.slug: [position[pid] for pid in rankings[slug].paper_ids()]))
+    built = []
+    for spec, is_topic, matched in specs:
+        try:
+            documents = feeds.render_feed(spec, matched(), settings.base_url, publisher=settings.sender_name,
+                                          empty_date=edition)
+        except Exception as exc:
+            on_error(spec.slug, exc)
+            continue
+        built.append(BuiltFeed(spec, is_topic, documents))
+    listed = {feed.spec.slug for feed in built}  # the OPML never links a feed that failed
+    return built, feeds.render_opml([(t.name, t.slug) for t in public if t.slug in listed], settings.base_url)
 
 
-def write_feeds(store: Store, settings: Settings, out_dir: Path, *, edition: dt.date) -> tuple[list[FeedFiles], Path]:
-    """Write ``build_feeds`` under ``out_dir/feeds``: trending.*, topics/<slug>.*, feeds.opml."""
-    built, opml_bytes = build_feeds(store, settings, edition=edition)
+def write_feeds(store: Store, settings: Settings, out_dir: Path, *, edition: dt.date,
+                on_error: FeedError = log_feed_error) -> tuple[list[FeedFiles], Path]:
+    """Write ``build_feeds`` under ``out_dir/feeds``: trending.*, topics/<slug>.*, feeds.opml.
+
+    A feed that cannot be built or written goes to ``on_error`` and keeps its old files;
+    the others are still written."""
+    built, opml_bytes = build_feeds(store, settings, edition=edition, on_error=on_error)
     folder = out_dir / "feeds"
     (folder / "topics").mkdir(parents=True, exist_ok=True)
     written = []
     for feed in built:
         files = {}
-        for kind, data in feed.documents.items():
-            path = (folder / "topics" if feed.topic else folder) / f"{feed.spec.slug}.{kind}"
-            _replace_if_changed(path, data)
-            files[kind] = path
+        try:
+            for kind, data in feed.documents.items():
+                path = (folder / "topics" if feed.topic else folder) / f"{feed.spec.slug}.{kind}"
+                _replace_if_changed(path, data)
+                files[kind] = path
+        except Exception as exc:
+            on_error(feed.spec.slug, exc)
+            continue
         written.append(FeedFiles(feed.spec.title, feed.spec.slug, files))
     opml = folder / "feeds.opml"
     _replace_if_changed(opml, opml_bytes)

@@ -92,6 +92,9 @@ def dispatch_job():
         report = dispatch.dispatch(store, settings, stop=daemon.stop)
     except PaperwireError as exc:  # a bad setting, an unreadable password file: logged, retried next time
         log.error("dispatch failed: %s", exc, extra={"fields": {"event": "dispatch-error", "error": str(exc)}})
+    except Exception as exc:  # anything else: logged with its traceback; the feeds are still rewritten
+        log.error("dispatch failed: %r", exc, exc_info=exc,
+                  extra={"fields": {"event": "dispatch-error", "error": repr(exc)}})
     _rewrite_feeds(daemon)  # feeds do not depend on the mail server
     return report
 
@@ -103,8 +106,15 @@ def _rewrite_feeds(daemon: _Daemon) -> None:
     made_from = (store.data_stamp(), tuple((t.name, t.query) for t in store.public_topics()), edition)
     if edition is None or made_from == daemon.feeds_written_for:
         return
-    pipeline.write_feeds(store, daemon.settings, daemon.settings.out_dir, edition=edition)
-    daemon.feeds_written_for = made_from
+    failed: list[str] = []
+
+    def feed_failed(slug: str, exc: Exception) -> None:  # that feed keeps its old files; the others go on
+        failed.append(slug)
+        pipeline.log_feed_error(slug, exc)
+
+    pipeline.write_feeds(store, daemon.settings, daemon.settings.out_dir, edition=edition, on_error=feed_failed)
+    if not failed:  # otherwise the next run tries the failed ones again
+        daemon.feeds_written_for = made_from
 
 
 def build_scheduler(store: Store, settings: Settings, *, start_at: dt.datetime | None = None) -> BackgroundScheduler:

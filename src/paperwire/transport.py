@@ -38,6 +38,7 @@ loop and the outcomes of messages in flight are lost (their attempts are recorde
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import os
@@ -712,10 +713,48 @@ def check_key(key: str) -> str:
     return key
 
 
+_UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._@+=-]")
+_NAME_MAX = 240  # bytes in a file name: most file systems allow 255
+
+
+def outbox_file_name(key: str, message_id: str) -> str:
+    """``<key>.<Message-ID>.eml``, the Message-ID made safe for a file name.
+
+    Keys (delivery ids) restart at 1 in every database; the Message-ID holds a hash of
+    the reader's secret token (digests) or random bits (web mail), so the pair names one
+    message across databases. Crash recovery finds a dead run's file by the same pair.
+    """
+    key = check_key(key)
+    stem = _UNSAFE_IN_NAME.sub("_", message_id.strip().strip("<>")).strip(".")
+    if not stem:
+        return f"{key}.eml"
+    room = _NAME_MAX - len(key) - len("..eml")
+    if len(stem) > room:  # keep it unique: a hash of the whole id after what fits
+        stem = stem[:max(room - 17, 0)] + "-" + hashlib.sha256(message_id.encode()).hexdigest()[:16]
+    return f"{key}.{stem}.eml"
+
+
+def header_message_id(data: bytes) -> str:
+    """The Message-ID header of a message's bytes ("" when it has none), unfolded."""
+    head = data.split(b"\r\n\r\n", 1)[0].replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    found = re.search(rb"^message-id:[ \t]*(.*(?:\n[ \t].*)*)", head, re.IGNORECASE | re.MULTILINE)
+    return b" ".join(found.group(1).split()).decode("utf-8", "replace") if found else ""
+
+
+class OutboxExists(Exception):
+    """The outbox already holds another message under this name; it is never overwritten."""
+
+
 class OutboxTransport:
-    """Writes each message to ``folder/<key>.eml``, atomically: a reader (or a crash)
-    sees the old file or the whole new one, never half a message. An existing file of
-    the same key is replaced, so re-running a batch is harmless."""
+    """Writes each message to ``folder/<key>.<Message-ID>.eml`` (see ``outbox_file_name``),
+    atomically: a reader (or a crash) sees no file or the whole message, never half of one.
+
+    An existing file is never replaced. The same bytes already there are the same message
+    (a batch run again): "sent", nothing written. Other bytes under the same name (two
+    databases copied from one, whose readers share their tokens) fail that message, and
+    the file that was there is kept. A file system error (disk full, no permission)
+    ends the run like an unreachable server: every message after it would fail too.
+    """
 
     def __init__(self, folder: Path | str, *, fsync: bool = True):
         self.folder = Path(folder)
@@ -726,15 +765,28 @@ class OutboxTransport:
         self.folder.mkdir(parents=True, exist_ok=True)
         counts = Counts()
         for msg in _until(messages, stop):
-            path = self.write(msg)
-            outcome = Outcome(msg.key, "sent", 1, None, f"written to {path}")
+            try:
+                path = self.write(msg)
+            except OutboxExists as exc:
+                outcome = Outcome(msg.key, "failed", 1, None, str(exc))
+            except OSError as exc:
+                outcome = Outcome(msg.key, "deferred", 0, None, f"not written: {exc}")
+                counts.add(outcome)
+                on_outcome(outcome)
+                raise ServerUnavailable(f"outbox {self.folder}: {exc}", counts) from exc
+            else:
+                outcome = Outcome(msg.key, "sent", 1, None, f"written to {path}")
             counts.add(outcome)
             on_outcome(outcome)
         return counts
 
+    def path_for(self, msg: Outgoing) -> Path:
+        return self.folder / outbox_file_name(msg.key, header_message_id(msg.data))
+
     def write(self, msg: Outgoing) -> Path:
-        """Temp file in the same folder, fsync, rename over the target, fsync the folder."""
-        target = self.folder / f"{check_key(msg.key)}.eml"
+        """Temp file in the same folder, fsync, hard-link to the target (which fails if it
+        exists: no overwrite, no window for a second writer), fsync the folder."""
+        target = self.path_for(msg)
         fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".eml.part")
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -742,10 +794,15 @@ class OutboxTransport:
                 if self.fsync:
                     handle.flush()
                     os.fsync(handle.fileno())
-            os.replace(temp, target)
-        except BaseException:
+            try:
+                os.link(temp, target)
+            except FileExistsError:
+                if target.read_bytes() != msg.data:
+                    raise OutboxExists(f"{target} already holds another message with this delivery key and "
+                                       "Message-ID; it was not overwritten") from None
+                return target  # this very message is already there
+        finally:
             Path(temp).unlink(missing_ok=True)
-            raise
         if self.fsync:
             _fsync_dir(self.folder)
         return target

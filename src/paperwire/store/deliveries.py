@@ -23,6 +23,11 @@ from .schema import deliveries, runs, sent_papers, subscribers
 
 # Delivery states. "deferred" (temporary failure) is claimed again by the next run.
 SENDING, SENT, FAILED, DEFERRED, UNKNOWN = "sending", "sent", "failed", "deferred", "unknown"
+# Our own code raised while matching, rendering, building or signing the reader's digest:
+# nothing was handed to the server. It settles nothing (the next run tries the reader again,
+# so a bug fixed later lets them have their digest) and never counts towards "bouncing",
+# which is for addresses the server refuses.
+ERROR = "error"
 # A slot that was due but had nothing new for the reader: settled, so it is not planned
 # again every few minutes; the next digest still starts after the last *sent* edition.
 EMPTY = "empty"
@@ -74,6 +79,15 @@ class DeliveryStore:
         with self.engine.begin() as conn:
             conn.execute(runs.update().where(runs.c.id == run_id).values(finished_at=_now(), summary=summary))
 
+    def note_run(self, kind: str, summary: dict) -> str:
+        """A run that is over as soon as it starts (a failed web mail): shown by `paperwire status`."""
+        run_id = uuid.uuid4().hex
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(runs.insert().values(id=run_id, kind=kind, pid=os.getpid(), host=socket.gethostname()[:255],
+                                              started_at=now, heartbeat_at=now, finished_at=now, summary=summary))
+        return run_id
+
     def recent_runs(self, limit: int = 10) -> list[RunInfo]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit))
@@ -90,8 +104,9 @@ class DeliveryStore:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
-    def expire_claims(self, run_ids: Sequence[str]) -> list[tuple[int, str, dt.date, str]]:
-        """Mark the in-flight claims of dead runs unknown; returns (delivery id, email, slot, run transport).
+    def expire_claims(self, run_ids: Sequence[str]) -> list[tuple[int, str, dt.date, str, str]]:
+        """Mark the in-flight claims of dead runs unknown; returns (delivery id, email, slot, run transport,
+        Message-ID).
 
         Unknown deliveries are reported and never sent again on their own: the server
         may have accepted the message just before the run died.
@@ -100,7 +115,8 @@ class DeliveryStore:
             return []
         with self.engine.begin() as conn:
             found = conn.execute(
-                sa.select(deliveries.c.id, subscribers.c.email, deliveries.c.slot, runs.c.transport)
+                sa.select(deliveries.c.id, subscribers.c.email, deliveries.c.slot, runs.c.transport,
+                          deliveries.c.message_id)
                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
                 .join(runs, runs.c.id == deliveries.c.run_id)
                 .where(deliveries.c.status == SENDING, deliveries.c.run_id.in_(list(run_ids)))).all()
@@ -108,7 +124,7 @@ class DeliveryStore:
                 conn.execute(deliveries.update().where(deliveries.c.id.in_(chunk)).values(
                     status=UNKNOWN, finished_at=_now(),
                     detail="the run sending this stopped before the server answered; it may or may not have arrived"))
-        return [(row.id, row.email, row.slot, row.transport) for row in found]
+        return [(row.id, row.email, row.slot, row.transport, row.message_id) for row in found]
 
     def claim(self, subscriber_id: int, slot: dt.date, edition: str, run_id: str, message_id: str,
               paper_ids: Sequence[str]) -> int | None:
@@ -117,12 +133,14 @@ class DeliveryStore:
         The reader's deferred delivery (temporary failure last time), whatever its slot,
         is taken over and moved to ``slot``: one digest with everything owed, never an
         old slot and a new one in a burst. The partial unique index lets a reader have
-        only one open (sending or deferred) delivery, so two runs cannot both send.
+        only one open (sending or deferred) delivery, so two runs cannot both send. An
+        "error" note of an earlier attempt at this slot (or an older one) is superseded.
         """
         values = {"slot": slot, "edition": edition, "status": SENDING, "run_id": run_id, "message_id": message_id,
                   "papers": list(paper_ids), "claimed_at": _now(), "finished_at": None}
         try:
             with self.engine.begin() as conn:
+                self._drop_error_notes(conn, subscriber_id, slot)
                 taken = conn.execute(deliveries.update().where(
                     deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == DEFERRED,
                     deliveries.c.slot <= slot).values(**values))
@@ -138,12 +156,39 @@ class DeliveryStore:
         except sa.exc.IntegrityError:
             return None
 
+    def record_error(self, subscriber_id: int, slot: dt.date, edition: str, run_id: str, detail: str) -> bool:
+        """Note that building this reader's digest for ``slot`` raised: nothing was sent.
+
+        One transaction, so a crash can never leave a claim behind that looks in flight. A
+        deferred digest of the reader becomes this note (it is re-rendered next time
+        anyway). False when another run holds the reader or settled the slot.
+        """
+        values = {"slot": slot, "edition": edition, "status": ERROR, "run_id": run_id, "message_id": "",
+                  "papers": [], "code": None, "detail": detail[:2000], "claimed_at": _now(), "finished_at": _now()}
+        try:
+            with self.engine.begin() as conn:
+                self._drop_error_notes(conn, subscriber_id, slot)
+                taken = conn.execute(deliveries.update().where(
+                    deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == DEFERRED,
+                    deliveries.c.slot <= slot).values(**values))
+                if not taken.rowcount:
+                    conn.execute(deliveries.insert().values(subscriber_id=subscriber_id, attempts=0, **values))
+            return True
+        except sa.exc.IntegrityError:
+            return False
+
+    @staticmethod
+    def _drop_error_notes(conn, subscriber_id: int, slot: dt.date) -> None:
+        conn.execute(deliveries.delete().where(deliveries.c.subscriber_id == subscriber_id,
+                                               deliveries.c.status == ERROR, deliveries.c.slot <= slot))
+
     def record_empty(self, subscriber_id: int, slot: dt.date, edition: str, run_id: str) -> bool:
         """Settle a due slot that had nothing new; False when another run settled it first."""
         try:
             with self.engine.begin() as conn:
                 conn.execute(deliveries.delete().where(deliveries.c.subscriber_id == subscriber_id,
-                                                       deliveries.c.status == DEFERRED, deliveries.c.slot <= slot))
+                                                       deliveries.c.status.in_([DEFERRED, ERROR]),
+                                                       deliveries.c.slot <= slot))
                 conn.execute(deliveries.insert().values(
                     subscriber_id=subscriber_id, slot=slot, edition=edition, status=EMPTY, run_id=run_id,
                     message_id="", papers=[], attempts=0, detail="nothing new for this reader",
@@ -189,7 +234,7 @@ class DeliveryStore:
     @staticmethod
     def _mark_bouncing_if_failing(conn, subscriber_id: int) -> None:
         last = conn.execute(sa.select(deliveries.c.status).where(deliveries.c.subscriber_id == subscriber_id,
-                                                                  deliveries.c.status != EMPTY)
+                                                                  deliveries.c.status.not_in([EMPTY, ERROR]))
                             .order_by(deliveries.c.slot.desc()).limit(BOUNCE_AFTER)).scalars().all()
         if len(last) == BOUNCE_AFTER and all(status == FAILED for status in last):
             conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id, subscribers.c.status == "active")
@@ -198,7 +243,9 @@ class DeliveryStore:
     # -- what the next run needs ---------------------------------------------------
 
     def histories(self, subscriber_ids: Iterable[int]) -> dict[int, ReaderHistory]:
-        """Each reader's newest settled-or-claimed slot and newest sent edition."""
+        """Each reader's newest settled-or-claimed slot and newest sent edition.
+
+        Deferred and error deliveries settle nothing: their slot is still owed."""
         ids = list(subscriber_ids)
         slots: dict[int, dt.date] = {}
         editions: dict[int, dt.date] = {}
@@ -206,7 +253,8 @@ class DeliveryStore:
             for chunk in _chunks(ids):
                 query = (sa.select(deliveries.c.subscriber_id, deliveries.c.status, sa.func.max(deliveries.c.slot),
                                    sa.func.max(deliveries.c.edition))
-                         .where(deliveries.c.subscriber_id.in_(chunk), deliveries.c.status != DEFERRED)
+                         .where(deliveries.c.subscriber_id.in_(chunk),
+                                deliveries.c.status.not_in([DEFERRED, ERROR]))
                          .group_by(deliveries.c.subscriber_id, deliveries.c.status))
                 for subscriber_id, status, slot, edition in conn.execute(query):
                     slots[subscriber_id] = max(slot, slots.get(subscriber_id, slot))

@@ -51,7 +51,7 @@ def create_app(settings: Settings, *, store: Store | None = None, transport=None
     # ``_error_handlers`` redirects from base_url instead.
     app = FastAPI(title="paperwire", version=__version__, openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None, description=api.__doc__, redirect_slashes=False)
-    app.state.web = WebContext(settings, store, Mailer(settings, transport), clock=clock)
+    app.state.web = WebContext(settings, store, Mailer(settings, transport, store=store), clock=clock)
     for router in (pages.router, paperpage.router, feedroutes.router, api.router, api.admin, apidocs.router):
         app.include_router(router)
     _error_handlers(app)

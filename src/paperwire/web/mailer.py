@@ -45,21 +45,44 @@ def build(letter: Letter, settings: Settings, *, now: dt.datetime | None = None)
 
 
 class Mailer:
-    """Sends one message at a time through ``transport`` (``dispatch.make_transport(settings)``)."""
+    """Sends one message at a time through ``transport`` (``dispatch.make_transport(settings)``).
 
-    def __init__(self, settings: Settings, transport):
+    It runs after the answer, so nothing it raises may reach the app: a mail that cannot be
+    built or sent is logged and, with a ``store``, recorded as a finished "web-mail" run
+    that `paperwire status` shows; the mail is lost, the app goes on.
+    """
+
+    def __init__(self, settings: Settings, transport, store=None):
         self.settings = settings
         self.transport = transport
+        self.store = store
         self.signer = Signer.from_settings(settings)  # signed like the digests when a DKIM key is set
 
     def send(self, letter: Letter) -> Outcome:
-        data = build(letter, self.settings)  # CRLF line ends already
-        outgoing = Outgoing(f"web-{secrets.token_hex(8)}", self.settings.sender_email, (letter.to,),
-                            self.signer.sign(data) if self.signer else data)
+        key = f"web-{secrets.token_hex(8)}"
         outcomes: list[Outcome] = []
-        self.transport.send_all([outgoing], outcomes.append)
-        outcome = outcomes[0] if outcomes else Outcome(outgoing.key, "deferred", 0, None, "not taken")
+        try:
+            data = build(letter, self.settings)  # CRLF line ends already
+            outgoing = Outgoing(key, self.settings.sender_email, (letter.to,),
+                                self.signer.sign(data) if self.signer else data)
+            self.transport.send_all([outgoing], outcomes.append)
+        except Exception as exc:
+            log.error("web mail to %s (%s) failed: %r", letter.to, letter.subject, exc, exc_info=exc)
+            outcome = Outcome(key, "failed", 0, None, f"{type(exc).__name__}: {exc}")
+        else:
+            outcome = outcomes[0] if outcomes else Outcome(key, "deferred", 0, None, "not taken")
+            if outcome.status != "sent":
+                log.warning("web mail to %s (%s): %s %s %s", letter.to, letter.subject, outcome.status,
+                            outcome.code, outcome.detail)
         if outcome.status != "sent":
-            log.warning("web mail to %s (%s): %s %s %s", letter.to, letter.subject, outcome.status, outcome.code,
-                        outcome.detail)
+            self._record(letter, outcome)
         return outcome
+
+    def _record(self, letter: Letter, outcome: Outcome) -> None:
+        if self.store is None:
+            return
+        failure = {"email": letter.to, "subject": letter.subject, "code": outcome.code, "detail": outcome.detail}
+        try:
+            self.store.note_run("web-mail", {"failed": 1, "failures": [failure]})
+        except Exception:  # a locked database must not turn a lost mail into a crash
+            log.exception("could not record the failed web mail to %s", letter.to)

@@ -1,0 +1,281 @@
+"""One poisoned reader, paper, feed or mail costs that one only (issue 12, item 2).
+
+Real SQLite files, the real outbox folder or a real aiosmtpd server, the real CLI. The
+poisons are stored data the current checks would refuse (as an older version or another
+tool could have written it), and one injected fault: a renderer that raises for one paper.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from paperwire import dispatch, pipeline, render
+from paperwire.config import Settings
+from paperwire.store import Store
+from paperwire.store.schema import subscribers, topics
+from paperwire.subscribers import build_subscriber, make_topic, parse_topic_spec
+
+from .conftest import SEED, TODAY
+from .test_dispatch import NOON, Inbox, smtp_server  # noqa: F401  (smtp_server is a fixture)
+
+READERS = 100
+POISONED = "reader050@example.org"
+POISON_PAPER = "t-95b5ed1255e65f22"  # "Superpipeline: ...", the 69th of 70 seed papers: nobody's top 3
+UNPARSEABLE = '(RAG OR "retrieval'  # unbalanced: the matcher refuses it
+
+
+def hundred_readers(db_url: str, *, name=lambda i: f"Reader {i}, PhD", topic=lambda i: "*") -> Store:
+    """100 active readers of the seed listing, each sent their top 3 papers."""
+    from paperwire import sources
+
+    store = Store(db_url)
+    store.save_listings(sources.read_path(SEED, today=TODAY))
+    store.save_subscribers([build_subscriber(f"reader{i:03d}@example.org", name=name(i), max_papers=3,
+                                             topics=[parse_topic_spec(topic(i))]) for i in range(READERS)])
+    return store
+
+
+def write_unchecked(store: Store, table, where, **values) -> None:
+    """Store a value the way an older version or another tool might have: past every check."""
+    with store.engine.begin() as conn:
+        assert conn.execute(table.update().where(where).values(**values)).rowcount >= 1
+
+
+def outbox_recipients(folder: Path) -> list[str]:
+    return sorted(email.message_from_bytes(p.read_bytes())["To"].rpartition("<")[2].rstrip(">")
+                  for p in folder.glob("*.eml"))
+
+
+def others() -> set[str]:
+    return {f"reader{i:03d}@example.org" for i in range(READERS)} - {POISONED}
+
+
+def assert_one_recorded(store: Store, report: dict, poisoned: str) -> None:
+    assert report["failed"] == 1
+    (failure,) = report["failures"]
+    assert failure["email"] == poisoned and failure["detail"]
+    (delivery,) = store.deliveries_of(poisoned)
+    assert delivery["status"] in ("error", "failed") and delivery["detail"]
+    assert store.subscriber(poisoned).status == "active"
+
+
+# -- 100 readers, one poisoned: 99 delivered, 1 recorded, exit status 1 -------------------------
+
+
+def test_a_bad_address_costs_that_reader_only(db_url, run_cli, smtp_server, monkeypatch):  # noqa: F811
+    inbox = Inbox()
+    monkeypatch.setenv("PAPERWIRE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("PAPERWIRE_SMTP_PORT", str(smtp_server(inbox)))
+    store = hundred_readers(db_url)
+    bad = "reader 050@example.org"  # a space: no mail system takes it
+    write_unchecked(store, subscribers, subscribers.c.email == POISONED, email=bad)
+    result = run_cli("send", "--all", "--json")
+    assert result.exit_code == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["sent"] == 99 and set(inbox.count_by_recipient()) == others()
+    assert_one_recorded(store, report, bad)
+    assert f"failed: {bad} (dispatch): " in run_cli("status").stdout
+
+
+def test_a_bad_name_costs_that_reader_only(db_url, run_cli, smtp_server, monkeypatch):  # noqa: F811
+    """`subscribe jörg@example.org --name Jörg`: the name sends the address through the email
+    package's parser, which raised NonASCIILocalPartDefect and ended the run for everyone."""
+    inbox = Inbox()  # no SMTPUTF8
+    monkeypatch.setenv("PAPERWIRE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("PAPERWIRE_SMTP_PORT", str(smtp_server(inbox)))
+    store = hundred_readers(db_url)
+    write_unchecked(store, subscribers, subscribers.c.email == POISONED, email="jörg@example.org", name="Jörg")
+    result = run_cli("send", "--all", "--json")
+    assert result.exit_code == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["sent"] == 99 and set(inbox.count_by_recipient()) == others()
+    assert_one_recorded(store, report, "jörg@example.org")
+
+
+def test_a_bad_topic_costs_that_reader_only(db_url, run_cli, tmp_path):
+    store = hundred_readers(db_url, topic=lambda i: "*" if i != 50 else "LLM")
+    owner = sa.select(subscribers.c.id).where(subscribers.c.email == POISONED).scalar_subquery()
+    write_unchecked(store, topics, topics.c.owner_id == owner, query=UNPARSEABLE)
+    result = run_cli("send", "--all", "--json")
+    assert result.exit_code == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["sent"] == 99 and outbox_recipients(tmp_path / "out" / "outbox") == sorted(others())
+    assert_one_recorded(store, report, POISONED)
+    assert "matching raised QueryError" in report["failures"][0]["detail"]
+
+
+def test_a_paper_the_renderer_chokes_on_costs_its_reader_only(db_url, run_cli, tmp_path, monkeypatch):
+    store = hundred_readers(db_url, topic=lambda i: "*" if i != 50 else "Superpipeline")
+    real_item_view = render.item_view
+
+    def item_view(item, *args, **kwargs):
+        if item.paper.id == POISON_PAPER:
+            raise RuntimeError("injected fault for one paper")
+        return real_item_view(item, *args, **kwargs)
+
+    monkeypatch.setattr(render, "item_view", item_view)
+    result = run_cli("send", "--all", "--json")
+    assert result.exit_code == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["sent"] == 99 and outbox_recipients(tmp_path / "out" / "outbox") == sorted(others())
+    assert_one_recorded(store, report, POISONED)
+    assert report["failures"][0]["detail"] == "rendering raised RuntimeError: injected fault for one paper"
+    status = run_cli("status")
+    assert f"failed: {POISONED} (dispatch): rendering raised RuntimeError: injected fault" in status.stdout
+    assert "deliveries: 1 error, 99 sent" in status.stdout
+    text = run_cli("send", "--all")
+    assert text.exit_code == 1 and f"failed: {POISONED}" in text.stderr  # the next run tries again
+
+
+# -- the policy: tried again every run, never "bouncing", sent once the bug is fixed ---------------
+
+
+def test_a_reader_whose_digest_keeps_raising_is_tried_every_run_and_gets_it_once_fixed(db_url, tmp_path,
+                                                                                        monkeypatch, caplog):
+    store = hundred_readers(db_url)
+    settings = Settings(out_dir=tmp_path / "out", outbox_dir=tmp_path / "outbox")
+    real_build = dispatch.mail.build_message
+
+    def build_message(item, *args, **kwargs):
+        if item.subscriber.email == POISONED:
+            raise ValueError(f"a bug, about {item.subscriber.token}")
+        return real_build(item, *args, **kwargs)
+
+    monkeypatch.setattr(dispatch.mail, "build_message", build_message)
+    with caplog.at_level(logging.ERROR, logger="paperwire"):
+        runs = [dispatch.dispatch(store, settings, now=NOON + dt.timedelta(minutes=5 * n)) for n in range(5)]
+    assert [(r.sent, r.failed) for r in runs] == [(99, 1)] + [(0, 1)] * 4  # the others are settled; it is not
+    token = store.subscriber(POISONED).token
+    assert all(token not in r.failures[0]["detail"] for r in runs) and token not in caplog.text
+    assert sum(getattr(rec, "fields", {}).get("event") == "delivery-error" for rec in caplog.records) == 5
+    assert store.subscriber(POISONED).status == "active"  # "bouncing" is for addresses a server refuses
+    assert [d["status"] for d in store.deliveries_of(POISONED)] == ["error"]  # one note, not one per run
+    monkeypatch.setattr(dispatch.mail, "build_message", real_build)  # the bug is fixed
+    fixed = dispatch.dispatch(store, settings, now=NOON + dt.timedelta(minutes=30))
+    assert (fixed.sent, fixed.failed) == (1, 0)
+    assert [d["status"] for d in store.deliveries_of(POISONED)] == ["sent"]
+    assert dispatch.dispatch(store, settings, now=NOON + dt.timedelta(minutes=35)).sent == 0  # and only once
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == READERS
+
+
+def test_a_dry_run_names_the_reader_that_would_fail_and_records_nothing(db_url, tmp_path):
+    store = hundred_readers(db_url, topic=lambda i: "*" if i != 50 else "LLM")
+    owner = sa.select(subscribers.c.id).where(subscribers.c.email == POISONED).scalar_subquery()
+    write_unchecked(store, topics, topics.c.owner_id == owner, query=UNPARSEABLE)
+    report = dispatch.dispatch(store, Settings(out_dir=tmp_path / "out"), now=NOON, dry_run=True)
+    assert (report.dry_run, report.failed, report.failures[0]["email"]) == (99, 1, POISONED)
+    assert store.deliveries_of(POISONED) == []
+
+
+def test_matching_finds_the_owners_whose_queries_raise_and_keeps_the_others_results(seed_papers):
+    groups = [(n, [((n, 0), "LLM"), ((n, 1), f'"scaling laws" OR reader{n}')]) for n in range(40)]
+    clean = pipeline.match_each(groups, seed_papers, None)
+    poisoned = [(n, pairs if n not in (3, 17, 18) else [*pairs, ((n, 2), UNPARSEABLE)]) for n, pairs in groups]
+    failed = []
+    found = pipeline.match_each(poisoned, seed_papers, None, on_error=lambda owner, exc: failed.append(owner))
+    assert sorted(failed) == [3, 17, 18]
+    assert set(found) == {key for n, pairs in groups if n not in (3, 17, 18) for key, _ in pairs}
+    assert all(found[key].paper_ids() == clean[key].paper_ids() for key in found)
+    with pytest.raises(Exception, match="unbalanced"):
+        pipeline.match_each(poisoned, seed_papers, None)  # without on_error: as before
+
+
+# -- feeds --------------------------------------------------------------------------------------
+
+
+def _public_topics(store: Store) -> None:
+    for name, query in (("LLMs", "LLM"), ("Broken", "RAG"), ("Scaling", '"scaling laws"')):
+        store.add_public_topic(make_topic(name, query, public=True))
+    write_unchecked(store, topics, topics.c.name == "Broken", query=UNPARSEABLE)
+
+
+def test_a_bad_public_topic_costs_its_feed_only(db_url, run_cli, tmp_path):
+    store = hundred_readers(db_url)
+    _public_topics(store)
+    result = run_cli("feeds", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert [f["slug"] for f in report["feeds"]] == ["trending", "llms", "scaling"]
+    assert [e["feed"] for e in report["errors"]] == ["broken"] and "unbalanced" in report["errors"][0]["error"]
+    folder = tmp_path / "out" / "feeds"
+    assert sorted(p.name for p in (folder / "topics").iterdir()) == sorted(
+        f"{slug}.{kind}" for slug in ("llms", "scaling") for kind in ("atom", "rss", "json"))
+    opml = (folder / "feeds.opml").read_text()
+    assert "topics/llms.atom" in opml and "broken" not in opml  # no link to a feed that is not there
+
+
+def test_a_feed_that_fails_to_render_costs_that_feed_only(db_url, run_cli, tmp_path, monkeypatch):
+    store = hundred_readers(db_url)
+    for name, query in (("LLMs", "LLM"), ("Scaling", '"scaling laws"')):
+        store.add_public_topic(make_topic(name, query, public=True))
+    real = pipeline.feeds.render_feed
+
+    def render_feed(spec, *args, **kwargs):
+        if spec.slug == "llms":
+            raise RuntimeError("injected fault for one feed")
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.feeds, "render_feed", render_feed)
+    result = run_cli("feeds")
+    assert result.exit_code == 1 and "feed llms not written: RuntimeError: injected fault" in result.stderr
+    assert (tmp_path / "out" / "feeds" / "topics" / "scaling.atom").exists()
+    assert not (tmp_path / "out" / "feeds" / "topics" / "llms.atom").exists()
+
+
+def test_the_daemon_rewrites_the_good_feeds_and_tries_the_bad_one_again(db_url, tmp_path, monkeypatch):
+    import threading
+
+    from paperwire import schedule
+
+    store = hundred_readers(db_url)
+    _public_topics(store)
+    settings = Settings(out_dir=tmp_path / "out", outbox_dir=tmp_path / "outbox")
+
+    def broken_dispatch(*args, **kwargs):
+        raise RuntimeError("a bug in dispatch")
+
+    monkeypatch.setattr(dispatch, "dispatch", broken_dispatch)
+    monkeypatch.setattr(schedule, "_daemon", schedule._Daemon(store, settings, threading.Event()))
+    assert schedule.dispatch_job() is None  # the bug is logged; the feeds are still written
+    topics_folder = tmp_path / "out" / "feeds" / "topics"
+    assert sorted(p.stem for p in topics_folder.glob("*.atom")) == ["llms", "scaling"]
+    assert schedule._daemon.feeds_written_for is None  # so the next run tries "broken" again
+    write_unchecked(store, topics, topics.c.name == "Broken", query="RAG")  # fixed
+    schedule.dispatch_job()
+    assert sorted(p.stem for p in topics_folder.glob("*.atom")) == ["broken", "llms", "scaling"]
+    assert schedule._daemon.feeds_written_for is not None
+
+
+# -- the web app's mail -------------------------------------------------------------------------
+
+
+def test_a_web_mail_that_cannot_be_sent_is_logged_and_recorded_never_a_crash(tmp_path, caplog):
+    from .test_web import make_site
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the outbox folder should be")
+    site = make_site(tmp_path, outbox_dir=blocked)
+    with caplog.at_level(logging.ERROR, logger="paperwire"):
+        for address in ("ada@example.org", "bob@example.org"):
+            answer = site.subscribe(address)
+            assert answer.status_code == 200 and "inbox" in answer.text.lower()
+    assert "web mail to ada@example.org" in caplog.text
+    runs = [run for run in site.store.recent_runs() if run.kind == "web-mail"]
+    assert sorted(run.summary["failures"][0]["email"] for run in runs) == ["ada@example.org", "bob@example.org"]
+    assert all(run.finished_at is not None for run in runs)
+    assert site.client.get("/").status_code == 200
+    from click.testing import CliRunner
+
+    from paperwire.cli import cli
+
+    status = CliRunner().invoke(cli, ["--db", site.settings.db, "status"], catch_exceptions=False)
+    assert "failed: bob@example.org (web-mail): " in status.stdout
+    site.client.close()
+    site.store.close()
