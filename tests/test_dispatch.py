@@ -63,12 +63,13 @@ class Inbox:
 def smtp_server():
     servers = []
 
-    def start(handler: Inbox) -> int:
+    def start(handler: Inbox, **smtp_options) -> int:
+        """A server on a free port; ``smtp_options`` go to aiosmtpd (e.g. enable_SMTPUTF8=False)."""
         import socket
         with socket.socket() as probe:  # a free port; aiosmtpd checks readiness by connecting to it
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller = Controller(handler, hostname="127.0.0.1", port=port, **smtp_options)
         controller.start()
         servers.append(controller)
         return port

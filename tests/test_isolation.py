@@ -84,12 +84,14 @@ def test_a_bad_address_costs_that_reader_only(db_url, run_cli, smtp_server, monk
     assert f"failed: {bad} (dispatch): " in run_cli("status").stdout
 
 
-def test_a_bad_name_costs_that_reader_only(db_url, run_cli, smtp_server, monkeypatch):  # noqa: F811
-    """`subscribe jörg@example.org --name Jörg`: the name sends the address through the email
-    package's parser, which raised NonASCIILocalPartDefect and ended the run for everyone."""
-    inbox = Inbox()  # no SMTPUTF8
+def test_a_utf8_address_on_a_server_without_smtputf8_costs_that_reader_only(db_url, run_cli, smtp_server,  # noqa: F811
+                                                                              monkeypatch):
+    """`subscribe jörg@example.org --name Jörg`: the name sent the address through the email
+    package's parser, which raised NonASCIILocalPartDefect and ended the run for everyone.
+    Now the message is built, and a server without SMTPUTF8 refuses that one reader."""
+    inbox = Inbox()
     monkeypatch.setenv("PAPERWIRE_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("PAPERWIRE_SMTP_PORT", str(smtp_server(inbox)))
+    monkeypatch.setenv("PAPERWIRE_SMTP_PORT", str(smtp_server(inbox, enable_SMTPUTF8=False)))
     store = hundred_readers(db_url)
     write_unchecked(store, subscribers, subscribers.c.email == POISONED, email="jörg@example.org", name="Jörg")
     result = run_cli("send", "--all", "--json")
@@ -97,6 +99,33 @@ def test_a_bad_name_costs_that_reader_only(db_url, run_cli, smtp_server, monkeyp
     report = json.loads(result.stdout)
     assert report["sent"] == 99 and set(inbox.count_by_recipient()) == others()
     assert_one_recorded(store, report, "jörg@example.org")
+    assert "needs SMTPUTF8" in report["failures"][0]["detail"]
+
+
+def test_a_name_the_message_builder_chokes_on_costs_that_reader_only(db_url, run_cli, smtp_server,  # noqa: F811
+                                                                      monkeypatch):
+    """An injected fault where a reader's name becomes a header: whatever building raises."""
+    from paperwire import mail
+
+    inbox = Inbox()
+    monkeypatch.setenv("PAPERWIRE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("PAPERWIRE_SMTP_PORT", str(smtp_server(inbox)))
+    store = hundred_readers(db_url)
+    write_unchecked(store, subscribers, subscribers.c.email == POISONED, name="Poison Pill")
+    real_phrase = mail.phrase
+
+    def phrase(name):
+        if name == "Poison Pill":
+            raise LookupError("injected fault for one name")
+        return real_phrase(name)
+
+    monkeypatch.setattr(mail, "phrase", phrase)
+    result = run_cli("send", "--all", "--json")
+    assert result.exit_code == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["sent"] == 99 and set(inbox.count_by_recipient()) == others()
+    assert_one_recorded(store, report, POISONED)
+    assert "LookupError: injected fault for one name" in report["failures"][0]["detail"]
 
 
 def test_a_bad_topic_costs_that_reader_only(db_url, run_cli, tmp_path):

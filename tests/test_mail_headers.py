@@ -156,3 +156,17 @@ def test_a_name_that_looks_like_an_encoded_word_is_encoded_itself():
     import email
     from email import policy
     assert email.message_from_bytes(data, policy=policy.default)["To"] == f"{fake} <ada@example.org>"
+
+
+@pytest.mark.parametrize("address", ["ada@example.org\r\nBcc: eve@example.net", "ada@example.org\nX-Evil: 1",
+                                     "ada@example.org\rX", "ada\x00@example.org"])
+def test_a_stored_address_with_a_line_break_never_starts_a_header_of_its_own(address):
+    """Addresses are validated when stored, but one that got in some other way (an old
+    database, a hand edit) must fail that message, never smuggle in a Bcc."""
+    reader = Subscriber(email=address, name="Ada", token=TOKEN, topics=[Topic("RAG", "RAG")])
+    item = Digest(subscriber=reader, edition="2024-03-11", listing_date=dt.date(2024, 3, 11), sections=())
+    with pytest.raises(ValueError, match="To header: a line break or control character"):
+        build_message(item, Rendered(), Settings(), now=NOW)
+    for value in (address, f"Ada <{address}>"):
+        with pytest.raises(ValueError):
+            header_line("To", value)

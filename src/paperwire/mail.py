@@ -87,6 +87,10 @@ class Message:
         return self.data
 
 
+# CR, LF, NUL and the other C0 controls but tab: never part of a header value (header injection).
+_LINE_BREAKING = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def header_line(name: str, value: str) -> bytes:
     """One header as wire bytes, CRLF included: the one way every header paperwire writes is made.
 
@@ -98,6 +102,8 @@ def header_line(name: str, value: str) -> bytes:
     package. Text that merely looks like an encoded word (``=?utf-8?q?...?=``) in a subject
     is encoded itself, or readers would see it decoded.
     """
+    if _LINE_BREAKING.search(value):  # a stored value that would end the header and start another
+        raise ValueError(f"{name} header: a line break or control character in {value[:60]!r}")
     if name in _STRUCTURED:
         return _structured_line(name, value)
     if "=?" in value and name == "Subject":

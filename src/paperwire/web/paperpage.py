@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
 from .. import urls
+from ..normalize import shown_title
 from .conditional import conditional
 from .context import WebContext, web_context
 from .data import document
@@ -47,7 +48,7 @@ def _view(found, base_url: str) -> dict:
     main_label = next((LINK_LABELS.get(link.kind, "Link") for link in paper.links if link.url == main), "Link")
     links = ([(main_label, main)] if main != own else []) + [(link.label, link.url) for link in shown]
     return {
-        "title": one_line(paper.title) or paper.id,
+        "title": shown_title(paper.title) or paper.id,
         "authors": ", ".join(one_line(name) for name in paper.authors if name.strip()),
         "abstract": squeezed(paper.abstract),
         "arxiv_id": paper.arxiv_id, "links": links,
