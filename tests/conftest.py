@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,15 @@ def run_cli(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         return runner.invoke(cli, (["--db", db_url] if db else []) + [str(a) for a in args], catch_exceptions=False)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def dkim_key(tmp_path_factory):
+    """A fresh 2048-bit RSA key (openssl): its private PEM path and its public key in base64,
+    as a DKIM DNS record carries it."""
+    folder = tmp_path_factory.mktemp("dkim")
+    private = folder / "private.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(private), "2048"], check=True, capture_output=True)
+    public = subprocess.run(["openssl", "rsa", "-in", str(private), "-pubout", "-outform", "DER"],
+                            check=True, capture_output=True).stdout
+    return private, base64.b64encode(public)

@@ -7,12 +7,10 @@ without SMTPUTF8.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as dt
 import json
 import socket
-import subprocess
 import threading
 from collections.abc import Iterator
 
@@ -38,16 +36,6 @@ SETTINGS = Settings(base_url="https://papers.example.org", sender_name="paperwir
 UTF8_LOCAL = "jörg@example.org"
 IDN_DOMAIN = "user@exämple.org"
 IDN_ASCII = "user@xn--exmple-cua.org"
-
-
-@pytest.fixture(scope="module")
-def dkim_key(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dkim")
-    private = folder / "private.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(private), "2048"], check=True, capture_output=True)
-    public = subprocess.run(["openssl", "rsa", "-in", str(private), "-pubout", "-outform", "DER"],
-                            check=True, capture_output=True).stdout
-    return private, base64.b64encode(public)
 
 
 class Rendered:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import email
-import subprocess
 from dataclasses import dataclass
 from email import policy
 
@@ -94,16 +92,6 @@ def test_non_ascii_names_are_encoded():
     assert data.isascii()
     msg = parse(data)
     assert msg["To"] == "Zoë Ωmega <ada@example.org>" and msg["Subject"] == "Neue Papiere über MoE"
-
-
-@pytest.fixture(scope="module")
-def dkim_key(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dkim")
-    private = folder / "private.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(private), "2048"], check=True, capture_output=True)
-    public = subprocess.run(["openssl", "rsa", "-in", str(private), "-pubout", "-outform", "DER"],
-                            check=True, capture_output=True).stdout
-    return private, base64.b64encode(public)
 
 
 def test_dkim_signature_verifies_and_covers_both_unsubscribe_headers(dkim_key):

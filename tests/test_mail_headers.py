@@ -7,10 +7,8 @@ RFC 8058 one-click breaks. Every check here reads the bytes themselves.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import re
-import subprocess
 
 import dkim
 import pytest
@@ -78,16 +76,6 @@ def test_list_unsubscribe_is_never_encoded_for_any_base_url_length(length):
 def test_list_unsubscribe_with_default_settings():
     settings = Settings()
     check_list_unsubscribe(message_bytes(build_message(digest(), Rendered(), settings, now=NOW)), settings)
-
-
-@pytest.fixture(scope="module")
-def dkim_key(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dkim")
-    private = folder / "private.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(private), "2048"], check=True, capture_output=True)
-    public = subprocess.run(["openssl", "rsa", "-in", str(private), "-pubout", "-outform", "DER"],
-                            check=True, capture_output=True).stdout
-    return private, base64.b64encode(public)
 
 
 @pytest.mark.parametrize("length", [*range(20, 200, 15), 200])
