@@ -178,12 +178,16 @@ def test_a_reader_whose_digest_keeps_raising_is_tried_every_run_and_gets_it_once
         return real_build(item, *args, **kwargs)
 
     monkeypatch.setattr(dispatch.mail, "build_message", build_message)
-    with caplog.at_level(logging.ERROR, logger="paperwire"):
+    with caplog.at_level(logging.WARNING, logger="paperwire"):
         runs = [dispatch.dispatch(store, settings, now=NOON + dt.timedelta(minutes=5 * n)) for n in range(5)]
     assert [(r.sent, r.failed) for r in runs] == [(99, 1)] + [(0, 1)] * 4  # the others are settled; it is not
     token = store.subscriber(POISONED).token
     assert all(token not in r.failures[0]["detail"] for r in runs) and token not in caplog.text
-    assert sum(getattr(rec, "fields", {}).get("event") == "delivery-error" for rec in caplog.records) == 5
+    noted = [rec for rec in caplog.records if getattr(rec, "fields", {}).get("event") == "delivery-error"]
+    # One traceback, the first time; then a line a run that counts the runs at this slot.
+    assert [(rec.levelname, "Traceback" in rec.getMessage()) for rec in noted] == [("ERROR", True)] + [
+        ("WARNING", False)] * 4
+    assert [rec.fields.get("runs") for rec in noted] == [None, 2, 3, 4, 5]
     assert store.subscriber(POISONED).status == "active"  # "bouncing" is for addresses a server refuses
     assert [d["status"] for d in store.deliveries_of(POISONED)] == ["error"]  # one note, not one per run
     monkeypatch.setattr(dispatch.mail, "build_message", real_build)  # the bug is fixed
@@ -214,6 +218,37 @@ def test_matching_finds_the_owners_whose_queries_raise_and_keeps_the_others_resu
     assert all(found[key].paper_ids() == clean[key].paper_ids() for key in found)
     with pytest.raises(Exception, match="unbalanced"):
         pipeline.match_each(poisoned, seed_papers, None)  # without on_error: as before
+
+
+def test_a_bad_query_is_named_by_its_text_and_costs_no_extra_matching_pass(seed_papers, monkeypatch):
+    passes = []
+    real = pipeline.compile_queries
+    monkeypatch.setattr(pipeline, "compile_queries", lambda *a, **k: passes.append(1) or real(*a, **k))
+    errors = []
+    found = pipeline.match_each([(0, [((0, 0), "LLM")]), (1, [((1, 0), UNPARSEABLE)])], seed_papers, None,
+                                on_error=lambda owner, exc: errors.append((owner, str(exc))))
+    assert errors == [(1, f"topic {UNPARSEABLE!r}: unbalanced quote: this \" is never closed (at position 8)")]
+    assert set(found) == {(0, 0)} and len(passes) == 1
+
+
+def test_halving_finds_owners_whose_matching_raises_and_their_errors_stand_alone(seed_papers, monkeypatch):
+    """A fault the parser cannot see (here injected for queries naming "poison"): found by
+    halving, and each owner's error carries no traceback of the searches before it."""
+    real = pipeline.compile_queries
+
+    def compile_queries(pairs, acronyms):
+        pairs = list(pairs)
+        if any("poison" in text for _, text in pairs):
+            raise RuntimeError("injected fault in matching")
+        return real(pairs, acronyms)
+
+    monkeypatch.setattr(pipeline, "compile_queries", compile_queries)
+    groups = [(n, [((n, 0), "LLM" if n not in (5, 6, 30) else "LLM OR poison")]) for n in range(32)]
+    errors = []
+    found = pipeline.match_each(groups, seed_papers, None, on_error=lambda owner, exc: errors.append((owner, exc)))
+    assert [owner for owner, _ in errors] == [5, 6, 30]
+    assert all(exc.__context__ is None and exc.__cause__ is None for _, exc in errors)
+    assert set(found) == {(n, 0) for n in range(32)} - {(5, 0), (6, 0), (30, 0)}
 
 
 # -- feeds --------------------------------------------------------------------------------------

@@ -169,8 +169,10 @@ def dispatch(
 
 class _ReaderFailures:
     """Whatever one reader's digest raises costs that reader only: it is counted in the
-    report's ``failed`` and ``failures``, logged with its traceback, and noted in the
-    database as an "error" delivery, which settles nothing: the next run tries again."""
+    report's ``failed`` and ``failures``, logged, and noted in the database as an "error"
+    delivery, which settles nothing: the next run tries again. The traceback is logged the
+    first time a slot fails; later runs that fail the same way log one line, so a reader
+    the code cannot serve costs a line per run, not a page."""
 
     def __init__(self, store: Store, slots: dict[int, dt.date], run_id: str | None, report: SendReport,
                  edition: dt.date):
@@ -182,11 +184,25 @@ class _ReaderFailures:
         detail = _without(reader.token, f"{stage} raised {type(exc).__name__}: {exc}")
         self.report.failed += 1
         self.report.failures.append({"email": reader.email, "code": None, "detail": detail})
+        runs = self._note(reader, detail)
+        fields = {"event": "delivery-error", "email": reader.email, "stage": stage, "detail": detail}
+        if runs is not None and runs > 1:
+            log.warning("digest not sent again: %s (%d runs at this slot; the first logged the traceback)", detail,
+                        runs, extra={"fields": {**fields, "runs": runs}})
+            return
         trace = _without(reader.token, "".join(traceback.format_exception(exc)).rstrip())
-        log.error("digest not sent: %s\n%s", detail, trace, extra={"fields": {
-            "event": "delivery-error", "email": reader.email, "stage": stage, "detail": detail}})
-        if self.run_id is not None:
-            self.store.record_error(reader.id, self.slots[reader.id], self.edition.isoformat(), self.run_id, detail)
+        log.error("digest not sent: %s\n%s", detail, trace, extra={"fields": fields})
+
+    def _note(self, reader: Subscriber, detail: str) -> int | None:
+        """The error note in the database (how many runs failed at this slot), or None."""
+        if self.run_id is None:  # a dry run records nothing
+            return None
+        try:
+            return self.store.record_error(reader.id, self.slots[reader.id], self.edition.isoformat(), self.run_id,
+                                           detail)
+        except Exception:  # e.g. a locked database: this reader's note is lost, the run goes on
+            log.exception("could not record the failure of %s", reader.email)
+            return None
 
 
 def _without(secret: str, text: str) -> str:

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 from . import digest, feeds, mail, sources
 from .config import MAX_LISTING_BYTES, Settings
-from .errors import SourceError
+from .errors import QueryError, SourceError
 from .match import Ranking, compile_queries
 from .models import Digest, StoredPaper, Subscriber
+from .query import parse_query
 from .store import FetchValidators, IngestCounts, ReaderHistory, Store
 
 if TYPE_CHECKING:  # rendering loads MJML and Jinja: only when digests are written
@@ -229,12 +230,16 @@ def match_each(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]], papers
                ) -> dict[Key, Ranking]:
     """The rankings of every owner's (key, query) pairs, all owners compiled and matched in one pass.
 
-    When that pass raises and ``on_error`` is given, the owners are split in halves and each
-    half is tried again, down to the owners that raise on their own: each of those goes to
-    ``on_error`` and is left out, so a bad stored topic costs its reader (or feed) only, and
-    the search costs about two passes per bad owner and level of halving. When the papers
-    alone make matching raise, no owner is to blame: that is raised.
+    With ``on_error``, a faulty owner costs that owner only (a reader, or a feed), who goes to
+    ``on_error`` and is left out. The usual fault, a stored query the parser refuses, is found
+    first by parsing each distinct query on its own, so the error names that query. Should the
+    one pass still raise, the owners are split in halves and each half tried again, down to the
+    owners that raise on their own (about two passes per bad owner and level of halving). When
+    the papers alone make matching raise, no owner is to blame: that is raised.
     """
+    if on_error is not None:
+        groups = _parseable(groups, on_error)
+
     def attempt(chosen: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]]) -> dict[Key, Ranking]:
         return compile_queries((pair for _, pairs in chosen for pair in pairs), acronyms).match(papers)
 
@@ -242,21 +247,45 @@ def match_each(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]], papers
         try:
             return attempt(chosen)
         except Exception as exc:
-            if on_error is None:
-                raise
             if len(chosen) == 1:
                 on_error(chosen[0][0], exc)
                 return {}
-            half = len(chosen) // 2
-            return {**isolate(chosen[:half]), **isolate(chosen[half:])}
+        # Halved outside the handler, so no owner's error carries the tracebacks of the others.
+        half = len(chosen) // 2
+        return {**isolate(chosen[:half]), **isolate(chosen[half:])}
 
     try:
         return attempt(groups)
     except Exception:
         if on_error is None or not groups:
             raise
-        attempt([])  # the papers alone: raises when no owner is to blame
-        return isolate(groups)
+    attempt([])  # the papers alone: raises when no owner is to blame
+    return isolate(groups)
+
+
+def _parseable(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]],
+               on_error: Callable[[Owner, Exception], None]) -> list[tuple[Owner, Sequence[tuple[Key, str]]]]:
+    """The owners whose every query parses; each other owner goes to ``on_error`` with its
+    first bad query's error. Each distinct query is parsed once."""
+    refused: dict[str, QueryError | None] = {}
+
+    def error_of(text: str) -> QueryError | None:
+        if text not in refused:
+            try:
+                parse_query(text)
+                refused[text] = None
+            except QueryError as exc:  # named by its text: the reader and the operator know it so
+                refused[text] = QueryError(f"topic {text!r}: {exc.reason}", query=text, position=exc.position)
+        return refused[text]
+
+    kept = []
+    for owner, pairs in groups:
+        error = next((found for _, text in pairs if (found := error_of(text)) is not None), None)
+        if error is None:
+            kept.append((owner, pairs))
+        else:
+            on_error(owner, error)
+    return kept
 
 
 def write_digests(

@@ -156,26 +156,32 @@ class DeliveryStore:
         except sa.exc.IntegrityError:
             return None
 
-    def record_error(self, subscriber_id: int, slot: dt.date, edition: str, run_id: str, detail: str) -> bool:
+    def record_error(self, subscriber_id: int, slot: dt.date, edition: str, run_id: str, detail: str) -> int | None:
         """Note that building this reader's digest for ``slot`` raised: nothing was sent.
 
-        One transaction, so a crash can never leave a claim behind that looks in flight. A
-        deferred digest of the reader becomes this note (it is re-rendered next time
-        anyway). False when another run holds the reader or settled the slot.
+        Returns how many runs have now failed at this slot (the note's ``attempts``), so the
+        caller can tell a new fault from one already reported; None when another run holds
+        the reader or settled the slot. One transaction, so a crash can never leave a claim
+        behind that looks in flight. A deferred digest of the reader becomes this note (it is
+        re-rendered next time anyway).
         """
         values = {"slot": slot, "edition": edition, "status": ERROR, "run_id": run_id, "message_id": "",
                   "papers": [], "code": None, "detail": detail[:2000], "claimed_at": _now(), "finished_at": _now()}
         try:
             with self.engine.begin() as conn:
+                before = conn.execute(sa.select(deliveries.c.attempts).where(
+                    deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == ERROR,
+                    deliveries.c.slot == slot)).scalar()
+                values["attempts"] = (before or 0) + 1
                 self._drop_error_notes(conn, subscriber_id, slot)
                 taken = conn.execute(deliveries.update().where(
                     deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == DEFERRED,
                     deliveries.c.slot <= slot).values(**values))
                 if not taken.rowcount:
-                    conn.execute(deliveries.insert().values(subscriber_id=subscriber_id, attempts=0, **values))
-            return True
+                    conn.execute(deliveries.insert().values(subscriber_id=subscriber_id, **values))
+            return values["attempts"]
         except sa.exc.IntegrityError:
-            return False
+            return None
 
     @staticmethod
     def _drop_error_notes(conn, subscriber_id: int, slot: dt.date) -> None:
