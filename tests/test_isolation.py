@@ -185,9 +185,10 @@ def test_a_reader_whose_digest_keeps_raising_is_tried_every_run_and_gets_it_once
     assert all(token not in r.failures[0]["detail"] for r in runs) and token not in caplog.text
     noted = [rec for rec in caplog.records if getattr(rec, "fields", {}).get("event") == "delivery-error"]
     # One traceback, the first time; then a line a run that counts the runs at this slot.
-    assert [(rec.levelname, "Traceback" in rec.getMessage()) for rec in noted] == [("ERROR", True)] + [
+    assert [(rec.levelname, "Traceback" in getattr(rec, "trace", "")) for rec in noted] == [("ERROR", True)] + [
         ("WARNING", False)] * 4
     assert [rec.fields.get("runs") for rec in noted] == [None, 2, 3, 4, 5]
+    assert "a bug, about <token>" in noted[0].trace and all(token not in getattr(rec, "trace", "") for rec in noted)
     assert store.subscriber(POISONED).status == "active"  # "bouncing" is for addresses a server refuses
     assert [d["status"] for d in store.deliveries_of(POISONED)] == ["error"]  # one note, not one per run
     monkeypatch.setattr(dispatch.mail, "build_message", real_build)  # the bug is fixed

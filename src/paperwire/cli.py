@@ -135,10 +135,10 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], format_: str | None, date
 def _print_ingest(report: pipeline.IngestReport, store: Store, *, verbose: bool) -> None:
     counts = report.counts
     for warning in report.warnings if verbose else []:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {logs.printable(warning)}", err=True)
     for error in report.errors:
         where = error.file + (f":{error.line}" if error.line else "")
-        click.echo(click.style("error: ", fg="red") + f"{where}: {error.message}", err=True)
+        click.echo(click.style("error: ", fg="red") + logs.printable(f"{where}: {error.message}"), err=True)
     click.echo(f"{report.files} file(s): {counts.added} papers added, {counts.updated} updated, "
                f"{counts.unchanged} unchanged, "
                + (f"{report.not_modified} URL(s) not modified, " if report.not_modified else "")
@@ -224,7 +224,8 @@ def subscribe(app: App, email: str, topic_specs: tuple[str, ...], follow: tuple[
 
 def _describe(reader: Subscriber) -> str:
     topics = "; ".join(t.name if t.name == t.query else f"{t.name} = {t.query}" for t in reader.topics)
-    return f"{reader.cadence} at {reader.hour:02d}:00 {reader.timezone}, up to {reader.max_papers} papers, topics: {topics}"
+    return logs.printable(f"{reader.cadence} at {reader.hour:02d}:00 {reader.timezone}, up to {reader.max_papers} "
+                          f"papers, topics: {topics}")
 
 
 @cli.command()
@@ -264,7 +265,7 @@ def subscribers(ctx: click.Context, as_json: bool, status: str | None) -> None:
         click.echo(subscriber_io.to_json(readers), nl=False)
         return
     for reader in readers:
-        click.echo(f"{reader.email:<32} {reader.status:<12} {_describe(reader)}")
+        click.echo(f"{logs.printable(reader.email):<32} {reader.status:<12} {_describe(reader)}")
     click.echo(f"{len(readers)} reader(s)", err=True)
 
 
@@ -333,7 +334,7 @@ def topics(ctx: click.Context, as_json: bool) -> None:
                               ensure_ascii=False))
         return
     for topic in found:
-        click.echo(f"{topic.name:<30} {topic.slug:<30} {topic.query}")
+        click.echo(logs.printable(f"{topic.name:<30} {topic.slug:<30} {topic.query}"))
     click.echo(f"{len(found)} public topic(s)", err=True)
 
 
@@ -419,7 +420,7 @@ def digest_command(app: App, out_dir: Path | None, date: dt.datetime | None, onl
         click.echo(json.dumps([item.as_dict() for item in written], indent=2, ensure_ascii=False))
         return
     for item in written:
-        click.echo(f"{item.email:<32} {item.papers:3d} papers  {item.html}")
+        click.echo(f"{logs.printable(item.email):<32} {item.papers:3d} papers  {item.html}")
     click.echo(f"{len(written)} digest(s) for {edition} from {len(readers)} active reader(s)", err=True)
 
 
@@ -519,7 +520,7 @@ def demo(app: App, seeds: Path, examples: Path) -> None:
                                  feed_files=feed_files, opml=opml)
     click.echo(f"\n{len(readers)} demo readers, {len(written)} digest(s) and {len(feed_files)} feed(s) for {edition}:")
     for item in written:
-        click.echo(f"  {item.email:<24} {item.subject}")
+        click.echo(logs.printable(f"  {item.email:<24} {item.subject}"))
     where = f"SMTP {settings.smtp_host}" if settings.smtp_host else f"{settings.outbox_dir}/"
     click.echo(f"\nDelivered {sent.sent} digest(s) to {where}"
                + (" (the others went out on an earlier run: never twice)" if sent.sent < len(written) else ""))
@@ -564,13 +565,15 @@ def send(app: App, only: str | None, everyone: bool, dry_run: bool, as_json: boo
                    f"deferred {report.deferred}, skipped {report.skipped}"
                    + (f", dry run {report.dry_run}" if dry_run else ""))
         for item in report.unknown:
-            click.echo(f"unknown: {item['email']} (slot {item['slot']}): "
-                       + item.get("detail", "the run sending it died before the server answered")
+            click.echo(f"unknown: {logs.printable(item['email'])} (slot {item['slot']}): "
+                       + logs.printable(item.get("detail", "the run sending it died before the server answered"))
                        + "; check the mail log, it is not sent again", err=True)
         for failure in report.failures:
-            click.echo(f"failed: {failure['email']}: {failure['code']} {failure['detail']}", err=True)
+            code = f"{failure['code']} " if failure["code"] else ""
+            click.echo(f"failed: {logs.printable(failure['email'])}: {code}{logs.printable(failure['detail'])}",
+                       err=True)
         if report.error:
-            click.echo(click.style("error: ", fg="red") + f"stopped early: {report.error}", err=True)
+            click.echo(click.style("error: ", fg="red") + f"stopped early: {logs.printable(report.error)}", err=True)
     if report.failed or report.unknown or report.error:
         raise click.exceptions.Exit(1)
 
@@ -693,7 +696,8 @@ def _latest_failures(runs) -> list[dict]:
 
 def _echo_failures(failures: list[dict]) -> None:
     for failure in failures[:STATUS_FAILURES_SHOWN]:  # a server's answer is in the detail, code first
-        click.echo(f"failed: {failure['email']} ({failure['kind']}): {failure.get('detail', '')}")
+        click.echo(f"failed: {logs.printable(failure['email'])} ({failure['kind']}): "
+                   f"{logs.printable(failure.get('detail') or '')}")
     if len(failures) > STATUS_FAILURES_SHOWN:
         click.echo(f"failed: and {len(failures) - STATUS_FAILURES_SHOWN} more (in the runs' summaries: status --json)")
 

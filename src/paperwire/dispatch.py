@@ -191,7 +191,7 @@ class _ReaderFailures:
                         runs, extra={"fields": {**fields, "runs": runs}})
             return
         trace = _without(reader.token, "".join(traceback.format_exception(exc)).rstrip())
-        log.error("digest not sent: %s\n%s", detail, trace, extra={"fields": fields})
+        log.error("digest not sent: %s", detail, extra={"fields": fields, "trace": trace})
 
     def _note(self, reader: Subscriber, detail: str) -> int | None:
         """The error note in the database (how many runs failed at this slot), or None."""

@@ -1,7 +1,9 @@
 """Log output for people (one readable line) or for collectors (one JSON object per line).
 
 Code logs a short message plus structured fields passed as ``extra={"fields": {...}}``;
-the text form appends them as ``key=value``, the JSON form as keys of the object. No
+the text form appends them as ``key=value``, the JSON form as keys of the object. A
+traceback that was cleaned of secrets first goes as ``extra={"trace": text}``. In the text
+form, untrusted values are shown ``printable``, one line each. No
 secret ever reaches a log call: settings hold the SMTP password apart (``repr=False``)
 and nothing logs a whole Settings.
 """
@@ -11,10 +13,32 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import sys
 
 FORMATS = ("text", "json")
+# What must not reach a terminal or a text log line as it is: C0/C1 controls (line breaks
+# that start a fake line, ESC sequences that drive the terminal), line separators and the
+# bidi embeddings, overrides and isolates that reorder what follows.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 QUIET_LIBRARIES = ("alembic", "apscheduler", "httpx", "httpcore", "aiosmtplib", "mail.log")
+
+
+def printable(text: str) -> str:
+    """Untrusted ``text`` (an address, a server's answer, an error) fit for one line of a
+    terminal or a text log: each control shown as its escape (``\\n``, ``\\x1b``, ``\\u202e``).
+    Every line paperwire prints or logs as text puts such values through this."""
+    if not _CONTROLS.search(text):
+        return text
+    return _CONTROLS.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The record's message with its string arguments made ``printable``: the format string
+    is ours, the arguments may come from anyone."""
+    if isinstance(record.args, tuple) and record.args:
+        return str(record.msg) % tuple(printable(a) if isinstance(a, str) else a for a in record.args)
+    return record.getMessage()
 
 
 class TextFormatter(logging.Formatter):
@@ -23,15 +47,14 @@ class TextFormatter(logging.Formatter):
         self.timestamps = timestamps  # the daemon's lines need them; one-shot commands do not
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{record.levelname}: {record.getMessage()}"
+        line = f"{record.levelname}: {_message(record)}"
         if self.timestamps:
             line = dt.datetime.fromtimestamp(record.created, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S ") + line
         fields = getattr(record, "fields", None)
         if fields:
             line += " " + " ".join(f"{key}={_compact(value)}" for key, value in fields.items())
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
+        trace = getattr(record, "trace", None) or (self.formatException(record.exc_info) if record.exc_info else "")
+        return line + "\n" + trace if trace else line
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,14 +66,17 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         entry.update(getattr(record, "fields", None) or {})
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        trace = getattr(record, "trace", None) or (self.formatException(record.exc_info) if record.exc_info else "")
+        if trace:
+            entry["exception"] = trace
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 def _compact(value) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return json.dumps(text) if not text or any(ch.isspace() for ch in text) else text
+    if not text or any(ch.isspace() for ch in text):
+        text = json.dumps(text, ensure_ascii=False)  # quoted, C0 controls escaped
+    return printable(text)
 
 
 class _StderrHandler(logging.StreamHandler):
