@@ -23,6 +23,22 @@ def test_url_masks_passwords_and_secret_query_values(url, shown):
     assert redact.url(url) == shown
 
 
+@pytest.mark.parametrize("url, shown", [
+    ("https://huggingface.co/api/daily_papers", "https://huggingface.co/api/daily_papers"),
+    ("https://u:pw@h.example/a%20b?api_key=K&sig=S#frag", "https://h.example/a%20b?…"),
+    ("HTTP://h.example/x?X-Amz-Signature=S", "http://h.example/x?…"),
+])
+def test_source_urls_lose_credentials_and_the_whole_query(url, shown):
+    """A listing source's query can hold a key under any name (api_key, sig, X-Amz-Signature)."""
+    assert redact.url(url) == shown
+
+
+def test_scrub_takes_a_source_url_and_its_secrets_out_of_an_error_text():
+    url = "https://u:pw@h.example/feed?api_key=K3Y"
+    text = f"connect failed for {url} (query api_key=K3Y, user u:pw)"
+    assert redact.scrub(text, url) == "connect failed for https://h.example/feed?… (query …, user …)"
+
+
 @given(secret=st.text(min_size=1), port=st.one_of(st.just(""), st.just(":5432"), st.just(":port")))
 def test_no_password_survives_whatever_it_holds(secret, port):
     """Any password, %-encoded as a URL needs it, in the user part and the query: never shown."""

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from . import __version__
+from . import __version__, redact
 from .config import MAX_LISTING_BYTES
 from .errors import SourceError
 
@@ -71,27 +71,7 @@ def fetch(
         with _new_client(timeout) as own:
             return _fetch_with(own, url, etag, last_modified, timeout, max_bytes)
     except SourceError as exc:  # errors end up in logs and `status`: never with the URL's secrets
-        raise SourceError(scrub(exc.reason, url), origin=display_url(url), line=exc.line) from None
-
-
-def display_url(url: str) -> str:
-    """``url`` fit for logs: no ``user:password@``, and the query (often an API token) elided."""
-    parts = urlsplit(url)
-    if not parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=host, query="…" if parts.query else "", fragment="").geturl()
-
-
-def scrub(text: str, url: str) -> str:
-    """Remove the URL's credentials and query from an error message (httpx's, or any other)."""
-    parts = urlsplit(url)
-    secrets = [url, parts.query, parts.netloc.rpartition("@")[0]]
-    if parts.password:
-        secrets.append(parts.password)
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        text = text.replace(secret, display_url(url) if secret == url else "…")
-    return text
+        raise SourceError(redact.scrub(exc.reason, url), origin=redact.url(url), line=exc.line) from None
 
 
 def _check_url(url: str) -> None:
@@ -160,7 +140,7 @@ def _result(response: httpx.Response, url: str, etag: str | None, last_modified:
 
 def _status_message(response: httpx.Response) -> str:
     reason = response.reason_phrase or "(no reason given)"
-    where = f" from {response.url}" if response.history else ""
+    where = f" from {redact.url(str(response.url))}" if response.history else ""  # a redirect may carry a token
     return f"HTTP {response.status_code} {reason}{where}"
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from . import digest, feeds, mail, sources
+from . import digest, feeds, mail, redact, sources
 from .config import MAX_LISTING_BYTES, Settings
 from .errors import QueryError, SourceError
 from .match import Ranking, compile_queries
@@ -118,13 +118,11 @@ def ingest(
 def _unexpected(item: Path | str, exc: Exception) -> FileError:
     """An error no parser foresaw, named by file and kind, without a URL's secrets; the
     traceback goes to the debug log (``-v``)."""
-    log.debug("unexpected failure ingesting %s", item, exc_info=True)
+    log.debug("unexpected failure ingesting %s", redact.url(str(item)), exc_info=True)
     if isinstance(item, Path):
         return FileError(str(item), None, f"unexpected error ({type(exc).__name__}: {exc}); nothing of it was stored")
-    from . import fetch
-
-    return FileError(fetch.display_url(item), None,
-                     f"unexpected error ({type(exc).__name__}: {fetch.scrub(str(exc), item)}); nothing of it was stored")
+    return FileError(redact.url(item), None,
+                     f"unexpected error ({type(exc).__name__}: {redact.scrub(str(exc), item)}); nothing of it was stored")
 
 
 def _ingest_url(store: Store, url: str, report: IngestReport, *, format: str | None, date: dt.date | None,
@@ -138,7 +136,7 @@ def _ingest_url(store: Store, url: str, report: IngestReport, *, format: str | N
     if result.status == "not-modified":
         report.not_modified += 1
         return []
-    shown = fetch.display_url(url)  # the name errors and listings carry: no credentials or tokens
+    shown = redact.url(url)  # the name errors and listings carry: no credentials or tokens
     batch = sources.parse_text(sources.decode(result.body, shown), shown, format=format, date=date, today=today)
     report.counts += store.save_listings(batch, fetched=FetchValidators(url, result.etag, result.last_modified))
     return batch

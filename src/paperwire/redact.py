@@ -1,15 +1,20 @@
 """How a URL from the settings is shown: the one place that hides what it may carry of a secret.
 
-Every message, log line, report and repr that names the database (or a configured
-source URL) goes through ``url``. SQLAlchemy's own masking hides the password between ``:`` and ``@``; a
-password can also sit in the query (``?password=...``, ``&sslpassword=...``, which
-psycopg and others accept), and SQLAlchemy shows those as they are, so they are hidden
-here too.
+Every message, log line, report and repr that names the database or a source URL goes
+through ``url``, and an error text that may quote a source URL through ``scrub``.
+
+- A database URL: SQLAlchemy's own masking hides the password between ``:`` and ``@``; a
+  password can also sit in the query (``?password=...``, ``&sslpassword=...``, which
+  psycopg and others accept), and SQLAlchemy shows those as they are, so they are hidden
+  here too; the rest of the query stays (it tells which socket or options).
+- An http(s) URL (a listing source): no ``user:password@``, and the whole query elided,
+  because an API key or a signature there can have any name.
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -23,10 +28,12 @@ _QUERY_PAIR = re.compile(r"(?<=[?&;])([^=&;#]+)=([^&;#]*)")
 
 
 def url(text: str | URL) -> str:
-    """``text`` fit for output: its password and any secret query value replaced by ``***``.
-
-    Text that is no URL (a path) comes back as it is.
+    """``text`` fit for output: its password and any secret query value replaced by ``***``
+    (an http(s) URL: credentials dropped, query elided). Text that is no URL (a path) comes
+    back as it is.
     """
+    if isinstance(text, str) and text[:8].lower().startswith(("http://", "https://")):
+        return _web_url(text)
     try:
         parsed = make_url(text) if isinstance(text, str) else text
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
@@ -45,3 +52,21 @@ def _is_secret(name: str) -> bool:
 def _scrub_text(text: str) -> str:
     text = _USERINFO.sub(rf"\1:{MASK}@", text)
     return _QUERY_PAIR.sub(lambda m: f"{m[1]}={MASK}" if _is_secret(m[1]) else m[0], text)
+
+
+def _web_url(text: str) -> str:
+    parts = urlsplit(text)
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=host, query="…" if parts.query else "", fragment="").geturl()
+
+
+def scrub(text: str, source: str) -> str:
+    """``text`` (an error message, httpx's or any other) without what of the http(s) URL
+    ``source`` is secret: the URL itself shown as ``url`` shows it, its credentials and query elided."""
+    parts = urlsplit(source)
+    secrets = [source, parts.query, parts.netloc.rpartition("@")[0]]
+    if parts.password:
+        secrets.append(parts.password)
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, url(source) if secret == source else "…")
+    return text
