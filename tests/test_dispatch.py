@@ -323,16 +323,20 @@ def test_no_reply_after_the_body_is_reported_unknown_and_never_resent(db_url, tm
 def test_a_dead_outbox_run_is_settled_against_its_own_folder(db_url, tmp_path):
     from paperwire.transport import outbox_file_name
 
-    store = readers_store(db_url, 2)
+    store = readers_store(db_url, 3)
     reader = store.subscriber("reader000@example.org")
     other = store.subscriber("reader001@example.org")
+    legacy = store.subscriber("reader002@example.org")
     folder = tmp_path / "old-outbox"
     folder.mkdir()
     run = store.start_run("dispatch", f"outbox:{folder.resolve()}")
     written = store.claim(reader.id, NOON.date(), "2024-03-11", run, "<w@x>", [])
     lost = store.claim(other.id, NOON.date(), "2024-03-11", run, "<l@x>", [])
+    before_upgrade = store.claim(legacy.id, NOON.date(), "2024-03-11", run, "<o@x>", [])
     (folder / outbox_file_name(str(written), "<w@x>")).write_bytes(b"Subject: x\r\nMessage-ID: <w@x>\r\n\r\nx\r\n")
     (folder / f"{lost}.eml").write_bytes(b"Subject: x\r\n\r\nx\r\n")  # the old naming, maybe another database's
+    # Written under the old naming by a run that died before the upgrade: its own Message-ID says so.
+    (folder / f"{before_upgrade}.eml").write_bytes(b"Subject: x\r\nMessage-ID: <o@x>\r\n\r\nx\r\n")
     store.finish_run(run, {})  # the run is over, its claims are still open: it died mid-send
     settings = Settings(out_dir=tmp_path / "out", outbox_dir=tmp_path / "new-outbox")
     dry = dispatch.dispatch(store, settings, now=NOON, dry_run=True)
@@ -341,6 +345,8 @@ def test_a_dead_outbox_run_is_settled_against_its_own_folder(db_url, tmp_path):
     assert report.unknown == []
     assert [d["status"] for d in store.deliveries_of(reader.email)] == ["sent"]  # its file was written
     assert report.sent == 1 and [d["status"] for d in store.deliveries_of(other.email)] == ["sent"]  # sent again
+    assert [d["status"] for d in store.deliveries_of(legacy.email)] == ["sent"]  # found, not sent a second time
+    assert len(list((tmp_path / "new-outbox").glob("*.eml"))) == 1
     assert lost is not None
 
 

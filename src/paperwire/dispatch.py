@@ -25,7 +25,7 @@ from .runs import Heartbeat, run_is_dead
 from .store import ReaderHistory, Store
 from .store.deliveries import DEFERRED, FAILED, SENT, UNKNOWN
 from .transport import (DryRunTransport, Outcome, Outgoing, OutboxTransport, ServerUnavailable, SmtpConfig,
-                        SmtpTransport, outbox_file_name)
+                        SmtpTransport, outbox_holds)
 
 log = logging.getLogger(__name__)
 # A deferred delivery is tried again by later runs until its attempts reach this many
@@ -86,8 +86,7 @@ def _settle_dead_claims(store: Store, settings: Settings, report: SendReport) ->
     dead = [run["id"] for run in store.runs_with_claims() if run_is_dead(run, lease, now)]
     for delivery_id, email, slot, transport, message_id in store.expire_claims(dead):
         if transport.startswith("outbox:"):
-            written = Path(transport.removeprefix("outbox:")) / outbox_file_name(str(delivery_id), message_id)
-            if written.exists():
+            if outbox_holds(Path(transport.removeprefix("outbox:")), str(delivery_id), message_id):
                 store.record_outcome(delivery_id, SENT, attempts=1, code=None, detail="found in the outbox after a crash")
             else:
                 store.forget(delivery_id)  # never written: the slot is owed again

@@ -52,6 +52,8 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import SMTP
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -715,6 +717,23 @@ def check_key(key: str) -> str:
 
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._@+=-]")
 _NAME_MAX = 240  # bytes in a file name: most file systems allow 255
+
+
+def outbox_holds(folder: Path, key: str, message_id: str) -> bool:
+    """Whether the outbox ``folder`` has the message (``key``, ``message_id``): crash recovery.
+
+    Under its name, or, for a run that died before files were named by Message-ID, as
+    ``<key>.eml`` when that file carries this Message-ID (keys of another database that
+    shares the folder name other messages).
+    """
+    if (folder / outbox_file_name(key, message_id)).exists():
+        return True
+    try:
+        with open(folder / f"{check_key(key)}.eml", "rb") as legacy:
+            headers = BytesParser(policy=SMTP).parse(legacy, headersonly=True)
+    except FileNotFoundError:
+        return False
+    return bool(message_id) and (headers["Message-ID"] or "").strip() == message_id.strip()
 
 
 def outbox_file_name(key: str, message_id: str) -> str:
