@@ -9,9 +9,9 @@ from pathlib import Path
 
 import feedparser
 
-from paperwire.feeds import FEED_ABSTRACT_CHARS, FEED_AUTHORS, FeedItem, FeedSpec, render_feed
+from paperwire.feeds import FeedItem, FeedSpec, render_feed
 from paperwire.models import Listing, Paper
-from paperwire.normalize import SHOWN_TITLE_CHARS
+from paperwire.normalize import SHOWN_ABSTRACT_CHARS, SHOWN_AUTHORS, SHOWN_TITLE_CHARS
 
 from .test_web import make_site
 
@@ -27,7 +27,7 @@ def huge_paper(marker: str = "") -> Paper:
 def test_feeds_show_a_bounded_part_of_a_huge_paper():
     out = render_feed(FeedSpec("All", "all"), [FeedItem(huge_paper(), DAY, 1)], BASE)
     for kind, data in out.items():
-        assert len(data) < 3 * FEED_ABSTRACT_CHARS + 20 * FEED_AUTHORS + 4 * SHOWN_TITLE_CHARS + 3_000, kind
+        assert len(data) < 3 * SHOWN_ABSTRACT_CHARS + 20 * SHOWN_AUTHORS + 4 * SHOWN_TITLE_CHARS + 3_000, kind
     entry = feedparser.parse(out["atom"]).entries[0]
     assert len(entry.title) <= SHOWN_TITLE_CHARS and entry.title.endswith("Enormous…")
     assert "word…" in entry.summary and "et al." in entry.summary
@@ -45,5 +45,21 @@ def test_the_public_preview_is_bounded_too(tmp_path: Path):
     assert site.client.get("/api/preview", params={"q": "x" * 1001}).status_code == 422
     page = site.client.get("/")
     assert page.status_code == 200 and "Enormous " * 40 not in page.text
+    site.client.close()
+    site.store.close()
+
+
+def test_the_paper_page_is_bounded_and_unknown_ids_are_not_kept(tmp_path: Path):
+    site = make_site(tmp_path, ingest=False)
+    paper = huge_paper()
+    site.store.save_listings([Listing("test", DAY, [paper])])
+    page = site.client.get(f"/papers/{paper.id}")
+    assert page.status_code == 200
+    assert len(page.content) < 3 * SHOWN_ABSTRACT_CHARS + 20 * SHOWN_AUTHORS + 4 * SHOWN_TITLE_CHARS + 20_000
+    assert "Author 49 et al." in page.text and "Author 50" not in page.text
+    web = site.client.app.state.web
+    for n in range(50):
+        assert site.client.get(f"/papers/t-unknown{n}").status_code == 404
+    assert not any(isinstance(key, tuple) and "t-unknown0" in key for key in web.data._values)
     site.client.close()
     site.store.close()

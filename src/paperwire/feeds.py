@@ -19,8 +19,9 @@ Decisions, so readers' feed clients behave:
   emails use (normalize's ``clean_line`` and ``safe_url``): no XML-invalid characters
   (feedgen raises on them, and ElementTree would write an unparsable OPML), no bidi
   overrides, no link with a space or control in it.
-- Bounded: an entry shows at most SHOWN_TITLE_CHARS of title, FEED_ABSTRACT_CHARS of
-  abstract (cut at a word, with an ellipsis) and FEED_AUTHORS authors, whatever is stored.
+- Bounded: an entry shows at most SHOWN_TITLE_CHARS of title, SHOWN_ABSTRACT_CHARS of
+  abstract (cut at a word, with an ellipsis) and SHOWN_AUTHORS authors, whatever is stored
+  (normalize's ``shown_*``, which the web pages use too).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from markupsafe import Markup
 
 from . import urls
 from .models import Paper
-from .normalize import clean_line, safe_url, shorten, shown_title
+from .normalize import clean_line, safe_url, shown_abstract, shown_authors, shown_title
 
 TRENDING_SLUG = "trending"
 DEFAULT_LIMIT = 50
@@ -45,8 +46,6 @@ EPOCH = dt.date(1970, 1, 1)
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 OPML_DOCS = "http://opml.org/spec2.opml"
 # What one entry shows at most; a real abstract is under 2,000 characters.
-FEED_ABSTRACT_CHARS = 4_000
-FEED_AUTHORS = 50  # then "et al."
 FEED_CATEGORIES = 20
 
 # How a link shows in a summary; "abs" is usually the entry's own link.
@@ -216,13 +215,11 @@ def _entry(item: FeedItem, base_url: str) -> _Entry:
     fallback = links[0][1] if links else urls.paper(base_url, paper.id)
     url = next((u for kind, u in links if kind == "abs"), fallback)
     title = shown_title(paper.title) or f"Untitled paper {_text(paper.id)}"
-    abstract = shorten(_text(paper.abstract[: 2 * FEED_ABSTRACT_CHARS]), FEED_ABSTRACT_CHARS)
-    names = [name for name in map(_text, paper.authors) if name]
-    authors = tuple(names[:FEED_AUTHORS])
+    abstract = shown_abstract(paper.abstract)
+    authors, byline = shown_authors(paper.authors)
     categories = tuple(dict.fromkeys(c for c in map(_text, paper.categories) if c))[:FEED_CATEGORIES]
     extra = [(_LINK_LABELS.get(kind, "Link"), u) for kind, u in dict.fromkeys(links) if u != url]
     listed = f"#{item.rank} in the {item.date.isoformat()} listing"
-    byline = ", ".join(authors) + (" et al." if len(names) > FEED_AUTHORS else "")
 
     html = [Markup("<p>{}</p>").format(abstract)] if abstract else []
     if authors:

@@ -44,6 +44,8 @@ MAX_URL_CHARS = 2_000
 MAX_KEYWORDS = 100  # keywords and categories
 MAX_KEYWORD_CHARS = 100
 SHOWN_TITLE_CHARS = 300  # of a title, emails, feeds and web pages show at most this much
+SHOWN_ABSTRACT_CHARS = 4_000  # of an abstract, feeds and web pages show at most this much
+SHOWN_AUTHORS = 50  # names shown before "et al."
 _NON_ALNUM = re.compile(r"[\W_]+")
 
 # `\textcolor{teal}{Tool-use}` pasted as text leaves `teal{Tool-use}`; `\textit{O}` leaves
@@ -88,6 +90,20 @@ def shorten(text: str, limit: int) -> str:
 def shown_title(title: str | None) -> str:
     """A title as every output shows it: one clean line of at most SHOWN_TITLE_CHARS."""
     return shorten(clean_line(title), SHOWN_TITLE_CHARS)
+
+
+def shown_abstract(abstract: str | None) -> str:
+    """An abstract as feeds and web pages show it whole: clean, at most SHOWN_ABSTRACT_CHARS."""
+    # Cleaning only removes characters: twice the limit of raw text is always enough.
+    return shorten(clean_line((abstract or "")[: 2 * SHOWN_ABSTRACT_CHARS]), SHOWN_ABSTRACT_CHARS)
+
+
+def shown_authors(authors: Iterable[str | None]) -> tuple[tuple[str, ...], str]:
+    """The authors every output names (clean, at most SHOWN_AUTHORS) and their byline
+    (``A, B et al.`` when some were left out)."""
+    names = [name for name in map(clean_line, authors) if name]
+    shown = tuple(names[:SHOWN_AUTHORS])
+    return shown, ", ".join(shown) + (" et al." if len(names) > SHOWN_AUTHORS else "")
 
 
 def safe_url(url: str | None) -> str | None:

@@ -118,18 +118,18 @@ class DataCache:
         return Preview(query, latest.date, len(ranking), top)
 
     def paper(self, paper_id: str) -> PaperPage | None:
-        """A paper and the public topics it matches; None when no such paper."""
+        """A paper and the public topics it matches; None when no such paper (not kept:
+        anyone can ask for any id, and misses must not push out what is worth keeping)."""
+        stored = self.store.stored_paper(paper_id)
+        if stored is None:
+            return None
         public = tuple(self.store.public_topics())
         key = ("paper", paper_id, tuple((t.name, t.slug, t.query) for t in public))
 
-        def compute() -> PaperPage | None:
-            stored = self.store.stored_paper(paper_id)
-            if stored is None:
-                return None
+        def compute() -> PaperPage:  # matching the public topics is the part worth keeping
             rankings = compile_queries(((i, t.query) for i, t in enumerate(public)), self.settings.acronyms).match(
                 [stored.paper])
-            matched = tuple((t.name, t.slug) for i, t in enumerate(public) if len(rankings[i]))
-            return PaperPage(stored, matched)
+            return PaperPage(stored, tuple((t.name, t.slug) for i, t in enumerate(public) if len(rankings[i])))
         return self._cached(key, compute)
 
     # -- feeds ----------------------------------------------------------------------------

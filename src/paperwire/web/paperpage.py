@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
 from .. import urls
-from ..normalize import shown_title
+from ..normalize import shown_abstract, shown_authors, shown_title
 from .conditional import conditional
 from .context import WebContext, web_context
 from .data import document
@@ -40,7 +40,7 @@ def paper_page(paper_id: str, request: Request, web: WebContext = Depends(web_co
 
 
 def _view(found, base_url: str) -> dict:
-    from ..render import LINK_LABELS, one_line, paper_links, squeezed  # render loads MJML: only once needed
+    from ..render import LINK_LABELS, paper_links  # render loads MJML: only once needed
 
     paper = found.stored.paper
     main, shown = paper_links(paper.links, paper.id, base_url)
@@ -49,8 +49,8 @@ def _view(found, base_url: str) -> dict:
     links = ([(main_label, main)] if main != own else []) + [(link.label, link.url) for link in shown]
     return {
         "title": shown_title(paper.title) or paper.id,
-        "authors": ", ".join(one_line(name) for name in paper.authors if name.strip()),
-        "abstract": squeezed(paper.abstract),
+        "authors": shown_authors(paper.authors)[1],
+        "abstract": shown_abstract(paper.abstract),
         "arxiv_id": paper.arxiv_id, "links": links,
         "listings": [(a.date.isoformat(), a.rank, a.source) for a in found.stored.listings],
         "topics": [(name, urls.topic_feed(base_url, slug)) for name, slug in found.topics],
