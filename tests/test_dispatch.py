@@ -131,6 +131,21 @@ def test_hard_failures_are_recorded_and_repeated_ones_mark_the_reader_bouncing(d
     assert later.failed == 0  # a bouncing reader is skipped
 
 
+def test_failures_of_our_own_relay_never_mark_a_reader_bouncing(db_url, tmp_path, smtp_server):
+    """"needs SMTPUTF8" is our relay's limit, not the reader's address: three in a row leave them active."""
+    inbox = Inbox()
+    port = smtp_server(inbox, enable_SMTPUTF8=False)
+    store = readers_store(db_url, 2)
+    store.save_subscriber(build_subscriber("jörg@example.org", topics=[parse_topic_spec("*")]))
+    settings = smtp_settings(tmp_path, port)
+    for day in range(3):
+        report = dispatch.dispatch(store, settings, now=NOON + dt.timedelta(days=day), everyone=True)
+        assert report.sent == 2 and [f["email"] for f in report.failures] == ["jörg@example.org"]
+        assert report.failures[0]["code"] is None and "needs SMTPUTF8" in report.failures[0]["detail"]
+    assert [d["status"] for d in store.deliveries_of("jörg@example.org")] == ["failed"] * 3
+    assert store.subscriber("jörg@example.org").status == "active"
+
+
 def _tables(store: Store) -> dict:
     import sqlalchemy as sa
     with store.engine.connect() as conn:

@@ -31,7 +31,7 @@ ERROR = "error"
 # A slot that was due but had nothing new for the reader: settled, so it is not planned
 # again every few minutes; the next digest still starts after the last *sent* edition.
 EMPTY = "empty"
-# A reader whose last this-many deliveries failed permanently is marked bouncing.
+# A reader whose last this-many deliveries the server refused (5xx) is marked bouncing.
 BOUNCE_AFTER = 3
 
 
@@ -239,10 +239,12 @@ class DeliveryStore:
 
     @staticmethod
     def _mark_bouncing_if_failing(conn, subscriber_id: int) -> None:
-        last = conn.execute(sa.select(deliveries.c.status).where(deliveries.c.subscriber_id == subscriber_id,
-                                                                  deliveries.c.status.not_in([EMPTY, ERROR]))
-                            .order_by(deliveries.c.slot.desc()).limit(BOUNCE_AFTER)).scalars().all()
-        if len(last) == BOUNCE_AFTER and all(status == FAILED for status in last):
+        last = conn.execute(sa.select(deliveries.c.status, deliveries.c.code).where(
+            deliveries.c.subscriber_id == subscriber_id, deliveries.c.status.not_in([EMPTY, ERROR]))
+            .order_by(deliveries.c.slot.desc()).limit(BOUNCE_AFTER)).all()
+        # Only the server's own refusals (5xx) tell of the address: a failure with no code
+        # (our relay lacks SMTPUTF8, the outbox has another file of that name) is ours.
+        if len(last) == BOUNCE_AFTER and all(row.status == FAILED and 500 <= (row.code or 0) < 600 for row in last):
             conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id, subscribers.c.status == "active")
                          .values(status="bouncing", updated_at=_now()))
 
