@@ -40,16 +40,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import math
-import os
 import random
 import re
 import socket
 import ssl
-import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +60,8 @@ from aiosmtplib import (
     SMTPServerDisconnected,
 )
 
-from . import addresses
+from . import addresses, files
+from .ratelimit import RateLimit
 from .errors import DeliveryError
 
 log = logging.getLogger(__name__)
@@ -178,45 +175,17 @@ class SmtpConfig:
 
 # --- rate limit --------------------------------------------------------------------
 
+HOUR = 3600.0
 
-class RateLimiter:
-    """Send slots shared by the whole pool.
+
+def smtp_pace(per_second: float | None, per_hour: int | None) -> RateLimit:
+    """Send slots shared by the whole pool (``ratelimit.RateLimit``).
 
     Per second: slots evenly spaced (1/rate apart, no burst), so a provider's "N per
-    second" is never exceeded in any second. Per hour: at most ``per_hour`` slots in any
-    3,600 s window (a log of the last ``per_hour`` slots), which a token bucket of the
-    same size does not guarantee. Slots are handed out in order, so no lock is needed
-    on one event loop. ``clock`` is injectable so tests need not wait an hour.
+    second" is never exceeded in any second. Per hour: at most ``per_hour`` sends in any
+    3,600 s window, which a token bucket of the same size does not guarantee.
     """
-
-    HOUR = 3600.0
-
-    def __init__(self, per_second: float | None, per_hour: int | None,
-                 clock: Callable[[], float] = time.monotonic):
-        self._clock = clock
-        self._interval = 1.0 / per_second if per_second else 0.0
-        self._next = -math.inf
-        self._recent: deque[float] | None = deque(maxlen=per_hour) if per_hour else None
-
-    def already_used(self, seconds_ago: Iterable[float]) -> None:
-        """Count sends made before this limiter existed (earlier runs, another process)
-        against the hourly budget, so a run every few minutes cannot reset it."""
-        if self._recent is None:
-            return
-        now = self._clock()
-        for slot in sorted(now - age for age in seconds_ago if 0 <= age < self.HOUR):
-            self._recent.append(slot)
-
-    def reserve(self) -> float:
-        """Claim the next free slot; returns how many seconds to wait before using it."""
-        now = self._clock()
-        slot = max(now, self._next)
-        if self._recent is not None:
-            if len(self._recent) == self._recent.maxlen:
-                slot = max(slot, self._recent[0] + self.HOUR)
-            self._recent.append(slot)
-        self._next = slot + self._interval if self._interval else slot
-        return slot - now
+    return RateLimit(*([(1, 1.0 / per_second)] if per_second else []), *([(per_hour, HOUR)] if per_hour else []))
 
 
 # --- failure classification --------------------------------------------------------
@@ -509,8 +478,9 @@ class _Run:
         self.on_outcome = on_outcome
         self.stop = stop
         self.counts = Counts()
-        self.limiter = RateLimiter(self.config.per_second, self.config.per_hour, transport._clock)
-        self.limiter.already_used(transport.sent_earlier)
+        self.pace = smtp_pace(self.config.per_second, self.config.per_hour)
+        now = transport._clock()  # earlier sends count against the hour, so a run every few minutes cannot reset it
+        self.pace.note(now - age for age in transport.sent_earlier if 0 <= age < HOUR)
         self.halt = asyncio.Event()
         self.error: BaseException | None = None  # from the caller: generator or on_outcome
         self.fatal: str = ""  # why the server cannot take any message
@@ -582,7 +552,8 @@ class _Run:
         if not msg.recipients:
             return Outcome(msg.key, "failed", 0, None, "no recipients")
         while True:
-            if not await self._pause(self.limiter.reserve()):
+            now = self.t._clock()
+            if not await self._pause(self.pace.reserve(now) - now):
                 return self._stopped(msg, attempts, last, uncertain)
             attempts += 1
             if attempts > 1:
@@ -784,42 +755,16 @@ class OutboxTransport:
         return self.folder / outbox_file_name(msg.key, header_message_id(msg.data))
 
     def write(self, msg: Outgoing) -> Path:
-        """Temp file in the same folder, fsync, hard-link to the target (which fails if it
-        exists: no overwrite, no window for a second writer), fsync the folder."""
+        """Written whole and fsynced, never over an existing file (``files.create_file``);
+        readable by this user only, as the messages hold the readers' link tokens."""
         target = self.path_for(msg)
-        fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".eml.part")
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(msg.data)
-                if self.fsync:
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            try:
-                os.link(temp, target)
-            except FileExistsError:
-                if target.read_bytes() != msg.data:
-                    raise OutboxExists(f"{target} already holds another message with this delivery key and "
-                                       "Message-ID; it was not overwritten") from None
-                return target  # this very message is already there
-        finally:
-            Path(temp).unlink(missing_ok=True)
-        if self.fsync:
-            _fsync_dir(self.folder)
-        return target
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); not possible everywhere, so best effort."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+            files.create_file(target, msg.data, durable=self.fsync, mode=0o600)
+        except FileExistsError:
+            if target.read_bytes() != msg.data:
+                raise OutboxExists(f"{target} already holds another message with this delivery key and "
+                                   "Message-ID; it was not overwritten") from None
+        return target  # (when it existed: this very message is already there)
 
 
 class DryRunTransport:
