@@ -1,6 +1,8 @@
 """Hand finished message bytes to a mail server, a folder, or nowhere; no database here.
 
-Every transport has the same entry point, ``send_all(messages, on_outcome) -> Counts``:
+Every transport implements the ``Transport`` protocol: what a run asks of the place it
+delivers to (where it is, whether a crashed run's message got there, earlier sends for an
+hourly limit), and the same entry point, ``send_all(messages, on_outcome) -> Counts``:
 it takes messages one at a time from an iterable (a lazy generator is fine: at most a
 few messages are held at once), and calls ``on_outcome`` exactly once for every message
 it took, always from the calling thread and never concurrently, so the caller can
@@ -38,6 +40,7 @@ loop and the outcomes of messages in flight are lost (their attempts are recorde
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import logging
 import random
@@ -116,8 +119,35 @@ class Counts:
 
 
 class Transport(Protocol):
+    """What a run needs from the place its messages go: SMTP, a folder, nowhere, or a new one.
+
+    dispatch and the web mailer know transports only through these members, so a new
+    transport is a new class here and no change anywhere else.
+    """
+
+    # True: nothing is delivered ("dry-run" outcomes), so the caller claims and records nothing.
+    dry_run: bool
+
+    def describe(self) -> str:
+        """Where messages go (``outbox:/abs/folder``, ``smtp://host:port``): stored on each run,
+        so a later run can settle the claims of one that died (``was_delivered``)."""
+        ...
+
+    def note_earlier_sends(self, handed_over_since: Callable[[dt.datetime], Iterable[dt.datetime]]) -> None:
+        """Before sending: ``handed_over_since(moment)`` lists when messages were handed over
+        since then, by any run or process. A transport with an hourly limit counts them."""
+        ...
+
+    def was_delivered(self, place: str, key: str, message_id: str) -> bool | None:
+        """For a message claimed by a run that died while delivering to ``place`` (its
+        ``describe()``): True if it got there, False if it surely did not (safe to send
+        again), None if this transport cannot tell (the caller reports it, never resends)."""
+        ...
+
     def send_all(self, messages: Iterable[Outgoing], on_outcome: OnOutcome, *,
-                 stop: threading.Event | None = None) -> Counts: ...
+                 stop: threading.Event | None = None) -> Counts:
+        """See the module docstring."""
+        ...
 
 
 class ServerUnavailable(DeliveryError):
@@ -449,9 +479,23 @@ class SmtpTransport:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
-        # Seconds ago of sends in the last hour that this transport did not make itself:
-        # the caller fills it from its records so smtp.per_hour holds across runs.
+        # Seconds ago of sends in the last hour that this transport did not make itself
+        # (``note_earlier_sends``), so smtp.per_hour holds across runs.
         self.sent_earlier: list[float] = []
+
+    dry_run = False
+
+    def describe(self) -> str:
+        return f"smtp://{self.config.host}:{self.config.port}"
+
+    def note_earlier_sends(self, handed_over_since: Callable[[dt.datetime], Iterable[dt.datetime]]) -> None:
+        if not self.config.per_hour:
+            return
+        now = dt.datetime.now(dt.timezone.utc)  # the wall clock: the provider's limit is real time
+        self.sent_earlier = [(now - at).total_seconds() for at in handed_over_since(now - dt.timedelta(seconds=HOUR))]
+
+    def was_delivered(self, place: str, key: str, message_id: str) -> bool | None:
+        return None  # a server cannot be asked whether it took a message
 
     def send_all(self, messages: Iterable[Outgoing], on_outcome: OnOutcome, *,
                  stop: threading.Event | None = None) -> Counts:
@@ -727,9 +771,23 @@ class OutboxTransport:
     ends the run like an unreachable server: every message after it would fail too.
     """
 
+    dry_run = False
+
     def __init__(self, folder: Path | str, *, fsync: bool = True):
         self.folder = Path(folder)
         self.fsync = fsync
+
+    def describe(self) -> str:
+        return f"outbox:{self.folder.resolve()}"
+
+    def note_earlier_sends(self, handed_over_since: Callable[[dt.datetime], Iterable[dt.datetime]]) -> None:
+        pass  # a folder has no rate limit
+
+    def was_delivered(self, place: str, key: str, message_id: str) -> bool | None:
+        """Any outbox folder can tell: the file is there (written whole) or it is not."""
+        if not place.startswith("outbox:"):
+            return None
+        return (Path(place.removeprefix("outbox:")) / outbox_file_name(key, message_id)).exists()
 
     def send_all(self, messages: Iterable[Outgoing], on_outcome: OnOutcome, *,
                  stop: threading.Event | None = None) -> Counts:
@@ -769,6 +827,17 @@ class OutboxTransport:
 
 class DryRunTransport:
     """Sends nothing; every message gets status "dry-run" so callers do not record a send."""
+
+    dry_run = True
+
+    def describe(self) -> str:
+        return "dry-run"
+
+    def note_earlier_sends(self, handed_over_since: Callable[[dt.datetime], Iterable[dt.datetime]]) -> None:
+        pass
+
+    def was_delivered(self, place: str, key: str, message_id: str) -> bool | None:
+        return None
 
     def send_all(self, messages: Iterable[Outgoing], on_outcome: OnOutcome, *,
                  stop: threading.Event | None = None) -> Counts:
