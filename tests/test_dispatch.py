@@ -425,7 +425,7 @@ def test_a_transport_that_only_implements_the_protocol_sends_and_settles_crashes
     assert box.earlier == []  # asked before sending: nothing was handed over in the last hour yet
     again = MemoryTransport()
     dispatch.dispatch(store, settings, now=NOON, transport=again)
-    assert len(again.earlier) == 4  # every hand-over of the last hour (settled and unknown ones too): an hourly limit counts them
+    assert len(again.earlier) == 4  # every hand-over of the last hour, settled and unknown ones too
 
 
 def test_a_protocol_only_dry_run_transport_claims_and_records_nothing(db_url, tmp_path):

@@ -64,8 +64,8 @@ from aiosmtplib import (
 )
 
 from . import addresses, files
-from .ratelimit import RateLimit
 from .errors import DeliveryError
+from .ratelimit import RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,8 @@ class Counts:
 class Transport(Protocol):
     """What a run needs from the place its messages go: SMTP, a folder, nowhere, or a new one.
 
-    dispatch and the web mailer know transports only through these members, so a new
-    transport is a new class here and no change anywhere else.
+    dispatch and the web mailer know transports only through these members: a new
+    transport is a new class, and ``dispatch.make_transport`` picking it from the settings.
     """
 
     # True: nothing is delivered ("dry-run" outcomes), so the caller claims and records nothing.
