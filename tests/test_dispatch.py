@@ -389,3 +389,69 @@ def test_two_databases_sending_to_one_outbox_keep_each_others_messages(tmp_path)
     sent = {d["message_id"] for store in stores for i in range(3)
             for d in store.deliveries_of(f"reader{i:03d}@example.org")}
     assert ids == sent and len(ids) == 6
+
+
+class MemoryTransport:
+    """A transport written against ``transport.Transport`` alone, like a new one would be:
+    dispatch must need no change for it (no class of its own to recognise)."""
+
+    def __init__(self, name: str = "box", *, dry_run: bool = False):
+        self.name, self.dry_run = name, dry_run
+        self.held: dict[str, bytes] = {}  # Message-ID -> bytes
+        self.earlier: list[dt.datetime] | None = None
+
+    def describe(self) -> str:
+        return f"memory:{self.name}"
+
+    def note_earlier_sends(self, handed_over_since) -> None:
+        self.earlier = handed_over_since(dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+
+    def was_delivered(self, place: str, key: str, message_id: str) -> bool | None:
+        return message_id in self.held if place == self.describe() else None
+
+    def send_all(self, messages, on_outcome, *, stop=None):
+        from paperwire.transport import Counts, Outcome, header_message_id
+
+        counts = Counts()
+        for msg in messages:
+            if not self.dry_run:
+                self.held[header_message_id(msg.data)] = msg.data
+            outcome = Outcome(msg.key, "dry-run" if self.dry_run else "sent", 1, None, "kept in memory")
+            counts.add(outcome)
+            on_outcome(outcome)
+        return counts
+
+
+def test_a_transport_that_only_implements_the_protocol_sends_and_settles_crashes(db_url, tmp_path):
+    store = readers_store(db_url, 4)
+    settings = Settings(out_dir=tmp_path / "out", outbox_dir=tmp_path / "outbox")
+    held, lost, elsewhere, fresh = (store.subscriber(f"reader{i:03d}@example.org") for i in range(4))
+    box = MemoryTransport()
+    dead = store.start_run("dispatch", box.describe())
+    store.claim(held.id, NOON.date(), "2024-03-11", dead, "<held@x>", [])
+    store.claim(lost.id, NOON.date(), "2024-03-11", dead, "<lost@x>", [])
+    other = store.start_run("dispatch", "memory:another-box")
+    store.claim(elsewhere.id, NOON.date(), "2024-03-11", other, "<elsewhere@x>", [])
+    for run in (dead, other):
+        store.finish_run(run, {})  # finished with claims open: they died mid-send
+    box.held["<held@x>"] = b"Message-ID: <held@x>\r\n\r\nx\r\n"
+
+    report = dispatch.dispatch(store, settings, now=NOON, transport=box)
+
+    assert [d["status"] for d in store.deliveries_of(held.email)] == ["sent"]  # it said it has it
+    assert [u["email"] for u in report.unknown] == [elsewhere.email]  # it cannot tell: reported, not resent
+    assert report.sent == 2 and len(box.held) == 3  # the lost one again, and the fresh reader
+    assert [d["status"] for d in store.deliveries_of(fresh.email)] == ["sent"]
+    assert _tables(store)["runs"][-1].transport == "memory:box"  # where this run delivered, for the next crash
+    assert box.earlier == []  # asked before sending: nothing was handed over in the last hour yet
+    again = MemoryTransport()
+    dispatch.dispatch(store, settings, now=NOON, transport=again)
+    assert len(again.earlier) == 4  # every hand-over of the last hour, settled and unknown ones too
+
+
+def test_a_protocol_only_dry_run_transport_claims_and_records_nothing(db_url, tmp_path):
+    store = readers_store(db_url, 3)
+    settings = Settings(out_dir=tmp_path / "out", outbox_dir=tmp_path / "outbox")
+    report = dispatch.dispatch(store, settings, now=NOON, transport=MemoryTransport(dry_run=True))
+    assert report.dry_run == 3 and report.sent == 0
+    assert _tables(store) == {"runs": [], "deliveries": []}

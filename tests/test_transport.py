@@ -38,13 +38,13 @@ from paperwire.transport import (
     OutboxTransport,
     Outcome,
     Outgoing,
-    RateLimiter,
     ServerUnavailable,
     SmtpConfig,
     SmtpTransport,
     header_message_id,
     outbox_file_name,
     send_all,
+    smtp_pace,
 )
 
 HOST = "127.0.0.1"
@@ -430,13 +430,11 @@ class FakeClock:
 
 
 def test_rate_limiter_slots() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(per_second=2, per_hour=3, clock=clock)
-    assert [limiter.reserve() for _ in range(3)] == [0.0, 0.5, 1.0]
-    assert limiter.reserve() == 3600.0  # the 4th waits until the 1st is an hour old
-    clock.now = 3600.0
-    assert limiter.reserve() == 0.5  # an hour after the 2nd
-    assert RateLimiter(None, None, clock).reserve() == 0.0
+    pace = smtp_pace(per_second=2, per_hour=3)
+    assert [pace.reserve(0.0) for _ in range(3)] == [0.0, 0.5, 1.0]
+    assert pace.reserve(0.0) == 3600.0  # the 4th waits until the 1st is an hour old
+    assert pace.reserve(3600.0) == 3600.5  # an hour after the 2nd
+    assert smtp_pace(None, None).reserve(7.0) == 7.0
 
 
 class Stamping(Recorder):
@@ -706,7 +704,7 @@ def test_outbox_failed_write_leaves_no_partial_file_and_stops_the_run(tmp_path: 
     def broken_link(src, dst) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("paperwire.transport.os.link", broken_link)
+    monkeypatch.setattr("paperwire.files.os.link", broken_link)
     collect = Collector()
     with pytest.raises(ServerUnavailable, match="No space left"):
         outbox.send_all(simple(3), collect)

@@ -14,7 +14,6 @@ import threading
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from . import due, mail, pipeline
 from .config import Settings
@@ -25,7 +24,7 @@ from .runs import Heartbeat, run_is_dead
 from .store import ReaderHistory, Store
 from .store.deliveries import DEFERRED, FAILED, SENT, UNKNOWN
 from .transport import (DryRunTransport, Outcome, Outgoing, OutboxTransport, ServerUnavailable, SmtpConfig,
-                        SmtpTransport, outbox_holds)
+                        SmtpTransport, Transport)
 
 log = logging.getLogger(__name__)
 # A deferred delivery is tried again by later runs until its attempts reach this many
@@ -49,8 +48,9 @@ class SendReport:
         return asdict(self)
 
 
-def make_transport(settings: Settings, *, dry_run: bool = False):
-    """SMTP whenever a host is set, else the outbox folder; dry runs send nothing."""
+def make_transport(settings: Settings, *, dry_run: bool = False) -> Transport:
+    """The transport the settings name: SMTP whenever a host is set, else the outbox folder;
+    dry runs send nothing. The only place that picks a concrete class."""
     if dry_run:
         return DryRunTransport()
     if not settings.smtp_host:
@@ -69,31 +69,23 @@ def make_transport(settings: Settings, *, dry_run: bool = False):
         max_attempts=settings.smtp_max_attempts))
 
 
-def describe_transport(transport) -> str:
-    """Where a run delivers, stored on the run so a crash is settled against that place."""
-    if isinstance(transport, OutboxTransport):
-        return f"outbox:{transport.folder.resolve()}"
-    if isinstance(transport, SmtpTransport):
-        return f"smtp://{transport.config.host}:{transport.config.port}"
-    return type(transport).__name__
-
-
-def _settle_dead_claims(store: Store, settings: Settings, report: SendReport) -> None:
-    """Claims left by runs that died. An outbox folder can tell whether the file was
-    written; an SMTP server cannot be asked, so those are reported and left alone."""
+def _settle_dead_claims(store: Store, settings: Settings, transport: Transport, report: SendReport) -> None:
+    """Claims left by runs that died, settled by what the transport can tell about the place
+    each run delivered to: delivered (sent), surely not (owed again), or nobody can say (an
+    SMTP server cannot be asked): those are reported and never sent again."""
     now = dt.datetime.now(dt.timezone.utc)
     lease = dt.timedelta(seconds=settings.run_lease_seconds)
     dead = [run["id"] for run in store.runs_with_claims() if run_is_dead(run, lease, now)]
-    for delivery_id, email, slot, transport, message_id in store.expire_claims(dead):
-        if transport.startswith("outbox:"):
-            if outbox_holds(Path(transport.removeprefix("outbox:")), str(delivery_id), message_id):
-                store.record_outcome(delivery_id, SENT, attempts=1, code=None, detail="found in the outbox after a crash")
-            else:
-                store.forget(delivery_id)  # never written: the slot is owed again
-            continue
-        report.unknown.append({"email": email, "slot": slot.isoformat(), "delivery": delivery_id})
-        log.warning("delivery fate unknown after a crash; not sent again", extra={"fields": {
-            "event": "delivery-unknown", "delivery": delivery_id, "email": email, "slot": slot.isoformat()}})
+    for delivery_id, email, slot, place, message_id in store.expire_claims(dead):
+        delivered = transport.was_delivered(place, str(delivery_id), message_id)
+        if delivered:
+            store.record_outcome(delivery_id, SENT, attempts=1, code=None, detail=f"found at {place} after a crash")
+        elif delivered is False:
+            store.forget(delivery_id)  # never delivered: the slot is owed again
+        else:
+            report.unknown.append({"email": email, "slot": slot.isoformat(), "delivery": delivery_id})
+            log.warning("delivery fate unknown after a crash; not sent again", extra={"fields": {
+                "event": "delivery-unknown", "delivery": delivery_id, "email": email, "slot": slot.isoformat()}})
 
 
 def due_readers(store: Store, readers: Sequence[Subscriber], now: dt.datetime, *, everyone: bool,
@@ -118,7 +110,7 @@ def dispatch(
     only: str | None = None,
     everyone: bool = False,
     dry_run: bool = False,
-    transport=None,
+    transport: Transport | None = None,
     stop: threading.Event | None = None,
 ) -> SendReport:
     """Send every due reader their digest (``everyone``: ignore the schedule, not the history).
@@ -128,17 +120,14 @@ def dispatch(
     """
     now = now or dt.datetime.now(dt.timezone.utc)
     transport = transport or make_transport(settings, dry_run=dry_run)
-    dry_run = dry_run or isinstance(transport, DryRunTransport)
+    dry_run = dry_run or transport.dry_run
     report = SendReport()
-    run_id = None if dry_run else store.start_run("dispatch", describe_transport(transport))
+    run_id = None if dry_run else store.start_run("dispatch", transport.describe())
     heart = None if run_id is None else Heartbeat(store, run_id)
     try:  # everything after start_run: the run is always finished, never left "running"
-        if isinstance(transport, SmtpTransport) and settings.smtp_per_hour:
-            clock = dt.datetime.now(dt.timezone.utc)  # the wall clock, not ``now``: the limit is real time
-            transport.sent_earlier = [(clock - at).total_seconds()
-                                      for at in store.handed_over_since(clock - dt.timedelta(hours=1))]
+        transport.note_earlier_sends(store.handed_over_since)
         if not dry_run:
-            _settle_dead_claims(store, settings, report)
+            _settle_dead_claims(store, settings, transport, report)
         readers = [r for r in store.subscribers(status="active") if only is None or r.email == only]
         histories = store.histories(r.id for r in readers)
         slots = due_readers(store, readers, now, everyone=everyone, histories=histories)
@@ -209,7 +198,7 @@ def _without(secret: str, text: str) -> str:
     return text.replace(secret, "<token>") if secret else text
 
 
-def _send(store: Store, settings: Settings, transport, digests: Iterator[Digest], slots: dict[int, dt.date],
+def _send(store: Store, settings: Settings, transport: Transport, digests: Iterator[Digest], slots: dict[int, dt.date],
           run_id: str | None, report: SendReport, stop: threading.Event | None, edition: dt.date,
           failing: _ReaderFailures) -> None:
     """Render, claim, hand over and record each digest; settle the due readers who had nothing new.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from . import digest, feeds, mail, redact, sources
+from . import digest, feeds, files, mail, redact, sources
 from .config import MAX_LISTING_BYTES, Settings
 from .errors import QueryError, SourceError
 from .match import Ranking, compile_queries
@@ -412,16 +412,14 @@ def write_feeds(store: Store, settings: Settings, out_dir: Path, *, edition: dt.
 
 def _replace_if_changed(path: Path, data: bytes) -> None:
     """Feeds are rewritten every few minutes by the scheduler and served while that happens:
-    swap whole files in atomically, and leave an unchanged file (and its mtime, which
+    swap whole files in (``files.replace_file``), and leave an unchanged file (and its mtime, which
     is its Last-Modified) alone."""
     try:
         if path.read_bytes() == data:
             return
     except FileNotFoundError:
         pass
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+    files.replace_file(path, data)
 
 
 def newest_placement(stored: StoredPaper, edition: dt.date) -> tuple[dt.date, int]:

@@ -29,9 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,7 +42,7 @@ from jinja2 import Environment, StrictUndefined, Template, TemplateError, meta
 from markupsafe import Markup, escape
 from mjml import mjml2html
 
-from . import urls
+from . import files, urls
 from .config import Settings
 from .models import Digest, DigestItem, Hit, Link, SharedText, Subscriber
 from .normalize import SHOWN_TITLE_CHARS, safe_url, shorten, strip_unsafe
@@ -223,7 +221,7 @@ def compiled_html(source: str, cache_dir: Path | None = None) -> str:
     else:
         html = compile_mjml(source)
         if cached is not None:
-            _write_atomically(cached, html)
+            files.replace_file(cached, html.encode("utf-8"))
     _compiled[key] = html
     return html
 
@@ -231,18 +229,6 @@ def compiled_html(source: str, cache_dir: Path | None = None) -> str:
 def clear_memory_cache() -> None:
     """Forget compiled templates in this process (tests use it to exercise the disk cache)."""
     _compiled.clear()
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- text helpers --------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Hand finished message bytes to a mail server, a folder, or nowhere; no database here.
 
-Every transport has the same entry point, ``send_all(messages, on_outcome) -> Counts``:
+Every transport implements the ``Transport`` protocol: what a run asks of the place it
+delivers to (where it is, whether a crashed run's message got there, earlier sends for an
+hourly limit), and the same entry point, ``send_all(messages, on_outcome) -> Counts``:
 it takes messages one at a time from an iterable (a lazy generator is fine: at most a
 few messages are held at once), and calls ``on_outcome`` exactly once for every message
 it took, always from the calling thread and never concurrently, so the caller can
@@ -38,18 +40,15 @@ loop and the outcomes of messages in flight are lost (their attempts are recorde
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import logging
-import math
-import os
 import random
 import re
 import socket
 import ssl
-import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from email.parser import BytesParser
@@ -66,8 +65,9 @@ from aiosmtplib import (
     SMTPServerDisconnected,
 )
 
-from . import addresses
+from . import addresses, files
 from .errors import DeliveryError
+from .ratelimit import RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,35 @@ class Counts:
 
 
 class Transport(Protocol):
+    """What a run needs from the place its messages go: SMTP, a folder, nowhere, or a new one.
+
+    dispatch and the web mailer know transports only through these members: a new
+    transport is a new class, and ``dispatch.make_transport`` picking it from the settings.
+    """
+
+    # True: nothing is delivered ("dry-run" outcomes), so the caller claims and records nothing.
+    dry_run: bool
+
+    def describe(self) -> str:
+        """Where messages go (``outbox:/abs/folder``, ``smtp://host:port``): stored on each run,
+        so a later run can settle the claims of one that died (``was_delivered``)."""
+        ...
+
+    def note_earlier_sends(self, handed_over_since: Callable[[dt.datetime], Iterable[dt.datetime]]) -> None:
+        """Before sending: ``handed_over_since(moment)`` lists when messages were handed over
+        since then, by any run or process. A transport with an hourly limit counts them."""
+        ...
+
+    def was_delivered(self, place: str, key: str, message_id: str) -> bool | None:
+        """For a message claimed by a run that died while delivering to ``place`` (its
+        ``describe()``): True if it got there, False if it surely did not (safe to send
+        again), None if this transport cannot tell (the caller reports it, never resends)."""
+        ...
+
     def send_all(self, messages: Iterable[Outgoing], on_outcome: OnOutcome, *,
-                 stop: threading.Event | None = None) -> Counts: ...
+                 stop: threading.Event | None = None) -> Counts:
+        """See the module docstring."""
+        ...
 
 
 class ServerUnavailable(DeliveryError):
@@ -180,45 +207,17 @@ class SmtpConfig:
 
 # --- rate limit --------------------------------------------------------------------
 
+HOUR = 3600.0
 
-class RateLimiter:
-    """Send slots shared by the whole pool.
+
+def smtp_pace(per_second: float | None, per_hour: int | None) -> RateLimit:
+    """Send slots shared by the whole pool (``ratelimit.RateLimit``).
 
     Per second: slots evenly spaced (1/rate apart, no burst), so a provider's "N per
-    second" is never exceeded in any second. Per hour: at most ``per_hour`` slots in any
-    3,600 s window (a log of the last ``per_hour`` slots), which a token bucket of the
-    same size does not guarantee. Slots are handed out in order, so no lock is needed
-    on one event loop. ``clock`` is injectable so tests need not wait an hour.
+    second" is never exceeded in any second. Per hour: at most ``per_hour`` sends in any
+    3,600 s window, which a token bucket of the same size does not guarantee.
     """
-
-    HOUR = 3600.0
-
-    def __init__(self, per_second: float | None, per_hour: int | None,
-                 clock: Callable[[], float] = time.monotonic):
-        self._clock = clock
-        self._interval = 1.0 / per_second if per_second else 0.0
-        self._next = -math.inf
-        self._recent: deque[float] | None = deque(maxlen=per_hour) if per_hour else None
-
-    def already_used(self, seconds_ago: Iterable[float]) -> None:
-        """Count sends made before this limiter existed (earlier runs, another process)
-        against the hourly budget, so a run every few minutes cannot reset it."""
-        if self._recent is None:
-            return
-        now = self._clock()
-        for slot in sorted(now - age for age in seconds_ago if 0 <= age < self.HOUR):
-            self._recent.append(slot)
-
-    def reserve(self) -> float:
-        """Claim the next free slot; returns how many seconds to wait before using it."""
-        now = self._clock()
-        slot = max(now, self._next)
-        if self._recent is not None:
-            if len(self._recent) == self._recent.maxlen:
-                slot = max(slot, self._recent[0] + self.HOUR)
-            self._recent.append(slot)
-        self._next = slot + self._interval if self._interval else slot
-        return slot - now
+    return RateLimit(*([(1, 1.0 / per_second)] if per_second else []), *([(per_hour, HOUR)] if per_hour else []))
 
 
 # --- failure classification --------------------------------------------------------
@@ -482,9 +481,23 @@ class SmtpTransport:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
-        # Seconds ago of sends in the last hour that this transport did not make itself:
-        # the caller fills it from its records so smtp.per_hour holds across runs.
+        # Seconds ago of sends in the last hour that this transport did not make itself
+        # (``note_earlier_sends``), so smtp.per_hour holds across runs.
         self.sent_earlier: list[float] = []
+
+    dry_run = False
+
+    def describe(self) -> str:
+        return f"smtp://{self.config.host}:{self.config.port}"
+
+    def note_earlier_sends(self, handed_over_since: Callable[[dt.datetime], Iterable[dt.datetime]]) -> None:
+        if not self.config.per_hour:
+            return
+        now = dt.datetime.now(dt.timezone.utc)  # the wall clock: the provider's limit is real time
+        self.sent_earlier = [(now - at).total_seconds() for at in handed_over_since(now - dt.timedelta(seconds=HOUR))]
+
+    def was_delivered(self, place: str, key: str, message_id: str) -> bool | None:
+        return None  # a server cannot be asked whether it took a message
 
     def send_all(self, messages: Iterable[Outgoing], on_outcome: OnOutcome, *,
                  stop: threading.Event | None = None) -> Counts:
@@ -511,8 +524,9 @@ class _Run:
         self.on_outcome = on_outcome
         self.stop = stop
         self.counts = Counts()
-        self.limiter = RateLimiter(self.config.per_second, self.config.per_hour, transport._clock)
-        self.limiter.already_used(transport.sent_earlier)
+        self.pace = smtp_pace(self.config.per_second, self.config.per_hour)
+        now = transport._clock()  # earlier sends count against the hour, so a run every few minutes cannot reset it
+        self.pace.note(now - age for age in transport.sent_earlier if 0 <= age < HOUR)
         self.halt = asyncio.Event()
         self.error: BaseException | None = None  # from the caller: generator or on_outcome
         self.fatal: str = ""  # why the server cannot take any message
@@ -584,7 +598,8 @@ class _Run:
         if not msg.recipients:
             return Outcome(msg.key, "failed", 0, None, "no recipients")
         while True:
-            if not await self._pause(self.limiter.reserve()):
+            now = self.t._clock()
+            if not await self._pause(self.pace.reserve(now) - now):
                 return self._stopped(msg, attempts, last, uncertain)
             attempts += 1
             if attempts > 1:
@@ -775,9 +790,23 @@ class OutboxTransport:
     ends the run like an unreachable server: every message after it would fail too.
     """
 
+    dry_run = False
+
     def __init__(self, folder: Path | str, *, fsync: bool = True):
         self.folder = Path(folder)
         self.fsync = fsync
+
+    def describe(self) -> str:
+        return f"outbox:{self.folder.resolve()}"
+
+    def note_earlier_sends(self, handed_over_since: Callable[[dt.datetime], Iterable[dt.datetime]]) -> None:
+        pass  # a folder has no rate limit
+
+    def was_delivered(self, place: str, key: str, message_id: str) -> bool | None:
+        """Any outbox folder can tell: the file is there (written whole) or it is not."""
+        if not place.startswith("outbox:"):
+            return None
+        return outbox_holds(Path(place.removeprefix("outbox:")), key, message_id)
 
     def send_all(self, messages: Iterable[Outgoing], on_outcome: OnOutcome, *,
                  stop: threading.Event | None = None) -> Counts:
@@ -803,46 +832,31 @@ class OutboxTransport:
         return self.folder / outbox_file_name(msg.key, header_message_id(msg.data))
 
     def write(self, msg: Outgoing) -> Path:
-        """Temp file in the same folder, fsync, hard-link to the target (which fails if it
-        exists: no overwrite, no window for a second writer), fsync the folder."""
+        """Written whole and fsynced, never over an existing file (``files.create_file``);
+        readable by this user only, as the messages hold the readers' link tokens."""
         target = self.path_for(msg)
-        fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".eml.part")
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(msg.data)
-                if self.fsync:
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            try:
-                os.link(temp, target)
-            except FileExistsError:
-                if target.read_bytes() != msg.data:
-                    raise OutboxExists(f"{target} already holds another message with this delivery key and "
-                                       "Message-ID; it was not overwritten") from None
-                return target  # this very message is already there
-        finally:
-            Path(temp).unlink(missing_ok=True)
-        if self.fsync:
-            _fsync_dir(self.folder)
-        return target
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); not possible everywhere, so best effort."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+            files.create_file(target, msg.data, durable=self.fsync, mode=0o600)
+        except FileExistsError:
+            if target.read_bytes() != msg.data:
+                raise OutboxExists(f"{target} already holds another message with this delivery key and "
+                                   "Message-ID; it was not overwritten") from None
+        return target  # (when it existed: this very message is already there)
 
 
 class DryRunTransport:
     """Sends nothing; every message gets status "dry-run" so callers do not record a send."""
+
+    dry_run = True
+
+    def describe(self) -> str:
+        return "dry-run"
+
+    def note_earlier_sends(self, handed_over_since: Callable[[dt.datetime], Iterable[dt.datetime]]) -> None:
+        pass
+
+    def was_delivered(self, place: str, key: str, message_id: str) -> bool | None:
+        return None
 
     def send_all(self, messages: Iterable[Outgoing], on_outcome: OnOutcome, *,
                  stop: threading.Event | None = None) -> Counts:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ..models import Appearance, StoredPaper, Subscriber, Topic
+from ..ratelimit import RateLimit
 from .base import _now
 from .papers import _paper_from_row
 from .schema import (deliveries, listing_papers, listings, papers, pending_changes, rate_hits, sent_papers,
@@ -87,23 +88,27 @@ class WebStore:
 
     # -- rate limits ---------------------------------------------------------------------
 
-    def count_hit(self, bucket: str, key: str, *, limit: int, window: float, now: float) -> float | None:
-        """Count one attempt of ``key``; None when allowed, else seconds until one would be.
+    def count_hit(self, bucket: str, key: str, *, rule: RateLimit, now: float) -> float | None:
+        """Count one attempt of ``key`` if ``rule`` allows it now; None when allowed, else the
+        seconds until one would be.
 
-        Sliding window over stored hits, so every process on this database shares the
+        The rule's events are the stored hits, so every process on this database shares the
         count. Insert-then-count in one transaction: SQLite serializes writers, so two
         processes never both take the last slot; a refused attempt is not counted.
-        Hits older than the window are pruned on the way.
+        Hits older than the longest window are pruned on the way.
         """
+        longest = max((window for _, window in rule.rules), default=0.0)
         with self.engine.begin() as conn:
-            conn.execute(rate_hits.delete().where(rate_hits.c.bucket == bucket, rate_hits.c.hit_at <= now - window))
+            conn.execute(rate_hits.delete().where(rate_hits.c.bucket == bucket, rate_hits.c.hit_at <= now - longest))
             hit_id = conn.execute(rate_hits.insert().values(bucket=bucket, key=key, hit_at=now)).inserted_primary_key[0]
-            times = conn.execute(sa.select(rate_hits.c.hit_at).where(rate_hits.c.bucket == bucket, rate_hits.c.key == key)
-                                 .order_by(rate_hits.c.hit_at)).scalars().all()
-            if len(times) <= limit:
+            earlier = conn.execute(sa.select(rate_hits.c.hit_at).where(
+                rate_hits.c.bucket == bucket, rate_hits.c.key == key, rate_hits.c.id != hit_id)
+                .order_by(rate_hits.c.hit_at)).scalars().all()
+            wait = rule.earliest(now, earlier) - now
+            if wait <= 0:
                 return None
             conn.execute(rate_hits.delete().where(rate_hits.c.id == hit_id))
-            return max(1.0, times[0] + window - now)
+            return max(1.0, wait)
 
     # -- preferences waiting for confirmation ------------------------------------------------
 

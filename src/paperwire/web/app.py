@@ -19,6 +19,7 @@ from .. import __version__
 from ..config import DEV_SECRET_KEY, Settings
 from ..errors import ConfigError
 from ..store import Store
+from ..transport import Transport
 from . import api, apidocs, feedroutes, pages, paperpage
 from .context import WebContext
 from .errors import PageError
@@ -40,7 +41,8 @@ def check_secret(settings: Settings, *, dev: bool) -> None:
         raise ConfigError(f"PAPERWIRE_SECRET_KEY is too short: use at least {MIN_SECRET} random characters")
 
 
-def create_app(settings: Settings, *, store: Store | None = None, transport=None, clock=None) -> FastAPI:
+def create_app(settings: Settings, *, store: Store | None = None, transport: Transport | None = None,
+               clock=None) -> FastAPI:
     """The ASGI app. ``transport`` defaults to ``dispatch.make_transport(settings)`` (SMTP or the outbox)."""
     if transport is None:
         from ..dispatch import make_transport

@@ -22,7 +22,7 @@ from ..config import Settings
 from ..store import Store
 from .data import DataCache
 from .mailer import Mailer
-from .ratelimit import RateLimiter
+from .ratelimit import StoredRateLimit
 from .tokens import Tokens
 
 CSRF_COOKIE = "pw_csrf"
@@ -44,8 +44,8 @@ class WebContext:
     tokens: Tokens = field(init=False)
     templates: Environment = field(init=False)
     data: DataCache = field(init=False)
-    subscribe_limit: RateLimiter = field(init=False)
-    email_limit: RateLimiter = field(init=False)
+    subscribe_limit: StoredRateLimit = field(init=False)
+    email_limit: StoredRateLimit = field(init=False)
     static: dict[str, tuple[bytes, str]] = field(init=False)
     secure: bool = field(init=False)
     clock: Callable[[], float] | None = None
@@ -58,10 +58,10 @@ class WebContext:
         self.data = DataCache(self.store, self.settings)
         extra = {"clock": self.clock} if self.clock else {}
         secret = self.settings.secret_key
-        self.subscribe_limit = RateLimiter(self.store, "subscribe", self.settings.subscribe_rate_per_hour,
-                                           secret=secret, **extra)
+        self.subscribe_limit = StoredRateLimit(self.store, "subscribe", self.settings.subscribe_rate_per_hour,
+                                                secret=secret, **extra)
         # Nobody needs more than a few confirmation mails an hour: this stops mail-bombing one address.
-        self.email_limit = RateLimiter(self.store, "email", 3, secret=secret, **extra)
+        self.email_limit = StoredRateLimit(self.store, "email", 3, secret=secret, **extra)
         folder = self.settings.templates_dir / "web" / "static"
         self.static = {p.name: (p.read_bytes(), STATIC_TYPES[p.suffix]) for p in sorted(folder.iterdir())
                        if p.suffix in STATIC_TYPES} if folder.is_dir() else {}

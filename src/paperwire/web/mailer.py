@@ -17,7 +17,7 @@ from email.utils import make_msgid
 from .. import addresses
 from ..config import Settings
 from ..mail import Signer, assemble, date, mailbox, one_line
-from ..transport import Outcome, Outgoing
+from ..transport import Outcome, Outgoing, Transport
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Mailer:
     that `paperwire status` shows; the mail is lost, the app goes on.
     """
 
-    def __init__(self, settings: Settings, transport, store=None):
+    def __init__(self, settings: Settings, transport: Transport, store=None):
         self.settings = settings
         self.transport = transport
         self.store = store
