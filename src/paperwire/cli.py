@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from . import __version__, logs, pipeline, redact, sources, subscriber_io
-from .config import Settings, load_settings, override
+from .config import PACKAGE_DIR, Settings, load_settings, override
 from .errors import PaperwireError, ValidationError
 from .match import match_one
 from .models import SUBSCRIBER_STATUSES, Subscriber
@@ -485,20 +485,25 @@ def feeds_command(app: App, out_dir: Path | None, base_url: str | None, date: dt
 
 
 @cli.command()
-@click.option("--seeds", type=click.Path(exists=True, path_type=Path), default=Path("seeds"), show_default=True,
+@click.option("--seeds", type=click.Path(exists=True, path_type=Path), show_default="the listing shipped with paperwire",
               help="Listings to ingest.")
-@click.option("--examples", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("examples"),
-              show_default=True, help="Folder with readers.json and topics.json.")
+@click.option("--examples", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              show_default="the readers and topics shipped with paperwire",
+              help="Folder with readers.json and topics.json.")
 @click.pass_obj
-def demo(app: App, seeds: Path, examples: Path) -> None:
+def demo(app: App, seeds: Path | None, examples: Path | None) -> None:
     """Run the whole job on the shipped examples: ingest, demo readers, digests, feeds, index page.
 
-    Safe to run again: nothing is duplicated. Open out/index.html afterwards.
+    Works in any folder: the seed listing and demo readers ship inside the package, and
+    everything is written under out/. Safe to run again: nothing is duplicated. Open
+    out/index.html afterwards.
 
     \b
     Example:
       paperwire demo            # what `make demo` runs
     """
+    seeds = seeds or PACKAGE_DIR / "seeds"
+    examples = examples or PACKAGE_DIR / "examples"
     settings, store = app.settings, app.store
     report = pipeline.ingest(store, [seeds], max_bytes=settings.max_listing_bytes)
     _print_ingest(report, store, verbose=False)

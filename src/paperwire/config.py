@@ -29,8 +29,11 @@ from .errors import ConfigError
 log = logging.getLogger(__name__)
 
 CONFIG_FILE_NAME = "paperwire.toml"
-# The templates shipped beside src/ (the project layout); a setting can point elsewhere.
-DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+# What ships inside the package: templates/ (email, index, web pages and their static files),
+# and the demo's seeds/ and examples/. In a checkout these are symlinks to the top-level
+# folders; a wheel holds copies. Resolved, so paths in messages name the files people edit.
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_TEMPLATES = (PACKAGE_DIR / "templates").resolve()  # the templates_dir setting overrides it
 ENV_PREFIX = "PAPERWIRE_"
 # The largest listing read, from a file or a URL (the max_listing_bytes setting): a day's
 # listing is well under 1 MB, and ingest holds a file in memory several times over.
