@@ -344,3 +344,16 @@ def test_a_web_mail_that_cannot_be_sent_is_logged_and_recorded_never_a_crash(tmp
     assert "failed: bob@example.org (web-mail): " in status.stdout
     site.client.close()
     site.store.close()
+
+
+def test_status_shows_the_last_dispatch_failures_however_many_web_mails_failed_since(db_url, run_cli):
+    store = hundred_readers(db_url, topic=lambda i: "*" if i != 50 else "LLM")
+    owner = sa.select(subscribers.c.id).where(subscribers.c.email == POISONED).scalar_subquery()
+    write_unchecked(store, topics, topics.c.owner_id == owner, query=UNPARSEABLE)
+    assert run_cli("send", "--all").exit_code == 1
+    for n in range(15):  # strangers can cause these, within the rate limit
+        store.note_run("web-mail", {"failed": 1, "failures": [{"email": f"x{n}@example.org", "detail": "refused"}]})
+    failed = [line for line in run_cli("status").stdout.splitlines() if line.startswith("failed:")]
+    assert f"failed: {POISONED} (dispatch): matching raised QueryError: topic {UNPARSEABLE!r}: unbalanced quote: " \
+           'this " is never closed (at position 8)' in failed
+    assert "failed: x14@example.org (web-mail): refused" in failed

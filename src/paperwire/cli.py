@@ -666,7 +666,7 @@ def status(app: App, as_json: bool) -> None:
     click.echo("readers: " + (", ".join(f"{n} {s}" for s, n in sorted(readers.items())) or "none"))
     click.echo(f"queued: {queued} reader(s) due at the next dispatch (nothing new means no email)")
     click.echo("deliveries: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"))
-    _echo_failures(_latest_failures(runs))  # who did not get their mail, and why
+    _echo_failures(_latest_failures(store))  # who did not get their mail, and why
     for run in runs:
         summary = run.summary or {}
         brief = ", ".join(f"{k} {len(v) if isinstance(v, list) else v}" for k, v in summary.items() if v)
@@ -686,17 +686,14 @@ def _run_states(runs, settings: Settings) -> dict[str, str]:
 STATUS_FAILURES_SHOWN = 20
 
 
-def _latest_failures(runs) -> list[dict]:
-    """The failures of the newest finished dispatch run and of the web mails since: who did
-    not get their mail, and why (the error text or the server's answer)."""
-    found: list[dict] = []
-    for run in runs:  # newest first
-        if run.finished_at is None or run.kind not in ("dispatch", "web-mail"):
-            continue
-        found += [{**failure, "run": run.id, "kind": run.kind} for failure in (run.summary or {}).get("failures", [])]
-        if run.kind == "dispatch":
-            break
-    return found
+def _latest_failures(store: Store) -> list[dict]:
+    """The failures of the web mails since the newest finished dispatch run, then of that run:
+    who did not get their mail, and why (the error text or the server's answer). Read apart
+    from the list of runs, so that many web mails cannot push the dispatch out of it."""
+    last = store.recent_runs(1, kind="dispatch", finished=True)
+    mails = store.recent_runs(STATUS_FAILURES_SHOWN + 1, kind="web-mail", since=last[0].started_at if last else None)
+    return [{**failure, "run": run.id, "kind": run.kind}
+            for run in (*mails, *last) for failure in (run.summary or {}).get("failures", [])]
 
 
 def _echo_failures(failures: list[dict]) -> None:

@@ -88,9 +88,18 @@ class DeliveryStore:
                                               started_at=now, heartbeat_at=now, finished_at=now, summary=summary))
         return run_id
 
-    def recent_runs(self, limit: int = 10) -> list[RunInfo]:
+    def recent_runs(self, limit: int = 10, *, kind: str | None = None, since: dt.datetime | None = None,
+                    finished: bool = False) -> list[RunInfo]:
+        """The newest runs first; only of ``kind``, started after ``since``, or ``finished`` ones if asked."""
+        query = sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit)
+        if kind is not None:
+            query = query.where(runs.c.kind == kind)
+        if since is not None:
+            query = query.where(runs.c.started_at > since)
+        if finished:
+            query = query.where(runs.c.finished_at.is_not(None))
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit))
+            rows = conn.execute(query)
             return [RunInfo(r.id, r.kind, r.started_at, r.finished_at, r.summary, r.pid, r.host, r.heartbeat_at)
                     for r in rows]
 
