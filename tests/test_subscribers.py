@@ -81,7 +81,7 @@ def test_public_topics_can_be_followed_by_name(run_cli):
     assert run_cli("topics", "add", "Mixture of experts", 'MoE OR "sparse experts"').exit_code == 0
     listed = json.loads(run_cli("topics", "--json").stdout)
     assert listed == [{"name": "Mixture of experts", "slug": "mixture-of-experts", "query": 'MoE OR "sparse experts"'},
-                      {"name": "Trending", "slug": "trending", "query": "*"}]
+                      {"name": "Trending", "slug": "trending-topic", "query": "*"}]
     run_cli("subscribe", "ada@example.org", "--follow", "trending", "--topic", "RAG")
     assert readers(run_cli)[0]["topics"] == [{"name": "RAG", "query": "RAG"}, {"name": "Trending", "query": "*"}]
     refused = run_cli("topics", "remove", "Trending")

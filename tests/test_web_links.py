@@ -17,6 +17,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import feedparser
 import pytest
 
 from paperwire import dispatch
@@ -154,8 +155,8 @@ def test_paper_page_shows_the_paper_and_is_cacheable(site: Site) -> None:
     assert html.escape(stored.paper.title, quote=False) in page.text
     assert html.escape(stored.paper.abstract[:80], quote=False) in page.text
     assert f"{EDITION}: #{stored.listings[0].rank} in daily-papers" in page.text
-    # The public topics it matches, with their feeds ("Trending" is the trending feed itself).
-    assert f'Trending (<a href="{BASE}/feeds/trending.atom">feed</a>)' in page.text
+    # The public topics it matches, with their feeds ("Trending" has its own, beside the built-in trending feed).
+    assert f'Trending (<a href="{BASE}/feeds/topics/trending-topic.atom">feed</a>)' in page.text
     assert f'href="{BASE}/#subscribe"' in page.text
     # Public and short-lived, never a cookie; a strong ETag that revalidates to 304.
     assert page.headers["cache-control"] == "public, max-age=300" and "set-cookie" not in page.headers
@@ -205,3 +206,18 @@ def test_paper_ids_with_a_slash_have_a_page(site: Site) -> None:
     link = urls.paper(BASE, paper.id)
     assert link == f"{BASE}/papers/hep-th%2F9901001"
     assert "Old style id" in site.client.get(urlsplit(link).path).text
+
+
+def test_a_public_topic_named_trending_never_takes_the_place_of_the_trending_feed(tmp_path):
+    """Feed names are identities: the built-in trending feed (and the OPML list) keep theirs."""
+    site = make_site(tmp_path)
+    site.store.add_public_topic(make_topic("Trending", "\"scaling laws\"", public=True))
+    site.store.add_public_topic(make_topic("OPML", "RAG", public=True))
+    trending = feedparser.parse(site.client.get("/feeds/trending.atom").content)
+    topic = feedparser.parse(site.client.get("/feeds/topics/trending-topic.atom").content)
+    assert trending.feed.title == "Trending papers" and topic.feed.title == "Trending"
+    assert 0 < len(topic.entries) < 30 < len(trending.entries)
+    assert site.client.get("/feeds/feeds.opml").headers["content-type"].startswith("text/x-opml")
+    assert site.client.get("/feeds/topics/opml-topic.atom").status_code == 200
+    site.client.close()
+    site.store.close()

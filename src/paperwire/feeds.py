@@ -40,7 +40,7 @@ from . import urls
 from .models import Paper
 from .normalize import clean_line, safe_url, shown_abstract, shown_authors, shown_title
 
-TRENDING_SLUG = "trending"
+TRENDING_SLUG = urls.TRENDING_SLUG
 DEFAULT_LIMIT = 50
 EPOCH = dt.date(1970, 1, 1)
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"

@@ -19,6 +19,7 @@ from email_validator import EmailNotValidError, validate_email
 from .errors import QueryError, ValidationError
 from .models import SUBSCRIBER_STATUSES, WEEKDAYS, Subscriber, Topic
 from .query import parse_query
+from .urls import RESERVED_SLUGS, RESERVED_SUFFIX
 
 DEFAULTS = Subscriber(email="")
 # Most papers a reader can ask for per email: at this many papers with the longest abstracts
@@ -122,6 +123,8 @@ def make_topic(name: str | None, query: str, *, public: bool = False) -> Topic:
         raise ValidationError("topic", f"{exc.reason} at position {exc.position} of {query_text!r}{pointer}") from None
     topic_name = clean_name(name, "topic name", _TOPIC_NAME_MAX) or query_text[:_TOPIC_NAME_MAX]
     slug = slugify(topic_name)
+    if slug in RESERVED_SLUGS:  # "Trending": its own feed, never in place of the built-in one
+        slug += RESERVED_SUFFIX
     if public and not slug:
         raise ValidationError("topic name", f"{topic_name!r} needs at least one letter or digit (it names a feed)")
     return Topic(name=topic_name, query=query_text, public=public, slug=slug)

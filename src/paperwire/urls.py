@@ -12,6 +12,11 @@ from urllib.parse import quote
 
 from .models import Subscriber
 
+TRENDING_SLUG = "trending"  # the built-in feed of each day's trending papers
+# Feed names the built-in feeds hold: a public topic named so gets RESERVED_SUFFIX on its slug.
+RESERVED_SLUGS = frozenset({TRENDING_SLUG, "opml"})
+RESERVED_SUFFIX = "-topic"
+
 FEED_KINDS = ("atom", "rss", "json")
 
 
@@ -67,10 +72,7 @@ def private_feed(base_url: str, reader: Subscriber, kind: str = "atom") -> str:
 
 
 def topic_feed(base_url: str, slug: str, kind: str = "atom") -> str:
-    """A public topic's feed. A topic whose slug is ``trending`` (``topics add Trending '*'``)
-    takes the place of the trending feed, so its address is the trending feed's."""
-    if slug == "trending":
-        return trending_feed(base_url, kind)
+    """A public topic's feed (its slug is never one of RESERVED_SLUGS)."""
     return _join(base_url, "feeds", "topics", f"{slug}.{kind}")
 
 
