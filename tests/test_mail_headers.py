@@ -28,8 +28,8 @@ LINE = re.compile(rb"(?:List-Unsubscribe:)?(?: " + ELEMENT + rb")+")
 
 class Rendered:
     subject = "2 new papers on RAG (Mar 11)"
-    html_parts = ("<p>Hello</p>\n",)
-    text_parts = ("Hello\n",)
+    html = "<p>Hello</p>\n"
+    text = "Hello\n"
 
 
 def digest() -> Digest:

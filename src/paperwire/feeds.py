@@ -36,7 +36,7 @@ from feedgen.feed import FeedGenerator
 from markupsafe import Markup
 
 from . import urls
-from .models import Paper
+from .models import LINK_LABELS, Paper
 from .normalize import clean_line, safe_url, shorten, shown_title
 
 TRENDING_SLUG = "trending"
@@ -48,17 +48,6 @@ OPML_DOCS = "http://opml.org/spec2.opml"
 FEED_ABSTRACT_CHARS = 4_000
 FEED_AUTHORS = 50  # then "et al."
 FEED_CATEGORIES = 20
-
-# How a link shows in a summary; "abs" is usually the entry's own link.
-_LINK_LABELS = {
-    "abs": "arXiv",
-    "pdf": "PDF",
-    "code": "Code",
-    "project": "Project page",
-    "model": "Model",
-    "dataset": "Dataset",
-    "other": "Link",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +209,7 @@ def _entry(item: FeedItem, base_url: str) -> _Entry:
     names = [name for name in map(_text, paper.authors) if name]
     authors = tuple(names[:FEED_AUTHORS])
     categories = tuple(dict.fromkeys(c for c in map(_text, paper.categories) if c))[:FEED_CATEGORIES]
-    extra = [(_LINK_LABELS.get(kind, "Link"), u) for kind, u in dict.fromkeys(links) if u != url]
+    extra = [(LINK_LABELS.get(kind, LINK_LABELS["other"]), u) for kind, u in dict.fromkeys(links) if u != url]
     listed = f"#{item.rank} in the {item.date.isoformat()} listing"
     byline = ", ".join(authors) + (" et al." if len(names) > FEED_AUTHORS else "")
 

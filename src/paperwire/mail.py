@@ -3,9 +3,8 @@
 No database and no network here: ``build_message`` is pure and ``Signer`` only reads
 its key file once. Delivery (SMTP, outbox) builds on these.
 
-Bodies arrive as parts (see render.RenderedEmail). A part that is a ``SharedText`` recurs
-in many messages (a paper's block), so its encoding is cached by content; everything
-else is encoded per message. The bytes are the same as encoding the joined document.
+``assemble`` is the one way a MIME message is made: digests (``build_message``) and the
+web app's mails (web/mailer.py) alike.
 """
 
 from __future__ import annotations
@@ -15,21 +14,21 @@ import datetime as dt
 import hashlib
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from email.header import Header
 from email.policy import SMTP
 from email.utils import format_datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import dkim
 
 from . import addresses, urls
 from .config import Settings
 from .errors import ConfigError
-from .models import Digest, SharedText
+from .models import Digest
+from .normalize import clean_line as one_line  # the one rule for a line: no CR/LF can start a header
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _MAX_7BIT_LINE = 990  # RFC 5322 allows 998 characters per line; keep a margin
@@ -38,8 +37,6 @@ MAX_HEADER_LINE = 998  # octets, without the CRLF (RFC 5322 2.1.1)
 # Headers whose values are addresses, message ids or URIs, each an element that must reach the
 # reader exactly as written: never RFC 2047-encoded, folded only at the spaces between elements.
 _STRUCTURED = frozenset({"From", "To", "Reply-To", "Sender", "List-Id", "List-Unsubscribe", "Message-ID"})
-SHARED_CACHE_SIZE = 32768  # encoded shared parts kept: a run's blocks, and the pieces between them
-T = TypeVar("T")
 # Text that quoted-printable encodes even on a short ASCII line: controls, and a line that is
 # a lone dot (binascii writes it as =2E so no SMTP server can take it for the end of data).
 _QP_SPECIAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|^\.$", re.MULTILINE)
@@ -53,15 +50,8 @@ SIGNED_HEADERS = (
 
 class Rendered(Protocol):
     subject: str
-    html_parts: tuple[str, ...]  # joined, the HTML document
-    text_parts: tuple[str, ...]  # joined, the plain text
-
-
-def one_line(value: str) -> str:
-    """Header text without CR, LF or other controls: nothing can start a new header."""
-    if not value.isprintable():
-        value = "".join(ch if ch.isprintable() else " " for ch in value)
-    return " ".join(value.split())
+    html: str
+    text: str
 
 
 def message_id(digest: Digest, settings: Settings) -> str:
@@ -158,8 +148,8 @@ def _lf(text: str) -> str:
 def _quoted_printable(text: str) -> bytes:
     """UTF-8 quoted-printable with CRLF line ends: 7-bit clean for every relay.
 
-    A piece with nothing to encode (the usual case for a digest's lines) is passed through
-    whole; anything else goes through binascii, which encodes line by line in C.
+    Text with nothing to encode is passed through whole; anything else goes through
+    binascii, which encodes line by line in C.
     """
     text = _lf(text)
     if (text.isascii() and "=" not in text and " \n" not in text and "\t\n" not in text
@@ -179,87 +169,26 @@ def _seven_bit(html: str) -> bytes | None:
     return data.replace(b"\n", b"\r\n")
 
 
-class _Encoded(dict[str, T]):
-    """Encodings of shared parts by content; bounded: when full, it starts over.
-
-    A dict that encodes what it lacks: a lookup that hits (the usual case, about twenty a
-    message) stays in C."""
-
-    def __init__(self, encode: Callable[[str], T]) -> None:
-        super().__init__()
-        self.encode = encode
-
-    def __missing__(self, part: str) -> T:
-        if len(self) >= SHARED_CACHE_SIZE:
-            self.clear()
-        result = self[part] = self.encode(part)
-        return result
-
-
-_QUOTED_PRINTABLE: _Encoded[bytes] = _Encoded(_quoted_printable)
-_SEVEN_BIT: _Encoded[bytes | None] = _Encoded(_seven_bit)
-
-
-def _each_part(parts: tuple[str, ...], encode: Callable[[str], T], encoded_shared: _Encoded[T]) -> list[T] | None:
-    """The parts encoded: shared ones one by one from the cache, the runs of others between
-    them joined and encoded together.
-
-    Both encodings work line by line, so that is the same as encoding the joined text when
-    every boundary at a shared part is a line break (an LF on either side of it). Otherwise
-    (a shared part that starts or ends inside a line) the answer is None: encode the whole.
-    """
-    encoded: list[T] = []
-    run: list[str] = []
-    left = "\n"  # what was encoded last, apart from what comes next
-    for part in parts:
-        if not part:
-            continue
-        if type(part) is SharedText:
-            if run:
-                left = "".join(run)
-                run = []
-                encoded.append(encode(left))
-            if left[-1] != "\n" and not _line_break_between(left, part):  # (the first test: the usual case, inline)
-                return None
-            encoded.append(encoded_shared[part])
-            left = part
-        elif run or left[-1] == "\n" or _line_break_between(left, part):
-            run.append(part)
-        else:
-            return None
-    if run:
-        encoded.append(encode("".join(run)))
-    return encoded
-
-
-def _line_break_between(left: str, right: str) -> bool:
-    # An LF opening the right side ends the left side's line, unless the left side ends in
-    # CR (a CRLF cut in two) or in a space or tab (quoted-printable encodes those by what follows).
-    return left[-1] == "\n" or (right[0] == "\n" and left[-1] not in "\r \t")
-
-
 @lru_cache(maxsize=8)
 def _part_head(subtype: str, encoding: str) -> bytes:
     return f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n'.encode()
 
 
-def _quoted_part(subtype: str, parts: tuple[str, ...]) -> list[bytes]:
-    """A quoted-printable part, shared parts from the cache (or the whole when they can't be)."""
-    encoded = _each_part(parts, _quoted_printable, _QUOTED_PRINTABLE)
-    return [_part_head(subtype, "quoted-printable"), *(encoded or [_quoted_printable("".join(parts))])]
+def _quoted_part(subtype: str, text: str) -> list[bytes]:
+    return [_part_head(subtype, "quoted-printable"), _quoted_printable(text)]
 
 
-def _html_part(parts: tuple[str, ...]) -> list[bytes]:
+def _html_part(html: str) -> list[bytes]:
     """HTML as 7-bit text: non-ASCII becomes character references, which every client reads.
 
     Quoted-printable costs about as much as rendering the digest; an ASCII document with
     short lines needs no transfer encoding at all. A very long line (say, a CJK preheader)
     sends the part quoted-printable instead.
     """
-    encoded = _each_part(parts, _seven_bit, _SEVEN_BIT) or [_seven_bit("".join(parts))]
-    if None in encoded:
-        return _quoted_part("html", parts)
-    return [_part_head("html", "7bit"), *encoded]  # type: ignore[list-item]  # no None in it
+    encoded = _seven_bit(html)
+    if encoded is None:
+        return _quoted_part("html", html)
+    return [_part_head("html", "7bit"), encoded]
 
 
 def phrase(name: str) -> str:
@@ -303,10 +232,10 @@ def build_message(digest: Digest, rendered: Rendered, settings: Settings, *, now
         ("List-Unsubscribe", angle_list(urls.unsubscribe(settings.base_url, reader), mailto)),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
     ]
-    return assemble(headers, rendered.text_parts, rendered.html_parts)
+    return assemble(headers, rendered.text, rendered.html)
 
 
-def assemble(headers: list[tuple[str, str]], text_parts: tuple[str, ...], html_parts: tuple[str, ...]) -> Message:
+def assemble(headers: list[tuple[str, str]], text: str, html: str) -> Message:
     """``headers`` (a Message-ID among them), then a multipart/alternative body: text, then HTML.
 
     Digests and the web app's mails alike. Assembled directly as bytes: the layout is fixed
@@ -322,8 +251,8 @@ def assemble(headers: list[tuple[str, str]], text_parts: tuple[str, ...], html_p
     data = b"".join(  # one join: a digest is ~30 KB, and every copy of it costs
         [*((_sender_header_line if name in _SENDER_HEADERS else header_line)(name, value) for name, value in headers),
          b"\r\n",
-         mark, *_quoted_part("plain", text_parts), b"\r\n",
-         mark, *_html_part(html_parts), b"\r\n",
+         mark, *_quoted_part("plain", text), b"\r\n",
+         mark, *_html_part(html), b"\r\n",
          f"--{boundary}--\r\n".encode()])
     return Message(tuple(headers), data)
 

@@ -41,7 +41,7 @@ def build(letter: Letter, settings: Settings, *, now: dt.datetime | None = None)
         ("Message-ID", make_msgid(domain=addresses.domain_of(settings.sender_email))),
         ("Auto-Submitted", "auto-generated"),  # RFC 3834: no auto-replies to this
     ]
-    return assemble(headers, (letter.text,), (letter.html,)).data
+    return assemble(headers, letter.text, letter.html).data
 
 
 class Mailer:

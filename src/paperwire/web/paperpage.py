@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
 from .. import urls
-from ..normalize import shown_title
+from ..models import LINK_LABELS
+from ..normalize import clean_line, shown_title
 from .conditional import conditional
 from .context import WebContext, web_context
 from .data import document
@@ -40,17 +41,17 @@ def paper_page(paper_id: str, request: Request, web: WebContext = Depends(web_co
 
 
 def _view(found, base_url: str) -> dict:
-    from ..render import LINK_LABELS, one_line, paper_links, squeezed  # render loads MJML: only once needed
+    from ..render import paper_links  # render loads MJML: only once needed
 
     paper = found.stored.paper
     main, shown = paper_links(paper.links, paper.id, base_url)
     own = urls.paper(base_url, paper.id)
-    main_label = next((LINK_LABELS.get(link.kind, "Link") for link in paper.links if link.url == main), "Link")
+    main_label = next((LINK_LABELS.get(link.kind, LINK_LABELS["other"]) for link in paper.links if link.url == main), "Link")
     links = ([(main_label, main)] if main != own else []) + [(link.label, link.url) for link in shown]
     return {
         "title": shown_title(paper.title) or paper.id,
-        "authors": ", ".join(one_line(name) for name in paper.authors if name.strip()),
-        "abstract": squeezed(paper.abstract),
+        "authors": ", ".join(name for name in map(clean_line, paper.authors) if name),
+        "abstract": clean_line(paper.abstract),
         "arxiv_id": paper.arxiv_id, "links": links,
         "listings": [(a.date.isoformat(), a.rank, a.source) for a in found.stored.listings],
         "topics": [(name, urls.topic_feed(base_url, slug)) for name, slug in found.topics],
