@@ -198,6 +198,25 @@ def test_highlight_spans_are_merged_and_clipped_to_the_cut() -> None:
     assert render.merged_spans([Hit("x", "abstract", ((9, 3), (-1, 2), (20, 30)))], "abstract", 10) == []
 
 
+def test_a_match_beyond_the_cut_is_shown_in_its_sentence() -> None:
+    filler = "Nothing of interest is said in this sentence at all. " * 20  # 1,060 characters
+    text = filler + "Here sparse routing helps a lot. The end."
+    view = render.item_view(item(Paper("p", "T", text), ("t",), hit("sparse routing", text)), "t", SETTINGS)
+    assert view.abstract == "…Here sparse routing helps a lot. The end."
+    assert str(view.abstract_html) == "…Here <strong>sparse routing</strong> helps a lot. The end."
+    longer = filler + "Here sparse routing helps. " + "More words follow here. " * 40
+    view = render.item_view(item(Paper("p", "T", longer), ("t",), hit("sparse", longer), hit("words", longer)), "t", SETTINGS)
+    assert view.abstract.startswith("…Here sparse routing helps. More") and view.abstract.endswith("…")
+    assert len(view.abstract) <= render.ABSTRACT_CHARS + 2 and "<strong>sparse</strong>" in view.abstract_html
+    no_sentence = "word " * 300 + "target here"
+    view = render.item_view(item(Paper("p", "T", no_sentence), ("t",), hit("target", no_sentence)), "t", SETTINGS)
+    assert view.abstract.startswith("…word ") and "<strong>target</strong> here" in view.abstract_html
+    assert len(view.abstract) < 200  # from a word shortly before the match
+    early = render.item_view(item(Paper("p", "T", text), ("t",), hit("nothing", text), hit("sparse routing", text)),
+                             "t", SETTINGS)
+    assert early.abstract.startswith("Nothing of interest") and early.abstract.endswith("…")  # the first match shows
+
+
 def test_short_abstract_is_kept_whole_and_authors_are_truncated(renderer: EmailRenderer) -> None:
     view = render.item_view(golden_digest().sections[0].items[0], "scaling laws", SETTINGS)
     assert view.abstract == SCALING.abstract

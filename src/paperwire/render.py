@@ -59,6 +59,8 @@ TEXT_WIDTH = 76
 MAX_AUTHORS = 4  # more than this shows the first three and "et al."
 PAPER_VIEW_CACHE = 8192  # distinct (paper, matches, other topics) views kept: a run has a few hundred
 SHARED_BLOCKS = 8192  # rendered blocks kept per template environment (include_shared)
+EXCERPT_CACHE = 4096  # distinct (abstract, hits) excerpts kept
+SNIPPET_LEAD = 160  # at most this much of the abstract shown before a first match beyond the cut
 HTML_FRAME = "email.html.j2"  # the name the compiled email.mjml.j2 goes by in the HTML environment
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -320,13 +322,34 @@ def other_topics(item: DigestItem, section_topic: str) -> tuple[str, ...]:
     return tuple(topic for topic in item.topics if topic != section_topic)
 
 
+@lru_cache(maxsize=EXCERPT_CACHE)  # keyed by all it reads: readers of a topic share a paper's hits
 def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup]:
-    """The abstract as shown (plain, and escaped with matched terms in <strong>): its start,
-    cut at a word (``cut_point``), with an ellipsis when something was left out."""
-    cut = cut_point(abstract)
-    ellipsis = "…" if cut < len(abstract) else ""
-    spans = merged_spans(hits, "abstract", cut)
-    return clean(abstract[:cut]) + ellipsis, highlighted(abstract[:cut], spans) + ellipsis
+    """The abstract as shown (plain, and escaped with matched terms in <strong>).
+
+    Its start, cut at a word (``cut_point``), unless the first matched term lies beyond that
+    cut: then the stretch from the sentence (or, failing that, the word) shortly before the
+    term, so every matched paper shows why it matched. Ellipses mark what was left out.
+    """
+    start = snippet_start(abstract, merged_spans(hits, "abstract", len(abstract)))
+    shown = abstract[start:]
+    cut = cut_point(shown)
+    before, after = ("…" if start else ""), ("…" if cut < len(shown) else "")
+    spans = [(begin - start, end - start) for begin, end in merged_spans(hits, "abstract", start + cut) if begin >= start]
+    return before + clean(shown[:cut]) + after, before + highlighted(shown[:cut], spans) + after
+
+
+def snippet_start(abstract: str, spans: list[tuple[int, int]]) -> int:
+    """Where the shown abstract starts: 0, or shortly before the first matched term when that
+    term would not end before the cut (at the start of its sentence when that is near)."""
+    if not spans or spans[0][1] <= cut_point(abstract):
+        return 0
+    first = spans[0][0]
+    earliest = max(0, first - SNIPPET_LEAD)
+    sentence = abstract.rfind(". ", earliest, first)
+    if sentence >= 0:
+        return sentence + 2
+    word = abstract.find(" ", earliest, first)
+    return word + 1 if word >= 0 else first
 
 
 # --- the context both templates share ----------------------------------------------------

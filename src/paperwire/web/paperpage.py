@@ -46,7 +46,8 @@ def _view(found, base_url: str) -> dict:
     paper = found.stored.paper
     main, shown = paper_links(paper.links, paper.id, base_url)
     own = urls.paper(base_url, paper.id)
-    main_label = next((LINK_LABELS.get(link.kind, LINK_LABELS["other"]) for link in paper.links if link.url == main), "Link")
+    main_label = next((LINK_LABELS.get(link.kind, LINK_LABELS["other"]) for link in paper.links if link.url == main),
+                      LINK_LABELS["other"])
     links = ([(main_label, main)] if main != own else []) + [(link.label, link.url) for link in shown]
     return {
         "title": shown_title(paper.title) or paper.id,
