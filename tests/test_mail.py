@@ -9,6 +9,8 @@ from email import policy
 
 import dkim
 import pytest
+from hypothesis import given, settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from paperwire.config import Settings
 from paperwire.mail import Signer, build_message, message_bytes
@@ -211,3 +213,17 @@ def test_date_is_now_in_utc_when_not_given():
     date = parse(message_bytes(build_message(digest(), Rendered(), SETTINGS)))["Date"]
     after = dt.datetime.now(dt.timezone.utc)
     assert date.endswith(" +0000") and before <= parsedate_to_datetime(date) <= after
+
+
+@hypothesis_settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["a", " ", "\t", "=", ".", "\n", "\n\n", "\r", "ü", "…", "\x0c", "\x7f",
+                                 "漢", "x" * 40, "y" * 75]), max_size=60).map("".join))
+def test_text_is_encoded_paragraph_by_paragraph_exactly_as_whole(text):
+    """Quoted-printable paragraph by paragraph (encodings kept by content) gives binascii's bytes for the whole."""
+    import binascii
+
+    from paperwire import mail
+
+    whole = text.replace("\r\n", "\n").replace("\r", "\n")
+    for _ in range(2):  # the second time from the kept paragraphs
+        assert mail._quoted_printable(text) == binascii.b2a_qp(whole.encode(), istext=True).replace(b"\n", b"\r\n")

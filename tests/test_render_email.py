@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from jinja2 import TemplateError, UndefinedError
 
-from paperwire import render
+from paperwire import paperview, render
 from paperwire.config import Settings
 from paperwire.errors import ValidationError
 from paperwire.models import Digest, DigestItem, DigestSection, Hit, Link, Paper, Subscriber, Topic
@@ -187,51 +187,51 @@ def test_highlights_wrap_exactly_the_matched_words(renderer: EmailRenderer) -> N
 def test_highlight_spans_are_merged_and_clipped_to_the_cut() -> None:
     text = "alpha beta gamma " * 60  # 1,020 characters, cut near 600
     hits = (hit("beta", text), hit("beta gamma", text), hit("alpha", text))
-    view = render.item_view(item(Paper("p", "T", text), ("t",), *hits), "t", SETTINGS)
+    view = paperview.item_view(item(Paper("p", "T", text), ("t",), *hits), "t", SETTINGS)
     cut = len(view.abstract) - 1
-    assert view.abstract.endswith("…") and cut <= render.ABSTRACT_CHARS
+    assert view.abstract.endswith("…") and cut <= paperview.ABSTRACT_CHARS
     assert text.startswith(view.abstract[:-1]) and text[cut] == " "  # cut at a word boundary
     shown = str(view.abstract_html)
     assert shown.count("<strong>") == view.abstract.count("alpha") + view.abstract.count("beta")
     assert "<strong>beta gamma</strong>" in shown and "<strong>beta</strong>" not in shown
-    assert render.merged_spans([Hit("x", "abstract", ((5, 9), (0, 3), (2, 4), (8, 12)))], "abstract", 10) == [(0, 4), (5, 10)]
-    assert render.merged_spans([Hit("x", "abstract", ((9, 3), (-1, 2), (20, 30)))], "abstract", 10) == []
+    assert paperview.merged_spans([Hit("x", "abstract", ((5, 9), (0, 3), (2, 4), (8, 12)))], "abstract", 10) == [(0, 4), (5, 10)]
+    assert paperview.merged_spans([Hit("x", "abstract", ((9, 3), (-1, 2), (20, 30)))], "abstract", 10) == []
 
 
 def test_a_match_beyond_the_cut_is_shown_in_its_sentence() -> None:
     filler = "Nothing of interest is said in this sentence at all. " * 20  # 1,060 characters
     text = filler + "Here sparse routing helps a lot. The end."
-    view = render.item_view(item(Paper("p", "T", text), ("t",), hit("sparse routing", text)), "t", SETTINGS)
+    view = paperview.item_view(item(Paper("p", "T", text), ("t",), hit("sparse routing", text)), "t", SETTINGS)
     assert view.abstract == "…Here sparse routing helps a lot. The end."
     assert str(view.abstract_html) == "…Here <strong>sparse routing</strong> helps a lot. The end."
     longer = filler + "Here sparse routing helps. " + "More words follow here. " * 40
-    view = render.item_view(item(Paper("p", "T", longer), ("t",), hit("sparse", longer), hit("words", longer)), "t", SETTINGS)
+    view = paperview.item_view(item(Paper("p", "T", longer), ("t",), hit("sparse", longer), hit("words", longer)), "t", SETTINGS)
     assert view.abstract.startswith("…Here sparse routing helps. More") and view.abstract.endswith("…")
-    assert len(view.abstract) <= render.ABSTRACT_CHARS + 2 and "<strong>sparse</strong>" in view.abstract_html
+    assert len(view.abstract) <= paperview.ABSTRACT_CHARS + 2 and "<strong>sparse</strong>" in view.abstract_html
     no_sentence = "word " * 300 + "target here"
-    view = render.item_view(item(Paper("p", "T", no_sentence), ("t",), hit("target", no_sentence)), "t", SETTINGS)
+    view = paperview.item_view(item(Paper("p", "T", no_sentence), ("t",), hit("target", no_sentence)), "t", SETTINGS)
     assert view.abstract.startswith("…word ") and "<strong>target</strong> here" in view.abstract_html
     assert len(view.abstract) < 200  # from a word shortly before the match
-    early = render.item_view(item(Paper("p", "T", text), ("t",), hit("nothing", text), hit("sparse routing", text)),
+    early = paperview.item_view(item(Paper("p", "T", text), ("t",), hit("nothing", text), hit("sparse routing", text)),
                              "t", SETTINGS)
     assert early.abstract.startswith("Nothing of interest") and early.abstract.endswith("…")  # the first match shows
 
 
 def test_short_abstract_is_kept_whole_and_authors_are_truncated(renderer: EmailRenderer) -> None:
-    view = render.item_view(golden_digest().sections[0].items[0], "scaling laws", SETTINGS)
+    view = paperview.item_view(golden_digest().sections[0].items[0], "scaling laws", SETTINGS)
     assert view.abstract == SCALING.abstract
     assert view.authors == "Ada Lovelace, Alan Turing, Grace Hopper et al."
     assert view.url == "https://arxiv.org/abs/2403.00001"
     assert [(link.label, link.url) for link in view.links] == [
         ("PDF", "https://arxiv.org/pdf/2403.00001"), ("Code", "https://github.com/example/moe-scaling")]
     assert view.matched == "scaling laws" and view.also == "MoE"
-    assert render.authors_line(["A", "B", "C", "D"]) == "A, B, C, D"
+    assert paperview.authors_line(["A", "B", "C", "D"]) == "A, B, C, D"
 
 
 def test_links_fall_back_and_drop_unsafe_schemes() -> None:
-    long_view = render.item_view(item(LONG, ("MoE",)), "MoE", SETTINGS)
+    long_view = paperview.item_view(item(LONG, ("MoE",)), "MoE", SETTINGS)
     assert long_view.url == "https://example.org/routing" and long_view.links == ()
-    bare_view = render.item_view(item(BARE, ("MoE",)), "MoE", SETTINGS)
+    bare_view = paperview.item_view(item(BARE, ("MoE",)), "MoE", SETTINGS)
     assert bare_view.url == f"{BASE}/papers/t-fedcba9876543210"
 
 

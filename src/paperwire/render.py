@@ -1,17 +1,19 @@
 """Digest -> email (subject, preheader, HTML, plain text): pure apart from reading templates.
 
 The whole email is in ``templates/``: ``email.mjml.j2`` (MJML with Jinja in it) loops over
-the digest's sections and their papers and includes ``email_paper.html.j2`` for each paper;
+the digest's sections and their papers and shows each paper with ``email_paper.html.j2``;
 ``email.txt.j2`` and ``email_paper.txt.j2`` do the same for the plain-text part. MRML
 (mjml-python) keeps the Jinja syntax intact, so the MJML is compiled ONCE to an HTML Jinja
 template (cached by the content hash of its source, in memory and optionally on disk, so a
 second process skips the compile too) and then rendered per reader with autoescape on.
 
-Every value the templates show is computed here, once, into one context of frozen values
-(``context``), so the HTML and the text part carry the same content and the templates stay
-dumb. Each reader's email is rendered whole, from that reader's context alone. What is
-reused across readers is computed by pure functions cached on their complete, hashable
-input (``paper_view``, ``wrap``), so nothing of one reader's can reach another's email.
+Every value the templates show is computed once into one context of frozen values
+(``context``; a paper's own values come from paperview.py), so the HTML and the text part
+carry the same content and the templates stay dumb. Each reader's email is rendered whole
+from that reader's context. What is reused across readers is cached by its complete input:
+a paper's block by every value the frame passes it (``include_shared``), a paper's parts
+and excerpt by the paper and its hits (paperview.py), so nothing of one reader's can reach
+another reader's email.
 
 Size (Gmail clips HTML above ~102 KB): the compiled frame (head, header, footer) is
 ~8 KB and a paper adds ~1.3 KB for seed-like papers (abstracts cut to ~600 characters).
@@ -28,7 +30,6 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -36,13 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import ChoiceLoader, DictLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from mjml import mjml2html
 
 from . import urls
 from .config import Settings
-from .models import LINK_LABELS, Digest, DigestItem, Hit, Link, Subscriber
-from .normalize import SHOWN_TITLE_CHARS, clean_line, safe_url, shorten, strip_unsafe
+from .models import Digest, Subscriber
+from .normalize import clean_line, shorten
+from .paperview import PaperView, item_view
 
 log = logging.getLogger(__name__)
 
@@ -50,24 +52,15 @@ GMAIL_CLIP_BYTES = 102_000
 # Worst-case papers (see the module docstring) that still fit under GMAIL_CLIP_BYTES;
 # measured by tests/test_render_email.py::test_cap_where_size_limit_holds.
 MAX_PAPERS_UNDER_CLIP = 41
-ABSTRACT_CHARS = 600  # cut here, at a word boundary ...
-ABSTRACT_SLACK = 80  # ... unless only this much more would show the whole abstract
-TITLE_CHARS = SHOWN_TITLE_CHARS
 SUBJECT_TOPIC_CHARS = 42  # topic names shown in the subject before "+N more"
 PREHEADER_CHARS = 140
 TEXT_WIDTH = 76
-MAX_AUTHORS = 4  # more than this shows the first three and "et al."
-PAPER_VIEW_CACHE = 8192  # distinct (paper, matches, other topics) views kept: a run has a few hundred
-SHARED_BLOCKS = 8192  # rendered blocks kept per template environment (include_shared)
-EXCERPT_CACHE = 4096  # distinct (abstract, hits) excerpts kept
-SNIPPET_LEAD = 160  # at most this much of the abstract shown before a first match beyond the cut
+SHARED_BLOCKS_KEPT = 8192  # rendered blocks kept per template environment (include_shared)
 HTML_FRAME = "email.html.j2"  # the name the compiled email.mjml.j2 goes by in the HTML environment
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 WEEKDAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday",
                  "fri": "Friday", "sat": "Saturday", "sun": "Sunday"}
-# Kinds of link an email shows beside the title's own link, in this order ("other" is not shown).
-SHOWN_LINK_KINDS = tuple(kind for kind in LINK_LABELS if kind != "other")
 
 # Anything that looks like markup, for the plain-text part (which must never carry HTML).
 _TAG = re.compile(r"</?[A-Za-z!?][^<>]*>")
@@ -80,27 +73,6 @@ class RenderedEmail:
     preheader: str
     html: str
     text: str
-
-
-@dataclass(frozen=True, slots=True)
-class LinkView:
-    label: str
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
-class PaperView:
-    """One paper as both paper templates show it, cleaned, escaped where it is markup."""
-
-    title: str
-    url: str
-    authors: str
-    abstract: str  # plain, cut (around the first matched terms when they lie beyond the cut)
-    abstract_html: Markup  # the same excerpt, escaped, matched terms in <strong>
-    links: tuple[LinkView, ...]
-    matched: str  # the matched terms, comma-separated
-    also: str  # the reader's other topics this paper matched, comma-separated
-    anchor: str  # the paper's HTML id (urls.paper_anchor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,11 +183,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 # --- text helpers --------------------------------------------------------------------------
 
-# The cleaning rule of every output (normalize.py): controls, bidi overrides and lone
-# surrogates go; ``safe_url`` decides which links are shown at all. ``one_line`` is the
-# project's one rule for a line of text (mail.py's headers use it too).
-clean = strip_unsafe
-one_line = clean_line
+one_line = clean_line  # the project's one rule for a line of text (mail.py's headers use it too)
 
 
 def plain(value: Any) -> Any:
@@ -225,10 +193,9 @@ def plain(value: Any) -> Any:
     return value
 
 
-@lru_cache(maxsize=16)
 def _line_pattern(width: int) -> re.Pattern[str]:
     # As many characters as fit before a space (or the end); else one over-long word whole.
-    return re.compile(r"(.{1,%d})(?: |$)|(\S+)(?: |$)" % max(1, width))
+    return re.compile(r"(.{1,%d})(?: |$)|(\S+)(?: |$)" % max(1, width))  # (re keeps compiled patterns)
 
 
 @lru_cache(maxsize=4096)  # keyed by all its arguments: the same abstracts recur across readers
@@ -243,136 +210,17 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None
     return ("\n" + indent).join(lines)
 
 
+def numbered(title: str, number: int) -> str:
+    """A paper's title in the text part: ``12. `` before it, wrapped lines indented under it."""
+    return wrap(title, TEXT_WIDTH, "    ", f"{number}.".ljust(4))
+
+
 def date_label(day: dt.date) -> str:
     """``Mar 11``: locale-independent, unlike %b."""
     return f"{MONTHS[day.month - 1]} {day.day}"
 
 
-def cut_point(text: str, limit: int = ABSTRACT_CHARS, slack: int = ABSTRACT_SLACK) -> int:
-    """Where to cut an abstract: the end, or the last word boundary at or before ``limit``."""
-    if len(text) <= limit + slack:
-        return len(text)
-    cut = max(text.rfind(" ", 0, limit + 1), text.rfind("\n", 0, limit + 1))
-    if cut < limit // 2:  # one enormous "word": cut hard
-        cut = limit
-    while cut > 0 and text[cut - 1] in " \n,;:-(":
-        cut -= 1
-    return cut
-
-
-def merged_spans(hits: Iterable[Hit], field: str, end: int) -> list[tuple[int, int]]:
-    """The hit spans in ``field``, clipped to [0, end), sorted and merged where they overlap."""
-    spans = sorted(
-        (max(0, start), min(stop, end))
-        for hit in hits if hit.field == field
-        for start, stop in hit.spans
-        if start < end and stop > start and start >= 0
-    )
-    merged: list[tuple[int, int]] = []
-    for start, stop in spans:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
-        else:
-            merged.append((start, stop))
-    return merged
-
-
-def highlighted(text: str, spans: list[tuple[int, int]]) -> Markup:
-    """``text`` escaped piece by piece, with each span wrapped in <strong>.
-
-    Offsets refer to the raw text, so pieces are cut first and cleaned/escaped after;
-    nothing from the input ever reaches the output unescaped.
-    """
-    parts: list[str] = []
-    position = 0
-    for start, stop in spans:
-        parts.append(escape(clean(text[position:start])))
-        parts.append(Markup("<strong>%s</strong>") % clean(text[start:stop]))
-        position = stop
-    parts.append(escape(clean(text[position:])))
-    return Markup("".join(parts))
-
-
-def authors_line(authors: list[str]) -> str:
-    names = [one_line(name) for name in authors if name.strip()]
-    if len(names) > MAX_AUTHORS:
-        return ", ".join(names[:3]) + " et al."
-    return ", ".join(names)
-
-
-def paper_links(links: Iterable[Link], paper_id: str, base_url: str) -> tuple[str, tuple[LinkView, ...]]:
-    """The title's target (arXiv abstract, else the first link, else our paper page) and
-    the other links worth a label, one per kind, http(s) only, and none with spaces,
-    line breaks or other controls in it (a broken link, or an attempt to add lines)."""
-    web = [link._replace(url=url) for link in links if (url := safe_url(link.url))]
-    main = next((link.url for link in web if link.kind == "abs"), None) or (web[0].url if web else None)
-    main = main or urls.paper(base_url, paper_id)
-    shown: list[LinkView] = []
-    seen = {main}
-    for kind in SHOWN_LINK_KINDS:
-        link = next((link for link in web if link.kind == kind and link.url not in seen), None)
-        if link is not None:
-            shown.append(LinkView(LINK_LABELS[kind], link.url))
-            seen.add(link.url)
-    return main, tuple(shown)
-
-
-def other_topics(item: DigestItem, section_topic: str) -> tuple[str, ...]:
-    """The "also in" rule: the reader's other topics this paper matched, best first."""
-    return tuple(topic for topic in item.topics if topic != section_topic)
-
-
-@lru_cache(maxsize=EXCERPT_CACHE)  # keyed by all it reads: readers of a topic share a paper's hits
-def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup]:
-    """The abstract as shown (plain, and escaped with matched terms in <strong>).
-
-    Its start, cut at a word (``cut_point``), unless the first matched term lies beyond that
-    cut: then the stretch from the sentence (or, failing that, the word) shortly before the
-    term, so every matched paper shows why it matched. Ellipses mark what was left out.
-    """
-    start = snippet_start(abstract, merged_spans(hits, "abstract", len(abstract)))
-    shown = abstract[start:]
-    cut = cut_point(shown)
-    before, after = ("…" if start else ""), ("…" if cut < len(shown) else "")
-    spans = [(begin - start, end - start) for begin, end in merged_spans(hits, "abstract", start + cut) if begin >= start]
-    return before + clean(shown[:cut]) + after, before + highlighted(shown[:cut], spans) + after
-
-
-def snippet_start(abstract: str, spans: list[tuple[int, int]]) -> int:
-    """Where the shown abstract starts: 0, or shortly before the first matched term when that
-    term would not end before the cut (at the start of its sentence when that is near)."""
-    if not spans or spans[0][1] <= cut_point(abstract):
-        return 0
-    first = spans[0][0]
-    earliest = max(0, first - SNIPPET_LEAD)
-    sentence = abstract.rfind(". ", earliest, first)
-    if sentence >= 0:
-        return sentence + 2
-    word = abstract.find(" ", earliest, first)
-    return word + 1 if word >= 0 else first
-
-
 # --- the context both templates share ----------------------------------------------------
-
-@lru_cache(maxsize=PAPER_VIEW_CACHE)  # keyed by everything the view is made of: a changed paper is a new key
-def paper_view(paper_id: str, title: str, abstract: str, authors: tuple[str, ...], links: tuple[Link, ...],
-               hits: tuple[Hit, ...], also: tuple[str, ...], base_url: str) -> PaperView:
-    """One paper's view; every reader who gets it with the same matches and other topics shares it."""
-    url, shown = paper_links(links, paper_id, base_url)
-    plain_abstract, abstract_html = excerpt(abstract, hits)
-    terms = dict.fromkeys(one_line(hit.term) for hit in hits)
-    return PaperView(
-        title=shorten(one_line(title), TITLE_CHARS) or one_line(paper_id), url=url,
-        authors=authors_line(list(authors)), abstract=plain_abstract, abstract_html=abstract_html, links=shown,
-        matched=", ".join(term for term in terms if term),
-        also=", ".join(one_line(topic) for topic in also), anchor=urls.paper_anchor(paper_id))
-
-
-def item_view(item: DigestItem, section_topic: str, settings: Settings) -> PaperView:
-    paper = item.paper
-    return paper_view(paper.id, paper.title, paper.abstract, tuple(paper.authors), tuple(paper.links), item.hits,
-                      other_topics(item, section_topic), settings.base_url)
-
 
 def subject_line(digest: Digest) -> str:
     """``7 new papers on scaling laws, MoE (Mar 11)``; long topic lists end in ``+N more``."""
@@ -461,7 +309,7 @@ class SharedIncludes:
     per-reader value passed in makes the block per reader. Values must be frozen (hashable).
     """
 
-    def __init__(self, env: Environment, size: int = SHARED_BLOCKS) -> None:
+    def __init__(self, env: Environment, size: int = SHARED_BLOCKS_KEPT) -> None:
         self.env = env
         self.rendered_by_values = lru_cache(maxsize=size)(self._render)
 
@@ -504,6 +352,7 @@ def environments(templates_dir: Path, compiled_frame: str) -> tuple[Environment,
                            autoescape=True, **options)
     text_env = Environment(loader=files, autoescape=False, finalize=plain, **options)
     text_env.filters["wrap"] = wrap
+    text_env.filters["numbered"] = numbered
     for env in (html_env, text_env):
         env.globals["include_shared"] = SharedIncludes(env)
     return html_env, text_env

@@ -16,7 +16,8 @@ from email.utils import make_msgid
 
 from .. import addresses
 from ..config import Settings
-from ..mail import Signer, assemble, date, mailbox, one_line
+from ..mail import Signer, assemble, date, one_line
+from ..mailheaders import mailbox
 from ..transport import Outcome, Outgoing
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse
 from .. import urls
 from ..models import LINK_LABELS
 from ..normalize import clean_line, shown_title
+from ..paperview import paper_links
 from .conditional import conditional
 from .context import WebContext, web_context
 from .data import document
@@ -41,8 +42,6 @@ def paper_page(paper_id: str, request: Request, web: WebContext = Depends(web_co
 
 
 def _view(found, base_url: str) -> dict:
-    from ..render import paper_links  # render loads MJML: only once needed
-
     paper = found.stored.paper
     main, shown = paper_links(paper.links, paper.id, base_url)
     own = urls.paper(base_url, paper.id)
