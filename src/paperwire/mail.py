@@ -107,8 +107,7 @@ def _encoded(text: str) -> bytes:
 def _seven_bit(html: str) -> bytes | None:
     """HTML as ASCII with CRLF line ends (non-ASCII as character references); None when a
     line would be too long to send without a transfer encoding."""
-    html = _lf(html)
-    data = html.encode("ascii", "xmlcharrefreplace")
+    data = _lf(html).encode("ascii", "xmlcharrefreplace")
     if len(data) > _MAX_7BIT_LINE and max(map(len, data.split(b"\n"))) > _MAX_7BIT_LINE:
         return None
     return data.replace(b"\n", b"\r\n")

@@ -9,8 +9,8 @@ readers who get the same paper share the work and a changed paper is never serve
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from markupsafe import Markup, escape
 
@@ -35,15 +35,16 @@ clean = strip_unsafe
 one_line = clean_line  # the project's one rule for a line of text
 
 
-@dataclass(frozen=True, slots=True)
-class LinkView:
+class LinkView(NamedTuple):
     label: str
     url: str
 
 
-@dataclass(frozen=True, slots=True)
-class PaperView:
-    """One paper as both paper templates show it, cleaned, escaped where it is markup."""
+class PaperView(NamedTuple):
+    """One paper as both paper templates show it, cleaned, escaped where it is markup.
+
+    Views are named tuples, like ``Link`` and ``Hit``: frozen, and made, hashed and compared
+    in C for every paper of every reader (``include_shared`` keeps blocks by them)."""
 
     title: str
     url: str
@@ -131,8 +132,9 @@ def other_topics(item: DigestItem, section_topic: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=EXCERPTS_KEPT)  # keyed by all it reads: readers of a topic share a paper's hits
-def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup]:
-    """The abstract as shown (plain, and escaped with matched terms in <strong>).
+def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup, str]:
+    """The abstract as shown (plain, and escaped with matched terms in <strong>), and the
+    matched terms, comma-separated.
 
     Its start, cut at a word (``cut_point``), unless the first matched term lies beyond that
     cut: then the stretch from the sentence (or, failing that, the word) shortly before the
@@ -143,7 +145,9 @@ def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup]:
     cut = cut_point(shown)
     before, after = ("…" if start else ""), ("…" if cut < len(shown) else "")
     spans = [(begin - start, end - start) for begin, end in merged_spans(hits, "abstract", start + cut) if begin >= start]
-    return before + clean(shown[:cut]) + after, before + highlighted(shown[:cut], spans) + after
+    terms = dict.fromkeys(one_line(hit.term) for hit in hits)
+    return (before + clean(shown[:cut]) + after, before + highlighted(shown[:cut], spans) + after,
+            ", ".join(term for term in terms if term))
 
 
 def snippet_start(abstract: str, spans: list[tuple[int, int]]) -> int:
@@ -162,20 +166,18 @@ def snippet_start(abstract: str, spans: list[tuple[int, int]]) -> int:
 
 @lru_cache(maxsize=PAPER_PARTS_KEPT)  # keyed by all it reads: a changed paper is a new key
 def paper_parts(paper_id: str, title: str, authors: tuple[str, ...], links: tuple[Link, ...],
-                base_url: str) -> tuple[str, str, str, tuple[LinkView, ...]]:
-    """A paper's shown title, main link, authors line and other links: the same for every reader."""
+                base_url: str) -> tuple[str, str, str, tuple[LinkView, ...], str]:
+    """A paper's shown title, main link, authors line, other links and HTML id: the same for every reader."""
     url, shown = paper_links(links, paper_id, base_url)
-    return shorten(one_line(title), TITLE_CHARS) or one_line(paper_id), url, authors_line(list(authors)), shown
+    title = shorten(one_line(title), TITLE_CHARS) or one_line(paper_id)
+    return title, url, authors_line(list(authors)), shown, urls.paper_anchor(paper_id)
 
 
 def item_view(item: DigestItem, section_topic: str, settings: Settings) -> PaperView:
     """A paper as the paper templates show it under ``section_topic``."""
     paper = item.paper
-    title, url, authors, links = paper_parts(paper.id, paper.title, tuple(paper.authors), tuple(paper.links),
-                                             settings.base_url)
-    abstract, abstract_html = excerpt(paper.abstract, item.hits)
-    terms = dict.fromkeys(one_line(hit.term) for hit in item.hits)
-    return PaperView(title=title, url=url, authors=authors, abstract=abstract, abstract_html=abstract_html,
-                     links=links, matched=", ".join(term for term in terms if term),
-                     also=", ".join(one_line(topic) for topic in other_topics(item, section_topic)),
-                     anchor=urls.paper_anchor(paper.id))
+    title, url, authors, links, anchor = paper_parts(paper.id, paper.title, tuple(paper.authors),
+                                                     tuple(paper.links), settings.base_url)
+    abstract, abstract_html, matched = excerpt(paper.abstract, item.hits)
+    also = ", ".join(map(one_line, other_topics(item, section_topic)))
+    return PaperView(title, url, authors, abstract, abstract_html, links, matched, also, anchor)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import ChoiceLoader, DictLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
 from markupsafe import Markup
@@ -75,8 +75,7 @@ class RenderedEmail:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class ItemView:
+class ItemView(NamedTuple):
     """A paper as one reader gets it: where it stands in the email, and the paper itself."""
 
     number: int  # 1, 2, ... across the whole email
@@ -87,8 +86,7 @@ class ItemView:
     paper: PaperView
 
 
-@dataclass(frozen=True, slots=True)
-class SectionView:
+class SectionView(NamedTuple):
     name: str
     number: int  # 1, 2, ...
     items: tuple[ItemView, ...]
@@ -314,7 +312,7 @@ class SharedIncludes:
         self.rendered_by_values = lru_cache(maxsize=size)(self._render)
 
     def __call__(self, name: str, **values: Any) -> str:
-        key = (name, *((key, type(value), value) for key, value in sorted(values.items())))
+        key = (name, *((key, type(value), value) for key, value in values.items()))
         try:
             return self.rendered_by_values(key)
         except TypeError:
