@@ -45,8 +45,8 @@ class PerReaderCompile:
         text_env = Environment(autoescape=False, finalize=render.plain, **options)
         text_env.filters.update(wrap=render.wrap, numbered=render.numbered)
         # include_shared without keeping anything: the named template rendered with the values, every time.
-        html_env.globals["include_shared"] = lambda name, **values: Markup(html_env.get_template(name).render(values))
-        text_env.globals["include_shared"] = lambda name, **values: text_env.get_template(name).render(values)
+        html_env.filters["include_shared"] = lambda name, **values: Markup(html_env.get_template(name).render(values))
+        text_env.filters["include_shared"] = lambda name, **values: text_env.get_template(name).render(values)
         self.mjml_template = html_env.get_template("email.mjml.j2")
         self.text_template = text_env.get_template("email.txt.j2")
 

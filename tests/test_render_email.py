@@ -399,7 +399,7 @@ def edited_templates(tmp_path: Path, edits: dict[str, tuple[str, str]]) -> Path:
     return tmp_path
 
 
-PAPER_CALL = 'include_shared("email_paper.html.j2", paper=item.paper)'
+PAPER_CALL = '"email_paper.html.j2" | include_shared(paper=item.paper)'
 PAPER_HEADING = '<div class="pw-item" id="{{ paper.anchor }}"'
 
 
@@ -407,7 +407,7 @@ def test_the_templates_number_papers_and_can_put_anything_between_them(tmp_path:
     """A template author numbers papers, shows their topic and position, and puts something
     between paper 2 and 3, all in templates/: no Python changes."""
     folder = edited_templates(tmp_path, {
-        "email.mjml.j2": (PAPER_CALL + " }}", 'include_shared("email_paper.html.j2", paper=item.paper, number=item.number, '
+        "email.mjml.j2": (PAPER_CALL + " }}", '"email_paper.html.j2" | include_shared(paper=item.paper, number=item.number, '
                           'position=item.position, topic=item.topic) }}{% if item.number == 2 %}<p>BETWEEN 2 AND 3</p>{% endif %}'),
         "email_paper.html.j2": (PAPER_HEADING, '<p class="n">#{{ number }} ({{ position }} in {{ topic }})</p>\n' + PAPER_HEADING),
         "email.txt.j2": ("{% for item in section.items %}\n", "{% for item in section.items %}\n{{ item.position }}/{{ section.items | length }} in {{ item.topic }}\n"),
@@ -460,7 +460,7 @@ def test_a_per_reader_value_inside_a_paper_block_is_per_reader(tmp_path: Path) -
     """A "more like this" link with the reader's token in every paper's block: passed to the
     block, it is part of what the block is kept by, so each reader gets their own."""
     folder = edited_templates(tmp_path, {
-        "email.mjml.j2": (PAPER_CALL, 'include_shared("email_paper.html.j2", paper=item.paper, manage=manage_url)'),
+        "email.mjml.j2": (PAPER_CALL, '"email_paper.html.j2" | include_shared(paper=item.paper, manage=manage_url)'),
         "email_paper.html.j2": (PAPER_HEADING, '<a class="like" href="{{ manage }}?like={{ paper.anchor }}">More like this</a>\n'
                                 + PAPER_HEADING)})
     renderer = EmailRenderer(folder)
@@ -486,7 +486,7 @@ def test_a_paper_block_sees_only_the_values_it_is_given(tmp_path: Path) -> None:
 
 def test_a_papers_block_is_rendered_once_for_every_reader_who_gets_it_alike() -> None:
     renderer = EmailRenderer(TEMPLATES)
-    shared = renderer.html_template.environment.globals["include_shared"].rendered_by_values
+    shared = renderer.html_template.environment.filters["include_shared"].rendered_by_values
     ana = golden_digest()
     bo = Digest(Subscriber(email="bo@example.org", name="Bo", token="tok456", topics=TOPICS), "2024-03-11", DAY,
                 ana.sections[:1])
