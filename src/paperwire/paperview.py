@@ -26,6 +26,7 @@ TITLE_CHARS = SHOWN_TITLE_CHARS
 MAX_AUTHORS = 4  # more than this shows the first three and "et al."
 PAPER_PARTS_KEPT = 4096  # distinct papers' shown parts kept (paper_parts): a run has a few hundred
 EXCERPTS_KEPT = 4096  # distinct (abstract, hits) excerpts kept
+ALSO_IN_KEPT = 4096  # distinct (topics, section topic) "also in" lines kept
 # Kinds of link shown beside the title's own link, in this order ("other" is not shown).
 SHOWN_LINK_KINDS = tuple(kind for kind in LINK_LABELS if kind != "other")
 
@@ -126,9 +127,11 @@ def paper_links(links: Iterable[Link], paper_id: str, base_url: str) -> tuple[st
     return main, tuple(shown)
 
 
-def other_topics(item: DigestItem, section_topic: str) -> tuple[str, ...]:
-    """The "also in" rule: the reader's other topics this paper matched, best first."""
-    return tuple(topic for topic in item.topics if topic != section_topic)
+@lru_cache(maxsize=ALSO_IN_KEPT)  # keyed by all it reads: readers share topic names and their orders
+def also_in(topics: tuple[str, ...], section_topic: str) -> str:
+    """The "also in" rule: the reader's other topics this paper matched (``topics``, best
+    first), as shown under the section of ``section_topic``."""
+    return ", ".join(one_line(topic) for topic in topics if topic != section_topic)
 
 
 @lru_cache(maxsize=EXCERPTS_KEPT)  # keyed by all it reads: readers of a topic share a paper's hits
@@ -179,5 +182,5 @@ def item_view(item: DigestItem, section_topic: str, settings: Settings) -> Paper
     title, url, authors, links, anchor = paper_parts(paper.id, paper.title, tuple(paper.authors),
                                                      tuple(paper.links), settings.base_url)
     abstract, abstract_html, matched = excerpt(paper.abstract, item.hits)
-    also = ", ".join(map(one_line, other_topics(item, section_topic)))
-    return PaperView(title, url, authors, abstract, abstract_html, links, matched, also, anchor)
+    return PaperView(title, url, authors, abstract, abstract_html, links, matched,
+                     also_in(item.topics, section_topic), anchor)
