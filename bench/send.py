@@ -55,8 +55,8 @@ EHLO_NAME = "bench.paperwire.localhost"
 @dataclass(frozen=True)
 class Rendered:
     subject: str
-    html_parts: tuple[str, ...]
-    text_parts: tuple[str, ...]
+    html: str
+    text: str
 
 
 def abstracts() -> list[tuple[str, str]]:
@@ -76,7 +76,7 @@ def rendered_for(number: int, papers: list[tuple[str, str]], count: int) -> Rend
         html_parts.append(block)
         text_parts.append(f"{title}\nhttps://papers.example.org/p/{index}\n{abstract[:200]}...\n\n")
     page = "<html><body><table width=\"100%\">\n" + "".join(html_parts) + "</table></body></html>"
-    return Rendered(f"Your papers for 11 March: {len(html_parts)} new", (page,), ("".join(text_parts),))
+    return Rendered(f"Your papers for 11 March: {len(html_parts)} new", page, "".join(text_parts))
 
 
 def build_messages() -> list[bytes]:

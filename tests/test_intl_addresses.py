@@ -40,8 +40,8 @@ IDN_ASCII = "user@xn--exmple-cua.org"
 
 class Rendered:
     subject = "2 new papers on RAG"
-    html_parts = ("<p>Hello – ü</p>\n",)
-    text_parts = ("Hello – ü\n",)
+    html = "<p>Hello – ü</p>\n"
+    text = "Hello – ü\n"
 
 
 def raw_header(data: bytes, name: str) -> bytes:

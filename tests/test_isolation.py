@@ -105,21 +105,21 @@ def test_a_utf8_address_on_a_server_without_smtputf8_costs_that_reader_only(db_u
 def test_a_name_the_message_builder_chokes_on_costs_that_reader_only(db_url, run_cli, smtp_server,  # noqa: F811
                                                                       monkeypatch):
     """An injected fault where a reader's name becomes a header: whatever building raises."""
-    from paperwire import mail
+    from paperwire import mailheaders
 
     inbox = Inbox()
     monkeypatch.setenv("PAPERWIRE_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("PAPERWIRE_SMTP_PORT", str(smtp_server(inbox)))
     store = hundred_readers(db_url)
     write_unchecked(store, subscribers, subscribers.c.email == POISONED, name="Poison Pill")
-    real_phrase = mail.phrase
+    real_phrase = mailheaders.phrase
 
     def phrase(name):
         if name == "Poison Pill":
             raise LookupError("injected fault for one name")
         return real_phrase(name)
 
-    monkeypatch.setattr(mail, "phrase", phrase)
+    monkeypatch.setattr(mailheaders, "phrase", phrase)
     result = run_cli("send", "--all", "--json")
     assert result.exit_code == 1, result.stderr
     report = json.loads(result.stdout)

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from paperwire.config import Settings
-from paperwire.mail import MAX_HEADER_LINE, Signer, angle_list, build_message, header_line, message_bytes
+from paperwire.mail import Signer, build_message, message_bytes
+from paperwire.mailheaders import MAX_HEADER_LINE, angle_list, header_line
 from paperwire.models import Digest, Subscriber, Topic
 from paperwire.web.mailer import Letter, build as build_letter
 
@@ -28,8 +29,8 @@ LINE = re.compile(rb"(?:List-Unsubscribe:)?(?: " + ELEMENT + rb")+")
 
 class Rendered:
     subject = "2 new papers on RAG (Mar 11)"
-    html_parts = ("<p>Hello</p>\n",)
-    text_parts = ("Hello\n",)
+    html = "<p>Hello</p>\n"
+    text = "Hello\n"
 
 
 def digest() -> Digest:

@@ -103,3 +103,32 @@ def test_demo_writes_an_index_that_links_to_everything(run_cli, tmp_path):
     assert sum(link.endswith(".eml") for link in re.findall(r'href="([^"]+)"', index.read_text())) == 4
     readers = json.loads(run_cli("subscribers", "--json", db=False).stdout)
     assert len(readers) == 4
+
+
+def test_demo_every_paper_matched_in_its_abstract_shows_the_match(run_cli, tmp_path):
+    """The excerpt is taken around the first matched term when that lies beyond the cut: the
+    demo reader's first "Scaling laws" paper (MiniCPM) matched late in its abstract."""
+    import shutil
+
+    from paperwire import sources
+
+    for folder in ("seeds", "examples"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    assert run_cli("demo", db=False).exit_code == 0
+    (listing,) = sources.read_path(SEED)
+    abstracts = {" ".join(paper.title.split()): paper.abstract.lower() for paper in listing.papers}
+    checked = 0
+    for page in sorted((tmp_path / "out" / "digests").rglob("*.html")):
+        for block in page.read_text(encoding="utf-8").split('<div class="pw-item"')[1:]:
+            title = html.unescape(re.search(r'text-decoration:none">([^<]*)</a>', block).group(1))
+            matched = re.search(r"matched: ([^<·]*)", block)
+            terms = [term.strip() for term in html.unescape(matched.group(1)).split(",")] if matched else []
+            if any(term.lower() in abstracts[title] for term in terms):
+                shown = re.search(r'<p class="pw-abs"[^>]*>(.*?)</p>', block, re.S).group(1)
+                assert "<strong>" in shown, (page.name, title)
+                checked += 1
+    assert checked > 20
+    ada = (tmp_path / "out" / "digests").rglob("ada_at_example.org.html").__next__().read_text(encoding="utf-8")
+    minicpm = ada.split('<div class="pw-item"')[1]
+    assert "MiniCPM" in minicpm and '<p class="pw-abs" dir="auto" style="margin:8px 0">…' in minicpm
+    assert "<strong>scaling law</strong>" in minicpm

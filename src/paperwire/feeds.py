@@ -37,7 +37,7 @@ from feedgen.feed import FeedGenerator
 from markupsafe import Markup
 
 from . import urls
-from .models import Paper
+from .models import LINK_LABELS, Paper
 from .normalize import clean_line, safe_url, shown_abstract, shown_authors, shown_title
 
 TRENDING_SLUG = urls.TRENDING_SLUG
@@ -47,17 +47,6 @@ JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 OPML_DOCS = "http://opml.org/spec2.opml"
 # What one entry shows at most; a real abstract is under 2,000 characters.
 FEED_CATEGORIES = 20
-
-# How a link shows in a summary; "abs" is usually the entry's own link.
-_LINK_LABELS = {
-    "abs": "arXiv",
-    "pdf": "PDF",
-    "code": "Code",
-    "project": "Project page",
-    "model": "Model",
-    "dataset": "Dataset",
-    "other": "Link",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +162,11 @@ def render_opml(
         listed.insert(0, (trending_title, TRENDING_SLUG))
     root = ET.Element("opml", version="2.0")
     head = ET.SubElement(root, "head")
-    ET.SubElement(head, "title").text = _text(title)
+    ET.SubElement(head, "title").text = clean_line(title)
     ET.SubElement(head, "docs").text = OPML_DOCS
     body = ET.SubElement(root, "body")
     for feed_title, slug in listed:
-        name = _text(feed_title) or slug
+        name = clean_line(feed_title) or slug
         ET.SubElement(
             body,
             "outline",
@@ -192,11 +181,6 @@ def render_opml(
 
 
 # -- building entries -----------------------------------------------------------------
-
-
-def _text(value: str | None) -> str:
-    """One clean line (the cleaning rule every output shares)."""
-    return clean_line(value)
 
 
 def _midnight(day: dt.date) -> dt.datetime:
@@ -214,11 +198,11 @@ def _entry(item: FeedItem, base_url: str) -> _Entry:
     # The arXiv abstract page, else the first link, else our own page for the paper.
     fallback = links[0][1] if links else urls.paper(base_url, paper.id)
     url = next((u for kind, u in links if kind == "abs"), fallback)
-    title = shown_title(paper.title) or f"Untitled paper {_text(paper.id)}"
+    title = shown_title(paper.title) or f"Untitled paper {clean_line(paper.id)}"
     abstract = shown_abstract(paper.abstract)
     authors, byline = shown_authors(paper.authors)
-    categories = tuple(dict.fromkeys(c for c in map(_text, paper.categories) if c))[:FEED_CATEGORIES]
-    extra = [(_LINK_LABELS.get(kind, "Link"), u) for kind, u in dict.fromkeys(links) if u != url]
+    categories = tuple(dict.fromkeys(c for c in map(clean_line, paper.categories) if c))[:FEED_CATEGORIES]
+    extra = [(LINK_LABELS.get(kind, LINK_LABELS["other"]), u) for kind, u in dict.fromkeys(links) if u != url]
     listed = f"#{item.rank} in the {item.date.isoformat()} listing"
 
     html = [Markup("<p>{}</p>").format(abstract)] if abstract else []
@@ -249,13 +233,13 @@ def _entry(item: FeedItem, base_url: str) -> _Entry:
 
 def _title(spec: FeedSpec) -> str:
     """Atom and RSS both require a non-blank title."""
-    return _text(spec.title) or _text(spec.slug) or "paperwire"
+    return clean_line(spec.title) or clean_line(spec.slug) or "paperwire"
 
 
 def _description(spec: FeedSpec) -> str:
     """RSS requires a non-blank description."""
-    description = _text(spec.description) or _title(spec)
-    query = _text(spec.query)
+    description = clean_line(spec.description) or _title(spec)
+    query = clean_line(spec.query)
     return f"{description} (query: {query})" if query else description
 
 
@@ -269,7 +253,7 @@ def _generator(spec: FeedSpec, entries: Sequence[_Entry], publisher: str, update
     fg.id(feed_id(spec.slug))
     fg.title(_title(spec))
     fg.description(_description(spec))
-    fg.author(name=_text(publisher) or "paperwire")
+    fg.author(name=clean_line(publisher) or "paperwire")
     fg.generator("paperwire")  # no feedgen version: golden files survive upgrades
     fg.updated(updated)  # sets RSS lastBuildDate too
     for entry in entries:
@@ -314,7 +298,7 @@ def _json(spec: FeedSpec, entries: Sequence[_Entry], base_url: str, publisher: s
         "home_page_url": urls.home(base_url),
         "feed_url": self_url(spec, base_url, "json"),
         "description": _description(spec),
-        "authors": [{"name": _text(publisher) or "paperwire"}],
+        "authors": [{"name": clean_line(publisher) or "paperwire"}],
         "items": [
             {
                 "id": entry.id,

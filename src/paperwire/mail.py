@@ -3,9 +3,8 @@
 No database and no network here: ``build_message`` is pure and ``Signer`` only reads
 its key file once. Delivery (SMTP, outbox) builds on these.
 
-Bodies arrive as parts (see render.RenderedEmail). A part that is a ``SharedText`` recurs
-in many messages (a paper's block), so its encoding is cached by content; everything
-else is encoded per message. The bytes are the same as encoding the joined document.
+``assemble`` is the one way a MIME message is made: digests (``build_message``) and the
+web app's mails (web/mailer.py) alike.
 """
 
 from __future__ import annotations
@@ -15,31 +14,23 @@ import datetime as dt
 import hashlib
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from email.header import Header
-from email.policy import SMTP
 from email.utils import format_datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import dkim
 
 from . import addresses, urls
 from .config import Settings
 from .errors import ConfigError
-from .models import Digest, SharedText
+from .mailheaders import angle_list, header_line, mailbox, phrase
+from .models import Digest
+from .normalize import clean_line as one_line  # the one rule for a line: no CR/LF can start a header
 
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _MAX_7BIT_LINE = 990  # RFC 5322 allows 998 characters per line; keep a margin
-_ENCODED_WORD_MAX = 62  # characters; RFC 2047 allows 75
-MAX_HEADER_LINE = 998  # octets, without the CRLF (RFC 5322 2.1.1)
-# Headers whose values are addresses, message ids or URIs, each an element that must reach the
-# reader exactly as written: never RFC 2047-encoded, folded only at the spaces between elements.
-_STRUCTURED = frozenset({"From", "To", "Reply-To", "Sender", "List-Id", "List-Unsubscribe", "Message-ID"})
-SHARED_CACHE_SIZE = 32768  # encoded shared parts kept: a run's blocks, and the pieces between them
-T = TypeVar("T")
+PARAGRAPHS_KEPT = 8192  # encoded text paragraphs kept (_paragraph_by_content): a run's papers recur
 # Text that quoted-printable encodes even on a short ASCII line: controls, and a line that is
 # a lone dot (binascii writes it as =2E so no SMTP server can take it for the end of data).
 _QP_SPECIAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|^\.$", re.MULTILINE)
@@ -53,15 +44,8 @@ SIGNED_HEADERS = (
 
 class Rendered(Protocol):
     subject: str
-    html_parts: tuple[str, ...]  # joined, the HTML document
-    text_parts: tuple[str, ...]  # joined, the plain text
-
-
-def one_line(value: str) -> str:
-    """Header text without CR, LF or other controls: nothing can start a new header."""
-    if not value.isprintable():
-        value = "".join(ch if ch.isprintable() else " " for ch in value)
-    return " ".join(value.split())
+    html: str
+    text: str
 
 
 def message_id(digest: Digest, settings: Settings) -> str:
@@ -87,69 +71,6 @@ class Message:
         return self.data
 
 
-# CR, LF, NUL and the other C0 controls but tab: never part of a header value (header injection).
-_LINE_BREAKING = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
-
-
-def header_line(name: str, value: str) -> bytes:
-    """One header as wire bytes, CRLF included: the one way every header paperwire writes is made.
-
-    Addresses, message ids and URIs (``_STRUCTURED``) are never encoded: the value must
-    already be in wire form (``mailbox``, ``angle_list``) and is only folded between its
-    elements. Anything else is text: plain ASCII, the usual case, is folded here (running
-    every header through the email package's folding was most of the time spent per
-    message); what needs encoding (non-ASCII, a word too long for a line) goes to the
-    package. Text that merely looks like an encoded word (``=?utf-8?q?...?=``) in a subject
-    is encoded itself, or readers would see it decoded.
-    """
-    if _LINE_BREAKING.search(value):  # a stored value that would end the header and start another
-        raise ValueError(f"{name} header: a line break or control character in {value[:60]!r}")
-    if name in _STRUCTURED:
-        return _structured_line(name, value)
-    if "=?" in value and name == "Subject":
-        encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
-        return f"{name}: {encoded}\r\n".encode("ascii")
-    if value.isascii() and "=?" not in value:
-        if len(name) + len(value) < 76:
-            return f"{name}: {value}\r\n".encode("ascii")
-        words = value.split(" ")
-        if all(0 < len(word) <= 76 for word in words):  # else the package's folding, which encodes
-            return _fold(name, words).encode("ascii")
-    return SMTP.header_factory(name, value).fold(policy=SMTP).encode("ascii")
-
-
-def _structured_line(name: str, value: str) -> bytes:
-    """An address/URI header: folded only at the spaces between its elements (RFC 5322 FWS;
-    RFC 2369 lists), so every ``<...>`` and addr-spec stays whole on one line. UTF-8 as it is
-    (RFC 6532): a non-ASCII local part makes the message need SMTPUTF8, never an encoded word.
-    An element too long for any line (998 octets) is an error, not a silently broken header."""
-    if len(name) + len(value) < 76:
-        line = f"{name}: {value}\r\n"
-    else:
-        line = _fold(name, value.split())
-    data = line.encode("utf-8")
-    if len(data) > MAX_HEADER_LINE + 2 and max(map(len, data.split(b"\r\n"))) > MAX_HEADER_LINE:
-        raise ValueError(f"{name} header: an element does not fit in a line of {MAX_HEADER_LINE} octets "
-                         f"({value[:60]}...); shorten it (base_url, an address)")
-    return data
-
-
-def _fold(name: str, words: list[str]) -> str:
-    """``name: words`` broken before words into lines of at most 78 characters where words
-    allow (a longer word gets a line of its own; it is never cut). The first word always stays
-    on the first line: a fold right after the colon would come back as a leading space, as it
-    does from the email package."""
-    lines: list[str] = []
-    line = f"{name}:"
-    for word in words:
-        if len(line) + 1 + len(word) > 78 and (lines or line != f"{name}:"):  # never a bare "Name:" line
-            lines.append(line)
-            line = ""
-        line += " " + word
-    lines.append(line)
-    return "\r\n".join(lines) + "\r\n"
-
-
 def _lf(text: str) -> str:
     """Line ends as LF, a lone CR included: a bare CR must never reach the wire."""
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
@@ -158,10 +79,24 @@ def _lf(text: str) -> str:
 def _quoted_printable(text: str) -> bytes:
     """UTF-8 quoted-printable with CRLF line ends: 7-bit clean for every relay.
 
-    A piece with nothing to encode (the usual case for a digest's lines) is passed through
-    whole; anything else goes through binascii, which encodes line by line in C.
+    Quoted-printable works line by line, so the text is encoded paragraph by paragraph
+    (between blank lines), each with its line end: the same bytes as encoding it whole.
+    A digest's paragraphs (a paper's authors, abstract, links) recur in many messages of
+    a run, so their encodings are kept by content.
     """
-    text = _lf(text)
+    *paragraphs, last = _lf(text).split("\n\n")
+    return b"".join([*map(_paragraph_by_content, paragraphs), _encoded(last)])
+
+
+@lru_cache(maxsize=PARAGRAPHS_KEPT)
+def _paragraph_by_content(paragraph: str) -> bytes:
+    """A paragraph followed by a blank line, encoded."""
+    return _encoded(paragraph + "\n") + b"\r\n"
+
+
+def _encoded(text: str) -> bytes:
+    """``text`` quoted-printable: passed through when there is nothing to encode, else
+    through binascii, which encodes line by line in C."""
     if (text.isascii() and "=" not in text and " \n" not in text and "\t\n" not in text
             and not text.endswith((" ", "\t")) and not _QP_SPECIAL.search(text)
             and (len(text) <= 76 or max(map(len, text.split("\n"))) <= 76)):
@@ -172,119 +107,31 @@ def _quoted_printable(text: str) -> bytes:
 def _seven_bit(html: str) -> bytes | None:
     """HTML as ASCII with CRLF line ends (non-ASCII as character references); None when a
     line would be too long to send without a transfer encoding."""
-    html = _lf(html)
-    data = html.encode("ascii", "xmlcharrefreplace")
+    data = _lf(html).encode("ascii", "xmlcharrefreplace")
     if len(data) > _MAX_7BIT_LINE and max(map(len, data.split(b"\n"))) > _MAX_7BIT_LINE:
         return None
     return data.replace(b"\n", b"\r\n")
 
 
-class _Encoded(dict[str, T]):
-    """Encodings of shared parts by content; bounded: when full, it starts over.
-
-    A dict that encodes what it lacks: a lookup that hits (the usual case, about twenty a
-    message) stays in C."""
-
-    def __init__(self, encode: Callable[[str], T]) -> None:
-        super().__init__()
-        self.encode = encode
-
-    def __missing__(self, part: str) -> T:
-        if len(self) >= SHARED_CACHE_SIZE:
-            self.clear()
-        result = self[part] = self.encode(part)
-        return result
-
-
-_QUOTED_PRINTABLE: _Encoded[bytes] = _Encoded(_quoted_printable)
-_SEVEN_BIT: _Encoded[bytes | None] = _Encoded(_seven_bit)
-
-
-def _each_part(parts: tuple[str, ...], encode: Callable[[str], T], encoded_shared: _Encoded[T]) -> list[T] | None:
-    """The parts encoded: shared ones one by one from the cache, the runs of others between
-    them joined and encoded together.
-
-    Both encodings work line by line, so that is the same as encoding the joined text when
-    every boundary at a shared part is a line break (an LF on either side of it). Otherwise
-    (a shared part that starts or ends inside a line) the answer is None: encode the whole.
-    """
-    encoded: list[T] = []
-    run: list[str] = []
-    left = "\n"  # what was encoded last, apart from what comes next
-    for part in parts:
-        if not part:
-            continue
-        if type(part) is SharedText:
-            if run:
-                left = "".join(run)
-                run = []
-                encoded.append(encode(left))
-            if left[-1] != "\n" and not _line_break_between(left, part):  # (the first test: the usual case, inline)
-                return None
-            encoded.append(encoded_shared[part])
-            left = part
-        elif run or left[-1] == "\n" or _line_break_between(left, part):
-            run.append(part)
-        else:
-            return None
-    if run:
-        encoded.append(encode("".join(run)))
-    return encoded
-
-
-def _line_break_between(left: str, right: str) -> bool:
-    # An LF opening the right side ends the left side's line, unless the left side ends in
-    # CR (a CRLF cut in two) or in a space or tab (quoted-printable encodes those by what follows).
-    return left[-1] == "\n" or (right[0] == "\n" and left[-1] not in "\r \t")
-
-
-@lru_cache(maxsize=8)
 def _part_head(subtype: str, encoding: str) -> bytes:
     return f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n'.encode()
 
 
-def _quoted_part(subtype: str, parts: tuple[str, ...]) -> list[bytes]:
-    """A quoted-printable part, shared parts from the cache (or the whole when they can't be)."""
-    encoded = _each_part(parts, _quoted_printable, _QUOTED_PRINTABLE)
-    return [_part_head(subtype, "quoted-printable"), *(encoded or [_quoted_printable("".join(parts))])]
+def _quoted_part(subtype: str, text: str) -> list[bytes]:
+    return [_part_head(subtype, "quoted-printable"), _quoted_printable(text)]
 
 
-def _html_part(parts: tuple[str, ...]) -> list[bytes]:
+def _html_part(html: str) -> list[bytes]:
     """HTML as 7-bit text: non-ASCII becomes character references, which every client reads.
 
     Quoted-printable costs about as much as rendering the digest; an ASCII document with
     short lines needs no transfer encoding at all. A very long line (say, a CJK preheader)
     sends the part quoted-printable instead.
     """
-    encoded = _each_part(parts, _seven_bit, _SEVEN_BIT) or [_seven_bit("".join(parts))]
-    if None in encoded:
-        return _quoted_part("html", parts)
-    return [_part_head("html", "7bit"), *encoded]  # type: ignore[list-item]  # no None in it
-
-
-def phrase(name: str) -> str:
-    """A display name as an RFC 5322 phrase: plain words as they are, other ASCII as a quoted
-    string, non-ASCII as RFC 2047 encoded words (right for a phrase, and read by every
-    client; an SMTPUTF8-only form would make every such message need SMTPUTF8)."""
-    looks_encoded = "=?" in name  # then it is encoded itself, or clients would decode it
-    if not name or (not looks_encoded and _PLAIN_NAME.fullmatch(name)):
-        return name
-    if name.isascii() and not looks_encoded:
-        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    # Words short enough that each fits a 78-character line after any header's name.
-    return " ".join(Header(name, "utf-8").encode(linesep="\n", maxlinelen=_ENCODED_WORD_MAX).split())
-
-
-def mailbox(name: str, address: str) -> str:
-    """``Name <address>`` in wire form: the name a phrase, the address never encoded (its
-    domain in A-labels, a non-ASCII local part raw UTF-8)."""
-    address = addresses.wire(address)
-    return f"{phrase(name)} <{address}>" if name else address
-
-
-def angle_list(*uris: str) -> str:
-    """``<uri>, <uri>``: an RFC 2369 list (List-Unsubscribe), folded only between elements."""
-    return ", ".join(f"<{uri}>" for uri in uris)
+    encoded = _seven_bit(html)
+    if encoded is None:
+        return _quoted_part("html", html)
+    return [_part_head("html", "7bit"), encoded]
 
 
 def build_message(digest: Digest, rendered: Rendered, settings: Settings, *, now: dt.datetime | None = None) -> Message:
@@ -303,10 +150,10 @@ def build_message(digest: Digest, rendered: Rendered, settings: Settings, *, now
         ("List-Unsubscribe", angle_list(urls.unsubscribe(settings.base_url, reader), mailto)),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
     ]
-    return assemble(headers, rendered.text_parts, rendered.html_parts)
+    return assemble(headers, rendered.text, rendered.html)
 
 
-def assemble(headers: list[tuple[str, str]], text_parts: tuple[str, ...], html_parts: tuple[str, ...]) -> Message:
+def assemble(headers: list[tuple[str, str]], text: str, html: str) -> Message:
     """``headers`` (a Message-ID among them), then a multipart/alternative body: text, then HTML.
 
     Digests and the web app's mails alike. Assembled directly as bytes: the layout is fixed
@@ -322,15 +169,23 @@ def assemble(headers: list[tuple[str, str]], text_parts: tuple[str, ...], html_p
     data = b"".join(  # one join: a digest is ~30 KB, and every copy of it costs
         [*((_sender_header_line if name in _SENDER_HEADERS else header_line)(name, value) for name, value in headers),
          b"\r\n",
-         mark, *_quoted_part("plain", text_parts), b"\r\n",
-         mark, *_html_part(html_parts), b"\r\n",
+         mark, *_quoted_part("plain", text), b"\r\n",
+         mark, *_html_part(html), b"\r\n",
          f"--{boundary}--\r\n".encode()])
     return Message(tuple(headers), data)
 
 
 def date(now: dt.datetime | None = None) -> str:
     """The Date header's value: ``now``, or the current second in UTC."""
-    return _date(*_second_and_offset(now)) if now else _date_now(int(time.time()))
+    if now is None:
+        now = dt.datetime.fromtimestamp(int(time.time()), dt.timezone.utc)
+    # Equal instants in other zones compare equal, so the offset is part of the key.
+    return _date_by_second(now.replace(microsecond=0), now.utcoffset())
+
+
+@lru_cache(maxsize=4)  # one Date per second of sending: many messages share it
+def _date_by_second(second: dt.datetime, offset: dt.timedelta | None) -> str:
+    return format_datetime(second)
 
 
 @lru_cache(maxsize=8)
@@ -343,21 +198,6 @@ def _sender(name: str, address: str, list_id: str) -> tuple[str, str]:
 # Headers whose lines are the same in every message of a run, and are kept once made.
 _SENDER_HEADERS = frozenset({"From", "Reply-To", "List-Id", "List-Unsubscribe-Post", "MIME-Version"})
 _sender_header_line = lru_cache(maxsize=32)(header_line)
-
-
-@lru_cache(maxsize=4)  # one Date per second of sending: many messages share it
-def _date_now(second: int) -> str:
-    return format_datetime(dt.datetime.fromtimestamp(second, dt.timezone.utc))
-
-
-def _second_and_offset(now: dt.datetime) -> tuple[dt.datetime, dt.timedelta | None]:
-    # Equal instants in other zones compare equal, so the offset is part of the key.
-    return now.replace(microsecond=0), now.utcoffset()
-
-
-@lru_cache(maxsize=4)  # one Date per second of sending: many messages share it
-def _date(now: dt.datetime, offset: dt.timedelta | None) -> str:
-    return format_datetime(now)
 
 
 class Signer:

@@ -12,6 +12,9 @@ from typing import NamedTuple
 
 # Kinds of link a paper can carry. Sources classify what they find into these.
 LINK_KINDS = ("abs", "pdf", "code", "project", "model", "dataset", "other")
+# How each kind is labelled wherever a link is shown (emails, feeds, web pages): the one table.
+LINK_LABELS = {"abs": "arXiv", "pdf": "PDF", "code": "Code", "project": "Project page", "model": "Model",
+               "dataset": "Dataset", "other": "Link"}
 
 
 class Link(NamedTuple):
@@ -156,14 +159,3 @@ class Digest:
     @property
     def topic_names(self) -> list[str]:
         return [section.topic.name for section in self.sections]
-
-
-class SharedText(str):
-    """A piece of a message that recurs verbatim in many messages of a run: one paper's
-    block in the digests of every reader who gets that paper with the same matches.
-
-    Whoever encodes messages may cache the encoding of such a piece by its content
-    (mail.py does); any other piece is per message and is encoded afresh.
-    """
-
-    __slots__ = ()

@@ -16,7 +16,8 @@ from email.utils import make_msgid
 
 from .. import addresses
 from ..config import Settings
-from ..mail import Signer, assemble, date, mailbox, one_line
+from ..mail import Signer, assemble, date, one_line
+from ..mailheaders import mailbox
 from ..transport import Outcome, Outgoing, Transport
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def build(letter: Letter, settings: Settings, *, now: dt.datetime | None = None)
         ("Message-ID", make_msgid(domain=addresses.domain_of(settings.sender_email))),
         ("Auto-Submitted", "auto-generated"),  # RFC 3834: no auto-replies to this
     ]
-    return assemble(headers, (letter.text,), (letter.html,)).data
+    return assemble(headers, letter.text, letter.html).data
 
 
 class Mailer:

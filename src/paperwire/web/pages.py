@@ -22,6 +22,7 @@ from .. import urls
 from ..errors import ValidationError
 from ..models import Subscriber
 from ..normalize import shown_title
+from ..paperview import authors_line, paper_links
 from ..subscribers import parse_topic_spec
 from . import subscriptions
 from .context import CSRF_COOKIE, WebContext, web_context
@@ -91,8 +92,6 @@ def _form_page_values(web: WebContext) -> dict:
 
 
 def _paper_view(stored, base_url: str) -> dict:
-    from ..render import authors_line, paper_links  # render loads MJML: only once a page needs it
-
     paper = stored.paper
     url, links = paper_links(paper.links, paper.id, base_url)
     return {"rank": stored.listings[0].rank, "title": shown_title(paper.title) or paper.id, "url": url,

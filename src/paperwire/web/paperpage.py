@@ -11,7 +11,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
 from .. import urls
+from ..models import LINK_LABELS
 from ..normalize import shown_abstract, shown_authors, shown_title
+from ..paperview import paper_links
 from .conditional import conditional
 from .context import WebContext, web_context
 from .data import document
@@ -40,12 +42,11 @@ def paper_page(paper_id: str, request: Request, web: WebContext = Depends(web_co
 
 
 def _view(found, base_url: str) -> dict:
-    from ..render import LINK_LABELS, paper_links  # render loads MJML: only once needed
-
     paper = found.stored.paper
     main, shown = paper_links(paper.links, paper.id, base_url)
     own = urls.paper(base_url, paper.id)
-    main_label = next((LINK_LABELS.get(link.kind, "Link") for link in paper.links if link.url == main), "Link")
+    main_label = next((LINK_LABELS.get(link.kind, LINK_LABELS["other"]) for link in paper.links if link.url == main),
+                      LINK_LABELS["other"])
     links = ([(main_label, main)] if main != own else []) + [(link.label, link.url) for link in shown]
     return {
         "title": shown_title(paper.title) or paper.id,

@@ -1,0 +1,186 @@
+"""How a paper is shown in emails, the archive and web pages: its title, authors line,
+links by label, and the excerpt of its abstract with the matched terms highlighted.
+
+Pure and light (no templates, no MJML), so web pages use it without loading the renderer.
+What depends only on a paper, or on a paper and its hits, is cached by all it reads, so
+readers who get the same paper share the work and a changed paper is never served stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import NamedTuple
+
+from markupsafe import Markup, escape
+
+from . import urls
+from .config import Settings
+from .models import LINK_LABELS, DigestItem, Hit, Link
+from .normalize import SHOWN_TITLE_CHARS, clean_line, safe_url, shorten, strip_unsafe
+
+ABSTRACT_CHARS = 600  # cut here, at a word boundary ...
+ABSTRACT_SLACK = 80  # ... unless only this much more would show the whole abstract
+SNIPPET_LEAD = 160  # at most this much of the abstract shown before a first match beyond the cut
+TITLE_CHARS = SHOWN_TITLE_CHARS
+MAX_AUTHORS = 4  # more than this shows the first three and "et al."
+PAPER_PARTS_KEPT = 4096  # distinct papers' shown parts kept (paper_parts): a run has a few hundred
+EXCERPTS_KEPT = 4096  # distinct (abstract, hits) excerpts kept
+ALSO_IN_KEPT = 4096  # distinct (topics, section topic) "also in" lines kept
+# Kinds of link shown beside the title's own link, in this order ("other" is not shown).
+SHOWN_LINK_KINDS = tuple(kind for kind in LINK_LABELS if kind != "other")
+
+# The cleaning rule of every output (normalize.py): controls, bidi overrides and lone
+# surrogates go; ``safe_url`` decides which links are shown at all.
+clean = strip_unsafe
+one_line = clean_line  # the project's one rule for a line of text
+
+
+class LinkView(NamedTuple):
+    label: str
+    url: str
+
+
+class PaperView(NamedTuple):
+    """One paper as both paper templates show it, cleaned, escaped where it is markup.
+
+    Views are named tuples, like ``Link`` and ``Hit``: frozen, and made, hashed and compared
+    in C for every paper of every reader (``include_shared`` keeps blocks by them)."""
+
+    title: str
+    url: str
+    authors: str
+    abstract: str  # plain, cut (around the first matched terms when they lie beyond the cut)
+    abstract_html: Markup  # the same excerpt, escaped, matched terms in <strong>
+    links: tuple[LinkView, ...]
+    matched: str  # the matched terms, comma-separated
+    also: str  # the reader's other topics this paper matched, comma-separated
+    anchor: str  # the paper's HTML id (urls.paper_anchor)
+
+
+def cut_point(text: str, limit: int = ABSTRACT_CHARS, slack: int = ABSTRACT_SLACK) -> int:
+    """Where to cut an abstract: the end, or the last word boundary at or before ``limit``."""
+    if len(text) <= limit + slack:
+        return len(text)
+    cut = max(text.rfind(" ", 0, limit + 1), text.rfind("\n", 0, limit + 1))
+    if cut < limit // 2:  # one enormous "word": cut hard
+        cut = limit
+    while cut > 0 and text[cut - 1] in " \n,;:-(":
+        cut -= 1
+    return cut
+
+
+def merged_spans(hits: Iterable[Hit], field: str, end: int) -> list[tuple[int, int]]:
+    """The hit spans in ``field``, clipped to [0, end), sorted and merged where they overlap."""
+    spans = sorted(
+        (max(0, start), min(stop, end))
+        for hit in hits if hit.field == field
+        for start, stop in hit.spans
+        if start < end and stop > start and start >= 0
+    )
+    merged: list[tuple[int, int]] = []
+    for start, stop in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    return merged
+
+
+def highlighted(text: str, spans: list[tuple[int, int]]) -> Markup:
+    """``text`` escaped piece by piece, with each span wrapped in <strong>.
+
+    Offsets refer to the raw text, so pieces are cut first and cleaned/escaped after;
+    nothing from the input ever reaches the output unescaped.
+    """
+    parts: list[str] = []
+    position = 0
+    for start, stop in spans:
+        parts.append(escape(clean(text[position:start])))
+        parts.append(Markup("<strong>%s</strong>") % clean(text[start:stop]))
+        position = stop
+    parts.append(escape(clean(text[position:])))
+    return Markup("".join(parts))
+
+
+def authors_line(authors: list[str]) -> str:
+    names = [one_line(name) for name in authors if name.strip()]
+    if len(names) > MAX_AUTHORS:
+        return ", ".join(names[:3]) + " et al."
+    return ", ".join(names)
+
+
+def paper_links(links: Iterable[Link], paper_id: str, base_url: str) -> tuple[str, tuple[LinkView, ...]]:
+    """The title's target (arXiv abstract, else the first link, else our paper page) and
+    the other links worth a label, one per kind, http(s) only, and none with spaces,
+    line breaks or other controls in it (a broken link, or an attempt to add lines)."""
+    web = [link._replace(url=url) for link in links if (url := safe_url(link.url))]
+    main = next((link.url for link in web if link.kind == "abs"), None) or (web[0].url if web else None)
+    main = main or urls.paper(base_url, paper_id)
+    shown: list[LinkView] = []
+    seen = {main}
+    for kind in SHOWN_LINK_KINDS:
+        link = next((link for link in web if link.kind == kind and link.url not in seen), None)
+        if link is not None:
+            shown.append(LinkView(LINK_LABELS[kind], link.url))
+            seen.add(link.url)
+    return main, tuple(shown)
+
+
+@lru_cache(maxsize=ALSO_IN_KEPT)  # keyed by all it reads: readers share topic names and their orders
+def also_in(topics: tuple[str, ...], section_topic: str) -> str:
+    """The "also in" rule: the reader's other topics this paper matched (``topics``, best
+    first), as shown under the section of ``section_topic``."""
+    return ", ".join(one_line(topic) for topic in topics if topic != section_topic)
+
+
+@lru_cache(maxsize=EXCERPTS_KEPT)  # keyed by all it reads: readers of a topic share a paper's hits
+def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup, str]:
+    """The abstract as shown (plain, and escaped with matched terms in <strong>), and the
+    matched terms, comma-separated.
+
+    Its start, cut at a word (``cut_point``), unless the first matched term lies beyond that
+    cut: then the stretch from the sentence (or, failing that, the word) shortly before the
+    term, so every matched paper shows why it matched. Ellipses mark what was left out.
+    """
+    start = snippet_start(abstract, merged_spans(hits, "abstract", len(abstract)))
+    shown = abstract[start:]
+    cut = cut_point(shown)
+    before, after = ("…" if start else ""), ("…" if cut < len(shown) else "")
+    spans = [(begin - start, end - start) for begin, end in merged_spans(hits, "abstract", start + cut) if begin >= start]
+    terms = dict.fromkeys(one_line(hit.term) for hit in hits)
+    return (before + clean(shown[:cut]) + after, before + highlighted(shown[:cut], spans) + after,
+            ", ".join(term for term in terms if term))
+
+
+def snippet_start(abstract: str, spans: list[tuple[int, int]]) -> int:
+    """Where the shown abstract starts: 0, or shortly before the first matched term when that
+    term would not end before the cut (at the start of its sentence when that is near)."""
+    if not spans or spans[0][1] <= cut_point(abstract):
+        return 0
+    first = spans[0][0]
+    earliest = max(0, first - SNIPPET_LEAD)
+    sentence = abstract.rfind(". ", earliest, first)
+    if sentence >= 0:
+        return sentence + 2
+    word = abstract.find(" ", earliest, first)
+    return word + 1 if word >= 0 else first
+
+
+@lru_cache(maxsize=PAPER_PARTS_KEPT)  # keyed by all it reads: a changed paper is a new key
+def paper_parts(paper_id: str, title: str, authors: tuple[str, ...], links: tuple[Link, ...],
+                base_url: str) -> tuple[str, str, str, tuple[LinkView, ...], str]:
+    """A paper's shown title, main link, authors line, other links and HTML id: the same for every reader."""
+    url, shown = paper_links(links, paper_id, base_url)
+    title = shorten(one_line(title), TITLE_CHARS) or one_line(paper_id)
+    return title, url, authors_line(list(authors)), shown, urls.paper_anchor(paper_id)
+
+
+def item_view(item: DigestItem, section_topic: str, settings: Settings) -> PaperView:
+    """A paper as the paper templates show it under ``section_topic``."""
+    paper = item.paper
+    title, url, authors, links, anchor = paper_parts(paper.id, paper.title, tuple(paper.authors),
+                                                     tuple(paper.links), settings.base_url)
+    abstract, abstract_html, matched = excerpt(paper.abstract, item.hits)
+    return PaperView(title, url, authors, abstract, abstract_html, links, matched,
+                     also_in(item.topics, section_topic), anchor)
