@@ -90,12 +90,12 @@ class DeliveryStore:
 
     def recent_runs(self, limit: int = 10, *, kind: str | None = None, since: dt.datetime | None = None,
                     finished: bool = False) -> list[RunInfo]:
-        """The newest runs first; only of ``kind``, started after ``since``, or ``finished`` ones if asked."""
+        """The newest runs first; only of ``kind``, started at or after ``since``, or ``finished`` ones if asked."""
         query = sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit)
         if kind is not None:
             query = query.where(runs.c.kind == kind)
         if since is not None:
-            query = query.where(runs.c.started_at > since)
+            query = query.where(runs.c.started_at >= since)  # times are kept to the second
         if finished:
             query = query.where(runs.c.finished_at.is_not(None))
         with self.engine.connect() as conn:
