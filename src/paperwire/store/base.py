@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .. import redact
 from ..errors import StoreError
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+_LOCKED_RETRIES = 5  # times a new database's schema is tried again when SQLite says "locked" at once
 _CHUNK = 500  # ids per IN (...) clause, well under every database's parameter limit
 # pg_advisory_xact_lock key taken while the schema changes (any 64-bit number other apps are unlikely to use).
 _SCHEMA_LOCK_KEY = 0x70617065727769  # "paperwi"
@@ -59,14 +61,21 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    try:
-        if revision == "head" and _at_head(engine, config):
+    for attempt in range(_LOCKED_RETRIES + 1):
+        try:
+            if revision == "head" and _at_head(engine, config):
+                return
+            with schema_lock(engine) as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)  # reads the version again, under the lock
             return
-        with schema_lock(engine) as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)  # reads the version again, under the lock
-    except sa.exc.OperationalError as exc:
-        raise StoreError(f"cannot open database {redact.url(engine.url)}: {exc.orig}") from None
+        except sa.exc.OperationalError as exc:
+            # SQLite answers "locked" without waiting in a few moments of a new file's life
+            # (another process switching it to WAL, or recovering its WAL index): try again.
+            if "locked" in str(exc.orig) and attempt < _LOCKED_RETRIES:
+                time.sleep(0.1 * (attempt + 1))
+                continue
+            raise StoreError(f"cannot open database {redact.url(engine.url)}: {exc.orig}") from None
 
 
 def _at_head(engine: Engine, config: Config) -> bool:
