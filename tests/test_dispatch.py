@@ -365,6 +365,26 @@ def test_a_dead_outbox_run_is_settled_against_its_own_folder(db_url, tmp_path):
     assert lost is not None
 
 
+def test_a_dead_outbox_run_is_settled_when_the_next_run_sends_over_smtp(db_url, tmp_path, smtp_server):
+    """The dead run's place decides who can tell: its folder, whatever delivers now."""
+    from paperwire.transport import outbox_file_name
+
+    inbox = Inbox()
+    store = readers_store(db_url, 2)
+    written, lost = (store.subscriber(f"reader00{n}@example.org") for n in range(2))
+    folder = tmp_path / "old-outbox"
+    folder.mkdir()
+    run = store.start_run("dispatch", f"outbox:{folder.resolve()}")
+    claim = store.claim(written.id, NOON.date(), "2024-03-11", run, "<w@x>", [])
+    store.claim(lost.id, NOON.date(), "2024-03-11", run, "<l@x>", [])
+    (folder / outbox_file_name(str(claim), "<w@x>")).write_bytes(b"Subject: x\r\nMessage-ID: <w@x>\r\n\r\nx\r\n")
+    store.finish_run(run, {})  # died mid-send, then the operator configured SMTP
+    report = dispatch.dispatch(store, smtp_settings(tmp_path, smtp_server(inbox)), now=NOON)
+    assert report.unknown == [] and report.sent == 1
+    assert [d["status"] for d in store.deliveries_of(written.email)] == ["sent"]  # found in its folder
+    assert inbox.count_by_recipient() == {lost.email: 1}  # never written: owed, and sent once
+
+
 def test_the_hourly_limit_holds_across_runs(db_url, tmp_path, smtp_server):
     inbox = Inbox()
     store = readers_store(db_url, 2)

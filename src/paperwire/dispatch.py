@@ -24,7 +24,7 @@ from .runs import Heartbeat, run_is_dead
 from .store import ReaderHistory, Store
 from .store.deliveries import DEFERRED, FAILED, SENT, UNKNOWN
 from .transport import (DryRunTransport, Outcome, Outgoing, OutboxTransport, ServerUnavailable, SmtpConfig,
-                        SmtpTransport, Transport)
+                        SmtpTransport, Transport, was_delivered)
 
 log = logging.getLogger(__name__)
 # A deferred delivery is tried again by later runs until its attempts reach this many
@@ -77,7 +77,7 @@ def _settle_dead_claims(store: Store, settings: Settings, transport: Transport, 
     lease = dt.timedelta(seconds=settings.run_lease_seconds)
     dead = [run["id"] for run in store.runs_with_claims() if run_is_dead(run, lease, now)]
     for delivery_id, email, slot, place, message_id in store.expire_claims(dead):
-        delivered = transport.was_delivered(place, str(delivery_id), message_id)
+        delivered = was_delivered(transport, place, str(delivery_id), message_id)
         if delivered:
             store.record_outcome(delivery_id, SENT, attempts=1, code=None, detail=f"found at {place} after a crash")
         elif delivered is False:

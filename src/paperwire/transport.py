@@ -734,6 +734,22 @@ _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._@+=-]")
 _NAME_MAX = 240  # bytes in a file name: most file systems allow 255
 
 
+def was_delivered(transport: Transport, place: str, key: str, message_id: str) -> bool | None:
+    """Whether a message that a dead run was delivering to ``place`` got there (see
+    ``Transport.was_delivered``). The dead run's place decides who can tell, not the
+    transport of the run asking: an outbox folder can be looked in whatever delivers now
+    (a switch from the outbox to SMTP still settles the outbox's claims exactly)."""
+    found = outbox_delivered(place, key, message_id)
+    return found if found is not None else transport.was_delivered(place, key, message_id)
+
+
+def outbox_delivered(place: str, key: str, message_id: str) -> bool | None:
+    """``outbox_holds`` for an ``outbox:<folder>`` place; None for any other place."""
+    if not place.startswith("outbox:"):
+        return None
+    return outbox_holds(Path(place.removeprefix("outbox:")), key, message_id)
+
+
 def outbox_holds(folder: Path, key: str, message_id: str) -> bool:
     """Whether the outbox ``folder`` has the message (``key``, ``message_id``): crash recovery.
 
@@ -804,9 +820,7 @@ class OutboxTransport:
 
     def was_delivered(self, place: str, key: str, message_id: str) -> bool | None:
         """Any outbox folder can tell: the file is there (written whole) or it is not."""
-        if not place.startswith("outbox:"):
-            return None
-        return outbox_holds(Path(place.removeprefix("outbox:")), key, message_id)
+        return outbox_delivered(place, key, message_id)
 
     def send_all(self, messages: Iterable[Outgoing], on_outcome: OnOutcome, *,
                  stop: threading.Event | None = None) -> Counts:
