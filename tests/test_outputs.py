@@ -40,6 +40,10 @@ def test_digest_writes_html_text_and_eml_for_readers_with_matches(with_readers, 
     assert (html.unescape(html_part.get_content()).replace("\r\n", "\n").rstrip("\n")
             == html.unescape(Path(ada["html"]).read_text()).rstrip("\n"))
     assert "scaling" in text_part.get_content().lower()
+    # Each holds the reader's link secret: written whole (no temp file left) and for the owner only.
+    assert {Path(ada[kind]).stat().st_mode & 0o777 for kind in ("html", "text", "eml")} == {0o600}
+    assert sorted(p.name for p in Path(ada["html"]).parent.iterdir()) == [
+        "ada_at_example.org.eml", "ada_at_example.org.html", "ada_at_example.org.txt"]
 
 
 def test_digest_only_and_unknown_reader(with_readers, tmp_path):

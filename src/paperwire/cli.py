@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__, logs, pipeline, redact, sources, subscriber_io
+from . import __version__, files, logs, pipeline, redact, sources, subscriber_io
 from .config import PACKAGE_DIR, Settings, load_settings, override
 from .errors import PaperwireError, ValidationError
 from .match import match_one
@@ -291,7 +291,7 @@ def subscribers_export(app: App, format_: str | None, output: Path | None) -> No
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        files.replace_file(output, text.encode("utf-8"), mode=0o600)  # readers' addresses: the owner's only
         click.echo(f"Wrote {len(readers)} reader(s) to {output}", err=True)
 
 

@@ -301,12 +301,12 @@ def write_digests(
         rendered = renderer.render(item, settings)
         message = mail.build_message(item, rendered, settings, now=now)
         folder = out_dir / "digests" / item.edition
-        folder.mkdir(parents=True, exist_ok=True)
         stem = reader_file_stem(item.subscriber.email)
         paths = [folder / f"{stem}.{suffix}" for suffix in ("html", "txt", "eml")]
-        paths[0].write_text(rendered.html, encoding="utf-8")
-        paths[1].write_text(rendered.text, encoding="utf-8")
-        paths[2].write_bytes(mail.message_bytes(message, signer))
+        # The reader's own links (their secret token) are in all three: readable by the owner only.
+        for path, data in zip(paths, (rendered.html.encode("utf-8"), rendered.text.encode("utf-8"),
+                                      mail.message_bytes(message, signer))):
+            files.replace_file(path, data, mode=0o600)
         written.append(DigestFiles(item.subscriber.email, rendered.subject, item.papers, *paths))
     return written
 
@@ -395,16 +395,16 @@ def write_feeds(store: Store, settings: Settings, out_dir: Path, *, edition: dt.
     (folder / "topics").mkdir(parents=True, exist_ok=True)
     written = []
     for feed in built:
-        files = {}
+        paths = {}
         try:
             for kind, data in feed.documents.items():
                 path = (folder / "topics" if feed.topic else folder) / f"{feed.spec.slug}.{kind}"
                 _replace_if_changed(path, data)
-                files[kind] = path
+                paths[kind] = path
         except Exception as exc:
             on_error(feed.spec.slug, exc)
             continue
-        written.append(FeedFiles(feed.spec.title, feed.spec.slug, files))
+        written.append(FeedFiles(feed.spec.title, feed.spec.slug, paths))
     opml = folder / "feeds.opml"
     _replace_if_changed(opml, opml_bytes)
     return written, opml
@@ -450,5 +450,5 @@ def write_index(store: Store, settings: Settings, out_dir: Path, *, edition: dt.
         opml=rel(opml) if opml else None,
     )
     index = out_dir / "index.html"
-    index.write_text(page, encoding="utf-8")
+    files.replace_file(index, page.encode("utf-8"))
     return index

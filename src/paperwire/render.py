@@ -331,12 +331,12 @@ def environments(templates_dir: Path, compiled_frame: str) -> tuple[Environment,
     Each paper template's last line break is kept, so a paper's block ends its line. No
     auto-reload: templates are read once per renderer, not checked on every render.
     """
-    files = FileSystemLoader(templates_dir)
+    from_folder = FileSystemLoader(templates_dir)
     options: dict[str, Any] = {"undefined": StrictUndefined, "trim_blocks": True, "lstrip_blocks": True,
                                "keep_trailing_newline": True, "auto_reload": False}
-    html_env = Environment(loader=ChoiceLoader([DictLoader({HTML_FRAME: compiled_frame}), files]),
+    html_env = Environment(loader=ChoiceLoader([DictLoader({HTML_FRAME: compiled_frame}), from_folder]),
                            autoescape=True, **options)
-    text_env = Environment(loader=files, autoescape=False, finalize=plain, **options)
+    text_env = Environment(loader=from_folder, autoescape=False, finalize=plain, **options)
     text_env.filters["wrap"] = wrap
     text_env.filters["numbered"] = numbered
     for env in (html_env, text_env):
