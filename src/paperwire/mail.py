@@ -27,7 +27,7 @@ from .config import Settings
 from .errors import ConfigError
 from .mailheaders import angle_list, header_line, mailbox, phrase
 from .models import Digest
-from .normalize import clean_line as one_line  # the one rule for a line: no CR/LF can start a header
+from .normalize import clean_line  # the one rule for a line: no CR/LF can start a header
 
 _MAX_7BIT_LINE = 990  # RFC 5322 allows 998 characters per line; keep a margin
 PARAGRAPHS_KEPT = 8192  # encoded text paragraphs kept (_paragraph_by_content): a run's papers recur
@@ -140,9 +140,9 @@ def build_message(digest: Digest, rendered: Rendered, settings: Settings, *, now
     mailto = f"mailto:{addresses.mailto(settings.unsubscribe_email)}?subject=unsubscribe%20{urls.quoted(reader.token)}"
     sender, list_id = _sender(settings.sender_name, settings.sender_email, settings.list_id)
     headers = [
-        ("Subject", one_line(rendered.subject)),
+        ("Subject", clean_line(rendered.subject)),
         ("From", sender),
-        ("To", mailbox(one_line(reader.name), reader.email)),
+        ("To", mailbox(clean_line(reader.name), reader.email)),
         *([("Reply-To", mailbox("", settings.reply_to))] if settings.reply_to else []),
         ("Date", date(now)),
         ("Message-ID", message_id(digest, settings)),
@@ -191,7 +191,7 @@ def _date_by_second(second: dt.datetime, offset: dt.timedelta | None) -> str:
 @lru_cache(maxsize=8)
 def _sender(name: str, address: str, list_id: str) -> tuple[str, str]:
     """The From and List-Id values: the same in every message of a run."""
-    name = one_line(name)
+    name = clean_line(name)
     return mailbox(name, address), f"{phrase(name)} <{list_id}>" if name else f"<{list_id}>"
 
 

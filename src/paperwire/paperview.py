@@ -30,12 +30,6 @@ ALSO_IN_KEPT = 4096  # distinct (topics, section topic) "also in" lines kept
 # Kinds of link shown beside the title's own link, in this order ("other" is not shown).
 SHOWN_LINK_KINDS = tuple(kind for kind in LINK_LABELS if kind != "other")
 
-# The cleaning rule of every output (normalize.py): controls, bidi overrides and lone
-# surrogates go; ``safe_url`` decides which links are shown at all.
-clean = strip_unsafe
-one_line = clean_line  # the project's one rule for a line of text
-
-
 class LinkView(NamedTuple):
     label: str
     url: str
@@ -96,15 +90,15 @@ def highlighted(text: str, spans: list[tuple[int, int]]) -> Markup:
     parts: list[str] = []
     position = 0
     for start, stop in spans:
-        parts.append(escape(clean(text[position:start])))
-        parts.append(Markup("<strong>%s</strong>") % clean(text[start:stop]))
+        parts.append(escape(strip_unsafe(text[position:start])))
+        parts.append(Markup("<strong>%s</strong>") % strip_unsafe(text[start:stop]))
         position = stop
-    parts.append(escape(clean(text[position:])))
+    parts.append(escape(strip_unsafe(text[position:])))
     return Markup("".join(parts))
 
 
 def authors_line(authors: list[str]) -> str:
-    names = [one_line(name) for name in authors if name.strip()]
+    names = [clean_line(name) for name in authors if name.strip()]
     if len(names) > MAX_AUTHORS:
         return ", ".join(names[:3]) + " et al."
     return ", ".join(names)
@@ -131,7 +125,7 @@ def paper_links(links: Iterable[Link], paper_id: str, base_url: str) -> tuple[st
 def also_in(topics: tuple[str, ...], section_topic: str) -> str:
     """The "also in" rule: the reader's other topics this paper matched (``topics``, best
     first), as shown under the section of ``section_topic``."""
-    return ", ".join(one_line(topic) for topic in topics if topic != section_topic)
+    return ", ".join(clean_line(topic) for topic in topics if topic != section_topic)
 
 
 @lru_cache(maxsize=EXCERPTS_KEPT)  # keyed by all it reads: readers of a topic share a paper's hits
@@ -148,8 +142,8 @@ def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup, str]:
     cut = cut_point(shown)
     before, after = ("…" if start else ""), ("…" if cut < len(shown) else "")
     spans = [(begin - start, end - start) for begin, end in merged_spans(hits, "abstract", start + cut) if begin >= start]
-    terms = dict.fromkeys(one_line(hit.term) for hit in hits)
-    return (before + clean(shown[:cut]) + after, before + highlighted(shown[:cut], spans) + after,
+    terms = dict.fromkeys(clean_line(hit.term) for hit in hits)
+    return (before + strip_unsafe(shown[:cut]) + after, before + highlighted(shown[:cut], spans) + after,
             ", ".join(term for term in terms if term))
 
 
@@ -172,7 +166,7 @@ def paper_parts(paper_id: str, title: str, authors: tuple[str, ...], links: tupl
                 base_url: str) -> tuple[str, str, str, tuple[LinkView, ...], str]:
     """A paper's shown title, main link, authors line, other links and HTML id: the same for every reader."""
     url, shown = paper_links(links, paper_id, base_url)
-    title = shorten(one_line(title), TITLE_CHARS) or one_line(paper_id)
+    title = shorten(clean_line(title), TITLE_CHARS) or clean_line(paper_id)
     return title, url, authors_line(list(authors)), shown, urls.paper_anchor(paper_id)
 
 

@@ -167,9 +167,6 @@ def clear_memory_cache() -> None:
 
 # --- text helpers --------------------------------------------------------------------------
 
-one_line = clean_line  # the project's one rule for a line of text (mail.py's headers use it too)
-
-
 def plain(value: Any) -> Any:
     """Jinja ``finalize`` for the text part: whatever the input, no markup gets through."""
     if isinstance(value, str) and "<" in value:
@@ -209,7 +206,7 @@ def date_label(day: dt.date) -> str:
 def subject_line(digest: Digest) -> str:
     """``7 new papers on scaling laws, MoE (Mar 11)``; long topic lists end in ``+N more``."""
     count = digest.papers
-    names = [one_line(name) for name in (digest.topic_names if count else
+    names = [clean_line(name) for name in (digest.topic_names if count else
                                          [topic.name for topic in digest.subscriber.topics])]
     shown: list[str] = []
     for name in names:
@@ -228,11 +225,11 @@ def subject_line(digest: Digest) -> str:
 
 def schedule_phrase(reader: Subscriber) -> str:
     """``daily at 08:00 Europe/Berlin`` or ``weekly on Mondays at ...``."""
-    at = f"at {reader.hour:02d}:00 {one_line(reader.timezone)}"
+    at = f"at {reader.hour:02d}:00 {clean_line(reader.timezone)}"
     if reader.cadence.startswith("weekly"):
         day = WEEKDAY_NAMES.get(reader.cadence.partition(":")[2])
         return f"weekly on {day}s {at}" if day else f"weekly {at}"
-    return f"{one_line(reader.cadence)} {at}"
+    return f"{clean_line(reader.cadence)} {at}"
 
 
 def sections(digest: Digest, settings: Settings) -> tuple[SectionView, ...]:
@@ -240,7 +237,7 @@ def sections(digest: Digest, settings: Settings) -> tuple[SectionView, ...]:
     shown: list[SectionView] = []
     number = 0
     for index, section in enumerate(digest.sections, 1):
-        name = one_line(section.topic.name)
+        name = clean_line(section.topic.name)
         items = []
         for position, item in enumerate(section.items, 1):
             number += 1
@@ -257,9 +254,9 @@ def context(digest: Digest, settings: Settings) -> dict[str, Any]:
     shown = sections(digest, settings)
     titles = [item.paper.title for section in shown for item in section.items]
     when = date_label(digest.listing_date)
-    subscribed = ", ".join(one_line(topic.name) for topic in reader.topics) or "paperwire"
+    subscribed = ", ".join(clean_line(topic.name) for topic in reader.topics) or "paperwire"
     count = digest.papers
-    name = one_line(reader.name)
+    name = clean_line(reader.name)
     return {
         "subject": subject_line(digest),
         "preheader": shorten(" · ".join(titles), PREHEADER_CHARS) if titles
@@ -276,10 +273,10 @@ def context(digest: Digest, settings: Settings) -> dict[str, Any]:
         "unsubscribe_url": urls.unsubscribe(base, reader),
         "feed_url": urls.private_feed(base, reader),
         "archive_url": urls.archive(base, reader, digest.edition),
-        "reason": f"You get this because you subscribed to {subscribed} with {one_line(reader.email)}"
+        "reason": f"You get this because you subscribed to {subscribed} with {clean_line(reader.email)}"
                   f" — {schedule_phrase(reader)}.",
-        "sender_name": one_line(settings.sender_name),
-        "sender_line": one_line(settings.sender_line),
+        "sender_name": clean_line(settings.sender_name),
+        "sender_line": clean_line(settings.sender_line),
     }
 
 

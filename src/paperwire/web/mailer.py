@@ -2,7 +2,7 @@
 
 Built by mail.py like the digests, so headers are made one way everywhere: addresses in
 wire form (never an encoded word; a non-ASCII local part raw UTF-8, which needs SMTPUTF8),
-text through ``one_line`` so no CR/LF can start a header. Delivery reuses the digest
+text through ``clean_line`` so no CR/LF can start a header. Delivery reuses the digest
 transports: SMTP when ``smtp.host`` is set, otherwise an .eml file in the outbox folder.
 """
 
@@ -16,7 +16,8 @@ from email.utils import make_msgid
 
 from .. import addresses
 from ..config import Settings
-from ..mail import Signer, assemble, date, one_line
+from ..mail import Signer, assemble, date
+from ..normalize import clean_line
 from ..mailheaders import mailbox
 from ..transport import Outcome, Outgoing, Transport
 
@@ -34,8 +35,8 @@ class Letter:
 def build(letter: Letter, settings: Settings, *, now: dt.datetime | None = None) -> bytes:
     """A multipart/alternative message with the headers every transactional mail needs."""
     headers = [
-        ("Subject", one_line(letter.subject)),
-        ("From", mailbox(one_line(settings.sender_name), settings.sender_email)),
+        ("Subject", clean_line(letter.subject)),
+        ("From", mailbox(clean_line(settings.sender_name), settings.sender_email)),
         ("To", mailbox("", letter.to)),
         *([("Reply-To", mailbox("", settings.reply_to))] if settings.reply_to else []),
         ("Date", date(now)),
