@@ -187,7 +187,7 @@ def test_highlights_wrap_exactly_the_matched_words(renderer: EmailRenderer) -> N
 def test_highlight_spans_are_merged_and_clipped_to_the_cut() -> None:
     text = "alpha beta gamma " * 60  # 1,020 characters, cut near 600
     hits = (hit("beta", text), hit("beta gamma", text), hit("alpha", text))
-    view = paperview.item_view(item(Paper("p", "T", text), ("t",), *hits), "t", SETTINGS)
+    view = paperview.item_view(item(Paper("p", "T", text), ("t",), *hits), SETTINGS)
     cut = len(view.abstract) - 1
     assert view.abstract.endswith("…") and cut <= paperview.ABSTRACT_CHARS
     assert text.startswith(view.abstract[:-1]) and text[cut] == " "  # cut at a word boundary
@@ -201,37 +201,38 @@ def test_highlight_spans_are_merged_and_clipped_to_the_cut() -> None:
 def test_a_match_beyond_the_cut_is_shown_in_its_sentence() -> None:
     filler = "Nothing of interest is said in this sentence at all. " * 20  # 1,060 characters
     text = filler + "Here sparse routing helps a lot. The end."
-    view = paperview.item_view(item(Paper("p", "T", text), ("t",), hit("sparse routing", text)), "t", SETTINGS)
+    view = paperview.item_view(item(Paper("p", "T", text), ("t",), hit("sparse routing", text)), SETTINGS)
     assert view.abstract == "…Here sparse routing helps a lot. The end."
     assert str(view.abstract_html) == "…Here <strong>sparse routing</strong> helps a lot. The end."
     longer = filler + "Here sparse routing helps. " + "More words follow here. " * 40
-    view = paperview.item_view(item(Paper("p", "T", longer), ("t",), hit("sparse", longer), hit("words", longer)), "t", SETTINGS)
+    view = paperview.item_view(item(Paper("p", "T", longer), ("t",), hit("sparse", longer), hit("words", longer)), SETTINGS)
     assert view.abstract.startswith("…Here sparse routing helps. More") and view.abstract.endswith("…")
     assert len(view.abstract) <= paperview.ABSTRACT_CHARS + 2 and "<strong>sparse</strong>" in view.abstract_html
     no_sentence = "word " * 300 + "target here"
-    view = paperview.item_view(item(Paper("p", "T", no_sentence), ("t",), hit("target", no_sentence)), "t", SETTINGS)
+    view = paperview.item_view(item(Paper("p", "T", no_sentence), ("t",), hit("target", no_sentence)), SETTINGS)
     assert view.abstract.startswith("…word ") and "<strong>target</strong> here" in view.abstract_html
     assert len(view.abstract) < 200  # from a word shortly before the match
     early = paperview.item_view(item(Paper("p", "T", text), ("t",), hit("nothing", text), hit("sparse routing", text)),
-                             "t", SETTINGS)
+                             SETTINGS)
     assert early.abstract.startswith("Nothing of interest") and early.abstract.endswith("…")  # the first match shows
 
 
 def test_short_abstract_is_kept_whole_and_authors_are_truncated(renderer: EmailRenderer) -> None:
-    view = paperview.item_view(golden_digest().sections[0].items[0], "scaling laws", SETTINGS)
+    first = golden_digest().sections[0].items[0]
+    view = paperview.item_view(first, SETTINGS)
     assert view.abstract == SCALING.abstract
     assert view.authors == "Ada Lovelace, Alan Turing, Grace Hopper et al."
     assert view.url == "https://arxiv.org/abs/2403.00001"
     assert [(link.label, link.url) for link in view.links] == [
         ("PDF", "https://arxiv.org/pdf/2403.00001"), ("Code", "https://github.com/example/moe-scaling")]
-    assert view.matched == "scaling laws" and view.also == "MoE"
+    assert view.matched == "scaling laws" and paperview.also_in(first.topics, "scaling laws") == "MoE"
     assert paperview.authors_line(["A", "B", "C", "D"]) == "A, B, C, D"
 
 
 def test_links_fall_back_and_drop_unsafe_schemes() -> None:
-    long_view = paperview.item_view(item(LONG, ("MoE",)), "MoE", SETTINGS)
+    long_view = paperview.item_view(item(LONG, ("MoE",)), SETTINGS)
     assert long_view.url == "https://example.org/routing" and long_view.links == ()
-    bare_view = paperview.item_view(item(BARE, ("MoE",)), "MoE", SETTINGS)
+    bare_view = paperview.item_view(item(BARE, ("MoE",)), SETTINGS)
     assert bare_view.url == f"{BASE}/papers/t-fedcba9876543210"
 
 
@@ -400,7 +401,7 @@ def edited_templates(tmp_path: Path, edits: dict[str, tuple[str, str]]) -> Path:
 
 
 PAPER_CALL = '"email_paper.html.j2" | include_shared(paper=item.paper)'
-PAPER_HEADING = '<div class="pw-item" id="{{ paper.anchor }}"'
+PAPER_HEADING = '<h3 dir="auto"'  # the paper block's first line
 
 
 def test_the_templates_number_papers_and_can_put_anything_between_them(tmp_path: Path) -> None:
@@ -494,6 +495,21 @@ def test_a_papers_block_is_rendered_once_for_every_reader_who_gets_it_alike() ->
     misses = shared.cache_info().misses
     renderer.render(bo, SETTINGS)
     assert shared.cache_info().misses == misses  # Bo's paper is Ana's first, with the same matches and tags
+
+
+def test_readers_with_other_topics_of_their_own_still_share_the_papers_blocks() -> None:
+    """The "also in" line names the reader's own topics, so the frame shows it beside the
+    block: readers who get a paper with the same hits share its block whatever else they
+    follow (bench/render.py --unshared), and each sees their own topics."""
+    renderer = EmailRenderer(TEMPLATES)
+    shared = [renderer.html_template.environment.filters["include_shared"].rendered_by_values,
+              renderer.text_template.environment.filters["include_shared"].rendered_by_values]
+    annika, bertrand = reader_pair()
+    renderer.render(annika, SETTINGS)
+    misses = [cache.cache_info().misses for cache in shared]
+    theirs = renderer.render(bertrand, SETTINGS)
+    assert [cache.cache_info().misses for cache in shared] == misses
+    assert "also in: porcupine</div>" in theirs.html and "    also in: porcupine\n" in theirs.text
 
 
 def test_a_changed_paper_is_never_served_from_the_cache() -> None:

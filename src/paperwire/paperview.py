@@ -48,7 +48,6 @@ class PaperView(NamedTuple):
     abstract_html: Markup  # the same excerpt, escaped, matched terms in <strong>
     links: tuple[LinkView, ...]
     matched: str  # the matched terms, comma-separated
-    also: str  # the reader's other topics this paper matched, comma-separated
     anchor: str  # the paper's HTML id (urls.paper_anchor)
 
 
@@ -124,7 +123,8 @@ def paper_links(links: Iterable[Link], paper_id: str, base_url: str) -> tuple[st
 @lru_cache(maxsize=ALSO_IN_KEPT)  # keyed by all it reads: readers share topic names and their orders
 def also_in(topics: tuple[str, ...], section_topic: str) -> str:
     """The "also in" rule: the reader's other topics this paper matched (``topics``, best
-    first), as shown under the section of ``section_topic``."""
+    first), as shown under the section of ``section_topic``. Per reader, so the frame shows
+    it beside the paper's shared block, never inside it."""
     return ", ".join(clean_line(topic) for topic in topics if topic != section_topic)
 
 
@@ -170,11 +170,12 @@ def paper_parts(paper_id: str, title: str, authors: tuple[str, ...], links: tupl
     return title, url, authors_line(list(authors)), shown, urls.paper_anchor(paper_id)
 
 
-def item_view(item: DigestItem, section_topic: str, settings: Settings) -> PaperView:
-    """A paper as the paper templates show it under ``section_topic``."""
+def item_view(item: DigestItem, settings: Settings) -> PaperView:
+    """A paper as the paper templates show it: from the paper and its hits only, so every
+    reader who gets the paper with the same hits gets the same view (and shares its block).
+    The reader's other topics it matched are the reader's own: see ``also_in``."""
     paper = item.paper
     title, url, authors, links, anchor = paper_parts(paper.id, paper.title, tuple(paper.authors),
                                                      tuple(paper.links), settings.base_url)
     abstract, abstract_html, matched = excerpt(paper.abstract, item.hits)
-    return PaperView(title, url, authors, abstract, abstract_html, links, matched,
-                     also_in(item.topics, section_topic), anchor)
+    return PaperView(title, url, authors, abstract, abstract_html, links, matched, anchor)

@@ -18,8 +18,9 @@ another reader's email.
 Size (Gmail clips HTML above ~102 KB): the compiled frame (head, header, footer) is
 ~8 KB and a paper adds ~1.3 KB for seed-like papers (abstracts cut to ~600 characters).
 Worst case per paper (300-character title, 2,000-character abstract full of hits, every
-kind of link, a long author list) is ~2.2 KB: 15 such papers make ~42 KB, and the limit
-holds up to ``MAX_PAPERS_UNDER_CLIP`` (41) of them; beyond that Gmail would clip.
+kind of link, a long author list, an "also in" line) is ~2.3 KB: 15 such papers make
+~43 KB, and the limit holds up to ``MAX_PAPERS_UNDER_CLIP`` (40) of them; beyond that
+Gmail would clip.
 """
 
 from __future__ import annotations
@@ -42,14 +43,14 @@ from . import files, urls
 from .config import Settings
 from .models import Digest, Subscriber
 from .normalize import clean_line, shorten
-from .paperview import PaperView, item_view
+from .paperview import PaperView, also_in, item_view
 
 log = logging.getLogger(__name__)
 
 GMAIL_CLIP_BYTES = 102_000
 # Worst-case papers (see the module docstring) that still fit under GMAIL_CLIP_BYTES;
 # measured by tests/test_render_email.py::test_cap_where_size_limit_holds.
-MAX_PAPERS_UNDER_CLIP = 41
+MAX_PAPERS_UNDER_CLIP = 40
 SUBJECT_TOPIC_CHARS = 42  # topic names shown in the subject before "+N more"
 PREHEADER_CHARS = 140
 TEXT_WIDTH = 76
@@ -81,7 +82,8 @@ class ItemView(NamedTuple):
     topic: str  # the section's topic name
     rank: int  # its trending rank in the listing
     score: float  # how well it matched
-    paper: PaperView
+    also: str  # the reader's other topics this paper matched, comma-separated (paperview.also_in)
+    paper: PaperView  # the same for every reader who gets the paper with the same hits
 
 
 class SectionView(NamedTuple):
@@ -242,7 +244,7 @@ def sections(digest: Digest, settings: Settings) -> tuple[SectionView, ...]:
         for position, item in enumerate(section.items, 1):
             number += 1
             items.append(ItemView(number, position, name, item.rank, item.score,
-                                  item_view(item, section.topic.name, settings)))
+                                  also_in(item.topics, section.topic.name), item_view(item, settings)))
         shown.append(SectionView(name, index, tuple(items)))
     return tuple(shown)
 
