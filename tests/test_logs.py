@@ -59,3 +59,8 @@ def test_send_and_status_print_a_forged_address_on_one_line(db_url, run_cli):
     failed = [line for line in run_cli("status").stdout.splitlines() if line.startswith("failed:")]
     assert failed == [f"failed: {logs.printable(FORGED)} (dispatch): matching raised QueryError: topic "
                       "'(RAG OR \"retrieval': unbalanced quote: this \" is never closed (at position 8)"]
+
+
+def test_an_exception_argument_is_made_printable_too():
+    line = logs.TextFormatter().format(_record("feed %s not written: %s", "x", ValueError("bad\r\nINFO: forged")))
+    assert line == "WARNING: feed x not written: bad\\r\\nINFO: forged"

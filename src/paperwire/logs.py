@@ -34,11 +34,9 @@ def printable(text: str) -> str:
 
 
 def _message(record: logging.LogRecord) -> str:
-    """The record's message with its string arguments made ``printable``: the format string
-    is ours, the arguments may come from anyone."""
-    if isinstance(record.args, tuple) and record.args:
-        return str(record.msg) % tuple(printable(a) if isinstance(a, str) else a for a in record.args)
-    return record.getMessage()
+    """The record's message made ``printable``: our format strings hold no controls, so any
+    there came with an argument (an address, an exception's text), whatever its type."""
+    return printable(record.getMessage())
 
 
 class TextFormatter(logging.Formatter):

@@ -730,6 +730,7 @@ def check_key(key: str) -> str:
     return key
 
 
+OUTBOX_PLACE = "outbox:"  # what an outbox's ``describe()`` starts with; its folder follows
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._@+=-]")
 _NAME_MAX = 240  # bytes in a file name: most file systems allow 255
 
@@ -745,9 +746,9 @@ def was_delivered(transport: Transport, place: str, key: str, message_id: str) -
 
 def outbox_delivered(place: str, key: str, message_id: str) -> bool | None:
     """``outbox_holds`` for an ``outbox:<folder>`` place; None for any other place."""
-    if not place.startswith("outbox:"):
+    if not place.startswith(OUTBOX_PLACE):
         return None
-    return outbox_holds(Path(place.removeprefix("outbox:")), key, message_id)
+    return outbox_holds(Path(place.removeprefix(OUTBOX_PLACE)), key, message_id)
 
 
 def outbox_holds(folder: Path, key: str, message_id: str) -> bool:
@@ -813,7 +814,7 @@ class OutboxTransport:
         self.fsync = fsync
 
     def describe(self) -> str:
-        return f"outbox:{self.folder.resolve()}"
+        return f"{OUTBOX_PLACE}{self.folder.resolve()}"
 
     def note_earlier_sends(self, handed_over_since: Callable[[dt.datetime], Iterable[dt.datetime]]) -> None:
         pass  # a folder has no rate limit
