@@ -46,7 +46,7 @@ def outputs(paper: Paper, tmp_path: Path) -> dict[str, bytes]:
     reader = Subscriber(email="ana@example.org", name="Ana", token="tok123", topics=[Topic("all", "*")])
     digest = Digest(subscriber=reader, edition=DAY.isoformat(), listing_date=DAY, sections=(
         DigestSection(reader.topics[0], (DigestItem(paper, 1.0, 1, DAY, ("all",), ()),)),))
-    rendered = EmailRenderer(ROOT / "templates", cache_dir=tmp_path / "cache").render(digest, settings)
+    rendered = EmailRenderer(ROOT / "templates").render(digest, settings)
     eml = mail.message_bytes(mail.build_message(digest, rendered, settings))
     feeds = render_feed(FeedSpec("All", "all"), [FeedItem(paper, DAY, 1)], BASE)
     return {"html": rendered.html.encode(), "text": rendered.text.encode(), "eml": eml, **feeds}

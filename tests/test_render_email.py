@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import os
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -85,8 +86,8 @@ def empty_digest() -> Digest:
 
 
 @pytest.fixture(scope="module")
-def renderer(tmp_path_factory: pytest.TempPathFactory) -> EmailRenderer:
-    return EmailRenderer(TEMPLATES, cache_dir=tmp_path_factory.mktemp("mjml-cache"))
+def renderer() -> EmailRenderer:
+    return EmailRenderer(TEMPLATES)
 
 
 def check_golden(name: str, actual: str) -> None:
@@ -215,6 +216,10 @@ def test_a_match_beyond_the_cut_is_shown_in_its_sentence() -> None:
     early = paperview.item_view(item(Paper("p", "T", text), ("t",), hit("nothing", text), hit("sparse routing", text)),
                              SETTINGS)
     assert early.abstract.startswith("Nothing of interest") and early.abstract.endswith("…")  # the first match shows
+    for end in ("? ", "! ", ".\n", '." ', ".) "):  # any sentence end, not only ". "
+        asked = filler + f"Can it scale{end}Here sparse routing helps."
+        view = paperview.item_view(item(Paper("p", "T", asked), ("t",), hit("sparse routing", asked)), SETTINGS)
+        assert view.abstract == "…Here sparse routing helps.", end
 
 
 def test_short_abstract_is_kept_whole_and_authors_are_truncated(renderer: EmailRenderer) -> None:
@@ -349,7 +354,7 @@ def test_no_reader_can_ask_for_more_papers_than_fit_under_the_clip():
         parse_max_papers(MAX_PAPERS_LIMIT + 1)
 
 
-def test_mjml_is_compiled_once_and_cached_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mjml_is_compiled_once_per_template_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     real = render.mjml2html
 
@@ -358,19 +363,21 @@ def test_mjml_is_compiled_once_and_cached_on_disk(tmp_path: Path, monkeypatch: p
         return real(source, **options)
 
     monkeypatch.setattr(render, "mjml2html", counting)
-    render.clear_memory_cache()
-    first = EmailRenderer(TEMPLATES, cache_dir=tmp_path)
+    render.compiled_html.cache_clear()
+    first = EmailRenderer(TEMPLATES)
     outputs = {first.render(golden_digest(), SETTINGS).html for _ in range(50)}
     assert len(calls) == 1 and len(outputs) == 1
-    (cached,) = tmp_path.glob("*.html.j2")
-    assert re.fullmatch(r"[0-9a-f]{64}\.html\.j2", cached.name)
-
-    render.clear_memory_cache()  # as if a second process started
-    second = EmailRenderer(TEMPLATES, cache_dir=tmp_path)
-    assert len(calls) == 1, "the second renderer must read the disk cache, not compile"
-    assert second.render(golden_digest(), SETTINGS) == first.render(golden_digest(), SETTINGS)
-    EmailRenderer(TEMPLATES)  # same process, no cache_dir: the memory cache answers
+    second = EmailRenderer(TEMPLATES)  # another renderer of the same templates: no second compile
     assert len(calls) == 1
+    assert second.render(golden_digest(), SETTINGS) == first.render(golden_digest(), SETTINGS)
+
+    changed = tmp_path / "templates"  # a changed frame is a new source: compiled anew
+    shutil.copytree(TEMPLATES, changed)
+    frame = changed / "email.mjml.j2"
+    frame.write_text(frame.read_text(encoding="utf-8").replace("</mj-body>", "<mj-raw><p>frame v2</p></mj-raw></mj-body>"),
+                     encoding="utf-8")
+    assert "<p>frame v2</p>" in EmailRenderer(changed).render(golden_digest(), SETTINGS).html
+    assert len(calls) == 2
 
 
 def test_seed_papers_render(renderer: EmailRenderer, seed_papers: list[Paper]) -> None:

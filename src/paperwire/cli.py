@@ -384,7 +384,7 @@ def _edition(app: App, date: dt.datetime | None) -> dt.date:
 def _renderer(app: App):
     from .render import EmailRenderer  # loads MJML and Jinja: only for the commands that render
 
-    return EmailRenderer(app.settings.templates_dir, cache_dir=app.settings.out_dir / "cache")
+    return EmailRenderer(app.settings.templates_dir)
 
 
 @cli.command("digest")

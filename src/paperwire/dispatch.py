@@ -205,7 +205,7 @@ def _send(store: Store, settings: Settings, transport: Transport, digests: Itera
 
     Each message is whole (rendered, built, signed) before it is claimed, so a digest that
     raises is a failure of that reader with no claim left open."""
-    renderer = EmailRenderer(settings.templates_dir, cache_dir=settings.out_dir / "cache")
+    renderer = EmailRenderer(settings.templates_dir)
     signer = mail.Signer.from_settings(settings)
     claimed: dict[str, Digest] = {}
     answered: set[str] = set()

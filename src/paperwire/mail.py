@@ -13,7 +13,6 @@ import binascii
 import datetime as dt
 import hashlib
 import re
-import time
 from dataclasses import dataclass
 from email.utils import format_datetime
 from functools import lru_cache
@@ -167,7 +166,7 @@ def assemble(headers: list[tuple[str, str]], text: str, html: str) -> Message:
     headers = [*headers, ("MIME-Version", "1.0"), ("Content-Type", f'multipart/alternative; boundary="{boundary}"')]
     mark = f"--{boundary}\r\n".encode()
     data = b"".join(  # one join: a digest is ~30 KB, and every copy of it costs
-        [*((_sender_header_line if name in _SENDER_HEADERS else header_line)(name, value) for name, value in headers),
+        [*(header_line(name, value) for name, value in headers),
          b"\r\n",
          mark, *_quoted_part("plain", text), b"\r\n",
          mark, *_html_part(html), b"\r\n",
@@ -177,27 +176,13 @@ def assemble(headers: list[tuple[str, str]], text: str, html: str) -> Message:
 
 def date(now: dt.datetime | None = None) -> str:
     """The Date header's value: ``now``, or the current second in UTC."""
-    if now is None:
-        now = dt.datetime.fromtimestamp(int(time.time()), dt.timezone.utc)
-    # Equal instants in other zones compare equal, so the offset is part of the key.
-    return _date_by_second(now.replace(microsecond=0), now.utcoffset())
+    return format_datetime((now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0))
 
 
-@lru_cache(maxsize=4)  # one Date per second of sending: many messages share it
-def _date_by_second(second: dt.datetime, offset: dt.timedelta | None) -> str:
-    return format_datetime(second)
-
-
-@lru_cache(maxsize=8)
 def _sender(name: str, address: str, list_id: str) -> tuple[str, str]:
-    """The From and List-Id values: the same in every message of a run."""
+    """The From and List-Id values."""
     name = clean_line(name)
     return mailbox(name, address), f"{phrase(name)} <{list_id}>" if name else f"<{list_id}>"
-
-
-# Headers whose lines are the same in every message of a run, and are kept once made.
-_SENDER_HEADERS = frozenset({"From", "Reply-To", "List-Id", "List-Unsubscribe-Post", "MIME-Version"})
-_sender_header_line = lru_cache(maxsize=32)(header_line)
 
 
 class Signer:

@@ -8,6 +8,7 @@ readers who get the same paper share the work and a changed paper is never serve
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import NamedTuple
@@ -24,11 +25,10 @@ ABSTRACT_SLACK = 80  # ... unless only this much more would show the whole abstr
 SNIPPET_LEAD = 160  # at most this much of the abstract shown before a first match beyond the cut
 TITLE_CHARS = SHOWN_TITLE_CHARS
 MAX_AUTHORS = 4  # more than this shows the first three and "et al."
-PAPER_PARTS_KEPT = 4096  # distinct papers' shown parts kept (paper_parts): a run has a few hundred
-EXCERPTS_KEPT = 4096  # distinct (abstract, hits) excerpts kept
-ALSO_IN_KEPT = 4096  # distinct (topics, section topic) "also in" lines kept
+VIEWS_KEPT = 8192  # distinct (paper, hits) views kept (paper_view): a run has a few hundred papers
 # Kinds of link shown beside the title's own link, in this order ("other" is not shown).
 SHOWN_LINK_KINDS = tuple(kind for kind in LINK_LABELS if kind != "other")
+_SENTENCE_END = re.compile(r"[.!?][)\"'”’]?\s+")  # where an excerpt may start: after a sentence's end
 
 class LinkView(NamedTuple):
     label: str
@@ -120,7 +120,6 @@ def paper_links(links: Iterable[Link], paper_id: str, base_url: str) -> tuple[st
     return main, tuple(shown)
 
 
-@lru_cache(maxsize=ALSO_IN_KEPT)  # keyed by all it reads: readers share topic names and their orders
 def also_in(topics: tuple[str, ...], section_topic: str) -> str:
     """The "also in" rule: the reader's other topics this paper matched (``topics``, best
     first), as shown under the section of ``section_topic``. Per reader, so the frame shows
@@ -128,7 +127,6 @@ def also_in(topics: tuple[str, ...], section_topic: str) -> str:
     return ", ".join(clean_line(topic) for topic in topics if topic != section_topic)
 
 
-@lru_cache(maxsize=EXCERPTS_KEPT)  # keyed by all it reads: readers of a topic share a paper's hits
 def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup, str]:
     """The abstract as shown (plain, and escaped with matched terms in <strong>), and the
     matched terms, comma-separated.
@@ -154,20 +152,22 @@ def snippet_start(abstract: str, spans: list[tuple[int, int]]) -> int:
         return 0
     first = spans[0][0]
     earliest = max(0, first - SNIPPET_LEAD)
-    sentence = abstract.rfind(". ", earliest, first)
-    if sentence >= 0:
-        return sentence + 2
+    sentence_ends = list(_SENTENCE_END.finditer(abstract, earliest, first))
+    if sentence_ends:
+        return sentence_ends[-1].end()
     word = abstract.find(" ", earliest, first)
     return word + 1 if word >= 0 else first
 
 
-@lru_cache(maxsize=PAPER_PARTS_KEPT)  # keyed by all it reads: a changed paper is a new key
-def paper_parts(paper_id: str, title: str, authors: tuple[str, ...], links: tuple[Link, ...],
-                base_url: str) -> tuple[str, str, str, tuple[LinkView, ...], str]:
-    """A paper's shown title, main link, authors line, other links and HTML id: the same for every reader."""
+@lru_cache(maxsize=VIEWS_KEPT)  # keyed by all it reads: a changed paper or other hits is a new key
+def paper_view(paper_id: str, title: str, authors: tuple[str, ...], links: tuple[Link, ...], abstract: str,
+               hits: tuple[Hit, ...], base_url: str) -> PaperView:
+    """A paper as the paper templates show it: the same for every reader who gets it with these hits."""
     url, shown = paper_links(links, paper_id, base_url)
     title = shorten(clean_line(title), TITLE_CHARS) or clean_line(paper_id)
-    return title, url, authors_line(list(authors)), shown, urls.paper_anchor(paper_id)
+    abstract, abstract_html, matched = excerpt(abstract, hits)
+    return PaperView(title, url, authors_line(list(authors)), abstract, abstract_html, shown, matched,
+                     urls.paper_anchor(paper_id))
 
 
 def item_view(item: DigestItem, settings: Settings) -> PaperView:
@@ -175,7 +175,5 @@ def item_view(item: DigestItem, settings: Settings) -> PaperView:
     reader who gets the paper with the same hits gets the same view (and shares its block).
     The reader's other topics it matched are the reader's own: see ``also_in``."""
     paper = item.paper
-    title, url, authors, links, anchor = paper_parts(paper.id, paper.title, tuple(paper.authors),
-                                                     tuple(paper.links), settings.base_url)
-    abstract, abstract_html, matched = excerpt(paper.abstract, item.hits)
-    return PaperView(title, url, authors, abstract, abstract_html, links, matched, anchor)
+    return paper_view(paper.id, paper.title, tuple(paper.authors), tuple(paper.links), paper.abstract,
+                      item.hits, settings.base_url)

@@ -4,8 +4,8 @@ The whole email is in ``templates/``: ``email.mjml.j2`` (MJML with Jinja in it) 
 the digest's sections and their papers and shows each paper with ``email_paper.html.j2``;
 ``email.txt.j2`` and ``email_paper.txt.j2`` do the same for the plain-text part. MRML
 (mjml-python) keeps the Jinja syntax intact, so the MJML is compiled ONCE to an HTML Jinja
-template (cached by the content hash of its source, in memory and optionally on disk, so a
-second process skips the compile too) and then rendered per reader with autoescape on.
+template (kept by its source for the life of the process) and then rendered per reader with
+autoescape on.
 
 Every value the templates show is computed once into one context of frozen values
 (``context``; a paper's own values come from paperview.py), so the HTML and the text part
@@ -26,12 +26,10 @@ Gmail would clip.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -39,7 +37,7 @@ from jinja2 import ChoiceLoader, DictLoader, Environment, FileSystemLoader, Stri
 from markupsafe import Markup
 from mjml import mjml2html
 
-from . import files, urls
+from . import urls
 from .config import Settings
 from .models import Digest, Subscriber
 from .normalize import clean_line, shorten
@@ -94,16 +92,6 @@ class SectionView(NamedTuple):
 
 # --- compiling the MJML once -------------------------------------------------------------
 
-_compiled_by_hash: dict[str, str] = {}  # sha256(MRML version, source) -> compiled HTML Jinja source
-
-
-def _mrml_version() -> str:
-    try:
-        return metadata.version("mjml-python")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 # Where a line break is never rendered: after a closing or opening layout tag, before the next tag.
 _STRUCTURAL_END = re.compile(
     r"(?:</(?:td|tr|tbody|table|div|head|style|p|h[1-6])>|<(?:body|tr|tbody|td|table|div)\b[^<>]*>|<!\[endif\]-->)(?=<)")
@@ -143,28 +131,10 @@ def _short_lines(line: str) -> list[str]:
     return pieces
 
 
-def compiled_html(source: str, cache_dir: Path | None = None) -> str:
-    """The compiled template for ``source``, from memory, from ``cache_dir``, or compiled.
-
-    The key covers the MRML version too, so upgrading mjml-python never serves stale HTML.
-    """
-    key = hashlib.sha256(f"{_mrml_version()}\0{source}".encode()).hexdigest()
-    if key in _compiled_by_hash:
-        return _compiled_by_hash[key]
-    cached = cache_dir / f"{key}.html.j2" if cache_dir is not None else None
-    if cached is not None and cached.is_file():
-        html = cached.read_text(encoding="utf-8")
-    else:
-        html = compile_mjml(source)
-        if cached is not None:
-            files.replace_file(cached, html.encode("utf-8"))
-    _compiled_by_hash[key] = html
-    return html
-
-
-def clear_memory_cache() -> None:
-    """Forget compiled templates in this process (tests use it to exercise the disk cache)."""
-    _compiled_by_hash.clear()
+@lru_cache(maxsize=8)  # keyed by the MJML source: each template is compiled once per process (~8 ms)
+def compiled_html(source: str) -> str:
+    """The compiled template for ``source`` (see ``compile_mjml``)."""
+    return compile_mjml(source)
 
 
 # --- text helpers --------------------------------------------------------------------------
@@ -292,6 +262,8 @@ class SharedIncludes:
     with its type, since ``1 == True``), so the block can depend on nothing the key leaves
     out: a template that reads a value it was not given fails (StrictUndefined), and a
     per-reader value passed in makes the block per reader. Values must be frozen (hashable).
+    Inside a tuple, values are compared by equality only (a ``Markup`` and an equal ``str``
+    are one key), so a field that holds markup must always hold markup, as ``PaperView``'s do.
     """
 
     def __init__(self, env: Environment, size: int = SHARED_BLOCKS_KEPT) -> None:
@@ -346,9 +318,9 @@ def environments(templates_dir: Path, compiled_frame: str) -> tuple[Environment,
 class EmailRenderer:
     """Compile once, render per reader: ``EmailRenderer(templates).render(digest, settings)``."""
 
-    def __init__(self, templates_dir: Path, cache_dir: Path | None = None) -> None:
+    def __init__(self, templates_dir: Path) -> None:
         templates_dir = Path(templates_dir)
-        frame = compiled_html((templates_dir / "email.mjml.j2").read_text(encoding="utf-8"), cache_dir)
+        frame = compiled_html((templates_dir / "email.mjml.j2").read_text(encoding="utf-8"))
         html_env, text_env = environments(templates_dir, frame)
         self.html_template = html_env.get_template(HTML_FRAME)
         self.text_template = text_env.get_template("email.txt.j2")

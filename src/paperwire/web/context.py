@@ -95,7 +95,7 @@ class WebContext:
             if self._renderer is None:
                 from ..render import EmailRenderer
 
-                self._renderer = EmailRenderer(self.settings.templates_dir, cache_dir=self.settings.out_dir / "cache")
+                self._renderer = EmailRenderer(self.settings.templates_dir)
             return self._renderer
 
     def text(self, name: str, **values: Any) -> str:
