@@ -3,7 +3,8 @@
 Generates one day of papers like bench/match.py does (the 70 seed papers, then variants
 that recombine seed sentences), then times:
 
-- throughput of ``MiniLMInt8.embed`` (abstracts/s), one text per call, the way paperwire runs it;
+- throughput of ``MiniLMInt8.embed`` (abstracts/s), one text per call, the way paperwire runs it,
+  and of short topic texts;
 - baselines in the same run, on the same texts: padded batches (the usual way), and two
   onnxruntime threads instead of one;
 - one day of papers through the real embedding step (``semantic.embed_step``: digests,
@@ -96,6 +97,13 @@ def main() -> None:
 
     one, reference = timed("paperwire: one text per call, 1 thread", len(sample),
                            lambda: np.vstack([model._embed_one(t) for t in sample]))
+    topics = [" ".join(rng.sample(texts[0].split()[:40], rng.randint(1, 4))) for _ in range(300)]
+    started = time.perf_counter()
+    for topic in topics:
+        model._embed_one(topic)
+    print(f"{'paperwire: topics (1-4 words), 1 thread':<44} {len(topics) / (time.perf_counter() - started):7.1f} "
+          f"topics/s")
+    print(f"peak RSS so far (the model loaded, paperwire's way): {rss_mb():.0f} MB")
     for size in (8, 32):
         _, batched = timed(f"baseline: padded batches of {size}, 1 thread", len(sample),
                            lambda: padded_batches(model, sample, size))
@@ -123,7 +131,7 @@ def main() -> None:
         print(f"paper_matrix of {len(papers):,} papers from the store: {1000 * (time.perf_counter() - started):.0f} ms "
               f"({matrix.shape[0]}x{matrix.shape[1]}, {int(present.sum())} present)")
         store.close()
-    print(f"peak RSS {rss_mb():.0f} MB")
+    print(f"peak RSS {rss_mb():.0f} MB (the padded-batch baselines account for most of it)")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from paperwire import embeddings, pipeline, semantic, sources
 from paperwire.config import Settings, load_settings
@@ -138,6 +140,18 @@ def test_a_topic_is_embedded_as_its_positive_words_without_exclusions_or_field_n
     assert semantic.topic_text('title:robot "embodied agents" NOT (game OR video)') == "robot embodied agents"
     assert semantic.topic_text("*") is None
     assert semantic.topic_text("((") is None  # a query the parser refuses has no vector, it is not an error here
+
+
+@given(st.text(alphabet=st.sampled_from("ab .!?A1\n\"("), max_size=60))
+def test_sentences_lose_no_text_and_keep_its_order(text):
+    assert "".join("".join(part.split()) for part in semantic.sentences(text)) == "".join(text.split())
+    assert all(part == part.strip() and part for part in semantic.sentences(text))
+
+
+@given(st.text(max_size=80))
+def test_any_topic_text_gives_words_or_none_never_an_error(query):
+    found = semantic.topic_text(query)
+    assert found is None or (isinstance(found, str) and found.strip())
 
 
 def test_a_paper_is_embedded_as_title_then_abstract():
