@@ -25,7 +25,9 @@ from .query import parse_query
 from .store import FetchValidators, IngestCounts, ReaderHistory, Store
 
 if TYPE_CHECKING:  # rendering loads MJML and Jinja: only when digests are written
+    from .embeddings import Embedder
     from .render import EmailRenderer
+    from .semantic import EmbedReport
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,36 @@ def _ingest_url(store: Store, url: str, report: IngestReport, *, format: str | N
     return batch
 
 
+# -- vectors ------------------------------------------------------------------------
+
+
+def embedder(settings: Settings) -> Embedder | None:
+    """The process's embedder for ``relevance.embedder`` (None when it is ``off``)."""
+    from .embeddings import get_embedder  # numpy and the model only for runs that match
+
+    return get_embedder(settings.relevance_embedder)
+
+
+def embed(store: Store, settings: Settings, *, since: dt.date | None = None, until: dt.date | None = None,
+          on_start: Callable[[int], None] | None = None, on_paper: Callable[[object], None] | None = None,
+          stop: threading.Event | None = None) -> EmbedReport:
+    """The embedding step: vectors for the papers listed from ``since`` to ``until`` (all papers
+    when both are None) and for every stored topic, each computed once (``semantic.embed_step``).
+
+    Runs on its own, never inside ingest: `paperwire embed`, the commands that match (before
+    matching, with a progress bar), and the daemon after each ingest."""
+    from . import semantic
+
+    papers = [item.paper for item in store.papers(since=since, until=until)]
+    return semantic.embed_step(store, embedder(settings), papers, topic_queries=store.topic_queries(),
+                               on_start=on_start, on_paper=on_paper, stop=stop)
+
+
+def matching_window(edition: dt.date) -> dt.date:
+    """The first listing day any run matching for ``edition`` looks at (feeds: a month)."""
+    return edition - FEED_WINDOW + dt.timedelta(days=1)
+
+
 # -- digests ------------------------------------------------------------------------
 
 
@@ -190,6 +222,7 @@ def plan_digests(
     """
     stored = store.papers(since=edition - digest.WEEK + dt.timedelta(days=1), until=edition)
     papers = [item.paper for item in stored]
+    _ensure_vectors(store, settings, papers, [topic.query for reader in readers for topic in reader.topics])
     by_id = {paper.id: paper for paper in papers}
     placements = {item.paper.id: digest.Placement(*newest_placement(item, edition)) for item in stored}
     if with_history:
@@ -217,6 +250,14 @@ def plan_digests(
             continue
         if result.papers or settings.send_empty:
             yield result
+
+
+def _ensure_vectors(store: Store, settings: Settings, papers: Sequence, queries: Sequence[str]) -> None:
+    """Every run that matches passes here: the papers and topics it matches get their vectors
+    first (usually all stored already by the embedding step, so this is one look-up)."""
+    from . import semantic
+
+    semantic.embed_step(store, embedder(settings), papers, topic_queries=queries)
 
 
 Owner = TypeVar("Owner")
