@@ -372,9 +372,9 @@ class _FieldReader:
         )
         return info
 
-    def _glued(self, pair: str) -> str:
-        stem = self.stems.of(pair)
-        return stem if stem in self.wanted else ""
+    def _glued(self, first: str, second: str) -> str:
+        stem = self.stems.glued(first, second)
+        return stem if stem is not None and stem in self.wanted else ""
 
     def read(self, paper: int, text: str) -> int:
         """Index one paper's field text; returns its number of tokens.
@@ -447,7 +447,7 @@ class _FieldReader:
                     row = glued_pairs[previous_folded] = {}
                 glued = row.get(folded)
                 if glued is None:
-                    glued = row[folded] = self._glued(previous_folded + folded)
+                    glued = row[folded] = self._glued(previous_folded, folded)
                 if glued:
                     occurrences = by_start.get(glued)
                     if occurrences is None:

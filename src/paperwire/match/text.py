@@ -106,3 +106,14 @@ class Stems:
         if stem is None:
             stem = self._cache[folded] = self._stemmer.stemWord(folded)
         return stem
+
+    def glued(self, first: str, second: str) -> str | None:
+        """The stem of two folded words written as one, or None when stemming eats the seam.
+
+        Two words glue into one term ("multi modal" -> ``multimod``) only if the glued
+        stem keeps the whole first word and some of the second: otherwise the stemmer
+        cut across the boundary the text has, and the glued form would say something the
+        text does not ("model is" -> "modelis" -> ``mode``; "SIFT lies" -> ``sift``).
+        """
+        stem = self.of(first + second)
+        return stem if len(stem) > len(first) and stem.startswith(first) else None
