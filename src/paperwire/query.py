@@ -137,39 +137,41 @@ def _has_word_char(text: str) -> bool:
 
 # ``word`` is the common case, a chunk that is one plain word as a whole (it starts with a
 # letter or digit and has no colon), so it needs none of the checks in _lex_chunk.
+# One match per token, the spaces before it included; which group matched says what it
+# is (numbers, not names: this loop runs for every token of every topic).
 _LEXEME = re.compile(
-    r"""(?P<space>\s+)
-      | (?P<word>[^\W_][^\s()":]*(?![^\s()"]))
-      | (?P<open>\()
-      | (?P<close>\))
-      | (?P<phrase>"[^"]*")
-      | (?P<quote>")
-      | (?P<chunk>[^\s()"]+)""",
+    r"""\s*(?:
+        ([^\W_][^\s()":]*(?![^\s()"]))  # 1 a word
+      | (\()                          # 2
+      | (\))                          # 3
+      | ("[^"]*")                     # 4 a phrase
+      | (")                           # 5 a quote never closed
+      | ([^\s()"]+))                  # 6 a chunk: -word, field:..., like:..., punctuation""",
     re.VERBOSE,
 )
-_SIMPLE_KINDS = {"open": "LPAREN", "close": "RPAREN"}
+_WORD, _OPEN, _CLOSE, _PHRASE, _QUOTE = 1, 2, 3, 4, 5
 
 
 def _lex(text: str) -> list[_Token]:
     """Split the query into tokens; reports unbalanced quotes and bad field prefixes."""
     tokens: list[_Token] = []
+    append = tokens.append
     for lexeme in _LEXEME.finditer(text):
-        kind = lexeme.lastgroup
-        if kind == "space":
-            continue
-        if kind == "word":
-            word = lexeme.group()
-            kind = word if word in _KEYWORDS else "WORD"
-            tokens.append(_new_token(_Token, (kind, word, lexeme.start())))
-        elif kind == "chunk":
-            _lex_chunk(text, lexeme.start(), lexeme.end(), tokens)
-        elif kind == "phrase":
-            tokens.append(_new_token(_Token, ("PHRASE", lexeme.group()[1:-1], lexeme.start())))
-        elif kind == "quote":
-            raise QueryError('unbalanced quote: this " is never closed', query=text, position=lexeme.start())
-        else:
-            tokens.append(_new_token(_Token, (_SIMPLE_KINDS[kind], lexeme.group(), lexeme.start())))
-    tokens.append(_Token("END", "", len(text)))
+        kind = lexeme.lastindex
+        if kind == _WORD:
+            word = lexeme.group(1)
+            append(_new_token(_Token, (word if word in _KEYWORDS else "WORD", word, lexeme.start(1))))
+        elif kind == _PHRASE:
+            append(_new_token(_Token, ("PHRASE", lexeme.group(4)[1:-1], lexeme.start(4))))
+        elif kind == _OPEN:
+            append(_new_token(_Token, ("LPAREN", "(", lexeme.start(2))))
+        elif kind == _CLOSE:
+            append(_new_token(_Token, ("RPAREN", ")", lexeme.start(3))))
+        elif kind == _QUOTE:
+            raise QueryError('unbalanced quote: this " is never closed', query=text, position=lexeme.start(5))
+        elif kind is not None:
+            _lex_chunk(text, lexeme.start(6), lexeme.end(6), tokens)
+    append(_Token("END", "", len(text)))
     return tokens
 
 
@@ -257,6 +259,7 @@ class _Parser:
         self.text = text
         self.tokens = tokens
         self.index = 0
+        self.negated = False  # whether the tree has a Not
 
     def peek(self) -> _Token:
         return self.tokens[self.index]
@@ -298,6 +301,9 @@ class _Parser:
             if kind == "WORD":  # the common case, without the detour through unary()
                 self.index += 1
                 items.append(Term(_trim_word(token.text), False, field_name, token.position))
+            elif kind == "PHRASE":
+                self.index += 1
+                items.append(self.phrase(token, field_name))
             elif kind in _ENDS_AND:
                 break
             elif kind == "AND":
@@ -323,6 +329,7 @@ class _Parser:
         node = self.primary(field_name, depth)
         if len(negations) % 2 == 0:
             return node
+        self.negated = True
         return node.child if isinstance(node, Not) else Not(node, negations[0].position)
 
     def primary(self, field_name: str | None, depth: int) -> Node:
@@ -443,8 +450,10 @@ def parse_query(text: str) -> Query:
     tokens = _lex(text)
     if len(tokens) == 1:
         raise QueryError("nothing to match: the query has no letters or digits", query=text, position=0)
-    root = _Parser(text, tokens).parse()
-    _check_positive(root, text)
+    parser = _Parser(text, tokens)
+    root = parser.parse()
+    if parser.negated:  # without an exclusion every branch has a term: nothing to check
+        _check_positive(root, text)
     return Query(text, root)
 
 
