@@ -33,6 +33,7 @@ from operator import floordiv, sub
 from paperwire.match.acronyms import AcronymTable, acronym_symbol
 from paperwire.match.patterns import Pattern
 from paperwire.match.results import Span
+from paperwire.match.sentences import _SENTENCE_GAP, ABBREVIATIONS, SENTENCE_STEP, mask_boilerplate
 from paperwire.match.text import _ADJACENT_GAP, _JOINABLE_GAP, FIELDS, TOKEN_PATTERN, Stems, field_text, fold
 from paperwire.models import Paper
 
@@ -63,7 +64,7 @@ class Occurrences:
     the pattern's first and last symbol by their start, giving the character span.
     """
 
-    __slots__ = ("_by_paper", "_first", "_groups", "_last", "_stride", "counts")
+    __slots__ = ("_by_paper", "_first", "_groups", "_last", "_places", "_stride", "counts")
 
     def __init__(
         self,
@@ -81,6 +82,25 @@ class Occurrences:
         self._first = first
         self._last = last
         self._by_paper: dict[int, list[Span]] | None = None
+        self._places: dict[int, list[tuple[int, int]]] | None = None
+
+    def places(self) -> dict[int, list[tuple[int, int]]]:
+        """Per paper, the (first, last) word positions of each occurrence, by start (worked out once)."""
+        if self._places is None:
+            stride, last = self._stride, self._last
+            places: dict[int, list[tuple[int, int]]] = {}
+            for starts, width in self._groups:
+                for start in starts:
+                    place = (start, last[start + width][0])  # a glued last symbol ends a position later
+                    found = places.get(start // stride)
+                    if found is None:
+                        places[start // stride] = [place]
+                    else:
+                        found.append(place)
+            for found in places.values():
+                found.sort()
+            self._places = places
+        return self._places
 
     def by_paper(self) -> dict[int, list[Span]]:
         """Per paper, the character spans of the occurrences (worked out once, when first asked)."""
@@ -258,8 +278,11 @@ class PaperIndex:
         glued: dict[str, dict[str, str]] = {}
         for field in FIELDS:
             texts = [field_text(paper, field) for paper in papers]
-            # Each token takes a character and so does each gap, so no position reaches a text's length.
-            postings = self._fields[field] = _FieldPostings(2 + max(map(len, texts), default=0))
+            if field == "abstract":  # same length: spans still index the original text
+                texts = list(map(mask_boilerplate, texts))
+            # Each token takes a character and so does each gap, and a gap moves on by at most
+            # SENTENCE_STEP positions, so no position reaches SENTENCE_STEP times a text's length.
+            postings = self._fields[field] = _FieldPostings((2 + max(map(len, texts), default=0)) * SENTENCE_STEP)
             postings.followers = followers or {}
             reader = _FieldReader(postings, wanted, acronyms, stems, words, glued, field in ACRONYM_FIELDS)
             self.lengths[field] = [reader.read(number, text) for number, text in enumerate(texts)]
@@ -347,7 +370,7 @@ class _FieldReader:
         self.glued = glued
         self.reads_acronyms = reads_acronyms
         self.in_papers: dict[str, list[int]] = {}  # symbol -> the papers it occurs in, ascending
-        self.gaps: dict[str, tuple[int, bool]] = {" ": (1, True)}  # gap -> (position step, joins)
+        self.gaps: dict[str, tuple[int, bool, bool]] = {" ": (1, True, False)}  # gap -> (step, joins, may end a sentence)
 
     def _word(self, surface: str) -> _Word:
         folded = fold(surface)
@@ -414,8 +437,12 @@ class _FieldReader:
                     step = gaps[gap] = (
                         1 if _ADJACENT_GAP.fullmatch(gap) else 2,
                         _JOINABLE_GAP.fullmatch(gap) is not None,
+                        _SENTENCE_GAP.search(gap) is not None,
                     )
-                where += step[0]
+                if step[2] and previous_folded not in ABBREVIATIONS:  # a sentence ends: far apart
+                    where += SENTENCE_STEP
+                else:
+                    where += step[0]
                 joins = step[1]
                 if previous_follows and step[0] == 1:  # neighbours: record the pairs asked for
                     for before, followers in previous_follows:

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import Stemmer
 
+from paperwire.match.sentences import SENTENCE_STEP, ends_sentence
 from paperwire.models import Paper
 
 FIELDS = ("title", "abstract", "author")
@@ -37,7 +38,7 @@ class Token(NamedTuple):
     surface: str  # exactly as written
     start: int  # character offsets into the field text
     end: int
-    position: int  # word position; consecutive words differ by 1, a break by 2
+    position: int  # word position; consecutive words differ by 1, a break by 2, sentences by SENTENCE_STEP
     joins_previous: bool  # only a space or a single hyphen since the previous token
 
 
@@ -56,6 +57,7 @@ def tokenize(text: str) -> Iterator[Token]:
     """Tokens of ``text`` with positions that encode which neighbours are adjacent."""
     position = -1
     previous_end = None
+    previous = ""
     for found in TOKEN_PATTERN.finditer(text):
         start, end = found.span()
         if previous_end is None:
@@ -65,10 +67,14 @@ def tokenize(text: str) -> Iterator[Token]:
             if gap == " ":  # by far the commonest gap
                 position, joins = position + 1, True
             else:
-                position += 1 if _ADJACENT_GAP.fullmatch(gap) else 2
+                if ends_sentence(gap, fold(previous)):
+                    position += SENTENCE_STEP
+                else:
+                    position += 1 if _ADJACENT_GAP.fullmatch(gap) else 2
                 joins = _JOINABLE_GAP.fullmatch(gap) is not None
         previous_end = end
-        yield Token(found.group(), start, end, position, joins)
+        previous = found.group()
+        yield Token(previous, start, end, position, joins)
 
 
 def fold(word: str) -> str:
