@@ -133,6 +133,7 @@ def test_bare_words_must_be_near_each_other_in_one_sentence() -> None:
     assert ids("code generation", papers) == {"made-1", "made-2", "made-5"}
     assert ids("code OR generation", papers) == {f"made-{n}" for n in range(1, 6)}  # OR keeps each word alone
     assert ids("code AND generation", papers) == {"made-1", "made-2", "made-5"}  # AND is the same run
+    assert ids('"code" "generation"', papers) == {f"made-{n}" for n in range(1, 6)}  # quoted one by one: anywhere
 
 
 def test_the_window_is_the_run_length_plus_four() -> None:
@@ -163,6 +164,12 @@ def test_the_other_rules_still_hold_for_runs() -> None:
     assert ids("LLM agents -survey", papers) == {"made-1", "made-2"}
     assert ids("multimodal agents", papers) == {"made-4"}
     assert ids('"language model" agents', papers) == {"made-2", "made-3"}  # a quoted phrase is its own item
+    moe = [
+        paper("A", "We train sparse MoE models.", 1),
+        paper("B", "Sparse attention. We also use MoE.", 2),
+        paper("C", "A sparse and very large mixture-of-experts model.", 3),
+    ]
+    assert ids("sparse mixture of experts", moe) == {"made-1", "made-3"}
 
 
 # --- boilerplate is not matched text --------------------------------------------------------

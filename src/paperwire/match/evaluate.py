@@ -162,7 +162,7 @@ class Findings(Sequence[TermFinding]):
             return 0
         terms = [part.term if type(part) is TermRef else part.phrase.term for part in words.required]  # type: ignore[union-attr]
         places_of = [self._places(term) for term in terms]
-        limit = window(len(terms))
+        limit = window(sum(len(self._terms[term].shape.symbols) for term in terms))  # the run's words
         near = 0
         for paper in members(candidates):
             for name in (field,) if field else DEFAULT_FIELDS:

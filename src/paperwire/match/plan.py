@@ -3,8 +3,9 @@
 Every distinct (fields, shape) pair becomes one term in a :class:`TermRegistry`, so
 ten thousand readers who follow "RAG" cost one lookup, not ten thousand.
 
-Adjacent bare words (``scaling laws``) are read two ways at once: all the words
-anywhere (the literal implicit AND) *or* the words as one phrase in any of its forms.
+Adjacent bare words (``scaling laws``) are read two ways at once: the words near each
+other (``WordsOrPhrase.words``: one sentence, a small window; see
+:meth:`paperwire.match.evaluate.Findings.near`) *or* the words as one phrase in any of its forms.
 The phrase reading lets ``multi modal`` find "multimodal" and ``mixture of experts``
 find "MoE"; and because it is a positive term of its own, a paper with the words
 side by side outscores one where they are scattered. That phrase is made a term only
@@ -103,7 +104,7 @@ class RunPhrase:
 
 
 class WordsOrPhrase(NamedTuple):
-    """Adjacent bare words: all of them anywhere (``words``), or ``phrase`` in any form.
+    """Adjacent bare words: all of them near each other (``words``), or ``phrase`` in any form.
 
     Where the phrase can only be read word for word, every paper with the phrase
     already has the words, so the phrase is looked up only to score those papers.
@@ -351,7 +352,7 @@ def _plan_items(items: list[Item | Node], registry: TermRegistry, positives: lis
 def _plan_words(
     texts: list[str], field: str | None, registry: TermRegistry, positives: list[Positive] | None
 ) -> PlanNode:
-    """One bare word is its term; a run is (the words anywhere) OR (the words as one phrase).
+    """One bare word is its term; a run is (the words near each other) OR (the words as one phrase).
 
     A run's part of the plan depends only on its words and field, so it is remembered.
     """
@@ -376,7 +377,7 @@ def _plan_words(
 def _plan_run(
     texts: list[str], text: str, field: str | None, registry: TermRegistry, positives: list[Positive]
 ) -> PlanNode:
-    """(the words anywhere, abbreviations kept loose) OR (the words as one phrase)."""
+    """(the words near each other, an expansion as one part) OR (the words as one phrase)."""
     run = _lazy_run(texts, text, field, registry)
     if run is not None:
         positives.extend(run.words)
@@ -483,7 +484,7 @@ def _plan_part(texts: list[str], field: str | None, registry: TermRegistry, posi
 def _expansion_groups(words: list[str], shape: TermShape, word_starts: list[int]) -> list[list[str]]:
     """Split a run into single words and the longest word sub-runs that spell an expansion.
 
-    So in ``sparse mixture of experts`` a paper saying "sparse" and "MoE" anywhere
+    So in ``sparse mixture of experts`` a paper saying "sparse MoE" (or "MoE" a few words after "sparse")
     still has every part: ``sparse`` AND (``mixture`` ``of`` ``experts`` OR MoE).
     ``shape`` is the run's shape; its abbreviations are token ranges, kept only when
     they start and end on word boundaries (``word_starts``).

@@ -50,7 +50,7 @@ def window(words: int) -> int:
 # --- boilerplate ------------------------------------------------------------------------
 
 _SENTENCE_END = re.compile(r"[.!?][\"')\]\u201d\u2019]*(?=\s)")
-_LAST_WORD = re.compile(r"([^\W_]+)\W*$")
+_LAST_WORD = re.compile(r"[^\W_]+$")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -58,17 +58,27 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     spans = []
     start = 0
     for end in _SENTENCE_END.finditer(text):
-        before = _LAST_WORD.search(text, start, end.start())
-        if before is not None and before.group(1).lower() in ABBREVIATIONS:
+        stop = end.start()
+        before = _LAST_WORD.search(text[max(start, stop - 12) : stop])
+        if before is not None and before.group().lower() in ABBREVIATIONS:
             continue
         spans.append((start, end.end()))
         start = end.end()
     spans.append((start, len(text)))
-    return [(start + len(text[start:end]) - len(text[start:end].lstrip()), end) for start, end in spans
-            if text[start:end].strip()]
+    found = []
+    for start, end in spans:
+        while start < end and text[start].isspace():
+            start += 1
+        if start < end:
+            found.append((start, end))
+    return found
 
 
-_LINK = re.compile(r"https?://|\bwww\.|\b[\w-]+\.(?:com|org|io|net|ai|dev)/\S", re.IGNORECASE)
+# Every boilerplate sentence has one of these (lower-cased); most abstracts have none, and
+# are not split into sentences at all. Plain substring tests: this runs on every abstract.
+_CUES = ("://", "www.", "availab", "releas", "open", "public", "hosted", "found", "accessib", "provided", "shared",
+         "github", "hugging", ":", ".com/", ".org/", ".io/")
+_LINK = re.compile(r"https?://|www\.|\.(?:com|org|io|net|ai|dev)/\S", re.IGNORECASE)
 _AVAILABLE = re.compile(
     r"\b(?:available|availability|releas\w*|open[- ]?sourc\w*|publicly|public|hosted|can be found|"
     r"accessible|project page|project website|homepage|github|hugging ?face)\b",
@@ -81,7 +91,7 @@ _ARTIFACT_FIRST = re.compile(
     rf"^(?:(?:all|our|the|full|both)\s+)*{_ARTIFACT}(?:{_AND}(?:(?:all|our|the)\s+)*{_ARTIFACT})*"
     r"(?:\s+(?:for|of|to)\s+[^.:]{0,60}?)?"
     r"(?:\s*:|\s+(?:is|are|will|can|has|have|would|should|may|shall)\b.*\b(?:available|releas\w*|open[- ]?sourc\w*|"
-    r"public\w*|at|found|hosted|accessible|provided|shared)\b)",
+    r"public\w*|found|hosted|accessible|provided|shared)\b)",
     re.IGNORECASE | re.DOTALL,
 )
 _WE_RELEASE = re.compile(
@@ -94,6 +104,9 @@ _WE_RELEASE = re.compile(
 
 def boilerplate_spans(text: str) -> list[tuple[int, int]]:
     """The character spans of the boilerplate sentences of ``text`` (see the module's rule)."""
+    lowered = text.lower()
+    if not any(cue in lowered for cue in _CUES):
+        return []
     spans = []
     for start, end in sentence_spans(text):
         if _is_boilerplate(text[start:end]):
@@ -102,7 +115,7 @@ def boilerplate_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _is_boilerplate(sentence: str) -> bool:
-    if _LINK.search(sentence):
+    if ("/" in sentence or "www." in sentence) and _LINK.search(sentence):
         return len(sentence.split()) <= LINK_SENTENCE_WORDS or _AVAILABLE.search(sentence) is not None
     if len(sentence.split()) > STATEMENT_WORDS:
         return False
