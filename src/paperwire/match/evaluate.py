@@ -43,7 +43,7 @@ from paperwire.match.plan import (
 )
 from paperwire.match.results import Ranking, Span, TermFinding
 from paperwire.match.score import Bm25
-from paperwire.match.sentences import window
+from paperwire.match.sentences import SENTENCE_SHIFT, window
 from paperwire.models import Paper
 
 
@@ -71,6 +71,8 @@ class Findings(Sequence[TermFinding]):
         self._run_phrase_bounds: dict[int, int] = {}  # id of a RunPhrase -> papers that may have its phrase
         self._pair_bounds: dict[int, int] = {}  # term -> papers where its symbols may be side by side
         self._near: dict[int, int] = {}  # id of a run's words (an AllOf) -> papers where they are near
+        self._term_sentences: dict[tuple[int, str], set[int]] = {}
+        self._merged_places: dict[tuple[int, str], dict[int, list[tuple[int, int]]]] = {}
         self._papers_with = {field: index.papers_with(field) for field in ("title", "abstract", "author")}
         self._bound_new_terms()
 
@@ -157,35 +159,51 @@ class Findings(Sequence[TermFinding]):
         return found
 
     def _find_near(self, words: AllOf, field: str | None) -> int:
-        candidates = _all_of(words, self)
-        if not candidates:
+        """The sentences that hold every part (a set intersection) first; the window is
+        checked only in those."""
+        if not _all_of(words, self):
             return 0
         terms = [part.term if type(part) is TermRef else part.phrase.term for part in words.required]  # type: ignore[union-attr]
-        places_of = [self._places(term) for term in terms]
         limit = window(sum(len(self._terms[term].shape.symbols) for term in terms))  # the run's words
         near = 0
-        for paper in members(candidates):
-            for name in (field,) if field else DEFAULT_FIELDS:
-                lists = [places.get(name, {}).get(paper) for places in places_of]
-                if None not in lists and _within(lists, limit):  # type: ignore[arg-type]
-                    near |= 1 << paper
+        for name in (field,) if field else DEFAULT_FIELDS:
+            shared = None
+            for sentences in sorted([self._sentences(term, name) for term in terms], key=len):
+                shared = sentences if shared is None else shared & sentences
+                if not shared:
                     break
+            if not shared:
+                continue
+            places = [self._places(term, name) for term in terms]
+            stride = self._index.stride(name)
+            for sentence in shared:
+                paper = (sentence << SENTENCE_SHIFT) // stride
+                if not near >> paper & 1 and _within([found[sentence] for found in places], limit):
+                    near |= 1 << paper
         return near
 
-    def _places(self, term: int) -> dict[str, dict[int, list[tuple[int, int]]]]:
-        """Per field, per paper: the (first, last) positions of the term's occurrences, in order."""
-        by_field: dict[str, dict[int, list[tuple[int, int]]]] = {}
-        for name, occurrences in self[term]._located:
-            places = occurrences.places()  # type: ignore[attr-defined]
-            known = by_field.get(name)
-            if known is None:
-                by_field[name] = places
-            else:  # several readings in one field: merge (a copy: the occurrences' own lists stay)
-                merged = {paper: list(found) for paper, found in known.items()}
-                for paper, found in places.items():
-                    merged[paper] = sorted(merged.get(paper, []) + found)
-                by_field[name] = merged
-        return by_field
+    def _sentences(self, term: int, field: str) -> set[int]:
+        """The sentences of ``field`` where the term occurs (memoized)."""
+        key = (term, field)
+        found = self._term_sentences.get(key)
+        if found is None:
+            readings = [where.sentences() for name, where in self[term]._located if name == field]  # type: ignore[attr-defined]
+            found = self._term_sentences[key] = readings[0] if len(readings) == 1 else set().union(*readings)
+        return found
+
+    def _places(self, term: int, field: str) -> dict[int, list[tuple[int, int]]]:
+        """Per sentence of ``field``: the (first, last) positions of the term's occurrences, in order."""
+        readings = [where.places() for name, where in self[term]._located if name == field]  # type: ignore[attr-defined]
+        if len(readings) == 1:
+            return readings[0]
+        key = (term, field)
+        merged = self._merged_places.get(key)
+        if merged is None:
+            merged = self._merged_places[key] = {}
+            for places in readings:  # several readings ("multi-modal" and "multimodal"): merged once
+                for sentence, found in places.items():
+                    merged[sentence] = sorted(merged.get(sentence, []) + found)
+        return merged
 
     def run_reads_plainly(self, run: RunPhrase) -> bool:
         """Whether the run's phrase surely reads only word for word today (no acronym, no

@@ -28,12 +28,12 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from itertools import pairwise, product, repeat
-from operator import floordiv, sub
+from operator import floordiv, rshift, sub
 
 from paperwire.match.acronyms import AcronymTable, acronym_symbol
 from paperwire.match.patterns import Pattern
 from paperwire.match.results import Span
-from paperwire.match.sentences import _SENTENCE_GAP, ABBREVIATIONS, SENTENCE_STEP, mask_boilerplate
+from paperwire.match.sentences import _SENTENCE_GAP, ABBREVIATIONS, SENTENCE_SHIFT, mask_boilerplate, next_sentence
 from paperwire.match.text import _ADJACENT_GAP, _JOINABLE_GAP, FIELDS, TOKEN_PATTERN, Stems, field_text, fold
 from paperwire.models import Paper
 
@@ -84,17 +84,21 @@ class Occurrences:
         self._by_paper: dict[int, list[Span]] | None = None
         self._places: dict[int, list[tuple[int, int]]] | None = None
 
+    def sentences(self) -> set[int]:
+        """The sentences (``position >> SENTENCE_SHIFT``) the occurrences start in."""
+        return set().union(*(map(rshift, starts, repeat(SENTENCE_SHIFT)) for starts, _ in self._groups))
+
     def places(self) -> dict[int, list[tuple[int, int]]]:
-        """Per paper, the (first, last) word positions of each occurrence, by start (worked out once)."""
+        """Per sentence, the (first, last) word positions of each occurrence, by start (worked out once)."""
         if self._places is None:
-            stride, last = self._stride, self._last
+            last = self._last
             places: dict[int, list[tuple[int, int]]] = {}
             for starts, width in self._groups:
                 for start in starts:
                     place = (start, last[start + width][0])  # a glued last symbol ends a position later
-                    found = places.get(start // stride)
+                    found = places.get(start >> SENTENCE_SHIFT)
                     if found is None:
-                        places[start // stride] = [place]
+                        places[start >> SENTENCE_SHIFT] = [place]
                     else:
                         found.append(place)
             for found in places.values():
@@ -280,9 +284,10 @@ class PaperIndex:
             texts = [field_text(paper, field) for paper in papers]
             if field == "abstract":  # same length: spans still index the original text
                 texts = list(map(mask_boilerplate, texts))
-            # Each token takes a character and so does each gap, and a gap moves on by at most
-            # SENTENCE_STEP positions, so no position reaches SENTENCE_STEP times a text's length.
-            postings = self._fields[field] = _FieldPostings((2 + max(map(len, texts), default=0)) * SENTENCE_STEP)
+            # Each token takes a character and so does each gap, and a sentence takes at most
+            # 2**SENTENCE_SHIFT positions more than its words, so no position reaches
+            # 2**SENTENCE_SHIFT times a text's length (and papers start on sentence boundaries).
+            postings = self._fields[field] = _FieldPostings((2 + max(map(len, texts), default=0)) << SENTENCE_SHIFT)
             postings.followers = followers or {}
             reader = _FieldReader(postings, wanted, acronyms, stems, words, glued, field in ACRONYM_FIELDS)
             self.lengths[field] = [reader.read(number, text) for number, text in enumerate(texts)]
@@ -291,6 +296,10 @@ class PaperIndex:
         self._side_by_side: dict[tuple[str, str, str], int] = {}
         self.present: set[str] = set().union(*(postings.by_start for postings in self._fields.values()))
         self.solid: set[str] = set().union(*(postings.solid for postings in self._fields.values()))
+
+    def stride(self, field: str) -> int:
+        """Word positions per paper in ``field``: paper ``i``'s positions start at ``i * stride``."""
+        return self._fields[field].stride
 
     def papers_with(self, field: str) -> dict[str, int]:
         """``symbol -> bitset of the papers`` whose ``field`` contains it."""
@@ -440,7 +449,7 @@ class _FieldReader:
                         _SENTENCE_GAP.search(gap) is not None,
                     )
                 if step[2] and previous_folded not in ABBREVIATIONS:  # a sentence ends: far apart
-                    where += SENTENCE_STEP
+                    where = next_sentence(where)
                 else:
                     where += step[0]
                 joins = step[1]

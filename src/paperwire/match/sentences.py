@@ -3,9 +3,11 @@
 A run of bare words (``code generation``) names one idea, so its words must occur
 *near* each other: in one sentence, with at most :data:`NEAR_SLACK` other word
 positions between the first and the last of them (a comma or other punctuation inside
-the sentence takes a position too). The index makes sentences far apart in word
-positions (:data:`SENTENCE_STEP`), so "near" never runs from one sentence into the
-next.
+the sentence takes a position too). The index starts each sentence at a multiple of
+``2**SENTENCE_SHIFT`` word positions, at least :data:`SENTENCE_STEP` after the last
+word of the sentence before: "near" never runs from one sentence into the next, and
+``position >> SENTENCE_SHIFT`` names a word's sentence (so the sentences two words
+share are a set intersection).
 
 A sentence ends at ``.``, ``!`` or ``?`` (closing quotes or brackets may follow) and
 then white space, unless the word before the full stop is a common abbreviation
@@ -29,7 +31,8 @@ from __future__ import annotations
 import re
 
 NEAR_SLACK = 4  # other word positions allowed between the words of a run, in one sentence
-SENTENCE_STEP = 64  # word positions between sentences: more than any run's window
+SENTENCE_STEP = 64  # at least this many word positions between sentences: more than any run's window
+SENTENCE_SHIFT = 10  # a sentence starts at a multiple of 2**SENTENCE_SHIFT, so position >> SHIFT names it
 LINK_SENTENCE_WORDS = 25
 STATEMENT_WORDS = 14  # a longer sentence without a link says more than where things are
 
@@ -40,6 +43,12 @@ _SENTENCE_GAP = re.compile(r"[.!?][\"')\]\u201d\u2019]*\s")
 def ends_sentence(gap: str, previous_folded: str) -> bool:
     """Whether the text between two words, after ``previous_folded``, ends a sentence."""
     return _SENTENCE_GAP.search(gap) is not None and previous_folded not in ABBREVIATIONS
+
+
+def next_sentence(position: int) -> int:
+    """Where the sentence after the one holding ``position`` starts: the next multiple of
+    ``2**SENTENCE_SHIFT`` at least :data:`SENTENCE_STEP` positions on."""
+    return (((position + SENTENCE_STEP) >> SENTENCE_SHIFT) + 1) << SENTENCE_SHIFT
 
 
 def window(words: int) -> int:

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import Stemmer
 
-from paperwire.match.sentences import SENTENCE_STEP, ends_sentence
+from paperwire.match.sentences import ends_sentence, next_sentence
 from paperwire.models import Paper
 
 FIELDS = ("title", "abstract", "author")
@@ -38,7 +38,7 @@ class Token(NamedTuple):
     surface: str  # exactly as written
     start: int  # character offsets into the field text
     end: int
-    position: int  # word position; consecutive words differ by 1, a break by 2, sentences by SENTENCE_STEP
+    position: int  # word position; consecutive words differ by 1, a break by 2, a sentence starts at next_sentence()
     joins_previous: bool  # only a space or a single hyphen since the previous token
 
 
@@ -68,7 +68,7 @@ def tokenize(text: str) -> Iterator[Token]:
                 position, joins = position + 1, True
             else:
                 if ends_sentence(gap, fold(previous)):
-                    position += SENTENCE_STEP
+                    position = next_sentence(position)
                 else:
                     position += 1 if _ADJACENT_GAP.fullmatch(gap) else 2
                 joins = _JOINABLE_GAP.fullmatch(gap) is not None
