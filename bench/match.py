@@ -7,6 +7,12 @@ sentences), then times compiling and matching, reports peak memory, and compares
 a naive per-subscriber regex loop timed on a sample and extrapolated.
 
     PYTHONPATH=src .venv/bin/python bench/match.py --subscribers 100000 --papers 1000 [--repeat 3]
+
+``--peers 1000,10000,100000`` instead times paperwire against tantivy (``pip install
+'.[bench]'``) and SQLite FTS5 on the same topics and papers at each number of
+subscribers: each engine indexes the papers and answers every distinct topic with all
+its hits, best first (paperwire: compile + match; the peers: build an in-memory index,
+then one query per distinct topic). Medians of ``--repeat`` runs, interleaved.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import gc
 import random
 import re
 import resource
+import sqlite3
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -182,6 +190,104 @@ def compile_and_match(
     return matcher, results, timing
 
 
+# --- peers: the tools a user would reach for ----------------------------------------------
+# Topics are translated into each engine's own syntax with the same meaning as far as it
+# goes: every positive item required, exclusions subtracted, "(a OR b)" an alternative,
+# title: a field; words and phrases go through the engine's English stemmer. (Neither peer
+# knows acronyms, joined forms or nearness; they do less than paperwire.)
+
+_TOPIC_ITEM = re.compile(r'(-?)(?:(title):)?(\([^)]*\)|"[^"]*"|\S+)')
+
+
+def _items(topic: str) -> list[tuple[bool, str | None, list[str]]]:
+    """(excluded, field, alternatives) per item of a bench topic (bench topics only)."""
+    items = []
+    for dash, field, body in _TOPIC_ITEM.findall(topic):
+        if body.startswith("("):
+            options = [option.strip().strip('"') for option in body[1:-1].split(" OR ")]
+        else:
+            options = [body.strip('"')]
+        options = [" ".join(re.findall(r"[^\W_]+", option)) for option in options]
+        options = [option for option in options if option]
+        if options:
+            items.append((dash == "-", field or None, options))
+    return items
+
+
+def tantivy_run(topics: list[str], papers: list[Paper]) -> int:
+    """Index the papers in RAM, then one query per topic (``+a +"b c" -d``): all hits, best first."""
+    import tantivy
+
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("title", stored=False, tokenizer_name="en_stem")
+    builder.add_text_field("abstract", stored=False, tokenizer_name="en_stem")
+    builder.add_integer_field("number", stored=True, fast=True)
+    index = tantivy.Index(builder.build())
+    writer = index.writer(heap_size=50_000_000, num_threads=1)
+    for number, paper in enumerate(papers):
+        writer.add_document(tantivy.Document(title=paper.title, abstract=paper.abstract, number=number))
+    writer.commit()
+    writer.wait_merging_threads()
+    index.reload()
+    searcher = index.searcher()
+    found = 0
+    for topic in topics:
+        parts = []
+        for excluded, field, options in _items(topic):
+            quoted = " ".join(f'{field + ":" if field else ""}"{option}"' for option in options)
+            parts.append(("-" if excluded else "+") + (f"({quoted})" if len(options) > 1 else quoted))
+        query = index.parse_query(" ".join(parts), ["title", "abstract"])
+        found += len(searcher.search(query, limit=len(papers)).hits)
+    return found
+
+
+def fts5_run(topics: list[str], papers: list[Paper]) -> int:
+    """An in-memory FTS5 table (porter stemmer), then one query per topic ordered by bm25."""
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE papers USING fts5(title, abstract, tokenize='porter unicode61')")
+    db.executemany("INSERT INTO papers(rowid, title, abstract) VALUES (?, ?, ?)",
+                   [(number, paper.title, paper.abstract) for number, paper in enumerate(papers)])
+    found = 0
+    for topic in topics:
+        positives, negatives = [], []
+        for excluded, field, options in _items(topic):
+            terms = [f'{field + " : " if field else ""}"{option}"' for option in options]
+            (negatives if excluded else positives).append("(" + " OR ".join(terms) + ")")
+        if not positives:
+            continue
+        query = " AND ".join(positives) + "".join(f" NOT {negative}" for negative in negatives)
+        found += len(db.execute("SELECT rowid FROM papers WHERE papers MATCH ? ORDER BY rank", (query,)).fetchall())
+    db.close()
+    return found
+
+
+def compare_with_peers(sizes: list[int], papers: list[Paper], vocab: Vocabulary, repeat: int) -> None:
+    """paperwire, tantivy and FTS5 at each number of subscribers: median wall seconds of ``repeat`` runs."""
+    print(f"{len(papers):,} papers; median wall seconds of {repeat} interleaved runs")
+    print(f"{'subscribers':>11} {'topics':>8} {'distinct':>8} | {'paperwire':>9} {'tantivy':>8} {'FTS5':>8}")
+    for size in sizes:
+        rng = random.Random(RANDOM_SEED + size)
+        subscribers = make_subscribers(size, vocab, rng)
+        topics = [((who, n), topic) for who, mine in enumerate(subscribers) for n, topic in enumerate(mine)]
+        distinct = list(dict.fromkeys(topic for _, topic in topics))
+        times: dict[str, list[float]] = {"paperwire": [], "tantivy": [], "FTS5": []}
+        for _ in range(repeat):
+            for name, run in (
+                ("paperwire", lambda: compile_and_match(topics, papers, None)),
+                ("tantivy", lambda: tantivy_run(distinct, papers)),
+                ("FTS5", lambda: fts5_run(distinct, papers)),
+            ):
+                gc.collect()
+                started = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - started)
+        medians = {name: statistics.median(found) for name, found in times.items()}
+        print(
+            f"{size:>11,} {len(topics):>8,} {len(distinct):>8,} | {medians['paperwire']:>8.2f}s"
+            f" {medians['tantivy']:>7.2f}s {medians['FTS5']:>7.2f}s"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=100_000)
@@ -189,12 +295,16 @@ def main() -> None:
     parser.add_argument("--naive-sample", type=int, default=500, help="subscribers timed with the naive loop")
     parser.add_argument("--limit", type=int, default=None, help="keep only the best N matches per topic")
     parser.add_argument("--repeat", type=int, default=1, help="compile and match this many times (fresh each time)")
+    parser.add_argument("--peers", default=None, help="compare with tantivy and FTS5 at these subscriber counts: 1000,10000")
     args = parser.parse_args()
 
     rng = random.Random(RANDOM_SEED)
     seed = load_seed(SEED_FILE)
     papers = make_papers(seed, args.papers, rng)
     vocab = Vocabulary(seed)
+    if args.peers:
+        compare_with_peers([int(size) for size in args.peers.split(",")], papers, vocab, args.repeat)
+        return
     subscribers = make_subscribers(args.subscribers, vocab, rng)
     topics = [((who, n), topic) for who, mine in enumerate(subscribers) for n, topic in enumerate(mine)]
     rss_before = peak_rss_mb()
