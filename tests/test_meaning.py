@@ -10,6 +10,7 @@ import pytest
 from paperwire.match import meaning
 from paperwire.match.acronyms import AcronymTable
 from paperwire.models import Paper
+from paperwire.normalize import referenced_id
 from paperwire.query import parse_query
 
 TABLE = AcronymTable()
@@ -40,7 +41,7 @@ def test_acronyms_may_match_by_meaning_when_asked() -> None:
 
 
 def paper(number: int, title: str, abstract: str = "") -> Paper:
-    return Paper(f"p{number}", title, abstract or f"Abstract of paper {number}.")
+    return Paper(f"2401.0000{number}", title, abstract or f"Abstract of paper {number}.")
 
 
 def unit(*rows: list[float]) -> np.ndarray:
@@ -51,6 +52,7 @@ def unit(*rows: list[float]) -> np.ndarray:
 PAPERS = [paper(1, "Robot arms grasp objects"), paper(2, "Robot video datasets", "We film robots on video."),
           paper(3, "Language models reason"), paper(4, "A paper without vectors")]
 TEXTS = unit([1, 0, 0], [0.8, 0, 0.6], [0, 1, 0], [0, 0, 0])
+KNOWN = {"2401.00001": 0, "2401.00002": 1, "2401.00003": 2}  # papers with vectors, by id
 TOPIC = {"embodied agents": unit([1, 0.05, 0])[0], "reasoning": unit([0, 1, 0.02])[0]}
 
 
@@ -58,8 +60,8 @@ def vectors() -> meaning.Vectors:
     known = np.array([True, True, True, False])
     space = meaning.PaperSpace(TEXTS, TEXTS, known, np.zeros(3, np.float32), np.zeros(3, np.float32))
     return meaning.Vectors(space, lambda texts: np.array([TOPIC.get(text, np.zeros(3, np.float32)) for text in texts]),
-                           lambda refs: {ref: (TEXTS[int(ref[1:]) - 1], TEXTS[int(ref[1:]) - 1])
-                                         for ref in refs if ref in ("p1", "p2", "p3")})
+                           lambda refs: {ref: (TEXTS[number], TEXTS[number]) for ref in refs
+                                         if (number := KNOWN.get(referenced_id(ref))) is not None})
 
 
 def matched(text: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -68,40 +70,32 @@ def matched(text: str) -> list[tuple[str, tuple[str, ...]]]:
 
 
 def test_a_topic_finds_papers_by_meaning_without_its_words() -> None:
-    assert matched("embodied agents") == [("p1", ("meaning",)), ("p2", ("meaning",))]
+    assert matched("embodied agents") == [("2401.00001", ("meaning",)), ("2401.00002", ("meaning",))]
 
 
 def test_exclusions_still_apply_to_papers_found_by_meaning() -> None:
-    assert matched("embodied agents -video") == [("p1", ("meaning",))]
+    assert matched("embodied agents -video") == [("2401.00001", ("meaning",))]
 
 
 def test_literal_parts_must_hold_by_words() -> None:
-    assert matched('embodied agents "robot video"') == [("p2", ("meaning",))]
-    assert matched("title:grasp embodied agents") == [("p1", ("meaning",))]
+    assert matched('embodied agents "robot video"') == [("2401.00002", ("meaning",))]
+    assert matched("title:grasp embodied agents") == [("2401.00001", ("meaning",))]
 
 
 def test_words_and_meaning_together_rank_first() -> None:
     found = matched("reasoning")
-    assert found == [("p3", ("words", "meaning"))]
+    assert found == [("2401.00003", ("words", "meaning"))]
 
 
 def test_a_paper_without_vectors_matches_by_words_only() -> None:
-    assert matched("vectors OR reasoning") == [("p3", ("words", "meaning")), ("p4", ("words",))]
+    assert matched("vectors OR reasoning") == [("2401.00003", ("words", "meaning")), ("2401.00004", ("words",))]
 
 
 def test_like_finds_similar_papers_but_not_the_example_itself() -> None:
-    (found,) = meaning.match_topics([(0, "like:p1")], PAPERS, None, vectors()).values() if _has_like() else [None]
-    if found is None:
-        pytest.skip("the query language has no like: yet")
-    assert [(m.paper_id, m.why, m.like) for m in found] == [("p2", ("example",), "p1")]
-
-
-def _has_like() -> bool:
-    try:
-        parse_query("like:p1")
-    except Exception:
-        return False
-    return True
+    (found,) = meaning.match_topics([(0, "like:2401.00001v2")], PAPERS, None, vectors()).values()
+    assert [(m.paper_id, m.why, m.like) for m in found] == [("2401.00002", ("example",), "2401.00001v2")]
+    assert matched("like:2401.00001 -video") == []  # exclusions apply to examples too
+    assert matched("like:2409.99999") == []  # an unknown example finds nothing
 
 
 def test_similarity_and_scores_are_reported() -> None:
@@ -109,12 +103,12 @@ def test_similarity_and_scores_are_reported() -> None:
     first = found[0]
     assert first.similarity == pytest.approx(float(TOPIC["embodied agents"] @ TEXTS[0]), abs=1e-6)
     assert found.scores() == sorted(found.scores(), reverse=True)
-    assert found.paper_ids() == ["p1", "p2"]
+    assert found.paper_ids() == ["2401.00001", "2401.00002"]
 
 
 @pytest.mark.parametrize("paper_id, ref, same", [
-    ("2403.12345", "2403.12345v2", True), ("2403.12345v1", "2403.12345", True),
-    ("2403.12345", "2403.12346", False), ("t-abc", "t-abc", True), ("v2", "v3", False),
+    ("2403.12345", "2403.12345v2", True),
+    ("2403.12345", "2403.12346", False), ("t-abc", "t-abc", True), ("v2", "v3", False), ("hep-th/9901001", "hep-th/9901001v3", True),
 ])
 def test_a_paper_is_named_by_its_id_or_arxiv_id_with_any_version(paper_id: str, ref: str, same: bool) -> None:
     assert meaning.same_paper(paper_id, ref) is same

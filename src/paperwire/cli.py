@@ -18,10 +18,9 @@ from pathlib import Path
 
 import click
 
-from . import __version__, files, logs, pipeline, redact, sources, subscriber_io
+from . import __version__, digest, files, logs, pipeline, redact, sources, subscriber_io
 from .config import PACKAGE_DIR, Settings, load_settings, override
 from .errors import PaperwireError, ValidationError
-from .match import match_one
 from .models import SUBSCRIBER_STATUSES, Subscriber
 from .runs import run_is_dead
 from .store import Store
@@ -781,13 +780,15 @@ def _echo_failures(failures: list[dict]) -> None:
 @click.argument("query")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Most papers to show.")
 @click.option("--since", type=_DATE, help="Only papers listed on or after this date (YYYY-MM-DD).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list in rank order: id, title, score, matched.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list in rank order: id, title, score, matched, similarity, why.")
 @click.pass_obj
 def match_command(app: App, query: str, limit: int, since: dt.datetime | None, as_json: bool) -> None:
     """Try a topic query on the stored papers before subscribing to it.
 
     Prints the papers it picks, best first, with the matched words highlighted and
-    why each was picked. See the README for the query language.
+    why each was picked: by its words, by meaning (similarity to the topic) or by example
+    (like:ID). See the README for the query language.
 
     \b
     Examples:
@@ -796,14 +797,20 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
       paperwire match 'title:RAG author:"Ada Lovelace"'
     """
     make_topic(None, query)  # a bad query is a clear error with a pointer to the position
+    from . import semantic  # numpy and the model only for the commands that match
+
     papers = [item.paper for item in app.store.papers(since=since.date() if since else None)]
-    ranking = match_one(query, papers, app.settings.acronyms, limit=limit)
+    _embed_step(app, since=since.date() if since else None, until=None, quiet=as_json)
+    found_all = semantic.match_topics([(0, query)], papers, app.settings, app.store)[0]
+    ranking = [found_all[position] for position in range(min(limit, len(found_all)))]
     by_id = {paper.id: paper for paper in papers}
+    titles = pipeline.example_titles(app.store, [query])
     if as_json:
         click.echo(json.dumps([{
             "id": m.paper_id, "title": by_id[m.paper_id].title, "score": round(m.score, 4),
-            "matched": list(dict.fromkeys(hit.term for hit in m.terms))} for m in ranking], indent=2,
-            ensure_ascii=False))
+            "matched": list(dict.fromkeys(hit.term for hit in m.terms)),
+            "similarity": None if getattr(m, "similarity", None) is None else round(m.similarity, 4),
+            "why": list(getattr(m, "why", ("words",)))} for m in ranking], indent=2, ensure_ascii=False))
         return
     for place, found in enumerate(ranking, start=1):
         paper = by_id[found.paper_id]
@@ -813,7 +820,9 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
         for hit in found.terms:
             fields_by_term.setdefault(hit.term, []).append(hit.field)
         reasons = ", ".join(f"{term} ({', '.join(fields)})" for term, fields in fields_by_term.items())
-        click.echo(f"     score {found.score:.2f} · {paper.id}" + (f" · matched: {reasons}" if reasons else ""))
+        because = digest.reason(found, titles)
+        click.echo(f"     score {found.score:.2f} · {paper.id}" + (f" · matched: {reasons}" if reasons else "")
+                   + (f" · {because}" if because else ""))
     click.echo(f"{len(ranking)} of {len(papers)} paper(s) shown", err=True)
 
 

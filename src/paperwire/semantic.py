@@ -11,21 +11,32 @@ Hybrid matching builds on ``topic_vectors``, ``paper_matrix`` and
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Hashable, TypeVar
 
 import numpy as np
 
 from .embeddings import Embedder, EmbedderError, text_key
+from .config import Settings
+from .digest import Found
+from .embeddings import get_embedder
+from .match import compile_queries, meaning
+from .match.meaning import PaperSpace, Vectors
+from .normalize import referenced_id
 from .errors import QueryError
 from .models import Paper
 from .query import parse_query, positive_terms
 from .store import Store
 
 log = logging.getLogger(__name__)
+Key = TypeVar("Key", bound=Hashable)
+CENTRE_DAYS = 30  # the papers listed in these last days give the centre similarities are measured from ...
+CENTRE_PAPERS = 1000  # ... or the newest this many papers, when those days hold fewer
 _SAVE_EVERY = 32  # papers embedded between two writes: an interrupted run keeps most of its work
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 
@@ -37,6 +48,12 @@ def paper_text(paper: Paper) -> str:
     if not abstract:
         return title
     return f"{title}{'' if title.endswith(('.', '?', '!')) else '.'} {abstract}"
+
+
+def paper_texts(paper: Paper) -> tuple[str, str]:
+    """The two texts a paper is embedded as: title with abstract, and title alone (meaning
+    matching compares a topic with both: match/meaning.py)."""
+    return paper_text(paper), paper.title.strip() or paper_text(paper)
 
 
 def topic_text(query: str) -> str | None:
@@ -83,9 +100,9 @@ class EmbedReport:
 def pending(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> list[Paper]:
     """The papers among ``papers`` without a vector of ``embedder``'s model, each once."""
     unique = list({paper.id: paper for paper in papers}.values())
-    keys = [text_key(paper_text(paper)) for paper in unique]
-    stored = store.stored_vector_keys(embedder.model_id, keys)
-    return [paper for paper, key in zip(unique, keys) if key not in stored]
+    keys = [tuple(map(text_key, paper_texts(paper))) for paper in unique]
+    stored = store.stored_vector_keys(embedder.model_id, [key for pair in keys for key in pair])
+    return [paper for paper, pair in zip(unique, keys) if not stored.issuperset(pair)]
 
 
 def embed_papers(store: Store, embedder: Embedder, papers: Sequence[Paper], report: EmbedReport, *,
@@ -96,9 +113,9 @@ def embed_papers(store: Store, embedder: Embedder, papers: Sequence[Paper], repo
     for paper in papers:
         if stop is not None and stop.is_set():
             break
-        text = paper_text(paper)
         try:
-            batch[text_key(text)] = embedder.embed([text])[0]
+            for text in dict.fromkeys(paper_texts(paper)):
+                batch[text_key(text)] = embedder.embed([text])[0]
             report.embedded += 1
         except EmbedderError:
             raise  # the model, not this paper: the caller reports it once
@@ -207,3 +224,75 @@ def embed_step(store: Store, embedder: Embedder | None, papers: Sequence[Paper],
         log.error("embedding skipped: %s", report.error,
                   extra={"fields": {"event": "embed-error", "error": report.error}})
     return report
+
+
+def paper_space(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> PaperSpace:
+    """The papers as meaning matching compares them (match/meaning.py): their stored text and
+    title vectors, and the centre of the store's newest papers (those of the last
+    ``CENTRE_DAYS`` days, or the newest ``CENTRE_PAPERS`` when that is more).
+
+    The centre is the store's, not the matched papers': one paper's page and a week's digest
+    then judge a paper alike. Reads only: papers are embedded by the embedding step."""
+    texts, titles, known = _stored_pairs(store, embedder, papers)
+    latest = store.latest_listing_date()
+    recent = store.papers(since=latest - dt.timedelta(days=CENTRE_DAYS - 1)) if latest else []
+    if len(recent) < CENTRE_PAPERS:
+        recent = store.papers()[:CENTRE_PAPERS]
+    recent_texts, recent_titles, recent_known = _stored_pairs(store, embedder, [item.paper for item in recent])
+    if recent_known.any():
+        centre_text, centre_title = recent_texts[recent_known].mean(axis=0), recent_titles[recent_known].mean(axis=0)
+    else:
+        centre_text = centre_title = np.zeros(embedder.dimensions, np.float32)
+    return PaperSpace(texts, titles, known, centre_text, centre_title)
+
+
+def _stored_pairs(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored text and title vectors of ``papers`` (zero rows where missing) and which are known."""
+    pairs = [tuple(map(text_key, paper_texts(paper))) for paper in papers]
+    found = store.vectors(embedder.model_id, [key for pair in pairs for key in pair])
+    texts = np.zeros((len(papers), embedder.dimensions), dtype=np.float32)
+    titles = np.zeros_like(texts)
+    known = np.zeros(len(papers), dtype=bool)
+    for index, (text_key_, title_key) in enumerate(pairs):
+        text, title = found.get(text_key_), found.get(title_key)
+        if text is not None and title is not None and text.shape == title.shape == (embedder.dimensions,):
+            texts[index], titles[index], known[index] = text, title, True
+    return texts, titles, known
+
+
+def meaning_vectors(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> Vectors:
+    """All that meaning matching reads for ``papers``: the paper space, topic texts' vectors
+    (embedded and stored when new), and example papers' vectors by reference (``like:``)."""
+
+    def of_papers(refs: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for ref in refs:
+            stored = store.stored_paper(referenced_id(ref))
+            if stored is not None:
+                text, title = vectors_for(store, embedder, list(paper_texts(stored.paper)))
+                found[ref] = (text, title)
+        return found
+
+    return Vectors(paper_space(store, embedder, papers), lambda texts: vectors_for(store, embedder, list(texts)),
+                   of_papers)
+
+
+def match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence[Paper], settings: Settings,
+                 store: Store | None, *, embedded_as: Sequence[Paper] | None = None) -> dict[Key, Found]:
+    """Every (key, topic) matched over ``papers``: by words and by meaning when an embedder is
+    set and a store holds the vectors, else by words alone (``relevance.embedder = "off"``,
+    or a model that cannot load: logged once a run, and the words still match).
+
+    The one way topics are matched: digests, feeds, the web pages and ``paperwire match``.
+    ``embedded_as``: the stored papers whose vectors stand for ``papers``, one for one (the
+    preview matches papers with shortened abstracts)."""
+    pairs = list(pairs)
+    embedder = get_embedder(settings.relevance_embedder) if store is not None else None
+    if embedder is not None:
+        try:
+            vectors = meaning_vectors(store, embedder, embedded_as if embedded_as is not None else papers)
+        except EmbedderError as exc:
+            log.error("matching by words alone: %s", exc, extra={"fields": {"event": "embed-error", "error": str(exc)}})
+        else:
+            return meaning.match_topics(pairs, papers, settings.acronyms, vectors)
+    return compile_queries(pairs, settings.acronyms).match(papers)

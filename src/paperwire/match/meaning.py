@@ -28,6 +28,7 @@ import numpy as np
 from paperwire.match.acronyms import AcronymTable
 from paperwire.match.matcher import ExtraAcronyms, compile_queries
 from paperwire.match.results import TermHit
+from paperwire.normalize import referenced_id
 from paperwire.query import And, Everything, Node, Not, Or, Query, Term, parse_query, render_query
 
 WHY_WORDS, WHY_MEANING, WHY_EXAMPLE = "words", "meaning", "example"
@@ -157,7 +158,7 @@ class Calibration:
     """When meaning counts and how it weighs against words: chosen on the tuning queries of
     tests/data/relevance_judgments.toml (bench/relevance.py prints the figures)."""
 
-    threshold: float = 0.32  # centred similarity from which a paper matches a topic by meaning ...
+    threshold: float = 0.28  # centred similarity from which a paper matches a topic by meaning ...
     floor: float = 0.35  # ... when its plain similarity is at least this too
     like_threshold: float = 0.28  # centred similarity from which a paper is like an example
     word_half: float = 4.0  # a word score of this much counts half of the strongest word evidence
@@ -296,9 +297,4 @@ def match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: E
 
 def same_paper(paper_id: str, ref: str) -> bool:
     """Whether ``ref`` (a paper id, or an arXiv id with or without its version) names ``paper_id``."""
-    return paper_id == ref or _unversioned(paper_id) == _unversioned(ref)
-
-
-def _unversioned(ref: str) -> str:
-    head, _, version = ref.rpartition("v")
-    return head if head and version.isdigit() else ref
+    return referenced_id(ref) == paper_id
