@@ -488,19 +488,20 @@ def render_query(query: Query | Node) -> str:
 
 
 def _render(node: Node) -> str:
-    if isinstance(node, Term):
-        prefix = f"{node.field}:" if node.field else ""
-        return prefix + (f'"{node.text}"' if node.phrase else node.text)
-    if isinstance(node, And):
-        return " ".join(f"({_render(c)})" if isinstance(c, Or) else _render(c) for c in node.children)
-    if isinstance(node, Not):
-        inner = node.child
-        return "-" + (f"({_render(inner)})" if isinstance(inner, (And, Or)) else _render(inner))
-    if isinstance(node, Like):
-        return f"{LIKE}:{node.ref}"
-    if isinstance(node, Everything):
-        return EVERYTHING_TEXT
-    return " OR ".join(_render(child) for child in node.children)
+    kind = type(node)  # the parser builds exactly these types: no subclass to allow for
+    if kind is Term:
+        text = f'"{node.text}"' if node.phrase else node.text  # type: ignore[union-attr]
+        return f"{node.field}:{text}" if node.field else text  # type: ignore[union-attr]
+    if kind is And:
+        return " ".join([f"({_render(c)})" if type(c) is Or else _render(c) for c in node.children])  # type: ignore[union-attr]
+    if kind is Not:
+        inner = node.child  # type: ignore[union-attr]
+        return "-" + (f"({_render(inner)})" if type(inner) is And or type(inner) is Or else _render(inner))
+    if kind is Or:
+        return " OR ".join([_render(child) for child in node.children])  # type: ignore[union-attr]
+    if kind is Like:
+        return f"{LIKE}:{node.ref}"  # type: ignore[union-attr]
+    return EVERYTHING_TEXT
 
 
 def positive_terms(query: Query | Node) -> list[str]:
