@@ -45,15 +45,17 @@ _PAPER_REF = re.compile(
     r"(?:\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?|t-[0-9a-f]{16}", re.ASCII
 )
 _VERSION = re.compile(r"v\d+$")
-_SPACE = re.compile(r"\s+")
 
 
 # --- syntax tree ----------------------------------------------------------------------
 # ``position`` is where the node starts in the query text; it is left out of equality so
 # that two queries with the same meaning compare equal whatever their spacing.
+# Nodes are values: never change one. Term, Not, And and Or are not declared frozen only
+# because a frozen dataclass's __init__ takes four times as long, and compiling the
+# topics of 100,000 readers builds half a million of them; they hash by value all the same.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Term:
     """A word (``phrase=False``) or a quoted phrase, optionally limited to one field."""
 
@@ -80,19 +82,19 @@ class Like:
         return self.ref if self.ref.startswith("t-") else _VERSION.sub("", self.ref)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Not:
     child: Node
     position: int = dataclass_field(default=0, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class And:
     children: tuple[Node, ...]
     position: int = dataclass_field(default=0, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Or:
     children: tuple[Node, ...]
     position: int = dataclass_field(default=0, compare=False)
@@ -108,7 +110,7 @@ class Everything:
 Node = Term | Like | Not | And | Or | Everything
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Query:
     """A parsed query; ``text`` is what the user typed, ``root`` what it means."""
 
@@ -137,40 +139,54 @@ def _has_word_char(text: str) -> bool:
 
 # ``word`` is the common case, a chunk that is one plain word as a whole (it starts with a
 # letter or digit and has no colon), so it needs none of the checks in _lex_chunk.
-# One match per token, the spaces before it included; which group matched says what it
-# is (numbers, not names: this loop runs for every token of every topic).
+# One match per token, the spaces before it included (group 1); which other group is not
+# empty says what the token is. Every character but trailing space is in some match, so
+# the positions follow from the lengths: findall's tuples are far cheaper than match
+# objects, and this runs for every token of every topic.
 _LEXEME = re.compile(
-    r"""\s*(?:
-        ([^\W_][^\s()":]*(?![^\s()"]))  # 1 a word
-      | (\()                          # 2
-      | (\))                          # 3
-      | ("[^"]*")                     # 4 a phrase
-      | (")                           # 5 a quote never closed
-      | ([^\s()"]+))                  # 6 a chunk: -word, field:..., like:..., punctuation""",
+    r"""(\s*)(?:
+        ([^\W_][^\s()":]*(?![^\s()"]))  # a word
+      | (\()
+      | (\))
+      | ("[^"]*")                     # a phrase
+      | (")                           # a quote never closed
+      | (-+)(?=[^\W_][^\s()":]*(?![^\s()"]))  # dashes right before a plain word: one negation
+      | ((?i:title|abstract|author)):(?=[^\W_]|["(])  # a field right before a word, phrase or group
+      | ([^\s()"]+))                  # a chunk: anything else (like:..., punctuation, bad fields)""",
     re.VERBOSE,
 )
-_WORD, _OPEN, _CLOSE, _PHRASE, _QUOTE = 1, 2, 3, 4, 5
 
 
 def _lex(text: str) -> list[_Token]:
     """Split the query into tokens; reports unbalanced quotes and bad field prefixes."""
     tokens: list[_Token] = []
     append = tokens.append
-    for lexeme in _LEXEME.finditer(text):
-        kind = lexeme.lastindex
-        if kind == _WORD:
-            word = lexeme.group(1)
-            append(_new_token(_Token, (word if word in _KEYWORDS else "WORD", word, lexeme.start(1))))
-        elif kind == _PHRASE:
-            append(_new_token(_Token, ("PHRASE", lexeme.group(4)[1:-1], lexeme.start(4))))
-        elif kind == _OPEN:
-            append(_new_token(_Token, ("LPAREN", "(", lexeme.start(2))))
-        elif kind == _CLOSE:
-            append(_new_token(_Token, ("RPAREN", ")", lexeme.start(3))))
-        elif kind == _QUOTE:
-            raise QueryError('unbalanced quote: this " is never closed', query=text, position=lexeme.start(5))
-        elif kind is not None:
-            _lex_chunk(text, lexeme.start(6), lexeme.end(6), tokens)
+    offset = 0
+    for space, word, opening, closing, phrase, quote, dashes, field_name, chunk in _LEXEME.findall(text):
+        start = offset + len(space)
+        if word:
+            append(_new_token(_Token, (word if word in _KEYWORDS else "WORD", word, start)))
+            offset = start + len(word)
+        elif phrase:
+            append(_new_token(_Token, ("PHRASE", phrase[1:-1], start)))
+            offset = start + len(phrase)
+        elif dashes:
+            append(_new_token(_Token, ("MINUS", "-", start)))
+            offset = start + len(dashes)
+        elif field_name:
+            append(_new_token(_Token, ("FIELD", field_name.lower(), start)))
+            offset = start + len(field_name) + 1
+        elif opening:
+            append(_new_token(_Token, ("LPAREN", "(", start)))
+            offset = start + 1
+        elif closing:
+            append(_new_token(_Token, ("RPAREN", ")", start)))
+            offset = start + 1
+        elif quote:
+            raise QueryError('unbalanced quote: this " is never closed', query=text, position=start)
+        else:
+            offset = start + len(chunk)
+            _lex_chunk(text, start, offset, tokens)
     append(_Token("END", "", len(text)))
     return tokens
 
@@ -280,16 +296,16 @@ class _Parser:
         return node
 
     def or_expr(self, field_name: str | None, depth: int) -> Node:
-        start = self.peek()
+        start = self.tokens[self.index]
         if start.kind == "OR":
             raise self.fail("dangling OR: nothing before it", start.position)
         branches = [self.and_expr(field_name, depth)]
-        while self.peek().kind == "OR":
+        while self.tokens[self.index].kind == "OR":
             keyword = self.take()
             if self.peek().kind in _ENDS_TERM:
                 raise self.fail("dangling OR: nothing after it", keyword.position)
             branches.append(self.and_expr(field_name, depth))
-        return _flatten(Or, branches, start.position)
+        return branches[0] if len(branches) == 1 else _flatten(Or, branches, start.position)
 
     def and_expr(self, field_name: str | None, depth: int) -> Node:
         tokens = self.tokens
@@ -304,6 +320,15 @@ class _Parser:
             elif kind == "PHRASE":
                 self.index += 1
                 items.append(self.phrase(token, field_name))
+            elif kind == "MINUS" and tokens[self.index + 1].kind == "WORD":  # -word, the usual exclusion
+                word = tokens[self.index + 1]
+                self.index += 2
+                self.negated = True
+                items.append(Not(Term(_trim_word(word.text), False, field_name, word.position), token.position))
+            elif kind == "FIELD" and field_name is None and tokens[self.index + 1].kind == "WORD":  # title:word
+                word = tokens[self.index + 1]
+                self.index += 2
+                items.append(Term(_trim_word(word.text), False, token.text, word.position))
             elif kind in _ENDS_AND:
                 break
             elif kind == "AND":
@@ -316,7 +341,7 @@ class _Parser:
             raise self.fail("unbalanced parenthesis: this ')' has no matching '('", start.position)
         if not items:
             raise self.fail("nothing to match", start.position)
-        return _flatten(And, items, start.position)
+        return items[0] if len(items) == 1 else _flatten(And, items, start.position)
 
     def unary(self, field_name: str | None, depth: int) -> Node:
         """Negations are counted in a loop (not recursion) so ``------x`` cannot overflow."""
@@ -355,7 +380,7 @@ class _Parser:
         raise self.fail(f"expected a term, found '{token.text}'", token.position)
 
     def phrase(self, token: _Token, field_name: str | None) -> Term:
-        words = _SPACE.sub(" ", token.text).strip()
+        words = " ".join(token.text.split())
         if not _has_word_char(words):
             raise self.fail("empty phrase: nothing to match between the quotes", token.position)
         return Term(words, True, field_name, token.position)
@@ -463,19 +488,20 @@ def render_query(query: Query | Node) -> str:
 
 
 def _render(node: Node) -> str:
-    if isinstance(node, Term):
-        prefix = f"{node.field}:" if node.field else ""
-        return prefix + (f'"{node.text}"' if node.phrase else node.text)
-    if isinstance(node, And):
-        return " ".join(f"({_render(c)})" if isinstance(c, Or) else _render(c) for c in node.children)
-    if isinstance(node, Not):
-        inner = node.child
-        return "-" + (f"({_render(inner)})" if isinstance(inner, (And, Or)) else _render(inner))
-    if isinstance(node, Like):
-        return f"{LIKE}:{node.ref}"
-    if isinstance(node, Everything):
-        return EVERYTHING_TEXT
-    return " OR ".join(_render(child) for child in node.children)
+    kind = type(node)  # the parser builds exactly these types: no subclass to allow for
+    if kind is Term:
+        text = f'"{node.text}"' if node.phrase else node.text  # type: ignore[union-attr]
+        return f"{node.field}:{text}" if node.field else text  # type: ignore[union-attr]
+    if kind is And:
+        return " ".join([f"({_render(c)})" if type(c) is Or else _render(c) for c in node.children])  # type: ignore[union-attr]
+    if kind is Not:
+        inner = node.child  # type: ignore[union-attr]
+        return "-" + (f"({_render(inner)})" if type(inner) is And or type(inner) is Or else _render(inner))
+    if kind is Or:
+        return " OR ".join([_render(child) for child in node.children])  # type: ignore[union-attr]
+    if kind is Like:
+        return f"{LIKE}:{node.ref}"  # type: ignore[union-attr]
+    return EVERYTHING_TEXT
 
 
 def positive_terms(query: Query | Node) -> list[str]:
