@@ -103,9 +103,10 @@ def embed_papers(store: Store, embedder: Embedder, papers: Sequence[Paper], repo
         except EmbedderError:
             raise  # the model, not this paper: the caller reports it once
         except Exception as exc:
-            log.warning("paper %s not embedded: %s: %s", paper.id, type(exc).__name__, exc, exc_info=exc,
+            log.warning("paper %s not embedded: %s: %s", paper.id, type(exc).__name__, exc,
                         extra={"fields": {"event": "embed-error", "paper": paper.id,
                                           "error": f"{type(exc).__name__}: {exc}"}})
+            log.debug("paper %s not embedded", paper.id, exc_info=exc)  # the traceback with -v
             report.failed.append(EmbedFailure(paper.id, f"{type(exc).__name__}: {exc}"))
         if len(batch) >= _SAVE_EVERY:
             store.save_vectors(embedder.model_id, batch)
@@ -204,6 +205,6 @@ def embed_step(store: Store, embedder: Embedder | None, papers: Sequence[Paper],
         report.error = f"{type(exc).__name__}: {exc}"
         log.debug("embedding step failed", exc_info=exc)
     if report.error:
-        log.error("embedding skipped: %s", report.error,
+        log.error("embedding skipped (matching uses the words alone): %s", report.error,
                   extra={"fields": {"event": "embed-error", "error": report.error}})
     return report
