@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .embeddings import Embedder, EmbedderError, text_key
-from .errors import QueryError
+from .embeddings import Embedder, text_key
+from .errors import EmbedderError, QueryError
 from .models import Paper
 from .query import parse_query, positive_terms
 from .store import Store
