@@ -24,6 +24,7 @@ from paperwire.config import Settings
 from paperwire.errors import ValidationError
 from paperwire.models import Digest, DigestItem, DigestSection, Hit, Link, Paper, Subscriber, Topic
 from paperwire.render import EmailRenderer, RenderedEmail
+from paperwire.subscribers import new_token
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -325,7 +326,9 @@ def worst_case_digest(papers: int) -> Digest:
         items.append(item(paper, ("scaling laws", "MoE"), hit("scaling laws", abstract), hit("sparse", abstract),
                           hit("mixture-of-experts", abstract), rank=n + 1))
     sections = (DigestSection(TOPICS[0], tuple(items[: papers // 2])), DigestSection(TOPICS[1], tuple(items[papers // 2:])))
-    return Digest(READER, "2024-03-11", DAY, sections, more=85)
+    # A real link secret (subscribers.new_token: 32 characters): each paper's "More like this" link carries it.
+    reader = dataclasses.replace(READER, token="T" * len(new_token()))
+    return Digest(reader, "2024-03-11", DAY, sections, more=85)
 
 
 def test_size_under_gmail_clip_at_the_usual_cap(renderer: EmailRenderer) -> None:

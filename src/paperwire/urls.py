@@ -67,6 +67,12 @@ def paper_anchor(paper_id: str) -> str:
     return "p-" + re.sub(r"[^A-Za-z0-9_-]", "-", paper_id)
 
 
+def more_like(base_url: str, reader: Subscriber, paper_id: str) -> str:
+    """A paper's "More like this" page: GET shows the paper and a button, whose POST adds it
+    to the reader's liked papers (liked.py)."""
+    return _join(base_url, "like", reader.token, paper_id)
+
+
 def private_feed(base_url: str, reader: Subscriber, kind: str = "atom") -> str:
     return _join(base_url, "feeds", "private", f"{reader.token}.{kind}")
 

@@ -24,6 +24,7 @@ from ..models import SUBSCRIBER_STATUSES, Subscriber, Topic
 from ..normalize import shown_title
 from ..subscriber_io import subscriber_record
 from ..subscribers import MAX_PAPERS_LIMIT, build_subscriber, followed_topics, make_topic, normalize_email
+from . import likes
 from .context import WebContext, web_context
 from .data import Preview
 
@@ -92,6 +93,12 @@ class SubscriberOut(BaseModel):
     timezone: str
     max: int
     topics: list[TopicOut]
+
+
+class LikedPaperOut(BaseModel):
+    id: str = Field(description="The stored paper id (its arXiv id when it has one).")
+    title: str | None = Field(description="Null once the paper is no longer stored.")
+    url: str = Field(description="The paper's page.")
 
 
 class PreviewPaper(BaseModel):
@@ -237,6 +244,57 @@ def put_subscriber(email: str, body: SubscriberIn, response: Response,
     stored, created = store.save_subscriber(reader)
     response.status_code = 201 if created else 200
     return _out(stored)
+
+
+# -- liked papers -------------------------------------------------------------------------
+
+
+def _reader(web: WebContext, email: str) -> Subscriber:
+    reader = web.store.subscriber(_address(email))
+    if reader is None:
+        raise ApiError(404, "no such reader")
+    return reader
+
+
+def _liked(web: WebContext, reader: Subscriber) -> list[LikedPaperOut]:
+    return [LikedPaperOut(id=p.id, title=p.title, url=p.url) for p in likes.liked_papers(web, reader)]
+
+
+LIKED_ID = PathParam(max_length=200, description="A stored paper id, or an arXiv id (with or without version).")
+
+
+@admin.get("/subscribers/{email}/liked", response_model=list[LikedPaperOut], tags=["liked"], responses=NOT_FOUND)
+def list_liked(email: str, web: WebContext = Depends(web_context)) -> list[LikedPaperOut]:
+    """The reader's liked papers (their topic "Liked"), newest first."""
+    return _liked(web, _reader(web, email))
+
+
+@admin.put("/subscribers/{email}/liked/{paper_id:path}", response_model=list[LikedPaperOut], tags=["liked"],
+           responses={201: {"model": list[LikedPaperOut], "description": "Added"}, **NOT_FOUND,
+                      409: {"model": Message, "description": "The reader's own topic named Liked is something else"}})
+def put_liked(email: str, paper_id: Annotated[str, LIKED_ID], response: Response,
+              web: WebContext = Depends(web_context)) -> list[LikedPaperOut]:
+    """Like a paper for the reader, as its "More like this" button does: 201 when added, 200 when it
+    was liked already (still one entry). The list keeps the newest 50; the oldest go first."""
+    reader = _reader(web, email)
+    stored = likes.stored_id(web, paper_id)
+    if stored is None:
+        raise ApiError(404, "no such paper")
+    try:
+        added = likes.add(web, reader, stored)
+    except ValidationError as exc:
+        raise ApiError(409, exc.reason) from None
+    response.status_code = 201 if added else 200
+    return _liked(web, _reader(web, email))
+
+
+@admin.delete("/subscribers/{email}/liked/{paper_id:path}", status_code=204, tags=["liked"], responses=NOT_FOUND)
+def delete_liked(email: str, paper_id: Annotated[str, LIKED_ID], web: WebContext = Depends(web_context)) -> Response:
+    """Forget a liked paper (404 when the reader does not like it)."""
+    reader = _reader(web, email)
+    if not likes.remove(web, reader, likes.stored_id(web, paper_id) or paper_id):
+        raise ApiError(404, "the reader does not like this paper")
+    return Response(status_code=204)
 
 
 @admin.delete("/subscribers/{email}", status_code=204, tags=["subscribers"], responses=NOT_FOUND)

@@ -20,7 +20,7 @@ from ..config import DEV_SECRET_KEY, Settings
 from ..errors import ConfigError
 from ..store import Store
 from ..transport import Transport
-from . import api, apidocs, feedroutes, pages, paperpage
+from . import api, apidocs, feedroutes, likepage, pages, paperpage
 from .context import WebContext
 from .errors import PageError
 from .headers import SecurityHeaders
@@ -54,7 +54,7 @@ def create_app(settings: Settings, *, store: Store | None = None, transport: Tra
     app = FastAPI(title="paperwire", version=__version__, openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None, description=api.__doc__, redirect_slashes=False)
     app.state.web = WebContext(settings, store, Mailer(settings, transport, store=store), clock=clock)
-    for router in (pages.router, paperpage.router, feedroutes.router, api.router, api.admin, apidocs.router):
+    for router in (pages.router, paperpage.router, likepage.router, feedroutes.router, api.router, api.admin, apidocs.router):
         app.include_router(router)
     _error_handlers(app)
     app.add_middleware(SecurityHeaders, hsts=app.state.web.secure)
