@@ -457,6 +457,10 @@ def test_two_readers_never_share_a_byte_of_their_own_data() -> None:
         everything = "\n".join((rendered.subject, rendered.preheader, rendered.html, rendered.text))
         assert all(value in everything for value in own_data(mine))
         assert not [value for value in own_data(other) if value in everything]
+        # Each paper's "More like this" link carries this reader's token, in both parts.
+        likes = [f"{BASE}/like/{mine.subscriber.token}/{paper.id}" for paper in (SCALING, BARE, LONG)]
+        assert re.findall(r'<a href="([^"]+)">More like this</a>', rendered.html) == likes
+        assert re.findall(r"    More like this: (\S+)\n", rendered.text) == likes
     assert again == first == EmailRenderer(TEMPLATES).render(annika, SETTINGS)
 
 
@@ -513,6 +517,9 @@ def test_readers_with_other_topics_of_their_own_still_share_the_papers_blocks() 
     theirs = renderer.render(bertrand, SETTINGS)
     assert [cache.cache_info().misses for cache in shared] == misses
     assert "also in: porcupine</div>" in theirs.html and "    also in: porcupine\n" in theirs.text
+    # The "More like this" links are per reader too, and drawn beside the shared blocks.
+    token = bertrand.subscriber.token
+    assert theirs.html.count(f"/like/{token}/") == theirs.text.count(f"/like/{token}/") == 3
 
 
 def test_a_changed_paper_is_never_served_from_the_cache() -> None:

@@ -41,9 +41,9 @@ def _page(request: Request, web: WebContext, reader: Subscriber, found, *, added
     base = web.settings.base_url
     paper_id = found.stored.paper.id
     ids = liked.liked_ids(reader)
+    full = paper_id not in ids and len(liked.with_like(ids, paper_id)) <= len(ids)
     return web.page(request, "like.html.j2", private=True, **paper_values(found, base), added=added,
-                    already=paper_id in ids, full=len(ids) >= liked.MAX_LIKED, max_liked=liked.MAX_LIKED,
-                    liked_name=liked.NAME, action=urls.more_like(base, reader, paper_id),
+                    already=paper_id in ids, full=full, liked_count=len(ids), liked_name=liked.NAME, action=urls.more_like(base, reader, paper_id),
                     manage_url=urls.manage(base, reader))
 
 
