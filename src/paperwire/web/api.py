@@ -1,7 +1,7 @@
 """The JSON API for integrators (OpenAPI at /api/openapi.json, a reference page at /api/docs).
 
-``GET /api/preview`` is public (the subscribe form's live preview uses it). Readers
-and topics are behind ``Authorization: Bearer <admin_token>`` (PAPERWIRE_ADMIN_TOKEN);
+``GET /api/preview`` is public (the subscribe form's live preview uses it). Readers,
+their liked papers and public topics are behind ``Authorization: Bearer <admin_token>`` (PAPERWIRE_ADMIN_TOKEN);
 without a configured token those routes answer 403. Domain checks are the same as
 the command line's (``build_subscriber``, ``make_topic``); their errors come back
 as 422 in FastAPI's own validation-error shape, naming the field.
