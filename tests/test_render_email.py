@@ -17,6 +17,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jinja2 import TemplateError, UndefinedError
 
 from paperwire import paperview, render
@@ -572,6 +574,15 @@ def test_url_parts_are_quoted_only_when_they_need_it() -> None:
     assert urls.paper(BASE, "hep-th/9901001") == f"{BASE}/papers/hep-th%2F9901001"  # an old-style arXiv id
     assert urls.archive(BASE, READER, "2024-03-11") == f"{BASE}/archive/tok123/2024-03-11"
     assert urls.paper(BASE, "a b?c") == f"{BASE}/papers/a%20b%3Fc"
+
+
+@given(st.text(max_size=40))
+def test_more_like_this_links_quote_a_paper_id_as_every_other_link_does(paper_id: str) -> None:
+    """Each paper's link is built from the reader's part once plus the paper's (urls.more_like_links):
+    the same address as the general rule gives, whatever the id holds."""
+    from paperwire import urls
+
+    assert urls.more_like_links(BASE, READER)(paper_id) == urls._join(BASE, "like", READER.token, paper_id)
 
 
 def test_links_with_controls_or_spaces_are_dropped_and_never_break_the_run(renderer: EmailRenderer) -> None:

@@ -239,7 +239,7 @@ def sections(digest: Digest, settings: Settings) -> tuple[SectionView, ...]:
     """The digest's sections as the templates loop over them, papers numbered across the email."""
     shown: list[SectionView] = []
     number = 0
-    reader, base = digest.subscriber, settings.base_url
+    more_like = urls.more_like_links(settings.base_url, digest.subscriber)
     for index, section in enumerate(digest.sections, 1):
         name = clean_line(section.topic.name)
         items = []
@@ -247,7 +247,7 @@ def sections(digest: Digest, settings: Settings) -> tuple[SectionView, ...]:
             number += 1
             items.append(ItemView(number, position, name, item.rank, item.score,
                                   also_in(item.topics, section.topic.name), item_view(item, settings),
-                                  urls.more_like(base, reader, item.paper.id)))
+                                  more_like(item.paper.id)))
         shown.append(SectionView(name, index, tuple(items)))
     return tuple(shown)
 
