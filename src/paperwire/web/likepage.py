@@ -43,8 +43,8 @@ def _page(request: Request, web: WebContext, reader: Subscriber, found, *, added
     ids = liked.liked_ids(reader)
     full = paper_id not in ids and len(liked.with_like(ids, paper_id)) <= len(ids)
     return web.page(request, "like.html.j2", private=True, **paper_values(found, base), added=added,
-                    already=paper_id in ids, full=full, liked_count=len(ids), liked_name=liked.NAME, action=urls.more_like(base, reader, paper_id),
-                    manage_url=urls.manage(base, reader))
+                    already=paper_id in ids, full=full, liked_count=len(ids), liked_name=liked.NAME,
+                    action=urls.more_like(base, reader, paper_id), manage_url=urls.manage(base, reader))
 
 
 @router.get("/like/{token}/{paper_id:path}")
@@ -65,8 +65,10 @@ def like(token: str, paper_id: str, request: Request, web: WebContext = Depends(
         return found
     try:
         add(web, reader, found.stored.paper.id)
-    except ValidationError as exc:
-        raise PageError(409, "Your “Liked” topic is your own", exc.reason[0].upper() + exc.reason[1:] + ".") from None
+    except ValidationError:
+        raise PageError(409, f"Your topic “{liked.NAME}” is your own",
+                        f"It is not a list of liked papers, so it was left as it is: rename it on the manage page "
+                        f"to keep liked papers.") from None
     return _page(request, web, reader_or_404(web, token), found, added=True)
 
 
