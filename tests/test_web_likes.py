@@ -113,7 +113,8 @@ def test_old_style_ids_trailing_slashes_and_rekeyed_papers(site: Site) -> None:
     assert "Old style id" in site.client.get(urlsplit(link).path).text
     assert _like(site, reader, old.id).status_code == 200 and _liked(site) == (old.id,)
     slash = site.client.get(_like_path(reader, old.id) + "/", follow_redirects=False)
-    assert slash.status_code == 307 and slash.headers["location"] == link
+    assert slash.status_code == 307 and slash.headers["location"] == f"{BASE}/like/{reader.token}/hep-th/9901001"
+    assert "Old style id" in site.client.get(urlsplit(slash.headers["location"]).path).text
     site.store.save_listings([Listing("arxiv", dt.date(2024, 3, 13), [
         Paper(id="2403.99999", arxiv_id="2403.99999", title=title, abstract="First.")])])
     moved = site.client.get(_like_path(reader, first.id), follow_redirects=False)

@@ -13,7 +13,7 @@ import datetime as dt
 import hmac
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -25,7 +25,7 @@ from ..normalize import shown_title
 from ..subscriber_io import subscriber_record
 from ..subscribers import MAX_PAPERS_LIMIT, build_subscriber, followed_topics, make_topic, normalize_email
 from . import likes
-from .context import WebContext, web_context
+from .context import WebContext, web_context, without_trailing_slash
 from .data import Preview
 
 
@@ -272,10 +272,12 @@ def list_liked(email: str, web: WebContext = Depends(web_context)) -> list[Liked
 @admin.put("/subscribers/{email}/liked/{paper_id:path}", response_model=list[LikedPaperOut], tags=["liked"],
            responses={201: {"model": list[LikedPaperOut], "description": "Added"}, **NOT_FOUND,
                       409: {"model": Message, "description": "The reader's own topic named Liked is something else"}})
-def put_liked(email: str, paper_id: Annotated[str, LIKED_ID], response: Response,
+def put_liked(email: str, paper_id: Annotated[str, LIKED_ID], request: Request, response: Response,
               web: WebContext = Depends(web_context)) -> list[LikedPaperOut]:
     """Like a paper for the reader, as its "More like this" button does: 201 when added, 200 when it
     was liked already (still one entry). The list keeps the newest 50; the oldest go first."""
+    if paper_id.endswith("/"):
+        return without_trailing_slash(request)
     reader = _reader(web, email)
     stored = likes.stored_id(web, paper_id)
     if stored is None:
@@ -289,8 +291,11 @@ def put_liked(email: str, paper_id: Annotated[str, LIKED_ID], response: Response
 
 
 @admin.delete("/subscribers/{email}/liked/{paper_id:path}", status_code=204, tags=["liked"], responses=NOT_FOUND)
-def delete_liked(email: str, paper_id: Annotated[str, LIKED_ID], web: WebContext = Depends(web_context)) -> Response:
+def delete_liked(email: str, paper_id: Annotated[str, LIKED_ID], request: Request,
+                 web: WebContext = Depends(web_context)) -> Response:
     """Forget a liked paper (404 when the reader does not like it)."""
+    if paper_id.endswith("/"):
+        return without_trailing_slash(request)
     reader = _reader(web, email)
     if not likes.remove(web, reader, likes.stored_id(web, paper_id) or paper_id):
         raise ApiError(404, "the reader does not like this paper")

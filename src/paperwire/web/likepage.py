@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse
 from .. import liked, urls
 from ..errors import ValidationError
 from ..models import Subscriber
-from .context import WebContext, web_context
+from .context import WebContext, web_context, without_trailing_slash
 from .errors import PageError
 from .likes import add, remove
 from .pages import reader_or_404, require_csrf
@@ -28,12 +28,10 @@ router = APIRouter(include_in_schema=False)
 
 def _paper_or_redirect(web: WebContext, reader: Subscriber, paper_id: str):
     """The paper page's data, or a redirect to the paper's new address (re-keyed ids), or 404."""
-    base = web.settings.base_url
-    if paper_id.endswith("/"):  # the ``path`` converter takes the slash the app's own redirect would drop
-        return RedirectResponse(urls.more_like(base, reader, paper_id.rstrip("/")), status_code=307)
     found = web.data.paper(paper_id)
     if found is None:
-        return RedirectResponse(urls.more_like(base, reader, moved_or_404(web, paper_id)), status_code=307)
+        return RedirectResponse(urls.more_like(web.settings.base_url, reader, moved_or_404(web, paper_id)),
+                                status_code=307)
     return found
 
 
@@ -50,6 +48,8 @@ def _page(request: Request, web: WebContext, reader: Subscriber, found, *, added
 @router.get("/like/{token}/{paper_id:path}")
 def like_page(token: str, paper_id: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
     """The paper and a button; opening it changes nothing."""
+    if paper_id.endswith("/"):
+        return without_trailing_slash(request)
     reader = reader_or_404(web, token)
     found = _paper_or_redirect(web, reader, paper_id)
     if isinstance(found, Response):
@@ -57,8 +57,12 @@ def like_page(token: str, paper_id: str, request: Request, web: WebContext = Dep
     return _page(request, web, reader, found)
 
 
-@router.post("/like/{token}/{paper_id:path}", dependencies=[Depends(require_csrf)])
-def like(token: str, paper_id: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
+@router.post("/like/{token}/{paper_id:path}")
+def like(token: str, paper_id: str, request: Request, csrf_token: str = Form(""),
+         web: WebContext = Depends(web_context)) -> Response:
+    if paper_id.endswith("/"):  # before the form is checked: the redirect keeps the method and the form
+        return without_trailing_slash(request)
+    require_csrf(request, csrf_token, web)
     reader = reader_or_404(web, token)
     found = _paper_or_redirect(web, reader, paper_id)
     if isinstance(found, Response):
