@@ -72,6 +72,7 @@ def test_the_button_likes_the_paper_once_and_confirms(site: Site) -> None:
     assert [(t.name, t.query) for t in stored.topics] == [("Mine", "LLM"), ("Liked", f"like:{first.id}")]
     again = _like(site, reader, first.id)
     assert again.status_code == 200 and _liked(site) == (first.id,)  # liked twice: one entry
+    assert "You like this paper" in again.text and "Added" not in again.text
     assert "You like this paper" in site.client.get(_like_path(reader, first.id)).text
     _like(site, reader, second.id)
     assert _liked(site) == (second.id, first.id)  # newest first

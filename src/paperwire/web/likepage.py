@@ -68,12 +68,12 @@ def like(token: str, paper_id: str, request: Request, csrf_token: str = Form("")
     if isinstance(found, Response):
         return found
     try:
-        add(web, reader, found.stored.paper.id)
+        added = add(web, reader, found.stored.paper.id)
     except ValidationError:
         raise PageError(409, f"Your topic “{liked.NAME}” is your own",
                         f"It is not a list of liked papers, so it was left as it is: rename it on the manage page "
                         f"to keep liked papers.") from None
-    return _page(request, web, reader_or_404(web, token), found, added=True)
+    return _page(request, web, reader_or_404(web, token), found, added=added)
 
 
 @router.post("/manage/{token}/liked", dependencies=[Depends(require_csrf)])
