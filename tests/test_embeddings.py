@@ -172,7 +172,7 @@ def test_each_paper_is_embedded_once_and_a_changed_text_or_model_embeds_again(st
     again = semantic.embed_step(store, embedder, changed)
     assert (again.missing, again.embedded) == (1, 1)
     other = semantic.embed_step(store, Renamed(embedder), papers)
-    assert other.missing == 2 and store.count_vectors("another-model") == 2
+    assert other.missing == 2 and store.count_vectors("another-model") == 4  # two texts a paper
     matrix, present = semantic.paper_matrix(store, embedder, [papers[0], _paper("c", "never embedded")])
     assert present.tolist() == [True, False] and not matrix[1].any()
     assert np.allclose(matrix[0], embedder.embed([semantic.paper_text(papers[0])])[0], atol=1e-6)
@@ -245,7 +245,7 @@ def test_a_digest_embeds_its_window_first(run_cli, store):
     run_cli("subscribe", "ada@example.org", "--topic", "agents")
     result = run_cli("digest", "--json")
     assert result.exit_code == 0, result.output
-    assert store.count_vectors() == store.count_papers() + 1  # every paper and the topic
+    assert store.count_vectors() == 2 * store.count_papers() + 1  # every paper (text, title) and the topic
 
 
 def test_plan_digests_embeds_whatever_is_missing_and_a_model_that_will_not_load_costs_only_the_vectors(
@@ -254,7 +254,7 @@ def test_plan_digests_embeds_whatever_is_missing_and_a_model_that_will_not_load_
     reader = _reader(store)
     edition = store.latest_listing_date()
     assert list(pipeline.plan_digests(store, Settings(), [reader], edition=edition))
-    assert store.count_vectors() == store.count_papers() + 1
+    assert store.count_vectors() == 2 * store.count_papers() + 1
     monkeypatch.setattr(embeddings, "MODEL_SHA256", "0" * 64)  # a corrupted install, as a fresh process sees it
     monkeypatch.setattr(embeddings, "_loaded", {})
     store.save_listings(sources.read_path(SEED, today=TODAY))
@@ -280,7 +280,7 @@ def test_the_daemon_embeds_after_each_ingest(store, tmp_path):
         assert schedule.ingest_job().counts.added > 0
     finally:
         schedule._daemon = None
-    assert store.count_vectors(MiniLMInt8.model_id) == store.count_papers()
+    assert store.count_vectors(MiniLMInt8.model_id) == 2 * store.count_papers()
 
 
 def test_embed_exits_1_naming_the_model_file_when_its_digest_is_wrong(run_cli, monkeypatch):
