@@ -177,6 +177,37 @@ def explain_top(results: dict[object, Sequence[Match]], count: int) -> int:
     return built
 
 
+def synthetic_vectors(papers: list[Paper], rng: random.Random, dims: int = 384) -> Any:
+    """Vectors as the store would hold them (``--meaning``): unit vectors for each paper's text
+    and title, and for each topic a unit vector near three papers, so every topic finds a few
+    papers by meaning and the matrix products, thresholds and fusion do their real work.
+    Embedding is not timed here: bench/embed.py measures it."""
+    import numpy as np
+
+    from paperwire.match import meaning
+
+    generator = np.random.default_rng(rng.randrange(2**32))
+    texts = meaning.unit(generator.standard_normal((len(papers), dims)).astype(np.float32))
+    titles = meaning.unit(texts + 0.03 * generator.standard_normal(texts.shape).astype(np.float32))
+    space = meaning.PaperSpace(texts, titles, np.ones(len(papers), bool), texts.mean(axis=0), titles.mean(axis=0))
+
+    def of_texts(topics: Sequence[str]) -> Any:
+        near = generator.integers(0, len(papers), (len(topics), 3))
+        noise = 0.05 * generator.standard_normal((len(topics), dims)).astype(np.float32)
+        return meaning.unit(texts[near].sum(axis=1) + noise)
+
+    return meaning.Vectors(space, of_texts, lambda refs: {})
+
+
+def meaning_and_words(topics: list[tuple[object, str]], papers: list[Paper], vectors: Any) -> tuple[Any, dict, tuple]:
+    """Compile, match by words and by meaning, fuse and rank: what a dispatch run does with vectors stored."""
+    from paperwire.match import meaning
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    results = meaning.match_topics(topics, papers, None, vectors)
+    return None, results, (0.0, time.perf_counter() - wall, 0.0, time.process_time() - cpu)
+
+
 def compile_and_match(
     topics: list[tuple[object, str]], papers: list[Paper], limit: int | None
 ) -> tuple[Any, dict[Any, Sequence[Match]], tuple[float, float, float, float]]:
@@ -297,6 +328,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="keep only the best N matches per topic")
     parser.add_argument("--repeat", type=int, default=1, help="compile and match this many times (fresh each time)")
     parser.add_argument("--peers", default=None, help="compare with tantivy and FTS5 at these subscriber counts: 1000,10000")
+    parser.add_argument("--meaning", action="store_true",
+                        help="match by words and meaning (synthetic stored vectors), as digests do by default")
     args = parser.parse_args()
 
     rng = random.Random(RANDOM_SEED)
@@ -320,7 +353,10 @@ def main() -> None:
     for attempt in range(args.repeat):
         matcher = results = None  # drop the previous run's objects before timing the next
         gc.collect()
-        matcher, results, timing = compile_and_match(topics, papers, args.limit)
+        if args.meaning:
+            matcher, results, timing = meaning_and_words(topics, papers, synthetic_vectors(papers, random.Random(1)))
+        else:
+            matcher, results, timing = compile_and_match(topics, papers, args.limit)
         timings.append(timing)
         compile_wall, match_wall, compile_cpu, match_cpu = timing
         label = f"run {attempt + 1}: " if args.repeat > 1 else ""
@@ -328,17 +364,22 @@ def main() -> None:
             f"{label}compile {compile_wall:.2f} s + match and rank {match_wall:.2f} s = {compile_wall + match_wall:.2f} s"
             f" wall (CPU {compile_cpu:.2f} + {match_cpu:.2f} = {compile_cpu + match_cpu:.2f} s)"
         )
-    assert matcher is not None and results is not None
+    assert results is not None
     if args.repeat > 1:
         totals = sorted(compile_wall + match_wall for compile_wall, match_wall, _, _ in timings)
         print(f"wall total over {args.repeat} runs: best {totals[0]:.2f} s, median {totals[len(totals) // 2]:.2f} s")
     ours = timings[-1][0] + timings[-1][1]
     total_matches = sum(len(matches) for matches in results.values())
     distinct_matches = sum(len(m) for m in {id(m): m for m in results.values()}.values())
-    print(
-        f"distinct queries {matcher.distinct_queries:,}, distinct terms {matcher.distinct_terms:,}"
-        " (a run of words becomes a phrase term only when a listing needs it)"
-    )
+    if matcher is not None:
+        print(
+            f"distinct queries {matcher.distinct_queries:,}, distinct terms {matcher.distinct_terms:,}"
+            " (a run of words becomes a phrase term only when a listing needs it)"
+        )
+    else:
+        by_meaning = sum(1 for ranking in {id(r): r for r in results.values()}.values()
+                         for position in range(len(ranking)) if ranking[position].why[-1] != "words")
+        print(f"distinct queries {len({id(r) for r in results.values()}):,}; matches found by meaning: {by_meaning:,}")
     print(f"matches: {total_matches:,} over all topics ({distinct_matches:,} for distinct queries)")
     print(f"peak RSS {peak_rss_mb():.0f} MB (before compiling: {rss_before:.0f} MB)")
 

@@ -35,9 +35,10 @@ def test_which_parts_of_a_topic_match_by_meaning(text: str, expected: list[tuple
     assert alternatives(text) == expected
 
 
-def test_acronyms_may_match_by_meaning_when_asked() -> None:
-    (alt,) = meaning.alternatives(parse_query("MoE"), TABLE, literal_acronyms=False)
-    assert alt.meaning == "MoE"
+def test_a_meaning_topic_reads_phrases_and_acronyms_by_meaning_and_a_words_topic_nothing() -> None:
+    assert alternatives('meaning: MoE "sparse routing" -survey') == [('MoE sparse routing', None, (), ("survey",))]
+    assert alternatives("meaning: title:RAG agents") == [("agents", None, ("title:RAG",), ())]
+    assert alternatives("words: efficient LLM inference") == []
 
 
 def paper(number: int, title: str, abstract: str = "") -> Paper:
@@ -80,6 +81,13 @@ def test_exclusions_still_apply_to_papers_found_by_meaning() -> None:
 def test_literal_parts_must_hold_by_words() -> None:
     assert matched('embodied agents "robot video"') == [("2401.00002", ("meaning",))]
     assert matched("title:grasp embodied agents") == [("2401.00001", ("meaning",))]
+
+
+def test_a_words_topic_matches_by_words_alone_and_a_meaning_topic_by_meaning_alone() -> None:
+    assert matched("words: embodied agents") == []
+    assert matched("words: reason") == [("2401.00003", ("words",))]
+    assert matched("meaning: reasoning") == [("2401.00003", ("meaning",))]
+    assert matched("meaning: reason") == []  # no vector for "reason" here: the words do not count
 
 
 def test_words_and_meaning_together_rank_first() -> None:

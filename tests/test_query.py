@@ -296,3 +296,26 @@ def test_like_queries_parse_or_fail_clearly_and_render_back(text: str) -> None:
     query = _parse_or_error(text)
     if query is not None:
         assert parse_query(render_query(query)) == query
+
+
+@pytest.mark.parametrize("text, mode, canonical", [
+    ("words: code generation", "words", "words: code generation"),
+    ("meaning:(agents OR robots) -survey", "meaning", "meaning: (agents OR robots) -survey"),
+    ("  meaning: like:2403.12345", "meaning", "meaning: like:2403.12345"),
+    ("code generation", None, "code generation"),
+    ("Words: x", None, "Words x"),  # modes are lower case, like fields
+])
+def test_a_topic_may_start_with_its_mode(text: str, mode: str | None, canonical: str) -> None:
+    query = parse_query(text)
+    assert query.mode == mode and render_query(query) == canonical
+    assert parse_query(canonical) == query
+
+
+def test_a_mode_needs_something_to_match_and_errors_point_into_what_was_written() -> None:
+    with pytest.raises(QueryError, match="neither words nor meaning"):
+        parse_query("words: *")
+    with pytest.raises(QueryError, match="empty"):
+        parse_query("meaning:")
+    with pytest.raises(QueryError) as error:
+        parse_query('words: "open')
+    assert error.value.position == 7

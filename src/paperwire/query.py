@@ -38,6 +38,10 @@ MAX_DEPTH = 32  # parentheses deeper than this are surely a mistake (and would b
 
 _WORD_CHAR = re.compile(r"[^\W_]")
 _FIELD_PREFIX = re.compile(r"([A-Za-z]+):")
+# A topic's mode, first thing in it: "words:" matches by words only, "meaning:" by meaning
+# only (match/meaning.py); without one, both.
+MODES = ("words", "meaning")
+_MODE = re.compile(r"\s*(words|meaning):")
 _KEYWORDS = ("OR", "AND", "NOT")
 # What like: takes: the forms paperwire.normalize gives paper ids (arXiv ids, new and old
 # style, with an optional version; otherwise "t-" and the title hash).
@@ -116,6 +120,7 @@ class Query:
 
     text: str = dataclass_field(compare=False)
     root: Node
+    mode: str | None = None  # "words" or "meaning" when the topic starts with that prefix: see MODES
 
     def __str__(self) -> str:
         return render_query(self)
@@ -464,9 +469,23 @@ def _check_positive(node: Node, text: str, where: str = "the query") -> None:
 
 
 def parse_query(text: str) -> Query:
-    """Parse a topic query; raises :class:`QueryError` naming the problem and position."""
+    """Parse a topic query; raises :class:`QueryError` naming the problem and position.
+
+    A leading ``words:`` or ``meaning:`` (``MODES``) is the topic's mode, not a field."""
     if not isinstance(text, str):
         raise QueryError("a query must be text", query=repr(text), position=0)
+    mode_prefix = _MODE.match(text)
+    if mode_prefix is not None:
+        # Blanked rather than cut, so positions in errors still point into what the reader wrote.
+        query = _parse_without_mode(" " * mode_prefix.end() + text[mode_prefix.end():])
+        if isinstance(query.root, Everything):
+            raise QueryError(f"'{mode_prefix.group(1)}:' before '*': every paper is neither words nor meaning",
+                             query=text, position=mode_prefix.start(1))
+        return Query(text, query.root, mode_prefix.group(1))
+    return _parse_without_mode(text)
+
+
+def _parse_without_mode(text: str) -> Query:
     stripped = text.strip()
     if stripped == EVERYTHING_TEXT:
         return Query(text, Everything(text.index(EVERYTHING_TEXT)))
@@ -484,7 +503,9 @@ def parse_query(text: str) -> Query:
 
 def render_query(query: Query | Node) -> str:
     """The canonical text of a query: parsing it again gives an equal query."""
-    return _render(query.root if isinstance(query, Query) else query)
+    if isinstance(query, Query):
+        return (f"{query.mode}: " if query.mode else "") + _render(query.root)
+    return _render(query)
 
 
 def _render(node: Node) -> str:
