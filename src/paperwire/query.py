@@ -314,34 +314,41 @@ class _Parser:
 
     def and_expr(self, field_name: str | None, depth: int) -> Node:
         tokens = self.tokens
-        start = tokens[self.index]
+        index = self.index
+        start = tokens[index]
         items: list[Node] = []
+        append = items.append
         while True:
-            token = tokens[self.index]
-            kind = token.kind
+            kind, text, position = tokens[index]  # plain unpacking: this loop sees every token
             if kind == "WORD":  # the common case, without the detour through unary()
-                self.index += 1
-                items.append(Term(_trim_word(token.text), False, field_name, token.position))
+                index += 1
+                last = text[-1]
+                if last in _TRAILING_PUNCTUATION:
+                    text = _trim_word(text)
+                append(Term(text, False, field_name, position))
             elif kind == "PHRASE":
-                self.index += 1
-                items.append(self.phrase(token, field_name))
-            elif kind == "MINUS" and tokens[self.index + 1].kind == "WORD":  # -word, the usual exclusion
-                word = tokens[self.index + 1]
-                self.index += 2
+                index += 1
+                append(self.phrase(tokens[index - 1], field_name))
+            elif kind == "MINUS" and tokens[index + 1][0] == "WORD":  # -word, the usual exclusion
+                _, word, at = tokens[index + 1]
+                index += 2
                 self.negated = True
-                items.append(Not(Term(_trim_word(word.text), False, field_name, word.position), token.position))
-            elif kind == "FIELD" and field_name is None and tokens[self.index + 1].kind == "WORD":  # title:word
-                word = tokens[self.index + 1]
-                self.index += 2
-                items.append(Term(_trim_word(word.text), False, token.text, word.position))
+                append(Not(Term(_trim_word(word), False, field_name, at), position))
+            elif kind == "FIELD" and field_name is None and tokens[index + 1][0] == "WORD":  # title:word
+                _, word, at = tokens[index + 1]
+                index += 2
+                append(Term(_trim_word(word), False, text, at))
             elif kind in _ENDS_AND:
                 break
             elif kind == "AND":
-                self.index += 1
-                if not items or tokens[self.index].kind in _ENDS_TERM:
-                    raise self.fail("dangling AND: it needs a term on both sides", token.position)
+                index += 1
+                if not items or tokens[index][0] in _ENDS_TERM:
+                    raise self.fail("dangling AND: it needs a term on both sides", position)
             else:
-                items.append(self.unary(field_name, depth))
+                self.index = index
+                append(self.unary(field_name, depth))
+                index = self.index
+        self.index = index
         if not items and start.kind == "RPAREN":
             raise self.fail("unbalanced parenthesis: this ')' has no matching '('", start.position)
         if not items:
