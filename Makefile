@@ -25,6 +25,7 @@ test: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/match.py --repeat 3
+	$(BIN)/python bench/embed.py
 	$(BIN)/python bench/render.py --readers 100000
 	@if command -v smtp-sink >/dev/null || [ -x /usr/sbin/smtp-sink ]; then $(BIN)/python bench/send.py; \
 	else echo "bench/send.py skipped: needs Postfix's smtp-sink (apt-get install postfix)"; fi

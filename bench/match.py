@@ -7,6 +7,12 @@ sentences), then times compiling and matching, reports peak memory, and compares
 a naive per-subscriber regex loop timed on a sample and extrapolated.
 
     PYTHONPATH=src .venv/bin/python bench/match.py --subscribers 100000 --papers 1000 [--repeat 3]
+
+``--peers 1000,10000,100000`` instead times paperwire against tantivy (``pip install
+'.[bench]'``) and SQLite FTS5 on the same topics and papers at each number of
+subscribers: each engine indexes the papers and answers every distinct topic with all
+its hits, best first (paperwire: compile + match; the peers: build an in-memory index,
+then one query per distinct topic). Medians of ``--repeat`` runs, interleaved.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import gc
 import random
 import re
 import resource
+import sqlite3
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -169,6 +177,37 @@ def explain_top(results: dict[object, Sequence[Match]], count: int) -> int:
     return built
 
 
+def synthetic_vectors(papers: list[Paper], rng: random.Random, dims: int = 384) -> Any:
+    """Vectors as the store would hold them (``--meaning``): unit vectors for each paper's text
+    and title, and for each topic a unit vector near three papers, so every topic finds a few
+    papers by meaning and the matrix products, thresholds and fusion do their real work.
+    Embedding is not timed here: bench/embed.py measures it."""
+    import numpy as np
+
+    from paperwire.match import meaning
+
+    generator = np.random.default_rng(rng.randrange(2**32))
+    texts = meaning.unit(generator.standard_normal((len(papers), dims)).astype(np.float32))
+    titles = meaning.unit(texts + 0.03 * generator.standard_normal(texts.shape).astype(np.float32))
+    space = meaning.PaperSpace(texts, titles, np.ones(len(papers), bool), texts.mean(axis=0), titles.mean(axis=0))
+
+    def of_texts(topics: Sequence[str]) -> Any:
+        near = generator.integers(0, len(papers), (len(topics), 3))
+        noise = 0.05 * generator.standard_normal((len(topics), dims)).astype(np.float32)
+        return meaning.unit(texts[near].sum(axis=1) + noise)
+
+    return meaning.Vectors(space, of_texts, lambda refs: {})
+
+
+def meaning_and_words(topics: list[tuple[object, str]], papers: list[Paper], vectors: Any) -> tuple[Any, dict, tuple]:
+    """Compile, match by words and by meaning, fuse and rank: what a dispatch run does with vectors stored."""
+    from paperwire.match import meaning
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    results = meaning.match_topics(topics, papers, None, vectors)
+    return None, results, (0.0, time.perf_counter() - wall, 0.0, time.process_time() - cpu)
+
+
 def compile_and_match(
     topics: list[tuple[object, str]], papers: list[Paper], limit: int | None
 ) -> tuple[Any, dict[Any, Sequence[Match]], tuple[float, float, float, float]]:
@@ -182,6 +221,105 @@ def compile_and_match(
     return matcher, results, timing
 
 
+# --- peers: the tools a user would reach for ----------------------------------------------
+# Topics are translated into each engine's own syntax with the same meaning as far as it
+# goes: every positive item required, exclusions subtracted, "(a OR b)" an alternative,
+# title: a field; words and phrases go through the engine's English stemmer. (Neither peer
+# knows acronyms, joined forms or nearness; they do less than paperwire.)
+
+_TOPIC_ITEM = re.compile(r'(-?)(?:(title):)?(\([^)]*\)|"[^"]*"|\S+)')
+
+
+def _items(topic: str) -> list[tuple[bool, str | None, list[str]]]:
+    """(excluded, field, alternatives) per item of a bench topic (bench topics only)."""
+    items = []
+    for dash, field, body in _TOPIC_ITEM.findall(topic):
+        if body.startswith("("):
+            options = [option.strip().strip('"') for option in body[1:-1].split(" OR ")]
+        else:
+            options = [body.strip('"')]
+        options = [" ".join(re.findall(r"[^\W_]+", option)) for option in options]
+        options = [option for option in options if option]
+        if options:
+            items.append((dash == "-", field or None, options))
+    return items
+
+
+def tantivy_run(topics: list[str], papers: list[Paper]) -> int:
+    """Index the papers in RAM, then one query per topic (``+a +"b c" -d``): all hits, best first."""
+    import tantivy
+
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("title", stored=False, tokenizer_name="en_stem")
+    builder.add_text_field("abstract", stored=False, tokenizer_name="en_stem")
+    builder.add_integer_field("number", stored=True, fast=True)
+    index = tantivy.Index(builder.build())
+    writer = index.writer(heap_size=50_000_000, num_threads=1)
+    for number, paper in enumerate(papers):
+        writer.add_document(tantivy.Document(title=paper.title, abstract=paper.abstract, number=number))
+    writer.commit()
+    writer.wait_merging_threads()
+    index.reload()
+    searcher = index.searcher()
+    found = 0
+    for topic in topics:
+        parts = []
+        for excluded, field, options in _items(topic):
+            quoted = " ".join(f'{field + ":" if field else ""}"{option}"' for option in options)
+            parts.append(("-" if excluded else "+") + (f"({quoted})" if len(options) > 1 else quoted))
+        query = index.parse_query(" ".join(parts), ["title", "abstract"])
+        found += len(searcher.search(query, limit=len(papers)).hits)
+    return found
+
+
+def fts5_run(topics: list[str], papers: list[Paper]) -> int:
+    """An in-memory FTS5 table (porter stemmer), then one query per topic ordered by bm25."""
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE papers USING fts5(title, abstract, tokenize='porter unicode61')")
+    db.executemany("INSERT INTO papers(rowid, title, abstract) VALUES (?, ?, ?)",
+                   [(number, paper.title, paper.abstract) for number, paper in enumerate(papers)])
+    found = 0
+    for topic in topics:
+        positives, negatives = [], []
+        for excluded, field, options in _items(topic):
+            terms = [f'{field + " : " if field else ""}"{option}"' for option in options]
+            (negatives if excluded else positives).append("(" + " OR ".join(terms) + ")")
+        if not positives:
+            continue
+        query = " AND ".join(positives) + "".join(f" NOT {negative}" for negative in negatives)
+        found += len(db.execute("SELECT rowid FROM papers WHERE papers MATCH ? ORDER BY rank", (query,)).fetchall())
+    db.close()
+    return found
+
+
+def compare_with_peers(sizes: list[int], papers: list[Paper], vocab: Vocabulary, repeat: int) -> None:
+    """paperwire, tantivy and FTS5 at each number of subscribers: median wall seconds of ``repeat`` runs."""
+    print(f"{len(papers):,} papers; median wall seconds of {repeat} interleaved runs")
+    print(f"{'subscribers':>11} {'topics':>8} {'distinct':>8} | {'paperwire':>9} {'tantivy':>8} {'FTS5':>8}")
+    for size in sizes:
+        rng = random.Random(RANDOM_SEED + size)
+        subscribers = make_subscribers(size, vocab, rng)
+        topics = [((who, n), topic) for who, mine in enumerate(subscribers) for n, topic in enumerate(mine)]
+        distinct = list(dict.fromkeys(topic for _, topic in topics))
+        times: dict[str, list[float]] = {"paperwire": [], "tantivy": [], "FTS5": []}
+        for _ in range(repeat):
+            for name, run in (
+                ("paperwire", lambda: compile_and_match(topics, papers, None)),
+                ("tantivy", lambda: tantivy_run(distinct, papers)),
+                ("FTS5", lambda: fts5_run(distinct, papers)),
+            ):
+                gc.collect()
+                started = time.perf_counter()
+                result = run()
+                times[name].append(time.perf_counter() - started)
+                del result  # freeing paperwire's rankings is not part of its time (nor of the others')
+        medians = {name: statistics.median(found) for name, found in times.items()}
+        print(
+            f"{size:>11,} {len(topics):>8,} {len(distinct):>8,} | {medians['paperwire']:>8.2f}s"
+            f" {medians['tantivy']:>7.2f}s {medians['FTS5']:>7.2f}s"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=100_000)
@@ -189,12 +327,18 @@ def main() -> None:
     parser.add_argument("--naive-sample", type=int, default=500, help="subscribers timed with the naive loop")
     parser.add_argument("--limit", type=int, default=None, help="keep only the best N matches per topic")
     parser.add_argument("--repeat", type=int, default=1, help="compile and match this many times (fresh each time)")
+    parser.add_argument("--peers", default=None, help="compare with tantivy and FTS5 at these subscriber counts: 1000,10000")
+    parser.add_argument("--meaning", action="store_true",
+                        help="match by words and meaning (synthetic stored vectors), as digests do by default")
     args = parser.parse_args()
 
     rng = random.Random(RANDOM_SEED)
     seed = load_seed(SEED_FILE)
     papers = make_papers(seed, args.papers, rng)
     vocab = Vocabulary(seed)
+    if args.peers:
+        compare_with_peers([int(size) for size in args.peers.split(",")], papers, vocab, args.repeat)
+        return
     subscribers = make_subscribers(args.subscribers, vocab, rng)
     topics = [((who, n), topic) for who, mine in enumerate(subscribers) for n, topic in enumerate(mine)]
     rss_before = peak_rss_mb()
@@ -209,7 +353,10 @@ def main() -> None:
     for attempt in range(args.repeat):
         matcher = results = None  # drop the previous run's objects before timing the next
         gc.collect()
-        matcher, results, timing = compile_and_match(topics, papers, args.limit)
+        if args.meaning:
+            matcher, results, timing = meaning_and_words(topics, papers, synthetic_vectors(papers, random.Random(1)))
+        else:
+            matcher, results, timing = compile_and_match(topics, papers, args.limit)
         timings.append(timing)
         compile_wall, match_wall, compile_cpu, match_cpu = timing
         label = f"run {attempt + 1}: " if args.repeat > 1 else ""
@@ -217,17 +364,22 @@ def main() -> None:
             f"{label}compile {compile_wall:.2f} s + match and rank {match_wall:.2f} s = {compile_wall + match_wall:.2f} s"
             f" wall (CPU {compile_cpu:.2f} + {match_cpu:.2f} = {compile_cpu + match_cpu:.2f} s)"
         )
-    assert matcher is not None and results is not None
+    assert results is not None
     if args.repeat > 1:
         totals = sorted(compile_wall + match_wall for compile_wall, match_wall, _, _ in timings)
         print(f"wall total over {args.repeat} runs: best {totals[0]:.2f} s, median {totals[len(totals) // 2]:.2f} s")
     ours = timings[-1][0] + timings[-1][1]
     total_matches = sum(len(matches) for matches in results.values())
     distinct_matches = sum(len(m) for m in {id(m): m for m in results.values()}.values())
-    print(
-        f"distinct queries {matcher.distinct_queries:,}, distinct terms {matcher.distinct_terms:,}"
-        " (a run of words becomes a phrase term only when a listing needs it)"
-    )
+    if matcher is not None:
+        print(
+            f"distinct queries {matcher.distinct_queries:,}, distinct terms {matcher.distinct_terms:,}"
+            " (a run of words becomes a phrase term only when a listing needs it)"
+        )
+    else:
+        by_meaning = sum(1 for ranking in {id(r): r for r in results.values()}.values()
+                         for position in range(len(ranking)) if ranking[position].why[-1] != "words")
+        print(f"distinct queries {len({id(r) for r in results.values()}):,}; matches found by meaning: {by_meaning:,}")
     print(f"matches: {total_matches:,} over all topics ({distinct_matches:,} for distinct queries)")
     print(f"peak RSS {peak_rss_mb():.0f} MB (before compiling: {rss_before:.0f} MB)")
 

@@ -21,6 +21,20 @@ DATA = ROOT / "tests" / "data"
 TODAY = dt.date(2024, 11, 26)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _started_processes_match_by_words_only():
+    """paperwire processes the tests start (``python -m paperwire ...`` with this environment) run
+    with ``relevance.embedder = "off"``: each would load the model and embed the seed listing
+    anew (5-15 s each on this machine; about +45 s for the five slowest such tests). In-process runs
+    (``run_cli``, ``Settings()``, the web app) keep the default, the real model, loaded once per
+    session and remembering texts it embedded, so they cost little. tests/test_embeddings.py
+    covers the embedding step; tests/test_package.py runs the installed wheel with the model on."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PAPERWIRE_RELEVANCE_EMBEDDER", "off")
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def seed_listing() -> Listing:
     (listing,) = sources.read_path(SEED, today=TODAY)

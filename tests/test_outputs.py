@@ -111,7 +111,7 @@ def test_demo_writes_an_index_that_links_to_everything(run_cli, tmp_path):
 
 def test_demo_every_paper_matched_in_its_abstract_shows_the_match(run_cli, tmp_path):
     """The excerpt is taken around the first matched term when that lies beyond the cut: the
-    demo reader's first "Scaling laws" paper (MiniCPM) matched late in its abstract."""
+    demo reader's "Scaling laws" paper MiniCPM matched late in its abstract."""
     from paperwire import sources
 
     assert run_cli("demo", db=False).exit_code == 0  # the seed listing and readers shipped in the package
@@ -129,6 +129,6 @@ def test_demo_every_paper_matched_in_its_abstract_shows_the_match(run_cli, tmp_p
                 checked += 1
     assert checked > 20
     ada = (tmp_path / "out" / "digests").rglob("ada_at_example.org.html").__next__().read_text(encoding="utf-8")
-    minicpm = ada.split('<div class="pw-item"')[1]
-    assert "MiniCPM" in minicpm and '<p class="pw-abs" dir="auto" style="margin:8px 0">…' in minicpm
+    minicpm = next(block for block in ada.split('<div class="pw-item"')[1:] if "MiniCPM" in block)
+    assert '<p class="pw-abs" dir="auto" style="margin:8px 0">…' in minicpm
     assert "<strong>scaling law</strong>" in minicpm

@@ -12,16 +12,16 @@ from paperwire.query import (
     MAX_DEPTH,
     And,
     Everything,
+    Like,
     Not,
     Or,
     Query,
     Term,
     is_everything,
+    like_refs,
     parse_query,
     positive_terms,
     render_query,
-    render_simple,
-    simple_terms,
 )
 
 
@@ -230,50 +230,92 @@ def test_rendering_parses_back_to_the_same_query(text: str) -> None:
         assert render_query(again) == render_query(query)
 
 
-# --- the quick path for common queries -----------------------------------------------------
-# parse_query reads most topics (words, phrases, exclusions, field prefixes, one level of
-# "(a OR b)") without the lexer and parser; it must build exactly the parser's tree.
-
-SIMPLE_ITEMS = [
-    "a", "b", "RAG", "llm,", "C++", "multi-modal", "Müller", '"x  y"', '"LLMs, agents"', '"..."',
-    "title:c", "Title:d", "author:e", 'abstract:"f g"', "foo:y", "title:OR", "-h", '-"i j"', "-title:k",
-    "--x", "-", "(a OR b)", '( "x y" OR title:z )', "(a OR b OR c)", "(a)", "(a b)", "(a OR -b)",
-    "(a OR)", "-(a OR b)", "title:(a OR b)", "OR", "AND", "NOT", "*", "!!!", "x:", "(a OR b,)",
-]  # fmt: skip
-SIMPLE_QUERY = st.lists(
-    st.tuples(st.sampled_from(["", " ", "  ", "\t"]), st.sampled_from(SIMPLE_ITEMS)), min_size=1, max_size=5
-).map(lambda parts: "".join(space + item for space, item in parts) + " ")
+# --- like: a paper as the example ---------------------------------------------------------
 
 
-def _tree(node: object) -> object:
-    """A node with its positions, which equality leaves out."""
-    if isinstance(node, (And, Or)):
-        return (type(node).__name__, node.position, tuple(_tree(child) for child in node.children))
-    if isinstance(node, Not):
-        return ("Not", node.position, _tree(node.child))
-    return node if not isinstance(node, Term) else ("Term", node.text, node.phrase, node.field, node.position)
-
-
-def _parsed_by_the_parser(text: str) -> object:
-    tokens = query_module._lex(text)
-    root = query_module._Parser(text, tokens).parse()
-    query_module._check_positive(root, text)
-    return root
-
-
-@settings(max_examples=500, deadline=None)
-@given(SIMPLE_QUERY | QUERYISH)
-def test_the_quick_path_builds_the_parsers_tree(text: str) -> None:
-    terms = simple_terms(text)
-    if terms is None:
-        return  # left to the parser
+@pytest.mark.parametrize(
+    ("text", "root", "canonical"),
+    [
+        ("like:2403.12345", Like("2403.12345"), "like:2403.12345"),
+        ("LIKE:2403.12345v2", Like("2403.12345v2"), "like:2403.12345v2"),
+        ("like:hep-th/9901001", Like("hep-th/9901001"), "like:hep-th/9901001"),
+        ("like:t-0123456789abcdef", Like("t-0123456789abcdef"), "like:t-0123456789abcdef"),
+        ("agents like:2403.12345, -survey", And((word("agents"), Like("2403.12345"), Not(word("survey")))),
+         "agents like:2403.12345 -survey"),
+        ("(like:2403.12345 OR RAG)", Or((Like("2403.12345"), word("RAG"))), "like:2403.12345 OR RAG"),
+        ("RAG -like:2403.12345", And((word("RAG"), Not(Like("2403.12345")))), "RAG -like:2403.12345"),
+    ],
+)  # fmt: skip
+def test_like_is_a_node_of_its_own(text: str, root: object, canonical: str) -> None:
     query = parse_query(text)
-    assert _tree(query.root) == _tree(_parsed_by_the_parser(text))
-    assert render_simple(terms) == render_query(query)
+    assert query.root == root
+    assert render_query(query) == canonical
+    assert parse_query(canonical) == query
 
 
-def test_the_quick_path_takes_the_common_queries() -> None:
-    for text in ('fail title:"capabilities during" -mixed', "LLM agents (RAG OR MoE)", '"scaling laws" -survey'):
-        assert simple_terms(text) is not None, text
-    for text in ("a OR b", "x -(a OR b)", "title:(a OR b)", "a AND b", "*"):
-        assert simple_terms(text) is None, text
+def test_like_is_not_a_word_and_knows_its_paper_id() -> None:
+    query = parse_query("RAG like:2403.12345v2 (agents OR like:t-0123456789abcdef) -like:2401.00001")
+    assert positive_terms(query) == ["RAG", "agents"]
+    assert [like.ref for like in like_refs(query)] == ["2403.12345v2", "t-0123456789abcdef"]
+    assert [like.paper_id for like in like_refs(query)] == ["2403.12345", "t-0123456789abcdef"]
+    assert like_refs(parse_query("like:2403.12345"))[0].position == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "problem", "position"),
+    [
+        ("like:", "'like:' needs a paper id", 0),
+        ("x like: robots", "'like:' needs a paper id", 2),
+        ('like:"2403.12345"', "'like:' needs a paper id", 0),
+        ("like:foo", "'foo' is not a paper id", 5),
+        ("a like:2403.123456", "'2403.123456' is not a paper id", 7),
+        ("a like:t-xyz", "'t-xyz' is not a paper id", 7),
+        ("like:2403.12345(a)", "a space must follow the paper id", 15),
+        ("title:like:2403.12345", "'like:' inside a 'title:' group", 6),
+        ("author:(a OR like:2403.12345)", "'like:' inside a 'author:' group", 13),
+        ("-like:2403.12345", "only excludes", 0),
+    ],
+)
+def test_like_errors_name_problem_and_position(text: str, problem: str, position: int) -> None:
+    with pytest.raises(QueryError) as caught:
+        parse_query(text)
+    assert problem in caught.value.reason
+    assert caught.value.position == position
+
+
+LIKEISH = st.lists(
+    st.sampled_from(["like:", "LIKE:", "2403.12345", "v2", "t-0123456789abcdef", "hep-th/9901001", "-", " ",
+                     "(", ")", '"', "OR", "a", ".", ",", "title:", "x"]),
+    max_size=12,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(LIKEISH)
+def test_like_queries_parse_or_fail_clearly_and_render_back(text: str) -> None:
+    query = _parse_or_error(text)
+    if query is not None:
+        assert parse_query(render_query(query)) == query
+
+
+@pytest.mark.parametrize("text, mode, canonical", [
+    ("words: code generation", "words", "words: code generation"),
+    ("meaning:(agents OR robots) -survey", "meaning", "meaning: (agents OR robots) -survey"),
+    ("  meaning: like:2403.12345", "meaning", "meaning: like:2403.12345"),
+    ("code generation", None, "code generation"),
+    ("Words: x", None, "Words x"),  # modes are lower case, like fields
+])
+def test_a_topic_may_start_with_its_mode(text: str, mode: str | None, canonical: str) -> None:
+    query = parse_query(text)
+    assert query.mode == mode and render_query(query) == canonical
+    assert parse_query(canonical) == query
+
+
+def test_a_mode_needs_something_to_match_and_errors_point_into_what_was_written() -> None:
+    with pytest.raises(QueryError, match="neither words nor meaning"):
+        parse_query("words: *")
+    with pytest.raises(QueryError, match="empty"):
+        parse_query("meaning:")
+    with pytest.raises(QueryError) as error:
+        parse_query('words: "open')
+    assert error.value.position == 7

@@ -18,6 +18,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jinja2 import TemplateError, UndefinedError
 
 from paperwire import paperview, render
@@ -25,6 +27,7 @@ from paperwire.config import Settings
 from paperwire.errors import ValidationError
 from paperwire.models import Digest, DigestItem, DigestSection, Hit, Link, Paper, Subscriber, Topic
 from paperwire.render import EmailRenderer, RenderedEmail
+from paperwire.subscribers import new_token
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -330,7 +333,9 @@ def worst_case_digest(papers: int) -> Digest:
         items.append(item(paper, ("scaling laws", "MoE"), hit("scaling laws", abstract), hit("sparse", abstract),
                           hit("mixture-of-experts", abstract), rank=n + 1))
     sections = (DigestSection(TOPICS[0], tuple(items[: papers // 2])), DigestSection(TOPICS[1], tuple(items[papers // 2:])))
-    return Digest(READER, "2024-03-11", DAY, sections, more=85)
+    # A real link secret (subscribers.new_token: 32 characters): each paper's "More like this" link carries it.
+    reader = dataclasses.replace(READER, token="T" * len(new_token()))
+    return Digest(reader, "2024-03-11", DAY, sections, more=85)
 
 
 def test_size_under_gmail_clip_at_the_usual_cap(renderer: EmailRenderer) -> None:
@@ -461,6 +466,10 @@ def test_two_readers_never_share_a_byte_of_their_own_data() -> None:
         everything = "\n".join((rendered.subject, rendered.preheader, rendered.html, rendered.text))
         assert all(value in everything for value in own_data(mine))
         assert not [value for value in own_data(other) if value in everything]
+        # Each paper's "More like this" link carries this reader's token, in both parts.
+        likes = [f"{BASE}/like/{mine.subscriber.token}/{paper.id}" for paper in (SCALING, BARE, LONG)]
+        assert re.findall(r'<a href="([^"]+)">More like this</a>', rendered.html) == likes
+        assert re.findall(r"    More like this: (\S+)\n", rendered.text) == likes
     assert again == first == EmailRenderer(TEMPLATES).render(annika, SETTINGS)
 
 
@@ -517,6 +526,9 @@ def test_readers_with_other_topics_of_their_own_still_share_the_papers_blocks() 
     theirs = renderer.render(bertrand, SETTINGS)
     assert [cache.cache_info().misses for cache in shared] == misses
     assert "also in: porcupine</div>" in theirs.html and "    also in: porcupine\n" in theirs.text
+    # The "More like this" links are per reader too, and drawn beside the shared blocks.
+    token = bertrand.subscriber.token
+    assert theirs.html.count(f"/like/{token}/") == theirs.text.count(f"/like/{token}/") == 3
 
 
 def test_a_changed_paper_is_never_served_from_the_cache() -> None:
@@ -569,6 +581,15 @@ def test_url_parts_are_quoted_only_when_they_need_it() -> None:
     assert urls.paper(BASE, "hep-th/9901001") == f"{BASE}/papers/hep-th%2F9901001"  # an old-style arXiv id
     assert urls.archive(BASE, READER, "2024-03-11") == f"{BASE}/archive/tok123/2024-03-11"
     assert urls.paper(BASE, "a b?c") == f"{BASE}/papers/a%20b%3Fc"
+
+
+@given(st.text(max_size=40))
+def test_more_like_this_links_quote_a_paper_id_as_every_other_link_does(paper_id: str) -> None:
+    """Each paper's link is built from the reader's part once plus the paper's (urls.more_like_links):
+    the same address as the general rule gives, whatever the id holds."""
+    from paperwire import urls
+
+    assert urls.more_like_links(BASE, READER)(paper_id) == urls._join(BASE, "like", READER.token, paper_id)
 
 
 def test_links_with_controls_or_spaces_are_dropped_and_never_break_the_run(renderer: EmailRenderer) -> None:

@@ -137,6 +137,7 @@ def site(tmp_path: Path, listing_server: ListingServer) -> tuple[Path, dict]:
         f'db = "sqlite:///{tmp_path / "pw.db"}"\nout_dir = "{tmp_path / "out"}"\noutbox_dir = "{tmp_path / "outbox"}"\n'
         f'[schedule]\nsources = ["{listing_server.url}/daily.txt"]\ndispatch_minutes = 1\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    env["PAPERWIRE_RELEVANCE_EMBEDDER"] = "off"  # see conftest: these tests are not about vectors
     readers = tmp_path / "readers.json"
     _write_readers(readers, 6)
     done = subprocess.run([sys.executable, "-m", "paperwire", "subscribers", "import", str(readers)], cwd=tmp_path,

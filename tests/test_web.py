@@ -672,5 +672,7 @@ def test_api_docs_page_and_spec(site: Site) -> None:
     assert page.status_code == 200 and "GET /api/preview" in page.text and "PUT /api/subscribers/{email}" in page.text
     spec = site.client.get("/api/openapi.json").json()
     assert set(spec["paths"]) == {"/api/preview", "/api/topics", "/api/topics/{name}", "/api/subscribers",
-                                  "/api/subscribers/{email}"}
+                                  "/api/subscribers/{email}", "/api/subscribers/{email}/liked",
+                                  "/api/subscribers/{email}/liked/{paper_id}"}
+    assert "PUT /api/subscribers/{email}/liked/{paper_id}" in page.text
     assert json.dumps(spec).count("HTTPBearer") >= 1

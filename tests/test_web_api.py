@@ -149,7 +149,8 @@ def test_api_conforms_to_its_openapi_spec(case) -> None:
 def test_schema_loads_and_documents_every_route() -> None:
     operations = {(op.ok().method.upper(), op.ok().path) for op in schema.get_all_operations()}
     assert ("GET", "/api/preview") in operations and ("PUT", "/api/subscribers/{email}") in operations
-    assert len(operations) == 8
+    assert len(operations) == 11
+    assert ("PUT", "/api/subscribers/{email}/liked/{paper_id}") in operations
 
 
 def test_openapi_has_bearer_security(site: Site) -> None:

@@ -1,4 +1,5 @@
-"""End to end in a real browser: subscribe, confirm from the email, manage, one-click unsubscribe.
+"""End to end in a real browser: subscribe, confirm from the email, manage, "More like this"
+from a digest, one-click unsubscribe.
 
 `paperwire serve`'s app runs under uvicorn on 127.0.0.1; mail goes over SMTP to an
 aiosmtpd server on 127.0.0.1; Debian's chromium is driven by Playwright. Screenshots
@@ -173,6 +174,25 @@ def test_subscribe_confirm_manage_unsubscribe(running, browser) -> None:
     page.goto(archive_url)
     assert page.locator("h3 a").count() >= 1
     shot(page, "6-archive")
+
+    # "More like this" from the digest: the page only shows the paper and a button; the
+    # button likes it; the manage page lists it with a remove button.
+    like_url = re.search(re.escape(base) + r"/like/\S+", plain(digest)).group(0)
+    page.goto(like_url)
+    shot(page, "6a-more-like-this")
+    assert "Liked" not in [t.name for t in store.subscriber("reader@example.org").topics]
+    page.click("text=Add to my liked papers")
+    page.wait_for_selector("text=Added to your liked papers")
+    shot(page, "6b-liked")
+    (liked_topic,) = [t for t in store.subscriber("reader@example.org").topics if t.name == "Liked"]
+    assert liked_topic.query == "like:" + like_url.rsplit("/", 1)[1]
+    page.click("text=Your liked papers and settings")
+    page.wait_for_selector("#liked li")
+    assert page.locator("#liked li").count() == 1
+    shot(page, "6c-manage-liked")
+    page.click("#liked button:has-text('Remove')")
+    page.wait_for_selector("text=Removed from your liked papers.")
+    assert [t.name for t in store.subscriber("reader@example.org").topics] == ["Scaling", "RAG"]
 
     # The unsubscribe address: GET is only a button, POST with the RFC 8058 body unsubscribes.
     unsubscribe_url = re.search(r"<(https?://[^>]+)>", digest["List-Unsubscribe"]).group(1)

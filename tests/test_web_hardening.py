@@ -182,7 +182,9 @@ def _concrete_paths(site: Site) -> list[str]:
             f"/archive/{reader.token}/{EDITION}", "/favicon.ico", "/static/web.css", "/feeds/feeds.opml",
             "/feeds/topics/trending.atom", f"/feeds/private/{reader.token}.atom", "/feeds/trending.atom",
             f"/papers/{paper}", "/api/preview", "/api/topics", "/api/topics/Trending", "/api/subscribers",
-            f"/api/subscribers/{reader.email}", "/api/docs", "/api/openapi.json"]
+            f"/api/subscribers/{reader.email}", "/api/docs", "/api/openapi.json", f"/like/{reader.token}/{paper}",
+            f"/manage/{reader.token}/liked", f"/api/subscribers/{reader.email}/liked",
+            f"/api/subscribers/{reader.email}/liked/{paper}"]
 
 
 def _assert_not_hostile(answer, where: str) -> None:

@@ -107,6 +107,9 @@ def test_every_link_in_digests_feeds_and_pages_resolves(site: Site) -> None:
         start |= found
     digest_papers = {p for p in start if p.startswith("/papers/")}
     assert digest_papers, "the seed's papers without links should link to their paper page"
+    # Every paper has its "More like this" link, with this reader's token, in both parts.
+    more_like = {p for p in start if p.startswith(f"/like/{reader.token}/")}
+    assert len(more_like) == 5, more_like
     feeds = ["/feeds/feeds.opml"] + [f"/feeds/{name}.{kind}" for kind in ("atom", "rss", "json")
                                      for name in ("trending", "topics/language-models", f"private/{reader.token}")]
     start |= set(feeds) | {"/", f"/manage/{reader.token}", f"/unsubscribe/{reader.token}"}
@@ -138,6 +141,9 @@ def test_every_link_in_digests_feeds_and_pages_resolves(site: Site) -> None:
         assert site.client.get(action.split("#")[0]).status_code != 404, (page, action)
     assert {p.split("#")[0] for p in digest_papers} <= set(seen)
     assert any(p.startswith("/papers/") for p in seen) and any(p.startswith("/archive/") for p in seen)
+    assert more_like <= set(seen)
+    # Opening every link (as a mail scanner does) liked nothing and changed no reader.
+    assert site.store.subscriber("ada@example.org") == reader
 
 
 # -- the paper page ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ messages and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -17,10 +18,9 @@ from pathlib import Path
 
 import click
 
-from . import __version__, files, logs, pipeline, redact, sources, subscriber_io
+from . import __version__, digest, files, logs, pipeline, redact, sources, subscriber_io
 from .config import PACKAGE_DIR, Settings, load_settings, override
 from .errors import PaperwireError, ValidationError
-from .match import match_one
 from .models import SUBSCRIBER_STATUSES, Subscriber
 from .runs import run_is_dead
 from .store import Store
@@ -372,6 +372,61 @@ def topics_remove(app: App, name: str, force: bool) -> None:
 # -- digests ----------------------------------------------------------------------
 
 
+def _embed_step(app: App, *, since: dt.date | None, until: dt.date | None, quiet: bool):
+    """The embedding step of a command: a progress bar on stderr (hidden for --json and when
+    stderr is not a terminal). A paper that failed, or a model that cannot load, is a log
+    line on stderr (semantic.embed_step)."""
+    with contextlib.ExitStack() as stack:
+        bar = None
+
+        def start(total: int) -> None:
+            nonlocal bar
+            bar = stack.enter_context(click.progressbar(
+                length=total, label="Embedding", file=sys.stderr,
+                hidden=quiet or total < 2 or not sys.stderr.isatty()))
+
+        return pipeline.embed(app.store, app.settings, since=since, until=until, on_start=start,
+                              on_paper=lambda _paper: bar.update(1))
+
+
+def _embed_recent(app: App, edition: dt.date | None, *, quiet: bool = False) -> None:
+    """Before matching: vectors for every paper a run for ``edition`` can match."""
+    edition = edition or app.store.latest_listing_date()
+    if edition is not None:
+        _embed_step(app, since=pipeline.matching_window(edition), until=edition, quiet=quiet)
+
+
+@cli.command()
+@click.option("--since", type=_DATE, help="Only papers listed on or after this date (YYYY-MM-DD) [default: all].")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: model, papers, missing, embedded, topics, failed, error.")
+@click.pass_obj
+def embed(app: App, since: dt.datetime | None, as_json: bool) -> None:
+    """Compute the vectors that matching by meaning needs, for papers and topics that have none.
+
+    Each paper and topic is embedded once per model (relevance.embedder setting) and
+    kept in the database; a changed title, abstract or query is embedded again. The
+    commands that match (digest, send, feeds, demo) and the schedule daemon do this
+    step themselves; run it after a large ingest or a model change to do it up front.
+    Exit status 1 if a paper failed (the others are stored) or the model cannot load.
+
+    \b
+    Examples:
+      paperwire embed
+      paperwire embed --since 2024-03-01 --json
+    """
+    if app.settings.relevance_embedder == "off":
+        raise click.ClickException('relevance.embedder is "off": there is nothing to embed with')
+    report = _embed_step(app, since=since.date() if since else None, until=None, quiet=as_json)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"{report.embedded} paper(s) embedded, {report.papers - report.missing} already had vectors, "
+                   f"{len(report.failed)} failed; {report.topics} topic(s) embedded ({report.model})")
+    if report.failed or report.error:
+        raise click.exceptions.Exit(1)
+
+
 def _edition(app: App, date: dt.datetime | None) -> dt.date:
     if date is not None:
         return date.date()
@@ -414,6 +469,7 @@ def digest_command(app: App, out_dir: Path | None, date: dt.datetime | None, onl
         readers = [r for r in readers if r.email == address]
         if not readers:
             raise click.ClickException(f"no active reader with email {address}")
+    _embed_recent(app, edition, quiet=as_json)
     planned = pipeline.plan_digests(app.store, settings, readers, edition=edition)
     written = pipeline.write_digests(planned, settings, _renderer(app), out_dir or settings.out_dir)
     if as_json:
@@ -440,7 +496,9 @@ def preview(app: App, email: str, date: dt.datetime | None) -> None:
     if reader is None:
         raise click.ClickException(f"no reader with email {address}")
     settings = replace(app.settings, send_empty=True)
-    planned = pipeline.plan_digests(app.store, settings, [reader], edition=_edition(app, date))
+    edition = _edition(app, date)
+    _embed_recent(app, edition)
+    planned = pipeline.plan_digests(app.store, settings, [reader], edition=edition)
     (written,) = pipeline.write_digests(planned, settings, _renderer(app), settings.out_dir)
     click.echo(str(written.html))
 
@@ -471,7 +529,9 @@ def feeds_command(app: App, out_dir: Path | None, base_url: str | None, date: dt
         pipeline.log_feed_error(slug, exc)
         errors.append({"feed": slug, "error": f"{type(exc).__name__}: {exc}"})
 
-    written, opml = pipeline.write_feeds(app.store, settings, out_dir or settings.out_dir, edition=_edition(app, date),
+    edition = _edition(app, date)
+    _embed_recent(app, edition, quiet=as_json)
+    written, opml = pipeline.write_feeds(app.store, settings, out_dir or settings.out_dir, edition=edition,
                                          on_error=feed_failed)
     if as_json:
         click.echo(json.dumps({"feeds": [f.as_dict() for f in written], "opml": str(opml), "errors": errors},
@@ -514,6 +574,7 @@ def demo(app: App, seeds: Path | None, examples: Path | None) -> None:
     readers = subscriber_io.from_json(readers_file.read_text(encoding="utf-8"), str(readers_file), public)
     store.save_subscribers(readers)
     edition = _edition(app, None)
+    _embed_recent(app, edition)
     from . import dispatch  # the demo delivers too: to the outbox folder unless smtp.host is set
 
     sent = dispatch.dispatch(store, settings, everyone=True)
@@ -561,6 +622,7 @@ def send(app: App, only: str | None, everyone: bool, dry_run: bool, as_json: boo
 
     app.log_at(logging.INFO)  # one log line for the run, one per failure (cron keeps them)
     stop = _stop_on_signals()
+    _embed_recent(app, None, quiet=as_json)
     report = dispatch.dispatch(app.store, app.settings, only=normalize_email(only) if only else None,
                                everyone=everyone, dry_run=dry_run, stop=stop)
     if as_json:
@@ -711,13 +773,15 @@ def _echo_failures(failures: list[dict]) -> None:
 @click.argument("query")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Most papers to show.")
 @click.option("--since", type=_DATE, help="Only papers listed on or after this date (YYYY-MM-DD).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list in rank order: id, title, score, matched.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list in rank order: id, title, score, matched, similarity, why.")
 @click.pass_obj
 def match_command(app: App, query: str, limit: int, since: dt.datetime | None, as_json: bool) -> None:
     """Try a topic query on the stored papers before subscribing to it.
 
     Prints the papers it picks, best first, with the matched words highlighted and
-    why each was picked. See the README for the query language.
+    why each was picked: by its words, by meaning (similarity to the topic) or by example
+    (like:ID). See the README for the query language.
 
     \b
     Examples:
@@ -726,14 +790,20 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
       paperwire match 'title:RAG author:"Ada Lovelace"'
     """
     make_topic(None, query)  # a bad query is a clear error with a pointer to the position
+    from . import semantic  # numpy and the model only for the commands that match
+
     papers = [item.paper for item in app.store.papers(since=since.date() if since else None)]
-    ranking = match_one(query, papers, app.settings.acronyms, limit=limit)
+    _embed_step(app, since=since.date() if since else None, until=None, quiet=as_json)
+    found_all = semantic.match_topics([(0, query)], papers, app.settings, app.store)[0]
+    ranking = [found_all[position] for position in range(min(limit, len(found_all)))]
     by_id = {paper.id: paper for paper in papers}
+    titles = pipeline.example_titles(app.store, [query])
     if as_json:
         click.echo(json.dumps([{
             "id": m.paper_id, "title": by_id[m.paper_id].title, "score": round(m.score, 4),
-            "matched": list(dict.fromkeys(hit.term for hit in m.terms))} for m in ranking], indent=2,
-            ensure_ascii=False))
+            "matched": list(dict.fromkeys(hit.term for hit in m.terms)),
+            "similarity": None if getattr(m, "similarity", None) is None else round(m.similarity, 4),
+            "why": list(getattr(m, "why", ("words",)))} for m in ranking], indent=2, ensure_ascii=False))
         return
     for place, found in enumerate(ranking, start=1):
         paper = by_id[found.paper_id]
@@ -743,7 +813,9 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
         for hit in found.terms:
             fields_by_term.setdefault(hit.term, []).append(hit.field)
         reasons = ", ".join(f"{term} ({', '.join(fields)})" for term, fields in fields_by_term.items())
-        click.echo(f"     score {found.score:.2f} · {paper.id}" + (f" · matched: {reasons}" if reasons else ""))
+        because = digest.reason(found, titles)
+        click.echo(f"     score {found.score:.2f} · {paper.id}" + (f" · matched: {reasons}" if reasons else "")
+                   + (f" · {because}" if because else ""))
     click.echo(f"{len(ranking)} of {len(papers)} paper(s) shown", err=True)
 
 

@@ -168,6 +168,20 @@ def _as_networks(value: Any) -> tuple[str, ...]:
     return tuple(networks)
 
 
+DEFAULT_EMBEDDER, EMBEDDER_OFF, SENTENCE_TRANSFORMERS = "minilm-int8", "off", "sentence-transformers:"
+
+
+def as_embedder(value: Any) -> str:
+    """``relevance.embedder``: ``minilm-int8`` (built in), ``sentence-transformers:MODEL`` or ``off``."""
+    text = str(value).strip()
+    if text.lower() in (DEFAULT_EMBEDDER, EMBEDDER_OFF):
+        return text.lower()
+    name = text[len(SENTENCE_TRANSFORMERS):].strip()
+    if text.lower().startswith(SENTENCE_TRANSFORMERS) and name and not any(ch.isspace() for ch in name):
+        return SENTENCE_TRANSFORMERS + name
+    raise ValueError(f"{value!r} is not {DEFAULT_EMBEDDER}, {SENTENCE_TRANSFORMERS}MODEL_NAME or {EMBEDDER_OFF}")
+
+
 def _as_optional_path(value: Any) -> Path | None:
     return _as_path(value) if str(value).strip() else None
 
@@ -224,6 +238,8 @@ class Settings:
     # default: then the connecting address is the client, whatever headers say.
     trusted_proxies: tuple[str, ...] = ()
     acronyms: Mapping[str, tuple[str, ...]] = None  # type: ignore[assignment]  # set below
+    # Which model turns papers and topics into vectors for matching by meaning (see embeddings.py).
+    relevance_embedder: str = DEFAULT_EMBEDDER
 
     def __post_init__(self) -> None:
         if self.acronyms is None:
@@ -282,6 +298,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "subscribe_rate_per_hour": lambda v: _as_int(v, 1, 10**6),
     "trusted_proxies": _as_networks,
     "acronyms": _as_acronyms,
+    "relevance_embedder": as_embedder,
 }
 # Settings that only make sense as a TOML table, never as one environment string.
 _TOML_ONLY = {"acronyms"}
@@ -289,7 +306,7 @@ _TOML_ONLY = {"acronyms"}
 assert set(_CONVERTERS) == {f.name for f in fields(Settings)}, "every setting needs a converter"
 
 
-_TABLES = ("smtp", "schedule")  # settings grouped under a [table] in paperwire.toml
+_TABLES = ("smtp", "schedule", "relevance")  # settings grouped under a [table] in paperwire.toml
 
 
 def setting_key(field_name: str) -> str:

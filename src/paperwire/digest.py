@@ -28,6 +28,20 @@ class FoundMatch(Protocol):
     terms: Sequence[FoundTerm]
 
 
+def reason(match: object, titles: Mapping[str, str]) -> str:
+    """What a match found by meaning or by example says about itself; "" for words alone.
+
+    ``titles``: the titles of example papers (``like:``), by the reference the topic used."""
+    why = getattr(match, "why", ())
+    similarity = getattr(match, "similarity", None)
+    if "example" in why:
+        like = getattr(match, "like", None) or ""
+        return f"like: {titles.get(like, like)} (similarity {similarity:.2f})"
+    if "meaning" in why:
+        return f"related to your topic, similarity {similarity:.2f}"
+    return ""
+
+
 class Found(Protocol):
     """One topic's matches, best first, as the matcher reports them (paperwire.match.Ranking).
 
@@ -72,6 +86,7 @@ def build_digest(
     edition: dt.date,
     already_sent: Container[str] = frozenset(),
     first_date: dt.date | None = None,
+    example_titles: Mapping[str, str] | None = None,
 ) -> Digest:
     """The reader's digest; ``found_by_topic[i]`` are the matches of ``subscriber.topics[i]``.
 
@@ -105,6 +120,7 @@ def build_digest(
             paper=papers[paper_id], score=best_score, rank=placement.rank, listing_date=placement.date,
             topics=tuple(dict.fromkeys(subscriber.topics[index].name for _, index, _ in ranked)),
             hits=tuple(Hit(t.term, t.field, tuple(t.spans)) for t in best_match.terms),
+            reason=reason(best_match, example_titles or {}),
         ))
     return Digest(
         subscriber=subscriber,

@@ -41,6 +41,10 @@ class StoreError(PaperwireError):
     """The database cannot be opened or upgraded."""
 
 
+class EmbedderError(PaperwireError):
+    """The embedding model cannot be loaded or used (not installed, a file with the wrong digest, a bad setting)."""
+
+
 class DeliveryError(PaperwireError):
     """A message could not be handed to the mail server."""
 

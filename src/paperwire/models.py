@@ -129,6 +129,7 @@ class DigestItem:
     listing_date: dt.date
     topics: tuple[str, ...]  # every topic of the reader it matched, best first
     hits: tuple[Hit, ...]  # the matched terms of its best topic
+    reason: str = ""  # why it matched beyond its words: "related to your topic, similarity 0.63", "like: <title>"
 
 
 @dataclass(frozen=True, slots=True)

@@ -251,6 +251,13 @@ def parse_arxiv_id(text: str | None) -> tuple[str, int | None] | None:
     return match.group(1), version
 
 
+def referenced_id(ref: str) -> str:
+    """The paper id a reference names (``like:2403.12345v2``): an arXiv id without its
+    version, as paper ids are stored; any other id as written."""
+    found = parse_arxiv_id(ref)
+    return found[0] if found else ref
+
+
 def title_key(title: str) -> str:
     """Titles that differ only in case, accents, punctuation or spacing get the same key."""
     folded = title.casefold()

@@ -48,6 +48,7 @@ class PaperView(NamedTuple):
     abstract_html: Markup  # the same excerpt, escaped, matched terms in <strong>
     links: tuple[LinkView, ...]
     matched: str  # the matched terms, comma-separated
+    reason: str  # why it matched beyond its words (digest.reason), cleaned; "" for words alone
     anchor: str  # the paper's HTML id (urls.paper_anchor)
 
 
@@ -161,13 +162,13 @@ def snippet_start(abstract: str, spans: list[tuple[int, int]]) -> int:
 
 @lru_cache(maxsize=VIEWS_KEPT)  # keyed by all it reads: a changed paper or other hits is a new key
 def paper_view(paper_id: str, title: str, authors: tuple[str, ...], links: tuple[Link, ...], abstract: str,
-               hits: tuple[Hit, ...], base_url: str) -> PaperView:
+               hits: tuple[Hit, ...], base_url: str, reason: str = "") -> PaperView:
     """A paper as the paper templates show it: the same for every reader who gets it with these hits."""
     url, shown = paper_links(links, paper_id, base_url)
     title = shorten(clean_line(title), TITLE_CHARS) or clean_line(paper_id)
     abstract, abstract_html, matched = excerpt(abstract, hits)
     return PaperView(title, url, authors_line(list(authors)), abstract, abstract_html, shown, matched,
-                     urls.paper_anchor(paper_id))
+                     clean_line(reason), urls.paper_anchor(paper_id))
 
 
 def item_view(item: DigestItem, settings: Settings) -> PaperView:
@@ -176,4 +177,4 @@ def item_view(item: DigestItem, settings: Settings) -> PaperView:
     The reader's other topics it matched are the reader's own: see ``also_in``."""
     paper = item.paper
     return paper_view(paper.id, paper.title, tuple(paper.authors), tuple(paper.links), paper.abstract,
-                      item.hits, settings.base_url)
+                      item.hits, settings.base_url, item.reason)

@@ -19,13 +19,17 @@ from typing import TYPE_CHECKING, TypeVar
 from . import digest, feeds, files, mail, redact, sources
 from .config import MAX_LISTING_BYTES, Settings
 from .errors import QueryError, SourceError
-from .match import Ranking, compile_queries
+from .digest import Found
+from .match import compile_queries
 from .models import Digest, StoredPaper, Subscriber
-from .query import parse_query
+from .normalize import referenced_id
+from .query import like_refs, parse_query
 from .store import FetchValidators, IngestCounts, ReaderHistory, Store
 
 if TYPE_CHECKING:  # rendering loads MJML and Jinja: only when digests are written
+    from .embeddings import Embedder
     from .render import EmailRenderer
+    from .semantic import EmbedReport
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +146,36 @@ def _ingest_url(store: Store, url: str, report: IngestReport, *, format: str | N
     return batch
 
 
+# -- vectors ------------------------------------------------------------------------
+
+
+def embedder(settings: Settings) -> Embedder | None:
+    """The process's embedder for ``relevance.embedder`` (None when it is ``off``)."""
+    from .embeddings import get_embedder  # numpy and the model only for runs that match
+
+    return get_embedder(settings.relevance_embedder)
+
+
+def embed(store: Store, settings: Settings, *, since: dt.date | None = None, until: dt.date | None = None,
+          on_start: Callable[[int], None] | None = None, on_paper: Callable[[object], None] | None = None,
+          stop: threading.Event | None = None) -> EmbedReport:
+    """The embedding step: vectors for the papers listed from ``since`` to ``until`` (all papers
+    when both are None) and for every stored topic, each computed once (``semantic.embed_step``).
+
+    Runs on its own, never inside ingest: `paperwire embed`, the commands that match (before
+    matching, with a progress bar), and the daemon after each ingest."""
+    from . import semantic
+
+    papers = [item.paper for item in store.papers(since=since, until=until)]
+    return semantic.embed_step(store, embedder(settings), papers, topic_queries=store.topic_queries(),
+                               on_start=on_start, on_paper=on_paper, stop=stop)
+
+
+def matching_window(edition: dt.date) -> dt.date:
+    """The first listing day any run matching for ``edition`` looks at (feeds: a month)."""
+    return edition - FEED_WINDOW + dt.timedelta(days=1)
+
+
 # -- digests ------------------------------------------------------------------------
 
 
@@ -190,6 +224,7 @@ def plan_digests(
     """
     stored = store.papers(since=edition - digest.WEEK + dt.timedelta(days=1), until=edition)
     papers = [item.paper for item in stored]
+    _ensure_vectors(store, settings, papers, [topic.query for reader in readers for topic in reader.topics])
     by_id = {paper.id: paper for paper in papers}
     placements = {item.paper.id: digest.Placement(*newest_placement(item, edition)) for item in stored}
     if with_history:
@@ -201,7 +236,11 @@ def plan_digests(
     groups = [(reader, [((index, topic_index), topic.query) for topic_index, topic in enumerate(reader.topics)])
               for index, reader in enumerate(readers)]
     report = None if on_error is None else (lambda reader, exc: on_error(reader, "matching", exc))
-    rankings = match_each(groups, papers, settings.acronyms, on_error=report)
+    from . import semantic  # numpy and the model only for runs that match
+
+    rankings = match_each(groups, papers, settings.acronyms, on_error=report,
+                          matcher=lambda pairs: semantic.match_topics(pairs, papers, settings, store))
+    examples = example_titles(store, [topic.query for reader in readers for topic in reader.topics])
     for index, reader in enumerate(readers):
         if reader.topics and (index, 0) not in rankings:
             continue  # its topics could not be matched: already reported
@@ -209,7 +248,8 @@ def plan_digests(
             first, _ = digest.window(reader, edition, histories[reader.id].last_edition)
             found = [rankings[(index, topic_index)] for topic_index in range(len(reader.topics))]
             result = digest.build_digest(reader, found, by_id, placements, edition=edition, first_date=first,
-                                         already_sent=already_sent.get(reader.id, frozenset()))
+                                         already_sent=already_sent.get(reader.id, frozenset()),
+                                         example_titles=examples)
         except Exception as exc:
             if on_error is None:
                 raise
@@ -219,14 +259,39 @@ def plan_digests(
             yield result
 
 
+def _ensure_vectors(store: Store, settings: Settings, papers: Sequence, queries: Sequence[str]) -> None:
+    """Every run that matches passes here: the papers and topics it matches get their vectors
+    first (usually all stored already by the embedding step, so this is one look-up)."""
+    from . import semantic
+
+    semantic.embed_step(store, embedder(settings), papers, topic_queries=queries)
+
+
+def example_titles(store: Store, queries: Iterable[str]) -> dict[str, str]:
+    """The titles of the papers topics name with ``like:``, by the reference as written."""
+    refs = {like.ref for text in set(queries) if "like:" in text for like in _likes(text)}
+    found = {ref: store.stored_paper(referenced_id(ref)) for ref in refs}
+    return {ref: stored.paper.title for ref, stored in found.items() if stored is not None}
+
+
+def _likes(text: str) -> list:
+    try:
+        return like_refs(parse_query(text))
+    except QueryError:
+        return []
+
+
 Owner = TypeVar("Owner")
 Key = TypeVar("Key")
 
 
 def match_each(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]], papers: Sequence,
-               acronyms: Mapping | None, *, on_error: Callable[[Owner, Exception], None] | None = None
-               ) -> dict[Key, Ranking]:
+               acronyms: Mapping | None, *, on_error: Callable[[Owner, Exception], None] | None = None,
+               matcher: Callable[[list[tuple[Key, str]]], dict[Key, Found]] | None = None) -> dict[Key, Found]:
     """The rankings of every owner's (key, query) pairs, all owners compiled and matched in one pass.
+
+    ``matcher`` matches a list of pairs over ``papers`` (``semantic.match_topics``: words and
+    meaning); without it, words alone with ``acronyms``.
 
     With ``on_error``, a faulty owner costs that owner only (a reader, or a feed), who goes to
     ``on_error`` and is left out. The usual fault, a stored query the parser refuses, is found
@@ -238,10 +303,11 @@ def match_each(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]], papers
     if on_error is not None:
         groups = _parseable(groups, on_error)
 
-    def attempt(chosen: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]]) -> dict[Key, Ranking]:
-        return compile_queries((pair for _, pairs in chosen for pair in pairs), acronyms).match(papers)
+    def attempt(chosen: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]]) -> dict[Key, Found]:
+        pairs = [pair for _, pairs in chosen for pair in pairs]
+        return matcher(pairs) if matcher is not None else compile_queries(pairs, acronyms).match(papers)
 
-    def isolate(chosen: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]]) -> dict[Key, Ranking]:
+    def isolate(chosen: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]]) -> dict[Key, Found]:
         try:
             return attempt(chosen)
         except Exception as exc:
@@ -361,8 +427,11 @@ def build_feeds(store: Store, settings: Settings, *, edition: dt.date | None,
     """
     items = feed_items(store, edition) if edition else []
     public = store.public_topics()
-    rankings = match_each([(t.slug, [(t.slug, t.query)]) for t in public], [item.paper for item in items],
-                          settings.acronyms, on_error=on_error)
+    papers = [item.paper for item in items]
+    from . import semantic  # numpy and the model only for runs that match
+
+    rankings = match_each([(t.slug, [(t.slug, t.query)]) for t in public], papers, settings.acronyms,
+                          on_error=on_error, matcher=lambda pairs: semantic.match_topics(pairs, papers, settings, store))
     position = {item.paper.id: item for item in items}
     week_start = edition - digest.WEEK + dt.timedelta(days=1) if edition else None
     trending = feeds.FeedSpec("Trending papers", feeds.TRENDING_SLUG, "The trending papers of each day's listing.")

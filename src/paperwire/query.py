@@ -6,8 +6,13 @@ Grammar (``OR`` binds looser than the implicit AND between adjacent items)::
     or_expr  := and_expr ("OR" and_expr)*
     and_expr := unary (["AND"] unary)*
     unary    := ("-" | "NOT") unary  |  primary
-    primary  := [field ":"] (WORD | '"' PHRASE '"' | "(" or_expr ")" | unary)
+    primary  := "like:" REF  |  [field ":"] (WORD | '"' PHRASE '"' | "(" or_expr ")" | unary)
     field    := "title" | "abstract" | "author"
+    REF      := an arXiv id (2403.12345, 2403.12345v2, hep-th/9901001) or a stored
+                paper id (t- and 16 hex digits)
+
+``like:REF`` asks for papers similar to that paper; it is a node of its own
+(:class:`Like`), never a word, and cannot be limited to a field.
 
 ``OR``, ``AND`` and ``NOT`` are keywords only in upper case; in lower case they are
 words. A word with no letter or digit (``!!!``, a lone ``-``) is punctuation and is
@@ -27,21 +32,34 @@ from typing import NamedTuple
 from paperwire.errors import QueryError
 
 FIELDS = ("title", "abstract", "author")
+LIKE = "like"
 EVERYTHING_TEXT = "*"
 MAX_DEPTH = 32  # parentheses deeper than this are surely a mistake (and would blow the stack)
 
 _WORD_CHAR = re.compile(r"[^\W_]")
 _FIELD_PREFIX = re.compile(r"([A-Za-z]+):")
+# A topic's mode, first thing in it: "words:" matches by words only, "meaning:" by meaning
+# only (match/meaning.py); without one, both.
+MODES = ("words", "meaning")
+_MODE = re.compile(r"\s*(words|meaning):")
 _KEYWORDS = ("OR", "AND", "NOT")
-_SPACE = re.compile(r"\s+")
+# What like: takes: the forms paperwire.normalize gives paper ids (arXiv ids, new and old
+# style, with an optional version; otherwise "t-" and the title hash).
+_PAPER_REF = re.compile(
+    r"(?:\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?|t-[0-9a-f]{16}", re.ASCII
+)
+_VERSION = re.compile(r"v\d+$")
 
 
 # --- syntax tree ----------------------------------------------------------------------
 # ``position`` is where the node starts in the query text; it is left out of equality so
 # that two queries with the same meaning compare equal whatever their spacing.
+# Nodes are values: never change one. Term, Not, And and Or are not declared frozen only
+# because a frozen dataclass's __init__ takes four times as long, and compiling the
+# topics of 100,000 readers builds half a million of them; they hash by value all the same.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Term:
     """A word (``phrase=False``) or a quoted phrase, optionally limited to one field."""
 
@@ -52,18 +70,35 @@ class Term:
 
 
 @dataclass(frozen=True, slots=True)
+class Like:
+    """``like:REF``: papers similar to the paper ``ref`` (as written, version included).
+
+    The word engine matches nothing for it; what it means is decided where papers
+    are compared by meaning.
+    """
+
+    ref: str
+    position: int = dataclass_field(default=0, compare=False)
+
+    @property
+    def paper_id(self) -> str:
+        """The id the paper is stored under: an arXiv id loses its version (``v2``)."""
+        return self.ref if self.ref.startswith("t-") else _VERSION.sub("", self.ref)
+
+
+@dataclass(unsafe_hash=True, slots=True)
 class Not:
     child: Node
     position: int = dataclass_field(default=0, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class And:
     children: tuple[Node, ...]
     position: int = dataclass_field(default=0, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Or:
     children: tuple[Node, ...]
     position: int = dataclass_field(default=0, compare=False)
@@ -76,15 +111,16 @@ class Everything:
     position: int = dataclass_field(default=0, compare=False)
 
 
-Node = Term | Not | And | Or | Everything
+Node = Term | Like | Not | And | Or | Everything
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Query:
     """A parsed query; ``text`` is what the user typed, ``root`` what it means."""
 
     text: str = dataclass_field(compare=False)
     root: Node
+    mode: str | None = None  # "words" or "meaning" when the topic starts with that prefix: see MODES
 
     def __str__(self) -> str:
         return render_query(self)
@@ -94,7 +130,7 @@ class Query:
 
 
 class _Token(NamedTuple):
-    kind: str  # WORD PHRASE LPAREN RPAREN OR AND NOT MINUS FIELD END
+    kind: str  # WORD PHRASE LPAREN RPAREN OR AND NOT MINUS FIELD LIKE END
     text: str
     position: int
 
@@ -108,39 +144,55 @@ def _has_word_char(text: str) -> bool:
 
 # ``word`` is the common case, a chunk that is one plain word as a whole (it starts with a
 # letter or digit and has no colon), so it needs none of the checks in _lex_chunk.
+# One match per token, the spaces before it included (group 1); which other group is not
+# empty says what the token is. Every character but trailing space is in some match, so
+# the positions follow from the lengths: findall's tuples are far cheaper than match
+# objects, and this runs for every token of every topic.
 _LEXEME = re.compile(
-    r"""(?P<space>\s+)
-      | (?P<word>[^\W_][^\s()":]*(?![^\s()"]))
-      | (?P<open>\()
-      | (?P<close>\))
-      | (?P<phrase>"[^"]*")
-      | (?P<quote>")
-      | (?P<chunk>[^\s()"]+)""",
+    r"""(\s*)(?:
+        ([^\W_][^\s()":]*(?![^\s()"]))  # a word
+      | (\()
+      | (\))
+      | ("[^"]*")                     # a phrase
+      | (")                           # a quote never closed
+      | (-+)(?=[^\W_][^\s()":]*(?![^\s()"]))  # dashes right before a plain word: one negation
+      | ((?i:title|abstract|author)):(?=[^\W_]|["(])  # a field right before a word, phrase or group
+      | ([^\s()"]+))                  # a chunk: anything else (like:..., punctuation, bad fields)""",
     re.VERBOSE,
 )
-_SIMPLE_KINDS = {"open": "LPAREN", "close": "RPAREN"}
 
 
 def _lex(text: str) -> list[_Token]:
     """Split the query into tokens; reports unbalanced quotes and bad field prefixes."""
     tokens: list[_Token] = []
-    for lexeme in _LEXEME.finditer(text):
-        kind = lexeme.lastgroup
-        if kind == "space":
-            continue
-        if kind == "word":
-            word = lexeme.group()
-            kind = word if word in _KEYWORDS else "WORD"
-            tokens.append(_new_token(_Token, (kind, word, lexeme.start())))
-        elif kind == "chunk":
-            _lex_chunk(text, lexeme.start(), lexeme.end(), tokens)
-        elif kind == "phrase":
-            tokens.append(_new_token(_Token, ("PHRASE", lexeme.group()[1:-1], lexeme.start())))
-        elif kind == "quote":
-            raise QueryError('unbalanced quote: this " is never closed', query=text, position=lexeme.start())
+    append = tokens.append
+    offset = 0
+    for space, word, opening, closing, phrase, quote, dashes, field_name, chunk in _LEXEME.findall(text):
+        start = offset + len(space)
+        if word:
+            append(_new_token(_Token, (word if word in _KEYWORDS else "WORD", word, start)))
+            offset = start + len(word)
+        elif phrase:
+            append(_new_token(_Token, ("PHRASE", phrase[1:-1], start)))
+            offset = start + len(phrase)
+        elif dashes:
+            append(_new_token(_Token, ("MINUS", "-", start)))
+            offset = start + len(dashes)
+        elif field_name:
+            append(_new_token(_Token, ("FIELD", field_name.lower(), start)))
+            offset = start + len(field_name) + 1
+        elif opening:
+            append(_new_token(_Token, ("LPAREN", "(", start)))
+            offset = start + 1
+        elif closing:
+            append(_new_token(_Token, ("RPAREN", ")", start)))
+            offset = start + 1
+        elif quote:
+            raise QueryError('unbalanced quote: this " is never closed', query=text, position=start)
         else:
-            tokens.append(_new_token(_Token, (_SIMPLE_KINDS[kind], lexeme.group(), lexeme.start())))
-    tokens.append(_Token("END", "", len(text)))
+            offset = start + len(chunk)
+            _lex_chunk(text, start, offset, tokens)
+    append(_Token("END", "", len(text)))
     return tokens
 
 
@@ -160,6 +212,9 @@ def _lex_chunk(text: str, start: int, end: int, tokens: list[_Token]) -> None:
             tokens.append(_Token(word, word, start))
             return
         prefix = _FIELD_PREFIX.match(word)
+        if prefix and prefix.group(1).lower() == LIKE:
+            tokens.append(_like_token(text, start, start + prefix.end(), end, glued_to_next))
+            return
         if prefix and (prefix.end() < len(word) or glued_to_next):
             name = prefix.group(1).lower()
             if name not in FIELDS:
@@ -173,6 +228,22 @@ def _lex_chunk(text: str, start: int, end: int, tokens: list[_Token]) -> None:
         if _has_word_char(word):
             tokens.append(_Token("WORD", word, start))
         return
+
+
+def _like_token(text: str, start: int, ref_start: int, end: int, glued_to_next: bool) -> _Token:
+    """``like:REF`` as one token; the REF must be a paper id, with nothing glued after it."""
+    ref = text[ref_start:end]
+    if not _PAPER_REF.fullmatch(ref):  # sentence punctuation after it is dropped, as after a word
+        ref = ref.rstrip(_TRAILING_PUNCTUATION)
+    if not ref:
+        message = "'like:' needs a paper id right after the colon (an arXiv id such as 2403.12345)"
+        raise QueryError(message, query=text, position=start)
+    if not _PAPER_REF.fullmatch(ref):
+        message = f"'{ref}' is not a paper id (like: takes an arXiv id such as 2403.12345 or 2403.12345v2)"
+        raise QueryError(message, query=text, position=ref_start)
+    if glued_to_next:
+        raise QueryError("a space must follow the paper id of 'like:'", query=text, position=end)
+    return _Token("LIKE", ref, start)
 
 
 def _lex_dashes(text: str, start: int, end: int, glued_to_next: bool, tokens: list[_Token]) -> int | None:
@@ -209,6 +280,7 @@ class _Parser:
         self.text = text
         self.tokens = tokens
         self.index = 0
+        self.negated = False  # whether the tree has a Not
 
     def peek(self) -> _Token:
         return self.tokens[self.index]
@@ -229,40 +301,59 @@ class _Parser:
         return node
 
     def or_expr(self, field_name: str | None, depth: int) -> Node:
-        start = self.peek()
+        start = self.tokens[self.index]
         if start.kind == "OR":
             raise self.fail("dangling OR: nothing before it", start.position)
         branches = [self.and_expr(field_name, depth)]
-        while self.peek().kind == "OR":
+        while self.tokens[self.index].kind == "OR":
             keyword = self.take()
             if self.peek().kind in _ENDS_TERM:
                 raise self.fail("dangling OR: nothing after it", keyword.position)
             branches.append(self.and_expr(field_name, depth))
-        return _flatten(Or, branches, start.position)
+        return branches[0] if len(branches) == 1 else _flatten(Or, branches, start.position)
 
     def and_expr(self, field_name: str | None, depth: int) -> Node:
         tokens = self.tokens
-        start = tokens[self.index]
+        index = self.index
+        start = tokens[index]
         items: list[Node] = []
+        append = items.append
         while True:
-            token = tokens[self.index]
-            kind = token.kind
+            kind, text, position = tokens[index]  # plain unpacking: this loop sees every token
             if kind == "WORD":  # the common case, without the detour through unary()
-                self.index += 1
-                items.append(Term(_trim_word(token.text), False, field_name, token.position))
+                index += 1
+                last = text[-1]
+                if last in _TRAILING_PUNCTUATION:
+                    text = _trim_word(text)
+                append(Term(text, False, field_name, position))
+            elif kind == "PHRASE":
+                index += 1
+                append(self.phrase(tokens[index - 1], field_name))
+            elif kind == "MINUS" and tokens[index + 1][0] == "WORD":  # -word, the usual exclusion
+                _, word, at = tokens[index + 1]
+                index += 2
+                self.negated = True
+                append(Not(Term(_trim_word(word), False, field_name, at), position))
+            elif kind == "FIELD" and field_name is None and tokens[index + 1][0] == "WORD":  # title:word
+                _, word, at = tokens[index + 1]
+                index += 2
+                append(Term(_trim_word(word), False, text, at))
             elif kind in _ENDS_AND:
                 break
             elif kind == "AND":
-                self.index += 1
-                if not items or tokens[self.index].kind in _ENDS_TERM:
-                    raise self.fail("dangling AND: it needs a term on both sides", token.position)
+                index += 1
+                if not items or tokens[index][0] in _ENDS_TERM:
+                    raise self.fail("dangling AND: it needs a term on both sides", position)
             else:
-                items.append(self.unary(field_name, depth))
+                self.index = index
+                append(self.unary(field_name, depth))
+                index = self.index
+        self.index = index
         if not items and start.kind == "RPAREN":
             raise self.fail("unbalanced parenthesis: this ')' has no matching '('", start.position)
         if not items:
             raise self.fail("nothing to match", start.position)
-        return _flatten(And, items, start.position)
+        return items[0] if len(items) == 1 else _flatten(And, items, start.position)
 
     def unary(self, field_name: str | None, depth: int) -> Node:
         """Negations are counted in a loop (not recursion) so ``------x`` cannot overflow."""
@@ -275,6 +366,7 @@ class _Parser:
         node = self.primary(field_name, depth)
         if len(negations) % 2 == 0:
             return node
+        self.negated = True
         return node.child if isinstance(node, Not) else Not(node, negations[0].position)
 
     def primary(self, field_name: str | None, depth: int) -> Node:
@@ -289,6 +381,10 @@ class _Parser:
             return Term(_trim_word(token.text), False, field_name, token.position)
         if token.kind == "PHRASE":
             return self.phrase(token, field_name)
+        if token.kind == "LIKE":
+            if field_name is not None:
+                raise self.fail(f"'like:' inside a '{field_name}:' group: it compares whole papers", token.position)
+            return Like(token.text, token.position)
         if token.kind == "LPAREN":
             return self.group(token, field_name, depth)
         if token.kind == "RPAREN":
@@ -296,7 +392,7 @@ class _Parser:
         raise self.fail(f"expected a term, found '{token.text}'", token.position)
 
     def phrase(self, token: _Token, field_name: str | None) -> Term:
-        words = _SPACE.sub(" ", token.text).strip()
+        words = " ".join(token.text.split())
         if not _has_word_char(words):
             raise self.fail("empty phrase: nothing to match between the quotes", token.position)
         return Term(words, True, field_name, token.position)
@@ -343,7 +439,7 @@ def _flatten(kind: type[And] | type[Or], items: list[Node], position: int) -> No
 def _has_positive(node: Node) -> bool:
     """Whether the node can select papers by itself (not merely exclude them)."""
     kind = type(node)
-    if kind is Term or kind is Everything:
+    if kind is Term or kind is Like or kind is Everything:
         return True
     if kind is Not:
         return False
@@ -360,7 +456,7 @@ def _check_positive(node: Node, text: str, where: str = "the query") -> None:
     exact node types, so dispatching on ``type`` is safe and quicker than isinstance.)
     """
     kind = type(node)
-    if kind is Term:
+    if kind is Term or kind is Like:
         return
     if kind is Not or (kind is And and not _has_positive(node)):
         message = f"nothing to match: {where} only excludes; add a term to look for"
@@ -380,174 +476,67 @@ def _check_positive(node: Node, text: str, where: str = "the query") -> None:
 
 
 def parse_query(text: str) -> Query:
-    """Parse a topic query; raises :class:`QueryError` naming the problem and position."""
+    """Parse a topic query; raises :class:`QueryError` naming the problem and position.
+
+    A leading ``words:`` or ``meaning:`` (``MODES``) is the topic's mode, not a field."""
     if not isinstance(text, str):
         raise QueryError("a query must be text", query=repr(text), position=0)
+    mode_prefix = _MODE.match(text)
+    if mode_prefix is not None:
+        # Blanked rather than cut, so positions in errors still point into what the reader wrote.
+        query = _parse_without_mode(" " * mode_prefix.end() + text[mode_prefix.end():])
+        if isinstance(query.root, Everything):
+            raise QueryError(f"'{mode_prefix.group(1)}:' before '*': every paper is neither words nor meaning",
+                             query=text, position=mode_prefix.start(1))
+        return Query(text, query.root, mode_prefix.group(1))
+    return _parse_without_mode(text)
+
+
+def _parse_without_mode(text: str) -> Query:
     stripped = text.strip()
     if stripped == EVERYTHING_TEXT:
         return Query(text, Everything(text.index(EVERYTHING_TEXT)))
     if not stripped:
         raise QueryError("nothing to match: the query is empty", query=text, position=0)
-    root = _parse_simple(text)
-    if root is not None:
-        return Query(text, root)
     tokens = _lex(text)
     if len(tokens) == 1:
         raise QueryError("nothing to match: the query has no letters or digits", query=text, position=0)
-    root = _Parser(text, tokens).parse()
-    _check_positive(root, text)
+    parser = _Parser(text, tokens)
+    root = parser.parse()
+    if parser.negated:  # without an exclusion every branch has a term: nothing to check
+        _check_positive(root, text)
     return Query(text, root)
-
-
-# --- the common case, quickly ---------------------------------------------------------
-# Most topics are a few words and phrases, some excluded, limited to a field or offered
-# as alternatives: ``fail title:"capabilities during" -mixed (LLM OR agents)``.
-# simple_terms reads exactly those with a regex, without tokens or a parser; anything
-# else -- other groups, other keywords, doubled dashes, items glued together, errors of
-# any kind -- gets None and goes through the lexer and parser above, which remain the
-# definition of the language. parse_query builds from it the very tree (positions
-# included) the parser would; the matcher reads the terms directly, to skip building and
-# rendering a tree for each of many topics.
-
-SimpleTerm = tuple[bool, "str | None", "bool | None", "str | tuple[SimpleTerm, ...]", int, int]
-"""``(excluded, field, phrase, text, position, start)``: a Term (at ``position``), under a
-Not (at ``start``, the dash) when ``excluded``. A group ``(a OR "b c")`` has ``phrase``
-None, its alternatives (simple terms) as ``text``, its Or's ``position`` and the
-parenthesis at ``start``."""
-
-_SIMPLE_ITEM = re.compile(r'(\s*)(-?)(?:([A-Za-z]+):)?("[^"]*"|[^\W_][^\s()":]*|\((?:[^()"]|"[^"]*")*\))')
-_SIMPLE_OPTION = re.compile(r'(\s*)(?:([A-Za-z]+):)?("[^"]*"|[^\W_][^\s()":]*)')
-_ONLY_SPACE = re.compile(r"\s*")
-
-
-def simple_terms(text: str) -> list[SimpleTerm] | None:
-    """The items of a valid query made only of ``[-][field:]word``, ``[-][field:]"phrase"``
-    and ``(term OR term ...)`` (terms without a dash), or None for any other query."""
-    terms: list[SimpleTerm] = []
-    offset = 0
-    positive = False
-    for space, dash, field_name, term in _SIMPLE_ITEM.findall(text):
-        start = offset + len(space)
-        if terms and start == offset:
-            return None  # glued to the previous item: leave it to the parser
-        first = term[0]
-        if not field_name and first != '"' and first != "(":  # the commonest item: [-]word
-            offset = start + len(dash) + len(term)
-            if term in _KEYWORDS:
-                return None
-            terms.append((dash == "-", None, False, _trim_word(term), start + len(dash), start))
-            positive = positive or not dash
-            continue
-        offset = start + len(dash) + (len(field_name) + 1 if field_name else 0) + len(term)
-        if first == "(":
-            options = None if dash or field_name else _simple_options(term[1:-1], start + 1)
-            if options is None:
-                return None
-            terms.append((False, None, None, options, options[0][5], start))
-            positive = True
-            continue
-        found = _simple_term(field_name, term, start + len(dash))
-        if found is None:
-            return None
-        terms.append((bool(dash), *found, start))
-        positive = positive or not dash
-    if not positive or not _ONLY_SPACE.fullmatch(text, offset):
-        return None  # only exclusions (an error), or something the pattern skipped over
-    return terms
-
-
-def _simple_term(field_name: str, term: str, start: int) -> tuple[str | None, bool, str, int] | None:
-    """``(field, phrase, text, position)`` of ``[field:]term`` written at ``start``, or None."""
-    position = start
-    if field_name:
-        field_name = field_name.lower()
-        if field_name not in FIELDS:
-            return None
-        position += len(field_name) + 1
-    if term[0] == '"':
-        words = _SPACE.sub(" ", term[1:-1]).strip()
-        return (field_name or None, True, words, position) if _has_word_char(words) else None
-    if term in _KEYWORDS:
-        return None
-    return (field_name or None, False, _trim_word(term), position)
-
-
-def _simple_options(inside: str, base: int) -> tuple[SimpleTerm, ...] | None:
-    """The terms of ``a OR "b c" OR title:d`` (the inside of a group starting at ``base``)."""
-    options: list[SimpleTerm] = []
-    offset = 0
-    expect_term = True
-    for space, field_name, term in _SIMPLE_OPTION.findall(inside):
-        start = offset + len(space)
-        if offset and start == offset:
-            return None
-        offset = start + (len(field_name) + 1 if field_name else 0) + len(term)
-        if not expect_term:
-            if field_name or term != "OR":
-                return None
-        else:
-            found = _simple_term(field_name, term, base + start)
-            if found is None:
-                return None
-            options.append((False, *found, base + start))
-        expect_term = not expect_term
-    if expect_term or len(options) < 2 or not _ONLY_SPACE.fullmatch(inside, offset):
-        return None
-    return tuple(options)
-
-
-def _render_simple_term(term: SimpleTerm) -> str:
-    excluded, field_name, phrase, text = term[0], term[1], term[2], term[3]
-    if phrase is None:
-        return " OR ".join(map(_render_simple_term, text))  # type: ignore[arg-type]
-    return ("-" if excluded else "") + (f"{field_name}:" if field_name else "") + (f'"{text}"' if phrase else text)
-
-
-def render_simple(terms: list[SimpleTerm]) -> str:
-    """What :func:`render_query` gives for the query ``terms`` came from."""
-    if len(terms) == 1:
-        return _render_simple_term(terms[0])
-    return " ".join([_render_simple_term(t) if t[2] is not None else f"({_render_simple_term(t)})" for t in terms])
-
-
-def _simple_node(term: SimpleTerm) -> Node:
-    excluded, field_name, phrase, text, position, start = term
-    if phrase is None:
-        return Or(tuple(map(_simple_node, text)), position)  # type: ignore[arg-type]
-    node = Term(text, phrase, field_name, position)  # type: ignore[arg-type]
-    return Not(node, start) if excluded else node
-
-
-def _parse_simple(text: str) -> Node | None:
-    terms = simple_terms(text)
-    if terms is None:
-        return None
-    if len(terms) == 1:
-        return _simple_node(terms[0])
-    return And(tuple(map(_simple_node, terms)), terms[0][5])
 
 
 def render_query(query: Query | Node) -> str:
     """The canonical text of a query: parsing it again gives an equal query."""
-    return _render(query.root if isinstance(query, Query) else query)
+    if isinstance(query, Query):
+        return (f"{query.mode}: " if query.mode else "") + _render(query.root)
+    return _render(query)
 
 
 def _render(node: Node) -> str:
-    if isinstance(node, Term):
-        prefix = f"{node.field}:" if node.field else ""
-        return prefix + (f'"{node.text}"' if node.phrase else node.text)
-    if isinstance(node, And):
-        return " ".join(f"({_render(c)})" if isinstance(c, Or) else _render(c) for c in node.children)
-    if isinstance(node, Not):
-        inner = node.child
-        return "-" + (f"({_render(inner)})" if isinstance(inner, (And, Or)) else _render(inner))
-    if isinstance(node, Everything):
-        return EVERYTHING_TEXT
-    return " OR ".join(_render(child) for child in node.children)
+    kind = type(node)  # the parser builds exactly these types: no subclass to allow for
+    if kind is Term:
+        text = f'"{node.text}"' if node.phrase else node.text  # type: ignore[union-attr]
+        return f"{node.field}:{text}" if node.field else text  # type: ignore[union-attr]
+    if kind is And:
+        return " ".join([f"({_render(c)})" if type(c) is Or else _render(c) for c in node.children])  # type: ignore[union-attr]
+    if kind is Not:
+        inner = node.child  # type: ignore[union-attr]
+        return "-" + (f"({_render(inner)})" if type(inner) is And or type(inner) is Or else _render(inner))
+    if kind is Or:
+        return " OR ".join([_render(child) for child in node.children])  # type: ignore[union-attr]
+    if kind is Like:
+        return f"{LIKE}:{node.ref}"  # type: ignore[union-attr]
+    return EVERYTHING_TEXT
 
 
 def positive_terms(query: Query | Node) -> list[str]:
-    """The words and phrases a paper can be picked for (excluded ones left out), in order."""
+    """The words and phrases a paper can be picked for (excluded ones left out), in order.
+
+    ``like:`` references are not words: see :func:`like_refs`.
+    """
     found: list[str] = []
     _collect_positive(query.root if isinstance(query, Query) else query, found)
     return list(dict.fromkeys(found))
@@ -559,6 +548,21 @@ def _collect_positive(node: Node, found: list[str]) -> None:
     elif isinstance(node, (And, Or)):
         for child in node.children:
             _collect_positive(child, found)
+
+
+def like_refs(query: Query | Node) -> list[Like]:
+    """The ``like:`` references a paper can be picked for (excluded ones left out), in order."""
+    found: list[Like] = []
+    _collect_likes(query.root if isinstance(query, Query) else query, found)
+    return list(dict.fromkeys(found))
+
+
+def _collect_likes(node: Node, found: list[Like]) -> None:
+    if isinstance(node, Like):
+        found.append(node)
+    elif isinstance(node, (And, Or)):
+        for child in node.children:
+            _collect_likes(child, found)
 
 
 def is_everything(query: Query) -> bool:

@@ -18,9 +18,9 @@ another reader's email.
 Size (Gmail clips HTML above ~102 KB): the compiled frame (head, header, footer) is
 ~8 KB and a paper adds ~1.3 KB for seed-like papers (abstracts cut to ~600 characters).
 Worst case per paper (300-character title, 2,000-character abstract full of hits, every
-kind of link, a long author list, an "also in" line) is ~2.3 KB: 15 such papers make
-~43 KB, and the limit holds up to ``MAX_PAPERS_UNDER_CLIP`` (40) of them; beyond that
-Gmail would clip.
+kind of link, a long author list, an "also in" line, the reader's "More like this" link)
+is ~2.45 KB: 15 such papers make ~45 KB, and the limit holds up to
+``MAX_PAPERS_UNDER_CLIP`` (38) of them; beyond that Gmail would clip.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 GMAIL_CLIP_BYTES = 102_000
 # Worst-case papers (see the module docstring) that still fit under GMAIL_CLIP_BYTES;
 # measured by tests/test_render_email.py::test_cap_where_size_limit_holds.
-MAX_PAPERS_UNDER_CLIP = 40
+MAX_PAPERS_UNDER_CLIP = 38
 SUBJECT_TOPIC_CHARS = 42  # topic names shown in the subject before "+N more"
 PREHEADER_CHARS = 140
 TEXT_WIDTH = 76
@@ -82,6 +82,7 @@ class ItemView(NamedTuple):
     score: float  # how well it matched
     also: str  # the reader's other topics this paper matched, comma-separated (paperview.also_in)
     paper: PaperView  # the same for every reader who gets the paper with the same hits
+    more_like_url: str  # the reader's "More like this" page for it (their token: drawn by the frame, like ``also``)
 
 
 class SectionView(NamedTuple):
@@ -208,13 +209,15 @@ def sections(digest: Digest, settings: Settings) -> tuple[SectionView, ...]:
     """The digest's sections as the templates loop over them, papers numbered across the email."""
     shown: list[SectionView] = []
     number = 0
+    more_like = urls.more_like_links(settings.base_url, digest.subscriber)
     for index, section in enumerate(digest.sections, 1):
         name = clean_line(section.topic.name)
         items = []
         for position, item in enumerate(section.items, 1):
             number += 1
             items.append(ItemView(number, position, name, item.rank, item.score,
-                                  also_in(item.topics, section.topic.name), item_view(item, settings)))
+                                  also_in(item.topics, section.topic.name), item_view(item, settings),
+                                  more_like(item.paper.id)))
         shown.append(SectionView(name, index, tuple(items)))
     return tuple(shown)
 

@@ -76,7 +76,27 @@ def ingest_job() -> pipeline.IngestReport | None:
                                              "not_modified": report.not_modified,
                                              **{k: v for k, v in summary.items() if k != "errors"},
                                              "errors": len(report.errors)}})
+    embed_recent(daemon)
     return report
+
+
+def embed_recent(daemon: _Daemon) -> None:
+    """After each ingest: vectors for the papers the next runs match (a month of listings) and
+    for every topic, so dispatch never waits on the model. One log line; a failure is logged."""
+    store = daemon.store
+    edition = store.latest_listing_date()
+    if edition is None or daemon.stop.is_set():
+        return
+    try:
+        report = pipeline.embed(store, daemon.settings, since=pipeline.matching_window(edition), until=edition,
+                                stop=daemon.stop)
+    except Exception as exc:  # the database, say: dispatch embeds what it needs itself
+        log.error("embedding failed: %r", exc, exc_info=exc, extra={"fields": {"event": "embed-error",
+                                                                              "error": repr(exc)}})
+        return
+    summary = report.as_dict()
+    log.info("embed run", extra={"fields": {"event": "embed", **{k: v for k, v in summary.items() if k != "failed"},
+                                            "failed": len(report.failed)}})
 
 
 def dispatch_job():

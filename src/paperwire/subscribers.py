@@ -25,10 +25,10 @@ DEFAULTS = Subscriber(email="")
 # Most papers a reader can ask for per email: at this many papers with the longest abstracts
 # the HTML still stays under Gmail's 102 KB clipping point (render.MAX_PAPERS_UNDER_CLIP, a
 # test keeps the two in step). The rest are behind the email's "and N more" link.
-MAX_PAPERS_LIMIT = 40
+MAX_PAPERS_LIMIT = 38
 _NAME_MAX = 200
 _TOPIC_NAME_MAX = 100
-_QUERY_MAX = 1000
+QUERY_MAX = 1000
 
 
 def normalize_email(raw: str) -> str:
@@ -114,8 +114,8 @@ def slugify(name: str) -> str:
 def make_topic(name: str | None, query: str, *, public: bool = False) -> Topic:
     """A topic whose query parses; its name defaults to the query text."""
     query_text = " ".join(str(query or "").split())
-    if len(query_text) > _QUERY_MAX:
-        raise ValidationError("topic", f"query longer than {_QUERY_MAX} characters")
+    if len(query_text) > QUERY_MAX:
+        raise ValidationError("topic", f"query longer than {QUERY_MAX} characters")
     try:
         parse_query(query_text)
     except QueryError as exc:

@@ -8,6 +8,7 @@ or unsubscribe without a login.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import quote
 
 from .models import Subscriber
@@ -21,6 +22,7 @@ FEED_KINDS = ("atom", "rss", "json")
 
 
 _URL_SAFE_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")  # what quote() never changes, and the slashes between parts
+_URL_SAFE_PART = re.compile(r"[A-Za-z0-9_.~-]*")  # what quote(part, safe="") never changes
 
 
 def _join(base_url: str, *parts: str) -> str:
@@ -65,6 +67,19 @@ def more(base_url: str, reader: Subscriber, edition: str, first_not_shown: str) 
 def paper_anchor(paper_id: str) -> str:
     """An HTML id for a paper, the same in every email and archive page (ids may hold / or .)."""
     return "p-" + re.sub(r"[^A-Za-z0-9_-]", "-", paper_id)
+
+
+def more_like(base_url: str, reader: Subscriber, paper_id: str) -> str:
+    """A paper's "More like this" page: GET shows the paper and a button, whose POST adds it
+    to the reader's liked papers (liked.py)."""
+    return more_like_links(base_url, reader)(paper_id)
+
+
+def more_like_links(base_url: str, reader: Subscriber) -> Callable[[str], str]:
+    """``more_like`` for one reader's many papers (every paper of an email has the link):
+    the reader's part of the address is built once."""
+    prefix = _join(base_url, "like", reader.token) + "/"
+    return lambda paper_id: prefix + (paper_id if _URL_SAFE_PART.fullmatch(paper_id) else quote(paper_id, safe=""))
 
 
 def private_feed(base_url: str, reader: Subscriber, kind: str = "atom") -> str:

@@ -11,7 +11,8 @@ How text is compared (both in queries and in papers):
   ``quantization`` finds "quantized" (Snowball unifies these itself; no extra
   derivational folding was needed -- see :class:`~paperwire.match.text.Stems`);
 * hyphen, space and joined forms are one: ``multi-modal``, ``multi modal``,
-  ``multimodal`` (two neighbouring words glued; three-way splits are not tried);
+  ``multimodal`` (two neighbouring words glued; three-way splits are not tried), but
+  only where the glued stem keeps the first word whole: "model is" is never ``mode``;
 * acronyms and expansions are one (``RAG`` and "retrieval-augmented generation",
   ``LLMs`` and "large language models"); see :mod:`paperwire.match.acronyms` for
   the table and the case rules;
@@ -19,8 +20,12 @@ How text is compared (both in queries and in papers):
 
 Unprefixed terms search the title and the abstract; ``author:`` searches the author
 names, read as ``", ".join(paper.authors)``. Adjacent bare words (``scaling laws``)
-match when all of them occur anywhere *or* when they occur as a phrase in any of the
-forms above; the phrase also raises the score.
+match when they occur near each other -- in one sentence of one field, within the
+run's length plus :data:`~paperwire.match.sentences.NEAR_SLACK` word positions --
+*or* as a phrase in any of the forms above; the phrase also raises the score.
+Boilerplate sentences of an abstract (where the code or data are, links) are not
+matched text (:mod:`paperwire.match.sentences`). ``like:`` references match nothing
+here: papers are compared by meaning elsewhere.
 
 Scoring is BM25F (a title mention weighs four abstract mentions, see
 :mod:`paperwire.match.score`); ties keep the listing's trending order. Each match
@@ -28,7 +33,7 @@ says which positive terms were found, in which field, at which character spans o
 the original text (``field_text(paper, hit.field)[start:end]``).
 
 Modules, in the order the data flows: :mod:`paperwire.query` (syntax),
-``text`` (tokens), ``acronyms`` (table), ``patterns`` (what a term may look like),
+``text`` (tokens), ``sentences`` (nearness, boilerplate), ``acronyms`` (table), ``patterns`` (what a term may look like),
 ``plan`` (queries to boolean trees over shared terms), ``index`` (where symbols
 occur in today's papers), ``score`` (BM25F), ``evaluate`` (terms and trees against
 the index), ``results`` (what callers get), ``matcher`` (the public entry points).

@@ -43,6 +43,7 @@ from paperwire.match.plan import (
 )
 from paperwire.match.results import Ranking, Span, TermFinding
 from paperwire.match.score import Bm25
+from paperwire.match.sentences import SENTENCE_SHIFT, window
 from paperwire.models import Paper
 
 
@@ -69,6 +70,9 @@ class Findings(Sequence[TermFinding]):
         self._run_bounds: dict[int, int] = {}  # id of a RunPhrase -> its bound
         self._run_phrase_bounds: dict[int, int] = {}  # id of a RunPhrase -> papers that may have its phrase
         self._pair_bounds: dict[int, int] = {}  # term -> papers where its symbols may be side by side
+        self._near: dict[int, int] = {}  # id of a run's words (an AllOf) -> papers where they are near
+        self._term_sentences: dict[tuple[int, str], set[int]] = {}
+        self._merged_places: dict[tuple[int, str], dict[int, list[tuple[int, int]]]] = {}
         self._papers_with = {field: index.papers_with(field) for field in ("title", "abstract", "author")}
         self._bound_new_terms()
 
@@ -139,6 +143,67 @@ class Findings(Sequence[TermFinding]):
         elif ref.term > len(self.bounds):
             self._bound_new_terms()
         return ref
+
+    def near(self, words: AllOf, field: str | None) -> int:
+        """The papers where a run's words occur near each other (memoized per run).
+
+        Near: in one field and one sentence, within :func:`~paperwire.match.sentences.window`
+        word positions. Each word is found in any of its readings (an acronym spelled
+        out spans several positions); an expansion the run spells (``mixture of experts``
+        in ``sparse mixture of experts``) is one part, found as its phrase or acronym.
+        """
+        key = id(words)
+        found = self._near.get(key)
+        if found is None:
+            found = self._near[key] = self._find_near(words, field)
+        return found
+
+    def _find_near(self, words: AllOf, field: str | None) -> int:
+        """The sentences that hold every part (a set intersection) first; the window is
+        checked only in those."""
+        if not _all_of(words, self):
+            return 0
+        terms = [part.term if type(part) is TermRef else part.phrase.term for part in words.required]  # type: ignore[union-attr]
+        limit = window(sum(len(self._terms[term].shape.symbols) for term in terms))  # the run's words
+        near = 0
+        for name in (field,) if field else DEFAULT_FIELDS:
+            shared = None
+            for sentences in sorted([self._sentences(term, name) for term in terms], key=len):
+                shared = sentences if shared is None else shared & sentences
+                if not shared:
+                    break
+            if not shared:
+                continue
+            places = [self._places(term, name) for term in terms]
+            stride = self._index.stride(name)
+            for sentence in shared:
+                paper = (sentence << SENTENCE_SHIFT) // stride
+                if not near >> paper & 1 and _within([found[sentence] for found in places], limit):
+                    near |= 1 << paper
+        return near
+
+    def _sentences(self, term: int, field: str) -> set[int]:
+        """The sentences of ``field`` where the term occurs (memoized)."""
+        key = (term, field)
+        found = self._term_sentences.get(key)
+        if found is None:
+            readings = [where.sentences() for name, where in self[term]._located if name == field]  # type: ignore[attr-defined]
+            found = self._term_sentences[key] = readings[0] if len(readings) == 1 else set().union(*readings)
+        return found
+
+    def _places(self, term: int, field: str) -> dict[int, list[tuple[int, int]]]:
+        """Per sentence of ``field``: the (first, last) positions of the term's occurrences, in order."""
+        readings = [where.places() for name, where in self[term]._located if name == field]  # type: ignore[attr-defined]
+        if len(readings) == 1:
+            return readings[0]
+        key = (term, field)
+        merged = self._merged_places.get(key)
+        if merged is None:
+            merged = self._merged_places[key] = {}
+            for places in readings:  # several readings ("multi-modal" and "multimodal"): merged once
+                for sentence, found in places.items():
+                    merged[sentence] = sorted(merged.get(sentence, []) + found)
+        return merged
 
     def run_reads_plainly(self, run: RunPhrase) -> bool:
         """Whether the run's phrase surely reads only word for word today (no acronym, no
@@ -379,8 +444,8 @@ def matching(node: PlanNode, findings: Findings) -> int:
     if kind is AllOf:
         return _all_of(node, findings)  # type: ignore[arg-type]
     if kind is WordsOrPhrase:
-        selected = matching(node.words, findings)  # type: ignore[union-attr]
         phrase = node.phrase  # type: ignore[union-attr]
+        selected = findings.near(node.words, phrase.field if type(phrase) is RunPhrase else _field_of(findings, phrase))  # type: ignore[union-attr,arg-type]
         if type(phrase) is not TermRef:  # a run's phrase, maybe not a term yet
             if phrase.ref is None and (
                 findings.run_reads_plainly(phrase) or not findings.run_bound(phrase) & ~selected
@@ -395,6 +460,40 @@ def matching(node: PlanNode, findings: Findings) -> int:
     for option in node.options:  # type: ignore[union-attr]
         union |= matching(option, findings)
     return union
+
+
+def _field_of(findings: Findings, ref: TermRef) -> str | None:
+    fields = findings._terms[ref.term].fields
+    return fields[0] if len(fields) == 1 else None
+
+
+def _within(lists: list[list[tuple[int, int]]], limit: int) -> bool:
+    """Whether one occurrence from each list fits in ``limit`` consecutive positions.
+
+    Each list holds (first, last) positions in order; the smallest window is found by
+    the usual sweep: take the earliest of the current occurrences, measure to the
+    latest end, and move the earliest on.
+    """
+    if len(lists) == 2:  # the common case: two words
+        (first, second), i, j = lists, 0, 0
+        while i < len(first) and j < len(second):
+            a, b = first[i], second[j]
+            if max(a[1], b[1]) - min(a[0], b[0]) < limit:
+                return True
+            if a[0] <= b[0]:
+                i += 1
+            else:
+                j += 1
+        return False
+    at = [0] * len(lists)
+    while True:
+        current = [found[i] for found, i in zip(lists, at, strict=True)]
+        if max(end for _, end in current) - min(start for start, _ in current) < limit:
+            return True
+        earliest = min(range(len(lists)), key=lambda n: current[n][0])
+        at[earliest] += 1
+        if at[earliest] == len(lists[earliest]):
+            return False
 
 
 def _all_of(node: AllOf, findings: Findings) -> int:

@@ -28,11 +28,12 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from itertools import pairwise, product, repeat
-from operator import floordiv, sub
+from operator import floordiv, rshift, sub
 
 from paperwire.match.acronyms import AcronymTable, acronym_symbol
 from paperwire.match.patterns import Pattern
 from paperwire.match.results import Span
+from paperwire.match.sentences import _SENTENCE_GAP, ABBREVIATIONS, SENTENCE_SHIFT, mask_boilerplate, next_sentence
 from paperwire.match.text import _ADJACENT_GAP, _JOINABLE_GAP, FIELDS, TOKEN_PATTERN, Stems, field_text, fold
 from paperwire.models import Paper
 
@@ -63,7 +64,7 @@ class Occurrences:
     the pattern's first and last symbol by their start, giving the character span.
     """
 
-    __slots__ = ("_by_paper", "_first", "_groups", "_last", "_stride", "counts")
+    __slots__ = ("_by_paper", "_first", "_groups", "_last", "_places", "_stride", "counts")
 
     def __init__(
         self,
@@ -81,6 +82,29 @@ class Occurrences:
         self._first = first
         self._last = last
         self._by_paper: dict[int, list[Span]] | None = None
+        self._places: dict[int, list[tuple[int, int]]] | None = None
+
+    def sentences(self) -> set[int]:
+        """The sentences (``position >> SENTENCE_SHIFT``) the occurrences start in."""
+        return set().union(*(map(rshift, starts, repeat(SENTENCE_SHIFT)) for starts, _ in self._groups))
+
+    def places(self) -> dict[int, list[tuple[int, int]]]:
+        """Per sentence, the (first, last) word positions of each occurrence, by start (worked out once)."""
+        if self._places is None:
+            last = self._last
+            places: dict[int, list[tuple[int, int]]] = {}
+            for starts, width in self._groups:
+                for start in starts:
+                    place = (start, last[start + width][0])  # a glued last symbol ends a position later
+                    found = places.get(start >> SENTENCE_SHIFT)
+                    if found is None:
+                        places[start >> SENTENCE_SHIFT] = [place]
+                    else:
+                        found.append(place)
+            for found in places.values():
+                found.sort()
+            self._places = places
+        return self._places
 
     def by_paper(self) -> dict[int, list[Span]]:
         """Per paper, the character spans of the occurrences (worked out once, when first asked)."""
@@ -258,8 +282,12 @@ class PaperIndex:
         glued: dict[str, dict[str, str]] = {}
         for field in FIELDS:
             texts = [field_text(paper, field) for paper in papers]
-            # Each token takes a character and so does each gap, so no position reaches a text's length.
-            postings = self._fields[field] = _FieldPostings(2 + max(map(len, texts), default=0))
+            if field == "abstract":  # same length: spans still index the original text
+                texts = list(map(mask_boilerplate, texts))
+            # Each token takes a character and so does each gap, and a sentence takes at most
+            # 2**SENTENCE_SHIFT positions more than its words, so no position reaches
+            # 2**SENTENCE_SHIFT times a text's length (and papers start on sentence boundaries).
+            postings = self._fields[field] = _FieldPostings((2 + max(map(len, texts), default=0)) << SENTENCE_SHIFT)
             postings.followers = followers or {}
             reader = _FieldReader(postings, wanted, acronyms, stems, words, glued, field in ACRONYM_FIELDS)
             self.lengths[field] = [reader.read(number, text) for number, text in enumerate(texts)]
@@ -268,6 +296,10 @@ class PaperIndex:
         self._side_by_side: dict[tuple[str, str, str], int] = {}
         self.present: set[str] = set().union(*(postings.by_start for postings in self._fields.values()))
         self.solid: set[str] = set().union(*(postings.solid for postings in self._fields.values()))
+
+    def stride(self, field: str) -> int:
+        """Word positions per paper in ``field``: paper ``i``'s positions start at ``i * stride``."""
+        return self._fields[field].stride
 
     def papers_with(self, field: str) -> dict[str, int]:
         """``symbol -> bitset of the papers`` whose ``field`` contains it."""
@@ -347,7 +379,7 @@ class _FieldReader:
         self.glued = glued
         self.reads_acronyms = reads_acronyms
         self.in_papers: dict[str, list[int]] = {}  # symbol -> the papers it occurs in, ascending
-        self.gaps: dict[str, tuple[int, bool]] = {" ": (1, True)}  # gap -> (position step, joins)
+        self.gaps: dict[str, tuple[int, bool, bool]] = {" ": (1, True, False)}  # gap -> (step, joins, may end a sentence)
 
     def _word(self, surface: str) -> _Word:
         folded = fold(surface)
@@ -372,9 +404,9 @@ class _FieldReader:
         )
         return info
 
-    def _glued(self, pair: str) -> str:
-        stem = self.stems.of(pair)
-        return stem if stem in self.wanted else ""
+    def _glued(self, first: str, second: str) -> str:
+        stem = self.stems.glued(first, second)
+        return stem if stem is not None and stem in self.wanted else ""
 
     def read(self, paper: int, text: str) -> int:
         """Index one paper's field text; returns its number of tokens.
@@ -414,8 +446,12 @@ class _FieldReader:
                     step = gaps[gap] = (
                         1 if _ADJACENT_GAP.fullmatch(gap) else 2,
                         _JOINABLE_GAP.fullmatch(gap) is not None,
+                        _SENTENCE_GAP.search(gap) is not None,
                     )
-                where += step[0]
+                if step[2] and previous_folded not in ABBREVIATIONS:  # a sentence ends: far apart
+                    where = next_sentence(where)
+                else:
+                    where += step[0]
                 joins = step[1]
                 if previous_follows and step[0] == 1:  # neighbours: record the pairs asked for
                     for before, followers in previous_follows:
@@ -447,7 +483,7 @@ class _FieldReader:
                     row = glued_pairs[previous_folded] = {}
                 glued = row.get(folded)
                 if glued is None:
-                    glued = row[folded] = self._glued(previous_folded + folded)
+                    glued = row[folded] = self._glued(previous_folded, folded)
                 if glued:
                     occurrences = by_start.get(glued)
                     if occurrences is None:

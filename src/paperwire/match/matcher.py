@@ -12,6 +12,7 @@ a run of 100,000 subscribers.
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Generic, TypeVar
@@ -21,15 +22,20 @@ from paperwire.match.acronyms import AcronymTable
 from paperwire.match.evaluate import Findings, rank
 from paperwire.match.index import PaperIndex
 from paperwire.match.patterns import PatternMaker
-from paperwire.match.plan import Plan, TermRegistry, plan_query, plan_simple
+from paperwire.match.plan import Plan, TermRegistry, plan_query
 from paperwire.match.results import Ranking
 from paperwire.match.score import Bm25
 from paperwire.match.text import Stems
 from paperwire.models import Paper
-from paperwire.query import Query, parse_query, render_query, render_simple, simple_terms
+from paperwire.query import Query, parse_query, render_query
 
 Key = TypeVar("Key", bound=Hashable)
 ExtraAcronyms = Mapping[str, str | Iterable[str]]  # acronym -> one expansion or several
+
+
+_bulk_lock = threading.Lock()
+_bulk_depth = 0  # how many _bulk_allocation sections are running now, in any thread
+_bulk_restore = False  # whether the collector was on when the first of them began
 
 
 @contextmanager
@@ -39,24 +45,35 @@ def _bulk_allocation() -> Iterator[None]:
     Left on, it rescans the growing heap again and again; that alone doubled the time
     of a 100,000-subscriber run. Nothing built here has reference cycles.
 
+    The collector's switch is one for the whole process, and matching runs in web
+    worker threads too, so sections are counted under a lock: the first to begin
+    remembers whether the collector was on and turns it off, the last to end turns it
+    back on (only if it was on). Two threads can overlap in any order and never leave
+    it off.
+
     Merely switching it back on is not enough: every object made meanwhile still sits in
     the youngest generation, and the next allocation anywhere would trigger a collection
     that walks all of them (about a second for 100,000 subscribers). So, unless the
     program already froze objects of its own, ``gc.freeze()`` then ``gc.unfreeze()``
     first moves every tracked object straight to the oldest generation, which is what a
-    collection would have done with these survivors anyway, without examining them. The
-    collector's on/off state is restored; nothing stays frozen.
+    collection would have done with these survivors anyway, without examining them.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
+    global _bulk_depth, _bulk_restore
+    with _bulk_lock:
+        if _bulk_depth == 0:
+            _bulk_restore = gc.isenabled()
+            gc.disable()
+        _bulk_depth += 1
     try:
         yield
     finally:
-        if was_enabled:
-            if gc.get_freeze_count() == 0:
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
+        with _bulk_lock:
+            _bulk_depth -= 1
+            if _bulk_depth == 0 and _bulk_restore:
+                if gc.get_freeze_count() == 0:
+                    gc.freeze()
+                    gc.unfreeze()
+                gc.enable()
 
 
 class Matcher(Generic[Key]):
@@ -97,16 +114,8 @@ class Matcher(Generic[Key]):
 
     def _plan_text(self, key: Key, text: str) -> int:
         """The plan of a query string, shared with every query that renders the same."""
-        terms = simple_terms(text)  # most topics: words and phrases, no tree needed
-        if terms is None:
-            parsed = _parse_for(key, text)
-            return self._plan_parsed(parsed, render_query(parsed))
-        canonical = render_simple(terms)
-        plan = self._plan_of_query.get(canonical)
-        if plan is None:
-            plan = self._plan_of_query[canonical] = len(self._plans)
-            self._plans.append(plan_simple(terms, self._registry))
-        return plan
+        parsed = _parse_for(key, text)
+        return self._plan_parsed(parsed, render_query(parsed))
 
     def _plan_parsed(self, parsed: Query, canonical: str) -> int:
         plan = self._plan_of_query.get(canonical)

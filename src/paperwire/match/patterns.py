@@ -127,11 +127,11 @@ class PatternMaker:
             if part.glues:  # a hyphenated word: "multi-modal"
                 glues += [(start + i, glued) for i, glued in part.glues]
                 inner = True
-        stem = self.stems.of
+        glue = self.stems.glued
         for start in starts[1:]:  # each word glued to the next: never next to an acronym
             before, after = symbols[start - 1], symbols[start]
             if not before.startswith(ACRONYM_SYMBOL_PREFIX) and not after.startswith(ACRONYM_SYMBOL_PREFIX):
-                glued = stem(folded[start - 1] + folded[start])
+                glued = glue(folded[start - 1], folded[start])
                 if glued:
                     glues.append((start - 1, glued))
         shape = _new(TermShape, (symbols, folded, tuple(sorted(glues) if inner else glues), ()))
@@ -151,7 +151,7 @@ class PatternMaker:
         """The stem of tokens ``i`` and ``i + 1`` written as one word; never next to an acronym."""
         if symbols[i].startswith(ACRONYM_SYMBOL_PREFIX) or symbols[i + 1].startswith(ACRONYM_SYMBOL_PREFIX):
             return None
-        return self.stems.of(folded[i] + folded[i + 1])
+        return self.stems.glued(folded[i], folded[i + 1])
 
     def _finish(self, shape: TermShape, use_acronyms: bool) -> TermShape:
         if not use_acronyms:

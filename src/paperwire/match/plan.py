@@ -3,18 +3,17 @@
 Every distinct (fields, shape) pair becomes one term in a :class:`TermRegistry`, so
 ten thousand readers who follow "RAG" cost one lookup, not ten thousand.
 
-Adjacent bare words (``scaling laws``) are read two ways at once: all the words
-anywhere (the literal implicit AND) *or* the words as one phrase in any of its forms.
+Adjacent bare words (``scaling laws``) are read two ways at once: the words near each
+other (``WordsOrPhrase.words``: one sentence, a small window; see
+:meth:`paperwire.match.evaluate.Findings.near`) *or* the words as one phrase in any of its forms.
 The phrase reading lets ``multi modal`` find "multimodal" and ``mixture of experts``
 find "MoE"; and because it is a positive term of its own, a paper with the words
 side by side outscores one where they are scattered. That phrase is made a term only
 when a listing needs it (see :class:`RunPhrase`): most runs never do.
 
 Planning runs once per distinct query of every subscriber, so it is written for
-speed: queries read by :func:`paperwire.query.simple_terms` are planned from their
-items without building a syntax tree, each term's leaf is one shared object, a run's
-part of the plan is remembered by its text, and named tuples are built with
-``tuple.__new__``. :func:`plan_simple` and :func:`plan_query` make the same plans.
+speed: each term's leaf is one shared object, a run's part of the plan is remembered
+by its text, and named tuples are built with ``tuple.__new__``.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from typing import NamedTuple
 from paperwire.match.acronyms import ACRONYM_SYMBOL_PREFIX
 from paperwire.match.patterns import PatternMaker, TermShape
 from paperwire.match.results import TermRef
-from paperwire.query import FIELDS, And, Everything, Node, Not, Or, Query, SimpleTerm, Term
+from paperwire.query import FIELDS, And, Everything, Like, Node, Not, Or, Query, Term
 
 DEFAULT_FIELDS = ("title", "abstract")
 
@@ -105,7 +104,7 @@ class RunPhrase:
 
 
 class WordsOrPhrase(NamedTuple):
-    """Adjacent bare words: all of them anywhere (``words``), or ``phrase`` in any form.
+    """Adjacent bare words: all of them near each other (``words``), or ``phrase`` in any form.
 
     Where the phrase can only be read word for word, every paper with the phrase
     already has the words, so the phrase is looked up only to score those papers.
@@ -254,6 +253,7 @@ class TermRegistry:
 
 
 EVERYTHING = Plan(None, ())
+NOTHING = AnyOf(())  # what a like: reference is to the word engine: no paper (and excluding none)
 
 
 def plan_query(query: Query, registry: TermRegistry) -> Plan:
@@ -279,33 +279,32 @@ def _plan(node: Node, registry: TermRegistry, positives: list[Positive] | None) 
         return _plan_and(node.children, registry, positives)
     if isinstance(node, Or):
         return AnyOf(tuple(_plan(child, registry, positives) for child in node.children))
+    if isinstance(node, Like):  # by example: for the meaning engine; words match nothing for it
+        return NOTHING
     if isinstance(node, Not):  # only reachable for a lone exclusion, which the parser rejects
         return all_of((), (_plan(node.child, registry, None),))
     raise TypeError(f"cannot plan {node!r}")
-
-
-def plan_simple(terms: list[SimpleTerm], registry: TermRegistry) -> Plan:
-    """The plan of a query read by :func:`~paperwire.query.simple_terms`: as plan_query's."""
-    positives: list[Positive] = []
-    root = _plan_items(terms, registry, positives)
-    return _new(Plan, (root, tuple(dict.fromkeys(positives)) if len(positives) > 1 else tuple(positives)))
 
 
 def _plan_and(children: tuple[Node, ...], registry: TermRegistry, positives: list[Positive] | None) -> PlanNode:
     return _plan_items([_as_item(child) for child in children], registry, positives)
 
 
-def _as_item(node: Node) -> SimpleTerm | Node:
-    """A term or an excluded term as a simple term; any other node as is."""
-    if isinstance(node, Term):
-        return (False, node.field, node.phrase, node.text, 0, 0)
-    if isinstance(node, Not) and isinstance(node.child, Term):
+Item = tuple[bool, "str | None", bool, str]
+"""``(excluded, field, phrase, text)``: a term or an excluded term of an AND, flattened."""
+
+
+def _as_item(node: Node) -> Item | Node:
+    """A term or an excluded term as an :data:`Item`; any other node as is."""
+    if type(node) is Term:
+        return (False, node.field, node.phrase, node.text)
+    if type(node) is Not and type(node.child) is Term:
         term = node.child
-        return (True, term.field, term.phrase, term.text, 0, 0)
+        return (True, term.field, term.phrase, term.text)
     return node
 
 
-def _plan_items(items: list[SimpleTerm | Node], registry: TermRegistry, positives: list[Positive] | None) -> PlanNode:
+def _plan_items(items: list[Item | Node], registry: TermRegistry, positives: list[Positive] | None) -> PlanNode:
     """ANDed items: required and excluded parts; 2+ adjacent bare words in one field make one part."""
     required: list[PlanNode] = []
     excluded: list[PlanNode] = []
@@ -313,16 +312,7 @@ def _plan_items(items: list[SimpleTerm | Node], registry: TermRegistry, positive
     run_field: str | None = None
     for item in items:
         if type(item) is tuple:
-            excluding, field, phrase, text = item[0], item[1], item[2], item[3]
-            if phrase is None:  # a group of alternatives: (a OR "b c")
-                if run:
-                    required.append(_plan_words(run, run_field, registry, positives))
-                    run = []
-                options = tuple([registry.ref(option[3], option[1]) for option in text])  # type: ignore[union-attr]
-                required.append(_new(AnyOf, (options,)))
-                if positives is not None:
-                    positives.extend(options)
-                continue
+            excluding, field, phrase, text = item
             if not excluding and not phrase:
                 if run and field != run_field:
                     required.append(_plan_words(run, run_field, registry, positives))
@@ -362,7 +352,7 @@ def _plan_items(items: list[SimpleTerm | Node], registry: TermRegistry, positive
 def _plan_words(
     texts: list[str], field: str | None, registry: TermRegistry, positives: list[Positive] | None
 ) -> PlanNode:
-    """One bare word is its term; a run is (the words anywhere) OR (the words as one phrase).
+    """One bare word is its term; a run is (the words near each other) OR (the words as one phrase).
 
     A run's part of the plan depends only on its words and field, so it is remembered.
     """
@@ -387,7 +377,7 @@ def _plan_words(
 def _plan_run(
     texts: list[str], text: str, field: str | None, registry: TermRegistry, positives: list[Positive]
 ) -> PlanNode:
-    """(the words anywhere, abbreviations kept loose) OR (the words as one phrase)."""
+    """(the words near each other, an expansion as one part) OR (the words as one phrase)."""
     run = _lazy_run(texts, text, field, registry)
     if run is not None:
         positives.extend(run.words)
@@ -418,11 +408,11 @@ def _lazy_run(texts: list[str], text: str, field: str | None, registry: TermRegi
     use_acronyms = field != "author"
     known = registry._run_words[use_acronyms]
     parts = [known.get(word) or _run_word(registry, word, use_acronyms) for word in texts]
-    stem = registry.pattern_maker.stems.of
+    glue = registry.pattern_maker.stems.glued
     glued: list[str | None] = []
     for before, after in pairwise(parts):
         if before.last_glues and after.first_glues:  # never glued next to an acronym (see PatternMaker._join)
-            glued.append(stem(before.last_folded + after.first_folded) or None)
+            glued.append(glue(before.last_folded, after.first_folded))
         else:
             glued.append(None)
     rewrites = [symbol for symbol in glued if symbol]
@@ -494,7 +484,7 @@ def _plan_part(texts: list[str], field: str | None, registry: TermRegistry, posi
 def _expansion_groups(words: list[str], shape: TermShape, word_starts: list[int]) -> list[list[str]]:
     """Split a run into single words and the longest word sub-runs that spell an expansion.
 
-    So in ``sparse mixture of experts`` a paper saying "sparse" and "MoE" anywhere
+    So in ``sparse mixture of experts`` a paper saying "sparse MoE" (or "MoE" a few words after "sparse")
     still has every part: ``sparse`` AND (``mixture`` ``of`` ``experts`` OR MoE).
     ``shape`` is the run's shape; its abbreviations are token ranges, kept only when
     they start and end on word boundaries (``word_starts``).

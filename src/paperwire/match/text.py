@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import Stemmer
 
+from paperwire.match.sentences import ends_sentence, next_sentence
 from paperwire.models import Paper
 
 FIELDS = ("title", "abstract", "author")
@@ -37,7 +38,7 @@ class Token(NamedTuple):
     surface: str  # exactly as written
     start: int  # character offsets into the field text
     end: int
-    position: int  # word position; consecutive words differ by 1, a break by 2
+    position: int  # word position; consecutive words differ by 1, a break by 2, a sentence starts at next_sentence()
     joins_previous: bool  # only a space or a single hyphen since the previous token
 
 
@@ -56,6 +57,7 @@ def tokenize(text: str) -> Iterator[Token]:
     """Tokens of ``text`` with positions that encode which neighbours are adjacent."""
     position = -1
     previous_end = None
+    previous = ""
     for found in TOKEN_PATTERN.finditer(text):
         start, end = found.span()
         if previous_end is None:
@@ -65,10 +67,14 @@ def tokenize(text: str) -> Iterator[Token]:
             if gap == " ":  # by far the commonest gap
                 position, joins = position + 1, True
             else:
-                position += 1 if _ADJACENT_GAP.fullmatch(gap) else 2
+                if ends_sentence(gap, fold(previous)):
+                    position = next_sentence(position)
+                else:
+                    position += 1 if _ADJACENT_GAP.fullmatch(gap) else 2
                 joins = _JOINABLE_GAP.fullmatch(gap) is not None
         previous_end = end
-        yield Token(found.group(), start, end, position, joins)
+        previous = found.group()
+        yield Token(previous, start, end, position, joins)
 
 
 def fold(word: str) -> str:
@@ -106,3 +112,14 @@ class Stems:
         if stem is None:
             stem = self._cache[folded] = self._stemmer.stemWord(folded)
         return stem
+
+    def glued(self, first: str, second: str) -> str | None:
+        """The stem of two folded words written as one, or None when stemming eats the seam.
+
+        Two words glue into one term ("multi modal" -> ``multimod``) only if the glued
+        stem keeps the whole first word and some of the second: otherwise the stemmer
+        cut across the boundary the text has, and the glued form would say something the
+        text does not ("model is" -> "modelis" -> ``mode``; "SIFT lies" -> ``sift``).
+        """
+        stem = self.of(first + second)
+        return stem if len(stem) > len(first) and stem.startswith(first) else None

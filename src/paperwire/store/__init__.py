@@ -12,13 +12,14 @@ from .base import MIGRATIONS, create_engine, schema_lock, upgrade
 from .deliveries import DeliveryStore, ReaderHistory
 from .papers import FetchValidators, IngestCounts, ListingSummary, PaperStore
 from .readers import ReaderStore
+from .vectors import VectorStore
 from .web import DataStamp, WebStore
 from .schema import *  # noqa: F403  (tables, for tests and tools)
 from .schema import metadata
 
 
-class Store(PaperStore, ReaderStore, DeliveryStore, WebStore):
-    """Papers, listings, readers, topics and deliveries in one database. Open once per process."""
+class Store(PaperStore, ReaderStore, DeliveryStore, WebStore, VectorStore):
+    """Papers, listings, readers, topics, deliveries and embedding vectors in one database. Open once per process."""
 
     def __init__(self, url: str):
         self.url = url

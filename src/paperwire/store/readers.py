@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -78,6 +78,39 @@ class ReaderStore:
         if found is None:
             raise ValidationError("topic", f"there is no public topic named {name!r} (see 'paperwire topics')")
         return found
+
+    def rewrite_own_topic(self, reader_id: int, name: str, slug: str,
+                          rewrite: Callable[[str | None], str | None]) -> str | None:
+        """Set the query of the reader's own topic ``name`` (any case) to ``rewrite(its query)`` in one
+        transaction: None in means the reader has no such topic (it is added last), None out
+        removes it. Returns the new query. ``rewrite`` may raise to change nothing.
+
+        The transaction starts by writing the reader's row, so it holds the write lock
+        (SQLite) or the row lock (PostgreSQL) before it reads: two rewrites at once take
+        turns, and neither loses the other's change.
+        """
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(subscribers.update().where(subscribers.c.id == reader_id).values(updated_at=now))
+            found = conn.execute(
+                sa.select(topics.c.id, topics.c.query).join(subscriber_topics, subscriber_topics.c.topic_id == topics.c.id)
+                .where(subscriber_topics.c.subscriber_id == reader_id, topics.c.owner_id == reader_id,
+                       topics.c.public.is_(False), sa.func.lower(topics.c.name) == name.lower())).first()
+            query = rewrite(found.query if found else None)
+            if found is not None and query is None:
+                conn.execute(subscriber_topics.delete().where(subscriber_topics.c.topic_id == found.id))
+                conn.execute(topics.delete().where(topics.c.id == found.id))
+            elif found is not None:
+                conn.execute(topics.update().where(topics.c.id == found.id).values(query=query))
+            elif query is not None:
+                last = conn.execute(sa.select(sa.func.max(subscriber_topics.c.position))
+                                    .where(subscriber_topics.c.subscriber_id == reader_id)).scalar()
+                topic_id = conn.execute(topics.insert().values(
+                    name=name, slug=slug, query=query, public=False, owner_id=reader_id,
+                    created_at=now)).inserted_primary_key[0]
+                conn.execute(subscriber_topics.insert().values(
+                    subscriber_id=reader_id, topic_id=topic_id, position=(last if last is not None else -1) + 1))
+            return query
 
     def set_status(self, email: str, status: str) -> bool:
         """Change a reader's status; False when no reader has that email."""

@@ -179,5 +179,15 @@ pending_changes = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Index("ix_pending_changes_subscriber_id", "subscriber_id"),
 )
+# Embedding vectors by (model, sha256 of the exact text embedded): papers, topics and sentences
+# alike, so changed text re-embeds by itself and another model never reads these. float32 bytes.
+vectors = sa.Table(
+    "vectors", metadata,
+    sa.Column("model_id", sa.String(200), primary_key=True),
+    sa.Column("text_sha256", sa.String(64), primary_key=True),
+    sa.Column("dimensions", sa.Integer, nullable=False),
+    sa.Column("vector", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
 # Every table with a paper_id column: re-keying a paper (title id -> arXiv id) updates them all.
 PAPER_REFERENCES = (paper_links, listing_papers, sent_papers)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from .. import liked
 from ..models import Appearance, StoredPaper, Subscriber, Topic
 from ..ratelimit import RateLimit
 from .base import _now
@@ -55,6 +56,11 @@ class WebStore:
                 .where(listing_papers.c.paper_id == paper_id)
                 .order_by(listings.c.date.desc(), listings.c.source)).all()
         return StoredPaper(_paper_from_row(row, links), [Appearance(r.date, r.rank, r.source) for r in seen])
+
+    def paper_titles(self, paper_ids: list[str]) -> dict[str, str]:
+        """id -> title of those of ``paper_ids`` that are stored (one query: a liked list is short)."""
+        with self.engine.connect() as conn:
+            return dict(conn.execute(sa.select(papers.c.id, papers.c.title).where(papers.c.id.in_(paper_ids))).all())
 
     def paper_id_by_title_hash(self, digest: str) -> str | None:
         """The id a title-only paper (``t-<hash>``) has now, after it was re-keyed to its arXiv id."""
@@ -152,8 +158,10 @@ def _preferences(wanted: Subscriber) -> dict:
 
 def _with_preferences(reader: Subscriber, prefs: dict, public_names: set[str]) -> Subscriber:
     """``reader`` with stored preferences applied; public topics removed since are left out
-    (and the reader's own topics stay when nothing is left)."""
+    (and the reader's own topics stay when nothing is left). The reader's liked papers stay:
+    the subscribe form never shows them, so it cannot mean to drop them."""
     wanted = [Topic(t["name"], t["query"], bool(t["public"]), t.get("slug", "")) for t in prefs["topics"]
               if not t["public"] or t["name"].lower() in public_names]
     return replace(reader, name=prefs["name"], cadence=prefs["cadence"], hour=prefs["hour"],
-                   timezone=prefs["timezone"], max_papers=prefs["max_papers"], topics=wanted or reader.topics)
+                   timezone=prefs["timezone"], max_papers=prefs["max_papers"],
+                   topics=liked.keep_liked(wanted, reader.topics) if wanted else reader.topics)

@@ -1,7 +1,7 @@
 """The JSON API for integrators (OpenAPI at /api/openapi.json, a reference page at /api/docs).
 
-``GET /api/preview`` is public (the subscribe form's live preview uses it). Readers
-and topics are behind ``Authorization: Bearer <admin_token>`` (PAPERWIRE_ADMIN_TOKEN);
+``GET /api/preview`` is public (the subscribe form's live preview uses it). Readers,
+their liked papers and public topics are behind ``Authorization: Bearer <admin_token>`` (PAPERWIRE_ADMIN_TOKEN);
 without a configured token those routes answer 403. Domain checks are the same as
 the command line's (``build_subscriber``, ``make_topic``); their errors come back
 as 422 in FastAPI's own validation-error shape, naming the field.
@@ -13,7 +13,7 @@ import datetime as dt
 import hmac
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -24,7 +24,8 @@ from ..models import SUBSCRIBER_STATUSES, Subscriber, Topic
 from ..normalize import shown_title
 from ..subscriber_io import subscriber_record
 from ..subscribers import MAX_PAPERS_LIMIT, build_subscriber, followed_topics, make_topic, normalize_email
-from .context import WebContext, web_context
+from . import likes
+from .context import WebContext, web_context, without_trailing_slash
 from .data import Preview
 
 
@@ -92,6 +93,12 @@ class SubscriberOut(BaseModel):
     timezone: str
     max: int
     topics: list[TopicOut]
+
+
+class LikedPaperOut(BaseModel):
+    id: str = Field(description="The stored paper id (its arXiv id when it has one).")
+    title: str | None = Field(description="Null once the paper is no longer stored.")
+    url: str = Field(description="The paper's page.")
 
 
 class PreviewPaper(BaseModel):
@@ -237,6 +244,62 @@ def put_subscriber(email: str, body: SubscriberIn, response: Response,
     stored, created = store.save_subscriber(reader)
     response.status_code = 201 if created else 200
     return _out(stored)
+
+
+# -- liked papers -------------------------------------------------------------------------
+
+
+def _reader(web: WebContext, email: str) -> Subscriber:
+    reader = web.store.subscriber(_address(email))
+    if reader is None:
+        raise ApiError(404, "no such reader")
+    return reader
+
+
+def _liked(web: WebContext, reader: Subscriber) -> list[LikedPaperOut]:
+    return [LikedPaperOut(id=p.id, title=p.title, url=p.url) for p in likes.liked_papers(web, reader)]
+
+
+LIKED_ID = PathParam(max_length=200, description="A stored paper id, or an arXiv id (with or without version).")
+
+
+@admin.get("/subscribers/{email}/liked", response_model=list[LikedPaperOut], tags=["liked"], responses=NOT_FOUND)
+def list_liked(email: str, web: WebContext = Depends(web_context)) -> list[LikedPaperOut]:
+    """The reader's liked papers (their topic "Liked"), newest first."""
+    return _liked(web, _reader(web, email))
+
+
+@admin.put("/subscribers/{email}/liked/{paper_id:path}", response_model=list[LikedPaperOut], tags=["liked"],
+           responses={201: {"model": list[LikedPaperOut], "description": "Added"}, **NOT_FOUND,
+                      409: {"model": Message, "description": "The reader's own topic named Liked is something else"}})
+def put_liked(email: str, paper_id: Annotated[str, LIKED_ID], request: Request, response: Response,
+              web: WebContext = Depends(web_context)) -> list[LikedPaperOut]:
+    """Like a paper for the reader, as its "More like this" button does: 201 when added, 200 when it
+    was liked already (still one entry). The list keeps the newest 50; the oldest go first."""
+    if paper_id.endswith("/"):
+        return without_trailing_slash(request)
+    reader = _reader(web, email)
+    stored = likes.stored_id(web, paper_id)
+    if stored is None:
+        raise ApiError(404, "no such paper")
+    try:
+        added = likes.add(web, reader, stored)
+    except ValidationError as exc:
+        raise ApiError(409, exc.reason) from None
+    response.status_code = 201 if added else 200
+    return _liked(web, _reader(web, email))
+
+
+@admin.delete("/subscribers/{email}/liked/{paper_id:path}", status_code=204, tags=["liked"], responses=NOT_FOUND)
+def delete_liked(email: str, paper_id: Annotated[str, LIKED_ID], request: Request,
+                 web: WebContext = Depends(web_context)) -> Response:
+    """Forget a liked paper (404 when the reader does not like it)."""
+    if paper_id.endswith("/"):
+        return without_trailing_slash(request)
+    reader = _reader(web, email)
+    if not likes.remove(web, reader, likes.stored_id(web, paper_id) or paper_id):
+        raise ApiError(404, "the reader does not like this paper")
+    return Response(status_code=204)
 
 
 @admin.delete("/subscribers/{email}", status_code=204, tags=["subscribers"], responses=NOT_FOUND)

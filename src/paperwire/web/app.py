@@ -20,8 +20,8 @@ from ..config import DEV_SECRET_KEY, Settings
 from ..errors import ConfigError
 from ..store import Store
 from ..transport import Transport
-from . import api, apidocs, feedroutes, pages, paperpage
-from .context import WebContext
+from . import api, apidocs, feedroutes, likepage, pages, paperpage
+from .context import WebContext, redirect_from_base
 from .errors import PageError
 from .headers import SecurityHeaders
 from .mailer import Mailer
@@ -54,7 +54,7 @@ def create_app(settings: Settings, *, store: Store | None = None, transport: Tra
     app = FastAPI(title="paperwire", version=__version__, openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None, description=api.__doc__, redirect_slashes=False)
     app.state.web = WebContext(settings, store, Mailer(settings, transport, store=store), clock=clock)
-    for router in (pages.router, paperpage.router, feedroutes.router, api.router, api.admin, apidocs.router):
+    for router in (pages.router, paperpage.router, likepage.router, feedroutes.router, api.router, api.admin, apidocs.router):
         app.include_router(router)
     _error_handlers(app)
     app.add_middleware(SecurityHeaders, hsts=app.state.web.secure)
@@ -94,8 +94,10 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 404 and (other := _other_slash(app, request)) is not None:
-            return _redirect_from_base(request, other)
+        # 405 too, for a slash to drop: a route that takes a path (``{paper_id:path}``) may
+        # match the address with the slash for other methods only.
+        if exc.status_code in (404, 405) and (other := _other_slash(app, request, exc.status_code == 405)):
+            return redirect_from_base(request, other)
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = _allowed_methods(app, request)
@@ -122,25 +124,16 @@ def _error_handlers(app: FastAPI) -> None:
                             "Please try again later.</p>", status_code=500)
 
 
-def _other_slash(app: FastAPI, request: Request) -> str | None:
-    """The path with its trailing slash removed (or added) when a route takes it that way."""
+def _other_slash(app: FastAPI, request: Request, same_method: bool = False) -> str | None:
+    """The path with its trailing slash removed (or added) when a route takes it that way
+    (``same_method``: only removed, and for this request's method)."""
     path = request.scope["path"]
     other = path.rstrip("/") if path.endswith("/") else path + "/"
-    if not other or other == path:
+    if not other or other == path or (same_method and not path.endswith("/")):
         return None
     scope = {**request.scope, "path": other}
-    return other if any(route.matches(scope)[0] != Match.NONE for route in app.router.routes) else None
-
-
-def _redirect_from_base(request: Request, path: str) -> Response:
-    """A redirect whose Location starts at base_url, never at what the Host header claims."""
-    from urllib.parse import quote
-
-    web: WebContext = request.app.state.web
-    location = web.settings.base_url.rstrip("/") + quote(path)
-    if request.url.query:
-        location += "?" + request.url.query
-    return Response(status_code=307, headers={"Location": location})  # 307 keeps the method, as Starlette's did
+    wanted = {Match.FULL} if same_method else {Match.FULL, Match.PARTIAL}
+    return other if any(route.matches(scope)[0] in wanted for route in app.router.routes) else None
 
 
 def _leaf_routes(routes):

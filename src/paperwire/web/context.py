@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from .. import __version__
@@ -105,3 +105,18 @@ class WebContext:
 
 def web_context(request: Request) -> WebContext:
     return request.app.state.web
+
+
+def redirect_from_base(request: Request, path: str) -> Response:
+    """A redirect whose Location starts at base_url, never at what the Host header claims."""
+    web: WebContext = request.app.state.web
+    location = web.settings.base_url.rstrip("/") + quote(path)
+    if request.url.query:
+        location += "?" + request.url.query
+    return Response(status_code=307, headers={"Location": location})  # 307 keeps the method, as Starlette's did
+
+
+def without_trailing_slash(request: Request) -> Response:
+    """The redirect for a route whose last part is a path (``{paper_id:path}``): it takes the
+    trailing slash the app's own redirect (on 404) would drop."""
+    return redirect_from_base(request, request.scope["path"].rstrip("/"))

@@ -17,9 +17,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .. import digest, feeds, pipeline, urls
+from .. import digest, feeds, pipeline, semantic, urls
 from ..config import Settings
-from ..match import compile_queries, match_one
 from ..models import Digest, Paper, StoredPaper, Subscriber
 from ..store import Store
 from .tokens import reader_key
@@ -112,7 +111,8 @@ class DataCache:
         """What ``query`` would have picked from the latest listing (the caller checked its syntax)."""
         latest = self.latest()
         papers = [_for_preview(item.paper) for item in latest.papers]
-        ranking = match_one(query, papers, self.settings.acronyms)
+        ranking = semantic.match_topics([(0, query)], papers, self.settings, self.store,
+                                        embedded_as=[item.paper for item in latest.papers])[0]
         by_id = {paper.id: paper for paper in papers}
         top = tuple((by_id[pid], score) for pid, score in zip(ranking.paper_ids()[:limit], ranking.scores()[:limit]))
         return Preview(query, latest.date, len(ranking), top)
@@ -127,8 +127,8 @@ class DataCache:
         key = ("paper", paper_id, tuple((t.name, t.slug, t.query) for t in public))
 
         def compute() -> PaperPage:  # matching the public topics is the part worth keeping
-            rankings = compile_queries(((i, t.query) for i, t in enumerate(public)), self.settings.acronyms).match(
-                [stored.paper])
+            rankings = semantic.match_topics([(i, t.query) for i, t in enumerate(public)], [stored.paper],
+                                             self.settings, self.store)
             return PaperPage(stored, tuple((t.name, t.slug) for i, t in enumerate(public) if len(rankings[i])))
         return self._cached(key, compute)
 
@@ -157,8 +157,8 @@ class DataCache:
         settings = self.settings
         edition = self.store.latest_listing_date()
         items = pipeline.feed_items(self.store, edition) if edition else []
-        rankings = compile_queries(((i, t.query) for i, t in enumerate(reader.topics)), settings.acronyms).match(
-            [item.paper for item in items])
+        rankings = semantic.match_topics([(i, t.query) for i, t in enumerate(reader.topics)],
+                                         [item.paper for item in items], settings, self.store)
         matched = {pid for ranking in rankings.values() for pid in ranking.paper_ids()}
         # The feed id must not reveal the token: it ends up in feed readers' databases and logs.
         slug = "private-" + reader_key(reader.token)
@@ -191,12 +191,13 @@ class DataCache:
             return None
         papers = [s.paper for s in stored]
         placements = {s.paper.id: digest.Placement(*pipeline.newest_placement(s, edition)) for s in stored}
-        rankings = compile_queries(((i, t.query) for i, t in enumerate(reader.topics)), self.settings.acronyms).match(
-            papers)
+        rankings = semantic.match_topics([(i, t.query) for i, t in enumerate(reader.topics)], papers,
+                                         self.settings, self.store)
         found = [rankings[i] for i in range(len(reader.topics))]
         uncapped = replace(reader, max_papers=ARCHIVE_LIMIT)  # a web page is not clipped like an email
         result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
-                                     first_date=first)
+                                     first_date=first,
+                                     example_titles=pipeline.example_titles(self.store, [t.query for t in reader.topics]))
         return replace(result, subscriber=reader)
 
 

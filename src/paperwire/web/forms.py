@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .. import liked
 from ..errors import ValidationError
 from ..models import WEEKDAYS, Subscriber, Topic
 from ..subscribers import build_subscriber, followed_topics, parse_topic_spec
@@ -40,8 +41,8 @@ class ReaderForm:
 
     @classmethod
     def of(cls, reader: Subscriber) -> ReaderForm:
-        """The manage form for a stored reader."""
-        own = [t for t in reader.topics if not t.public]
+        """The manage form for a stored reader (the liked papers have buttons of their own)."""
+        own = [t for t in liked.without_liked(reader.topics) if not t.public]
         return cls(email=reader.email, name=reader.name, topics="\n".join(topic_line(t) for t in own),
                    follow=[t.name for t in reader.topics if t.public], cadence=reader.cadence, hour=str(reader.hour),
                    timezone=reader.timezone, max_papers=str(reader.max_papers))
@@ -85,10 +86,15 @@ def parse_topics(form: ReaderForm, public: list[Topic]) -> list[Topic]:
 
 def parse_reader(form: ReaderForm, public: list[Topic], *, base: Subscriber | None = None,
                  status: str | None = None) -> Subscriber:
-    """A checked reader from the form, over ``base`` (the stored reader) when managing."""
+    """A checked reader from the form, over ``base`` (the stored reader) when managing; the
+    stored liked papers stay, as the form does not show them."""
     if form.cadence not in CADENCES:
         raise FormError("cadence", f"{form.cadence!r} is not one of the choices")
     topics = parse_topics(form, public)
+    if base is not None and liked.liked_topic(base.topics) is not None:
+        if any(liked.named_liked(t) for t in topics):
+            raise FormError("topics", f"{liked.NAME!r} is the name of your liked papers: give this topic another name")
+        topics = liked.keep_liked(topics, base.topics)
     try:
         return build_subscriber(base.email if base else form.email, name=form.name, status=status,
                                 cadence=form.cadence, hour=form.hour, timezone=form.timezone,

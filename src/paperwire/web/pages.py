@@ -18,13 +18,13 @@ from functools import lru_cache
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
-from .. import urls
+from .. import liked, urls
 from ..errors import ValidationError
 from ..models import Subscriber
 from ..normalize import shown_title
 from ..paperview import authors_line, paper_links
-from ..subscribers import parse_topic_spec
-from . import subscriptions
+from ..subscribers import MAX_PAPERS_LIMIT, parse_topic_spec
+from . import likes, subscriptions
 from .context import CSRF_COOKIE, WebContext, web_context
 from .errors import PageError
 from .forms import CADENCE_LABELS, CADENCES, FormError, ReaderForm, parse_reader
@@ -38,6 +38,7 @@ DONE = {
     "paused": "Paused: no emails until you resume.",
     "resumed": "Resumed: your digests are on again.",
     "confirmed": "Thank you: your subscription is confirmed.",
+    "unliked": "Removed from your liked papers.",
 }
 
 
@@ -85,7 +86,7 @@ def _errors(error: FormError | None) -> defaultdict[str, str]:
 
 def _form_page_values(web: WebContext) -> dict:
     return {"cadences": [(c, CADENCE_LABELS[c]) for c in CADENCES], "hours": list(range(24)),
-            "timezones": timezones(), "public_topics": web.store.public_topics()}
+            "timezones": timezones(), "public_topics": web.store.public_topics(), "max_papers_limit": MAX_PAPERS_LIMIT}
 
 
 # -- home and subscribe ------------------------------------------------------------------
@@ -189,7 +190,8 @@ def manage_page(request: Request, web: WebContext, reader: Subscriber, *, form: 
                       reverse=True)
     return web.page(
         request, "manage.html.j2", status=status, private=True, reader=reader, form=form or ReaderForm.of(reader),
-        errors=_errors(error), notice=notice, previews=None,
+        errors=_errors(error), notice=notice, previews=None, liked=likes.liked_papers(web, reader),
+        max_liked=liked.MAX_LIKED,
         action=urls.manage(base, reader), unsubscribe_url=urls.unsubscribe(base, reader),
         feeds=[(kind, urls.private_feed(base, reader, kind)) for kind in urls.FEED_KINDS],
         editions=[(e, urls.archive(base, reader, e)) for e in editions[:20]],

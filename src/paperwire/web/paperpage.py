@@ -16,7 +16,7 @@ from ..normalize import shown_abstract, shown_authors, shown_title
 from ..paperview import paper_links
 from .conditional import conditional
 from .context import WebContext, web_context
-from .data import document
+from .data import PaperPage, document
 from .errors import PageError
 
 router = APIRouter(include_in_schema=False)
@@ -31,17 +31,24 @@ def paper_page(paper_id: str, request: Request, web: WebContext = Depends(web_co
         return RedirectResponse(urls.paper(base, paper_id.rstrip("/")) + query, status_code=307)
     found = web.data.paper(paper_id)
     if found is None:
-        # A title-only paper is re-keyed once its arXiv id is learned: old links follow it.
-        moved = web.store.paper_id_by_title_hash(paper_id[2:]) if paper_id.startswith("t-") else None
-        if moved and moved != paper_id:
-            return RedirectResponse(urls.paper(base, moved), status_code=301, headers={"Cache-Control": CACHE})
-        raise PageError(404, "No such paper", "We know no paper at this address. The latest trending papers "
-                        "are on the home page.")
-    html = web.html("paper.html.j2", **_view(found, base))
+        return RedirectResponse(urls.paper(base, moved_or_404(web, paper_id)), status_code=301,
+                                headers={"Cache-Control": CACHE})
+    html = web.html("paper.html.j2", **paper_values(found, base))
     return conditional(request, document(html.encode("utf-8"), None), "text/html; charset=utf-8", cache=CACHE)
 
 
-def _view(found, base_url: str) -> dict:
+def moved_or_404(web: WebContext, paper_id: str) -> str:
+    """The id an unknown ``paper_id`` has now: a title-only paper is re-keyed once its arXiv
+    id is learned, and old links follow it. Any other unknown id is the 404 page."""
+    moved = web.store.paper_id_by_title_hash(paper_id[2:]) if paper_id.startswith("t-") else None
+    if moved and moved != paper_id:
+        return moved
+    raise PageError(404, "No such paper", "We know no paper at this address. The latest trending papers "
+                    "are on the home page.")
+
+
+def paper_values(found: PaperPage, base_url: str) -> dict:
+    """What ``_paper.html.j2`` shows of a paper (the paper page, the "More like this" page)."""
     paper = found.stored.paper
     main, shown = paper_links(paper.links, paper.id, base_url)
     own = urls.paper(base_url, paper.id)

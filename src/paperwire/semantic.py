@@ -1,0 +1,298 @@
+"""Vectors for papers, topics and sentences: computed once, kept in the store, read as matrices.
+
+What is embedded for each thing is decided here and only here (``paper_text``,
+``topic_text``), and vectors are stored under the digest of that exact text
+(``embeddings.text_key``), so a changed title, abstract or query is embedded again by
+itself and a different model never reads another model's vectors.
+
+Hybrid matching builds on ``topic_vectors``, ``paper_matrix`` and
+``embeddings.similarities``; explanations on ``closest_sentence``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Hashable, TypeVar
+
+import numpy as np
+
+from .config import Settings
+from .digest import Found
+from .embeddings import Embedder, get_embedder, text_key
+from .errors import EmbedderError, QueryError
+from .match import compile_queries, meaning
+from .match.meaning import PaperSpace, Vectors
+from .normalize import referenced_id
+from .models import Paper
+from .query import parse_query, positive_terms
+from .store import Store
+
+log = logging.getLogger(__name__)
+Key = TypeVar("Key", bound=Hashable)
+CENTRE_DAYS = 30  # the papers listed in these last days give the centre similarities are measured from ...
+CENTRE_PAPERS = 1000  # ... or the newest this many papers, when those days hold fewer
+_SAVE_EVERY = 32  # papers embedded between two writes: an interrupted run keeps most of its work
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def paper_text(paper: Paper) -> str:
+    """The text a paper is embedded as: its title, then its abstract."""
+    title = paper.title.strip()
+    abstract = paper.abstract.strip()
+    if not abstract:
+        return title
+    return f"{title}{'' if title.endswith(('.', '?', '!')) else '.'} {abstract}"
+
+
+def paper_texts(paper: Paper) -> tuple[str, str]:
+    """The two texts a paper is embedded as: title with abstract, and title alone (meaning
+    matching compares a topic with both: match/meaning.py)."""
+    return paper_text(paper), paper.title.strip() or paper_text(paper)
+
+
+def topic_text(query: str) -> str | None:
+    """The text a topic is embedded as: the words and phrases it asks for, in order.
+
+    Excluded words and field names are not part of what the reader means; ``*`` and a
+    query the parser refuses have no text (None)."""
+    try:
+        terms = positive_terms(parse_query(query))
+    except QueryError:
+        return None
+    return " ".join(terms) or None
+
+
+def sentences(abstract: str) -> list[str]:
+    """An abstract cut into sentences (at . ! ? followed by a capital or a digit)."""
+    return [part.strip() for part in _SENTENCE_END.split(abstract.strip()) if part.strip()]
+
+
+@dataclass
+class EmbedFailure:
+    paper_id: str
+    error: str
+
+
+@dataclass
+class EmbedReport:
+    """What an embedding step did. ``error`` is set when the model itself could not be used."""
+
+    model: str | None
+    papers: int = 0  # papers looked at
+    missing: int = 0  # of them, without a vector of this model
+    embedded: int = 0
+    topics: int = 0  # topic texts embedded
+    failed: list[EmbedFailure] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"model": self.model, "papers": self.papers, "missing": self.missing, "embedded": self.embedded,
+                "topics": self.topics, "failed": [{"paper": f.paper_id, "error": f.error} for f in self.failed],
+                "error": self.error}
+
+
+def pending(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> list[Paper]:
+    """The papers among ``papers`` without a vector of ``embedder``'s model, each once."""
+    unique = list({paper.id: paper for paper in papers}.values())
+    keys = [tuple(map(text_key, paper_texts(paper))) for paper in unique]
+    stored = store.stored_vector_keys(embedder.model_id, [key for pair in keys for key in pair])
+    return [paper for paper, pair in zip(unique, keys) if not stored.issuperset(pair)]
+
+
+def embed_papers(store: Store, embedder: Embedder, papers: Sequence[Paper], report: EmbedReport, *,
+                 on_paper: Callable[[Paper], None] | None = None, stop: threading.Event | None = None) -> None:
+    """Embed and store each of ``papers``. A paper whose text makes the model raise is
+    logged and counted in ``report.failed``; the others go on."""
+    batch: dict[str, np.ndarray] = {}
+    for paper in papers:
+        if stop is not None and stop.is_set():
+            break
+        try:
+            for text in dict.fromkeys(paper_texts(paper)):
+                batch[text_key(text)] = embedder.embed([text])[0]
+            report.embedded += 1
+        except EmbedderError:
+            raise  # the model, not this paper: the caller reports it once
+        except Exception as exc:
+            log.warning("paper %s not embedded: %s: %s", paper.id, type(exc).__name__, exc,
+                        extra={"fields": {"event": "embed-error", "paper": paper.id,
+                                          "error": f"{type(exc).__name__}: {exc}"}})
+            log.debug("paper %s not embedded", paper.id, exc_info=exc)  # the traceback with -v
+            report.failed.append(EmbedFailure(paper.id, f"{type(exc).__name__}: {exc}"))
+        if len(batch) >= _SAVE_EVERY:
+            store.save_vectors(embedder.model_id, batch)
+            batch = {}
+        if on_paper is not None:
+            on_paper(paper)
+    store.save_vectors(embedder.model_id, batch)
+
+
+def embed_topics(store: Store, embedder: Embedder, queries: Iterable[str]) -> int:
+    """Store the vectors of these topic queries that have none yet; returns how many were embedded."""
+    texts = {text for query in queries if (text := topic_text(query)) is not None}
+    return len(_missing_vectors(store, embedder, texts))
+
+
+def vectors_for(store: Store, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """One row per text: stored ones read, the others embedded and stored now."""
+    if not texts:
+        return np.empty((0, embedder.dimensions), dtype=np.float32)
+    found = store.vectors(embedder.model_id, [text_key(text) for text in texts])
+    found.update(_missing_vectors(store, embedder, [t for t in dict.fromkeys(texts) if text_key(t) not in found]))
+    return np.stack([found[text_key(text)] for text in texts])
+
+
+def _missing_vectors(store: Store, embedder: Embedder, texts: Iterable[str]) -> dict[str, np.ndarray]:
+    texts = list(texts)
+    stored = store.stored_vector_keys(embedder.model_id, [text_key(text) for text in texts])
+    fresh = {text_key(text): text for text in texts if text_key(text) not in stored}
+    rows = dict(zip(fresh, embedder.embed(list(fresh.values())))) if fresh else {}
+    store.save_vectors(embedder.model_id, rows)
+    return rows
+
+
+def topic_vectors(store: Store, embedder: Embedder, queries: Sequence[str]) -> dict[str, np.ndarray | None]:
+    """Each query's vector (computed and stored now if missing); None for ``*`` and refused queries."""
+    texts = {query: topic_text(query) for query in dict.fromkeys(queries)}
+    wanted = [text for text in texts.values() if text is not None]
+    rows = dict(zip(wanted, vectors_for(store, embedder, wanted)))
+    return {query: (rows[text] if text is not None else None) for query, text in texts.items()}
+
+
+def paper_matrix(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> tuple[np.ndarray, np.ndarray]:
+    """The stored vectors of ``papers`` as a (len(papers) x dimensions) float32 matrix, and a
+    boolean mask of the rows that have one (rows without are zeros: similarity 0).
+
+    Reads only: papers are embedded by the embedding step, never while matching."""
+    keys = [text_key(paper_text(paper)) for paper in papers]
+    found = store.vectors(embedder.model_id, keys)
+    matrix = np.zeros((len(papers), embedder.dimensions), dtype=np.float32)
+    present = np.zeros(len(papers), dtype=bool)
+    for index, key in enumerate(keys):
+        row = found.get(key)
+        if row is not None and row.shape == (embedder.dimensions,):
+            matrix[index] = row
+            present[index] = True
+    return matrix, present
+
+
+def closest_sentence(store: Store, embedder: Embedder, abstract: str,
+                     topic_vector: np.ndarray) -> tuple[str, float] | None:
+    """The abstract's sentence nearest to the topic, and its similarity; None for an empty abstract.
+
+    Sentence vectors are stored like any other text, so each sentence is embedded once."""
+    found = sentences(abstract)
+    if not found:
+        return None
+    scores = vectors_for(store, embedder, found) @ np.asarray(topic_vector, dtype=np.float32)
+    best = int(np.argmax(scores))
+    return found[best], float(scores[best])
+
+
+def embed_step(store: Store, embedder: Embedder | None, papers: Sequence[Paper], *,
+               topic_queries: Iterable[str] = (), on_start: Callable[[int], None] | None = None,
+               on_paper: Callable[[Paper], None] | None = None,
+               stop: threading.Event | None = None) -> EmbedReport:
+    """Embed whatever of ``papers`` and ``topic_queries`` has no vector yet: the step before matching.
+
+    ``on_start(n)`` is told how many papers will be embedded (for a progress bar), then
+    ``on_paper`` is called after each. A paper that fails costs that paper; a model that
+    cannot load (not installed, wrong file) is ``report.error``, logged, and matching goes
+    on with the words alone. ``embedder=None`` (``relevance.embedder = "off"``) does nothing.
+    """
+    report = EmbedReport(embedder.model_id if embedder is not None else None, papers=len(papers))
+    if embedder is None:
+        return report
+    try:
+        todo = pending(store, embedder, papers)
+        report.missing = len(todo)
+        if on_start is not None:
+            on_start(len(todo))
+        embed_papers(store, embedder, todo, report, on_paper=on_paper, stop=stop)
+        report.topics = embed_topics(store, embedder, topic_queries)
+    except EmbedderError as exc:
+        report.error = str(exc)
+    except Exception as exc:  # topics embedded at match time instead; the papers done so far are stored
+        report.error = f"{type(exc).__name__}: {exc}"
+        log.debug("embedding step failed", exc_info=exc)
+    if report.error:
+        log.error("embedding skipped (matching uses the words alone): %s", report.error,
+                  extra={"fields": {"event": "embed-error", "error": report.error}})
+    return report
+
+
+def paper_space(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> PaperSpace:
+    """The papers as meaning matching compares them (match/meaning.py): their stored text and
+    title vectors, and the centre of the store's newest papers (those of the last
+    ``CENTRE_DAYS`` days, or the newest ``CENTRE_PAPERS`` when that is more).
+
+    The centre is the store's, not the matched papers': one paper's page and a week's digest
+    then judge a paper alike. Reads only: papers are embedded by the embedding step."""
+    texts, titles, known = _stored_pairs(store, embedder, papers)
+    latest = store.latest_listing_date()
+    recent = store.papers(since=latest - dt.timedelta(days=CENTRE_DAYS - 1)) if latest else []
+    if len(recent) < CENTRE_PAPERS:
+        recent = store.papers()[:CENTRE_PAPERS]
+    recent_texts, recent_titles, recent_known = _stored_pairs(store, embedder, [item.paper for item in recent])
+    if recent_known.any():
+        centre_text, centre_title = recent_texts[recent_known].mean(axis=0), recent_titles[recent_known].mean(axis=0)
+    else:
+        centre_text = centre_title = np.zeros(embedder.dimensions, np.float32)
+    return PaperSpace(texts, titles, known, centre_text, centre_title)
+
+
+def _stored_pairs(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored text and title vectors of ``papers`` (zero rows where missing) and which are known."""
+    pairs = [tuple(map(text_key, paper_texts(paper))) for paper in papers]
+    found = store.vectors(embedder.model_id, [key for pair in pairs for key in pair])
+    texts = np.zeros((len(papers), embedder.dimensions), dtype=np.float32)
+    titles = np.zeros_like(texts)
+    known = np.zeros(len(papers), dtype=bool)
+    for index, (text_key_, title_key) in enumerate(pairs):
+        text, title = found.get(text_key_), found.get(title_key)
+        if text is not None and title is not None and text.shape == title.shape == (embedder.dimensions,):
+            texts[index], titles[index], known[index] = text, title, True
+    return texts, titles, known
+
+
+def meaning_vectors(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> Vectors:
+    """All that meaning matching reads for ``papers``: the paper space, topic texts' vectors
+    (embedded and stored when new), and example papers' vectors by reference (``like:``)."""
+
+    def of_papers(refs: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for ref in refs:
+            stored = store.stored_paper(referenced_id(ref))
+            if stored is not None:
+                text, title = vectors_for(store, embedder, list(paper_texts(stored.paper)))
+                found[ref] = (text, title)
+        return found
+
+    return Vectors(paper_space(store, embedder, papers), lambda texts: vectors_for(store, embedder, list(texts)),
+                   of_papers)
+
+
+def match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence[Paper], settings: Settings,
+                 store: Store | None, *, embedded_as: Sequence[Paper] | None = None) -> dict[Key, Found]:
+    """Every (key, topic) matched over ``papers``: by words and by meaning when an embedder is
+    set and a store holds the vectors, else by words alone (``relevance.embedder = "off"``,
+    or a model that cannot load: logged once a run, and the words still match).
+
+    The one way topics are matched: digests, feeds, the web pages and ``paperwire match``.
+    ``embedded_as``: the stored papers whose vectors stand for ``papers``, one for one (the
+    preview matches papers with shortened abstracts)."""
+    pairs = list(pairs)
+    embedder = get_embedder(settings.relevance_embedder) if store is not None else None
+    if embedder is not None:
+        try:
+            vectors = meaning_vectors(store, embedder, embedded_as if embedded_as is not None else papers)
+        except EmbedderError as exc:
+            log.error("matching by words alone: %s", exc, extra={"fields": {"event": "embed-error", "error": str(exc)}})
+        else:
+            return meaning.match_topics(pairs, papers, settings.acronyms, vectors)
+    return compile_queries(pairs, settings.acronyms).match(papers)

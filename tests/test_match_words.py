@@ -1,0 +1,220 @@
+"""Word matching that says only what the text says (issue 14): glued forms never cross a
+word boundary the text has, bare words must be near each other, boilerplate is not
+text, like: is not a word, and the cycle collector's switch is safe across threads."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Sequence
+
+from paperwire.match import compile_queries, match_one
+from paperwire.match.matcher import _bulk_allocation
+from paperwire.models import Paper
+
+
+def paper(title: str, abstract: str = "", number: int = 0) -> Paper:
+    return Paper(id=f"made-{number}", title=title, abstract=abstract)
+
+
+def ids(query: str, papers: Sequence[Paper]) -> set[str]:
+    return set(match_one(query, papers).paper_ids())
+
+
+# --- glued forms only where the text writes one term ------------------------------------
+
+
+def test_mode_does_not_match_model_is() -> None:
+    """"model is" glued is "modelis", stemmed to ``mode``: a seam the text has, crossed."""
+    papers = [paper("Our approach", "The model is small.", 1), paper("A mode of operation", "", 2)]
+    assert ids("mode", papers) == {"made-2"}
+    assert ids("modes", papers) == {"made-2"}
+
+
+def test_a_quoted_phrase_is_not_found_in_one_of_its_words() -> None:
+    """"sift lies" glued is "siftlies", stemmed to ``sift``: a paper saying only SIFT lacks the phrase."""
+    papers = [paper("Keypoints", "We use SIFT features.", 1), paper("Where SIFT lies", "", 2)]
+    assert ids('"sift lies"', papers) == {"made-2"}
+
+
+def test_real_glued_forms_still_match() -> None:
+    papers = [
+        paper("Multi modal pre training", "", 1),
+        paper("Multimodal pretraining", "", 2),
+        paper("Multi-modal pre-training", "", 3),
+        paper("The model's output", "", 4),
+    ]
+    everything = {"made-1", "made-2", "made-3"}
+    for query in ("multimodal", "multi-modal", "multi modal", '"multi modal"', "pretraining", '"pre training"'):
+        assert ids(query, papers) == everything, query
+    assert ids("model", papers) == {"made-4"}
+
+
+# --- like: is for the meaning engine ------------------------------------------------------
+
+
+def test_like_matches_nothing_by_words_and_leaves_the_rest_alone() -> None:
+    papers = [paper("LLM agents", "", 1), paper("Vision", "", 2)]
+    assert ids("like:2403.12345", papers) == set()
+    assert ids("LLM like:2403.12345", papers) == set()
+    assert ids("LLM OR like:2403.12345", papers) == {"made-1"}
+    assert ids("agents -like:2403.12345", papers) == {"made-1"}
+    [match] = match_one("LLM OR like:2403.12345", papers)
+    assert [hit.term for hit in match.terms] == ["LLM"]
+
+
+# --- the cycle collector ------------------------------------------------------------------
+
+
+def test_overlapping_matches_in_two_threads_leave_the_collector_on() -> None:
+    """Thread A starts, B starts, A ends, B ends: collection stays off until the last
+    one ends (A must not turn it on under B), and is on afterwards."""
+    assert gc.isenabled()
+    a_inside, b_inside, a_done = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, bool] = {}
+
+    def first() -> None:
+        with _bulk_allocation():
+            a_inside.set()
+            b_inside.wait(5)
+        a_done.set()
+
+    def second() -> None:
+        a_inside.wait(5)
+        with _bulk_allocation():
+            b_inside.set()
+            a_done.wait(5)
+            seen["while B still runs"] = gc.isenabled()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert seen == {"while B still runs": False}
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+
+
+def test_many_threads_matching_at_once_leave_the_collector_as_it_was(seed_papers: list[Paper]) -> None:
+    def work() -> None:
+        for _ in range(5):
+            compile_queries([("a", "RAG agents"), ("b", '"language models" -survey')]).match(seed_papers)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+# --- a run of bare words names one idea -----------------------------------------------------
+
+
+def test_bare_words_must_be_near_each_other_in_one_sentence() -> None:
+    papers = [
+        paper("One", "We study code generation with language models.", 1),
+        paper("Two", "The generation of code by large models.", 2),  # any order, a few words apart
+        paper("Three", "We study the code of conduct. The generation gap is large.", 3),  # two sentences
+        paper("Four", "Our code base is old, and it is only tested after each nightly generation.", 4),  # far apart
+        paper("Code generation", "Nothing else here.", 5),  # in the title
+    ]
+    assert ids("code generation", papers) == {"made-1", "made-2", "made-5"}
+    assert ids("code OR generation", papers) == {f"made-{n}" for n in range(1, 6)}  # OR keeps each word alone
+    assert ids("code AND generation", papers) == {"made-1", "made-2", "made-5"}  # AND is the same run
+    assert ids('"code" "generation"', papers) == {f"made-{n}" for n in range(1, 6)}  # quoted one by one: anywhere
+
+
+def test_the_window_is_the_run_length_plus_four() -> None:
+    """Two words may have at most four other words between them; a third word widens it by one."""
+    four_between = paper("A", "Sparse models with many small experts.", 1)  # sparse .. experts: 4 between
+    five_between = paper("B", "Sparse models with very many small experts.", 2)  # 5 between
+    assert ids("sparse experts", [four_between, five_between]) == {"made-1"}
+    assert ids("sparse small experts", [five_between]) == {"made-2"}
+
+
+def test_abbreviations_do_not_end_a_sentence() -> None:
+    from paperwire.match.sentences import sentence_spans
+
+    text = "Tasks (e.g. retrieval) are hard, as in Fig. 2 and Smith et al. 2020. Next one."
+    assert [text[start:end] for start, end in sentence_spans(text)] == [text[:-10], "Next one."]
+    papers = [paper("A", "We compare vs. retrieval.", 1), paper("B", "We compare. Retrieval is next.", 2)]
+    assert ids("compare retrieval", papers) == {"made-1"}
+
+
+def test_the_other_rules_still_hold_for_runs() -> None:
+    papers = [
+        paper("A", "We build LLM-based agents for the web.", 1),
+        paper("B", "Large language model agents act.", 2),
+        paper("C", "A survey of large language models. Agents are covered elsewhere.", 3),
+        paper("D", "Multi modal agents act.", 4),
+    ]
+    assert ids("LLM agents", papers) == {"made-1", "made-2"}
+    assert ids("LLM agents -survey", papers) == {"made-1", "made-2"}
+    assert ids("multimodal agents", papers) == {"made-4"}
+    assert ids('"language model" agents', papers) == {"made-2", "made-3"}  # a quoted phrase is its own item
+    moe = [
+        paper("A", "We train sparse MoE models.", 1),
+        paper("B", "Sparse attention. We also use MoE.", 2),
+        paper("C", "A sparse and very large mixture-of-experts model.", 3),
+    ]
+    assert ids("sparse mixture of experts", moe) == {"made-1", "made-3"}
+
+
+# --- boilerplate is not matched text --------------------------------------------------------
+
+BOILERPLATE = [
+    "Code is available at https://github.com/example/project.",
+    "Our code and data will be released.",
+    "Project page: https://example.github.io/project",
+    "Code for reproduction: https://example.org/repo",
+    "The code is available at github.com/foo/bar.",
+    "We release our code and models.",
+    "Our code, data, and models are publicly available.",
+]
+
+
+def test_code_generation_ignores_code_availability_sentences() -> None:
+    """The issue's example: a paper whose only "code" is boilerplate is not about code generation."""
+    papers = [
+        paper(f"Paper {n}", f"We study image generation with diffusion. {sentence} It works well.", n)
+        for n, sentence in enumerate(BOILERPLATE)
+    ]
+    assert ids("code generation", papers) == set()
+    assert ids("code", papers) == set()
+    assert len(ids("generation", papers)) == len(BOILERPLATE)
+
+
+def test_a_paper_about_code_is_found_and_its_spans_index_the_original_abstract() -> None:
+    abstract = "Code is available at https://x.org/y. We improve code generation for Python. Our code will be released."
+    [match] = match_one("code generation", [paper("A", abstract, 1)])
+    for hit in match.terms:
+        assert hit.field == "abstract"
+        for start, end in hit.spans:
+            assert abstract[start:end].lower() in ("code", "generation", "code generation")
+            assert start > abstract.index("We improve") and end < abstract.index("Our code")
+
+
+def test_substantive_sentences_are_not_boilerplate() -> None:
+    from paperwire.match.sentences import boilerplate_spans
+
+    for text in (
+        "We release a new dataset of 10k videos for evaluating long video understanding across many domains.",
+        "The model is available to the public via an API and it outperforms GPT-4 on reasoning.",
+        "We evaluate on code generation benchmarks.",
+        "Data quality matters more than model size.",
+    ):
+        assert boilerplate_spans(text) == [], text
+    for sentence in BOILERPLATE:
+        assert boilerplate_spans(f"We do X. {sentence}") != [], sentence
