@@ -112,6 +112,11 @@ def test_similarity_and_scores_are_reported() -> None:
     assert first.similarity == pytest.approx(float(TOPIC["embodied agents"] @ TEXTS[0]), abs=1e-6)
     assert found.scores() == sorted(found.scores(), reverse=True)
     assert found.paper_ids() == ["2401.00001", "2401.00002"]
+    assert found[:1] == [found[0]] and list(found)[1] == found[-1] and len(found) == 2
+    (words_alone,) = meaning.match_topics([(0, "vectors")], PAPERS, None, vectors()).values()
+    assert isinstance(words_alone, meaning.WordsAlone) and words_alone[:5] == list(words_alone)
+    assert words_alone[0].why == ("words",) and words_alone[0].similarity is None
+    assert words_alone.scores() == [words_alone[0].score] and 0 < words_alone[0].score < 1
 
 
 @pytest.mark.parametrize("paper_id, ref, same", [

@@ -108,7 +108,31 @@ class Fused(NamedTuple):
     like: str | None  # the liked paper's id when "example" holds
 
 
-class FusedRanking:
+class _Ranked:
+    """What digest.build_digest reads of a topic's matches: ``len``, ``ranked[i]`` (a slice
+    gives a list), iteration, and ``paper_ids()`` / ``scores()`` from the subclass."""
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def match(self, position: int) -> Fused:
+        raise NotImplementedError
+
+    def __getitem__(self, position: int | slice) -> Fused | list[Fused]:
+        if isinstance(position, slice):
+            return [self.match(index) for index in range(*position.indices(len(self)))]
+        return self.match(position)
+
+    def __iter__(self):
+        return (self.match(position) for position in range(len(self)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} matches)"
+
+
+class FusedRanking(_Ranked):
     """A topic's matches by words and by meaning, best first (what digest.build_digest reads).
 
     Kept as arrays (listing index, fused score, place in the word ranking or -1, similarity
@@ -132,9 +156,7 @@ class FusedRanking:
     def __len__(self) -> int:
         return len(self._order)
 
-    def __getitem__(self, position: int | slice) -> Fused | list[Fused]:
-        if isinstance(position, slice):
-            return [self[index] for index in range(*position.indices(len(self)))]
+    def match(self, position: int) -> Fused:
         paper = int(self._order[position])
         word_position = int(self._word_positions[position])
         similarity = float(self._similarities[position])
@@ -143,9 +165,6 @@ class FusedRanking:
         why = ((WHY_WORDS,) if word_position >= 0 else ()) + ((kind,) if kind else ())
         return Fused(self._papers[paper].id, paper + 1, float(self._scores[position]), terms,
                      None if similarity != similarity else similarity, why, like)
-
-    def __iter__(self):
-        return (self[position] for position in range(len(self)))
 
     def paper_ids(self) -> list[str]:
         """The ids of the matched papers, best first (made once: every reader of the topic reads them)."""
@@ -156,9 +175,6 @@ class FusedRanking:
 
     def scores(self) -> list[float]:
         return self._scores.tolist()
-
-    def __repr__(self) -> str:
-        return f"FusedRanking({len(self)} matches)"
 
 
 @dataclass(frozen=True)
@@ -198,7 +214,7 @@ def fuse(word: Sequence | None, listing: _Listing, by_meaning: dict[int, tuple[f
                         similarities[best_first], by_meaning)
 
 
-class WordsAlone:
+class WordsAlone(_Ranked):
     """A topic that found nothing by meaning: its word ranking with fused scores (the usual
     case, so it is light: nothing is computed until read)."""
 
@@ -216,24 +232,16 @@ class WordsAlone:
     def __len__(self) -> int:
         return len(self._word)
 
-    def __getitem__(self, position: int | slice) -> Fused | list[Fused]:
-        if isinstance(position, slice):
-            return [self[index] for index in range(*position.indices(len(self)))]
+    def match(self, position: int) -> Fused:
         match = self._word[position]
         score = match.score / (match.score + self._calibration.word_half) if match.score > 0 else 0.0
         return Fused(match.paper_id, match.rank, score, tuple(match.terms), None, (WHY_WORDS,), None)
-
-    def __iter__(self):
-        return (self[position] for position in range(len(self)))
 
     def paper_ids(self) -> list[str]:
         return self._word.paper_ids()
 
     def scores(self) -> list[float]:
         return self.strength(np.asarray(self._word.scores(), dtype=np.float64), self._calibration).tolist()
-
-    def __repr__(self) -> str:
-        return f"WordsAlone({len(self)} matches)"
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:
