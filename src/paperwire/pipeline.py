@@ -168,7 +168,7 @@ def embed(store: Store, settings: Settings, *, since: dt.date | None = None, unt
 
     papers = [item.paper for item in store.papers(since=since, until=until)]
     return semantic.embed_step(store, embedder(settings), papers, topic_queries=store.topic_queries(),
-                               on_start=on_start, on_paper=on_paper, stop=stop)
+                               acronyms=settings.acronyms, on_start=on_start, on_paper=on_paper, stop=stop)
 
 
 def matching_window(edition: dt.date) -> dt.date:
@@ -264,7 +264,7 @@ def _ensure_vectors(store: Store, settings: Settings, papers: Sequence, queries:
     first (usually all stored already by the embedding step, so this is one look-up)."""
     from . import semantic
 
-    semantic.embed_step(store, embedder(settings), papers, topic_queries=queries)
+    semantic.embed_step(store, embedder(settings), papers, topic_queries=queries, acronyms=settings.acronyms)
 
 
 def example_titles(store: Store, queries: Iterable[str]) -> dict[str, str]:

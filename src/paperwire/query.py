@@ -488,6 +488,9 @@ def parse_query(text: str) -> Query:
         if isinstance(query.root, Everything):
             raise QueryError(f"'{mode_prefix.group(1)}:' before '*': every paper is neither words nor meaning",
                              query=text, position=mode_prefix.start(1))
+        if mode_prefix.group(1) == "meaning" and not _has_meaning(query.root):
+            raise QueryError("'meaning:' needs words outside fields and exclusions (or like:ID) to compare by meaning",
+                             query=text, position=mode_prefix.start(1))
         return Query(text, query.root, mode_prefix.group(1))
     return _parse_without_mode(text)
 
@@ -506,6 +509,15 @@ def _parse_without_mode(text: str) -> Query:
     if parser.negated:  # without an exclusion every branch has a term: nothing to check
         _check_positive(root, text)
     return Query(text, root)
+
+
+def _has_meaning(node: Node) -> bool:
+    """Whether a positive part of ``node`` can be read by meaning: a term outside fields, or like:."""
+    if isinstance(node, Term):
+        return node.field is None
+    if isinstance(node, (And, Or)):
+        return any(_has_meaning(child) for child in node.children)
+    return isinstance(node, Like)
 
 
 def render_query(query: Query | Node) -> str:

@@ -1,7 +1,7 @@
 """Vectors for papers, topics and sentences: computed once, kept in the store, read as matrices.
 
 What is embedded for each thing is decided here and only here (``paper_text``,
-``topic_text``), and vectors are stored under the digest of that exact text
+``topic_texts``), and vectors are stored under the digest of that exact text
 (``embeddings.text_key``), so a changed title, abstract or query is embedded again by
 itself and a different model never reads another model's vectors.
 
@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Hashable, TypeVar
 
@@ -26,10 +26,11 @@ from .digest import Found
 from .embeddings import Embedder, get_embedder, text_key
 from .errors import EmbedderError, QueryError
 from .match import compile_queries, meaning
+from .match.acronyms import AcronymTable
 from .match.meaning import PaperSpace, Vectors
 from .normalize import referenced_id
 from .models import Paper
-from .query import parse_query, positive_terms
+from .query import parse_query
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -55,16 +56,15 @@ def paper_texts(paper: Paper) -> tuple[str, str]:
     return paper_text(paper), paper.title.strip() or paper_text(paper)
 
 
-def topic_text(query: str) -> str | None:
-    """The text a topic is embedded as: the words and phrases it asks for, in order.
-
-    Excluded words and field names are not part of what the reader means; ``*`` and a
-    query the parser refuses have no text (None)."""
+def topic_texts(query: str, acronyms: Mapping | None = None) -> list[str]:
+    """The texts a topic is embedded as: the words of each part that matches by meaning
+    (``meaning.alternatives``: bare words, one text per OR branch; not exclusions, fields or
+    quoted phrases). ``*``, a words-only topic and a query the parser refuses have none."""
     try:
-        terms = positive_terms(parse_query(query))
+        parts = meaning.alternatives(parse_query(query), AcronymTable(acronyms))
     except QueryError:
-        return None
-    return " ".join(terms) or None
+        return []
+    return list(dict.fromkeys(part.meaning for part in parts if part.meaning))
 
 
 def sentences(abstract: str) -> list[str]:
@@ -132,18 +132,23 @@ def embed_papers(store: Store, embedder: Embedder, papers: Sequence[Paper], repo
     store.save_vectors(embedder.model_id, batch)
 
 
-def embed_topics(store: Store, embedder: Embedder, queries: Iterable[str]) -> int:
+def embed_topics(store: Store, embedder: Embedder, queries: Iterable[str], acronyms: Mapping | None = None) -> int:
     """Store the vectors of these topic queries that have none yet; returns how many were embedded."""
-    texts = {text for query in queries if (text := topic_text(query)) is not None}
+    texts = {text for query in queries for text in topic_texts(query, acronyms)}
     return len(_missing_vectors(store, embedder, texts))
 
 
-def vectors_for(store: Store, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
-    """One row per text: stored ones read, the others embedded and stored now."""
+def vectors_for(store: Store, embedder: Embedder, texts: Sequence[str], *, keep: bool = True) -> np.ndarray:
+    """One row per text: stored ones read, the others embedded now (and stored unless
+    ``keep`` is False: the public preview must not grow the database for anyone's input)."""
     if not texts:
         return np.empty((0, embedder.dimensions), dtype=np.float32)
     found = store.vectors(embedder.model_id, [text_key(text) for text in texts])
-    found.update(_missing_vectors(store, embedder, [t for t in dict.fromkeys(texts) if text_key(t) not in found]))
+    missing = [text for text in dict.fromkeys(texts) if text_key(text) not in found]
+    if keep:
+        found.update(_missing_vectors(store, embedder, missing))
+    elif missing:
+        found.update(zip(map(text_key, missing), embedder.embed(missing)))
     return np.stack([found[text_key(text)] for text in texts])
 
 
@@ -154,14 +159,6 @@ def _missing_vectors(store: Store, embedder: Embedder, texts: Iterable[str]) -> 
     rows = dict(zip(fresh, embedder.embed(list(fresh.values())))) if fresh else {}
     store.save_vectors(embedder.model_id, rows)
     return rows
-
-
-def topic_vectors(store: Store, embedder: Embedder, queries: Sequence[str]) -> dict[str, np.ndarray | None]:
-    """Each query's vector (computed and stored now if missing); None for ``*`` and refused queries."""
-    texts = {query: topic_text(query) for query in dict.fromkeys(queries)}
-    wanted = [text for text in texts.values() if text is not None]
-    rows = dict(zip(wanted, vectors_for(store, embedder, wanted)))
-    return {query: (rows[text] if text is not None else None) for query, text in texts.items()}
 
 
 def paper_matrix(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> tuple[np.ndarray, np.ndarray]:
@@ -195,7 +192,7 @@ def closest_sentence(store: Store, embedder: Embedder, abstract: str,
 
 
 def embed_step(store: Store, embedder: Embedder | None, papers: Sequence[Paper], *,
-               topic_queries: Iterable[str] = (), on_start: Callable[[int], None] | None = None,
+               topic_queries: Iterable[str] = (), acronyms: Mapping | None = None, on_start: Callable[[int], None] | None = None,
                on_paper: Callable[[Paper], None] | None = None,
                stop: threading.Event | None = None) -> EmbedReport:
     """Embed whatever of ``papers`` and ``topic_queries`` has no vector yet: the step before matching.
@@ -214,7 +211,7 @@ def embed_step(store: Store, embedder: Embedder | None, papers: Sequence[Paper],
         if on_start is not None:
             on_start(len(todo))
         embed_papers(store, embedder, todo, report, on_paper=on_paper, stop=stop)
-        report.topics = embed_topics(store, embedder, topic_queries)
+        report.topics = embed_topics(store, embedder, topic_queries, acronyms)
     except EmbedderError as exc:
         report.error = str(exc)
     except Exception as exc:  # topics embedded at match time instead; the papers done so far are stored
@@ -234,16 +231,34 @@ def paper_space(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> Pa
     The centre is the store's, not the matched papers': one paper's page and a week's digest
     then judge a paper alike. Reads only: papers are embedded by the embedding step."""
     texts, titles, known = _stored_pairs(store, embedder, papers)
+    return PaperSpace(texts, titles, known, *_centre(store, embedder))
+
+
+_centres: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (database, model, data version) -> centres
+_centres_lock = threading.Lock()
+
+
+def _centre(store: Store, embedder: Embedder) -> tuple[np.ndarray, np.ndarray]:
+    """The mean text and title vectors of the store's newest papers, computed once per
+    database, model and data version (a web page or a digest run asks for it every time)."""
+    key = (str(store.engine.url), embedder.model_id, store.data_stamp())
+    with _centres_lock:
+        if key in _centres:
+            return _centres[key]
     latest = store.latest_listing_date()
     recent = store.papers(since=latest - dt.timedelta(days=CENTRE_DAYS - 1)) if latest else []
     if len(recent) < CENTRE_PAPERS:
         recent = store.papers()[:CENTRE_PAPERS]
-    recent_texts, recent_titles, recent_known = _stored_pairs(store, embedder, [item.paper for item in recent])
-    if recent_known.any():
-        centre_text, centre_title = recent_texts[recent_known].mean(axis=0), recent_titles[recent_known].mean(axis=0)
+    texts, titles, known = _stored_pairs(store, embedder, [item.paper for item in recent])
+    if known.any():
+        centre = texts[known].mean(axis=0), titles[known].mean(axis=0)
     else:
-        centre_text = centre_title = np.zeros(embedder.dimensions, np.float32)
-    return PaperSpace(texts, titles, known, centre_text, centre_title)
+        centre = np.zeros(embedder.dimensions, np.float32), np.zeros(embedder.dimensions, np.float32)
+    with _centres_lock:
+        if len(_centres) > 16:
+            _centres.clear()
+        _centres[key] = centre
+    return centre
 
 
 def _stored_pairs(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -260,7 +275,7 @@ def _stored_pairs(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> 
     return texts, titles, known
 
 
-def meaning_vectors(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> Vectors:
+def meaning_vectors(store: Store, embedder: Embedder, papers: Sequence[Paper], *, keep_new: bool = True) -> Vectors:
     """All that meaning matching reads for ``papers``: the paper space, topic texts' vectors
     (embedded and stored when new), and example papers' vectors by reference (``like:``)."""
 
@@ -273,26 +288,28 @@ def meaning_vectors(store: Store, embedder: Embedder, papers: Sequence[Paper]) -
                 found[ref] = (text, title)
         return found
 
-    return Vectors(paper_space(store, embedder, papers), lambda texts: vectors_for(store, embedder, list(texts)),
-                   of_papers)
+    return Vectors(paper_space(store, embedder, papers),
+                   lambda texts: vectors_for(store, embedder, list(texts), keep=keep_new), of_papers)
 
 
 def match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence[Paper], settings: Settings,
-                 store: Store | None, *, embedded_as: Sequence[Paper] | None = None) -> dict[Key, Found]:
+                 store: Store | None, *, embedded_as: Sequence[Paper] | None = None,
+                 keep_new_vectors: bool = True) -> dict[Key, Found]:
     """Every (key, topic) matched over ``papers``: by words and by meaning when an embedder is
     set and a store holds the vectors, else by words alone (``relevance.embedder = "off"``,
     or a model that cannot load: logged once a run, and the words still match).
 
     The one way topics are matched: digests, feeds, the web pages and ``paperwire match``.
     ``embedded_as``: the stored papers whose vectors stand for ``papers``, one for one (the
-    preview matches papers with shortened abstracts)."""
+    preview matches papers with shortened abstracts). ``keep_new_vectors=False``: topic texts
+    not stored yet are embedded but not stored (the public preview)."""
     pairs = list(pairs)
     embedder = get_embedder(settings.relevance_embedder) if store is not None else None
     if embedder is not None:
-        try:
-            vectors = meaning_vectors(store, embedder, embedded_as if embedded_as is not None else papers)
+        try:  # the model loads on first use, which may be anywhere in here
+            vectors = meaning_vectors(store, embedder, embedded_as if embedded_as is not None else papers,
+                                      keep_new=keep_new_vectors)
+            return meaning.match_topics(pairs, papers, settings.acronyms, vectors)
         except EmbedderError as exc:
             log.error("matching by words alone: %s", exc, extra={"fields": {"event": "embed-error", "error": str(exc)}})
-        else:
-            return meaning.match_topics(pairs, papers, settings.acronyms, vectors)
     return compile_queries(pairs, settings.acronyms).match(papers)

@@ -33,6 +33,9 @@ from paperwire.normalize import referenced_id
 from paperwire.query import And, Everything, Node, Not, Or, Query, Term, parse_query, render_query
 
 WHY_WORDS, WHY_MEANING, WHY_EXAMPLE = "words", "meaning", "example"
+# OR branches of one topic that match by meaning; the others match by their words only. Each
+# is a vector to compute, and the public preview takes anyone's topic.
+MAX_MEANING_PARTS = 8
 Key = TypeVar("Key", bound=Hashable)
 
 
@@ -59,7 +62,7 @@ def alternatives(query: Query, acronyms: AcronymTable) -> tuple[Alternative, ...
         alternative = _alternative(branch, acronyms, literal=query.mode != "meaning")
         if alternative is not None:
             found.append(alternative)
-    return tuple(found)
+    return tuple(found[:MAX_MEANING_PARTS])
 
 
 def _alternative(branch: Node, acronyms: AcronymTable, literal: bool) -> Alternative | None:

@@ -15,19 +15,21 @@ from ..ratelimit import RateLimit
 from .base import _now
 from .papers import _paper_from_row
 from .schema import (deliveries, listing_papers, listings, papers, pending_changes, rate_hits, sent_papers,
-                     subscribers, topics)
+                     subscribers, topics, vectors)
 
 
 @dataclass(frozen=True)
 class DataStamp:
-    """Changes whenever stored papers or listings change: the key of the web app's caches.
+    """Changes whenever stored papers, listings or vectors change: the key of the web app's caches.
 
-    ``changed_at`` is the newest ingest or paper update (UTC); feeds send it as
-    Last-Modified. It is None for an empty database.
+    ``changed_at`` is the newest ingest, paper update or vector (UTC); feeds send it as
+    Last-Modified. It is None for an empty database. ``vectors`` counts them: new vectors
+    change what matches by meaning (the daemon embeds after it ingests).
     """
 
     listings: int
     changed_at: dt.datetime | None
+    vectors: int = 0
 
 
 class WebStore:
@@ -88,8 +90,9 @@ class WebStore:
         with self.engine.connect() as conn:
             count, ingested = conn.execute(sa.select(sa.func.count(), sa.func.max(listings.c.ingested_at))).one()
             updated = conn.execute(sa.select(sa.func.max(papers.c.updated_at))).scalar()
-        times = [t for t in (ingested, updated) if t is not None]
-        return DataStamp(count, max(times) if times else None)
+            vector_count, embedded = conn.execute(sa.select(sa.func.count(), sa.func.max(vectors.c.created_at))).one()
+        times = [t for t in (ingested, updated, embedded) if t is not None]
+        return DataStamp(count, max(times) if times else None, vector_count)
 
 
     # -- rate limits ---------------------------------------------------------------------

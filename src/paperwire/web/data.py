@@ -111,7 +111,7 @@ class DataCache:
         """What ``query`` would have picked from the latest listing (the caller checked its syntax)."""
         latest = self.latest()
         papers = [_for_preview(item.paper) for item in latest.papers]
-        ranking = semantic.match_topics([(0, query)], papers, self.settings, self.store,
+        ranking = semantic.match_topics([(0, query)], papers, self.settings, self.store, keep_new_vectors=False,
                                         embedded_as=[item.paper for item in latest.papers])[0]
         by_id = {paper.id: paper for paper in papers}
         top = tuple((by_id[pid], score) for pid, score in zip(ranking.paper_ids()[:limit], ranking.scores()[:limit]))
