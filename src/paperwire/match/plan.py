@@ -258,7 +258,7 @@ NOTHING = AnyOf(())  # what a like: reference is to the word engine: no paper (a
 
 def plan_query(query: Query, registry: TermRegistry) -> Plan:
     """The plan of one query; its terms are added to ``registry``."""
-    if isinstance(query.root, Everything):
+    if type(query.root) is Everything:
         return EVERYTHING
     positives: list[Positive] = []
     root = _plan(query.root, registry, positives)
@@ -270,15 +270,16 @@ def plan_query(query: Query, registry: TermRegistry) -> Plan:
 
 
 def _plan(node: Node, registry: TermRegistry, positives: list[Positive] | None) -> PlanNode:
-    if isinstance(node, Term):
-        ref = registry.ref(node.text, node.field)
+    kind = type(node)  # the parser builds exactly these types
+    if kind is Term:
+        ref = registry.ref(node.text, node.field)  # type: ignore[union-attr]
         if positives is not None:
             positives.append(ref)
         return ref
-    if isinstance(node, And):
-        return _plan_and(node.children, registry, positives)
-    if isinstance(node, Or):
-        return AnyOf(tuple(_plan(child, registry, positives) for child in node.children))
+    if kind is And:
+        return _plan_and(node.children, registry, positives)  # type: ignore[union-attr]
+    if kind is Or:
+        return _new(AnyOf, (tuple([_plan(child, registry, positives) for child in node.children]),))  # type: ignore[union-attr]
     if isinstance(node, Like):  # by example: for the meaning engine; words match nothing for it
         return NOTHING
     if isinstance(node, Not):  # only reachable for a lone exclusion, which the parser rejects
@@ -287,33 +288,18 @@ def _plan(node: Node, registry: TermRegistry, positives: list[Positive] | None) 
 
 
 def _plan_and(children: tuple[Node, ...], registry: TermRegistry, positives: list[Positive] | None) -> PlanNode:
-    return _plan_items([_as_item(child) for child in children], registry, positives)
-
-
-Item = tuple[bool, "str | None", bool, str]
-"""``(excluded, field, phrase, text)``: a term or an excluded term of an AND, flattened."""
-
-
-def _as_item(node: Node) -> Item | Node:
-    """A term or an excluded term as an :data:`Item`; any other node as is."""
-    if type(node) is Term:
-        return (False, node.field, node.phrase, node.text)
-    if type(node) is Not and type(node.child) is Term:
-        term = node.child
-        return (True, term.field, term.phrase, term.text)
-    return node
-
-
-def _plan_items(items: list[Item | Node], registry: TermRegistry, positives: list[Positive] | None) -> PlanNode:
     """ANDed items: required and excluded parts; 2+ adjacent bare words in one field make one part."""
     required: list[PlanNode] = []
     excluded: list[PlanNode] = []
     run: list[str] = []  # the texts of adjacent bare words
     run_field: str | None = None
-    for item in items:
-        if type(item) is tuple:
-            excluding, field, phrase, text = item
-            if not excluding and not phrase:
+    for item in children:
+        kind = type(item)
+        excluding = kind is Not and type(item.child) is Term  # type: ignore[union-attr]
+        if kind is Term or excluding:
+            term: Term = item.child if excluding else item  # type: ignore[assignment,union-attr]
+            field, text = term.field, term.text
+            if not excluding and not term.phrase:
                 if run and field != run_field:
                     required.append(_plan_words(run, run_field, registry, positives))
                     run = []
@@ -334,8 +320,8 @@ def _plan_items(items: list[Item | Node], registry: TermRegistry, positives: lis
         if run:
             required.append(_plan_words(run, run_field, registry, positives))
             run = []
-        if isinstance(item, Not):
-            excluded.append(_plan(item.child, registry, None))
+        if kind is Not:
+            excluded.append(_plan(item.child, registry, None))  # type: ignore[union-attr]
         else:
             required.append(_plan(item, registry, positives))
     if run:
