@@ -60,11 +60,19 @@ def topic_texts(query: str, acronyms: Mapping | None = None) -> list[str]:
     """The texts a topic is embedded as: the words of each part that matches by meaning
     (``meaning.alternatives``: bare words, one text per OR branch; not exclusions, fields or
     quoted phrases). ``*``, a words-only topic and a query the parser refuses have none."""
+    return list(dict.fromkeys(part.meaning for part in _meaning_parts(query, acronyms) if part.meaning))
+
+
+def example_refs(query: str, acronyms: Mapping | None = None) -> list[str]:
+    """The paper references a topic's ``like:`` parts compare papers with, as written."""
+    return list(dict.fromkeys(part.like for part in _meaning_parts(query, acronyms) if part.like))
+
+
+def _meaning_parts(query: str, acronyms: Mapping | None) -> tuple[meaning.Alternative, ...]:
     try:
-        parts = meaning.alternatives(parse_query(query), AcronymTable(acronyms))
+        return meaning.alternatives(parse_query(query), AcronymTable(acronyms))
     except QueryError:
-        return []
-    return list(dict.fromkeys(part.meaning for part in parts if part.meaning))
+        return ()
 
 
 def sentences(abstract: str) -> list[str]:
@@ -136,6 +144,33 @@ def embed_topics(store: Store, embedder: Embedder, queries: Iterable[str], acron
     """Store the vectors of these topic queries that have none yet; returns how many were embedded."""
     texts = {text for query in queries for text in topic_texts(query, acronyms)}
     return len(_missing_vectors(store, embedder, texts))
+
+
+def embed_saved_topics(store: Store, settings: Settings, queries: Iterable[str]) -> int:
+    """Store the vectors of topics just saved: their texts (``topic_texts``) and the papers
+    they name with ``like:``. Returns how many texts were embedded.
+
+    Called by every path that saves topics, after they are committed (the CLI's commands;
+    the web app after its answer, ``WebContext.embed_topics_later``), so that matching
+    reads the vectors instead of computing them. It never raises: a topic is saved whatever
+    the model does, and what is missed here (a model that cannot load: one log line) is
+    embedded by the next embedding step or when the topic is first matched.
+    ``relevance.embedder = "off"`` does nothing."""
+    embedder = get_embedder(settings.relevance_embedder)
+    if embedder is None:
+        return 0
+    queries = list(dict.fromkeys(queries))
+    try:
+        count = embed_topics(store, embedder, queries, settings.acronyms)
+        refs = {ref for query in queries for ref in example_refs(query, settings.acronyms)}
+        examples = [found.paper for ref in refs if (found := store.stored_paper(referenced_id(ref))) is not None]
+        return count + len(_missing_vectors(store, embedder, {text for paper in examples for text in paper_texts(paper)}))
+    except Exception as exc:  # noqa: BLE001  -- the save is done; its vectors can wait
+        error = str(exc) if isinstance(exc, EmbedderError) else f"{type(exc).__name__}: {exc}"
+        log.warning("topic vectors not stored at save (the next embedding step stores them): %s", error,
+                    extra={"fields": {"event": "embed-error", "error": error}})
+        log.debug("topic vectors not stored at save", exc_info=exc)
+        return 0
 
 
 def vectors_for(store: Store, embedder: Embedder, texts: Sequence[str], *, keep: bool = True) -> np.ndarray:
