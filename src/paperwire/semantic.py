@@ -217,11 +217,14 @@ def closest_sentence(store: Store, embedder: Embedder, abstract: str,
                      topic_vector: np.ndarray) -> tuple[str, float] | None:
     """The abstract's sentence nearest to the topic, and its similarity; None for an empty abstract.
 
-    Sentence vectors are stored like any other text, so each sentence is embedded once."""
+    ``topic_vector`` may be several rows (a topic's texts, one per OR branch): then the
+    sentence nearest to any of them. Sentence vectors are stored like any other text, so
+    each sentence is embedded once."""
     found = sentences(abstract)
     if not found:
         return None
-    scores = vectors_for(store, embedder, found) @ np.asarray(topic_vector, dtype=np.float32)
+    topic = np.atleast_2d(np.asarray(topic_vector, dtype=np.float32))
+    scores = (vectors_for(store, embedder, found) @ topic.T).max(axis=1)
     best = int(np.argmax(scores))
     return found[best], float(scores[best])
 
