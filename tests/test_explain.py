@@ -10,7 +10,6 @@ import re
 from email import policy
 from pathlib import Path
 
-import pytest
 
 from paperwire import embeddings, explain, pipeline, semantic, sources
 from paperwire.config import Settings
@@ -23,7 +22,7 @@ from paperwire.store import Store
 from paperwire.subscribers import build_subscriber, make_topic
 
 from .conftest import SEED, TODAY
-from .test_web import BASE, EDITION, make_site
+from .test_web import EDITION, make_site
 
 SCALE = "SCALE: Synergized Collaboration of Asymmetric Language Translation Engines"
 # The sentence that says what SCALE is: a translation engine (the model picks it; it is the right one).

@@ -37,8 +37,8 @@ def broken_model(monkeypatch):
 
 
 def test_subscribe_stores_the_vector_of_each_topic_text(run_cli, store):
-    result = run_cli("subscribe", "ada@example.org", "--topic", "walking robots", "--topic", "Serving=LLM serving -survey",
-                     "--topic", "MoE OR sparse experts", "--topic", "*")
+    result = run_cli("subscribe", "ada@example.org", "--topic", "walking robots",
+                     "--topic", "Serving=LLM serving -survey", "--topic", "MoE OR sparse experts", "--topic", "*")
     assert result.exit_code == 0, result.output
     assert _stored(store, "walking robots", "LLM serving", "sparse experts") == {
         "walking robots", "LLM serving", "sparse experts"}

@@ -20,6 +20,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import replace
 
+import numpy as np
+
 from . import semantic
 from .digest import by_meaning_alone
 from .embeddings import Embedder, text_key
@@ -48,7 +50,7 @@ class ClosestSentences:
         self._store, self._embedder, self._acronyms = store, embedder, acronyms
         self._budget = NEW_PAPERS_PER_RUN if new_papers is None else new_papers
         self._spans: dict[tuple[str, str], Span | None] = {}  # (paper id, topic query) -> span
-        self._texts: dict[str, list[str]] = {}  # topic query -> its meaning texts
+        self._topics: dict[str, np.ndarray | None] = {}  # topic query -> its meaning texts' vectors
 
     def digest(self, digest: Digest) -> Digest:
         """``digest`` with each item found by meaning alone highlighting its closest sentence."""
@@ -66,24 +68,23 @@ class ClosestSentences:
         if key not in self._spans:
             self._spans[key] = self._closest(item.paper, query)
         span = self._spans[key]
-        return item if span is None else replace(item, hits=(*item.hits, Hit("", "abstract", (span,))))
+        return item if span is None else replace(item, hits=(Hit("", "abstract", (span,)),))
 
     def _closest(self, paper: Paper, query: str) -> Span | None:
         """Where the abstract's sentence closest to the topic's texts is; None when there is
         none, when the bound is reached, or when the model fails."""
-        if self._embedder is None:
-            return None
-        texts = self._texts.setdefault(query, semantic.topic_texts(query, self._acronyms))
         parts = semantic.sentences(paper.abstract)
-        if not texts or not parts:
+        if self._embedder is None or not parts:
             return None
         try:
+            topic = self._topic(query)
+            if topic is None:
+                return None
             keys = {text_key(part) for part in parts}
             if len(self._store.stored_vector_keys(self._embedder.model_id, keys)) < len(keys):
                 if self._budget <= 0:
                     return None
                 self._budget -= 1
-            topic = semantic.vectors_for(self._store, self._embedder, texts)
             found = semantic.closest_sentence(self._store, self._embedder, paper.abstract, topic)
         except EmbedderError as exc:
             log.error("no closest-sentence highlights in this run: %s", exc,
@@ -99,3 +100,11 @@ class ClosestSentences:
             return None
         start = paper.abstract.find(found[0])
         return None if start < 0 else (start, start + len(found[0]))
+
+    def _topic(self, query: str) -> np.ndarray | None:
+        """The vectors of the topic's meaning texts (one row per OR branch; stored when it was
+        saved), read once a run; None when it has none."""
+        if query not in self._topics:
+            texts = semantic.topic_texts(query, self._acronyms)
+            self._topics[query] = semantic.vectors_for(self._store, self._embedder, texts) if texts else None
+        return self._topics[query]

@@ -164,7 +164,8 @@ def embed_saved_topics(store: Store, settings: Settings, queries: Iterable[str])
         count = embed_topics(store, embedder, queries, settings.acronyms)
         refs = {ref for query in queries for ref in example_refs(query, settings.acronyms)}
         examples = [found.paper for ref in refs if (found := store.stored_paper(referenced_id(ref))) is not None]
-        return count + len(_missing_vectors(store, embedder, {text for paper in examples for text in paper_texts(paper)}))
+        texts = {text for paper in examples for text in paper_texts(paper)}
+        return count + len(_missing_vectors(store, embedder, texts))
     except Exception as exc:  # noqa: BLE001  -- the save is done; its vectors can wait
         error = str(exc) if isinstance(exc, EmbedderError) else f"{type(exc).__name__}: {exc}"
         log.warning("topic vectors not stored at save (the next embedding step stores them): %s", error,
