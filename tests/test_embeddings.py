@@ -21,6 +21,7 @@ from paperwire.config import Settings, load_settings
 from paperwire.embeddings import EmbedderError, MiniLMInt8, get_embedder, similarities, text_key
 from paperwire.errors import ConfigError
 from paperwire.models import Paper
+from paperwire.subscribers import build_subscriber, make_topic
 
 from .conftest import DATA, SEED, TODAY
 
@@ -225,6 +226,9 @@ def test_ingest_embeds_nothing_and_embed_does_it_once(run_cli, store):
     assert run_cli("ingest", SMALL_LISTING).exit_code == 0
     assert store.count_vectors() == 0  # ingest's speed never waits on the model
     run_cli("subscribe", "ada@example.org", "--topic", "agents benchmark -survey", "--topic", "*")
+    assert store.count_vectors() == 1  # the topic, embedded when it was saved
+    store.save_subscribers([build_subscriber("bob@example.org", status="active",  # a topic saved before that was so
+                                             topics=[make_topic(None, "tool use")])])
     result = run_cli("embed", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

@@ -220,6 +220,15 @@ def subscribe(app: App, email: str, topic_specs: tuple[str, ...], follow: tuple[
                               max_papers=max_papers, topics=topics, base=base)
     stored, created = store.save_subscriber(reader)
     click.echo(f"{'Subscribed' if created else 'Updated'} {stored.email}: {_describe(stored)}")
+    _embed_saved_topics(app, [topic.query for topic in stored.topics])
+
+
+def _embed_saved_topics(app: App, queries: list[str]) -> None:
+    """After topics are saved (and said so): their vectors, stored (semantic.embed_saved_topics;
+    a model that cannot load is one log line, and the save stands)."""
+    from . import semantic  # numpy and the model only for the commands that need them
+
+    semantic.embed_saved_topics(app.store, app.settings, queries)
 
 
 def _describe(reader: Subscriber) -> str:
@@ -311,6 +320,7 @@ def subscribers_import(app: App, file: Path, format_: str | None) -> None:
     readers = parse(file.read_text(encoding="utf-8"), str(file), public)
     created, updated = app.store.save_subscribers(readers)
     click.echo(f"Imported {len(readers)} reader(s): {created} new, {updated} updated")
+    _embed_saved_topics(app, [topic.query for reader in readers for topic in reader.topics])
 
 
 @cli.group(invoke_without_command=True)
@@ -352,6 +362,7 @@ def topics_add(app: App, name: str, query: str) -> None:
     topic = make_topic(name, query, public=True)
     created = app.store.add_public_topic(topic)
     click.echo(f"{'Added' if created else 'Updated'} public topic {topic.name!r} (feed name {topic.slug})")
+    _embed_saved_topics(app, [topic.query])
 
 
 @topics.command("remove")
@@ -574,7 +585,7 @@ def demo(app: App, seeds: Path | None, examples: Path | None) -> None:
     readers = subscriber_io.from_json(readers_file.read_text(encoding="utf-8"), str(readers_file), public)
     store.save_subscribers(readers)
     edition = _edition(app, None)
-    _embed_recent(app, edition)
+    _embed_recent(app, edition)  # the papers, and every stored topic: the examples' topics just saved too
     from . import dispatch  # the demo delivers too: to the outbox folder unless smtp.host is set
 
     sent = dispatch.dispatch(store, settings, everyone=True)

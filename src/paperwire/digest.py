@@ -18,6 +18,7 @@ from .normalize import clean_line, shorten
 
 WEEK = dt.timedelta(days=7)
 EXAMPLE_TITLE_CHARS = 80  # an example paper's title in "like: <title>" (it is in every paper it found)
+MEANING_REASON = "related to your topic"  # how a paper found by meaning says so
 
 
 class FoundTerm(Protocol):
@@ -40,8 +41,15 @@ def reason(match: object, titles: Mapping[str, str]) -> str:
         like = getattr(match, "like", None) or ""
         return f"like: {shorten(clean_line(titles.get(like, like)), EXAMPLE_TITLE_CHARS)} (similarity {similarity:.2f})"
     if "meaning" in why:
-        return f"related to your topic, similarity {similarity:.2f}"
+        return f"{MEANING_REASON}, similarity {similarity:.2f}"
     return ""
+
+
+def by_meaning_alone(item: DigestItem) -> bool:
+    """Whether ``item`` was picked for its meaning with none of its words matched (no hit
+    names a term), so no matched word says why: explain.py highlights its sentence closest
+    to the topic instead."""
+    return item.reason.startswith(MEANING_REASON) and not any(hit.term for hit in item.hits)
 
 
 class Found(Protocol):

@@ -221,6 +221,8 @@ def plan_digests(
     Readers with nothing new are
     skipped unless ``settings.send_empty``. The matcher sees the widest window any
     reader needs (seven days); each digest then keeps the papers of its own window.
+    A paper found by meaning alone highlights its abstract's sentence closest to the topic
+    (explain.py; bounded work per run).
     """
     stored = store.papers(since=edition - digest.WEEK + dt.timedelta(days=1), until=edition)
     papers = [item.paper for item in stored]
@@ -237,10 +239,12 @@ def plan_digests(
               for index, reader in enumerate(readers)]
     report = None if on_error is None else (lambda reader, exc: on_error(reader, "matching", exc))
     from . import semantic  # numpy and the model only for runs that match
+    from .explain import ClosestSentences
 
     rankings = match_each(groups, papers, settings.acronyms, on_error=report,
                           matcher=lambda pairs: semantic.match_topics(pairs, papers, settings, store))
     examples = example_titles(store, [topic.query for reader in readers for topic in reader.topics])
+    closest = ClosestSentences(store, embedder(settings), settings.acronyms)  # one bound for the whole run
     for index, reader in enumerate(readers):
         if reader.topics and (index, 0) not in rankings:
             continue  # its topics could not be matched: already reported
@@ -256,7 +260,7 @@ def plan_digests(
             on_error(reader, "selecting papers", exc)
             continue
         if result.papers or settings.send_empty:
-            yield result
+            yield closest.digest(result)  # papers found by meaning alone: their sentence closest to the topic
 
 
 def _ensure_vectors(store: Store, settings: Settings, papers: Sequence, queries: Sequence[str]) -> None:

@@ -60,11 +60,19 @@ def topic_texts(query: str, acronyms: Mapping | None = None) -> list[str]:
     """The texts a topic is embedded as: the words of each part that matches by meaning
     (``meaning.alternatives``: bare words, one text per OR branch; not exclusions, fields or
     quoted phrases). ``*``, a words-only topic and a query the parser refuses have none."""
+    return list(dict.fromkeys(part.meaning for part in _meaning_parts(query, acronyms) if part.meaning))
+
+
+def example_refs(query: str, acronyms: Mapping | None = None) -> list[str]:
+    """The paper references a topic's ``like:`` parts compare papers with, as written."""
+    return list(dict.fromkeys(part.like for part in _meaning_parts(query, acronyms) if part.like))
+
+
+def _meaning_parts(query: str, acronyms: Mapping | None) -> tuple[meaning.Alternative, ...]:
     try:
-        parts = meaning.alternatives(parse_query(query), AcronymTable(acronyms))
+        return meaning.alternatives(parse_query(query), AcronymTable(acronyms))
     except QueryError:
-        return []
-    return list(dict.fromkeys(part.meaning for part in parts if part.meaning))
+        return ()
 
 
 def sentences(abstract: str) -> list[str]:
@@ -138,6 +146,34 @@ def embed_topics(store: Store, embedder: Embedder, queries: Iterable[str], acron
     return len(_missing_vectors(store, embedder, texts))
 
 
+def embed_saved_topics(store: Store, settings: Settings, queries: Iterable[str]) -> int:
+    """Store the vectors of topics just saved: their texts (``topic_texts``) and the papers
+    they name with ``like:``. Returns how many texts were embedded.
+
+    Called by every path that saves topics, after they are committed (the CLI's commands;
+    the web app after its answer, ``WebContext.embed_topics_later``), so that matching
+    reads the vectors instead of computing them. It never raises: a topic is saved whatever
+    the model does, and what is missed here (a model that cannot load: one log line) is
+    embedded by the next embedding step or when the topic is first matched.
+    ``relevance.embedder = "off"`` does nothing."""
+    embedder = get_embedder(settings.relevance_embedder)
+    if embedder is None:
+        return 0
+    queries = list(dict.fromkeys(queries))
+    try:
+        count = embed_topics(store, embedder, queries, settings.acronyms)
+        refs = {ref for query in queries for ref in example_refs(query, settings.acronyms)}
+        examples = [found.paper for ref in refs if (found := store.stored_paper(referenced_id(ref))) is not None]
+        texts = {text for paper in examples for text in paper_texts(paper)}
+        return count + len(_missing_vectors(store, embedder, texts))
+    except Exception as exc:  # noqa: BLE001  -- the save is done; its vectors can wait
+        error = str(exc) if isinstance(exc, EmbedderError) else f"{type(exc).__name__}: {exc}"
+        log.warning("topic vectors not stored at save (the next embedding step stores them): %s", error,
+                    extra={"fields": {"event": "embed-error", "error": error}})
+        log.debug("topic vectors not stored at save", exc_info=exc)
+        return 0
+
+
 def vectors_for(store: Store, embedder: Embedder, texts: Sequence[str], *, keep: bool = True) -> np.ndarray:
     """One row per text: stored ones read, the others embedded now (and stored unless
     ``keep`` is False: the public preview must not grow the database for anyone's input)."""
@@ -182,11 +218,14 @@ def closest_sentence(store: Store, embedder: Embedder, abstract: str,
                      topic_vector: np.ndarray) -> tuple[str, float] | None:
     """The abstract's sentence nearest to the topic, and its similarity; None for an empty abstract.
 
-    Sentence vectors are stored like any other text, so each sentence is embedded once."""
+    ``topic_vector`` may be several rows (a topic's texts, one per OR branch): then the
+    sentence nearest to any of them. Sentence vectors are stored like any other text, so
+    each sentence is embedded once."""
     found = sentences(abstract)
     if not found:
         return None
-    scores = vectors_for(store, embedder, found) @ np.asarray(topic_vector, dtype=np.float32)
+    topic = np.atleast_2d(np.asarray(topic_vector, dtype=np.float32))
+    scores = (vectors_for(store, embedder, found) @ topic.T).max(axis=1)
     best = int(np.argmax(scores))
     return found[best], float(scores[best])
 

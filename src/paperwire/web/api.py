@@ -13,7 +13,7 @@ import datetime as dt
 import hmac
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -172,13 +172,14 @@ def list_topics(web: WebContext = Depends(web_context)) -> list[PublicTopic]:
 @admin.put("/topics/{name}", response_model=PublicTopic, tags=["topics"],
            responses={201: {"model": PublicTopic, "description": "Created"}, **BAD_BODY})
 def put_topic(name: Annotated[str, PathParam(max_length=100)], body: TopicIn, response: Response,
-              web: WebContext = Depends(web_context)) -> PublicTopic:
+              background: BackgroundTasks, web: WebContext = Depends(web_context)) -> PublicTopic:
     """Create a public topic named ``name``, or change its query (``body.name`` is ignored)."""
     try:
         topic = make_topic(name, body.query, public=True)
         created = web.store.add_public_topic(topic)
     except ValidationError as exc:
         raise InvalidValue("body", exc) from None
+    web.embed_topics_later(background, [topic.query])
     response.status_code = 201 if created else 200
     return _public_topic(topic, web.settings.base_url)
 
@@ -227,7 +228,7 @@ def get_subscriber(email: str, web: WebContext = Depends(web_context)) -> Subscr
 
 @admin.put("/subscribers/{email}", response_model=SubscriberOut, tags=["subscribers"],
            responses={201: {"model": SubscriberOut, "description": "Created"}, **BAD_BODY})
-def put_subscriber(email: str, body: SubscriberIn, response: Response,
+def put_subscriber(email: str, body: SubscriberIn, response: Response, background: BackgroundTasks,
                    web: WebContext = Depends(web_context)) -> SubscriberOut:
     """Add a reader (active unless ``status`` says otherwise) or update one; never a second reader per email."""
     address = _address(email)
@@ -242,6 +243,7 @@ def put_subscriber(email: str, body: SubscriberIn, response: Response,
     except ValidationError as exc:
         raise InvalidValue("body", exc) from None
     stored, created = store.save_subscriber(reader)
+    web.embed_topics_later(background, [topic.query for topic in stored.topics])
     response.status_code = 201 if created else 200
     return _out(stored)
 
@@ -273,7 +275,7 @@ def list_liked(email: str, web: WebContext = Depends(web_context)) -> list[Liked
            responses={201: {"model": list[LikedPaperOut], "description": "Added"}, **NOT_FOUND,
                       409: {"model": Message, "description": "The reader's own topic named Liked is something else"}})
 def put_liked(email: str, paper_id: Annotated[str, LIKED_ID], request: Request, response: Response,
-              web: WebContext = Depends(web_context)) -> list[LikedPaperOut]:
+              background: BackgroundTasks, web: WebContext = Depends(web_context)) -> list[LikedPaperOut]:
     """Like a paper for the reader, as its "More like this" button does: 201 when added, 200 when it
     was liked already (still one entry). The list keeps the newest 50; the oldest go first."""
     if paper_id.endswith("/"):
@@ -287,7 +289,9 @@ def put_liked(email: str, paper_id: Annotated[str, LIKED_ID], request: Request, 
     except ValidationError as exc:
         raise ApiError(409, exc.reason) from None
     response.status_code = 201 if added else 200
-    return _liked(web, _reader(web, email))
+    reader = _reader(web, email)
+    web.embed_topics_later(background, [topic.query for topic in reader.topics])
+    return _liked(web, reader)
 
 
 @admin.delete("/subscribers/{email}/liked/{paper_id:path}", status_code=204, tags=["liked"], responses=NOT_FOUND)

@@ -7,13 +7,13 @@ build an app around their own store, clock and mail transport.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import Request
+from fastapi import BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -97,6 +97,13 @@ class WebContext:
 
                 self._renderer = EmailRenderer(self.settings.templates_dir)
             return self._renderer
+
+    def embed_topics_later(self, background: BackgroundTasks, queries: Iterable[str]) -> None:
+        """After the answer: store the vectors of topics just saved (``semantic.embed_saved_topics``),
+        so no request waits on the model, and none fails with it."""
+        from .. import semantic  # numpy and the model: loaded when first needed
+
+        background.add_task(semantic.embed_saved_topics, self.store, self.settings, list(queries))
 
     def text(self, name: str, **values: Any) -> str:
         return self.templates.get_template(name).render(base_url=self.settings.base_url,

@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import digest, feeds, pipeline, semantic, urls
 from ..config import Settings
+from ..explain import ClosestSentences
 from ..models import Digest, Paper, StoredPaper, Subscriber
 from ..store import Store
 from .tokens import reader_key
@@ -198,7 +199,9 @@ class DataCache:
         result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
                                      first_date=first,
                                      example_titles=pipeline.example_titles(self.store, [t.query for t in reader.topics]))
-        return replace(result, subscriber=reader)
+        # The closest sentences the digest run stored (the emailed papers' ones): a page never embeds them.
+        closest = ClosestSentences(self.store, pipeline.embedder(self.settings), self.settings.acronyms, new_papers=0)
+        return replace(closest.digest(result), subscriber=reader)
 
 
 def _for_preview(paper: Paper) -> Paper:

@@ -11,7 +11,7 @@ status.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from .. import liked, urls
@@ -58,7 +58,7 @@ def like_page(token: str, paper_id: str, request: Request, web: WebContext = Dep
 
 
 @router.post("/like/{token}/{paper_id:path}")
-def like(token: str, paper_id: str, request: Request, csrf_token: str = Form(""),
+def like(token: str, paper_id: str, request: Request, background: BackgroundTasks, csrf_token: str = Form(""),
          web: WebContext = Depends(web_context)) -> Response:
     if paper_id.endswith("/"):  # before the form is checked: the redirect keeps the method and the form
         return without_trailing_slash(request)
@@ -73,7 +73,9 @@ def like(token: str, paper_id: str, request: Request, csrf_token: str = Form("")
         raise PageError(409, f"Your topic “{liked.NAME}” is your own",
                         f"It is not a list of liked papers, so it was left as it is: rename it on the manage page "
                         f"to keep liked papers.") from None
-    return _page(request, web, reader_or_404(web, token), found, added=added)
+    reader = reader_or_404(web, token)
+    web.embed_topics_later(background, [topic.query for topic in reader.topics])
+    return _page(request, web, reader, found, added=added)
 
 
 @router.post("/manage/{token}/liked", dependencies=[Depends(require_csrf)])

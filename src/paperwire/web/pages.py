@@ -170,13 +170,16 @@ def confirm_page(signed: str, request: Request, web: WebContext = Depends(web_co
 
 
 @router.post("/confirm/{signed}", dependencies=[Depends(require_csrf)])
-def confirm(signed: str, web: WebContext = Depends(web_context)) -> Response:
+def confirm(signed: str, background: BackgroundTasks, web: WebContext = Depends(web_context)) -> Response:
     _check_link(web, signed)
     try:
         reader = subscriptions.confirm(web, signed)
     except TokenInvalid:
         raise PageError(400, "Link not valid", "This link belongs to a subscription that no longer exists. "
                         "Subscribe again on the home page.") from None
+    # A pending reader's topics are embedded here, once confirmed, not when the form is sent:
+    # anyone can send the form, and nobody's digest matches a pending reader's topics.
+    web.embed_topics_later(background, [topic.query for topic in reader.topics])
     return RedirectResponse(urls.manage(web.settings.base_url, reader) + "?done=confirmed", status_code=303)
 
 
@@ -206,14 +209,15 @@ def manage(token: str, request: Request, done: str = "", web: WebContext = Depen
 
 
 @router.post("/manage/{token}", dependencies=[Depends(require_csrf)])
-def manage_save(token: str, request: Request, form: ReaderForm = Depends(reader_fields),
+def manage_save(token: str, request: Request, background: BackgroundTasks, form: ReaderForm = Depends(reader_fields),
                 web: WebContext = Depends(web_context)) -> Response:
     reader = reader_or_404(web, token)
     try:
         wanted = parse_reader(form, web.store.public_topics(), base=reader)
     except FormError as exc:
         return manage_page(request, web, reader, form=form, error=exc, status=400)
-    web.store.save_subscriber(wanted)
+    stored, _ = web.store.save_subscriber(wanted)
+    web.embed_topics_later(background, [topic.query for topic in stored.topics])
     return RedirectResponse(urls.manage(web.settings.base_url, reader) + "?done=saved", status_code=303)
 
 

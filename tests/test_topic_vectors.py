@@ -1,0 +1,131 @@
+"""Topic vectors are stored when a topic is saved, by every path that saves topics, on the
+real model (loaded once per session); a model that cannot load never fails the save.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from paperwire import embeddings, semantic, sources
+from paperwire.config import Settings
+from paperwire.embeddings import MiniLMInt8, get_embedder, text_key
+from paperwire.store import Store
+
+from .conftest import DATA, TODAY
+from .test_web import ADMIN, Site, make_site
+
+MODEL = MiniLMInt8.model_id
+
+
+def _stored(store: Store, *texts: str) -> set[str]:
+    """Which of ``texts`` have a vector of the default model."""
+    keys = {text_key(text): text for text in texts}
+    return {keys[key] for key in store.stored_vector_keys(MODEL, list(keys))}
+
+
+@pytest.fixture
+def broken_model(monkeypatch):
+    """The model as a corrupted install makes it: it cannot load (its file's digest is wrong)."""
+    monkeypatch.setattr(embeddings, "MODEL_SHA256", "0" * 64)
+    monkeypatch.setattr(embeddings, "_loaded", {})
+
+
+# -- the CLI ------------------------------------------------------------------------------
+
+
+def test_subscribe_stores_the_vector_of_each_topic_text(run_cli, store):
+    result = run_cli("subscribe", "ada@example.org", "--topic", "walking robots",
+                     "--topic", "Serving=LLM serving -survey", "--topic", "MoE OR sparse experts", "--topic", "*")
+    assert result.exit_code == 0, result.output
+    assert _stored(store, "walking robots", "LLM serving", "sparse experts") == {
+        "walking robots", "LLM serving", "sparse experts"}
+    assert store.count_vectors() == 3  # an acronym alone and * have nothing to embed
+    vector = store.vectors(MODEL, [text_key("walking robots")])[text_key("walking robots")]
+    assert vector @ get_embedder().embed(["walking robots"])[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_topics_add_and_subscribers_import_store_topic_vectors(run_cli, store, tmp_path):
+    assert run_cli("topics", "add", "Legged", "legged locomotion").exit_code == 0
+    assert _stored(store, "legged locomotion") == {"legged locomotion"}
+    readers = tmp_path / "readers.json"
+    readers.write_text(json.dumps([{"email": "bob@example.org", "topics": [{"name": "T", "query": "protein folding"}],
+                                    "follow": ["Legged"]}]), encoding="utf-8")
+    result = run_cli("subscribers", "import", readers)
+    assert result.exit_code == 0, result.output
+    assert _stored(store, "protein folding") == {"protein folding"}
+
+
+def test_a_model_that_cannot_load_costs_the_vectors_not_the_save(run_cli, store, broken_model):
+    result = run_cli("subscribe", "ada@example.org", "--topic", "walking robots")
+    assert result.exit_code == 0, result.output
+    assert [t.query for t in store.subscriber("ada@example.org").topics] == ["walking robots"]
+    assert store.count_vectors() == 0
+    said = [line for line in result.stderr.splitlines() if "topic vectors not stored" in line]
+    assert len(said) == 1 and "expected 0000" in said[0]
+
+
+def test_nothing_is_embedded_when_the_embedder_is_off(run_cli, store, monkeypatch):
+    monkeypatch.setenv("PAPERWIRE_RELEVANCE_EMBEDDER", "off")
+    assert run_cli("subscribe", "ada@example.org", "--topic", "walking robots").exit_code == 0
+    assert store.count_vectors() == 0
+
+
+def test_a_like_topic_stores_its_example_papers_vectors(store):
+    store.save_listings(sources.read_path(DATA / "daily_wrapped.txt", today=TODAY))
+    paper = store.papers()[0].paper
+    assert semantic.embed_saved_topics(store, Settings(), [f"like:{paper.id} OR walking robots"]) == 3
+    assert _stored(store, *semantic.paper_texts(paper), "walking robots") == {*semantic.paper_texts(paper),
+                                                                               "walking robots"}
+    assert semantic.embed_saved_topics(store, Settings(), [f"like:{paper.id}", "like:2401.99999"]) == 0  # once
+
+
+# -- the web app: after the answer -------------------------------------------------------------
+
+
+@pytest.fixture
+def site(tmp_path) -> Site:
+    made = make_site(tmp_path)
+    yield made
+    made.client.close()
+    made.store.close()
+
+
+def _form(site: Site, url: str, topics: str) -> dict:
+    return {"csrf_token": site.csrf(url), "topics": topics, "cadence": "daily", "hour": "8", "timezone": "UTC",
+            "max_papers": "15"}
+
+
+def test_the_manage_page_stores_the_vectors_of_the_topics_it_saves(site: Site):
+    reader = site.reader("ada@example.org", "LLM")
+    url = f"/manage/{reader.token}"
+    saved = site.client.post(url, data=_form(site, url, "Robots = walking robots\nLLM"), follow_redirects=False)
+    assert saved.status_code == 303
+    assert _stored(site.store, "walking robots") == {"walking robots"}
+
+
+def test_confirming_and_the_api_store_topic_vectors_but_a_subscribe_request_does_not(site: Site):
+    site.subscribe(topics="Robots = walking robots")
+    assert site.store.count_vectors() == 0  # a pending address: anyone can send the form
+    link = re.search(r"http://testserver/confirm/\S+", site.last_text()).group(0)
+    assert site.client.post(link, data={"csrf_token": site.csrf(link)}, follow_redirects=False).status_code == 303
+    assert _stored(site.store, "walking robots") == {"walking robots"}
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    assert site.client.put("/api/topics/Folding", json={"query": "protein folding"}, headers=auth).status_code == 201
+    answer = site.client.put("/api/subscribers/bob@example.org", headers=auth,
+                             json={"topics": [{"name": "Q", "query": "quantum error correction"}]})
+    assert answer.status_code == 201, answer.text
+    assert _stored(site.store, "protein folding", "quantum error correction") == {"protein folding",
+                                                                                  "quantum error correction"}
+
+
+def test_a_manage_save_succeeds_when_the_model_cannot_load(site: Site, broken_model, caplog):
+    reader = site.reader("ada@example.org", "LLM")
+    url = f"/manage/{reader.token}"
+    saved = site.client.post(url, data=_form(site, url, "walking robots"), follow_redirects=False)
+    assert saved.status_code == 303
+    assert [t.query for t in site.store.subscriber("ada@example.org").topics] == ["walking robots"]
+    assert site.store.count_vectors() == 0
+    assert "topic vectors not stored at save" in caplog.text
