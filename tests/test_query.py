@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paperwire import query as query_module
 from paperwire.errors import PaperwireError, QueryError
 from paperwire.query import (
     MAX_DEPTH,

@@ -71,8 +71,8 @@ def like(token: str, paper_id: str, request: Request, background: BackgroundTask
         added = add(web, reader, found.stored.paper.id)
     except ValidationError:
         raise PageError(409, f"Your topic “{liked.NAME}” is your own",
-                        f"It is not a list of liked papers, so it was left as it is: rename it on the manage page "
-                        f"to keep liked papers.") from None
+                        "It is not a list of liked papers, so it was left as it is: rename it on the manage page "
+                        "to keep liked papers.") from None
     reader = reader_or_404(web, token)
     web.embed_topics_later(background, [topic.query for topic in reader.topics])
     return _page(request, web, reader, found, added=added)
