@@ -227,18 +227,3 @@ def test_text_is_encoded_paragraph_by_paragraph_exactly_as_whole(text):
     whole = text.replace("\r\n", "\n").replace("\r", "\n")
     for _ in range(2):  # the second time from the kept paragraphs
         assert mail._quoted_printable(text) == binascii.b2a_qp(whole.encode(), istext=True).replace(b"\n", b"\r\n")
-
-
-@hypothesis_settings(max_examples=1000, deadline=None)
-@given(st.lists(st.sampled_from(["u", "/", ".", " ", "\n", "=", "\t", "é", "\x0c", "\x7f", "x" * 74, "y" * 75,
-                                 "z" * 76, "https://papers.example.org/like/tok00000005/t-e0df253faeb8f9b0"]),
-                max_size=30).map("".join))
-def test_text_that_needs_no_quoting_is_soft_broken_exactly_as_binascii_does(text):
-    """The path for plain ASCII (links longer than a quoted-printable line among it) writes
-    binascii's bytes: soft breaks after 75 characters, a last piece of up to 76, a lone dot,
-    a space before a line end, "=" and controls still quoted."""
-    import binascii
-
-    from paperwire import mail
-
-    assert mail._encoded(text) == binascii.b2a_qp(text.encode(), istext=True).replace(b"\n", b"\r\n")

@@ -29,11 +29,6 @@ from .normalize import clean_line  # the one rule for a line: no CR/LF can start
 
 _MAX_7BIT_LINE = 990  # RFC 5322 allows 998 characters per line; keep a margin
 PARAGRAPHS_KEPT = 8192  # encoded text paragraphs kept (_paragraph_by_content): a run's papers recur
-QP_LINE = 76  # longest line quoted-printable writes (RFC 2045), a soft break's "=" included
-# The bytes quoted-printable writes as they are (binascii's rules): printable ASCII but "=",
-# and line ends. A space is one of them except before a line end; a dot except alone on a
-# line (binascii writes it =2E, so no SMTP server can take it for the end of data).
-_AS_THEY_ARE = bytes(range(0x20, 0x7F)).replace(b"=", b"") + b"\n"
 
 # Headers the DKIM signature covers; both unsubscribe headers must be among them (RFC 8058).
 SIGNED_HEADERS = (
@@ -95,30 +90,13 @@ def _paragraph_by_content(paragraph: str) -> bytes:
 
 
 def _encoded(text: str) -> bytes:
-    """``text`` quoted-printable with CRLF line ends, as binascii writes it. Text that
-    quoted-printable leaves as it is (most of a digest: ASCII prose and links) only has its
-    over-long lines (links) soft-broken; the rest goes through binascii."""
-    if text.isascii():
-        data = text.encode("ascii")
-        if (not data.translate(None, _AS_THEY_ARE) and b" \n" not in data and not data.endswith(b" ")
-                and not _lone_dot_line(data)):
-            if len(data) <= QP_LINE:
-                return data.replace(b"\n", b"\r\n")
-            return b"\r\n".join(map(_soft_broken, data.split(b"\n")))
+    """``text`` quoted-printable by binascii, which encodes line by line in C.
+
+    Always binascii: checking in Python whether a paragraph could pass as it is cost more
+    than encoding it (a paper's per-reader paragraph, with its "More like this" link, is
+    encoded for every message; see bench/README.md).
+    """
     return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
-
-
-def _lone_dot_line(data: bytes) -> bool:
-    return data == b"." or data.startswith(b".\n") or b"\n.\n" in data or data.endswith(b"\n.")
-
-
-def _soft_broken(line: bytes) -> bytes:
-    """A line of bytes that need no quoting, as quoted-printable writes it: pieces of 75
-    followed by a soft break ("="), the last piece up to 76 (so none starts a lone dot)."""
-    if len(line) <= QP_LINE:
-        return line
-    cuts = range(0, len(line) - QP_LINE, QP_LINE - 1)
-    return b"=\r\n".join([*(line[cut:cut + QP_LINE - 1] for cut in cuts), line[cuts[-1] + QP_LINE - 1:]])
 
 
 def _seven_bit(html: str) -> bytes | None:
