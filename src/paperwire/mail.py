@@ -103,9 +103,21 @@ def _seven_bit(html: str) -> bytes | None:
     """HTML as ASCII with CRLF line ends (non-ASCII as character references); None when a
     line would be too long to send without a transfer encoding."""
     data = _lf(html).encode("ascii", "xmlcharrefreplace")
-    if len(data) > _MAX_7BIT_LINE and max(map(len, data.split(b"\n"))) > _MAX_7BIT_LINE:
+    if _has_line_over(data, _MAX_7BIT_LINE):
         return None
     return data.replace(b"\n", b"\r\n")
+
+
+def _has_line_over(data: bytes, limit: int) -> bool:
+    """Whether a line of ``data`` is longer than ``limit`` bytes. Such a line's limit + 1 bytes
+    hold a multiple of limit + 1, so only the lines through those offsets are measured: a
+    digest's ~25 instead of its ~400 (splitting it into lines cost as much as encoding it)."""
+    for offset in range(0, len(data), limit + 1):
+        start = data.rfind(b"\n", 0, offset) + 1
+        end = data.find(b"\n", offset)
+        if (len(data) if end < 0 else end) - start > limit:
+            return True
+    return False
 
 
 def _part_head(subtype: str, encoding: str) -> bytes:
