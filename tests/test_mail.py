@@ -227,3 +227,13 @@ def test_text_is_encoded_paragraph_by_paragraph_exactly_as_whole(text):
     whole = text.replace("\r\n", "\n").replace("\r", "\n")
     for _ in range(2):  # the second time from the kept paragraphs
         assert mail._quoted_printable(text) == binascii.b2a_qp(whole.encode(), istext=True).replace(b"\n", b"\r\n")
+
+
+@hypothesis_settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b"\n", b"xyz", b"q" * 7]), max_size=40).map(b"".join), st.integers(1, 12))
+def test_a_line_over_the_limit_is_found_wherever_it_is(data, limit):
+    """The 7-bit HTML's long-line check measures only the lines through every (limit + 1)-th byte:
+    it finds exactly the texts with a line over the limit."""
+    from paperwire import mail
+
+    assert mail._has_line_over(data, limit) == (max(map(len, data.split(b"\n"))) > limit)

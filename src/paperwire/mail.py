@@ -12,7 +12,6 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 import hashlib
-import re
 from dataclasses import dataclass
 from email.utils import format_datetime
 from functools import lru_cache
@@ -30,9 +29,6 @@ from .normalize import clean_line  # the one rule for a line: no CR/LF can start
 
 _MAX_7BIT_LINE = 990  # RFC 5322 allows 998 characters per line; keep a margin
 PARAGRAPHS_KEPT = 8192  # encoded text paragraphs kept (_paragraph_by_content): a run's papers recur
-# Text that quoted-printable encodes even on a short ASCII line: controls, and a line that is
-# a lone dot (binascii writes it as =2E so no SMTP server can take it for the end of data).
-_QP_SPECIAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|^\.$", re.MULTILINE)
 
 # Headers the DKIM signature covers; both unsubscribe headers must be among them (RFC 8058).
 SIGNED_HEADERS = (
@@ -94,12 +90,12 @@ def _paragraph_by_content(paragraph: str) -> bytes:
 
 
 def _encoded(text: str) -> bytes:
-    """``text`` quoted-printable: passed through when there is nothing to encode, else
-    through binascii, which encodes line by line in C."""
-    if (text.isascii() and "=" not in text and " \n" not in text and "\t\n" not in text
-            and not text.endswith((" ", "\t")) and not _QP_SPECIAL.search(text)
-            and (len(text) <= 76 or max(map(len, text.split("\n"))) <= 76)):
-        return text.encode("ascii").replace(b"\n", b"\r\n")
+    """``text`` quoted-printable by binascii, which encodes line by line in C.
+
+    Always binascii: checking in Python whether a paragraph could pass as it is cost more
+    than encoding it (a paper's per-reader paragraph, with its "More like this" link, is
+    encoded for every message; see bench/README.md).
+    """
     return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
@@ -107,9 +103,21 @@ def _seven_bit(html: str) -> bytes | None:
     """HTML as ASCII with CRLF line ends (non-ASCII as character references); None when a
     line would be too long to send without a transfer encoding."""
     data = _lf(html).encode("ascii", "xmlcharrefreplace")
-    if len(data) > _MAX_7BIT_LINE and max(map(len, data.split(b"\n"))) > _MAX_7BIT_LINE:
+    if _has_line_over(data, _MAX_7BIT_LINE):
         return None
     return data.replace(b"\n", b"\r\n")
+
+
+def _has_line_over(data: bytes, limit: int) -> bool:
+    """Whether a line of ``data`` is longer than ``limit`` bytes. Such a line's limit + 1 bytes
+    hold a multiple of limit + 1, so only the lines through those offsets are measured: a
+    digest's ~25 instead of its ~400 (splitting it into lines cost as much as encoding it)."""
+    for offset in range(0, len(data), limit + 1):
+        start = data.rfind(b"\n", 0, offset) + 1
+        end = data.find(b"\n", offset)
+        if (len(data) if end < 0 else end) - start > limit:
+            return True
+    return False
 
 
 def _part_head(subtype: str, encoding: str) -> bytes:
