@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from itertools import chain
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import chain
 from typing import NamedTuple, TypeVar
 
 import numpy as np
@@ -184,6 +184,7 @@ class FusedRanking(_Ranked):
 
 
 _KINDS = ("", WHY_MEANING, WHY_EXAMPLE)  # FusedRows.kind: found by words only, by meaning, by example
+_BY_MEANING, _BY_EXAMPLE = 1, 2
 
 
 class FusedRows(NamedTuple):
@@ -368,7 +369,9 @@ class Vectors:
     of_papers: Callable[[Sequence[str]], dict[str, tuple[np.ndarray, np.ndarray]]]
 
 
-TOPICS_AT_ONCE = 2048  # distinct topics whose similarities are computed together (memory: ~16 MB per 1,000 papers)
+# Rows (distinct meanings and examples) whose similarities are computed together: ~33 MB a
+# matrix per 1,000 papers. Fewer, larger products hand the interpreter back and forth less.
+TOPICS_AT_ONCE = 8192
 
 
 def match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: ExtraAcronyms | None,
@@ -376,9 +379,9 @@ def match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: E
     """Each key's matches by words and by meaning, fused; one pass for all topics.
 
     Distinct topics are parsed once, and each distinct meaning or example is compared once
-    however many topics share it. The similarities are matrix products (numpy lets go of
-    the interpreter meanwhile), so they run in a second thread while this one matches the
-    words: the two take turns on one core and share two. The word pass also plans each
+    however many topics share it. The similarities are matrix products, during which numpy
+    lets go of the interpreter, so they run in a second thread while this one plans and
+    matches the words (pure Python): given a second core they cost no wall time. The word pass also plans each
     part's literal conditions (``-video``, ``title:RAG``) over the topics' own terms; only
     those of parts that found papers are ever evaluated, as sets of papers. All of it builds
     millions of small objects, so the cycle collector is kept out of the way (``bulk_allocation``).
@@ -397,8 +400,8 @@ def _match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: 
     with ThreadPoolExecutor(1) as background:
         close = background.submit(parts.close_papers, vectors.space, calibration)
         matcher = compile_queries(list(enumerate(queries)), acronyms)
-        conditions = {node: matcher.add_condition(node) for plan in plans for alt in plan
-                      for node in (*alt.required, *alt.excluded)}
+        conditions = {node: matcher.add_condition(node) for node in dict.fromkeys(
+            node for plan in plans for alt in plan for node in (*alt.required, *alt.excluded))}
         matched = matcher.match_all(papers)
         found = _found_by_meaning(plans, parts, close.result(), conditions, matched, papers)
     words = [matched.rankings[topic] if query.mode != "meaning" else None  # "meaning:": no words
@@ -423,8 +426,10 @@ class _Parts:
         dims = vectors.space.texts.shape[1]
         topic_vectors = vectors.of_texts(meanings) if meanings else np.zeros((0, dims), np.float32)
         self.topics = len(meanings)
-        self.texts = np.concatenate([topic_vectors, np.array([liked[ref][0] for ref in likes], np.float32).reshape(-1, dims)])
-        self.titles = np.concatenate([topic_vectors, np.array([liked[ref][1] for ref in likes], np.float32).reshape(-1, dims)])
+        self.texts = self.titles = topic_vectors  # a topic's words are compared with both sides of a paper
+        if likes:  # an example paper's text with the papers' texts, its title with their titles
+            self.texts = np.concatenate([topic_vectors, np.array([liked[ref][0] for ref in likes], np.float32)])
+            self.titles = np.concatenate([topic_vectors, np.array([liked[ref][1] for ref in likes], np.float32)])
 
     def of(self, alt: Alternative) -> int | None:
         """The row of an alternative's meaning or example (None: an example without vectors)."""
@@ -482,7 +487,7 @@ def _found_by_meaning(plans: Sequence[tuple[Alternative, ...]], parts: _Parts, c
                 allowed &= matched.papers(conditions[node])
             for node in alt.excluded:
                 allowed &= ~matched.papers(conditions[node])
-            kind, like = (1, 0) if alt.meaning is not None else (2, row - parts.topics + 1)
+            kind, like = (_BY_MEANING, 0) if alt.meaning is not None else (_BY_EXAMPLE, row - parts.topics + 1)
             for paper, similarity in zip(close_paper[starts[row]:starts[row + 1]],
                                          close_similarity[starts[row]:starts[row + 1]]):
                 if not allowed >> paper & 1 or (like and same_paper(papers[paper].id, alt.like or "")):
