@@ -277,3 +277,10 @@ def test_all_topics_at_once_rank_as_each_topic_on_its_own(seed_papers: list[Pape
 
 def _without_numbers(match: meaning.Fused) -> meaning.Fused:
     return match._replace(score=None, similarity=match.similarity is None)
+
+
+def test_an_example_with_words_of_any_wording_is_not_a_syntax_error() -> None:
+    """The words beside ``like:`` must hold by words; made from the words themselves, a
+    phrase of a ``meaning:`` topic cannot turn them into bad syntax (a lone parenthesis)."""
+    assert matched('meaning: like:2401.00001 "video (datasets"') == [("2401.00002", ("example",))]
+    assert matched('meaning: like:2401.00001 "grasp (objects"') == []

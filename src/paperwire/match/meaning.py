@@ -97,8 +97,10 @@ def _alternative(branch: Node, acronyms: AcronymTable, literal: bool) -> Alterna
 
 
 def _words(words: list[str]) -> Node:
-    """The words as one literal condition: read as the query ``w1 w2 ...`` reads."""
-    return parse_query(" ".join(words)).root
+    """The words (a phrase's too) as one literal condition, as the query ``w1 w2 ...`` reads:
+    built from them, never parsed again, so no wording can make it a syntax error."""
+    terms = [Term(word) for text in words for word in text.split()]
+    return terms[0] if len(terms) == 1 else And(tuple(terms))
 
 
 def _like_ref(item: Node) -> str | None:
