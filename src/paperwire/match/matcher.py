@@ -163,7 +163,7 @@ class Matcher(Generic[Key]):
             nothing = Ranking(papers, [], [], (), findings)
             rankings = [rank(plan, papers, findings, limit, nothing) for plan in self._plans]
             return Matched(dict(zip(self._keys, map(rankings.__getitem__, self._key_plans), strict=True)),
-                           self._conditions, findings)
+                           tuple(self._conditions), findings)  # those added later were not indexed
 
 
 class Matched(Generic[Key]):
