@@ -191,10 +191,10 @@ def synthetic_vectors(papers: list[Paper], rng: random.Random, dims: int = 384) 
     titles = meaning.unit(texts + 0.03 * generator.standard_normal(texts.shape).astype(np.float32))
     space = meaning.PaperSpace(texts, titles, np.ones(len(papers), bool), texts.mean(axis=0), titles.mean(axis=0))
 
-    def of_texts(topics: Sequence[str]) -> Any:
+    def of_texts(topics: Sequence[str]) -> Any:  # stands for reading stored vectors: kept cheap and lean
         near = generator.integers(0, len(papers), (len(topics), 3))
-        noise = 0.05 * generator.standard_normal((len(topics), dims)).astype(np.float32)
-        return meaning.unit(texts[near].sum(axis=1) + noise)
+        noise = 0.05 * generator.standard_normal((len(topics), dims), dtype=np.float32)
+        return meaning.unit(texts[near[:, 0]] + texts[near[:, 1]] + texts[near[:, 2]] + noise)
 
     return meaning.Vectors(space, of_texts, lambda refs: {})
 

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Sequence
 
 from paperwire.match import compile_queries, match_one
-from paperwire.match.matcher import _bulk_allocation
+from paperwire.match.matcher import bulk_allocation
 from paperwire.models import Paper
 
 
@@ -74,14 +74,14 @@ def test_overlapping_matches_in_two_threads_leave_the_collector_on() -> None:
     seen: dict[str, bool] = {}
 
     def first() -> None:
-        with _bulk_allocation():
+        with bulk_allocation():
             a_inside.set()
             b_inside.wait(5)
         a_done.set()
 
     def second() -> None:
         a_inside.wait(5)
-        with _bulk_allocation():
+        with bulk_allocation():
             b_inside.set()
             a_done.wait(5)
             seen["while B still runs"] = gc.isenabled()

@@ -4,20 +4,27 @@ The real model's part is tested in tests/test_relevance.py."""
 
 from __future__ import annotations
 
+import random
+import re
+import zlib
+from collections import Counter
+
 import numpy as np
 import pytest
 
-from paperwire.match import meaning
+from paperwire.errors import QueryError
+from paperwire.match import match_one, meaning
 from paperwire.match.acronyms import AcronymTable
 from paperwire.models import Paper
 from paperwire.normalize import referenced_id
-from paperwire.query import parse_query
+from paperwire.query import Node, parse_query, render_query
 
 TABLE = AcronymTable()
 
 
 def alternatives(text: str) -> list[tuple]:
-    return [(a.meaning, a.like, a.required, a.excluded) for a in meaning.alternatives(parse_query(text), TABLE)]
+    return [(a.meaning, a.like, tuple(map(render_query, a.required)), tuple(map(render_query, a.excluded)))
+            for a in meaning.alternatives(parse_query(text), TABLE)]
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -125,3 +132,155 @@ def test_similarity_and_scores_are_reported() -> None:
 ])
 def test_a_paper_is_named_by_its_id_or_arxiv_id_with_any_version(paper_id: str, ref: str, same: bool) -> None:
     assert meaning.same_paper(paper_id, ref) is same
+
+
+# --- the batched path against a plain per-topic reference ---------------------------------
+
+def _generated_topics(papers: list[Paper], count: int, rng: random.Random) -> list[str]:
+    """Topics of every kind meaning matching reads differently: bare words, phrases, acronyms,
+    exclusions, fields, OR groups and branches, ``like:`` (known, unknown, with words), modes."""
+    words = sorted({w.lower() for p in papers for w in re.findall(r"[A-Za-z]{5,}", p.title)})
+    phrases = sorted({" ".join(pair).lower() for p in papers
+                      for pair in zip(p.title.split()[:-1], p.title.split()[1:]) if all(w.isalpha() for w in pair)})
+    acronyms = ["RAG", "LLM", "LLMs", "MoE", "VLM"]
+
+    def item(first: bool) -> str:
+        roll = rng.random()
+        if roll < 0.4:
+            return rng.choice(words)
+        if roll < 0.55:
+            return f'"{rng.choice(phrases)}"'
+        if roll < 0.65:
+            return rng.choice(acronyms)
+        if roll < 0.75 and not first:
+            return "-" + rng.choice(words + acronyms)
+        if roll < 0.82:
+            return f"title:{rng.choice(words)}"
+        if roll < 0.9:
+            return f"({rng.choice(words)} OR {rng.choice(acronyms)})"
+        return f"like:{rng.choice(papers).id if rng.random() < 0.8 else '2409.99999'}"
+
+    def branch() -> str:
+        return " ".join(item(n == 0) for n in range(rng.randint(1, 3)))
+
+    topics: list[str] = []
+    while len(topics) < count:
+        text = branch() if rng.random() < 0.8 else f"{branch()} OR {branch()}"
+        text = rng.choice(["", "", "", "meaning: ", "words: "]) + text
+        try:
+            parse_query(text)
+        except QueryError:
+            continue
+        topics.append(text)
+    return topics
+
+
+def _synthetic_vectors(papers: list[Paper], dims: int = 16) -> meaning.Vectors:
+    """Random paper vectors (a few papers without any), and each text's vector near one to
+    three papers, the same whenever and with whatever else it is asked for."""
+    generator = np.random.default_rng(7)
+    texts = meaning.unit(generator.standard_normal((len(papers), dims)).astype(np.float32))
+    titles = meaning.unit(texts + 0.3 * generator.standard_normal(texts.shape).astype(np.float32))
+    known = np.arange(len(papers)) % 11 != 5
+    space = meaning.PaperSpace(texts, titles, known, texts[known].mean(axis=0), titles[known].mean(axis=0))
+    number = {paper.id: n for n, paper in enumerate(papers)}
+
+    def of_text(text: str) -> np.ndarray:
+        own = np.random.default_rng(zlib.crc32(text.encode()))
+        near = own.integers(0, len(papers), own.integers(1, 4))
+        return meaning.unit(texts[near].sum(axis=0) + 0.3 * own.standard_normal(dims).astype(np.float32))
+
+    def of_papers(refs):
+        return {ref: (texts[number[referenced_id(ref)]], titles[number[referenced_id(ref)]]) for ref in refs
+                if referenced_id(ref) in number and known[number[referenced_id(ref)]]}
+
+    return meaning.Vectors(space, lambda many: np.array([of_text(text) for text in many], np.float32).reshape(-1, dims),
+                           of_papers)
+
+
+def _papers_matching(condition: Node, papers: list[Paper], known: dict[str, set[int]]) -> set[int]:
+    """The listing ranks of the papers a literal condition matches, as a query of its own (``known``: memo)."""
+    text = render_query(condition)
+    if text not in known:
+        known[text] = set(match_one(text, papers).paper_ranks())
+    return known[text]
+
+
+def _reference(text: str, papers: list[Paper], vectors: meaning.Vectors,
+               calibration: meaning.Calibration, conditions: dict[str, set[int]]) -> list[meaning.Fused]:
+    """One topic the plain way: its word ranking, each meaning or example part's similarity
+    row, each literal condition as a query of its own, and the fused order by sorting."""
+    query = parse_query(text)
+    space = vectors.space
+    words = match_one(query, papers) if query.mode != "meaning" else []
+    found: dict[int, tuple[float, str, str | None]] = {}
+    for alt in meaning.alternatives(query, TABLE):
+        if alt.meaning is not None:
+            vector = vectors.of_texts([alt.meaning])
+            sides, threshold, kind = (vector, vector), calibration.threshold, "meaning"
+        else:
+            liked = vectors.of_papers([alt.like])
+            if alt.like not in liked:
+                continue
+            sides = (liked[alt.like][0][None, :], liked[alt.like][1][None, :])
+            threshold, kind = calibration.like_threshold, "example"
+        centred = space.centred(*sides)[0]
+        required = [_papers_matching(node, papers, conditions) for node in alt.required]
+        excluded = [_papers_matching(node, papers, conditions) for node in alt.excluded]
+        for number, paper in enumerate(papers):
+            if centred[number] < threshold:
+                continue
+            plain = space.plain(sides[0], sides[1], np.array([number]))[0]
+            if kind == "meaning" and plain < calibration.floor:
+                continue
+            if kind == "example" and meaning.same_paper(paper.id, alt.like):
+                continue
+            if not all(number + 1 in ranks for ranks in required) or any(number + 1 in ranks for ranks in excluded):
+                continue
+            similarity = float(centred[number])
+            if number not in found or found[number][0] < similarity:
+                found[number] = (similarity, kind, alt.like if kind == "example" else None)
+    fused = []
+    for position, match in enumerate(words):
+        strength = match.score / (match.score + calibration.word_half) if match.score > 0 else 0.0
+        similarity, kind, like = found.get(match.rank - 1, (None, None, None))
+        fused.append(meaning.Fused(match.paper_id, match.rank, strength + (similarity or 0.0), tuple(match.terms),
+                                   similarity, ("words",) + ((kind,) if kind else ()), like))
+    by_words = {match.rank - 1 for match in words}
+    for number, (similarity, kind, like) in found.items():
+        if number not in by_words:
+            fused.append(meaning.Fused(papers[number].id, number + 1, similarity, (), similarity, (kind,), like))
+    return sorted(fused, key=lambda match: (-match.score, match.rank))
+
+
+def test_all_topics_at_once_rank_as_each_topic_on_its_own(seed_papers: list[Paper]) -> None:
+    """Batching (shared parts, products in a thread, conditions as bitsets, fusing in bulk) changes nothing."""
+    papers = list(seed_papers[:40])
+    topics = _generated_topics(papers, 250, random.Random(14))
+    vectors = _synthetic_vectors(papers)
+    calibration = meaning.Calibration()
+    pairs = [(n, text) for n, text in enumerate(topics)] + [(len(topics) + n, text) for n, text in enumerate(topics[:20])]
+    batched = meaning.match_topics(pairs, papers, None, vectors, calibration)
+    kinds: Counter[str] = Counter()
+    conditions: dict[str, set[int]] = {}
+    for key, text in pairs:
+        expected = _reference(text, papers, vectors, calibration, conditions)
+        # A product of many rows may round its last float32 bit unlike a product of one row.
+        got = list(batched[key])
+        assert [_without_numbers(match) for match in got] == [_without_numbers(match) for match in expected], text
+        assert [m.score for m in got] == batched[key].scores() == pytest.approx([m.score for m in expected], abs=1e-6)
+        assert [m.similarity or 0 for m in got] == pytest.approx([m.similarity or 0 for m in expected], abs=1e-6)
+        assert batched[key].paper_ids() == [match.paper_id for match in expected]
+        kinds.update(why for match in expected for why in match.why)
+    assert kinds["words"] > 100 and kinds["meaning"] > 100 and kinds["example"] > 10  # every path was taken
+
+
+def _without_numbers(match: meaning.Fused) -> meaning.Fused:
+    return match._replace(score=None, similarity=match.similarity is None)
+
+
+def test_an_example_with_words_of_any_wording_is_not_a_syntax_error() -> None:
+    """The words beside ``like:`` must hold by words; made from the words themselves, a
+    phrase of a ``meaning:`` topic cannot turn them into bad syntax (a lone parenthesis)."""
+    assert matched('meaning: like:2401.00001 "video (datasets"') == [("2401.00002", ("example",))]
+    assert matched('meaning: like:2401.00001 "grasp (objects"') == []

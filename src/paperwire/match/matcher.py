@@ -5,7 +5,7 @@ identical terms and patterns are looked up once, each paper is tokenized once, a
 each query's boolean tree runs over the sets of papers its terms were found in.
 
 Compiling and matching build millions of small objects; the cycle collector is kept
-out of the way meanwhile (see :func:`_bulk_allocation`). ``bench/match.py`` measures
+out of the way meanwhile (see :func:`bulk_allocation`). ``bench/match.py`` measures
 a run of 100,000 subscribers.
 """
 
@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 
 from paperwire.errors import QueryError
 from paperwire.match.acronyms import AcronymTable
-from paperwire.match.evaluate import Findings, rank
+from paperwire.match.evaluate import Findings, matching, rank
 from paperwire.match.index import PaperIndex
 from paperwire.match.patterns import PatternMaker
 from paperwire.match.plan import Plan, TermRegistry, plan_query
@@ -27,19 +27,19 @@ from paperwire.match.results import Ranking
 from paperwire.match.score import Bm25
 from paperwire.match.text import Stems
 from paperwire.models import Paper
-from paperwire.query import Query, parse_query, render_query
+from paperwire.query import Node, Query, parse_query, render_query
 
 Key = TypeVar("Key", bound=Hashable)
 ExtraAcronyms = Mapping[str, str | Iterable[str]]  # acronym -> one expansion or several
 
 
 _bulk_lock = threading.Lock()
-_bulk_depth = 0  # how many _bulk_allocation sections are running now, in any thread
+_bulk_depth = 0  # how many bulk_allocation sections are running now, in any thread
 _bulk_restore = False  # whether the collector was on when the first of them began
 
 
 @contextmanager
-def _bulk_allocation() -> Iterator[None]:
+def bulk_allocation() -> Iterator[None]:
     """Keep the cycle collector out of the way while building many small acyclic objects.
 
     Left on, it rescans the growing heap again and again; that alone doubled the time
@@ -87,6 +87,7 @@ class Matcher(Generic[Key]):
         self._plan_of_query: dict[str, int] = {}
         self._keys: list[Key] = []  # every key added, and the number of its plan
         self._key_plans: list[int] = []
+        self._conditions: list[Plan] = []
 
     def add(self, key: Key, query: str | Query) -> None:
         """Compile one query under ``key``; a bad string raises QueryError naming the key."""
@@ -124,6 +125,15 @@ class Matcher(Generic[Key]):
             self._plans.append(plan_query(parsed, self._registry))
         return plan
 
+    def add_condition(self, condition: Node) -> int:
+        """Compile a condition whose papers are wanted, not their ranking (the literal parts of
+        a topic that found papers by meaning); its number for :meth:`Matched.papers`.
+
+        It is planned over the same terms as the queries, so a condition that is part of a
+        query (``-video`` of ``robots -video``) costs no look-up of its own."""
+        self._conditions.append(plan_query(Query("", condition), self._registry))
+        return len(self._conditions) - 1
+
     @property
     def distinct_queries(self) -> int:
         return len(self._plans)
@@ -140,15 +150,37 @@ class Matcher(Generic[Key]):
         best ``limit`` matches of each query. Explanations are built when a match is
         read, so the rankings keep this listing's index alive until they are dropped.
         """
+        return self.match_all(papers, limit=limit).rankings
+
+    def match_all(self, papers: Sequence[Paper], *, limit: int | None = None) -> Matched[Key]:
+        """:meth:`match`, and the conditions' papers on demand (:meth:`Matched.papers`)."""
         registry = self._registry
-        with _bulk_allocation():
+        with bulk_allocation():
             index = PaperIndex(papers, registry.symbols, self._acronyms, self._stems, registry.followers_now())
             bm25 = Bm25(index.lengths, len(papers))
             resolver = registry.pattern_maker.resolver(index.present, index.solid)
             findings = Findings(registry, resolver, index, bm25)
             nothing = Ranking(papers, [], [], (), findings)
             rankings = [rank(plan, papers, findings, limit, nothing) for plan in self._plans]
-            return dict(zip(self._keys, map(rankings.__getitem__, self._key_plans), strict=True))
+            return Matched(dict(zip(self._keys, map(rankings.__getitem__, self._key_plans), strict=True)),
+                           tuple(self._conditions), findings)  # those added later were not indexed
+
+
+class Matched(Generic[Key]):
+    """One listing's rankings, and the papers of each condition, found when first asked for."""
+
+    def __init__(self, rankings: dict[Key, Ranking], conditions: Sequence[Plan], findings: Findings):
+        self.rankings = rankings
+        self._conditions = conditions
+        self._findings = findings
+        self._papers: dict[int, int] = {}
+
+    def papers(self, condition: int) -> int:
+        """The papers satisfying condition number ``condition``, as a bitset (bit ``i``: paper ``i``)."""
+        found = self._papers.get(condition)
+        if found is None:
+            found = self._papers[condition] = matching(self._conditions[condition].root, self._findings)
+        return found
 
 
 def _parse_for(key: Key, text: str) -> Query:
@@ -164,7 +196,7 @@ def compile_queries(queries: Iterable[tuple[Key, str | Query]], acronyms: ExtraA
     ``acronyms`` adds entries to the built-in table (or expansions to an existing one).
     """
     matcher: Matcher[Key] = Matcher(acronyms)
-    with _bulk_allocation():
+    with bulk_allocation():
         matcher.add_all(queries)
     return matcher
 

@@ -20,17 +20,20 @@ Pure: vectors come in as numpy arrays; the word engine's rankings come in as the
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import chain
 from typing import NamedTuple, TypeVar
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from paperwire.match.acronyms import AcronymTable
-from paperwire.match.matcher import ExtraAcronyms, compile_queries
+from paperwire.match.matcher import ExtraAcronyms, Matched, bulk_allocation, compile_queries
 from paperwire.match.results import TermHit
 from paperwire.normalize import referenced_id
-from paperwire.query import And, Everything, Node, Not, Or, Query, Term, parse_query, render_query
+from paperwire.query import And, Everything, Node, Not, Or, Query, Term, parse_query
 
 WHY_WORDS, WHY_MEANING, WHY_EXAMPLE = "words", "meaning", "example"
 # OR branches of one topic that match by meaning; the others match by their words only. Each
@@ -45,8 +48,8 @@ class Alternative:
 
     meaning: str | None  # its bare words, in order: the text whose vector is compared
     like: str | None  # the paper reference of a ``like:`` item
-    required: tuple[str, ...]  # literal conditions (query texts) a paper found by meaning must match
-    excluded: tuple[str, ...]  # literal conditions (query texts) it must not match
+    required: tuple[Node, ...]  # literal conditions a paper found by meaning must match
+    excluded: tuple[Node, ...]  # literal conditions it must not match
 
 
 def alternatives(query: Query, acronyms: AcronymTable) -> tuple[Alternative, ...]:
@@ -69,8 +72,8 @@ def _alternative(branch: Node, acronyms: AcronymTable, literal: bool) -> Alterna
     items = branch.children if isinstance(branch, And) else (branch,)
     words: list[str] = []
     like: str | None = None
-    required: list[str] = []
-    excluded: list[str] = []
+    required: list[Node] = []
+    excluded: list[Node] = []
     for item in items:
         if isinstance(item, Term) and item.field is None and (not item.phrase or not literal):
             words.append(item.text)
@@ -79,18 +82,25 @@ def _alternative(branch: Node, acronyms: AcronymTable, literal: bool) -> Alterna
                 return None
             like = _like_ref(item)
         elif isinstance(item, Not):
-            excluded.append(render_query(item.child))
+            excluded.append(item.child)
         else:
-            required.append(render_query(item))
+            required.append(item)
     if like is not None and words:
-        required.append(" ".join(words))  # "like:X diffusion": like X, and about diffusion by words
+        required.append(_words(words))  # "like:X diffusion": like X, and about diffusion by words
         words = []
     if literal and words and all(acronyms.in_query(word) for word in words):
-        required.append(" ".join(words))
+        required.append(_words(words))
         words = []
     if not words and like is None:
         return None
     return Alternative(" ".join(words) or None, like, tuple(required), tuple(excluded))
+
+
+def _words(words: list[str]) -> Node:
+    """The words (a phrase's too) as one literal condition, as the query ``w1 w2 ...`` reads:
+    built from them, never parsed again, so no wording can make it a syntax error."""
+    terms = [Term(word) for text in words for word in text.split()]
+    return terms[0] if len(terms) == 1 else And(tuple(terms))
 
 
 def _like_ref(item: Node) -> str | None:
@@ -138,46 +148,71 @@ class _Ranked:
 class FusedRanking(_Ranked):
     """A topic's matches by words and by meaning, best first (what digest.build_digest reads).
 
-    Kept as arrays (listing index, fused score, place in the word ranking or -1, similarity
-    or NaN); like the word engine's ``Ranking``, a match and its explanation are built only
-    when it is read."""
+    Rows ``start`` to ``stop`` of the run's :class:`FusedRows`; like the word engine's
+    ``Ranking``, a match and its explanation are built only when it is read."""
 
-    __slots__ = ("_papers", "_word", "_order", "_scores", "_word_positions", "_similarities", "_by_meaning", "_ids")
+    __slots__ = ("_rows", "_word", "_start", "_stop", "_ids")
 
-    def __init__(self, papers: Sequence, word: Sequence | None, order: np.ndarray, scores: np.ndarray,
-                 word_positions: np.ndarray, similarities: np.ndarray,
-                 by_meaning: dict[int, tuple[float, str, str | None]]):
-        self._papers = papers
+    def __init__(self, rows: FusedRows, word: Sequence | None, start: int, stop: int):
+        self._rows = rows
         self._word = word
-        self._order = order
-        self._scores = scores
-        self._word_positions = word_positions
-        self._similarities = similarities
-        self._by_meaning = by_meaning
+        self._start = start
+        self._stop = stop
         self._ids: list[str] | None = None
 
     def __len__(self) -> int:
-        return len(self._order)
+        return self._stop - self._start
 
     def match(self, position: int) -> Fused:
-        paper = int(self._order[position])
-        word_position = int(self._word_positions[position])
-        similarity = float(self._similarities[position])
-        _, kind, like = self._by_meaning.get(paper, (None, None, None))
+        rows, row = self._rows, self._start + range(len(self))[position]
+        paper = int(rows.paper[row])
+        word_position = int(rows.word_position[row])
+        similarity = float(rows.similarity[row])
+        kind, like = _KINDS[rows.kind[row]], rows.likes[rows.like[row]]
         terms = tuple(self._word[word_position].terms) if word_position >= 0 else ()
         why = ((WHY_WORDS,) if word_position >= 0 else ()) + ((kind,) if kind else ())
-        return Fused(self._papers[paper].id, paper + 1, float(self._scores[position]), terms,
+        return Fused(rows.papers[paper].id, paper + 1, float(rows.score[row]), terms,
                      None if similarity != similarity else similarity, why, like)
 
     def paper_ids(self) -> list[str]:
         """The ids of the matched papers, best first (made once: every reader of the topic reads them)."""
         if self._ids is None:
-            papers = self._papers
-            self._ids = [papers[paper].id for paper in self._order.tolist()]
+            papers = self._rows.papers
+            self._ids = [papers[paper].id for paper in self._rows.paper[self._start:self._stop].tolist()]
         return self._ids
 
     def scores(self) -> list[float]:
-        return self._scores.tolist()
+        return self._rows.score[self._start:self._stop].tolist()
+
+
+_KINDS = ("", WHY_MEANING, WHY_EXAMPLE)  # FusedRows.kind: found by words only, by meaning, by example
+_BY_MEANING, _BY_EXAMPLE = 1, 2
+
+
+class FusedRows(NamedTuple):
+    """The matches of every fused topic of one run, one row each: topic after topic, each
+    topic's best first. Fusing all topics with a few array operations costs far less than
+    fusing each topic on its own (most topics have only a handful of matches)."""
+
+    papers: Sequence  # the listing
+    paper: np.ndarray  # the paper's index in the listing
+    score: np.ndarray  # the fused score the ranking is ordered by
+    word_position: np.ndarray  # the paper's place in the topic's word ranking, -1 when not found by words
+    similarity: np.ndarray  # its similarity when found by meaning or example, else NaN
+    kind: np.ndarray  # an index into _KINDS
+    like: np.ndarray  # an index into ``likes``
+    likes: list[str | None]  # the example references, None first (for rows without one)
+
+
+class FoundByMeaning(NamedTuple):
+    """Papers found by meaning or example, one row per (topic, paper): the topic's number,
+    the paper's index in the listing, the similarity, _KINDS index and like index."""
+
+    topic: list[int]
+    paper: list[int]
+    similarity: list[float]
+    kind: list[int]
+    like: list[int]
 
 
 @dataclass(frozen=True)
@@ -191,30 +226,63 @@ class Calibration:
     word_half: float = 4.0  # a word score of this much counts half of the strongest word evidence
 
 
-def fuse(word: Sequence | None, listing: _Listing, by_meaning: dict[int, tuple[float, str, str | None]],
-         calibration: Calibration) -> FusedRanking:
-    """One ranking from a topic's word ranking and its papers found by meaning.
+def fuse_all(words: Sequence[Sequence | None], found: FoundByMeaning, papers: Sequence, likes: list[str | None],
+             calibration: Calibration) -> list[FusedRanking | WordsAlone]:
+    """Each topic's ranking from its word ranking (None: a ``meaning:`` topic) and its papers
+    found by meaning (``found``), in topic order.
 
-    ``by_meaning``: paper index -> (similarity, "meaning" or "example", liked paper id).
     A paper's fused score is the strength of its word evidence (``WordsAlone.strength``)
     plus its similarity when it was found by meaning too, so evidence of both kinds ranks
-    first, then the stronger of either.
+    first, then the stronger of either; ties keep the listing's order. A topic that found
+    nothing by meaning keeps its word ranking (:class:`WordsAlone`).
     """
-    if word is not None and len(word):
-        by_words = np.asarray(word.paper_ranks(), dtype=np.int64) - 1
-        strength = WordsAlone.strength(np.asarray(word.scores(), dtype=np.float64), calibration)
-    else:
-        by_words, strength = np.zeros(0, np.int64), np.zeros(0)
-    close = np.array([by_meaning[paper][0] if paper in by_meaning else np.nan for paper in by_words.tolist()])
-    only_meaning = np.array(sorted(set(by_meaning).difference(by_words.tolist())), dtype=np.int64)
-    meaning_close = np.array([by_meaning[paper][0] for paper in only_meaning.tolist()], dtype=np.float64)
-    order = np.concatenate([by_words, only_meaning])
-    scores = np.concatenate([strength + np.nan_to_num(close), meaning_close])
-    positions = np.concatenate([np.arange(len(by_words)), np.full(len(only_meaning), -1)])
-    similarities = np.concatenate([close.reshape(-1), meaning_close])
-    best_first = np.lexsort((order, -scores))
-    return FusedRanking(listing.papers, word, order[best_first], scores[best_first], positions[best_first],
-                        similarities[best_first], by_meaning)
+    by_meaning = set(found.topic)
+    fusing = [topic for topic, word in enumerate(words) if word is None or topic in by_meaning]
+    rankings: list[FusedRanking | WordsAlone] = [WordsAlone(word, calibration) if word is not None else None
+                                                  for word in words]  # type: ignore[misc]
+    if not fusing:
+        return rankings
+    # The word rankings of the topics being fused, one row per match.
+    counted = [(topic, words[topic]) for topic in fusing if words[topic] is not None]
+    lengths = np.array([len(word) for _, word in counted], dtype=np.int64)
+    word_topic = np.repeat(np.array([topic for topic, _ in counted], dtype=np.int64), lengths)
+    word_paper = np.fromiter(chain.from_iterable(word.paper_ranks() for _, word in counted), np.int64, int(lengths.sum())) - 1
+    word_score = np.fromiter(chain.from_iterable(word.scores() for _, word in counted), np.float64, len(word_paper))
+    word_position = np.arange(len(word_paper)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    # Papers found by meaning, matched to the same topic's word rows by (topic, paper). Their
+    # columns end with a blank row (no similarity, no kind), which word rows without one read.
+    size = len(papers) + 1
+    meaning_key = np.array(found.topic, dtype=np.int64) * size + np.array(found.paper, dtype=np.int64)
+    also = _positions(meaning_key, word_topic * size + word_paper)
+    only = np.ones(len(meaning_key), bool)  # found by meaning only
+    only[also[also >= 0]] = False
+    similarity = np.array([*found.similarity, np.nan], dtype=np.float64)
+    kind = np.array([*found.kind, 0], dtype=np.int8)
+    like = np.array([*found.like, 0], dtype=np.int64)
+    topic = np.concatenate([word_topic, np.array(found.topic, dtype=np.int64)[only]])
+    paper = np.concatenate([word_paper, np.array(found.paper, dtype=np.int64)[only]])
+    score = np.concatenate([WordsAlone.strength(word_score, calibration) + np.nan_to_num(similarity[also]),
+                            similarity[:-1][only]])
+    order = np.lexsort((paper, -score, topic))
+    rows = FusedRows(papers, paper[order], score[order],
+                     np.concatenate([word_position, np.full(int(only.sum()), -1)])[order],
+                     np.concatenate([similarity[also], similarity[:-1][only]])[order],
+                     np.concatenate([kind[also], kind[:-1][only]])[order],
+                     np.concatenate([like[also], like[:-1][only]])[order],
+                     likes)
+    bounds = np.searchsorted(topic[order], np.array(fusing + [len(words)], dtype=np.int64)).tolist()
+    for number, fused_topic in enumerate(fusing):
+        rankings[fused_topic] = FusedRanking(rows, words[fused_topic], bounds[number], bounds[number + 1])
+    return rankings
+
+
+def _positions(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Where each of ``wanted`` is in ``keys`` (distinct values), or -1 where it is not."""
+    if not len(keys):
+        return np.full(len(wanted), -1, dtype=np.int64)
+    by_key = np.argsort(keys)
+    at = by_key[np.minimum(np.searchsorted(keys[by_key], wanted), len(keys) - 1)]
+    return np.where(keys[at] == wanted, at, -1)
 
 
 class WordsAlone(_Ranked):
@@ -303,99 +371,138 @@ class Vectors:
     of_papers: Callable[[Sequence[str]], dict[str, tuple[np.ndarray, np.ndarray]]]
 
 
-TOPICS_AT_ONCE = 2048  # distinct topics whose similarities are computed together (memory: ~16 MB per 1,000 papers)
-Candidates = dict[int, list[tuple[int, float]]]  # similarity row -> (paper index, similarity) at or above the threshold
+# Rows (distinct meanings and examples) whose similarities are computed together: ~33 MB a
+# matrix per 1,000 papers. Fewer, larger products hand the interpreter back and forth less.
+TOPICS_AT_ONCE = 8192
 
 
 def match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: ExtraAcronyms | None,
                  vectors: Vectors, calibration: Calibration = Calibration()) -> dict[Key, FusedRanking | WordsAlone]:
     """Each key's matches by words and by meaning, fused; one pass for all topics.
 
-    Distinct topics are parsed once. Similarities are matrix products, a few thousand topics
-    at a time so memory stays flat in the number of topics, and only the papers at or above
-    the threshold are kept. Then one word pass matches the topics and the literal conditions
-    of the parts that found papers by meaning.
+    Distinct topics are parsed once, and each distinct meaning or example is compared once
+    however many topics share it. The similarities are matrix products, during which numpy
+    lets go of the interpreter, so they run in a second thread while this one plans and
+    matches the words (pure Python): given a second core they cost no wall time. The word pass also plans each
+    part's literal conditions (``-video``, ``title:RAG``) over the topics' own terms; only
+    those of parts that found papers are ever evaluated, as sets of papers. All of it builds
+    millions of small objects, so the cycle collector is kept out of the way (``bulk_allocation``).
     """
+    with bulk_allocation():
+        return _match_topics(pairs, papers, acronyms, vectors, calibration)
+
+
+def _match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: ExtraAcronyms | None,
+                  vectors: Vectors, calibration: Calibration) -> dict[Key, FusedRanking | WordsAlone]:
     table = AcronymTable(acronyms)
     texts = list(dict.fromkeys(text for _, text in pairs))
-    parsed = {text: parse_query(text) for text in texts}
-    plans = {text: alternatives(query, table) for text, query in parsed.items()}
-    liked = vectors.of_papers(list(dict.fromkeys(alt.like for plan in plans.values() for alt in plan if alt.like)))
-    close: dict[tuple[str, str], list[tuple[int, float]]] = {}  # ("meaning", text) or ("like", ref) -> papers
-    for start in range(0, len(texts), TOPICS_AT_ONCE):
-        close.update(_close_papers(vectors, [alt for text in texts[start:start + TOPICS_AT_ONCE] for alt in plans[text]],
-                                   liked, calibration))
-    found = {text: [(alt, hits) for alt in plan if (hits := close.get(_part(alt)))] for text, plan in plans.items()}
-    literal = list(dict.fromkeys(q for parts in found.values() for alt, _ in parts for q in (*alt.required, *alt.excluded)))
-    rankings = compile_queries([*((("topic", text), parsed[text]) for text in texts),
-                                *((("literal", q), q) for q in literal)], acronyms).match(papers)
-    holds = {q: set(rankings[("literal", q)].paper_ranks()) for q in literal}  # 1-based listing ranks
-    listing = _Listing(papers)
-
-    fused: dict[str, FusedRanking | WordsAlone] = {}
-    for text in texts:
-        word = rankings[("topic", text)] if parsed[text].mode != "meaning" else None  # "meaning:": no words
-        by_meaning = _found_by_meaning(found[text], holds, listing)
-        fused[text] = fuse(word, listing, by_meaning, calibration) if by_meaning or word is None \
-            else WordsAlone(word, calibration)
-    return {key: fused[text] for key, text in pairs}
+    queries = [parse_query(text) for text in texts]
+    plans = [alternatives(query, table) for query in queries]
+    parts = _Parts(plans, vectors)  # the vectors are read here: the store belongs to this thread
+    with ThreadPoolExecutor(1) as background:
+        close = background.submit(parts.close_papers, vectors.space, calibration)
+        matcher = compile_queries(list(enumerate(queries)), acronyms)
+        conditions = {node: matcher.add_condition(node) for node in dict.fromkeys(
+            node for plan in plans for alt in plan for node in (*alt.required, *alt.excluded))}
+        matched = matcher.match_all(papers)
+        found = _found_by_meaning(plans, parts, close.result(), conditions, matched, papers)
+    words = [matched.rankings[topic] if query.mode != "meaning" else None  # "meaning:": no words
+             for topic, query in enumerate(queries)]
+    fused = fuse_all(words, found, papers, parts.like_refs, calibration)
+    topic_of = {text: topic for topic, text in enumerate(texts)}
+    return {key: fused[topic_of[text]] for key, text in pairs}
 
 
-def _part(alt: Alternative) -> tuple[str, str]:
-    return ("meaning", alt.meaning) if alt.meaning is not None else ("like", alt.like or "")
+class _Parts:
+    """The distinct meanings and examples of all topics (rows of the similarity products:
+    meanings first, then examples), with their vectors."""
+
+    def __init__(self, plans: Sequence[tuple[Alternative, ...]], vectors: Vectors):
+        meanings = list(dict.fromkeys(alt.meaning for plan in plans for alt in plan if alt.meaning is not None))
+        asked = list(dict.fromkeys(alt.like for plan in plans for alt in plan if alt.like is not None))
+        liked = vectors.of_papers(asked) if asked else {}
+        likes = [ref for ref in asked if ref in liked]  # an unknown or unembedded example finds nothing
+        self.row = {("meaning", text): row for row, text in enumerate(meanings)}
+        self.row.update({("like", ref): len(meanings) + row for row, ref in enumerate(likes)})
+        self.like_refs: list[str | None] = [None, *likes]  # FusedRows.like: 0 is "no example"
+        dims = vectors.space.texts.shape[1]
+        topic_vectors = vectors.of_texts(meanings) if meanings else np.zeros((0, dims), np.float32)
+        self.topics = len(meanings)
+        self.texts = self.titles = topic_vectors  # a topic's words are compared with both sides of a paper
+        if likes:  # an example paper's text with the papers' texts, its title with their titles
+            self.texts = np.concatenate([topic_vectors, np.array([liked[ref][0] for ref in likes], np.float32)])
+            self.titles = np.concatenate([topic_vectors, np.array([liked[ref][1] for ref in likes], np.float32)])
+
+    def of(self, alt: Alternative) -> int | None:
+        """The row of an alternative's meaning or example (None: an example without vectors)."""
+        return self.row.get(("meaning", alt.meaning) if alt.meaning is not None else ("like", alt.like))
+
+    def close_papers(self, space: PaperSpace, calibration: Calibration) -> CloseHits:
+        """For every row, the papers close enough to it with their centred similarity, row
+        after row. Topic rows must reach ``threshold`` (and the plain ``floor``), example rows
+        ``like_threshold``. Computed a few thousand rows at a time, so memory stays flat, on
+        one BLAS thread: this runs beside the word pass, which keeps the other core busy (a
+        second BLAS thread would only take turns with it, and spin while waiting)."""
+        rows_found, papers_found, similarities = [], [], []
+        with threadpool_limits(1, user_api="blas"):
+            for start in range(0, len(self.texts), TOPICS_AT_ONCE):
+                texts, titles = self.texts[start:start + TOPICS_AT_ONCE], self.titles[start:start + TOPICS_AT_ONCE]
+                centred = space.centred(texts, titles)
+                is_topic = np.arange(start, start + len(texts)) < self.topics
+                threshold = np.where(is_topic, calibration.threshold, calibration.like_threshold)
+                rows, papers = np.nonzero(centred >= threshold[:, None])
+                keep = ~is_topic[rows] | (space.plain(texts[rows], titles[rows], papers) >= calibration.floor)
+                rows, papers = rows[keep], papers[keep]
+                rows_found.append(rows + start)
+                papers_found.append(papers)
+                similarities.append(centred[rows, papers])
+        rows = np.concatenate(rows_found) if rows_found else np.zeros(0, np.int64)
+        starts = np.searchsorted(rows, np.arange(len(self.texts) + 1)).tolist()
+        return CloseHits(starts, np.concatenate(papers_found).tolist() if papers_found else [],
+                         np.concatenate(similarities).tolist() if similarities else [])
 
 
-class _Listing:
-    """The papers being matched, with each id's place (shared by every topic's fusion)."""
+class CloseHits(NamedTuple):
+    """Row ``r``'s close papers are ``paper[starts[r]:starts[r + 1]]`` (listing indexes,
+    ascending), with their centred similarities in ``similarity``."""
 
-    def __init__(self, papers: Sequence):
-        self.papers = papers
-        self.ids = [paper.id for paper in papers]
-        self.index_of = {paper_id: number for number, paper_id in enumerate(self.ids)}
-
-
-def _close_papers(vectors: Vectors, parts: Sequence[Alternative], liked: dict[str, tuple[np.ndarray, np.ndarray]],
-                  calibration: Calibration) -> dict[tuple[str, str], list[tuple[int, float]]]:
-    """For each meaning or example part: the papers close enough to it, with their centred similarity."""
-    meanings = list(dict.fromkeys(alt.meaning for alt in parts if alt.meaning))
-    likes = [ref for ref in dict.fromkeys(alt.like for alt in parts if alt.like) if ref in liked]
-    if not meanings and not likes:
-        return {}
-    dims = vectors.space.texts.shape[1]
-    topic_vectors = vectors.of_texts(meanings) if meanings else np.zeros((0, dims), np.float32)
-    like_texts = np.array([liked[ref][0] for ref in likes], np.float32).reshape(-1, dims)
-    like_titles = np.array([liked[ref][1] for ref in likes], np.float32).reshape(-1, dims)
-    query_texts = np.concatenate([topic_vectors, like_texts])
-    query_titles = np.concatenate([topic_vectors, like_titles])
-    centred = vectors.space.centred(query_texts, query_titles)
-    rows, papers = np.nonzero(centred >= np.where(np.arange(len(centred)) < len(meanings), calibration.threshold,
-                                                  calibration.like_threshold)[:, None])
-    is_topic = rows < len(meanings)  # a topic must be close in plain similarity too
-    keep = ~is_topic | (vectors.space.plain(query_texts[rows], query_titles[rows], papers) >= calibration.floor)
-    rows, papers = rows[keep], papers[keep]
-    names = [("meaning", text) for text in meanings] + [("like", ref) for ref in likes]
-    close: dict[tuple[str, str], list[tuple[int, float]]] = {}
-    for row, paper, similarity in zip(rows.tolist(), papers.tolist(), centred[rows, papers].tolist()):
-        close.setdefault(names[row], []).append((paper, similarity))
-    return close
+    starts: list[int]
+    paper: list[int]
+    similarity: list[float]
 
 
-def _found_by_meaning(parts: Sequence[tuple[Alternative, list[tuple[int, float]]]], holds: dict[str, set[int]],
-                      listing: _Listing) -> dict[int, tuple[float, str, str | None]]:
-    """The papers a topic finds by meaning or example (paper index -> similarity, kind,
-    example), each part's literal conditions applied."""
-    by_meaning: dict[int, tuple[float, str, str | None]] = {}
-    for alt, hits in parts:
-        kind, like = (WHY_MEANING, None) if alt.meaning is not None else (WHY_EXAMPLE, alt.like)
-        for number, similarity in hits:
-            rank = number + 1
-            if like is not None and same_paper(listing.ids[number], like):
-                continue  # the example itself is not news
-            if any(rank not in holds[q] for q in alt.required) or any(rank in holds[q] for q in alt.excluded):
+def _found_by_meaning(plans: Sequence[tuple[Alternative, ...]], parts: _Parts, close: CloseHits,
+                      conditions: dict[Node, int], matched: Matched, papers: Sequence) -> FoundByMeaning:
+    """The papers each topic finds by meaning or example, each part's literal conditions
+    applied; a paper found by several parts keeps its best similarity (the first part of
+    the best). The example itself is never found (it is not news)."""
+    found = FoundByMeaning([], [], [], [], [])
+    starts, close_paper, close_similarity = close
+    for topic, plan in enumerate(plans):
+        best: dict[int, tuple[float, int, int]] = {}
+        for alt in plan:
+            row = parts.of(alt)
+            if row is None or starts[row] == starts[row + 1]:
                 continue
-            if number not in by_meaning or by_meaning[number][0] < similarity:
-                by_meaning[number] = (similarity, kind, like)
-    return by_meaning
+            allowed = -1  # the papers the literal conditions let through, as a bitset
+            for node in alt.required:
+                allowed &= matched.papers(conditions[node])
+            for node in alt.excluded:
+                allowed &= ~matched.papers(conditions[node])
+            kind, like = (_BY_MEANING, 0) if alt.meaning is not None else (_BY_EXAMPLE, row - parts.topics + 1)
+            for paper, similarity in zip(close_paper[starts[row]:starts[row + 1]],
+                                         close_similarity[starts[row]:starts[row + 1]]):
+                if not allowed >> paper & 1 or (like and same_paper(papers[paper].id, alt.like or "")):
+                    continue
+                if paper not in best or best[paper][0] < similarity:
+                    best[paper] = (similarity, kind, like)
+        for paper, (similarity, kind, like) in best.items():
+            found.topic.append(topic)
+            found.paper.append(paper)
+            found.similarity.append(similarity)
+            found.kind.append(kind)
+            found.like.append(like)
+    return found
 
 
 def same_paper(paper_id: str, ref: str) -> bool:
