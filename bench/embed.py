@@ -127,9 +127,9 @@ def main() -> None:
         print(f"the same step with every vector stored: {1000 * (time.perf_counter() - started):.0f} ms "
               f"(missing {again.missing})")
         started = time.perf_counter()
-        matrix, present = semantic.paper_matrix(store, fresh, papers)
-        print(f"paper_matrix of {len(papers):,} papers from the store: {1000 * (time.perf_counter() - started):.0f} ms "
-              f"({matrix.shape[0]}x{matrix.shape[1]}, {int(present.sum())} present)")
+        texts, _, present = semantic.stored_pairs(store, fresh, papers)
+        print(f"stored_pairs of {len(papers):,} papers from the store: {1000 * (time.perf_counter() - started):.0f} ms "
+              f"({texts.shape[0]}x{texts.shape[1]} twice, {int(present.sum())} present)")
         store.close()
     print(f"peak RSS {rss_mb():.0f} MB (the padded-batch baselines account for most of it)")
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from paperwire.match import match_one
 from paperwire import embeddings, pipeline, semantic, sources
 from paperwire.config import Settings, load_settings
-from paperwire.embeddings import EmbedderError, MiniLMInt8, get_embedder, similarities, text_key
+from paperwire.embeddings import EmbedderError, MiniLMInt8, get_embedder, text_key
 from paperwire.errors import ConfigError
 from paperwire.models import Paper
 from paperwire.subscribers import build_subscriber, make_topic
@@ -71,7 +71,7 @@ def test_vectors_are_float32_unit_rows_one_per_text_and_the_same_every_time(embe
 def test_a_topic_is_closer_to_a_paper_on_it_than_to_an_unrelated_one(embedder):
     topic, serving, robots = embedder.embed(["serving large language models efficiently", LLM_SERVING, ROBOTICS])
     assert topic @ serving > 0.4 > 0.1 > topic @ robots
-    scores = similarities(np.stack([topic]), np.stack([serving, robots]))
+    scores = np.stack([topic]) @ np.stack([serving, robots]).T  # unit rows: cosines
     assert scores.shape == (1, 2) and scores[0, 0] == pytest.approx(topic @ serving, abs=1e-6)
 
 
@@ -177,9 +177,10 @@ def test_each_paper_is_embedded_once_and_a_changed_text_or_model_embeds_again(st
     assert (again.missing, again.embedded) == (1, 1)
     other = semantic.embed_step(store, Renamed(embedder), papers)
     assert other.missing == 2 and store.count_vectors("another-model") == 4  # two texts a paper
-    matrix, present = semantic.paper_matrix(store, embedder, [papers[0], _paper("c", "never embedded")])
-    assert present.tolist() == [True, False] and not matrix[1].any()
-    assert np.allclose(matrix[0], embedder.embed([semantic.paper_text(papers[0])])[0], atol=1e-6)
+    texts, titles, present = semantic.stored_pairs(store, embedder, [papers[0], _paper("c", "never embedded")])
+    assert present.tolist() == [True, False] and not texts[1].any() and not titles[1].any()
+    assert np.allclose(texts[0], embedder.embed([semantic.paper_text(papers[0])])[0], atol=1e-6)
+    assert np.allclose(titles[0], embedder.embed([papers[0].title])[0], atol=1e-6)
 
 
 def test_vectors_survive_the_database_byte_for_byte(store, embedder):

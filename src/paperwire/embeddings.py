@@ -62,13 +62,6 @@ def text_key(text: str) -> str:
     return hashlib.sha256(_utf8(text)).hexdigest()
 
 
-def similarities(queries: np.ndarray, papers: np.ndarray) -> np.ndarray:
-    """Cosine similarities, ``queries`` (t x d) against ``papers`` (p x d): a t x p float32 matrix.
-
-    Rows are unit length, so this is one matrix product (BLAS; all cores)."""
-    return np.asarray(queries, dtype=np.float32) @ np.asarray(papers, dtype=np.float32).T
-
-
 def _normalized(rows: np.ndarray) -> np.ndarray:
     rows = np.asarray(rows, dtype=np.float32)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)

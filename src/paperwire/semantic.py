@@ -1,12 +1,13 @@
 """Vectors for papers, topics and sentences: computed once, kept in the store, read as matrices.
 
-What is embedded for each thing is decided here and only here (``paper_text``,
+What is embedded for each thing is decided here and only here (``paper_texts``,
 ``topic_texts``), and vectors are stored under the digest of that exact text
 (``embeddings.text_key``), so a changed title, abstract or query is embedded again by
 itself and a different model never reads another model's vectors.
 
-Hybrid matching builds on ``topic_vectors``, ``paper_matrix`` and
-``embeddings.similarities``; explanations on ``closest_sentence``.
+``match_topics`` is the one way topics are matched (by words, and by meaning through
+``meaning_vectors``: the papers' stored vectors, topic texts' vectors, example papers');
+explanations use ``closest_sentence``.
 """
 
 from __future__ import annotations
@@ -197,23 +198,6 @@ def _missing_vectors(store: Store, embedder: Embedder, texts: Iterable[str]) -> 
     return rows
 
 
-def paper_matrix(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> tuple[np.ndarray, np.ndarray]:
-    """The stored vectors of ``papers`` as a (len(papers) x dimensions) float32 matrix, and a
-    boolean mask of the rows that have one (rows without are zeros: similarity 0).
-
-    Reads only: papers are embedded by the embedding step, never while matching."""
-    keys = [text_key(paper_text(paper)) for paper in papers]
-    found = store.vectors(embedder.model_id, keys)
-    matrix = np.zeros((len(papers), embedder.dimensions), dtype=np.float32)
-    present = np.zeros(len(papers), dtype=bool)
-    for index, key in enumerate(keys):
-        row = found.get(key)
-        if row is not None and row.shape == (embedder.dimensions,):
-            matrix[index] = row
-            present[index] = True
-    return matrix, present
-
-
 def closest_sentence(store: Store, embedder: Embedder, abstract: str,
                      topic_vector: np.ndarray) -> tuple[str, float] | None:
     """The abstract's sentence nearest to the topic, and its similarity; None for an empty abstract.
@@ -269,7 +253,7 @@ def paper_space(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> Pa
 
     The centre is the store's, not the matched papers': one paper's page and a week's digest
     then judge a paper alike. Reads only: papers are embedded by the embedding step."""
-    texts, titles, known = _stored_pairs(store, embedder, papers)
+    texts, titles, known = stored_pairs(store, embedder, papers)
     return PaperSpace(texts, titles, known, *_centre(store, embedder))
 
 
@@ -288,7 +272,7 @@ def _centre(store: Store, embedder: Embedder) -> tuple[np.ndarray, np.ndarray]:
     recent = store.papers(since=latest - dt.timedelta(days=CENTRE_DAYS - 1)) if latest else []
     if len(recent) < CENTRE_PAPERS:
         recent = store.papers()[:CENTRE_PAPERS]
-    texts, titles, known = _stored_pairs(store, embedder, [item.paper for item in recent])
+    texts, titles, known = stored_pairs(store, embedder, [item.paper for item in recent])
     if known.any():
         centre = texts[known].mean(axis=0), titles[known].mean(axis=0)
     else:
@@ -300,8 +284,10 @@ def _centre(store: Store, embedder: Embedder) -> tuple[np.ndarray, np.ndarray]:
     return centre
 
 
-def _stored_pairs(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The stored text and title vectors of ``papers`` (zero rows where missing) and which are known."""
+def stored_pairs(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored text and title vectors of ``papers`` (zero rows where missing) and which are known.
+
+    Reads only: papers are embedded by the embedding step, never while matching."""
     pairs = [tuple(map(text_key, paper_texts(paper))) for paper in papers]
     found = store.vectors(embedder.model_id, [key for pair in pairs for key in pair])
     texts = np.zeros((len(papers), embedder.dimensions), dtype=np.float32)
