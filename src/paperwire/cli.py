@@ -808,7 +808,7 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
     found_all = semantic.match_topics([(0, query)], papers, app.settings, app.store)[0]
     ranking = [found_all[position] for position in range(min(limit, len(found_all)))]
     by_id = {paper.id: paper for paper in papers}
-    titles = pipeline.example_titles(app.store, [query])
+    titles = semantic.example_titles(app.store, [query], app.settings.acronyms)
     if as_json:
         click.echo(json.dumps([{
             "id": m.paper_id, "title": by_id[m.paper_id].title, "score": round(m.score, 4),

@@ -22,8 +22,7 @@ from .errors import QueryError, SourceError
 from .digest import Found
 from .match import compile_queries
 from .models import Digest, StoredPaper, Subscriber
-from .normalize import referenced_id
-from .query import like_refs, parse_query
+from .query import parse_query
 from .store import FetchValidators, IngestCounts, ReaderHistory, Store
 
 if TYPE_CHECKING:  # rendering loads MJML and Jinja: only when digests are written
@@ -243,7 +242,8 @@ def plan_digests(
 
     rankings = match_each(groups, papers, settings.acronyms, on_error=report,
                           matcher=lambda pairs: semantic.match_topics(pairs, papers, settings, store))
-    examples = example_titles(store, [topic.query for reader in readers for topic in reader.topics])
+    examples = semantic.example_titles(store, [topic.query for reader in readers for topic in reader.topics],
+                                       settings.acronyms)
     closest = ClosestSentences(store, embedder(settings), settings.acronyms)  # one bound for the whole run
     for index, reader in enumerate(readers):
         if reader.topics and (index, 0) not in rankings:
@@ -269,20 +269,6 @@ def _ensure_vectors(store: Store, settings: Settings, papers: Sequence, queries:
     from . import semantic
 
     semantic.embed_step(store, embedder(settings), papers, topic_queries=queries, acronyms=settings.acronyms)
-
-
-def example_titles(store: Store, queries: Iterable[str]) -> dict[str, str]:
-    """The titles of the papers topics name with ``like:``, by the reference as written."""
-    refs = {like.ref for text in set(queries) if "like:" in text for like in _likes(text)}
-    found = {ref: store.stored_paper(referenced_id(ref)) for ref in refs}
-    return {ref: stored.paper.title for ref, stored in found.items() if stored is not None}
-
-
-def _likes(text: str) -> list:
-    try:
-        return like_refs(parse_query(text))
-    except QueryError:
-        return []
 
 
 Owner = TypeVar("Owner")

@@ -30,6 +30,7 @@ from dataclasses import field as dataclass_field
 from typing import NamedTuple
 
 from paperwire.errors import QueryError
+from paperwire.normalize import referenced_id
 
 FIELDS = ("title", "abstract", "author")
 LIKE = "like"
@@ -48,7 +49,6 @@ _KEYWORDS = ("OR", "AND", "NOT")
 _PAPER_REF = re.compile(
     r"(?:\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?|t-[0-9a-f]{16}", re.ASCII
 )
-_VERSION = re.compile(r"v\d+$")
 
 
 # --- syntax tree ----------------------------------------------------------------------
@@ -83,7 +83,7 @@ class Like:
     @property
     def paper_id(self) -> str:
         """The id the paper is stored under: an arXiv id loses its version (``v2``)."""
-        return self.ref if self.ref.startswith("t-") else _VERSION.sub("", self.ref)
+        return referenced_id(self.ref)
 
 
 @dataclass(unsafe_hash=True, slots=True)

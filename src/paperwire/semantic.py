@@ -69,6 +69,20 @@ def example_refs(query: str, acronyms: Mapping | None = None) -> list[str]:
     return list(dict.fromkeys(part.like for part in _meaning_parts(query, acronyms) if part.like))
 
 
+def example_papers(store: Store, refs: Iterable[str]) -> dict[str, Paper]:
+    """The stored papers ``like:`` references name (an arXiv id with or without its version,
+    or a paper id), by the reference as written; unknown references are left out."""
+    found = {ref: store.stored_paper(referenced_id(ref)) for ref in dict.fromkeys(refs)}
+    return {ref: stored.paper for ref, stored in found.items() if stored is not None}
+
+
+def example_titles(store: Store, queries: Iterable[str], acronyms: Mapping | None = None) -> dict[str, str]:
+    """The titles of the papers these topics compare with (``like:``), by the reference as
+    written: what "like: <title>" shows."""
+    refs = [ref for query in dict.fromkeys(queries) if "like:" in query for ref in example_refs(query, acronyms)]
+    return {ref: paper.title for ref, paper in example_papers(store, refs).items()}
+
+
 def _meaning_parts(query: str, acronyms: Mapping | None) -> tuple[meaning.Alternative, ...]:
     try:
         return meaning.alternatives(parse_query(query), AcronymTable(acronyms))
@@ -163,9 +177,8 @@ def embed_saved_topics(store: Store, settings: Settings, queries: Iterable[str])
     queries = list(dict.fromkeys(queries))
     try:
         count = embed_topics(store, embedder, queries, settings.acronyms)
-        refs = {ref for query in queries for ref in example_refs(query, settings.acronyms)}
-        examples = [found.paper for ref in refs if (found := store.stored_paper(referenced_id(ref))) is not None]
-        texts = {text for paper in examples for text in paper_texts(paper)}
+        refs = [ref for query in queries for ref in example_refs(query, settings.acronyms)]
+        texts = {text for paper in example_papers(store, refs).values() for text in paper_texts(paper)}
         return count + len(_missing_vectors(store, embedder, texts))
     except Exception as exc:  # noqa: BLE001  -- the save is done; its vectors can wait
         error = str(exc) if isinstance(exc, EmbedderError) else f"{type(exc).__name__}: {exc}"
@@ -306,11 +319,9 @@ def meaning_vectors(store: Store, embedder: Embedder, papers: Sequence[Paper], *
 
     def of_papers(refs: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for ref in refs:
-            stored = store.stored_paper(referenced_id(ref))
-            if stored is not None:
-                text, title = vectors_for(store, embedder, list(paper_texts(stored.paper)))
-                found[ref] = (text, title)
+        for ref, paper in example_papers(store, refs).items():
+            text, title = vectors_for(store, embedder, list(paper_texts(paper)))
+            found[ref] = (text, title)
         return found
 
     return Vectors(paper_space(store, embedder, papers),

@@ -198,7 +198,8 @@ class DataCache:
         uncapped = replace(reader, max_papers=ARCHIVE_LIMIT)  # a web page is not clipped like an email
         result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
                                      first_date=first,
-                                     example_titles=pipeline.example_titles(self.store, [t.query for t in reader.topics]))
+                                     example_titles=semantic.example_titles(self.store, [t.query for t in reader.topics],
+                                                                            self.settings.acronyms))
         # The closest sentences the digest run stored (the emailed papers' ones): a page never embeds them.
         closest = ClosestSentences(self.store, pipeline.embedder(self.settings), self.settings.acronyms, new_papers=0)
         return replace(closest.digest(result), subscriber=reader)
