@@ -58,7 +58,6 @@ def test_like_matches_nothing_by_words_and_leaves_the_rest_alone() -> None:
     assert ids("like:2403.12345", papers) == set()
     assert ids("LLM like:2403.12345", papers) == set()
     assert ids("LLM OR like:2403.12345", papers) == {"made-1"}
-    assert ids("agents -like:2403.12345", papers) == {"made-1"}
     [match] = match_one("LLM OR like:2403.12345", papers)
     assert [hit.term for hit in match.terms] == ["LLM"]
 

@@ -242,7 +242,8 @@ def test_rendering_parses_back_to_the_same_query(text: str) -> None:
         ("agents like:2403.12345, -survey", And((word("agents"), Like("2403.12345"), Not(word("survey")))),
          "agents like:2403.12345 -survey"),
         ("(like:2403.12345 OR RAG)", Or((Like("2403.12345"), word("RAG"))), "like:2403.12345 OR RAG"),
-        ("RAG -like:2403.12345", And((word("RAG"), Not(Like("2403.12345")))), "RAG -like:2403.12345"),
+        ("RAG OR agents like:2403.12345", Or((word("RAG"), And((word("agents"), Like("2403.12345"))))),
+         "RAG OR agents like:2403.12345"),
     ],
 )  # fmt: skip
 def test_like_is_a_node_of_its_own(text: str, root: object, canonical: str) -> None:
@@ -253,7 +254,7 @@ def test_like_is_a_node_of_its_own(text: str, root: object, canonical: str) -> N
 
 
 def test_like_is_not_a_word_and_knows_its_paper_id() -> None:
-    query = parse_query("RAG like:2403.12345v2 (agents OR like:t-0123456789abcdef) -like:2401.00001")
+    query = parse_query("RAG like:2403.12345v2 -robots OR agents like:t-0123456789abcdef")
     assert positive_terms(query) == ["RAG", "agents"]
     assert [like.ref for like in like_refs(query)] == ["2403.12345v2", "t-0123456789abcdef"]
     assert [like.paper_id for like in like_refs(query)] == ["2403.12345", "t-0123456789abcdef"]
@@ -273,6 +274,13 @@ def test_like_is_not_a_word_and_knows_its_paper_id() -> None:
         ("title:like:2403.12345", "'like:' inside a 'title:' group", 6),
         ("author:(a OR like:2403.12345)", "'like:' inside a 'author:' group", 13),
         ("-like:2403.12345", "only excludes", 0),
+        # Places where no example could decide anything: refused rather than silently ignored.
+        ("RAG -like:2403.12345", "can only ask for papers like one (not exclude them", 5),
+        ("agents (RAG OR like:2403.12345)", "not inside parentheses", 15),
+        ("a -(b like:2403.12345)", "not exclude them", 6),
+        ("like:2403.12345 agents like:2403.54321", "two 'like:' in one side", 23),
+        ("x OR like:2403.12345 like:2403.54321", "two 'like:' in one side", 21),
+        ("words: agents like:2403.12345", "'words:' topics match by words only", 14),
     ],
 )
 def test_like_errors_name_problem_and_position(text: str, problem: str, position: int) -> None:

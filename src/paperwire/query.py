@@ -25,6 +25,7 @@ forms) is decided by :mod:`paperwire.match`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import NamedTuple
@@ -281,6 +282,7 @@ class _Parser:
         self.tokens = tokens
         self.index = 0
         self.negated = False  # whether the tree has a Not
+        self.liked = False  # whether the tree has a Like
 
     def peek(self) -> _Token:
         return self.tokens[self.index]
@@ -384,6 +386,7 @@ class _Parser:
         if token.kind == "LIKE":
             if field_name is not None:
                 raise self.fail(f"'like:' inside a '{field_name}:' group: it compares whole papers", token.position)
+            self.liked = True
             return Like(token.text, token.position)
         if token.kind == "LPAREN":
             return self.group(token, field_name, depth)
@@ -488,6 +491,9 @@ def parse_query(text: str) -> Query:
         if isinstance(query.root, Everything):
             raise QueryError(f"'{mode_prefix.group(1)}:' before '*': every paper is neither words nor meaning",
                              query=text, position=mode_prefix.start(1))
+        if mode_prefix.group(1) == "words" and like_refs(query):
+            raise QueryError("'words:' topics match by words only, and 'like:' compares whole papers: "
+                             "drop one of them", query=text, position=like_refs(query)[0].position)
         if mode_prefix.group(1) == "meaning" and not _has_meaning(query.root):
             raise QueryError("'meaning:' needs words outside fields and exclusions (or like:ID) to compare by meaning",
                              query=text, position=mode_prefix.start(1))
@@ -508,7 +514,40 @@ def _parse_without_mode(text: str) -> Query:
     root = parser.parse()
     if parser.negated:  # without an exclusion every branch has a term: nothing to check
         _check_positive(root, text)
+    if parser.liked:
+        _check_likes(root, text)
     return Query(text, root)
+
+
+def _check_likes(root: Node, text: str) -> None:
+    """``like:`` must be an item of the topic or of one side of a top-level OR, once per side.
+
+    Only there does an example decide which papers a side finds; elsewhere (excluded, nested
+    in a group, two in one side) nothing could honour it, and a topic that silently ignores
+    part of itself is worse than an error."""
+    branches = root.children if isinstance(root, Or) else (root,)
+    placed: set[int] = set()  # ids of the Like nodes in a place where they count
+    for branch in branches:
+        items = [item for item in (branch.children if isinstance(branch, And) else (branch,)) if isinstance(item, Like)]
+        if len(items) > 1:
+            raise QueryError("two 'like:' in one side of the topic: a paper cannot be asked to be like both; "
+                             "join them with OR", query=text, position=items[1].position)
+        placed.update(map(id, items))
+    for like in _likes_anywhere(root):
+        if id(like) not in placed:
+            raise QueryError("'like:' can only ask for papers like one (not exclude them, not inside "
+                             "parentheses): put it directly in the topic or in one side of OR",
+                             query=text, position=like.position)
+
+
+def _likes_anywhere(node: Node) -> Iterator[Like]:
+    if isinstance(node, Like):
+        yield node
+    elif isinstance(node, Not):
+        yield from _likes_anywhere(node.child)
+    elif isinstance(node, (And, Or)):
+        for child in node.children:
+            yield from _likes_anywhere(child)
 
 
 def _has_meaning(node: Node) -> bool:

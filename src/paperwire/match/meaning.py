@@ -78,7 +78,7 @@ def _alternative(branch: Node, acronyms: AcronymTable, literal: bool) -> Alterna
         if isinstance(item, Term) and item.field is None and (not item.phrase or not literal):
             words.append(item.text)
         elif _like_ref(item) is not None:
-            if like is not None:  # two examples in one branch: both must hold, which meaning cannot say
+            if like is not None:  # two examples in one branch (the parser refuses them): nothing can say "like both"
                 return None
             like = _like_ref(item)
         elif isinstance(item, Not):
