@@ -82,6 +82,22 @@ def test_a_like_topic_stores_its_example_papers_vectors(store):
     assert semantic.embed_saved_topics(store, Settings(), [f"like:{paper.id}", "like:2401.99999"]) == 0  # once
 
 
+def test_example_papers_are_read_in_a_few_queries_however_many(store):
+    """A dispatch reads the ``like:`` examples of every reader at once: not a query per paper."""
+    import sqlalchemy as sa
+
+    store.save_listings(sources.read_path(DATA / "daily_wrapped.txt", today=TODAY))
+    stored = [found.paper for found in store.papers()]
+    refs = [paper.arxiv_id + "v2" if paper.arxiv_id else paper.id for paper in stored] + ["2401.99999"]
+    statements = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    found = semantic.example_papers(store, refs)
+    assert {ref: paper.id for ref, paper in found.items()} == {
+        ref: paper.id for ref, paper in zip(refs, stored)}  # versions dropped, the unknown left out
+    assert found[refs[0]] == stored[0]  # links and all
+    assert len(statements) <= 3, statements
+
+
 # -- the web app: after the answer -------------------------------------------------------------
 
 

@@ -72,8 +72,9 @@ def example_refs(query: str, acronyms: Mapping | None = None) -> list[str]:
 def example_papers(store: Store, refs: Iterable[str]) -> dict[str, Paper]:
     """The stored papers ``like:`` references name (an arXiv id with or without its version,
     or a paper id), by the reference as written; unknown references are left out."""
-    found = {ref: store.stored_paper(referenced_id(ref)) for ref in dict.fromkeys(refs)}
-    return {ref: stored.paper for ref, stored in found.items() if stored is not None}
+    named = {ref: referenced_id(ref) for ref in refs}
+    stored = store.papers_by_id(named.values())
+    return {ref: stored[paper_id] for ref, paper_id in named.items() if paper_id in stored}
 
 
 def example_titles(store: Store, queries: Iterable[str], acronyms: Mapping | None = None) -> dict[str, str]:

@@ -239,6 +239,16 @@ class PaperStore:
             links = self._links_of(conn, wanted)
         return [StoredPaper(_paper_from_row(rows[pid], links.get(pid, [])), seen[pid]) for pid in wanted]
 
+    def papers_by_id(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
+        """The stored papers among ``paper_ids``, by id; unknown ids are left out. A few queries
+        however many ids (``like:`` examples of a whole dispatch are read at once)."""
+        wanted = list(dict.fromkeys(paper_ids))
+        with self.engine.connect() as conn:
+            rows = {row.id: row for chunk in _chunks(wanted)
+                    for row in conn.execute(sa.select(papers).where(papers.c.id.in_(chunk)))}
+            links = self._links_of(conn, list(rows))
+        return {pid: _paper_from_row(row, links.get(pid, [])) for pid, row in rows.items()}
+
     def latest_listing_date(self) -> dt.date | None:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.max(listings.c.date))).scalar()
