@@ -4,6 +4,7 @@ real model (loaded once per session); a model that cannot load never fails the s
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -145,3 +146,25 @@ def test_a_manage_save_succeeds_when_the_model_cannot_load(site: Site, broken_mo
     assert [t.query for t in site.store.subscriber("ada@example.org").topics] == ["walking robots"]
     assert site.store.count_vectors() == 0
     assert "topic vectors not stored at save" in caplog.text
+
+
+# -- trying a topic: paperwire match -----------------------------------------------------------
+
+
+def test_match_json_says_why_and_embeds_only_what_runs_match(run_cli, store):
+    """``match`` without --since reads the whole store, which may be years of papers: it embeds
+    the papers a run can match (the last month) and says how many older ones have no vectors."""
+    assert run_cli("ingest", str(DATA / "daily_wrapped.txt"), "--date", "2024-01-02").exit_code == 0
+    assert run_cli("ingest", str(DATA / "arxiv_listing.atom"), "--date", "2024-03-11").exit_code == 0
+    old = len(store.papers(until=dt.date(2024, 1, 2)))
+    result = run_cli("match", "--json", "language models")
+    assert result.exit_code == 0, result.output
+    assert f"note: {old:,} older paper(s) have no vectors yet" in result.stderr
+    found = json.loads(result.stdout)
+    assert found and all({"similarity", "why"} <= set(item) for item in found)
+    assert all(item["why"] and set(item["why"]) <= {"words", "meaning", "example"} for item in found)
+    assert all((item["similarity"] is None) == ("meaning" not in item["why"] and "example" not in item["why"])
+               or "words" in item["why"] for item in found)
+    assert run_cli("embed").exit_code == 0
+    assert "note:" not in run_cli("match", "--json", "language models").stderr  # all embedded now
+    assert "note:" not in run_cli("match", "--since", "2024-03-11", "robots").stderr

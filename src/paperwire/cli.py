@@ -20,7 +20,7 @@ import click
 
 from . import __version__, digest, files, logs, pipeline, redact, sources, subscriber_io
 from .config import PACKAGE_DIR, Settings, load_settings, override
-from .errors import PaperwireError, ValidationError
+from .errors import EmbedderError, PaperwireError, ValidationError
 from .models import SUBSCRIBER_STATUSES, Subscriber
 from .runs import run_is_dead
 from .store import Store
@@ -407,6 +407,22 @@ def _embed_recent(app: App, edition: dt.date | None, *, quiet: bool = False) -> 
         _embed_step(app, since=pipeline.matching_window(edition), until=edition, quiet=quiet)
 
 
+def _note_unembedded(app: App, papers: list) -> None:
+    """Say on stderr how many papers have no vectors yet (they match by their words only)."""
+    from . import semantic
+
+    embedder = pipeline.embedder(app.settings)
+    if embedder is None:
+        return
+    try:
+        missing = len(semantic.pending(app.store, embedder, papers))
+    except EmbedderError:  # the embedding step has already said why the model is unusable
+        return
+    if missing:
+        click.echo(f"note: {missing:,} older paper(s) have no vectors yet and match by their words only; "
+                   "`paperwire embed` computes them, or pass --since", err=True)
+
+
 @cli.command()
 @click.option("--since", type=_DATE, help="Only papers listed on or after this date (YYYY-MM-DD) [default: all].")
 @click.option("--json", "as_json", is_flag=True,
@@ -783,7 +799,8 @@ def _echo_failures(failures: list[dict]) -> None:
 @cli.command("match")
 @click.argument("query")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Most papers to show.")
-@click.option("--since", type=_DATE, help="Only papers listed on or after this date (YYYY-MM-DD).")
+@click.option("--since", type=_DATE, help="Only papers listed on or after this date (YYYY-MM-DD) [default: all; "
+              "papers older than the last month are compared by meaning only if `paperwire embed` did them].")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list in rank order: id, title, score, matched, similarity, why.")
 @click.pass_obj
@@ -804,7 +821,11 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
     from . import semantic  # numpy and the model only for the commands that match
 
     papers = [item.paper for item in app.store.papers(since=since.date() if since else None)]
-    _embed_step(app, since=since.date() if since else None, until=None, quiet=as_json)
+    if since is not None:
+        _embed_step(app, since=since.date(), until=None, quiet=as_json)
+    else:  # the whole store may be years of papers: embed what runs match, say what is left
+        _embed_recent(app, None, quiet=as_json)
+        _note_unembedded(app, papers)
     found_all = semantic.match_topics([(0, query)], papers, app.settings, app.store)[0]
     ranking = [found_all[position] for position in range(min(limit, len(found_all)))]
     by_id = {paper.id: paper for paper in papers}
