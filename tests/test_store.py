@@ -53,6 +53,24 @@ def test_same_paper_from_two_sources_is_one_paper_with_both_appearances(store):
     assert {"abs", "pdf", "code"} <= kinds
 
 
+def test_rekeying_a_paper_moves_like_references_in_topics(store):
+    """A reader liked a title-only paper (``t-...``); when its arXiv id arrives, the topics name
+    the new id, so the example is still found (and still left out of its own matches)."""
+    from paperwire.models import Topic
+    from paperwire.subscribers import build_subscriber
+
+    ingest(store, SEED)
+    by_title = {p.paper.title: p.paper.id for p in store.papers()}
+    old = next(pid for title, pid in by_title.items() if title.startswith("MiniCPM: Unveiling"))
+    other = next(pid for pid in by_title.values() if pid.startswith("t-") and pid != old)
+    assert old.startswith("t-")
+    store.save_subscriber(build_subscriber("ada@example.org", topics=[
+        Topic("Liked", f"like:{other} OR LIKE:{old}"), Topic("Mine", f"agents like:{old} -survey")]))
+    ingest(store, DATA / "hf_daily_papers.json")
+    assert [t.query for t in store.subscriber("ada@example.org").topics] == [
+        f"like:{other} OR LIKE:2404.06395", "agents like:2404.06395 -survey"]
+
+
 def test_merge_is_the_same_whichever_source_comes_first(tmp_path):
     one, two = Store(f"sqlite:///{tmp_path / 'a.db'}"), Store(f"sqlite:///{tmp_path / 'b.db'}")
     ingest(one, SEED, DATA / "hf_daily_papers.json")

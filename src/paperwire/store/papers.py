@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..models import Appearance, Link, Listing, Paper, StoredPaper
 from ..normalize import merge_papers, title_hash
 from .base import _chunks, _now
-from .schema import PAPER_REFERENCES, fetch_state, listing_papers, listings, paper_links, papers
+from .schema import PAPER_REFERENCES, fetch_state, listing_papers, listings, paper_links, papers, topics
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ class PaperStore:
             conn.execute(papers.insert().values(**row))
             for table in PAPER_REFERENCES:
                 conn.execute(table.update().where(table.c.paper_id == old_id).values(paper_id=paper.id))
+            _rekey_likes(conn, old_id, paper.id)
             conn.execute(papers.delete().where(papers.c.id == old_id))
         else:
             row.pop("first_seen")
@@ -266,6 +268,16 @@ class PaperStore:
     def count_papers(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(papers)).scalar_one()
+
+
+def _rekey_likes(conn: Connection, old_id: str, new_id: str) -> None:
+    """Topics that ask for papers ``like:old_id`` (a reader's Liked topic above all) name the
+    paper by its new id, so the example is still found, and still left out of its own matches."""
+    reference = re.compile(rf"(?i)(like:){re.escape(old_id)}(?![\w./-])")
+    for row in conn.execute(sa.select(topics.c.id, topics.c.query)
+                            .where(sa.func.lower(topics.c.query).contains(f"like:{old_id}".lower()))):
+        conn.execute(topics.update().where(topics.c.id == row.id)
+                     .values(query=reference.sub(lambda found: found.group(1) + new_id, row.query)))
 
 
 def _fields(paper: Paper) -> dict:
