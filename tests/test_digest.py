@@ -70,18 +70,6 @@ def test_cap_keeps_the_best_and_counts_the_rest():
     assert digest.more == 4 and digest.more_from == "p4"  # the "and 4 more" link opens the archive there
 
 
-def test_a_maximum_stored_above_the_limit_is_held_to_it():
-    """Readers saved when the limit was higher (39, 40) get what fits under Gmail's clip."""
-    from paperwire.subscribers import MAX_PAPERS_LIMIT
-
-    many = {f"q{i}": Paper(id=f"q{i}", title=f"Paper {i}") for i in range(MAX_PAPERS_LIMIT + 5)}
-    places = {pid: Placement(DAY, i + 1) for i, pid in enumerate(many)}
-    everything = [Ranking([found(pid, 0.0) for pid in many])]
-    digest = build_digest(Subscriber(email="ada@example.org", topics=[Topic("All", "*")], token="tok",
-                                     max_papers=MAX_PAPERS_LIMIT + 2), everything, many, places, edition=DAY)
-    assert digest.papers == MAX_PAPERS_LIMIT and digest.more == 5
-
-
 def test_ties_go_to_the_trending_rank():
     matches = [[found("p5", 1.0), found("p2", 1.0), found("p3", 1.0)], [], []]
     digest = build_digest(reader(), rankings(matches), PAPERS, PLACES, edition=DAY)

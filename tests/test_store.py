@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from paperwire import pipeline, sources, store as store_module
+from paperwire.models import Topic
 from paperwire.store import Store
 
 from .conftest import DATA, SEED, TODAY
@@ -56,7 +57,6 @@ def test_same_paper_from_two_sources_is_one_paper_with_both_appearances(store):
 def test_rekeying_a_paper_moves_like_references_in_topics(store):
     """A reader liked a title-only paper (``t-...``); when its arXiv id arrives, the topics name
     the new id, so the example is still found (and still left out of its own matches)."""
-    from paperwire.models import Topic
     from paperwire.subscribers import build_subscriber
 
     ingest(store, SEED)
@@ -69,6 +69,19 @@ def test_rekeying_a_paper_moves_like_references_in_topics(store):
     ingest(store, DATA / "hf_daily_papers.json")
     assert [t.query for t in store.subscriber("ada@example.org").topics] == [
         f"like:{other} OR LIKE:2404.06395", "agents like:2404.06395 -survey"]
+
+
+def test_a_maximum_stored_above_todays_limit_reads_as_the_limit(store):
+    """Readers saved when the limit was 40 get what fits under Gmail's clip (38); the archive
+    page, which sets its own maximum, is not held to it."""
+    from paperwire.store.schema import subscribers
+    from paperwire.subscribers import MAX_PAPERS_LIMIT, build_subscriber
+
+    store.save_subscriber(build_subscriber("ada@example.org", topics=[Topic("All", "*")]))
+    with store.engine.begin() as conn:
+        conn.execute(subscribers.update().values(max_papers=MAX_PAPERS_LIMIT + 2))
+    assert store.subscriber("ada@example.org").max_papers == MAX_PAPERS_LIMIT
+    assert [reader.max_papers for reader in store.subscribers()] == [MAX_PAPERS_LIMIT]
 
 
 def test_merge_is_the_same_whichever_source_comes_first(tmp_path):

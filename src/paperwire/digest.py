@@ -15,7 +15,6 @@ from typing import Protocol
 
 from .models import Digest, DigestItem, DigestSection, Hit, Paper, Subscriber
 from .normalize import clean_line, shorten
-from .subscribers import MAX_PAPERS_LIMIT
 
 WEEK = dt.timedelta(days=7)
 EXAMPLE_TITLE_CHARS = 80  # an example paper's title in "like: <title>" (it is in every paper it found)
@@ -119,8 +118,7 @@ def build_digest(
         return (-best_score, -placement.date.toordinal(), placement.rank, paper_id)
 
     chosen = sorted(candidates, key=order)
-    most = min(subscriber.max_papers, MAX_PAPERS_LIMIT)  # readers saved when the limit was higher
-    kept, more = chosen[:most], max(0, len(chosen) - most)
+    kept, more = chosen[: subscriber.max_papers], max(0, len(chosen) - subscriber.max_papers)
 
     sections: dict[int, list[DigestItem]] = {}
     for paper_id in kept:
@@ -140,5 +138,5 @@ def build_digest(
         listing_date=edition,
         sections=tuple(DigestSection(subscriber.topics[index], tuple(items)) for index, items in sorted(sections.items())),
         more=more,
-        more_from=chosen[most] if more else "",
+        more_from=chosen[subscriber.max_papers] if more else "",
     )

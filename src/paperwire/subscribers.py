@@ -88,6 +88,12 @@ def parse_max_papers(raw: Any) -> int:
     return count
 
 
+def stored_max_papers(stored: int) -> int:
+    """A stored maximum as it counts today: readers saved when the limit was higher (39, 40)
+    get what fits under the clip."""
+    return min(stored, MAX_PAPERS_LIMIT)
+
+
 def parse_status(raw: str) -> str:
     status = str(raw).strip().lower()
     if status not in SUBSCRIBER_STATUSES:

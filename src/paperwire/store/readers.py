@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..errors import ValidationError
 from ..models import Subscriber, Topic
+from ..subscribers import stored_max_papers
 from .base import _chunks, _now
 from .schema import subscriber_topics, subscribers, topics
 
@@ -144,7 +145,7 @@ class ReaderStore:
                     Topic(name=row.name, query=row.query, public=row.public, slug=row.slug))
         return [Subscriber(
             id=row.id, email=row.email, name=row.name, status=row.status, cadence=row.cadence, hour=row.send_hour,
-            timezone=row.timezone, max_papers=row.max_papers, token=row.token, created_at=row.created_at,
+            timezone=row.timezone, max_papers=stored_max_papers(row.max_papers), token=row.token, created_at=row.created_at,
             confirmed_at=row.confirmed_at, topics=followed.get(row.id, [])) for row in rows]
 
     def add_public_topic(self, topic: Topic) -> bool:

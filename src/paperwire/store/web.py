@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from .. import liked
 from ..models import Appearance, StoredPaper, Subscriber, Topic
+from ..subscribers import stored_max_papers
 from ..ratelimit import RateLimit
 from .base import _now
 from .papers import _paper_from_row
@@ -166,5 +167,5 @@ def _with_preferences(reader: Subscriber, prefs: dict, public_names: set[str]) -
     wanted = [Topic(t["name"], t["query"], bool(t["public"]), t.get("slug", "")) for t in prefs["topics"]
               if not t["public"] or t["name"].lower() in public_names]
     return replace(reader, name=prefs["name"], cadence=prefs["cadence"], hour=prefs["hour"],
-                   timezone=prefs["timezone"], max_papers=prefs["max_papers"],
+                   timezone=prefs["timezone"], max_papers=stored_max_papers(prefs["max_papers"]),
                    topics=liked.keep_liked(wanted, reader.topics) if wanted else reader.topics)
