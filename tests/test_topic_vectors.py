@@ -86,8 +86,8 @@ def test_a_like_topic_stores_its_example_papers_vectors(store):
 
 
 @pytest.fixture
-def site(tmp_path) -> Site:
-    made = make_site(tmp_path)
+def site(new_db, tmp_path) -> Site:
+    made = make_site(new_db, tmp_path)
     yield made
     made.client.close()
     made.store.close()
