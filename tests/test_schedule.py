@@ -241,16 +241,17 @@ def test_logs_name_the_failure_and_never_the_password(site):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     secret, db_secret = "s3cr3t-Pa55word", "db-Pa55word"
+    database = env["PAPERWIRE_DB"]
     env = {**env, "PAPERWIRE_SMTP_HOST": "127.0.0.1", "PAPERWIRE_SMTP_PORT": str(port),
            "PAPERWIRE_SMTP_USER": "digest", "PAPERWIRE_SMTP_PASSWORD": secret, "PAPERWIRE_SMTP_TIMEOUT": "2",
            # A password as PostgreSQL's drivers take it; SQLite warns that it ignores it (not a log line).
-           "PAPERWIRE_DB": f"sqlite:///{cwd / 'pw.db'}?password={db_secret}", "PYTHONWARNINGS": "ignore"}
+           "PAPERWIRE_DB": f"{database}?password={db_secret}", "PYTHONWARNINGS": "ignore"}
     daemon = _daemon(cwd, env)
     _wait_for(lambda: (cwd / "out" / "feeds").exists() or daemon.poll() is not None)
     time.sleep(1.0)
     lines = _stop(daemon)
     assert secret not in json.dumps(lines) and db_secret not in json.dumps(lines)
-    assert lines[0]["event"] == "schedule-start" and lines[0]["db"] == f"sqlite:///{cwd / 'pw.db'}?password=***"
+    assert lines[0]["event"] == "schedule-start" and lines[0]["db"] == f"{database}?password=***"
     errors = [line for line in lines if line["level"] == "error"]
     assert errors and any(f"127.0.0.1:{port}" in line["message"] for line in errors)
     assert next(line for line in lines if line.get("event") == "dispatch")["sent"] == 0
