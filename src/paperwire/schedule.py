@@ -160,10 +160,14 @@ def _job_store(store: Store) -> SQLAlchemyJobStore:
 
     APScheduler checks for its table, then creates it: of two daemons starting at once
     on a new database, the second would die on "table apscheduler_jobs already exists".
+    The two jobs stored by the last start are deleted: ``build_scheduler`` adds them anew,
+    and APScheduler's ``replace_existing`` tries an INSERT first, which failed on the
+    stored job's key at every restart (an error in PostgreSQL's log each time).
     """
     jobstore = SQLAlchemyJobStore(engine=store.engine, tablename=JOB_TABLE)
     with schema_lock(store.engine) as connection:
         jobstore.jobs_t.create(connection, checkfirst=True)
+        connection.execute(jobstore.jobs_t.delete().where(jobstore.jobs_t.c.id.in_([INGEST_JOB, DISPATCH_JOB])))
     return jobstore
 
 

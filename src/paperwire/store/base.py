@@ -13,7 +13,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.sql.dml import Insert
 
 from .. import redact
 from ..errors import StoreError
@@ -21,6 +23,8 @@ from ..errors import StoreError
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _LOCKED_RETRIES = 5  # times a new database's schema is tried again when SQLite says "locked" at once
 _CHUNK = 500  # ids per IN (...) clause, well under every database's parameter limit
+# The databases whose INSERT takes ON CONFLICT DO NOTHING, and SQLAlchemy's insert() that writes it.
+ON_CONFLICT_DIALECTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 # pg_advisory_xact_lock key taken while the schema changes (any 64-bit number other apps are unlikely to use).
 _SCHEMA_LOCK_KEY = 0x70617065727769  # "paperwi"
 
@@ -106,6 +110,17 @@ def schema_lock(engine: Engine) -> Iterator[Connection]:
             connection.rollback()
             raise
         connection.commit()
+
+
+def insert_unless_taken(conn: Connection, table: sa.Table) -> Insert:
+    """An INSERT into ``table`` that adds nothing when a unique key of the row is taken
+    (``ON CONFLICT DO NOTHING``, on SQLite and PostgreSQL): a key already there is an expected
+    answer (a reader already sent this slot), not an error in the server's log and a rolled-back
+    transaction. The result's rowcount tells whether the row went in. On other databases a plain
+    INSERT: the caller still catches IntegrityError.
+    """
+    dialect_insert = ON_CONFLICT_DIALECTS.get(conn.dialect.name)
+    return dialect_insert(table).on_conflict_do_nothing() if dialect_insert else table.insert()
 
 
 def _chunks(values: Sequence, size: int = _CHUNK) -> Iterator[Sequence]:
