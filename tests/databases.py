@@ -79,6 +79,12 @@ class Databases:
         with self._admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def execute(self, sql: str) -> None:
+        """One statement on the server, outside any transaction (CREATE ROLE, ALTER DATABASE)."""
+        assert self._admin is not None, "only on PostgreSQL"
+        with self._admin.connect() as connection:
+            connection.exec_driver_sql(sql)
+
     def close(self) -> None:
         if self._admin is not None:
             self._admin.dispose()

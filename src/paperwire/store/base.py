@@ -49,11 +49,22 @@ def create_engine(url: str) -> Engine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = sa.create_engine(parsed)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+    except ImportError as exc:  # SQLAlchemy imports the URL's driver here
+        raise StoreError(f"cannot use database {redact.url(parsed)}: {_missing_driver(parsed, exc)}") from None
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise StoreError(f"cannot use database {redact.url(parsed)}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _missing_driver(url: sa.URL, exc: ImportError) -> str:
+    """What to install when the driver of ``url`` is missing: for PostgreSQL, paperwire's extra."""
+    driver = url.get_driver_name()
+    if url.get_backend_name() == "postgresql":
+        return (f"its driver {driver} is not installed ({exc}); paperwire's PostgreSQL support (psycopg 3) "
+                f"installs with: pip install 'paperwire[postgres]', for a URL postgresql+psycopg://user@host/db")
+    return f"its driver {driver} is not installed ({exc})"
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
