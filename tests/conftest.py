@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
 import subprocess
 from pathlib import Path
 
@@ -63,11 +64,16 @@ def pytest_configure(config: pytest.Config) -> None:
         config.databases = Databases.from_environment(config.getoption("--db-backend"))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    config.postgres = None  # tests about PostgreSQL itself: the `postgres` fixture
+    if config.databases.backend == POSTGRESQL:
+        config.postgres = config.databases
+    elif os.environ.get(TEST_DB_ENV):
+        config.postgres = Databases.from_environment(POSTGRESQL)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if getattr(config, "databases", None) is not None:
-        config.databases.close()
+    for databases in {getattr(config, "databases", None), getattr(config, "postgres", None)} - {None}:
+        databases.close()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -94,6 +100,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def databases(request: pytest.FixtureRequest) -> Databases:
     """Makes and drops databases; for fixtures wider than one test (``new_db`` is per test)."""
     return request.config.databases
+
+
+@pytest.fixture(scope="session")
+def postgres(request: pytest.FixtureRequest) -> Databases:
+    """For tests about PostgreSQL itself, whichever half runs: makes and drops PostgreSQL databases
+    on the server of PAPERWIRE_TEST_DB (the test is skipped without it). Such a test runs once:
+    in the SQLite half, since the PostgreSQL half keeps only the tests of DATABASE_FIXTURES."""
+    if request.config.postgres is None:
+        pytest.skip(f"needs a PostgreSQL server: set {TEST_DB_ENV} (README, Development)")
+    return request.config.postgres
 
 
 @pytest.fixture

@@ -11,6 +11,9 @@ The suite runs once per backend (``make test`` runs both halves):
   dropped ``WITH (FORCE)`` after the test. The other tests are deselected: they touch no
   database, and the SQLite half ran them already.
 
+A test about PostgreSQL itself asks for the ``postgres`` fixture instead: a PostgreSQL server
+in either half when ``PAPERWIRE_TEST_DB`` is set (skipped otherwise), run once, in the SQLite half.
+
 An empty database, as on SQLite: the migrations run on first open, as they do for a user.
 Measured here: CREATE DATABASE ~20 ms, the migrations ~75 ms, so a template database with
 the schema in it would save little.

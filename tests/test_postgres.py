@@ -15,7 +15,6 @@ from sqlalchemy.engine import make_url
 import paperwire
 
 from .conftest import SEED
-from .databases import POSTGRESQL
 
 SECRET = "Pg-s3cret-" + uuid.uuid4().hex[:8]
 
@@ -33,10 +32,9 @@ def test_a_postgresql_url_without_psycopg_says_what_to_install(run_cli, monkeypa
 
 
 @pytest.fixture
-def own_role(databases, tmp_path: Path):
+def own_role(postgres, tmp_path: Path):
     """(URL with the password, URL without it) of a new database owned by a new login role with a password."""
-    if databases.backend != POSTGRESQL:
-        pytest.skip("needs a PostgreSQL server: the PostgreSQL half (--db-backend=postgresql)")
+    databases = postgres
     role = f"pwtest_role_{uuid.uuid4().hex[:12]}"
     url = databases.new(tmp_path / "unused.sqlite3")
     databases.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{SECRET}'")
