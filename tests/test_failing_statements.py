@@ -48,14 +48,34 @@ def test_send_all_again_skips_the_readers_already_sent_without_a_failing_insert(
 
 
 def test_restarting_the_scheduler_adds_its_jobs_without_a_failing_insert(db_url, statement_errors):
-    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)  # no job runs in this test
     store = Store(db_url)
     try:
-        for _ in range(2):  # what `paperwire schedule` does at each start
+        for days in (1, 2):  # what `paperwire schedule` does at each start; no job runs in this test
+            later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days)
             scheduler = schedule.build_scheduler(store, Settings(db=db_url), start_at=later)
             scheduler.start(paused=True)
-            assert {job.id for job in scheduler.get_jobs()} == {schedule.INGEST_JOB, schedule.DISPATCH_JOB}
+            # The jobs stored by the first start are replaced: they run from this start's time.
+            runs = {job.id: job.next_run_time for job in scheduler.get_jobs()}
+            assert runs == {schedule.INGEST_JOB: later, schedule.DISPATCH_JOB: later + dt.timedelta(seconds=1)}
             scheduler.shutdown()
     finally:
         store.close()
+    assert statement_errors == []
+
+
+def test_a_slot_settled_by_another_run_is_answered_without_a_failing_insert(store, statement_errors):
+    """record_empty, record_error and claim on a slot another run settled: each says so (False,
+    None, None) and changes nothing, also the reader's older notes it would have replaced."""
+    from paperwire.subscribers import build_subscriber, make_topic
+
+    reader = store.save_subscriber(build_subscriber("ada@example.org", topics=[make_topic("All", "*")]))[0]
+    monday, tuesday = dt.date(2024, 3, 11), dt.date(2024, 3, 12)
+    first, second = store.start_run("dispatch"), store.start_run("dispatch")
+    assert store.record_error(reader.id, monday, "2024-03-11", first, "boom") == 1  # an older slot's note
+    assert store.record_empty(reader.id, tuesday, "2024-03-12", first) is True
+    before = store.deliveries_of("ada@example.org")
+    assert store.record_empty(reader.id, tuesday, "2024-03-12", second) is False
+    assert store.record_error(reader.id, tuesday, "2024-03-12", second, "boom again") is None
+    assert store.claim(reader.id, tuesday, "2024-03-12", second, "<m@x>", []) is None
+    assert store.deliveries_of("ada@example.org") == before  # the monday note is still there
     assert statement_errors == []

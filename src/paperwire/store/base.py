@@ -127,8 +127,9 @@ def insert_unless_taken(conn: Connection, table: sa.Table) -> Insert:
     """An INSERT into ``table`` that adds nothing when a unique key of the row is taken
     (``ON CONFLICT DO NOTHING``, on SQLite and PostgreSQL): a key already there is an expected
     answer (a reader already sent this slot), not an error in the server's log and a rolled-back
-    transaction. The result's rowcount tells whether the row went in. On other databases a plain
-    INSERT: the caller still catches IntegrityError.
+    transaction. Whether the row went in: add ``.returning(key column)`` and see if a row comes
+    back (the rowcount is -1 with psycopg). On other databases a plain INSERT: the caller still
+    catches IntegrityError.
     """
     dialect_insert = ON_CONFLICT_DIALECTS.get(conn.dialect.name)
     return dialect_insert(table).on_conflict_do_nothing() if dialect_insert else table.insert()

@@ -186,8 +186,8 @@ class DeliveryStore:
                 taken = conn.execute(deliveries.update().where(
                     deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == DEFERRED,
                     deliveries.c.slot <= slot).values(**values))
-                if not taken.rowcount and not conn.execute(insert_unless_taken(conn, deliveries).values(
-                        subscriber_id=subscriber_id, **values)).rowcount:
+                if not taken.rowcount and conn.execute(insert_unless_taken(conn, deliveries).values(
+                        subscriber_id=subscriber_id, **values).returning(deliveries.c.id)).first() is None:
                     transaction.rollback()  # the slot is taken: change nothing
                     return None
             return values["attempts"]
@@ -206,10 +206,10 @@ class DeliveryStore:
                 conn.execute(deliveries.delete().where(deliveries.c.subscriber_id == subscriber_id,
                                                        deliveries.c.status.in_([DEFERRED, ERROR]),
                                                        deliveries.c.slot <= slot))
-                if not conn.execute(insert_unless_taken(conn, deliveries).values(
+                if conn.execute(insert_unless_taken(conn, deliveries).values(
                         subscriber_id=subscriber_id, slot=slot, edition=edition, status=EMPTY, run_id=run_id,
                         message_id="", papers=[], attempts=0, detail="nothing new for this reader",
-                        claimed_at=_now(), finished_at=_now())).rowcount:
+                        claimed_at=_now(), finished_at=_now()).returning(deliveries.c.id)).first() is None:
                     transaction.rollback()  # settled by another run: change nothing
                     return False
             return True
