@@ -148,9 +148,25 @@ def site(db_url: str, tmp_path: Path, listing_server: ListingServer) -> tuple[Pa
     return tmp_path, env
 
 
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test():
+    """A test that failed before stopping its daemon kills it: otherwise it runs on after the
+    suite (on PostgreSQL, trying its dropped database again and again)."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+
+
 def _daemon(cwd: Path, env: dict, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "paperwire", "--log-format", "json", *extra, "schedule"],
-                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _started.append(subprocess.Popen([sys.executable, "-m", "paperwire", "--log-format", "json", *extra, "schedule"],
+                                     cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return _started[-1]
 
 
 def _wait_for(condition, timeout: float = 60.0) -> None:
