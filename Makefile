@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,postgres]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -19,8 +19,12 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/paperwire demo
 
+# The suite once per database: SQLite, then (PAPERWIRE_TEST_DB set) the tests that use a database
+# again on PostgreSQL, each on its own new database (tests/databases.py).
 test: install
 	$(BIN)/python -m pytest
+	@if [ -n "$$PAPERWIRE_TEST_DB" ]; then $(BIN)/python -m pytest --db-backend=postgresql; \
+	else echo "PostgreSQL half skipped: PAPERWIRE_TEST_DB is not set (a PostgreSQL server URL; see README, Development)"; fi
 
 bench: install
 	$(BIN)/python bench/ingest.py

@@ -78,3 +78,11 @@ def test_the_repr_of_settings_shows_no_secret(tmp_path):
     assert "Pa55" not in shown
     assert "db='postgresql+psycopg://root:***@db.example/paperwire?sslpassword=***&application_name=pw'" in shown
     assert "schedule_sources=('seeds', 'https://feeds.example/x?…')" in shown
+
+
+def test_unknown_variables_are_warned_about_but_not_the_test_suites_database(tmp_path, caplog):
+    """PAPERWIRE_TEST_DB names the test suite's PostgreSQL server (tests/databases.py); CI exports
+    it to every process the tests start, where a warning would be noise in their output."""
+    with caplog.at_level("WARNING", logger="paperwire.config"):
+        load_settings(environ={"PAPERWIRE_TEST_DB": "postgresql://u@h/db", "PAPERWIRE_TYPO": "1"}, cwd=tmp_path)
+    assert [r.getMessage() for r in caplog.records] == ["ignoring unknown environment variable PAPERWIRE_TYPO"]

@@ -199,8 +199,8 @@ def _cli(args: list[str], cwd: Path, env: dict) -> subprocess.Popen:
 
 
 @pytest.fixture
-def crash_site(tmp_path):
-    env = {**os.environ, "PAPERWIRE_DB": f"sqlite:///{tmp_path / 'pw.db'}", "PAPERWIRE_OUT_DIR": str(tmp_path / "out"),
+def crash_site(new_db, tmp_path):
+    env = {**os.environ, "PAPERWIRE_DB": new_db(tmp_path / "pw.db"), "PAPERWIRE_OUT_DIR": str(tmp_path / "out"),
            "PAPERWIRE_OUTBOX_DIR": str(tmp_path / "outbox")}
     env = {k: v for k, v in env.items() if not k.startswith("PAPERWIRE_SMTP")}
     readers = tmp_path / "readers.json"
@@ -397,10 +397,10 @@ def test_the_hourly_limit_holds_across_runs(db_url, tmp_path, smtp_server):
     assert (report.sent, report.deferred) == (0, 1) and len(inbox.messages) == 2
 
 
-def test_two_databases_sending_to_one_outbox_keep_each_others_messages(tmp_path):
+def test_two_databases_sending_to_one_outbox_keep_each_others_messages(new_db, tmp_path):
     """Delivery ids restart at 1 per database: `demo` on a second one used to overwrite the first one's files."""
     settings = Settings(out_dir=tmp_path / "out", outbox_dir=tmp_path / "outbox")
-    stores = [readers_store(f"sqlite:///{tmp_path / f'db{n}.sqlite3'}", 3) for n in range(2)]
+    stores = [readers_store(new_db(tmp_path / f"db{n}.sqlite3"), 3) for n in range(2)]
     for store in stores:
         assert dispatch.dispatch(store, settings, now=NOON).sent == 3
     files = sorted((tmp_path / "outbox").glob("*.eml"))

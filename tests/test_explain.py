@@ -121,8 +121,8 @@ def test_nothing_is_highlighted_with_the_embedder_off(store):
     assert store.count_vectors() == 0
 
 
-def test_the_archive_page_shows_the_sentences_the_digest_run_stored_and_embeds_none(tmp_path: Path):
-    site = make_site(tmp_path)
+def test_the_archive_page_shows_the_sentences_the_digest_run_stored_and_embeds_none(new_db, tmp_path: Path):
+    site = make_site(new_db, tmp_path)
     try:
         reader = site.reader("lin@example.org", "machine translation")
         semantic.embed_step(site.store, get_embedder(), [item.paper for item in site.store.papers()],

@@ -296,7 +296,7 @@ def test_the_confirmation_mail_goes_out_to_an_international_address(address, to_
     assert dkim.verify(content, dnsfunc=lambda name, timeout=5: b"v=DKIM1; k=rsa; p=" + public)
 
 
-def test_the_web_form_mails_a_utf8_address(tmp_path):
+def test_the_web_form_mails_a_utf8_address(new_db, tmp_path):
     import re
 
     from fastapi.testclient import TestClient
@@ -305,7 +305,7 @@ def test_the_web_form_mails_a_utf8_address(tmp_path):
 
     base = "https://papers.example.org"
     with smtp_server(smtputf8=True) as (inbox, port):
-        settings = Settings(db=f"sqlite:///{tmp_path / 'web.sqlite3'}", out_dir=tmp_path / "out", base_url=base,
+        settings = Settings(db=new_db(tmp_path / "web.sqlite3"), out_dir=tmp_path / "out", base_url=base,
                             outbox_dir=tmp_path / "outbox", secret_key="k" * 40, smtp_host="127.0.0.1",
                             smtp_port=port, smtp_timeout=5.0)
         store = Store(settings.db)

@@ -321,12 +321,12 @@ def test_the_daemon_rewrites_the_good_feeds_and_tries_the_bad_one_again(db_url, 
 # -- the web app's mail -------------------------------------------------------------------------
 
 
-def test_a_web_mail_that_cannot_be_sent_is_logged_and_recorded_never_a_crash(tmp_path, caplog):
+def test_a_web_mail_that_cannot_be_sent_is_logged_and_recorded_never_a_crash(new_db, tmp_path, caplog):
     from .test_web import make_site
 
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the outbox folder should be")
-    site = make_site(tmp_path, outbox_dir=blocked)
+    site = make_site(new_db, tmp_path, outbox_dir=blocked)
     with caplog.at_level(logging.ERROR, logger="paperwire"):
         for address in ("ada@example.org", "bob@example.org"):
             answer = site.subscribe(address)

@@ -136,10 +136,10 @@ def test_a_topic_of_the_readers_own_named_liked_is_never_rewritten(store: Store)
     assert [(t.name, t.query) for t in store.subscriber("bo@example.org").topics] == [("liked", "diffusion")]
 
 
-def test_likes_at_the_same_time_are_all_kept(tmp_path: Path) -> None:
+def test_likes_at_the_same_time_are_all_kept(new_db, tmp_path: Path) -> None:
     """Every rewrite reads and writes under one lock: no like is lost to another's write,
     also from separate connections (two web workers)."""
-    url = f"sqlite:///{tmp_path / 'likes.sqlite3'}"
+    url = new_db(tmp_path / "likes.sqlite3")
     first = Store(url)
     reader = first.save_subscriber(build_subscriber("ada@example.org", topics=[make_topic("Mine", "LLM")]))[0]
     stores = [first, Store(url)]

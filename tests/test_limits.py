@@ -35,8 +35,8 @@ def test_feeds_show_a_bounded_part_of_a_huge_paper():
     assert len(item["title"]) <= SHOWN_TITLE_CHARS and "Author 49 et al." in item["content_text"]
 
 
-def test_the_public_preview_is_bounded_too(tmp_path: Path):
-    site = make_site(tmp_path, ingest=False)
+def test_the_public_preview_is_bounded_too(new_db, tmp_path: Path):
+    site = make_site(new_db, tmp_path, ingest=False)
     site.store.save_listings([Listing("test", DAY, [huge_paper(" zzzlatemarker"), Paper(id="t-1", title="LLM agents")])])
     found = site.client.get("/api/preview", params={"q": "Enormous"}).json()
     assert found["count"] == 1 and len(found["papers"][0]["title"]) <= SHOWN_TITLE_CHARS
@@ -49,8 +49,8 @@ def test_the_public_preview_is_bounded_too(tmp_path: Path):
     site.store.close()
 
 
-def test_the_paper_page_is_bounded_and_unknown_ids_are_not_kept(tmp_path: Path):
-    site = make_site(tmp_path, ingest=False)
+def test_the_paper_page_is_bounded_and_unknown_ids_are_not_kept(new_db, tmp_path: Path):
+    site = make_site(new_db, tmp_path, ingest=False)
     paper = huge_paper()
     site.store.save_listings([Listing("test", DAY, [paper])])
     page = site.client.get(f"/papers/{paper.id}")

@@ -23,14 +23,16 @@ HYBRID = Settings()  # the defaults: words and meaning
 
 
 @pytest.fixture(scope="module")
-def judged(tmp_path_factory):
+def judged(databases, tmp_path_factory):
     """The judged listings in a real store, embedded by the embedding step."""
-    store = Store(f"sqlite:///{tmp_path_factory.mktemp('relevance') / 'judged.sqlite3'}")
+    url = databases.new(tmp_path_factory.mktemp("relevance") / "judged.sqlite3")
+    store = Store(url)
     papers = ingest_listings(store, JUDGMENTS, today=TODAY)
     step = semantic.embed_step(store, get_embedder(HYBRID.relevance_embedder), papers)
     assert step.error is None and not step.failed
     yield store, papers
     store.close()
+    databases.drop(url)
 
 
 def hybrid_matcher(store: Store, papers):

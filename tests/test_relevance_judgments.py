@@ -20,13 +20,15 @@ JUDGMENTS = load_judgments()
 
 
 @pytest.fixture(scope="module")
-def judged_papers(tmp_path_factory):
-    """The papers of the judged listings, ingested into a real SQLite database."""
-    store = Store(f"sqlite:///{tmp_path_factory.mktemp('judged') / 'judged.sqlite3'}")
+def judged_papers(databases, tmp_path_factory):
+    """The papers of the judged listings, ingested into a real database."""
+    url = databases.new(tmp_path_factory.mktemp("judged") / "judged.sqlite3")
+    store = Store(url)
     try:
         yield ingest_listings(store, JUDGMENTS, today=TODAY)
     finally:
         store.close()
+        databases.drop(url)
 
 
 def _fold(text: str) -> str:

@@ -131,13 +131,15 @@ def test_ingest_command_takes_urls(run_cli, listing_server):
 
 
 @pytest.fixture
-def site(tmp_path: Path, listing_server: ListingServer) -> tuple[Path, dict]:
-    """A working folder whose paperwire.toml reads the listing from the local HTTP server."""
+def site(db_url: str, tmp_path: Path, listing_server: ListingServer) -> tuple[Path, dict]:
+    """A working folder whose paperwire.toml reads the listing from the local HTTP server (its
+    database: ``db_url``, in ``PAPERWIRE_DB``)."""
     (tmp_path / "paperwire.toml").write_text(
-        f'db = "sqlite:///{tmp_path / "pw.db"}"\nout_dir = "{tmp_path / "out"}"\noutbox_dir = "{tmp_path / "outbox"}"\n'
+        f'out_dir = "{tmp_path / "out"}"\noutbox_dir = "{tmp_path / "outbox"}"\n'
         f'[schedule]\nsources = ["{listing_server.url}/daily.txt"]\ndispatch_minutes = 1\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
     env["PAPERWIRE_RELEVANCE_EMBEDDER"] = "off"  # see conftest: these tests are not about vectors
+    env["PAPERWIRE_DB"] = db_url
     readers = tmp_path / "readers.json"
     _write_readers(readers, 6)
     done = subprocess.run([sys.executable, "-m", "paperwire", "subscribers", "import", str(readers)], cwd=tmp_path,
@@ -146,9 +148,25 @@ def site(tmp_path: Path, listing_server: ListingServer) -> tuple[Path, dict]:
     return tmp_path, env
 
 
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test():
+    """A test that failed before stopping its daemon kills it: otherwise it runs on after the
+    suite (on PostgreSQL, trying its dropped database again and again)."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+
+
 def _daemon(cwd: Path, env: dict, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "paperwire", "--log-format", "json", *extra, "schedule"],
-                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _started.append(subprocess.Popen([sys.executable, "-m", "paperwire", "--log-format", "json", *extra, "schedule"],
+                                     cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return _started[-1]
 
 
 def _wait_for(condition, timeout: float = 60.0) -> None:
@@ -180,7 +198,7 @@ def test_schedule_ingests_sends_writes_feeds_and_stops_cleanly(site, listing_ser
     assert all(line["level"] in ("info", "warning", "error") and "time" in line for line in lines)
     recipients = collections.Counter(email.message_from_bytes(f.read_bytes())["To"] for f in outbox.glob("*.eml"))
     assert set(recipients.values()) == {1} and len(recipients) == 6
-    engine = sa.create_engine(f"sqlite:///{cwd / 'pw.db'}")
+    engine = sa.create_engine(env["PAPERWIRE_DB"])
     with engine.connect() as conn:
         jobs = {row.id for row in conn.execute(sa.text("SELECT id FROM apscheduler_jobs"))}
     engine.dispose()
@@ -210,9 +228,11 @@ def test_sigterm_mid_send_finishes_in_flight_and_the_next_run_sends_the_rest_onc
     assert 1 <= first < 6
     run = next(line for line in lines if line.get("event") == "dispatch")
     assert run["sent"] == first and run["unknown"] == 0
-    with sa.create_engine(f"sqlite:///{cwd / 'pw.db'}").connect() as conn:
+    engine = sa.create_engine(env["PAPERWIRE_DB"])
+    with engine.connect() as conn:
         states = dict(conn.execute(sa.text("SELECT status, count(*) FROM deliveries GROUP BY status")).all())
         handed_over = conn.execute(sa.text("SELECT count(*) FROM deliveries WHERE status != 'sent' AND attempts > 0")).scalar_one()
+    engine.dispose()
     # Nothing claimed and left behind. A message already taken from the queue when the stop
     # came (more likely on a busy machine) is recorded deferred, never handed to the server.
     assert set(states) <= {"sent", "deferred"} and states["sent"] == first and handed_over == 0
@@ -229,6 +249,7 @@ def test_schedule_help_names_the_settings(run_cli):
     assert "schedule.dispatch_minutes" in text and "SIGTERM" in text
 
 
+@pytest.mark.sqlite_only("a password in the URL's query, which only SQLite ignores (PostgreSQL: tests/test_postgres.py)")
 def test_logs_name_the_failure_and_never_the_password(site):
     cwd, env = site
     import socket
@@ -236,16 +257,17 @@ def test_logs_name_the_failure_and_never_the_password(site):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     secret, db_secret = "s3cr3t-Pa55word", "db-Pa55word"
+    database = env["PAPERWIRE_DB"]
     env = {**env, "PAPERWIRE_SMTP_HOST": "127.0.0.1", "PAPERWIRE_SMTP_PORT": str(port),
            "PAPERWIRE_SMTP_USER": "digest", "PAPERWIRE_SMTP_PASSWORD": secret, "PAPERWIRE_SMTP_TIMEOUT": "2",
            # A password as PostgreSQL's drivers take it; SQLite warns that it ignores it (not a log line).
-           "PAPERWIRE_DB": f"sqlite:///{cwd / 'pw.db'}?password={db_secret}", "PYTHONWARNINGS": "ignore"}
+           "PAPERWIRE_DB": f"{database}?password={db_secret}", "PYTHONWARNINGS": "ignore"}
     daemon = _daemon(cwd, env)
     _wait_for(lambda: (cwd / "out" / "feeds").exists() or daemon.poll() is not None)
     time.sleep(1.0)
     lines = _stop(daemon)
     assert secret not in json.dumps(lines) and db_secret not in json.dumps(lines)
-    assert lines[0]["event"] == "schedule-start" and lines[0]["db"] == f"sqlite:///{cwd / 'pw.db'}?password=***"
+    assert lines[0]["event"] == "schedule-start" and lines[0]["db"] == f"{database}?password=***"
     errors = [line for line in lines if line["level"] == "error"]
     assert errors and any(f"127.0.0.1:{port}" in line["message"] for line in errors)
     assert next(line for line in lines if line.get("event") == "dispatch")["sent"] == 0
@@ -370,14 +392,14 @@ def test_feeds_are_rebuilt_only_when_papers_or_public_topics_change(store, tmp_p
 
 
 @pytest.mark.slow
-def test_daemons_starting_at_once_on_a_new_database_all_make_their_job_store(tmp_path):
+def test_daemons_starting_at_once_on_a_new_database_all_make_their_job_store(new_db, tmp_path):
     """Four processes set up the scheduler's job store on one database at the same moment,
     twelve times over: none dies on "table apscheduler_jobs already exists"."""
     from paperwire.store import Store
 
     from . import concurrently
 
-    urls = [f"sqlite:///{tmp_path / f'pw{i}.sqlite3'}" for i in range(12)]
+    urls = [new_db(tmp_path / f"pw{i}.sqlite3") for i in range(12)]
     for url in urls:  # migrated first: this race is the job store's own
         Store(url).close()
     outcomes = concurrently.at_once(concurrently.start_scheduler, urls, processes=4)

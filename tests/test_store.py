@@ -84,8 +84,8 @@ def test_a_maximum_stored_above_todays_limit_reads_as_the_limit(store):
     assert [reader.max_papers for reader in store.subscribers()] == [MAX_PAPERS_LIMIT]
 
 
-def test_merge_is_the_same_whichever_source_comes_first(tmp_path):
-    one, two = Store(f"sqlite:///{tmp_path / 'a.db'}"), Store(f"sqlite:///{tmp_path / 'b.db'}")
+def test_merge_is_the_same_whichever_source_comes_first(new_db, tmp_path):
+    one, two = Store(new_db(tmp_path / "a.db")), Store(new_db(tmp_path / "b.db"))
     ingest(one, SEED, DATA / "hf_daily_papers.json")
     ingest(two, DATA / "hf_daily_papers.json", SEED)
 
@@ -151,6 +151,7 @@ def test_recapture_of_a_day_updates_ranks(store):
     assert [ranks[p.title] for p in listing.papers] == [1, 2, 3]
 
 
+@pytest.mark.sqlite_only("WAL and SQLite's pragmas")
 def test_sqlite_runs_in_wal_mode(store):
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -195,13 +196,13 @@ def test_times_come_back_timezone_aware_in_utc(store):
 
 
 @pytest.mark.slow
-def test_processes_opening_a_new_database_at_once_all_get_the_whole_schema(tmp_path):
+def test_processes_opening_a_new_database_at_once_all_get_the_whole_schema(new_db, tmp_path):
     """Four processes start on one new (or older) database at the same moment, five times over:
     each opens it, none dies on "table alembic_version already exists"."""
     from . import concurrently
 
-    fresh = [f"sqlite:///{tmp_path / f'new{i}.sqlite3'}" for i in range(3)]
-    older = [f"sqlite:///{tmp_path / f'old{i}.sqlite3'}" for i in range(2)]
+    fresh = [new_db(tmp_path / f"new{i}.sqlite3") for i in range(3)]
+    older = [new_db(tmp_path / f"old{i}.sqlite3") for i in range(2)]
     for url in older:  # migrations left to run from an older revision, too
         engine = store_module.create_engine(url)
         store_module.upgrade(engine, "0002")

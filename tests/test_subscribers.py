@@ -97,14 +97,14 @@ def test_public_topic_names_must_give_distinct_feed_names(run_cli):
 
 
 @pytest.mark.parametrize("suffix", ["json", "csv"])
-def test_export_then_import_round_trips(run_cli, tmp_path, suffix):
+def test_export_then_import_round_trips(run_cli, new_db, tmp_path, suffix):
     run_cli("subscribe", "ada@example.org", "--topic", 'Scaling="scaling laws", MoE', "--name", 'Ada "the" L., Jr')
     run_cli("subscribe", "bob@example.org", "--topic", "RAG", "--topic", "title:diffusion -video",
             "--cadence", "weekly:mon", "--tz", "Asia/Tokyo")
     before = readers(run_cli)
     exported = tmp_path / f"readers.{suffix}"
     assert run_cli("subscribers", "export", "-o", exported).exit_code == 0
-    other_db = f"sqlite:///{tmp_path / 'other.db'}"
+    other_db = new_db(tmp_path / "other.db")
     result = run_cli("--db", other_db, "subscribers", "import", exported, db=False)
     assert result.exit_code == 0, result.output
     again = json.loads(run_cli("--db", other_db, "subscribers", "--json", db=False).stdout)

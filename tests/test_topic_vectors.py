@@ -103,8 +103,8 @@ def test_example_papers_are_read_in_a_few_queries_however_many(store):
 
 
 @pytest.fixture
-def site(tmp_path) -> Site:
-    made = make_site(tmp_path)
+def site(new_db, tmp_path) -> Site:
+    made = make_site(new_db, tmp_path)
     yield made
     made.client.close()
     made.store.close()

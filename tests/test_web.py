@@ -77,8 +77,9 @@ class Site:
         return self.store.save_subscriber(build_subscriber(address, status=status, topics=topics))[0]
 
 
-def make_site(tmp_path: Path, *, ingest: bool = True, **extra) -> Site:
-    settings = Settings(**{"db": f"sqlite:///{tmp_path / 'web.sqlite3'}", "out_dir": tmp_path / "out",
+def make_site(new_db, tmp_path: Path, *, ingest: bool = True, **extra) -> Site:
+    """The web app on a new database (``new_db``, the conftest fixture), an outbox in ``tmp_path``."""
+    settings = Settings(**{"db": new_db(tmp_path / "web.sqlite3"), "out_dir": tmp_path / "out",
                            "outbox_dir": tmp_path / "outbox", "base_url": BASE, "secret_key": SECRET,
                            "admin_token": ADMIN, **extra})
     store = Store(settings.db)
@@ -90,8 +91,8 @@ def make_site(tmp_path: Path, *, ingest: bool = True, **extra) -> Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Site:
-    made = make_site(tmp_path)
+def site(new_db, tmp_path: Path) -> Site:
+    made = make_site(new_db, tmp_path)
     yield made
     made.client.close()
     made.store.close()
@@ -142,8 +143,8 @@ def test_home_shows_the_latest_listing_and_the_form(site: Site, seed_papers) -> 
     assert "httponly" in cookie and "samesite=lax" in cookie
 
 
-def test_home_without_listings(tmp_path: Path) -> None:
-    empty = make_site(tmp_path, ingest=False)
+def test_home_without_listings(new_db, tmp_path: Path) -> None:
+    empty = make_site(new_db, tmp_path, ingest=False)
     page = empty.client.get("/")
     assert page.status_code == 200 and "No listing yet" in page.text
 
@@ -318,12 +319,12 @@ def test_pending_changes_are_erased_with_the_reader(site: Site) -> None:
     assert site.store.pending_change_count(reader.id) == 0
 
 
-def test_csrf_is_required_on_forms(site: Site) -> None:
+def test_csrf_is_required_on_forms(site: Site, new_db) -> None:
     data = {"email": "ada@example.org", "topics": "LLM", "cadence": "daily", "hour": "8", "timezone": "UTC"}
     assert site.client.post("/subscribe", data=data).status_code == 403
     assert site.client.post("/subscribe", data={**data, "csrf_token": "forged"}).status_code == 403
     # A token signed for another browser's cookie does not fit this browser's cookie.
-    other = make_site(site.outbox.parent / "other")
+    other = make_site(new_db, site.outbox.parent / "other")
     foreign = other.csrf()
     answer = site.client.post("/subscribe", data={**data, "csrf_token": foreign})
     assert answer.status_code == 403 and "expired" in answer.text
@@ -351,8 +352,8 @@ def test_tokens_expire_and_do_not_cross_purposes() -> None:
         tokens.read_confirmation(link, max_age=-1)
 
 
-def test_subscribe_rate_limit_per_client(tmp_path: Path) -> None:
-    limited = make_site(tmp_path, subscribe_rate_per_hour=2)
+def test_subscribe_rate_limit_per_client(new_db, tmp_path: Path) -> None:
+    limited = make_site(new_db, tmp_path, subscribe_rate_per_hour=2)
     assert limited.subscribe("a1@example.org").status_code == 200
     assert limited.subscribe("a2@example.org").status_code == 200
     third = limited.subscribe("a3@example.org")

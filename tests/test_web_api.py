@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from paperwire.subscribers import make_topic
 
+from .databases import sqlite_url
 from .test_web import ADMIN, BASE, EDITION, Site, make_site, site  # noqa: F401  (site is a fixture)
 
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -33,8 +34,8 @@ def test_preview_errors_name_the_field(site: Site) -> None:
     assert site.client.get("/api/preview", params={"q": "x", "limit": 99}).status_code == 422
 
 
-def test_preview_before_any_listing(tmp_path: Path) -> None:
-    empty = make_site(tmp_path, ingest=False)
+def test_preview_before_any_listing(new_db, tmp_path: Path) -> None:
+    empty = make_site(new_db, tmp_path, ingest=False)
     data = empty.client.get("/api/preview", params={"q": "LLM"}).json()
     assert data == {"query": "LLM", "listing_date": None, "count": 0, "papers": []}
 
@@ -48,8 +49,8 @@ def test_admin_routes_need_the_token(site: Site, path: str) -> None:
     assert site.client.get(path, headers=AUTH).status_code in (200, 404)
 
 
-def test_admin_api_is_off_without_a_token(tmp_path: Path) -> None:
-    off = make_site(tmp_path, admin_token="")
+def test_admin_api_is_off_without_a_token(new_db, tmp_path: Path) -> None:
+    off = make_site(new_db, tmp_path, admin_token="")
     answer = off.client.get("/api/subscribers", headers={"Authorization": "Bearer "})
     assert answer.status_code == 403 and "PAPERWIRE_ADMIN_TOKEN" in answer.json()["detail"]
 
@@ -122,7 +123,7 @@ def _schema_app():
     """
     import tempfile
 
-    made = make_site(Path(tempfile.mkdtemp(prefix="paperwire-schemathesis-")))
+    made = make_site(sqlite_url, Path(tempfile.mkdtemp(prefix="paperwire-schemathesis-")))  # made at collection: SQLite
     made.store.add_public_topic(make_topic("Trending", "*", public=True))
     return made.client.app
 

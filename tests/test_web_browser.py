@@ -67,7 +67,7 @@ class Inbox:
 
 
 @pytest.fixture
-def running(tmp_path: Path):
+def running(new_db, tmp_path: Path):
     """(base URL, settings, store, inbox) with the web app and an SMTP server on 127.0.0.1."""
     inbox = Inbox()
     smtp_port = free_port()
@@ -75,7 +75,7 @@ def running(tmp_path: Path):
     smtp.start()
     web_port = free_port()
     base = f"http://127.0.0.1:{web_port}"
-    settings = Settings(db=f"sqlite:///{tmp_path / 'e2e.sqlite3'}", out_dir=tmp_path / "out", base_url=base,
+    settings = Settings(db=new_db(tmp_path / "e2e.sqlite3"), out_dir=tmp_path / "out", base_url=base,
                         secret_key="e2e-secret-" + "z" * 40, smtp_host="127.0.0.1", smtp_port=smtp_port,
                         smtp_timeout=5.0, smtp_max_attempts=2)
     store = Store(settings.db)

@@ -36,8 +36,8 @@ HOSTILE = "evil.example"
 
 
 @pytest.fixture
-def site(tmp_path: Path):
-    made = make_site(tmp_path)
+def site(new_db, tmp_path: Path):
+    made = make_site(new_db, tmp_path)
     yield made
     made.client.close()
     made.store.close()
@@ -53,21 +53,21 @@ def _form(site: Site, address: str, client: TestClient | None = None) -> dict:
 # -- item 10: whose address the rate limit counts ---------------------------------------------
 
 
-def _site_from(tmp_path: Path, client_host: str, **extra) -> Site:
-    made = make_site(tmp_path, **extra)
+def _site_from(new_db, tmp_path: Path, client_host: str, **extra) -> Site:
+    made = make_site(new_db, tmp_path, **extra)
     made.client = TestClient(made.client.app, base_url=BASE, client=(client_host, 40000))
     return made
 
 
-def test_a_spoofed_forwarded_for_does_not_bypass_the_limit(tmp_path: Path) -> None:
-    site = _site_from(tmp_path, "127.0.0.1", subscribe_rate_per_hour=2)
+def test_a_spoofed_forwarded_for_does_not_bypass_the_limit(new_db, tmp_path: Path) -> None:
+    site = _site_from(new_db, tmp_path, "127.0.0.1", subscribe_rate_per_hour=2)
     answers = [site.client.post("/subscribe", data=_form(site, f"a{i}@example.org"),
                                 headers={"X-Forwarded-For": f"198.51.100.{i}"}) for i in range(4)]
     assert [a.status_code for a in answers] == [200, 200, 429, 429]
 
 
-def test_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path: Path) -> None:
-    site = _site_from(tmp_path, "10.1.2.3", subscribe_rate_per_hour=2, trusted_proxies=("10.0.0.0/8",))
+def test_forwarded_for_counts_only_from_a_trusted_proxy(new_db, tmp_path: Path) -> None:
+    site = _site_from(new_db, tmp_path, "10.1.2.3", subscribe_rate_per_hour=2, trusted_proxies=("10.0.0.0/8",))
     # Behind the proxy, each client has its own count ...
     for i in range(4):
         answer = site.client.post("/subscribe", data=_form(site, f"a{i}@example.org"),
@@ -78,14 +78,14 @@ def test_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path: Path) -> None:
                                 headers={"X-Forwarded-For": f"203.0.113.{i}, 198.51.100.77"}) for i in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 429]
     # A connection that is not from the proxy is counted by its own address.
-    direct = _site_from(tmp_path / "direct", "192.0.2.9", subscribe_rate_per_hour=1, trusted_proxies=("10.0.0.0/8",))
+    direct = _site_from(new_db, tmp_path / "direct", "192.0.2.9", subscribe_rate_per_hour=1, trusted_proxies=("10.0.0.0/8",))
     statuses = [direct.client.post("/subscribe", data=_form(direct, f"c{i}@example.org"),
                                    headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code for i in range(2)]
     assert statuses == [200, 429]
 
 
-def test_the_limit_is_shared_by_every_process_on_the_database(tmp_path: Path) -> None:
-    first = make_site(tmp_path, subscribe_rate_per_hour=2)
+def test_the_limit_is_shared_by_every_process_on_the_database(new_db, tmp_path: Path) -> None:
+    first = make_site(new_db, tmp_path, subscribe_rate_per_hour=2)
     second_app = create_app(first.settings, transport=OutboxTransport(first.settings.outbox_dir, fsync=False),
                             clock=first.clock)  # its own Store, as another `serve` process has
     second = TestClient(second_app, base_url=BASE)
@@ -126,12 +126,12 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _serve(tmp_path: Path, **env: str):
+def _serve(db: str, tmp_path: Path, **env: str):
     port = _free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
     environ.update(PYTHONPATH=str(Path(paperwire.__file__).resolve().parents[1]), PAPERWIRE_SECRET_KEY=SECRET,
                    PAPERWIRE_BASE_URL=f"http://127.0.0.1:{port}", **env)
-    server = subprocess.Popen([sys.executable, "-m", "paperwire", "--db", f"sqlite:///{tmp_path / 'serve.sqlite3'}",
+    server = subprocess.Popen([sys.executable, "-m", "paperwire", "--db", db,
                                "serve", "--port", str(port)], cwd=tmp_path, env=environ,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
@@ -148,10 +148,10 @@ def _serve(tmp_path: Path, **env: str):
 
 
 @pytest.mark.parametrize("trusted", ["", "127.0.0.1"])
-def test_serve_trusts_forwarded_for_only_from_trusted_proxies(tmp_path: Path, trusted: str) -> None:
+def test_serve_trusts_forwarded_for_only_from_trusted_proxies(new_db, tmp_path: Path, trusted: str) -> None:
     """Under `paperwire serve` (uvicorn), a client on 127.0.0.1 cannot spoof its address unless
     127.0.0.1 is a configured proxy: uvicorn's own proxy handling must not trust it first."""
-    server, base = _serve(tmp_path, PAPERWIRE_SUBSCRIBE_RATE_PER_HOUR="2", PAPERWIRE_TRUSTED_PROXIES=trusted)
+    server, base = _serve(new_db(tmp_path / "serve.sqlite3"), tmp_path, PAPERWIRE_SUBSCRIBE_RATE_PER_HOUR="2", PAPERWIRE_TRUSTED_PROXIES=trusted)
     try:
         with httpx.Client(base_url=base, timeout=10) as client:
             token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text).group(1)
@@ -338,8 +338,8 @@ def test_trusted_proxies_parser_gives_networks_or_a_clear_error(value) -> None:
 
 @hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(forwarded=HEADER_TEXT)
-def test_any_forwarded_for_from_a_proxy_is_a_normal_answer(tmp_path_factory, forwarded: str) -> None:
-    site = _site_from(tmp_path_factory.mktemp("xff"), "127.0.0.1", trusted_proxies=("127.0.0.1",),
+def test_any_forwarded_for_from_a_proxy_is_a_normal_answer(new_db, tmp_path_factory, forwarded: str) -> None:
+    site = _site_from(new_db, tmp_path_factory.mktemp("xff"), "127.0.0.1", trusted_proxies=("127.0.0.1",),
                       subscribe_rate_per_hour=10**6)
     answer = site.client.post("/subscribe", data=_form(site, "a@example.org"),
                               headers={"X-Forwarded-For": forwarded.encode("latin-1")})

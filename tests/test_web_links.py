@@ -32,8 +32,8 @@ URL_IN_TEXT = re.compile(re.escape(BASE) + r"[^\s\"'<>\\)\]]*")
 
 
 @pytest.fixture
-def site(tmp_path: Path):
-    made = make_site(tmp_path)
+def site(new_db, tmp_path: Path):
+    made = make_site(new_db, tmp_path)
     made.store.add_public_topic(make_topic("Language models", "LLM", public=True))
     made.store.add_public_topic(make_topic("Trending", "*", public=True))
     yield made
@@ -214,9 +214,9 @@ def test_paper_ids_with_a_slash_have_a_page(site: Site) -> None:
     assert "Old style id" in site.client.get(urlsplit(link).path).text
 
 
-def test_a_public_topic_named_trending_never_takes_the_place_of_the_trending_feed(tmp_path):
+def test_a_public_topic_named_trending_never_takes_the_place_of_the_trending_feed(new_db, tmp_path):
     """Feed names are identities: the built-in trending feed (and the OPML list) keep theirs."""
-    site = make_site(tmp_path)
+    site = make_site(new_db, tmp_path)
     site.store.add_public_topic(make_topic("Trending", "\"scaling laws\"", public=True))
     site.store.add_public_topic(make_topic("OPML", "RAG", public=True))
     trending = feedparser.parse(site.client.get("/feeds/trending.atom").content)

@@ -367,11 +367,16 @@ def _from_file(path: Path) -> dict[str, Any]:
     return dict(_convert(key, value, source + f" (key '{key}')") for key, value in _flatten(data).items())
 
 
+# PAPERWIRE_ variables that are no setting: the config file, and the test suite's PostgreSQL server
+# (tests/databases.py), which CI exports to every process the tests start.
+_NOT_SETTINGS = ("PAPERWIRE_CONFIG", "PAPERWIRE_TEST_DB")
+
+
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     known = {env_var(f.name): f.name for f in fields(Settings) if f.name not in _TOML_ONLY}
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in ("PAPERWIRE_CONFIG",):
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
             continue
         if name not in known:
             log.warning("ignoring unknown environment variable %s", name)

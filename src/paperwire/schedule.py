@@ -16,19 +16,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import pickle
 import threading
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_ERROR
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import ConflictingIdError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.util import datetime_to_utc_timestamp
 
 from . import pipeline, redact
 from .config import Settings
 from .errors import PaperwireError
 from .runs import Heartbeat
-from .store import Store, schema_lock
+from .store import Store, insert_unless_taken, schema_lock
 
 log = logging.getLogger(__name__)
 JOB_TABLE = "apscheduler_jobs"
@@ -161,10 +165,31 @@ def _job_store(store: Store) -> SQLAlchemyJobStore:
     APScheduler checks for its table, then creates it: of two daemons starting at once
     on a new database, the second would die on "table apscheduler_jobs already exists".
     """
-    jobstore = SQLAlchemyJobStore(engine=store.engine, tablename=JOB_TABLE)
+    jobstore = _JobStore(engine=store.engine, tablename=JOB_TABLE)
     with schema_lock(store.engine) as connection:
         jobstore.jobs_t.create(connection, checkfirst=True)
     return jobstore
+
+
+class _JobStore(SQLAlchemyJobStore):
+    """APScheduler's job store, whose INSERT of a job already stored adds nothing instead of failing.
+
+    ``build_scheduler`` adds both jobs at every start with ``replace_existing``, which
+    APScheduler does as an INSERT and, on ConflictingIdError, an UPDATE: the INSERT of the
+    jobs the last start stored failed at every restart (an error in PostgreSQL's log each time).
+    """
+
+    def add_job(self, job) -> None:
+        try:
+            with self.engine.begin() as connection:
+                added = connection.execute(insert_unless_taken(connection, self.jobs_t).values(
+                    id=job.id, next_run_time=datetime_to_utc_timestamp(job.next_run_time),
+                    job_state=pickle.dumps(job.__getstate__(), self.pickle_protocol)
+                ).returning(self.jobs_t.c.id)).first()
+        except sa.exc.IntegrityError:  # a database without ON CONFLICT
+            added = None
+        if added is None:
+            raise ConflictingIdError(job.id)
 
 
 def _scheduler_alive(scheduler: BackgroundScheduler) -> bool:

@@ -8,7 +8,7 @@ default SQLite (which runs in WAL mode so readers never block the writer).
 
 from __future__ import annotations
 
-from .base import MIGRATIONS, create_engine, schema_lock, upgrade
+from .base import MIGRATIONS, create_engine, insert_unless_taken, schema_lock, upgrade
 from .deliveries import DeliveryStore, ReaderHistory
 from .papers import FetchValidators, IngestCounts, ListingSummary, PaperStore
 from .readers import ReaderStore

@@ -13,7 +13,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.sql.dml import Insert
 
 from .. import redact
 from ..errors import StoreError
@@ -21,6 +23,8 @@ from ..errors import StoreError
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _LOCKED_RETRIES = 5  # times a new database's schema is tried again when SQLite says "locked" at once
 _CHUNK = 500  # ids per IN (...) clause, well under every database's parameter limit
+# The databases whose INSERT takes ON CONFLICT DO NOTHING, and SQLAlchemy's insert() that writes it.
+ON_CONFLICT_DIALECTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 # pg_advisory_xact_lock key taken while the schema changes (any 64-bit number other apps are unlikely to use).
 _SCHEMA_LOCK_KEY = 0x70617065727769  # "paperwi"
 
@@ -45,11 +49,22 @@ def create_engine(url: str) -> Engine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = sa.create_engine(parsed)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+    except ImportError as exc:  # SQLAlchemy imports the URL's driver here
+        raise StoreError(f"cannot use database {redact.url(parsed)}: {_missing_driver(parsed, exc)}") from None
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise StoreError(f"cannot use database {redact.url(parsed)}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _missing_driver(url: sa.URL, exc: ImportError) -> str:
+    """What to install when the driver of ``url`` is missing: for PostgreSQL, paperwire's extra."""
+    driver = url.get_driver_name()
+    if url.get_backend_name() == "postgresql":
+        return (f"its driver {driver} is not installed ({exc}); paperwire's PostgreSQL support (psycopg 3) "
+                f"installs with: pip install 'paperwire[postgres]', for a URL postgresql+psycopg://user@host/db")
+    return f"its driver {driver} is not installed ({exc})"
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -106,6 +121,18 @@ def schema_lock(engine: Engine) -> Iterator[Connection]:
             connection.rollback()
             raise
         connection.commit()
+
+
+def insert_unless_taken(conn: Connection, table: sa.Table) -> Insert:
+    """An INSERT into ``table`` that adds nothing when a unique key of the row is taken
+    (``ON CONFLICT DO NOTHING``, on SQLite and PostgreSQL): a key already there is an expected
+    answer (a reader already sent this slot), not an error in the server's log and a rolled-back
+    transaction. Whether the row went in: add ``.returning(key column)`` and see if a row comes
+    back (the rowcount is -1 with psycopg). On other databases a plain INSERT: the caller still
+    catches IntegrityError.
+    """
+    dialect_insert = ON_CONFLICT_DIALECTS.get(conn.dialect.name)
+    return dialect_insert(table).on_conflict_do_nothing() if dialect_insert else table.insert()
 
 
 def _chunks(values: Sequence, size: int = _CHUNK) -> Iterator[Sequence]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .base import _chunks, _now
+from .base import _chunks, _now, insert_unless_taken
 from .schema import deliveries, runs, sent_papers, subscribers
 
 # Delivery states. "deferred" (temporary failure) is claimed again by the next run.
@@ -160,8 +160,8 @@ class DeliveryStore:
             return None
         try:
             with self.engine.begin() as conn:
-                return conn.execute(deliveries.insert().values(
-                    subscriber_id=subscriber_id, attempts=0, detail="", **values)).inserted_primary_key[0]
+                return conn.execute(insert_unless_taken(conn, deliveries).values(
+                    subscriber_id=subscriber_id, attempts=0, detail="", **values).returning(deliveries.c.id)).scalar()
         except sa.exc.IntegrityError:
             return None
 
@@ -177,7 +177,7 @@ class DeliveryStore:
         values = {"slot": slot, "edition": edition, "status": ERROR, "run_id": run_id, "message_id": "",
                   "papers": [], "code": None, "detail": detail[:2000], "claimed_at": _now(), "finished_at": _now()}
         try:
-            with self.engine.begin() as conn:
+            with self.engine.connect() as conn, conn.begin() as transaction:
                 before = conn.execute(sa.select(deliveries.c.attempts).where(
                     deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == ERROR,
                     deliveries.c.slot == slot)).scalar()
@@ -186,8 +186,10 @@ class DeliveryStore:
                 taken = conn.execute(deliveries.update().where(
                     deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == DEFERRED,
                     deliveries.c.slot <= slot).values(**values))
-                if not taken.rowcount:
-                    conn.execute(deliveries.insert().values(subscriber_id=subscriber_id, **values))
+                if not taken.rowcount and conn.execute(insert_unless_taken(conn, deliveries).values(
+                        subscriber_id=subscriber_id, **values).returning(deliveries.c.id)).first() is None:
+                    transaction.rollback()  # the slot is taken: change nothing
+                    return None
             return values["attempts"]
         except sa.exc.IntegrityError:
             return None
@@ -200,14 +202,16 @@ class DeliveryStore:
     def record_empty(self, subscriber_id: int, slot: dt.date, edition: str, run_id: str) -> bool:
         """Settle a due slot that had nothing new; False when another run settled it first."""
         try:
-            with self.engine.begin() as conn:
+            with self.engine.connect() as conn, conn.begin() as transaction:
                 conn.execute(deliveries.delete().where(deliveries.c.subscriber_id == subscriber_id,
                                                        deliveries.c.status.in_([DEFERRED, ERROR]),
                                                        deliveries.c.slot <= slot))
-                conn.execute(deliveries.insert().values(
-                    subscriber_id=subscriber_id, slot=slot, edition=edition, status=EMPTY, run_id=run_id,
-                    message_id="", papers=[], attempts=0, detail="nothing new for this reader",
-                    claimed_at=_now(), finished_at=_now()))
+                if conn.execute(insert_unless_taken(conn, deliveries).values(
+                        subscriber_id=subscriber_id, slot=slot, edition=edition, status=EMPTY, run_id=run_id,
+                        message_id="", papers=[], attempts=0, detail="nothing new for this reader",
+                        claimed_at=_now(), finished_at=_now()).returning(deliveries.c.id)).first() is None:
+                    transaction.rollback()  # settled by another run: change nothing
+                    return False
             return True
         except sa.exc.IntegrityError:
             return False

@@ -11,10 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from .base import _chunks, _now
+from .base import ON_CONFLICT_DIALECTS, _chunks, _now, insert_unless_taken
 from .schema import topics, vectors
 
 _FLOAT32 = np.dtype("<f4")
@@ -77,9 +76,8 @@ class VectorStore:
 def _insert_new(conn: Connection, values: Sequence[dict]) -> None:
     """INSERT, skipping rows whose key is already there (ON CONFLICT DO NOTHING where the
     database has it; otherwise the keys present are looked up first)."""
-    upsert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(conn.dialect.name)
-    if upsert is not None:
-        conn.execute(upsert(vectors).on_conflict_do_nothing(), list(values))
+    if conn.dialect.name in ON_CONFLICT_DIALECTS:
+        conn.execute(insert_unless_taken(conn, vectors), list(values))
         return
     model_ids = {value["model_id"] for value in values}
     present = set(conn.execute(sa.select(vectors.c.model_id, vectors.c.text_sha256).where(
