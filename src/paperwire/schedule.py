@@ -109,7 +109,12 @@ def dispatch_job():
     store, settings = daemon.store, daemon.settings
     report = None
     try:  # an unreachable SMTP server is in report.error (and logged); the next run tries again
-        report = dispatch.dispatch(store, settings, stop=daemon.stop)
+        if settings.workers_enabled:  # queued for `paperwire worker` processes, not sent here
+            from . import workers
+
+            report = workers.enqueue(store, settings).report
+        else:
+            report = dispatch.dispatch(store, settings, stop=daemon.stop)
     except PaperwireError as exc:  # a bad setting, an unreadable password file: logged, retried next time
         log.error("dispatch failed: %s", exc, extra={"fields": {"event": "dispatch-error", "error": str(exc)}})
     except Exception as exc:  # anything else: logged with its traceback; the feeds are still rewritten
