@@ -26,6 +26,7 @@ from paperwire.config import load_settings
 from paperwire.errors import ConfigError
 from paperwire.store import Store
 
+from .conftest import SEED
 from .test_dispatch import Inbox, readers_store, smtp_server  # noqa: F401  (fixture)
 
 # Fast enough for tests: a worker silent for 2 s is dead (the defaults are 10 s and 30 s).
@@ -210,3 +211,28 @@ def test_a_worker_killed_mid_batch_its_batch_finishes_elsewhere_nobody_twice_nob
     assert finished_in < 60, finished_in
     assert _batch_pids(store) == {doomed.pid, rescuer[0].pid}
     assert store.delivery_counts().get("sending", 0) == 0  # every claim settled
+
+
+def test_the_daemon_queues_its_dispatches_for_the_workers(pg_url, tmp_path, smtp_server):
+    inbox = Inbox()
+    env = _env(pg_url, tmp_path, smtp_server(inbox), PAPERWIRE_WORKERS_BATCH_SIZE="10",
+               PAPERWIRE_SCHEDULE_SOURCES=str(SEED))
+    store = readers_store(pg_url, 40)
+    workers.ensure_schema(store)
+    started = _start_workers(store, env, tmp_path, 2)
+    daemon = _paperwire(["--log-format", "json", "schedule"], env, tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        while len(inbox.messages) < 40:
+            assert time.monotonic() < deadline and daemon.poll() is None, len(inbox.messages)
+            time.sleep(0.05)
+        time.sleep(0.5)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=60)
+        _stop(started)
+    lines = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
+    run = next(line for line in lines if line.get("event") == "dispatch")
+    assert (run["batches"], run["queued"], run["sent"]) == (4, 40, 0)  # queued, not sent by the daemon
+    assert inbox.count_by_recipient() == {f"reader{i:03d}@example.org": 1 for i in range(40)}
+    assert _batch_pids(store) <= {p.pid for p in started} and len(store.recent_runs(100, kind="batch")) == 4
