@@ -7,7 +7,6 @@ CREATE DATABASE from); each test gets a fresh database, dropped afterwards. With
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import signal

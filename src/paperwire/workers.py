@@ -21,7 +21,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 
@@ -41,6 +41,9 @@ BATCH_RUN = "batch"  # the kind of a batch's run row; its summary names the disp
 # pg_advisory_xact_lock key held while a dispatch looks at the queue and enqueues ("paperwq").
 _ENQUEUE_LOCK_KEY = 0x7061706572777071
 _UNFINISHED = ("todo", "doing")
+# Batch runs are found by their dispatch id among the runs started since the dispatch, less this
+# much: their start times come from the clocks of the workers' hosts.
+_CLOCK_SKEW = dt.timedelta(hours=1)
 
 
 def _procrastinate():
@@ -204,7 +207,7 @@ def _job_states(store: Store, jobs: Sequence[int]) -> dict[int, str]:
 def _total(store: Store, enqueued: Enqueued, failed: Sequence[int], pending: Sequence[int]) -> dispatch.SendReport:
     total = dispatch.SendReport(**{**enqueued.report.as_dict()})
     errors = [total.error] if total.error else []
-    for summary in store.finished_summaries(BATCH_RUN, enqueued.started_at):
+    for summary in store.finished_summaries(BATCH_RUN, enqueued.started_at - _CLOCK_SKEW):
         if summary.get("dispatch") != enqueued.dispatch_id:
             continue
         for name in ("sent", "retried", "failed", "skipped", "deferred"):
@@ -245,7 +248,7 @@ def deliver_batch_job(*, dispatch: str, since: str, batch: int, edition: str, sl
     store, settings = _worker.store, _worker.settings
     started = dt.datetime.fromisoformat(since)
     if any(s.get("dispatch") == dispatch and s.get("batch") == batch
-           for s in store.finished_summaries(BATCH_RUN, started)):
+           for s in store.finished_summaries(BATCH_RUN, started - _CLOCK_SKEW)):
         return {"batch": batch, "already": True}
     report = sending.deliver_batch(store, settings, readers, dt.date.fromisoformat(slot),
                                    dt.date.fromisoformat(edition), extra={"dispatch": dispatch, "batch": batch})
@@ -303,9 +306,3 @@ def run_worker(store: Store, settings: Settings, *, concurrency: int = 1) -> Non
         asyncio.run(main())
     finally:
         _worker = None
-
-
-def unfinished_jobs(store: Store, jobs: Iterable[int]) -> int:
-    """How many of ``jobs`` are still queued or running (for status output and tests)."""
-    states = _job_states(store, list(jobs))
-    return sum(1 for state in states.values() if state in _UNFINISHED)
