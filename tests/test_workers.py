@@ -235,3 +235,25 @@ def test_the_daemon_queues_its_dispatches_for_the_workers(pg_url, tmp_path, smtp
     assert (run["batches"], run["queued"], run["sent"]) == (4, 40, 0)  # queued, not sent by the daemon
     assert inbox.count_by_recipient() == {f"reader{i:03d}@example.org": 1 for i in range(40)}
     assert _batch_pids(store) <= {p.pid for p in started} and len(store.recent_runs(100, kind="batch")) == 4
+
+
+def test_a_batch_runs_the_in_process_code_skips_readers_gone_and_never_runs_twice(pg_url, tmp_path, monkeypatch):
+    """The task itself, called as a worker calls it: its readers get what an in-process send
+    gives them; a reader who unsubscribed after the dispatch is skipped; a batch whose run
+    already finished (its worker died before the queue heard) is not run again."""
+    store = readers_store(pg_url, 6)
+    settings = load_settings(environ={"PAPERWIRE_DB": pg_url, "PAPERWIRE_WORKERS_ENABLED": "1",
+                                      "PAPERWIRE_OUTBOX_DIR": str(tmp_path / "outbox"),
+                                      "PAPERWIRE_RELEVANCE_EMBEDDER": "off"}, cwd=tmp_path)
+    enqueued = workers.enqueue(store, settings, everyone=True)
+    with store.engine.connect() as conn:
+        (args,) = [row.args for row in conn.execute(sa.text("SELECT args FROM procrastinate_jobs"))]
+    store.set_status("reader002@example.org", "unsubscribed")
+    monkeypatch.setattr(workers, "_worker", workers._Worker(store, settings))
+    assert workers.deliver_batch_job(**args) == {"batch": 0, "sent": 5, "skipped": 1, "failed": 0}
+    assert workers.deliver_batch_job(**args) == {"batch": 0, "already": True}
+    assert len(store.recent_runs(kind="batch")) == 1
+    total = workers._total(store, enqueued, failed=[], pending=[])
+    assert (total.sent, total.skipped, total.error) == (5, 1, "")
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 5
+    assert store.deliveries_of("reader002@example.org") == []

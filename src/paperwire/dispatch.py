@@ -1,5 +1,8 @@
 """One dispatch run: find the readers who are due, build their digests, send each exactly once.
 
+``deliver`` is the one way digests go out: for a whole dispatch in this process, or for one
+batch of readers on a worker (``deliver_batch``; workers.py queues the batches).
+
 The order of events per message is what makes "exactly once" hold across crashes:
 render, then claim (reader, slot) in a committed transaction, then hand the message
 to the transport, then record the server's answer. A claim is never taken twice; a
