@@ -49,7 +49,7 @@ def pg_url():
 
 
 def _env(pg_url: str, tmp_path: Path, port: int, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_") or k == "PAPERWIRE_TEST_DB"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
     return {**env, "PAPERWIRE_DB": pg_url, "PAPERWIRE_WORKERS_ENABLED": "1", "PAPERWIRE_SMTP_HOST": "127.0.0.1",
             "PAPERWIRE_SMTP_PORT": str(port), "PAPERWIRE_SMTP_TIMEOUT": "5", "PAPERWIRE_OUT_DIR": str(tmp_path / "out"),
             "PAPERWIRE_OUTBOX_DIR": str(tmp_path / "outbox"), "PAPERWIRE_RELEVANCE_EMBEDDER": "off", **FAST, **extra}
@@ -257,3 +257,26 @@ def test_a_batch_runs_the_in_process_code_skips_readers_gone_and_never_runs_twic
     assert (total.sent, total.skipped, total.error) == (5, 1, "")
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 5
     assert store.deliveries_of("reader002@example.org") == []
+
+
+def test_status_names_the_readers_a_batch_failed(pg_url, tmp_path, smtp_server, monkeypatch):
+    inbox = Inbox(refuse={"reader001@example.org"})
+    port = smtp_server(inbox)
+    store = readers_store(pg_url, 3)
+    environ = {"PAPERWIRE_DB": pg_url, "PAPERWIRE_WORKERS_ENABLED": "1", "PAPERWIRE_SMTP_HOST": "127.0.0.1",
+               "PAPERWIRE_SMTP_PORT": str(port), "PAPERWIRE_RELEVANCE_EMBEDDER": "off"}
+    settings = load_settings(environ=environ, cwd=tmp_path)
+    workers.enqueue(store, settings, everyone=True)
+    with store.engine.connect() as conn:
+        (args,) = [row.args for row in conn.execute(sa.text("SELECT args FROM procrastinate_jobs"))]
+    monkeypatch.setattr(workers, "_worker", workers._Worker(store, settings))
+    assert workers.deliver_batch_job(**args)["failed"] == 1
+    monkeypatch.delenv("PAPERWIRE_TEST_DB")
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    from click.testing import CliRunner
+
+    from paperwire.cli import cli
+
+    shown = CliRunner().invoke(cli, ["status"], catch_exceptions=False)
+    assert "failed: reader001@example.org (batch): reader001@example.org: 550 5.1.1" in shown.output, shown.output

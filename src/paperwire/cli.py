@@ -811,13 +811,16 @@ STATUS_FAILURES_SHOWN = 20
 
 
 def _latest_failures(store: Store) -> list[dict]:
-    """The failures of the web mails since the newest finished dispatch run, then of that run:
-    who did not get their mail, and why (the error text or the server's answer). Read apart
-    from the list of runs, so that many web mails cannot push the dispatch out of it."""
+    """The failures of the web mails since the newest finished dispatch run, then of that run and
+    of the workers' batches since it started: who did not get their mail, and why (the error text
+    or the server's answer). Read apart from the list of runs, so that many web mails or batches
+    cannot push the dispatch out of it."""
     last = store.recent_runs(1, kind="dispatch", finished=True)
-    mails = store.recent_runs(STATUS_FAILURES_SHOWN + 1, kind="web-mail", since=last[0].started_at if last else None)
+    since = last[0].started_at if last else None
+    mails = store.recent_runs(STATUS_FAILURES_SHOWN + 1, kind="web-mail", since=since)
+    batches = store.recent_runs(1000, kind="batch", since=since, finished=True) if last else []
     return [{**failure, "run": run.id, "kind": run.kind}
-            for run in (*mails, *last) for failure in (run.summary or {}).get("failures", [])]
+            for run in (*mails, *last, *batches) for failure in (run.summary or {}).get("failures", [])]
 
 
 def _echo_failures(failures: list[dict]) -> None:
