@@ -22,6 +22,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from .errors import PaperwireError
+
 STANDBY_POLL = 1.0  # seconds between a standby's tries
 _KEY = 0x7061706572777363  # pg advisory lock key: "paperwsc"
 
@@ -90,7 +92,10 @@ class FileLock:
         import fcntl
 
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise PaperwireError(f"cannot open the scheduler lock file {self.path}: {exc.strerror}") from None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
