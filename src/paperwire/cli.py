@@ -628,30 +628,44 @@ def demo(app: App, seeds: Path | None, examples: Path | None) -> None:
 @cli.command()
 @click.option("--only", metavar="EMAIL", help="Only this reader (if due, or with --all).")
 @click.option("--all", "everyone", is_flag=True, help="Everyone active now, whatever their send hour (never twice per slot).")
-@click.option("--dry-run", is_flag=True, help="Build everything, send nothing, record nothing.")
+@click.option("--dry-run", is_flag=True, help="Build everything, send nothing, record nothing (always in this process).")
+@click.option("--wait", is_flag=True, help="With workers: wait for the batches to be sent and print the summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary: sent, retried, failed, skipped, ...")
 @click.pass_obj
-def send(app: App, only: str | None, everyone: bool, dry_run: bool, as_json: bool) -> None:
+def send(app: App, only: str | None, everyone: bool, dry_run: bool, wait: bool, as_json: bool) -> None:
     """Run one dispatch now: send each due reader their digest, exactly once.
 
     Uses SMTP when smtp.host is set, else writes .eml files to the outbox folder
     (out/outbox/). A reader is due at their send hour in their timezone (daily, or
     weekly on their day); a digest already sent for a slot is never sent again, and
-    one whose fate is unknown after a crash is reported, not re-sent.
+    one whose fate is unknown after a crash is reported, not re-sent. With
+    workers.enabled the due readers are queued in batches for `paperwire worker`
+    processes; --wait waits for them and prints the same summary.
 
     \b
     Examples:
       paperwire send
       paperwire send --all --dry-run --json
       PAPERWIRE_SMTP_HOST=127.0.0.1 PAPERWIRE_SMTP_PORT=2525 paperwire send --only ada@example.org --all
+      PAPERWIRE_WORKERS_ENABLED=1 paperwire --db postgresql+psycopg://u@h/db send --all --wait --json
     """
     from . import dispatch  # loads the mail and render stack only for sending
 
     app.log_at(logging.INFO)  # one log line for the run, one per failure (cron keeps them)
     stop = _stop_on_signals()
     _embed_recent(app, None, quiet=as_json)
-    report = dispatch.dispatch(app.store, app.settings, only=normalize_email(only) if only else None,
-                               everyone=everyone, dry_run=dry_run, stop=stop)
+    only = normalize_email(only) if only else None
+    if app.settings.workers_enabled and not dry_run:
+        from . import workers
+
+        enqueued = workers.enqueue(app.store, app.settings, only=only, everyone=everyone)
+        if not wait:
+            _print_enqueued(enqueued, as_json=as_json)
+            return
+        report = workers.wait(app.store, app.settings, enqueued, stop=stop, on_slow=lambda pending: click.echo(
+            f"waiting for {pending} batch(es): is a `paperwire worker` running on this database?", err=True))
+    else:
+        report = dispatch.dispatch(app.store, app.settings, only=only, everyone=everyone, dry_run=dry_run, stop=stop)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
     else:
@@ -670,6 +684,43 @@ def send(app: App, only: str | None, everyone: bool, dry_run: bool, as_json: boo
             click.echo(click.style("error: ", fg="red") + f"stopped early: {logs.printable(report.error)}", err=True)
     if report.failed or report.unknown or report.error:
         raise click.exceptions.Exit(1)
+
+
+def _print_enqueued(enqueued, *, as_json: bool) -> None:
+    report = enqueued.report
+    if as_json:
+        click.echo(json.dumps(enqueued.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"queued {enqueued.readers} reader(s) in {len(enqueued.jobs)} batch(es) for the workers, "
+                   f"skipped {report.skipped}")
+        for item in report.unknown:
+            click.echo(f"unknown: {logs.printable(item['email'])} (slot {item['slot']}): the run sending it died "
+                       "before the server answered; check the mail log, it is not sent again", err=True)
+    if report.unknown or report.error:
+        raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Batches this process sends at once (each in its own thread, with its own SMTP pool).")
+@click.pass_obj
+def worker(app: App, concurrency: int) -> None:
+    """Run a worker in the foreground: send the batches that dispatches queue (workers.enabled).
+
+    Each batch goes through the same steps as an in-process send: match, render, claim,
+    send, record; the claims make sure no reader is sent twice, however many workers run on
+    however many hosts. Ctrl-C or SIGTERM finishes the batches in progress, then stops. A
+    worker killed outright is noticed by the others after workers.stalled_seconds; they put
+    its batch back in the queue.
+
+    \b
+    Examples:
+      PAPERWIRE_WORKERS_ENABLED=1 PAPERWIRE_DB=postgresql+psycopg://u@h/db paperwire worker --concurrency 2
+    """
+    from . import workers
+
+    app.log_at(logging.INFO)
+    workers.run_worker(app.store, app.settings, concurrency=concurrency)
 
 
 @cli.command()
@@ -776,13 +827,16 @@ STATUS_FAILURES_SHOWN = 20
 
 
 def _latest_failures(store: Store) -> list[dict]:
-    """The failures of the web mails since the newest finished dispatch run, then of that run:
-    who did not get their mail, and why (the error text or the server's answer). Read apart
-    from the list of runs, so that many web mails cannot push the dispatch out of it."""
+    """The failures of the web mails since the newest finished dispatch run, then of that run and
+    of the workers' batches since it started: who did not get their mail, and why (the error text
+    or the server's answer). Read apart from the list of runs, so that many web mails or batches
+    cannot push the dispatch out of it."""
     last = store.recent_runs(1, kind="dispatch", finished=True)
-    mails = store.recent_runs(STATUS_FAILURES_SHOWN + 1, kind="web-mail", since=last[0].started_at if last else None)
+    since = last[0].started_at if last else None
+    mails = store.recent_runs(STATUS_FAILURES_SHOWN + 1, kind="web-mail", since=since)
+    batches = store.recent_runs(1000, kind="batch", since=since, finished=True) if last else []
     return [{**failure, "run": run.id, "kind": run.kind}
-            for run in (*mails, *last) for failure in (run.summary or {}).get("failures", [])]
+            for run in (*mails, *last, *batches) for failure in (run.summary or {}).get("failures", [])]
 
 
 def _echo_failures(failures: list[dict]) -> None:

@@ -240,6 +240,13 @@ class Settings:
     acronyms: Mapping[str, tuple[str, ...]] = None  # type: ignore[assignment]  # set below
     # Which model turns papers and topics into vectors for matching by meaning (see embeddings.py).
     relevance_embedder: str = DEFAULT_EMBEDDER
+    # Sending on procrastinate workers (workers.py; PostgreSQL only): a dispatch enqueues batches
+    # of due readers and `paperwire worker` processes sends them. A worker beats its heartbeat every
+    # heartbeat_seconds; one silent for stalled_seconds is dead, and its batch goes to another.
+    workers_enabled: bool = False
+    workers_batch_size: int = 500
+    workers_heartbeat_seconds: float = 10.0
+    workers_stalled_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if self.acronyms is None:
@@ -299,6 +306,10 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "trusted_proxies": _as_networks,
     "acronyms": _as_acronyms,
     "relevance_embedder": as_embedder,
+    "workers_enabled": _as_bool,
+    "workers_batch_size": lambda v: _as_int(v, 1, 10_000),
+    "workers_heartbeat_seconds": lambda v: _as_float(v, 0.1),
+    "workers_stalled_seconds": lambda v: _as_float(v, 1.0),
 }
 # Settings that only make sense as a TOML table, never as one environment string.
 _TOML_ONLY = {"acronyms"}
@@ -306,7 +317,7 @@ _TOML_ONLY = {"acronyms"}
 assert set(_CONVERTERS) == {f.name for f in fields(Settings)}, "every setting needs a converter"
 
 
-_TABLES = ("smtp", "schedule", "relevance")  # settings grouped under a [table] in paperwire.toml
+_TABLES = ("smtp", "schedule", "relevance", "workers")  # settings grouped under a [table] in paperwire.toml
 
 
 def setting_key(field_name: str) -> str:
@@ -407,7 +418,24 @@ def load_settings(
     elif (cwd / CONFIG_FILE_NAME).is_file():
         settings = replace(settings, **_from_file(cwd / CONFIG_FILE_NAME))
     settings = replace(settings, **_from_env(environ))
-    return override(settings, **(flags or {}))
+    return check_workers(override(settings, **(flags or {})))
+
+
+def check_workers(settings: Settings) -> Settings:
+    """Workers keep their jobs in the database (procrastinate), which must be PostgreSQL; a worker
+    that beats less often than it is declared dead would be taken for dead while it works."""
+    if not settings.workers_enabled:
+        return settings
+    backend = make_url(settings.db).get_backend_name()
+    if backend != "postgresql":
+        raise ConfigError(f"setting 'workers.enabled' ({env_var('workers.enabled')}) needs a PostgreSQL database: "
+                          f"procrastinate keeps its jobs there, and db is {redact.url(settings.db)} ({backend}); "
+                          "set workers.enabled = false or db = \"postgresql+psycopg://...\"")
+    if settings.workers_stalled_seconds <= 2 * settings.workers_heartbeat_seconds:
+        raise ConfigError(f"setting 'workers.stalled_seconds' ({settings.workers_stalled_seconds:g}) must be more than "
+                          f"twice 'workers.heartbeat_seconds' ({settings.workers_heartbeat_seconds:g}): a live worker "
+                          "would be taken for dead")
+    return settings
 
 
 def override(settings: Settings, **flags: Any) -> Settings:

@@ -1,5 +1,8 @@
 """One dispatch run: find the readers who are due, build their digests, send each exactly once.
 
+``deliver`` is the one way digests go out: for a whole dispatch in this process, or for one
+batch of readers on a worker (``deliver_batch``; workers.py queues the batches).
+
 The order of events per message is what makes "exactly once" hold across crashes:
 render, then claim (reader, slot) in a committed transaction, then hand the message
 to the transport, then record the server's answer. A claim is never taken twice; a
@@ -8,6 +11,7 @@ claim whose run died is reported as unknown instead of being sent again.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -69,14 +73,16 @@ def make_transport(settings: Settings, *, dry_run: bool = False) -> Transport:
         max_attempts=settings.smtp_max_attempts))
 
 
-def _settle_dead_claims(store: Store, settings: Settings, transport: Transport, report: SendReport) -> None:
-    """Claims left by runs that died, settled by what the transport can tell about the place
-    each run delivered to: delivered (sent), surely not (owed again), or nobody can say (an
-    SMTP server cannot be asked): those are reported and never sent again."""
+def _settle_dead_claims(store: Store, settings: Settings, transport: Transport, report: SendReport,
+                        among: Sequence[int] | None = None) -> None:
+    """Claims left by runs that died (of the readers ``among`` only, if given: a worker's batch),
+    settled by what the transport can tell about the place each run delivered to: delivered
+    (sent), surely not (owed again), or nobody can say (an SMTP server cannot be asked): those
+    are reported and never sent again."""
     now = dt.datetime.now(dt.timezone.utc)
     lease = dt.timedelta(seconds=settings.run_lease_seconds)
     dead = [run["id"] for run in store.runs_with_claims() if run_is_dead(run, lease, now)]
-    for delivery_id, email, slot, place, message_id in store.expire_claims(dead):
+    for delivery_id, email, slot, place, message_id in store.expire_claims(dead, among):
         delivered = was_delivered(transport, place, str(delivery_id), message_id)
         if delivered:
             store.record_outcome(delivery_id, SENT, attempts=1, code=None, detail=f"found at {place} after a crash")
@@ -102,6 +108,57 @@ def due_readers(store: Store, readers: Sequence[Subscriber], now: dt.datetime, *
     return slots
 
 
+@dataclass
+class DueReaders:
+    """What one dispatch found: who is owed which slot, of the listing ``edition``."""
+
+    readers: list[Subscriber]  # the due ones
+    slots: dict[int, dt.date]
+    histories: Mapping[int, ReaderHistory]
+    edition: dt.date | None
+
+
+def find_due(store: Store, now: dt.datetime, report: SendReport, *, only: str | None = None,
+             everyone: bool = False) -> DueReaders:
+    """The active readers who are due (``everyone``: ignore the schedule, not the history); the
+    others count as skipped in ``report``."""
+    readers = [r for r in store.subscribers(status="active") if only is None or r.email == only]
+    histories = store.histories(r.id for r in readers)
+    slots = due_readers(store, readers, now, everyone=everyone, histories=histories)
+    report.skipped += len(readers) - len(slots)
+    return DueReaders([r for r in readers if r.id in slots], slots, histories, store.latest_listing_date())
+
+
+@contextlib.contextmanager
+def sending_run(store: Store, settings: Settings, transport: Transport, report: SendReport, *, kind: str,
+                dry_run: bool = False, among: Sequence[int] | None = None,
+                extra: Mapping[str, object] | None = None) -> Iterator[str | None]:
+    """The run around any sending: its row and heartbeat, the hourly limit fed with earlier sends,
+    the claims of dead runs settled (of ``among`` only, if given), and the run always finished
+    with its summary (plus ``extra``), never left "running". Yields the run id (None: dry run).
+    An unreachable server ends the run early with ``report.error`` set."""
+    run_id = None if dry_run else store.start_run(kind, transport.describe())
+    heart = None if run_id is None else Heartbeat(store, run_id)
+    try:
+        transport.note_earlier_sends(store.handed_over_since)
+        if not dry_run:
+            _settle_dead_claims(store, settings, transport, report, among)
+        yield run_id
+    except ServerUnavailable as exc:
+        report.error = str(exc)
+        log.error("%s stopped: %s", kind, exc, extra={"fields": {"event": f"{kind}-error", "error": str(exc)}})
+    finally:
+        if heart is not None:
+            heart.stop()
+        if run_id is not None:
+            store.finish_run(run_id, {**report.as_dict(), **(extra or {})})
+        log.info(f"{kind} run", extra={"fields": {
+            "event": kind, "run": run_id, **(extra or {}), "sent": report.sent, "retried": report.retried,
+            "failed": report.failed, "deferred": report.deferred, "skipped": report.skipped,
+            "unknown": len(report.unknown), **({"dry_run": report.dry_run} if dry_run else {}),
+            **({"error": report.error} if report.error else {})}})
+
+
 def dispatch(
     store: Store,
     settings: Settings,
@@ -113,7 +170,8 @@ def dispatch(
     transport: Transport | None = None,
     stop: threading.Event | None = None,
 ) -> SendReport:
-    """Send every due reader their digest (``everyone``: ignore the schedule, not the history).
+    """Send every due reader their digest in this process (``everyone``: ignore the schedule, not
+    the history).
 
     A dry run builds every message and sends, claims and records nothing. When the
     mail server cannot be reached the run ends early with ``report.error`` set.
@@ -122,37 +180,42 @@ def dispatch(
     transport = transport or make_transport(settings, dry_run=dry_run)
     dry_run = dry_run or transport.dry_run
     report = SendReport()
-    run_id = None if dry_run else store.start_run("dispatch", transport.describe())
-    heart = None if run_id is None else Heartbeat(store, run_id)
-    try:  # everything after start_run: the run is always finished, never left "running"
-        transport.note_earlier_sends(store.handed_over_since)
-        if not dry_run:
-            _settle_dead_claims(store, settings, transport, report)
-        readers = [r for r in store.subscribers(status="active") if only is None or r.email == only]
-        histories = store.histories(r.id for r in readers)
-        slots = due_readers(store, readers, now, everyone=everyone, histories=histories)
-        report.skipped += len(readers) - len(slots)
-        edition = store.latest_listing_date()
-        if slots and edition is not None:
-            wanted = [r for r in readers if r.id in slots]
-            failing = _ReaderFailures(store, slots, run_id, report, edition)
-            digests = pipeline.plan_digests(store, settings, wanted, edition=edition, histories=histories,
-                                            on_error=failing)
-            _send(store, settings, transport, digests, slots, run_id, report, stop, edition, failing)
-    except ServerUnavailable as exc:
-        report.error = str(exc)
-        log.error("dispatch stopped: %s", exc, extra={"fields": {"event": "dispatch-error", "error": str(exc)}})
-    finally:
-        if heart is not None:
-            heart.stop()
-        if run_id is not None:
-            store.finish_run(run_id, report.as_dict())
-        log.info("dispatch run", extra={"fields": {
-            "event": "dispatch", "run": run_id, "sent": report.sent, "retried": report.retried,
-            "failed": report.failed, "deferred": report.deferred, "skipped": report.skipped,
-            "unknown": len(report.unknown), **({"dry_run": report.dry_run} if dry_run else {}),
-            **({"error": report.error} if report.error else {})}})
+    with sending_run(store, settings, transport, report, kind="dispatch", dry_run=dry_run) as run_id:
+        found = find_due(store, now, report, only=only, everyone=everyone)
+        if found.slots and found.edition is not None:
+            deliver(store, settings, transport, found.readers, found.slots, found.edition, run_id, report,
+                    histories=found.histories, stop=stop)
     return report
+
+
+def deliver_batch(store: Store, settings: Settings, reader_ids: Sequence[int], slot: dt.date, edition: dt.date, *,
+                  extra: Mapping[str, object] | None = None, transport: Transport | None = None,
+                  stop: threading.Event | None = None) -> SendReport:
+    """A worker's job: send the readers of one batch their digest for ``slot`` of ``edition``,
+    through exactly the code of an in-process dispatch (``deliver``), as a run of kind "batch"
+    whose summary carries ``extra`` (which dispatch and batch it was). Readers no longer active
+    are skipped; claims decide who is still owed, so a batch run twice sends nobody twice."""
+    transport = transport or make_transport(settings)
+    report = SendReport()
+    with sending_run(store, settings, transport, report, kind="batch", among=reader_ids, extra=extra) as run_id:
+        readers = store.subscribers(status="active", ids=reader_ids)
+        report.skipped += len(set(reader_ids)) - len(readers)
+        deliver(store, settings, transport, readers, {reader.id: slot for reader in readers}, edition, run_id,
+                report, stop=stop)
+    return report
+
+
+def deliver(store: Store, settings: Settings, transport: Transport, readers: Sequence[Subscriber],
+            slots: dict[int, dt.date], edition: dt.date, run_id: str | None, report: SendReport, *,
+            histories: Mapping[int, ReaderHistory] | None = None, stop: threading.Event | None = None) -> None:
+    """Match, render, claim, send and record: the one way digests go out, for a whole dispatch in
+    this process or for a worker's batch. ``run_id`` None is a dry run."""
+    if not readers:
+        return
+    failing = _ReaderFailures(store, slots, run_id, report, edition)
+    digests = pipeline.plan_digests(store, settings, readers, edition=edition, histories=histories,
+                                    on_error=failing)
+    _send(store, settings, transport, digests, slots, run_id, report, stop, edition, failing)
 
 
 class _ReaderFailures:

@@ -18,6 +18,7 @@ import datetime as dt
 import logging
 import pickle
 import threading
+import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -28,13 +29,14 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.util import datetime_to_utc_timestamp
 
-from . import pipeline, redact
+from . import leader, pipeline, redact
 from .config import Settings
 from .errors import PaperwireError
 from .runs import Heartbeat
 from .store import Store, insert_unless_taken, schema_lock
 
 log = logging.getLogger(__name__)
+LOCK_CHECK_SECONDS = 5.0  # how often the running daemon checks it still holds the scheduler lock
 JOB_TABLE = "apscheduler_jobs"
 INGEST_JOB, DISPATCH_JOB = "ingest", "dispatch"
 
@@ -113,7 +115,12 @@ def dispatch_job():
     store, settings = daemon.store, daemon.settings
     report = None
     try:  # an unreachable SMTP server is in report.error (and logged); the next run tries again
-        report = dispatch.dispatch(store, settings, stop=daemon.stop)
+        if settings.workers_enabled:  # queued for `paperwire worker` processes, not sent here
+            from . import workers
+
+            report = workers.enqueue(store, settings).report
+        else:
+            report = dispatch.dispatch(store, settings, stop=daemon.stop)
     except PaperwireError as exc:  # a bad setting, an unreadable password file: logged, retried next time
         log.error("dispatch failed: %s", exc, extra={"fields": {"event": "dispatch-error", "error": str(exc)}})
     except Exception as exc:  # anything else: logged with its traceback; the feeds are still rewritten
@@ -205,11 +212,41 @@ def _log_job_error(event) -> None:
 
 
 def run(store: Store, settings: Settings, stop: threading.Event) -> None:
-    """Run until ``stop`` is set, then wait for the job in progress to wind down.
+    """Hold the database's scheduler lock (waiting as a hot standby while another daemon holds
+    it), then run the jobs until ``stop`` is set, then wait for the job in progress to wind down.
 
     Raises PaperwireError if APScheduler's own thread dies (its job store could not be
-    written, say): a daemon that silently runs no jobs is worse than one that exits.
+    written, say), or if the lock is lost: a daemon that silently runs no jobs, or runs them
+    beside another, is worse than one that exits.
     """
+    lock = leader.scheduler_lock(store.engine)
+    try:
+        if _wait_for_lock(lock, store, stop):
+            _run_holding(lock, store, settings, stop)
+    finally:
+        lock.release()
+
+
+def _wait_for_lock(lock, store: Store, stop: threading.Event) -> bool:
+    """True once this daemon holds the lock; False when stopped while waiting for it."""
+    waited = False
+    while not lock.try_acquire():
+        if not waited:
+            waited = True
+            holder = lock.holder()
+            log.warning("another scheduler holds %s (%s); waiting as a hot standby to take over",
+                        redact.url(store.url), holder, extra={"fields": {
+                            "event": "schedule-standby", "db": redact.url(store.url), "holder": holder}})
+        if stop.wait(leader.STANDBY_POLL):
+            log.info("schedule stopped", extra={"fields": {"event": "schedule-stop"}})
+            return False
+    if waited:
+        log.warning("the other scheduler is gone; taking over", extra={"fields": {
+            "event": "schedule-takeover", "db": redact.url(store.url)}})
+    return True
+
+
+def _run_holding(lock, store: Store, settings: Settings, stop: threading.Event) -> None:
     global _daemon
     _daemon = _Daemon(store, settings, stop)
     scheduler = build_scheduler(store, settings)
@@ -219,11 +256,17 @@ def run(store: Store, settings: Settings, stop: threading.Event) -> None:
         "event": "schedule-start", "db": redact.url(store.url), "sources": len(settings.schedule_sources),
         "ingest_minutes": settings.schedule_ingest_minutes, "dispatch_minutes": settings.schedule_dispatch_minutes,
         "delivery": "smtp" if settings.smtp_host else "outbox"}})
+    checked = time.monotonic()
     try:
         while not stop.wait(0.5):
             if not _scheduler_alive(scheduler):
                 log.error("the scheduler thread stopped; exiting", extra={"fields": {"event": "schedule-died"}})
                 raise PaperwireError("the scheduler stopped running jobs (see the log above); restart it")
+            if time.monotonic() - checked >= LOCK_CHECK_SECONDS:
+                checked = time.monotonic()
+                if not lock.still_held():  # another daemon may take over now: never run beside it
+                    log.error("lost the scheduler lock; exiting", extra={"fields": {"event": "schedule-lock-lost"}})
+                    raise PaperwireError("lost the scheduler lock (the database connection went away); restart it")
     finally:
         scheduler.shutdown(wait=True)
         _daemon = None

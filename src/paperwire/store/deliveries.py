@@ -103,6 +103,14 @@ class DeliveryStore:
             return [RunInfo(r.id, r.kind, r.started_at, r.finished_at, r.summary, r.pid, r.host, r.heartbeat_at)
                     for r in rows]
 
+    def finished_summaries(self, kind: str, since: dt.datetime) -> list[dict]:
+        """The summaries of the runs of ``kind`` started at or after ``since`` that finished (a
+        dispatch's batches, which `send --wait` adds up)."""
+        with self.engine.connect() as conn:
+            return [row.summary or {} for row in conn.execute(
+                sa.select(runs.c.summary).where(runs.c.kind == kind, runs.c.started_at >= since,
+                                                runs.c.finished_at.is_not(None)))]
+
     # -- claims and outcomes -----------------------------------------------------
 
     def runs_with_claims(self) -> list[dict]:
@@ -113,22 +121,27 @@ class DeliveryStore:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
-    def expire_claims(self, run_ids: Sequence[str]) -> list[tuple[int, str, dt.date, str, str]]:
-        """Mark the in-flight claims of dead runs unknown; returns (delivery id, email, slot, run transport,
-        Message-ID).
+    def expire_claims(self, run_ids: Sequence[str], subscriber_ids: Sequence[int] | None = None
+                      ) -> list[tuple[int, str, dt.date, str, str]]:
+        """Mark the in-flight claims of dead runs unknown (only those of ``subscriber_ids`` if given: a
+        worker's batch); returns (delivery id, email, slot, run transport, Message-ID).
 
         Unknown deliveries are reported and never sent again on their own: the server
-        may have accepted the message just before the run died.
+        may have accepted the message just before the run died. The claims are locked while
+        read (PostgreSQL), so of several runs settling at once each claim goes to one of them.
         """
         if not run_ids:
             return []
+        query = (sa.select(deliveries.c.id, subscribers.c.email, deliveries.c.slot, runs.c.transport,
+                           deliveries.c.message_id)
+                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+                 .join(runs, runs.c.id == deliveries.c.run_id)
+                 .where(deliveries.c.status == SENDING, deliveries.c.run_id.in_(list(run_ids)))
+                 .with_for_update(of=deliveries))
+        if subscriber_ids is not None:
+            query = query.where(deliveries.c.subscriber_id.in_(list(subscriber_ids)))
         with self.engine.begin() as conn:
-            found = conn.execute(
-                sa.select(deliveries.c.id, subscribers.c.email, deliveries.c.slot, runs.c.transport,
-                          deliveries.c.message_id)
-                .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-                .join(runs, runs.c.id == deliveries.c.run_id)
-                .where(deliveries.c.status == SENDING, deliveries.c.run_id.in_(list(run_ids)))).all()
+            found = conn.execute(query).all()
             for chunk in _chunks([row.id for row in found]):
                 conn.execute(deliveries.update().where(deliveries.c.id.in_(chunk)).values(
                     status=UNKNOWN, finished_at=_now(),

@@ -125,8 +125,11 @@ class ReaderStore:
             found = self._subscribers(conn, subscribers.c.email == email)
         return found[0] if found else None
 
-    def subscribers(self, status: str | None = None) -> list[Subscriber]:
+    def subscribers(self, status: str | None = None, ids: Sequence[int] | None = None) -> list[Subscriber]:
+        """All readers, or those in ``status``, or (also) only those of ``ids`` (a worker's batch)."""
         condition = subscribers.c.status == status if status else sa.true()
+        if ids is not None:
+            condition = sa.and_(condition, subscribers.c.id.in_(list(ids)))
         with self.engine.connect() as conn:
             return self._subscribers(conn, condition)
 
