@@ -13,12 +13,10 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from paperwire import workers
 from paperwire.config import load_settings
@@ -33,19 +31,11 @@ FAST = {"PAPERWIRE_WORKERS_HEARTBEAT_SECONDS": "0.5", "PAPERWIRE_WORKERS_STALLED
 
 
 @pytest.fixture
-def pg_url():
-    """A fresh PostgreSQL database for this test (PAPERWIRE_TEST_DB names the server), dropped after."""
-    server = os.environ.get("PAPERWIRE_TEST_DB")
-    if not server:
-        pytest.skip("PAPERWIRE_TEST_DB is not set: no PostgreSQL server to test workers on")
-    name = f"pw_test_{uuid.uuid4().hex[:16]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+def pg_url(postgres, tmp_path: Path):
+    """A fresh PostgreSQL database for this test (the shared ``postgres`` fixture), dropped after."""
+    url = postgres.new(tmp_path / "unused.sqlite3")
+    yield url
+    postgres.drop(url)
 
 
 def _env(pg_url: str, tmp_path: Path, port: int, **extra: str) -> dict:
