@@ -240,6 +240,19 @@ class Settings:
     acronyms: Mapping[str, tuple[str, ...]] = None  # type: ignore[assignment]  # set below
     # Which model turns papers and topics into vectors for matching by meaning (see embeddings.py).
     relevance_embedder: str = DEFAULT_EMBEDDER
+    # Bounces and complaints that arrive later (README "Bounces and complaints"). With
+    # bounce_address set, each message's envelope sender names its delivery (VERP).
+    bounce_address: str = ""
+    bounces_imap_host: str = ""  # the bounce mailbox `paperwire bounces` reads; none by default
+    bounces_imap_port: int = 993
+    bounces_imap_tls: str = "implicit"  # implicit, starttls or none
+    bounces_imap_user: str = ""
+    bounces_imap_password: str = field(default="", repr=False)  # only from PAPERWIRE_BOUNCES_IMAP_PASSWORD
+    bounces_imap_folder: str = "INBOX"
+    bounces_imap_move_to: str = ""  # a folder for processed messages; empty: they are flagged instead
+    bounces_check_minutes: int = 15  # how often the daemon reads the mailbox
+    bounces_soft_limit: int = 3  # soft bounces within bounces.soft_days that mark a reader bouncing
+    bounces_soft_days: int = 7
 
     def __post_init__(self) -> None:
         if self.acronyms is None:
@@ -299,6 +312,17 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "trusted_proxies": _as_networks,
     "acronyms": _as_acronyms,
     "relevance_embedder": as_embedder,
+    "bounce_address": _as_optional_email,
+    "bounces_imap_host": _as_text,
+    "bounces_imap_port": lambda v: _as_int(v, 1, 65535),
+    "bounces_imap_tls": _as_choice("implicit", "starttls", "none"),
+    "bounces_imap_user": _as_text,
+    "bounces_imap_password": _as_text,
+    "bounces_imap_folder": _as_text,
+    "bounces_imap_move_to": _as_text,
+    "bounces_check_minutes": lambda v: _as_int(v, 1, 24 * 60),
+    "bounces_soft_limit": lambda v: _as_int(v, 1, 1000),
+    "bounces_soft_days": lambda v: _as_int(v, 1, 365),
 }
 # Settings that only make sense as a TOML table, never as one environment string.
 _TOML_ONLY = {"acronyms"}
@@ -306,7 +330,7 @@ _TOML_ONLY = {"acronyms"}
 assert set(_CONVERTERS) == {f.name for f in fields(Settings)}, "every setting needs a converter"
 
 
-_TABLES = ("smtp", "schedule", "relevance")  # settings grouped under a [table] in paperwire.toml
+_TABLES = ("smtp", "schedule", "relevance", "bounces")  # settings grouped under a [table] in paperwire.toml
 
 
 def setting_key(field_name: str) -> str:
@@ -345,7 +369,7 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # Secrets never live in paperwire.toml: it gets committed, copied and printed.
-_ENV_ONLY = {"smtp_password", "secret_key", "admin_token"}
+_ENV_ONLY = {"smtp_password", "secret_key", "admin_token", "bounces_imap_password"}
 
 
 def _from_file(path: Path) -> dict[str, Any]:

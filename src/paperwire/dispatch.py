@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from . import due, mail, pipeline
+from .bounces import verp
 from .config import Settings
 from .errors import DeliveryError
 from .models import Digest, Subscriber
@@ -119,6 +120,7 @@ def dispatch(
     mail server cannot be reached the run ends early with ``report.error`` set.
     """
     now = now or dt.datetime.now(dt.timezone.utc)
+    verp.check(settings)
     transport = transport or make_transport(settings, dry_run=dry_run)
     dry_run = dry_run or transport.dry_run
     report = SendReport()
@@ -236,7 +238,8 @@ def _send(store: Store, settings: Settings, transport: Transport, digests: Itera
                     continue
                 key = str(delivery_id)
             claimed[key] = item
-            yield Outgoing(key, settings.sender_email, (item.subscriber.email,), data)
+            yield Outgoing(key, verp.sender_of(settings, None if run_id is None else int(key)),
+                           (item.subscriber.email,), data)
         # Only reached when every digest was planned (not when the run was stopped early).
         for subscriber_id in slots.keys() - produced - failing.readers:  # due, but nothing new to send
             report.skipped += 1
