@@ -246,3 +246,83 @@ def test_a_complaint_in_an_mbox_unsubscribes_by_message_id_without_verp(db_url, 
 def test_bounces_without_a_mailbox_says_how_to_configure_one(run_cli):
     result = run_cli("bounces")
     assert result.exit_code == 2 and "bounces.imap_host" in result.output
+
+
+# -- a real IMAP mailbox (Dovecot) -----------------------------------------------------------
+
+from .dovecot import dovecot  # noqa: E402,F401  (a fixture)
+
+
+def _imap_env(server, db_url: str, **extra: str) -> dict:
+    return {"PAPERWIRE_DB": db_url, "PAPERWIRE_BOUNCES_IMAP_HOST": "127.0.0.1",
+            "PAPERWIRE_BOUNCES_IMAP_USER": server.user, "PAPERWIRE_BOUNCES_IMAP_PASSWORD": server.password,
+            "SSL_CERT_FILE": str(server.ca_file), **extra}
+
+
+def _append(server, *messages: bytes) -> None:
+    import imaplib
+
+    imap = imaplib.IMAP4("127.0.0.1", server.port)
+    imap.login(server.user, server.password)
+    for raw in messages:
+        assert imap.append("INBOX", None, None, raw)[0] == "OK"
+    imap.logout()
+
+
+def _flags(server, folder: str = "INBOX") -> list[bytes]:
+    import imaplib
+
+    imap = imaplib.IMAP4("127.0.0.1", server.port)
+    imap.login(server.user, server.password)
+    _, count = imap.select(folder)
+    _, data = imap.fetch("1:*", "(FLAGS)") if int(count[0]) else ("OK", [])
+    imap.logout()
+    return [item for item in data if item]
+
+
+def test_the_bounce_mailbox_over_imap_tls_is_read_once_and_flagged(db_url, tmp_path, dovecot, run_cli, monkeypatch):
+    store = readers_store(db_url, 2)
+    _append(dovecot, bounce_mail.dsn("bounces@example.org", "reader000@example.org"),
+            bounce_mail.complaint("bounces@example.org", "reader001@example.org"),
+            bounce_mail.out_of_office("bounces@example.org"))
+    for name, value in _imap_env(dovecot, db_url, PAPERWIRE_BOUNCES_IMAP_PORT=str(dovecot.tls_port)).items():
+        monkeypatch.setenv(name, value)
+    result = run_cli("bounces", "--json")  # implicit TLS, the server's certificate trusted through SSL_CERT_FILE
+    assert result.exit_code == 0, result.output
+    tally = json.loads(result.stdout)
+    assert (tally["read"], tally["kinds"][HARD], tally["kinds"][COMPLAINT], tally["kinds"][AUTO_REPLY]) == (3, 1, 1, 1)
+    assert {r.email: r.status for r in store.subscribers()} == {"reader000@example.org": "bouncing",
+                                                                 "reader001@example.org": "unsubscribed"}
+    assert all(b"$PaperwireDone" in flags and b"\\Seen" in flags for flags in _flags(dovecot))
+    assert json.loads(run_cli("bounces", "--json").stdout)["read"] == 0  # never read twice
+    assert dovecot.password not in result.output + result.stderr
+
+
+def test_processed_bounces_can_be_moved_to_a_folder_over_starttls(db_url, dovecot, run_cli, monkeypatch):
+    import imaplib
+
+    readers_store(db_url, 1)
+    imap = imaplib.IMAP4("127.0.0.1", dovecot.port)
+    imap.login(dovecot.user, dovecot.password)
+    imap.create("Processed")
+    imap.logout()
+    _append(dovecot, bounce_mail.dsn("bounces@example.org", "reader000@example.org"))
+    env = _imap_env(dovecot, db_url, PAPERWIRE_BOUNCES_IMAP_PORT=str(dovecot.port), PAPERWIRE_BOUNCES_IMAP_TLS="starttls",
+                    PAPERWIRE_BOUNCES_IMAP_MOVE_TO="Processed")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert json.loads(run_cli("bounces", "--json").stdout)["kinds"][HARD] == 1
+    assert _flags(dovecot) == [] and len(_flags(dovecot, "Processed")) == 1
+
+
+def test_a_refused_login_is_a_clear_error_without_the_password(db_url, dovecot, run_cli, monkeypatch):
+    env = _imap_env(dovecot, db_url, PAPERWIRE_BOUNCES_IMAP_PORT=str(dovecot.port), PAPERWIRE_BOUNCES_IMAP_TLS="none",
+                    PAPERWIRE_BOUNCES_IMAP_PASSWORD="wrong-password-xyz")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = run_cli("bounces")
+    assert result.exit_code == 1 and "login as 'bounces' refused" in result.output + result.stderr
+    assert "wrong-password-xyz" not in result.output + result.stderr
+    monkeypatch.setenv("PAPERWIRE_BOUNCES_IMAP_TLS", "implicit")  # TLS to a plain port: a clear error too
+    failed = run_cli("bounces")
+    assert failed.exit_code == 1 and "cannot connect" in failed.output + failed.stderr

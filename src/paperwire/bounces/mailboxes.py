@@ -133,6 +133,9 @@ def imap_session(settings: Settings) -> Iterator[imaplib.IMAP4]:
             imap.login(settings.bounces_imap_user, settings.bounces_imap_password)
         except imaplib.IMAP4.error as exc:  # the server's words, never the password
             raise MailboxError(f"{where}: login as {settings.bounces_imap_user!r} refused: {_said(exc)}") from None
+        kind, data = imap.capability()  # they may grow after login (MOVE, UIDPLUS)
+        if kind == "OK" and data and isinstance(data[0], bytes):
+            imap.capabilities = tuple(data[0].decode("ascii", "replace").upper().split())
         kind, _ = imap.select(_quoted(settings.bounces_imap_folder))
         if kind != "OK":
             raise MailboxError(f"{where}: no folder {settings.bounces_imap_folder!r}")
