@@ -326,3 +326,49 @@ def test_a_refused_login_is_a_clear_error_without_the_password(db_url, dovecot, 
     monkeypatch.setenv("PAPERWIRE_BOUNCES_IMAP_TLS", "implicit")  # TLS to a plain port: a clear error too
     failed = run_cli("bounces")
     assert failed.exit_code == 1 and "cannot connect" in failed.output + failed.stderr
+
+
+# -- a real receiving server (Postfix) that accepts, then bounces -----------------------------
+
+from .postfix import LOCAL_DOMAIN, postfix  # noqa: E402,F401  (a fixture)
+
+
+def test_a_real_postfix_bounce_to_the_verp_address_stops_that_reader(db_url, tmp_path, smtp_server, postfix, run_cli,
+                                                                     monkeypatch):
+    """Postfix accepts both digests, delivers one, and later bounces the other (no such user)
+    to its envelope sender: our VERP address, relayed to the test's SMTP server like a bounce
+    domain's mail exchanger would. The DSN is Postfix's own, byte for byte."""
+    from paperwire import sources
+    from paperwire.models import Topic
+    from paperwire.subscribers import build_subscriber
+
+    from .conftest import SEED, TODAY
+
+    sink = Inbox()
+    port = postfix(smtp_server(sink), ("ok.example.net", "bounces.example.org"))
+    store = Store(db_url)
+    store.save_listings(sources.read_path(SEED, today=TODAY))
+    store.save_subscribers([build_subscriber(address, topics=[Topic("All", "*")], max_papers=3)
+                            for address in (f"ghost@{LOCAL_DOMAIN}", "ada@ok.example.net")])
+    settings = smtp_settings(tmp_path, port, bounce_address="bounces@bounces.example.org", secret_key=SECRET)
+    assert dispatch.dispatch(store, settings, now=NOON).sent == 2  # both accepted: the bounce comes later
+    deadline = dt.datetime.now() + dt.timedelta(seconds=60)
+    while not any(r[0].endswith("@bounces.example.org") for r, _ in sink.messages) and dt.datetime.now() < deadline:
+        import time
+
+        time.sleep(0.2)
+    box = mailbox.Maildir(tmp_path / "bounces", create=True)
+    for (rcpt, *_), data in sink.messages:
+        if rcpt.endswith("@bounces.example.org"):  # what the bounce domain's delivery agent writes
+            box.add(f"Delivered-To: {rcpt}\r\n".encode() + data)
+    assert len(box) == 1, [r for r, _ in sink.messages]
+    assert b"Postfix" in box.get_bytes(box.keys()[0])
+    for name, value in {"PAPERWIRE_DB": db_url, "PAPERWIRE_SECRET_KEY": SECRET,
+                        "PAPERWIRE_BOUNCE_ADDRESS": "bounces@bounces.example.org"}.items():
+        monkeypatch.setenv(name, value)
+    tally = json.loads(run_cli("bounces", "--maildir", str(tmp_path / "bounces"), "--json").stdout)
+    assert tally["kinds"][HARD] == 1 and tally["changed"] == [{"email": f"ghost@{LOCAL_DOMAIN}", "status": "bouncing"}]
+    assert {r.email: r.status for r in store.subscribers()} == {f"ghost@{LOCAL_DOMAIN}": "bouncing",
+                                                                 "ada@ok.example.net": "active"}
+    (event,) = store.recent_bounces()
+    assert event.status == "5.1.1" and "unknown user" in event.diagnostic and event.delivery_id is not None
