@@ -372,3 +372,34 @@ def test_a_real_postfix_bounce_to_the_verp_address_stops_that_reader(db_url, tmp
                                                                  "ada@ok.example.net": "active"}
     (event,) = store.recent_bounces()
     assert event.status == "5.1.1" and "unknown user" in event.diagnostic and event.delivery_id is not None
+
+
+# -- coming back --------------------------------------------------------------------------------
+
+
+def test_a_bouncing_reader_is_reactivated_by_confirming_again_from_the_web(tmp_path):
+    from .test_web import _confirm, make_site
+
+    site = make_site(tmp_path)
+    try:
+        reader = site.reader("ada@example.org", "depth")
+        site.store.record_bounce(BounceEvent(reference="mail:x", kind=HARD, source="imap",
+                                             received_at=dt.datetime.now(dt.timezone.utc), subscriber_id=reader.id),
+                                 BouncePolicy())
+        assert site.store.subscriber("ada@example.org").status == "bouncing"
+        assert site.subscribe(topics="depth").status_code == 200
+        assert _confirm(site, site.confirm_link()).status_code == 303
+        assert site.store.subscriber("ada@example.org").status == "active"
+        assert site.store.latest_bounces([reader.id])[reader.id].kind == HARD  # the history stays
+    finally:
+        site.client.close()
+        site.store.close()
+
+
+def test_the_operator_reactivates_a_bouncing_reader_with_subscribe(run_cli, store):
+    assert run_cli("subscribe", "ada@example.org", "--topic", "depth").exit_code == 0
+    reader = store.subscriber("ada@example.org")
+    store.record_bounce(_event(reader.id, HARD, "mail:y"), BouncePolicy())
+    assert store.subscriber("ada@example.org").status == "bouncing"
+    assert run_cli("subscribe", "ada@example.org").exit_code == 0
+    assert store.subscriber("ada@example.org").status == "active"
