@@ -372,6 +372,8 @@ def test_a_real_postfix_bounce_to_the_verp_address_stops_that_reader(db_url, tmp
                                                                  "ada@ok.example.net": "active"}
     (event,) = store.recent_bounces()
     assert event.status == "5.1.1" and "unknown user" in event.diagnostic and event.delivery_id is not None
+    report = classify(box.get_bytes(box.keys()[0]))
+    assert report.message_ids == (store.deliveries_of(f"ghost@{LOCAL_DOMAIN}")[0]["message_id"],)  # not the DSN's own
 
 
 # -- coming back --------------------------------------------------------------------------------

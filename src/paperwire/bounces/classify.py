@@ -73,7 +73,8 @@ def classify(raw: bytes) -> Report:
 def _classify(message: Message, raw: bytes) -> Report:
     addressed_to = tuple(dict.fromkeys(address for _, address in getaddresses(
         [str(value) for name in _ADDRESSED_TO for value in message.get_all(name, [])]) if "@" in address))
-    message_ids = tuple(dict.fromkeys(_MESSAGE_ID.findall(_text(raw))))
+    own = str(message.get("Message-ID", "")).strip()  # the report's own id is not the original's
+    message_ids = tuple(found for found in dict.fromkeys(_MESSAGE_ID.findall(_text(raw))) if found != own)
     report_type = message.get_param("report-type", "", header="content-type")
     report_type = report_type.lower() if isinstance(report_type, str) else ""
     if message.get_content_type() == "multipart/report" and report_type == "feedback-report":
