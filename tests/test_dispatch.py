@@ -37,6 +37,7 @@ class Inbox:
         self.busy = set(busy)  # answered "452 mailbox full" (a temporary failure) while listed
         self.delay = delay
         self.messages: list[tuple[tuple[str, ...], bytes]] = []
+        self.senders: list[str] = []  # MAIL FROM of each message, as it came on the wire
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -53,6 +54,7 @@ class Inbox:
             await asyncio.sleep(self.delay)
         with self.lock:
             self.messages.append((tuple(envelope.rcpt_tos), envelope.original_content or envelope.content))
+            self.senders.append(envelope.mail_from)
         return "250 Message accepted"
 
     def count_by_recipient(self) -> collections.Counter:

@@ -25,6 +25,7 @@ def test_subscribe_makes_an_active_reader_with_the_documented_json_keys(run_cli)
         "email": "ada@example.org", "name": "Ada L.", "status": "active", "cadence": "weekly:fri", "hour": 7,
         "timezone": "Europe/Berlin", "max": 10,
         "topics": [{"name": "Scaling", "query": "scaling laws"}, {"name": "MoE OR RAG", "query": "MoE OR RAG"}],
+        "last_bounce": None,
     }]
 
 

@@ -63,7 +63,7 @@ def test_subscribers_crud(site: Site) -> None:
     assert created.status_code == 201
     assert created.json() == {"email": "ada@example.org", "name": "Ada", "status": "active", "cadence": "weekly:fri",
                               "hour": 7, "timezone": "Europe/Berlin", "max": 15,
-                              "topics": [{"name": "Scaling", "query": "scaling laws"}]}
+                              "topics": [{"name": "Scaling", "query": "scaling laws"}], "last_bounce": None}
     updated = client.put("/api/subscribers/ada@example.org", json={"hour": 9}, headers=AUTH)
     assert updated.status_code == 200 and updated.json()["hour"] == 9 and updated.json()["cadence"] == "weekly:fri"
     assert client.get("/api/subscribers/ada@example.org", headers=AUTH).json()["hour"] == 9

@@ -270,12 +270,29 @@ def subscribers(ctx: click.Context, as_json: bool, status: str | None) -> None:
     if ctx.invoked_subcommand is not None:
         return
     readers = ctx.obj.store.subscribers(status=status)
+    bounced = ctx.obj.store.latest_bounces([reader.id for reader in readers])
     if as_json:
-        click.echo(subscriber_io.to_json(readers), nl=False)
+        click.echo(json.dumps([{**subscriber_io.subscriber_record(reader),
+                                "last_bounce": _bounce_record(bounced.get(reader.id))} for reader in readers],
+                              indent=2, ensure_ascii=False))
         return
     for reader in readers:
-        click.echo(f"{logs.printable(reader.email):<32} {reader.status:<12} {_describe(reader)}")
+        last = bounced.get(reader.id)
+        click.echo(f"{logs.printable(reader.email):<32} {reader.status:<12} {_describe(reader)}"
+                   + (f" · last bounce: {_bounce_line(last)}" if last else ""))
     click.echo(f"{len(readers)} reader(s)", err=True)
+
+
+def _bounce_record(event) -> dict | None:
+    """A bounce event as `subscribers --json` and `status --json` show it."""
+    if event is None:
+        return None
+    return {"kind": event.kind, "status": event.status, "diagnostic": event.diagnostic, "source": event.source,
+            "recipient": event.recipient, "at": event.received_at.isoformat()}
+
+
+def _bounce_line(event) -> str:
+    return logs.printable(f"{event.kind} {event.status} ({event.source}, {event.received_at:%Y-%m-%d})".replace("  ", " "))
 
 
 def _io_format(path: Path | None, given: str | None) -> str:
@@ -775,6 +792,10 @@ def _stop_on_signals(*, quiet: bool = False):
     return stop
 
 
+BOUNCES_SHOWN_FOR = dt.timedelta(days=30)  # `status` counts bounce events of this long
+STATUS_BOUNCES_SHOWN = 20  # the newest events in `status --json`
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print runs and delivery counts as JSON.")
 @click.pass_obj
@@ -795,9 +816,12 @@ def status(app: App, as_json: bool) -> None:
     readers = Counter(r.status for r in everyone)
     active = [r for r in everyone if r.status == "active"]
     queued = len(due_readers(store, active, dt.datetime.now(dt.timezone.utc), everyone=False))
+    bounce_counts = store.bounce_counts(since=dt.datetime.now(dt.timezone.utc) - BOUNCES_SHOWN_FOR)
     if as_json:
         click.echo(json.dumps({
             "queued": queued, "deliveries": counts, "readers": dict(readers),
+            "bounces": {"last_days": BOUNCES_SHOWN_FOR.days, "kinds": bounce_counts,
+                        "recent": [_bounce_record(event) for event in store.recent_bounces(STATUS_BOUNCES_SHOWN)]},
             "runs": [{"id": r.id, "kind": r.kind, "state": states[r.id], "started_at": r.started_at.isoformat(),
                       "finished_at": r.finished_at.isoformat() if r.finished_at else None,
                       "heartbeat_at": r.heartbeat_at.isoformat(), "summary": r.summary}
@@ -807,11 +831,58 @@ def status(app: App, as_json: bool) -> None:
     click.echo(f"queued: {queued} reader(s) due at the next dispatch (nothing new means no email)")
     click.echo("deliveries: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"))
     _echo_failures(_latest_failures(store))  # who did not get their mail, and why
+    if bounce_counts:
+        click.echo(f"bounces in the last {BOUNCES_SHOWN_FOR.days} days: "
+                   + ", ".join(f"{n} {kind}" for kind, n in sorted(bounce_counts.items())))
     for run in runs:
         summary = run.summary or {}
         brief = ", ".join(f"{k} {len(v) if isinstance(v, list) else v}" for k, v in summary.items() if v)
         state = states[run.id]
         click.echo(f"{run.started_at:%Y-%m-%d %H:%M:%S}  {run.kind:<9} {state:<8} {brief}")
+
+
+@cli.command()
+@click.option("--mbox", type=click.Path(dir_okay=False, path_type=Path), help="Read this mbox file instead of IMAP.")
+@click.option("--maildir", type=click.Path(file_okay=False, path_type=Path), help="Read this Maildir instead of IMAP.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: read, new, kinds (hard, soft, complaint, auto-reply, unknown), "
+                   "unmatched, changed, failed.")
+@click.pass_obj
+def bounces(app: App, mbox: Path | None, maildir: Path | None, as_json: bool) -> None:
+    """Read bounces and complaints that came back after sending, and act on them.
+
+    Reads the bounce mailbox (bounces.imap_host and friends; the password from
+    PAPERWIRE_BOUNCES_IMAP_PASSWORD), or an mbox file or Maildir where the mail server
+    delivers bounces. Each message is classified (hard or soft bounce, complaint,
+    auto-reply, unknown), tied to its reader (by its VERP address, the original
+    Message-ID, or the recipient) and recorded once; a hard bounce marks the reader
+    bouncing, a complaint unsubscribes them. Processed messages are flagged or moved.
+
+    \b
+    Examples:
+      paperwire bounces
+      paperwire bounces --mbox /var/mail/bounces --json
+    """
+    from .bounces import mailboxes
+
+    if mbox is not None and maildir is not None:
+        raise click.UsageError("give --mbox or --maildir, not both")
+    if mbox is not None:
+        tally = mailboxes.read(app.store, app.settings, mailboxes.mbox_messages(mbox), "mbox")
+    elif maildir is not None:
+        tally = mailboxes.read(app.store, app.settings, mailboxes.maildir_messages(maildir), "maildir")
+    elif app.settings.bounces_imap_host:
+        with mailboxes.imap_session(app.settings) as imap:
+            tally = mailboxes.read(app.store, app.settings, mailboxes.imap_messages(imap, app.settings), "imap")
+    else:
+        raise click.UsageError("no bounce mailbox: set bounces.imap_host (README: Bounces and complaints), "
+                               "or pass --mbox PATH or --maildir PATH")
+    if as_json:
+        click.echo(json.dumps(tally.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(tally.describe())
+    if tally.failed:
+        raise SystemExit(1)
 
 
 def _run_states(runs, settings: Settings) -> dict[str, str]:

@@ -247,6 +247,19 @@ class Settings:
     workers_batch_size: int = 500
     workers_heartbeat_seconds: float = 10.0
     workers_stalled_seconds: float = 30.0
+    # Bounces and complaints that arrive later (README "Bounces and complaints"). With
+    # bounce_address set, each message's envelope sender names its delivery (VERP).
+    bounce_address: str = ""
+    bounces_imap_host: str = ""  # the bounce mailbox `paperwire bounces` reads; none by default
+    bounces_imap_port: int = 993
+    bounces_imap_tls: str = "implicit"  # implicit, starttls or none
+    bounces_imap_user: str = ""
+    bounces_imap_password: str = field(default="", repr=False)  # only from PAPERWIRE_BOUNCES_IMAP_PASSWORD
+    bounces_imap_folder: str = "INBOX"
+    bounces_imap_move_to: str = ""  # a folder for processed messages; empty: they are flagged instead
+    bounces_check_minutes: int = 15  # how often the daemon reads the mailbox
+    bounces_soft_limit: int = 3  # soft bounces within bounces.soft_days that mark a reader bouncing
+    bounces_soft_days: int = 7
 
     def __post_init__(self) -> None:
         if self.acronyms is None:
@@ -310,6 +323,17 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "workers_batch_size": lambda v: _as_int(v, 1, 10_000),
     "workers_heartbeat_seconds": lambda v: _as_float(v, 0.1),
     "workers_stalled_seconds": lambda v: _as_float(v, 1.0),
+    "bounce_address": _as_optional_email,
+    "bounces_imap_host": _as_text,
+    "bounces_imap_port": lambda v: _as_int(v, 1, 65535),
+    "bounces_imap_tls": _as_choice("implicit", "starttls", "none"),
+    "bounces_imap_user": _as_text,
+    "bounces_imap_password": _as_text,
+    "bounces_imap_folder": _as_text,
+    "bounces_imap_move_to": _as_text,
+    "bounces_check_minutes": lambda v: _as_int(v, 1, 24 * 60),
+    "bounces_soft_limit": lambda v: _as_int(v, 1, 1000),
+    "bounces_soft_days": lambda v: _as_int(v, 1, 365),
 }
 # Settings that only make sense as a TOML table, never as one environment string.
 _TOML_ONLY = {"acronyms"}
@@ -317,7 +341,7 @@ _TOML_ONLY = {"acronyms"}
 assert set(_CONVERTERS) == {f.name for f in fields(Settings)}, "every setting needs a converter"
 
 
-_TABLES = ("smtp", "schedule", "relevance", "workers")  # settings grouped under a [table] in paperwire.toml
+_TABLES = ("smtp", "schedule", "relevance", "workers", "bounces")  # settings grouped under a [table] in paperwire.toml
 
 
 def setting_key(field_name: str) -> str:
@@ -356,7 +380,7 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # Secrets never live in paperwire.toml: it gets committed, copied and printed.
-_ENV_ONLY = {"smtp_password", "secret_key", "admin_token"}
+_ENV_ONLY = {"smtp_password", "secret_key", "admin_token", "bounces_imap_password"}
 
 
 def _from_file(path: Path) -> dict[str, Any]:

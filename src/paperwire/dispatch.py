@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from . import due, mail, pipeline
+from .bounces import verp
 from .config import Settings
 from .errors import DeliveryError
 from .models import Digest, Subscriber
@@ -177,6 +178,7 @@ def dispatch(
     mail server cannot be reached the run ends early with ``report.error`` set.
     """
     now = now or dt.datetime.now(dt.timezone.utc)
+    verp.check(settings)
     transport = transport or make_transport(settings, dry_run=dry_run)
     dry_run = dry_run or transport.dry_run
     report = SendReport()
@@ -195,6 +197,7 @@ def deliver_batch(store: Store, settings: Settings, reader_ids: Sequence[int], s
     through exactly the code of an in-process dispatch (``deliver``), as a run of kind "batch"
     whose summary carries ``extra`` (which dispatch and batch it was). Readers no longer active
     are skipped; claims decide who is still owed, so a batch run twice sends nobody twice."""
+    verp.check(settings)
     transport = transport or make_transport(settings)
     report = SendReport()
     with sending_run(store, settings, transport, report, kind="batch", among=reader_ids, extra=extra) as run_id:
@@ -299,7 +302,8 @@ def _send(store: Store, settings: Settings, transport: Transport, digests: Itera
                     continue
                 key = str(delivery_id)
             claimed[key] = item
-            yield Outgoing(key, settings.sender_email, (item.subscriber.email,), data)
+            yield Outgoing(key, verp.sender_of(settings, None if run_id is None else int(key)),
+                           (item.subscriber.email,), data)
         # Only reached when every digest was planned (not when the run was stopped early).
         for subscriber_id in slots.keys() - produced - failing.readers:  # due, but nothing new to send
             report.skipped += 1

@@ -160,3 +160,21 @@ class Digest:
     @property
     def topic_names(self) -> list[str]:
         return [section.topic.name for section in self.sections]
+
+
+@dataclass(frozen=True)
+class BounceEvent:
+    """Something that came back about a delivery after it was sent: a bounce or a complaint.
+
+    ``reference`` names it where it came from (``mail:<sha256 of the message>``,
+    ``ses:<notification id>:<recipient>``) so that reading it twice records it once."""
+
+    reference: str
+    kind: str  # hard, soft, complaint, auto-reply or unknown (bounces.classify.KINDS)
+    source: str  # imap, mbox, maildir, ses, postmark, sendgrid, mailgun
+    received_at: dt.datetime
+    status: str = ""  # the enhanced status code (5.1.1)
+    diagnostic: str = ""  # the reporting server's words, one clean line
+    recipient: str = ""  # the address reported
+    subscriber_id: int | None = None
+    delivery_id: int | None = None

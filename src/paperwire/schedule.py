@@ -38,7 +38,7 @@ from .store import Store, insert_unless_taken, schema_lock
 log = logging.getLogger(__name__)
 LOCK_CHECK_SECONDS = 5.0  # how often the running daemon checks it still holds the scheduler lock
 JOB_TABLE = "apscheduler_jobs"
-INGEST_JOB, DISPATCH_JOB = "ingest", "dispatch"
+INGEST_JOB, DISPATCH_JOB, BOUNCES_JOB = "ingest", "dispatch", "bounces"
 
 
 @dataclass
@@ -130,6 +130,30 @@ def dispatch_job():
     return report
 
 
+def bounces_job():
+    """Read the bounce mailbox (when one is configured) and act on what came back."""
+    from .bounces import mailboxes
+
+    daemon = _running()
+    if daemon.stop.is_set() or not daemon.settings.bounces_imap_host:  # a job stored when one was configured
+        return None
+    try:
+        with mailboxes.imap_session(daemon.settings) as imap:
+            tally = mailboxes.read(daemon.store, daemon.settings, mailboxes.imap_messages(imap, daemon.settings), "imap")
+    except PaperwireError as exc:  # the mailbox is down or refuses the login: logged, tried next time
+        log.error("reading bounces failed: %s", exc, extra={"fields": {"event": "bounces-error", "error": str(exc)}})
+        return None
+    except Exception as exc:
+        log.error("reading bounces failed: %r", exc, exc_info=exc,
+                  extra={"fields": {"event": "bounces-error", "error": repr(exc)}})
+        return None
+    summary = tally.as_dict()
+    log.info("bounces run", extra={"fields": {"event": "bounces", **{k: v for k, v in summary.items()
+                                                                   if k not in ("changed", "failed")},
+                                             "changed": len(tally.changed), "failed": len(tally.failed)}})
+    return tally
+
+
 def _rewrite_feeds(daemon: _Daemon) -> None:
     """Feeds change only with the stored papers or the public topics: rewrite them then."""
     store = daemon.store
@@ -163,6 +187,10 @@ def build_scheduler(store: Store, settings: Settings, *, start_at: dt.datetime |
     scheduler.add_job(f"{__name__}:dispatch_job", "interval", minutes=settings.schedule_dispatch_minutes,
                       id=DISPATCH_JOB, name="dispatch due digests", replace_existing=True,
                       next_run_time=start_at + dt.timedelta(seconds=1))
+    if settings.bounces_imap_host:
+        scheduler.add_job(f"{__name__}:bounces_job", "interval", minutes=settings.bounces_check_minutes,
+                          id=BOUNCES_JOB, name="read the bounce mailbox", replace_existing=True,
+                          next_run_time=start_at + dt.timedelta(seconds=2))
     return scheduler
 
 

@@ -9,6 +9,7 @@ default SQLite (which runs in WAL mode so readers never block the writer).
 from __future__ import annotations
 
 from .base import MIGRATIONS, create_engine, insert_unless_taken, schema_lock, upgrade
+from .bounces import BouncePolicy, BounceStore, Recorded
 from .deliveries import DeliveryStore, ReaderHistory
 from .papers import FetchValidators, IngestCounts, ListingSummary, PaperStore
 from .readers import ReaderStore
@@ -18,8 +19,9 @@ from .schema import *  # noqa: F403  (tables, for tests and tools)
 from .schema import metadata
 
 
-class Store(PaperStore, ReaderStore, DeliveryStore, WebStore, VectorStore):
-    """Papers, listings, readers, topics, deliveries and embedding vectors in one database. Open once per process."""
+class Store(PaperStore, ReaderStore, DeliveryStore, BounceStore, WebStore, VectorStore):
+    """Papers, listings, readers, topics, deliveries, bounce events and embedding vectors in one database.
+    Open once per process."""
 
     def __init__(self, url: str):
         self.url = url

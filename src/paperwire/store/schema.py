@@ -189,5 +189,22 @@ vectors = sa.Table(
     sa.Column("vector", sa.LargeBinary, nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )
+# What came back about deliveries after they were sent (bounces, complaints), from a bounce
+# mailbox or a provider's webhook; ``reference`` (unique) names the event where it came from.
+bounce_events = sa.Table(
+    "bounce_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("reference", sa.String(200), nullable=False, unique=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=True),
+    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("deliveries.id"), nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default=""),
+    sa.Column("diagnostic", sa.Text, nullable=False, server_default=""),
+    sa.Column("recipient", sa.String(320), nullable=False, server_default=""),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_bounce_events_subscriber_received", "subscriber_id", "received_at"),
+    sa.Index("ix_bounce_events_received_at", "received_at"),
+)
 # Every table with a paper_id column: re-keying a paper (title id -> arXiv id) updates them all.
 PAPER_REFERENCES = (paper_links, listing_papers, sent_papers)

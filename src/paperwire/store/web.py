@@ -15,7 +15,7 @@ from ..subscribers import stored_max_papers
 from ..ratelimit import RateLimit
 from .base import _now
 from .papers import _paper_from_row
-from .schema import (deliveries, listing_papers, listings, papers, pending_changes, rate_hits, sent_papers,
+from .schema import (bounce_events, deliveries, listing_papers, listings, papers, pending_changes, rate_hits, sent_papers,
                      subscribers, topics, vectors)
 
 
@@ -72,7 +72,7 @@ class WebStore:
                                 .order_by(papers.c.id).limit(1)).scalar()
 
     def delete_subscriber(self, email: str) -> bool:
-        """Erase a reader and everything recorded about them (topics, deliveries, sent papers).
+        """Erase a reader and everything recorded about them (topics, deliveries, sent papers, bounces).
 
         One transaction: a failure leaves the reader whole. False when no such reader.
         """
@@ -81,6 +81,8 @@ class WebStore:
             if reader_id is None:
                 return False
             conn.execute(sent_papers.delete().where(sent_papers.c.subscriber_id == reader_id))
+            conn.execute(bounce_events.delete().where((bounce_events.c.subscriber_id == reader_id)
+                                                      | (bounce_events.c.recipient == email)))
             conn.execute(deliveries.delete().where(deliveries.c.subscriber_id == reader_id))
             conn.execute(pending_changes.delete().where(pending_changes.c.subscriber_id == reader_id))
             self._replace_topics(conn, reader_id, (), _now())  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from .. import urls
 from ..errors import ValidationError
-from ..models import SUBSCRIBER_STATUSES, Subscriber, Topic
+from ..models import SUBSCRIBER_STATUSES, BounceEvent, Subscriber, Topic
 from ..normalize import shown_title
 from ..subscriber_io import subscriber_record
 from ..subscribers import MAX_PAPERS_LIMIT, build_subscriber, followed_topics, make_topic, normalize_email
@@ -84,6 +84,15 @@ class SubscriberIn(BaseModel):
     follow: list[str] = Field(default_factory=list, max_length=20, description="Names of public topics to follow.")
 
 
+class BounceOut(BaseModel):
+    kind: str = Field(description="hard, soft, complaint, auto-reply or unknown")
+    status: str = Field(description="The enhanced status code (5.1.1), when one was given.")
+    diagnostic: str = Field(description="The reporting server's or provider's words.")
+    source: str = Field(description="imap, mbox, maildir, ses, postmark, sendgrid or mailgun")
+    recipient: str
+    at: dt.datetime
+
+
 class SubscriberOut(BaseModel):
     email: str
     name: str
@@ -93,6 +102,7 @@ class SubscriberOut(BaseModel):
     timezone: str
     max: int
     topics: list[TopicOut]
+    last_bounce: BounceOut | None = Field(None, description="The newest bounce or complaint about this reader.")
 
 
 class LikedPaperOut(BaseModel):
@@ -200,8 +210,16 @@ def delete_topic(name: str, force: bool = False, web: WebContext = Depends(web_c
 # -- subscribers --------------------------------------------------------------------------
 
 
-def _out(reader: Subscriber) -> SubscriberOut:
-    return SubscriberOut(**subscriber_record(reader))
+def _out(reader: Subscriber, bounce: BounceEvent | None = None) -> SubscriberOut:
+    last = None if bounce is None else BounceOut(kind=bounce.kind, status=bounce.status, diagnostic=bounce.diagnostic,
+                                                  source=bounce.source, recipient=bounce.recipient,
+                                                  at=bounce.received_at)
+    return SubscriberOut(**subscriber_record(reader), last_bounce=last)
+
+
+def _with_bounces(web: WebContext, readers: list[Subscriber]) -> list[SubscriberOut]:
+    bounced = web.store.latest_bounces([reader.id for reader in readers])
+    return [_out(reader, bounced.get(reader.id)) for reader in readers]
 
 
 def _address(email: str) -> str:
@@ -215,7 +233,7 @@ def _address(email: str) -> str:
 def list_subscribers(status: Literal[SUBSCRIBER_STATUSES] | None = None,  # type: ignore[valid-type]
                      web: WebContext = Depends(web_context)) -> list[SubscriberOut]:
     """Every reader (optionally in one status), by email."""
-    return [_out(r) for r in web.store.subscribers(status=status)]
+    return _with_bounces(web, web.store.subscribers(status=status))
 
 
 @admin.get("/subscribers/{email}", response_model=SubscriberOut, tags=["subscribers"], responses=NOT_FOUND)
@@ -223,7 +241,7 @@ def get_subscriber(email: str, web: WebContext = Depends(web_context)) -> Subscr
     reader = web.store.subscriber(_address(email))
     if reader is None:
         raise ApiError(404, "no such reader")
-    return _out(reader)
+    return _with_bounces(web, [reader])[0]
 
 
 @admin.put("/subscribers/{email}", response_model=SubscriberOut, tags=["subscribers"],
