@@ -379,10 +379,10 @@ def test_a_real_postfix_bounce_to_the_verp_address_stops_that_reader(db_url, tmp
 # -- coming back --------------------------------------------------------------------------------
 
 
-def test_a_bouncing_reader_is_reactivated_by_confirming_again_from_the_web(tmp_path):
+def test_a_bouncing_reader_is_reactivated_by_confirming_again_from_the_web(new_db, tmp_path):
     from .test_web import _confirm, make_site
 
-    site = make_site(tmp_path)
+    site = make_site(new_db, tmp_path)
     try:
         reader = site.reader("ada@example.org", "depth")
         site.store.record_bounce(BounceEvent(reference="mail:x", kind=HARD, source="imap",
