@@ -489,13 +489,15 @@ def test_a_request_whose_events_could_not_be_recorded_is_taken_on_the_retry(hook
 
 
 @pytest.mark.parametrize("provider", ["ses", "postmark", "sendgrid", "mailgun"])
-def test_each_webhook_is_off_until_configured(store: Store, tmp_path: Path, provider: str):
+def test_each_webhook_is_off_until_configured(store: Store, tmp_path: Path, provider: str, caplog):
     off = make_hooks(store, tmp_path, on=False)
     _reader(store)
     answer = off.post(provider, b"{}", {"Content-Type": "application/json"})
     assert answer.status_code == 404
-    # Half a Postmark configuration (a user, no password) is off as well.
-    half = make_hooks(store, tmp_path, webhooks_postmark_password="")
+    # Half a Postmark configuration (a user, no password) is off as well, and the app says so.
+    with caplog.at_level("WARNING"):
+        half = make_hooks(store, tmp_path, webhooks_postmark_password="")
+    assert "/webhooks/postmark is off" in caplog.text
     assert half.postmark(postmark_record("ada@example.org"), auth=(POSTMARK_USER, "")).status_code == 404
     assert store.bounce_counts() == {}
 
@@ -518,7 +520,8 @@ def test_webhook_settings_from_the_environment(tmp_path: Path):
         "PAPERWIRE_WEBHOOKS_MAILGUN_SIGNING_KEY": MAILGUN_KEY}, cwd=tmp_path)
     assert settings.webhooks_ses_topics == (TOPIC, "arn:aws:sns:us-east-1:123456789012:other")
     assert settings.webhooks_sendgrid_public_key == SENDGRID_PUBLIC
-    pem = SENDGRID_KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = SENDGRID_KEY.public_key().public_bytes(serialization.Encoding.PEM,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
     (tmp_path / "paperwire.toml").write_text(f'[webhooks]\nsendgrid_public_key = """{pem.decode()}"""\n')
     assert load_settings(environ={}, cwd=tmp_path).webhooks_sendgrid_public_key == SENDGRID_PUBLIC
     rsa_key = base64.b64encode(SNS_KEY.public_key().public_bytes(
@@ -537,7 +540,8 @@ def test_an_oversized_body_is_refused_before_it_is_read(hooks: Hooks):
 # -- parsers of outside input: any JSON gives events or a clear refusal, never a crash -------------
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=12), inner, max_size=5),
                     max_leaves=20)
 FIELDS = st.sampled_from(["event", "email", "sg_event_id", "type", "reason", "smtp-id", "status", "RecordType", "ID",
                           "Type", "Email", "Details", "severity", "recipient", "id", "delivery-status", "message"])

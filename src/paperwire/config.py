@@ -286,7 +286,7 @@ class Settings:
     webhooks_postmark_user: str = ""  # HTTP basic auth of /webhooks/postmark, with the password:
     webhooks_postmark_password: str = field(default="", repr=False)  # only from PAPERWIRE_WEBHOOKS_POSTMARK_PASSWORD
     webhooks_sendgrid_public_key: str = ""  # the Event Webhook's verification key (base64 DER, not a secret)
-    webhooks_mailgun_signing_key: str = field(default="", repr=False)  # only from PAPERWIRE_WEBHOOKS_MAILGUN_SIGNING_KEY
+    webhooks_mailgun_signing_key: str = field(default="", repr=False)  # from the environment only
 
     def __post_init__(self) -> None:
         if self.acronyms is None:

@@ -88,7 +88,8 @@ def _classify(message: Message, raw: bytes) -> Report:
     if found is not None:
         return Report(found[0], found[1], found[2], found[3], message_ids, addressed_to)
     if _is_auto_reply(message):
-        return Report(AUTO_REPLY, diagnostic=diagnostic_line(str(message.get("Subject", ""))), addressed_to=addressed_to)
+        return Report(AUTO_REPLY, diagnostic=diagnostic_line(str(message.get("Subject", ""))),
+                      addressed_to=addressed_to)
     return Report(UNKNOWN, diagnostic=diagnostic_line(str(message.get("Subject", ""))), message_ids=message_ids,
                   addressed_to=addressed_to)
 
@@ -135,7 +136,8 @@ def _delivery_status(message: Message) -> tuple[str, tuple[str, ...], str, str] 
     elif delayed:
         kind, chosen = SOFT, delayed
     elif fine:
-        return AUTO_REPLY, tuple(e[0] for e in fine if e[0]), fine[0][1], diagnostic_line("delivery report: " + fine[0][2])
+        return (AUTO_REPLY, tuple(e[0] for e in fine if e[0]), fine[0][1],
+                diagnostic_line("delivery report: " + fine[0][2]))
     else:
         return None
     recipients = tuple(dict.fromkeys(entry[0] for entry in chosen if entry[0]))

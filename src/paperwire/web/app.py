@@ -56,6 +56,7 @@ def create_app(settings: Settings, *, store: Store | None = None, transport: Tra
                   redoc_url=None, description=api.__doc__, redirect_slashes=False)
     app.state.web = WebContext(settings, store, Mailer(settings, transport, store=store), clock=clock)
     app.state.hooks = hooks.Hooks(fetcher or hooks.fetch_url)
+    hooks.warn_if_half_configured(settings)
     for router in (pages.router, paperpage.router, likepage.router, feedroutes.router, api.router, api.admin,
                    apidocs.router, hooks.router):
         app.include_router(router)

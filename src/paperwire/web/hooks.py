@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..bounces import sns, webhooks
 from ..bounces.record import record_webhook
+from ..config import Settings
 from ..errors import SourceError
 from ..fetch import fetch
 from ..store import Recorded
@@ -76,15 +77,14 @@ class Hooks:
 
 @router.post("/webhooks/ses")
 async def ses(request: Request) -> JSONResponse:
-    web = _enabled(request, bool(web_context(request).settings.webhooks_ses_topics))
+    web = _enabled(request, "ses")
     body = await _body(request)
     return await run_in_threadpool(_answer, "ses", lambda: _ses(web, request.app.state.hooks, body))
 
 
 @router.post("/webhooks/postmark")
 async def postmark(request: Request) -> JSONResponse:
-    settings = web_context(request).settings
-    web = _enabled(request, bool(settings.webhooks_postmark_user and settings.webhooks_postmark_password))
+    web = _enabled(request, "postmark")
     body = await _body(request)
     return await run_in_threadpool(_answer, "postmark", lambda: _postmark(web, request.headers.get("authorization"),
                                                                           body))
@@ -92,7 +92,7 @@ async def postmark(request: Request) -> JSONResponse:
 
 @router.post("/webhooks/sendgrid")
 async def sendgrid(request: Request) -> JSONResponse:
-    web = _enabled(request, bool(web_context(request).settings.webhooks_sendgrid_public_key))
+    web = _enabled(request, "sendgrid")
     body = await _body(request)
     signature = request.headers.get("x-twilio-email-event-webhook-signature")
     timestamp = request.headers.get("x-twilio-email-event-webhook-timestamp")
@@ -101,15 +101,31 @@ async def sendgrid(request: Request) -> JSONResponse:
 
 @router.post("/webhooks/mailgun")
 async def mailgun(request: Request) -> JSONResponse:
-    web = _enabled(request, bool(web_context(request).settings.webhooks_mailgun_signing_key))
+    web = _enabled(request, "mailgun")
     body = await _body(request)
     return await run_in_threadpool(_answer, "mailgun", lambda: _mailgun(web, body))
 
 
-def _enabled(request: Request, configured: bool) -> WebContext:
-    if not configured:  # off: the same 404 as any address that is not there
+def configured(settings: Settings, provider: str) -> bool:
+    """Whether a provider's webhook is on: its settings are there (Postmark needs both halves)."""
+    return {"ses": bool(settings.webhooks_ses_topics),
+            "postmark": bool(settings.webhooks_postmark_user and settings.webhooks_postmark_password),
+            "sendgrid": bool(settings.webhooks_sendgrid_public_key),
+            "mailgun": bool(settings.webhooks_mailgun_signing_key)}[provider]
+
+
+def warn_if_half_configured(settings: Settings) -> None:
+    """Half a Postmark configuration leaves the webhook off: say so when the app starts."""
+    if bool(settings.webhooks_postmark_user) != bool(settings.webhooks_postmark_password):
+        log.warning("/webhooks/postmark is off: it needs both webhooks.postmark_user and "
+                    "PAPERWIRE_WEBHOOKS_POSTMARK_PASSWORD")
+
+
+def _enabled(request: Request, provider: str) -> WebContext:
+    web = web_context(request)
+    if not configured(web.settings, provider):  # off: the same 404 as any address that is not there
         raise HTTPException(404)
-    return web_context(request)
+    return web
 
 
 async def _body(request: Request) -> bytes:
@@ -129,7 +145,8 @@ def _answer(provider: str, work: Callable[[], list[Recorded] | JSONResponse]) ->
     try:
         done = work()
     except webhooks.Refused as exc:
-        log.warning("%s webhook refused: %s", provider, exc, extra={"fields": {"event": "webhook", "provider": provider}})
+        log.warning("%s webhook refused: %s", provider, exc,
+                    extra={"fields": {"event": "webhook", "provider": provider}})
         headers = {"WWW-Authenticate": 'Basic realm="paperwire webhooks"'} if provider == "postmark" else None
         raise ApiError(401, f"refused: {exc}", headers) from None
     except webhooks.Malformed as exc:
