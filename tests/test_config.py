@@ -54,6 +54,13 @@ def test_acronyms_table(tmp_path):
         ("[acronyms]\nMoE = [1]", {}, {}, r"'acronyms' from config file"),
         ('[smtp]\npasword_file = "x"', {}, {}, r"unknown setting 'smtp.pasword_file'.*did you mean 'smtp.password_file'"),
         ('[schedule]\ndispatch_minute = 5', {}, {}, r"did you mean 'schedule.dispatch_minutes'"),
+        ('[webhooks]\npostmark_password = "x"', {}, {}, r"'webhooks.postmark_password'.*secrets are not read from "
+                                                         r"the config file; set PAPERWIRE_WEBHOOKS_POSTMARK_PASSWORD"),
+        ('[webhooks]\nmailgun_signing_key = "x"', {}, {}, r"set PAPERWIRE_WEBHOOKS_MAILGUN_SIGNING_KEY"),
+        ('[webhooks]\nses_topics = ["arn:aws:sqs:eu-west-1:123456789012:q"]', {}, {},
+         r"'webhooks.ses_topics' from config file .*not an SNS topic ARN"),
+        ("", {"PAPERWIRE_WEBHOOKS_SENDGRID_PUBLIC_KEY": "bm90IGEga2V5"}, {},
+         r"'webhooks.sendgrid_public_key' from environment variable .*not a public key in base64 DER"),
     ],
 )
 def test_bad_settings_name_the_key_and_the_source(tmp_path, toml, env, flags, message):
@@ -72,7 +79,8 @@ def test_the_repr_of_settings_shows_no_secret(tmp_path):
     settings = load_settings(environ={
         "PAPERWIRE_DB": "postgresql+psycopg://root:dbPa55@db.example/paperwire?sslpassword=keyPa55&application_name=pw",
         "PAPERWIRE_SMTP_PASSWORD": "smtpPa55", "PAPERWIRE_SECRET_KEY": "signingPa55" * 4,
-        "PAPERWIRE_ADMIN_TOKEN": "adminPa55", "PAPERWIRE_SCHEDULE_SOURCES": "seeds,https://me:urlPa55@feeds.example/x?token=tokPa55",
+        "PAPERWIRE_ADMIN_TOKEN": "adminPa55", "PAPERWIRE_WEBHOOKS_POSTMARK_PASSWORD": "postmarkPa55",
+        "PAPERWIRE_WEBHOOKS_MAILGUN_SIGNING_KEY": "mailgunPa55", "PAPERWIRE_SCHEDULE_SOURCES": "seeds,https://me:urlPa55@feeds.example/x?token=tokPa55",
     }, cwd=tmp_path)
     shown = repr(settings)
     assert "Pa55" not in shown

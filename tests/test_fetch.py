@@ -213,6 +213,17 @@ def test_a_redirect_loop_is_cut_off(base: str) -> None:
     assert caught.value.origin == f"{base}/loop"
 
 
+def test_a_redirect_is_an_error_when_none_may_be_followed(base: str) -> None:
+    """The SNS webhook's fetcher checks a URL's host, then fetches it: a redirect must not take it elsewhere."""
+    with pytest.raises(SourceError, match="HTTP 30"):
+        fetch(f"{base}/redirect", follow_redirects=False)
+    from paperwire.web.hooks import fetch_url
+
+    with pytest.raises(SourceError, match="HTTP 30"):
+        fetch_url(f"{base}/redirect")
+    assert fetch_url(f"{base}/listing.rss") == LISTING
+
+
 def test_a_redirect_to_a_file_url_is_refused(base: str) -> None:
     with pytest.raises(SourceError, match="unsupported"):
         fetch(f"{base}/to-file")

@@ -13,6 +13,7 @@ import difflib
 import ipaddress
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -182,6 +183,33 @@ def as_embedder(value: Any) -> str:
     raise ValueError(f"{value!r} is not {DEFAULT_EMBEDDER}, {SENTENCE_TRANSFORMERS}MODEL_NAME or {EMBEDDER_OFF}")
 
 
+_TOPIC_ARN = re.compile(r"arn:aws(-[a-z]+)*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
+
+
+def _as_topic_arns(value: Any) -> tuple[str, ...]:
+    """SNS topic ARNs: a TOML list, or one environment string split on commas."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+        raise ValueError('expected a list of SNS topic ARNs such as ["arn:aws:sns:eu-west-1:123456789012:bounces"]')
+    arns = tuple(item.strip() for item in items if item.strip())
+    for arn in arns:
+        if not _TOPIC_ARN.fullmatch(arn):
+            raise ValueError(f"{arn!r} is not an SNS topic ARN such as arn:aws:sns:eu-west-1:123456789012:bounces")
+    return arns
+
+
+def _as_ec_public_key(value: Any) -> str:
+    """A P-256 public key as SendGrid shows it: base64 of its DER form (PEM armour is tolerated)."""
+    text = "".join(line for line in str(value).splitlines() if not line.startswith("-----")).strip()
+    text = "".join(text.split())
+    if not text:
+        return ""
+    from .bounces.webhooks import sendgrid_public_key  # cryptography: loaded only when a key is set
+
+    sendgrid_public_key(text)  # raises ValueError naming what is wrong
+    return text
+
+
 def _as_optional_path(value: Any) -> Path | None:
     return _as_path(value) if str(value).strip() else None
 
@@ -260,6 +288,12 @@ class Settings:
     bounces_check_minutes: int = 15  # how often the daemon reads the mailbox
     bounces_soft_limit: int = 3  # soft bounces within bounces.soft_days that mark a reader bouncing
     bounces_soft_days: int = 7
+    # Provider webhooks (README "Bounces and complaints"): each is off (404) until configured.
+    webhooks_ses_topics: tuple[str, ...] = ()  # SNS topic ARNs whose notifications /webhooks/ses takes
+    webhooks_postmark_user: str = ""  # HTTP basic auth of /webhooks/postmark, with the password:
+    webhooks_postmark_password: str = field(default="", repr=False)  # only from PAPERWIRE_WEBHOOKS_POSTMARK_PASSWORD
+    webhooks_sendgrid_public_key: str = ""  # the Event Webhook's verification key (base64 DER, not a secret)
+    webhooks_mailgun_signing_key: str = field(default="", repr=False)  # from the environment only
 
     def __post_init__(self) -> None:
         if self.acronyms is None:
@@ -334,6 +368,11 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "bounces_check_minutes": lambda v: _as_int(v, 1, 24 * 60),
     "bounces_soft_limit": lambda v: _as_int(v, 1, 1000),
     "bounces_soft_days": lambda v: _as_int(v, 1, 365),
+    "webhooks_ses_topics": _as_topic_arns,
+    "webhooks_postmark_user": _as_text,
+    "webhooks_postmark_password": _as_text,
+    "webhooks_sendgrid_public_key": _as_ec_public_key,
+    "webhooks_mailgun_signing_key": _as_text,
 }
 # Settings that only make sense as a TOML table, never as one environment string.
 _TOML_ONLY = {"acronyms"}
@@ -341,7 +380,7 @@ _TOML_ONLY = {"acronyms"}
 assert set(_CONVERTERS) == {f.name for f in fields(Settings)}, "every setting needs a converter"
 
 
-_TABLES = ("smtp", "schedule", "relevance", "workers", "bounces")  # settings grouped under a [table] in paperwire.toml
+_TABLES = ("smtp", "schedule", "relevance", "workers", "bounces", "webhooks")  # settings grouped under a [table] in paperwire.toml
 
 
 def setting_key(field_name: str) -> str:
@@ -380,7 +419,8 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # Secrets never live in paperwire.toml: it gets committed, copied and printed.
-_ENV_ONLY = {"smtp_password", "secret_key", "admin_token", "bounces_imap_password"}
+_ENV_ONLY = {"smtp_password", "secret_key", "admin_token", "bounces_imap_password", "webhooks_postmark_password",
+             "webhooks_mailgun_signing_key"}
 
 
 def _from_file(path: Path) -> dict[str, Any]:

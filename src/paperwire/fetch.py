@@ -58,18 +58,21 @@ def fetch(
     timeout: float = 20.0,
     client: httpx.Client | None = None,
     max_bytes: int = MAX_BODY_BYTES,
+    follow_redirects: bool = True,
 ) -> FetchResult:
     """GET ``url``; conditional when validators are given. Raises SourceError on any failure.
 
     ``client`` lets a caller reuse connections across sources (and tests inject one);
-    it is not closed here. A client made here follows at most MAX_REDIRECTS redirects.
+    it is not closed here. A client made here follows at most MAX_REDIRECTS redirects;
+    none with ``follow_redirects=False`` (a redirect is then an error): for URLs whose host
+    was checked, which a redirect could take elsewhere.
     """
     try:
         _check_url(url)
         if client is not None:
-            return _fetch_with(client, url, etag, last_modified, timeout, max_bytes)
+            return _fetch_with(client, url, etag, last_modified, timeout, max_bytes, follow_redirects)
         with _new_client(timeout) as own:
-            return _fetch_with(own, url, etag, last_modified, timeout, max_bytes)
+            return _fetch_with(own, url, etag, last_modified, timeout, max_bytes, follow_redirects)
     except SourceError as exc:  # errors end up in logs and `status`: never with the URL's secrets
         raise SourceError(redact.scrub(exc.reason, url), origin=redact.url(url), line=exc.line) from None
 
@@ -99,12 +102,13 @@ def _request_headers(etag: str | None, last_modified: str | None) -> dict[str, s
 
 
 def _fetch_with(client: httpx.Client, url: str, etag: str | None, last_modified: str | None,
-                timeout: float, max_bytes: int) -> FetchResult:
+                timeout: float, max_bytes: int, follow_redirects: bool = True) -> FetchResult:
     """The request itself, with every httpx failure turned into a SourceError naming the URL."""
     deadline = time.monotonic() + timeout * TOTAL_TIMEOUT_FACTOR
     headers = _request_headers(etag, last_modified)
     try:
-        with client.stream("GET", url, headers=headers, timeout=_timeouts(timeout), follow_redirects=True) as response:
+        with client.stream("GET", url, headers=headers, timeout=_timeouts(timeout),
+                           follow_redirects=follow_redirects) as response:
             return _result(response, url, etag, last_modified, max_bytes, deadline)
     except httpx.TimeoutException as exc:
         raise SourceError(f"timed out after {timeout:g}s ({_kind(exc)})", origin=url) from exc

@@ -167,7 +167,7 @@ class BounceEvent:
     """Something that came back about a delivery after it was sent: a bounce or a complaint.
 
     ``reference`` names it where it came from (``mail:<sha256 of the message>``,
-    ``ses:<notification id>:<recipient>``) so that reading it twice records it once."""
+    ``ses:<SES feedback id>:<recipient>``) so that reading it twice records it once."""
 
     reference: str
     kind: str  # hard, soft, complaint, auto-reply or unknown (bounces.classify.KINDS)

@@ -67,7 +67,7 @@ def classify(raw: bytes) -> Report:
         return _classify(message, raw)
     except Exception as exc:  # a message no parser can read is still one message: unknown
         log.debug("unreadable message", exc_info=exc)
-        return Report(UNKNOWN, diagnostic=_line(f"unreadable: {type(exc).__name__}: {exc}"))
+        return Report(UNKNOWN, diagnostic=diagnostic_line(f"unreadable: {type(exc).__name__}: {exc}"))
 
 
 def _classify(message: Message, raw: bytes) -> Report:
@@ -89,8 +89,9 @@ def _classify(message: Message, raw: bytes) -> Report:
     if found is not None:
         return Report(found[0], found[1], found[2], found[3], message_ids, addressed_to)
     if _is_auto_reply(message):
-        return Report(AUTO_REPLY, diagnostic=_line(str(message.get("Subject", ""))), addressed_to=addressed_to)
-    return Report(UNKNOWN, diagnostic=_line(str(message.get("Subject", ""))), message_ids=message_ids,
+        return Report(AUTO_REPLY, diagnostic=diagnostic_line(str(message.get("Subject", ""))),
+                      addressed_to=addressed_to)
+    return Report(UNKNOWN, diagnostic=diagnostic_line(str(message.get("Subject", ""))), message_ids=message_ids,
                   addressed_to=addressed_to)
 
 
@@ -106,7 +107,7 @@ def _feedback(message: Message) -> tuple[str, tuple[str, ...], str] | None:
         if not recipients:  # most providers leave it out: the quoted original's To says it
             recipients = _original_recipients(message)
         kind = COMPLAINT if feedback_type in _COMPLAINT_TYPES else UNKNOWN
-        return kind, recipients, _line(f"feedback report: {feedback_type or 'unspecified'}"
+        return kind, recipients, diagnostic_line(f"feedback report: {feedback_type or 'unspecified'}"
                                        + (f" ({fields['user-agent']})" if fields.get("user-agent") else ""))
     return None
 
@@ -120,7 +121,7 @@ def _delivery_status(message: Message) -> tuple[str, tuple[str, ...], str, str] 
         for block in _status_blocks(part):
             action = block.get("action", "").strip().lower()
             recipient = _address(block.get("original-recipient") or block.get("final-recipient") or "")
-            status = _status(block.get("status", "")) or _status(block.get("diagnostic-code", ""))
+            status = status_of(block.get("status", "")) or status_of(block.get("diagnostic-code", ""))
             diagnostic = block.get("diagnostic-code", "") or block.get("status", "")
             entry = (recipient, status, diagnostic)
             if action == "failed":
@@ -136,11 +137,12 @@ def _delivery_status(message: Message) -> tuple[str, tuple[str, ...], str, str] 
     elif delayed:
         kind, chosen = SOFT, delayed
     elif fine:
-        return AUTO_REPLY, tuple(e[0] for e in fine if e[0]), fine[0][1], _line("delivery report: " + fine[0][2])
+        return (AUTO_REPLY, tuple(e[0] for e in fine if e[0]), fine[0][1],
+                diagnostic_line("delivery report: " + fine[0][2]))
     else:
         return None
     recipients = tuple(dict.fromkeys(entry[0] for entry in chosen if entry[0]))
-    return kind, recipients, chosen[0][1], _line(chosen[0][2])
+    return kind, recipients, chosen[0][1], diagnostic_line(chosen[0][2])
 
 
 def _heuristic(message: Message, raw: bytes) -> tuple[str, tuple[str, ...], str, str] | None:
@@ -157,9 +159,9 @@ def _heuristic(message: Message, raw: bytes) -> tuple[str, tuple[str, ...], str,
     kind, found = (HARD, permanent) if permanent else (SOFT, temporary)
     recipients = tuple(dict.fromkeys(_address(value.decode("utf-8", "replace")) for value in found))
     text = _text(raw)
-    status = _status(text) or ("5.0.0" if kind == HARD else "4.0.0")
+    status = status_of(text) or ("5.0.0" if kind == HARD else "4.0.0")
     reply = re.search(r"^.*\b[245]\d\d[ -][^\n]*$", text, re.MULTILINE)
-    return kind, tuple(r for r in recipients if r), status, _line(reply.group(0) if reply else "")
+    return kind, tuple(r for r in recipients if r), status, diagnostic_line(reply.group(0) if reply else "")
 
 
 def _is_auto_reply(message: Message) -> bool:
@@ -222,7 +224,9 @@ def _address(value: str) -> str:
     return found[0][1].strip() if found and "@" in found[0][1] else ""
 
 
-def _status(text: str) -> str:
+def status_of(text: str) -> str:
+    """The enhanced status code a server's words carry (``5.1.1``), else their SMTP code's class
+    (``550`` is ``5.0.0``), else "" (webhooks use it too)."""
     found = _STATUS.search(text)
     if found:
         return ".".join(found.groups())
@@ -234,5 +238,6 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def _line(text: str) -> str:
+def diagnostic_line(text: str) -> str:
+    """A server's or provider's words as stored: one clean line, at most DIAGNOSTIC_CHARS."""
     return shorten(clean_line(text), DIAGNOSTIC_CHARS)

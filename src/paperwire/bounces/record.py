@@ -13,7 +13,7 @@ from ..config import Settings
 from ..logs import printable
 from ..models import BounceEvent
 from ..store import BouncePolicy, Recorded, Store
-from . import verp
+from . import verp, webhooks
 from .classify import KINDS, Report, classify
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,22 @@ def record_message(store: Store, settings: Settings, raw: bytes, source: str,
         status=report.status, diagnostic=report.diagnostic,
         recipient=report.recipients[0] if report.recipients else "", subscriber_id=reader_id, delivery_id=delivery_id)
     return event, record(store, settings, event)
+
+
+def record_webhook(store: Store, settings: Settings, source: str, events: list[webhooks.Event],
+                   received_at: dt.datetime | None = None) -> list[Recorded]:
+    """Record a provider's events, each once (by its reference), tied like a bounce message is:
+    by our Message-ID where the provider reports it, else by the recipient."""
+    received_at = received_at or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    recorded = []
+    for found in events:
+        report = Report(found.kind, (found.recipient,) if found.recipient else (), found.status, found.diagnostic,
+                        (found.message_id,) if found.message_id else ())
+        delivery_id, reader_id = tie(store, settings, report)
+        recorded.append(record(store, settings, BounceEvent(
+            reference=found.reference, kind=found.kind, source=source, received_at=received_at, status=found.status,
+            diagnostic=found.diagnostic, recipient=found.recipient, subscriber_id=reader_id, delivery_id=delivery_id)))
+    return recorded
 
 
 def record(store: Store, settings: Settings, event: BounceEvent) -> Recorded:

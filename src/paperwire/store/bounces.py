@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import ValidationError
 from ..models import BounceEvent
 from .base import _chunks, _now
-from .schema import bounce_events, deliveries, subscribers
+from .schema import bounce_events, deliveries, subscribers, webhook_tokens
 
 # A reader in one of these states is still being mailed, so a bounce can stop that.
 _MAILED = ("active", "pending", "paused")
@@ -105,6 +105,26 @@ class BounceStore:
                 return Recorded(True, wanted)
         except IntegrityError:  # another process recorded the same event at the same moment
             return Recorded(False)
+
+    def take_webhook_token(self, provider: str, digest: str, now: float, keep_seconds: float) -> bool:
+        """Note a signed webhook request as taken; False when it was taken before (a replay).
+
+        Atomic (the row's key is unique), so of two copies sent at once only one is taken.
+        Rows older than ``keep_seconds`` are dropped first: their timestamps are refused as
+        stale anyway."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(webhook_tokens.delete().where(webhook_tokens.c.seen_at < now - keep_seconds))
+                conn.execute(webhook_tokens.insert().values(provider=provider, digest=digest, seen_at=now))
+            return True
+        except IntegrityError:
+            return False
+
+    def release_webhook_token(self, provider: str, digest: str) -> None:
+        """Forget a request taken whose events could not be recorded, so the provider's retry is taken."""
+        with self.engine.begin() as conn:
+            conn.execute(webhook_tokens.delete().where(webhook_tokens.c.provider == provider,
+                                                       webhook_tokens.c.digest == digest))
 
     def bounce_counts(self, since: dt.datetime | None = None) -> dict[str, int]:
         """kind -> number of events (received since ``since``)."""

@@ -179,6 +179,15 @@ pending_changes = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Index("ix_pending_changes_subscriber_id", "subscriber_id"),
 )
+# Signed webhook requests already taken (Mailgun's tokens, SendGrid's timestamp and body), by
+# provider and a sha256: the same request sent again is refused. ``seen_at`` is seconds since the epoch.
+webhook_tokens = sa.Table(
+    "webhook_tokens", metadata,
+    sa.Column("provider", sa.String(16), primary_key=True),
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("seen_at", sa.Float, nullable=False),
+    sa.Index("ix_webhook_tokens_seen_at", "seen_at"),
+)
 # Embedding vectors by (model, sha256 of the exact text embedded): papers, topics and sentences
 # alike, so changed text re-embeds by itself and another model never reads these. float32 bytes.
 vectors = sa.Table(

@@ -20,7 +20,7 @@ from ..config import DEV_SECRET_KEY, Settings
 from ..errors import ConfigError
 from ..store import Store
 from ..transport import Transport
-from . import api, apidocs, feedroutes, likepage, pages, paperpage
+from . import api, apidocs, feedroutes, hooks, likepage, pages, paperpage
 from .context import WebContext, redirect_from_base
 from .errors import PageError
 from .headers import SecurityHeaders
@@ -42,8 +42,9 @@ def check_secret(settings: Settings, *, dev: bool) -> None:
 
 
 def create_app(settings: Settings, *, store: Store | None = None, transport: Transport | None = None,
-               clock=None) -> FastAPI:
-    """The ASGI app. ``transport`` defaults to ``dispatch.make_transport(settings)`` (SMTP or the outbox)."""
+               clock=None, fetcher: hooks.Fetcher | None = None) -> FastAPI:
+    """The ASGI app. ``transport`` defaults to ``dispatch.make_transport(settings)`` (SMTP or the outbox);
+    ``fetcher`` (GET a URL, its body) to ``hooks.fetch_url``: the SNS webhook's only way out."""
     if transport is None:
         from ..dispatch import make_transport
 
@@ -54,7 +55,10 @@ def create_app(settings: Settings, *, store: Store | None = None, transport: Tra
     app = FastAPI(title="paperwire", version=__version__, openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None, description=api.__doc__, redirect_slashes=False)
     app.state.web = WebContext(settings, store, Mailer(settings, transport, store=store), clock=clock)
-    for router in (pages.router, paperpage.router, likepage.router, feedroutes.router, api.router, api.admin, apidocs.router):
+    app.state.hooks = hooks.Hooks(fetcher or hooks.fetch_url)
+    hooks.warn_if_half_configured(settings)
+    for router in (pages.router, paperpage.router, likepage.router, feedroutes.router, api.router, api.admin,
+                   apidocs.router, hooks.router):
         app.include_router(router)
     _error_handlers(app)
     app.add_middleware(SecurityHeaders, hsts=app.state.web.secure)
