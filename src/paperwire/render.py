@@ -327,6 +327,11 @@ class EmailRenderer:
         html_env, text_env = environments(templates_dir, frame)
         self.html_template = html_env.get_template(HTML_FRAME)
         self.text_template = text_env.get_template("email.txt.j2")
+        for template in (self.html_template, self.text_template):
+            # Jinja keeps a template's globals (range, namespace, ...) as a ChainMap over the
+            # environment's and copies them into each render's context in Python (~8 µs a
+            # render, more than any paper); the same values as a dict are copied in C.
+            template.globals = dict(template.globals)
 
     def render(self, digest: Digest, settings: Settings) -> RenderedEmail:
         values = context(digest, settings)
