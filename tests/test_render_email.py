@@ -512,6 +512,17 @@ def test_a_paper_block_sees_only_the_values_it_is_given(tmp_path: Path) -> None:
         EmailRenderer(unfrozen).render(golden_digest(), SETTINGS)
 
 
+
+def test_a_kept_block_is_kept_by_each_values_type_too() -> None:
+    """``1 == True`` and ``Markup("x") == "x"``, but they render differently: each is its own block."""
+    from jinja2 import DictLoader, Environment
+    from markupsafe import Markup
+
+    env = Environment(loader=DictLoader({"t.j2": "{{ value }}"}), autoescape=True)
+    shared = render.SharedIncludes(env)
+    assert [shared("t.j2", value=value) for value in (1, True, 1, "<b>", Markup("<b>"))] == [
+        "1", "True", "1", "&lt;b&gt;", "<b>"]
+
 def test_a_papers_block_is_rendered_once_for_every_reader_who_gets_it_alike() -> None:
     renderer = EmailRenderer(TEMPLATES)
     shared = renderer.html_template.environment.filters["include_shared"].rendered_by_values
