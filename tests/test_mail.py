@@ -215,6 +215,19 @@ def test_date_is_now_in_utc_when_not_given():
     assert date.endswith(" +0000") and before <= parsedate_to_datetime(date) <= after
 
 
+
+def test_date_of_now_follows_the_clock_second_by_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The current Date is formatted once a second (mail._utc_date keeps it): each new second is a new value."""
+    from types import SimpleNamespace
+
+    from paperwire import mail
+
+    clock = iter([1_710_144_000.2, 1_710_144_000.9, 1_710_144_001.0, 1_710_144_000.5])
+    monkeypatch.setattr(mail, "time", SimpleNamespace(time=lambda: next(clock)))
+    assert [mail.date() for _ in range(4)] == ["Mon, 11 Mar 2024 08:00:00 +0000"] * 2 + [
+        "Mon, 11 Mar 2024 08:00:01 +0000", "Mon, 11 Mar 2024 08:00:00 +0000"]
+
+
 @hypothesis_settings(max_examples=500, deadline=None)
 @given(st.lists(st.sampled_from(["a", " ", "\t", "=", ".", "\n", "\n\n", "\r", "ü", "…", "\x0c", "\x7f",
                                  "漢", "x" * 40, "y" * 75]), max_size=60).map("".join))

@@ -436,6 +436,17 @@ def test_the_templates_number_papers_and_can_put_anything_between_them(tmp_path:
     assert EmailRenderer(TEMPLATES).render(golden_digest(), SETTINGS).html.count("BETWEEN") == 0
 
 
+
+def test_the_templates_have_jinjas_globals(tmp_path: Path) -> None:
+    """Jinja's globals (range, namespace, ...) work in both frames: EmailRenderer keeps them as a dict."""
+    loop = "{% set seen = namespace(n=0) %}{% for n in range(3) %}{% set seen.n = seen.n + n %}{% endfor %}[{{ seen.n }}]"
+    folder = edited_templates(tmp_path, {"email.mjml.j2": ("<p>{{ intro }}</p>", "<p>{{ intro }}" + loop + "</p>"),
+                                         "email.txt.j2": ("{{ intro | wrap }}", "{{ intro | wrap }}" + loop)})
+    renderer = EmailRenderer(folder)
+    for _ in range(2):
+        rendered = renderer.render(golden_digest(), SETTINGS)
+        assert "listing.[3]</p>" in rendered.html and "listing.[3]\n" in rendered.text
+
 def reader_pair() -> tuple[Digest, Digest]:
     """Two readers with their own token, name, address and topic names, given the same papers
     with the same matches (so everything that can be shared is)."""
@@ -500,6 +511,17 @@ def test_a_paper_block_sees_only_the_values_it_is_given(tmp_path: Path) -> None:
     with pytest.raises(TemplateError, match="links must be frozen"):
         EmailRenderer(unfrozen).render(golden_digest(), SETTINGS)
 
+
+
+def test_a_kept_block_is_kept_by_each_values_type_too() -> None:
+    """``1 == True`` and ``Markup("x") == "x"``, but they render differently: each is its own block."""
+    from jinja2 import DictLoader, Environment
+    from markupsafe import Markup
+
+    env = Environment(loader=DictLoader({"t.j2": "{{ value }}"}), autoescape=True)
+    shared = render.SharedIncludes(env)
+    assert [shared("t.j2", value=value) for value in (1, True, 1, "<b>", Markup("<b>"))] == [
+        "1", "True", "1", "&lt;b&gt;", "<b>"]
 
 def test_a_papers_block_is_rendered_once_for_every_reader_who_gets_it_alike() -> None:
     renderer = EmailRenderer(TEMPLATES)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 import hashlib
+import time
 from dataclasses import dataclass
 from email.utils import format_datetime
 from functools import lru_cache
@@ -184,7 +185,15 @@ def assemble(headers: list[tuple[str, str]], text: str, html: str) -> Message:
 
 def date(now: dt.datetime | None = None) -> str:
     """The Date header's value: ``now``, or the current second in UTC."""
-    return format_datetime((now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0))
+    if now is None:
+        return _utc_date(int(time.time()))
+    return format_datetime(now.replace(microsecond=0))
+
+
+@lru_cache(maxsize=1)  # keyed by the second (UTC): a run's messages of one second share it
+def _utc_date(second: int) -> str:
+    """Formatting a date costs more than any other header (~5 µs): once a second, not once a message."""
+    return format_datetime(dt.datetime.fromtimestamp(second, dt.timezone.utc))
 
 
 def _sender(name: str, address: str, list_id: str) -> tuple[str, str]:
