@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from paperwire.config import Settings
 from paperwire.mail import Signer, build_message, message_bytes
-from paperwire.models import Digest, Subscriber, Topic
+from paperwire.models import Digest, DigestItem, DigestSection, Paper, Subscriber, Topic
 from paperwire.transport import Outcome
 
 NOW = dt.datetime(2024, 3, 11, 8, 0, tzinfo=dt.timezone.utc)
@@ -58,10 +59,16 @@ def test_structure_and_headers():
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
-def test_the_same_edition_gets_the_same_message_id():
+def test_the_same_digest_gets_the_same_message_id_and_another_digest_of_the_edition_another():
     first = build_message(digest(), Rendered(), SETTINGS, now=NOW)
     again = build_message(digest(), Rendered(), SETTINGS, now=NOW + dt.timedelta(hours=1))
     assert first["Message-ID"] == again["Message-ID"]
+    # Papers added to the day's listing after the first digest went out: a second digest of the
+    # same edition, which providers would drop as a duplicate if it had the same Message-ID.
+    later = dataclasses.replace(digest(), sections=(DigestSection(Topic("RAG", "RAG"), (
+        DigestItem(Paper(id="2403.00001", title="New"), 1.0, 1, dt.date(2024, 3, 11), ("RAG",), ()),)),))
+    assert build_message(later, Rendered(), SETTINGS, now=NOW)["Message-ID"] != first["Message-ID"]
+    assert "tok123" not in first["Message-ID"]
 
 
 @pytest.mark.parametrize("evil", ["Eve\r\nBcc: victim@example.org", "Eve\nX-Injected: yes", "Eve\rX: y"])

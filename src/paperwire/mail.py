@@ -45,12 +45,16 @@ class Rendered(Protocol):
 
 
 def message_id(digest: Digest, settings: Settings) -> str:
-    """The same (reader, edition) always gets the same Message-ID, so a re-send is recognisable.
+    """The same digest (reader, edition, papers) always gets the same Message-ID, so a re-send
+    is recognisable; a second digest of one edition (papers added to the day's listing after
+    the first went out) gets another, or mail providers would drop it as a duplicate.
 
     The reader's token is hashed: it must never appear in headers.
     """
     reader_key = hashlib.sha256(digest.subscriber.token.encode()).hexdigest()[:20]
-    return f"<{digest.edition}.{reader_key}@{addresses.domain_of(settings.sender_email)}>"
+    papers = "\n".join(item.paper.id for section in digest.sections for item in section.items)
+    papers_key = hashlib.sha256(papers.encode()).hexdigest()[:8]
+    return f"<{digest.edition}.{reader_key}.{papers_key}@{addresses.domain_of(settings.sender_email)}>"
 
 
 @dataclass(frozen=True)
