@@ -3,6 +3,7 @@ whole path from a digest sent over real SMTP to a bounce read from a Maildir or 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email
 import json
@@ -32,20 +33,25 @@ VERP = re.compile(r"bounces\+d(\d+)-[0-9a-f]{16}@example\.org")
 
 
 def test_a_verp_address_names_its_delivery_and_cannot_be_forged():
-    address = verp.envelope_sender(BOUNCES, 42, SECRET)
+    readers = {42: 7, 43: 8}  # delivery -> its reader, as stored
+    address = verp.envelope_sender(BOUNCES, 42, 7, SECRET)
     assert VERP.fullmatch(address)
-    assert verp.delivery_of(address, BOUNCES, SECRET) == 42
-    assert verp.delivery_of(f"<{address.upper()}>", BOUNCES, SECRET) == 42  # some systems shout
-    assert verp.delivery_of(address, BOUNCES, "another secret") is None
-    assert verp.delivery_of(address.replace("d42-", "d43-"), BOUNCES, SECRET) is None  # the mac is per delivery
-    assert verp.delivery_of(address.replace("example.org", "example.net"), BOUNCES, SECRET) is None
-    assert verp.delivery_of(BOUNCES, BOUNCES, SECRET) is None
+    assert verp.delivery_of(address, BOUNCES, SECRET, readers.get) == (42, 7)
+    assert verp.delivery_of(f"<{address.upper()}>", BOUNCES, SECRET, readers.get) == (42, 7)  # some systems shout
+    assert verp.delivery_of(address, BOUNCES, "another secret", readers.get) is None
+    assert verp.delivery_of(address.replace("d42-", "d43-"), BOUNCES, SECRET, readers.get) is None  # per delivery
+    assert verp.delivery_of(address.replace("example.org", "example.net"), BOUNCES, SECRET, readers.get) is None
+    assert verp.delivery_of(BOUNCES, BOUNCES, SECRET, readers.get) is None
+    assert verp.delivery_of(address, BOUNCES, SECRET, {}.get) is None  # a delivery no longer stored
+    # SQLite reuses the highest id once its row is deleted: a late bounce to the old address is
+    # not the new delivery's reader's.
+    assert verp.delivery_of(address, BOUNCES, SECRET, {42: 9}.get) is None
 
 
 @given(st.text(max_size=120))
 def test_any_text_is_never_taken_for_a_verp_address_it_is_not(text: str):
-    found = verp.delivery_of(text, BOUNCES, SECRET)
-    assert found is None or verp.delivery_of(verp.envelope_sender(BOUNCES, found, SECRET), BOUNCES, SECRET) == found
+    found = verp.delivery_of(text, BOUNCES, SECRET, lambda delivery: 1)
+    assert found is None or verp.envelope_sender(BOUNCES, found[0], 1, SECRET).lower() == text.strip().strip("<>").strip().lower()
 
 
 def test_verp_refuses_the_public_development_secret():
@@ -159,6 +165,28 @@ def test_a_complaint_unsubscribes_and_nothing_later_brings_the_reader_back(store
     assert store.subscriber("ada@example.org").status == "unsubscribed"
 
 
+def test_soft_bounces_count_messages_not_reports(store):
+    """A message's "delayed" notice, its final 4.x.x failure and a provider's report of each
+    retry are one soft-bouncing message."""
+    from paperwire.store.deliveries import SENT
+
+    reader = _reader(store)
+    run = store.start_run("dispatch")
+    sent = []
+    for day in (1, 2, 3):
+        delivery = store.claim(reader, dt.date(2026, 12, day), f"2026-12-0{day}", run, f"<{day}@x>", [])
+        store.record_outcome(delivery, SENT, attempts=1, code=250, detail="ok", give_up_after=5)
+        sent.append(delivery)
+    rule = BouncePolicy(soft_limit=3, soft_days=7)
+    for attempt in range(4):  # four reports about the first message
+        event = dataclasses.replace(_event(reader, SOFT, f"first:{attempt}"), delivery_id=sent[0])
+        assert store.record_bounce(event, rule).status is None
+    assert store.record_bounce(dataclasses.replace(_event(reader, SOFT, "second"), delivery_id=sent[1]),
+                               rule).status is None
+    assert store.record_bounce(dataclasses.replace(_event(reader, SOFT, "third"), delivery_id=sent[2]),
+                               rule).status == "bouncing"
+
+
 def test_events_tied_to_no_reader_are_kept_and_erasing_a_reader_erases_theirs(store):
     reader = _reader(store)
     assert store.record_bounce(_event(None, UNKNOWN, "u:1"), BouncePolicy()).new
@@ -171,11 +199,11 @@ def test_events_tied_to_no_reader_are_kept_and_erasing_a_reader_erases_theirs(st
 # -- the whole path: a digest over SMTP, its bounce in a mailbox, the reader stopped ----------
 
 
-def _send_with_verp(store: Store, tmp_path: Path, smtp_server) -> tuple[Inbox, object]:
+def _send_with_verp(store: Store, tmp_path: Path, smtp_server, expected: int = 3) -> tuple[Inbox, object]:
     inbox = Inbox()
     settings = smtp_settings(tmp_path, smtp_server(inbox), bounce_address=BOUNCES, secret_key=SECRET)
     report = dispatch.dispatch(store, settings, now=NOON)
-    assert report.sent == 3
+    assert report.sent == expected
     return inbox, settings
 
 
@@ -218,6 +246,22 @@ def test_verp_bounce_in_a_maildir_stops_that_reader_and_is_read_once(db_url, tmp
     assert bounced["last_bounce"]["status"] == "5.1.1" and bounced["last_bounce"]["source"] == "maildir"
     status = json.loads(run_cli("status", "--json").stdout)
     assert status["bounces"]["kinds"] == {HARD: 1, AUTO_REPLY: 1}
+
+
+def test_with_verp_on_a_mailed_report_naming_a_reader_changes_nobody(db_url, tmp_path, smtp_server, run_cli,
+                                                                      monkeypatch):
+    """Anyone can mail the bounce mailbox: with VERP on, a report that came to no VERP address
+    and quotes none of our Message-IDs is kept, tied to nobody, and stops nobody's mail."""
+    store = readers_store(db_url, 2)
+    _send_with_verp(store, tmp_path, smtp_server, expected=2)
+    box = mailbox.Maildir(tmp_path / "bounces", create=True)
+    box.add(bounce_mail.dsn(BOUNCES, "reader000@example.org", message_id="<made-up@example.org>"))
+    box.add(bounce_mail.complaint(BOUNCES, "reader001@example.org", message_id="<made-up@example.org>"))
+    for name, value in _cli_env(tmp_path, db_url).items():
+        monkeypatch.setenv(name, value)
+    tally = json.loads(run_cli("bounces", "--maildir", str(tmp_path / "bounces"), "--json").stdout)
+    assert (tally["new"], tally["unmatched"], tally["changed"]) == (2, 2, [])
+    assert {reader.status for reader in store.subscribers()} == {"active"}
 
 
 def test_a_complaint_in_an_mbox_unsubscribes_by_message_id_without_verp(db_url, tmp_path, smtp_server, run_cli,

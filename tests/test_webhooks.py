@@ -374,6 +374,9 @@ def test_ses_refuses_unsigned_forged_and_foreign_messages(hooks: Hooks):
 
 @pytest.mark.parametrize("cert_url", [
     "https://sns.eu-west-1.amazonaws.com.evil.example/SimpleNotificationService-x.pem",
+    "https://sns.s3-eu-west-1.amazonaws.com/SimpleNotificationService-x.pem",  # an S3 bucket named sns
+    "https://sns.s3-accelerate.amazonaws.com/SimpleNotificationService-x.pem",
+    "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-x.pem",  # not the topic's region
     "https://evil.example/SimpleNotificationService-x.pem",
     "http://sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.pem",  # not https
     "https://sns.eu-west-1.amazonaws.com:8443/SimpleNotificationService-x.pem",
@@ -580,4 +583,4 @@ def test_any_body_is_an_sns_message_or_refused(raw: bytes):
         message = sns.envelope(raw, [TOPIC])
     except webhooks.Refused:
         return
-    assert message["TopicArn"] == TOPIC and sns.is_sns_url(message["SigningCertURL"], certificate=True)
+    assert message["TopicArn"] == TOPIC and sns.is_sns_url(message["SigningCertURL"], "eu-west-1", certificate=True)

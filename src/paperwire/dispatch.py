@@ -302,7 +302,7 @@ def _send(store: Store, settings: Settings, transport: Transport, digests: Itera
                     continue
                 key = str(delivery_id)
             claimed[key] = item
-            yield Outgoing(key, verp.sender_of(settings, None if run_id is None else int(key)),
+            yield Outgoing(key, verp.sender_of(settings, None if run_id is None else int(key), item.subscriber.id),
                            (item.subscriber.email,), data)
         # Only reached when every digest was planned (not when the run was stopped early).
         for subscriber_id in slots.keys() - produced - failing.readers:  # due, but nothing new to send

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from . import dispatch
+from .bounces import verp
 from .config import Settings
 from .errors import ConfigError, PaperwireError
 from .store import Store, schema_lock
@@ -50,7 +51,7 @@ def _procrastinate():
     try:
         import procrastinate
     except ImportError as exc:  # pragma: no cover - a dependency; named for installs that lack it
-        raise PaperwireError(f"workers need procrastinate and psycopg ({exc}); pip install 'paperwire[postgres]'")
+        raise PaperwireError(f"workers need procrastinate and psycopg ({exc}); pip install 'paperwire[workers]'")
     return procrastinate
 
 
@@ -117,6 +118,7 @@ def enqueue(store: Store, settings: Settings, *, now: dt.datetime | None = None,
     dispatches every few minutes, or two at once, never queue a reader twice. All batches of a
     dispatch are queued at once or not at all."""
     now = now or dt.datetime.now(dt.timezone.utc)
+    verp.check(settings)  # here, not only in the batches: a batch that cannot send must not be queued at all
     ensure_schema(store)
     app = make_app(settings)
     transport = dispatch.make_transport(settings)  # what dead claims are settled against
@@ -204,10 +206,17 @@ def _job_states(store: Store, jobs: Sequence[int]) -> dict[int, str]:
         return {row.id: str(row.status) for row in rows}
 
 
+def _batch_summaries(store: Store, since: dt.datetime) -> list[dict]:
+    """The summaries of the batch runs that finished since a dispatch started (allowing for
+    another host's clock)."""
+    return [run.summary or {} for run in store.recent_runs(None, kind=BATCH_RUN, since=since - _CLOCK_SKEW,
+                                                           finished=True)]
+
+
 def _total(store: Store, enqueued: Enqueued, failed: Sequence[int], pending: Sequence[int]) -> dispatch.SendReport:
     total = dispatch.SendReport(**{**enqueued.report.as_dict()})
     errors = [total.error] if total.error else []
-    for summary in store.finished_summaries(BATCH_RUN, enqueued.started_at - _CLOCK_SKEW):
+    for summary in _batch_summaries(store, enqueued.started_at):
         if summary.get("dispatch") != enqueued.dispatch_id:
             continue
         for name in ("sent", "retried", "failed", "skipped", "deferred"):
@@ -248,7 +257,7 @@ def deliver_batch_job(*, dispatch: str, since: str, batch: int, edition: str, sl
     store, settings = _worker.store, _worker.settings
     started = dt.datetime.fromisoformat(since)
     if any(s.get("dispatch") == dispatch and s.get("batch") == batch
-           for s in store.finished_summaries(BATCH_RUN, started - _CLOCK_SKEW)):
+           for s in _batch_summaries(store, started)):
         return {"batch": batch, "already": True}
     report = sending.deliver_batch(store, settings, readers, dt.date.fromisoformat(slot),
                                    dt.date.fromisoformat(edition), extra={"dispatch": dispatch, "batch": batch})
@@ -277,6 +286,7 @@ def run_worker(store: Store, settings: Settings, *, concurrency: int = 1) -> Non
     finish first). Beside the worker, a sweep every heartbeat puts dead workers' batches back."""
     global _worker
     require(settings, "paperwire worker")
+    verp.check(settings)
     ensure_schema(store)
     _worker = _Worker(store, settings)
     app = make_app(settings, pool_size=concurrency + 3)

@@ -83,7 +83,7 @@ def record_webhook(store: Store, settings: Settings, source: str, events: list[w
     for found in events:
         report = Report(found.kind, (found.recipient,) if found.recipient else (), found.status, found.diagnostic,
                         (found.message_id,) if found.message_id else ())
-        delivery_id, reader_id = tie(store, settings, report)
+        delivery_id, reader_id = tie(store, settings, report, trusted=True)  # its signature was checked
         recorded.append(record(store, settings, BounceEvent(
             reference=found.reference, kind=found.kind, source=source, received_at=received_at, status=found.status,
             diagnostic=found.diagnostic, recipient=found.recipient, subscriber_id=reader_id, delivery_id=delivery_id)))
@@ -101,16 +101,22 @@ def record(store: Store, settings: Settings, event: BounceEvent) -> Recorded:
     return recorded
 
 
-def tie(store: Store, settings: Settings, report: Report) -> tuple[int | None, int | None]:
+def tie(store: Store, settings: Settings, report: Report, *, trusted: bool = False) -> tuple[int | None, int | None]:
     """(delivery id, reader id) a report is about: by the VERP address it came to, then by the
-    original Message-ID it quotes, then by the recipient it names (reader only)."""
+    original Message-ID it quotes (a hash of the reader's secret: unguessable), then by the
+    recipient it names (reader only).
+
+    Anyone can mail the bounce mailbox a report naming any address, so with VERP on
+    (``bounce_address``) a mailed report is tied by the recipient alone only when ``trusted``
+    (a provider's signed webhook); otherwise it is kept, tied to nobody, and changes nobody."""
     if settings.bounce_address:
         for address in report.addressed_to:
-            delivery_id = verp.delivery_of(address, settings.bounce_address, settings.secret_key)
-            reader_id = store.delivery_reader(delivery_id) if delivery_id is not None else None
-            if reader_id is not None:
-                return delivery_id, reader_id
+            found = verp.delivery_of(address, settings.bounce_address, settings.secret_key, store.delivery_reader)
+            if found is not None:
+                return found
     found = store.delivery_by_message_id(report.message_ids)
     if found is not None:
         return found
+    if settings.bounce_address and not trusted:
+        return None, None
     return None, store.reader_id_by_email(report.recipients)

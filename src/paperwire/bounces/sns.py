@@ -33,20 +33,28 @@ _SIGNED = {
     UNSUBSCRIBE: ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
 }
 _REQUIRED = {NOTIFICATION: ("Message", "MessageId", "Timestamp", "TopicArn", "Type")}
-_SNS_HOST = re.compile(r"sns\.[a-z0-9-]{3,}\.amazonaws\.com(\.cn)?")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")  # eu-west-1, us-gov-east-1, cn-north-1
 _BOUNCE_KINDS = {"Permanent": HARD, "Transient": SOFT}
 
 
-def is_sns_url(url: str, *, certificate: bool = False) -> bool:
-    """An https URL on an SNS host (no user, no other port); a certificate's ends in ``.pem``."""
+def is_sns_url(url: str, region: str, *, certificate: bool = False) -> bool:
+    """An https URL on the SNS host of ``region`` (``sns.<region>.amazonaws.com``, ``.com.cn`` in
+    China), no user, no other port; a certificate's ends in ``.pem``. Exactly that host: a looser
+    pattern also admits S3 bucket hosts (``sns.s3-eu-west-1.amazonaws.com``), which anyone can own."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
         return False
+    hosts = {f"sns.{region}.amazonaws.com", f"sns.{region}.amazonaws.com.cn"} if _REGION.fullmatch(region) else set()
     return (parts.scheme == "https" and parts.username is None and port in (None, 443)
-            and bool(_SNS_HOST.fullmatch(parts.hostname or ""))
-            and (not certificate or parts.path.endswith(".pem")))
+            and (parts.hostname or "") in hosts and (not certificate or parts.path.endswith(".pem")))
+
+
+def region_of(topic_arn: str) -> str:
+    """The region of an SNS topic ARN (``arn:aws:sns:eu-west-1:123456789012:name``)."""
+    parts = topic_arn.split(":")
+    return parts[3] if len(parts) >= 6 and parts[0] == "arn" and parts[2] == "sns" else ""
 
 
 def envelope(body: bytes, topics: Sequence[str]) -> dict[str, str]:
@@ -66,10 +74,11 @@ def envelope(body: bytes, topics: Sequence[str]) -> dict[str, str]:
         raise Refused("not a topic configured in webhooks.ses_topics")
     if message["SignatureVersion"] not in ("1", "2"):
         raise Refused("unknown SignatureVersion (1 and 2 are known)")
-    if not is_sns_url(message["SigningCertURL"], certificate=True):
-        raise Refused("SigningCertURL is not an https .pem URL on an sns.<region>.amazonaws.com host")
-    if kind != NOTIFICATION and not is_sns_url(message["SubscribeURL"]):
-        raise Refused("SubscribeURL is not an https URL on an sns.<region>.amazonaws.com host")
+    region = region_of(message["TopicArn"])
+    if not is_sns_url(message["SigningCertURL"], region, certificate=True):
+        raise Refused("SigningCertURL is not an https .pem URL on the sns.<region>.amazonaws.com host of the topic")
+    if kind != NOTIFICATION and not is_sns_url(message["SubscribeURL"], region):
+        raise Refused("SubscribeURL is not an https URL on the sns.<region>.amazonaws.com host of the topic")
     return message
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 
 from ..config import DEV_SECRET_KEY, Settings
 from ..errors import ConfigError
@@ -20,34 +21,43 @@ from ..errors import ConfigError
 _MAC_CHARS = 16  # hex: 64 bits
 
 
-def _mac(delivery_id: int, secret: str) -> str:
-    return hmac.new(secret.encode(), f"verp:{delivery_id}".encode(), hashlib.sha256).hexdigest()[:_MAC_CHARS]
+def _mac(delivery_id: int, reader_id: int, secret: str) -> str:
+    """Over the delivery and its reader: should a delivery id ever be used again (SQLite reuses
+    the highest id after that row is deleted), a late bounce to the old address is not the new
+    reader's."""
+    message = f"verp:{delivery_id}:{reader_id}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:_MAC_CHARS]
 
 
-def envelope_sender(bounce_address: str, delivery_id: int, secret: str) -> str:
-    """The envelope sender of delivery ``delivery_id``: ``local+d<id>-<mac>@domain``."""
+def envelope_sender(bounce_address: str, delivery_id: int, reader_id: int, secret: str) -> str:
+    """The envelope sender of delivery ``delivery_id`` (to reader ``reader_id``): ``local+d<id>-<mac>@domain``."""
     local, _, domain = bounce_address.rpartition("@")
-    return f"{local}+d{delivery_id}-{_mac(delivery_id, secret)}@{domain}"
+    return f"{local}+d{delivery_id}-{_mac(delivery_id, reader_id, secret)}@{domain}"
 
 
-def delivery_of(address: str, bounce_address: str, secret: str) -> int | None:
-    """The delivery a VERP address names, or None when it is not one of ours or its mac is
-    wrong. Case-blind: some mail systems lower-case the addresses they bounce to."""
+def delivery_of(address: str, bounce_address: str, secret: str,
+                reader_of: Callable[[int], int | None]) -> tuple[int, int] | None:
+    """(delivery id, reader id) a VERP address names, or None when it is not one of ours or its
+    mac is wrong for that delivery's reader (``reader_of``: the stored reader of a delivery).
+    Case-blind: some mail systems lower-case the addresses they bounce to."""
     local, _, domain = bounce_address.rpartition("@")
     found = re.fullmatch(rf"{re.escape(local)}\+d(\d{{1,18}})-([0-9a-f]{{{_MAC_CHARS}}})@{re.escape(domain)}",
                          address.strip().strip("<>").strip(), re.IGNORECASE | re.ASCII)
     if found is None:
         return None
     delivery_id = int(found.group(1))
-    return delivery_id if hmac.compare_digest(found.group(2).lower(), _mac(delivery_id, secret)) else None
+    reader_id = reader_of(delivery_id)
+    if reader_id is None or not hmac.compare_digest(found.group(2).lower(), _mac(delivery_id, reader_id, secret)):
+        return None
+    return delivery_id, reader_id
 
 
-def sender_of(settings: Settings, delivery_id: int | None) -> str:
+def sender_of(settings: Settings, delivery_id: int | None, reader_id: int | None) -> str:
     """The envelope sender of a delivery: its VERP address when ``bounce_address`` is set, the
     plain sender otherwise (and for messages that are no delivery: dry runs, web mail)."""
-    if not settings.bounce_address or delivery_id is None:
+    if not settings.bounce_address or delivery_id is None or reader_id is None:
         return settings.sender_email
-    return envelope_sender(settings.bounce_address, delivery_id, settings.secret_key)
+    return envelope_sender(settings.bounce_address, delivery_id, reader_id, settings.secret_key)
 
 
 def check(settings: Settings) -> None:

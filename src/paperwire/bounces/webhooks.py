@@ -217,7 +217,7 @@ def check_mailgun(signing_key: str, body: bytes, now: float) -> tuple[str, dict]
     _fresh(signed["timestamp"], now)
     expected = hmac.new(signing_key.encode(), (_text(signed["timestamp"]) + _text(signed["token"])).encode(),
                         hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, _text(signed["signature"]).lower()):
+    if not hmac.compare_digest(expected.encode(), _text(signed["signature"]).lower().encode()):  # any text: bytes
         raise Refused("the signature does not match")
     event_data = data.get("event-data")
     if not isinstance(event_data, dict):

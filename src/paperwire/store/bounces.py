@@ -94,11 +94,7 @@ class BounceStore:
                 elif event.kind == "hard" and current in _MAILED:
                     wanted = "bouncing"
                 elif event.kind == "soft" and current in _MAILED:
-                    since = event.received_at - dt.timedelta(days=policy.soft_days)
-                    soft = conn.execute(sa.select(sa.func.count()).select_from(bounce_events).where(
-                        bounce_events.c.subscriber_id == event.subscriber_id, bounce_events.c.kind == "soft",
-                        bounce_events.c.received_at > since)).scalar_one()
-                    wanted = "bouncing" if soft >= policy.soft_limit else None
+                    wanted = "bouncing" if self._soft_messages(conn, event, policy) >= policy.soft_limit else None
                 if wanted is not None:
                     conn.execute(subscribers.update().where(subscribers.c.id == event.subscriber_id)
                                  .values(status=wanted, updated_at=_now()))
@@ -125,6 +121,20 @@ class BounceStore:
         with self.engine.begin() as conn:
             conn.execute(webhook_tokens.delete().where(webhook_tokens.c.provider == provider,
                                                        webhook_tokens.c.digest == digest))
+
+    @staticmethod
+    def _soft_messages(conn: sa.Connection, event: BounceEvent, policy: BouncePolicy) -> int:
+        """How many of the reader's messages bounced softly within the window: one message's
+        "delayed" notice, its final 4.x.x failure and a provider's report of each retry are
+        one message, not three (events tied to no delivery count one each)."""
+        since = event.received_at - dt.timedelta(days=policy.soft_days)
+        soft = (bounce_events.c.subscriber_id == event.subscriber_id, bounce_events.c.kind == "soft",
+                bounce_events.c.received_at > since)
+        deliveries_hit = conn.execute(sa.select(sa.func.count(sa.distinct(bounce_events.c.delivery_id)))
+                                      .where(*soft)).scalar_one()
+        untied = conn.execute(sa.select(sa.func.count()).select_from(bounce_events)
+                              .where(*soft, bounce_events.c.delivery_id.is_(None))).scalar_one()
+        return deliveries_hit + untied
 
     def bounce_counts(self, since: dt.datetime | None = None) -> dict[str, int]:
         """kind -> number of events (received since ``since``)."""

@@ -88,9 +88,10 @@ class DeliveryStore:
                                               started_at=now, heartbeat_at=now, finished_at=now, summary=summary))
         return run_id
 
-    def recent_runs(self, limit: int = 10, *, kind: str | None = None, since: dt.datetime | None = None,
+    def recent_runs(self, limit: int | None = 10, *, kind: str | None = None, since: dt.datetime | None = None,
                     finished: bool = False) -> list[RunInfo]:
-        """The newest runs first; only of ``kind``, started at or after ``since``, or ``finished`` ones if asked."""
+        """The newest runs first (``limit`` None: all); only of ``kind``, started at or after
+        ``since``, or ``finished`` ones if asked."""
         query = sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit)
         if kind is not None:
             query = query.where(runs.c.kind == kind)
@@ -102,14 +103,6 @@ class DeliveryStore:
             rows = conn.execute(query)
             return [RunInfo(r.id, r.kind, r.started_at, r.finished_at, r.summary, r.pid, r.host, r.heartbeat_at)
                     for r in rows]
-
-    def finished_summaries(self, kind: str, since: dt.datetime) -> list[dict]:
-        """The summaries of the runs of ``kind`` started at or after ``since`` that finished (a
-        dispatch's batches, which `send --wait` adds up)."""
-        with self.engine.connect() as conn:
-            return [row.summary or {} for row in conn.execute(
-                sa.select(runs.c.summary).where(runs.c.kind == kind, runs.c.started_at >= since,
-                                                runs.c.finished_at.is_not(None)))]
 
     # -- claims and outcomes -----------------------------------------------------
 
