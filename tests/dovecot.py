@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from .ports import free_port
+
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 USER, PASSWORD = "bounces", "imap-secret-do-not-print"
 
@@ -32,11 +34,6 @@ class Dovecot:
     ca_file: Path  # the server's self-signed certificate, to trust it
     maildir: Path  # the user's INBOX, as files
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _config(root: Path, port: int, tls_port: int) -> str:
@@ -97,7 +94,7 @@ def dovecot():
                     "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(root / "key.pem"),
                     "-out", str(root / "cert.pem")], check=True, capture_output=True)
     shutil.chown(root / "home", "dovecot", "dovecot")
-    port, tls_port = _free_port(), _free_port()
+    port, tls_port = free_port(), free_port()
     config = root / "dovecot.conf"
     config.write_text(_config(root, port, tls_port))
     # Its own log file, not a pipe: the daemon's processes would hold a pipe open for their whole life.

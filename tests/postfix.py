@@ -22,14 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from .ports import free_port
+
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 LOCAL_DOMAIN = "mx.example.com"  # mail to it is accepted, then bounced (no such user)
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 _MASTER = """\
@@ -113,7 +110,7 @@ def postfix():
         for folder in ("conf", "queue", "data"):
             (root / folder).mkdir()
         shutil.chown(root / "data", "postfix")
-        port = _free_port()
+        port = free_port()
         (root / "conf" / "main.cf").write_text(_main(root, sink_port, relayed))
         (root / "conf" / "master.cf").write_text(_MASTER.format(port=port))
         _postfix(root, "start")

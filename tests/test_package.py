@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from .ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ("templates", "seeds", "examples")  # top-level folders that ship inside the package
@@ -104,15 +105,9 @@ def test_digest_of_the_installed_package(demo_folder, venv):
     assert "ada@example.org" in output
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_serve_of_the_installed_package_has_its_pages_and_static_files(demo_folder, venv):
     folder, _ = demo_folder
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([venv / "bin" / "paperwire", "serve", "--dev", "--port", str(port)], cwd=folder,
                               env=_clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from paperwire.transport import OutboxTransport
 from paperwire.web import create_app
 
 from .test_web import BASE, SECRET, Site, make_site
+from .ports import free_port
 
 HOSTILE = "evil.example"
 
@@ -120,14 +120,8 @@ def test_trusted_proxies_setting(tmp_path: Path) -> None:
         load_settings(environ={"PAPERWIRE_TRUSTED_PROXIES": "proxy.local"}, cwd=tmp_path)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _serve(db: str, tmp_path: Path, **env: str):
-    port = _free_port()
+    port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
     environ.update(PYTHONPATH=str(Path(paperwire.__file__).resolve().parents[1]), PAPERWIRE_SECRET_KEY=SECRET,
                    PAPERWIRE_BASE_URL=f"http://127.0.0.1:{port}", **env)
