@@ -449,3 +449,24 @@ def test_the_operator_reactivates_a_bouncing_reader_with_subscribe(run_cli, stor
     assert store.subscriber("ada@example.org").status == "bouncing"
     assert run_cli("subscribe", "ada@example.org").exit_code == 0
     assert store.subscriber("ada@example.org").status == "active"
+
+
+def test_the_daemon_reads_the_bounce_mailbox_every_check_minutes(db_url, dovecot, monkeypatch):
+    import threading
+
+    from paperwire import schedule
+    from paperwire.config import Settings
+
+    store = readers_store(db_url, 1)
+    _append(dovecot, bounce_mail.dsn("bounces@example.org", "reader000@example.org"))
+    settings = Settings(db=db_url, bounces_imap_host="127.0.0.1", bounces_imap_port=dovecot.port,
+                        bounces_imap_tls="none", bounces_imap_user=dovecot.user,
+                        bounces_imap_password=dovecot.password, bounces_check_minutes=7)
+    scheduler = schedule.build_scheduler(store, settings)
+    job = scheduler.get_job(schedule.BOUNCES_JOB)
+    assert job is not None and job.trigger.interval == dt.timedelta(minutes=7)
+    assert schedule.build_scheduler(store, Settings(db=db_url)).get_job(schedule.BOUNCES_JOB) is None  # no mailbox
+    monkeypatch.setattr(schedule, "_daemon", schedule._Daemon(store, settings, threading.Event()))
+    tally = schedule.bounces_job()
+    assert tally.kinds[HARD] == 1 and store.subscriber("reader000@example.org").status == "bouncing"
+    assert schedule.bounces_job().read == 0
