@@ -99,7 +99,8 @@ def run_mode(mode: str, server: str, readers: int, port: int, args) -> dict:
     env.update(PAPERWIRE_DB=url, PAPERWIRE_RELEVANCE_EMBEDDER="off", PAPERWIRE_SMTP_HOST="127.0.0.1",
                PAPERWIRE_SMTP_PORT=str(port), PAPERWIRE_SMTP_POOL_SIZE=str(args.pool_size),
                PAPERWIRE_OUT_DIR=str(scratch / "out"), PAPERWIRE_WORKERS_BATCH_SIZE=str(args.batch_size),
-               PAPERWIRE_WORKERS_ENABLED="1" if workers else "0", PYTHONPATH=str(ROOT / "src"))
+               PAPERWIRE_WORKERS_ENABLED="1" if workers else "0", PAPERWIRE_DELIVERY_CHUNK=str(args.delivery_chunk),
+               PYTHONPATH=str(ROOT / "src"))
     started_workers = []
     try:
         filling = time.perf_counter()
@@ -149,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modes", default="inprocess,workers-1,workers-2")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=1, help="batches at once per worker process")
+    parser.add_argument("--delivery-chunk", type=int, default=1,
+                        help="delivery_chunk: messages claimed, and answers recorded, in one transaction")
     parser.add_argument("--pool-size", type=int, default=2, help="smtp.pool_size")
     parser.add_argument("--reference", type=int, default=10_000, help="messages for the smtplib reference")
     args = parser.parse_args(argv)

@@ -248,6 +248,10 @@ class Settings:
     smtp_timeout: float = 30.0
     smtp_max_attempts: int = 5
     outbox_dir: Path = Path("out/outbox")
+    # Messages claimed in one transaction, and answers recorded in one. 1: a run killed with kill -9
+    # leaves at most smtp.pool_size deliveries whose fate is unknown; a large list sets ~100 so the
+    # database is not the bottleneck, and a kill -9 may then leave up to that many more unknown.
+    delivery_chunk: int = 1
     # A run that has not beaten its heart for this long is taken as dead.
     run_lease_seconds: int = 600
     # `paperwire schedule`: what the ingest job reads (paths and http(s) URLs) and how often jobs run.
@@ -340,6 +344,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "smtp_timeout": lambda v: _as_float(v, 0.1),
     "smtp_max_attempts": lambda v: _as_int(v, 1, 100),
     "outbox_dir": _as_path,
+    "delivery_chunk": lambda v: _as_int(v, 1, 1000),
     "run_lease_seconds": lambda v: _as_int(v, 10, 86400),
     "schedule_sources": _as_sources,
     "schedule_ingest_minutes": lambda v: _as_int(v, 1, 7 * 24 * 60),

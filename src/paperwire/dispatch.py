@@ -27,7 +27,7 @@ from .models import Digest, Subscriber
 from .render import EmailRenderer
 from .runs import Heartbeat, run_is_dead
 from .store import ReaderHistory, Store
-from .store.deliveries import DEFERRED, FAILED, SENT, UNKNOWN
+from .store.deliveries import DEFERRED, FAILED, SENT, UNKNOWN, Answer, Claim
 from .transport import (DryRunTransport, Outcome, Outgoing, OutboxTransport, ServerUnavailable, SmtpConfig,
                         SmtpTransport, Transport, was_delivered)
 
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 # A deferred delivery is tried again by later runs until its attempts reach this many
 # times smtp.max_attempts; then it is recorded as failed.
 GIVE_UP_RUNS = 3
+_STATUS_OF = {"sent": SENT, "failed": FAILED, "deferred": DEFERRED, "unknown": UNKNOWN}  # an Outcome's, as recorded
 
 
 @dataclass
@@ -275,10 +276,13 @@ def _send(store: Store, settings: Settings, transport: Transport, digests: Itera
     signer = mail.Signer.from_settings(settings)
     claimed: dict[str, Digest] = {}
     answered: set[str] = set()
+    waiting: list[Outcome] = []  # answers not yet recorded (at most a chunk of them)
+    chunk = settings.delivery_chunk
     give_up_after = GIVE_UP_RUNS * settings.smtp_max_attempts
 
     def outgoing() -> Iterator[Outgoing]:
         produced: set[int] = set()
+        built: list[tuple[Digest, str, bytes]] = []  # whole messages waiting to be claimed together
         for item in digests:
             produced.add(item.subscriber.id)
             stage = "rendering"
@@ -291,34 +295,54 @@ def _send(store: Store, settings: Settings, transport: Transport, digests: Itera
             except Exception as exc:
                 failing(item.subscriber, stage, exc)
                 continue
-            if run_id is None:  # dry run: nothing is claimed or recorded
-                key = f"dry-{item.subscriber.id}"
-            else:
-                paper_ids = [i.paper.id for section in item.sections for i in section.items]
-                delivery_id = store.claim(item.subscriber.id, slots[item.subscriber.id], item.edition, run_id,
-                                          message["Message-ID"], paper_ids)
-                if delivery_id is None:  # another run has this reader, or settled the slot
-                    report.skipped += 1
-                    continue
-                key = str(delivery_id)
-            claimed[key] = item
-            yield Outgoing(key, verp.sender_of(settings, None if run_id is None else int(key), item.subscriber.id),
-                           (item.subscriber.email,), data)
+            built.append((item, message["Message-ID"], data))
+            if len(built) >= chunk:
+                yield from claimed_now(built)
+                built = []
+        yield from claimed_now(built)
         # Only reached when every digest was planned (not when the run was stopped early).
         for subscriber_id in slots.keys() - produced - failing.readers:  # due, but nothing new to send
             report.skipped += 1
             if run_id is not None:
                 store.record_empty(subscriber_id, slots[subscriber_id], edition.isoformat(), run_id)
 
+    def claimed_now(built: list[tuple[Digest, str, bytes]]) -> Iterator[Outgoing]:
+        """Claim a chunk of whole messages in one transaction, then hand over those claimed."""
+        if run_id is None:  # dry run: nothing is claimed or recorded
+            keys: list[str | None] = [f"dry-{item.subscriber.id}" for item, _, _ in built]
+        else:
+            ids = store.claim_many([Claim(item.subscriber.id, slots[item.subscriber.id], item.edition, message_id,
+                                          tuple(i.paper.id for section in item.sections for i in section.items))
+                                    for item, message_id, _ in built], run_id)
+            keys = [None if delivery_id is None else str(delivery_id) for delivery_id in ids]
+        for (item, _, data), key in zip(built, keys, strict=True):
+            if key is None:  # another run has this reader, or settled the slot
+                report.skipped += 1
+                continue
+            claimed[key] = item
+            yield Outgoing(key, verp.sender_of(settings, None if run_id is None else int(key), item.subscriber.id),
+                           (item.subscriber.email,), data)
+
     def on_outcome(outcome: Outcome) -> None:
         answered.add(outcome.key)
-        reader = claimed[outcome.key].subscriber
         if outcome.status == "dry-run":
             report.dry_run += 1
             return
-        status = {"sent": SENT, "failed": FAILED, "deferred": DEFERRED, "unknown": UNKNOWN}[outcome.status]
-        status = store.record_outcome(int(outcome.key), status, attempts=outcome.attempts, code=outcome.code,
-                                      detail=outcome.detail, give_up_after=give_up_after)
+        waiting.append(outcome)
+        if len(waiting) >= chunk:
+            record_waiting()
+
+    def record_waiting() -> None:
+        """Record the answers received so far, in one transaction, and count them in the report."""
+        answers = [Answer(int(outcome.key), _STATUS_OF[outcome.status], outcome.attempts, outcome.code, outcome.detail)
+                   for outcome in waiting]
+        statuses = store.record_outcomes(answers, give_up_after) if answers else []
+        for outcome, status in zip(list(waiting), statuses, strict=True):
+            count(outcome, status)
+        waiting.clear()
+
+    def count(outcome: Outcome, status: str) -> None:
+        reader = claimed[outcome.key].subscriber
         fields = {"email": reader.email, "code": outcome.code, "detail": outcome.detail, "attempts": outcome.attempts}
         if status == SENT:
             report.sent += 1
@@ -343,6 +367,7 @@ def _send(store: Store, settings: Settings, transport: Transport, digests: Itera
         report.retried += exc.counts.retried
         raise
     finally:
+        record_waiting()  # the answers of the last chunk
         # Claimed but never handed over (stopped, or the server went away): owed again.
         for key in set(claimed) - answered:
             if run_id is not None:

@@ -36,6 +36,28 @@ BOUNCE_AFTER = 3
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A message about to be handed over: the reader and slot it settles, and what it is."""
+
+    subscriber_id: int
+    slot: dt.date
+    edition: str
+    message_id: str
+    paper_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the server said about one claimed message."""
+
+    delivery_id: int
+    status: str
+    attempts: int
+    code: int | None
+    detail: str
+
+
+@dataclass(frozen=True)
 class ReaderHistory:
     """What scheduling and digest selection need to know about a reader's past."""
 
@@ -145,31 +167,49 @@ class DeliveryStore:
               paper_ids: Sequence[str]) -> int | None:
         """Take (reader, slot) for this run; None when another run has the reader or the slot is settled.
 
+        One claim of :meth:`claim_many`."""
+        return self.claim_many([Claim(subscriber_id, slot, edition, message_id, tuple(paper_ids))], run_id)[0]
+
+    def claim_many(self, claims: Sequence[Claim], run_id: str) -> list[int | None]:
+        """Take each (reader, slot) for this run, all in ONE transaction (a commit per chunk of
+        messages, not per message); each is its delivery id, or None when another run has the
+        reader or the slot is settled.
+
         The reader's deferred delivery (temporary failure last time), whatever its slot,
-        is taken over and moved to ``slot``: one digest with everything owed, never an
+        is taken over and moved to the new slot: one digest with everything owed, never an
         old slot and a new one in a burst. The partial unique index lets a reader have
         only one open (sending or deferred) delivery, so two runs cannot both send. An
         "error" note of an earlier attempt at this slot (or an older one) is superseded.
+        Nothing in the transaction is expected to raise (the inserts are ON CONFLICT DO
+        NOTHING, the take-over only moves a deferred delivery to a free slot); should another
+        run commit a row at one of these slots meanwhile, the chunk is taken one claim a
+        transaction instead.
         """
-        values = {"slot": slot, "edition": edition, "status": SENDING, "run_id": run_id, "message_id": message_id,
-                  "papers": list(paper_ids), "claimed_at": _now(), "finished_at": None}
         try:
             with self.engine.begin() as conn:
-                self._drop_error_notes(conn, subscriber_id, slot)
-                taken = conn.execute(deliveries.update().where(
-                    deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == DEFERRED,
-                    deliveries.c.slot <= slot).values(**values))
-                if taken.rowcount:
-                    return conn.execute(sa.select(deliveries.c.id).where(
-                        deliveries.c.subscriber_id == subscriber_id, deliveries.c.slot == slot)).scalar_one()
+                now = _now()
+                return [self._claim(conn, claim, run_id, now) for claim in claims]
         except sa.exc.IntegrityError:
-            return None
-        try:
-            with self.engine.begin() as conn:
-                return conn.execute(insert_unless_taken(conn, deliveries).values(
-                    subscriber_id=subscriber_id, attempts=0, detail="", **values).returning(deliveries.c.id)).scalar()
-        except sa.exc.IntegrityError:
-            return None
+            if len(claims) == 1:
+                return [None]
+            return [self.claim_many([claim], run_id)[0] for claim in claims]
+
+    def _claim(self, conn: sa.Connection, claim: Claim, run_id: str, now: dt.datetime) -> int | None:
+        values = {"slot": claim.slot, "edition": claim.edition, "status": SENDING, "run_id": run_id,
+                  "message_id": claim.message_id, "papers": list(claim.paper_ids), "claimed_at": now,
+                  "finished_at": None}
+        self._drop_error_notes(conn, claim.subscriber_id, claim.slot)
+        other = deliveries.alias("other")
+        slot_settled = sa.exists().where(other.c.subscriber_id == claim.subscriber_id, other.c.slot == claim.slot,
+                                         other.c.status != DEFERRED)
+        taken = conn.execute(deliveries.update().where(
+            deliveries.c.subscriber_id == claim.subscriber_id, deliveries.c.status == DEFERRED,
+            deliveries.c.slot <= claim.slot, ~slot_settled).values(**values))
+        if taken.rowcount:
+            return conn.execute(sa.select(deliveries.c.id).where(
+                deliveries.c.subscriber_id == claim.subscriber_id, deliveries.c.slot == claim.slot)).scalar_one()
+        return conn.execute(insert_unless_taken(conn, deliveries).values(
+            subscriber_id=claim.subscriber_id, attempts=0, detail="", **values).returning(deliveries.c.id)).scalar()
 
     def record_error(self, subscriber_id: int, slot: dt.date, edition: str, run_id: str, detail: str) -> int | None:
         """Note that building this reader's digest for ``slot`` raised: nothing was sent.
@@ -224,30 +264,39 @@ class DeliveryStore:
 
     def record_outcome(self, delivery_id: int, status: str, *, attempts: int, code: int | None, detail: str,
                        give_up_after: int | None = None) -> str:
-        """The server's answer; returns the status recorded.
+        """The server's answer; returns the status recorded. One answer of :meth:`record_outcomes`."""
+        return self.record_outcomes([Answer(delivery_id, status, attempts, code, detail)], give_up_after)[0]
+
+    def record_outcomes(self, answers: Sequence[Answer], give_up_after: int | None = None) -> list[str]:
+        """The server's answers, all in ONE transaction; returns each status recorded.
 
         A sent digest also records its papers, in the same transaction. A deferred one
         whose attempts over all runs reach ``give_up_after`` is recorded as failed, so a
         mailbox that stays full cannot keep a reader retried every few minutes forever.
         """
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(deliveries.c.subscriber_id, deliveries.c.papers, deliveries.c.attempts)
-                               .where(deliveries.c.id == delivery_id)).one()
-            total = row.attempts + attempts
-            if status == DEFERRED and give_up_after is not None and total >= give_up_after:
-                status, detail = FAILED, f"gave up after {total} attempts over several runs: {detail}"
-            conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(
-                status=status, attempts=total, code=code, detail=detail[:2000], finished_at=_now()))
-            if status == SENT and row.papers:
-                already = set(conn.execute(sa.select(sent_papers.c.paper_id).where(
-                    sent_papers.c.subscriber_id == row.subscriber_id,
-                    sent_papers.c.paper_id.in_(row.papers))).scalars())
-                fresh = [p for p in dict.fromkeys(row.papers) if p not in already]
-                if fresh:
-                    conn.execute(sent_papers.insert(), [
-                        {"subscriber_id": row.subscriber_id, "paper_id": p, "delivery_id": delivery_id} for p in fresh])
-            if status == FAILED:
-                self._mark_bouncing_if_failing(conn, row.subscriber_id)
+            return [self._record(conn, answer, give_up_after) for answer in answers]
+
+    def _record(self, conn: sa.Connection, answer: Answer, give_up_after: int | None) -> str:
+        status, detail = answer.status, answer.detail
+        row = conn.execute(sa.select(deliveries.c.subscriber_id, deliveries.c.papers, deliveries.c.attempts)
+                           .where(deliveries.c.id == answer.delivery_id)).one()
+        total = row.attempts + answer.attempts
+        if status == DEFERRED and give_up_after is not None and total >= give_up_after:
+            status, detail = FAILED, f"gave up after {total} attempts over several runs: {detail}"
+        conn.execute(deliveries.update().where(deliveries.c.id == answer.delivery_id).values(
+            status=status, attempts=total, code=answer.code, detail=detail[:2000], finished_at=_now()))
+        if status == SENT and row.papers:
+            already = set(conn.execute(sa.select(sent_papers.c.paper_id).where(
+                sent_papers.c.subscriber_id == row.subscriber_id,
+                sent_papers.c.paper_id.in_(row.papers))).scalars())
+            fresh = [p for p in dict.fromkeys(row.papers) if p not in already]
+            if fresh:
+                conn.execute(sent_papers.insert(), [
+                    {"subscriber_id": row.subscriber_id, "paper_id": p, "delivery_id": answer.delivery_id}
+                    for p in fresh])
+        if status == FAILED:
+            self._mark_bouncing_if_failing(conn, row.subscriber_id)
         return status
 
     def forget(self, delivery_id: int) -> None:
