@@ -250,7 +250,7 @@ class Settings:
     outbox_dir: Path = Path("out/outbox")
     # Messages claimed in one transaction, and answers recorded in one. 1: a run killed with kill -9
     # leaves at most smtp.pool_size deliveries whose fate is unknown; a large list sets ~100 so the
-    # database is not the bottleneck, and a kill -9 may then leave up to that many more unknown.
+    # database is not the bottleneck, and a kill -9 may then leave up to two chunks more unknown.
     delivery_chunk: int = 1
     # A run that has not beaten its heart for this long is taken as dead.
     run_lease_seconds: int = 600
