@@ -517,3 +517,28 @@ def test_two_runs_at_once_in_chunks_never_both_send_to_one_reader(crash_site, sm
     reports = [json.loads(run.communicate(timeout=120)[0]) for run in runs]
     assert sum(r["sent"] for r in reports) == 40
     assert inbox.count_by_recipient() == {f"reader{i:03d}@example.org": 1 for i in range(40)}
+
+
+def test_a_run_in_chunks_stopped_mid_chunk_releases_what_it_claimed_and_the_next_sends_it_once(db_url, tmp_path,
+                                                                                                 smtp_server):
+    """Stopped (Ctrl-C, SIGTERM) in the middle of a chunk: the chunk's claims not yet handed over
+    are released, not left open to be called unknown, and the next run sends them, once."""
+    stop = threading.Event()
+
+    class StopAfterFive(Inbox):
+        async def handle_DATA(self, server, session, envelope):
+            answer = await super().handle_DATA(server, session, envelope)
+            if len(self.messages) >= 5:
+                stop.set()
+            return answer
+
+    inbox = StopAfterFive()
+    store = readers_store(db_url, 20)
+    settings = smtp_settings(tmp_path, smtp_server(inbox), delivery_chunk=8, smtp_pool_size=1)
+    first = dispatch.dispatch(store, settings, now=NOON, stop=stop)
+    assert 5 <= first.sent < 20 and not first.unknown
+    statuses = [d["status"] for r in range(20) for d in store.deliveries_of(f"reader{r:03d}@example.org")]
+    assert "sending" not in statuses and statuses.count("sent") == first.sent
+    again = dispatch.dispatch(store, settings, now=NOON + dt.timedelta(minutes=5))
+    assert first.sent + again.sent == 20 and not again.unknown
+    assert inbox.count_by_recipient() == {f"reader{i:03d}@example.org": 1 for i in range(20)}

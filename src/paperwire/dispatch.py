@@ -315,13 +315,15 @@ def _send(store: Store, settings: Settings, transport: Transport, digests: Itera
                                           tuple(i.paper.id for section in item.sections for i in section.items))
                                     for item, message_id, _ in built], run_id)
             keys = [None if delivery_id is None else str(delivery_id) for delivery_id in ids]
+        ready = []
         for (item, _, data), key in zip(built, keys, strict=True):
             if key is None:  # another run has this reader, or settled the slot
                 report.skipped += 1
                 continue
-            claimed[key] = item
-            yield Outgoing(key, verp.sender_of(settings, None if run_id is None else int(key), item.subscriber.id),
-                           (item.subscriber.email,), data)
+            claimed[key] = item  # all of the chunk before any is handed over: a stop releases the rest
+            ready.append(Outgoing(key, verp.sender_of(settings, None if run_id is None else int(key),
+                                                      item.subscriber.id), (item.subscriber.email,), data))
+        yield from ready
 
     def on_outcome(outcome: Outcome) -> None:
         answered.add(outcome.key)
