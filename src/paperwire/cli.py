@@ -273,7 +273,7 @@ def subscribers(ctx: click.Context, as_json: bool, status: str | None) -> None:
     bounced = ctx.obj.store.latest_bounces([reader.id for reader in readers])
     if as_json:
         click.echo(json.dumps([{**subscriber_io.subscriber_record(reader),
-                                "last_bounce": _bounce_record(bounced.get(reader.id))} for reader in readers],
+                                "last_bounce": subscriber_io.bounce_record(bounced.get(reader.id))} for reader in readers],
                               indent=2, ensure_ascii=False))
         return
     for reader in readers:
@@ -281,14 +281,6 @@ def subscribers(ctx: click.Context, as_json: bool, status: str | None) -> None:
         click.echo(f"{logs.printable(reader.email):<32} {reader.status:<12} {_describe(reader)}"
                    + (f" · last bounce: {_bounce_line(last)}" if last else ""))
     click.echo(f"{len(readers)} reader(s)", err=True)
-
-
-def _bounce_record(event) -> dict | None:
-    """A bounce event as `subscribers --json` and `status --json` show it."""
-    if event is None:
-        return None
-    return {"kind": event.kind, "status": event.status, "diagnostic": event.diagnostic, "source": event.source,
-            "recipient": event.recipient, "at": event.received_at.isoformat()}
 
 
 def _bounce_line(event) -> str:
@@ -821,7 +813,7 @@ def status(app: App, as_json: bool) -> None:
         click.echo(json.dumps({
             "queued": queued, "deliveries": counts, "readers": dict(readers),
             "bounces": {"last_days": BOUNCES_SHOWN_FOR.days, "kinds": bounce_counts,
-                        "recent": [_bounce_record(event) for event in store.recent_bounces(STATUS_BOUNCES_SHOWN)]},
+                        "recent": [subscriber_io.bounce_record(event) for event in store.recent_bounces(STATUS_BOUNCES_SHOWN)]},
             "runs": [{"id": r.id, "kind": r.kind, "state": states[r.id], "started_at": r.started_at.isoformat(),
                       "finished_at": r.finished_at.isoformat() if r.finished_at else None,
                       "heartbeat_at": r.heartbeat_at.isoformat(), "summary": r.summary}

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import ValidationError
-from .models import Subscriber, Topic
+from .models import BounceEvent, Subscriber, Topic
 from .subscribers import build_subscriber, make_topic
 
 CSV_COLUMNS = ("email", "name", "status", "cadence", "hour", "timezone", "max", "topic_name", "topic_query")
@@ -28,6 +28,15 @@ def subscriber_record(subscriber: Subscriber) -> dict[str, Any]:
         "cadence": subscriber.cadence, "hour": subscriber.hour, "timezone": subscriber.timezone,
         "max": subscriber.max_papers, "topics": [{"name": t.name, "query": t.query} for t in subscriber.topics],
     }
+
+
+def bounce_record(event: BounceEvent | None) -> dict[str, Any] | None:
+    """The public shape of a bounce event (``last_bounce`` in ``subscribers --json``, ``status
+    --json`` and the admin API)."""
+    if event is None:
+        return None
+    return {"kind": event.kind, "status": event.status, "diagnostic": event.diagnostic, "source": event.source,
+            "recipient": event.recipient, "at": event.received_at.isoformat()}
 
 
 def to_json(readers: Iterable[Subscriber]) -> str:

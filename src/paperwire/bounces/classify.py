@@ -118,7 +118,7 @@ def _delivery_status(message: Message) -> tuple[str, tuple[str, ...], str, str] 
     for part in message.walk():
         if part.get_content_type() != "message/delivery-status":
             continue
-        for block in _status_blocks(part):
+        for block in _field_blocks(part):  # the per-message block has no Action: it never counts
             action = block.get("action", "").strip().lower()
             recipient = _address(block.get("original-recipient") or block.get("final-recipient") or "")
             status = status_of(block.get("status", "")) or status_of(block.get("diagnostic-code", ""))
@@ -175,21 +175,19 @@ def _is_auto_reply(message: Message) -> bool:
     return bool(_AUTO_SUBJECT.match(str(message.get("Subject", ""))))
 
 
-def _status_blocks(part: Message) -> list[dict[str, str]]:
-    """The per-recipient field blocks of a message/delivery-status part (the first block is
-    the per-message one; it has no Action, so it never counts)."""
+def _field_blocks(part: Message) -> list[dict[str, str]]:
+    """The field blocks of a machine-readable report part (message/delivery-status: the
+    per-message block, then one per recipient; message/feedback-report: one block)."""
     payload = part.get_payload()
-    if isinstance(payload, list):
+    if isinstance(payload, list):  # parsed as messages: their headers are the fields
         return [{name.lower(): str(value) for name, value in block.items()} for block in payload]
     text = payload if isinstance(payload, str) else ""
     return [_parse_fields(block) for block in re.split(r"\r?\n[ \t]*\r?\n", text) if block.strip()]
 
 
 def _fields_of(part: Message) -> dict[str, str]:
-    payload = part.get_payload()
-    if isinstance(payload, list):  # parsed as a message: its headers are the fields
-        return {name.lower(): str(value) for block in payload for name, value in block.items()}
-    return _parse_fields(payload if isinstance(payload, str) else "")
+    """All fields of a one-block report part (later blocks win, should there be several)."""
+    return {name: value for block in _field_blocks(part) for name, value in block.items()}
 
 
 def _parse_fields(text: str) -> dict[str, str]:

@@ -22,7 +22,7 @@ from .. import urls
 from ..errors import ValidationError
 from ..models import SUBSCRIBER_STATUSES, BounceEvent, Subscriber, Topic
 from ..normalize import shown_title
-from ..subscriber_io import subscriber_record
+from ..subscriber_io import bounce_record, subscriber_record
 from ..subscribers import MAX_PAPERS_LIMIT, build_subscriber, followed_topics, make_topic, normalize_email
 from . import likes
 from .context import WebContext, web_context, without_trailing_slash
@@ -211,10 +211,7 @@ def delete_topic(name: str, force: bool = False, web: WebContext = Depends(web_c
 
 
 def _out(reader: Subscriber, bounce: BounceEvent | None = None) -> SubscriberOut:
-    last = None if bounce is None else BounceOut(kind=bounce.kind, status=bounce.status, diagnostic=bounce.diagnostic,
-                                                  source=bounce.source, recipient=bounce.recipient,
-                                                  at=bounce.received_at)
-    return SubscriberOut(**subscriber_record(reader), last_bounce=last)
+    return SubscriberOut(**subscriber_record(reader), last_bounce=bounce_record(bounce))
 
 
 def _with_bounces(web: WebContext, readers: list[Subscriber]) -> list[SubscriberOut]:
