@@ -24,6 +24,7 @@ from paperwire.store import Store
 from paperwire.subscribers import build_subscriber, parse_topic_spec
 
 from .conftest import SEED, TODAY
+from .ports import free_port
 
 EDITION = dt.date(2024, 3, 11)
 NOON = dt.datetime(2024, 3, 11, 12, 0, tzinfo=dt.timezone.utc)
@@ -67,10 +68,7 @@ def smtp_server():
 
     def start(handler: Inbox, **smtp_options) -> int:
         """A server on a free port; ``smtp_options`` go to aiosmtpd (e.g. enable_SMTPUTF8=False)."""
-        import socket
-        with socket.socket() as probe:  # a free port; aiosmtpd checks readiness by connecting to it
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()  # aiosmtpd checks readiness by connecting to it
         controller = Controller(handler, hostname="127.0.0.1", port=port, **smtp_options)
         controller.start()
         servers.append(controller)

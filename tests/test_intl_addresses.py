@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import socket
 import threading
 from collections.abc import Iterator
 
@@ -28,6 +27,7 @@ from paperwire.transport import DryRunTransport, Outgoing, SmtpConfig, SmtpTrans
 from paperwire.web.mailer import Letter, Mailer
 
 from .conftest import SEED, TODAY
+from .ports import free_port
 
 NOW = dt.datetime(2024, 3, 11, 8, 0, tzinfo=dt.timezone.utc)
 NOON = dt.datetime(2024, 3, 11, 12, 0, tzinfo=dt.timezone.utc)
@@ -146,9 +146,7 @@ class Inbox:
 
 @contextlib.contextmanager
 def smtp_server(smtputf8: bool) -> Iterator[tuple[Inbox, int]]:
-    with socket.socket() as probe:  # aiosmtpd 1.4 cannot listen on port 0
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # aiosmtpd 1.4 cannot listen on port 0
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=port, enable_SMTPUTF8=smtputf8)
     controller.start()

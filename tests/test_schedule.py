@@ -23,6 +23,7 @@ from paperwire import pipeline
 from paperwire.store import Store
 
 from .conftest import DATA, SEED, TODAY
+from .ports import free_port
 from .test_dispatch import Inbox, _write_readers, smtp_server  # noqa: F401  (fixture)
 
 ETAG = '"seed-v1"'
@@ -252,10 +253,7 @@ def test_schedule_help_names_the_settings(run_cli):
 @pytest.mark.sqlite_only("a password in the URL's query, which only SQLite ignores (PostgreSQL: tests/test_postgres.py)")
 def test_logs_name_the_failure_and_never_the_password(site):
     cwd, env = site
-    import socket
-    with socket.socket() as probe:  # a port nobody listens on: the SMTP server is "down"
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port nobody listens on: the SMTP server is "down"
     secret, db_secret = "s3cr3t-Pa55word", "db-Pa55word"
     database = env["PAPERWIRE_DB"]
     env = {**env, "PAPERWIRE_SMTP_HOST": "127.0.0.1", "PAPERWIRE_SMTP_PORT": str(port),
