@@ -357,3 +357,28 @@ def test_status_shows_the_last_dispatch_failures_however_many_web_mails_failed_s
     assert f"failed: {POISONED} (dispatch): matching raised QueryError: topic {UNPARSEABLE!r}: unbalanced quote: " \
            'this " is never closed (at position 8)' in failed
     assert "failed: x14@example.org (web-mail): refused" in failed
+
+
+def test_status_shows_the_failures_of_the_last_dispatchs_batches_whatever_the_workers_clocks(db_url, run_cli):
+    """Batch runs carry their worker host's clock: one that started (by its clock) before its
+    dispatch is still that dispatch's; a batch of an older dispatch that finished late is not."""
+    from paperwire.store.schema import runs
+
+    store = Store(db_url)
+    older = store.start_run("dispatch")
+    store.finish_run(older, {})
+    late = store.start_run("batch")  # the older dispatch's, finishing after the newer one started
+    last = store.start_run("dispatch")
+    store.finish_run(last, {})
+    skewed = store.start_run("batch")  # the last dispatch's, on a host whose clock is 20 minutes behind
+    for run_id, dispatch_id, email in ((late, older, "late@example.org"), (skewed, last, "skewed@example.org")):
+        store.finish_run(run_id, {"dispatch": dispatch_id, "batch": 0, "failed": 1,
+                                  "failures": [{"email": email, "detail": "550 no such user"}]})
+    with store.engine.begin() as conn:
+        started = conn.execute(sa.select(runs.c.started_at).where(runs.c.id == last)).scalar_one()
+        conn.execute(runs.update().where(runs.c.id == older).values(started_at=started - dt.timedelta(hours=2)))
+        conn.execute(runs.update().where(runs.c.id == late).values(started_at=started - dt.timedelta(minutes=90)))
+        conn.execute(runs.update().where(runs.c.id == skewed).values(started_at=started - dt.timedelta(minutes=20)))
+    store.close()
+    failed = [line for line in run_cli("status").stdout.splitlines() if line.startswith("failed:")]
+    assert failed == ["failed: skewed@example.org (batch): 550 no such user"]

@@ -891,13 +891,15 @@ STATUS_FAILURES_SHOWN = 20
 
 def _latest_failures(store: Store) -> list[dict]:
     """The failures of the web mails since the newest finished dispatch run, then of that run and
-    of the workers' batches since it started: who did not get their mail, and why (the error text
-    or the server's answer). Read apart from the list of runs, so that many web mails or batches
+    of its batches on the workers: who did not get their mail, and why (the error text or the
+    server's answer). Read apart from the list of runs, so that many web mails or batches
     cannot push the dispatch out of it."""
+    from .workers import batch_runs
+
     last = store.recent_runs(1, kind="dispatch", finished=True)
     since = last[0].started_at if last else None
     mails = store.recent_runs(STATUS_FAILURES_SHOWN + 1, kind="web-mail", since=since)
-    batches = store.recent_runs(1000, kind="batch", since=since, finished=True) if last else []
+    batches = batch_runs(store, last[0].id, last[0].started_at) if last else []
     return [{**failure, "run": run.id, "kind": run.kind}
             for run in (*mails, *last, *batches) for failure in (run.summary or {}).get("failures", [])]
 

@@ -33,6 +33,7 @@ from .bounces import verp
 from .config import Settings
 from .errors import ConfigError, PaperwireError
 from .store import Store, schema_lock
+from .store.deliveries import RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -206,19 +207,19 @@ def _job_states(store: Store, jobs: Sequence[int]) -> dict[int, str]:
         return {row.id: str(row.status) for row in rows}
 
 
-def _batch_summaries(store: Store, since: dt.datetime) -> list[dict]:
-    """The summaries of the batch runs that finished since a dispatch started (allowing for
-    another host's clock)."""
-    return [run.summary or {} for run in store.recent_runs(None, kind=BATCH_RUN, since=since - _CLOCK_SKEW,
-                                                           finished=True)]
+def batch_runs(store: Store, dispatch_id: str, since: dt.datetime) -> list[RunInfo]:
+    """The finished batch runs of dispatch ``dispatch_id``, which started at ``since``. Their start
+    times come from the clocks of the workers' hosts, so runs that look up to ``_CLOCK_SKEW``
+    older are looked at too; the dispatch named in each summary decides."""
+    return [run for run in store.recent_runs(None, kind=BATCH_RUN, since=since - _CLOCK_SKEW, finished=True)
+            if (run.summary or {}).get("dispatch") == dispatch_id]
 
 
 def _total(store: Store, enqueued: Enqueued, failed: Sequence[int], pending: Sequence[int]) -> dispatch.SendReport:
     total = dispatch.SendReport(**{**enqueued.report.as_dict()})
     errors = [total.error] if total.error else []
-    for summary in _batch_summaries(store, enqueued.started_at):
-        if summary.get("dispatch") != enqueued.dispatch_id:
-            continue
+    for run in batch_runs(store, enqueued.dispatch_id, enqueued.started_at):
+        summary = run.summary or {}
         for name in ("sent", "retried", "failed", "skipped", "deferred"):
             setattr(total, name, getattr(total, name) + summary.get(name, 0))
         total.unknown += summary.get("unknown", [])
@@ -256,8 +257,7 @@ def deliver_batch_job(*, dispatch: str, since: str, batch: int, edition: str, sl
 
     store, settings = _worker.store, _worker.settings
     started = dt.datetime.fromisoformat(since)
-    if any(s.get("dispatch") == dispatch and s.get("batch") == batch
-           for s in _batch_summaries(store, started)):
+    if any((run.summary or {}).get("batch") == batch for run in batch_runs(store, dispatch, started)):
         return {"batch": batch, "already": True}
     report = sending.deliver_batch(store, settings, readers, dt.date.fromisoformat(slot),
                                    dt.date.fromisoformat(edition), extra={"dispatch": dispatch, "batch": batch})
