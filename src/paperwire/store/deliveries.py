@@ -1,9 +1,11 @@
 """Delivery records: the exactly-once bookkeeping of sending, and the runs that send.
 
-A delivery (reader, slot) is claimed in its own committed transaction before the
-message is handed to the mail server, and marked when the server answered. The
-unique (reader, slot) key is what keeps two runs from both sending to one reader; a
-claim left behind by a dead run is "unknown": reported, never silently re-sent.
+A delivery (reader, slot) is claimed in a committed transaction before the message is
+handed to the mail server, and marked when the server answered. The unique (reader, slot)
+key is what keeps two runs from both sending to one reader; a claim left behind by a dead
+run is "unknown": reported, never silently re-sent. Claims and answers go in chunks
+(``delivery_chunk``), each chunk a fixed handful of statements whatever its size: per-message
+statements were most of a send's CPU (bench/README.md, "Scale").
 """
 
 from __future__ import annotations
