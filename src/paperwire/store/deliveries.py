@@ -37,8 +37,8 @@ EMPTY = "empty"
 BOUNCE_AFTER = 3
 
 
+# The statements run per chunk of messages or batch of readers, built once (expanding INs).
 # What a reader left unsettled that a new claim replaces: error notes and a deferred delivery.
-# Built once (an expanding IN): the statements of claiming and recording run per chunk of messages.
 _UNSETTLED = sa.select(deliveries.c.id, deliveries.c.subscriber_id, deliveries.c.status, deliveries.c.slot).where(
     deliveries.c.subscriber_id.in_(sa.bindparam("readers", expanding=True)),
     deliveries.c.status.in_([ERROR, DEFERRED]))
