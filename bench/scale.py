@@ -91,7 +91,7 @@ def live_workers(url: str) -> int:
     return count
 
 
-def run_mode(mode: str, server: str, readers: int, port: int, args) -> dict:
+def run_mode(mode: str, server: str, readers: int, port: int, args, sink: subprocess.Popen) -> dict:
     url = create_database(server)
     workers = int(mode.split("-")[1]) if mode.startswith("workers-") else 0
     scratch = Path(f"/tmp/{make_url(url).database}")
@@ -115,16 +115,19 @@ def run_mode(mode: str, server: str, readers: int, port: int, args) -> dict:
                 time.sleep(0.1)
         command = ["send", "--all", "--json"] + (["--wait"] if workers else [])
         cpu_before = _children_cpu() + sum(_process_cpu(p.pid) for p in started_workers)
+        others_before = _postgres_cpu(), _process_cpu(sink.pid)
         begun = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "paperwire", *command], env=env, capture_output=True,
                               text=True)
         seconds = time.perf_counter() - begun
         cpu = _children_cpu() + sum(_process_cpu(p.pid) for p in started_workers) - cpu_before
+        database_cpu, sink_cpu = _postgres_cpu() - others_before[0], _process_cpu(sink.pid) - others_before[1]
         if done.returncode != 0:
             raise SystemExit(f"{mode}: send failed:\n{done.stderr[-3000:]}")
         report = json.loads(done.stdout)
         return {"mode": mode, "seconds": seconds, "sent": report["sent"], "skipped": report["skipped"],
-                "failed": report["failed"], "rate": report["sent"] / seconds, "cpu": cpu}
+                "failed": report["failed"], "rate": report["sent"] / seconds, "cpu": cpu,
+                "database_cpu": database_cpu, "sink_cpu": sink_cpu}
     finally:
         for process in started_workers:
             process.send_signal(signal.SIGTERM)
@@ -138,10 +141,34 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _process_cpu(pid: int) -> float:
-    """CPU seconds a running process used so far (/proc: user + system ticks)."""
+def _process_cpu(pid: int, *, with_children: bool = False) -> float:
+    """CPU seconds a running process used so far (/proc: user + system ticks; ``with_children``:
+    plus those of its children that ended)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if with_children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds of the local PostgreSQL server so far: its live processes, plus the backends
+    that ended (in the postmaster's children times). The whole server: whatever else uses it counts too."""
+    names = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        names[int(stat.parent.name)] = (text[text.index("(") + 1:text.rindex(")")],
+                                        int(text.rsplit(")", 1)[1].split()[1]))
+    total = 0.0
+    for pid, (name, parent) in names.items():
+        if name == "postgres":
+            postmaster = names.get(parent, ("", 0))[0] != "postgres"
+            try:
+                total += _process_cpu(pid, with_children=postmaster)
+            except OSError:
+                continue
+    return total
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -168,11 +195,13 @@ def main(argv: list[str] | None = None) -> None:
               f"({args.reference:,} in {seconds:.1f} s)", flush=True)
         results = {}
         for mode in args.modes.split(","):
-            result = run_mode(mode, server, args.readers, port, args)
+            result = run_mode(mode, server, args.readers, port, args, sink)
             results[mode] = result
+            ms = {key: 1000 * result[key] / max(1, result["sent"]) for key in ("cpu", "database_cpu", "sink_cpu")}
             print(f"{mode:<10} {result['rate']:8,.0f} messages/s  ({result['sent']:,} sent in {result['seconds']:.1f} s;"
-                  f" paperwire CPU {result['cpu']:.1f} s = {1000 * result['cpu'] / max(1, result['sent']):.1f} ms per"
-                  f" message; skipped {result['skipped']}, failed {result['failed']})", flush=True)
+                  f" CPU per message: paperwire {ms['cpu']:.2f} ms, PostgreSQL {ms['database_cpu']:.2f} ms,"
+                  f" smtp-sink {ms['sink_cpu']:.2f} ms; skipped {result['skipped']}, failed {result['failed']})",
+                  flush=True)
     finally:
         sink.kill()
         sink.wait()

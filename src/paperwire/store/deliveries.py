@@ -1,9 +1,11 @@
 """Delivery records: the exactly-once bookkeeping of sending, and the runs that send.
 
-A delivery (reader, slot) is claimed in its own committed transaction before the
-message is handed to the mail server, and marked when the server answered. The
-unique (reader, slot) key is what keeps two runs from both sending to one reader; a
-claim left behind by a dead run is "unknown": reported, never silently re-sent.
+A delivery (reader, slot) is claimed in a committed transaction before the message is
+handed to the mail server, and marked when the server answered. The unique (reader, slot)
+key is what keeps two runs from both sending to one reader; a claim left behind by a dead
+run is "unknown": reported, never silently re-sent. Claims and answers go in chunks
+(``delivery_chunk``), each chunk a fixed handful of statements whatever its size: per-message
+statements were most of a send's CPU (bench/README.md, "Scale").
 """
 
 from __future__ import annotations
@@ -35,6 +37,21 @@ EMPTY = "empty"
 BOUNCE_AFTER = 3
 
 
+# The statements run per chunk of messages or batch of readers, built once (expanding INs).
+# What a reader left unsettled that a new claim replaces: error notes and a deferred delivery.
+_UNSETTLED = sa.select(deliveries.c.id, deliveries.c.subscriber_id, deliveries.c.status, deliveries.c.slot).where(
+    deliveries.c.subscriber_id.in_(sa.bindparam("readers", expanding=True)),
+    deliveries.c.status.in_([ERROR, DEFERRED]))
+_CLAIMED = sa.select(deliveries.c.id, deliveries.c.subscriber_id, deliveries.c.papers, deliveries.c.attempts).where(
+    deliveries.c.id.in_(sa.bindparam("ids", expanding=True)))
+_ANSWER = deliveries.update().where(deliveries.c.id == sa.bindparam("answer_id")).values(
+    status=sa.bindparam("answer_status"), attempts=sa.bindparam("answer_attempts"), code=sa.bindparam("answer_code"),
+    detail=sa.bindparam("answer_detail"), finished_at=sa.bindparam("answer_finished_at"))
+_SENT_ALREADY = sa.select(sent_papers.c.subscriber_id, sent_papers.c.paper_id).where(
+    sent_papers.c.subscriber_id.in_(sa.bindparam("readers", expanding=True)),
+    sent_papers.c.paper_id.in_(sa.bindparam("papers", expanding=True)))
+
+
 @dataclass(frozen=True)
 class Claim:
     """A message about to be handed over: the reader and slot it settles, and what it is."""
@@ -44,6 +61,12 @@ class Claim:
     edition: str
     message_id: str
     paper_ids: tuple[str, ...]
+
+
+def _claimed_values(claim: Claim, run_id: str, now: dt.datetime) -> dict:
+    """The columns a claim sets on its delivery, new or taken over."""
+    return {"slot": claim.slot, "edition": claim.edition, "status": SENDING, "run_id": run_id,
+            "message_id": claim.message_id, "papers": list(claim.paper_ids), "claimed_at": now, "finished_at": None}
 
 
 @dataclass(frozen=True)
@@ -171,45 +194,69 @@ class DeliveryStore:
         return self.claim_many([Claim(subscriber_id, slot, edition, message_id, tuple(paper_ids))], run_id)[0]
 
     def claim_many(self, claims: Sequence[Claim], run_id: str) -> list[int | None]:
-        """Take each (reader, slot) for this run, all in ONE transaction (a commit per chunk of
-        messages, not per message); each is its delivery id, or None when another run has the
-        reader or the slot is settled.
+        """Take each (reader, slot) for this run, all in ONE transaction of a few statements (a
+        commit per chunk of messages, and no statement per message); each is its delivery id, or
+        None when another run has the reader or the slot is settled.
 
         The reader's deferred delivery (temporary failure last time), whatever its slot,
         is taken over and moved to the new slot: one digest with everything owed, never an
         old slot and a new one in a burst. The partial unique index lets a reader have
-        only one open (sending or deferred) delivery, so two runs cannot both send. An
-        "error" note of an earlier attempt at this slot (or an older one) is superseded.
-        Nothing in the transaction is expected to raise (the inserts are ON CONFLICT DO
-        NOTHING, the take-over only moves a deferred delivery to a free slot); should another
-        run commit a row at one of these slots meanwhile, the chunk is taken one claim a
-        transaction instead.
+        only one open (sending or deferred) delivery, so two runs cannot both send; a reader
+        twice in one chunk is claimed once. An "error" note of an earlier attempt at this slot
+        (or an older one) is superseded. Nothing in the transaction is expected to raise (the
+        insert is ON CONFLICT DO NOTHING, the take-over only moves a deferred delivery to a free
+        slot); should another run commit a row at one of these slots meanwhile, the chunk is
+        taken one claim a transaction instead.
         """
         try:
             with self.engine.begin() as conn:
-                now = _now()
-                return [self._claim(conn, claim, run_id, now) for claim in claims]
+                return self._claim_chunk(conn, claims, run_id, _now())
         except sa.exc.IntegrityError:
             if len(claims) == 1:
                 return [None]
             return [self.claim_many([claim], run_id)[0] for claim in claims]
 
-    def _claim(self, conn: sa.Connection, claim: Claim, run_id: str, now: dt.datetime) -> int | None:
-        values = {"slot": claim.slot, "edition": claim.edition, "status": SENDING, "run_id": run_id,
-                  "message_id": claim.message_id, "papers": list(claim.paper_ids), "claimed_at": now,
-                  "finished_at": None}
-        self._drop_error_notes(conn, claim.subscriber_id, claim.slot)
+    def _claim_chunk(self, conn: sa.Connection, claims: Sequence[Claim], run_id: str, now: dt.datetime
+                     ) -> list[int | None]:
+        """The claims of :meth:`claim_many`: one look at what the readers left unsettled (error
+        notes, deferred deliveries: usually nothing), then one INSERT for the chunk."""
+        first = {}  # reader -> the index of their claim; a reader's later claims in the chunk get None
+        for index, claim in enumerate(claims):
+            first.setdefault(claim.subscriber_id, index)
+        unsettled = [row for chunk in _chunks(list(first)) for row in conn.execute(_UNSETTLED, {"readers": chunk})]
+        stale_notes = [row.id for row in unsettled
+                       if row.status == ERROR and row.slot <= claims[first[row.subscriber_id]].slot]
+        for chunk in _chunks(stale_notes):
+            conn.execute(deliveries.delete().where(deliveries.c.id.in_(chunk)))
+        deferred = {row.subscriber_id for row in unsettled if row.status == DEFERRED}
+        ids: dict[int, int | None] = {}
+        for reader in deferred:  # rare: a temporary failure last time
+            ids[reader] = self._take_over(conn, claims[first[reader]], run_id, now)
+        fresh = [claims[index] for reader, index in first.items() if ids.get(reader) is None]
+        if fresh:
+            # Many rows, one statement (SQLAlchemy's "insertmanyvalues"), its SQL compiled once per process.
+            inserted = conn.execute(insert_unless_taken(conn, deliveries).returning(
+                deliveries.c.subscriber_id, deliveries.c.id), [
+                {"subscriber_id": claim.subscriber_id, "attempts": 0, "detail": "",
+                 **_claimed_values(claim, run_id, now)} for claim in fresh])
+            ids.update({row.subscriber_id: row.id for row in inserted})
+        return [ids.get(claim.subscriber_id) if first[claim.subscriber_id] == index else None
+                for index, claim in enumerate(claims)]
+
+    @staticmethod
+    def _take_over(conn: sa.Connection, claim: Claim, run_id: str, now: dt.datetime) -> int | None:
+        """Move the reader's deferred delivery (of this slot or an older one) to the claim,
+        unless the claim's slot is settled already; its id, or None if nothing was moved."""
         other = deliveries.alias("other")
         slot_settled = sa.exists().where(other.c.subscriber_id == claim.subscriber_id, other.c.slot == claim.slot,
                                          other.c.status != DEFERRED)
         taken = conn.execute(deliveries.update().where(
             deliveries.c.subscriber_id == claim.subscriber_id, deliveries.c.status == DEFERRED,
-            deliveries.c.slot <= claim.slot, ~slot_settled).values(**values))
-        if taken.rowcount:
-            return conn.execute(sa.select(deliveries.c.id).where(
-                deliveries.c.subscriber_id == claim.subscriber_id, deliveries.c.slot == claim.slot)).scalar_one()
-        return conn.execute(insert_unless_taken(conn, deliveries).values(
-            subscriber_id=claim.subscriber_id, attempts=0, detail="", **values).returning(deliveries.c.id)).scalar()
+            deliveries.c.slot <= claim.slot, ~slot_settled).values(**_claimed_values(claim, run_id, now)))
+        if not taken.rowcount:
+            return None
+        return conn.execute(sa.select(deliveries.c.id).where(
+            deliveries.c.subscriber_id == claim.subscriber_id, deliveries.c.slot == claim.slot)).scalar_one()
 
     def record_error(self, subscriber_id: int, slot: dt.date, edition: str, run_id: str, detail: str) -> int | None:
         """Note that building this reader's digest for ``slot`` raised: nothing was sent.
@@ -268,36 +315,47 @@ class DeliveryStore:
         return self.record_outcomes([Answer(delivery_id, status, attempts, code, detail)], give_up_after)[0]
 
     def record_outcomes(self, answers: Sequence[Answer], give_up_after: int | None = None) -> list[str]:
-        """The server's answers, all in ONE transaction; returns each status recorded.
+        """The server's answers, all in ONE transaction of a few statements (not a few per
+        answer); returns each status recorded.
 
         A sent digest also records its papers, in the same transaction. A deferred one
         whose attempts over all runs reach ``give_up_after`` is recorded as failed, so a
         mailbox that stays full cannot keep a reader retried every few minutes forever.
         """
+        if not answers:
+            return []
         with self.engine.begin() as conn:
-            return [self._record(conn, answer, give_up_after) for answer in answers]
+            claimed = {row.id: row for chunk in _chunks([answer.delivery_id for answer in answers])
+                       for row in conn.execute(_CLAIMED, {"ids": chunk})}
+            statuses, changes = [], []
+            for answer in answers:
+                row = claimed[answer.delivery_id]
+                status, detail, total = answer.status, answer.detail, row.attempts + answer.attempts
+                if status == DEFERRED and give_up_after is not None and total >= give_up_after:
+                    status, detail = FAILED, f"gave up after {total} attempts over several runs: {detail}"
+                statuses.append(status)
+                changes.append({"answer_id": answer.delivery_id, "answer_status": status, "answer_attempts": total,
+                                "answer_code": answer.code, "answer_detail": detail[:2000],
+                                "answer_finished_at": _now()})
+            conn.execute(_ANSWER, changes)
+            sent = [claimed[answer.delivery_id] for answer, status in zip(answers, statuses) if status == SENT]
+            self._record_sent_papers(conn, sent)
+            for reader in dict.fromkeys(claimed[answer.delivery_id].subscriber_id
+                                        for answer, status in zip(answers, statuses) if status == FAILED):
+                self._mark_bouncing_if_failing(conn, reader)
+        return statuses
 
-    def _record(self, conn: sa.Connection, answer: Answer, give_up_after: int | None) -> str:
-        status, detail = answer.status, answer.detail
-        row = conn.execute(sa.select(deliveries.c.subscriber_id, deliveries.c.papers, deliveries.c.attempts)
-                           .where(deliveries.c.id == answer.delivery_id)).one()
-        total = row.attempts + answer.attempts
-        if status == DEFERRED and give_up_after is not None and total >= give_up_after:
-            status, detail = FAILED, f"gave up after {total} attempts over several runs: {detail}"
-        conn.execute(deliveries.update().where(deliveries.c.id == answer.delivery_id).values(
-            status=status, attempts=total, code=answer.code, detail=detail[:2000], finished_at=_now()))
-        if status == SENT and row.papers:
-            already = set(conn.execute(sa.select(sent_papers.c.paper_id).where(
-                sent_papers.c.subscriber_id == row.subscriber_id,
-                sent_papers.c.paper_id.in_(row.papers))).scalars())
-            fresh = [p for p in dict.fromkeys(row.papers) if p not in already]
-            if fresh:
-                conn.execute(sent_papers.insert(), [
-                    {"subscriber_id": row.subscriber_id, "paper_id": p, "delivery_id": answer.delivery_id}
-                    for p in fresh])
-        if status == FAILED:
-            self._mark_bouncing_if_failing(conn, row.subscriber_id)
-        return status
+    @staticmethod
+    def _record_sent_papers(conn: sa.Connection, sent: Sequence) -> None:
+        """The papers of these sent deliveries, so a digest never repeats one; a (reader, paper)
+        already there (sent by an earlier digest) is kept as it is."""
+        rows: dict[tuple[int, str], dict] = {}
+        for row in sent:
+            for paper in row.papers:
+                rows.setdefault((row.subscriber_id, paper),
+                                {"subscriber_id": row.subscriber_id, "paper_id": paper, "delivery_id": row.id})
+        if rows:
+            conn.execute(insert_unless_taken(conn, sent_papers), list(rows.values()))
 
     def forget(self, delivery_id: int) -> None:
         """Give back a claim whose message was never handed over (dry run, stop before sending)."""
@@ -348,18 +406,17 @@ class DeliveryStore:
                 found.update({row.subscriber_id: row.slot for row in conn.execute(query)})
         return found
 
-    def sent_papers_among(self, paper_ids: Sequence[str], subscriber_ids: Sequence[int] | None = None
-                          ) -> dict[int, set[str]]:
-        """Which of these papers each reader (of ``subscriber_ids``, or all) was already sent,
-        so a digest never repeats one."""
+    def sent_papers_among(self, paper_ids: Sequence[str], subscriber_ids: Sequence[int]) -> dict[int, set[str]]:
+        """Which of these papers each of these readers was already sent, so a digest never
+        repeats one. Looked up by reader (the table's key): a batch of readers reads its own
+        rows, not those of every reader ever sent these papers."""
         found: dict[int, set[str]] = {}
-        wanted = None if subscriber_ids is None else set(subscriber_ids)
+        papers = sorted(set(paper_ids))
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(paper_ids)):
-                query = sa.select(sent_papers.c.subscriber_id, sent_papers.c.paper_id).where(
-                    sent_papers.c.paper_id.in_(chunk))
-                for subscriber_id, paper_id in conn.execute(query):
-                    if wanted is None or subscriber_id in wanted:
+            for readers in _chunks(sorted(set(subscriber_ids))):
+                for papers_chunk in _chunks(papers):
+                    for subscriber_id, paper_id in conn.execute(_SENT_ALREADY, {"readers": readers,
+                                                                                "papers": papers_chunk}):
                         found.setdefault(subscriber_id, set()).add(paper_id)
         return found
 
