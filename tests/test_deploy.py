@@ -48,8 +48,9 @@ def test_each_unit_runs_a_paperwire_command_that_accepts_its_options(path: Path)
 def test_the_environment_file_names_only_settings_and_their_values_are_valid(tmp_path, caplog):
     environ = {}
     for number, line in enumerate((DEPLOY / "paperwire.env.example").read_text().splitlines(), start=1):
-        if line.strip() and not line.startswith("#"):
-            name, _, value = line.partition("=")
+        setting = line.removeprefix("#")  # a setting left commented out, to turn on, must be valid too
+        if setting.startswith("PAPERWIRE_") or (line.strip() and not line.startswith("#")):
+            name, _, value = setting.partition("=")
             assert name.startswith("PAPERWIRE_") and value, f"line {number}: {line!r}"
             environ[name] = value
     with caplog.at_level(logging.WARNING):
