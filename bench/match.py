@@ -381,7 +381,9 @@ def main() -> None:
                          for position in range(len(ranking)) if ranking[position].why[-1] != "words")
         print(f"distinct queries {len({id(r) for r in results.values()}):,}; matches found by meaning: {by_meaning:,}")
     print(f"matches: {total_matches:,} over all topics ({distinct_matches:,} for distinct queries)")
-    print(f"peak RSS {peak_rss_mb():.0f} MB (before compiling: {rss_before:.0f} MB)")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS {peak_rss_mb():.0f} MB (before compiling: {rss_before:.0f} MB)"
+          + (f"; the forked word process (match/split.py): {children:.0f} MB" if children else ""))
 
     # A long-lived process keeps the compiled queries and rankings: freezing them keeps the
     # cycle collector from rescanning millions of objects while the explanations are built
