@@ -391,11 +391,13 @@ def match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: E
 
     Distinct topics are parsed once, and each distinct meaning or example is compared once
     however many topics share it. The similarities are matrix products, during which numpy
-    lets go of the interpreter, so they run in a second thread while this one plans and
-    matches the words (pure Python): given a second core they cost no wall time. The word pass also plans each
-    part's literal conditions (``-video``, ``title:RAG``) over the topics' own terms; only
-    those of parts that found papers are ever evaluated, as sets of papers. All of it builds
-    millions of small objects, so the cycle collector is kept out of the way (``bulk_allocation``).
+    lets go of the interpreter, so they run in a second thread, batch by batch as the topics'
+    vectors are read, while this one plans and matches the words (pure Python). A large run
+    (``split.SPLIT_FROM`` distinct topics) plans and matches most topics' words in a second
+    process (``match.split``). The word pass here also plans each part's literal conditions
+    (``-video``, ``title:RAG``) over the topics' own terms; only those of parts that found
+    papers are ever evaluated, as sets of papers. All of it builds millions of small
+    objects, so the cycle collector is kept out of the way (``bulk_allocation``).
     """
     with bulk_allocation():
         return _match_topics(pairs, papers, acronyms, vectors, calibration)

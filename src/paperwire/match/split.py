@@ -39,9 +39,12 @@ from paperwire.query import Query
 log = logging.getLogger(__name__)
 
 SPLIT_FROM = 20_000  # distinct queries from which a second process pays for its start and its messages
-# The child's share of the distinct queries: this process also reads every topic's meaning
-# parts and their vectors, evaluates the parts' literal conditions and fuses the rankings.
-CHILD_SHARE = 0.7
+# The child's share of the distinct queries. This process also parses every topic, reads the
+# meaning parts and their vectors, plans and evaluates the parts' literal conditions, builds
+# its own index and fuses the rankings (about 5 s of CPU at 100,000 readers against about 6 s
+# of planning and matching for all topics), and its thread of matrix products takes turns with
+# both: 0.7 to 0.8 finished both processes at about the same time (bench/README.md).
+CHILD_SHARE = 0.75
 
 
 def worth_splitting(distinct_queries: int) -> bool:
