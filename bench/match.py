@@ -425,9 +425,10 @@ def main() -> None:
                          for position in range(len(ranking)) if ranking[position].why[-1] != "words")
         print(f"distinct queries {len({id(r) for r in results.values()}):,}; matches found by meaning: {by_meaning:,}")
     print(f"matches: {total_matches:,} over all topics ({distinct_matches:,} for distinct queries)")
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"peak RSS {peak_rss_mb():.0f} MB (before compiling: {rss_before:.0f} MB)"
-          + (f"; the forked word process (match/split.py): {children:.0f} MB" if children else ""))
+          + (f"; the forked word process (match/split.py): {children.ru_maxrss / 1024:.0f} MB,"
+             f" CPU {children.ru_utime + children.ru_stime:.2f} s" if children.ru_maxrss else ""))
     if sampler is not None:
         print(f"peak PSS of this process and its forked child together: {sampler.stop():.0f} MB")
 

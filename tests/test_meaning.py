@@ -267,6 +267,7 @@ def _split_runs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
     monkeypatch.setattr(split, "SPLIT_FROM", 2)
     monkeypatch.setattr(split.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(split.os, "getloadavg", lambda: (0.4, 0.4, 0.4))
     monkeypatch.setattr(split.ForkedWordPass, "rankings", recorded)
     monkeypatch.setattr(meaning, "TOPICS_READ_AT_ONCE", 32)
     monkeypatch.setattr(meaning, "TOPICS_AT_ONCE", 16)
@@ -323,6 +324,17 @@ def test_a_failed_second_process_costs_time_not_results(seed_papers: list[Paper]
     assert used == [False]
     assert "matching its share here" in caplog.text
     assert {key: list(ranking) for key, ranking in got.items()} == {key: list(ranking) for key, ranking in expected.items()}
+
+
+def test_a_run_is_split_only_when_large_and_a_core_is_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(split.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(split.os, "getloadavg", lambda: (0.9, 0.9, 0.9))
+    assert split.worth_splitting(split.SPLIT_FROM) and not split.worth_splitting(split.SPLIT_FROM - 1)
+    monkeypatch.setattr(split.os, "getloadavg", lambda: (1.6, 0.9, 0.9))  # the other core is busy
+    assert not split.worth_splitting(split.SPLIT_FROM)
+    monkeypatch.setattr(split.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(split.os, "cpu_count", lambda: 1)
+    assert not split.worth_splitting(split.SPLIT_FROM)
 
 
 def _without_numbers(match: meaning.Fused) -> meaning.Fused:

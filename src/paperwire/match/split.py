@@ -48,8 +48,14 @@ CHILD_SHARE = 0.75
 
 
 def worth_splitting(distinct_queries: int) -> bool:
-    """Whether a run of this many distinct queries should split its word pass (see the module)."""
-    return (distinct_queries >= SPLIT_FROM and (os.cpu_count() or 1) >= 2
+    """Whether a run of this many distinct queries should split its word pass (see the module).
+
+    Only if a core is free: the split costs about 15% more CPU in all (a second paper index,
+    terms both processes see, the rankings sent over), which a second core more than pays
+    back; on a machine whose other work already keeps the other core busy (a load average
+    of ``cores - 0.5`` or more) the same run was no faster split (bench/README.md)."""
+    cores = os.cpu_count() or 1
+    return (distinct_queries >= SPLIT_FROM and cores >= 2 and os.getloadavg()[0] < cores - 0.5
             and "fork" in multiprocessing.get_all_start_methods())
 
 
