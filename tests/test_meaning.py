@@ -326,6 +326,24 @@ def test_a_failed_second_process_costs_time_not_results(seed_papers: list[Paper]
     assert {key: list(ranking) for key, ranking in got.items()} == {key: list(ranking) for key, ranking in expected.items()}
 
 
+def test_a_run_that_cannot_start_a_process_matches_every_topic_itself(seed_papers: list[Paper],
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    papers = list(seed_papers[:40])
+    pairs = list(enumerate(_generated_topics(papers, 60, random.Random(6))))
+    vectors = _synthetic_vectors(papers)
+    expected = meaning.match_topics(pairs, papers, None, vectors)
+    used = _split_runs(monkeypatch)
+
+    def no_fork(*args: object, **kwargs: object) -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(split.ForkedWordPass, "__init__", no_fork)
+    got = meaning.match_topics(pairs, papers, None, vectors)
+    assert used == [] and "no second matching process" in caplog.text
+    assert {key: list(ranking) for key, ranking in got.items()} == {key: list(ranking) for key, ranking in expected.items()}
+
+
 def test_a_run_is_split_only_when_large_and_a_core_is_free(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(split.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(split.os, "getloadavg", lambda: (0.9, 0.9, 0.9))
@@ -333,6 +351,9 @@ def test_a_run_is_split_only_when_large_and_a_core_is_free(monkeypatch: pytest.M
     monkeypatch.setattr(split.os, "getloadavg", lambda: (1.6, 0.9, 0.9))  # the other core is busy
     assert not split.worth_splitting(split.SPLIT_FROM)
     monkeypatch.setattr(split.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    with monkeypatch.context() as inside:  # a daemonic process (a pool's worker) may not have children
+        inside.setattr(split.multiprocessing, "current_process", lambda: type("Daemon", (), {"daemon": True})())
+        assert not split.worth_splitting(split.SPLIT_FROM)
     monkeypatch.setattr(split.os, "cpu_count", lambda: 1)
     assert not split.worth_splitting(split.SPLIT_FROM)
 

@@ -411,7 +411,9 @@ def _match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: 
     # A large run matches the last distinct topics' words in a second process (match.split),
     # forked before this process starts a thread.
     mine = len(texts) - round(len(texts) * split.CHILD_SHARE) if split.worth_splitting(len(texts)) else len(texts)
-    child = split.ForkedWordPass(queries[mine:], texts[mine:], papers, acronyms) if mine < len(texts) else None
+    child = split.fork_word_pass(queries[mine:], texts[mine:], papers, acronyms) if mine < len(texts) else None
+    if child is None:
+        mine = len(texts)
     try:
         with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(1) as background:
             plans, parts = _read_meanings(queries, table, vectors, background, calibration)

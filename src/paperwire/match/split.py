@@ -56,7 +56,19 @@ def worth_splitting(distinct_queries: int) -> bool:
     of ``cores - 0.5`` or more) the same run was no faster split (bench/README.md)."""
     cores = os.cpu_count() or 1
     return (distinct_queries >= SPLIT_FROM and cores >= 2 and os.getloadavg()[0] < cores - 0.5
-            and "fork" in multiprocessing.get_all_start_methods())
+            and "fork" in multiprocessing.get_all_start_methods()
+            and not multiprocessing.current_process().daemon)  # a daemonic process may have no children
+
+
+def fork_word_pass(queries: Sequence[Query], texts: Sequence[str], papers: Sequence,
+                   acronyms: ExtraAcronyms | None) -> ForkedWordPass | None:
+    """A :class:`ForkedWordPass`, or None when no process can be started now (out of memory
+    or processes): then the caller matches every topic itself."""
+    try:
+        return ForkedWordPass(queries, texts, papers, acronyms)
+    except OSError as error:
+        log.warning("no second matching process (%s); matching every topic here", error)
+        return None
 
 
 class ForkedWordPass:
