@@ -38,7 +38,10 @@ from paperwire.query import Query
 
 log = logging.getLogger(__name__)
 
-SPLIT_FROM = 20_000  # distinct queries from which a second process pays for its start and its messages
+# Distinct queries from which a second process pays for its fixed costs (a second paper index,
+# the fork, the messages): at 1,000 papers, 80,000 distinct topics ran no faster split (4.9-5.0 s
+# against 4.7-5.0 s), 159,000 ran 0.9 s faster (7.3-7.7 s against 8.2-8.6 s; bench/README.md).
+SPLIT_FROM = 120_000
 # The child's share of the distinct queries. This process also parses every topic, reads the
 # meaning parts and their vectors, plans and evaluates the parts' literal conditions, builds
 # its own index and fuses the rankings (about 5 s of CPU at 100,000 readers against about 6 s
