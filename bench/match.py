@@ -23,7 +23,9 @@ import random
 import re
 import resource
 import sqlite3
+import os
 import statistics
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -167,6 +169,45 @@ def _naive_terms(topic: str) -> tuple[list[re.Pattern[str]], list[re.Pattern[str
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+class MemorySampler:
+    """The peak of this process's and its children's summed proportional set sizes (PSS: a page
+    shared by two processes counts half in each), read from /proc every ``every`` seconds.
+    RSS alone counts the pages a forked child shares with its parent twice (``--memory``)."""
+
+    def __init__(self, every: float = 0.1):
+        self.peak_mb = 0.0
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_mb
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self.peak_mb = max(self.peak_mb, sum(map(_pss_mb, [os.getpid(), *_children(os.getpid())])))
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _pss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def explain_top(results: dict[object, Sequence[Match]], count: int) -> int:
@@ -328,6 +369,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="keep only the best N matches per topic")
     parser.add_argument("--repeat", type=int, default=1, help="compile and match this many times (fresh each time)")
     parser.add_argument("--peers", default=None, help="compare with tantivy and FTS5 at these subscriber counts: 1000,10000")
+    parser.add_argument("--memory", action="store_true",
+                        help="also sample the summed PSS of this process and its forked child (costs a little time)")
     parser.add_argument("--meaning", action="store_true",
                         help="match by words and meaning (synthetic stored vectors), as digests do by default")
     args = parser.parse_args()
@@ -350,6 +393,7 @@ def main() -> None:
     # since other work on a shared machine can stretch the wall clock.
     timings: list[tuple[float, float, float, float]] = []
     matcher = results = None
+    sampler = MemorySampler() if args.memory else None
     for attempt in range(args.repeat):
         matcher = results = None  # drop the previous run's objects before timing the next
         gc.collect()
@@ -381,7 +425,12 @@ def main() -> None:
                          for position in range(len(ranking)) if ranking[position].why[-1] != "words")
         print(f"distinct queries {len({id(r) for r in results.values()}):,}; matches found by meaning: {by_meaning:,}")
     print(f"matches: {total_matches:,} over all topics ({distinct_matches:,} for distinct queries)")
-    print(f"peak RSS {peak_rss_mb():.0f} MB (before compiling: {rss_before:.0f} MB)")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"peak RSS {peak_rss_mb():.0f} MB (before compiling: {rss_before:.0f} MB)"
+          + (f"; the forked word process (match/split.py): {children.ru_maxrss / 1024:.0f} MB,"
+             f" CPU {children.ru_utime + children.ru_stime:.2f} s" if children.ru_maxrss else ""))
+    if sampler is not None:
+        print(f"peak PSS of this process and its forked child together: {sampler.stop():.0f} MB")
 
     # A long-lived process keeps the compiled queries and rankings: freezing them keeps the
     # cycle collector from rescanning millions of objects while the explanations are built

@@ -4,6 +4,7 @@ The real model's part is tested in tests/test_relevance.py."""
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import zlib
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from paperwire.errors import QueryError
-from paperwire.match import match_one, meaning
+from paperwire.match import match_one, meaning, split
 from paperwire.match.acronyms import AcronymTable
 from paperwire.models import Paper
 from paperwire.normalize import referenced_id
@@ -253,14 +254,40 @@ def _reference(text: str, papers: list[Paper], vectors: meaning.Vectors,
     return sorted(fused, key=lambda match: (-match.score, match.rank))
 
 
-def test_all_topics_at_once_rank_as_each_topic_on_its_own(seed_papers: list[Paper]) -> None:
-    """Batching (shared parts, products in a thread, conditions as bitsets, fusing in bulk) changes nothing."""
+def _split_runs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Make every run split its word pass (match.split) and read its meanings in small batches;
+    the list returned is told, per run, whether the child's own rankings were used."""
+    used: list[bool] = []
+    rankings = split.ForkedWordPass.rankings
+
+    def recorded(self: split.ForkedWordPass, matched):  # type: ignore[no-untyped-def]
+        found = rankings(self, matched)
+        used.append(not self._failed)
+        return found
+
+    monkeypatch.setattr(split, "SPLIT_FROM", 2)
+    monkeypatch.setattr(split.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(split.os, "getloadavg", lambda: (0.4, 0.4, 0.4))
+    monkeypatch.setattr(split.ForkedWordPass, "rankings", recorded)
+    monkeypatch.setattr(meaning, "TOPICS_READ_AT_ONCE", 32)
+    monkeypatch.setattr(meaning, "TOPICS_AT_ONCE", 16)
+    return used
+
+
+@pytest.mark.parametrize("two_processes", [False, True], ids=["one process", "two processes, small batches"])
+def test_all_topics_at_once_rank_as_each_topic_on_its_own(seed_papers: list[Paper], two_processes: bool,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batching (shared parts, products in a thread as topics are read, conditions as bitsets,
+    fusing in bulk) changes nothing; nor does matching a share of the topics' words in a second
+    process, whose rankings are explained here (same terms, same spans)."""
     papers = list(seed_papers[:40])
     topics = _generated_topics(papers, 250, random.Random(14))
     vectors = _synthetic_vectors(papers)
     calibration = meaning.Calibration()
     pairs = [(n, text) for n, text in enumerate(topics)] + [(len(topics) + n, text) for n, text in enumerate(topics[:20])]
+    used = _split_runs(monkeypatch) if two_processes else []
     batched = meaning.match_topics(pairs, papers, None, vectors, calibration)
+    assert used == ([True] if two_processes else [])
     kinds: Counter[str] = Counter()
     conditions: dict[str, set[int]] = {}
     for key, text in pairs:
@@ -273,6 +300,62 @@ def test_all_topics_at_once_rank_as_each_topic_on_its_own(seed_papers: list[Pape
         assert batched[key].paper_ids() == [match.paper_id for match in expected]
         kinds.update(why for match in expected for why in match.why)
     assert kinds["words"] > 100 and kinds["meaning"] > 100 and kinds["example"] > 10  # every path was taken
+
+
+@pytest.mark.parametrize("failure", ["raises", "exits"])
+def test_a_failed_second_process_costs_time_not_results(seed_papers: list[Paper], failure: str,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """If the child fails after saying what its index keeps (an error, or killed: it just
+    exits), this process matches the child's share itself and the results are the same."""
+    papers = list(seed_papers[:40])
+    pairs = list(enumerate(_generated_topics(papers, 80, random.Random(5))))
+    vectors = _synthetic_vectors(papers)
+    expected = meaning.match_topics(pairs, papers, None, vectors)
+    used = _split_runs(monkeypatch)
+
+    def broken(*args: object) -> None:  # runs in the child, after its plans were sent
+        if failure == "raises":
+            raise MemoryError("no more")
+        os._exit(3)
+
+    monkeypatch.setattr(split, "_as_data", broken)
+    got = meaning.match_topics(pairs, papers, None, vectors)
+    assert used == [False]
+    assert "matching its share here" in caplog.text
+    assert {key: list(ranking) for key, ranking in got.items()} == {key: list(ranking) for key, ranking in expected.items()}
+
+
+def test_a_run_that_cannot_start_a_process_matches_every_topic_itself(seed_papers: list[Paper],
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    papers = list(seed_papers[:40])
+    pairs = list(enumerate(_generated_topics(papers, 60, random.Random(6))))
+    vectors = _synthetic_vectors(papers)
+    expected = meaning.match_topics(pairs, papers, None, vectors)
+    used = _split_runs(monkeypatch)
+
+    def no_fork(*args: object, **kwargs: object) -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(split.ForkedWordPass, "__init__", no_fork)
+    got = meaning.match_topics(pairs, papers, None, vectors)
+    assert used == [] and "no second matching process" in caplog.text
+    assert {key: list(ranking) for key, ranking in got.items()} == {key: list(ranking) for key, ranking in expected.items()}
+
+
+def test_a_run_is_split_only_when_large_and_a_core_is_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(split.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(split.os, "getloadavg", lambda: (0.9, 0.9, 0.9))
+    assert split.worth_splitting(split.SPLIT_FROM) and not split.worth_splitting(split.SPLIT_FROM - 1)
+    monkeypatch.setattr(split.os, "getloadavg", lambda: (1.6, 0.9, 0.9))  # the other core is busy
+    assert not split.worth_splitting(split.SPLIT_FROM)
+    monkeypatch.setattr(split.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    with monkeypatch.context() as inside:  # a daemonic process (a pool's worker) may not have children
+        inside.setattr(split.multiprocessing, "current_process", lambda: type("Daemon", (), {"daemon": True})())
+        assert not split.worth_splitting(split.SPLIT_FROM)
+    monkeypatch.setattr(split.os, "cpu_count", lambda: 1)
+    assert not split.worth_splitting(split.SPLIT_FROM)
 
 
 def _without_numbers(match: meaning.Fused) -> meaning.Fused:

@@ -339,6 +339,16 @@ class Findings(Sequence[TermFinding]):
             plain = self.plain[term] = self.patterns(term) in ((), (self._terms[term].shape.symbols,))
         return plain
 
+    def describe(self, term: int) -> tuple[tuple[str, ...], tuple[Pattern, ...], int]:
+        """What another process needs to look the term up in its own index (``match.split``):
+        its fields, its readings in this listing, and the papers that may have it."""
+        return self._terms[term].fields, self.patterns(term), self.bounds[term]
+
+    def look_up(self, fields: Sequence[str], patterns: Sequence[Pattern]) -> TermFinding:
+        """A term of another matcher (``match.split``), given its fields and readings, looked up
+        in this listing's index: the same finding it has there if this index keeps its symbols."""
+        return look_up(fields, patterns, self._index, self._bm25)
+
     def __len__(self) -> int:
         return len(self._terms)
 

@@ -12,6 +12,7 @@ a run of 100,000 subscribers.
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,6 +37,16 @@ ExtraAcronyms = Mapping[str, str | Iterable[str]]  # acronym -> one expansion or
 _bulk_lock = threading.Lock()
 _bulk_depth = 0  # how many bulk_allocation sections are running now, in any thread
 _bulk_restore = False  # whether the collector was on when the first of them began
+
+
+def _forget_bulk_sections() -> None:
+    """In a forked child (``match.split``) only the forking thread lives on: a lock another
+    thread held at the fork would never be released, so the child starts with its own."""
+    global _bulk_lock
+    _bulk_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_bulk_sections)
 
 
 @contextmanager
@@ -89,14 +100,17 @@ class Matcher(Generic[Key]):
         self._key_plans: list[int] = []
         self._conditions: list[Plan] = []
 
-    def add(self, key: Key, query: str | Query) -> None:
-        """Compile one query under ``key``; a bad string raises QueryError naming the key."""
+    def add(self, key: Key, query: str | Query, text: str | None = None) -> None:
+        """Compile one query under ``key``; a bad string raises QueryError naming the key.
+
+        ``text``: the string a parsed ``query`` was parsed from, when the caller has it;
+        queries of the same text then share a plan without rendering the tree again."""
         if isinstance(query, str):
             plan = self._plan_of_query.get(query)
             if plan is None:
                 plan = self._plan_of_query[query] = self._plan_text(key, query)
         else:
-            plan = self._plan_parsed(query, render_query(query))
+            plan = self._plan_parsed(query, render_query(query) if text is None else text)
         self._keys.append(key)
         self._key_plans.append(plan)
 
@@ -134,6 +148,11 @@ class Matcher(Generic[Key]):
         self._conditions.append(plan_query(Query("", condition), self._registry))
         return len(self._conditions) - 1
 
+    def wanted(self) -> Wanted:
+        """The symbols and neighbour pairs a paper index must keep for the queries added so
+        far; another process's :meth:`match_all` can keep them too (``also``, see ``match.split``)."""
+        return set(self._registry.symbols), self._registry.followers_now()
+
     @property
     def distinct_queries(self) -> int:
         return len(self._plans)
@@ -152,11 +171,18 @@ class Matcher(Generic[Key]):
         """
         return self.match_all(papers, limit=limit).rankings
 
-    def match_all(self, papers: Sequence[Paper], *, limit: int | None = None) -> Matched[Key]:
-        """:meth:`match`, and the conditions' papers on demand (:meth:`Matched.papers`)."""
+    def match_all(self, papers: Sequence[Paper], *, limit: int | None = None, also: Wanted | None = None) -> Matched[Key]:
+        """:meth:`match`, and the conditions' papers on demand (:meth:`Matched.papers`).
+
+        ``also``: what another matcher's queries want of the index (:meth:`wanted`), kept
+        too so that their terms can be looked up here (an index keeps each wanted symbol
+        the same whatever else it keeps, so this changes no result of this matcher's)."""
         registry = self._registry
+        symbols, followers = registry.symbols, registry.followers_now()
+        if also is not None:
+            symbols, followers = symbols | also[0], _merged(followers, also[1])
         with bulk_allocation():
-            index = PaperIndex(papers, registry.symbols, self._acronyms, self._stems, registry.followers_now())
+            index = PaperIndex(papers, symbols, self._acronyms, self._stems, followers)
             bm25 = Bm25(index.lengths, len(papers))
             resolver = registry.pattern_maker.resolver(index.present, index.solid)
             findings = Findings(registry, resolver, index, bm25)
@@ -164,6 +190,18 @@ class Matcher(Generic[Key]):
             rankings = [rank(plan, papers, findings, limit, nothing) for plan in self._plans]
             return Matched(dict(zip(self._keys, map(rankings.__getitem__, self._key_plans), strict=True)),
                            tuple(self._conditions), findings)  # those added later were not indexed
+
+
+Wanted = tuple[set[str], dict[str, set[str]]]  # symbols, and neighbour pairs as a -> {b, ...}
+
+
+def _merged(followers: dict[str, set[str]], more: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    """Two sets of neighbour pairs as one (new sets where both have a symbol: neither is changed)."""
+    merged = dict(followers)
+    for before, after in more.items():
+        mine = merged.get(before)
+        merged[before] = after if mine is None else mine | after
+    return merged
 
 
 class Matched(Generic[Key]):
@@ -174,6 +212,11 @@ class Matched(Generic[Key]):
         self._conditions = conditions
         self._findings = findings
         self._papers: dict[int, int] = {}
+
+    @property
+    def findings(self) -> Findings:
+        """Every term against this listing (and the index, for terms of another matcher: ``match.split``)."""
+        return self._findings
 
     def papers(self, condition: int) -> int:
         """The papers satisfying condition number ``condition``, as a bitset (bit ``i``: paper ``i``)."""

@@ -20,7 +20,7 @@ Pure: vectors come in as numpy arrays; the word engine's rankings come in as the
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import chain
@@ -30,7 +30,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from paperwire.match.acronyms import AcronymTable
-from paperwire.match.matcher import ExtraAcronyms, Matched, bulk_allocation, compile_queries
+from paperwire.match import split
+from paperwire.match.matcher import ExtraAcronyms, Matched, Matcher, bulk_allocation
 from paperwire.match.results import TermHit
 from paperwire.normalize import referenced_id
 from paperwire.query import And, Everything, Node, Not, Or, Query, Term, parse_query
@@ -348,10 +349,18 @@ class PaperSpace:
         """Centred similarities: one row per query (``texts[i]``, ``titles[i]`` are its two
         sides: the topic's vector twice, or an example paper's two vectors), one column per paper."""
         centred_texts, centred_titles = self._centred
-        centred = (unit(texts - self.centre_text) @ centred_texts.T
-                   + unit(titles - self.centre_title) @ centred_titles.T) / 2
-        centred[:, ~self.known] = -1.0
+        # In place: at 100,000 readers each pass over these matrices costs as much as a tenth
+        # of the products themselves. (Halving is exact, so "* 0.5" is "/ 2".)
+        centred = unit(texts - self.centre_text) @ centred_texts.T
+        centred += unit(titles - self.centre_title) @ centred_titles.T
+        centred *= 0.5
+        if not self._all_known:
+            centred[:, ~self.known] = -1.0
         return centred
+
+    @cached_property
+    def _all_known(self) -> bool:
+        return bool(self.known.all())
 
     def plain(self, texts: np.ndarray, titles: np.ndarray, papers: np.ndarray) -> np.ndarray:
         """Plain similarities of query ``i`` (``texts[i]``, ``titles[i]``) to paper ``papers[i]``,
@@ -382,11 +391,13 @@ def match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: E
 
     Distinct topics are parsed once, and each distinct meaning or example is compared once
     however many topics share it. The similarities are matrix products, during which numpy
-    lets go of the interpreter, so they run in a second thread while this one plans and
-    matches the words (pure Python): given a second core they cost no wall time. The word pass also plans each
-    part's literal conditions (``-video``, ``title:RAG``) over the topics' own terms; only
-    those of parts that found papers are ever evaluated, as sets of papers. All of it builds
-    millions of small objects, so the cycle collector is kept out of the way (``bulk_allocation``).
+    lets go of the interpreter, so they run in a second thread, batch by batch as the topics'
+    vectors are read, while this one plans and matches the words (pure Python). A large run
+    (``split.SPLIT_FROM`` distinct topics) plans and matches most topics' words in a second
+    process (``match.split``). The word pass here also plans each part's literal conditions
+    (``-video``, ``title:RAG``) over the topics' own terms; only those of parts that found
+    papers are ever evaluated, as sets of papers. All of it builds millions of small
+    objects, so the cycle collector is kept out of the way (``bulk_allocation``).
     """
     with bulk_allocation():
         return _match_topics(pairs, papers, acronyms, vectors, calibration)
@@ -397,112 +408,211 @@ def _match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: 
     table = AcronymTable(acronyms)
     texts = list(dict.fromkeys(text for _, text in pairs))
     queries = [parse_query(text) for text in texts]
-    plans = [alternatives(query, table) for query in queries]
-    parts = _Parts(plans, vectors)  # the vectors are read here: the store belongs to this thread
-    with ThreadPoolExecutor(1) as background:
-        close = background.submit(parts.close_papers, vectors.space, calibration)
-        matcher = compile_queries(list(enumerate(queries)), acronyms)
-        conditions = {node: matcher.add_condition(node) for node in dict.fromkeys(
-            node for plan in plans for alt in plan for node in (*alt.required, *alt.excluded))}
-        matched = matcher.match_all(papers)
-        found = _found_by_meaning(plans, parts, close.result(), conditions, matched, papers)
-    words = [matched.rankings[topic] if query.mode != "meaning" else None  # "meaning:": no words
+    # A large run matches the last distinct topics' words in a second process (match.split),
+    # forked before this process starts a thread.
+    mine = len(texts) - round(len(texts) * split.CHILD_SHARE) if split.worth_splitting(len(texts)) else len(texts)
+    child = split.fork_word_pass(queries[mine:], texts[mine:], papers, acronyms) if mine < len(texts) else None
+    if child is None:
+        mine = len(texts)
+    try:
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(1) as background:
+            plans, parts = _read_meanings(queries, table, vectors, background, calibration)
+            matcher: Matcher[int] = Matcher(acronyms)
+            for topic in range(mine):
+                matcher.add(topic, queries[topic], texts[topic])
+            conditions = {node: matcher.add_condition(node) for node in dict.fromkeys(
+                node for plan in plans for alt in plan for node in (*alt.required, *alt.excluded))}
+            matched = matcher.match_all(papers, also=child.wanted() if child is not None else None)
+            rankings = [matched.rankings[topic] for topic in range(mine)]
+            if child is not None:
+                rankings += child.rankings(matched)
+            found = _found_by_meaning(plans, parts, parts.close_hits(), conditions, matched, papers)
+    finally:
+        if child is not None:
+            child.close()
+    words = [rankings[topic] if query.mode != "meaning" else None  # "meaning:": no words
              for topic, query in enumerate(queries)]
     fused = fuse_all(words, found, papers, parts.like_refs, calibration)
     topic_of = {text: topic for topic, text in enumerate(texts)}
     return {key: fused[topic_of[text]] for key, text in pairs}
 
 
-class _Parts:
-    """The distinct meanings and examples of all topics (rows of the similarity products:
-    meanings first, then examples), with their vectors."""
+# Topics whose new meanings' vectors are read between two batches of products handed to the
+# background thread: it starts on the first batch while the rest is still being read.
+TOPICS_READ_AT_ONCE = 16384
 
-    def __init__(self, plans: Sequence[tuple[Alternative, ...]], vectors: Vectors):
-        meanings = list(dict.fromkeys(alt.meaning for plan in plans for alt in plan if alt.meaning is not None))
+
+def _read_meanings(queries: Sequence[Query], table: AcronymTable, vectors: Vectors, background: ThreadPoolExecutor,
+                   calibration: Calibration) -> tuple[list[tuple[Alternative, ...]], _Parts]:
+    """Every topic's alternatives, and the rows of its meanings and examples, whose close papers
+    are being found in ``background``. The vectors are read in this thread: the store belongs to it."""
+    plans: list[tuple[Alternative, ...]] = []
+    parts = _Parts(vectors.space, calibration)
+    for start in range(0, len(queries), TOPICS_READ_AT_ONCE):
+        found = [alternatives(query, table) for query in queries[start:start + TOPICS_READ_AT_ONCE]]
+        meanings = parts.new_meanings(found)
+        if meanings:
+            parts.compare(background, vectors.of_texts(meanings))
+        plans += found
+    parts.add_examples(background, plans, vectors)
+    return plans, parts
+
+
+class _Parts:
+    """The distinct meanings and examples of all topics: the rows of the similarity products,
+    meanings in order of first use, then examples. Rows are compared with the papers in
+    batches, in a background thread, as their vectors are read."""
+
+    def __init__(self, space: PaperSpace, calibration: Calibration):
+        self.row: dict[tuple[str, str], int] = {}
+        self.topics = 0  # meaning rows so far; example rows come after all of them
+        self.like_refs: list[str | None] = [None]  # FusedRows.like: 0 is "no example"
+        self._space = space
+        self._calibration = calibration
+        self._batches: list[Future[tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+
+    def new_meanings(self, plans: Sequence[tuple[Alternative, ...]]) -> list[str]:
+        """The meanings of ``plans`` without a row yet, each given the next row."""
+        row, new = self.row, []
+        for plan in plans:
+            for alt in plan:
+                if alt.meaning is not None and ("meaning", alt.meaning) not in row:
+                    row["meaning", alt.meaning] = len(row)
+                    new.append(alt.meaning)
+        self.topics = len(row)
+        return new
+
+    def compare(self, background: ThreadPoolExecutor, topic_vectors: np.ndarray) -> None:
+        """Compare the newest meanings (one vector each, in row order) with the papers."""
+        first = self.topics - len(topic_vectors)
+        for start in range(0, len(topic_vectors), TOPICS_AT_ONCE):
+            block = topic_vectors[start:start + TOPICS_AT_ONCE]
+            # a topic's words are compared with both sides of a paper
+            self._batches.append(background.submit(_close_rows, self._space, block, block, first + start,
+                                                   self._calibration.threshold, self._calibration.floor))
+
+    def add_examples(self, background: ThreadPoolExecutor, plans: Sequence[tuple[Alternative, ...]],
+                     vectors: Vectors) -> None:
+        """The examples' rows (``like:``), after every meaning's: an example paper's text is
+        compared with the papers' texts, its title with their titles."""
         asked = list(dict.fromkeys(alt.like for plan in plans for alt in plan if alt.like is not None))
         liked = vectors.of_papers(asked) if asked else {}
         likes = [ref for ref in asked if ref in liked]  # an unknown or unembedded example finds nothing
-        self.row = {("meaning", text): row for row, text in enumerate(meanings)}
-        self.row.update({("like", ref): len(meanings) + row for row, ref in enumerate(likes)})
-        self.like_refs: list[str | None] = [None, *likes]  # FusedRows.like: 0 is "no example"
-        dims = vectors.space.texts.shape[1]
-        topic_vectors = vectors.of_texts(meanings) if meanings else np.zeros((0, dims), np.float32)
-        self.topics = len(meanings)
-        self.texts = self.titles = topic_vectors  # a topic's words are compared with both sides of a paper
-        if likes:  # an example paper's text with the papers' texts, its title with their titles
-            self.texts = np.concatenate([topic_vectors, np.array([liked[ref][0] for ref in likes], np.float32)])
-            self.titles = np.concatenate([topic_vectors, np.array([liked[ref][1] for ref in likes], np.float32)])
+        self.row.update({("like", ref): self.topics + row for row, ref in enumerate(likes)})
+        self.like_refs += likes
+        if likes:
+            texts = np.array([liked[ref][0] for ref in likes], np.float32)
+            titles = np.array([liked[ref][1] for ref in likes], np.float32)
+            self._batches.append(background.submit(_close_rows, self._space, texts, titles, self.topics,
+                                                   self._calibration.like_threshold, None))
 
     def of(self, alt: Alternative) -> int | None:
         """The row of an alternative's meaning or example (None: an example without vectors)."""
         return self.row.get(("meaning", alt.meaning) if alt.meaning is not None else ("like", alt.like))
 
-    def close_papers(self, space: PaperSpace, calibration: Calibration) -> CloseHits:
-        """For every row, the papers close enough to it with their centred similarity, row
-        after row. Topic rows must reach ``threshold`` (and the plain ``floor``), example rows
-        ``like_threshold``. Computed a few thousand rows at a time, so memory stays flat, on
-        one BLAS thread: this runs beside the word pass, which keeps the other core busy (a
-        second BLAS thread would only take turns with it, and spin while waiting)."""
-        rows_found, papers_found, similarities = [], [], []
-        with threadpool_limits(1, user_api="blas"):
-            for start in range(0, len(self.texts), TOPICS_AT_ONCE):
-                texts, titles = self.texts[start:start + TOPICS_AT_ONCE], self.titles[start:start + TOPICS_AT_ONCE]
-                centred = space.centred(texts, titles)
-                is_topic = np.arange(start, start + len(texts)) < self.topics
-                threshold = np.where(is_topic, calibration.threshold, calibration.like_threshold)
-                rows, papers = np.nonzero(centred >= threshold[:, None])
-                keep = ~is_topic[rows] | (space.plain(texts[rows], titles[rows], papers) >= calibration.floor)
-                rows, papers = rows[keep], papers[keep]
-                rows_found.append(rows + start)
-                papers_found.append(papers)
-                similarities.append(centred[rows, papers])
-        rows = np.concatenate(rows_found) if rows_found else np.zeros(0, np.int64)
-        starts = np.searchsorted(rows, np.arange(len(self.texts) + 1)).tolist()
-        return CloseHits(starts, np.concatenate(papers_found).tolist() if papers_found else [],
-                         np.concatenate(similarities).tolist() if similarities else [])
+    def close_hits(self) -> CloseHits:
+        """Every row's close papers, once the background thread has found them all."""
+        found = [batch.result() for batch in self._batches]
+        if not found:
+            return CloseHits(np.zeros(len(self.row) + 1, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        rows = np.concatenate([rows for rows, _, _ in found])
+        return CloseHits(np.searchsorted(rows, np.arange(len(self.row) + 1)),
+                         np.concatenate([papers for _, papers, _ in found]),
+                         np.concatenate([similar for _, _, similar in found]).astype(np.float64))
+
+
+def _close_rows(space: PaperSpace, texts: np.ndarray, titles: np.ndarray, first: int, threshold: float,
+                floor: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The papers close enough to rows ``first``, ``first + 1``, ...: (rows, papers, centred
+    similarities), row after row. Close: a centred similarity of at least ``threshold`` and,
+    for a topic's words, a plain one of at least ``floor``.
+
+    Runs beside the word pass on one BLAS thread (the caller's ``threadpool_limits``): the
+    word pass keeps the other core busy, and a second BLAS thread would only take turns with
+    it, and spin while waiting."""
+    centred = space.centred(texts, titles)
+    rows, papers = np.nonzero(centred >= _float32_from(threshold))
+    if floor is not None:
+        keep = space.plain(texts[rows], titles[rows], papers) >= floor
+        rows, papers = rows[keep], papers[keep]
+    return rows + first, papers, centred[rows, papers]
+
+
+def _float32_from(threshold: float) -> np.float32:
+    """The least float32 that is at least ``threshold``: a float32 similarity reaches it exactly
+    when its float64 value reaches ``threshold``, and the comparison needs no float64 copy."""
+    bound = np.float32(threshold)
+    return bound if float(bound) >= threshold else np.nextafter(bound, np.float32(np.inf))
 
 
 class CloseHits(NamedTuple):
     """Row ``r``'s close papers are ``paper[starts[r]:starts[r + 1]]`` (listing indexes,
     ascending), with their centred similarities in ``similarity``."""
 
-    starts: list[int]
-    paper: list[int]
-    similarity: list[float]
+    starts: np.ndarray
+    paper: np.ndarray
+    similarity: np.ndarray
 
 
 def _found_by_meaning(plans: Sequence[tuple[Alternative, ...]], parts: _Parts, close: CloseHits,
                       conditions: dict[Node, int], matched: Matched, papers: Sequence) -> FoundByMeaning:
     """The papers each topic finds by meaning or example, each part's literal conditions
     applied; a paper found by several parts keeps its best similarity (the first part of
-    the best). The example itself is never found (it is not news)."""
-    found = FoundByMeaning([], [], [], [], [])
-    starts, close_paper, close_similarity = close
+    the best). The example itself is never found (it is not news).
+
+    The parts that found papers are listed first (a short loop over the topics); their
+    close papers are then spread, filtered and reduced to one per topic and paper with
+    array operations. Only the papers of parts with literal conditions or an example are
+    checked one by one (a bit test each)."""
+    starts = close.starts.tolist()
+    part_topic: list[int] = []
+    part_row: list[int] = []
+    limits: list[tuple[int, int]] = []  # (part, the papers its conditions allow as a bitset)
+    examples: list[tuple[int, str]] = []  # (part, the example's reference)
     for topic, plan in enumerate(plans):
-        best: dict[int, tuple[float, int, int]] = {}
         for alt in plan:
             row = parts.of(alt)
             if row is None or starts[row] == starts[row + 1]:
                 continue
-            allowed = -1  # the papers the literal conditions let through, as a bitset
-            for node in alt.required:
-                allowed &= matched.papers(conditions[node])
-            for node in alt.excluded:
-                allowed &= ~matched.papers(conditions[node])
-            kind, like = (_BY_MEANING, 0) if alt.meaning is not None else (_BY_EXAMPLE, row - parts.topics + 1)
-            for paper, similarity in zip(close_paper[starts[row]:starts[row + 1]],
-                                         close_similarity[starts[row]:starts[row + 1]]):
-                if not allowed >> paper & 1 or (like and same_paper(papers[paper].id, alt.like or "")):
-                    continue
-                if paper not in best or best[paper][0] < similarity:
-                    best[paper] = (similarity, kind, like)
-        for paper, (similarity, kind, like) in best.items():
-            found.topic.append(topic)
-            found.paper.append(paper)
-            found.similarity.append(similarity)
-            found.kind.append(kind)
-            found.like.append(like)
-    return found
+            if alt.required or alt.excluded:
+                allowed = -1
+                for node in alt.required:
+                    allowed &= matched.papers(conditions[node])
+                for node in alt.excluded:
+                    allowed &= ~matched.papers(conditions[node])
+                limits.append((len(part_row), allowed))
+            if alt.like is not None:
+                examples.append((len(part_row), alt.like))
+            part_topic.append(topic)
+            part_row.append(row)
+    rows = np.array(part_row, dtype=np.int64)
+    first, counts = close.starts[rows], close.starts[rows + 1] - close.starts[rows]
+    ends = np.cumsum(counts)
+    part = np.repeat(np.arange(len(rows)), counts)  # one entry per (part, close paper) from here on
+    at = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(first - (ends - counts), counts)
+    paper, similarity = close.paper[at], close.similarity[at]
+    keep = np.ones(len(paper), bool)
+    if limits or examples:
+        listed, stops = paper.tolist(), ends.tolist()
+        for number, allowed in limits:
+            for entry in range(stops[number - 1] if number else 0, stops[number]):
+                if not allowed >> listed[entry] & 1:
+                    keep[entry] = False
+        for number, ref in examples:
+            for entry in range(stops[number - 1] if number else 0, stops[number]):
+                if same_paper(papers[listed[entry]].id, ref):
+                    keep[entry] = False
+    part, paper, similarity = part[keep], paper[keep], similarity[keep]
+    topic = np.array(part_topic, dtype=np.int64)[part]
+    # Per topic and paper, the best similarity; among equals, the first part.
+    order = np.lexsort((part, -similarity, paper, topic))
+    best = order[np.concatenate([[True], (topic[order][1:] != topic[order][:-1])
+                                 | (paper[order][1:] != paper[order][:-1])])] if len(order) else order
+    example_row = rows[part[best]] - parts.topics + 1  # FusedRows.like: 1 for the first example
+    is_example = example_row > 0
+    return FoundByMeaning(topic[best].tolist(), paper[best].tolist(), similarity[best].tolist(),
+                          np.where(is_example, _BY_EXAMPLE, _BY_MEANING).tolist(),
+                          np.where(is_example, example_row, 0).tolist())
 
 
 def same_paper(paper_id: str, ref: str) -> bool:

@@ -144,6 +144,11 @@ class Ranking(Sequence[Match]):
         """The scores of the matched papers, best first (no explanations built)."""
         return list(self._scores)
 
+    def parts(self) -> tuple[Sequence[int], Sequence[float], Sequence[TermRef]]:
+        """The paper indexes best first, their scores, and the positive terms that explain them
+        (what ``match.split`` sends from one process to another)."""
+        return self._order, self._scores, self._positives
+
     def _match(self, i: int) -> Match:
         built = self._built
         if built is None:

@@ -1,0 +1,219 @@
+"""A large run's word pass split over two processes.
+
+Parsing, planning and matching are pure Python and hold the interpreter, so a second
+core helps only from a second process. For a large run (``SPLIT_FROM`` distinct queries
+or more, on a machine with two cores or more where ``fork`` exists) :class:`ForkedWordPass`
+forks a child that plans and matches a share of the distinct queries (parsed already: the
+child inherits them) while this process does the rest, and meaning's work (``match.meaning``).
+
+Rankings explain themselves lazily: ``Ranking`` looks its terms up in the listing's index
+when a match is first read, and the child's index dies with the child. So the child says,
+as soon as its queries are planned, which symbols and neighbour pairs its index keeps, and
+this process's index keeps them too (``Matcher.match_all(also=...)``): an index keeps each
+wanted symbol the same whatever else it keeps, so every term of the child is found here
+exactly as there. At the end the child sends each ranking as plain data (papers, scores, and
+its positive terms with their fields and readings), and :class:`ChildTerms` looks those
+terms up here, each once, when a match is first explained.
+
+If the child fails (killed, out of memory, a bug), this process matches its share itself:
+slower, same results.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import multiprocessing
+import os
+import pickle
+import queue
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from paperwire.match.evaluate import Findings
+from paperwire.match.matcher import ExtraAcronyms, Matched, Matcher, Wanted
+from paperwire.match.results import Ranking, TermFinding
+from paperwire.query import Query
+
+log = logging.getLogger(__name__)
+
+# Distinct queries from which a second process pays for its fixed costs (a second paper index,
+# the fork, the messages): at 1,000 papers, 80,000 distinct topics ran no faster split (4.9-5.0 s
+# against 4.7-5.0 s), 159,000 ran 0.9 s faster (7.3-7.7 s against 8.2-8.6 s; bench/README.md).
+SPLIT_FROM = 120_000
+# The child's share of the distinct queries. This process also parses every topic, reads the
+# meaning parts and their vectors, plans and evaluates the parts' literal conditions, builds
+# its own index and fuses the rankings (about 5 s of CPU at 100,000 readers against about 6 s
+# of planning and matching for all topics), and its thread of matrix products takes turns with
+# both: 0.7 to 0.8 finished both processes at about the same time (bench/README.md).
+CHILD_SHARE = 0.75
+
+
+def worth_splitting(distinct_queries: int) -> bool:
+    """Whether a run of this many distinct queries should split its word pass (see the module).
+
+    Only if a core is free: the split costs about 15% more CPU in all (a second paper index,
+    terms both processes see, the rankings sent over), which a second core more than pays
+    back; on a machine whose other work already keeps the other core busy (a load average
+    of ``cores - 0.5`` or more) the same run was no faster split (bench/README.md)."""
+    cores = os.cpu_count() or 1
+    return (distinct_queries >= SPLIT_FROM and cores >= 2 and os.getloadavg()[0] < cores - 0.5
+            and "fork" in multiprocessing.get_all_start_methods()
+            and not multiprocessing.current_process().daemon)  # a daemonic process may have no children
+
+
+def fork_word_pass(queries: Sequence[Query], texts: Sequence[str], papers: Sequence,
+                   acronyms: ExtraAcronyms | None) -> ForkedWordPass | None:
+    """A :class:`ForkedWordPass`, or None when no process can be started now (out of memory
+    or processes): then the caller matches every topic itself."""
+    try:
+        return ForkedWordPass(queries, texts, papers, acronyms)
+    except OSError as error:
+        log.warning("no second matching process (%s); matching every topic here", error)
+        return None
+
+
+class ForkedWordPass:
+    """A child process matching ``queries`` (parsed from the distinct strings ``texts``) by their words.
+
+    Start it before any thread of this process's own (fork copies only the calling thread),
+    take :meth:`wanted` before building this process's index, then :meth:`rankings`, and
+    :meth:`close` in any case.
+    """
+
+    def __init__(self, queries: Sequence[Query], texts: Sequence[str], papers: Sequence,
+                 acronyms: ExtraAcronyms | None):
+        self._queries = queries
+        self._texts = texts
+        self._papers = papers
+        self._acronyms = acronyms
+        context = multiprocessing.get_context("fork")
+        receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=_child, args=(queries, texts, papers, acronyms, send),
+                                        name="paperwire-words", daemon=True)
+        self._process.start()
+        send.close()  # the child holds the only writing end: its exit is our end of input
+        # Read as the child writes (a pipe holds 64 KiB): the child never waits for this
+        # process to reach the point where it needs a message.
+        self._inbox: queue.Queue[bytes | None] = queue.Queue()
+        self._reader = threading.Thread(target=_read_all, args=(receive, self._inbox), daemon=True)
+        self._reader.start()
+        self._failed = False
+        self._received = 0
+
+    def wanted(self) -> Wanted | None:
+        """What the child's queries want of a paper index; None if the child failed."""
+        return self._next()
+
+    def rankings(self, matched: Matched) -> list[Ranking]:
+        """The child's rankings, one per text, explained from ``matched``'s index (which must
+        keep :meth:`wanted`); matched here instead if the child failed."""
+        sent = self._next()
+        if sent is None:
+            matcher: Matcher[int] = Matcher(self._acronyms)
+            for key, (query, text) in enumerate(zip(self._queries, self._texts, strict=True)):
+                matcher.add(key, query, text)
+            fallback = matcher.match(self._papers)
+            return [fallback[key] for key in range(len(self._texts))]
+        rankings, described = sent
+        terms = ChildTerms(described, matched.findings)
+        nothing = Ranking(self._papers, [], [], (), terms)
+        return [nothing if ranking is None else Ranking(self._papers, *ranking, terms) for ranking in rankings]
+
+    def close(self) -> None:
+        """Let the child exit once it has sent everything; end it otherwise."""
+        if self._received == 2:
+            self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join()
+
+    def _next(self) -> Any:
+        if self._failed:
+            return None
+        message = self._inbox.get()
+        self._received += 1
+        if message is None:
+            self._failed = True
+            log.warning("the second matching process ended early; matching its share here")
+            return None
+        found = pickle.loads(message)
+        if isinstance(found, _Failed):
+            self._failed = True
+            log.warning("the second matching process failed (%s); matching its share here", found.error)
+            return None
+        return found
+
+
+class ChildTerms(Sequence[TermFinding]):
+    """The child's terms (by the child's term ids), looked up in this process's index when a
+    match is first explained. ``bounds`` (papers that may have each term) lets a ranking skip
+    the terms a paper cannot have, as with its own terms."""
+
+    def __init__(self, described: dict[int, tuple[tuple[str, ...], tuple, int]], findings: Findings):
+        self.bounds = {term: bound for term, (_, _, bound) in described.items()}
+        self._described = described
+        self._findings = findings
+        self._found: dict[int, TermFinding] = {}
+
+    def __getitem__(self, term: int) -> TermFinding:  # type: ignore[override]
+        found = self._found.get(term)
+        if found is None:
+            fields, patterns, _ = self._described[term]
+            found = self._found[term] = self._findings.look_up(fields, patterns)
+        return found
+
+    def __len__(self) -> int:
+        return len(self._described)
+
+
+class _Failed:
+    def __init__(self, error: str):
+        self.error = error
+
+
+def _read_all(receive: Any, inbox: queue.Queue[bytes | None]) -> None:
+    try:
+        while True:
+            inbox.put(receive.recv_bytes())
+    except (EOFError, OSError):
+        inbox.put(None)
+    finally:
+        receive.close()
+
+
+def _child(queries: Sequence[Query], texts: Sequence[str], papers: Sequence, acronyms: ExtraAcronyms | None,
+           send: Any) -> None:
+    """The child's whole life: plan, say what the index must keep, match, send the rankings."""
+    gc.disable()  # a short life: nothing it builds has cycles, and all of it goes at exit
+    try:
+        matcher: Matcher[int] = Matcher(acronyms)
+        for key, (query, text) in enumerate(zip(queries, texts, strict=True)):
+            matcher.add(key, query, text)
+        send.send_bytes(pickle.dumps(matcher.wanted(), pickle.HIGHEST_PROTOCOL))
+        matched = matcher.match_all(papers)
+        send.send_bytes(pickle.dumps(_as_data(matched, len(texts)), pickle.HIGHEST_PROTOCOL))
+    except BaseException as error:  # noqa: BLE001  -- told to the parent, which matches this share itself
+        send.send_bytes(pickle.dumps(_Failed(f"{type(error).__name__}: {error}")))
+    finally:
+        send.close()
+
+
+def _as_data(matched: Matched, count: int) -> tuple[list, dict]:
+    """Each ranking as (papers, scores, positive terms) or None when empty, and each of those
+    terms as (fields, readings, bound): all :class:`ChildTerms` needs to explain them."""
+    findings = matched.findings
+    described: dict[int, tuple] = {}
+    rankings: list[tuple | None] = []
+    for key in range(count):
+        ranking = matched.rankings[key]
+        if not len(ranking):
+            rankings.append(None)
+            continue
+        order, scores, positives = ranking.parts()
+        for ref in positives:
+            if ref.term not in described:
+                described[ref.term] = findings.describe(ref.term)
+        rankings.append((order if type(order) is list else list(order), scores, positives))
+    return rankings, described
