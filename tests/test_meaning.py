@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import time
 import zlib
 from collections import Counter
 
@@ -302,12 +303,13 @@ def test_all_topics_at_once_rank_as_each_topic_on_its_own(seed_papers: list[Pape
     assert kinds["words"] > 100 and kinds["meaning"] > 100 and kinds["example"] > 10  # every path was taken
 
 
-@pytest.mark.parametrize("failure", ["raises", "exits"])
+@pytest.mark.parametrize("failure", ["raises", "exits", "hangs"])
 def test_a_failed_second_process_costs_time_not_results(seed_papers: list[Paper], failure: str,
                                                         monkeypatch: pytest.MonkeyPatch,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     """If the child fails after saying what its index keeps (an error, or killed: it just
-    exits), this process matches the child's share itself and the results are the same."""
+    exits, or stuck: it never answers), this process matches the child's share itself and
+    the results are the same."""
     papers = list(seed_papers[:40])
     pairs = list(enumerate(_generated_topics(papers, 80, random.Random(5))))
     vectors = _synthetic_vectors(papers)
@@ -317,9 +319,12 @@ def test_a_failed_second_process_costs_time_not_results(seed_papers: list[Paper]
     def broken(*args: object) -> None:  # runs in the child, after its plans were sent
         if failure == "raises":
             raise MemoryError("no more")
+        if failure == "hangs":
+            time.sleep(600)
         os._exit(3)
 
     monkeypatch.setattr(split, "_as_data", broken)
+    monkeypatch.setattr(split, "CHILD_PATIENCE_SECONDS", 2.0)
     got = meaning.match_topics(pairs, papers, None, vectors)
     assert used == [False]
     assert "matching its share here" in caplog.text

@@ -48,6 +48,11 @@ SPLIT_FROM = 120_000
 # of planning and matching for all topics), and its thread of matrix products takes turns with
 # both: 0.7 to 0.8 finished both processes at about the same time (bench/README.md).
 CHILD_SHARE = 0.75
+# How long this process waits for each of the child's two messages before it gives up on the
+# child (ends it and matches its share itself). A fork of a process with threads can leave the
+# child stuck on a lock some other thread held; a stuck child must cost time, never the run.
+# At 100,000 readers the child's longest step takes ~5 s.
+CHILD_PATIENCE_SECONDS = 300.0
 
 
 def worth_splitting(distinct_queries: int) -> bool:
@@ -132,7 +137,14 @@ class ForkedWordPass:
     def _next(self) -> Any:
         if self._failed:
             return None
-        message = self._inbox.get()
+        try:
+            message = self._inbox.get(timeout=CHILD_PATIENCE_SECONDS)
+        except queue.Empty:
+            self._failed = True
+            log.warning("the second matching process sent nothing for %.0f s; ending it and matching its share here",
+                        CHILD_PATIENCE_SECONDS)
+            self._process.terminate()
+            return None
         self._received += 1
         if message is None:
             self._failed = True
