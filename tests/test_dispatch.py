@@ -645,3 +645,82 @@ def test_a_chunk_of_answers_is_recorded_as_answers_one_at_a_time_are(new_db, tmp
 
     expected = (["sent", "failed", "failed"], True, [("failed", 3, "gave up afte")], "bouncing")
     assert recorded("chunked", True) == recorded("singly", False) == expected
+
+
+def test_the_same_delivery_answered_twice_in_a_chunk_counts_both_attempts(new_db, tmp_path):
+    """Answers in a chunk add up as answers one a transaction do: 1 + 2 + 2 = 5 attempts reach
+    give_up_after 4, so the second is recorded failed (in a chunk it used to overwrite the first
+    with the attempts read before the chunk: deferred, 3)."""
+    from paperwire.store.deliveries import Answer
+    from paperwire.store.schema import deliveries
+
+    def recorded(chunked: bool) -> tuple[list[str], tuple]:
+        store = readers_store(new_db(tmp_path / f"twice{chunked}.sqlite3"), 1)
+        reader = store.subscriber("reader000@example.org").id
+        delivery = store.claim(reader, NOON.date(), "2024-03-11", store.start_run("dispatch"), "<d@x>", [])
+        with store.engine.begin() as conn:
+            conn.execute(deliveries.update().where(deliveries.c.id == delivery).values(attempts=1))
+        answers = [Answer(delivery, "deferred", 2, 451, "mailbox full")] * 2
+        statuses = (store.record_outcomes(answers, 4) if chunked
+                    else [store.record_outcomes([answer], 4)[0] for answer in answers])
+        row = next(d for d in store.deliveries_of("reader000@example.org"))
+        store.close()
+        return statuses, (row["status"], row["attempts"])
+
+    assert recorded(chunked=True) == recorded(chunked=False) == (["deferred", "failed"], ("failed", 5))
+
+
+def test_two_runs_claiming_the_same_readers_in_crossed_lock_order_both_finish(postgres, tmp_path):
+    """Run B looks while run C sends to reader 2 (nothing to take over); C's answer "deferred"
+    comes in; run A looks (reader 2 deferred) and takes that delivery over before inserting
+    reader 1, while B inserts reader 1 then reader 2: crossed locks. PostgreSQL ends one of the
+    two transactions as deadlocked; that chunk is then claimed one reader a transaction. Before,
+    the deadlock escaped claim_many and ended the run."""
+    import sqlalchemy as sa
+
+    from paperwire.store.deliveries import Claim
+
+    url = postgres.new(tmp_path / "unused.sqlite3")
+    setup = readers_store(url, 2)
+    first, second = (setup.subscriber(f"reader{i:03d}@example.org").id for i in range(2))
+    sending = setup.claim(second, dt.date(2024, 3, 11), "e", setup.start_run("dispatch"), "<c@x>", [])
+    store_a, store_b = Store(url), Store(url)
+    run_a, run_b = store_a.start_run("dispatch"), store_b.start_run("dispatch")
+    gates = {name: (threading.Event(), threading.Event()) for name in "ab"}  # (paused before its insert, go on)
+
+    def pause_before_insert(name: str):
+        def hook(conn, cursor, statement, *rest):
+            if statement.lstrip().upper().startswith("INSERT INTO DELIVERIES") and not gates[name][1].is_set():
+                gates[name][0].set()
+                gates[name][1].wait(10)
+        return hook
+
+    for name, one in (("a", store_a), ("b", store_b)):
+        sa.event.listen(one.engine, "before_cursor_execute", pause_before_insert(name))
+    results, errors = {}, {}
+
+    def claim(name: str, store: Store, run: str) -> None:
+        try:
+            results[name] = store.claim_many([Claim(first, NOON.date(), "e", f"<{name}1@x>", ()),
+                                              Claim(second, NOON.date(), "e", f"<{name}2@x>", ())], run)
+        except Exception as exc:  # noqa: BLE001 - the assertion below shows it
+            errors[name] = exc
+
+    b = threading.Thread(target=claim, args=("b", store_b, run_b))
+    b.start()
+    assert gates["b"][0].wait(10)  # B looked: reader 2 is being sent by C, nothing to take over
+    setup.record_outcome(sending, "deferred", attempts=1, code=451, detail="mailbox full")
+    a = threading.Thread(target=claim, args=("a", store_a, run_a))
+    a.start()
+    assert gates["a"][0].wait(10)  # A looked and took reader 2's deferred delivery over, uncommitted
+    gates["b"][1].set()  # B inserts reader 1, then waits for A on reader 2
+    time.sleep(0.5)
+    gates["a"][1].set()  # A inserts reader 1: waits for B
+    a.join(30)
+    b.join(30)
+    owners = collections.Counter(name for name, ids in results.items() for delivery in ids if delivery is not None)
+    for one in (store_a, store_b, setup):
+        one.close()
+    postgres.drop(url)
+    assert not errors and set(results) == {"a", "b"}, (errors, results)
+    assert sum(owners.values()) == 2  # each reader claimed by exactly one of the runs

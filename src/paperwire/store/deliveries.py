@@ -52,6 +52,15 @@ _SENT_ALREADY = sa.select(sent_papers.c.subscriber_id, sent_papers.c.paper_id).w
     sent_papers.c.paper_id.in_(sa.bindparam("papers", expanding=True)))
 
 
+# SQLSTATEs of a transaction PostgreSQL ended because it raced another: a deadlock, or a
+# serialization failure. Nothing was written; taken again one claim a transaction, it succeeds.
+_RACE_SQLSTATES = {"40P01", "40001"}
+
+
+def _lost_a_race(error: sa.exc.OperationalError) -> bool:
+    return getattr(error.orig, "sqlstate", None) in _RACE_SQLSTATES
+
+
 @dataclass(frozen=True)
 class Claim:
     """A message about to be handed over: the reader and slot it settles, and what it is."""
@@ -201,17 +210,22 @@ class DeliveryStore:
         The reader's deferred delivery (temporary failure last time), whatever its slot,
         is taken over and moved to the new slot: one digest with everything owed, never an
         old slot and a new one in a burst. The partial unique index lets a reader have
-        only one open (sending or deferred) delivery, so two runs cannot both send; a reader
-        twice in one chunk is claimed once. An "error" note of an earlier attempt at this slot
-        (or an older one) is superseded. Nothing in the transaction is expected to raise (the
-        insert is ON CONFLICT DO NOTHING, the take-over only moves a deferred delivery to a free
-        slot); should another run commit a row at one of these slots meanwhile, the chunk is
-        taken one claim a transaction instead.
+        only one open (sending or deferred) delivery, so two runs cannot both send. A reader
+        is tried once per chunk, at their first claim in it (a run builds one digest per reader);
+        their later claims in the chunk get None. An "error" note of an earlier attempt at this
+        slot (or an older one) is superseded. Nothing in the transaction is expected to raise
+        (the insert is ON CONFLICT DO NOTHING, the take-over only moves a deferred delivery to a
+        free slot); should another run commit a row at one of these slots meanwhile, or lock
+        two of these readers in the other order (PostgreSQL then ends one transaction as
+        deadlocked: the take-overs come before the insert, not in the chunk's order), the chunk
+        is taken one claim a transaction instead.
         """
         try:
             with self.engine.begin() as conn:
                 return self._claim_chunk(conn, claims, run_id, _now())
-        except sa.exc.IntegrityError:
+        except (sa.exc.IntegrityError, sa.exc.OperationalError) as error:
+            if isinstance(error, sa.exc.OperationalError) and not _lost_a_race(error):
+                raise
             if len(claims) == 1:
                 return [None]
             return [self.claim_many([claim], run_id)[0] for claim in claims]
@@ -328,9 +342,10 @@ class DeliveryStore:
             claimed = {row.id: row for chunk in _chunks([answer.delivery_id for answer in answers])
                        for row in conn.execute(_CLAIMED, {"ids": chunk})}
             statuses, changes = [], []
+            attempts = {delivery: row.attempts for delivery, row in claimed.items()}  # two answers for one add up
             for answer in answers:
-                row = claimed[answer.delivery_id]
-                status, detail, total = answer.status, answer.detail, row.attempts + answer.attempts
+                status, detail = answer.status, answer.detail
+                total = attempts[answer.delivery_id] = attempts[answer.delivery_id] + answer.attempts
                 if status == DEFERRED and give_up_after is not None and total >= give_up_after:
                     status, detail = FAILED, f"gave up after {total} attempts over several runs: {detail}"
                 statuses.append(status)
