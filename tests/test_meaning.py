@@ -7,8 +7,13 @@ from __future__ import annotations
 import os
 import random
 import re
+import signal
+import subprocess
+import sys
+import threading
 import time
 import zlib
+from pathlib import Path
 from collections import Counter
 
 import numpy as np
@@ -325,7 +330,12 @@ def test_a_failed_second_process_costs_time_not_results(seed_papers: list[Paper]
 
     monkeypatch.setattr(split, "_as_data", broken)
     monkeypatch.setattr(split, "CHILD_PATIENCE_SECONDS", 2.0)
-    got = meaning.match_topics(pairs, papers, None, vectors)
+    # As in `paperwire send`, whose SIGTERM handler only asks it to stop: the child must end anyway.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        got = meaning.match_topics(pairs, papers, None, vectors)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     assert used == [False]
     assert "matching its share here" in caplog.text
     assert {key: list(ranking) for key, ranking in got.items()} == {key: list(ranking) for key, ranking in expected.items()}
@@ -350,7 +360,7 @@ def test_a_run_that_cannot_start_a_process_matches_every_topic_itself(seed_paper
 
 
 def test_a_run_is_split_only_when_large_and_a_core_is_free(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(split.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(split, "usable_cores", lambda: 2)
     monkeypatch.setattr(split.os, "getloadavg", lambda: (0.9, 0.9, 0.9))
     assert split.worth_splitting(split.SPLIT_FROM) and not split.worth_splitting(split.SPLIT_FROM - 1)
     monkeypatch.setattr(split.os, "getloadavg", lambda: (1.6, 0.9, 0.9))  # the other core is busy
@@ -359,8 +369,108 @@ def test_a_run_is_split_only_when_large_and_a_core_is_free(monkeypatch: pytest.M
     with monkeypatch.context() as inside:  # a daemonic process (a pool's worker) may not have children
         inside.setattr(split.multiprocessing, "current_process", lambda: type("Daemon", (), {"daemon": True})())
         assert not split.worth_splitting(split.SPLIT_FROM)
-    monkeypatch.setattr(split.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(split, "usable_cores", lambda: 1)
     assert not split.worth_splitting(split.SPLIT_FROM)
+
+
+def test_the_cores_a_run_counts_are_those_it_may_use() -> None:
+    """A process held to one core (taskset, a cpuset, a container's CPUs) on a bigger machine
+    must not split: os.cpu_count() counts the machine's."""
+    held = subprocess.run([sys.executable, "-c", "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+                           "from paperwire.match import split; print(split.usable_cores(), os.cpu_count())"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert held[0] == "1" and int(held[1]) >= 1
+
+
+def test_overlapping_runs_leave_blas_threads_as_they_were(seed_papers: list[Paper]) -> None:
+    """Web requests match in worker threads at once, and the BLAS limit is process-wide: A
+    limited (saving N), B limited (saving 1), A restored N, B restored 1, and the process kept
+    one BLAS thread for good. Overlapping runs now share the limit (match.sections)."""
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    def blas() -> list[int]:
+        return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+    before = blas()
+    if not before or max(before) < 2:
+        pytest.skip("one BLAS thread here already")
+    papers = list(seed_papers[:40])
+    vectors = _synthetic_vectors(papers)
+    a_reading, b_reading, a_done = threading.Event(), threading.Event(), threading.Event()
+
+    def of_texts_a(texts):  # type: ignore[no-untyped-def]
+        a_reading.set()
+        assert b_reading.wait(10)
+        return vectors.of_texts(texts)
+
+    def of_texts_b(texts):  # type: ignore[no-untyped-def]
+        b_reading.set()
+        assert a_done.wait(10)
+        return vectors.of_texts(texts)
+
+    def run(of_texts, done=None):  # type: ignore[no-untyped-def]
+        meaning.match_topics([(0, "diffusion models")], papers, None,
+                             meaning.Vectors(vectors.space, of_texts, vectors.of_papers))
+        if done is not None:
+            done.set()
+
+    first = threading.Thread(target=run, args=(of_texts_a, a_done))
+    first.start()
+    assert a_reading.wait(10)
+    second = threading.Thread(target=run, args=(of_texts_b,))
+    second.start()
+    first.join(20)
+    second.join(20)
+    assert blas() == before
+
+
+_LEADER_MATCHING = r'''  # a daemon holding the leader lock, its split run's child slow
+
+import os, random, sys, threading, time
+sys.path.insert(0, sys.argv[2])
+from pathlib import Path
+from paperwire import sources, leader
+from paperwire.match import meaning, split
+from tests.conftest import SEED, TODAY
+from tests.test_meaning import _generated_topics, _synthetic_vectors
+lock = leader.FileLock(Path(sys.argv[1]))
+assert lock.try_acquire()
+(listing,) = sources.read_path(SEED, today=TODAY)
+papers = listing.papers[:40]
+pairs = list(enumerate(_generated_topics(papers, 80, random.Random(5))))
+split.SPLIT_FROM = 2
+split.os.getloadavg = lambda: (0.0, 0.0, 0.0)
+split.usable_cores = lambda: 2
+split._as_data = lambda *args: time.sleep(30)  # a slow (or stuck) child
+threading.Thread(target=meaning.match_topics, args=(pairs, papers, None, _synthetic_vectors(papers)), daemon=True).start()
+print("matching", flush=True)
+time.sleep(600)
+'''
+
+
+def test_the_leader_lock_dies_with_the_daemon(tmp_path: Path) -> None:
+    """The daemon (SQLite: flock on <db>.schedule.lock) is killed (OOM killer, crash) while a
+    second matching process runs: the child has a copy of the lock's open file, and kept it
+    (so no standby could take over) until it finished. Now it dies with its parent."""
+    from paperwire import leader
+
+    path = tmp_path / "db.sqlite.schedule.lock"
+    root = str(Path(__file__).resolve().parents[1])
+    daemon = subprocess.Popen([sys.executable, "-c", _LEADER_MATCHING, str(path), root], stdout=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": root + "/src"}, start_new_session=True)
+    try:
+        assert daemon.stdout.readline().strip() == b"matching"
+        time.sleep(1.5)
+        os.kill(daemon.pid, signal.SIGKILL)
+        daemon.wait()
+        time.sleep(0.5)
+        standby = leader.FileLock(path)
+        taken = standby.try_acquire()
+        standby.release()
+    finally:
+        os.killpg(daemon.pid, signal.SIGKILL)  # the orphaned child is still in the group
+    assert taken, "the dead daemon's lock is still held (by its orphaned matching child)"
 
 
 def _without_numbers(match: meaning.Fused) -> meaning.Fused:

@@ -12,10 +12,7 @@ a run of 100,000 subscribers.
 from __future__ import annotations
 
 import gc
-import os
-import threading
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 from paperwire.errors import QueryError
@@ -26,6 +23,7 @@ from paperwire.match.patterns import PatternMaker
 from paperwire.match.plan import Plan, TermRegistry, plan_query
 from paperwire.match.results import Ranking
 from paperwire.match.score import Bm25
+from paperwire.match.sections import SharedSwitch
 from paperwire.match.text import Stems
 from paperwire.models import Paper
 from paperwire.query import Node, Query, parse_query, render_query
@@ -34,57 +32,33 @@ Key = TypeVar("Key", bound=Hashable)
 ExtraAcronyms = Mapping[str, str | Iterable[str]]  # acronym -> one expansion or several
 
 
-_bulk_lock = threading.Lock()
-_bulk_depth = 0  # how many bulk_allocation sections are running now, in any thread
-_bulk_restore = False  # whether the collector was on when the first of them began
+def _collector_off() -> bool:
+    was_on = gc.isenabled()
+    gc.disable()
+    return was_on
 
 
-def _forget_bulk_sections() -> None:
-    """In a forked child (``match.split``) only the forking thread lives on: a lock another
-    thread held at the fork would never be released, so the child starts with its own."""
-    global _bulk_lock
-    _bulk_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_bulk_sections)
-
-
-@contextmanager
-def bulk_allocation() -> Iterator[None]:
-    """Keep the cycle collector out of the way while building many small acyclic objects.
-
-    Left on, it rescans the growing heap again and again; that alone doubled the time
-    of a 100,000-subscriber run. Nothing built here has reference cycles.
-
-    The collector's switch is one for the whole process, and matching runs in web
-    worker threads too, so sections are counted under a lock: the first to begin
-    remembers whether the collector was on and turns it off, the last to end turns it
-    back on (only if it was on). Two threads can overlap in any order and never leave
-    it off.
-
-    Merely switching it back on is not enough: every object made meanwhile still sits in
-    the youngest generation, and the next allocation anywhere would trigger a collection
-    that walks all of them (about a second for 100,000 subscribers). So, unless the
-    program already froze objects of its own, ``gc.freeze()`` then ``gc.unfreeze()``
+def _collector_back(was_on: bool) -> None:
+    """Merely switching the collector back on is not enough: every object made meanwhile
+    still sits in the youngest generation, and the next allocation anywhere would trigger a
+    collection that walks all of them (about a second for 100,000 subscribers). So, unless
+    the program already froze objects of its own, ``gc.freeze()`` then ``gc.unfreeze()``
     first moves every tracked object straight to the oldest generation, which is what a
-    collection would have done with these survivors anyway, without examining them.
-    """
-    global _bulk_depth, _bulk_restore
-    with _bulk_lock:
-        if _bulk_depth == 0:
-            _bulk_restore = gc.isenabled()
-            gc.disable()
-        _bulk_depth += 1
-    try:
-        yield
-    finally:
-        with _bulk_lock:
-            _bulk_depth -= 1
-            if _bulk_depth == 0 and _bulk_restore:
-                if gc.get_freeze_count() == 0:
-                    gc.freeze()
-                    gc.unfreeze()
-                gc.enable()
+    collection would have done with these survivors anyway, without examining them."""
+    if not was_on:
+        return
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
+    gc.enable()
+
+
+bulk_allocation = SharedSwitch(_collector_off, _collector_back)
+"""``with bulk_allocation():`` keeps the cycle collector out of the way while building many
+small acyclic objects. Left on, it rescans the growing heap again and again; that alone
+doubled the time of a 100,000-subscriber run. Nothing built here has reference cycles. The
+switch is one for the whole process and matching runs in web worker threads too: overlapping
+sections share it (``match.sections``), so none can leave it off."""
 
 
 class Matcher(Generic[Key]):

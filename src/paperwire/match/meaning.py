@@ -32,6 +32,7 @@ from threadpoolctl import threadpool_limits
 from paperwire.match.acronyms import AcronymTable
 from paperwire.match import split
 from paperwire.match.matcher import ExtraAcronyms, Matched, Matcher, bulk_allocation
+from paperwire.match.sections import SharedSwitch
 from paperwire.match.results import TermHit
 from paperwire.normalize import referenced_id
 from paperwire.query import And, Everything, Node, Not, Or, Query, Term, parse_query
@@ -385,6 +386,13 @@ class Vectors:
 TOPICS_AT_ONCE = 8192
 
 
+# The products run beside the word pass, on one BLAS thread: more would only take the core the
+# word pass needs. The limit is process-wide, and runs overlap in web worker threads, so it is
+# a shared switch (match.sections): overlapping runs cannot leave the process on one thread.
+one_blas_thread = SharedSwitch(lambda: threadpool_limits(1, user_api="blas"),
+                               lambda limits: limits.restore_original_limits())
+
+
 def match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: ExtraAcronyms | None,
                  vectors: Vectors, calibration: Calibration = Calibration()) -> dict[Key, FusedRanking | WordsAlone]:
     """Each key's matches by words and by meaning, fused; one pass for all topics.
@@ -415,7 +423,7 @@ def _match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: 
     if child is None:
         mine = len(texts)
     try:
-        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(1) as background:
+        with one_blas_thread(), ThreadPoolExecutor(1) as background:
             plans, parts = _read_meanings(queries, table, vectors, background, calibration)
             matcher: Matcher[int] = Matcher(acronyms)
             for topic in range(mine):
@@ -527,7 +535,7 @@ def _close_rows(space: PaperSpace, texts: np.ndarray, titles: np.ndarray, first:
     similarities), row after row. Close: a centred similarity of at least ``threshold`` and,
     for a topic's words, a plain one of at least ``floor``.
 
-    Runs beside the word pass on one BLAS thread (the caller's ``threadpool_limits``): the
+    Runs beside the word pass on one BLAS thread (the caller's ``one_blas_thread``): the
     word pass keeps the other core busy, and a second BLAS thread would only take turns with
     it, and spin while waiting."""
     centred = space.centred(texts, titles)

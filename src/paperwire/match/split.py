@@ -21,12 +21,14 @@ slower, same results.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import multiprocessing
 import os
 import pickle
 import queue
+import signal
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -37,6 +39,8 @@ from paperwire.match.results import Ranking, TermFinding
 from paperwire.query import Query
 
 log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 
 # Distinct queries from which a second process pays for its fixed costs (a second paper index,
 # the fork, the messages): at 1,000 papers, 80,000 distinct topics ran no faster split (4.9-5.0 s
@@ -62,10 +66,18 @@ def worth_splitting(distinct_queries: int) -> bool:
     terms both processes see, the rankings sent over), which a second core more than pays
     back; on a machine whose other work already keeps the other core busy (a load average
     of ``cores - 0.5`` or more) the same run was no faster split (bench/README.md)."""
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     return (distinct_queries >= SPLIT_FROM and cores >= 2 and os.getloadavg()[0] < cores - 0.5
             and "fork" in multiprocessing.get_all_start_methods()
             and not multiprocessing.current_process().daemon)  # a daemonic process may have no children
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (taskset, a cpuset, a container's CPUs), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on this platform
+        return os.cpu_count() or 1
 
 
 def fork_word_pass(queries: Sequence[Query], texts: Sequence[str], papers: Sequence,
@@ -95,7 +107,7 @@ class ForkedWordPass:
         self._acronyms = acronyms
         context = multiprocessing.get_context("fork")
         receive, send = context.Pipe(duplex=False)
-        self._process = context.Process(target=_child, args=(queries, texts, papers, acronyms, send),
+        self._process = context.Process(target=_child, args=(queries, texts, papers, acronyms, send, os.getpid()),
                                         name="paperwire-words", daemon=True)
         self._process.start()
         send.close()  # the child holds the only writing end: its exit is our end of input
@@ -131,7 +143,7 @@ class ForkedWordPass:
         if self._received == 2:
             self._process.join(timeout=5)
         if self._process.is_alive():
-            self._process.terminate()
+            self._process.kill()  # SIGKILL: a stuck child, or one with a parent's SIGTERM handler, still ends
             self._process.join()
 
     def _next(self) -> Any:
@@ -143,7 +155,7 @@ class ForkedWordPass:
             self._failed = True
             log.warning("the second matching process sent nothing for %.0f s; ending it and matching its share here",
                         CHILD_PATIENCE_SECONDS)
-            self._process.terminate()
+            self._process.kill()
             return None
         self._received += 1
         if message is None:
@@ -196,8 +208,11 @@ def _read_all(receive: Any, inbox: queue.Queue[bytes | None]) -> None:
 
 
 def _child(queries: Sequence[Query], texts: Sequence[str], papers: Sequence, acronyms: ExtraAcronyms | None,
-           send: Any) -> None:
+           send: Any, parent: int) -> None:
     """The child's whole life: plan, say what the index must keep, match, send the rankings."""
+    for signum in (signal.SIGTERM, signal.SIGINT):  # not the parent's handlers (the daemon's stop): end at once
+        signal.signal(signum, signal.SIG_DFL)
+    _die_with(parent)
     gc.disable()  # a short life: nothing it builds has cycles, and all of it goes at exit
     try:
         matcher: Matcher[int] = Matcher(acronyms)
@@ -210,6 +225,19 @@ def _child(queries: Sequence[Query], texts: Sequence[str], papers: Sequence, acr
         send.send_bytes(pickle.dumps(_Failed(f"{type(error).__name__}: {error}")))
     finally:
         send.close()
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel end this child when its parent dies (Linux). The child holds copies of
+    the parent's descriptors, the daemon's leader lock among them: an orphan would keep a
+    standby from taking over until it finished."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the parent's close() ends the child
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def _as_data(matched: Matched, count: int) -> tuple[list, dict]:
