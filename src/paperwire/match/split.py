@@ -66,9 +66,10 @@ def worth_splitting(distinct_queries: int) -> bool:
     terms both processes see, the rankings sent over), which a second core more than pays
     back; on a machine whose other work already keeps the other core busy (a load average
     of ``cores - 0.5`` or more) the same run was no faster split (bench/README.md)."""
+    if distinct_queries < SPLIT_FROM or "fork" not in multiprocessing.get_all_start_methods():
+        return False  # (no fork, no load average: Windows)
     cores = usable_cores()
-    return (distinct_queries >= SPLIT_FROM and cores >= 2 and os.getloadavg()[0] < cores - 0.5
-            and "fork" in multiprocessing.get_all_start_methods()
+    return (cores >= 2 and os.getloadavg()[0] < cores - 0.5
             and not multiprocessing.current_process().daemon)  # a daemonic process may have no children
 
 
