@@ -142,3 +142,14 @@ def test_console_script_runs_the_main_job_on_the_default_database(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "paperwire.sqlite3").exists()
     assert "70 papers added" in done.stdout
+
+
+def test_a_command_that_stops_on_signals_gives_the_handlers_back(run_cli):
+    """`send` (and `schedule`) catch SIGINT/SIGTERM to finish the message in flight; when the
+    command returns, the handlers are the ones before it (they leaked into the process, where a
+    forked matching process inherited a SIGTERM that did not end it)."""
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    assert run_cli("send", "--all", "--dry-run").exit_code == 0
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before

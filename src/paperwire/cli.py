@@ -765,7 +765,7 @@ def schedule(app: App, dispatch_minutes: int | None, ingest_minutes: int | None)
 
 
 def _stop_on_signals(*, quiet: bool = False):
-    """SIGINT/SIGTERM finish the message in flight and stop taking new ones."""
+    """SIGINT/SIGTERM finish the message in flight and stop taking new ones, while the command runs."""
     import signal
     import threading
 
@@ -779,8 +779,10 @@ def _stop_on_signals(*, quiet: bool = False):
         else:
             click.echo(f"stopping after the messages in flight ({signal.Signals(signum).name})", err=True)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    # The command's own: when it returns, the handlers are what they were (a program or test that
+    # runs commands in-process, or a process forked later, must not inherit a stop that only asks).
+    click.get_current_context().call_on_close(lambda: [signal.signal(n, h) for n, h in previous.items()])
     return stop
 
 
