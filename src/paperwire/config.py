@@ -141,12 +141,18 @@ def _as_choice(*choices: str) -> Callable[[Any], str]:
     return convert
 
 
-def _as_sources(value: Any) -> tuple[str, ...]:
-    """Paths or http(s) URLs: a TOML list, or one environment string split on commas."""
+def _string_list(value: Any, expected: str) -> list[str]:
+    """The non-empty items of a TOML list of strings, or of one environment string split on
+    commas; ``expected`` says what a good value looks like."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
-        raise ValueError('expected a list of paths or URLs such as ["seeds", "https://example.org/feed.xml"]')
-    sources = tuple(item.strip() for item in items if item.strip())
+        raise ValueError(f"expected a list of {expected}")
+    return [item.strip() for item in items if item.strip()]
+
+
+def _as_sources(value: Any) -> tuple[str, ...]:
+    """Paths or http(s) URLs: a TOML list, or one environment string split on commas."""
+    sources = tuple(_string_list(value, 'paths or URLs such as ["seeds", "https://example.org/feed.xml"]'))
     for item in sources:
         if "://" in item and urlsplit(item).scheme not in ("http", "https"):
             raise ValueError(f"{item!r}: only http and https URLs can be fetched")
@@ -157,11 +163,8 @@ def _as_sources(value: Any) -> tuple[str, ...]:
 
 def _as_networks(value: Any) -> tuple[str, ...]:
     """Addresses or CIDR ranges: a TOML list, or one environment string split on commas."""
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
-        raise ValueError('expected a list of addresses or CIDR ranges such as ["127.0.0.1", "10.0.0.0/8"]')
     networks = []
-    for item in (item.strip() for item in items if item.strip()):
+    for item in _string_list(value, 'addresses or CIDR ranges such as ["127.0.0.1", "10.0.0.0/8"]'):
         try:
             networks.append(str(ipaddress.ip_network(item, strict=False)))
         except ValueError:
@@ -188,10 +191,7 @@ _TOPIC_ARN = re.compile(r"arn:aws(-[a-z]+)*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{
 
 def _as_topic_arns(value: Any) -> tuple[str, ...]:
     """SNS topic ARNs: a TOML list, or one environment string split on commas."""
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
-        raise ValueError('expected a list of SNS topic ARNs such as ["arn:aws:sns:eu-west-1:123456789012:bounces"]')
-    arns = tuple(item.strip() for item in items if item.strip())
+    arns = tuple(_string_list(value, 'SNS topic ARNs such as ["arn:aws:sns:eu-west-1:123456789012:bounces"]'))
     for arn in arns:
         if not _TOPIC_ARN.fullmatch(arn):
             raise ValueError(f"{arn!r} is not an SNS topic ARN such as arn:aws:sns:eu-west-1:123456789012:bounces")
