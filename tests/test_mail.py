@@ -130,6 +130,27 @@ def test_html_is_sent_as_7bit_with_character_references_and_long_lines_fall_back
     assert part.get_content().rstrip("\r\n") == long_line
 
 
+def test_html_that_character_references_would_push_past_gmails_clip_goes_quoted_printable():
+    """Gmail clips HTML over ~102 KB; render.py measures it as UTF-8. 30,000 CJK characters in
+    short lines are ~91 KB as UTF-8 but ~240 KB as character references, so the part must go
+    quoted-printable (decoded: the UTF-8 size), while the same page in ASCII stays 7-bit."""
+    from paperwire.render import GMAIL_CLIP_BYTES
+
+    cjk = "\n".join("<p>" + "中文摘要" * 10 + "</p>" for _ in range(750))
+    assert len(cjk.encode()) < GMAIL_CLIP_BYTES < len(cjk.encode("ascii", "xmlcharrefreplace"))
+    data = message_bytes(build_message(digest(), Rendered(html=cjk), SETTINGS, now=NOW))
+    html_head, html_body = data.split(b'Content-Type: text/html; charset="utf-8"\r\n', 1)[1].split(b"\r\n\r\n", 1)
+    assert html_head == b"Content-Transfer-Encoding: quoted-printable"
+    assert b"&#" not in html_body and len(html_body) > GMAIL_CLIP_BYTES  # on the wire; decoded it is the UTF-8
+    part = parse(data).get_payload()[1]
+    assert len(part.get_content().rstrip("\r\n").encode()) < GMAIL_CLIP_BYTES
+    assert part.get_content().replace("\r\n", "\n").rstrip("\n") == cjk
+
+    ascii_page = "\n".join("<p>" + "abstract" * 10 + "</p>" for _ in range(750))
+    data = message_bytes(build_message(digest(), Rendered(html=ascii_page), SETTINGS, now=NOW))
+    assert b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: 7bit\r\n' in data
+
+
 def test_long_subjects_are_folded_and_read_back_whole():
     subject = "15 new papers on " + ", ".join(f"topic number {i}" for i in range(12)) + " (Mar 11)"
     data = message_bytes(build_message(digest(), Rendered(subject=subject), SETTINGS, now=NOW))

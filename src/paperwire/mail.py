@@ -27,6 +27,7 @@ from .errors import ConfigError
 from .mailheaders import angle_list, header_line, mailbox, phrase
 from .models import Digest
 from .normalize import clean_line  # the one rule for a line: no CR/LF can start a header
+from .render import GMAIL_CLIP_BYTES
 
 _MAX_7BIT_LINE = 990  # RFC 5322 allows 998 characters per line; keep a margin
 PARAGRAPHS_KEPT = 8192  # encoded text paragraphs kept (_paragraph_by_content): a run's papers recur
@@ -138,10 +139,12 @@ def _html_part(html: str) -> list[bytes]:
 
     Quoted-printable costs about as much as rendering the digest; an ASCII document with
     short lines needs no transfer encoding at all. A very long line (say, a CJK preheader)
-    sends the part quoted-printable instead.
+    sends the part quoted-printable instead, and so do character references that would make
+    the HTML longer than Gmail shows unclipped (``&#20013;`` is 8 bytes, its UTF-8 3): the
+    size render.py checks is the HTML as UTF-8, which quoted-printable keeps.
     """
     encoded = _seven_bit(html)
-    if encoded is None:
+    if encoded is None or len(encoded) > GMAIL_CLIP_BYTES:
         return _quoted_part("html", html)
     return [_part_head("html", "7bit"), encoded]
 
