@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from paperwire import pipeline, sources, store as store_module
+from paperwire.errors import StoreError
 from paperwire.models import Topic
 from paperwire.store import Store
 
@@ -181,6 +182,21 @@ def test_an_older_database_upgrades_in_place_on_first_use(db_url):
     config = Config()
     config.set_main_option("script_location", str(store_module.MIGRATIONS))
     assert head == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_a_database_a_newer_paperwire_migrated_is_refused_with_what_to_do(db_url, run_cli):
+    """A host still on the old code (a rolling upgrade, a second worker) gets told why, not Alembic's traceback."""
+    Store(db_url).close()
+    engine = store_module.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    engine.dispose()
+    with pytest.raises(StoreError, match=r"schema revision 9999_from_the_future, newer than this paperwire") as caught:
+        Store(db_url)
+    assert "pip install --upgrade paperwire" in str(caught.value)
+    result = run_cli("status")
+    assert result.exit_code != 0 and "Traceback" not in result.output + result.stderr
+    assert "newer than this paperwire" in result.stderr and "Can't locate revision" not in result.stderr
 
 
 def test_times_come_back_timezone_aware_in_utc(store):

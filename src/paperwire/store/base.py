@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.sql.dml import Insert
 
-from .. import redact
+from .. import __version__, redact
 from ..errors import StoreError
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -94,9 +94,17 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def _at_head(engine: Engine, config: Config) -> bool:
-    heads = set(ScriptDirectory.from_config(config).get_heads())
+    """Whether the schema is this code's newest; a StoreError if it is one this code does not know."""
+    script = ScriptDirectory.from_config(config)
     with engine.connect() as connection:
-        return set(MigrationContext.configure(connection).get_current_heads()) == heads
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    unknown = current - {revision.revision for revision in script.walk_revisions()}
+    if unknown:  # a newer paperwire migrated it: say so, rather than Alembic's "Can't locate revision"
+        raise StoreError(f"database {redact.url(engine.url)} has schema revision {', '.join(sorted(unknown))}, "
+                         f"newer than this paperwire ({__version__}) knows (up to {', '.join(script.get_heads())}): "
+                         f"a newer paperwire upgraded it; install that version here too "
+                         f"(pip install --upgrade paperwire)")
+    return current == set(script.get_heads())
 
 
 @contextlib.contextmanager
