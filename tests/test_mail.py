@@ -133,7 +133,7 @@ def test_html_is_sent_as_7bit_with_character_references_and_long_lines_fall_back
 def test_html_that_character_references_would_push_past_gmails_clip_goes_quoted_printable():
     """Gmail clips HTML over ~102 KB; render.py measures it as UTF-8. 30,000 CJK characters in
     short lines are ~91 KB as UTF-8 but ~240 KB as character references, so the part must go
-    quoted-printable (decoded: the UTF-8 size), while the same page in ASCII stays 7-bit."""
+    quoted-printable (decoded: the UTF-8 size); an ASCII page is the same size both ways and stays 7-bit."""
     from paperwire.render import GMAIL_CLIP_BYTES
 
     cjk = "\n".join("<p>" + "中文摘要" * 10 + "</p>" for _ in range(750))
@@ -146,7 +146,8 @@ def test_html_that_character_references_would_push_past_gmails_clip_goes_quoted_
     assert len(part.get_content().rstrip("\r\n").encode()) < GMAIL_CLIP_BYTES
     assert part.get_content().replace("\r\n", "\n").rstrip("\n") == cjk
 
-    ascii_page = "\n".join("<p>" + "abstract" * 10 + "</p>" for _ in range(750))
+    ascii_page = "\n".join("<p>" + "abstract" * 10 + "</p>" for _ in range(1300))  # over the clip either way
+    assert len(ascii_page) > GMAIL_CLIP_BYTES
     data = message_bytes(build_message(digest(), Rendered(html=ascii_page), SETTINGS, now=NOW))
     assert b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: 7bit\r\n' in data
 

@@ -27,8 +27,10 @@ from .errors import ConfigError
 from .mailheaders import angle_list, header_line, mailbox, phrase
 from .models import Digest
 from .normalize import clean_line  # the one rule for a line: no CR/LF can start a header
-from .render import GMAIL_CLIP_BYTES
 
+# Gmail clips a message whose HTML is over ~102 KB (render.py warns, MAX_PAPERS_UNDER_CLIP keeps
+# digests under it); here, because a part's size depends on how it is sent.
+GMAIL_CLIP_BYTES = 102_000
 _MAX_7BIT_LINE = 990  # RFC 5322 allows 998 characters per line; keep a margin
 PARAGRAPHS_KEPT = 8192  # encoded text paragraphs kept (_paragraph_by_content): a run's papers recur
 
@@ -141,10 +143,11 @@ def _html_part(html: str) -> list[bytes]:
     short lines needs no transfer encoding at all. A very long line (say, a CJK preheader)
     sends the part quoted-printable instead, and so do character references that would make
     the HTML longer than Gmail shows unclipped (``&#20013;`` is 8 bytes, its UTF-8 3): the
-    size render.py checks is the HTML as UTF-8, which quoted-printable keeps.
+    size render.py checks is the HTML as UTF-8, which quoted-printable keeps (an ASCII page
+    is the same size either way, so it stays 7-bit).
     """
     encoded = _seven_bit(html)
-    if encoded is None or len(encoded) > GMAIL_CLIP_BYTES:
+    if encoded is None or (len(encoded) > GMAIL_CLIP_BYTES and not html.isascii()):
         return _quoted_part("html", html)
     return [_part_head("html", "7bit"), encoded]
 

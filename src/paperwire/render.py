@@ -39,13 +39,13 @@ from mjml import mjml2html
 
 from . import urls
 from .config import Settings
+from .mail import GMAIL_CLIP_BYTES
 from .models import Digest, Subscriber
 from .normalize import clean_line, shorten
 from .paperview import PaperView, also_in, item_view
 
 log = logging.getLogger(__name__)
 
-GMAIL_CLIP_BYTES = 102_000
 # Worst-case papers (see the module docstring) that still fit under GMAIL_CLIP_BYTES;
 # measured by tests/test_render_email.py::test_cap_where_size_limit_holds.
 MAX_PAPERS_UNDER_CLIP = 38
