@@ -153,3 +153,17 @@ def test_a_command_that_stops_on_signals_gives_the_handlers_back(run_cli):
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     assert run_cli("send", "--all", "--dry-run").exit_code == 0
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_a_command_routes_pythons_warnings_to_its_log_only_while_it_runs(run_cli):
+    """Each command logs Python's warnings in its log format (logs.configure); an in-process
+    caller gets its own warning machinery back when the command returns."""
+    import warnings
+
+    before = warnings.showwarning
+    assert run_cli("status").exit_code == 0
+    assert warnings.showwarning is before
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("after the command", UserWarning)
+    assert [str(w.message) for w in caught] == ["after the command"]

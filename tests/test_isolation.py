@@ -57,6 +57,18 @@ def others() -> set[str]:
     return {f"reader{i:03d}@example.org" for i in range(READERS)} - {POISONED}
 
 
+def poison_the_paper_view(monkeypatch) -> None:
+    """The injected fault: the renderer raises for POISON_PAPER (nobody's top 3 but reader 50's)."""
+    real_item_view = render.item_view
+
+    def item_view(item, *args, **kwargs):
+        if item.paper.id == POISON_PAPER:
+            raise RuntimeError("injected fault for one paper")
+        return real_item_view(item, *args, **kwargs)
+
+    monkeypatch.setattr(render, "item_view", item_view)
+
+
 def assert_one_recorded(store: Store, report: dict, poisoned: str) -> None:
     assert report["failed"] == 1
     (failure,) = report["failures"]
@@ -142,14 +154,7 @@ def test_a_bad_topic_costs_that_reader_only(db_url, run_cli, tmp_path):
 
 def test_a_paper_the_renderer_chokes_on_costs_its_reader_only(db_url, run_cli, tmp_path, monkeypatch):
     store = hundred_readers(db_url, topic=lambda i: "*" if i != 50 else "Superpipeline")
-    real_item_view = render.item_view
-
-    def item_view(item, *args, **kwargs):
-        if item.paper.id == POISON_PAPER:
-            raise RuntimeError("injected fault for one paper")
-        return real_item_view(item, *args, **kwargs)
-
-    monkeypatch.setattr(render, "item_view", item_view)
+    poison_the_paper_view(monkeypatch)
     result = run_cli("send", "--all", "--json")
     assert result.exit_code == 1, result.stderr
     report = json.loads(result.stdout)
@@ -161,6 +166,27 @@ def test_a_paper_the_renderer_chokes_on_costs_its_reader_only(db_url, run_cli, t
     assert "deliveries: 1 error, 99 sent" in status.stdout
     text = run_cli("send", "--all")
     assert text.exit_code == 1 and f"failed: {POISONED}" in text.stderr  # the next run tries again
+
+
+def test_digest_writes_the_others_when_one_readers_digest_raises(db_url, run_cli, tmp_path, monkeypatch):
+    """`paperwire digest` (and `demo`, the same functions) sends nothing, so nothing is recorded:
+    the bad reader is logged and named, the 99 others' files are written, exit status 1."""
+    store = hundred_readers(db_url, topic=lambda i: "*" if i != 50 else "Superpipeline")
+    store.save_subscribers([build_subscriber("badtopic@example.org", topics=[parse_topic_spec("LLM")])])
+    owner = sa.select(subscribers.c.id).where(subscribers.c.email == "badtopic@example.org").scalar_subquery()
+    write_unchecked(store, topics, topics.c.owner_id == owner, query=UNPARSEABLE)
+    poison_the_paper_view(monkeypatch)
+    result = run_cli("digest", "--json")
+    assert result.exit_code == 1, result.stderr
+    assert {item["email"] for item in json.loads(result.stdout)} == others()
+    assert len(list((tmp_path / "out" / "digests").glob("*/*.eml"))) == 99
+    assert f"not written: {POISONED}: rendering raised RuntimeError: injected fault for one paper" in result.stderr
+    assert "not written: badtopic@example.org: matching raised QueryError" in result.stderr
+    assert f"digest of {POISONED} not written" in result.stderr  # the log line, traceback and all
+    assert "digest of badtopic@example.org not written" in result.stderr
+    assert result.stderr.count("Traceback (most recent call last)") == 1  # the render fault's (the bad topic was never raised)
+    assert store.subscriber(POISONED).token not in result.stderr
+    assert store.deliveries_of(POISONED) == []  # nothing sent, nothing recorded
 
 
 # -- the policy: tried again every run, never "bouncing", sent once the bug is fixed ---------------

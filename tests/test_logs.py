@@ -64,3 +64,16 @@ def test_send_and_status_print_a_forged_address_on_one_line(db_url, run_cli):
 def test_an_exception_argument_is_made_printable_too():
     line = logs.TextFormatter().format(_record("feed %s not written: %s", "x", ValueError("bad\r\nINFO: forged")))
     assert line == "WARNING: feed x not written: bad\\r\\nINFO: forged"
+
+
+def test_pythons_own_warnings_come_out_in_the_log_format_too():
+    """A library's DeprecationWarning in a --log-format json run is a JSON line, not free text."""
+    import subprocess
+    import sys
+
+    code = ("import warnings; from paperwire import logs; logs.configure('json'); "
+            "warnings.warn('an old call\\nwith a second line', DeprecationWarning)")
+    done = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, check=True)
+    (line,) = done.stderr.splitlines()
+    entry = json.loads(line)
+    assert entry["level"] == "warning" and "an old call" in entry["message"] and "DeprecationWarning" in entry["message"]

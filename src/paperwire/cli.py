@@ -87,6 +87,7 @@ def cli(ctx: click.Context, db: str | None, config_file: Path | None, verbose: b
       paperwire --db sqlite:///tmp/pw.db ingest listing.json
     """
     logs.configure(log_format or "text", level=logging.DEBUG if verbose else logging.WARNING)
+    ctx.call_on_close(lambda: logging.captureWarnings(False))  # configure routes warnings to the log: for this command only
     ctx.obj = App(config_file, {"db": db, "log_format": log_format}, verbose=verbose)
     ctx.meta["verbose"] = verbose
 
@@ -506,14 +507,26 @@ def digest_command(app: App, out_dir: Path | None, date: dt.datetime | None, onl
         if not readers:
             raise click.ClickException(f"no active reader with email {address}")
     _embed_recent(app, edition, quiet=as_json)
-    planned = pipeline.plan_digests(app.store, settings, readers, edition=edition)
-    written = pipeline.write_digests(planned, settings, _renderer(app), out_dir or settings.out_dir)
+    unwritten = pipeline.UnwrittenDigests()  # one reader's failure costs that reader; exit 1 at the end
+    planned = pipeline.plan_digests(app.store, settings, readers, edition=edition, on_error=unwritten)
+    written = pipeline.write_digests(planned, settings, _renderer(app), out_dir or settings.out_dir,
+                                     on_error=unwritten)
     if as_json:
         click.echo(json.dumps([item.as_dict() for item in written], indent=2, ensure_ascii=False))
-        return
-    for item in written:
-        click.echo(f"{logs.printable(item.email):<32} {item.papers:3d} papers  {item.html}")
-    click.echo(f"{len(written)} digest(s) for {edition} from {len(readers)} active reader(s)", err=True)
+    else:
+        for item in written:
+            click.echo(f"{logs.printable(item.email):<32} {item.papers:3d} papers  {item.html}")
+        click.echo(f"{len(written)} digest(s) for {edition} from {len(readers)} active reader(s)", err=True)
+    _exit_if_unwritten(unwritten)
+
+
+def _exit_if_unwritten(unwritten: pipeline.UnwrittenDigests) -> None:
+    """After the rest is done: name the readers whose digest could not be written (the log has
+    the tracebacks), and exit 1."""
+    for failure in unwritten.failures:
+        click.echo(logs.printable(f"not written: {failure['email']}: {failure['error']}"), err=True)
+    if unwritten.failures:
+        raise click.exceptions.Exit(1)
 
 
 @cli.command()
@@ -614,9 +627,10 @@ def demo(app: App, seeds: Path | None, examples: Path | None) -> None:
     from . import dispatch  # the demo delivers too: to the outbox folder unless smtp.host is set
 
     sent = dispatch.dispatch(store, settings, everyone=True)
+    unwritten = pipeline.UnwrittenDigests()
     planned = pipeline.plan_digests(store, settings, store.subscribers(status="active"), edition=edition,
-                                    with_history=False)
-    written = pipeline.write_digests(planned, settings, _renderer(app), settings.out_dir)
+                                    with_history=False, on_error=unwritten)
+    written = pipeline.write_digests(planned, settings, _renderer(app), settings.out_dir, on_error=unwritten)
     feed_files, opml = pipeline.write_feeds(store, settings, settings.out_dir, edition=edition)
     index = pipeline.write_index(store, settings, settings.out_dir, edition=edition, digests=written,
                                  feed_files=feed_files, opml=opml)
@@ -627,6 +641,7 @@ def demo(app: App, seeds: Path | None, examples: Path | None) -> None:
     click.echo(f"\nDelivered {sent.sent} digest(s) to {where}"
                + (" (the others went out on an earlier run: never twice)" if sent.sent < len(written) else ""))
     click.echo(f"Open {index.resolve()} to see everything.")
+    _exit_if_unwritten(unwritten)
     if report.errors:
         raise click.exceptions.Exit(1)
 

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from . import due, mail, pipeline
+from . import due, mail, pipeline, redact
 from .bounces import verp
 from .config import Settings
 from .errors import DeliveryError
@@ -236,7 +236,7 @@ class _ReaderFailures:
 
     def __call__(self, reader: Subscriber, stage: str, exc: Exception) -> None:
         self.readers.add(reader.id)
-        detail = _without(reader.token, f"{stage} raised {type(exc).__name__}: {exc}")
+        detail = redact.without(reader.token, f"{stage} raised {type(exc).__name__}: {exc}")
         self.report.failed += 1
         self.report.failures.append({"email": reader.email, "code": None, "detail": detail})
         runs = self._note(reader, detail)
@@ -245,7 +245,7 @@ class _ReaderFailures:
             log.warning("digest not sent again: %s (%d runs at this slot; the first logged the traceback)", detail,
                         runs, extra={"fields": {**fields, "runs": runs}})
             return
-        trace = _without(reader.token, "".join(traceback.format_exception(exc)).rstrip())
+        trace = redact.without(reader.token, "".join(traceback.format_exception(exc)).rstrip())
         log.error("digest not sent: %s", detail, extra={"fields": fields, "trace": trace})
 
     def _note(self, reader: Subscriber, detail: str) -> int | None:
@@ -258,11 +258,6 @@ class _ReaderFailures:
         except Exception:  # e.g. a locked database: this reader's note is lost, the run goes on
             log.exception("could not record the failure of %s", reader.email)
             return None
-
-
-def _without(secret: str, text: str) -> str:
-    """``text`` with the reader's link secret blanked: error texts and tracebacks go to logs."""
-    return text.replace(secret, "<token>") if secret else text
 
 
 def _send(store: Store, settings: Settings, transport: Transport, digests: Iterator[Digest], slots: dict[int, dt.date],

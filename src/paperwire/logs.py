@@ -101,5 +101,6 @@ def configure(fmt: str = "text", *, level: int = logging.WARNING) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # Python's warnings too, as lines of this format (logger py.warnings)
     for chatty in QUIET_LIBRARIES:  # their INFO lines are not our runs; warnings still show
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))

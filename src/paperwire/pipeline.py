@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import threading
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from .store import FetchValidators, IngestCounts, ReaderHistory, Store
 
 if TYPE_CHECKING:  # rendering loads MJML and Jinja: only when digests are written
     from .embeddings import Embedder
-    from .render import EmailRenderer
+    from .render import EmailRenderer, RenderedEmail
     from .semantic import EmbedReport
 
 log = logging.getLogger(__name__)
@@ -349,22 +350,51 @@ def write_digests(
     out_dir: Path,
     *,
     now: dt.datetime | None = None,
+    on_error: Callable[[Subscriber, str, Exception], None] | None = None,
 ) -> list[DigestFiles]:
-    """Render each digest and write ``digests/<edition>/<reader>.html|.txt|.eml`` under ``out_dir``."""
+    """Render each digest and write ``digests/<edition>/<reader>.html|.txt|.eml`` under ``out_dir``.
+
+    ``on_error(reader, stage, exception)`` as in ``plan_digests``: a digest that cannot be
+    rendered or written costs that reader only; without it the exception propagates."""
     signer = mail.Signer.from_settings(settings)
     written = []
     for item in digests:
-        rendered = renderer.render(item, settings)
-        message = mail.build_message(item, rendered, settings, now=now)
-        folder = out_dir / "digests" / item.edition
-        stem = reader_file_stem(item.subscriber.email)
-        paths = [folder / f"{stem}.{suffix}" for suffix in ("html", "txt", "eml")]
-        # The reader's own links (their secret token) are in all three: readable by the owner only.
-        for path, data in zip(paths, (rendered.html.encode("utf-8"), rendered.text.encode("utf-8"),
-                                      mail.message_bytes(message, signer))):
-            files.replace_file(path, data, mode=0o600)
-        written.append(DigestFiles(item.subscriber.email, rendered.subject, item.papers, *paths))
+        try:
+            rendered = renderer.render(item, settings)
+            data = mail.message_bytes(mail.build_message(item, rendered, settings, now=now), signer)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(item.subscriber, "rendering", exc)
+            continue
+        written.append(_write_digest(item, rendered, data, out_dir))  # a folder that cannot be written stops the run
     return written
+
+
+def _write_digest(item: Digest, rendered: RenderedEmail, message: bytes, out_dir: Path) -> DigestFiles:
+    folder = out_dir / "digests" / item.edition
+    stem = reader_file_stem(item.subscriber.email)
+    paths = [folder / f"{stem}.{suffix}" for suffix in ("html", "txt", "eml")]
+    # The reader's own links (their secret token) are in all three: readable by the owner only.
+    for path, data in zip(paths, (rendered.html.encode("utf-8"), rendered.text.encode("utf-8"), message)):
+        files.replace_file(path, data, mode=0o600)
+    return DigestFiles(item.subscriber.email, rendered.subject, item.papers, *paths)
+
+
+class UnwrittenDigests:
+    """``on_error`` for ``plan_digests`` and ``write_digests`` where nothing is sent (``digest``,
+    ``demo``): a reader whose digest raises is logged, with the traceback (their link secret
+    blanked), and listed in ``failures``; the other readers' digests are written."""
+
+    def __init__(self) -> None:
+        self.failures: list[dict[str, str]] = []
+
+    def __call__(self, reader: Subscriber, stage: str, exc: Exception) -> None:
+        detail = redact.without(reader.token, f"{stage} raised {type(exc).__name__}: {exc}")
+        self.failures.append({"email": reader.email, "error": detail})
+        trace = redact.without(reader.token, "".join(traceback.format_exception(exc)).rstrip())
+        log.error("digest of %s not written: %s", reader.email, detail,
+                  extra={"fields": {"event": "digest-error", "email": reader.email, "detail": detail}, "trace": trace})
 
 
 # -- feeds --------------------------------------------------------------------------

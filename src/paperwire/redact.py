@@ -70,3 +70,8 @@ def scrub(text: str, source: str) -> str:
     for secret in sorted(filter(None, secrets), key=len, reverse=True):
         text = text.replace(secret, url(source) if secret == source else "…")
     return text
+
+
+def without(secret: str, text: str) -> str:
+    """``text`` with a reader's link secret blanked: error texts and tracebacks go to logs."""
+    return text.replace(secret, "<token>") if secret else text
