@@ -355,7 +355,8 @@ def write_digests(
     """Render each digest and write ``digests/<edition>/<reader>.html|.txt|.eml`` under ``out_dir``.
 
     ``on_error(reader, stage, exception)`` as in ``plan_digests``: a digest that cannot be
-    rendered or written costs that reader only; without it the exception propagates."""
+    rendered (or its message built) costs that reader only; without it the exception
+    propagates. A folder that cannot be written stops the run: it would fail every reader."""
     signer = mail.Signer.from_settings(settings)
     written = []
     for item in digests:

@@ -1,7 +1,8 @@
 """How a URL from the settings is shown: the one place that hides what it may carry of a secret.
 
 Every message, log line, report and repr that names the database or a source URL goes
-through ``url``, and an error text that may quote a source URL through ``scrub``.
+through ``url``, and an error text that may quote a source URL through ``scrub``; an error
+text or traceback about one reader through ``without`` (their link secret).
 
 - A database URL: SQLAlchemy's own masking hides the password between ``:`` and ``@``; a
   password can also sit in the query (``?password=...``, ``&sslpassword=...``, which
