@@ -15,11 +15,10 @@ import contextlib
 import datetime as dt
 import logging
 import threading
-import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from . import due, mail, pipeline, redact
+from . import due, mail, pipeline
 from .bounces import verp
 from .config import Settings
 from .errors import DeliveryError
@@ -236,7 +235,7 @@ class _ReaderFailures:
 
     def __call__(self, reader: Subscriber, stage: str, exc: Exception) -> None:
         self.readers.add(reader.id)
-        detail = redact.without(reader.token, f"{stage} raised {type(exc).__name__}: {exc}")
+        detail = pipeline.reader_error(reader, stage, exc)
         self.report.failed += 1
         self.report.failures.append({"email": reader.email, "code": None, "detail": detail})
         runs = self._note(reader, detail)
@@ -245,8 +244,8 @@ class _ReaderFailures:
             log.warning("digest not sent again: %s (%d runs at this slot; the first logged the traceback)", detail,
                         runs, extra={"fields": {**fields, "runs": runs}})
             return
-        trace = redact.without(reader.token, "".join(traceback.format_exception(exc)).rstrip())
-        log.error("digest not sent: %s", detail, extra={"fields": fields, "trace": trace})
+        log.error("digest not sent: %s", detail,
+                  extra={"fields": fields, "trace": pipeline.reader_traceback(reader, exc)})
 
     def _note(self, reader: Subscriber, detail: str) -> int | None:
         """The error note in the database (how many runs failed at this slot), or None."""

@@ -391,11 +391,22 @@ class UnwrittenDigests:
         self.failures: list[dict[str, str]] = []
 
     def __call__(self, reader: Subscriber, stage: str, exc: Exception) -> None:
-        detail = redact.without(reader.token, f"{stage} raised {type(exc).__name__}: {exc}")
+        detail = reader_error(reader, stage, exc)
         self.failures.append({"email": reader.email, "error": detail})
-        trace = redact.without(reader.token, "".join(traceback.format_exception(exc)).rstrip())
         log.error("digest of %s not written: %s", reader.email, detail,
-                  extra={"fields": {"event": "digest-error", "email": reader.email, "detail": detail}, "trace": trace})
+                  extra={"fields": {"event": "digest-error", "email": reader.email, "detail": detail},
+                         "trace": reader_traceback(reader, exc)})
+
+
+def reader_error(reader: Subscriber, stage: str, exc: Exception) -> str:
+    """What one reader's digest raised, in one line for reports and logs: ``rendering raised
+    RuntimeError: ...``, the reader's link secret blanked (``send`` and ``digest`` alike)."""
+    return redact.without(reader.token, f"{stage} raised {type(exc).__name__}: {exc}")
+
+
+def reader_traceback(reader: Subscriber, exc: Exception) -> str:
+    """The traceback of what one reader's digest raised, for the log, their link secret blanked."""
+    return redact.without(reader.token, "".join(traceback.format_exception(exc)).rstrip())
 
 
 # -- feeds --------------------------------------------------------------------------
