@@ -11,8 +11,11 @@ a naive per-subscriber regex loop timed on a sample and extrapolated.
 ``--peers 1000,10000,100000`` instead times paperwire against tantivy (``pip install
 '.[bench]'``) and SQLite FTS5 on the same topics and papers at each number of
 subscribers: each engine indexes the papers and answers every distinct topic with all
-its hits, best first (paperwire: compile + match; the peers: build an in-memory index,
-then one query per distinct topic). Medians of ``--repeat`` runs, interleaved.
+its hits, best first (paperwire: compile + match as a run without an embedder does it,
+``split.match_words``, which splits a large run over two processes; the peers: build an
+in-memory index, then one query per distinct topic). Medians of ``--repeat`` runs, interleaved.
+Without ``--meaning``, the main figure is that same path (``--one-process`` times compiling
+and matching apart, in one process).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from paperwire.match import ACRONYMS, Match, compile_queries
+from paperwire.match import ACRONYMS, Match, compile_queries, split
 from paperwire.models import Paper
 
 SEED_FILE = Path(__file__).resolve().parent.parent / "seeds" / "000_f1d956a196093e66.txt"
@@ -249,6 +252,14 @@ def meaning_and_words(topics: list[tuple[object, str]], papers: list[Paper], vec
     return None, results, (0.0, time.perf_counter() - wall, 0.0, time.process_time() - cpu)
 
 
+def words_alone(topics: list[tuple[object, str]], papers: list[Paper]) -> tuple[Any, dict, tuple]:
+    """Match by words alone as a run with no embedder does (``split.match_words``: a large run
+    splits its topics over two processes); compiling is inside the one figure."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    results = split.match_words(topics, papers, None)
+    return None, results, (0.0, time.perf_counter() - wall, 0.0, time.process_time() - cpu)
+
+
 def compile_and_match(
     topics: list[tuple[object, str]], papers: list[Paper], limit: int | None
 ) -> tuple[Any, dict[Any, Sequence[Match]], tuple[float, float, float, float]]:
@@ -345,7 +356,7 @@ def compare_with_peers(sizes: list[int], papers: list[Paper], vocab: Vocabulary,
         times: dict[str, list[float]] = {"paperwire": [], "tantivy": [], "FTS5": []}
         for _ in range(repeat):
             for name, run in (
-                ("paperwire", lambda: compile_and_match(topics, papers, None)),
+                ("paperwire", lambda: words_alone(topics, papers)),
                 ("tantivy", lambda: tantivy_run(distinct, papers)),
                 ("FTS5", lambda: fts5_run(distinct, papers)),
             ):
@@ -366,7 +377,10 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--papers", type=int, default=1_000)
     parser.add_argument("--naive-sample", type=int, default=500, help="subscribers timed with the naive loop")
-    parser.add_argument("--limit", type=int, default=None, help="keep only the best N matches per topic")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="keep only the best N matches per topic (words alone, in one process)")
+    parser.add_argument("--one-process", action="store_true",
+                        help="words alone: compile, then match, in this process (timed apart), never split")
     parser.add_argument("--repeat", type=int, default=1, help="compile and match this many times (fresh each time)")
     parser.add_argument("--peers", default=None, help="compare with tantivy and FTS5 at these subscriber counts: 1000,10000")
     parser.add_argument("--memory", action="store_true",
@@ -400,7 +414,8 @@ def main() -> None:
         if args.meaning:
             matcher, results, timing = meaning_and_words(topics, papers, synthetic_vectors(papers, random.Random(1)))
         else:
-            matcher, results, timing = compile_and_match(topics, papers, args.limit)
+            matcher, results, timing = (compile_and_match(topics, papers, args.limit) if args.limit or args.one_process
+                                        else words_alone(topics, papers))
         timings.append(timing)
         compile_wall, match_wall, compile_cpu, match_cpu = timing
         label = f"run {attempt + 1}: " if args.repeat > 1 else ""
@@ -420,10 +435,12 @@ def main() -> None:
             f"distinct queries {matcher.distinct_queries:,}, distinct terms {matcher.distinct_terms:,}"
             " (a run of words becomes a phrase term only when a listing needs it)"
         )
-    else:
+    elif args.meaning:
         by_meaning = sum(1 for ranking in {id(r): r for r in results.values()}.values()
                          for position in range(len(ranking)) if ranking[position].why[-1] != "words")
         print(f"distinct queries {len({id(r) for r in results.values()}):,}; matches found by meaning: {by_meaning:,}")
+    else:
+        print(f"distinct topics {len({text for _, text in topics}):,} (words alone: split.match_words)")
     print(f"matches: {total_matches:,} over all topics ({distinct_matches:,} for distinct queries)")
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"peak RSS {peak_rss_mb():.0f} MB (before compiling: {rss_before:.0f} MB)"

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from paperwire import dispatch, pipeline, render
+from paperwire.match import split
 from paperwire.config import Settings
 from paperwire.store import Store
 from paperwire.store.schema import subscribers, topics
@@ -249,8 +250,8 @@ def test_matching_finds_the_owners_whose_queries_raise_and_keeps_the_others_resu
 
 def test_a_bad_query_is_named_by_its_text_and_costs_no_extra_matching_pass(seed_papers, monkeypatch):
     passes = []
-    real = pipeline.compile_queries
-    monkeypatch.setattr(pipeline, "compile_queries", lambda *a, **k: passes.append(1) or real(*a, **k))
+    real = split.match_words
+    monkeypatch.setattr(split, "match_words", lambda *a, **k: passes.append(1) or real(*a, **k))
     errors = []
     found = pipeline.match_each([(0, [((0, 0), "LLM")]), (1, [((1, 0), UNPARSEABLE)])], seed_papers, None,
                                 on_error=lambda owner, exc: errors.append((owner, str(exc))))
@@ -261,15 +262,14 @@ def test_a_bad_query_is_named_by_its_text_and_costs_no_extra_matching_pass(seed_
 def test_halving_finds_owners_whose_matching_raises_and_their_errors_stand_alone(seed_papers, monkeypatch):
     """A fault the parser cannot see (here injected for queries naming "poison"): found by
     halving, and each owner's error carries no traceback of the searches before it."""
-    real = pipeline.compile_queries
+    real = split.match_words
 
-    def compile_queries(pairs, acronyms):
-        pairs = list(pairs)
+    def match_words(pairs, papers, acronyms):
         if any("poison" in text for _, text in pairs):
             raise RuntimeError("injected fault in matching")
-        return real(pairs, acronyms)
+        return real(pairs, papers, acronyms)
 
-    monkeypatch.setattr(pipeline, "compile_queries", compile_queries)
+    monkeypatch.setattr(split, "match_words", match_words)
     groups = [(n, [((n, 0), "LLM" if n not in (5, 6, 30) else "LLM OR poison")]) for n in range(32)]
     errors = []
     found = pipeline.match_each(groups, seed_papers, None, on_error=lambda owner, exc: errors.append((owner, exc)))

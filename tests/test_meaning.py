@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from paperwire.errors import QueryError
-from paperwire.match import match_one, meaning, split
+from paperwire.match import compile_queries, match_one, meaning, split
 from paperwire.match.acronyms import AcronymTable
 from paperwire.models import Paper
 from paperwire.normalize import referenced_id
@@ -338,6 +338,63 @@ def test_a_failed_second_process_costs_time_not_results(seed_papers: list[Paper]
         signal.signal(signal.SIGTERM, previous)
     assert used == [False]
     assert "matching its share here" in caplog.text
+    assert {key: list(ranking) for key, ranking in got.items()} == {key: list(ranking) for key, ranking in expected.items()}
+
+
+def _words_topics(papers: list[Paper], count: int, seed: int) -> list[str]:
+    """Generated topics without the meaning-only kinds (``like:``, ``meaning:``), which words alone refuse."""
+    return [topic for topic in _generated_topics(papers, count, random.Random(seed))
+            if "like:" not in topic and "meaning:" not in topic]
+
+
+def test_words_alone_split_over_two_processes_rank_and_explain_as_one(seed_papers: list[Paper],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``split.match_words`` (a large words-only run: each process parses, plans and matches
+    half the distinct topics) gives every key what ``compile_queries`` gives it: the same
+    papers, scores, terms and spans; keys with the same topic share one ranking."""
+    papers = list(seed_papers[:40])
+    topics = _words_topics(papers, 200, 21)
+    pairs = [(n, text) for n, text in enumerate(topics)] + [(f"again {n}", text) for n, text in enumerate(topics[:30])]
+    expected = compile_queries(pairs).match(papers)
+    used = _split_runs(monkeypatch)
+    got = split.match_words(pairs, papers, None)
+    assert used == [True]  # the child's own rankings, explained here
+    assert got.keys() == expected.keys()
+    for key, text in pairs:
+        assert list(got[key]) == list(expected[key]), text  # Match: id, rank, score, terms with their spans
+    assert sum(len(ranking) for ranking in got.values()) > 200
+    assert got[0] is got["again 0"]
+
+
+@pytest.mark.parametrize("where", ["this process's half", "the child's half"])
+def test_a_bad_topic_in_a_split_words_run_is_named(seed_papers: list[Paper], where: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Callers check topics first (pipeline.py), but a bad one that gets through is still
+    named: by its key in this process's half (as compile_queries names it), by its text in
+    the child's, whose failure this process sees when it matches that half itself."""
+    papers = list(seed_papers[:10])
+    pairs = [(n, text) for n, text in enumerate(_words_topics(papers, 20, 3))]
+    bad = (0 if where == "this process's half" else len(pairs) - 1, 'scaling "laws')
+    pairs[bad[0]] = bad
+    _split_runs(monkeypatch)
+    with pytest.raises(QueryError, match=re.escape(f"topic {bad[0] if bad[0] == 0 else bad[1]!r}: unbalanced quote")):
+        split.match_words(pairs, papers, None)
+
+
+def test_a_failed_child_of_a_words_run_costs_time_not_results(seed_papers: list[Paper],
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    papers = list(seed_papers[:40])
+    pairs = list(enumerate(_words_topics(papers, 80, 8)))
+    expected = compile_queries(pairs).match(papers)
+    used = _split_runs(monkeypatch)
+
+    def broken(*args: object) -> None:  # runs in the child, after its plans were sent
+        raise MemoryError("no more")
+
+    monkeypatch.setattr(split, "_as_data", broken)
+    got = split.match_words(pairs, papers, None)
+    assert used == [False] and "matching its share here" in caplog.text
     assert {key: list(ranking) for key, ranking in got.items()} == {key: list(ranking) for key, ranking in expected.items()}
 
 

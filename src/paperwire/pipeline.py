@@ -21,7 +21,7 @@ from . import digest, feeds, files, mail, redact, sources
 from .config import MAX_LISTING_BYTES, Settings
 from .errors import QueryError, SourceError
 from .digest import Found
-from .match import compile_queries
+from .match import split
 from .models import Digest, StoredPaper, Subscriber
 from .query import parse_query
 from .store import FetchValidators, IngestCounts, ReaderHistory, Store
@@ -296,7 +296,7 @@ def match_each(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]], papers
 
     def attempt(chosen: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]]) -> dict[Key, Found]:
         pairs = [pair for _, pairs in chosen for pair in pairs]
-        return matcher(pairs) if matcher is not None else compile_queries(pairs, acronyms).match(papers)
+        return matcher(pairs) if matcher is not None else split.match_words(pairs, papers, acronyms)
 
     def isolate(chosen: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]]) -> dict[Key, Found]:
         try:

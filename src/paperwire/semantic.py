@@ -26,7 +26,7 @@ from .config import Settings
 from .digest import Found
 from .embeddings import Embedder, get_embedder, text_key
 from .errors import EmbedderError, QueryError
-from .match import compile_queries, meaning
+from .match import meaning, split
 from .match.acronyms import AcronymTable
 from .match.meaning import PaperSpace, Vectors
 from .normalize import referenced_id
@@ -349,4 +349,4 @@ def match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence[Paper], sett
             return meaning.match_topics(pairs, papers, settings.acronyms, vectors)
         except EmbedderError as exc:
             log.error("matching by words alone: %s", exc, extra={"fields": {"event": "embed-error", "error": str(exc)}})
-    return compile_queries(pairs, settings.acronyms).match(papers)
+    return split.match_words(pairs, papers, settings.acronyms)

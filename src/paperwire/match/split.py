@@ -3,8 +3,9 @@
 Parsing, planning and matching are pure Python and hold the interpreter, so a second
 core helps only from a second process. For a large run (``SPLIT_FROM`` distinct queries
 or more, on a machine with two cores or more where ``fork`` exists) :class:`ForkedWordPass`
-forks a child that plans and matches a share of the distinct queries (parsed already: the
-child inherits them) while this process does the rest, and meaning's work (``match.meaning``).
+forks a child that plans and matches a share of the distinct queries while this process does
+the rest: with meaning's work (``match.meaning``; the queries are parsed already there, and
+the child inherits them), or alone (:func:`match_words`; each process parses its own share).
 
 Rankings explain themselves lazily: ``Ranking`` looks its terms up in the listing's index
 when a match is first read, and the child's index dies with the child. So the child says,
@@ -34,7 +35,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from paperwire.match.evaluate import Findings
-from paperwire.match.matcher import ExtraAcronyms, Matched, Matcher, Wanted
+from paperwire.match.matcher import ExtraAcronyms, Key, Matched, Matcher, Wanted, bulk_allocation, compile_queries
 from paperwire.match.results import Ranking, TermFinding
 from paperwire.query import Query
 
@@ -52,11 +53,41 @@ SPLIT_FROM = 120_000
 # of planning and matching for all topics), and its thread of matrix products takes turns with
 # both: 0.7 to 0.8 finished both processes at about the same time (bench/README.md).
 CHILD_SHARE = 0.75
+# The child's share when words are all there is to match (``match_words``): both processes
+# parse, plan and match their own share, so halves finish together.
+WORDS_CHILD_SHARE = 0.5
 # How long this process waits for each of the child's two messages before it gives up on the
 # child (ends it and matches its share itself). A fork of a process with threads can leave the
 # child stuck on a lock some other thread held; a stuck child must cost time, never the run.
 # At 100,000 readers the child's longest step takes ~5 s.
 CHILD_PATIENCE_SECONDS = 300.0
+
+
+def match_words(pairs: Sequence[tuple[Key, str]], papers: Sequence,
+                acronyms: ExtraAcronyms | None) -> dict[Key, Ranking]:
+    """Every (key, topic) matched by words alone: ``compile_queries(pairs).match(papers)``.
+
+    A large run (:func:`worth_splitting`) forks a child that parses, plans and matches half
+    of the distinct topics while this process does the other half."""
+    texts = list(dict.fromkeys(text for _, text in pairs))
+    child = None
+    if worth_splitting(len(texts)):
+        mine = len(texts) - round(len(texts) * WORDS_CHILD_SHARE)
+        child = fork_word_pass(texts[mine:], texts[mine:], papers, acronyms)  # the child parses its own
+    if child is None:
+        return compile_queries(pairs, acronyms).match(papers)
+    try:
+        first_key = {}
+        for key, text in pairs:
+            first_key.setdefault(text, key)
+        matcher = compile_queries(((first_key[text], text) for text in texts[:mine]), acronyms)
+        with bulk_allocation():
+            matched = matcher.match_all(papers, also=child.wanted())
+            ranking_of = {text: matched.rankings[first_key[text]] for text in texts[:mine]}
+            ranking_of.update(zip(texts[mine:], child.rankings(matched), strict=True))
+    finally:
+        child.close()
+    return {key: ranking_of[text] for key, text in pairs}
 
 
 def worth_splitting(distinct_queries: int) -> bool:
@@ -81,7 +112,7 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def fork_word_pass(queries: Sequence[Query], texts: Sequence[str], papers: Sequence,
+def fork_word_pass(queries: Sequence[Query | str], texts: Sequence[str], papers: Sequence,
                    acronyms: ExtraAcronyms | None) -> ForkedWordPass | None:
     """A :class:`ForkedWordPass`, or None when no process can be started now (out of memory
     or processes): then the caller matches every topic itself."""
@@ -100,7 +131,7 @@ class ForkedWordPass:
     :meth:`close` in any case.
     """
 
-    def __init__(self, queries: Sequence[Query], texts: Sequence[str], papers: Sequence,
+    def __init__(self, queries: Sequence[Query | str], texts: Sequence[str], papers: Sequence,
                  acronyms: ExtraAcronyms | None):
         self._queries = queries
         self._texts = texts
@@ -129,11 +160,11 @@ class ForkedWordPass:
         keep :meth:`wanted`); matched here instead if the child failed."""
         sent = self._next()
         if sent is None:
-            matcher: Matcher[int] = Matcher(self._acronyms)
-            for key, (query, text) in enumerate(zip(self._queries, self._texts, strict=True)):
-                matcher.add(key, query, text)
+            matcher: Matcher[str] = Matcher(self._acronyms)
+            for query, text in zip(self._queries, self._texts, strict=True):
+                matcher.add(text, query, text)  # keyed by its text: a bad topic's error names it
             fallback = matcher.match(self._papers)
-            return [fallback[key] for key in range(len(self._texts))]
+            return [fallback[text] for text in self._texts]
         rankings, described = sent
         terms = ChildTerms(described, matched.findings)
         nothing = Ranking(self._papers, [], [], (), terms)
@@ -208,7 +239,7 @@ def _read_all(receive: Any, inbox: queue.Queue[bytes | None]) -> None:
         receive.close()
 
 
-def _child(queries: Sequence[Query], texts: Sequence[str], papers: Sequence, acronyms: ExtraAcronyms | None,
+def _child(queries: Sequence[Query | str], texts: Sequence[str], papers: Sequence, acronyms: ExtraAcronyms | None,
            send: Any, parent: int) -> None:
     """The child's whole life: plan, say what the index must keep, match, send the rankings."""
     for signum in (signal.SIGTERM, signal.SIGINT):  # not the parent's handlers (the daemon's stop): end at once
