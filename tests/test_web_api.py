@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -115,15 +116,17 @@ def test_topics_crud(site: Site) -> None:
 schemathesis = pytest.importorskip("schemathesis")
 
 
+# Its database's folder, removed when the test process exits (it lives as long as the module).
+_SCHEMA_FOLDER = tempfile.TemporaryDirectory(prefix="paperwire-schemathesis-", ignore_cleanup_errors=True)
+
+
 def _schema_app():
     """One app (own temporary database) for all generated cases; made when this module is collected.
 
     (``schemathesis.pytest.from_fixture`` would be tidier, but schemathesis 4.32 breaks
     on pytest 9 there: it reads ``request.node._nodeid``.)
     """
-    import tempfile
-
-    made = make_site(sqlite_url, Path(tempfile.mkdtemp(prefix="paperwire-schemathesis-")))  # made at collection: SQLite
+    made = make_site(sqlite_url, Path(_SCHEMA_FOLDER.name))  # made at collection: SQLite
     made.store.add_public_topic(make_topic("Trending", "*", public=True))
     return made.client.app
 
