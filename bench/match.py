@@ -354,7 +354,9 @@ def compare_with_peers(sizes: list[int], papers: list[Paper], vocab: Vocabulary,
         topics = [((who, n), topic) for who, mine in enumerate(subscribers) for n, topic in enumerate(mine)]
         distinct = list(dict.fromkeys(topic for _, topic in topics))
         times: dict[str, list[float]] = {"paperwire": [], "tantivy": [], "FTS5": []}
+        splits = 0  # paperwire runs that split over two processes (split.worth_splitting: size and load)
         for _ in range(repeat):
+            splits += split.worth_splitting(len(distinct))
             for name, run in (
                 ("paperwire", lambda: words_alone(topics, papers)),
                 ("tantivy", lambda: tantivy_run(distinct, papers)),
@@ -369,6 +371,7 @@ def compare_with_peers(sizes: list[int], papers: list[Paper], vocab: Vocabulary,
         print(
             f"{size:>11,} {len(topics):>8,} {len(distinct):>8,} | {medians['paperwire']:>8.2f}s"
             f" {medians['tantivy']:>7.2f}s {medians['FTS5']:>7.2f}s"
+            + (f"   (paperwire split in {splits} of {repeat} runs)" if splits else "")
         )
 
 

@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 
 from paperwire.errors import QueryError
+from paperwire import semantic
+from paperwire.config import Settings
 from paperwire.match import compile_queries, match_one, meaning, split
 from paperwire.match.acronyms import AcronymTable
 from paperwire.models import Paper
@@ -272,7 +274,7 @@ def _split_runs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
         return found
 
     monkeypatch.setattr(split, "SPLIT_FROM", 2)
-    monkeypatch.setattr(split.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(split, "usable_cores", lambda: 2)  # also on a runner that gives this process one core
     monkeypatch.setattr(split.os, "getloadavg", lambda: (0.4, 0.4, 0.4))
     monkeypatch.setattr(split.ForkedWordPass, "rankings", recorded)
     monkeypatch.setattr(meaning, "TOPICS_READ_AT_ONCE", 32)
@@ -351,34 +353,77 @@ def test_words_alone_split_over_two_processes_rank_and_explain_as_one(seed_paper
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """``split.match_words`` (a large words-only run: each process parses, plans and matches
     half the distinct topics) gives every key what ``compile_queries`` gives it: the same
-    papers, scores, terms and spans; keys with the same topic share one ranking."""
+    papers, scores, terms and spans; keys with the same topic share one ranking, in either
+    half; a key given twice keeps its last topic's, as in a dict."""
     papers = list(seed_papers[:40])
     topics = _words_topics(papers, 200, 21)
-    pairs = [(n, text) for n, text in enumerate(topics)] + [(f"again {n}", text) for n, text in enumerate(topics[:30])]
+    pairs: list[tuple[object, str]] = [("twice", topics[0]), ("twice", topics[1])]  # the first key of both topics
+    pairs += [(n, text) for n, text in enumerate(topics)]
+    pairs += [(f"again {n}", text) for n, text in enumerate(topics[:15] + topics[-15:])]
     expected = compile_queries(pairs).match(papers)
     used = _split_runs(monkeypatch)
     got = split.match_words(pairs, papers, None)
     assert used == [True]  # the child's own rankings, explained here
-    assert got.keys() == expected.keys()
+    assert list(got) == list(expected)
     for key, text in pairs:
         assert list(got[key]) == list(expected[key]), text  # Match: id, rank, score, terms with their spans
     assert sum(len(ranking) for ranking in got.values()) > 200
-    assert got[0] is got["again 0"]
+    assert got[0] is got["again 0"] and got[len(topics) - 1] is got["again 29"]  # this half's, the child's
+    assert list(got["twice"]) == list(got[1]) and list(got[0]) != list(got[1])
+
+
+def test_words_alone_with_no_embedder_split_too(seed_papers: list[Paper], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``semantic.match_topics`` matches by words alone when no model is set, and a large run
+    of that is split as well (the path digests take with ``relevance.embedder = "off"``)."""
+    papers = list(seed_papers[:40])
+    pairs = list(enumerate(_words_topics(papers, 60, 4)))
+    used = _split_runs(monkeypatch)
+    got = semantic.match_topics(pairs, papers, Settings(relevance_embedder="off"), None)
+    assert used == [True]
+    expected = compile_queries(pairs).match(papers)
+    assert {key: list(ranking) for key, ranking in got.items()} == {key: list(ranking) for key, ranking in expected.items()}
 
 
 @pytest.mark.parametrize("where", ["this process's half", "the child's half"])
-def test_a_bad_topic_in_a_split_words_run_is_named(seed_papers: list[Paper], where: str,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """Callers check topics first (pipeline.py), but a bad one that gets through is still
-    named: by its key in this process's half (as compile_queries names it), by its text in
-    the child's, whose failure this process sees when it matches that half itself."""
+def test_a_bad_topic_in_a_split_words_run_is_named_as_compile_queries_names_it(
+        seed_papers: list[Paper], where: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Callers check topics first (pipeline.py), but a bad one that gets through is refused
+    as ``compile_queries`` refuses it: named by its caller's key, in either half, before any
+    paper is matched, and the child's refusal is no failure of the child (nothing logged)."""
     papers = list(seed_papers[:10])
-    pairs = [(n, text) for n, text in enumerate(_words_topics(papers, 20, 3))]
-    bad = (0 if where == "this process's half" else len(pairs) - 1, 'scaling "laws')
-    pairs[bad[0]] = bad
+    pairs: list[tuple[object, str]] = [(("reader", n), text) for n, text in enumerate(_words_topics(papers, 20, 3))]
+    at = 0 if where == "this process's half" else len(pairs) - 1
+    pairs[at] = (("reader", at), 'scaling "laws')
+    with pytest.raises(QueryError) as expected:
+        compile_queries(pairs)
     _split_runs(monkeypatch)
-    with pytest.raises(QueryError, match=re.escape(f"topic {bad[0] if bad[0] == 0 else bad[1]!r}: unbalanced quote")):
+    monkeypatch.setattr(split.Matcher, "match_all", lambda *args, **kwargs: pytest.fail("matched before refusing"))
+    with pytest.raises(QueryError) as got:
         split.match_words(pairs, papers, None)
+    assert (str(got.value), got.value.query, got.value.position) == (
+        str(expected.value), expected.value.query, expected.value.position)
+    assert str(got.value).startswith(f"topic ('reader', {at}): unbalanced quote")
+    assert "second matching process" not in caplog.text
+
+
+def test_a_child_that_cannot_be_listened_to_is_ended_and_the_run_goes_on(seed_papers: list[Paper],
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """If the thread that reads the child's messages cannot start (no threads left), the
+    child, already forked, is ended at once, and this process matches every topic itself."""
+    papers = list(seed_papers[:20])
+    pairs = list(enumerate(_words_topics(papers, 30, 9)))
+    expected = compile_queries(pairs).match(papers)
+    _split_runs(monkeypatch)
+
+    def no_thread(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(split.threading.Thread, "start", no_thread)
+    got = split.match_words(pairs, papers, None)
+    assert "no second matching process (can't start new thread)" in caplog.text
+    assert split.multiprocessing.active_children() == []  # ended and reaped, not left running
+    assert {key: list(ranking) for key, ranking in got.items()} == {key: list(ranking) for key, ranking in expected.items()}
 
 
 def test_a_failed_child_of_a_words_run_costs_time_not_results(seed_papers: list[Paper],

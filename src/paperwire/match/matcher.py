@@ -103,7 +103,7 @@ class Matcher(Generic[Key]):
 
     def _plan_text(self, key: Key, text: str) -> int:
         """The plan of a query string, shared with every query that renders the same."""
-        parsed = _parse_for(key, text)
+        parsed = parse_topic(key, text)
         return self._plan_parsed(parsed, render_query(parsed))
 
     def _plan_parsed(self, parsed: Query, canonical: str) -> int:
@@ -200,11 +200,17 @@ class Matched(Generic[Key]):
         return found
 
 
-def _parse_for(key: Key, text: str) -> Query:
+def parse_topic(key: Hashable, text: str) -> Query:
+    """``parse_query(text)``; a refusal names the topic by its caller's key (``refused_topic``)."""
     try:
         return parse_query(text)
     except QueryError as error:
-        raise QueryError(f"topic {key!r}: {error.reason}", query=text, position=error.position) from error
+        raise refused_topic(key, error) from error
+
+
+def refused_topic(key: Hashable, error: QueryError) -> QueryError:
+    """``error``, raised by the parser for a topic, naming the topic by its caller's key."""
+    return QueryError(f"topic {key!r}: {error.reason}", query=error.query, position=error.position)
 
 
 def compile_queries(queries: Iterable[tuple[Key, str | Query]], acronyms: ExtraAcronyms | None = None) -> Matcher[Key]:

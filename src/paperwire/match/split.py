@@ -31,13 +31,17 @@ import pickle
 import queue
 import signal
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 from paperwire.match.evaluate import Findings
-from paperwire.match.matcher import ExtraAcronyms, Key, Matched, Matcher, Wanted, bulk_allocation, compile_queries
+from paperwire.errors import QueryError
+from paperwire.match.matcher import (ExtraAcronyms, Key, Matched, Matcher, Wanted, bulk_allocation, compile_queries,
+                                     parse_topic, refused_topic)
 from paperwire.match.results import Ranking, TermFinding
-from paperwire.query import Query
+from paperwire.query import Query, parse_query
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,8 @@ _PR_SET_PDEATHSIG = 1  # prctl(2)
 # Distinct queries from which a second process pays for its fixed costs (a second paper index,
 # the fork, the messages): at 1,000 papers, 80,000 distinct topics ran no faster split (4.9-5.0 s
 # against 4.7-5.0 s), 159,000 ran 0.9 s faster (7.3-7.7 s against 8.2-8.6 s; bench/README.md).
+# Measured with meaning; words alone at 159,000 ran 1.5 s faster split (4.5-4.8 s against 6.1-6.2
+# s), and where it starts to pay for them was not measured.
 SPLIT_FROM = 120_000
 # The child's share of the distinct queries. This process also parses every topic, reads the
 # meaning parts and their vectors, plans and evaluates the parts' literal conditions, builds
@@ -65,7 +71,8 @@ CHILD_PATIENCE_SECONDS = 300.0
 
 def match_words(pairs: Sequence[tuple[Key, str]], papers: Sequence,
                 acronyms: ExtraAcronyms | None) -> dict[Key, Ranking]:
-    """Every (key, topic) matched by words alone: ``compile_queries(pairs).match(papers)``.
+    """Every (key, topic) matched by words alone, with the built-in acronyms and ``acronyms``:
+    what ``compile_queries(pairs, acronyms).match(papers)`` gives, bad topics refused alike.
 
     A large run (:func:`worth_splitting`) forks a child that parses, plans and matches half
     of the distinct topics while this process does the other half."""
@@ -76,18 +83,27 @@ def match_words(pairs: Sequence[tuple[Key, str]], papers: Sequence,
         child = fork_word_pass(texts[mine:], texts[mine:], papers, acronyms)  # the child parses its own
     if child is None:
         return compile_queries(pairs, acronyms).match(papers)
+    first_key: dict[str, Key] = {}
+    for key, text in pairs:
+        first_key.setdefault(text, key)
+
+    def named(ask: Callable[[], T]) -> T:
+        try:
+            return ask()
+        except QueryError as error:  # a topic of the child's half does not parse
+            raise refused_topic(first_key[error.query], error) from None
+
     try:
-        first_key = {}
-        for key, text in pairs:
-            first_key.setdefault(text, key)
-        matcher = compile_queries(((first_key[text], text) for text in texts[:mine]), acronyms)
+        matcher: Matcher[int] = Matcher(acronyms)
         with bulk_allocation():
-            matched = matcher.match_all(papers, also=child.wanted())
-            ranking_of = {text: matched.rankings[first_key[text]] for text in texts[:mine]}
-            ranking_of.update(zip(texts[mine:], child.rankings(matched), strict=True))
+            for topic, text in enumerate(texts[:mine]):
+                matcher.add(topic, parse_topic(first_key[text], text), text)
+            matched = matcher.match_all(papers, also=named(child.wanted))
+            rankings = [matched.rankings[topic] for topic in range(mine)] + named(lambda: child.rankings(matched))
     finally:
         child.close()
-    return {key: ranking_of[text] for key, text in pairs}
+    topic_of = {text: topic for topic, text in enumerate(texts)}
+    return {key: rankings[topic_of[text]] for key, text in pairs}
 
 
 def worth_splitting(distinct_queries: int) -> bool:
@@ -118,7 +134,7 @@ def fork_word_pass(queries: Sequence[Query | str], texts: Sequence[str], papers:
     or processes): then the caller matches every topic itself."""
     try:
         return ForkedWordPass(queries, texts, papers, acronyms)
-    except OSError as error:
+    except (OSError, RuntimeError) as error:  # RuntimeError: no thread to read the child's messages
         log.warning("no second matching process (%s); matching every topic here", error)
         return None
 
@@ -147,12 +163,19 @@ class ForkedWordPass:
         # process to reach the point where it needs a message.
         self._inbox: queue.Queue[bytes | None] = queue.Queue()
         self._reader = threading.Thread(target=_read_all, args=(receive, self._inbox), daemon=True)
-        self._reader.start()
+        try:
+            self._reader.start()
+        except BaseException:
+            self._process.kill()  # no one would read it: it must not outlive this error
+            self._process.join()
+            receive.close()
+            raise
         self._failed = False
         self._received = 0
 
     def wanted(self) -> Wanted | None:
-        """What the child's queries want of a paper index; None if the child failed."""
+        """What the child's queries want of a paper index; None if the child failed. A topic
+        given as text that does not parse raises the parser's QueryError (``query`` is the text)."""
         return self._next()
 
     def rankings(self, matched: Matched) -> list[Ranking]:
@@ -160,11 +183,11 @@ class ForkedWordPass:
         keep :meth:`wanted`); matched here instead if the child failed."""
         sent = self._next()
         if sent is None:
-            matcher: Matcher[str] = Matcher(self._acronyms)
-            for query, text in zip(self._queries, self._texts, strict=True):
-                matcher.add(text, query, text)  # keyed by its text: a bad topic's error names it
+            matcher: Matcher[int] = Matcher(self._acronyms)
+            for key, (query, text) in enumerate(zip(self._queries, self._texts, strict=True)):
+                matcher.add(key, parse_query(query) if isinstance(query, str) else query, text)  # as wanted() raises
             fallback = matcher.match(self._papers)
-            return [fallback[text] for text in self._texts]
+            return [fallback[key] for key in range(len(self._texts))]
         rankings, described = sent
         terms = ChildTerms(described, matched.findings)
         nothing = Ranking(self._papers, [], [], (), terms)
@@ -195,6 +218,8 @@ class ForkedWordPass:
             log.warning("the second matching process ended early; matching its share here")
             return None
         found = pickle.loads(message)
+        if isinstance(found, _Refused):  # the caller's input, not the child's failure: no fallback
+            raise QueryError(found.reason, query=self._texts[found.topic], position=found.position)
         if isinstance(found, _Failed):
             self._failed = True
             log.warning("the second matching process failed (%s); matching its share here", found.error)
@@ -229,6 +254,14 @@ class _Failed:
         self.error = error
 
 
+class _Refused(NamedTuple):
+    """A topic the child was given as text does not parse: which one, and the parser's words."""
+
+    topic: int
+    reason: str
+    position: int
+
+
 def _read_all(receive: Any, inbox: queue.Queue[bytes | None]) -> None:
     try:
         while True:
@@ -249,6 +282,12 @@ def _child(queries: Sequence[Query | str], texts: Sequence[str], papers: Sequenc
     try:
         matcher: Matcher[int] = Matcher(acronyms)
         for key, (query, text) in enumerate(zip(queries, texts, strict=True)):
+            if isinstance(query, str):
+                try:
+                    query = parse_query(query)
+                except QueryError as error:  # told as it is: the parent names the topic as its caller does
+                    send.send_bytes(pickle.dumps(_Refused(key, error.reason, error.position)))
+                    return
             matcher.add(key, query, text)
         send.send_bytes(pickle.dumps(matcher.wanted(), pickle.HIGHEST_PROTOCOL))
         matched = matcher.match_all(papers)
