@@ -103,7 +103,7 @@ class Matcher(Generic[Key]):
 
     def _plan_text(self, key: Key, text: str) -> int:
         """The plan of a query string, shared with every query that renders the same."""
-        parsed = parse_topic(key, text)
+        parsed = _parse_for(key, text)
         return self._plan_parsed(parsed, render_query(parsed))
 
     def _plan_parsed(self, parsed: Query, canonical: str) -> int:
@@ -200,8 +200,7 @@ class Matched(Generic[Key]):
         return found
 
 
-def parse_topic(key: Hashable, text: str) -> Query:
-    """``parse_query(text)``; a refusal names the topic by its caller's key (``refused_topic``)."""
+def _parse_for(key: Key, text: str) -> Query:
     try:
         return parse_query(text)
     except QueryError as error:

@@ -31,17 +31,15 @@ import pickle
 import queue
 import signal
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, TypeVar
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
-from paperwire.match.evaluate import Findings
 from paperwire.errors import QueryError
+from paperwire.match.evaluate import Findings
 from paperwire.match.matcher import (ExtraAcronyms, Key, Matched, Matcher, Wanted, bulk_allocation, compile_queries,
-                                     parse_topic, refused_topic)
+                                     refused_topic)
 from paperwire.match.results import Ranking, TermFinding
 from paperwire.query import Query, parse_query
-
-T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -83,23 +81,15 @@ def match_words(pairs: Sequence[tuple[Key, str]], papers: Sequence,
         child = fork_word_pass(texts[mine:], texts[mine:], papers, acronyms)  # the child parses its own
     if child is None:
         return compile_queries(pairs, acronyms).match(papers)
-    first_key: dict[str, Key] = {}
-    for key, text in pairs:
-        first_key.setdefault(text, key)
-
-    def named(ask: Callable[[], T]) -> T:
-        try:
-            return ask()
-        except QueryError as error:  # a topic of the child's half does not parse
-            raise refused_topic(first_key[error.query], error) from None
-
     try:
         matcher: Matcher[int] = Matcher(acronyms)
         with bulk_allocation():
             for topic, text in enumerate(texts[:mine]):
-                matcher.add(topic, parse_topic(first_key[text], text), text)
-            matched = matcher.match_all(papers, also=named(child.wanted))
-            rankings = [matched.rankings[topic] for topic in range(mine)] + named(lambda: child.rankings(matched))
+                matcher.add(topic, parse_query(text), text)
+            matched = matcher.match_all(papers, also=child.wanted())
+            rankings = [matched.rankings[topic] for topic in range(mine)] + child.rankings(matched)
+    except QueryError as error:  # a topic of either half does not parse: named as compile_queries names it
+        raise refused_topic(next(key for key, text in pairs if text == error.query), error) from error
     finally:
         child.close()
     topic_of = {text: topic for topic, text in enumerate(texts)}
