@@ -356,7 +356,7 @@ def compare_with_peers(sizes: list[int], papers: list[Paper], vocab: Vocabulary,
         times: dict[str, list[float]] = {"paperwire": [], "tantivy": [], "FTS5": []}
         splits = 0  # paperwire runs that split over two processes (split.worth_splitting: size and load)
         for _ in range(repeat):
-            splits += split.worth_splitting(len(distinct))
+            splits += split.worth_splitting(len(distinct), split.WORDS_SPLIT_FROM)
             for name, run in (
                 ("paperwire", lambda: words_alone(topics, papers)),
                 ("tantivy", lambda: tantivy_run(distinct, papers)),

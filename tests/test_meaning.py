@@ -274,6 +274,7 @@ def _split_runs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
         return found
 
     monkeypatch.setattr(split, "SPLIT_FROM", 2)
+    monkeypatch.setattr(split, "WORDS_SPLIT_FROM", 2)
     monkeypatch.setattr(split, "usable_cores", lambda: 2)  # also on a runner that gives this process one core
     monkeypatch.setattr(split.os, "getloadavg", lambda: (0.4, 0.4, 0.4))
     monkeypatch.setattr(split.ForkedWordPass, "rankings", recorded)
@@ -464,15 +465,19 @@ def test_a_run_that_cannot_start_a_process_matches_every_topic_itself(seed_paper
 def test_a_run_is_split_only_when_large_and_a_core_is_free(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(split, "usable_cores", lambda: 2)
     monkeypatch.setattr(split.os, "getloadavg", lambda: (0.9, 0.9, 0.9))
-    assert split.worth_splitting(split.SPLIT_FROM) and not split.worth_splitting(split.SPLIT_FROM - 1)
+    assert split.worth_splitting(split.SPLIT_FROM, split.SPLIT_FROM)
+    assert not split.worth_splitting(split.SPLIT_FROM - 1, split.SPLIT_FROM)
+    assert split.WORDS_SPLIT_FROM < split.SPLIT_FROM  # words alone: the second index is most of the fixed cost
+    assert split.worth_splitting(split.WORDS_SPLIT_FROM, split.WORDS_SPLIT_FROM)
+    assert not split.worth_splitting(split.WORDS_SPLIT_FROM - 1, split.WORDS_SPLIT_FROM)
     monkeypatch.setattr(split.os, "getloadavg", lambda: (1.6, 0.9, 0.9))  # the other core is busy
-    assert not split.worth_splitting(split.SPLIT_FROM)
+    assert not split.worth_splitting(split.SPLIT_FROM, split.SPLIT_FROM)
     monkeypatch.setattr(split.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     with monkeypatch.context() as inside:  # a daemonic process (a pool's worker) may not have children
         inside.setattr(split.multiprocessing, "current_process", lambda: type("Daemon", (), {"daemon": True})())
-        assert not split.worth_splitting(split.SPLIT_FROM)
+        assert not split.worth_splitting(split.SPLIT_FROM, split.SPLIT_FROM)
     monkeypatch.setattr(split, "usable_cores", lambda: 1)
-    assert not split.worth_splitting(split.SPLIT_FROM)
+    assert not split.worth_splitting(split.SPLIT_FROM, split.SPLIT_FROM)
 
 
 def test_the_cores_a_run_counts_are_those_it_may_use() -> None:

@@ -418,7 +418,8 @@ def _match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: 
     queries = [parse_query(text) for text in texts]
     # A large run matches the last distinct topics' words in a second process (match.split),
     # forked before this process starts a thread.
-    mine = len(texts) - round(len(texts) * split.CHILD_SHARE) if split.worth_splitting(len(texts)) else len(texts)
+    mine = (len(texts) - round(len(texts) * split.CHILD_SHARE) if split.worth_splitting(len(texts), split.SPLIT_FROM)
+            else len(texts))
     child = split.fork_word_pass(queries[mine:], texts[mine:], papers, acronyms) if mine < len(texts) else None
     if child is None:
         mine = len(texts)

@@ -2,9 +2,9 @@
 
 Parsing, planning and matching are pure Python and hold the interpreter, so a second
 core helps only from a second process. For a large run (``SPLIT_FROM`` distinct queries
-or more, on a machine with two cores or more where ``fork`` exists) :class:`ForkedWordPass`
-forks a child that plans and matches a share of the distinct queries while this process does
-the rest: with meaning's work (``match.meaning``; the queries are parsed already there, and
+or more with meaning, ``WORDS_SPLIT_FROM`` without, on a machine with two cores or more
+where ``fork`` exists) :class:`ForkedWordPass` forks a child that plans and matches a share
+of the distinct queries while this process does the rest: with meaning's work (``match.meaning``; the queries are parsed already there, and
 the child inherits them), or alone (:func:`match_words`; each process parses its own share).
 
 Rankings explain themselves lazily: ``Ranking`` looks its terms up in the listing's index
@@ -48,9 +48,12 @@ _PR_SET_PDEATHSIG = 1  # prctl(2)
 # Distinct queries from which a second process pays for its fixed costs (a second paper index,
 # the fork, the messages): at 1,000 papers, 80,000 distinct topics ran no faster split (4.9-5.0 s
 # against 4.7-5.0 s), 159,000 ran 0.9 s faster (7.3-7.7 s against 8.2-8.6 s; bench/README.md).
-# Measured with meaning; words alone at 159,000 ran 1.5 s faster split (4.5-4.8 s against 6.1-6.2
-# s), and where it starts to pay for them was not measured.
 SPLIT_FROM = 120_000
+# The same for words alone (``match_words``), where the child's half is all the work there is
+# and the second index is the larger share of the fixed costs: at 1,000 papers, 11,000 distinct
+# topics ran as fast split (1.18-1.44 s against 1.19-1.31 s), 18,000 ran 15% faster (1.42-1.67 s
+# against 1.68-1.75 s), 82,000 20% faster (3.24-3.53 s against 4.07-4.49 s; bench/README.md).
+WORDS_SPLIT_FROM = 15_000
 # The child's share of the distinct queries. This process also parses every topic, reads the
 # meaning parts and their vectors, plans and evaluates the parts' literal conditions, builds
 # its own index and fuses the rankings (about 5 s of CPU at 100,000 readers against about 6 s
@@ -76,7 +79,7 @@ def match_words(pairs: Sequence[tuple[Key, str]], papers: Sequence,
     of the distinct topics while this process does the other half."""
     texts = list(dict.fromkeys(text for _, text in pairs))
     child = None
-    if worth_splitting(len(texts)):
+    if worth_splitting(len(texts), WORDS_SPLIT_FROM):
         mine = len(texts) - round(len(texts) * WORDS_CHILD_SHARE)
         child = fork_word_pass(texts[mine:], texts[mine:], papers, acronyms)  # the child parses its own
     if child is None:
@@ -96,14 +99,15 @@ def match_words(pairs: Sequence[tuple[Key, str]], papers: Sequence,
     return {key: rankings[topic_of[text]] for key, text in pairs}
 
 
-def worth_splitting(distinct_queries: int) -> bool:
-    """Whether a run of this many distinct queries should split its word pass (see the module).
+def worth_splitting(distinct_queries: int, split_from: int) -> bool:
+    """Whether a run of this many distinct queries should split its word pass (see the module):
+    ``split_from`` distinct queries or more (``SPLIT_FROM`` with meaning, ``WORDS_SPLIT_FROM`` without).
 
     Only if a core is free: the split costs about 15% more CPU in all (a second paper index,
     terms both processes see, the rankings sent over), which a second core more than pays
     back; on a machine whose other work already keeps the other core busy (a load average
     of ``cores - 0.5`` or more) the same run was no faster split (bench/README.md)."""
-    if distinct_queries < SPLIT_FROM or "fork" not in multiprocessing.get_all_start_methods():
+    if distinct_queries < split_from or "fork" not in multiprocessing.get_all_start_methods():
         return False  # (no fork, no load average: Windows)
     cores = usable_cores()
     return (cores >= 2 and os.getloadavg()[0] < cores - 0.5
