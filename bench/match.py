@@ -247,16 +247,19 @@ def meaning_and_words(topics: list[tuple[object, str]], papers: list[Paper], vec
     """Compile, match by words and by meaning, fuse and rank: what a dispatch run does with vectors stored."""
     from paperwire.match import meaning
 
-    wall, cpu = time.perf_counter(), time.process_time()
-    results = meaning.match_topics(topics, papers, None, vectors)
-    return None, results, (0.0, time.perf_counter() - wall, 0.0, time.process_time() - cpu)
+    return _timed_whole(lambda: meaning.match_topics(topics, papers, None, vectors))
 
 
 def words_alone(topics: list[tuple[object, str]], papers: list[Paper]) -> tuple[Any, dict, tuple]:
     """Match by words alone as a run with no embedder does (``split.match_words``: a large run
     splits its topics over two processes); compiling is inside the one figure."""
+    return _timed_whole(lambda: split.match_words(topics, papers, None))
+
+
+def _timed_whole(match: Any) -> tuple[Any, dict, tuple]:
+    """``match()``'s results and its wall and CPU seconds as one figure (no compile step of its own)."""
     wall, cpu = time.perf_counter(), time.process_time()
-    results = split.match_words(topics, papers, None)
+    results = match()
     return None, results, (0.0, time.perf_counter() - wall, 0.0, time.process_time() - cpu)
 
 

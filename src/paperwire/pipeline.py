@@ -22,6 +22,7 @@ from .config import MAX_LISTING_BYTES, Settings
 from .errors import QueryError, SourceError
 from .digest import Found
 from .match import split
+from .match.matcher import refused_topic
 from .models import Digest, StoredPaper, Subscriber
 from .query import parse_query
 from .store import FetchValidators, IngestCounts, ReaderHistory, Store
@@ -330,7 +331,7 @@ def _parseable(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]],
                 parse_query(text)
                 refused[text] = None
             except QueryError as exc:  # named by its text: the reader and the operator know it so
-                refused[text] = QueryError(f"topic {text!r}: {exc.reason}", query=text, position=exc.position)
+                refused[text] = refused_topic(text, exc)
         return refused[text]
 
     kept = []
