@@ -24,7 +24,7 @@ from .digest import Found
 from .match import split
 from .match.matcher import refused_topic
 from .models import Digest, StoredPaper, Subscriber
-from .query import parse_query
+from .query import Query, as_query, query_text
 from .store import FetchValidators, IngestCounts, ReaderHistory, Store
 
 if TYPE_CHECKING:  # rendering loads MJML and Jinja: only when digests are written
@@ -227,7 +227,11 @@ def plan_digests(
     """
     stored = store.papers(since=edition - digest.WEEK + dt.timedelta(days=1), until=edition)
     papers = [item.paper for item in stored]
-    _ensure_vectors(store, settings, papers, [topic.query for reader in readers for topic in reader.topics])
+    report = None if on_error is None else (lambda reader, exc: on_error(reader, "matching", exc))
+    # Each distinct topic is parsed once for the run: the embedding step and matching take it so.
+    groups = parse_topics([(reader, [((index, topic_index), topic.query) for topic_index, topic in enumerate(reader.topics)])
+                           for index, reader in enumerate(readers)], report)
+    _ensure_vectors(store, settings, papers, [query for _, pairs in groups for _, query in pairs])
     by_id = {paper.id: paper for paper in papers}
     placements = {item.paper.id: digest.Placement(*newest_placement(item, edition)) for item in stored}
     if with_history:
@@ -236,9 +240,6 @@ def plan_digests(
     else:
         histories = {reader.id: ReaderHistory(None, None) for reader in readers}
         already_sent = {}
-    groups = [(reader, [((index, topic_index), topic.query) for topic_index, topic in enumerate(reader.topics)])
-              for index, reader in enumerate(readers)]
-    report = None if on_error is None else (lambda reader, exc: on_error(reader, "matching", exc))
     from . import semantic  # numpy and the model only for runs that match
     from .explain import ClosestSentences
 
@@ -265,7 +266,7 @@ def plan_digests(
             yield closest.digest(result)  # papers found by meaning alone: their sentence closest to the topic
 
 
-def _ensure_vectors(store: Store, settings: Settings, papers: Sequence, queries: Sequence[str]) -> None:
+def _ensure_vectors(store: Store, settings: Settings, papers: Sequence, queries: Sequence[str | Query]) -> None:
     """Every run that matches passes here: the papers and topics it matches get their vectors
     first (usually all stored already by the embedding step, so this is one look-up)."""
     from . import semantic
@@ -277,29 +278,30 @@ Owner = TypeVar("Owner")
 Key = TypeVar("Key")
 
 
-def match_each(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]], papers: Sequence,
+def match_each(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str | Query]]]], papers: Sequence,
                acronyms: Mapping | None, *, on_error: Callable[[Owner, Exception], None] | None = None,
-               matcher: Callable[[list[tuple[Key, str]]], dict[Key, Found]] | None = None) -> dict[Key, Found]:
+               matcher: Callable[[list[tuple[Key, Query]]], dict[Key, Found]] | None = None) -> dict[Key, Found]:
     """The rankings of every owner's (key, query) pairs, all owners compiled and matched in one pass.
 
     ``matcher`` matches a list of pairs over ``papers`` (``semantic.match_topics``: words and
     meaning); without it, words alone with ``acronyms``.
 
-    With ``on_error``, a faulty owner costs that owner only (a reader, or a feed), who goes to
-    ``on_error`` and is left out. The usual fault, a stored query the parser refuses, is found
-    first by parsing each distinct query on its own, so the error names that query. Should the
+    Each distinct query is parsed first, once (:func:`parse_topics`; queries parsed already
+    are taken as they are), and handed on parsed. With ``on_error``, a faulty owner costs that
+    owner only (a reader, or a feed), who goes to ``on_error`` and is left out. The usual
+    fault, a stored query the parser refuses, is found by that parsing, so the error names
+    that query. Should the
     one pass still raise, the owners are split in halves and each half tried again, down to the
     owners that raise on their own (about two passes per bad owner and level of halving). When
     the papers alone make matching raise, no owner is to blame: that is raised.
     """
-    if on_error is not None:
-        groups = _parseable(groups, on_error)
+    parsed = parse_topics(groups, on_error)
 
-    def attempt(chosen: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]]) -> dict[Key, Found]:
+    def attempt(chosen: Sequence[tuple[Owner, Sequence[tuple[Key, Query]]]]) -> dict[Key, Found]:
         pairs = [pair for _, pairs in chosen for pair in pairs]
         return matcher(pairs) if matcher is not None else split.match_words(pairs, papers, acronyms)
 
-    def isolate(chosen: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]]) -> dict[Key, Found]:
+    def isolate(chosen: Sequence[tuple[Owner, Sequence[tuple[Key, Query]]]]) -> dict[Key, Found]:
         try:
             return attempt(chosen)
         except Exception as exc:
@@ -311,34 +313,41 @@ def match_each(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]], papers
         return {**isolate(chosen[:half]), **isolate(chosen[half:])}
 
     try:
-        return attempt(groups)
+        return attempt(parsed)
     except Exception:
-        if on_error is None or not groups:
+        if on_error is None or not parsed:
             raise
     attempt([])  # the papers alone: raises when no owner is to blame
-    return isolate(groups)
+    return isolate(parsed)
 
 
-def _parseable(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str]]]],
-               on_error: Callable[[Owner, Exception], None]) -> list[tuple[Owner, Sequence[tuple[Key, str]]]]:
-    """The owners whose every query parses; each other owner goes to ``on_error`` with its
-    first bad query's error. Each distinct query is parsed once."""
-    refused: dict[str, QueryError | None] = {}
+def parse_topics(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str | Query]]]],
+                 on_error: Callable[[Owner, Exception], None] | None) -> list[tuple[Owner, list[tuple[Key, Query]]]]:
+    """The owners with their queries parsed, each distinct query once (a query parsed already
+    is kept as it is). An owner with a query the parser refuses goes to ``on_error`` with the
+    first such query's error, named by its text (the reader and the operator know it so), and
+    is left out; without ``on_error`` that error is raised, naming the query's key as the
+    matcher does."""
+    parsed: dict[str, Query | QueryError] = {}
 
-    def error_of(text: str) -> QueryError | None:
-        if text not in refused:
+    def parse(key: Key, query: str | Query) -> Query | QueryError:
+        text = query_text(query)
+        found = parsed.get(text)
+        if found is None:
             try:
-                parse_query(text)
-                refused[text] = None
-            except QueryError as exc:  # named by its text: the reader and the operator know it so
-                refused[text] = refused_topic(text, exc)
-        return refused[text]
+                found = parsed[text] = as_query(query)
+            except QueryError as exc:
+                if on_error is None:
+                    raise refused_topic(key, exc) from exc
+                found = parsed[text] = refused_topic(text, exc)
+        return found
 
     kept = []
     for owner, pairs in groups:
-        error = next((found for _, text in pairs if (found := error_of(text)) is not None), None)
+        queries = [(key, parse(key, query)) for key, query in pairs]
+        error = next((found for _, found in queries if isinstance(found, QueryError)), None)
         if error is None:
-            kept.append((owner, pairs))
+            kept.append((owner, queries))
         else:
             on_error(owner, error)
     return kept

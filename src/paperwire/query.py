@@ -487,7 +487,10 @@ def parse_query(text: str) -> Query:
     mode_prefix = _MODE.match(text)
     if mode_prefix is not None:
         # Blanked rather than cut, so positions in errors still point into what the reader wrote.
-        query = _parse_without_mode(" " * mode_prefix.end() + text[mode_prefix.end():])
+        try:
+            query = _parse_without_mode(" " * mode_prefix.end() + text[mode_prefix.end():])
+        except QueryError as error:  # the error's query is what the reader wrote, prefix and all
+            raise QueryError(error.reason, query=text, position=error.position) from None
         if isinstance(query.root, Everything):
             raise QueryError(f"'{mode_prefix.group(1)}:' before '*': every paper is neither words nor meaning",
                              query=text, position=mode_prefix.start(1))
@@ -499,6 +502,17 @@ def parse_query(text: str) -> Query:
                              query=text, position=mode_prefix.start(1))
         return Query(text, query.root, mode_prefix.group(1))
     return _parse_without_mode(text)
+
+
+def as_query(query: str | Query) -> Query:
+    """``query`` parsed; a query parsed already (a run parses each topic once and hands the
+    result on) is returned as it is. Raises :class:`QueryError` as :func:`parse_query` does."""
+    return query if isinstance(query, Query) else parse_query(query)
+
+
+def query_text(query: str | Query) -> str:
+    """What the reader wrote: the string, or the text a parsed query was parsed from."""
+    return query.text if isinstance(query, Query) else query
 
 
 def _parse_without_mode(text: str) -> Query:

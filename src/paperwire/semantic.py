@@ -27,11 +27,11 @@ from .digest import Found
 from .embeddings import Embedder, get_embedder, text_key
 from .errors import EmbedderError, QueryError
 from .match import meaning, split
-from .match.acronyms import AcronymTable
+from .match.acronyms import acronym_table
 from .match.meaning import PaperSpace, Vectors
 from .normalize import referenced_id
 from .models import Paper
-from .query import parse_query
+from .query import Query, as_query, query_text
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -57,14 +57,14 @@ def paper_texts(paper: Paper) -> tuple[str, str]:
     return paper_text(paper), paper.title.strip() or paper_text(paper)
 
 
-def topic_texts(query: str, acronyms: Mapping | None = None) -> list[str]:
+def topic_texts(query: str | Query, acronyms: Mapping | None = None) -> list[str]:
     """The texts a topic is embedded as: the words of each part that matches by meaning
     (``meaning.alternatives``: bare words, one text per OR branch; not exclusions, fields or
     quoted phrases). ``*``, a words-only topic and a query the parser refuses have none."""
     return list(dict.fromkeys(part.meaning for part in _meaning_parts(query, acronyms) if part.meaning))
 
 
-def example_refs(query: str, acronyms: Mapping | None = None) -> list[str]:
+def example_refs(query: str | Query, acronyms: Mapping | None = None) -> list[str]:
     """The paper references a topic's ``like:`` parts compare papers with, as written."""
     return list(dict.fromkeys(part.like for part in _meaning_parts(query, acronyms) if part.like))
 
@@ -84,9 +84,9 @@ def example_titles(store: Store, queries: Iterable[str], acronyms: Mapping | Non
     return {ref: paper.title for ref, paper in example_papers(store, refs).items()}
 
 
-def _meaning_parts(query: str, acronyms: Mapping | None) -> tuple[meaning.Alternative, ...]:
+def _meaning_parts(query: str | Query, acronyms: Mapping | None) -> tuple[meaning.Alternative, ...]:
     try:
-        return meaning.alternatives(parse_query(query), AcronymTable(acronyms))
+        return meaning.alternatives(as_query(query), acronym_table(acronyms))
     except QueryError:
         return ()
 
@@ -156,9 +156,11 @@ def embed_papers(store: Store, embedder: Embedder, papers: Sequence[Paper], repo
     store.save_vectors(embedder.model_id, batch)
 
 
-def embed_topics(store: Store, embedder: Embedder, queries: Iterable[str], acronyms: Mapping | None = None) -> int:
-    """Store the vectors of these topic queries that have none yet; returns how many were embedded."""
-    texts = {text for query in queries for text in topic_texts(query, acronyms)}
+def embed_topics(store: Store, embedder: Embedder, queries: Iterable[str | Query], acronyms: Mapping | None = None) -> int:
+    """Store the vectors of these topic queries (as written, or parsed already) that have none
+    yet; returns how many were embedded."""
+    distinct = {query_text(query): query for query in queries}
+    texts = {text for query in distinct.values() for text in topic_texts(query, acronyms)}
     return len(_missing_vectors(store, embedder, texts))
 
 
@@ -229,7 +231,7 @@ def closest_sentence(store: Store, embedder: Embedder, abstract: str,
 
 
 def embed_step(store: Store, embedder: Embedder | None, papers: Sequence[Paper], *,
-               topic_queries: Iterable[str] = (), acronyms: Mapping | None = None, on_start: Callable[[int], None] | None = None,
+               topic_queries: Iterable[str | Query] = (), acronyms: Mapping | None = None, on_start: Callable[[int], None] | None = None,
                on_paper: Callable[[Paper], None] | None = None,
                stop: threading.Event | None = None) -> EmbedReport:
     """Embed whatever of ``papers`` and ``topic_queries`` has no vector yet: the step before matching.
@@ -329,12 +331,13 @@ def meaning_vectors(store: Store, embedder: Embedder, papers: Sequence[Paper], *
                    lambda texts: vectors_for(store, embedder, list(texts), keep=keep_new), of_papers)
 
 
-def match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence[Paper], settings: Settings,
+def match_topics(pairs: Sequence[tuple[Key, str | Query]], papers: Sequence[Paper], settings: Settings,
                  store: Store | None, *, embedded_as: Sequence[Paper] | None = None,
                  keep_new_vectors: bool = True) -> dict[Key, Found]:
-    """Every (key, topic) matched over ``papers``: by words and by meaning when an embedder is
-    set and a store holds the vectors, else by words alone (``relevance.embedder = "off"``,
-    or a model that cannot load: logged once a run, and the words still match).
+    """Every (key, topic) matched over ``papers`` (each topic as written, or parsed already):
+    by words and by meaning when an embedder is set and a store holds the vectors, else by
+    words alone (``relevance.embedder = "off"``, or a model that cannot load: logged once a
+    run, and the words still match).
 
     The one way topics are matched: digests, feeds, the web pages and ``paperwire match``.
     ``embedded_as``: the stored papers whose vectors stand for ``papers``, one for one (the

@@ -17,6 +17,7 @@ Decisions (see also the module docstring of :mod:`paperwire.match`):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 from paperwire.errors import ConfigError
 from paperwire.match.text import TOKEN_PATTERN
@@ -95,8 +96,30 @@ def _plural_forms(form: str) -> tuple[str, ...]:
     return (form + "s", form + "'s")
 
 
+def acronym_table(extra: Mapping[str, str | Iterable[str]] | None = None) -> AcronymTable:
+    """The table of the built-in acronyms plus ``extra``, built once per distinct ``extra``.
+
+    Building one takes ~200 µs (every spelling of ~170 acronyms), and a run that asks for
+    one per topic paid that 200,000 times at 100,000 readers. Keyed by the whole of
+    ``extra`` (each entry, in order), so two configurations never share a table."""
+    try:
+        key = tuple((acronym, expansions if isinstance(expansions, str) else tuple(expansions))
+                    for acronym, expansions in (extra or {}).items())
+        hash(key)
+    except TypeError:  # not text: the table itself says what is wrong with the entry
+        return AcronymTable(extra)
+    return _table_of(key)
+
+
+@lru_cache(maxsize=16)
+def _table_of(extra: tuple[tuple[str, str | tuple[str, ...]], ...]) -> AcronymTable:
+    return AcronymTable(dict(extra))
+
+
 class AcronymTable:
-    """The built-in table plus a user's extra entries, with lookups for both directions."""
+    """The built-in table plus a user's extra entries, with lookups for both directions.
+
+    Not changed once built: :func:`acronym_table` shares one between all callers."""
 
     def __init__(self, extra: Mapping[str, str | Iterable[str]] | None = None):
         self.expansions: dict[str, tuple[str, ...]] = dict(ACRONYMS)

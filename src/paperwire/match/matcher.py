@@ -16,7 +16,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 from paperwire.errors import QueryError
-from paperwire.match.acronyms import AcronymTable
+from paperwire.match.acronyms import acronym_table
 from paperwire.match.evaluate import Findings, matching, rank
 from paperwire.match.index import PaperIndex
 from paperwire.match.patterns import PatternMaker
@@ -65,7 +65,7 @@ class Matcher(Generic[Key]):
     """Compiled queries of every subscriber; call :meth:`match` once per listing."""
 
     def __init__(self, acronyms: ExtraAcronyms | None = None):
-        self._acronyms = AcronymTable(acronyms)
+        self._acronyms = acronym_table(acronyms)
         self._stems = Stems()
         self._registry = TermRegistry(PatternMaker(self._acronyms, self._stems))
         self._plans: list[Plan] = []

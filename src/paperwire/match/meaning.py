@@ -29,13 +29,13 @@ from typing import NamedTuple, TypeVar
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from paperwire.match.acronyms import AcronymTable
+from paperwire.match.acronyms import AcronymTable, acronym_table
 from paperwire.match import split
 from paperwire.match.matcher import ExtraAcronyms, Matched, Matcher, bulk_allocation
 from paperwire.match.sections import SharedSwitch
 from paperwire.match.results import TermHit
 from paperwire.normalize import referenced_id
-from paperwire.query import And, Everything, Node, Not, Or, Query, Term, parse_query
+from paperwire.query import And, Everything, Node, Not, Or, Query, Term, as_query, query_text
 
 WHY_WORDS, WHY_MEANING, WHY_EXAMPLE = "words", "meaning", "example"
 # OR branches of one topic that match by meaning; the others match by their words only. Each
@@ -393,11 +393,11 @@ one_blas_thread = SharedSwitch(lambda: threadpool_limits(1, user_api="blas"),
                                lambda limits: limits.restore_original_limits())
 
 
-def match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: ExtraAcronyms | None,
+def match_topics(pairs: Sequence[tuple[Key, str | Query]], papers: Sequence, acronyms: ExtraAcronyms | None,
                  vectors: Vectors, calibration: Calibration = Calibration()) -> dict[Key, FusedRanking | WordsAlone]:
     """Each key's matches by words and by meaning, fused; one pass for all topics.
 
-    Distinct topics are parsed once, and each distinct meaning or example is compared once
+    Distinct topics are parsed once (unless given parsed), and each distinct meaning or example is compared once
     however many topics share it. The similarities are matrix products, during which numpy
     lets go of the interpreter, so they run in a second thread, batch by batch as the topics'
     vectors are read, while this one plans and matches the words (pure Python). A large run
@@ -411,11 +411,11 @@ def match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: E
         return _match_topics(pairs, papers, acronyms, vectors, calibration)
 
 
-def _match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: ExtraAcronyms | None,
+def _match_topics(pairs: Sequence[tuple[Key, str | Query]], papers: Sequence, acronyms: ExtraAcronyms | None,
                   vectors: Vectors, calibration: Calibration) -> dict[Key, FusedRanking | WordsAlone]:
-    table = AcronymTable(acronyms)
-    texts = list(dict.fromkeys(text for _, text in pairs))
-    queries = [parse_query(text) for text in texts]
+    table = acronym_table(acronyms)
+    distinct = {query_text(query): query for _, query in pairs}
+    texts, queries = list(distinct), [as_query(query) for query in distinct.values()]
     # A large run matches the last distinct topics' words in a second process (match.split),
     # forked before this process starts a thread.
     mine = (len(texts) - round(len(texts) * split.CHILD_SHARE) if split.worth_splitting(len(texts), split.SPLIT_FROM)
@@ -443,7 +443,7 @@ def _match_topics(pairs: Sequence[tuple[Key, str]], papers: Sequence, acronyms: 
              for topic, query in enumerate(queries)]
     fused = fuse_all(words, found, papers, parts.like_refs, calibration)
     topic_of = {text: topic for topic, text in enumerate(texts)}
-    return {key: fused[topic_of[text]] for key, text in pairs}
+    return {key: fused[topic_of[query_text(query)]] for key, query in pairs}
 
 
 # Topics whose new meanings' vectors are read between two batches of products handed to the

@@ -36,10 +36,9 @@ from typing import Any, NamedTuple
 
 from paperwire.errors import QueryError
 from paperwire.match.evaluate import Findings
-from paperwire.match.matcher import (ExtraAcronyms, Key, Matched, Matcher, Wanted, bulk_allocation, compile_queries,
-                                     refused_topic)
+from paperwire.match.matcher import ExtraAcronyms, Key, Matched, Matcher, Wanted, bulk_allocation, refused_topic
 from paperwire.match.results import Ranking, TermFinding
-from paperwire.query import Query, parse_query
+from paperwire.query import Query, as_query, parse_query, query_text
 
 log = logging.getLogger(__name__)
 
@@ -70,33 +69,38 @@ WORDS_CHILD_SHARE = 0.5
 CHILD_PATIENCE_SECONDS = 300.0
 
 
-def match_words(pairs: Sequence[tuple[Key, str]], papers: Sequence,
+def match_words(pairs: Sequence[tuple[Key, str | Query]], papers: Sequence,
                 acronyms: ExtraAcronyms | None) -> dict[Key, Ranking]:
     """Every (key, topic) matched by words alone, with the built-in acronyms and ``acronyms``:
     what ``compile_queries(pairs, acronyms).match(papers)`` gives, bad topics refused alike.
+    A topic is its text, or the query parsed from it already.
 
-    A large run (:func:`worth_splitting`) forks a child that parses, plans and matches half
-    of the distinct topics while this process does the other half."""
-    texts = list(dict.fromkeys(text for _, text in pairs))
-    child = None
+    A large run (:func:`worth_splitting`) forks a child that parses (if need be), plans and
+    matches half of the distinct topics while this process does the other half."""
+    distinct = {query_text(query): query for _, query in pairs}
+    texts, queries = list(distinct), list(distinct.values())
+    mine, child = len(texts), None
     if worth_splitting(len(texts), WORDS_SPLIT_FROM):
         mine = len(texts) - round(len(texts) * WORDS_CHILD_SHARE)
-        child = fork_word_pass(texts[mine:], texts[mine:], papers, acronyms)  # the child parses its own
-    if child is None:
-        return compile_queries(pairs, acronyms).match(papers)
+        child = fork_word_pass(queries[mine:], texts[mine:], papers, acronyms)  # a text: the child parses it
+        if child is None:
+            mine = len(texts)
     try:
         matcher: Matcher[int] = Matcher(acronyms)
         with bulk_allocation():
-            for topic, text in enumerate(texts[:mine]):
-                matcher.add(topic, parse_query(text), text)
-            matched = matcher.match_all(papers, also=child.wanted())
-            rankings = [matched.rankings[topic] for topic in range(mine)] + child.rankings(matched)
+            for topic in range(mine):
+                matcher.add(topic, as_query(queries[topic]), texts[topic])
+            matched = matcher.match_all(papers, also=child.wanted() if child is not None else None)
+            rankings = [matched.rankings[topic] for topic in range(mine)]
+            if child is not None:
+                rankings += child.rankings(matched)
     except QueryError as error:  # a topic of either half does not parse: named as compile_queries names it
-        raise refused_topic(next(key for key, text in pairs if text == error.query), error) from error
+        raise refused_topic(next(key for key, query in pairs if query_text(query) == error.query), error) from error
     finally:
-        child.close()
+        if child is not None:
+            child.close()
     topic_of = {text: topic for topic, text in enumerate(texts)}
-    return {key: rankings[topic_of[text]] for key, text in pairs}
+    return {key: rankings[topic_of[query_text(query)]] for key, query in pairs}
 
 
 def worth_splitting(distinct_queries: int, split_from: int) -> bool:
@@ -179,7 +183,7 @@ class ForkedWordPass:
         if sent is None:
             matcher: Matcher[int] = Matcher(self._acronyms)
             for key, (query, text) in enumerate(zip(self._queries, self._texts, strict=True)):
-                matcher.add(key, parse_query(query) if isinstance(query, str) else query, text)  # as wanted() raises
+                matcher.add(key, as_query(query), text)  # as wanted() raises
             fallback = matcher.match(self._papers)
             return [fallback[key] for key in range(len(self._texts))]
         rankings, described = sent
