@@ -214,10 +214,13 @@ def test_topic_vectors_are_stored_once_and_star_has_none(store, embedder):
 def test_the_closest_sentence_of_an_abstract_is_found_and_its_vectors_kept(store, embedder):
     abstract = f"We surveyed hospital nurses about shift schedules. {ROBOTICS} Separately, we note that LLM serving is costly."
     (topic,) = embedder.embed(["robots that walk"])
-    sentence, score = semantic.closest_sentence(store, embedder, abstract, topic)
-    assert sentence.startswith("A quadruped robot learns to walk") and 0.3 < score <= 1.0
-    assert store.count_vectors() == len(semantic.sentences(abstract)) == 3
-    assert semantic.closest_sentence(store, embedder, "", topic) is None
+    sentences = semantic.sentences(abstract)
+    best, score = semantic.nearest_row(semantic.vectors_for(store, embedder, sentences), topic)
+    assert sentences[best].startswith("A quadruped robot learns to walk") and 0.3 < score <= 1.0
+    assert store.count_vectors() == len(sentences) == 3
+    walking, serving = embedder.embed(["robots that walk", "serving language models"])  # either of a topic's texts
+    assert semantic.nearest_row(semantic.vectors_for(store, embedder, sentences), [serving, walking])[0] in (1, 2)
+    assert semantic.nearest_row(semantic.vectors_for(store, embedder, sentences), [serving])[0] == 2
 
 
 # -- runs: ingest, the commands, the daemon --------------------------------------------

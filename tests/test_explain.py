@@ -139,3 +139,57 @@ def test_the_archive_page_shows_the_sentences_the_digest_run_stored_and_embeds_n
     finally:
         site.client.close()
         site.store.close()
+
+
+def test_highlights_of_many_digests_cost_the_same_few_statements_as_of_a_few(store, monkeypatch):
+    """The closest sentences' vectors are read for many digests together, not item by item:
+    item by item, the look-ups took ~80 s of a 100,000-reader run (bench/plan.py)."""
+    import sqlalchemy as sa
+
+    store.save_listings(sources.read_path(SEED, today=TODAY))
+    # Each reader's own topic text, the same meaning: per-topic and per-item reads would grow.
+    store.save_subscribers([build_subscriber(f"r{n:02d}@example.org", status="active",
+                                             topics=[make_topic(None, f"machine translation -zebra{n}")])
+                            for n in range(40)])
+    readers, edition = store.subscribers(), store.latest_listing_date()
+    list(pipeline.plan_digests(store, Settings(), readers, edition=edition, with_history=False))  # vectors stored
+    monkeypatch.setattr(explain, "NEW_PAPERS_PER_RUN", 0)  # then only reads are counted
+
+    def planned(count_of: int) -> tuple[int, int]:
+        statements: list[str] = []
+
+        def count(*args):
+            statements.append(args[2])
+
+        sa.event.listen(store.engine, "before_cursor_execute", count)
+        digests = list(pipeline.plan_digests(store, Settings(), readers[:count_of], edition=edition, with_history=False))
+        sa.event.remove(store.engine, "before_cursor_execute", count)
+        highlighted = [item for digest in digests for section in digest.sections for item in section.items
+                       if by_meaning_alone(item) and item.hits]
+        assert len(highlighted) >= count_of  # every reader has SCALE at least, highlighted
+        return len(statements), len(digests)
+
+    planned(3)  # the run's caches (the papers' vectors as a matrix) filled
+    few, many = planned(3), planned(40)
+    assert few[0] == many[0] and many[1] == 40, (few, many)
+
+
+def test_the_collector_waits_while_a_batch_of_digests_is_made_never_while_the_caller_uses_it(store, monkeypatch):
+    """With 100,000 readers' matches on the heap each collection scans them all (11 s of a
+    run, bench/plan.py), so a batch is made with the collector paused; the caller's own work
+    between batches (rendering, sending) runs with it, or its cycles would pile up."""
+    import gc
+
+    from paperwire import digest
+
+    _seeded(store, "machine translation", "LLM")
+    collecting = []
+    real = digest.build_digest
+    monkeypatch.setattr(digest, "build_digest", lambda *args, **kwargs: collecting.append(gc.isenabled())
+                        or real(*args, **kwargs))
+    planned = pipeline.plan_digests(store, Settings(relevance_embedder="off"), store.subscribers(),
+                                    edition=store.latest_listing_date())
+    assert gc.isenabled()
+    for _ in planned:
+        assert gc.isenabled()
+    assert collecting == [False] and gc.isenabled()

@@ -12,12 +12,16 @@ digests, once per (paper, topic), and embeds the sentences of at most
 ``NEW_PAPERS_PER_RUN`` papers; papers whose sentences are stored cost a look-up and are
 not counted. Past the bound, a paper is shown without the sentence highlight (its reason
 line still says it was found by meaning).
+
+The vectors are read for many digests at once (:meth:`ClosestSentences.digests`): a few
+queries per batch of digests, each paper's sentences once a run. Read item by item, the
+look-ups took ~80 s of a 100,000-reader run (bench/plan.py).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -27,6 +31,7 @@ from .digest import by_meaning_alone
 from .embeddings import Embedder, text_key
 from .errors import EmbedderError
 from .models import Digest, DigestItem, DigestSection, Hit, Paper
+from .query import Query
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -43,20 +48,42 @@ class ClosestSentences:
 
     ``new_papers``: how many papers' sentences may be embedded (0: only sentences already
     stored are read, as a web request does). ``embedder`` None (``relevance.embedder = "off"``) adds nothing.
-    A model that cannot load is logged once and the run goes on without highlights."""
+    A model that cannot load is logged once and the run goes on without highlights.
+    ``parsed``: the run's topics parsed already, by their text (else parsed here)."""
 
     def __init__(self, store: Store, embedder: Embedder | None, acronyms: Mapping | None = None, *,
-                 new_papers: int | None = None):
+                 new_papers: int | None = None, parsed: Mapping[str, Query] | None = None):
         self._store, self._embedder, self._acronyms = store, embedder, acronyms
         self._budget = NEW_PAPERS_PER_RUN if new_papers is None else new_papers
+        self._parsed = parsed or {}
         self._spans: dict[tuple[str, str], Span | None] = {}  # (paper id, topic query) -> span
-        self._topics: dict[str, np.ndarray | None] = {}  # topic query -> its meaning texts' vectors
+        # paper id -> its sentences and their vectors; None: no highlight (no sentence, or past the bound)
+        self._papers: dict[str, tuple[list[str], np.ndarray] | None] = {}
 
     def digest(self, digest: Digest) -> Digest:
         """``digest`` with each item found by meaning alone highlighting its closest sentence."""
-        if self._embedder is None or not any(by_meaning_alone(i) for s in digest.sections for i in s.items):
-            return digest
-        return replace(digest, sections=tuple(self._section(section) for section in digest.sections))
+        return self.digests([digest])[0]
+
+    def digests(self, digests: Sequence[Digest]) -> list[Digest]:
+        """:meth:`digest` of each, the vectors they need read together."""
+        wanted = {(item.paper.id, section.topic.query): item.paper for digest in digests
+                  for section in digest.sections for item in section.items
+                  if not item.hits and by_meaning_alone(item)}
+        wanted = {key: paper for key, paper in wanted.items() if key not in self._spans}
+        if self._embedder is not None and wanted:
+            try:
+                self._find_spans(wanted)
+            except EmbedderError as exc:
+                log.error("no closest-sentence highlights in this run: %s", exc,
+                          extra={"fields": {"event": "embed-error", "error": str(exc)}})
+                self._embedder = None
+            except Exception as exc:  # noqa: BLE001  -- these digests show no highlight; they are made
+                log.warning("no closest sentences for %d digest(s): %s: %s", len(digests), type(exc).__name__, exc,
+                            extra={"fields": {"event": "embed-error", "error": f"{type(exc).__name__}: {exc}"}})
+        if not self._spans:
+            return list(digests)
+        return [replace(digest, sections=tuple(self._section(section) for section in digest.sections))
+                for digest in digests]
 
     def _section(self, section: DigestSection) -> DigestSection:
         return replace(section, items=tuple(self._item(item, section.topic.query) for item in section.items))
@@ -64,47 +91,61 @@ class ClosestSentences:
     def _item(self, item: DigestItem, query: str) -> DigestItem:
         if item.hits or not by_meaning_alone(item):  # words to show, or highlighted already
             return item
-        key = (item.paper.id, query)
-        if key not in self._spans:
-            self._spans[key] = self._closest(item.paper, query)
-        span = self._spans[key]
+        span = self._spans.get((item.paper.id, query))
         return item if span is None else replace(item, hits=(Hit("", "abstract", (span,)),))
 
-    def _closest(self, paper: Paper, query: str) -> Span | None:
-        """Where the abstract's sentence closest to the topic's texts is; None when there is
-        none, when the bound is reached, or when the model fails."""
-        parts = semantic.sentences(paper.abstract)
-        if self._embedder is None or not parts:
-            return None
-        try:
-            topic = self._topic(query)
-            if topic is None:
-                return None
-            keys = {text_key(part) for part in parts}
-            if len(self._store.stored_vector_keys(self._embedder.model_id, keys)) < len(keys):
-                if self._budget <= 0:
-                    return None
+    def _find_spans(self, wanted: Mapping[tuple[str, str], Paper]) -> None:
+        """The span of each (paper id, topic query)'s closest sentence, into ``_spans``."""
+        self._read_papers(list(wanted.values()))
+        topics = self._topic_vectors({query for _, query in wanted})
+        for (paper_id, query), paper in wanted.items():
+            sentences, topic = self._papers.get(paper_id), topics.get(query)
+            span = None
+            if sentences is not None and topic is not None:
+                best, _ = semantic.nearest_row(sentences[1], topic)
+                start = paper.abstract.find(sentences[0][best])
+                span = None if start < 0 else (start, start + len(sentences[0][best]))
+            self._spans[(paper_id, query)] = span
+
+    def _topic_vectors(self, queries: Iterable[str]) -> dict[str, np.ndarray]:
+        """Each topic's meaning texts' vectors (one row per OR branch; stored when it was
+        saved), read in one go; topics without such texts are left out."""
+        texts = {query: semantic.topic_texts(self._parsed.get(query, query), self._acronyms) for query in queries}
+        rows = semantic.vectors_for(self._store, self._embedder, [text for found in texts.values() for text in found])
+        topics, at = {}, 0
+        for query, found in texts.items():
+            if found:
+                topics[query] = rows[at:at + len(found)]
+            at += len(found)
+        return topics
+
+    def _read_papers(self, papers: Iterable[Paper]) -> None:
+        """The sentences of papers not seen yet in this run, with their vectors: stored ones
+        read in one go; a paper with sentences not stored is embedded while the bound allows."""
+        new = {paper.id: paper for paper in papers if paper.id not in self._papers}
+        sentences = {paper_id: semantic.sentences(paper.abstract) for paper_id, paper in new.items()}
+        stored = self._store.vectors(self._embedder.model_id,
+                                     [text_key(part) for parts in sentences.values() for part in parts])
+        for paper_id, parts in sentences.items():
+            rows = [stored.get(text_key(part)) for part in parts]
+            if not parts:
+                self._papers[paper_id] = None
+            elif all(row is not None for row in rows):
+                self._papers[paper_id] = (parts, np.stack(rows))
+            elif self._budget > 0:
                 self._budget -= 1
-            found = semantic.closest_sentence(self._store, self._embedder, paper.abstract, topic)
-        except EmbedderError as exc:
-            log.error("no closest-sentence highlights in this run: %s", exc,
-                      extra={"fields": {"event": "embed-error", "error": str(exc)}})
-            self._embedder = None
-            return None
+                self._papers[paper_id] = self._embedded(paper_id, parts)
+            else:
+                self._papers[paper_id] = None
+
+    def _embedded(self, paper_id: str, parts: list[str]) -> tuple[list[str], np.ndarray] | None:
+        """A paper's sentences embedded (and stored); None if that fails for this paper alone."""
+        try:
+            return parts, semantic.vectors_for(self._store, self._embedder, parts)
+        except EmbedderError:
+            raise  # the model: no highlights for the rest of the run
         except Exception as exc:  # noqa: BLE001  -- this paper shows no highlight; the digest is made
-            log.warning("no closest sentence for paper %s: %s: %s", paper.id, type(exc).__name__, exc,
-                        extra={"fields": {"event": "embed-error", "paper": paper.id,
+            log.warning("no closest sentence for paper %s: %s: %s", paper_id, type(exc).__name__, exc,
+                        extra={"fields": {"event": "embed-error", "paper": paper_id,
                                           "error": f"{type(exc).__name__}: {exc}"}})
             return None
-        if found is None:
-            return None
-        start = paper.abstract.find(found[0])
-        return None if start < 0 else (start, start + len(found[0]))
-
-    def _topic(self, query: str) -> np.ndarray | None:
-        """The vectors of the topic's meaning texts (one row per OR branch; stored when it was
-        saved), read once a run; None when it has none."""
-        if query not in self._topics:
-            texts = semantic.topic_texts(query, self._acronyms)
-            self._topics[query] = semantic.vectors_for(self._store, self._embedder, texts) if texts else None
-        return self._topics[query]

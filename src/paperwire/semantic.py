@@ -7,7 +7,7 @@ itself and a different model never reads another model's vectors.
 
 ``match_topics`` is the one way topics are matched (by words, and by meaning through
 ``meaning_vectors``: the papers' stored vectors, topic texts' vectors, example papers');
-explanations use ``closest_sentence``.
+explanations use ``nearest_row`` (explain.py).
 """
 
 from __future__ import annotations
@@ -214,20 +214,15 @@ def _missing_vectors(store: Store, embedder: Embedder, texts: Iterable[str]) -> 
     return rows
 
 
-def closest_sentence(store: Store, embedder: Embedder, abstract: str,
-                     topic_vector: np.ndarray) -> tuple[str, float] | None:
-    """The abstract's sentence nearest to the topic, and its similarity; None for an empty abstract.
+def nearest_row(rows: np.ndarray, topic_vector: np.ndarray) -> tuple[int, float]:
+    """The row of ``rows`` (a paper's sentences, say) nearest to the topic, and its similarity.
 
-    ``topic_vector`` may be several rows (a topic's texts, one per OR branch): then the
-    sentence nearest to any of them. Sentence vectors are stored like any other text, so
-    each sentence is embedded once."""
-    found = sentences(abstract)
-    if not found:
-        return None
+    ``topic_vector`` may be several rows (a topic's texts, one per OR branch): then the row
+    nearest to any of them."""
     topic = np.atleast_2d(np.asarray(topic_vector, dtype=np.float32))
-    scores = (vectors_for(store, embedder, found) @ topic.T).max(axis=1)
+    scores = (rows @ topic.T).max(axis=1)
     best = int(np.argmax(scores))
-    return found[best], float(scores[best])
+    return best, float(scores[best])
 
 
 def embed_step(store: Store, embedder: Embedder | None, papers: Sequence[Paper], *,
