@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/match.py --repeat 3
 	$(BIN)/python bench/embed.py
+	$(BIN)/python bench/plan.py --readers 20000
 	$(BIN)/python bench/render.py --readers 100000
 	@if command -v smtp-sink >/dev/null || [ -x /usr/sbin/smtp-sink ]; then $(BIN)/python bench/send.py; \
 	else echo "bench/send.py skipped: needs Postfix's smtp-sink (apt-get install postfix)"; fi
