@@ -86,7 +86,7 @@ def timed_phases(spent: dict[str, float]) -> None:
     """Wrap each phase's function (those this version of the code has) to add up its wall time."""
     phases = {"parse topics": (pipeline, ("parse_topics", "_parseable")),
               "embedding step": (pipeline, ("_ensure_vectors",)),
-              "match (words and meaning)": (semantic, ("match_topics",)),
+              "match": (semantic, ("match_topics",)),
               "like: titles": (semantic, ("example_titles",)),
               "choose each reader's papers": (digest, ("build_digest",)),
               "closest sentences": (explain.ClosestSentences, ("digests", "digest"))}
