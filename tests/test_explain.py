@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import logging
 import re
@@ -143,7 +144,7 @@ def test_the_archive_page_shows_the_sentences_the_digest_run_stored_and_embeds_n
 
 def test_highlights_of_many_digests_cost_the_same_few_statements_as_of_a_few(store, monkeypatch):
     """The closest sentences' vectors are read for many digests together, not item by item:
-    item by item, the look-ups took ~80 s of a 100,000-reader run (bench/plan.py)."""
+    item by item, the look-ups took 113-120 s of a 163-172 s 100,000-reader run (bench/plan.py)."""
     import sqlalchemy as sa
 
     store.save_listings(sources.read_path(SEED, today=TODAY))
@@ -193,3 +194,39 @@ def test_the_collector_waits_while_a_batch_of_digests_is_made_never_while_the_ca
     for _ in planned:
         assert gc.isenabled()
     assert collecting == [False] and gc.isenabled()
+
+
+def test_a_failure_while_reading_costs_the_highlights_it_touches_only(store, monkeypatch, caplog):
+    """A batch's vectors are read together; should that fail, each (paper, topic) is tried on
+    its own: here every read of one topic's vectors fails, and the other topic's papers keep
+    their highlights."""
+    _seeded(store, "machine translation", "code generation")
+    real = explain.ClosestSentences._topic_vectors
+
+    def topic_vectors(self, queries):
+        if "code generation" in queries:
+            raise RuntimeError("injected: this topic's vectors cannot be read")
+        return real(self, queries)
+
+    monkeypatch.setattr(explain.ClosestSentences, "_topic_vectors", topic_vectors)
+    with caplog.at_level(logging.WARNING):
+        planned = _plan(store, Settings())
+    assert _item(planned, SCALE).hits  # under "machine translation"
+    codegen = _item(planned, CODEGEN2)  # under "code generation"
+    assert by_meaning_alone(codegen) and codegen.hits == ()
+    assert "trying each alone" in caplog.text and f"no closest sentence for paper {codegen.paper.id}" in caplog.text
+
+
+def test_a_paper_found_by_meaning_alone_without_an_abstract_is_shown_without_a_highlight(store, caplog):
+    """Nothing to highlight is no failure: nothing logged."""
+    from paperwire.models import DigestSection, Paper
+
+    _seeded(store, "machine translation")
+    planned = _plan(store, Settings())
+    scale = _item(planned, SCALE)
+    bare = dataclasses.replace(scale, paper=dataclasses.replace(scale.paper, id="t-bare", abstract=""), hits=())
+    digest = dataclasses.replace(planned, sections=(DigestSection(planned.sections[0].topic, (bare,)),))
+    closest = explain.ClosestSentences(store, get_embedder())
+    with caplog.at_level(logging.WARNING):
+        (item,) = closest.digest(digest).sections[0].items
+    assert item == bare and isinstance(item.paper, Paper) and caplog.text == ""

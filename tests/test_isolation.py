@@ -278,6 +278,30 @@ def test_a_run_parses_each_distinct_topic_once_from_embedding_to_matching(db_url
     assert sorted(parsed) == sorted(["agents", "language models", "*", UNPARSEABLE])
 
 
+def test_a_reader_whose_digest_cannot_be_made_is_reported_at_its_turn(db_url, monkeypatch):
+    """Digests are made a batch at a time, but a failure is told when its reader's turn comes
+    in the readers' order: a caller that stops early hears of no reader it did not reach, and
+    without on_error the readers before it are all yielded first."""
+    from paperwire import digest
+
+    store = hundred_readers(db_url)
+    real = digest.build_digest
+    monkeypatch.setattr(digest, "build_digest", lambda reader, *args, **kwargs: (
+        (_ for _ in ()).throw(RuntimeError("injected")) if reader.email == POISONED else real(reader, *args, **kwargs)))
+    readers, edition = store.subscribers(), store.latest_listing_date()
+    errors = []
+    planned = pipeline.plan_digests(store, Settings(), readers, edition=edition, with_history=False,
+                                    on_error=lambda reader, stage, exc: errors.append(reader.email))
+    first = [next(planned).subscriber.email for _ in range(50)]
+    assert first == [f"reader{i:03d}@example.org" for i in range(50)] and errors == []
+    assert next(planned).subscriber.email == "reader051@example.org" and errors == [POISONED]
+    yielded = []
+    with pytest.raises(RuntimeError, match="injected"):
+        for planned_digest in pipeline.plan_digests(store, Settings(), readers, edition=edition, with_history=False):
+            yielded.append(planned_digest.subscriber.email)
+    assert yielded == [f"reader{i:03d}@example.org" for i in range(50)]
+
+
 def test_halving_finds_owners_whose_matching_raises_and_their_errors_stand_alone(seed_papers, monkeypatch):
     """A fault the parser cannot see (here injected for queries naming "poison"): found by
     halving, and each owner's error carries no traceback of the searches before it."""

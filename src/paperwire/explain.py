@@ -14,8 +14,9 @@ not counted. Past the bound, a paper is shown without the sentence highlight (it
 line still says it was found by meaning).
 
 The vectors are read for many digests at once (:meth:`ClosestSentences.digests`): a few
-queries per batch of digests, each paper's sentences once a run. Read item by item, the
-look-ups took ~80 s of a 100,000-reader run (bench/plan.py).
+queries per batch of digests, each paper's sentences once a run (read item by item, the
+look-ups took 113-120 s of a 163-172 s 100,000-reader run: bench/plan.py). Should a batch's
+reads fail, each (paper, topic) is tried on its own, so a failure costs its own highlight.
 """
 
 from __future__ import annotations
@@ -70,16 +71,10 @@ class ClosestSentences:
                   for section in digest.sections for item in section.items
                   if not item.hits and by_meaning_alone(item)}
         wanted = {key: paper for key, paper in wanted.items() if key not in self._spans}
-        if self._embedder is not None and wanted:
-            try:
-                self._find_spans(wanted)
-            except EmbedderError as exc:
-                log.error("no closest-sentence highlights in this run: %s", exc,
-                          extra={"fields": {"event": "embed-error", "error": str(exc)}})
-                self._embedder = None
-            except Exception as exc:  # noqa: BLE001  -- these digests show no highlight; they are made
-                log.warning("no closest sentences for %d digest(s): %s: %s", len(digests), type(exc).__name__, exc,
-                            extra={"fields": {"event": "embed-error", "error": f"{type(exc).__name__}: {exc}"}})
+        if self._embedder is not None and wanted and not self._found(wanted):
+            for key, paper in wanted.items():  # one at a time: whatever failed costs its own highlight only
+                if self._embedder is None or not self._found({key: paper}):
+                    self._spans[key] = None
         if not self._spans:
             return list(digests)
         return [replace(digest, sections=tuple(self._section(section) for section in digest.sections))
@@ -93,6 +88,26 @@ class ClosestSentences:
             return item
         span = self._spans.get((item.paper.id, query))
         return item if span is None else replace(item, hits=(Hit("", "abstract", (span,)),))
+
+    def _found(self, wanted: Mapping[tuple[str, str], Paper]) -> bool:
+        """:meth:`_find_spans`; False if that raised (logged). A model that fails ends the run's highlights."""
+        try:
+            self._find_spans(wanted)
+            return True
+        except EmbedderError as exc:
+            log.error("no closest-sentence highlights in this run: %s", exc,
+                      extra={"fields": {"event": "embed-error", "error": str(exc)}})
+            self._embedder = None
+        except Exception as exc:  # noqa: BLE001  -- no highlight for these; the digests are made
+            error = f"{type(exc).__name__}: {exc}"
+            if len(wanted) == 1:
+                (paper,) = wanted.values()
+                log.warning("no closest sentence for paper %s: %s", paper.id, error,
+                            extra={"fields": {"event": "embed-error", "paper": paper.id, "error": error}})
+            else:
+                log.warning("closest sentences of %d papers and topics at once failed (%s); trying each alone",
+                            len(wanted), error, extra={"fields": {"event": "embed-error", "error": error}})
+        return False
 
     def _find_spans(self, wanted: Mapping[tuple[str, str], Paper]) -> None:
         """The span of each (paper id, topic query)'s closest sentence, into ``_spans``."""

@@ -245,15 +245,15 @@ def plan_digests(
 
     rankings = match_each(groups, papers, settings.acronyms, on_error=report,
                           matcher=lambda pairs: semantic.match_topics(pairs, papers, settings, store))
-    examples = semantic.example_titles(store, [topic.query for reader in readers for topic in reader.topics],
-                                       settings.acronyms)
-    closest = ClosestSentences(store, embedder(settings), settings.acronyms,  # one bound for the whole run
-                               parsed={query.text: query for _, pairs in groups for _, query in pairs})
+    parsed = {query.text: query for _, pairs in groups for _, query in pairs}
+    examples = semantic.example_titles(store, parsed.values(), settings.acronyms)
+    closest = ClosestSentences(store, embedder(settings), settings.acronyms, parsed=parsed)  # one bound for the run
 
-    def made(index: int, reader: Subscriber) -> Digest | None:
-        """The reader's digest; None when there is nothing to send, or it could not be made (reported)."""
+    def made(index: int, reader: Subscriber) -> Digest | Exception | None:
+        """The reader's digest, or what it raised; None when there is nothing to send (or its
+        topics could not be matched: reported already)."""
         if reader.topics and (index, 0) not in rankings:
-            return None  # its topics could not be matched: already reported
+            return None
         try:
             first, _ = digest.window(reader, edition, histories[reader.id].last_edition)
             found = [rankings[(index, topic_index)] for topic_index in range(len(reader.topics))]
@@ -261,21 +261,25 @@ def plan_digests(
                                          already_sent=already_sent.get(reader.id, frozenset()),
                                          example_titles=examples)
         except Exception as exc:
-            if on_error is None:
-                raise
-            on_error(reader, "selecting papers", exc)
-            return None
+            return exc
         return result if result.papers or settings.send_empty else None
 
     for start in range(0, len(readers), DIGESTS_AT_ONCE):
         # By now the heap holds every topic's matches, and each run of the cycle collector scans
-        # it all: it waits while a batch is made (11 of 25 s at 100,000 readers, bench/plan.py),
-        # not while the caller uses the batch.
+        # it all: it waits while a batch is made (about 11 of 22-25 s at 100,000 readers,
+        # bench/plan.py), not while the caller uses the batch or hears of a failure.
         with bulk_allocation():
-            batch = [result for index in range(start, min(start + DIGESTS_AT_ONCE, len(readers)))
-                     if (result := made(index, readers[index])) is not None]
-            batch = closest.digests(batch)  # papers found by meaning alone: their sentence closest to the topic
-        yield from batch
+            batch = [(reader, made(index, reader)) for index, reader in enumerate(readers[start:start + DIGESTS_AT_ONCE],
+                                                                                 start)]
+            # papers found by meaning alone: their sentence closest to the topic
+            highlighted = iter(closest.digests([outcome for _, outcome in batch if isinstance(outcome, Digest)]))
+        for reader, outcome in batch:  # in the readers' order, each failure when its reader's turn comes
+            if isinstance(outcome, Exception):
+                if on_error is None:
+                    raise outcome
+                on_error(reader, "selecting papers", outcome)
+            elif outcome is not None:
+                yield next(highlighted)
 
 
 # Readers whose digests are made together: their closest sentences are read in a few queries

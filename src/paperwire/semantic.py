@@ -77,10 +77,11 @@ def example_papers(store: Store, refs: Iterable[str]) -> dict[str, Paper]:
     return {ref: stored[paper_id] for ref, paper_id in named.items() if paper_id in stored}
 
 
-def example_titles(store: Store, queries: Iterable[str], acronyms: Mapping | None = None) -> dict[str, str]:
+def example_titles(store: Store, queries: Iterable[str | Query], acronyms: Mapping | None = None) -> dict[str, str]:
     """The titles of the papers these topics compare with (``like:``), by the reference as
-    written: what "like: <title>" shows."""
-    refs = [ref for query in dict.fromkeys(queries) if "like:" in query for ref in example_refs(query, acronyms)]
+    written: what "like: <title>" shows. A topic is its text or the query parsed from it."""
+    distinct = {query_text(query): query for query in queries}
+    refs = [ref for text, query in distinct.items() if "like:" in text for ref in example_refs(query, acronyms)]
     return {ref: paper.title for ref, paper in example_papers(store, refs).items()}
 
 

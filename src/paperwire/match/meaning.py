@@ -397,8 +397,9 @@ def match_topics(pairs: Sequence[tuple[Key, str | Query]], papers: Sequence, acr
                  vectors: Vectors, calibration: Calibration = Calibration()) -> dict[Key, FusedRanking | WordsAlone]:
     """Each key's matches by words and by meaning, fused; one pass for all topics.
 
-    Distinct topics are parsed once (unless given parsed), and each distinct meaning or example is compared once
-    however many topics share it. The similarities are matrix products, during which numpy
+    Distinct topics (told apart by their text: a parsed one carries the text it was parsed
+    from) are parsed once unless given parsed, and each distinct meaning or example is
+    compared once however many topics share it. The similarities are matrix products, during which numpy
     lets go of the interpreter, so they run in a second thread, batch by batch as the topics'
     vectors are read, while this one plans and matches the words (pure Python). A large run
     (``split.SPLIT_FROM`` distinct topics) plans and matches most topics' words in a second

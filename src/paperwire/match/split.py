@@ -73,7 +73,8 @@ def match_words(pairs: Sequence[tuple[Key, str | Query]], papers: Sequence,
                 acronyms: ExtraAcronyms | None) -> dict[Key, Ranking]:
     """Every (key, topic) matched by words alone, with the built-in acronyms and ``acronyms``:
     what ``compile_queries(pairs, acronyms).match(papers)`` gives, bad topics refused alike.
-    A topic is its text, or the query parsed from it already.
+    A topic is its text, or what ``parse_query`` gave for it: topics are told apart by their
+    text (``Query.text``), so a parsed one must carry the text it was parsed from.
 
     A large run (:func:`worth_splitting`) forks a child that parses (if need be), plans and
     matches half of the distinct topics while this process does the other half."""
