@@ -25,6 +25,7 @@ import argparse
 import datetime as dt
 import functools
 import random
+import resource
 import tempfile
 import time
 from collections import defaultdict
@@ -131,7 +132,9 @@ def main() -> None:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(f"{len(readers):,} readers, {store.count_papers():,} papers, "
           f"{'words only' if args.words_only else 'words and meaning'}: {len(planned):,} digests planned "
-          f"in {wall:.2f} s wall ({cpu:.2f} s CPU of this process)")
+          f"in {wall:.2f} s wall ({cpu:.2f} s CPU of this process; peak RSS "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB, children "
+          f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:,.0f} MB)")
     for phase, seconds in spent.items():
         print(f"  {phase:28} {seconds:6.2f} s")
     print(f"  {'the rest':28} {wall - sum(spent.values()):6.2f} s")
