@@ -311,10 +311,10 @@ def match_each(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str | Query]]]]
     are taken as they are), and handed on parsed. With ``on_error``, a faulty owner costs that
     owner only (a reader, or a feed), who goes to ``on_error`` and is left out. The usual
     fault, a stored query the parser refuses, is found by that parsing, so the error names
-    that query. Should the
-    one pass still raise, the owners are split in halves and each half tried again, down to the
-    owners that raise on their own (about two passes per bad owner and level of halving). When
-    the papers alone make matching raise, no owner is to blame: that is raised.
+    that query. Should the one pass still raise, the owners are split in halves and each half
+    tried again, down to the owners that raise on their own (about two passes per bad owner
+    and level of halving). When the papers alone make matching raise, no owner is to blame:
+    that is raised.
     """
     parsed = parse_topics(groups, on_error)
 
