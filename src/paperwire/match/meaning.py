@@ -433,10 +433,11 @@ def _match_topics(pairs: Sequence[tuple[Key, str | Query]], papers: Sequence, ac
             conditions = {node: matcher.add_condition(node) for node in dict.fromkeys(
                 node for plan in plans for alt in plan for node in (*alt.required, *alt.excluded))}
             matched = matcher.match_all(papers, also=child.wanted() if child is not None else None)
+            # What meaning found needs no word ranking: done while the child finishes its share.
+            found = _found_by_meaning(plans, parts, parts.close_hits(), conditions, matched, papers)
             rankings = [matched.rankings[topic] for topic in range(mine)]
             if child is not None:
                 rankings += child.rankings(matched)
-            found = _found_by_meaning(plans, parts, parts.close_hits(), conditions, matched, papers)
     finally:
         if child is not None:
             child.close()
