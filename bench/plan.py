@@ -10,7 +10,8 @@ embedding step (which finds nothing missing), matching (``semantic.match_topics`
 and meaning), the titles of ``like:`` examples, choosing each reader's papers
 (``digest.build_digest``), the closest sentences of papers found by meaning alone
 (``explain.ClosestSentences``), and the rest (reading the readers' histories and what they
-were sent). Figures and what they showed: bench/README.md, "Plan".
+were sent). ``--batches N`` instead plans N batches of ``workers.batch_size`` readers one by
+one, as workers do. Figures and what they showed: bench/README.md, "Plan".
 
     PYTHONPATH=src .venv/bin/python bench/plan.py --readers 100000 --db /tmp/plan-100000.db
 
@@ -108,12 +109,31 @@ def _timer(function: Any, phase: str, spent: dict[str, float]) -> Any:
     return timed
 
 
+def planned_in_batches(store: Store, settings: Settings, readers: list, batches: int) -> None:
+    """Plan ``batches`` batches of ``workers.batch_size`` readers one after the other, each as a
+    worker's job plans it (its own ``plan_digests``), and print the time of each."""
+    size = settings.workers_batch_size
+    times = []
+    for start in range(0, min(len(readers), batches * size), size):
+        wall = time.perf_counter()
+        planned = list(pipeline.plan_digests(store, settings, readers[start:start + size], edition=EDITION,
+                                             on_error=lambda reader, stage, exc: None))
+        times.append(time.perf_counter() - wall)
+        print(f"  batch {len(times)}: {len(planned):,} digests in {times[-1]:.2f} s", flush=True)
+    per_reader = sum(times) / min(len(readers), batches * size) * 1000
+    print(f"{len(times)} batches of {size} readers: {sum(times):.2f} s, {per_reader:.2f} ms a reader "
+          f"(x {len(readers):,} readers = {per_reader * len(readers) / 1000:,.0f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--readers", type=int, default=100_000)
     parser.add_argument("--papers", type=int, default=1_000)
     parser.add_argument("--db", type=Path, default=None, help="SQLite file, filled on first use and kept")
     parser.add_argument("--words-only", action="store_true", help='relevance.embedder = "off"')
+    parser.add_argument("--batches", type=int, default=0, metavar="N",
+                        help="plan the first N batches of workers.batch_size readers, each on its own, "
+                             "as workers do (each batch matches its readers alone)")
     args = parser.parse_args()
     folder = tempfile.TemporaryDirectory() if args.db is None else None
     path = args.db if args.db is not None else Path(folder.name) / "plan.db"
@@ -124,6 +144,9 @@ def main() -> None:
         print(f"filling {path} ...", flush=True)
         fill(store, args.readers, args.papers, model_id)
     readers = store.subscribers(status="active")
+    if args.batches:
+        planned_in_batches(store, settings, readers, args.batches)
+        return
     spent: dict[str, float] = defaultdict(float)
     timed_phases(spent)
     wall, cpu = time.perf_counter(), time.process_time()
