@@ -24,7 +24,7 @@ from .digest import Found
 from .match import split
 from .match.matcher import bulk_allocation, refused_topic
 from .models import Digest, StoredPaper, Subscriber
-from .query import Query, as_query, query_text
+from .query import Query, as_query, by_text, query_text
 from .store import FetchValidators, IngestCounts, ReaderHistory, Store
 
 if TYPE_CHECKING:  # rendering loads MJML and Jinja: only when digests are written
@@ -245,7 +245,7 @@ def plan_digests(
 
     rankings = match_each(groups, papers, settings.acronyms, on_error=report,
                           matcher=lambda pairs: semantic.match_topics(pairs, papers, settings, store))
-    parsed = {query.text: query for _, pairs in groups for _, query in pairs}
+    parsed = by_text(query for _, pairs in groups for _, query in pairs)
     examples = semantic.example_titles(store, parsed.values(), settings.acronyms)
     closest = ClosestSentences(store, embedder(settings), settings.acronyms, parsed=parsed)  # one bound for the run
 

@@ -25,7 +25,7 @@ forms) is decided by :mod:`paperwire.match`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import NamedTuple
@@ -513,6 +513,12 @@ def as_query(query: str | Query) -> Query:
 def query_text(query: str | Query) -> str:
     """What the reader wrote: the string, or the text a parsed query was parsed from."""
     return query.text if isinstance(query, Query) else query
+
+
+def by_text(queries: Iterable[str | Query]) -> dict[str, str | Query]:
+    """Each topic once, under what the reader wrote. Topics are told apart by their text, so a
+    parsed query must carry the text it was parsed from (as ``parse_query`` gives it)."""
+    return {query_text(query): query for query in queries}
 
 
 def _parse_without_mode(text: str) -> Query:

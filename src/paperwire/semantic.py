@@ -31,7 +31,7 @@ from .match.acronyms import acronym_table
 from .match.meaning import PaperSpace, Vectors
 from .normalize import referenced_id
 from .models import Paper
-from .query import Query, as_query, query_text
+from .query import Query, as_query, by_text
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def example_papers(store: Store, refs: Iterable[str]) -> dict[str, Paper]:
 def example_titles(store: Store, queries: Iterable[str | Query], acronyms: Mapping | None = None) -> dict[str, str]:
     """The titles of the papers these topics compare with (``like:``), by the reference as
     written: what "like: <title>" shows. A topic is its text or the query parsed from it."""
-    distinct = {query_text(query): query for query in queries}
+    distinct = by_text(queries)
     refs = [ref for text, query in distinct.items() if "like:" in text for ref in example_refs(query, acronyms)]
     return {ref: paper.title for ref, paper in example_papers(store, refs).items()}
 
@@ -160,7 +160,7 @@ def embed_papers(store: Store, embedder: Embedder, papers: Sequence[Paper], repo
 def embed_topics(store: Store, embedder: Embedder, queries: Iterable[str | Query], acronyms: Mapping | None = None) -> int:
     """Store the vectors of these topic queries (as written, or parsed already) that have none
     yet; returns how many were embedded."""
-    distinct = {query_text(query): query for query in queries}
+    distinct = by_text(queries)
     texts = {text for query in distinct.values() for text in topic_texts(query, acronyms)}
     return len(_missing_vectors(store, embedder, texts))
 

@@ -35,7 +35,7 @@ from paperwire.match.matcher import ExtraAcronyms, Matched, Matcher, bulk_alloca
 from paperwire.match.sections import SharedSwitch
 from paperwire.match.results import TermHit
 from paperwire.normalize import referenced_id
-from paperwire.query import And, Everything, Node, Not, Or, Query, Term, as_query, query_text
+from paperwire.query import And, Everything, Node, Not, Or, Query, Term, as_query, by_text, query_text
 
 WHY_WORDS, WHY_MEANING, WHY_EXAMPLE = "words", "meaning", "example"
 # OR branches of one topic that match by meaning; the others match by their words only. Each
@@ -397,16 +397,16 @@ def match_topics(pairs: Sequence[tuple[Key, str | Query]], papers: Sequence, acr
                  vectors: Vectors, calibration: Calibration = Calibration()) -> dict[Key, FusedRanking | WordsAlone]:
     """Each key's matches by words and by meaning, fused; one pass for all topics.
 
-    Distinct topics (told apart by their text: a parsed one carries the text it was parsed
-    from) are parsed once unless given parsed, and each distinct meaning or example is
-    compared once however many topics share it. The similarities are matrix products, during which numpy
-    lets go of the interpreter, so they run in a second thread, batch by batch as the topics'
-    vectors are read, while this one plans and matches the words (pure Python). A large run
-    (``split.SPLIT_FROM`` distinct topics) plans and matches most topics' words in a second
-    process (``match.split``). The word pass here also plans each part's literal conditions
-    (``-video``, ``title:RAG``) over the topics' own terms; only those of parts that found
-    papers are ever evaluated, as sets of papers. All of it builds millions of small
-    objects, so the cycle collector is kept out of the way (``bulk_allocation``).
+    Distinct topics (``query.by_text``) are parsed once unless given parsed, and each distinct
+    meaning or example is compared once however many topics share it. The similarities are
+    matrix products, during which numpy lets go of the interpreter, so they run in a second
+    thread, batch by batch as the topics' vectors are read, while this one plans and matches
+    the words (pure Python). A large run (``split.SPLIT_FROM`` distinct topics) plans and
+    matches most topics' words in a second process (``match.split``). The word pass here also
+    plans each part's literal conditions (``-video``, ``title:RAG``) over the topics' own
+    terms; only those of parts that found papers are ever evaluated, as sets of papers. All
+    of it builds millions of small objects, so the cycle collector is kept out of the way
+    (``bulk_allocation``).
     """
     with bulk_allocation():
         return _match_topics(pairs, papers, acronyms, vectors, calibration)
@@ -415,7 +415,7 @@ def match_topics(pairs: Sequence[tuple[Key, str | Query]], papers: Sequence, acr
 def _match_topics(pairs: Sequence[tuple[Key, str | Query]], papers: Sequence, acronyms: ExtraAcronyms | None,
                   vectors: Vectors, calibration: Calibration) -> dict[Key, FusedRanking | WordsAlone]:
     table = acronym_table(acronyms)
-    distinct = {query_text(query): query for _, query in pairs}
+    distinct = by_text(query for _, query in pairs)
     texts, queries = list(distinct), [as_query(query) for query in distinct.values()]
     # A large run matches the last distinct topics' words in a second process (match.split),
     # forked before this process starts a thread.

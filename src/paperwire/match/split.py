@@ -38,7 +38,7 @@ from paperwire.errors import QueryError
 from paperwire.match.evaluate import Findings
 from paperwire.match.matcher import ExtraAcronyms, Key, Matched, Matcher, Wanted, bulk_allocation, refused_topic
 from paperwire.match.results import Ranking, TermFinding
-from paperwire.query import Query, as_query, parse_query, query_text
+from paperwire.query import Query, as_query, by_text, parse_query, query_text
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +73,12 @@ def match_words(pairs: Sequence[tuple[Key, str | Query]], papers: Sequence,
                 acronyms: ExtraAcronyms | None) -> dict[Key, Ranking]:
     """Every (key, topic) matched by words alone, with the built-in acronyms and ``acronyms``:
     what ``compile_queries(pairs, acronyms).match(papers)`` gives, bad topics refused alike.
-    A topic is its text, or what ``parse_query`` gave for it: topics are told apart by their
-    text (``Query.text``), so a parsed one must carry the text it was parsed from.
+    A topic is its text, or what ``parse_query`` gave for it (told apart by their text:
+    ``query.by_text``).
 
     A large run (:func:`worth_splitting`) forks a child that parses (if need be), plans and
     matches half of the distinct topics while this process does the other half."""
-    distinct = {query_text(query): query for _, query in pairs}
+    distinct = by_text(query for _, query in pairs)
     texts, queries = list(distinct), list(distinct.values())
     mine, child = len(texts), None
     if worth_splitting(len(texts), WORDS_SPLIT_FROM):
