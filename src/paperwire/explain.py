@@ -139,10 +139,10 @@ class ClosestSentences:
         read in one go; a paper with sentences not stored is embedded while the bound allows."""
         new = {paper.id: paper for paper in papers if paper.id not in self._papers}
         sentences = {paper_id: semantic.sentences(paper.abstract) for paper_id, paper in new.items()}
-        stored = self._store.vectors(self._embedder.model_id,
-                                     [text_key(part) for parts in sentences.values() for part in parts])
+        keys = {paper_id: [text_key(part) for part in parts] for paper_id, parts in sentences.items()}
+        stored = self._store.vectors(self._embedder.model_id, [key for found in keys.values() for key in found])
         for paper_id, parts in sentences.items():
-            rows = [stored.get(text_key(part)) for part in parts]
+            rows = [stored.get(key) for key in keys[paper_id]]
             if not parts:
                 self._papers[paper_id] = None
             elif all(row is not None for row in rows):

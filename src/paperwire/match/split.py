@@ -4,8 +4,9 @@ Parsing, planning and matching are pure Python and hold the interpreter, so a se
 core helps only from a second process. For a large run (``SPLIT_FROM`` distinct queries
 or more with meaning, ``WORDS_SPLIT_FROM`` without, on a machine with two cores or more
 where ``fork`` exists) :class:`ForkedWordPass` forks a child that plans and matches a share
-of the distinct queries while this process does the rest: with meaning's work (``match.meaning``; the queries are parsed already there, and
-the child inherits them), or alone (:func:`match_words`; each process parses its own share).
+of the distinct queries while this process does the rest: with meaning's work
+(``match.meaning``; the queries are parsed already there, and the child inherits them), or
+alone (:func:`match_words`; a topic given as text is parsed by the process that matches it).
 
 Rankings explain themselves lazily: ``Ranking`` looks its terms up in the listing's index
 when a match is first read, and the child's index dies with the child. So the child says,
