@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 import hashlib
+import re
 import time
 from dataclasses import dataclass
 from email.utils import format_datetime
@@ -104,7 +105,15 @@ def _encoded(text: str) -> bytes:
     than encoding it (a paper's per-reader paragraph, with its "More like this" link, is
     encoded for every message; see bench/README.md).
     """
-    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    data = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    if b"=20\n" in data or b"=09\n" in data or data.endswith((b"=20", b"=09")):
+        # binascii writes a line's encoded trailing space past the 76 characters RFC 2045
+        # allows (up to 78): such a space goes to a line of its own, after a soft break.
+        data = _TRAILING_SPACE_PAST_76.sub(rb"\1=\n\2", data)
+    return data.replace(b"\n", b"\r\n")
+
+
+_TRAILING_SPACE_PAST_76 = re.compile(rb"^(.{74,75})(=20|=09)$", re.MULTILINE)
 
 
 def _seven_bit(html: str) -> bytes | None:
