@@ -46,6 +46,22 @@ def test_digest_writes_html_text_and_eml_for_readers_with_matches(with_readers, 
         "ada_at_example.org.eml", "ada_at_example.org.html", "ada_at_example.org.txt"]
 
 
+def test_readers_whose_addresses_differ_only_in_letters_a_file_name_cannot_hold_get_a_file_each(run_cli, tmp_path):
+    assert run_cli("ingest", "--date", "2024-03-11", SEED).exit_code == 0
+    readers = ["jörg@exämple.org", "jürg@exämple.org", "a" * 150 + "1@example.org", "a" * 150 + "2@example.org"]
+    for address in readers:
+        assert run_cli("subscribe", address, "--topic", "MoE").exit_code == 0
+    result = run_cli("digest", "--out", tmp_path / "o", "--json")
+    assert result.exit_code == 0, result.output
+    written = json.loads(result.stdout)
+    assert sorted(d["email"] for d in written) == sorted(readers)
+    assert len({d["eml"] for d in written}) == 4
+    for d in written:  # each file is its own reader's
+        assert d["email"].split("@")[0] in email.message_from_bytes(Path(d["eml"]).read_bytes(),
+                                                                    policy=policy.default)["To"]
+    assert all(len(Path(d["eml"]).name) < 160 for d in written)
+
+
 def test_digest_only_and_unknown_reader(with_readers, tmp_path):
     only = with_readers("digest", "--out", tmp_path, "--only", "ADA@example.org", "--json")
     assert [d["email"] for d in json.loads(only.stdout)] == ["ada@example.org"]
@@ -63,6 +79,23 @@ def test_preview_writes_even_an_empty_digest(with_readers, monkeypatch, tmp_path
 def test_digest_without_listings_says_what_to_do(run_cli):
     result = run_cli("digest")
     assert result.exit_code == 1 and "paperwire ingest" in result.stderr
+
+
+def test_a_topic_feed_shows_the_stretch_of_a_long_abstract_where_its_topic_matched(run_cli, tmp_path):
+    """Issue 13: feeds, like emails, start the excerpt near the first matched term when it lies
+    beyond what they show of an abstract (4,000 characters)."""
+    filler = "Plain words about nothing in particular fill this sentence. " * 95  # ~5,700 characters
+    listing = tmp_path / "long.txt"
+    listing.write_text(f"Mar 12\n\nA Long Abstract\n\n{filler}Here the zyzzyva finally appears. {filler}\n",
+                       encoding="utf-8")
+    assert run_cli("ingest", "--date", "2024-03-12", listing).exit_code == 0
+    assert run_cli("topics", "add", "Zyz", "zyzzyva").exit_code == 0
+    assert run_cli("feeds", "--out", tmp_path / "o").exit_code == 0
+    (entry,) = json.loads((tmp_path / "o" / "feeds" / "topics" / "zyz.json").read_text(encoding="utf-8"))["items"]
+    assert entry["content_text"].startswith("…Here the zyzzyva finally appears. Plain words")
+    assert "Here the zyzzyva" in entry["content_html"]
+    (trending,) = json.loads((tmp_path / "o" / "feeds" / "trending.json").read_text(encoding="utf-8"))["items"]
+    assert trending["content_text"].startswith("Plain words about nothing")  # no topic there: from the start
 
 
 def test_feeds_parse_back_and_are_byte_identical_across_runs(with_readers, tmp_path):

@@ -626,6 +626,21 @@ def test_private_feed(site: Site) -> None:
     assert site.client.get(f"/feeds/private/{pending.token}.atom").status_code == 404
 
 
+def test_private_feed_shows_the_stretch_of_a_long_abstract_where_a_topic_matched(new_db, tmp_path: Path) -> None:
+    """As topic feeds and emails do: the excerpt starts near the first matched term beyond the cut."""
+    site = make_site(new_db, tmp_path, ingest=False)
+    filler = "Plain words about nothing in particular fill this sentence. " * 95
+    listing = tmp_path / "long.txt"
+    listing.write_text(f"{TODAY:%b} {TODAY.day}\n\nA Long Abstract\n\n{filler}Here the zyzzyva appears. {filler}\n",
+                       encoding="utf-8")
+    site.store.save_listings(sources.read_path(listing, today=TODAY))
+    reader = site.reader("ada@example.org", "zyzzyva")
+    (entry,) = site.client.get(f"/feeds/private/{reader.token}.json").json()["items"]
+    assert entry["content_text"].startswith("…Here the zyzzyva appears.")
+    site.client.close()
+    site.store.close()
+
+
 @pytest.mark.parametrize("kind", ["atom", "rss", "json"])
 def test_private_feed_is_gone_after_unsubscribing_and_kept_while_paused(site: Site, kind: str) -> None:
     """Issue 12 item 11: 410 Gone for unsubscribed readers; paused and bouncing readers keep their feed."""

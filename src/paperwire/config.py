@@ -56,7 +56,7 @@ def _as_db_url(value: Any) -> str:
 def _as_path(value: Any) -> Path:
     if not isinstance(value, (str, Path)) or not str(value).strip():
         raise ValueError("expected a path")
-    return Path(str(value).strip())
+    return Path(str(value).strip()).expanduser()  # "~/templates", as a shell would read it
 
 
 def _as_acronyms(value: Any) -> dict[str, tuple[str, ...]]:

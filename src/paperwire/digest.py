@@ -31,6 +31,11 @@ class FoundMatch(Protocol):
     terms: Sequence[FoundTerm]
 
 
+def hits_of(match: FoundMatch) -> tuple[Hit, ...]:
+    """The terms a match found, as every output shows them (emails, archive pages, feeds)."""
+    return tuple(Hit(term.term, term.field, tuple(term.spans)) for term in match.terms)
+
+
 def reason(match: object, titles: Mapping[str, str]) -> str:
     """What a match found by meaning or by example says about itself; "" for words alone.
 
@@ -129,7 +134,7 @@ def build_digest(
         sections.setdefault(best_topic, []).append(DigestItem(
             paper=papers[paper_id], score=best_score, rank=placement.rank, listing_date=placement.date,
             topics=tuple(dict.fromkeys(subscriber.topics[index].name for _, index, _ in ranked)),
-            hits=tuple(Hit(t.term, t.field, tuple(t.spans)) for t in best_match.terms),
+            hits=hits_of(best_match),
             reason=reason(best_match, example_titles or {}),
         ))
     return Digest(

@@ -37,8 +37,9 @@ from feedgen.feed import FeedGenerator
 from markupsafe import Markup
 
 from . import urls
-from .models import LINK_LABELS, Paper
-from .normalize import clean_line, safe_url, shown_abstract, shown_authors, shown_title
+from .models import LINK_LABELS, Hit, Paper
+from .normalize import SHOWN_ABSTRACT_CHARS, clean_line, safe_url, shown_abstract, shown_authors, shown_title
+from .paperview import merged_spans, snippet_start
 
 TRENDING_SLUG = urls.TRENDING_SLUG
 DEFAULT_LIMIT = 50
@@ -56,6 +57,7 @@ class FeedItem:
     paper: Paper
     date: dt.date
     rank: int
+    hits: tuple[Hit, ...] = ()  # what the feed's topic matched in it (none in the trending feed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +193,14 @@ def _entries(items: Sequence[FeedItem], base_url: str) -> list[_Entry]:
     return [_entry(item, base_url) for item in items]
 
 
+def feed_abstract(abstract: str, hits: tuple[Hit, ...]) -> str:
+    """The abstract as an entry shows it: whole up to SHOWN_ABSTRACT_CHARS, or, when the topic's
+    first matched term lies beyond that, from shortly before it (``…`` marks the cut), as the
+    emails do (``paperview.snippet_start``)."""
+    start = snippet_start(abstract, merged_spans(hits, "abstract", len(abstract)), shown_to=SHOWN_ABSTRACT_CHARS - 1)
+    return "…" + shown_abstract(abstract[start:]) if start else shown_abstract(abstract)
+
+
 def _entry(item: FeedItem, base_url: str) -> _Entry:
     paper = item.paper
     # Only http(s) links without spaces or controls reach a reader: never `javascript:`.
@@ -199,7 +209,7 @@ def _entry(item: FeedItem, base_url: str) -> _Entry:
     fallback = links[0][1] if links else urls.paper(base_url, paper.id)
     url = next((u for kind, u in links if kind == "abs"), fallback)
     title = shown_title(paper.title) or f"Untitled paper {clean_line(paper.id)}"
-    abstract = shown_abstract(paper.abstract)
+    abstract = feed_abstract(paper.abstract, item.hits)
     authors, byline = shown_authors(paper.authors)
     categories = tuple(dict.fromkeys(c for c in map(clean_line, paper.categories) if c))[:FEED_CATEGORIES]
     extra = [(LINK_LABELS.get(kind, LINK_LABELS["other"]), u) for kind, u in dict.fromkeys(links) if u != url]

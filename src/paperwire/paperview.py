@@ -146,10 +146,13 @@ def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup, str]:
             ", ".join(term for term in terms if term))
 
 
-def snippet_start(abstract: str, spans: list[tuple[int, int]]) -> int:
+def snippet_start(abstract: str, spans: list[tuple[int, int]], shown_to: int | None = None) -> int:
     """Where the shown abstract starts: 0, or shortly before the first matched term when that
-    term would not end before the cut (at the start of its sentence when that is near)."""
-    if not spans or spans[0][1] <= cut_point(abstract):
+    term would not end before the cut (at the start of its sentence when that is near).
+
+    ``shown_to``: where the abstract would be cut when shown from its start (by default the
+    email's ``cut_point``; feeds show far more)."""
+    if not spans or spans[0][1] <= (cut_point(abstract) if shown_to is None else shown_to):
         return 0
     first = spans[0][0]
     earliest = max(0, first - SNIPPET_LEAD)

@@ -7,13 +7,14 @@ serialize, and never prints itself.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
 import re
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -195,8 +196,13 @@ class DigestFiles:
 
 
 def reader_file_stem(email: str) -> str:
-    """A file name for a reader that no address can turn into a path outside the folder."""
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", email.replace("@", "_at_"))[:150]
+    """A file name for a reader that no address can turn into a path outside the folder, and
+    no two readers share: where the name cannot say the address as it is (``jörg`` and
+    ``jürg`` both become ``j_rg``, a long address is cut), a hash of the address follows it."""
+    stem = re.sub(r"[^A-Za-z0-9._+-]", "_", email.replace("@", "_at_"))
+    if stem.replace("_at_", "@", 1) == email and email.count("@") == 1 and "_at_" not in email and len(stem) <= 150:
+        return stem
+    return f"{stem[:140]}-{hashlib.sha256(email.encode()).hexdigest()[:9]}"
 
 
 def plan_digests(
@@ -505,7 +511,8 @@ def build_feeds(store: Store, settings: Settings, *, edition: dt.date | None,
     for topic in public:
         if topic.slug in rankings:
             spec = feeds.FeedSpec(topic.name, topic.slug, f"Papers on {topic.name}", query=topic.query)
-            specs.append((spec, True, lambda slug=topic.slug: [position[pid] for pid in rankings[slug].paper_ids()]))
+            specs.append((spec, True, lambda slug=topic.slug: [replace(position[match.paper_id], hits=digest.hits_of(match))
+                                                               for match in rankings[slug]]))
     built = []
     for spec, is_topic, matched in specs:
         try:
@@ -571,13 +578,19 @@ def write_index(store: Store, settings: Settings, out_dir: Path, *, edition: dt.
     """``out_dir/index.html``: one page linking every digest and feed a run wrote."""
     import jinja2  # only this step needs it
 
+    from .render import template_problem
+
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(settings.templates_dir), autoescape=True,
                              undefined=jinja2.StrictUndefined)
+    try:
+        template = env.get_template("index.html.j2")
+    except jinja2.TemplateError as exc:
+        raise template_problem(exc, settings.templates_dir) from None
 
     def rel(path: Path) -> str:
         return Path(os.path.relpath(path, out_dir)).as_posix()
 
-    page = env.get_template("index.html.j2").render(
+    page = template.render(
         out_dir=str(out_dir), edition=edition.isoformat(), listings=store.listing_summaries(),
         digests=[{"email": d.email, "subject": d.subject, "html": rel(d.html), "text": rel(d.text), "eml": rel(d.eml)}
                  for d in digests],

@@ -33,12 +33,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from jinja2 import ChoiceLoader, DictLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import (ChoiceLoader, DictLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError,
+                    TemplateNotFound, TemplateSyntaxError)
 from markupsafe import Markup
 from mjml import mjml2html
 
 from . import urls
 from .config import Settings
+from .errors import ConfigError
 from .mail import GMAIL_CLIP_BYTES
 from .models import Digest, Subscriber
 from .normalize import clean_line, shorten
@@ -58,10 +60,6 @@ HTML_FRAME = "email.html.j2"  # the name the compiled email.mjml.j2 goes by in t
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 WEEKDAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday",
                  "fri": "Friday", "sat": "Saturday", "sun": "Sunday"}
-
-# Anything that looks like markup, for the plain-text part (which must never carry HTML).
-_TAG = re.compile(r"</?[A-Za-z!?][^<>]*>")
-_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,13 +138,6 @@ def compiled_html(source: str) -> str:
 
 # --- text helpers --------------------------------------------------------------------------
 
-def plain(value: Any) -> Any:
-    """Jinja ``finalize`` for the text part: whatever the input, no markup gets through."""
-    if isinstance(value, str) and "<" in value:
-        return _TAG_OPEN.sub("< ", _TAG.sub("", value))
-    return value
-
-
 def _line_pattern(width: int) -> re.Pattern[str]:
     # As many characters as fit before a space (or the end); else one over-long word whole.
     return re.compile(r"(.{1,%d})(?: |$)|(\S+)(?: |$)" % max(1, width))  # (re keeps compiled patterns)
@@ -205,6 +196,15 @@ def schedule_phrase(reader: Subscriber) -> str:
     return f"{clean_line(reader.cadence)} {at}"
 
 
+def intro(shown: int, more: int, when: str) -> str:
+    """``70 new papers matched your topics in the Mar 11 listing; here are the best 5.``"""
+    matched = shown + more
+    if not matched:
+        return f"Nothing new matched your topics in the {when} listing."
+    said = f"{matched} new paper{'s' if matched != 1 else ''} matched your topics in the {when} listing"
+    return f"{said}; here are the best {shown}." if more else f"{said}."
+
+
 def sections(digest: Digest, settings: Settings) -> tuple[SectionView, ...]:
     """The digest's sections as the templates loop over them, papers numbered across the email."""
     shown: list[SectionView] = []
@@ -238,8 +238,7 @@ def context(digest: Digest, settings: Settings) -> dict[str, Any]:
         else f"Nothing new matched your topics in the {when} listing.",
         "date": when,
         "greeting": f"Hi {name}," if name else "Hello,",
-        "intro": (f"{count} new paper{'s' if count != 1 else ''} matched your topics in the {when} listing."
-                  if count else f"Nothing new matched your topics in the {when} listing."),
+        "intro": intro(count, digest.more, when),
         "sections": shown,
         "more": digest.more,
         "more_label": f"And {digest.more} more matching paper{'s' if digest.more != 1 else ''}",
@@ -299,7 +298,8 @@ def _hashable(value: Any) -> bool:
 
 def environments(templates_dir: Path, compiled_frame: str) -> tuple[Environment, Environment]:
     """The HTML environment (autoescape; the compiled MJML as ``HTML_FRAME``) and the text one
-    (no markup gets through ``plain``); both read the paper templates from ``templates_dir``
+    (no escaping: a plain-text part shows ``k<n`` or ``<SEG>`` as written, as the HTML part
+    does once escaped); both read the paper templates from ``templates_dir``
     and give templates the ``include_shared`` filter (``SharedIncludes``).
 
     Each paper template's last line break is kept, so a paper's block ends its line. No
@@ -310,7 +310,7 @@ def environments(templates_dir: Path, compiled_frame: str) -> tuple[Environment,
                                "keep_trailing_newline": True, "auto_reload": False}
     html_env = Environment(loader=ChoiceLoader([DictLoader({HTML_FRAME: compiled_frame}), from_folder]),
                            autoescape=True, **options)
-    text_env = Environment(loader=from_folder, autoescape=False, finalize=plain, **options)
+    text_env = Environment(loader=from_folder, autoescape=False, **options)
     text_env.filters["wrap"] = wrap
     text_env.filters["numbered"] = numbered
     for env in (html_env, text_env):
@@ -318,15 +318,47 @@ def environments(templates_dir: Path, compiled_frame: str) -> tuple[Environment,
     return html_env, text_env
 
 
+def template_problem(exc: TemplateError, templates_dir: Path) -> ConfigError:
+    """A template that is missing or does not parse, as one line naming the file and line."""
+    if isinstance(exc, TemplateNotFound):
+        return ConfigError(f"setting 'templates_dir': {templates_dir} has no template {exc.name}")
+    if isinstance(exc, TemplateSyntaxError):
+        where = exc.filename or str(templates_dir / (exc.name or "?"))
+        if exc.name == HTML_FRAME:  # an error only the compiled MJML shows: its lines are not the file's
+            where = f"{templates_dir / 'email.mjml.j2'} (as compiled by MJML)"
+        return ConfigError(f"{where}:{exc.lineno}: {exc.message}")
+    return ConfigError(f"templates in {templates_dir}: {exc}")
+
+
 class EmailRenderer:
     """Compile once, render per reader: ``EmailRenderer(templates).render(digest, settings)``."""
 
     def __init__(self, templates_dir: Path) -> None:
+        """Reads and compiles every email template now, so that a missing file or a syntax
+        error is one clear error (``ConfigError``, naming the file and line) before any reader."""
         templates_dir = Path(templates_dir)
-        frame = compiled_html((templates_dir / "email.mjml.j2").read_text(encoding="utf-8"))
+        frame_file = templates_dir / "email.mjml.j2"
+        try:
+            source = frame_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"setting 'templates_dir': cannot read {frame_file}: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
+        try:
+            Environment().parse(source, "email.mjml.j2", str(frame_file))  # its Jinja, on its own lines
+            frame = compiled_html(source)
+        except TemplateSyntaxError as exc:
+            raise template_problem(exc, templates_dir) from None
+        except ValueError as exc:  # MRML: not MJML it can read
+            raise ConfigError(f"{frame_file}: not valid MJML: {exc}") from None
         html_env, text_env = environments(templates_dir, frame)
-        self.html_template = html_env.get_template(HTML_FRAME)
-        self.text_template = text_env.get_template("email.txt.j2")
+        try:
+            self.html_template = html_env.get_template(HTML_FRAME)
+            self.text_template = text_env.get_template("email.txt.j2")
+            for env, kind in ((html_env, ".html.j2"), (text_env, ".txt.j2")):  # blocks the frames may include
+                for name in env.list_templates(filter_func=lambda name, kind=kind: name.endswith(kind) and "/" not in name):
+                    env.get_template(name)
+        except TemplateError as exc:
+            raise template_problem(exc, templates_dir) from None
         for template in (self.html_template, self.text_template):
             # Jinja keeps a template's globals (range, namespace, ...) as a ChainMap over the
             # environment's and copies them into each render's context in Python (~8 µs a

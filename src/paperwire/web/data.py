@@ -20,7 +20,7 @@ from typing import Any
 from .. import digest, feeds, pipeline, semantic, urls
 from ..config import Settings
 from ..explain import ClosestSentences
-from ..models import Digest, Paper, StoredPaper, Subscriber
+from ..models import Digest, Hit, Paper, StoredPaper, Subscriber
 from ..store import Store
 from .tokens import reader_key
 
@@ -160,14 +160,18 @@ class DataCache:
         items = pipeline.feed_items(self.store, edition) if edition else []
         rankings = semantic.match_topics([(i, t.query) for i, t in enumerate(reader.topics)],
                                          [item.paper for item in items], settings, self.store)
-        matched = {pid for ranking in rankings.values() for pid in ranking.paper_ids()}
+        hits: dict[str, tuple[Hit, ...]] = {}  # paper -> what the first of the reader's topics that found it matched
+        for index in sorted(rankings):  # the reader's topics in their order
+            for match in rankings[index]:
+                hits.setdefault(match.paper_id, digest.hits_of(match))
         # The feed id must not reveal the token: it ends up in feed readers' databases and logs.
         slug = "private-" + reader_key(reader.token)
         names = ", ".join(t.name for t in reader.topics)
         spec = feeds.FeedSpec("paperwire: " + names[:120], slug, "Your paperwire topics: " + names[:500],
                               self_urls=tuple((kind, urls.private_feed(settings.base_url, reader, kind))
                                               for kind in urls.FEED_KINDS))
-        rendered = feeds.render_feed(spec, [i for i in items if i.paper.id in matched], settings.base_url,
+        rendered = feeds.render_feed(spec, [replace(i, hits=hits[i.paper.id]) for i in items if i.paper.id in hits],
+                                     settings.base_url,
                                      publisher=settings.sender_name, empty_date=edition)
         changed = self.changed_at
         return {kind: document(body, changed) for kind, body in rendered.items()}
