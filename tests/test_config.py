@@ -94,3 +94,28 @@ def test_unknown_variables_are_warned_about_but_not_the_test_suites_database(tmp
     with caplog.at_level("WARNING", logger="paperwire.config"):
         load_settings(environ={"PAPERWIRE_TEST_DB": "postgresql://u@h/db", "PAPERWIRE_TYPO": "1"}, cwd=tmp_path)
     assert [r.getMessage() for r in caplog.records] == ["ignoring unknown environment variable PAPERWIRE_TYPO"]
+
+
+@pytest.mark.parametrize("value", ["https://a b.org", "https://x.org/a>b,<c", 'https://x.org/"', "https://x.org:bad",
+                                   "ftp://x.org", "https://", "https://x.org/?a=1", "https://user:secret@x.org"])
+def test_a_base_url_that_would_break_the_unsubscribe_header_or_show_a_password_is_refused(tmp_path, value):
+    """Every email's List-Unsubscribe starts with base_url: a space, quote or angle bracket
+    would split or end its URI, and a password in it would be in every email."""
+    with pytest.raises(ConfigError, match="setting 'base_url'") as raised:
+        load_settings(environ={"PAPERWIRE_BASE_URL": value}, cwd=tmp_path)
+    assert "secret" not in str(raised.value)
+
+
+def test_a_base_url_with_a_non_ascii_host_is_written_in_a_labels(tmp_path):
+    """As addresses' domains are: a raw UTF-8 header would need SMTPUTF8 for every message."""
+    for given, kept in [("https://exämple.org/papers/", "https://xn--exmple-cua.org/papers"),
+                        ("https://exämple.org:8443", "https://xn--exmple-cua.org:8443"),
+                        ("http://localhost:8000/", "http://localhost:8000")]:
+        assert load_settings(environ={"PAPERWIRE_BASE_URL": given}, cwd=tmp_path).base_url == kept
+
+
+@pytest.mark.parametrize("value", ["my list>, <x", "nodot", "a..b", "a b.org", ".a.b"])
+def test_a_list_id_is_a_dot_atom(tmp_path, value):
+    with pytest.raises(ConfigError, match="setting 'list_id'"):
+        load_settings(environ={"PAPERWIRE_LIST_ID": value}, cwd=tmp_path)
+    assert load_settings(environ={"PAPERWIRE_LIST_ID": "digest.papers.example.org"}, cwd=tmp_path).list_id

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from . import redact
+from . import addresses, redact
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -82,10 +82,35 @@ def _as_text(value: Any) -> str:
 
 
 def _as_base_url(value: Any) -> str:
+    """Every link of every email and page starts with it, the List-Unsubscribe header's too:
+    so nothing that would break a header (``<``, ``>``, ``"``, spaces) or put a password in
+    every email; a non-ASCII host goes as A-labels, as addresses do (no SMTPUTF8 needed)."""
     text = _as_text(value).rstrip("/")
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ValueError(f"{text!r} is not an http(s) address such as https://papers.example.org")
+    example = "an http(s) address such as https://papers.example.org"
+    if re.search(r'[\s<>"\x00-\x1f\x7f]', text):
+        raise ValueError(f"{text!r} is not {example}: it holds a space, quote or angle bracket")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError(f"{text!r} is not {example}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"{text!r} is not {example}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("it holds a user name or password, which every email would show")
+    if not parts.netloc.isascii():
+        host = addresses.ascii_domain(parts.hostname)
+        if not host.isascii():
+            raise ValueError(f"{text!r}: its host {parts.hostname!r} is not a valid domain name")
+        text = parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")).geturl()
+    return text
+
+
+def _as_list_id(value: Any) -> str:
+    """The List-Id header's id (RFC 2919): a dot-atom with a dot, as ``digest.papers.example.org``."""
+    text = _as_text(value)
+    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+", text):
+        raise ValueError(f"{text!r} is not a list id such as digest.papers.example.org (letters, digits, dots)")
     return text
 
 
@@ -326,7 +351,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "sender_email": _as_email,
     "reply_to": _as_optional_email,
     "sender_line": _as_text,
-    "list_id": _as_text,
+    "list_id": _as_list_id,
     "unsubscribe_email": _as_email,
     "send_empty": _as_bool,
     "dkim_key_file": _as_optional_path,
