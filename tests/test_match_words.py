@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 from paperwire.match import compile_queries, match_one
 from paperwire.match.matcher import bulk_allocation
+from paperwire.match.sentences import boilerplate_spans
+from paperwire.match.text import Stems
 from paperwire.models import Paper
 
 
@@ -48,6 +50,57 @@ def test_real_glued_forms_still_match() -> None:
     for query in ("multimodal", "multi-modal", "multi modal", '"multi modal"', "pretraining", '"pre training"'):
         assert ids(query, papers) == everything, query
     assert ids("model", papers) == {"made-4"}
+
+
+SPACED_FUNCTION_WORDS = {  # topic -> what a paper writes: a real word boundary, with a function word
+    "maybe": "This may be effective.",
+    "inline": "This is in line with theory.",
+    "notable": "We are not able to verify it.",
+    "infinite": "It converges in finite time.",
+    "online": "Points on line segments are sampled.",
+}
+
+
+def test_words_a_space_apart_are_not_glued_across_a_function_word() -> None:
+    """"may be" is two words, not "maybe": a space next to a function word is a boundary."""
+    papers = [paper("Results", abstract, n) for n, abstract in enumerate(SPACED_FUNCTION_WORDS.values())]
+    for topic in SPACED_FUNCTION_WORDS:
+        assert ids(topic, papers) == set(), topic
+    solid = [paper(f"An {topic} method", "", n) for n, topic in enumerate(SPACED_FUNCTION_WORDS)]
+    for n, topic in enumerate(SPACED_FUNCTION_WORDS):  # the word itself is still found
+        assert ids(topic, solid) == {f"made-{n}"}, topic
+
+
+def test_spaced_compounds_of_content_words_and_hyphenated_forms_still_glue() -> None:
+    """The real wins stay: "data set" is ``dataset``; a hyphen joins even a function word."""
+    found = {
+        "multimodal": "A multi modal model.",
+        "dataset": "A new data set of images.",
+        "finetuning": "Fine tuning helps.",
+        "pretraining": "Pre training helps.",
+        "online": "On-line learning of experts.",
+        "inline": "An in-line cache.",
+        "overfitting": "It avoids over-fitting.",
+    }
+    for topic, abstract in found.items():
+        assert ids(topic, [paper("Results", abstract)]) == {"made-0"}, topic
+
+
+def test_a_pair_written_apart_and_hyphenated_in_one_listing_is_read_each_way() -> None:
+    """The index remembers each pair's glued stem; "on line" must not borrow "on-line"'s."""
+    for order in ((1, 2), (2, 1)):
+        texts = {1: "Points on line segments.", 2: "On-line learning."}
+        papers = [paper("Results", texts[n], n) for n in order]
+        assert ids("online", papers) == {"made-2"}, order
+
+
+def test_stems_glue_words_apart_only_when_both_are_content_words() -> None:
+    stems = Stems()
+    assert stems.glued_apart("data", "set") == stems.of("dataset")
+    assert stems.glued_apart("multi", "modal") == stems.of("multimodal")
+    for first, second in (("may", "be"), ("in", "line"), ("not", "able"), ("a", "part"), ("of", "ten")):
+        assert stems.glued_apart(first, second) is None, (first, second)
+    assert stems.glued("on", "line") == stems.of("online")  # hyphenated pairs: no such limit
 
 
 # --- like: is for the meaning engine ------------------------------------------------------
@@ -206,8 +259,6 @@ def test_a_paper_about_code_is_found_and_its_spans_index_the_original_abstract()
 
 
 def test_substantive_sentences_are_not_boilerplate() -> None:
-    from paperwire.match.sentences import boilerplate_spans
-
     for text in (
         "We release a new dataset of 10k videos for evaluating long video understanding across many domains.",
         "The model is available to the public via an API and it outperforms GPT-4 on reasoning.",
@@ -217,3 +268,55 @@ def test_substantive_sentences_are_not_boilerplate() -> None:
         assert boilerplate_spans(text) == [], text
     for sentence in BOILERPLATE:
         assert boilerplate_spans(f"We do X. {sentence}") != [], sentence
+
+
+MORE_BOILERPLATE = [
+    "The code and data are publicly available.",
+    "Our code will be made available upon acceptance.",
+    "Code and models will be released.",
+    "Code can be found on our project page.",
+    "The source code is open-sourced.",
+    "Code and data are hosted on GitHub.",
+    "Code will be shared upon request.",
+    "The data is provided in the supplementary material.",
+    "Code and data are provided.",
+    "Model weights are publicly accessible.",
+    "The dataset is made public.",
+    "Code: available upon request.",
+    "Demo: huggingface.co/spaces/org/demo",
+    "We open-source our code.",
+    "We make our code and data publicly available.",
+    "We will share our code and models.",
+    "We share our code and data with the research community.",
+    "We make our code public.",
+    "We share our code publicly.",
+]
+
+# Sentences that start like availability statements (an artifact, then "found", "shared",
+# "public", "provided", or "we make / share" it) but say what the paper is about.
+CONTENT_SENTENCES = {
+    "brittle prompts": "Models are found to be brittle when prompts are paraphrased.",
+    "transformer layers": "The weights are shared across all transformer layers.",
+    "public health": "Data is scarce for many public health applications.",
+    "ten demonstrations": "The model is provided with ten demonstrations per task.",
+    "shared weights": "We share the weights across all transformer layers.",
+    "label noise": "We make the model robust to label noise.",
+}
+
+
+def test_more_ways_of_saying_where_the_code_is_are_boilerplate() -> None:
+    for sentence in MORE_BOILERPLATE:
+        for text in (f"We do X. {sentence}", f"We do X: a study. {sentence}"):
+            assert boilerplate_spans(text) == [(len(text) - len(sentence), len(text))], text
+    papers = [
+        paper(f"Paper {n}", f"We study image generation. {sentence}", n) for n, sentence in enumerate(MORE_BOILERPLATE)
+    ]
+    assert ids("code", papers) == set()
+
+
+def test_a_sentence_is_not_boilerplate_for_starting_with_models_or_data() -> None:
+    """Only saying how artifacts can be had makes boilerplate: these sentences' words match."""
+    for n, (topic, sentence) in enumerate(CONTENT_SENTENCES.items()):
+        abstract = f"We study robustness: a survey. {sentence} It helps."  # a colon: the cheap pre-check passes
+        assert boilerplate_spans(abstract) == [], sentence
+        assert ids(topic, [paper("Results", abstract, n)]) == {f"made-{n}"}, sentence

@@ -13,6 +13,8 @@ How text is compared (both in queries and in papers):
 * hyphen, space and joined forms are one: ``multi-modal``, ``multi modal``,
   ``multimodal`` (two neighbouring words glued; three-way splits are not tried), but
   only where the glued stem keeps the first word whole: "model is" is never ``mode``;
+  and in a paper two words a space apart only when neither is a function word ("may
+  be" is not ``maybe``; hyphenated, "on-line" is ``online``);
 * acronyms and expansions are one (``RAG`` and "retrieval-augmented generation",
   ``LLMs`` and "large language models"); see :mod:`paperwire.match.acronyms` for
   the table and the case rules;

@@ -7,7 +7,9 @@ uses are kept, so the index stays small however long the abstracts are.
 Positions are global within a field: paper ``i``'s word ``p`` sits at
 ``i * stride + p``, with ``stride`` larger than any paper's last position plus one,
 so no phrase can run from one paper into the next. A glued neighbour pair ("multi
-modal" read as ``multimod``) is one occurrence spanning two positions.
+modal" read as ``multimod``) is one occurrence spanning two positions; a pair written
+with a space is glued only if both are content words ("may be" is not ``maybe``, see
+:meth:`~paperwire.match.text.Stems.glued_apart`), a hyphenated pair always.
 
 For each field and symbol the index keeps ``start -> (end, start char, end char)`` and
 the set of papers the symbol occurs in, as a bitset (an ``int`` whose bit ``i`` is
@@ -279,7 +281,7 @@ class PaperIndex:
         self.lengths: dict[str, list[int]] = {}
         self._fields: dict[str, _FieldPostings] = {}
         words: dict[str, _Word] = {}  # shared by the fields
-        glued: dict[str, dict[str, str]] = {}
+        glued: _GluedPairs = ({}, {})
         for field in FIELDS:
             texts = [field_text(paper, field) for paper in papers]
             if field == "abstract":  # same length: spans still index the original text
@@ -338,6 +340,11 @@ class PaperIndex:
         return found.by_paper() if found is not None else {}
 
 
+# Glued stems already worked out, for pairs written with a hyphen and for pairs written
+# with a space: folded word -> next folded word -> their glued stem if wanted, else "".
+_GluedPairs = tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]
+_HYPHENATED, _SPACED = 0, 1  # how a joinable gap is written: the index into a _GluedPairs
+
 # How one spelling reads: (folded, wanted stem, wanted acronym symbol, the wanted symbols
 # of a token so spelled where acronyms are read, and where they are not, then those of
 # them that have followers to record, with their followers, in both cases).
@@ -355,10 +362,10 @@ _Word = tuple[
 class _FieldReader:
     """Records the wanted symbols of one field, paper by paper: stems, acronyms, glued pairs.
 
-    ``words`` (spelling -> how it reads) and ``glued`` (folded word -> next folded word ->
-    their glued stem if wanted, else "") are shared by the fields of one run, so each distinct
-    spelling and pair is worked out once. Neighbouring symbols that form one of the
-    postings' ``pairs`` are recorded in its ``bigrams``.
+    ``words`` (spelling -> how it reads) and ``glued`` (see :data:`_GluedPairs`) are shared
+    by the fields of one run, so each distinct spelling and pair is worked out once.
+    Neighbouring symbols that form one of the postings' ``pairs`` are recorded in its
+    ``bigrams``.
     """
 
     def __init__(
@@ -368,7 +375,7 @@ class _FieldReader:
         acronyms: AcronymTable,
         stems: Stems,
         words: dict[str, _Word],
-        glued: dict[str, dict[str, str]],
+        glued: _GluedPairs,
         reads_acronyms: bool,
     ):
         self.postings = postings
@@ -379,7 +386,8 @@ class _FieldReader:
         self.glued = glued
         self.reads_acronyms = reads_acronyms
         self.in_papers: dict[str, list[int]] = {}  # symbol -> the papers it occurs in, ascending
-        self.gaps: dict[str, tuple[int, bool, bool]] = {" ": (1, True, False)}  # gap -> (step, joins, may end a sentence)
+        # gap -> (step, _HYPHENATED or _SPACED if it may glue its words else None, may end a sentence)
+        self.gaps: dict[str, tuple[int, int | None, bool]] = {" ": (1, _SPACED, False)}
 
     def _word(self, surface: str) -> _Word:
         folded = fold(surface)
@@ -404,8 +412,14 @@ class _FieldReader:
         )
         return info
 
-    def _glued(self, first: str, second: str) -> str:
-        stem = self.stems.glued(first, second)
+    def _glued(self, first: str, second: str, written: int) -> str:
+        """The glued stem of a neighbour pair if some query wants it, else "".
+
+        ``written`` is how the gap between them is written: only a hyphenated pair may
+        glue a function word ("on-line"; "on line" is two words).
+        """
+        glue = self.stems.glued if written == _HYPHENATED else self.stems.glued_apart
+        stem = glue(first, second)
         return stem if stem is not None and stem in self.wanted else ""
 
     def read(self, paper: int, text: str) -> int:
@@ -438,14 +452,14 @@ class _FieldReader:
             symbols, follows = (info[3], info[5]) if reads_acronyms else (info[4], info[6])
             if number == 1:
                 where += 1
-                joins = False
+                joins = None
             else:
                 gap = pieces[number - 1]
                 step = gaps.get(gap)
                 if step is None:
                     step = gaps[gap] = (
                         1 if _ADJACENT_GAP.fullmatch(gap) else 2,
-                        _JOINABLE_GAP.fullmatch(gap) is not None,
+                        (_SPACED if gap.isspace() else _HYPHENATED) if _JOINABLE_GAP.fullmatch(gap) else None,
                         _SENTENCE_GAP.search(gap) is not None,
                     )
                 if step[2] and previous_folded not in ABBREVIATIONS:  # a sentence ends: far apart
@@ -477,13 +491,14 @@ class _FieldReader:
                     occurrences = by_start[acronym] = {}
                 occurrences[where] = (where, start, end)
                 seen.add(acronym)
-            if joins:
-                row = glued_pairs.get(previous_folded)
+            if joins is not None:
+                pairs = glued_pairs[joins]
+                row = pairs.get(previous_folded)
                 if row is None:
-                    row = glued_pairs[previous_folded] = {}
+                    row = pairs[previous_folded] = {}
                 glued = row.get(folded)
                 if glued is None:
-                    glued = row[folded] = self._glued(previous_folded, folded)
+                    glued = row[folded] = self._glued(previous_folded, folded, joins)
                 if glued:
                     occurrences = by_start.get(glued)
                     if occurrences is None:

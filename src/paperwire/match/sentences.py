@@ -20,10 +20,17 @@ boilerplate when
 * it holds a link (``http://``, ``https://``, ``www.``, or a ``github.com/``-style
   host and path) and has at most :data:`LINK_SENTENCE_WORDS` words, or any length
   and an availability word (available, release, open-source, project page, ...); or
-* it has at most :data:`STATEMENT_WORDS` words and starts with what is made available -- "Code", "Our code and data", "The source
-  code", "Models and datasets", "Project page", "Demo" ... -- and says it is available,
-  released, open-sourced, public or at some place; or
-* it has at most :data:`STATEMENT_WORDS` words and says "we (will) release / open-source / make available our code/data/models".
+* it has at most :data:`STATEMENT_WORDS` words, starts with what is made available --
+  "Code", "Our code and data", "The source code", "Models and datasets", "Project page",
+  "Demo" ... -- then a verb or a colon, and says how it can be had: it is available,
+  released, open-sourced, hosted, made public, shared upon request, or found / provided /
+  shared at a place (a code host, "our project page", the supplementary material); or
+* it has at most :data:`STATEMENT_WORDS` words and says "we (will) release / open-source /
+  publish our code/data/models" (or "we make / share" them, with nothing more or with how).
+
+Starting with such a noun is not enough: "Models are found to be brittle", "The weights
+are shared across all layers", "Data is scarce for many public health applications" and
+"The model is provided with ten demonstrations" are what a paper is about.
 """
 
 from __future__ import annotations
@@ -85,28 +92,57 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 # Every boilerplate sentence has one of these (lower-cased); most abstracts have none, and
 # are not split into sentences at all. Plain substring tests: this runs on every abstract.
-_CUES = ("://", "www.", "availab", "releas", "open", "public", "hosted", "found", "accessib", "provided", "shared",
-         "github", "hugging", ":", ".com/", ".org/", ".io/")
-_LINK = re.compile(r"https?://|www\.|\.(?:com|org|io|net|ai|dev)/\S", re.IGNORECASE)
+_CUES = ("://", "www.", "availab", "releas", "open", "public", "hosted", "found", "accessib", "provided", "share",
+         "github", "gitlab", "hugging", "zenodo", "repositor", "supplement", "upon", "community", ":", ".com/", ".org/",
+         ".io/", ".co/")
+_LINK = re.compile(r"https?://|www\.|\.(?:com|org|io|net|ai|dev|co)/\S", re.IGNORECASE)
 _AVAILABLE = re.compile(
     r"\b(?:available|availability|releas\w*|open[- ]?sourc\w*|publicly|public|hosted|can be found|"
     r"accessible|project page|project website|homepage|github|hugging ?face)\b",
     re.IGNORECASE,
 )
-_ARTIFACT = r"(?:source code|code(?:s|base)?|data(?:sets?)?|models?|weights|checkpoints?|implementations?|demos?|" \
-    r"project (?:page|website)|website|benchmarks?|resources|materials|scripts|artifacts|videos?|pretrained models?)"
+_ARTIFACT = r"(?:source code|code(?:s|base)?|data(?:sets?)?|models?|(?:model\s+)?(?:weights|checkpoints?)|" \
+    r"implementations?|demos?|project (?:page|website)|website|benchmarks?|resources|materials|scripts|artifacts|" \
+    r"videos?|pretrained models?)"
 _AND = r"(?:\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)"
-_ARTIFACT_FIRST = re.compile(
+# A sentence that starts with what is made available ("Our code and data", "The source
+# code", "Models and datasets") and goes on with a verb or a colon. Whether it is
+# boilerplate is then up to :data:`_MADE_AVAILABLE`.
+_ARTIFACT_SUBJECT = re.compile(
     rf"^(?:(?:all|our|the|full|both)\s+)*{_ARTIFACT}(?:{_AND}(?:(?:all|our|the)\s+)*{_ARTIFACT})*"
     r"(?:\s+(?:for|of|to)\s+[^.:]{0,60}?)?"
-    r"(?:\s*:|\s+(?:is|are|will|can|has|have|would|should|may|shall)\b.*\b(?:available|releas\w*|open[- ]?sourc\w*|"
-    r"public\w*|found|hosted|accessible|provided|shared)\b)",
-    re.IGNORECASE | re.DOTALL,
+    r"(?:\s*:|\s+(?:is|are|will|can|has|have|would|should|may|shall)\b)",
+    re.IGNORECASE,
 )
+# Where an artifact is kept: a code host, or the authors' own page, repository or supplement.
+_PLACE = (
+    r"\b(?:at|on|in|via|from|through)\s+(?:github|gitlab|hugging ?face|zenodo|bitbucket|"
+    r"our\s+(?:project\s+)?(?:page|web\s?page|website|homepage|repositor(?:y|ies)|github)|"
+    r"the\s+project\s+(?:page|website)|(?:the\s+|our\s+)?supplement\w*)"
+)
+# The phrases that say an artifact can be had: it is available, released, open-sourced,
+# made public, or kept at some place. "found", "provided", "shared", "accessible" and
+# "public" count only in such a phrase: "Models are found to be brittle", "The weights are
+# shared across layers", "The model is provided with ten demonstrations" and "Data is
+# scarce for many public health applications" are what a paper is about.
+_MADE_AVAILABLE = re.compile(
+    r"\b(?:available|availability|releas\w*|open[- ]?sourc\w*|hosted)\b"  # is available, will be released
+    r"|\b(?:is|are|be|been|made)\s+public\b"  # is public, made public
+    r"|\bpublicly\s+(?:accessible|shared|provided|open)\b"  # ("publicly available": above)
+    r"|\b(?:found|accessible|provided|shared)\s+(?:at|here|online)\b"  # can be found at, shared online
+    r"|\bshared\s+publicly\b|\bwith\s+the\s+(?:research\s+)?community\b"  # shared with the community
+    r"|\bupon\s+(?:request|acceptance|publication)\b"  # will be shared upon request
+    rf"|{_PLACE}"  # can be found on our project page, is on GitHub, is in the supplementary material
+    r"|\b(?:accessible|provided|shared|public|publicly)\s*[.!]?$",  # "Code and data are provided."
+    re.IGNORECASE,
+)
+# "We (will) release / open-source / publish our code": said of artifacts, these verbs are
+# enough. "We make" and "we share" are not ("We make the model robust", "We share the
+# weights across layers"): they count only when the rest says how it is made available.
 _WE_RELEASE = re.compile(
-    rf"^we\s+(?:will\s+|also\s+|further\s+|publicly\s+|plan to\s+)*(?:release|open[- ]?source|make|publish|share)\w*"
-    rf"\s+(?:publicly\s+available\s+)?(?:all\s+|our\s+|the\s+)*{_ARTIFACT}\b"
-    rf"(?:{_AND}(?:all\s+|our\s+|the\s+)*{_ARTIFACT}\b)*[^.]{{0,40}}[.!]?$",
+    rf"^we\s+(?:will\s+|also\s+|further\s+|publicly\s+|plan to\s+)*(?P<verb>release|open[- ]?source|make|publish|share)"
+    rf"\w*\s+(?:publicly\s+available\s+)?(?:all\s+|our\s+|the\s+)*{_ARTIFACT}\b"
+    rf"(?:{_AND}(?:all\s+|our\s+|the\s+)*{_ARTIFACT}\b)*(?P<rest>[^.]{{0,40}})[.!]?$",
     re.IGNORECASE | re.DOTALL,
 )
 
@@ -128,7 +164,26 @@ def _is_boilerplate(sentence: str) -> bool:
         return len(sentence.split()) <= LINK_SENTENCE_WORDS or _AVAILABLE.search(sentence) is not None
     if len(sentence.split()) > STATEMENT_WORDS:
         return False
-    return _ARTIFACT_FIRST.match(sentence) is not None or _WE_RELEASE.match(sentence) is not None
+    return _says_artifacts_are_available(sentence) or _says_we_release_artifacts(sentence)
+
+
+def _says_artifacts_are_available(sentence: str) -> bool:
+    """"Our code and data will be released", "Code can be found on GitHub": the sentence
+    starts with artifacts and says, after its verb or colon, how they can be had."""
+    subject = _ARTIFACT_SUBJECT.match(sentence)
+    return subject is not None and _MADE_AVAILABLE.search(sentence, subject.end()) is not None
+
+
+def _says_we_release_artifacts(sentence: str) -> bool:
+    """"We release our code and models", "We make our data publicly available"; not "We
+    make the model robust" (a verb that needs more than artifacts to mean a release)."""
+    found = _WE_RELEASE.match(sentence)
+    if found is None:
+        return False
+    if found["verb"].lower() not in ("make", "share"):
+        return True
+    rest = found["rest"]
+    return not rest.strip() or _MADE_AVAILABLE.search(rest) is not None
 
 
 def mask_boilerplate(text: str) -> str:

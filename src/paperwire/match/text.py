@@ -9,7 +9,10 @@ highlighted by slicing the untouched title or abstract) and a word *position*. T
 tokens separated only by spaces, hyphens or a slash are adjacent; any other
 punctuation (``.`` ``,`` ``:`` ``(``) leaves a gap, so a phrase never runs across a
 sentence or a list. Tokens separated by just a space or one hyphen may also be read
-as one joined word ("multi-modal" -> "multimodal").
+as one joined word ("multi-modal" -> "multimodal"). In a paper, two words a space apart
+are read as one only when neither is a function word (:data:`FUNCTION_WORDS`): "multi
+modal" is ``multimodal`` and "data set" is ``dataset``, but "may be" is not ``maybe``,
+"in line" not ``inline`` and "not able" not ``notable`` (see :meth:`Stems.glued_apart`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,25 @@ TOKEN_PATTERN = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 _ADJACENT_GAP = re.compile(r"[\s\-\u2010\u2011\u2013\u2014/]+")
 _JOINABLE_GAP = re.compile(r"\s+|[-\u2010\u2011]")
 
+# Words that hold a sentence together rather than name a thing: articles, pronouns,
+# auxiliaries and modals, prepositions and particles, conjunctions, negation, quantifiers.
+# Written apart from a neighbour, such a word is its own word, never half of a compound:
+# "may be", "in line", "not able", "in finite", "on line", "over all", "a part", "of ten".
+# (Hyphenated, "on-line" and "over-fitting" are still one word: the hyphen says so.)
+FUNCTION_WORDS = frozenset(
+    """a an the this that these those some any every each all both either neither no nor not
+    i me my we us our ours you your he him his she her it its they them their theirs
+    itself themselves ourselves who whom whose which what when where why how whether there here
+    is am are was were be been being do does did done has have had having
+    can could may might must shall should will would
+    and or but if then than so as yet because since while though although unless until
+    of in on at by to for from with without within into onto upon about above below under over
+    after before between through during against among across along around behind beyond
+    off out up down via per toward towards
+    also only just very too such same own other more most much many few several
+    again further once ever never thus hence however""".split()
+)
+
 
 class Token(NamedTuple):
     """One word of a field: where it is and whether it may be glued to the one before."""
@@ -39,7 +61,8 @@ class Token(NamedTuple):
     start: int  # character offsets into the field text
     end: int
     position: int  # word position; consecutive words differ by 1, a break by 2, a sentence starts at next_sentence()
-    joins_previous: bool  # only a space or a single hyphen since the previous token
+    joins_previous: bool  # only a space or a single hyphen since the previous token (a paper's
+    # words a space apart are glued only if both are content words: Stems.glued_apart)
 
 
 def field_text(paper: Paper, field: str) -> str:
@@ -112,6 +135,20 @@ class Stems:
         if stem is None:
             stem = self._cache[folded] = self._stemmer.stemWord(folded)
         return stem
+
+    def glued_apart(self, first: str, second: str) -> str | None:
+        """The stem of two folded words a paper writes with white space between them, read
+        as one word, or None.
+
+        A space is a word boundary the text has, except inside a compound some writers
+        space ("multi modal", "data set", "fine tuning", "pre training"). Such a compound is
+        made of content words, so a pair with a :data:`FUNCTION_WORDS` member is never one:
+        "may be" is not ``maybe`` nor "in finite" ``infinite``. Hyphenated pairs go to
+        :meth:`glued` directly ("on-line" is ``online``).
+        """
+        if first in FUNCTION_WORDS or second in FUNCTION_WORDS:
+            return None
+        return self.glued(first, second)
 
     def glued(self, first: str, second: str) -> str | None:
         """The stem of two folded words written as one, or None when stemming eats the seam.
