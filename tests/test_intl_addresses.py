@@ -265,6 +265,9 @@ def test_cli_send_all_json_with_outbox_and_dry_run(run_cli, tmp_path):
         assert run_cli("subscribe", address, "--topic", "*", *(["--name", name] if name else [])).exit_code == 0
     dry = run_cli("send", "--all", "--json", "--dry-run")
     assert dry.exit_code == 0 and json.loads(dry.stdout)["dry_run"] == 4
+    assert json.loads(dry.stdout)["needs_smtputf8"] == [UTF8_LOCAL]  # as the README says a dry run tells
+    said = run_cli("send", "--all", "--dry-run")
+    assert f"needs SMTPUTF8: {UTF8_LOCAL}" in said.stderr and IDN_DOMAIN not in said.stderr
     result = run_cli("send", "--all", "--json")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)

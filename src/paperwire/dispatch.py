@@ -28,7 +28,7 @@ from .runs import Heartbeat, run_is_dead
 from .store import ReaderHistory, Store
 from .store.deliveries import DEFERRED, FAILED, SENT, UNKNOWN, Answer, Claim
 from .transport import (DryRunTransport, Outcome, Outgoing, OutboxTransport, ServerUnavailable, SmtpConfig,
-                        SmtpTransport, Transport, was_delivered)
+                        SmtpTransport, Transport, needs_smtputf8, was_delivered)
 
 log = logging.getLogger(__name__)
 # A deferred delivery is tried again by later runs until its attempts reach this many
@@ -45,6 +45,7 @@ class SendReport:
     skipped: int = 0  # not due, nothing new, or claimed by another run
     deferred: int = 0
     dry_run: int = 0
+    needs_smtputf8: list[str] = field(default_factory=list)  # dry runs: readers whose message needs an SMTPUTF8 server
     unknown: list[dict] = field(default_factory=list)  # claims of dead runs: may or may not have arrived
     failures: list[dict] = field(default_factory=list)
     error: str = ""
@@ -317,6 +318,8 @@ def _send(store: Store, settings: Settings, transport: Transport, digests: Itera
             claimed[key] = item  # all of the chunk before any is handed over: a stop releases the rest
             ready.append(Outgoing(key, verp.sender_of(settings, None if run_id is None else int(key),
                                                       item.subscriber.id), (item.subscriber.email,), data))
+            if run_id is None and needs_smtputf8(ready[-1]):  # what a dry run is for: said before sending
+                report.needs_smtputf8.append(item.subscriber.email)
         yield from ready
 
     def on_outcome(outcome: Outcome) -> None:

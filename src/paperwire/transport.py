@@ -324,6 +324,11 @@ def _envelope(msg: Outgoing) -> _Envelope:
     return _Envelope(sender, recipients, smtputf8, eight_bit)
 
 
+def needs_smtputf8(msg: Outgoing) -> bool:
+    """Whether ``msg`` can go only to a server that offers SMTPUTF8 (UTF-8 in an address or header)."""
+    return _envelope(msg).smtputf8
+
+
 def _header_block(data: bytes) -> bytes:
     """The message's header lines: up to the first empty line (CRLF or bare LF)."""
     ends = [i for i in (data.find(b"\r\n\r\n"), data.find(b"\n\n")) if i >= 0]
@@ -877,7 +882,7 @@ class DryRunTransport:
                  stop: threading.Event | None = None) -> Counts:
         counts = Counts()
         for msg in _until(messages, stop):
-            utf8 = " (needs a server with SMTPUTF8)" if _envelope(msg).smtputf8 else ""
+            utf8 = " (needs a server with SMTPUTF8)" if needs_smtputf8(msg) else ""
             outcome = Outcome(msg.key, "dry-run", 0, None,
                               f"{len(msg.data)} bytes to {', '.join(msg.recipients)}{utf8} (not sent)")
             counts.add(outcome)
