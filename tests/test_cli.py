@@ -167,3 +167,33 @@ def test_a_command_routes_pythons_warnings_to_its_log_only_while_it_runs(run_cli
         warnings.simplefilter("always")
         warnings.warn("after the command", UserWarning)
     assert [str(w.message) for w in caught] == ["after the command"]
+
+
+# -- trying a topic: paperwire match ----------------------------------------------------------
+
+
+def test_match_json_gives_every_similarity_it_computed_and_null_only_when_none_was(run_cli):
+    """A paper found by its words has the similarity it came to, though under the threshold
+    (0.28): null would say "not computed". A ``words:`` topic computes none."""
+    assert run_cli("ingest", SEED).exit_code == 0
+    found = json.loads(run_cli("match", "--json", "long context").stdout)
+    assert found and all(item["similarity"] is not None for item in found)
+    rag = next(item for item in found if item["title"].startswith("Inference Scaling for Long-Context"))
+    assert rag["why"] == ["words"] and 0.2 < rag["similarity"] < 0.28
+    by_words = json.loads(run_cli("match", "--json", "Words: long context").stdout)
+    assert {item["id"] for item in by_words} >= {rag["id"]}  # "Words:" is the mode, in any case
+    assert all(item["similarity"] is None and item["why"] == ["words"] for item in by_words)
+
+
+def test_a_like_of_an_unknown_paper_is_warned_about_and_the_topic_kept(run_cli, store):
+    assert run_cli("ingest", SEED).exit_code == 0
+    warning = "like:2403.12345 names no stored paper: it finds nothing until that paper is ingested"
+    for args in (["match", "like:2403.12345"], ["match", "--json", "like:2403.12345"]):
+        tried = run_cli(*args)
+        assert tried.exit_code == 0 and f"warning: {warning}" in tried.stderr
+    assert json.loads(tried.stdout) == []
+    known = store.papers()[0].paper.id
+    assert "warning" not in run_cli("match", f"like:{known}").stderr
+    saved = run_cli("subscribe", "r@example.org", "--topic", "Ghost=like:2501.99999")
+    assert saved.exit_code == 0 and "like:2501.99999 names no stored paper" in saved.stderr
+    assert [(t.name, t.query) for t in store.subscriber("r@example.org").topics] == [("Ghost", "like:2501.99999")]

@@ -11,9 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paperwire import liked
+from paperwire import liked, semantic
+from paperwire.config import Settings
+from paperwire.embeddings import get_embedder
 from paperwire.errors import ValidationError
-from paperwire.models import Topic
+from paperwire.match import meaning
+from paperwire.models import Listing, Topic
 from paperwire.store import Store
 from paperwire.subscribers import QUERY_MAX, build_subscriber, make_topic
 
@@ -134,6 +137,26 @@ def test_a_topic_of_the_readers_own_named_liked_is_never_rewritten(store: Store)
     with pytest.raises(ValidationError, match="not a list of liked papers"):
         _like(store, reader.id, "2403.00001")
     assert [(t.name, t.query) for t in store.subscriber("bo@example.org").topics] == [("liked", "diffusion")]
+
+
+def test_every_like_of_a_full_list_finds_papers_the_oldest_too(store: Store, reader, seed_listing: Listing) -> None:
+    """On the real model, through the store as the like button writes the list: the seed papers
+    have title-only ids, so a full list is as many as fit in a topic query (37), and its oldest
+    like ("Extending Context Window ...", last in the query) still finds "CLEX: Continuous
+    Length Extrapolation ..." (only the newest 8 used to count)."""
+    store.save_listings([seed_listing])
+    papers = seed_listing.papers
+    assert semantic.embed_step(store, get_embedder(Settings().relevance_embedder), papers).error is None
+    oldest = next(paper for paper in papers if paper.title.startswith("Extending Context Window"))
+    similar = next(paper for paper in papers if paper.title.startswith("CLEX"))
+    others = [paper.id for paper in papers if paper not in (oldest, similar)]
+    newer = others[:len(liked.capped(others)) - 1]  # with the oldest: the list is full
+    for paper_id in [oldest.id, *newer]:
+        _like(store, reader.id, paper_id)
+    query = liked.liked_topic(store.subscriber("ada@example.org").topics).query
+    assert liked.parse_ids(query) == (*reversed(newer), oldest.id) and len(newer) + 1 > meaning.MAX_MEANING_PARTS
+    found = semantic.match_topics([(0, query)], papers, Settings(), store)[0]
+    assert (similar.id, ("example",), oldest.id) in [(m.paper_id, m.why, m.like) for m in found]
 
 
 def test_likes_at_the_same_time_are_all_kept(new_db, tmp_path: Path) -> None:

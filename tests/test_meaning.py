@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from paperwire.errors import QueryError
-from paperwire import semantic
+from paperwire import liked, semantic
 from paperwire.config import Settings
 from paperwire.match import compile_queries, match_one, meaning, split
 from paperwire.match.acronyms import AcronymTable
@@ -133,6 +133,39 @@ def test_similarity_and_scores_are_reported() -> None:
     assert isinstance(words_alone, meaning.WordsAlone) and words_alone[:5] == list(words_alone)
     assert words_alone[0].why == ("words",) and words_alone[0].similarity is None
     assert words_alone.scores() == [words_alone[0].score] and 0 < words_alone[0].score < 1
+
+
+def test_every_like_a_reader_keeps_counts_the_oldest_too() -> None:
+    """A full Liked list (newest first): the oldest like, last, still finds its similar paper.
+    Only the topic's words are limited (each must be embedded), to the first MAX_MEANING_PARTS."""
+    newer = [f"2409.{n:05d}" for n in range(liked.MAX_LIKED - 1)]  # not stored: they find nothing
+    topic = liked.query_text([*newer, "2401.00001"])
+    assert len(alternatives(topic)) == liked.MAX_LIKED
+    (found,) = meaning.match_topics([(0, topic)], PAPERS, None, vectors()).values()
+    assert [(m.paper_id, m.why, m.like) for m in found] == [("2401.00002", ("example",), "2401.00001")]
+    words = [f"idea{n}" for n in range(meaning.MAX_MEANING_PARTS + 1)]
+    assert [text or like for text, like, _, _ in alternatives(" OR ".join([*words, "like:2401.00001"]))] == [
+        *words[:meaning.MAX_MEANING_PARTS], "2401.00001"]
+
+
+def similarities(text: str) -> list[float] | None:
+    found = meaning.similarities(parse_query(text), TABLE, PAPERS, vectors())
+    return None if found is None else [round(value, 4) for value in found.tolist()]
+
+
+def test_similarities_of_papers_found_or_not_are_computed_when_the_topic_has_a_meaning() -> None:
+    """What ``paperwire match --json`` shows of papers found by words alone: how near they came."""
+    topic = TOPIC["embodied agents"]
+    assert similarities("embodied agents")[:3] == [round(float(topic @ TEXTS[n]), 4) for n in range(3)]
+    assert np.isnan(similarities("embodied agents")[3])  # no vectors: not computed
+    (found,) = meaning.match_topics([(0, "embodied agents")], PAPERS, None, vectors()).values()
+    assert [round(m.similarity, 4) for m in found] == similarities("embodied agents")[:2]  # as the ranking says
+    by_example = similarities("reasoning OR like:2401.00001")
+    assert np.isnan(similarities("like:2401.00001")[0])  # the example is not compared with itself
+    assert by_example[0] == round(float(TOPIC["reasoning"] @ TEXTS[0]), 4)
+    assert by_example[1] == round(float(TEXTS[0] @ TEXTS[1]), 4)
+    assert similarities("words: embodied agents") is None and similarities("MoE") is None
+    assert similarities("like:2409.99999") is None  # an unknown example: nothing to compare
 
 
 @pytest.mark.parametrize("paper_id, ref, same", [

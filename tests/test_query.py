@@ -6,9 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from paperwire import liked
 from paperwire.errors import PaperwireError, QueryError
 from paperwire.query import (
     MAX_DEPTH,
+    MAX_LIKES,
     And,
     Everything,
     Like,
@@ -281,6 +283,13 @@ def test_like_is_not_a_word_and_knows_its_paper_id() -> None:
         ("like:2403.12345 agents like:2403.54321", "two 'like:' in one side", 23),
         ("x OR like:2403.12345 like:2403.54321", "two 'like:' in one side", 21),
         ("words: agents like:2403.12345", "'words:' topics match by words only", 14),
+        ("Words: agents like:2403.12345", "'words:' topics match by words only", 14),
+        ("like:t-nonexistent", "like: takes an arXiv id such as 2403.12345 or 2403.12345v2, "
+                               "or a paper id: t- and 16 hex digits", 5),
+        ("like: x", "(an arXiv id such as 2403.12345 or 2403.12345v2, or a paper id: t- and 16 hex digits)", 0),
+        # Each like: is compared; past the limit a topic is refused, never cut short.
+        (" OR ".join(f"like:2403.{n:05d}" for n in range(MAX_LIKES + 1)), f"more than {MAX_LIKES} 'like:'",
+         MAX_LIKES * len("like:2403.00000 OR ")),
     ],
 )
 def test_like_errors_name_problem_and_position(text: str, problem: str, position: int) -> None:
@@ -288,6 +297,12 @@ def test_like_errors_name_problem_and_position(text: str, problem: str, position
         parse_query(text)
     assert problem in caught.value.reason
     assert caught.value.position == position
+
+
+def test_a_topic_may_have_as_many_likes_as_a_reader_keeps() -> None:
+    ids = [f"2403.{n:05d}" for n in range(MAX_LIKES)]
+    query = parse_query(liked.query_text(ids))
+    assert liked.MAX_LIKED == MAX_LIKES and [like.ref for like in like_refs(query)] == ids
 
 
 LIKEISH = st.lists(
@@ -310,7 +325,9 @@ def test_like_queries_parse_or_fail_clearly_and_render_back(text: str) -> None:
     ("meaning:(agents OR robots) -survey", "meaning", "meaning: (agents OR robots) -survey"),
     ("  meaning: like:2403.12345", "meaning", "meaning: like:2403.12345"),
     ("code generation", None, "code generation"),
-    ("Words: x", None, "Words x"),  # modes are lower case, like fields
+    # Any case, as field prefixes (Title:): "Words: x" once searched the words "Words x".
+    ("Words: x", "words", "words: x"),
+    (" MEANING: agents", "meaning", "meaning: agents"),
 ])
 def test_a_topic_may_start_with_its_mode(text: str, mode: str | None, canonical: str) -> None:
     query = parse_query(text)

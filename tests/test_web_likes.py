@@ -122,6 +122,20 @@ def test_old_style_ids_trailing_slashes_and_rekeyed_papers(site: Site) -> None:
     assert moved.status_code == 307 and moved.headers["location"] == urls.more_like(BASE, reader, "2403.99999")
 
 
+def test_a_versioned_arxiv_id_leads_to_the_papers_like_page_as_the_api_takes_it(site: Site) -> None:
+    reader = site.reader()
+    paper = Paper(id="2501.00005", arxiv_id="2501.00005", title="An arXiv paper", abstract="x")
+    site.store.save_listings([Listing("arxiv", dt.date(2024, 3, 12), [paper])])
+    versioned = f"/like/{reader.token}/2501.00005v2"
+    moved = site.client.get(versioned, follow_redirects=False)
+    assert moved.status_code == 307 and moved.headers["location"] == urls.more_like(BASE, reader, paper.id)
+    assert "An arXiv paper" in site.client.get(versioned).text
+    token = _csrf(site.client.get(f"/manage/{reader.token}").text)
+    liked_now = site.client.post(versioned, data={"csrf_token": token})  # the redirect keeps the POST and its form
+    assert liked_now.status_code == 200 and _liked(site) == (paper.id,)
+    assert site.client.get(f"/like/{reader.token}/2501.00006v2").status_code == 404
+
+
 def test_readers_of_any_status_can_like_as_they_can_manage(site: Site) -> None:
     paper = _papers(site)[0]
     for status in ("unsubscribed", "paused", "pending"):

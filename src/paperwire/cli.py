@@ -696,6 +696,8 @@ def send(app: App, only: str | None, everyone: bool, dry_run: bool, wait: bool, 
         click.echo(f"sent {report.sent}, retried {report.retried}, failed {report.failed}, "
                    f"deferred {report.deferred}, skipped {report.skipped}"
                    + (f", dry run {report.dry_run}" if dry_run else ""))
+        for address in report.needs_smtputf8:
+            click.echo(f"needs SMTPUTF8: {logs.printable(address)} (a server without it refuses the message)", err=True)
         for item in report.unknown:
             click.echo(f"unknown: {logs.printable(item['email'])} (slot {item['slot']}): "
                        + logs.printable(item.get("detail", "the run sending it died before the server answered"))
@@ -938,7 +940,7 @@ def _echo_failures(failures: list[dict]) -> None:
 @click.option("--since", type=_DATE, help="Only papers listed on or after this date (YYYY-MM-DD) [default: all; "
               "papers older than the last month are compared by meaning only if `paperwire embed` did them].")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON list in rank order: id, title, score, matched, similarity, why.")
+              help="Print a JSON list in rank order: id, title, score, matched, similarity (null: not computed), why.")
 @click.pass_obj
 def match_command(app: App, query: str, limit: int, since: dt.datetime | None, as_json: bool) -> None:
     """Try a topic query on the stored papers before subscribing to it.
@@ -956,6 +958,8 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
     make_topic(None, query)  # a bad query is a clear error with a pointer to the position
     from . import semantic  # numpy and the model only for the commands that match
 
+    for warning in semantic.unknown_example_warnings(app.store, [query], app.settings.acronyms):
+        click.echo(f"warning: {logs.printable(warning)}", err=True)
     papers = [item.paper for item in app.store.papers(since=since.date() if since else None)]
     if since is not None:
         _embed_step(app, since=since.date(), until=None, quiet=as_json)
@@ -967,11 +971,9 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
     by_id = {paper.id: paper for paper in papers}
     titles = semantic.example_titles(app.store, [query], app.settings.acronyms)
     if as_json:
-        click.echo(json.dumps([{
-            "id": m.paper_id, "title": by_id[m.paper_id].title, "score": round(m.score, 4),
-            "matched": list(dict.fromkeys(hit.term for hit in m.terms)),
-            "similarity": None if getattr(m, "similarity", None) is None else round(m.similarity, 4),
-            "why": list(getattr(m, "why", ("words",)))} for m in ranking], indent=2, ensure_ascii=False))
+        computed = semantic.similarities(app.store, app.settings, query, [by_id[m.paper_id] for m in ranking])
+        click.echo(json.dumps([_match_json(m, by_id[m.paper_id], similarity) for m, similarity in zip(ranking, computed)],
+                              indent=2, ensure_ascii=False))
         return
     for place, found in enumerate(ranking, start=1):
         paper = by_id[found.paper_id]
@@ -985,6 +987,18 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
         click.echo(f"     score {found.score:.2f} · {paper.id}" + (f" · matched: {reasons}" if reasons else "")
                    + (f" · {because}" if because else ""))
     click.echo(f"{len(ranking)} of {len(papers)} paper(s) shown", err=True)
+
+
+def _match_json(found, paper, computed: float | None) -> dict:
+    """One result of ``match --json``. ``similarity`` is null only when it was not computed (a
+    ``words:`` topic, no vectors, the embedder off): a paper found by its words has the
+    similarity it came to as well (``computed``), though it fell below the threshold."""
+    similarity = getattr(found, "similarity", None)  # words alone (embedder off) have none
+    similarity = computed if similarity is None else similarity
+    return {"id": found.paper_id, "title": paper.title, "score": round(found.score, 4),
+            "matched": list(dict.fromkeys(hit.term for hit in found.terms)),
+            "similarity": None if similarity is None else round(similarity, 4),
+            "why": list(getattr(found, "why", ("words",)))}
 
 
 def _highlight(text: str, spans: list[tuple[int, int]]) -> str:

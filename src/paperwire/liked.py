@@ -20,11 +20,14 @@ from collections.abc import Callable, Iterable, Sequence
 
 from .errors import ValidationError
 from .models import Subscriber, Topic
+from .query import MAX_LIKES
 from .subscribers import QUERY_MAX, slugify
 
 NAME = "Liked"
 SLUG = slugify(NAME)
-MAX_LIKED = 50  # papers kept; liking one more forgets the oldest
+# Papers kept; liking one more forgets the oldest. As many as a topic may compare with, so every
+# kept like finds its similar papers (a longer list would not even parse).
+MAX_LIKED = MAX_LIKES
 SEPARATOR = " OR "
 PREFIX = "like:"
 # A stored paper id: an arXiv id (2403.12345, hep-th/9901001) or t-<title hash>; papers.id holds 64.

@@ -12,7 +12,8 @@ Grammar (``OR`` binds looser than the implicit AND between adjacent items)::
                 paper id (t- and 16 hex digits)
 
 ``like:REF`` asks for papers similar to that paper; it is a node of its own
-(:class:`Like`), never a word, and cannot be limited to a field.
+(:class:`Like`), never a word, and cannot be limited to a field. A topic has at most
+``MAX_LIKES`` of them.
 
 ``OR``, ``AND`` and ``NOT`` are keywords only in upper case; in lower case they are
 words. A word with no letter or digit (``!!!``, a lone ``-``) is punctuation and is
@@ -37,19 +38,26 @@ FIELDS = ("title", "abstract", "author")
 LIKE = "like"
 EVERYTHING_TEXT = "*"
 MAX_DEPTH = 32  # parentheses deeper than this are surely a mistake (and would blow the stack)
+# ``like:`` parts one topic may have, each counted (a reader's "Liked" topic keeps as many:
+# liked.MAX_LIKED). An example is a stored paper's two vectors, compared with every paper: cheap
+# beside a topic's words, which must be embedded (match.meaning.MAX_MEANING_PARTS). More are
+# refused, never silently left out.
+MAX_LIKES = 50
 
 _WORD_CHAR = re.compile(r"[^\W_]")
 _FIELD_PREFIX = re.compile(r"([A-Za-z]+):")
 # A topic's mode, first thing in it: "words:" matches by words only, "meaning:" by meaning
 # only (match/meaning.py); without one, both.
 MODES = ("words", "meaning")
-_MODE = re.compile(r"\s*(words|meaning):")
+_MODE = re.compile(r"\s*(words|meaning):", re.IGNORECASE)  # any case, as field prefixes (Title:)
 _KEYWORDS = ("OR", "AND", "NOT")
 # What like: takes: the forms paperwire.normalize gives paper ids (arXiv ids, new and old
 # style, with an optional version; otherwise "t-" and the title hash).
 _PAPER_REF = re.compile(
     r"(?:\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?|t-[0-9a-f]{16}", re.ASCII
 )
+# The same forms, as the errors about like: name them.
+_PAPER_REF_FORMS = "an arXiv id such as 2403.12345 or 2403.12345v2, or a paper id: t- and 16 hex digits"
 
 
 # --- syntax tree ----------------------------------------------------------------------
@@ -237,10 +245,10 @@ def _like_token(text: str, start: int, ref_start: int, end: int, glued_to_next: 
     if not _PAPER_REF.fullmatch(ref):  # sentence punctuation after it is dropped, as after a word
         ref = ref.rstrip(_TRAILING_PUNCTUATION)
     if not ref:
-        message = "'like:' needs a paper id right after the colon (an arXiv id such as 2403.12345)"
+        message = f"'like:' needs a paper id right after the colon ({_PAPER_REF_FORMS})"
         raise QueryError(message, query=text, position=start)
     if not _PAPER_REF.fullmatch(ref):
-        message = f"'{ref}' is not a paper id (like: takes an arXiv id such as 2403.12345 or 2403.12345v2)"
+        message = f"'{ref}' is not a paper id (like: takes {_PAPER_REF_FORMS})"
         raise QueryError(message, query=text, position=ref_start)
     if glued_to_next:
         raise QueryError("a space must follow the paper id of 'like:'", query=text, position=end)
@@ -481,11 +489,12 @@ def _check_positive(node: Node, text: str, where: str = "the query") -> None:
 def parse_query(text: str) -> Query:
     """Parse a topic query; raises :class:`QueryError` naming the problem and position.
 
-    A leading ``words:`` or ``meaning:`` (``MODES``) is the topic's mode, not a field."""
+    A leading ``words:`` or ``meaning:`` (``MODES``, in any case) is the topic's mode, not a field."""
     if not isinstance(text, str):
         raise QueryError("a query must be text", query=repr(text), position=0)
     mode_prefix = _MODE.match(text)
     if mode_prefix is not None:
+        mode = mode_prefix.group(1).lower()  # "Words:" is "words:", as "Title:" is "title:"
         # Blanked rather than cut, so positions in errors still point into what the reader wrote.
         try:
             query = _parse_without_mode(" " * mode_prefix.end() + text[mode_prefix.end():])
@@ -494,13 +503,13 @@ def parse_query(text: str) -> Query:
         if isinstance(query.root, Everything):
             raise QueryError(f"'{mode_prefix.group(1)}:' before '*': every paper is neither words nor meaning",
                              query=text, position=mode_prefix.start(1))
-        if mode_prefix.group(1) == "words" and like_refs(query):
+        if mode == "words" and like_refs(query):
             raise QueryError("'words:' topics match by words only, and 'like:' compares whole papers: "
                              "drop one of them", query=text, position=like_refs(query)[0].position)
-        if mode_prefix.group(1) == "meaning" and not _has_meaning(query.root):
+        if mode == "meaning" and not _has_meaning(query.root):
             raise QueryError("'meaning:' needs words outside fields and exclusions (or like:ID) to compare by meaning",
                              query=text, position=mode_prefix.start(1))
-        return Query(text, query.root, mode_prefix.group(1))
+        return Query(text, query.root, mode)
     return _parse_without_mode(text)
 
 
@@ -558,6 +567,17 @@ def _check_likes(root: Node, text: str) -> None:
             raise QueryError("'like:' can only ask for papers like one (not exclude them, not inside "
                              "parentheses): put it directly in the topic or in one side of OR",
                              query=text, position=like.position)
+    _check_like_count(root, text)
+
+
+def _check_like_count(root: Node, text: str) -> None:
+    """At most ``MAX_LIKES`` ``like:`` in a topic. Matching compares each of them (none is
+    dropped quietly), so a topic with more is refused, pointing at the first one too many."""
+    too_many = sorted(_likes_anywhere(root), key=lambda like: like.position)[MAX_LIKES:]
+    if too_many:
+        raise QueryError(f"more than {MAX_LIKES} 'like:' in one topic (a topic compares with at most "
+                         f"{MAX_LIKES} papers): drop some, or put them in a second topic",
+                         query=text, position=too_many[0].position)
 
 
 def _likes_anywhere(node: Node) -> Iterator[Like]:

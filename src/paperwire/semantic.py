@@ -77,6 +77,16 @@ def example_papers(store: Store, refs: Iterable[str]) -> dict[str, Paper]:
     return {ref: stored[paper_id] for ref, paper_id in named.items() if paper_id in stored}
 
 
+def unknown_example_warnings(store: Store, queries: Iterable[str | Query], acronyms: Mapping | None = None) -> list[str]:
+    """One line for each ``like:`` of these topics that names no stored paper: such an example
+    finds nothing (until the paper is ingested: the topic is kept), which the reader who wrote
+    it should be told rather than see an empty result."""
+    refs = list(dict.fromkeys(ref for query in by_text(queries).values() for ref in example_refs(query, acronyms)))
+    known = example_papers(store, refs) if refs else {}
+    return [f"like:{ref} names no stored paper: it finds nothing until that paper is ingested"
+            for ref in refs if ref not in known]
+
+
 def example_titles(store: Store, queries: Iterable[str | Query], acronyms: Mapping | None = None) -> dict[str, str]:
     """The titles of the papers these topics compare with (``like:``), by the reference as
     written: what "like: <title>" shows. A topic is its text or the query parsed from it."""
@@ -174,11 +184,13 @@ def embed_saved_topics(store: Store, settings: Settings, queries: Iterable[str])
     reads the vectors instead of computing them. It never raises: a topic is saved whatever
     the model does, and what is missed here (a model that cannot load: one log line) is
     embedded by the next embedding step or when the topic is first matched.
-    ``relevance.embedder = "off"`` does nothing."""
+    ``relevance.embedder = "off"`` embeds nothing. Being the one hook after every save, it
+    also warns about ``like:`` naming papers that are not stored (``_warn_unknown_examples``)."""
+    queries = list(dict.fromkeys(queries))
+    _warn_unknown_examples(store, settings, queries)
     embedder = get_embedder(settings.relevance_embedder)
     if embedder is None:
         return 0
-    queries = list(dict.fromkeys(queries))
     try:
         count = embed_topics(store, embedder, queries, settings.acronyms)
         refs = [ref for query in queries for ref in example_refs(query, settings.acronyms)]
@@ -190,6 +202,17 @@ def embed_saved_topics(store: Store, settings: Settings, queries: Iterable[str])
                     extra={"fields": {"event": "embed-error", "error": error}})
         log.debug("topic vectors not stored at save", exc_info=exc)
         return 0
+
+
+def _warn_unknown_examples(store: Store, settings: Settings, queries: Sequence[str]) -> None:
+    """Topics just saved that name unknown papers (``unknown_example_warnings``), logged as
+    warnings: on stderr for the CLI's commands, in the log for the web app. Never raises: the
+    save is done, and a note about it must not fail it."""
+    try:
+        for warning in unknown_example_warnings(store, queries, settings.acronyms):
+            log.warning("%s", warning, extra={"fields": {"event": "unknown-example"}})
+    except Exception as exc:  # noqa: BLE001  -- only a note is lost
+        log.debug("unknown examples not checked", exc_info=exc)
 
 
 def vectors_for(store: Store, embedder: Embedder, texts: Sequence[str], *, keep: bool = True) -> np.ndarray:
@@ -317,14 +340,34 @@ def meaning_vectors(store: Store, embedder: Embedder, papers: Sequence[Paper], *
     (embedded and stored when new), and example papers' vectors by reference (``like:``)."""
 
     def of_papers(refs: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for ref, paper in example_papers(store, refs).items():
-            text, title = vectors_for(store, embedder, list(paper_texts(paper)))
-            found[ref] = (text, title)
-        return found
+        # All examples' vectors in one read (a Liked topic alone names up to liked.MAX_LIKED
+        # papers); one not stored yet is embedded and stored, as the embedding step would.
+        papers = example_papers(store, refs)
+        rows = vectors_for(store, embedder, [text for paper in papers.values() for text in paper_texts(paper)])
+        return {ref: (rows[2 * number], rows[2 * number + 1]) for number, ref in enumerate(papers)}
 
     return Vectors(paper_space(store, embedder, papers),
                    lambda texts: vectors_for(store, embedder, list(texts), keep=keep_new), of_papers)
+
+
+def similarities(store: Store, settings: Settings, query: str | Query, papers: Sequence[Paper]) -> list[float | None]:
+    """Each paper's similarity to the topic, whether or not it was found by meaning
+    (``meaning.similarities``); None where it is not computed: no meaning or example part
+    (``*``, ``words:``, an acronym alone), no vectors, or ``relevance.embedder = "off"``.
+
+    For the few results of one topic (``paperwire match``); a digest run computes the
+    similarities of the papers close enough only (match/meaning.py), and must stay so."""
+    embedder = get_embedder(settings.relevance_embedder)
+    found = None
+    if embedder is not None and papers:
+        try:
+            found = meaning.similarities(as_query(query), acronym_table(settings.acronyms), papers,
+                                         meaning_vectors(store, embedder, papers))
+        except EmbedderError as exc:  # matching said so already; the results stand without
+            log.debug("similarities not computed: %s", exc)
+    if found is None:
+        return [None] * len(papers)
+    return [None if np.isnan(value) else value for value in found.tolist()]
 
 
 def match_topics(pairs: Sequence[tuple[Key, str | Query]], papers: Sequence[Paper], settings: Settings,

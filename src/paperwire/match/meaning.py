@@ -38,8 +38,10 @@ from paperwire.normalize import referenced_id
 from paperwire.query import And, Everything, Node, Not, Or, Query, Term, as_query, by_text, query_text
 
 WHY_WORDS, WHY_MEANING, WHY_EXAMPLE = "words", "meaning", "example"
-# OR branches of one topic that match by meaning; the others match by their words only. Each
-# is a vector to compute, and the public preview takes anyone's topic.
+# OR branches of one topic whose words match by meaning; further ones match by their words only.
+# Each is a text to embed (15-50 ms the first time), and the public preview takes anyone's topic.
+# Examples (like:) are not counted here: each is a stored paper's vectors, and the parser refuses
+# a topic with more than query.MAX_LIKES of them, so every one it accepts is compared.
 MAX_MEANING_PARTS = 8
 Key = TypeVar("Key", bound=Hashable)
 
@@ -56,18 +58,24 @@ class Alternative:
 
 def alternatives(query: Query, acronyms: AcronymTable) -> tuple[Alternative, ...]:
     """The alternatives of ``query`` that can match by meaning or example (none for ``*``
-    and for a ``words:`` topic). In a ``meaning:`` topic quoted phrases and acronyms are
-    meaning too."""
+    and for a ``words:`` topic): every example, and the first ``MAX_MEANING_PARTS`` whose
+    words match by meaning. In a ``meaning:`` topic quoted phrases and acronyms are meaning too."""
     root = query.root
     if isinstance(root, Everything) or query.mode == "words":
         return ()
     branches = root.children if isinstance(root, Or) else (root,)
     found = []
+    meanings = 0
     for branch in branches:
         alternative = _alternative(branch, acronyms, literal=query.mode != "meaning")
-        if alternative is not None:
-            found.append(alternative)
-    return tuple(found[:MAX_MEANING_PARTS])
+        if alternative is None:
+            continue
+        if alternative.meaning is not None:
+            meanings += 1
+            if meanings > MAX_MEANING_PARTS:
+                continue
+        found.append(alternative)
+    return tuple(found)
 
 
 def _alternative(branch: Node, acronyms: AcronymTable, literal: bool) -> Alternative | None:
@@ -624,6 +632,35 @@ def _found_by_meaning(plans: Sequence[tuple[Alternative, ...]], parts: _Parts, c
     return FoundByMeaning(topic[best].tolist(), paper[best].tolist(), similarity[best].tolist(),
                           np.where(is_example, _BY_EXAMPLE, _BY_MEANING).tolist(),
                           np.where(is_example, example_row, 0).tolist())
+
+
+def similarities(query: Query, acronyms: AcronymTable, papers: Sequence, vectors: Vectors) -> np.ndarray | None:
+    """Each paper's similarity to the topic, found by meaning or not: the best centred
+    similarity of its meaning and example parts, as ``Fused.similarity`` reports it (an
+    example's own paper is not compared with itself: it is never found by it). NaN for a paper
+    without vectors; None when there is nothing to compare (no such part, or only examples
+    without vectors).
+
+    For the few results of one topic, so a reader sees how near a paper found by its words
+    came. Never for a run's topics: ``_close_rows`` keeps only the close papers of each."""
+    plan = alternatives(query, acronyms)
+    meanings = list(dict.fromkeys(alt.meaning for alt in plan if alt.meaning is not None))
+    refs = list(dict.fromkeys(alt.like for alt in plan if alt.like is not None))
+    examples = vectors.of_papers(refs) if refs else {}
+    likes = [ref for ref in refs if ref in examples]
+    if not meanings and not likes:
+        return None
+    # One row per part, as _close_rows compares them: a topic's words with both sides of a
+    # paper, an example's text with the papers' texts and its title with their titles.
+    rows = [(vector, vector) for vector in vectors.of_texts(meanings)] if meanings else []
+    rows += [examples[ref] for ref in likes]
+    found = vectors.space.centred(np.array([text for text, _ in rows], np.float32),
+                                  np.array([title for _, title in rows], np.float32)).astype(np.float64)
+    for row, ref in enumerate(likes, start=len(meanings)):
+        found[row, np.array([same_paper(paper.id, ref) for paper in papers], bool)] = -np.inf
+    best = found.max(axis=0)
+    best[~vectors.space.known | np.isinf(best)] = np.nan
+    return best
 
 
 def same_paper(paper_id: str, ref: str) -> bool:

@@ -19,7 +19,7 @@ from ..errors import ValidationError
 from ..models import Subscriber
 from .context import WebContext, web_context, without_trailing_slash
 from .errors import PageError
-from .likes import add, remove
+from .likes import add, remove, stored_id
 from .pages import reader_or_404, require_csrf
 from .paperpage import moved_or_404, paper_values
 
@@ -27,11 +27,14 @@ router = APIRouter(include_in_schema=False)
 
 
 def _paper_or_redirect(web: WebContext, reader: Subscriber, paper_id: str):
-    """The paper page's data, or a redirect to the paper's new address (re-keyed ids), or 404."""
+    """The paper page's data, or a redirect to the paper's own address, or 404. Any name the
+    API takes for a paper is followed (``likes.stored_id``: an arXiv id with its version, a
+    re-keyed ``t-`` id), to the one address the button posts to."""
     found = web.data.paper(paper_id)
     if found is None:
-        return RedirectResponse(urls.more_like(web.settings.base_url, reader, moved_or_404(web, paper_id)),
-                                status_code=307)
+        # No stored paper by that name: moved_or_404 gives the 404 page (stored_id followed re-keyed ids).
+        named = stored_id(web, paper_id) or moved_or_404(web, paper_id)
+        return RedirectResponse(urls.more_like(web.settings.base_url, reader, named), status_code=307)
     return found
 
 
