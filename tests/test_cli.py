@@ -185,6 +185,15 @@ def test_match_json_gives_every_similarity_it_computed_and_null_only_when_none_w
     assert all(item["similarity"] is None and item["why"] == ["words"] for item in by_words)
 
 
+def test_match_says_how_many_matched_beyond_the_limit_and_takes_a_topic_that_starts_with_a_dash(run_cli):
+    assert run_cli("ingest", SEED).exit_code == 0
+    total = len(json.loads(run_cli("match", "--json", "--limit", "70", "words: language").stdout))
+    capped = run_cli("match", "--limit", "2", "words: language")
+    assert total > 2 and f"{total} of 70 paper(s) matched (--limit 2: the best 2 of {total} shown)" in capped.stderr
+    dashed = run_cli("match", "--", "-survey language")  # after --, a topic, never an option
+    assert dashed.exit_code == 0 and " of 70 paper(s) matched" in dashed.stderr
+
+
 def test_a_like_of_an_unknown_paper_is_warned_about_and_the_topic_kept(run_cli, store):
     assert run_cli("ingest", SEED).exit_code == 0
     warning = "like:2403.12345 names no stored paper: it finds nothing until that paper is ingested"

@@ -954,6 +954,7 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
       paperwire match '"scaling laws"'
       paperwire match 'MoE OR "mixture of experts" -survey' --since 2024-03-11 --json
       paperwire match 'title:RAG author:"Ada Lovelace"'
+      paperwire match -- '-survey diffusion'    # a topic that starts with "-" comes after --
     """
     make_topic(None, query)  # a bad query is a clear error with a pointer to the position
     from . import semantic  # numpy and the model only for the commands that match
@@ -986,7 +987,8 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
         because = digest.reason(found, titles)
         click.echo(f"     score {found.score:.2f} · {paper.id}" + (f" · matched: {reasons}" if reasons else "")
                    + (f" · {because}" if because else ""))
-    click.echo(f"{len(ranking)} of {len(papers)} paper(s) shown", err=True)
+    more = f" (--limit {limit}: the best {len(ranking)} of {len(found_all)} shown)" if len(found_all) > len(ranking) else ""
+    click.echo(f"{len(found_all)} of {len(papers)} paper(s) matched{more}", err=True)
 
 
 def _match_json(found, paper, computed: float | None) -> dict:
