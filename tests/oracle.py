@@ -42,7 +42,7 @@ class PerReaderCompile:
         options = {"loader": FileSystemLoader(templates_dir), "undefined": StrictUndefined, "trim_blocks": True,
                    "lstrip_blocks": True, "keep_trailing_newline": True}
         html_env = Environment(autoescape=True, **options)
-        text_env = Environment(autoescape=False, **options)
+        text_env = Environment(autoescape=False, extensions=[render.NoTrailingWhitespace], **options)
         text_env.filters.update(wrap=render.wrap, numbered=render.numbered)
         # include_shared without keeping anything: the named template rendered with the values, every time.
         html_env.filters["include_shared"] = lambda name, **values: Markup(html_env.get_template(name).render(values))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import random
 import re
 import shutil
 from html import unescape
@@ -686,3 +687,25 @@ def test_the_intro_counts_every_match_not_only_those_shown() -> None:
     assert render.intro(5, 65, "Mar 11") == "70 new papers matched your topics in the Mar 11 listing; here are the best 5."
     assert render.intro(1, 0, "Mar 11") == "1 new paper matched your topics in the Mar 11 listing."
     assert render.intro(0, 0, "Mar 11") == "Nothing new matched your topics in the Mar 11 listing."
+
+
+def test_no_line_of_the_text_part_ends_in_whitespace_so_quoted_printable_keeps_to_76(tmp_path: Path) -> None:
+    """binascii writes a long line's trailing space past RFC 2045's 76 characters: the text
+    templates are read without trailing whitespace (but for the signature's "-- "), so a
+    template author's stray spaces cannot make such a line."""
+    from paperwire import mail
+    from tests.oracle import make_digest, seed_papers
+
+    long_line = "{{ intro | wrap }}\n" + "x" * 75 + "   \t\n"
+    folder = edited_templates(tmp_path, {"email.txt.j2": ("{{ intro | wrap }}\n", long_line)})
+    papers, matches = seed_papers(random.Random(3))
+    rng = random.Random(4)
+    for renderer in (EmailRenderer(folder), EmailRenderer(TEMPLATES)):
+        for number in range(40):
+            digest = make_digest(number, rng, papers, matches)
+            text = renderer.render(digest, SETTINGS).text
+            assert [line for line in text.split("\n") if line != line.rstrip(" \t")] == ["-- "]
+            data = mail.build_message(digest, renderer.render(digest, SETTINGS), SETTINGS).data
+            body = data.split(b"Content-Transfer-Encoding: quoted-printable\r\n\r\n", 1)[1].split(b"\r\n--=_pw_", 1)[0]
+            assert max(map(len, body.split(b"\r\n"))) <= 76
+    assert "x" * 75 + "\n" in EmailRenderer(folder).render(digest, SETTINGS).text

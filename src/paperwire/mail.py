@@ -12,7 +12,6 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 import hashlib
-import re
 import time
 from dataclasses import dataclass
 from email.utils import format_datetime
@@ -101,19 +100,15 @@ def _paragraph_by_content(paragraph: str) -> bytes:
 def _encoded(text: str) -> bytes:
     """``text`` quoted-printable by binascii, which encodes line by line in C.
 
+    binascii writes a line's trailing space or tab as ``=20`` past the 76 characters RFC
+    2045 allows when the line is 74 or more long: the text part never has such a line
+    (render.py's text environment drops trailing whitespace from its templates, and
+    values are clean lines), so nothing is checked here, per paragraph, per message.
     Always binascii: checking in Python whether a paragraph could pass as it is cost more
     than encoding it (a paper's per-reader paragraph, with its "More like this" link, is
     encoded for every message; see bench/README.md).
     """
-    data = binascii.b2a_qp(text.encode("utf-8"), istext=True)
-    if b"=20\n" in data or b"=09\n" in data or data.endswith((b"=20", b"=09")):
-        # binascii writes a line's encoded trailing space past the 76 characters RFC 2045
-        # allows (up to 78): such a space goes to a line of its own, after a soft break.
-        data = _TRAILING_SPACE_PAST_76.sub(rb"\1=\n\2", data)
-    return data.replace(b"\n", b"\r\n")
-
-
-_TRAILING_SPACE_PAST_76 = re.compile(rb"^(.{74,75})(=20|=09)$", re.MULTILINE)
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
 def _seven_bit(html: str) -> bytes | None:

@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 
 from jinja2 import (ChoiceLoader, DictLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError,
                     TemplateNotFound, TemplateSyntaxError)
+from jinja2.ext import Extension
 from markupsafe import Markup
 from mjml import mjml2html
 
@@ -296,6 +297,18 @@ def _hashable(value: Any) -> bool:
     return True
 
 
+class NoTrailingWhitespace(Extension):
+    """Text templates are read without whitespace at their lines' ends: invisible in plain
+    text, and quoted-printable would write it past RFC 2045's 76 characters on a long line
+    (see ``mail._encoded``). The signature delimiter ``-- `` keeps its space (RFC 3676)."""
+
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        return _LINE_END_WHITESPACE.sub("", source)
+
+
+_LINE_END_WHITESPACE = re.compile(r"(?<!^--)[ \t]+(?=\r?$)", re.MULTILINE)
+
+
 def environments(templates_dir: Path, compiled_frame: str) -> tuple[Environment, Environment]:
     """The HTML environment (autoescape; the compiled MJML as ``HTML_FRAME``) and the text one
     (no escaping: a plain-text part shows ``k<n`` or ``<SEG>`` as written, as the HTML part
@@ -310,7 +323,7 @@ def environments(templates_dir: Path, compiled_frame: str) -> tuple[Environment,
                                "keep_trailing_newline": True, "auto_reload": False}
     html_env = Environment(loader=ChoiceLoader([DictLoader({HTML_FRAME: compiled_frame}), from_folder]),
                            autoescape=True, **options)
-    text_env = Environment(loader=from_folder, autoescape=False, **options)
+    text_env = Environment(loader=from_folder, autoescape=False, extensions=[NoTrailingWhitespace], **options)
     text_env.filters["wrap"] = wrap
     text_env.filters["numbered"] = numbered
     for env in (html_env, text_env):
