@@ -163,6 +163,18 @@ def test_outbox_and_dry_run(db_url, tmp_path):
     assert dispatch.dispatch(store, settings, now=NOON, everyone=True).sent == 0
 
 
+@pytest.mark.parametrize(("base_url", "said"), [("http://127.0.0.1:8000", "points at this machine"),
+                                              ("http://papers.example.org", "not https"),
+                                              ("https://papers.example.org", None)])
+def test_sending_real_mail_with_links_readers_cannot_use_is_warned_about(caplog, tmp_path, base_url, said):
+    """The default base_url (this machine) or plain http in every email: said once a run, in the log."""
+    caplog.set_level("WARNING", logger="paperwire.dispatch")
+    dispatch.make_transport(Settings(smtp_host="127.0.0.1", base_url=base_url))
+    dispatch.make_transport(Settings(base_url=base_url, outbox_dir=tmp_path))  # the outbox: no real mail
+    warnings = [r.getMessage() for r in caplog.records if r.name == "paperwire.dispatch"]
+    assert warnings == ([] if said is None else [next(w for w in warnings if said in w)])
+
+
 def test_readers_are_due_at_their_own_hour(db_url, tmp_path):
     store = readers_store(db_url, 0)
     for email_address, hour, zone in [("early@example.org", 6, "UTC"), ("late@example.org", 20, "UTC"),

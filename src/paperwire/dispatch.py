@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
 
 from . import due, mail, pipeline
 from .bounces import verp
@@ -61,6 +62,7 @@ def make_transport(settings: Settings, *, dry_run: bool = False) -> Transport:
         return DryRunTransport()
     if not settings.smtp_host:
         return OutboxTransport(settings.outbox_dir)
+    warn_about_links(settings.base_url)
     password = settings.smtp_password
     if not password and settings.smtp_password_file:
         try:
@@ -73,6 +75,18 @@ def make_transport(settings: Settings, *, dry_run: bool = False) -> Transport:
         password=password, pool_size=settings.smtp_pool_size, per_second=settings.smtp_per_second or None,
         per_hour=settings.smtp_per_hour or None, timeout=settings.smtp_timeout,
         max_attempts=settings.smtp_max_attempts))
+
+
+def warn_about_links(base_url: str) -> None:
+    """Real mail is about to go out: say so (in the log) when its links cannot work for readers."""
+    parts = urlsplit(base_url)
+    if parts.hostname in ("localhost", "127.0.0.1", "::1"):
+        log.warning("base_url is %s: every link in the mail sent (unsubscribe too) points at this machine; "
+                    "set base_url to the address readers reach the web app at", base_url,
+                    extra={"fields": {"event": "base-url-local"}})
+    elif parts.scheme == "http":
+        log.warning("base_url %s is not https: Gmail and Yahoo offer one-click unsubscribe (RFC 8058) only for "
+                    "https links", base_url, extra={"fields": {"event": "base-url-http"}})
 
 
 def _settle_dead_claims(store: Store, settings: Settings, transport: Transport, report: SendReport,
