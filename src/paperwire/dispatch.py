@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -77,6 +78,7 @@ def make_transport(settings: Settings, *, dry_run: bool = False) -> Transport:
         max_attempts=settings.smtp_max_attempts))
 
 
+@functools.lru_cache(maxsize=None)  # keyed by base_url: once a process, not once a worker's batch
 def warn_about_links(base_url: str) -> None:
     """Real mail is about to go out: say so (in the log) when its links cannot work for readers."""
     parts = urlsplit(base_url)
