@@ -97,7 +97,8 @@ def test_unknown_variables_are_warned_about_but_not_the_test_suites_database(tmp
 
 
 @pytest.mark.parametrize("value", ["https://a b.org", "https://x.org/a>b,<c", 'https://x.org/"', "https://x.org:bad",
-                                   "ftp://x.org", "https://", "https://x.org/?a=1", "https://user:secret@x.org"])
+                                   "ftp://x.org", "https://", "https://x.org/?a=1", "https://user:secret@x.org",
+                                   "https://x.org/?", "https://x.org/#"])
 def test_a_base_url_that_would_break_the_unsubscribe_header_or_show_a_password_is_refused(tmp_path, value):
     """Every email's List-Unsubscribe starts with base_url: a space, quote or angle bracket
     would split or end its URI, and a password in it would be in every email."""
@@ -110,6 +111,7 @@ def test_a_base_url_with_a_non_ascii_host_is_written_in_a_labels(tmp_path):
     """As addresses' domains are: a raw UTF-8 header would need SMTPUTF8 for every message."""
     for given, kept in [("https://exämple.org/papers/", "https://xn--exmple-cua.org/papers"),
                         ("https://exämple.org:8443", "https://xn--exmple-cua.org:8443"),
+                        ("https://example.org/bücher/", "https://example.org/b%C3%BCcher"),
                         ("http://localhost:8000/", "http://localhost:8000")]:
         assert load_settings(environ={"PAPERWIRE_BASE_URL": given}, cwd=tmp_path).base_url == kept
 
@@ -119,3 +121,8 @@ def test_a_list_id_is_a_dot_atom(tmp_path, value):
     with pytest.raises(ConfigError, match="setting 'list_id'"):
         load_settings(environ={"PAPERWIRE_LIST_ID": value}, cwd=tmp_path)
     assert load_settings(environ={"PAPERWIRE_LIST_ID": "digest.papers.example.org"}, cwd=tmp_path).list_id
+
+
+def test_a_home_folder_that_does_not_exist_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="setting 'templates_dir'"):
+        load_settings(environ={"PAPERWIRE_TEMPLATES_DIR": "~nosuchuser-paperwire/templates"}, cwd=tmp_path)

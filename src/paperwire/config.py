@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -56,7 +56,10 @@ def _as_db_url(value: Any) -> str:
 def _as_path(value: Any) -> Path:
     if not isinstance(value, (str, Path)) or not str(value).strip():
         raise ValueError("expected a path")
-    return Path(str(value).strip()).expanduser()  # "~/templates", as a shell would read it
+    try:
+        return Path(str(value).strip()).expanduser()  # "~/templates", as a shell would read it
+    except RuntimeError as exc:  # "~nosuchuser/..."
+        raise ValueError(str(exc)) from None
 
 
 def _as_acronyms(value: Any) -> dict[str, tuple[str, ...]]:
@@ -89,6 +92,8 @@ def _as_base_url(value: Any) -> str:
     example = "an http(s) address such as https://papers.example.org"
     if re.search(r'[\s<>"\x00-\x1f\x7f]', text):
         raise ValueError(f"{text!r} is not {example}: it holds a space, quote or angle bracket")
+    if "?" in text or "#" in text:  # every link is base_url + "/path": a query or fragment would swallow it
+        raise ValueError(f"{text!r} is not {example}: it has a query or fragment")
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
@@ -102,8 +107,10 @@ def _as_base_url(value: Any) -> str:
         host = addresses.ascii_domain(parts.hostname)
         if not host.isascii():
             raise ValueError(f"{text!r}: its host {parts.hostname!r} is not a valid domain name")
-        text = parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")).geturl()
-    return text
+        parts = parts._replace(netloc=host + (f":{parts.port}" if parts.port else ""))
+    if not parts.path.isascii():  # "/bücher" as "/b%C3%BCcher": the headers stay ASCII
+        parts = parts._replace(path=quote(parts.path, safe="/%:@!$&'()*+,;=-._~"))
+    return parts.geturl()
 
 
 def _as_list_id(value: Any) -> str:

@@ -202,7 +202,7 @@ def reader_file_stem(email: str) -> str:
     stem = re.sub(r"[^A-Za-z0-9._+-]", "_", email.replace("@", "_at_"))
     if stem.replace("_at_", "@", 1) == email and email.count("@") == 1 and "_at_" not in email and len(stem) <= 150:
         return stem
-    return f"{stem[:140]}-{hashlib.sha256(email.encode()).hexdigest()[:9]}"
+    return f"{stem[:134]}={hashlib.sha256(email.encode()).hexdigest()[:16]}"  # "=": never in a plain stem
 
 
 def plan_digests(

@@ -131,9 +131,12 @@ def _short_lines(line: str) -> list[str]:
     return pieces
 
 
-@lru_cache(maxsize=8)  # keyed by the MJML source: each template is compiled once per process (~8 ms)
-def compiled_html(source: str) -> str:
-    """The compiled template for ``source`` (see ``compile_mjml``)."""
+@lru_cache(maxsize=8)  # keyed by the MJML source (and its file's name): compiled once per process (~8 ms)
+def compiled_html(source: str, filename: str = "email.mjml.j2") -> str:
+    """The compiled template for ``source`` (see ``compile_mjml``). Its Jinja is parsed first,
+    so that a syntax error is reported on the MJML file's own lines (``TemplateSyntaxError``
+    naming ``filename``), not on the compiled HTML's."""
+    Environment().parse(source, "email.mjml.j2", filename)
     return compile_mjml(source)
 
 
@@ -236,7 +239,7 @@ def context(digest: Digest, settings: Settings) -> dict[str, Any]:
     return {
         "subject": subject_line(digest),
         "preheader": shorten(" · ".join(titles), PREHEADER_CHARS) if titles
-        else f"Nothing new matched your topics in the {when} listing.",
+        else intro(0, 0, when),
         "date": when,
         "greeting": f"Hi {name}," if name else "Hello,",
         "intro": intro(count, digest.more, when),
@@ -357,8 +360,7 @@ class EmailRenderer:
             raise ConfigError(f"setting 'templates_dir': cannot read {frame_file}: "
                               f"{getattr(exc, 'strerror', None) or exc}") from None
         try:
-            Environment().parse(source, "email.mjml.j2", str(frame_file))  # its Jinja, on its own lines
-            frame = compiled_html(source)
+            frame = compiled_html(source, str(frame_file))
         except TemplateSyntaxError as exc:
             raise template_problem(exc, templates_dir) from None
         except ValueError as exc:  # MRML: not MJML it can read
@@ -367,8 +369,9 @@ class EmailRenderer:
         try:
             self.html_template = html_env.get_template(HTML_FRAME)
             self.text_template = text_env.get_template("email.txt.j2")
-            for env, kind in ((html_env, ".html.j2"), (text_env, ".txt.j2")):  # blocks the frames may include
-                for name in env.list_templates(filter_func=lambda name, kind=kind: name.endswith(kind) and "/" not in name):
+            for env, kind in ((html_env, ".html.j2"), (text_env, ".txt.j2")):  # the blocks the frames include
+                for name in env.list_templates(filter_func=lambda name, kind=kind: name.startswith("email")
+                                               and name.endswith(kind) and "/" not in name):
                     env.get_template(name)
         except TemplateError as exc:
             raise template_problem(exc, templates_dir) from None

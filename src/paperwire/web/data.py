@@ -160,10 +160,12 @@ class DataCache:
         items = pipeline.feed_items(self.store, edition) if edition else []
         rankings = semantic.match_topics([(i, t.query) for i, t in enumerate(reader.topics)],
                                          [item.paper for item in items], settings, self.store)
-        hits: dict[str, tuple[Hit, ...]] = {}  # paper -> what the first of the reader's topics that found it matched
-        for index in sorted(rankings):  # the reader's topics in their order
+        best: dict[str, Any] = {}  # paper -> its best match, as a digest picks it: by score, then topic order
+        for index in sorted(rankings):
             for match in rankings[index]:
-                hits.setdefault(match.paper_id, digest.hits_of(match))
+                if match.paper_id not in best or match.score > best[match.paper_id].score:
+                    best[match.paper_id] = match
+        hits: dict[str, tuple[Hit, ...]] = {paper_id: digest.hits_of(match) for paper_id, match in best.items()}
         # The feed id must not reveal the token: it ends up in feed readers' databases and logs.
         slug = "private-" + reader_key(reader.token)
         names = ", ".join(t.name for t in reader.topics)
