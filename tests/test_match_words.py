@@ -86,6 +86,29 @@ def test_spaced_compounds_of_content_words_and_hyphenated_forms_still_glue() -> 
         assert ids(topic, [paper("Results", abstract)]) == {"made-0"}, topic
 
 
+def test_particles_that_begin_spaced_compounds_still_glue() -> None:
+    """"down sampling" is ``downsampling``: up/down/over/under/out/off may begin a compound."""
+    found = {
+        "downsampling": "Frames go through down sampling first.",
+        "upsampling": "Up sampling restores the size.",
+        "overfitting": "It avoids over fitting.",
+        "underfitting": "Small models suffer from under fitting.",
+        "offline": "We train off line.",
+    }
+    for topic, abstract in found.items():
+        assert ids(topic, [paper("Results", abstract)]) == {"made-0"}, topic
+
+
+def test_a_topic_written_apart_is_not_glued_across_a_function_word_either() -> None:
+    """The topic side keeps the paper side's rule: a topic ``"may be"`` or ``not able`` never
+    finds "maybe" or "notable"; ``down sampling`` and ``"data set"`` still find the solid words."""
+    solid = [paper("Results", "This maybe helps a notable inline downsampling of the dataset online.")]
+    for topic in ('"may be"', "not able", '"in line"', "on line"):
+        assert ids(topic, solid) == set(), topic
+    for topic in ("down sampling", '"data set"', "data set", '"on-line"'):
+        assert ids(topic, solid) == {"made-0"}, topic
+
+
 def test_a_pair_written_apart_and_hyphenated_in_one_listing_is_read_each_way() -> None:
     """The index remembers each pair's glued stem; "on line" must not borrow "on-line"'s."""
     for order in ((1, 2), (2, 1)):

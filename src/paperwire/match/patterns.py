@@ -127,7 +127,7 @@ class PatternMaker:
             if part.glues:  # a hyphenated word: "multi-modal"
                 glues += [(start + i, glued) for i, glued in part.glues]
                 inner = True
-        glue = self.stems.glued
+        glue = self.stems.glued_apart  # a run's words are written apart: "may be" is never maybe
         for start in starts[1:]:  # each word glued to the next: never next to an acronym
             before, after = symbols[start - 1], symbols[start]
             if not before.startswith(ACRONYM_SYMBOL_PREFIX) and not after.startswith(ACRONYM_SYMBOL_PREFIX):
@@ -143,15 +143,17 @@ class PatternMaker:
         glues = tuple(
             (i, glued)
             for i in range(len(tokens) - 1)
-            if tokens[i + 1].joins_previous and (glued := self._glued(symbols, folded, i))
+            if tokens[i + 1].joins_previous and (glued := self._glued(symbols, folded, i, tokens[i + 1].hyphenated))
         )
         return self._finish(TermShape(symbols, folded, glues, ()), use_acronyms)
 
-    def _glued(self, symbols: Pattern, folded: tuple[str, ...], i: int) -> str | None:
-        """The stem of tokens ``i`` and ``i + 1`` written as one word; never next to an acronym."""
+    def _glued(self, symbols: Pattern, folded: tuple[str, ...], i: int, hyphenated: bool) -> str | None:
+        """The stem of tokens ``i`` and ``i + 1`` written as one word; never next to an acronym,
+        and across a space only as the paper side reads one (``Stems.glued_apart``)."""
         if symbols[i].startswith(ACRONYM_SYMBOL_PREFIX) or symbols[i + 1].startswith(ACRONYM_SYMBOL_PREFIX):
             return None
-        return self.stems.glued(folded[i], folded[i + 1])
+        glue = self.stems.glued if hyphenated else self.stems.glued_apart
+        return glue(folded[i], folded[i + 1])
 
     def _finish(self, shape: TermShape, use_acronyms: bool) -> TermShape:
         if not use_acronyms:

@@ -394,7 +394,7 @@ def _lazy_run(texts: list[str], text: str, field: str | None, registry: TermRegi
     use_acronyms = field != "author"
     known = registry._run_words[use_acronyms]
     parts = [known.get(word) or _run_word(registry, word, use_acronyms) for word in texts]
-    glue = registry.pattern_maker.stems.glued
+    glue = registry.pattern_maker.stems.glued_apart  # a run's words are written apart (PatternMaker._join)
     glued: list[str | None] = []
     for before, after in pairwise(parts):
         if before.last_glues and after.first_glues:  # never glued next to an acronym (see PatternMaker._join)

@@ -52,6 +52,9 @@ FUNCTION_WORDS = frozenset(
     also only just very too such same own other more most much many few several
     again further once ever never thus hence however""".split()
 )
+# Particles that begin compounds some writers space: "down sampling", "up sampling", "over
+# fitting", "under fitting", "out performs", "off line". As the first word they may glue.
+COMPOUND_PARTICLES = frozenset({"up", "down", "over", "under", "out", "off"})
 
 
 class Token(NamedTuple):
@@ -61,8 +64,8 @@ class Token(NamedTuple):
     start: int  # character offsets into the field text
     end: int
     position: int  # word position; consecutive words differ by 1, a break by 2, a sentence starts at next_sentence()
-    joins_previous: bool  # only a space or a single hyphen since the previous token (a paper's
-    # words a space apart are glued only if both are content words: Stems.glued_apart)
+    joins_previous: bool  # only a space or a single hyphen since the previous token
+    hyphenated: bool = False  # that was a hyphen: glued whatever the words (Stems.glued_apart otherwise)
 
 
 def field_text(paper: Paper, field: str) -> str:
@@ -83,6 +86,7 @@ def tokenize(text: str) -> Iterator[Token]:
     previous = ""
     for found in TOKEN_PATTERN.finditer(text):
         start, end = found.span()
+        hyphenated = False
         if previous_end is None:
             position, joins = 0, False
         else:
@@ -95,9 +99,10 @@ def tokenize(text: str) -> Iterator[Token]:
                 else:
                     position += 1 if _ADJACENT_GAP.fullmatch(gap) else 2
                 joins = _JOINABLE_GAP.fullmatch(gap) is not None
+                hyphenated = joins and not gap.isspace()
         previous_end = end
         previous = found.group()
-        yield Token(previous, start, end, position, joins)
+        yield Token(previous, start, end, position, joins, hyphenated)
 
 
 def fold(word: str) -> str:
@@ -143,10 +148,12 @@ class Stems:
         A space is a word boundary the text has, except inside a compound some writers
         space ("multi modal", "data set", "fine tuning", "pre training"). Such a compound is
         made of content words, so a pair with a :data:`FUNCTION_WORDS` member is never one:
-        "may be" is not ``maybe`` nor "in finite" ``infinite``. Hyphenated pairs go to
-        :meth:`glued` directly ("on-line" is ``online``).
+        "may be" is not ``maybe`` nor "in finite" ``infinite`` -- but for the
+        :data:`COMPOUND_PARTICLES` as first word ("down sampling"). Hyphenated pairs go to
+        :meth:`glued` directly ("on-line" is ``online``). Topics keep the same rule
+        (``PatternMaker``, ``plan``), so a topic written apart never glues what a paper may not.
         """
-        if first in FUNCTION_WORDS or second in FUNCTION_WORDS:
+        if second in FUNCTION_WORDS or first in FUNCTION_WORDS and first not in COMPOUND_PARTICLES:
             return None
         return self.glued(first, second)
 
