@@ -230,3 +230,30 @@ def test_a_paper_found_by_meaning_alone_without_an_abstract_is_shown_without_a_h
     with caplog.at_level(logging.WARNING):
         (item,) = closest.digest(digest).sections[0].items
     assert item == bare and isinstance(item.paper, Paper) and caplog.text == ""
+
+
+SUPER = "t-ef1f7d998a85e442"  # SUPER: Evaluating Agents on Setting Up and Executing Tasks from Research Repositories
+MMAU = "MMAU: A Holistic Benchmark of Agent Capabilities Across Diverse Domains"
+
+
+def test_a_paper_an_example_found_names_it_though_the_topics_meaning_came_closer(store):
+    """``agents OR like:SUPER`` finds MMAU by its words, its meaning and the example: each is
+    said (``why``), and the reason line names the liked paper with MMAU's similarity to it,
+    not the meaning's (it was "related to your topic, similarity 0.41", the example unsaid)."""
+    topic = f"agents OR like:{SUPER}"
+    _seeded(store, topic)
+    settings = Settings()
+    mmau = _item(_plan(store, settings), MMAU)
+    papers = [found.paper for found in store.papers()]
+
+    def found(query: str):
+        (match,) = [m for m in semantic.match_topics([(0, query)], papers, settings, store)[0]
+                    if m.paper_id == mmau.paper.id]
+        return match
+
+    both, example = found(topic), found(f"like:{SUPER}")
+    assert both.why == ("words", "meaning", "example") and both.like == SUPER
+    assert abs(both.like_similarity - example.similarity) < 1e-6
+    assert example.similarity < both.similarity  # the topic's meaning came closer
+    assert mmau.reason.startswith("like: SUPER: Evaluating Agents on Setting Up")
+    assert mmau.reason.endswith(f"(similarity {example.similarity:.2f})") and mmau.hits  # its words are shown too

@@ -52,9 +52,21 @@ def test_which_parts_of_a_topic_match_by_meaning(text: str, expected: list[tuple
 
 
 def test_a_meaning_topic_reads_phrases_and_acronyms_by_meaning_and_a_words_topic_nothing() -> None:
-    assert alternatives('meaning: MoE "sparse routing" -survey') == [('MoE sparse routing', None, (), ("survey",))]
+    assert alternatives('meaning: MoE "sparse routing" -survey') == [
+        ('MoE (mixture of experts) sparse routing', None, (), ("survey",))]
     assert alternatives("meaning: title:RAG agents") == [("agents", None, ("title:RAG",), ())]
     assert alternatives("words: efficient LLM inference") == []
+
+
+def test_a_meaning_topic_embeds_its_acronyms_with_what_they_stand_for_and_other_topics_as_typed() -> None:
+    """The model barely knows acronyms: ``meaning: MoE`` embedded as typed found nothing."""
+    assert alternatives("meaning: rlhf") == [("rlhf (reinforcement learning from human feedback)", None, (), ())]
+    assert alternatives("meaning: SAM LLMs") == [
+        ("SAM (segment anything model or sharpness aware minimization) LLMs (large language model)", None, (), ())]
+    extra = AcronymTable({"SD": "stable diffusion"})
+    assert [a.meaning for a in meaning.alternatives(parse_query("meaning: SD"), extra)] == ["SD (stable diffusion)"]
+    assert alternatives("efficient LLM inference OR like:2401.00001 MoE") == [
+        ("efficient LLM inference", None, (), ()), (None, "2401.00001", ("MoE",), ())]
 
 
 def paper(number: int, title: str, abstract: str = "") -> Paper:
@@ -120,6 +132,18 @@ def test_like_finds_similar_papers_but_not_the_example_itself() -> None:
     assert [(m.paper_id, m.why, m.like) for m in found] == [("2401.00002", ("example",), "2401.00001v2")]
     assert matched("like:2401.00001 -video") == []  # exclusions apply to examples too
     assert matched("like:2409.99999") == []  # an unknown example finds nothing
+
+
+def test_a_paper_found_by_meaning_and_by_example_says_both_and_which_example() -> None:
+    """Each kind of evidence is kept, not only the best part's: the reason line then names the
+    liked paper (digest.reason) with the paper's similarity to it, not the meaning's."""
+    (found,) = meaning.match_topics([(0, "embodied agents OR like:2401.00001")], PAPERS, None, vectors()).values()
+    assert [(m.paper_id, m.why, m.like) for m in found] == [
+        ("2401.00001", ("meaning",), None), ("2401.00002", ("meaning", "example"), "2401.00001")]
+    alone, both = found
+    assert both.like_similarity == pytest.approx(float(TEXTS[0] @ TEXTS[1]), abs=1e-6)
+    assert both.similarity == pytest.approx(max(both.like_similarity, float(TOPIC["embodied agents"] @ TEXTS[1])))
+    assert alone.like_similarity is None
 
 
 def test_similarity_and_scores_are_reported() -> None:
@@ -255,7 +279,9 @@ def _reference(text: str, papers: list[Paper], vectors: meaning.Vectors,
     query = parse_query(text)
     space = vectors.space
     words = match_one(query, papers) if query.mode != "meaning" else []
-    found: dict[int, tuple[float, str, str | None]] = {}
+    found: dict[int, tuple[float, str, str | None]] = {}  # paper -> the best part's (similarity, kind)
+    kinds: dict[int, set[str]] = {}  # paper -> every kind of part that found it
+    closest: dict[int, tuple[float, str]] = {}  # paper -> the closest example's (similarity, reference)
     for alt in meaning.alternatives(query, TABLE):
         if alt.meaning is not None:
             vector = vectors.of_texts([alt.meaning])
@@ -281,17 +307,27 @@ def _reference(text: str, papers: list[Paper], vectors: meaning.Vectors,
                 continue
             similarity = float(centred[number])
             if number not in found or found[number][0] < similarity:
-                found[number] = (similarity, kind, alt.like if kind == "example" else None)
+                found[number] = (similarity, kind)
+            kinds.setdefault(number, set()).add(kind)
+            if kind == "example" and (number not in closest or closest[number][0] < similarity):
+                closest[number] = (similarity, alt.like)
+
+    def why(number: int) -> tuple[str, ...]:
+        return tuple(kind for kind in ("meaning", "example") if kind in kinds.get(number, ()))
+
     fused = []
     for position, match in enumerate(words):
         strength = match.score / (match.score + calibration.word_half) if match.score > 0 else 0.0
-        similarity, kind, like = found.get(match.rank - 1, (None, None, None))
+        similarity, _ = found.get(match.rank - 1, (None, None))
+        like_similarity, like = closest.get(match.rank - 1, (None, None))
         fused.append(meaning.Fused(match.paper_id, match.rank, strength + (similarity or 0.0), tuple(match.terms),
-                                   similarity, ("words",) + ((kind,) if kind else ()), like))
+                                   similarity, ("words",) + why(match.rank - 1), like, like_similarity))
     by_words = {match.rank - 1 for match in words}
-    for number, (similarity, kind, like) in found.items():
+    for number, (similarity, _) in found.items():
         if number not in by_words:
-            fused.append(meaning.Fused(papers[number].id, number + 1, similarity, (), similarity, (kind,), like))
+            like_similarity, like = closest.get(number, (None, None))
+            fused.append(meaning.Fused(papers[number].id, number + 1, similarity, (), similarity, why(number),
+                                       like, like_similarity))
     return sorted(fused, key=lambda match: (-match.score, match.rank))
 
 
@@ -324,6 +360,9 @@ def test_all_topics_at_once_rank_as_each_topic_on_its_own(seed_papers: list[Pape
     process, whose rankings are explained here (same terms, same spans)."""
     papers = list(seed_papers[:40])
     topics = _generated_topics(papers, 250, random.Random(14))
+    rng = random.Random(3)  # and topics whose meaning and example find some paper both
+    topics += [f"{rng.choice(['robots', 'agents', 'scaling', 'reasoning'])} OR like:{rng.choice(papers).id}"
+               for _ in range(40)]
     vectors = _synthetic_vectors(papers)
     calibration = meaning.Calibration()
     pairs = [(n, text) for n, text in enumerate(topics)] + [(len(topics) + n, text) for n, text in enumerate(topics[:20])]
@@ -339,9 +378,13 @@ def test_all_topics_at_once_rank_as_each_topic_on_its_own(seed_papers: list[Pape
         assert [_without_numbers(match) for match in got] == [_without_numbers(match) for match in expected], text
         assert [m.score for m in got] == batched[key].scores() == pytest.approx([m.score for m in expected], abs=1e-6)
         assert [m.similarity or 0 for m in got] == pytest.approx([m.similarity or 0 for m in expected], abs=1e-6)
+        assert [m.like_similarity or 0 for m in got] == pytest.approx([m.like_similarity or 0 for m in expected],
+                                                                       abs=1e-6)
         assert batched[key].paper_ids() == [match.paper_id for match in expected]
         kinds.update(why for match in expected for why in match.why)
+        kinds.update("meaning and example" for match in expected if {"meaning", "example"} <= set(match.why))
     assert kinds["words"] > 100 and kinds["meaning"] > 100 and kinds["example"] > 10  # every path was taken
+    assert kinds["meaning and example"] > 0
 
 
 @pytest.mark.parametrize("failure", ["raises", "exits", "hangs"])
@@ -618,7 +661,8 @@ def test_the_leader_lock_dies_with_the_daemon(tmp_path: Path) -> None:
 
 
 def _without_numbers(match: meaning.Fused) -> meaning.Fused:
-    return match._replace(score=None, similarity=match.similarity is None)
+    return match._replace(score=None, similarity=match.similarity is None,
+                          like_similarity=match.like_similarity is None)
 
 
 def test_an_example_with_words_of_any_wording_is_not_a_syntax_error() -> None:

@@ -10,12 +10,12 @@ import re
 
 import pytest
 
-from paperwire import embeddings, semantic, sources
+from paperwire import embeddings, pipeline, semantic, sources
 from paperwire.config import Settings
 from paperwire.embeddings import MiniLMInt8, get_embedder, text_key
 from paperwire.store import Store
 
-from .conftest import DATA, TODAY
+from .conftest import DATA, SEED, TODAY
 from .test_web import ADMIN, Site, make_site
 
 MODEL = MiniLMInt8.model_id
@@ -81,6 +81,28 @@ def test_a_like_topic_stores_its_example_papers_vectors(store):
     assert _stored(store, *semantic.paper_texts(paper), "walking robots") == {*semantic.paper_texts(paper),
                                                                                "walking robots"}
     assert semantic.embed_saved_topics(store, Settings(), [f"like:{paper.id}", "like:2401.99999"]) == 0  # once
+
+
+def test_a_meaning_topic_finds_papers_by_what_its_acronyms_stand_for_with_the_vector_stored_at_save(store):
+    """The model barely knows "MoE": ``meaning: MoE`` embedded as typed found nothing in the seed
+    listing. Its acronym is embedded spelled out, and saving, the embedding step and matching
+    all use that one text, so matching embeds nothing the save should have."""
+    store.save_listings(sources.read_path(SEED, today=TODAY))
+    settings = Settings()
+    topics = ["meaning: MoE", "meaning: rag -survey"]
+    assert semantic.embed_saved_topics(store, settings, topics) == 2
+    spelled = ("MoE (mixture of experts)", "rag (retrieval augmented generation)")
+    assert _stored(store, *spelled) == set(spelled)
+    assert pipeline.embed(store, settings).topics == 0  # the step has them already
+    papers = [found.paper for found in store.papers()]
+    stored = store.count_vectors()
+    found = semantic.match_topics(list(enumerate(topics)), papers, settings, store)
+    assert store.count_vectors() == stored  # nothing embedded while matching
+    titles = {paper.id: paper.title for paper in papers}
+    by_meaning = {topic: [titles[match.paper_id] for match in found[topic] if match.why == ("meaning",)]
+                  for topic in found}
+    assert "A Survey on Mixture of Experts" in by_meaning[0]
+    assert any(title.startswith("Pistis-RAG") for title in by_meaning[1])
 
 
 def test_example_papers_are_read_in_a_few_queries_however_many(store):

@@ -37,13 +37,18 @@ def hits_of(match: FoundMatch) -> tuple[Hit, ...]:
 
 
 def reason(match: object, titles: Mapping[str, str]) -> str:
-    """What a match found by meaning or by example says about itself; "" for words alone.
+    """What a match found by meaning or by example says about itself, in one short line; ""
+    for words alone. An example that found it is named even when the topic's meaning came
+    closer: "like: <title>" tells the reader more than "related to your topic" (its words,
+    if any, are listed apart).
 
     ``titles``: the titles of example papers (``like:``), by the reference the topic used."""
     why = getattr(match, "why", ())
     similarity = getattr(match, "similarity", None)
     if "example" in why:
         like = getattr(match, "like", None) or ""
+        like_similarity = getattr(match, "like_similarity", None)
+        similarity = similarity if like_similarity is None else like_similarity
         return f"like: {shorten(clean_line(titles.get(like, like)), EXAMPLE_TITLE_CHARS)} (similarity {similarity:.2f})"
     if "meaning" in why:
         return f"{MEANING_REASON}, similarity {similarity:.2f}"
