@@ -25,6 +25,25 @@ def test_preview(site: Site) -> None:
     assert site.client.get("/api/preview", params={"q": "zzzqqq"}).json()["count"] == 0
 
 
+def test_the_public_preview_embeds_no_example_paper_it_has_no_vectors_for(site: Site) -> None:
+    """Anyone's topic may name 50 papers: the preview compares only those already embedded, and
+    never stores a vector for its input (an older paper, outside the listing it matches)."""
+    import datetime as dt
+
+    from paperwire.embeddings import get_embedder
+    from paperwire.models import Listing, Paper
+    from paperwire.semantic import paper_texts, text_key
+
+    old = Paper(id="t-00000000000000aa", title="Mixture of experts for language models",
+                abstract="We route tokens to sparse experts in large language models.")
+    site.store.save_listings([Listing("old.txt", dt.date(2023, 1, 5), [old])])
+    model = get_embedder(site.settings.relevance_embedder).model_id
+    keys = [text_key(text) for text in paper_texts(old)]
+    answer = site.client.get("/api/preview", params={"q": f"like:{old.id}"})
+    assert answer.status_code == 200 and answer.json()["count"] == 0
+    assert site.store.stored_vector_keys(model, keys) == set()
+
+
 def test_preview_errors_name_the_field(site: Site) -> None:
     bad = site.client.get("/api/preview", params={"q": '(RAG OR "x'})
     assert bad.status_code == 422

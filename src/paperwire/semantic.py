@@ -342,7 +342,14 @@ def meaning_vectors(store: Store, embedder: Embedder, papers: Sequence[Paper], *
     def of_papers(refs: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         # All examples' vectors in one read (a Liked topic alone names up to liked.MAX_LIKED
         # papers); one not stored yet is embedded and stored, as the embedding step would.
+        # Not for the public preview (keep_new False): anyone's topic may name 50 papers, so
+        # there an example without stored vectors finds nothing rather than cost embeddings.
         papers = example_papers(store, refs)
+        if not keep_new:
+            stored = store.stored_vector_keys(embedder.model_id, [text_key(text) for paper in papers.values()
+                                                                  for text in paper_texts(paper)])
+            papers = {ref: paper for ref, paper in papers.items()
+                      if all(text_key(text) in stored for text in paper_texts(paper))}
         rows = vectors_for(store, embedder, [text for paper in papers.values() for text in paper_texts(paper)])
         return {ref: (rows[2 * number], rows[2 * number + 1]) for number, ref in enumerate(papers)}
 
