@@ -189,23 +189,29 @@ def main() -> None:
         baseline.add(base_part)
     # Each worker's own rate; workers run side by side, so the rates add up.
     rate = sum(ours_part.messages / ours_part.busy for ours_part, _, _ in results)
-    base_rate = sum(base_part.messages / base_part.busy for _, base_part, _ in results)
+    base_rate = sum(base_part.messages / base_part.busy for _, base_part, _ in results if base_part.messages)
     busy = totals.busy
 
-    print(f"baseline, MJML compiled per reader ({baseline.messages:,} readers, timed in {BASELINE_SLICE}-reader slices "
-          f"between ours): {base_rate:,.0f} messages/s -> {args.readers / base_rate:,.1f} s for {args.readers:,}; "
-          f"render {baseline.seconds['render'] / baseline.messages * 1e6:,.0f} µs, "
-          f"mime {baseline.seconds['mime'] / baseline.messages * 1e6:,.0f} µs per message")
+    if baseline.messages:
+        print(f"baseline, MJML compiled per reader ({baseline.messages:,} readers, timed in {BASELINE_SLICE}-reader "
+              f"slices between ours): {base_rate:,.0f} messages/s -> {args.readers / base_rate:,.1f} s for "
+              f"{args.readers:,}; render {baseline.seconds['render'] / baseline.messages * 1e6:,.0f} µs, "
+              f"mime {baseline.seconds['mime'] / baseline.messages * 1e6:,.0f} µs per message")
+    else:
+        print("baseline: not timed (--baseline-sample 0)")
     print(f"\n{totals.messages:,} messages, {totals.papers:,} papers ({totals.papers / totals.messages:.1f} per message), "
           f"{workers} worker(s)")
-    print(f"overall: {rate:,.0f} messages/s = {rate / base_rate:.1f}x the per-reader-compile baseline "
+    ratio = f" = {rate / base_rate:.1f}x the per-reader-compile baseline" if base_rate else ""
+    print(f"overall: {rate:,.0f} messages/s{ratio} "
           f"({busy / workers:.1f} s rendering per worker; {wall:.1f} s wall with the baseline and making up the digests)")
     print("time per message: " + ", ".join(f"{phase} {seconds / totals.messages * 1e6:,.0f} µs"
                                             for phase, seconds in totals.seconds.items())
           + f" (sum {busy / totals.messages * 1e6:,.0f} µs)")
-    ours, theirs = totals.seconds["render"] / totals.messages, baseline.seconds["render"] / baseline.messages
+    ours = totals.seconds["render"] / totals.messages
+    faster = (f"; {baseline.seconds['render'] / baseline.messages / ours:.1f}x faster than compiling per reader"
+              if baseline.messages else "")
     print(f"render alone: {ours * 1e6:,.0f} µs per message = {totals.seconds['render'] / totals.papers * 1e6:.1f} µs "
-          f"per paper, {1 / ours:,.0f} renders/s per process; {theirs / ours:.1f}x faster than compiling per reader")
+          f"per paper, {1 / ours:,.0f} renders/s per process{faster}")
     print(f"HTML: {totals.html_chars / totals.messages / 1024:.1f} K characters mean, {totals.max_html / 1024:.1f} KiB max "
           f"(Gmail clips at {render.GMAIL_CLIP_BYTES / 1000:.0f} KB); MIME message {totals.message_bytes / totals.messages / 1024:.1f} KiB mean")
     for worker, (ours_part, _, _) in enumerate(results):
