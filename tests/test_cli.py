@@ -194,6 +194,25 @@ def test_match_says_how_many_matched_beyond_the_limit_and_takes_a_topic_that_sta
     assert dashed.exit_code == 0 and " of 70 paper(s) matched" in dashed.stderr
 
 
+def test_a_paper_found_by_meaning_or_example_lists_the_words_its_topic_required(run_cli):
+    """A literal condition beside an example or a meaning is checked by words, so it is listed
+    as matched and highlighted (issue 14: every match says why); an exclusion is not."""
+    assert run_cli("ingest", SEED).exit_code == 0
+    chef = next(paper["id"] for paper in json.loads(run_cli("papers", "--json").stdout)
+                if paper["title"].startswith("ChEF: A Comprehensive Evaluation Framework"))
+    liked = json.loads(run_cli("match", "--json", f"like:{chef} title:benchmark").stdout)
+    assert [(found["title"][:8], found["matched"], found["why"]) for found in liked] == [
+        ("II-Bench", ["benchmark"], ["example"])]
+    fast = "Fast and Slow Generating: An Empirical Study on Large and Small Language Models Collaborative Decoding"
+    topic = "faster decoding -video title:(efficient OR fast)"
+    (found,) = json.loads(run_cli("match", "--json", topic).stdout)
+    assert (found["title"], found["matched"], found["why"]) == (fast, ["fast"], ["meaning"])
+    shown = run_cli("match", topic).stdout
+    assert "matched: fast (title) · related to your topic" in shown
+    (alone,) = json.loads(run_cli("match", "--json", "faster decoding -video").stdout)
+    assert (alone["title"], alone["matched"], alone["why"]) == (fast, [], ["meaning"])
+
+
 def test_a_like_of_an_unknown_paper_is_warned_about_and_the_topic_kept(run_cli, store):
     assert run_cli("ingest", SEED).exit_code == 0
     warning = "like:2403.12345 names no stored paper: it finds nothing until that paper is ingested"

@@ -257,3 +257,28 @@ def test_a_paper_an_example_found_names_it_though_the_topics_meaning_came_closer
     assert example.similarity < both.similarity  # the topic's meaning came closer
     assert mmau.reason.startswith("like: SUPER: Evaluating Agents on Setting Up")
     assert mmau.reason.endswith(f"(similarity {example.similarity:.2f})") and mmau.hits  # its words are shown too
+
+
+FAST = "Fast and Slow Generating: An Empirical Study on Large and Small Language Models Collaborative Decoding"
+
+
+def test_a_paper_found_by_meaning_lists_the_words_its_topic_required_and_its_closest_sentence(store, tmp_path):
+    """``title:(efficient OR fast)`` was checked by words: "Fast" in the title is listed under
+    "matched:" (it was not: issue 14). It says only that the paper passed the condition, not
+    why it is about the topic, so the closest sentence is highlighted too, as without it."""
+    _seeded(store, "faster decoding title:(efficient OR fast)")
+    settings = Settings(out_dir=tmp_path / "out")
+    planned = _plan(store, settings)
+    fast = _item(planned, FAST)
+    assert fast.reason.startswith("related to your topic") and by_meaning_alone(fast)
+    sentence = fast.hits[1]
+    assert fast.hits == (("fast", "title", ((0, 4),)), ("", "abstract", sentence.spans))
+    view = item_view(fast, settings)
+    assert view.matched == "fast" and "<strong>" in view.abstract_html
+    (written,) = pipeline.write_digests([planned], settings, EmailRenderer(settings.templates_dir), tmp_path / "out")
+    message = email.message_from_bytes(written.eml.read_bytes(), policy=policy.default)
+    assert re.search(r"matched:\s*fast\b", message.get_body(("plain",)).get_content())
+    store.save_subscribers([build_subscriber("lin@example.org", status="active",
+                                             topics=[make_topic(None, "faster decoding")])])
+    alone = _item(_plan(store, settings), FAST)
+    assert alone.hits == (sentence,)  # the same sentence, without the condition's word

@@ -111,6 +111,27 @@ def test_literal_parts_must_hold_by_words() -> None:
     assert matched("title:grasp embodied agents") == [("2401.00001", ("meaning",))]
 
 
+def explained(text: str) -> list[tuple[str, tuple[tuple[str, str, tuple], ...]]]:
+    (found,) = meaning.match_topics([(0, text)], PAPERS, None, vectors()).values()
+    return [(match.paper_id, tuple(tuple(hit) for hit in match.terms)) for match in found]
+
+
+def test_a_paper_found_by_meaning_or_example_shows_the_words_its_topic_required() -> None:
+    """Its literal conditions were checked by words: the paper lists them as matched, with
+    their spans (a field, a phrase, a group, the words beside an example), never an exclusion."""
+    assert explained("title:grasp embodied agents") == [("2401.00001", (("grasp", "title", ((11, 16),)),))]
+    assert explained('embodied agents "robot video"') == [("2401.00002", (("robot video", "title", ((0, 11),)),))]
+    assert explained("embodied agents (arms OR video)") == [
+        ("2401.00001", (("arms", "title", ((6, 10),)),)),
+        ("2401.00002", (("video", "title", ((6, 11),)), ("video", "abstract", ((18, 23),))))]
+    assert explained("like:2401.00001 robot") == [
+        ("2401.00002", (("robot", "title", ((0, 5),)), ("robot", "abstract", ((8, 14),))))]
+    assert explained("embodied agents -video") == [("2401.00001", ())]  # nothing required: nothing listed
+    # Found by two parts: the conditions of both, in the topic's order.
+    assert explained("title:video embodied agents OR title:robot like:2401.00001") == [
+        ("2401.00002", (("video", "title", ((6, 11),)), ("robot", "title", ((0, 5),))))]
+
+
 def test_a_words_topic_matches_by_words_alone_and_a_meaning_topic_by_meaning_alone() -> None:
     assert matched("words: embodied agents") == []
     assert matched("words: reason") == [("2401.00003", ("words",))]
@@ -272,6 +293,12 @@ def _papers_matching(condition: Node, papers: list[Paper], known: dict[str, set[
     return known[text]
 
 
+def _hits_of(condition: Node, papers: list[Paper], number: int) -> tuple:
+    """Where a literal condition is in paper ``number``, as its own query's ranking explains it."""
+    ranking = match_one(render_query(condition), papers)
+    return next((match.terms for match in ranking if match.rank == number + 1), ())
+
+
 def _reference(text: str, papers: list[Paper], vectors: meaning.Vectors,
                calibration: meaning.Calibration, conditions: dict[str, set[int]]) -> list[meaning.Fused]:
     """One topic the plain way: its word ranking, each meaning or example part's similarity
@@ -280,6 +307,7 @@ def _reference(text: str, papers: list[Paper], vectors: meaning.Vectors,
     space = vectors.space
     words = match_one(query, papers) if query.mode != "meaning" else []
     found: dict[int, tuple[float, str, str | None]] = {}  # paper -> the best part's (similarity, kind)
+    required: dict[int, dict[Node, None]] = {}  # paper -> the literal conditions of every part that found it
     kinds: dict[int, set[str]] = {}  # paper -> every kind of part that found it
     closest: dict[int, tuple[float, str]] = {}  # paper -> the closest example's (similarity, reference)
     for alt in meaning.alternatives(query, TABLE):
@@ -293,7 +321,7 @@ def _reference(text: str, papers: list[Paper], vectors: meaning.Vectors,
             sides = (liked[alt.like][0][None, :], liked[alt.like][1][None, :])
             threshold, kind = calibration.like_threshold, "example"
         centred = space.centred(*sides)[0]
-        required = [_papers_matching(node, papers, conditions) for node in alt.required]
+        allowed = [_papers_matching(node, papers, conditions) for node in alt.required]
         excluded = [_papers_matching(node, papers, conditions) for node in alt.excluded]
         for number, paper in enumerate(papers):
             if centred[number] < threshold:
@@ -303,8 +331,9 @@ def _reference(text: str, papers: list[Paper], vectors: meaning.Vectors,
                 continue
             if kind == "example" and meaning.same_paper(paper.id, alt.like):
                 continue
-            if not all(number + 1 in ranks for ranks in required) or any(number + 1 in ranks for ranks in excluded):
+            if not all(number + 1 in ranks for ranks in allowed) or any(number + 1 in ranks for ranks in excluded):
                 continue
+            required.setdefault(number, {}).update(dict.fromkeys(alt.required))
             similarity = float(centred[number])
             if number not in found or found[number][0] < similarity:
                 found[number] = (similarity, kind)
@@ -326,7 +355,8 @@ def _reference(text: str, papers: list[Paper], vectors: meaning.Vectors,
     for number, (similarity, _) in found.items():
         if number not in by_words:
             like_similarity, like = closest.get(number, (None, None))
-            fused.append(meaning.Fused(papers[number].id, number + 1, similarity, (), similarity, why(number),
+            terms = tuple(hit for node in required[number] for hit in _hits_of(node, papers, number))
+            fused.append(meaning.Fused(papers[number].id, number + 1, similarity, terms, similarity, why(number),
                                        like, like_similarity))
     return sorted(fused, key=lambda match: (-match.score, match.rank))
 
@@ -383,8 +413,9 @@ def test_all_topics_at_once_rank_as_each_topic_on_its_own(seed_papers: list[Pape
         assert batched[key].paper_ids() == [match.paper_id for match in expected]
         kinds.update(why for match in expected for why in match.why)
         kinds.update("meaning and example" for match in expected if {"meaning", "example"} <= set(match.why))
+        kinds.update("required words" for match in expected if "words" not in match.why and match.terms)
     assert kinds["words"] > 100 and kinds["meaning"] > 100 and kinds["example"] > 10  # every path was taken
-    assert kinds["meaning and example"] > 0
+    assert kinds["meaning and example"] > 0 and kinds["required words"] > 10
 
 
 @pytest.mark.parametrize("failure", ["raises", "exits", "hangs"])

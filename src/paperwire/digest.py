@@ -56,10 +56,11 @@ def reason(match: object, titles: Mapping[str, str]) -> str:
 
 
 def by_meaning_alone(item: DigestItem) -> bool:
-    """Whether ``item`` was picked for its meaning with none of its words matched (no hit
-    names a term), so no matched word says why: explain.py highlights its sentence closest
-    to the topic instead."""
-    return item.reason.startswith(MEANING_REASON) and not any(hit.term for hit in item.hits)
+    """Whether ``item`` was picked for its meaning, not its topic's words, so no matched word
+    says why it is about the topic: explain.py highlights its sentence closest to the topic.
+    Its hits may name the words the topic required beside its meaning (``fast`` of
+    ``title:(efficient OR fast)``): those say only that the paper passed that condition."""
+    return item.reason.startswith(MEANING_REASON) and not item.by_words
 
 
 class Found(Protocol):
@@ -141,6 +142,7 @@ def build_digest(
             topics=tuple(dict.fromkeys(subscriber.topics[index].name for _, index, _ in ranked)),
             hits=hits_of(best_match),
             reason=reason(best_match, example_titles or {}),
+            by_words="words" in getattr(best_match, "why", ("words",)),  # a word ranking's Match has no why
         ))
     return Digest(
         subscriber=subscriber,

@@ -1,10 +1,11 @@
 """The abstract sentence closest to the topic, highlighted for papers found by meaning alone.
 
 A paper found by its words shows the words it matched. One found by meaning alone has no
-word to show, so its digest item gets the sentence of its abstract nearest to its
-section's topic as a highlight without a term (``Hit("", "abstract", span)``): paperview
-puts it in <strong>, starts the excerpt near it when it lies beyond the cut, and lists no
-term under "matched:".
+matched word that says why it is about the topic (at most the words its topic required
+beside its meaning, such as ``title:benchmark``, which it lists too), so its digest item
+gets the sentence of its abstract nearest to its section's topic as a highlight without a
+term (``Hit("", "abstract", span)``): paperview puts it in <strong>, starts the excerpt
+near it when it lies beyond the cut, and lists no term for it under "matched:".
 
 Embedding a sentence costs ~15-50 ms on this machine the first time (an abstract has ~9,
 so ~0.1-0.5 s a paper), then it is stored. So a run looks only at the papers in its
@@ -44,6 +45,12 @@ NEW_PAPERS_PER_RUN = 30
 Span = tuple[int, int]
 
 
+def _wants_sentence(item: DigestItem) -> bool:
+    """Found by meaning alone, and not highlighted yet (the sentence is the hit without a term).
+    The words its topic required, if any, stay listed beside the sentence."""
+    return by_meaning_alone(item) and all(hit.term for hit in item.hits)
+
+
 class ClosestSentences:
     """One run's closest-sentence highlights (a digest run, or one web page).
 
@@ -69,7 +76,7 @@ class ClosestSentences:
         """:meth:`digest` of each, the vectors they need read together."""
         wanted = {(item.paper.id, section.topic.query): item.paper for digest in digests
                   for section in digest.sections for item in section.items
-                  if not item.hits and by_meaning_alone(item)}
+                  if _wants_sentence(item)}
         wanted = {key: paper for key, paper in wanted.items() if key not in self._spans}
         if self._embedder is not None and wanted and not self._found(wanted):
             for key, paper in wanted.items():  # one at a time: whatever failed costs its own highlight only
@@ -84,10 +91,10 @@ class ClosestSentences:
         return replace(section, items=tuple(self._item(item, section.topic.query) for item in section.items))
 
     def _item(self, item: DigestItem, query: str) -> DigestItem:
-        if item.hits or not by_meaning_alone(item):  # words to show, or highlighted already
+        if not _wants_sentence(item):
             return item
         span = self._spans.get((item.paper.id, query))
-        return item if span is None else replace(item, hits=(Hit("", "abstract", (span,)),))
+        return item if span is None else replace(item, hits=item.hits + (Hit("", "abstract", (span,)),))
 
     def _found(self, wanted: Mapping[tuple[str, str], Paper]) -> bool:
         """:meth:`_find_spans`; False if that raised (logged). A model that fails ends the run's highlights."""

@@ -130,6 +130,9 @@ class DigestItem:
     topics: tuple[str, ...]  # every topic of the reader it matched, best first
     hits: tuple[Hit, ...]  # the matched terms of its best topic
     reason: str = ""  # why it matched beyond its words: "related to your topic, similarity 0.63", "like: <title>"
+    # Whether its best topic's words found it. False: its meaning or an example alone did, and
+    # ``hits`` are only the words the topic required beside them (``title:benchmark``), if any.
+    by_words: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -563,7 +563,7 @@ def rank(plan: Plan, papers: Sequence[Paper], findings: Findings, limit: int | N
     chosen = members(selected)
     positives = plan.positives
     if not all(type(ref) is TermRef for ref in positives):
-        positives = _positive_terms(positives, selected, findings)
+        positives = positive_terms(positives, selected, findings)
     bounds = findings.bounds
     # Each selected paper's score is the sum, in query order, over the positive terms it
     # contains; terms none of the selected papers can contain add nothing and are skipped.
@@ -596,14 +596,14 @@ def rank(plan: Plan, papers: Sequence[Paper], findings: Findings, limit: int | N
     )
 
 
-def _positive_terms(positives: tuple[Positive, ...], selected: int, findings: Findings) -> tuple[TermRef, ...]:
+def positive_terms(positives: tuple[Positive, ...], selected: int, findings: Findings) -> tuple[TermRef, ...]:
     """The positives as terms, making terms of the runs' phrases the selected papers may have.
 
     A run's phrase that none of them can have would add nothing (no score, no
     explanation), so it is left out; :meth:`Findings.run_phrase_bound` tells, from where
     the words are side by side, without making the phrase a term. A phrase that is also
     written out elsewhere in the query is one term: as in plans made eagerly, it is
-    counted once.
+    counted once. (``Matched.hits`` asks it for one paper: the terms that explain it.)
     """
     terms: list[TermRef] = []
     for ref in positives:

@@ -17,11 +17,11 @@ from typing import Generic, TypeVar
 
 from paperwire.errors import QueryError
 from paperwire.match.acronyms import acronym_table
-from paperwire.match.evaluate import Findings, matching, rank
+from paperwire.match.evaluate import Findings, matching, positive_terms, rank
 from paperwire.match.index import PaperIndex
 from paperwire.match.patterns import PatternMaker
-from paperwire.match.plan import Plan, TermRegistry, plan_query
-from paperwire.match.results import Ranking
+from paperwire.match.plan import Plan, Positive, TermRegistry, plan_query
+from paperwire.match.results import Ranking, TermHit, term_hits
 from paperwire.match.score import Bm25
 from paperwire.match.sections import SharedSwitch
 from paperwire.match.text import Stems
@@ -115,7 +115,8 @@ class Matcher(Generic[Key]):
 
     def add_condition(self, condition: Node) -> int:
         """Compile a condition whose papers are wanted, not their ranking (the literal parts of
-        a topic that found papers by meaning); its number for :meth:`Matched.papers`.
+        a topic that found papers by meaning); its number for :meth:`Matched.papers` and
+        :meth:`ConditionHits.hits`.
 
         It is planned over the same terms as the queries, so a condition that is part of a
         query (``-video`` of ``robots -video``) costs no look-up of its own."""
@@ -198,6 +199,31 @@ class Matched(Generic[Key]):
         if found is None:
             found = self._papers[condition] = matching(self._conditions[condition].root, self._findings)
         return found
+
+    def condition_hits(self) -> ConditionHits:
+        """What explains a paper by the conditions' words later (:meth:`ConditionHits.hits`).
+        It keeps only their positive terms and the findings, not this object: the conditions'
+        plans and papers kept until the last match was read added ~25 MB to the peak of a
+        100,000-reader run (bench/match.py --meaning)."""
+        return ConditionHits(tuple([plan.positives for plan in self._conditions]), self._findings)
+
+
+class ConditionHits:
+    """The conditions' positive terms against one listing, to explain the papers they allowed."""
+
+    __slots__ = ("_positives", "_findings")
+
+    def __init__(self, positives: Sequence[tuple[Positive, ...]], findings: Findings):
+        self._positives = positives  # by condition number
+        self._findings = findings
+
+    def hits(self, condition: int, paper: int) -> tuple[TermHit, ...]:
+        """Where condition number ``condition``'s positive terms are in ``paper`` (listing
+        index), as a word ranking explains a match: a paper found by meaning shows the
+        literal words it was required to have (``title:benchmark``). Worked out when asked,
+        for one paper: only the matches a reader sees pay for it."""
+        positives = positive_terms(self._positives[condition], 1 << paper, self._findings)
+        return term_hits(positives, self._findings, paper)
 
 
 def _parse_for(key: Key, text: str) -> Query:

@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from paperwire.match.acronyms import AcronymTable, acronym_table
 from paperwire.match import split
-from paperwire.match.matcher import ExtraAcronyms, Matched, Matcher, bulk_allocation
+from paperwire.match.matcher import ConditionHits, ExtraAcronyms, Matched, Matcher, bulk_allocation
 from paperwire.match.sections import SharedSwitch
 from paperwire.match.results import TermHit
 from paperwire.normalize import referenced_id
@@ -146,7 +146,9 @@ class Fused(NamedTuple):
     paper_id: str
     rank: int  # the paper's 1-based place in the listing
     score: float  # the fused score the ranking is ordered by
-    terms: tuple[TermHit, ...]  # the word matches, as the word engine explains them
+    # The word matches, as the word engine explains them; for a paper found by meaning or example
+    # alone, where the literal conditions of the parts that found it are in it (RequiredHits).
+    terms: tuple[TermHit, ...]
     similarity: float | None  # the best similarity of the topic's meaning or example parts; None: not computed
     why: tuple[str, ...]  # "words", "meaning", "example": every kind of evidence that holds
     like: str | None  # the liked paper's id when "example" holds (of several, the closest)
@@ -183,11 +185,12 @@ class FusedRanking(_Ranked):
     Rows ``start`` to ``stop`` of the run's :class:`FusedRows`; like the word engine's
     ``Ranking``, a match and its explanation are built only when it is read."""
 
-    __slots__ = ("_rows", "_word", "_start", "_stop", "_ids")
+    __slots__ = ("_rows", "_word", "_topic", "_start", "_stop", "_ids")
 
-    def __init__(self, rows: FusedRows, word: Sequence | None, start: int, stop: int):
+    def __init__(self, rows: FusedRows, word: Sequence | None, topic: int, start: int, stop: int):
         self._rows = rows
         self._word = word
+        self._topic = topic  # its number in the run (FoundByMeaning.topic)
         self._start = start
         self._stop = stop
         self._ids: list[str] | None = None
@@ -201,7 +204,8 @@ class FusedRanking(_Ranked):
         word_position = int(rows.word_position[row])
         similarity = float(rows.similarity[row])
         like, like_similarity = rows.likes[rows.like[row]], float(rows.like_similarity[row])
-        terms = tuple(self._word[word_position].terms) if word_position >= 0 else ()
+        terms = (tuple(self._word[word_position].terms) if word_position >= 0
+                 else rows.required.hits(self._topic, paper))
         why = ((WHY_WORDS,) if word_position >= 0 else ()) + _KINDS[rows.kind[row]]
         return Fused(rows.papers[paper].id, paper + 1, float(rows.score[row]), terms,
                      None if similarity != similarity else similarity, why, like,
@@ -238,13 +242,14 @@ class FusedRows(NamedTuple):
     like: np.ndarray  # an index into ``likes``: the closest example that found it
     like_similarity: np.ndarray  # its similarity to that example, else NaN
     likes: list[str | None]  # the example references, None first (for rows without one)
+    required: RequiredHits  # what explains the papers found without words
 
 
 class FoundByMeaning(NamedTuple):
     """Papers found by meaning or example, one row per (topic, paper): the topic's number,
     the paper's index in the listing, the best similarity, the _KINDS index (every kind of
     part that found it), and the closest example that found it (like index, 0: none) with
-    its similarity (NaN: none)."""
+    its similarity (NaN: none); ``required`` explains each row by its literal conditions."""
 
     topic: list[int]
     paper: list[int]
@@ -252,6 +257,47 @@ class FoundByMeaning(NamedTuple):
     kind: list[int]
     like: list[int]
     like_similarity: list[float]
+    required: RequiredHits
+
+
+class RequiredHits:
+    """The words a paper found by meaning or example was required to have, shown as its
+    matched terms: the literal conditions (``"a phrase"``, ``title:benchmark``, a group) of
+    every part of the topic that found it, in the topic's order, each explained as a word
+    ranking explains its terms (``ConditionHits.hits``). Without them such a paper said
+    ``matched: []`` and highlighted nothing, though those words were checked.
+
+    Kept as two arrays until a match is read, and only for the parts with conditions (a large
+    run has many (part, paper) pairs, most of parts without any): pair ``i`` says part
+    ``parts[i]`` found paper ``keys[i] % size`` for topic ``keys[i] // size`` (``keys``
+    ascending). ``conditions[part]`` are that part's conditions (numbers for ``explain``;
+    exclusions, which a paper must not match, are not among them)."""
+
+    __slots__ = ("_explain", "_conditions", "_keys", "_size", "_parts")
+
+    def __init__(self, explain: ConditionHits | None, conditions: dict[int, tuple[int, ...]], keys: np.ndarray,
+                 size: int, parts: np.ndarray):
+        self._explain = explain
+        self._conditions = conditions
+        self._keys = keys
+        self._size = size
+        self._parts = parts
+
+    def hits(self, topic: int, paper: int) -> tuple[TermHit, ...]:
+        """Where the conditions of the parts that found ``paper`` (listing index) for topic
+        number ``topic`` are in it; () if none required any, or it was not found by meaning."""
+        if not self._conditions:  # no part of any topic required words
+            return ()
+        key = topic * self._size + paper
+        first, last = np.searchsorted(self._keys, [key, key + 1])
+        parts = sorted(set(self._parts[first:last].tolist()))  # in the topic's order
+        numbers = dict.fromkeys(number for part in parts for number in self._conditions.get(part, ()))
+        if not numbers:
+            return ()
+        return tuple(chain.from_iterable(self._explain.hits(number, paper) for number in numbers))
+
+
+_NO_ROWS = RequiredHits(None, {}, np.zeros(0, np.int64), 1, np.zeros(0, np.int64))
 
 
 @dataclass(frozen=True)
@@ -310,10 +356,10 @@ def fuse_all(words: Sequence[Sequence | None], found: FoundByMeaning, papers: Se
                      np.concatenate([kind[also], kind[:-1][only]])[order],
                      np.concatenate([like[also], like[:-1][only]])[order],
                      np.concatenate([like_similarity[also], like_similarity[:-1][only]])[order],
-                     likes)
+                     likes, found.required)
     bounds = np.searchsorted(topic[order], np.array(fusing + [len(words)], dtype=np.int64)).tolist()
     for number, fused_topic in enumerate(fusing):
-        rankings[fused_topic] = FusedRanking(rows, words[fused_topic], bounds[number], bounds[number + 1])
+        rankings[fused_topic] = FusedRanking(rows, words[fused_topic], fused_topic, bounds[number], bounds[number + 1])
     return rankings
 
 
@@ -615,11 +661,13 @@ def _found_by_meaning(plans: Sequence[tuple[Alternative, ...]], parts: _Parts, c
     The parts that found papers are listed first (a short loop over the topics); their
     close papers are then spread, filtered and reduced to one per topic and paper with
     array operations. Only the papers of parts with literal conditions or an example are
-    checked one by one (a bit test each)."""
+    checked one by one (a bit test each). Which of those parts found each paper is kept, so
+    that a match read later shows the words their conditions required (:class:`RequiredHits`)."""
     starts = close.starts.tolist()
     part_topic: list[int] = []
     part_row: list[int] = []
     limits: list[tuple[int, int]] = []  # (part, the papers its conditions allow as a bitset)
+    required: dict[int, tuple[int, ...]] = {}  # part -> its literal conditions (if any), to explain what it found
     examples: list[tuple[int, str]] = []  # (part, the example's reference)
     for topic, plan in enumerate(plans):
         for alt in plan:
@@ -633,6 +681,8 @@ def _found_by_meaning(plans: Sequence[tuple[Alternative, ...]], parts: _Parts, c
                 for node in alt.excluded:
                     allowed &= ~matched.papers(conditions[node])
                 limits.append((len(part_row), allowed))
+                if alt.required:
+                    required[len(part_row)] = tuple([conditions[node] for node in alt.required])
             if alt.like is not None:
                 examples.append((len(part_row), alt.like))
             part_topic.append(topic)
@@ -656,7 +706,7 @@ def _found_by_meaning(plans: Sequence[tuple[Alternative, ...]], parts: _Parts, c
                     keep[entry] = False
     part, paper, similarity = part[keep], paper[keep], similarity[keep]
     if not len(part):
-        return FoundByMeaning([], [], [], [], [], [])
+        return FoundByMeaning([], [], [], [], [], [], _NO_ROWS)
     topic = np.array(part_topic, dtype=np.int64)[part]
     example_row = rows[part] - parts.topics + 1  # FusedRows.like: 1 for the first example, < 1 for a meaning
     # Each (topic, paper)'s entries together, best first; among equals, the first part.
@@ -664,6 +714,12 @@ def _found_by_meaning(plans: Sequence[tuple[Alternative, ...]], parts: _Parts, c
     topic, paper, similarity, example_row = topic[order], paper[order], similarity[order], example_row[order]
     first = np.concatenate([[True], (topic[1:] != topic[:-1]) | (paper[1:] != paper[:-1])])
     starts, group = np.flatnonzero(first), np.cumsum(first) - 1
+    size = len(papers) + 1
+    with_conditions = np.zeros(len(rows), bool)
+    with_conditions[list(required)] = True
+    pairs = np.flatnonzero(with_conditions[part][order])  # in (topic, paper) order
+    found_by = RequiredHits(matched.condition_hits(), required, topic[pairs] * size + paper[pairs], size,
+                            part[order[pairs]])
     by_example = example_row > 0
     # Every kind of part that found the paper, and the closest example that did: the reason
     # line names that example even when a meaning came closer.
@@ -675,7 +731,7 @@ def _found_by_meaning(plans: Sequence[tuple[Alternative, ...]], parts: _Parts, c
     like[liked] = example_row[examples[at]]
     like_similarity[liked] = similarity[examples[at]]
     return FoundByMeaning(topic[starts].tolist(), paper[starts].tolist(), similarity[starts].tolist(),
-                          kind.tolist(), like.tolist(), like_similarity.tolist())
+                          kind.tolist(), like.tolist(), like_similarity.tolist(), found_by)
 
 
 def similarities(query: Query, acronyms: AcronymTable, papers: Sequence, vectors: Vectors) -> np.ndarray | None:

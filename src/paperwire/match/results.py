@@ -160,13 +160,20 @@ class Ranking(Sequence[Match]):
         return match
 
     def _reasons(self, paper: int) -> tuple[TermHit, ...]:
-        hits: list[TermHit] = []
-        findings = self._findings
-        bounds = getattr(findings, "bounds", None)  # papers that may contain each term: skip the others
-        for ref in self._positives:
-            if bounds is not None and not bounds[ref.term] >> paper & 1:
-                continue
-            finding = findings[ref.term]
-            if paper in finding.scores:
-                hits += finding.hits(ref.label, paper)
-        return tuple(hits)
+        return term_hits(self._positives, self._findings, paper)
+
+
+def term_hits(positives: Sequence[TermRef], findings: Sequence[TermFinding], paper: int) -> tuple[TermHit, ...]:
+    """Where each of ``positives`` is in ``paper``, in their order: a match's explanation.
+
+    One function for the word rankings and for the literal conditions of papers found by
+    meaning (``ConditionHits.hits``), so both explain a term the same way."""
+    hits: list[TermHit] = []
+    bounds = getattr(findings, "bounds", None)  # papers that may contain each term: skip the others
+    for ref in positives:
+        if bounds is not None and not bounds[ref.term] >> paper & 1:
+            continue
+        finding = findings[ref.term]
+        if paper in finding.scores:
+            hits += finding.hits(ref.label, paper)
+    return tuple(hits)
