@@ -76,6 +76,20 @@ def test_preview_writes_even_an_empty_digest(with_readers, monkeypatch, tmp_path
     assert page.exists() and page.name == "bob_at_example.org.html"
 
 
+def test_a_templates_dir_without_the_index_page_is_one_clear_error(run_cli, monkeypatch, tmp_path):
+    """The out/ index page is a template too: its absence is named, not a traceback."""
+    from paperwire.config import DEFAULT_TEMPLATES
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for source in DEFAULT_TEMPLATES.glob("email*.j2"):
+        (folder / source.name).write_bytes(source.read_bytes())
+    monkeypatch.setenv("PAPERWIRE_TEMPLATES_DIR", str(folder))
+    result = run_cli("demo")
+    assert result.exit_code == 1
+    assert f"setting 'templates_dir': {folder} has no template index.html.j2" in result.stderr
+
+
 def test_digest_without_listings_says_what_to_do(run_cli):
     result = run_cli("digest")
     assert result.exit_code == 1 and "paperwire ingest" in result.stderr
