@@ -99,7 +99,7 @@ def _as_base_url(value: Any) -> str:
         parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
     except ValueError:
         raise ValueError(f"{text!r} is not {example}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+    if parts.scheme not in ("http", "https") or not parts.hostname:  # ("?" and "#" are refused above)
         raise ValueError(f"{text!r} is not {example}")
     if parts.username is not None or parts.password is not None:
         raise ValueError("it holds a user name or password, which every email would show")

@@ -160,12 +160,15 @@ class DataCache:
         items = pipeline.feed_items(self.store, edition) if edition else []
         rankings = semantic.match_topics([(i, t.query) for i, t in enumerate(reader.topics)],
                                          [item.paper for item in items], settings, self.store)
-        best: dict[str, Any] = {}  # paper -> its best match, as a digest picks it: by score, then topic order
+        # Each paper's best match, as a digest picks it (by score, then topic order), found by
+        # ids and scores: only those matches are explained, not every match of every topic.
+        best: dict[str, tuple[float, int, int]] = {}  # paper -> (score, topic, place in its ranking)
         for index in sorted(rankings):
-            for match in rankings[index]:
-                if match.paper_id not in best or match.score > best[match.paper_id].score:
-                    best[match.paper_id] = match
-        hits: dict[str, tuple[Hit, ...]] = {paper_id: digest.hits_of(match) for paper_id, match in best.items()}
+            for place, (paper_id, score) in enumerate(zip(rankings[index].paper_ids(), rankings[index].scores())):
+                if paper_id not in best or score > best[paper_id][0]:
+                    best[paper_id] = (score, index, place)
+        hits: dict[str, tuple[Hit, ...]] = {paper_id: digest.hits_of(rankings[index][place])
+                                            for paper_id, (_, index, place) in best.items()}
         # The feed id must not reveal the token: it ends up in feed readers' databases and logs.
         slug = "private-" + reader_key(reader.token)
         names = ", ".join(t.name for t in reader.topics)
