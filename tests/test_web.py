@@ -641,6 +641,23 @@ def test_private_feed_shows_the_stretch_of_a_long_abstract_where_a_topic_matched
     site.store.close()
 
 
+def test_private_feed_shows_the_hits_of_the_topic_that_matched_a_paper_best(new_db, tmp_path: Path) -> None:
+    """A paper two of the reader's topics match shows the hits of the better match, as a
+    digest picks it (by score): here the second topic, whose word occurs twice, though the
+    first topic's word comes earlier in the abstract."""
+    site = make_site(new_db, tmp_path, ingest=False, relevance_embedder="off")
+    filler = "Plain words about nothing in particular fill this sentence. " * 95
+    listing = tmp_path / "long.txt"
+    listing.write_text(f"{TODAY:%b} {TODAY.day}\n\nA Long Abstract\n\n{filler}Here the zyzzyva appears. {filler}"
+                       f"A quokka here and a quokka there. {filler}\n", encoding="utf-8")
+    site.store.save_listings(sources.read_path(listing, today=TODAY))
+    reader = site.reader("ada@example.org", "zyzzyva", "quokka")
+    (entry,) = site.client.get(f"/feeds/private/{reader.token}.json").json()["items"]
+    assert entry["content_text"].startswith("…A quokka here and a quokka there.")
+    site.client.close()
+    site.store.close()
+
+
 @pytest.mark.parametrize("kind", ["atom", "rss", "json"])
 def test_private_feed_is_gone_after_unsubscribing_and_kept_while_paused(site: Site, kind: str) -> None:
     """Issue 12 item 11: 410 Gone for unsubscribed readers; paused and bouncing readers keep their feed."""
