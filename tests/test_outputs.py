@@ -112,6 +112,22 @@ def test_a_topic_feed_shows_the_stretch_of_a_long_abstract_where_its_topic_match
     assert trending["content_text"].startswith("Plain words about nothing")  # no topic there: from the start
 
 
+def test_a_topic_feed_explains_only_the_matches_it_shows(run_cli, tmp_path, monkeypatch):
+    """A topic feed shows the newest 50 of its topic's matches: only those are explained
+    (their hits worked out), not every match of the month."""
+    from paperwire import digest
+
+    monkeypatch.setenv("PAPERWIRE_RELEVANCE_EMBEDDER", "off")
+    assert run_cli("ingest", "--date", "2024-03-11", SEED).exit_code == 0
+    assert run_cli("topics", "add", "Most", "model OR models OR learning OR data OR language").exit_code == 0
+    explained = []
+    hits_of = digest.hits_of
+    monkeypatch.setattr(digest, "hits_of", lambda match: explained.append(match.paper_id) or hits_of(match))
+    assert run_cli("feeds", "--out", tmp_path / "o").exit_code == 0
+    items = json.loads((tmp_path / "o" / "feeds" / "topics" / "most.json").read_text(encoding="utf-8"))["items"]
+    assert (len(items), len(explained)) == (50, 50)  # of 70 matches
+
+
 def test_feeds_parse_back_and_are_byte_identical_across_runs(with_readers, tmp_path):
     first = json.loads(with_readers("feeds", "--out", tmp_path / "a", "--json",
                                     "--base-url", "https://papers.example.org/").stdout)

@@ -641,6 +641,22 @@ def test_private_feed_shows_the_stretch_of_a_long_abstract_where_a_topic_matched
     site.store.close()
 
 
+def test_private_feed_explains_only_the_matches_it_shows(new_db, tmp_path: Path, monkeypatch) -> None:
+    """The private feed shows the newest 50 papers any topic matched: only their best matches
+    are explained, not every match of every topic."""
+    from paperwire import digest
+
+    site = make_site(new_db, tmp_path, relevance_embedder="off")
+    reader = site.reader("ada@example.org", "model OR models", "learning OR data OR language")
+    explained = []
+    hits_of = digest.hits_of
+    monkeypatch.setattr(digest, "hits_of", lambda match: explained.append(match.paper_id) or hits_of(match))
+    items = site.client.get(f"/feeds/private/{reader.token}.json").json()["items"]
+    assert (len(items), len(explained)) == (50, 50)  # of 70 papers matched
+    site.client.close()
+    site.store.close()
+
+
 def test_private_feed_shows_the_hits_of_the_topic_that_matched_a_paper_best(new_db, tmp_path: Path) -> None:
     """A paper two of the reader's topics match shows the hits of the better match, as a
     digest picks it (by score): here the second topic, whose word occurs twice, though the

@@ -505,14 +505,22 @@ def build_feeds(store: Store, settings: Settings, *, edition: dt.date | None,
     rankings = match_each([(t.slug, [(t.slug, t.query)]) for t in public], papers, settings.acronyms,
                           on_error=on_error, matcher=lambda pairs: semantic.match_topics(pairs, papers, settings, store))
     position = {item.paper.id: item for item in items}
+
+    def topic_items(slug: str) -> list[feeds.FeedItem]:
+        """The items a topic's feed shows, each with what the topic matched in it: only those
+        matches are explained (a month of matches, of which a feed shows the newest 50)."""
+        ranking = rankings[slug]
+        place = {paper_id: number for number, paper_id in enumerate(ranking.paper_ids())}
+        return [replace(item, hits=digest.hits_of(ranking[place[item.paper.id]]))
+                for item in feeds.order_items(position[paper_id] for paper_id in place)]
+
     week_start = edition - digest.WEEK + dt.timedelta(days=1) if edition else None
     trending = feeds.FeedSpec("Trending papers", feeds.TRENDING_SLUG, "The trending papers of each day's listing.")
     specs = [(trending, False, lambda: [i for i in items if week_start and i.date >= week_start])]
     for topic in public:
         if topic.slug in rankings:
             spec = feeds.FeedSpec(topic.name, topic.slug, f"Papers on {topic.name}", query=topic.query)
-            specs.append((spec, True, lambda slug=topic.slug: [replace(position[match.paper_id], hits=digest.hits_of(match))
-                                                               for match in rankings[slug]]))
+            specs.append((spec, True, lambda slug=topic.slug: topic_items(slug)))
     built = []
     for spec, is_topic, matched in specs:
         try:

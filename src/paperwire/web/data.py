@@ -18,9 +18,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import digest, feeds, pipeline, semantic, urls
+from ..feeds import FeedItem
 from ..config import Settings
 from ..explain import ClosestSentences
-from ..models import Digest, Hit, Paper, StoredPaper, Subscriber
+from ..models import Digest, Paper, StoredPaper, Subscriber
 from ..store import Store
 from .tokens import reader_key
 
@@ -162,22 +163,27 @@ class DataCache:
                                          [item.paper for item in items], settings, self.store)
         # Each paper's best match, as a digest picks it (by score, then topic order), found by
         # ids and scores: only those matches are explained, not every match of every topic.
-        best: dict[str, tuple[float, int, int]] = {}  # paper -> (score, topic, place in its ranking)
+        best: dict[str, tuple[float, Any, int]] = {}  # paper -> (score, its topic's ranking, place in it)
         for index in sorted(rankings):
-            for place, (paper_id, score) in enumerate(zip(rankings[index].paper_ids(), rankings[index].scores())):
+            ranking = rankings[index]
+            for place, (paper_id, score) in enumerate(zip(ranking.paper_ids(), ranking.scores())):
                 if paper_id not in best or score > best[paper_id][0]:
-                    best[paper_id] = (score, index, place)
-        hits: dict[str, tuple[Hit, ...]] = {paper_id: digest.hits_of(rankings[index][place])
-                                            for paper_id, (_, index, place) in best.items()}
+                    best[paper_id] = (score, ranking, place)
+
+        def explained(item: FeedItem) -> FeedItem:
+            _, ranking, place = best[item.paper.id]
+            return replace(item, hits=digest.hits_of(ranking[place]))
+
+        # Explained only for the items the feed shows (the newest 50 of a month of matches).
+        shown = [explained(item) for item in feeds.order_items(item for item in items if item.paper.id in best)]
         # The feed id must not reveal the token: it ends up in feed readers' databases and logs.
         slug = "private-" + reader_key(reader.token)
         names = ", ".join(t.name for t in reader.topics)
         spec = feeds.FeedSpec("paperwire: " + names[:120], slug, "Your paperwire topics: " + names[:500],
                               self_urls=tuple((kind, urls.private_feed(settings.base_url, reader, kind))
                                               for kind in urls.FEED_KINDS))
-        rendered = feeds.render_feed(spec, [replace(i, hits=hits[i.paper.id]) for i in items if i.paper.id in hits],
-                                     settings.base_url,
-                                     publisher=settings.sender_name, empty_date=edition)
+        rendered = feeds.render_feed(spec, shown, settings.base_url, publisher=settings.sender_name,
+                                     empty_date=edition)
         changed = self.changed_at
         return {kind: document(body, changed) for kind, body in rendered.items()}
 
