@@ -155,6 +155,17 @@ def test_like_finds_similar_papers_but_not_the_example_itself() -> None:
     assert matched("like:2409.99999") == []  # an unknown example finds nothing
 
 
+def test_no_example_finds_a_paper_the_topic_likes() -> None:
+    """A "Liked" topic: each liked paper is like the others, but the reader knows them all,
+    so none is found by an example (each was, found by the other, before). A meaning part
+    may still find one (test below)."""
+    both = "like:2401.00001 OR like:2401.00002"
+    assert matched(both) == []
+    assert [(m.paper_id, m.why) for m in next(iter(meaning.match_topics(
+        [(0, "like:2401.00002")], PAPERS, None, vectors()).values()))] == [("2401.00001", ("example",))]
+    assert np.isnan(similarities(both)[:2]).all()
+
+
 def test_a_paper_found_by_meaning_and_by_example_says_both_and_which_example() -> None:
     """Each kind of evidence is kept, not only the best part's: the reason line then names the
     liked paper (digest.reason) with the paper's similarity to it, not the meaning's."""
@@ -310,7 +321,9 @@ def _reference(text: str, papers: list[Paper], vectors: meaning.Vectors,
     required: dict[int, dict[Node, None]] = {}  # paper -> the literal conditions of every part that found it
     kinds: dict[int, set[str]] = {}  # paper -> every kind of part that found it
     closest: dict[int, tuple[float, str]] = {}  # paper -> the closest example's (similarity, reference)
-    for alt in meaning.alternatives(query, TABLE):
+    alts = meaning.alternatives(query, TABLE)
+    named = [alt.like for alt in alts if alt.like is not None]  # never found by an example
+    for alt in alts:
         if alt.meaning is not None:
             vector = vectors.of_texts([alt.meaning])
             sides, threshold, kind = (vector, vector), calibration.threshold, "meaning"
@@ -329,7 +342,7 @@ def _reference(text: str, papers: list[Paper], vectors: meaning.Vectors,
             plain = space.plain(sides[0], sides[1], np.array([number]))[0]
             if kind == "meaning" and plain < calibration.floor:
                 continue
-            if kind == "example" and meaning.same_paper(paper.id, alt.like):
+            if kind == "example" and any(meaning.same_paper(paper.id, ref) for ref in named):
                 continue
             if not all(number + 1 in ranks for ranks in allowed) or any(number + 1 in ranks for ranks in excluded):
                 continue

@@ -655,8 +655,9 @@ def _found_by_meaning(plans: Sequence[tuple[Alternative, ...]], parts: _Parts, c
     """The papers each topic finds by meaning or example, each part's literal conditions
     applied; a paper found by several parts keeps its best similarity (the first part of
     the best), every kind of part that found it and its closest example (a reader told only
-    "related to your topic" would not learn that a paper they liked found it too). The
-    example itself is never found (it is not news).
+    "related to your topic" would not learn that a paper they liked found it too). No
+    example finds a paper the topic names with ``like:``, itself or another (the reader knows
+    them: in a "Liked" topic each liked paper would otherwise find the others).
 
     The parts that found papers are listed first (a short loop over the topics); their
     close papers are then spread, filtered and reduced to one per topic and paper with
@@ -668,8 +669,9 @@ def _found_by_meaning(plans: Sequence[tuple[Alternative, ...]], parts: _Parts, c
     part_row: list[int] = []
     limits: list[tuple[int, int]] = []  # (part, the papers its conditions allow as a bitset)
     required: dict[int, tuple[int, ...]] = {}  # part -> its literal conditions (if any), to explain what it found
-    examples: list[tuple[int, str]] = []  # (part, the example's reference)
+    named: list[tuple[int, frozenset[str]]] = []  # (example part, the ids of the papers its topic names with like:)
     for topic, plan in enumerate(plans):
+        named_ids = frozenset(referenced_id(alt.like) for alt in plan if alt.like is not None)
         for alt in plan:
             row = parts.of(alt)
             if row is None or starts[row] == starts[row + 1]:
@@ -684,7 +686,7 @@ def _found_by_meaning(plans: Sequence[tuple[Alternative, ...]], parts: _Parts, c
                 if alt.required:
                     required[len(part_row)] = tuple([conditions[node] for node in alt.required])
             if alt.like is not None:
-                examples.append((len(part_row), alt.like))
+                named.append((len(part_row), named_ids))
             part_topic.append(topic)
             part_row.append(row)
     rows = np.array(part_row, dtype=np.int64)
@@ -694,15 +696,15 @@ def _found_by_meaning(plans: Sequence[tuple[Alternative, ...]], parts: _Parts, c
     at = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(first - (ends - counts), counts)
     paper, similarity = close.paper[at], close.similarity[at]
     keep = np.ones(len(paper), bool)
-    if limits or examples:
+    if limits or named:
         listed, stops = paper.tolist(), ends.tolist()
         for number, allowed in limits:
             for entry in range(stops[number - 1] if number else 0, stops[number]):
                 if not allowed >> listed[entry] & 1:
                     keep[entry] = False
-        for number, ref in examples:
+        for number, ids in named:
             for entry in range(stops[number - 1] if number else 0, stops[number]):
-                if same_paper(papers[listed[entry]].id, ref):
+                if papers[listed[entry]].id in ids:
                     keep[entry] = False
     part, paper, similarity = part[keep], paper[keep], similarity[keep]
     if not len(part):
@@ -737,9 +739,9 @@ def _found_by_meaning(plans: Sequence[tuple[Alternative, ...]], parts: _Parts, c
 def similarities(query: Query, acronyms: AcronymTable, papers: Sequence, vectors: Vectors) -> np.ndarray | None:
     """Each paper's similarity to the topic, found by meaning or not: the best centred
     similarity of its meaning and example parts, as ``Fused.similarity`` reports it (an
-    example's own paper is not compared with itself: it is never found by it). NaN for a paper
-    without vectors; None when there is nothing to compare (no such part, or only examples
-    without vectors).
+    paper the topic names with ``like:`` is compared with no example: none finds it). NaN for
+    a paper without vectors; None when there is nothing to compare (no such part, or only
+    examples without vectors).
 
     For the few results of one topic, so a reader sees how near a paper found by its words
     came. Never for a run's topics: ``_close_rows`` keeps only the close papers of each."""
@@ -756,8 +758,9 @@ def similarities(query: Query, acronyms: AcronymTable, papers: Sequence, vectors
     rows += [examples[ref] for ref in likes]
     found = vectors.space.centred(np.array([text for text, _ in rows], np.float32),
                                   np.array([title for _, title in rows], np.float32)).astype(np.float64)
-    for row, ref in enumerate(likes, start=len(meanings)):
-        found[row, np.array([same_paper(paper.id, ref) for paper in papers], bool)] = -np.inf
+    if likes:  # the example rows, last
+        named = np.array([any(same_paper(paper.id, ref) for ref in refs) for paper in papers], bool)
+        found[len(meanings):, named] = -np.inf
     best = found.max(axis=0)
     best[~vectors.space.known | np.isinf(best)] = np.nan
     return best
