@@ -270,6 +270,26 @@ def test_api_lists_adds_and_removes_liked_papers(site: Site) -> None:
     assert reader.token not in client.get(base, headers=AUTH).text
 
 
+def test_setting_topics_by_api_or_command_keeps_the_liked_papers(site: Site) -> None:
+    """``PUT /api/subscribers/{email}`` with topics, like ``paperwire subscribe --topic``
+    (both through ``build_subscriber``), replaces the reader's topics but not their liked
+    papers, which have their own API; naming a topic "Liked" there still replaces them."""
+    from paperwire.subscribers import build_subscriber, make_topic
+
+    reader = site.reader()
+    paper = _papers(site)[0]
+    assert site.client.put(f"/api/subscribers/ada@example.org/liked/{paper.id}", headers=AUTH).status_code == 201
+    answer = site.client.put("/api/subscribers/ada@example.org", headers=AUTH,
+                             json={"topics": [{"name": "Mine", "query": "speculative decoding"}]})
+    assert answer.status_code == 200
+    assert [t["name"] for t in answer.json()["topics"]] == ["Mine", liked.NAME] and _liked(site) == (paper.id,)
+    stored = site.store.subscriber(reader.email)
+    again = build_subscriber(reader.email, topics=[make_topic("Other", "diffusion")], base=stored)
+    assert [t.name for t in again.topics] == ["Other", liked.NAME]
+    replaced = build_subscriber(reader.email, topics=[make_topic(liked.NAME, "like:2401.00001")], base=stored)
+    assert [(t.name, t.query) for t in replaced.topics] == [(liked.NAME, "like:2401.00001")]
+
+
 def test_api_refuses_to_rewrite_a_readers_own_topic_named_liked(site: Site) -> None:
     site.reader("ada@example.org", "Liked = diffusion")
     answer = site.client.put(f"/api/subscribers/ada@example.org/liked/{_papers(site)[0].id}", headers=AUTH)

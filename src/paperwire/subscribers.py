@@ -172,9 +172,15 @@ def build_subscriber(
     topics: Iterable[Topic] = (),
     base: Subscriber | None = None,
 ) -> Subscriber:
-    """A checked Subscriber: given values over ``base`` (the stored reader) over defaults."""
+    """A checked Subscriber: given values over ``base`` (the stored reader) over defaults.
+
+    Topics given replace the stored ones but for the reader's liked papers, which stay
+    unless ``topics`` has a topic of that name: they are edited with their own buttons and
+    API, and a command or API call that sets topics would otherwise drop them unseen."""
+    from . import liked  # it builds on this module
+
     base = base or DEFAULTS
-    topic_list = list(topics) or list(base.topics)
+    topic_list = liked.keep_liked(list(topics), base.topics) if topics else list(base.topics)
     if not topic_list:
         raise ValidationError("topic", "a reader needs at least one topic (--topic QUERY or --follow NAME)")
     seen: set[str] = set()
