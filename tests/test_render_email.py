@@ -682,6 +682,39 @@ def test_a_missing_templates_folder_is_one_error(tmp_path: Path) -> None:
             EmailRenderer(folder)
 
 
+@pytest.mark.parametrize(("missing", "edits"), [
+    ("email_paper.txt.j2", {}),
+    ("email_paper.html.j2", {}),
+    ("footer.txt.j2", {"email.txt.j2": ("{% for section in sections %}", '{% include "footer.txt.j2" %}{% for section in sections %}')}),
+    ("macros.html.j2", {"email_paper.html.j2": ("{% if paper.authors %}", '{% import "macros.html.j2" as m %}{% if paper.authors %}')}),
+])
+def test_a_missing_template_the_frames_name_is_one_error_at_start(tmp_path: Path, missing: str,
+                                                                   edits: dict[str, tuple[str, str]]) -> None:
+    """A block named by include_shared, include or import, however deep, is loaded when rendering
+    starts: its absence is one error, not one per reader."""
+    folder = edited_templates(tmp_path, edits)
+    (folder / missing).unlink(missing_ok=True)
+    with pytest.raises(ConfigError, match=rf"setting 'templates_dir': {re.escape(str(folder))} has no template {re.escape(missing)}$"):
+        EmailRenderer(folder)
+
+
+def test_an_optional_include_may_be_missing(tmp_path: Path) -> None:
+    folder = edited_templates(tmp_path, {"email.txt.j2": (
+        "{% for section in sections %}", '{% include "extra.txt.j2" ignore missing %}{% for section in sections %}')})
+    assert "Hi Ana," in EmailRenderer(folder).render(golden_digest(), SETTINGS).text
+
+
+@pytest.mark.parametrize("file", ["email.mjml.j2", "email.txt.j2", "email_paper.html.j2", "email_paper.txt.j2"])
+def test_a_template_that_is_not_utf8_is_one_error_naming_it(tmp_path: Path, file: str) -> None:
+    folder = edited_templates(tmp_path, {})
+    data = (folder / file).read_bytes()
+    (folder / file).write_bytes(data.replace(b"\n", b"\n{# caf\xe9 #}\n", 1))
+    offset = data.index(b"\n") + len(b"\n{# caf")
+    with pytest.raises(ConfigError) as raised:
+        EmailRenderer(folder)
+    assert str(raised.value) == f"{folder / file}:2: not UTF-8 text (byte 0xe9 at offset {offset})"
+
+
 def test_the_intro_counts_every_match_not_only_those_shown() -> None:
     """A capped digest says how many matched and how many it shows, as its "And N more" line does."""
     assert render.intro(5, 65, "Mar 11") == "70 new papers matched your topics in the Mar 11 listing; here are the best 5."

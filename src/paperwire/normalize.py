@@ -79,6 +79,14 @@ def clean_line(text: str | None) -> str:
     return " ".join(strip_unsafe(text).split()) if text else ""
 
 
+def not_utf8(exc: UnicodeDecodeError) -> tuple[int, str]:
+    """Where a file that should be UTF-8 is not, and why, for an error naming its line:
+    ``(2, "not UTF-8 text (byte 0xeb at offset 74)")``. ``exc`` must come from decoding the
+    whole file (``bytes.decode``, ``read_text``), so its offsets are the file's."""
+    line = exc.object.count(b"\n", 0, exc.start) + 1
+    return line, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+
+
 def shorten(text: str, limit: int) -> str:
     """``text`` cut to at most ``limit`` characters at a word boundary, with an ellipsis."""
     if len(text) <= limit:

@@ -28,13 +28,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from jinja2 import (ChoiceLoader, DictLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError,
-                    TemplateNotFound, TemplateSyntaxError)
+                    TemplateNotFound, TemplateSyntaxError, nodes)
 from jinja2.ext import Extension
 from markupsafe import Markup
 from mjml import mjml2html
@@ -44,7 +45,7 @@ from .config import Settings
 from .errors import ConfigError
 from .mail import GMAIL_CLIP_BYTES
 from .models import Digest, Subscriber
-from .normalize import clean_line, shorten
+from .normalize import clean_line, not_utf8, shorten
 from .paperview import PaperView, also_in, item_view
 
 log = logging.getLogger(__name__)
@@ -346,6 +347,46 @@ def template_problem(exc: TemplateError, templates_dir: Path) -> ConfigError:
     return ConfigError(f"templates in {templates_dir}: {exc}")
 
 
+def not_utf8_template(path: Path, exc: UnicodeDecodeError) -> ConfigError:
+    """A template that is not UTF-8 text, as one line naming the file, line and byte."""
+    line, reason = not_utf8(exc)
+    return ConfigError(f"{path}:{line}: {reason}")
+
+
+def named_templates(tree: nodes.Template) -> Iterator[str]:
+    """The templates ``tree`` cannot render without: those named by a literal string in
+    extends, import and include (not ``ignore missing`` nor a list of choices, which may
+    do without one), and in ``"name.j2" | include_shared(...)``."""
+    for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        if not getattr(node, "ignore_missing", False) and _literal_name(node.template):
+            yield node.template.value
+    for node in tree.find_all(nodes.Filter):
+        if node.name == "include_shared" and _literal_name(node.node):
+            yield node.node.value
+
+
+def _literal_name(node: nodes.Node | None) -> bool:
+    return isinstance(node, nodes.Const) and isinstance(node.value, str)
+
+
+def load_all(env: Environment, names: Iterable[str], templates_dir: Path) -> None:
+    """Compile ``names`` and, transitively, every template they name (``named_templates``):
+    a block the frames include that is missing, broken or not UTF-8 is found when rendering
+    starts, not once per reader."""
+    pending, seen = list(names), set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            env.get_template(name)
+            source, _, _ = env.loader.get_source(env, name)
+        except UnicodeDecodeError as exc:
+            raise not_utf8_template(templates_dir / name, exc) from None
+        pending.extend(named_templates(env.parse(source, name)))
+
+
 class EmailRenderer:
     """Compile once, render per reader: ``EmailRenderer(templates).render(digest, settings)``."""
 
@@ -356,9 +397,10 @@ class EmailRenderer:
         frame_file = templates_dir / "email.mjml.j2"
         try:
             source = frame_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"setting 'templates_dir': cannot read {frame_file}: "
-                              f"{getattr(exc, 'strerror', None) or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise not_utf8_template(frame_file, exc) from None
+        except OSError as exc:
+            raise ConfigError(f"setting 'templates_dir': cannot read {frame_file}: {exc.strerror or exc}") from None
         try:
             frame = compiled_html(source, str(frame_file))
         except TemplateSyntaxError as exc:
@@ -367,12 +409,12 @@ class EmailRenderer:
             raise ConfigError(f"{frame_file}: not valid MJML: {exc}") from None
         html_env, text_env = environments(templates_dir, frame)
         try:
+            for env, first, kind in ((html_env, HTML_FRAME, ".html.j2"), (text_env, "email.txt.j2", ".txt.j2")):
+                blocks = env.list_templates(filter_func=lambda name, kind=kind: name.startswith("email")
+                                            and name.endswith(kind) and "/" not in name)
+                load_all(env, [first, *blocks], templates_dir)  # and the blocks they name, present or not
             self.html_template = html_env.get_template(HTML_FRAME)
             self.text_template = text_env.get_template("email.txt.j2")
-            for env, kind in ((html_env, ".html.j2"), (text_env, ".txt.j2")):  # the blocks the frames include
-                for name in env.list_templates(filter_func=lambda name, kind=kind: name.startswith("email")
-                                               and name.endswith(kind) and "/" not in name):
-                    env.get_template(name)
         except TemplateError as exc:
             raise template_problem(exc, templates_dir) from None
         for template in (self.html_template, self.text_template):
