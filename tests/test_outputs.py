@@ -90,6 +90,23 @@ def test_a_templates_dir_without_the_index_page_is_one_clear_error(run_cli, monk
     assert f"setting 'templates_dir': {folder} has no template index.html.j2" in result.stderr
 
 
+@pytest.mark.parametrize("command", [("digest",), ("preview", "ada@example.org"), ("feeds",)])
+def test_a_date_without_a_listing_is_refused_naming_the_newest(with_readers, tmp_path, command):
+    result = with_readers(*command, "--date", "1999-01-01")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: no listing of 1999-01-01: the newest is of 2024-03-11\n"
+    assert with_readers(*command, "--date", "2024-03-11").exit_code == 0
+
+
+@pytest.mark.parametrize("command", ["digest", "feeds"])
+def test_an_out_folder_that_cannot_be_written_is_one_line(with_readers, tmp_path, command):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    result = with_readers(command, "--out", blocked / "o")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: cannot write into {blocked / 'o'}: Not a directory\n"
+
+
 def test_digest_without_listings_says_what_to_do(run_cli):
     result = run_cli("digest")
     assert result.exit_code == 1 and "paperwire ingest" in result.stderr
@@ -126,6 +143,22 @@ def test_a_topic_feed_explains_only_the_matches_it_shows(run_cli, tmp_path, monk
     assert run_cli("feeds", "--out", tmp_path / "o").exit_code == 0
     items = json.loads((tmp_path / "o" / "feeds" / "topics" / "most.json").read_text(encoding="utf-8"))["items"]
     assert (len(items), len(explained)) == (50, 50)  # of 70 matches
+
+
+def test_the_feed_files_of_a_topic_no_longer_public_are_removed(run_cli, tmp_path, monkeypatch):
+    """A published out/ folder would otherwise serve a removed topic's feed, frozen; the
+    other topics' files and files that are not feeds stay."""
+    monkeypatch.setenv("PAPERWIRE_RELEVANCE_EMBEDDER", "off")
+    assert run_cli("ingest", "--date", "2024-03-11", SEED).exit_code == 0
+    for name in ("Gone", "Kept"):
+        assert run_cli("topics", "add", name, "model").exit_code == 0
+    assert run_cli("feeds", "--out", tmp_path / "o").exit_code == 0
+    topics = tmp_path / "o" / "feeds" / "topics"
+    (topics / "notes.txt").write_text("mine", encoding="utf-8")
+    assert {path.name for path in topics.iterdir()} >= {"gone.atom", "gone.rss", "gone.json", "kept.json"}
+    assert run_cli("topics", "remove", "Gone").exit_code == 0
+    assert run_cli("feeds", "--out", tmp_path / "o").exit_code == 0
+    assert sorted(path.name for path in topics.iterdir()) == ["kept.atom", "kept.json", "kept.rss", "notes.txt"]
 
 
 def test_feeds_parse_back_and_are_byte_identical_across_runs(with_readers, tmp_path):

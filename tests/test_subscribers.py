@@ -91,6 +91,16 @@ def test_public_topics_can_be_followed_by_name(run_cli):
     assert readers(run_cli)[0]["topics"] == [{"name": "RAG", "query": "RAG"}]
 
 
+@pytest.mark.parametrize("name", ["مهدی\u200cزاده", "Ada \U0001F469\u200d\U0001F469\u200d\U0001F467"])
+def test_names_keep_their_zero_width_joiners_and_lose_controls(name):
+    """ZWNJ is part of Persian words and ZWJ of emoji sequences: a name keeps them, while
+    line breaks, NUL and bidi overrides still go."""
+    from paperwire.subscribers import clean_name
+
+    assert clean_name(name) == name
+    assert clean_name(f"{name}\r\nBcc: x\x00\u202e") == f"{name} Bcc: x"
+
+
 def test_public_topic_names_must_give_distinct_feed_names(run_cli):
     run_cli("topics", "add", "Scaling laws", "scaling laws")
     clash = run_cli("topics", "add", "scaling-laws!", "x")
@@ -121,6 +131,26 @@ def test_a_bad_import_row_names_file_line_and_field_and_imports_nothing(run_cli,
     assert result.exit_code == 1
     assert f"{bad}:3: hour: 25" in result.stderr
     assert readers(run_cli) == []
+
+
+@pytest.mark.parametrize("suffix", ["csv", "json"])
+def test_an_import_that_is_not_utf8_names_file_and_line_and_imports_nothing(run_cli, tmp_path, suffix):
+    latin1 = tmp_path / f"readers.{suffix}"
+    text = ("email,name,status,cadence,hour,timezone,max,topic_name,topic_query\r\n"
+            "zoe@example.org,Zo\u00eb,active,daily,8,UTC,5,T,zeta\r\n") if suffix == "csv" else (
+            '[{"email": "zoe@example.org",\n  "name": "Zo\u00eb", "topics": [{"name": "T", "query": "zeta"}]}]')
+    latin1.write_bytes(text.encode("latin-1"))
+    offset = text.index("\u00eb")
+    result = run_cli("subscribers", "import", latin1)
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: {latin1}:2: encoding: not UTF-8 text (byte 0xeb at offset {offset}); "
+                             "save the file as UTF-8\n")
+    assert readers(run_cli) == []
+    latin1.write_bytes(b"\xef\xbb\xbf" + text.encode("latin-1"))  # offsets are the file's, BOM and all
+    assert f"at offset {offset + 3})" in run_cli("subscribers", "import", latin1).stderr
+    latin1.write_bytes(b"\xef\xbb\xbf" + text.encode())  # UTF-8 as spreadsheets save it, BOM first
+    assert run_cli("subscribers", "import", latin1).exit_code == 0
+    assert [r["name"] for r in readers(run_cli)] == ["Zo\u00eb"]
 
 
 def test_import_json_errors(run_cli, tmp_path):

@@ -327,7 +327,7 @@ def subscribers_import(app: App, file: Path, format_: str | None) -> None:
     """
     public = {t.name.casefold(): t for t in app.store.public_topics()}
     parse = subscriber_io.from_csv if _io_format(file, format_) == "csv" else subscriber_io.from_json
-    readers = parse(file.read_text(encoding="utf-8"), str(file), public)
+    readers = parse(subscriber_io.decode(file.read_bytes(), str(file)), str(file), public)
     created, updated = app.store.save_subscribers(readers)
     click.echo(f"Imported {len(readers)} reader(s): {created} new, {updated} updated")
     _embed_saved_topics(app, [topic.query for reader in readers for topic in reader.topics])
@@ -465,12 +465,26 @@ def embed(app: App, since: dt.datetime | None, as_json: bool) -> None:
 
 
 def _edition(app: App, date: dt.datetime | None) -> dt.date:
-    if date is not None:
-        return date.date()
+    """The edition ``--date`` names, else the newest: a date with no listing is refused, since
+    its digests and feeds would be empty for a reason no one would guess (a typo)."""
     latest = app.store.latest_listing_date()
     if latest is None:
         raise click.ClickException("no listings yet: run 'paperwire ingest PATH' first")
-    return latest
+    if date is None:
+        return latest
+    if not any(listing.date == date.date() for listing in app.store.listing_summaries()):
+        raise click.ClickException(f"no listing of {date.date()}: the newest is of {latest}")
+    return date.date()
+
+
+@contextlib.contextmanager
+def _writing_into(folder: Path):
+    """A folder the output cannot be written into is one line naming it and the OS reason,
+    not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise click.ClickException(f"cannot write into {folder}: {exc.strerror or exc}") from None
 
 
 def _renderer(app: App):
@@ -509,8 +523,9 @@ def digest_command(app: App, out_dir: Path | None, date: dt.datetime | None, onl
     _embed_recent(app, edition, quiet=as_json)
     unwritten = pipeline.UnwrittenDigests()  # one reader's failure costs that reader; exit 1 at the end
     planned = pipeline.plan_digests(app.store, settings, readers, edition=edition, on_error=unwritten)
-    written = pipeline.write_digests(planned, settings, _renderer(app), out_dir or settings.out_dir,
-                                     on_error=unwritten)
+    renderer, out_dir = _renderer(app), out_dir or settings.out_dir
+    with _writing_into(out_dir):
+        written = pipeline.write_digests(planned, settings, renderer, out_dir, on_error=unwritten)
     if as_json:
         click.echo(json.dumps([item.as_dict() for item in written], indent=2, ensure_ascii=False))
     else:
@@ -548,7 +563,9 @@ def preview(app: App, email: str, date: dt.datetime | None) -> None:
     edition = _edition(app, date)
     _embed_recent(app, edition)
     planned = pipeline.plan_digests(app.store, settings, [reader], edition=edition)
-    (written,) = pipeline.write_digests(planned, settings, _renderer(app), settings.out_dir)
+    renderer = _renderer(app)
+    with _writing_into(settings.out_dir):
+        (written,) = pipeline.write_digests(planned, settings, renderer, settings.out_dir)
     click.echo(str(written.html))
 
 
@@ -580,8 +597,9 @@ def feeds_command(app: App, out_dir: Path | None, base_url: str | None, date: dt
 
     edition = _edition(app, date)
     _embed_recent(app, edition, quiet=as_json)
-    written, opml = pipeline.write_feeds(app.store, settings, out_dir or settings.out_dir, edition=edition,
-                                         on_error=feed_failed)
+    out_dir = out_dir or settings.out_dir
+    with _writing_into(out_dir):
+        written, opml = pipeline.write_feeds(app.store, settings, out_dir, edition=edition, on_error=feed_failed)
     if as_json:
         click.echo(json.dumps({"feeds": [f.as_dict() for f in written], "opml": str(opml), "errors": errors},
                               indent=2, ensure_ascii=False))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from . import digest, feeds, files, mail, redact, sources
+from . import digest, feeds, files, mail, redact, sources, urls
 from .config import MAX_LISTING_BYTES, Settings
 from .errors import QueryError, SourceError
 from .digest import Found
@@ -539,10 +539,11 @@ def write_feeds(store: Store, settings: Settings, out_dir: Path, *, edition: dt.
     """Write ``build_feeds`` under ``out_dir/feeds``: trending.*, topics/<slug>.*, feeds.opml.
 
     A feed that cannot be built or written goes to ``on_error`` and keeps its old files;
-    the others are still written."""
+    the others are still written. The files of a topic that is no longer public are removed."""
     built, opml_bytes = build_feeds(store, settings, edition=edition, on_error=on_error)
     folder = out_dir / "feeds"
     (folder / "topics").mkdir(parents=True, exist_ok=True)
+    _remove_feeds_of_topics_gone(folder / "topics", {topic.slug for topic in store.public_topics()})
     written = []
     for feed in built:
         paths = {}
@@ -558,6 +559,16 @@ def write_feeds(store: Store, settings: Settings, out_dir: Path, *, edition: dt.
     opml = folder / "feeds.opml"
     _replace_if_changed(opml, opml_bytes)
     return written, opml
+
+
+def _remove_feeds_of_topics_gone(folder: Path, public_slugs: set[str]) -> None:
+    """A published ``out/`` folder would otherwise serve a removed topic's feed, frozen, for
+    ever. Only feed files (``<slug>.atom``, ``.rss``, ``.json``) go: the folder is ours."""
+    for path in folder.iterdir():
+        slug, _, kind = path.name.rpartition(".")
+        if kind in urls.FEED_KINDS and slug not in public_slugs and path.is_file():
+            path.unlink(missing_ok=True)
+            log.info("removed %s: its topic is no longer public", path)
 
 
 def _replace_if_changed(path: Path, data: bytes) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import ValidationError
 from .models import BounceEvent, Subscriber, Topic
+from .normalize import not_utf8
 from .subscribers import build_subscriber, make_topic
 
 CSV_COLUMNS = ("email", "name", "status", "cadence", "hour", "timezone", "max", "topic_name", "topic_query")
@@ -74,6 +75,16 @@ def _build(record: Mapping[str, Any], topics: Sequence[Topic], where: str) -> Su
 
 def _blank_to_none(value: Any) -> Any:
     return None if value is None or (isinstance(value, str) and not value.strip()) else value
+
+
+def decode(data: bytes, origin: str) -> str:
+    """A readers file's text. Only UTF-8 (a spreadsheet's BOM dropped): read as anything else,
+    a cp1252 export would store misspelt names, so it is refused naming the line."""
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")  # not utf-8-sig: its offsets skip the BOM
+    except UnicodeDecodeError as exc:
+        line, reason = not_utf8(exc)
+        raise ValidationError("encoding", f"{reason}; save the file as UTF-8", where=f"{origin}:{line}") from None
 
 
 def from_json(text: str, origin: str, public: Mapping[str, Topic]) -> list[Subscriber]:

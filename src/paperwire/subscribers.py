@@ -101,9 +101,15 @@ def parse_status(raw: str) -> str:
     return status
 
 
+_JOINERS = "\u200c\u200d"  # ZERO WIDTH NON-JOINER, ZERO WIDTH JOINER
+
+
 def clean_name(raw: str | None, field: str = "name", limit: int = _NAME_MAX) -> str:
-    """One line of text: control characters (CR/LF that could forge mail headers) removed."""
-    text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in unicodedata.normalize("NFC", str(raw or "")))
+    """One line of text: control and format characters (CR/LF that could forge mail headers,
+    bidi overrides) become spaces; the zero-width (non-)joiners stay, as parts of Persian
+    names and emoji sequences (``مهدی‌زاده``, ``👩‍👩‍👧``) that inject nothing."""
+    text = "".join(" " if unicodedata.category(ch)[0] == "C" and ch not in _JOINERS else ch
+                   for ch in unicodedata.normalize("NFC", str(raw or "")))
     text = " ".join(text.split())
     if len(text) > limit:
         raise ValidationError(field, f"longer than {limit} characters")
