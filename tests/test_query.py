@@ -102,6 +102,36 @@ def test_positions_are_recorded_but_do_not_affect_equality() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "straight"),
+    [
+        ("robots \u201cworld model\u201d", 'robots "world model"'),  # what phones and macOS type
+        ("\u201escaling laws\u201c", '"scaling laws"'),  # German
+        ("\u00abscaling laws\u00bb", '"scaling laws"'),  # French
+        ("title:\u201cworld model\u201d -\u201csurvey\u201d", 'title:"world model" -"survey"'),
+        ("\u201cLLM\u2019s world\u201d", '"LLM\u2019s world"'),  # a curly apostrophe stays in its word
+    ],
+)
+def test_typographic_double_quotes_are_quotes(text: str, straight: str) -> None:
+    query, expected = parse_query(text), parse_query(straight)
+    assert query == expected and query.text == text
+    assert [term.position for term in _terms(query.root)] == [term.position for term in _terms(expected.root)]
+
+
+def test_an_unclosed_typographic_quote_is_reported_where_written() -> None:
+    text = "(RAG OR \u201cretrieval"
+    with pytest.raises(QueryError, match="unbalanced quote") as caught:
+        parse_query(text)
+    assert caught.value.position == 8 and caught.value.query == text
+
+
+def _terms(node: object) -> list[Term]:
+    if isinstance(node, Term):
+        return [node]
+    inner = [node.child] if isinstance(node, Not) else list(getattr(node, "children", ()))
+    return [term for child in inner for term in _terms(child)]
+
+
+@pytest.mark.parametrize(
     ("text", "canonical"),
     [
         ("RAG", "RAG"),
@@ -204,7 +234,7 @@ def test_non_text_is_a_query_error() -> None:
 
 # --- properties --------------------------------------------------------------------------
 
-QUERYISH = st.text(alphabet=list('ab -"():*!ORANDTtilebsrcu\u00e9\t'), max_size=40)
+QUERYISH = st.text(alphabet=list('ab -"():*!ORANDTtilebsrcu\u00e9\t\u201c\u201d'), max_size=40)
 
 
 def _parse_or_error(text: str) -> Query | None:

@@ -31,7 +31,7 @@ from .match.acronyms import acronym_table
 from .match.meaning import PaperSpace, Vectors
 from .normalize import referenced_id
 from .models import Paper
-from .query import Query, as_query, by_text
+from .query import Query, as_query, by_text, may_have_likes
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def example_titles(store: Store, queries: Iterable[str | Query], acronyms: Mappi
     """The titles of the papers these topics compare with (``like:``), by the reference as
     written: what "like: <title>" shows. A topic is its text or the query parsed from it."""
     distinct = by_text(queries)
-    refs = [ref for text, query in distinct.items() if "like:" in text for ref in example_refs(query, acronyms)]
+    refs = [ref for text, query in distinct.items() if may_have_likes(text) for ref in example_refs(query, acronyms)]
     return {ref: paper.title for ref, paper in example_papers(store, refs).items()}
 
 

@@ -11,7 +11,8 @@ Decisions (see also the module docstring of :mod:`paperwire.match`):
   is the acronym RAG. Such a word then matches the acronym and its expansions, not the
   ordinary lower-case word. Inside ``author:`` nothing is an acronym (``author:sam``).
 * Acronyms whose letters are commonly an unrelated abbreviation in papers (CV, SD,
-  AR, TTA, RM) are left out; a user can add them with ``extra``.
+  AR, TTA, RM; MT, which papers mostly write as the chat benchmark MT-Bench) are left
+  out; a user can add them with ``extra``.
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ ACRONYMS: dict[str, tuple[str, ...]] = {
     "QA": ("question answering",),
     "VQA": ("visual question answering",),
     "IR": ("information retrieval",),
-    "MT": ("machine translation",),
     "NER": ("named entity recognition",),
     "ASR": ("automatic speech recognition",),
     "TTS": ("text to speech",),
