@@ -97,7 +97,9 @@ def test_ingest_stores_it_clean_and_every_output_shows_it_so(store, tmp_path):
 
 @pytest.mark.parametrize("url", [HOSTILE_LINK, SPOOFED_LINK, "https://ex.com/a\r\nBcc: x", "https://ex.com/\x00",
                                  "javascript:alert(1)", "https://[broken", "https://ex.com:port/", "//ex.com/a",
-                                 "https://ex.com/\ud800", "https://ex.com/a\u2028b", "https://" + "a" * 3000 + ".org"])
+                                 "https://ex.com/\ud800", "https://ex.com/a\u2028b", "https://" + "a" * 3000 + ".org",
+                                 'https://ex.com/a"onmouseover="alert(1)', "https://ex.com/a<b>", "https://ex.com/a\\b",
+                                 "https://ex.com/{x}", "https://ex.com/a|b", "https://ex.com/a^b", "https://ex.com/a`b"])
 def test_unfit_links_are_refused_whole(url):
     assert safe_url(url) is None
 

@@ -98,7 +98,8 @@ def test_unknown_variables_are_warned_about_but_not_the_test_suites_database(tmp
 
 @pytest.mark.parametrize("value", ["https://a b.org", "https://x.org/a>b,<c", 'https://x.org/"', "https://x.org:bad",
                                    "ftp://x.org", "https://", "https://x.org/?a=1", "https://user:secret@x.org",
-                                   "https://x.org/?", "https://x.org/#"])
+                                   "https://x.org/?", "https://x.org/#", "https://x.org/a\\b", "https://x.org/{a}",
+                                   "https://x.org/a|b", "https://x.org/a^b", "https://x.org/a`b"])
 def test_a_base_url_that_would_break_the_unsubscribe_header_or_show_a_password_is_refused(tmp_path, value):
     """Every email's List-Unsubscribe starts with base_url: a space, quote or angle bracket
     would split or end its URI, and a password in it would be in every email."""

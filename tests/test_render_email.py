@@ -156,7 +156,8 @@ def test_subject_rules() -> None:
 
 def test_hostile_input_is_escaped(renderer: EmailRenderer) -> None:
     paper = Paper(id="t-hostile", title=HOSTILE, abstract=HOSTILE + " scaling laws " + HOSTILE,
-                  authors=[HOSTILE], links=[Link("https://example.org/?a=1&b=<2>", "code")])
+                  authors=[HOSTILE], links=[Link("https://example.org/?a=1&b='2'", "code"),
+                                                 Link("https://example.org/?a=<2>", "project")])
     topic = Topic(HOSTILE, "x")
     reader = Subscriber(email="ana@example.org", name=HOSTILE, token="tok123", topics=[topic])
     digest = Digest(reader, "2024-03-11", DAY,
@@ -172,7 +173,9 @@ def test_hostile_input_is_escaped(renderer: EmailRenderer) -> None:
     parsed = Tags(html)
     assert all(not name.startswith("on") for _, attrs in parsed.tags for name in attrs)
     assert all(href.startswith(("https://", "http://")) for href in parsed.hrefs)
-    assert "https://example.org/?a=1&b=<2>" in parsed.hrefs  # escaped in the attribute, intact when parsed
+    assert "https://example.org/?a=1&b='2'" in parsed.hrefs  # escaped in the attribute, intact when parsed
+    assert "https://example.org/?a=1&amp;b=&#39;2&#39;" in html
+    assert "a=<2>" not in text and not any("a=<2>" in href for href in parsed.hrefs)  # not a URI: dropped
     for part in (html, text, rendered.subject, rendered.preheader):
         assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202e]", part)
     for part in (html, text, rendered.preheader):

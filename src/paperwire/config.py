@@ -90,8 +90,8 @@ def _as_base_url(value: Any) -> str:
     every email; a non-ASCII host goes as A-labels, as addresses do (no SMTPUTF8 needed)."""
     text = _as_text(value).rstrip("/")
     example = "an http(s) address such as https://papers.example.org"
-    if re.search(r'[\s<>"\x00-\x1f\x7f]', text):
-        raise ValueError(f"{text!r} is not {example}: it holds a space, quote or angle bracket")
+    if re.search(r'[\s<>"\\^`{|}\x00-\x1f\x7f]', text):  # and what RFC 3986 leaves out of URIs
+        raise ValueError(f"{text!r} is not {example}: it holds a space, quote, angle bracket or one of \\ ^ ` {{ | }}")
     if "?" in text or "#" in text:  # every link is base_url + "/path": a query or fragment would swallow it
         raise ValueError(f"{text!r} is not {example}: it has a query or fragment")
     try:

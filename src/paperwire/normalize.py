@@ -29,8 +29,11 @@ from .models import LINK_KINDS, Link, Paper
 # Lone surrogates only come from JSON escapes; SQLite and UTF-8 cannot store them.
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
 # What never belongs inside a link: any whitespace (a space lets `https://x/a Bcc: ...`
-# smuggle words in), line separators, and everything unsafe in text.
-_NOT_IN_URL = re.compile("[\\s\x00-\x20\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
+# smuggle words in), line separators, everything unsafe in text, and what RFC 3986 leaves
+# out of URIs (`"` `<` `>` `\` `^` `` ` `` `{` `|` `}`): a plain-text part shows links as they
+# are, and mail clients end a link at a quote (`https://x/a"onmouseover=...`).
+_NOT_IN_URL = re.compile("[\\s\x00-\x20\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff"
+                         '"<>\\\\^`{|}]')
 
 # Generous limits on what one paper may carry (a real arXiv abstract is at most 1,920
 # characters; the longest author lists have a few thousand names). A field over its
@@ -118,8 +121,9 @@ def safe_url(url: str | None) -> str | None:
     """``url`` (trimmed) when it is a link fit to show anyone, else None.
 
     Fit: http or https with a host, at most MAX_URL_CHARS, and nothing inside it that is
-    whitespace, a control, a bidi control or a lone surrogate (a broken link, an attempt
-    to add words or header lines, or a spoof). Such a link is dropped whole, never mended.
+    whitespace, a control, a bidi control, a lone surrogate or a character URIs leave out
+    (a broken link, an attempt to add words, attributes or header lines, or a spoof). Such a
+    link is dropped whole, never mended.
     """
     if not isinstance(url, str):
         return None
