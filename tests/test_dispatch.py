@@ -341,6 +341,33 @@ def test_a_reader_with_nothing_new_is_settled_not_replanned_all_day(db_url, tmp_
     assert "Zebrafish Swimming Policies" in eml.read_text()
 
 
+def test_a_digest_over_gmails_clip_is_sent_shorter_and_records_only_what_it_showed(db_url, tmp_path):
+    """38 papers whose links are long (each under the 2,000 characters a link may have) make
+    HTML that Gmail would clip: the email shows fewer and says "And N more", and only the
+    papers shown are recorded as sent (the others were never in an email)."""
+    from paperwire.models import Link, Listing, Paper
+
+    store = readers_store(db_url, 0)
+    long = "x" * 1900
+    papers = [Paper(f"t-{n:016x}", f"Paper number {n} about zebrafish", "Zebrafish swim.",
+                    links=[Link(f"https://example.org/{kind}/{n}/{long}", kind)
+                           for kind in ("abs", "pdf", "code", "project", "model", "dataset")])
+              for n in range(38)]
+    store.save_listings([Listing("daily-papers", EDITION, papers)])
+    reader, _ = store.save_subscriber(build_subscriber("zeb@example.org", topics=[parse_topic_spec("zebrafish")],
+                                                       max_papers=38))
+    report = dispatch.dispatch(store, Settings(out_dir=tmp_path / "out", outbox_dir=tmp_path / "outbox"), now=NOON)
+    assert report.sent == 1
+    (eml,) = (tmp_path / "outbox").glob("*.eml")
+    message = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+    html = message.get_body(("html",)).get_content()
+    assert len(html.encode()) <= 102_000 and "Unsubscribe</a>" in html
+    shown = {paper.id for paper in papers if f'id="p-{paper.id}"' in html}
+    recorded = store.sent_papers_among([paper.id for paper in papers], [reader.id])[reader.id]
+    assert 0 < len(shown) < 38 and recorded == shown
+    assert f"And {38 - len(shown)} more matching papers" in html
+
+
 def test_no_reply_after_the_body_is_reported_unknown_and_never_resent(db_url, tmp_path, smtp_server):
     inbox = Inbox(delay=1.5)
     store = readers_store(db_url, 1)

@@ -372,6 +372,24 @@ def test_cap_where_size_limit_holds(renderer: EmailRenderer, caplog: pytest.LogC
     assert "Gmail will clip it" in caplog.text
 
 
+def test_an_email_over_gmails_clip_shows_fewer_papers_and_keeps_its_footer(
+        renderer: EmailRenderer, caplog: pytest.LogCaptureFixture) -> None:
+    """A digest whose HTML Gmail would clip (hiding the rest, the unsubscribe link too) is
+    sent with the papers it picked last moved into "And N more"; one that fits is untouched."""
+    digest = worst_case_digest(render.MAX_PAPERS_UNDER_CLIP + 8)
+    shown, rendered = renderer.render_under_clip(digest, SETTINGS)
+    assert len(rendered.html.encode()) <= 102_000 and "Gmail will clip it" not in caplog.text
+    assert render.MAX_PAPERS_UNDER_CLIP - 4 <= shown.papers < digest.papers
+    assert shown.more == digest.more + digest.papers - shown.papers
+    ranks = sorted(item.rank for section in shown.sections for item in section.items)
+    assert ranks == list(range(1, shown.papers + 1))  # the first picked stay (equal scores: by trending rank)
+    assert shown.more_from == f"t-{shown.papers:016x}"  # the best of those left out, where "And N more" opens
+    assert f"#p-t-{shown.papers:016x}" in rendered.html and "Unsubscribe</a>" in rendered.html
+    assert rendered == renderer.render(shown, SETTINGS)
+    fits = worst_case_digest(15)
+    assert renderer.render_under_clip(fits, SETTINGS) == (fits, renderer.render(fits, SETTINGS))
+
+
 def test_no_reader_can_ask_for_more_papers_than_fit_under_the_clip():
     from paperwire.subscribers import MAX_PAPERS_LIMIT, parse_max_papers
     assert MAX_PAPERS_LIMIT <= render.MAX_PAPERS_UNDER_CLIP

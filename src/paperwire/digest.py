@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Container, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from .models import Digest, DigestItem, DigestSection, Hit, Paper, Subscriber
@@ -98,6 +98,27 @@ def window(subscriber: Subscriber, edition: dt.date, last_edition: dt.date | Non
     return edition, edition
 
 
+def order_key(score: float, listing_date: dt.date, rank: int, paper_id: str) -> tuple:
+    """How a digest picks its papers: best score first, then the newest listing, then the
+    trending rank (the paper id only to make the order total)."""
+    return (-score, -listing_date.toordinal(), rank, paper_id)
+
+
+def without_last(digest: Digest, count: int) -> Digest:
+    """``digest`` less the ``count`` papers it picked last, which join its "And N more" (the
+    best of them first): for an email too large to show whole. At least one paper stays."""
+    items = sorted((item for section in digest.sections for item in section.items),
+                   key=lambda item: order_key(item.score, item.listing_date, item.rank, item.paper.id))
+    dropped = items[max(1, len(items) - count):]
+    if not dropped:
+        return digest
+    gone = {item.paper.id for item in dropped}
+    sections = (replace(section, items=tuple(item for item in section.items if item.paper.id not in gone))
+                for section in digest.sections)
+    return replace(digest, sections=tuple(section for section in sections if section.items),
+                   more=digest.more + len(dropped), more_from=dropped[0].paper.id)
+
+
 def build_digest(
     subscriber: Subscriber,
     found_by_topic: Sequence[Found],
@@ -124,9 +145,8 @@ def build_digest(
             candidates.setdefault(paper_id, []).append((score, topic_index, position))
 
     def order(paper_id: str) -> tuple:
-        best_score = max(score for score, _, _ in candidates[paper_id])
         placement = placements[paper_id]
-        return (-best_score, -placement.date.toordinal(), placement.rank, paper_id)
+        return order_key(max(score for score, _, _ in candidates[paper_id]), placement.date, placement.rank, paper_id)
 
     chosen = sorted(candidates, key=order)
     kept, more = chosen[: subscriber.max_papers], max(0, len(chosen) - subscriber.max_papers)

@@ -298,7 +298,7 @@ def _send(store: Store, settings: Settings, transport: Transport, digests: Itera
             produced.add(item.subscriber.id)
             stage = "rendering"
             try:
-                rendered = renderer.render(item, settings)
+                item, rendered = renderer.render_under_clip(item, settings)  # the digest claimed is the one shown
                 stage = "building the message"
                 message = mail.build_message(item, rendered, settings)
                 stage = "signing"

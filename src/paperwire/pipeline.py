@@ -401,7 +401,7 @@ def write_digests(
     written = []
     for item in digests:
         try:
-            rendered = renderer.render(item, settings)
+            item, rendered = renderer.render_under_clip(item, settings)  # as a send would show it
             data = mail.message_bytes(mail.build_message(item, rendered, settings, now=now), signer)
         except Exception as exc:
             if on_error is None:

@@ -20,7 +20,9 @@ Size (Gmail clips HTML above ~102 KB): the compiled frame (head, header, footer)
 Worst case per paper (300-character title, 2,000-character abstract full of hits, every
 kind of link, a long author list, an "also in" line, the reader's "More like this" link)
 is ~2.45 KB: 15 such papers make ~45 KB, and the limit holds up to
-``MAX_PAPERS_UNDER_CLIP`` (38) of them; beyond that Gmail would clip.
+``MAX_PAPERS_UNDER_CLIP`` (38) of them. Links of up to 2,000 characters or a script of
+3-byte characters can pass it with fewer: ``EmailRenderer.render_under_clip`` then shows
+fewer papers (sending does).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from .errors import ConfigError
 from .mail import GMAIL_CLIP_BYTES
 from .models import Digest, Subscriber
 from .normalize import clean_line, not_utf8, shorten
+from .digest import without_last
 from .paperview import PaperView, also_in, item_view
 
 log = logging.getLogger(__name__)
@@ -424,10 +427,37 @@ class EmailRenderer:
             template.globals = dict(template.globals)
 
     def render(self, digest: Digest, settings: Settings) -> RenderedEmail:
-        values = context(digest, settings)
-        html = self.html_template.render(values)
-        # UTF-8 takes at most 4 bytes a character: encode only when that may be too much.
-        if len(html) * 4 > GMAIL_CLIP_BYTES and (size := len(html.encode())) > GMAIL_CLIP_BYTES:
+        rendered = self._render(digest, settings)
+        if size := _over_clip(rendered.html):
             log.warning("digest %s for %s is %d bytes of HTML: Gmail will clip it",
                         digest.edition, digest.subscriber.email, size)
+        return rendered
+
+    def render_under_clip(self, digest: Digest, settings: Settings) -> tuple[Digest, RenderedEmail]:
+        """The email to send, and the digest it shows: while the HTML is over Gmail's clip
+        (which would hide the rest, the footer's unsubscribe link too), the papers picked
+        last join the "And N more" (``digest.without_last``) and it is rendered again. Rare:
+        MAX_PAPERS_UNDER_CLIP papers fit unless their links are very long or their script
+        takes 3 bytes a character."""
+        rendered = self._render(digest, settings)
+        while (size := _over_clip(rendered.html)) and digest.papers > 1:
+            # Papers take most of the size: drop the share that is too much, rounded up.
+            fewer = without_last(digest, -(-digest.papers * (size - GMAIL_CLIP_BYTES) // size))
+            log.info("digest %s for %s: %d papers make %d bytes of HTML, over Gmail's clip: showing %d",
+                     digest.edition, digest.subscriber.email, digest.papers, size, fewer.papers)
+            digest, rendered = fewer, self._render(fewer, settings)
+        if size:
+            log.warning("digest %s for %s is %d bytes of HTML with one paper: Gmail will clip it",
+                        digest.edition, digest.subscriber.email, size)
+        return digest, rendered
+
+    def _render(self, digest: Digest, settings: Settings) -> RenderedEmail:
+        values = context(digest, settings)
+        html = self.html_template.render(values)
         return RenderedEmail(values["subject"], values["preheader"], html, self.text_template.render(values))
+
+
+def _over_clip(html: str) -> int:
+    """The HTML's size in UTF-8 if Gmail would clip it, else 0. UTF-8 takes at most 4 bytes
+    a character: encoded only when that may be too much."""
+    return size if len(html) * 4 > GMAIL_CLIP_BYTES and (size := len(html.encode())) > GMAIL_CLIP_BYTES else 0
