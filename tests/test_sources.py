@@ -160,6 +160,15 @@ def test_bad_input_is_a_clear_error_naming_file_and_line(name, message, line):
     assert str(DATA / name) in str(caught.value)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_a_utf16_listing_is_named_as_such(tmp_path, encoding):
+    """What 'Unicode' means to some Windows editors: not a binary file, but a save as UTF-8 away."""
+    path = tmp_path / "papers.json"
+    path.write_bytes(("\ufeff" if encoding == "utf-16-be" else "").encode(encoding) + '[{"title": "x"}]'.encode(encoding))
+    with pytest.raises(SourceError, match="UTF-16 text, not UTF-8: save the file as UTF-8"):
+        sources.read_path(path)
+
+
 def test_invalid_utf8_names_the_line(tmp_path):
     path = tmp_path / "latin1.txt"
     path.write_bytes("Mar 11\n\nA title\n\nCaf\xe9 abstract.\n".encode("latin-1"))

@@ -27,6 +27,8 @@ LISTING_SUFFIXES = {".txt", ".md", ".json", ".xml", ".atom", ".rss", ".feed"}
 
 def decode(data: bytes, origin: str) -> str:
     """Bytes to text, refusing binary files with a message that says so."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # what "Unicode" means to some Windows editors
+        raise SourceError("UTF-16 text, not UTF-8: save the file as UTF-8", origin=origin)
     if b"\x00" in data[:8192]:
         raise SourceError("binary file (contains NUL bytes), not a paper listing", origin=origin)
     try:
