@@ -101,6 +101,32 @@ def test_names_keep_their_zero_width_joiners_and_lose_controls(name):
     assert clean_name(f"{name}\r\nBcc: x\x00\u202e") == f"{name} Bcc: x"
 
 
+@pytest.mark.parametrize("query", ["the of and", "a", '"of the"', "the -video", "meaning: in the"])
+def test_a_topic_of_only_common_words_is_refused_when_saved(query):
+    """"the of and" matched 48 of 102 papers and "a" 100: nothing in it tells papers apart."""
+    from paperwire.subscribers import make_topic
+
+    with pytest.raises(ValidationError, match="has only common words"):
+        make_topic(None, query)
+
+
+@pytest.mark.parametrize("query", ["IT", "the transformer", "like:2403.06212", "*", "US -the"])
+def test_a_topic_with_one_content_word_or_an_example_is_kept(query):
+    from paperwire.subscribers import make_topic
+
+    assert make_topic(None, query).query == query
+
+
+def test_public_topics_named_in_other_scripts_get_a_feed_name(run_cli):
+    """Русский or 中文 are letters that slugify cannot spell in ASCII: they were refused as
+    having no letter or digit; such a name now gets a feed name of its own."""
+    for name in ("Русский", "中文"):
+        assert run_cli("topics", "add", name, "zeta").exit_code == 0, name
+    slugs = [topic["slug"] for topic in json.loads(run_cli("topics", "--json").stdout)]
+    assert len(set(slugs)) == 2 and all(slug.startswith("topic-") for slug in slugs)
+    assert run_cli("topics", "add", "!!!", "zeta").exit_code == 1
+
+
 def test_public_topic_names_must_give_distinct_feed_names(run_cli):
     run_cli("topics", "add", "Scaling laws", "scaling laws")
     clash = run_cli("topics", "add", "scaling-laws!", "x")

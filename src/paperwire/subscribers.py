@@ -7,6 +7,7 @@ bad value is a ValidationError that names the field.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import unicodedata
@@ -18,7 +19,8 @@ from email_validator import EmailNotValidError, validate_email
 
 from .errors import QueryError, ValidationError
 from .models import SUBSCRIBER_STATUSES, WEEKDAYS, Subscriber, Topic
-from .query import parse_query
+from .match.text import FUNCTION_WORDS
+from .query import Query, like_refs, parse_query, positive_terms
 from .urls import RESERVED_SLUGS, RESERVED_SUFFIX
 
 DEFAULTS = Subscriber(email="")
@@ -129,17 +131,40 @@ def make_topic(name: str | None, query: str, *, public: bool = False) -> Topic:
     if len(query_text) > QUERY_MAX:
         raise ValidationError("topic", f"query longer than {QUERY_MAX} characters")
     try:
-        parse_query(query_text)
+        query = parse_query(query_text)
     except QueryError as exc:
         pointer = f"\n  {query_text}\n  {' ' * exc.position}^"
         raise ValidationError("topic", f"{exc.reason} at position {exc.position} of {query_text!r}{pointer}") from None
+    if common := _only_common_words(query):
+        raise ValidationError("topic", f"{query_text!r} has only common words ({', '.join(common)}): they are in "
+                                       "nearly every paper, so it would pick nearly all of them")
     topic_name = clean_name(name, "topic name", _TOPIC_NAME_MAX) or query_text[:_TOPIC_NAME_MAX]
-    slug = slugify(topic_name)
+    slug = slugify(topic_name) or _slug_of_other_scripts(topic_name)
     if slug in RESERVED_SLUGS:  # "Trending": its own feed, never in place of the built-in one
         slug += RESERVED_SUFFIX
     if public and not slug:
         raise ValidationError("topic name", f"{topic_name!r} needs at least one letter or digit (it names a feed)")
     return Topic(name=topic_name, query=query_text, public=public, slug=slug)
+
+
+def _only_common_words(query: Query) -> list[str]:
+    """The topic's words when every one is a function word ("the of and", "a") and nothing
+    else can pick a paper (no ``like:``); else []. Checked when a topic is saved, not when a
+    stored one is matched. Capitals ("IT", "US") may be acronyms, so they count as content."""
+    words = positive_terms(query)
+    if not words or like_refs(query):
+        return []
+    common = all(word.casefold() in FUNCTION_WORDS and not (len(word) > 1 and word.isupper())
+                 for term in words for word in term.split())
+    return words if common else []
+
+
+def _slug_of_other_scripts(name: str) -> str:
+    """A feed name for a topic named in a script slugify cannot spell in ASCII (Русский, 中文):
+    a short hash of the name, distinct per name. "" for a name with no letter or digit."""
+    if not any(char.isalnum() for char in name):
+        return ""
+    return "topic-" + hashlib.sha256(name.casefold().encode()).hexdigest()[:10]
 
 
 def parse_topic_spec(spec: str) -> Topic:
