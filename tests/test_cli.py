@@ -225,3 +225,10 @@ def test_a_like_of_an_unknown_paper_is_warned_about_and_the_topic_kept(run_cli, 
     saved = run_cli("subscribe", "r@example.org", "--topic", "Ghost=like:2501.99999")
     assert saved.exit_code == 0 and "like:2501.99999 names no stored paper" in saved.stderr
     assert [(t.name, t.query) for t in store.subscriber("r@example.org").topics] == [("Ghost", "like:2501.99999")]
+
+
+@pytest.mark.parametrize("command", ["digest", "send"])
+def test_only_given_twice_is_refused_not_cut_to_the_last(run_cli, command):
+    """click keeps the last of a repeated option without a word: --only a --only b was b alone."""
+    result = run_cli(command, "--only", "a@example.org", "--only", "b@example.org")
+    assert result.exit_code == 2 and "'--only': given 2 times; it takes one value" in result.stderr

@@ -464,6 +464,14 @@ def embed(app: App, since: dt.datetime | None, as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
+def _once(param: click.Parameter, given: tuple[str, ...]) -> str | None:
+    """An option that names one thing, given at most once: click would keep the last of
+    several without a word (``--only a --only b`` would be b alone)."""
+    if len(given) > 1:
+        raise click.BadParameter(f"given {len(given)} times; it takes one value", param=param)
+    return given[0] if given else None
+
+
 def _edition(app: App, date: dt.datetime | None) -> dt.date:
     """The edition ``--date`` names, else the newest: a date with no listing is refused, since
     its digests and feeds would be empty for a reason no one would guess (a typo)."""
@@ -497,7 +505,8 @@ def _renderer(app: App):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write into [default: the out_dir setting, out/].")
 @click.option("--date", type=_DATE, help="Edition date (YYYY-MM-DD) [default: the newest listing].")
-@click.option("--only", metavar="EMAIL", help="Only this reader.")
+@click.option("--only", metavar="EMAIL", multiple=True, callback=lambda ctx, param, given: _once(param, given),
+              help="Only this reader.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list: email, subject, papers, html, text, eml.")
 @click.pass_obj
 def digest_command(app: App, out_dir: Path | None, date: dt.datetime | None, only: str | None, as_json: bool) -> None:
@@ -668,7 +677,8 @@ def demo(app: App, seeds: Path | None, examples: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--only", metavar="EMAIL", help="Only this reader (if due, or with --all).")
+@click.option("--only", metavar="EMAIL", multiple=True, callback=lambda ctx, param, given: _once(param, given),
+              help="Only this reader (if due, or with --all).")
 @click.option("--all", "everyone", is_flag=True, help="Everyone active now, whatever their send hour (never twice per slot).")
 @click.option("--dry-run", is_flag=True, help="Build everything, send nothing, record nothing (always in this process).")
 @click.option("--wait", is_flag=True, help="With workers: wait for the batches to be sent and print the summary.")
