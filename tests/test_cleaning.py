@@ -109,6 +109,12 @@ def test_links_in_text_with_a_space_or_bidi_control_are_not_taken():
         Link("https://ex.com/a", "project"), Link(GOOD_LINK, "code")]
 
 
+def test_links_in_markdown_code_or_tables_end_where_a_uri_cannot_go_on():
+    """Backticks and table bars end a link in text: the link is kept, not refused whole."""
+    assert extract_links("See `https://github.com/foo/bar`. | https://github.com/foo/baz| x |") == [
+        Link("https://github.com/foo/bar", "code"), Link("https://github.com/foo/baz", "code")]
+
+
 def test_fit_links_pass_trimmed():
     assert safe_url("  https://ex.com/a?b=c#d ") == "https://ex.com/a?b=c#d"
     assert safe_url("http://ex.com/ünï") == "http://ex.com/ünï"

@@ -90,12 +90,19 @@ def test_a_templates_dir_without_the_index_page_is_one_clear_error(run_cli, monk
     assert f"setting 'templates_dir': {folder} has no template index.html.j2" in result.stderr
 
 
-@pytest.mark.parametrize("command", [("digest",), ("preview", "ada@example.org"), ("feeds",)])
+@pytest.mark.parametrize("command", [("digest",), ("preview", "ada@example.org")])
 def test_a_date_without_a_listing_is_refused_naming_the_newest(with_readers, tmp_path, command):
+    """A digest is a listing's: a date without one is most likely a typo."""
     result = with_readers(*command, "--date", "1999-01-01")
     assert result.exit_code == 1
     assert result.stderr == "Error: no listing of 1999-01-01: the newest is of 2024-03-11\n"
     assert with_readers(*command, "--date", "2024-03-11").exit_code == 0
+
+
+def test_feeds_take_a_date_without_a_listing(with_readers, tmp_path):
+    """Feeds cover the week or month up to the date: a day with no listing (a weekend) is fine."""
+    assert with_readers("feeds", "--out", tmp_path / "o", "--date", "2024-03-13").exit_code == 0
+    assert (tmp_path / "o" / "feeds" / "trending.json").exists()
 
 
 @pytest.mark.parametrize("command", ["digest", "feeds"])

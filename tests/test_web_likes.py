@@ -288,6 +288,8 @@ def test_setting_topics_by_api_or_command_keeps_the_liked_papers(site: Site) -> 
     assert [t.name for t in again.topics] == ["Other", liked.NAME]
     replaced = build_subscriber(reader.email, topics=[make_topic(liked.NAME, "like:2401.00001")], base=stored)
     assert [(t.name, t.query) for t in replaced.topics] == [(liked.NAME, "like:2401.00001")]
+    public = make_topic(liked.NAME, "diffusion", public=True)  # following a public topic named Liked: no clash
+    assert [t.name for t in build_subscriber(reader.email, topics=[public], base=stored).topics] == [liked.NAME]
 
 
 def test_api_refuses_to_rewrite_a_readers_own_topic_named_liked(site: Site) -> None:

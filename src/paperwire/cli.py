@@ -472,15 +472,17 @@ def _once(param: click.Parameter, given: tuple[str, ...]) -> str | None:
     return given[0] if given else None
 
 
-def _edition(app: App, date: dt.datetime | None) -> dt.date:
-    """The edition ``--date`` names, else the newest: a date with no listing is refused, since
-    its digests and feeds would be empty for a reason no one would guess (a typo)."""
+def _edition(app: App, date: dt.datetime | None, *, listed: bool = True) -> dt.date:
+    """The edition ``--date`` names, else the newest. With ``listed``, a date with no listing
+    is refused: a digest is that day's listing (a weekly one's last day), so it would be
+    empty or short for a reason no one would guess (a typo). Feeds, which cover a week or a
+    month up to the date, take any date."""
     latest = app.store.latest_listing_date()
     if latest is None:
         raise click.ClickException("no listings yet: run 'paperwire ingest PATH' first")
     if date is None:
         return latest
-    if not any(listing.date == date.date() for listing in app.store.listing_summaries()):
+    if listed and not any(listing.date == date.date() for listing in app.store.listing_summaries()):
         raise click.ClickException(f"no listing of {date.date()}: the newest is of {latest}")
     return date.date()
 
@@ -604,7 +606,7 @@ def feeds_command(app: App, out_dir: Path | None, base_url: str | None, date: dt
         pipeline.log_feed_error(slug, exc)
         errors.append({"feed": slug, "error": f"{type(exc).__name__}: {exc}"})
 
-    edition = _edition(app, date)
+    edition = _edition(app, date, listed=False)
     _embed_recent(app, edition, quiet=as_json)
     out_dir = out_dir or settings.out_dir
     with _writing_into(out_dir):

@@ -118,6 +118,7 @@ def keep_liked(wanted: list[Topic], stored: Iterable[Topic]) -> list[Topic]:
     unless ``wanted`` has a topic of that name itself (the manage form refuses that first,
     saying why; a subscribe form's choice is then what the reader confirmed)."""
     kept = liked_topic(stored)
-    if kept is None or any(named_liked(t) for t in wanted):
+    # A public topic named Liked is followed under that name: the list would clash with it.
+    if kept is None or any(t.name.casefold() == NAME.casefold() for t in wanted):
         return wanted
     return [*wanted, kept]

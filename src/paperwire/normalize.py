@@ -63,7 +63,7 @@ _LATEX_WRAPPED = re.compile(r"\\?\b(?:" + _LATEX_WRAPPERS + r")\{([^{}]*)\}")
 _LATEX_SIM = re.compile(r"\\?\bsim(?=\s?\d)")
 _LATEX_APPROX = re.compile(r"\\approx(?=\s?\d)")
 
-_URL = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
+_URL = re.compile(r"https?://[^\s<>\"'`|{}^]+", re.IGNORECASE)  # ends where a URI cannot go on (`code`, | tables |)
 _URL_TRAILING = ".,;:!?'\"}]>"
 
 # ASCII digits only: `\d` would take Arabic-Indic digits for an arXiv id.

@@ -51,12 +51,15 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _inert(value: Any) -> Any:
-    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+    """A cell that starts a formula, or a ' (so that ``_as_written`` knows which to remove), after a '."""
+    return "'" + value if isinstance(value, str) and value.startswith((*_FORMULA_START, "'")) else value
 
 
 def _as_written(value: Any) -> Any:
     """A cell as ``to_csv`` was given it (see ``_inert``)."""
-    return value[1:] if isinstance(value, str) and value[:1] == "'" and value[1:].startswith(_FORMULA_START) else value
+    if isinstance(value, str) and value[:1] == "'" and value[1:].startswith((*_FORMULA_START, "'")):
+        return value[1:]
+    return value
 
 
 def to_csv(readers: Iterable[Subscriber]) -> str:

@@ -20,7 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 from .errors import QueryError, ValidationError
 from .models import SUBSCRIBER_STATUSES, WEEKDAYS, Subscriber, Topic
 from .match.text import FUNCTION_WORDS
-from .query import Query, like_refs, parse_query, positive_terms
+from .query import And, Or, Query, Term, like_refs, parse_query
 from .urls import RESERVED_SLUGS, RESERVED_SUFFIX
 
 DEFAULTS = Subscriber(email="")
@@ -139,7 +139,7 @@ def make_topic(name: str | None, query: str, *, public: bool = False) -> Topic:
         raise ValidationError("topic", f"{query_text!r} has only common words ({', '.join(common)}): they are in "
                                        "nearly every paper, so it would pick nearly all of them")
     topic_name = clean_name(name, "topic name", _TOPIC_NAME_MAX) or query_text[:_TOPIC_NAME_MAX]
-    slug = slugify(topic_name) or _slug_of_other_scripts(topic_name)
+    slug = _feed_name(topic_name)
     if slug in RESERVED_SLUGS:  # "Trending": its own feed, never in place of the built-in one
         slug += RESERVED_SUFFIX
     if public and not slug:
@@ -148,23 +148,35 @@ def make_topic(name: str | None, query: str, *, public: bool = False) -> Topic:
 
 
 def _only_common_words(query: Query) -> list[str]:
-    """The topic's words when every one is a function word ("the of and", "a") and nothing
-    else can pick a paper (no ``like:``); else []. Checked when a topic is saved, not when a
-    stored one is matched. Capitals ("IT", "US") may be acronyms, so they count as content."""
-    words = positive_terms(query)
-    if not words or like_refs(query):
+    """The topic's words when they are all bare function words ("the of and", "a") and
+    nothing else can pick a paper (no phrase, field such as ``author:He``, or ``like:``);
+    else []. Checked where people's topics come in (this function's callers), not when a
+    stored topic is matched. Capitals ("IT", "US") may be acronyms, so they count as content."""
+    terms = [term for term in _positive_nodes(query.root)]
+    if not terms or like_refs(query) or any(term.phrase or term.field for term in terms):
         return []
-    common = all(word.casefold() in FUNCTION_WORDS and not (len(word) > 1 and word.isupper())
-                 for term in words for word in term.split())
-    return words if common else []
+    words = [term.text for term in terms]
+    common = all(word.casefold() in FUNCTION_WORDS and not (len(word) > 1 and word.isupper()) for word in words)
+    return list(dict.fromkeys(words)) if common else []
 
 
-def _slug_of_other_scripts(name: str) -> str:
-    """A feed name for a topic named in a script slugify cannot spell in ASCII (Русский, 中文):
-    a short hash of the name, distinct per name. "" for a name with no letter or digit."""
-    if not any(char.isalnum() for char in name):
-        return ""
-    return "topic-" + hashlib.sha256(name.casefold().encode()).hexdigest()[:10]
+def _positive_nodes(node: object) -> list[Term]:
+    """The terms a paper can be picked for (exclusions left out), as parsed."""
+    if isinstance(node, Term):
+        return [node]
+    if isinstance(node, (And, Or)):
+        return [term for child in node.children for term in _positive_nodes(child)]
+    return []
+
+
+def _feed_name(name: str) -> str:
+    """``slugify(name)``, with a short hash of the name after it when the name has letters
+    slugify cannot spell in ASCII (Русский, 中文, Ω): "Русский NLP" and "中文 NLP" are two
+    feeds, not one "nlp". "" for a name with no letter or digit."""
+    slug = slugify(name)
+    if not any(char.isalnum() and not char.isascii() for char in unicodedata.normalize("NFKD", name)):
+        return slug
+    return f"{slug or 'topic'}-{hashlib.sha256(name.casefold().encode()).hexdigest()[:10]}"
 
 
 def parse_topic_spec(spec: str) -> Topic:
