@@ -650,14 +650,19 @@ def positive_terms(query: Query | Node) -> list[str]:
 
     ``like:`` references are not words: see :func:`like_refs`.
     """
-    found: list[str] = []
+    return list(dict.fromkeys(term.text for term in positive_term_nodes(query)))
+
+
+def positive_term_nodes(query: Query | Node) -> list[Term]:
+    """:func:`positive_terms` as parsed: with their fields and whether they are phrases."""
+    found: list[Term] = []
     _collect_positive(query.root if isinstance(query, Query) else query, found)
-    return list(dict.fromkeys(found))
+    return found
 
 
-def _collect_positive(node: Node, found: list[str]) -> None:
+def _collect_positive(node: Node, found: list[Term]) -> None:
     if isinstance(node, Term):
-        found.append(node.text)
+        found.append(node)
     elif isinstance(node, (And, Or)):
         for child in node.children:
             _collect_positive(child, found)

@@ -20,7 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 from .errors import QueryError, ValidationError
 from .models import SUBSCRIBER_STATUSES, WEEKDAYS, Subscriber, Topic
 from .match.text import FUNCTION_WORDS
-from .query import And, Or, Query, Term, like_refs, parse_query
+from .query import Query, like_refs, parse_query, positive_term_nodes
 from .urls import RESERVED_SLUGS, RESERVED_SUFFIX
 
 DEFAULTS = Subscriber(email="")
@@ -152,21 +152,12 @@ def _only_common_words(query: Query) -> list[str]:
     nothing else can pick a paper (no phrase, field such as ``author:He``, or ``like:``);
     else []. Checked where people's topics come in (this function's callers), not when a
     stored topic is matched. Capitals ("IT", "US") may be acronyms, so they count as content."""
-    terms = [term for term in _positive_nodes(query.root)]
+    terms = positive_term_nodes(query)
     if not terms or like_refs(query) or any(term.phrase or term.field for term in terms):
         return []
     words = [term.text for term in terms]
     common = all(word.casefold() in FUNCTION_WORDS and not (len(word) > 1 and word.isupper()) for word in words)
     return list(dict.fromkeys(words)) if common else []
-
-
-def _positive_nodes(node: object) -> list[Term]:
-    """The terms a paper can be picked for (exclusions left out), as parsed."""
-    if isinstance(node, Term):
-        return [node]
-    if isinstance(node, (And, Or)):
-        return [term for child in node.children for term in _positive_nodes(child)]
-    return []
 
 
 def _feed_name(name: str) -> str:
