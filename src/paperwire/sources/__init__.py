@@ -13,6 +13,7 @@ from types import ModuleType
 from ..config import MAX_LISTING_BYTES
 from ..errors import SourceError
 from ..models import Listing
+from ..normalize import not_utf8
 from . import arxiv, daily_papers, feed, hf_json
 
 # Detection order matters: specific formats first, the generic feed reader last.
@@ -34,8 +35,8 @@ def decode(data: bytes, origin: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise SourceError(f"not UTF-8 text (byte {exc.start})", origin=origin, line=line) from None
+        line, reason = not_utf8(exc)
+        raise SourceError(reason, origin=origin, line=line) from None
 
 
 def detect_format(text: str, origin: str) -> str:
