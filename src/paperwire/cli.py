@@ -464,7 +464,7 @@ def embed(app: App, since: dt.datetime | None, as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
-def _once(param: click.Parameter, given: tuple[str, ...]) -> str | None:
+def _once(ctx: click.Context, param: click.Parameter, given: tuple[str, ...]) -> str | None:
     """An option that names one thing, given at most once: click would keep the last of
     several without a word (``--only a --only b`` would be b alone)."""
     if len(given) > 1:
@@ -507,7 +507,7 @@ def _renderer(app: App):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write into [default: the out_dir setting, out/].")
 @click.option("--date", type=_DATE, help="Edition date (YYYY-MM-DD) [default: the newest listing].")
-@click.option("--only", metavar="EMAIL", multiple=True, callback=lambda ctx, param, given: _once(param, given),
+@click.option("--only", metavar="EMAIL", multiple=True, callback=_once,
               help="Only this reader.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list: email, subject, papers, html, text, eml.")
 @click.pass_obj
@@ -679,7 +679,7 @@ def demo(app: App, seeds: Path | None, examples: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--only", metavar="EMAIL", multiple=True, callback=lambda ctx, param, given: _once(param, given),
+@click.option("--only", metavar="EMAIL", multiple=True, callback=_once,
               help="Only this reader (if due, or with --all).")
 @click.option("--all", "everyone", is_flag=True, help="Everyone active now, whatever their send hour (never twice per slot).")
 @click.option("--dry-run", is_flag=True, help="Build everything, send nothing, record nothing (always in this process).")
