@@ -671,7 +671,6 @@ def _found_by_meaning(plans: Sequence[tuple[Alternative, ...]], parts: _Parts, c
     required: dict[int, tuple[int, ...]] = {}  # part -> its literal conditions (if any), to explain what it found
     named: list[tuple[int, frozenset[str]]] = []  # (example part, the ids of the papers its topic names with like:)
     for topic, plan in enumerate(plans):
-        named_ids = frozenset(referenced_id(alt.like) for alt in plan if alt.like is not None)
         for alt in plan:
             row = parts.of(alt)
             if row is None or starts[row] == starts[row + 1]:
@@ -686,7 +685,9 @@ def _found_by_meaning(plans: Sequence[tuple[Alternative, ...]], parts: _Parts, c
                 if alt.required:
                     required[len(part_row)] = tuple([conditions[node] for node in alt.required])
             if alt.like is not None:
-                named.append((len(part_row), named_ids))
+                # Worked out only for topics with examples: most have none, and this loop is per topic.
+                named.append((len(part_row), frozenset(referenced_id(other.like) for other in plan
+                                                       if other.like is not None)))
             part_topic.append(topic)
             part_row.append(row)
     rows = np.array(part_row, dtype=np.int64)
