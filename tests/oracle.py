@@ -20,7 +20,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from paperwire import render, sources
+from paperwire import email_templates, render, sources
 from paperwire.config import Settings
 from paperwire.models import Digest, DigestItem, DigestSection, Hit, Link, Paper, Subscriber, Topic
 from paperwire.render import RenderedEmail
@@ -42,7 +42,7 @@ class PerReaderCompile:
         options = {"loader": FileSystemLoader(templates_dir), "undefined": StrictUndefined, "trim_blocks": True,
                    "lstrip_blocks": True, "keep_trailing_newline": True}
         html_env = Environment(autoescape=True, **options)
-        text_env = Environment(autoescape=False, extensions=[render.NoTrailingWhitespace], **options)
+        text_env = Environment(autoescape=False, extensions=[email_templates.NoTrailingWhitespace], **options)
         text_env.filters.update(wrap=render.wrap, numbered=render.numbered)
         # include_shared without keeping anything: the named template rendered with the values, every time.
         html_env.filters["include_shared"] = lambda name, **values: Markup(html_env.get_template(name).render(values))
@@ -52,7 +52,7 @@ class PerReaderCompile:
 
     def render(self, digest: Digest, settings: Settings) -> RenderedEmail:
         values = render.context(digest, settings)
-        html = render.compile_mjml(self.mjml_template.render(values))  # what paperwire does once
+        html = email_templates.compile_mjml(self.mjml_template.render(values))  # what paperwire does once
         return RenderedEmail(values["subject"], values["preheader"], html, self.text_template.render(values))
 
 

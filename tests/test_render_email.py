@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jinja2 import TemplateError, UndefinedError
 
-from paperwire import paperview, render
+from paperwire import email_templates, paperview, render
 from paperwire.config import Settings
 from paperwire.errors import ConfigError, ValidationError
 from paperwire.models import Digest, DigestItem, DigestSection, Hit, Link, Paper, Subscriber, Topic
@@ -399,14 +399,14 @@ def test_no_reader_can_ask_for_more_papers_than_fit_under_the_clip():
 
 def test_mjml_is_compiled_once_per_template_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real = render.mjml2html
+    real = email_templates.mjml2html
 
     def counting(source: str, **options) -> str:
         calls.append(1)
         return real(source, **options)
 
-    monkeypatch.setattr(render, "mjml2html", counting)
-    render.compiled_html.cache_clear()
+    monkeypatch.setattr(email_templates, "mjml2html", counting)
+    email_templates.compiled_html.cache_clear()
     first = EmailRenderer(TEMPLATES)
     outputs = {first.render(golden_digest(), SETTINGS).html for _ in range(50)}
     assert len(calls) == 1 and len(outputs) == 1
@@ -557,7 +557,7 @@ def test_a_kept_block_is_kept_by_each_values_type_too() -> None:
     from markupsafe import Markup
 
     env = Environment(loader=DictLoader({"t.j2": "{{ value }}"}), autoescape=True)
-    shared = render.SharedIncludes(env)
+    shared = email_templates.SharedIncludes(env)
     assert [shared("t.j2", value=value) for value in (1, True, 1, "<b>", Markup("<b>"))] == [
         "1", "True", "1", "&lt;b&gt;", "<b>"]
 

@@ -102,7 +102,7 @@ def _encoded(text: str) -> bytes:
 
     binascii writes a line's trailing space or tab as ``=20`` past the 76 characters RFC
     2045 allows when the line is 74 or more long: the text part never has such a line
-    (render.py's text environment drops trailing whitespace from its templates, and
+    (email_templates.py's text environment drops trailing whitespace from its templates, and
     values are clean lines), so nothing is checked here, per paragraph, per message.
     Always binascii: checking in Python whether a paragraph could pass as it is cost more
     than encoding it (a paper's per-reader paragraph, with its "More like this" link, is

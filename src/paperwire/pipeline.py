@@ -597,7 +597,7 @@ def write_index(store: Store, settings: Settings, out_dir: Path, *, edition: dt.
     """``out_dir/index.html``: one page linking every digest and feed a run wrote."""
     import jinja2  # only this step needs it
 
-    from .render import template_problem
+    from .email_templates import template_problem
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(settings.templates_dir), autoescape=True,
                              undefined=jinja2.StrictUndefined)
