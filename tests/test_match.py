@@ -174,6 +174,41 @@ def test_snowball_folds_the_inflections_topics_need() -> None:
     assert stems.of("scalable") != stems.of("scale")  # a known limit, kept
 
 
+@pytest.mark.parametrize("british, american", [
+    ("tokenisation", "tokenization"), ("optimised", "optimized"), ("summarising", "summarization"),
+    ("generalisation", "generalize"), ("regularisation", "regularization"), ("characterises", "characterized"),
+    ("criticise", "criticize"), ("quantised", "quantization"), ("analyse", "analyze"), ("analysing", "analyzed"),
+    ("behaviour", "behavior"), ("behavioural", "behavioral"), ("neighbourhood", "neighborhood"), ("tumours", "tumor"),
+    ("centre", "center"), ("centred", "centered"), ("dialogue", "dialog"), ("dialogues", "dialogs"),
+    ("artefacts", "artifact"), ("judgement", "judgment"),
+])
+def test_british_and_american_spellings_are_one_word(british: str, american: str) -> None:
+    stems = Stems()
+    assert stems.of(british) == stems.of(american)
+
+
+@pytest.mark.parametrize("family", [
+    # -ise that is not a verb's -ize: each family stays one word, and apart from its neighbours.
+    ("supervised", "supervision", "supervise"), ("precise", "precisely"), ("promise", "promising"),
+    ("surprise", "surprisingly"), ("comprise", "comprised"), ("revise", "revision"), ("exercise", "exercises"),
+    ("concise", "concisely"), ("raise", "raised"), ("noise", "noises"),
+])
+def test_words_that_only_look_british_keep_their_family(family: tuple[str, ...]) -> None:
+    stems = Stems()
+    assert len({stems.of(word) for word in family}) == 1
+    assert stems.of("expertise") != stems.of("expert")  # mixture-of-experts topics must not find "domain expertise"
+    assert stems.of("our") == "our" and stems.of("hour") == "hour"
+
+
+def test_a_british_topic_finds_the_american_paper_and_back() -> None:
+    papers = [paper("Subword tokenization for code", "We study how tokenization changes behavior."),
+              paper("Tokenisation matters", "Agent behaviour under a new tokeniser.", number=1),
+              paper("Unrelated", "Supervision and precise noise.", number=2)]
+    assert ranks("tokenisation", papers) == ranks("tokenization", papers) == {1, 2}
+    assert ranks('"agent behavior"', papers) == {2}
+    assert ranks("behaviour", papers) == ranks("behavior", papers) == {1, 2}
+
+
 def test_scaling_laws_finds_singular_and_plural(seed_papers: list[Paper]) -> None:
     expected = ranks_where(seed_papers, r"\bscal(e|es|ed|ing)[\s-]+laws?\b", re.IGNORECASE)
     singular_only = rank_of(seed_papers, "Predictable Scale: Part I")  # "Scaling Law" in its title
