@@ -213,6 +213,26 @@ def test_a_paper_found_by_meaning_or_example_lists_the_words_its_topic_required(
     assert (alone["title"], alone["matched"], alone["why"]) == (fast, [], ["meaning"])
 
 
+def test_match_json_gives_the_similarity_to_the_liked_paper_the_text_shows(run_cli):
+    """``like_similarity`` is the figure after "like: <title>" in the text output, even when the
+    topic's meaning came closer (``similarity``); null for a paper no example found."""
+    assert run_cli("ingest", SEED).exit_code == 0
+    chef = next(paper["id"] for paper in json.loads(run_cli("papers", "--json").stdout)
+                if paper["title"].startswith("ChEF: A Comprehensive Evaluation Framework"))
+    topic = f"benchmark multimodal models OR like:{chef}"
+    found = json.loads(run_cli("match", "--json", topic).stdout)
+    assert all(list(item)[-3:] == ["similarity", "why", "like_similarity"] for item in found)
+    by_example = [item for item in found if "example" in item["why"]]
+    assert by_example and all(item["like_similarity"] is not None for item in by_example)
+    assert all(item["like_similarity"] is None for item in found if "example" not in item["why"])
+    ii_bench = next(item for item in by_example if item["title"].startswith("II-Bench"))
+    assert ii_bench["why"] == ["words", "meaning", "example"] and ii_bench["like_similarity"] < ii_bench["similarity"]
+    lines = run_cli("match", topic).stdout.splitlines()
+    for item in by_example:
+        (line,) = [line for line in lines if f" · {item['id']}" in line]
+        assert line.endswith(f"(similarity {item['like_similarity']:.2f})"), line
+
+
 def test_a_like_of_an_unknown_paper_is_warned_about_and_the_topic_kept(run_cli, store):
     assert run_cli("ingest", SEED).exit_code == 0
     warning = "like:2403.12345 names no stored paper: it finds nothing until that paper is ingested"

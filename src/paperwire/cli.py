@@ -970,7 +970,8 @@ def _echo_failures(failures: list[dict]) -> None:
 @click.option("--since", type=_DATE, help="Only papers listed on or after this date (YYYY-MM-DD) [default: all; "
               "papers older than the last month are compared by meaning only if `paperwire embed` did them].")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON list in rank order: id, title, score, matched, similarity (null: not computed), why.")
+              help="Print a JSON list in rank order: id, title, score, matched, similarity (null: not computed), "
+              "why, like_similarity (to the liked paper; null: not found by example).")
 @click.pass_obj
 def match_command(app: App, query: str, limit: int, since: dt.datetime | None, as_json: bool) -> None:
     """Try a topic query on the stored papers before subscribing to it.
@@ -1024,13 +1025,17 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
 def _match_json(found, paper, computed: float | None) -> dict:
     """One result of ``match --json``. ``similarity`` is null only when it was not computed (a
     ``words:`` topic, no vectors, the embedder off): a paper found by its words has the
-    similarity it came to as well (``computed``), though it fell below the threshold."""
+    similarity it came to as well (``computed``), though it fell below the threshold.
+    ``like_similarity`` is the figure the text output's "like: <title> (similarity ...)" shows,
+    so a script sees why an example picked the paper; null when no example did."""
     similarity = getattr(found, "similarity", None)  # words alone (embedder off) have none
     similarity = computed if similarity is None else similarity
+    like_similarity = getattr(found, "like_similarity", None)  # set only when an example found it
     return {"id": found.paper_id, "title": paper.title, "score": round(found.score, 4),
             "matched": list(dict.fromkeys(hit.term for hit in found.terms)),
             "similarity": None if similarity is None else round(similarity, 4),
-            "why": list(getattr(found, "why", ("words",)))}
+            "why": list(getattr(found, "why", ("words",))),
+            "like_similarity": None if like_similarity is None else round(like_similarity, 4)}
 
 
 def _highlight(text: str, spans: list[tuple[int, int]]) -> str:
