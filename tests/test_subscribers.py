@@ -155,6 +155,46 @@ def test_export_then_import_round_trips(run_cli, new_db, tmp_path, suffix):
     assert again == before
 
 
+def _readers_file(path, topics: list[dict]) -> None:
+    """Ada's row(s) with ``topics``, in the format the file's suffix names."""
+    if path.suffix == ".json":
+        path.write_text(json.dumps([{"email": "Ada@example.org", "name": "Ada", "topics": topics}]), encoding="utf-8")
+    else:
+        path.write_text("email,name,status,cadence,hour,timezone,max,topic_name,topic_query\n" + "".join(
+            f"Ada@example.org,Ada,active,daily,8,UTC,15,{t['name']},{t['query']}\n" for t in topics), encoding="utf-8")
+
+
+@pytest.mark.parametrize("suffix", ["csv", "json"])
+def test_an_import_keeps_a_readers_likes_unless_the_file_gives_the_liked_list(run_cli, store, tmp_path, suffix):
+    """A file without the Liked list (made before the reader liked a paper, or by hand) left them
+    with no likes; as ``subscribe --topic`` does, import keeps it. A file with a topic named Liked
+    sets exactly that list, and an export (which carries it) imports back unchanged."""
+    from paperwire import liked
+
+    assert run_cli("subscribe", "ada@example.org", "--topic", "RAG").exit_code == 0
+    reader_id = store.subscriber("ada@example.org").id
+    for paper_id in ("2403.12345", "2402.00001"):
+        store.rewrite_own_topic(reader_id, liked.NAME, liked.SLUG,
+                                liked.rewrite(lambda ids: liked.with_like(ids, paper_id)))
+    likes = {"name": "Liked", "query": "like:2402.00001 OR like:2403.12345"}
+    without = tmp_path / f"without.{suffix}"
+    _readers_file(without, [{"name": "MoE", "query": "MoE"}])
+    result = run_cli("subscribers", "import", without)
+    assert result.exit_code == 0 and "1 updated" in result.stdout, result.output
+    assert readers(run_cli)[0]["topics"] == [{"name": "MoE", "query": "MoE"}, likes]
+    exported = tmp_path / f"exported.{suffix}"
+    assert run_cli("subscribers", "export", "-o", exported).exit_code == 0
+    before = readers(run_cli)
+    assert run_cli("subscribers", "import", exported).exit_code == 0
+    assert readers(run_cli) == before
+    given = tmp_path / f"given.{suffix}"
+    _readers_file(given, [{"name": "MoE", "query": "MoE"}, {"name": "liked", "query": "like:2401.00001"}])
+    assert run_cli("subscribers", "import", given).exit_code == 0
+    assert readers(run_cli)[0]["topics"] == [{"name": "MoE", "query": "MoE"},
+                                             {"name": "liked", "query": "like:2401.00001"}]
+    assert liked.liked_ids(store.subscriber("ada@example.org")) == ("2401.00001",)
+
+
 def test_exported_csv_cells_never_start_a_formula_and_import_back_as_written(run_cli, new_db, tmp_path):
     """A name from the sign-up form such as =HYPERLINK(...) would run in a spreadsheet that
     opens the export (CSV injection): such cells are written after a ', and imported without."""

@@ -328,6 +328,8 @@ def subscribers_import(app: App, file: Path, format_: str | None) -> None:
     public = {t.name.casefold(): t for t in app.store.public_topics()}
     parse = subscriber_io.from_csv if _io_format(file, format_) == "csv" else subscriber_io.from_json
     readers = parse(subscriber_io.decode(file.read_bytes(), str(file)), str(file), public)
+    stored = {reader.email: reader for reader in app.store.subscribers()}  # one read, not one per reader
+    readers = subscriber_io.keeping_liked(readers, stored.get)
     created, updated = app.store.save_subscribers(readers)
     click.echo(f"Imported {len(readers)} reader(s): {created} new, {updated} updated")
     _embed_saved_topics(app, [topic.query for reader in readers for topic in reader.topics])

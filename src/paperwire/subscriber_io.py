@@ -11,9 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
+from . import liked
 from .errors import ValidationError
 from .models import BounceEvent, Subscriber, Topic
 from .normalize import not_utf8
@@ -148,6 +150,19 @@ def from_csv(text: str, origin: str, public: Mapping[str, Topic]) -> list[Subscr
             grouped[email] = (row, [topic], reader.line_num)
     readers = [_build(row, topics, f"{origin}:{line}") for row, topics, line in grouped.values()]
     return _unique(readers, origin)
+
+
+def keeping_liked(readers: Iterable[Subscriber], stored: Callable[[str], Subscriber | None]) -> list[Subscriber]:
+    """``readers`` from a file with each one's stored Liked list kept (``stored``: the stored
+    reader by email), as ``subscribe --topic`` keeps it: a file made before they liked a paper,
+    or by hand, must not forget their likes. A reader the file gives a topic named Liked gets
+    exactly the file's (an export carries the list, so a round trip stays exact)."""
+    kept = []
+    for reader in readers:
+        base = stored(reader.email)
+        kept.append(reader if base is None
+                    else replace(reader, topics=liked.keep_liked(list(reader.topics), base.topics)))
+    return kept
 
 
 def _unique(readers: list[Subscriber], origin: str) -> list[Subscriber]:
