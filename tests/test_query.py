@@ -190,7 +190,10 @@ def test_positive_terms_leave_out_exclusions_and_repeats() -> None:
         ('a "..."', "empty phrase", 2),
         ("a OR", "dangling OR: nothing after", 2),
         ("a OR )", "dangling OR: nothing after", 2),
-        ("a OR OR b", "dangling OR: nothing after", 2),
+        # The second OR is the one with nothing on its left: the error points there, not at the first.
+        ("a OR OR b", "dangling OR: nothing before", 5),
+        ("(a OR OR b)", "dangling OR: nothing before", 6),
+        ("a OR OR OR b", "dangling OR: nothing before", 5),
         ("OR a", "dangling OR: nothing before", 0),
         ("a (OR b)", "dangling OR: nothing before", 3),
         ("a AND", "dangling AND", 2),
@@ -327,6 +330,24 @@ def test_like_errors_name_problem_and_position(text: str, problem: str, position
         parse_query(text)
     assert problem in caught.value.reason
     assert caught.value.position == position
+
+
+@pytest.mark.parametrize("text, same_as", [
+    ("(like:2403.12345)", "like:2403.12345"),
+    ("((like:2403.12345))", "like:2403.12345"),
+    ("(agents like:2403.12345) -survey", "agents like:2403.12345 -survey"),
+    ("RAG OR (like:2403.12345)", "RAG OR like:2403.12345"),
+    ("(like:2403.12345) OR (like:2402.00001)", "like:2403.12345 OR like:2402.00001"),
+])
+def test_parentheses_that_change_nothing_leave_a_like_where_it_counts(text: str, same_as: str) -> None:
+    """The README refuses like: "inside a group that is only part of one side", where it could
+    decide nothing; parentheses around the topic or a side leave the same topic, which the
+    example decides, so they are accepted (and rendered without)."""
+    assert parse_query(text).root == parse_query(same_as).root
+    assert render_query(parse_query(text)) == same_as
+    with pytest.raises(QueryError, match="not inside parentheses") as caught:
+        parse_query(f"agents ({text} OR RAG)")
+    assert caught.value.position == text.index("like:") + len("agents (")
 
 
 def test_a_topic_may_have_as_many_likes_as_a_reader_keeps() -> None:

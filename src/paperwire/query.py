@@ -333,7 +333,10 @@ class _Parser:
         branches = [self.and_expr(field_name, depth)]
         while self.tokens[self.index].kind == "OR":
             keyword = self.take()
-            if self.peek().kind in _ENDS_TERM:
+            following = self.peek()
+            if following.kind == "OR":  # ``a OR OR b``: the second OR is the one with nothing before it
+                raise self.fail("dangling OR: nothing before it", following.position)
+            if following.kind in _ENDS_TERM:
                 raise self.fail("dangling OR: nothing after it", keyword.position)
             branches.append(self.and_expr(field_name, depth))
         return branches[0] if len(branches) == 1 else _flatten(Or, branches, start.position)
@@ -574,8 +577,9 @@ def _check_likes(root: Node, text: str) -> None:
     """``like:`` must be an item of the topic or of one side of a top-level OR, once per side.
 
     Only there does an example decide which papers a side finds; elsewhere (excluded, nested
-    in a group, two in one side) nothing could honour it, and a topic that silently ignores
-    part of itself is worse than an error."""
+    in a group that is part of a side, two in one side) nothing could honour it, and a topic
+    that silently ignores part of itself is worse than an error. Parentheses that change
+    nothing leave no group in the tree (``(like:X)`` is ``like:X``), so they are accepted."""
     branches = root.children if isinstance(root, Or) else (root,)
     placed: set[int] = set()  # ids of the Like nodes in a place where they count
     for branch in branches:
