@@ -42,7 +42,8 @@ class PaperView(NamedTuple):
     in C for every paper of every reader (``include_shared`` keeps blocks by them)."""
 
     title: str
-    url: str
+    url: str  # where the title links to ...
+    url_label: str  # ... and what that is: "arXiv", "Model", "Project page", "Paper" (our page)
     authors: str
     abstract: str  # plain, cut (around the first matched terms when they lie beyond the cut)
     abstract_html: Markup  # the same excerpt, escaped, matched terms in <strong>
@@ -104,15 +105,17 @@ def authors_line(authors: list[str]) -> str:
     return ", ".join(names)
 
 
-def paper_links(links: Iterable[Link], paper_id: str, base_url: str) -> tuple[str, tuple[LinkView, ...]]:
-    """The title's target (arXiv abstract, else the first link, else our paper page) and
-    the other links worth a label, one per kind, http(s) only, and none with spaces,
+def paper_links(links: Iterable[Link], paper_id: str, base_url: str) -> tuple[LinkView, tuple[LinkView, ...]]:
+    """The title's target (arXiv abstract, else the first link, else our paper page), labelled
+    with what it is (its kind's label: "arXiv", "Model", "Project page"; "Paper" for our page),
+    and the other links worth a label, one per kind, http(s) only, and none with spaces,
     line breaks or other controls in it (a broken link, or an attempt to add lines)."""
     web = [link._replace(url=url) for link in links if (url := safe_url(link.url))]
-    main = next((link.url for link in web if link.kind == "abs"), None) or (web[0].url if web else None)
-    main = main or urls.paper(base_url, paper_id)
+    first = next((link for link in web if link.kind == "abs"), None) or (web[0] if web else None)
+    main = (LinkView(LINK_LABELS.get(first.kind, LINK_LABELS["other"]), first.url) if first
+            else LinkView("Paper", urls.paper(base_url, paper_id)))
     shown: list[LinkView] = []
-    seen = {main}
+    seen = {main.url}
     for kind in SHOWN_LINK_KINDS:
         link = next((link for link in web if link.kind == kind and link.url not in seen), None)
         if link is not None:
@@ -167,10 +170,10 @@ def snippet_start(abstract: str, spans: list[tuple[int, int]], shown_to: int | N
 def paper_view(paper_id: str, title: str, authors: tuple[str, ...], links: tuple[Link, ...], abstract: str,
                hits: tuple[Hit, ...], base_url: str, reason: str = "") -> PaperView:
     """A paper as the paper templates show it: the same for every reader who gets it with these hits."""
-    url, shown = paper_links(links, paper_id, base_url)
+    main, shown = paper_links(links, paper_id, base_url)
     title = shorten(clean_line(title), TITLE_CHARS) or clean_line(paper_id)
     abstract, abstract_html, matched = excerpt(abstract, hits)
-    return PaperView(title, url, authors_line(list(authors)), abstract, abstract_html, shown, matched,
+    return PaperView(title, main.url, main.label, authors_line(list(authors)), abstract, abstract_html, shown, matched,
                      clean_line(reason), urls.paper_anchor(paper_id))
 
 

@@ -94,8 +94,8 @@ def _form_page_values(web: WebContext) -> dict:
 
 def _paper_view(stored, base_url: str) -> dict:
     paper = stored.paper
-    url, links = paper_links(paper.links, paper.id, base_url)
-    return {"rank": stored.listings[0].rank, "title": shown_title(paper.title) or paper.id, "url": url,
+    main, links = paper_links(paper.links, paper.id, base_url)
+    return {"rank": stored.listings[0].rank, "title": shown_title(paper.title) or paper.id, "url": main.url,
             "authors": authors_line(paper.authors), "links": links}
 
 

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
 from .. import urls
-from ..models import LINK_LABELS
 from ..normalize import shown_abstract, shown_authors, shown_title
 from ..paperview import paper_links
 from .conditional import conditional
@@ -51,10 +50,7 @@ def paper_values(found: PaperPage, base_url: str) -> dict:
     """What ``_paper.html.j2`` shows of a paper (the paper page, the "More like this" page)."""
     paper = found.stored.paper
     main, shown = paper_links(paper.links, paper.id, base_url)
-    own = urls.paper(base_url, paper.id)
-    main_label = next((LINK_LABELS.get(link.kind, LINK_LABELS["other"]) for link in paper.links if link.url == main),
-                      LINK_LABELS["other"])
-    links = ([(main_label, main)] if main != own else []) + [(link.label, link.url) for link in shown]
+    links = [(link.label, link.url) for link in (main, *shown) if link.url != urls.paper(base_url, paper.id)]
     return {
         "title": shown_title(paper.title) or paper.id,
         "authors": shown_authors(paper.authors)[1],
