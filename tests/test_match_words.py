@@ -8,6 +8,10 @@ import gc
 import threading
 from collections.abc import Sequence
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from paperwire.match import compile_queries, match_one
 from paperwire.match.matcher import bulk_allocation
 from paperwire.match.sentences import boilerplate_spans
@@ -335,6 +339,47 @@ def test_more_ways_of_saying_where_the_code_is_are_boilerplate() -> None:
         paper(f"Paper {n}", f"We study image generation. {sentence}", n) for n, sentence in enumerate(MORE_BOILERPLATE)
     ]
     assert ids("code", papers) == set()
+
+
+AVAILABILITY_PREDICATES = ["are released", "are publicly available", "will be made public", "are open-sourced",
+                           "can be found on GitHub", "are provided in the supplementary material",
+                           "will be shared upon request"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.permutations(["code", "data", "models", "scripts"]).flatmap(lambda order: st.tuples(
+    st.integers(1, 3).map(lambda count: order[:count]),  # three: within STATEMENT_WORDS with the longest predicate
+    st.lists(st.sampled_from(["", "evaluation ", "training ", "trained ", "the ", "our ", "synthetic "]),
+             min_size=len(order), max_size=len(order)),
+    st.sampled_from([", ", " and "]),
+    st.sampled_from(AVAILABILITY_PREDICATES),
+)))
+def test_availability_sentences_are_boilerplate_in_any_order_and_with_words_that_say_which(drawn) -> None:
+    """"Data and evaluation code are released" is boilerplate as "Code and data are released" is:
+    any order of the artifacts, each with a word that says which (evaluation code, training data)."""
+    artifacts, modifiers, joiner, predicate = drawn
+    named = [modifier + artifact for modifier, artifact in zip(modifiers, artifacts)]
+    subject = named[0] if len(named) == 1 else joiner.join(named[:-1]) + " and " + named[-1]
+    sentence = f"{subject[0].upper()}{subject[1:]} {predicate}."
+    text = f"We study image generation. {sentence}"
+    assert boilerplate_spans(text) == [(len(text) - len(sentence), len(text))], sentence
+
+
+@pytest.mark.parametrize("sentence, boilerplate", [
+    ("Data and evaluation code are released.", True),
+    ("Our code, data and models are publicly available.", True),
+    ("The dataset and code will be made public.", True),
+    ("All code, data, and trained models are available.", True),
+    ("We release our evaluation code and data.", True),
+    ("We release a dataset of 10k code reviews to study code generation.", False),
+    ("We evaluate code generation on released benchmarks.", False),
+    ("Code generation data are scarce and rarely released.", False),  # words that name a topic, not which data
+    ("Training data are scarce for low-resource languages.", False),
+    ("We make the training data robust to label noise.", False),
+])
+def test_which_availability_sentences_are_boilerplate(sentence: str, boilerplate: bool) -> None:
+    text = f"We study robustness: a survey. {sentence}"  # a colon: the cheap pre-check passes
+    assert boilerplate_spans(text) == ([(len(text) - len(sentence), len(text))] if boilerplate else []), sentence
 
 
 def test_a_sentence_is_not_boilerplate_for_starting_with_models_or_data() -> None:

@@ -20,9 +20,10 @@ boilerplate when
 * it holds a link (``http://``, ``https://``, ``www.``, or a ``github.com/``-style
   host and path) and has at most :data:`LINK_SENTENCE_WORDS` words, or any length
   and an availability word (available, release, open-source, project page, ...); or
-* it has at most :data:`STATEMENT_WORDS` words, starts with what is made available --
-  "Code", "Our code and data", "The source code", "Models and datasets", "Project page",
-  "Demo" ... -- then a verb or a colon, and says how it can be had: it is available,
+* it has at most :data:`STATEMENT_WORDS` words, starts with what is made available, in any
+  order and each with up to two words that say which (:data:`_MODIFIER`) -- "Code", "Our
+  code and data", "Data and evaluation code", "The source code", "Models and datasets",
+  "Project page", "Demo" ... -- then a verb or a colon, and says how it can be had: it is available,
   released, open-sourced, hosted, made public, shared upon request, or found / provided /
   shared at a place (a code host, "our project page", the supplementary material); or
 * it has at most :data:`STATEMENT_WORDS` words and says "we (will) release / open-source /
@@ -104,12 +105,21 @@ _AVAILABLE = re.compile(
 _ARTIFACT = r"(?:source code|code(?:s|base)?|data(?:sets?)?|models?|(?:model\s+)?(?:weights|checkpoints?)|" \
     r"implementations?|demos?|project (?:page|website)|website|benchmarks?|resources|materials|scripts|artifacts|" \
     r"videos?|pretrained models?)"
+# Words that say which code or data an artifact is ("evaluation code", "training data",
+# "trained models"): up to two before each artifact, so "Data and evaluation code are
+# released" is as much boilerplate as "Code and data are released", in either order. A closed
+# list: in "Code generation data are scarce" the words before "data" name a topic, and the
+# sentence stays matched text.
+_MODIFIER = r"(?:evaluation|training|test|inference|benchmark|experiments?|experimental|reproduction|" \
+    r"replication|analysis|simulation|pre-?trained|trained|fine-?tuned|synthetic|generated|annotated|raw|" \
+    r"processed|baseline|supporting|accompanying|associated|relevant|model)"
+_ARTIFACT_PHRASE = rf"(?:{_MODIFIER}\s+){{0,2}}{_ARTIFACT}"
 _AND = r"(?:\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)"
 # A sentence that starts with what is made available ("Our code and data", "The source
 # code", "Models and datasets") and goes on with a verb or a colon. Whether it is
 # boilerplate is then up to :data:`_MADE_AVAILABLE`.
 _ARTIFACT_SUBJECT = re.compile(
-    rf"^(?:(?:all|our|the|full|both)\s+)*{_ARTIFACT}(?:{_AND}(?:(?:all|our|the)\s+)*{_ARTIFACT})*"
+    rf"^(?:(?:all|our|the|full|both)\s+)*{_ARTIFACT_PHRASE}(?:{_AND}(?:(?:all|our|the)\s+)*{_ARTIFACT_PHRASE})*"
     r"(?:\s+(?:for|of|to)\s+[^.:]{0,60}?)?"
     r"(?:\s*:|\s+(?:is|are|will|can|has|have|would|should|may|shall)\b)",
     re.IGNORECASE,
@@ -141,8 +151,8 @@ _MADE_AVAILABLE = re.compile(
 # weights across layers"): they count only when the rest says how it is made available.
 _WE_RELEASE = re.compile(
     rf"^we\s+(?:will\s+|also\s+|further\s+|publicly\s+|plan to\s+)*(?P<verb>release|open[- ]?source|make|publish|share)"
-    rf"\w*\s+(?:publicly\s+available\s+)?(?:all\s+|our\s+|the\s+)*{_ARTIFACT}\b"
-    rf"(?:{_AND}(?:all\s+|our\s+|the\s+)*{_ARTIFACT}\b)*(?P<rest>[^.]{{0,40}})[.!]?$",
+    rf"\w*\s+(?:publicly\s+available\s+)?(?:all\s+|our\s+|the\s+)*{_ARTIFACT_PHRASE}\b"
+    rf"(?:{_AND}(?:all\s+|our\s+|the\s+)*{_ARTIFACT_PHRASE}\b)*(?P<rest>[^.]{{0,40}})[.!]?$",
     re.IGNORECASE | re.DOTALL,
 )
 
