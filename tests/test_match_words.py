@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from paperwire.match import compile_queries, match_one
 from paperwire.match.matcher import bulk_allocation
+from paperwire.match.results import Match
 from paperwire.match.sentences import boilerplate_spans
-from paperwire.match.text import Stems
+from paperwire.match.text import Stems, field_text
 from paperwire.models import Paper
 
 
@@ -249,6 +250,40 @@ def test_the_other_rules_still_hold_for_runs() -> None:
         paper("C", "A sparse and very large mixture-of-experts model.", 3),
     ]
     assert ids("sparse mixture of experts", moe) == {"made-1", "made-3"}
+
+
+def shown(match: Match, papers: Sequence[Paper]) -> list[tuple[str, str, list[str]]]:
+    """Each hit of a match as (term, field, the texts it highlights)."""
+    text = {field: field_text(papers[match.rank - 1], field) for field in ("title", "abstract")}
+    return [(hit.term, hit.field, [text[hit.field][start:end] for start, end in hit.spans]) for hit in match.terms]
+
+
+def found(query: str, papers: Sequence[Paper], title: str) -> Match:
+    return next(match for match in match_one(query, papers) if papers[match.rank - 1].title == title)
+
+
+def test_a_run_highlights_its_words_only_where_they_made_it_match(seed_papers: list[Paper]) -> None:
+    """The run matched in one sentence of the abstract ("... training and inference
+    efficiency, particularly for deploying LLMs ..."): "LLMs" of the title, the first
+    sentence's "LLMs" and the later "efficiency" are not why, so they are not shown."""
+    densing = found("efficient LLM inference", seed_papers, "Densing Law of LLMs")
+    abstract = seed_papers[densing.rank - 1].abstract
+    sentence = abstract.index("However, this scaling"), abstract.index("This paper introduces")
+    assert shown(densing, seed_papers) == [
+        ("efficient", "abstract", ["efficiency"]), ("LLM", "abstract", ["LLMs"]), ("inference", "abstract", ["inference"])]
+    assert all(sentence[0] < start < end < sentence[1] for hit in densing.terms for start, end in hit.spans)
+    # Written outside the run too, the word is shown wherever it is, as a single word always was.
+    alone = found("LLM OR efficient LLM inference", seed_papers, "Densing Law of LLMs")
+    assert ("LLM", "title", ["LLMs"]) in shown(alone, seed_papers)
+    assert ("efficient", "abstract", ["efficiency"]) in shown(alone, seed_papers)
+
+
+def test_an_expansion_in_a_run_is_shown_as_the_phrase_that_made_it_match(seed_papers: list[Paper]) -> None:
+    """``sparse mixture of experts`` matched Uni-MoE by "sparse MoE": not by every "of"."""
+    uni_moe = found("sparse mixture of experts", seed_papers,
+                    "Uni-MoE: Scaling Unified Multimodal LLMs with Mixture of Experts")
+    assert shown(uni_moe, seed_papers) == [("sparse", "abstract", ["sparse"]), ("mixture of experts", "abstract", ["MoE"]),
+                                           ("sparse mixture of experts", "abstract", ["sparse MoE"])]
 
 
 # --- boilerplate is not matched text --------------------------------------------------------

@@ -40,10 +40,11 @@ from paperwire.match.plan import (
     TermRegistry,
     TermSpec,
     WordsOrPhrase,
+    near_of,
 )
-from paperwire.match.results import Ranking, Span, TermFinding
+from paperwire.match.results import NearRef, Ranking, Span, TermFinding, within
 from paperwire.match.score import Bm25
-from paperwire.match.sentences import SENTENCE_SHIFT, window
+from paperwire.match.sentences import SENTENCE_SHIFT
 from paperwire.models import Paper
 
 
@@ -163,10 +164,9 @@ class Findings(Sequence[TermFinding]):
         checked only in those."""
         if not _all_of(words, self):
             return 0
-        terms = [part.term if type(part) is TermRef else part.phrase.term for part in words.required]  # type: ignore[union-attr]
-        limit = window(sum(len(self._terms[term].shape.symbols) for term in terms))  # the run's words
+        terms, limit, fields = near_of(words, self._terms, field)
         near = 0
-        for name in (field,) if field else DEFAULT_FIELDS:
+        for name in fields:
             shared = None
             for sentences in sorted([self._sentences(term, name) for term in terms], key=len):
                 shared = sentences if shared is None else shared & sentences
@@ -178,7 +178,7 @@ class Findings(Sequence[TermFinding]):
             stride = self._index.stride(name)
             for sentence in shared:
                 paper = (sentence << SENTENCE_SHIFT) // stride
-                if not near >> paper & 1 and _within([found[sentence] for found in places], limit):
+                if not near >> paper & 1 and within([found[sentence] for found in places], limit):
                     near |= 1 << paper
         return near
 
@@ -477,35 +477,6 @@ def _field_of(findings: Findings, ref: TermRef) -> str | None:
     return fields[0] if len(fields) == 1 else None
 
 
-def _within(lists: list[list[tuple[int, int]]], limit: int) -> bool:
-    """Whether one occurrence from each list fits in ``limit`` consecutive positions.
-
-    Each list holds (first, last) positions in order; the smallest window is found by
-    the usual sweep: take the earliest of the current occurrences, measure to the
-    latest end, and move the earliest on.
-    """
-    if len(lists) == 2:  # the common case: two words
-        (first, second), i, j = lists, 0, 0
-        while i < len(first) and j < len(second):
-            a, b = first[i], second[j]
-            if max(a[1], b[1]) - min(a[0], b[0]) < limit:
-                return True
-            if a[0] <= b[0]:
-                i += 1
-            else:
-                j += 1
-        return False
-    at = [0] * len(lists)
-    while True:
-        current = [found[i] for found, i in zip(lists, at, strict=True)]
-        if max(end for _, end in current) - min(start for start, _ in current) < limit:
-            return True
-        earliest = min(range(len(lists)), key=lambda n: current[n][0])
-        at[earliest] += 1
-        if at[earliest] == len(lists[earliest]):
-            return False
-
-
 def _all_of(node: AllOf, findings: Findings) -> int:
     # Bounds first (a C-level AND over the term parts): usually enough to know there is nothing.
     bounds = findings.bounds
@@ -562,7 +533,7 @@ def rank(plan: Plan, papers: Sequence[Paper], findings: Findings, limit: int | N
         return nothing
     chosen = members(selected)
     positives = plan.positives
-    if not all(type(ref) is TermRef for ref in positives):
+    if any(type(ref) is RunPhrase for ref in positives):
         positives = positive_terms(positives, selected, findings)
     bounds = findings.bounds
     # Each selected paper's score is the sum, in query order, over the positive terms it
@@ -596,7 +567,9 @@ def rank(plan: Plan, papers: Sequence[Paper], findings: Findings, limit: int | N
     )
 
 
-def positive_terms(positives: tuple[Positive, ...], selected: int, findings: Findings) -> tuple[TermRef, ...]:
+def positive_terms(
+    positives: tuple[Positive, ...], selected: int, findings: Findings
+) -> tuple[TermRef | NearRef, ...]:
     """The positives as terms, making terms of the runs' phrases the selected papers may have.
 
     A run's phrase that none of them can have would add nothing (no score, no
@@ -605,10 +578,10 @@ def positive_terms(positives: tuple[Positive, ...], selected: int, findings: Fin
     written out elsewhere in the query is one term: as in plans made eagerly, it is
     counted once. (``Matched.hits`` asks it for one paper: the terms that explain it.)
     """
-    terms: list[TermRef] = []
+    terms: list[TermRef | NearRef] = []
     for ref in positives:
-        if type(ref) is TermRef:
-            terms.append(ref)
-        elif findings.run_phrase_bound(ref) & selected:
-            terms.append(findings.phrase(ref))
+        if type(ref) is not RunPhrase:
+            terms.append(ref)  # type: ignore[arg-type]
+        elif findings.run_phrase_bound(ref) & selected:  # type: ignore[arg-type]
+            terms.append(findings.phrase(ref))  # type: ignore[arg-type]
     return tuple(dict.fromkeys(terms))

@@ -66,7 +66,7 @@ class Occurrences:
     the pattern's first and last symbol by their start, giving the character span.
     """
 
-    __slots__ = ("_by_paper", "_first", "_groups", "_last", "_places", "_stride", "counts")
+    __slots__ = ("_by_paper", "_first", "_groups", "_last", "_placed", "_places", "_stride", "counts")
 
     def __init__(
         self,
@@ -84,6 +84,7 @@ class Occurrences:
         self._first = first
         self._last = last
         self._by_paper: dict[int, list[Span]] | None = None
+        self._placed: dict[int, list[tuple[int, int, Span]]] | None = None
         self._places: dict[int, list[tuple[int, int]]] | None = None
 
     def sentences(self) -> set[int]:
@@ -121,6 +122,23 @@ class Occurrences:
 
     def spans(self, paper: int) -> list[Span]:
         return self.by_paper().get(paper, []) if paper in self.counts else []
+
+    def placed(self, paper: int) -> list[tuple[int, int, Span]]:
+        """The paper's occurrences as (first, last) word positions, as :meth:`places` has them,
+        with their character spans: what says which occurrences made a run near (worked out
+        once, for every paper, when a run's word is first explained)."""
+        if paper not in self.counts:
+            return []
+        if self._placed is None:
+            last, stride, spans = self._last, self._stride, self.by_paper()
+            places: dict[int, list[tuple[int, int]]] = {}
+            for start, width in sorted((start, width) for starts, width in self._groups for start in starts):
+                places.setdefault(start // stride, []).append((start, last[start + width][0]))
+            self._placed = {  # in by_paper's order: its spans are shared, not made again
+                number: [(first, end, span) for (first, end), span in zip(found, spans[number], strict=True)]
+                for number, found in places.items()
+            }
+        return self._placed.get(paper, [])
 
 
 class _FieldPostings:

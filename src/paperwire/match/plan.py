@@ -18,13 +18,14 @@ by its text, and named tuples are built with ``tuple.__new__``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from typing import NamedTuple
 
 from paperwire.match.acronyms import ACRONYM_SYMBOL_PREFIX
 from paperwire.match.patterns import PatternMaker, TermShape
-from paperwire.match.results import TermRef
+from paperwire.match.results import Near, NearRef, TermRef
+from paperwire.match.sentences import window
 from paperwire.query import FIELDS, And, Everything, Like, Node, Not, Or, Query, Term
 
 DEFAULT_FIELDS = ("title", "abstract")
@@ -115,7 +116,7 @@ class WordsOrPhrase(NamedTuple):
 
 
 PlanNode = TermRef | AllOf | AnyOf | WordsOrPhrase
-Positive = TermRef | RunPhrase
+Positive = TermRef | NearRef | RunPhrase
 
 
 class Plan(NamedTuple):
@@ -262,7 +263,40 @@ def plan_query(query: Query, registry: TermRegistry) -> Plan:
         return EVERYTHING
     positives: list[Positive] = []
     root = _plan(query.root, registry, positives)
-    return _new(Plan, (root, tuple(dict.fromkeys(positives)) if len(positives) > 1 else tuple(positives)))
+    if len(positives) < 2:
+        return _new(Plan, (root, tuple(positives)))
+    distinct = tuple(dict.fromkeys(positives))
+    return _new(Plan, (root, _once_each(distinct) if NearRef in map(type, distinct) else distinct))
+
+
+def _once_each(positives: tuple[Positive, ...]) -> tuple[Positive, ...]:
+    """Each term and label once, where it first came, as if every part of a run were a plain
+    :class:`TermRef` (so scores are as they were). A word of several runs explains by each
+    run; one also written outside a run (``LLM OR efficient LLM inference``) explains plainly."""
+    found: dict[object, Positive] = {}
+    for ref in positives:
+        if type(ref) is RunPhrase:
+            found[ref] = ref
+            continue
+        key = (ref.term, ref.label)  # type: ignore[union-attr]
+        had = found.get(key)
+        if had is None:
+            found[key] = ref
+        elif type(had) is NearRef:  # a plain one explains everywhere; runs explain by each
+            found[key] = ref if type(ref) is TermRef else had._replace(runs=had.runs + ref.runs)  # type: ignore[union-attr]
+    return tuple(found.values())
+
+
+def near_of(words: AllOf, terms: Sequence[TermSpec], field: str | None) -> Near:
+    """A run's words as nearness reads them: its parts' terms (an expansion it spells, as
+    that phrase), their window and the fields. Matching (``Findings.near``) and explaining
+    (``results.near_hits``) both go by it, so a highlight shows what made the match."""
+    if words.others:
+        parts = tuple([part.term if type(part) is TermRef else part.phrase.term for part in words.required])  # type: ignore[union-attr]
+    else:  # every part a word (most runs): their terms are at hand
+        parts = words.terms
+    return _new(Near, (parts, window(sum([len(terms[term].shape.symbols) for term in parts])),
+                       (field,) if field else DEFAULT_FIELDS))
 
 
 # The planners below append, left to right, the leaves a paper can be picked for to
@@ -363,24 +397,44 @@ def _plan_words(
 def _plan_run(
     texts: list[str], text: str, field: str | None, registry: TermRegistry, positives: list[Positive]
 ) -> PlanNode:
-    """(the words near each other, an expansion as one part) OR (the words as one phrase)."""
+    """(the words near each other, an expansion as one part) OR (the words as one phrase).
+
+    Its parts are positives that explain only where they are near each other (:class:`NearRef`);
+    the phrase is shown wherever it is."""
     run = _lazy_run(texts, text, field, registry)
     if run is not None:
-        positives.extend(run.words)
-        positives.append(run)
         every = _new(AllOf, (run.words, (), tuple([word.term for word in run.words]), ()))
+        positives.extend(_near_refs(every, field, registry))
+        positives.append(run)
         return _new(WordsOrPhrase, (every, run))
     shape, word_starts = registry.pattern_maker.run_shape(texts, field != "author", text)
     as_phrase = registry.phrase_ref(text, field, shape)
     if shape.abbreviations:
         groups = _expansion_groups(texts, shape, word_starts)
-        every = all_of(tuple([_plan_part(group, field, registry, positives) for group in groups]), ())
+        every = all_of(tuple([_plan_part(group, field, registry) for group in groups]), ())
     else:
         parts = tuple([registry.ref(word, field) for word in texts])
-        positives.extend(parts)
         every = _new(AllOf, (parts, (), tuple([part.term for part in parts]), ()))
+    positives.extend(_near_refs(every, field, registry))
     positives.append(as_phrase)
     return _new(WordsOrPhrase, (every, as_phrase))
+
+
+def _near_refs(every: AllOf, field: str | None, registry: TermRegistry) -> list[NearRef]:
+    """The positives of a run's parts, in query order: each explains where the parts are near.
+    An expansion's words come before its phrase and explain nothing alone: the run found
+    that expansion as one phrase (or acronym), and the phrase's hit shows it."""
+    near = (near_of(every, registry.terms, field),)
+    if not every.others:  # every part a word (most runs)
+        return [_new(NearRef, (part.term, part.label, near)) for part in every.required]  # type: ignore[union-attr]
+    refs: list[NearRef] = []
+    for part in every.required:
+        if type(part) is TermRef:
+            refs.append(_new(NearRef, (part.term, part.label, near)))
+        else:  # an expansion the run spells: its words, then its phrase
+            refs += [_new(NearRef, (word.term, word.label, ())) for word in part.words.required]  # type: ignore[union-attr]
+            refs.append(_new(NearRef, (part.phrase.term, part.phrase.label, near)))  # type: ignore[union-attr]
+    return refs
 
 
 def _lazy_run(texts: list[str], text: str, field: str | None, registry: TermRegistry) -> RunPhrase | None:
@@ -455,15 +509,11 @@ def _run_word(registry: TermRegistry, word: str, use_acronyms: bool) -> RunWord:
     return found
 
 
-def _plan_part(texts: list[str], field: str | None, registry: TermRegistry, positives: list[TermRef]) -> PlanNode:
+def _plan_part(texts: list[str], field: str | None, registry: TermRegistry) -> PlanNode:
     if len(texts) == 1:
-        ref = registry.ref(texts[0], field)
-        positives.append(ref)
-        return ref
+        return registry.ref(texts[0], field)
     every_word = tuple(registry.ref(word, field) for word in texts)
     phrase = registry.ref(" ".join(texts), field)
-    positives.extend(every_word)
-    positives.append(phrase)
     return _new(WordsOrPhrase, (all_of(every_word, ()), phrase))
 
 

@@ -4,6 +4,10 @@ A run can select millions of (query, paper) pairs, while an email shows a handfu
 per topic. So a :class:`Ranking` keeps only paper numbers and scores, and builds a
 :class:`Match` -- with its :class:`TermHit` explanations -- when it is indexed or
 iterated.
+
+An explanation shows only what made the paper match: a word of a run of bare words
+(:class:`NearRef`) is shown where it is near the run's other words, as matching found
+the run, not wherever else the paper says it (issue 14).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple, Protocol, overload
 
+from paperwire.match.sentences import SENTENCE_SHIFT
 from paperwire.models import Paper
 
 Span = tuple[int, int]  # [start, end) character offsets into the field text
@@ -22,6 +27,30 @@ class TermRef(NamedTuple):
 
     term: int
     label: str
+
+
+class Near(NamedTuple):
+    """A run of bare words as nearness reads it (``plan.near_of``): the terms of its parts
+    (its words; an expansion it spells, as that phrase), how many word positions one
+    occurrence of each may span in one sentence (``sentences.window``), and the fields."""
+
+    parts: tuple[int, ...]
+    limit: int
+    fields: tuple[str, ...]
+
+
+class NearRef(NamedTuple):
+    """A positive part of runs of bare words (``LLM`` of ``efficient LLM inference``).
+
+    It scores as a :class:`TermRef`, but explains a match only where it is near the other
+    parts of one of ``runs`` (see :func:`near_hits`): elsewhere the paper's word is not why
+    the run matched. No runs: a word of an expansion the run found as one phrase, which
+    that phrase's hit shows.
+    """
+
+    term: int
+    label: str
+    runs: tuple[Near, ...]
 
 
 class TermHit(NamedTuple):
@@ -45,6 +74,8 @@ class Located(Protocol):
     """Where one reading of a term occurs in one field (see :class:`paperwire.match.index.Occurrences`)."""
 
     def spans(self, paper: int) -> list[Span]: ...
+
+    def placed(self, paper: int) -> list[tuple[int, int, Span]]: ...
 
 
 class TermFinding:
@@ -79,6 +110,18 @@ class TermFinding:
         if merged:
             return [_new(TermHit, (label, field, tuple(sorted(set(spans))))) for field, spans in by_field.items()]
         return [_new(TermHit, (label, field, tuple(spans))) for field, spans in by_field.items()]
+
+    def placed(self, field: str, paper: int) -> dict[int, list[tuple[int, int, Span]]]:
+        """Per sentence of ``field`` in ``paper``: each occurrence's (first, last) word positions
+        and character span, in order, every reading merged (as ``Findings.near`` reads them)."""
+        by_sentence: dict[int, list[tuple[int, int, Span]]] = {}
+        for name, located in self._located:
+            if name == field:
+                for place in located.placed(paper):
+                    by_sentence.setdefault(place[0] >> SENTENCE_SHIFT, []).append(place)
+        for found in by_sentence.values():
+            found.sort()
+        return by_sentence
 
 
 class Ranking(Sequence[Match]):
@@ -163,7 +206,9 @@ class Ranking(Sequence[Match]):
         return term_hits(self._positives, self._findings, paper)
 
 
-def term_hits(positives: Sequence[TermRef], findings: Sequence[TermFinding], paper: int) -> tuple[TermHit, ...]:
+def term_hits(
+    positives: Sequence[TermRef | NearRef], findings: Sequence[TermFinding], paper: int
+) -> tuple[TermHit, ...]:
     """Where each of ``positives`` is in ``paper``, in their order: a match's explanation.
 
     One function for the word rankings and for the literal conditions of papers found by
@@ -175,5 +220,64 @@ def term_hits(positives: Sequence[TermRef], findings: Sequence[TermFinding], pap
             continue
         finding = findings[ref.term]
         if paper in finding.scores:
-            hits += finding.hits(ref.label, paper)
+            if type(ref) is NearRef:
+                hits += near_hits(ref, findings, paper)  # type: ignore[arg-type]
+            else:
+                hits += finding.hits(ref.label, paper)
     return tuple(hits)
+
+
+def near_hits(ref: NearRef, findings: Sequence[TermFinding], paper: int) -> list[TermHit]:
+    """Where ``ref`` is part of a match of one of its runs in ``paper``, one hit per field.
+
+    An occurrence is shown when, with one occurrence of each other part of the run, it
+    fits the run's window in one sentence: the test ``Findings.near`` matches by, with
+    this occurrence held fixed. Its other occurrences (another sentence, too far away)
+    did not make the paper match, so showing them would overstate why it did.
+    """
+    by_field: dict[str, set[Span]] = {}
+    for run in ref.runs:
+        found = [findings[part] for part in run.parts]
+        if not all(paper in finding.scores for finding in found):
+            continue
+        mine = [at for at, part in enumerate(run.parts) if part == ref.term]
+        for field in run.fields:
+            placed = [finding.placed(field, paper) for finding in found]
+            for sentence in set(placed[0]).intersection(*placed[1:]):
+                places = [[place[:2] for place in by_sentence[sentence]] for by_sentence in placed]
+                for at in mine:
+                    others = places[:at] + [[]] + places[at + 1 :]
+                    for place in placed[at][sentence]:
+                        others[at] = [place[:2]]
+                        if within(others, run.limit):
+                            by_field.setdefault(field, set()).add(place[2])
+    return [_new(TermHit, (ref.label, field, tuple(sorted(spans)))) for field, spans in by_field.items()]
+
+
+def within(lists: list[list[tuple[int, int]]], limit: int) -> bool:
+    """Whether one occurrence from each list fits in ``limit`` consecutive positions.
+
+    Each list holds (first, last) positions in order; the smallest window is found by
+    the usual sweep: take the earliest of the current occurrences, measure to the
+    latest end, and move the earliest on.
+    """
+    if len(lists) == 2:  # the common case: two words
+        (first, second), i, j = lists, 0, 0
+        while i < len(first) and j < len(second):
+            a, b = first[i], second[j]
+            if max(a[1], b[1]) - min(a[0], b[0]) < limit:
+                return True
+            if a[0] <= b[0]:
+                i += 1
+            else:
+                j += 1
+        return False
+    at = [0] * len(lists)
+    while True:
+        current = [found[i] for found, i in zip(lists, at, strict=True)]
+        if max(end for _, end in current) - min(start for start, _ in current) < limit:
+            return True
+        earliest = min(range(len(lists)), key=lambda n: current[n][0])
+        at[earliest] += 1
+        if at[earliest] == len(lists[earliest]):
+            return False
