@@ -181,6 +181,12 @@ def test_snowball_folds_the_inflections_topics_need() -> None:
     ("behaviour", "behavior"), ("behavioural", "behavioral"), ("neighbourhood", "neighborhood"), ("tumours", "tumor"),
     ("centre", "center"), ("centred", "centered"), ("dialogue", "dialog"), ("dialogues", "dialogs"),
     ("artefacts", "artifact"), ("judgement", "judgment"),
+    # whole families and prefixed forms, not only the words with the commonest endings
+    ("generalisability", "generalizability"), ("agonisingly", "agonizingly"), ("greys", "grays"),
+    ("greyscale", "grayscale"), ("cataloguing", "cataloging"), ("catalogued", "cataloged"), ("labourer", "laborer"),
+    ("unfavourable", "unfavorable"), ("misbehaviour", "misbehavior"), ("colourisation", "colorization"),
+    ("centimetres", "centimeters"), ("licenced", "licensed"), ("judgemental", "judgmental"),
+    ("scepticism", "skepticism"),
 ])
 def test_british_and_american_spellings_are_one_word(british: str, american: str) -> None:
     stems = Stems()
@@ -192,11 +198,15 @@ def test_british_and_american_spellings_are_one_word(british: str, american: str
     ("supervised", "supervision", "supervise"), ("precise", "precisely"), ("promise", "promising"),
     ("surprise", "surprisingly"), ("comprise", "comprised"), ("revise", "revision"), ("exercise", "exercises"),
     ("concise", "concisely"), ("raise", "raised"), ("noise", "noises"),
+    # the same after a prefix, and -ise words American writes so too
+    ("imprecise", "imprecision"), ("uncompromising", "uncompromised"), ("advertising", "advertisements"),
+    ("disenfranchise", "disenfranchisement"), ("sunrise", "sunrises"), ("cruise", "cruises"),
 ])
 def test_words_that_only_look_british_keep_their_family(family: tuple[str, ...]) -> None:
     stems = Stems()
     assert len({stems.of(word) for word in family}) == 1
     assert stems.of("expertise") != stems.of("expert")  # mixture-of-experts topics must not find "domain expertise"
+    assert stems.of("advertising") != stems.of("advert") and stems.of("imprecise") != stems.of("imprecate")
     assert stems.of("our") == "our" and stems.of("hour") == "hour"
 
 
