@@ -763,3 +763,22 @@ def test_no_line_of_the_text_part_ends_in_whitespace_so_quoted_printable_keeps_t
             body = data.split(b"Content-Transfer-Encoding: quoted-printable\r\n\r\n", 1)[1].split(b"\r\n--=_pw_", 1)[0]
             assert max(map(len, body.split(b"\r\n"))) <= 76
     assert "x" * 75 + "\n" in EmailRenderer(folder).render(digest, SETTINGS).text
+
+
+@pytest.mark.parametrize("links, label", [
+    ([Link("https://arxiv.org/abs/2403.00001", "abs"), Link("https://github.com/a/b", "code")], "arXiv"),
+    ([Link("https://huggingface.co/Tyrannosaurus/ArtGPT-4", "model")], "Model"),
+    ([Link("https://github.com/a/b", "code")], "Code"),
+    ([Link("https://blog.example.org/lab-update", "project")], "Link"),  # "project" is only a guess by the host
+    ([], "Paper"),  # our own paper page
+])
+def test_the_title_link_is_labelled_with_what_its_address_says_it_is(links: list[Link], label: str) -> None:
+    """The text part's line for the title's link said "Paper:" whatever it pointed at, a model
+    page or a blog post included."""
+    main, _ = paperview.paper_links(links, "t-0123456789abcdef", "https://papers.example.org")
+    assert main.label == label
+    text = EmailRenderer(TEMPLATES).render(dataclasses.replace(
+        golden_digest(), sections=(DigestSection(Topic("T", "t"), (DigestItem(
+            Paper(id="t-0123456789abcdef", title="A paper", links=links), 1.0, 1, dt.date(2024, 3, 11), ("T",), ()),)),)),
+        SETTINGS).text
+    assert f"    {label}: {main.url}\n" in text

@@ -26,6 +26,9 @@ SNIPPET_LEAD = 160  # at most this much of the abstract shown before a first mat
 TITLE_CHARS = SHOWN_TITLE_CHARS
 MAX_AUTHORS = 4  # more than this shows the first three and "et al."
 VIEWS_KEPT = 8192  # distinct (paper, hits) views kept (paper_view): a run has a few hundred papers
+# Kinds a link's address says for sure (arxiv.org, github.com, huggingface.co, ...: normalize's
+# classify_url); "project" is its guess for any other host (a blog post is one too).
+KINDS_FROM_ADDRESS = ("abs", "pdf", "code", "model", "dataset")
 # Kinds of link shown beside the title's own link, in this order ("other" is not shown).
 SHOWN_LINK_KINDS = tuple(kind for kind in LINK_LABELS if kind != "other")
 _SENTENCE_END = re.compile(r"[.!?][)\"'”’]?\s+")  # where an excerpt may start: after a sentence's end
@@ -107,12 +110,12 @@ def authors_line(authors: list[str]) -> str:
 
 def paper_links(links: Iterable[Link], paper_id: str, base_url: str) -> tuple[LinkView, tuple[LinkView, ...]]:
     """The title's target (arXiv abstract, else the first link, else our paper page), labelled
-    with what it is (its kind's label: "arXiv", "Model", "Project page"; "Paper" for our page),
-    and the other links worth a label, one per kind, http(s) only, and none with spaces,
-    line breaks or other controls in it (a broken link, or an attempt to add lines)."""
+    with what it surely is ("arXiv", "Model", "Code"; "Link" when only guessed, "Paper" for our
+    page), and the other links worth a label, one per kind, http(s) only, and none with
+    spaces, line breaks or other controls in it (a broken link, or an attempt to add lines)."""
     web = [link._replace(url=url) for link in links if (url := safe_url(link.url))]
     first = next((link for link in web if link.kind == "abs"), None) or (web[0] if web else None)
-    main = (LinkView(LINK_LABELS.get(first.kind, LINK_LABELS["other"]), first.url) if first
+    main = (LinkView(LINK_LABELS[first.kind if first.kind in KINDS_FROM_ADDRESS else "other"], first.url) if first
             else LinkView("Paper", urls.paper(base_url, paper_id)))
     shown: list[LinkView] = []
     seen = {main.url}
