@@ -42,10 +42,14 @@ def hybrid_matcher(store: Store, papers):
 
 
 # Measured (bench/README.md): tuning, words 0.49 / 0.86 -> words and meaning 0.55 / 0.77;
-# held out, words 0.36 / 1.00 -> 0.64 / 0.83 (recall / precision).
-@pytest.mark.parametrize("name, recall_gain, precision", [("tuning", 0.05, 0.72), ("held_out", 0.2, 0.78)])
+# held out, words 0.36 / 1.00 -> 0.64 / 0.83 (recall / precision). The fresh set was judged
+# after every number was chosen, by someone who had not seen them chosen: words 0.46 / 0.87 ->
+# 0.61 / 0.78, and one of its seven topics that no paper fits got a paper (a 3D scene-graph
+# paper for "robots learning from video"). Floors, so a change that loses ground is seen.
+@pytest.mark.parametrize("name, recall_gain, precision, empty_misses", [
+    ("tuning", 0.05, 0.72, 0), ("held_out", 0.2, 0.78, 0), ("fresh", 0.1, 0.72, 1)])
 def test_meaning_finds_more_of_what_readers_want_and_nothing_for_topics_without_papers(
-        judged, name: str, recall_gain: float, precision: float) -> None:
+        judged, name: str, recall_gain: float, precision: float, empty_misses: int) -> None:
     store, papers = judged
     titles = {paper.id: paper.title for paper in papers}
     words = evaluate(word_matcher(papers), JUDGMENTS.set(name), f"{name} (words)")
@@ -54,21 +58,7 @@ def test_meaning_finds_more_of_what_readers_want_and_nothing_for_topics_without_
     assert hybrid.recall >= words.recall + recall_gain, "meaning must find papers the words miss"
     assert hybrid.precision >= precision, "... without filling digests with papers readers do not want"
     passed, total = hybrid.empty_topics
-    assert passed == total, "a topic no paper fits must get nothing"
-
-
-# The fresh set was judged after every number was chosen, by someone who had not seen them
-# chosen (bench/README.md, "Relevance"): words 0.46 / 0.87 -> words and meaning 0.61 / 0.78, and
-# one of its seven topics that no paper fits got a paper (a 3D scene-graph paper for "robots
-# learning from video"). Floors, so a change that loses ground on unseen topics is seen.
-def test_on_topics_nobody_tuned_on_meaning_still_finds_more_than_it_costs(judged) -> None:
-    store, papers = judged
-    words = evaluate(word_matcher(papers), JUDGMENTS.set("fresh"), "fresh (words)")
-    hybrid = evaluate(hybrid_matcher(store, papers), JUDGMENTS.set("fresh"), "fresh (words and meaning)")
-    print("\n" + report(words) + "\n" + report(hybrid, {paper.id: paper.title for paper in papers}))
-    assert hybrid.recall >= words.recall + 0.1 and hybrid.precision >= 0.72
-    passed, total = hybrid.empty_topics
-    assert passed >= total - 1
+    assert passed >= total - empty_misses, "a topic no paper fits must get nothing"
 
 
 # The issue's examples: papers that share no words with the topic, found by meaning.
