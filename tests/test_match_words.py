@@ -411,6 +411,11 @@ def test_availability_sentences_are_boilerplate_in_any_order_and_with_words_that
     ("Code generation data are scarce and rarely released.", False),  # words that name a topic, not which data
     ("Training data are scarce for low-resource languages.", False),
     ("We make the training data robust to label noise.", False),
+    # how often others make theirs available: a claim about the field, matched text
+    ("Annotated data are rarely available.", False),
+    ("Data are rarely available for low-resource languages.", False),
+    ("Pretrained models are widely released by many labs.", False),
+    ("Trained models are released every month by many labs.", False),
 ])
 def test_which_availability_sentences_are_boilerplate(sentence: str, boilerplate: bool) -> None:
     text = f"We study robustness: a survey. {sentence}"  # a colon: the cheap pre-check passes

@@ -177,11 +177,23 @@ def _is_boilerplate(sentence: str) -> bool:
     return _says_artifacts_are_available(sentence) or _says_we_release_artifacts(sentence)
 
 
+# Words that make "X are available / released" a claim about the field, not a pointer to
+# this paper's artifacts: "Annotated data are rarely available", "Pretrained models are widely
+# released by many labs".
+_ABOUT_THE_FIELD = re.compile(
+    r"\b(?:rarely|seldom|scarcely|hardly|often|typically|usually|frequently|increasingly|widely|commonly|"
+    r"generally|sometimes|mostly|largely)\b|\bby\s+(?:many|most|other|several|various|numerous)\b",
+    re.IGNORECASE,
+)
+
+
 def _says_artifacts_are_available(sentence: str) -> bool:
     """"Our code and data will be released", "Code can be found on GitHub": the sentence
-    starts with artifacts and says, after its verb or colon, how they can be had."""
+    starts with artifacts and says, after its verb or colon, how they can be had (not how
+    often others make theirs available: :data:`_ABOUT_THE_FIELD`)."""
     subject = _ARTIFACT_SUBJECT.match(sentence)
-    return subject is not None and _MADE_AVAILABLE.search(sentence, subject.end()) is not None
+    return (subject is not None and _MADE_AVAILABLE.search(sentence, subject.end()) is not None
+            and _ABOUT_THE_FIELD.search(sentence, subject.end()) is None)
 
 
 def _says_we_release_artifacts(sentence: str) -> bool:
