@@ -366,6 +366,8 @@ def _reference(text: str, papers: list[Paper], vectors: meaning.Vectors,
                                    similarity, ("words",) + why(match.rank - 1), like, like_similarity))
     by_words = {match.rank - 1 for match in words}
     for number, (similarity, _) in found.items():
+        if words and kinds[number] == {"meaning"} and similarity < np.float32(calibration.beside_words):
+            continue  # beside the topic's word matches, a weak paper of meaning alone is left out
         if number not in by_words:
             like_similarity, like = closest.get(number, (None, None))
             terms = tuple(hit for node in required[number] for hit in _hits_of(node, papers, number))

@@ -8,6 +8,8 @@ makes matching worse fails here."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from paperwire import semantic
@@ -41,13 +43,14 @@ def hybrid_matcher(store: Store, papers):
     return match
 
 
-# Measured (bench/README.md): tuning, words 0.49 / 0.86 -> words and meaning 0.55 / 0.77;
+# Measured (bench/README.md): tuning, words 0.49 / 0.89 -> words and meaning 0.55 / 0.81;
 # held out, words 0.36 / 1.00 -> 0.64 / 0.83 (recall / precision). The fresh set was judged
-# after every number was chosen, by someone who had not seen them chosen: words 0.46 / 0.87 ->
-# 0.61 / 0.78, and one of its seven topics that no paper fits got a paper (a 3D scene-graph
+# after the threshold was chosen, by someone who had not seen it chosen (the bar for meaning
+# alone beside word matches came later, chosen on the tuning set): words 0.46 / 0.87 ->
+# 0.61 / 0.84, and one of its seven topics that no paper fits got a paper (a 3D scene-graph
 # paper for "robots learning from video"). Floors, so a change that loses ground is seen.
 @pytest.mark.parametrize("name, recall_gain, precision, empty_misses", [
-    ("tuning", 0.05, 0.72, 0), ("held_out", 0.2, 0.78, 0), ("fresh", 0.1, 0.72, 1)])
+    ("tuning", 0.05, 0.76, 0), ("held_out", 0.2, 0.78, 0), ("fresh", 0.1, 0.78, 1)])
 def test_meaning_finds_more_of_what_readers_want_and_nothing_for_topics_without_papers(
         judged, name: str, recall_gain: float, precision: float, empty_misses: int) -> None:
     store, papers = judged
@@ -59,6 +62,24 @@ def test_meaning_finds_more_of_what_readers_want_and_nothing_for_topics_without_
     assert hybrid.precision >= precision, "... without filling digests with papers readers do not want"
     passed, total = hybrid.empty_topics
     assert passed >= total - empty_misses, "a topic no paper fits must get nothing"
+
+
+def test_beside_word_matches_a_weak_paper_of_meaning_alone_is_left_out(judged, monkeypatch) -> None:
+    """Chosen on the tuning set: "image editing" found its papers by words, and meaning alone
+    added PixelWorld (similarity 0.31), a benchmark the judgements do not count as image editing; papers meaning
+    alone finds beside word matches need 0.32 (``Calibration.beside_words``), so the issue's
+    examples below (0.32-0.36) stay."""
+    from paperwire.match import meaning
+
+    store, papers = judged
+    pixelworld = "t-259680943d033fc3"
+    topic = "image editing"
+    assert word_matcher(papers)(topic) and pixelworld not in hybrid_matcher(store, papers)(topic)
+    rule_off = dataclasses.replace(meaning.Calibration(), beside_words=meaning.Calibration.threshold)
+    monkeypatch.setattr(meaning.match_topics, "__defaults__", (rule_off,))
+    (found,) = [match for match in semantic.match_topics([(0, topic)], papers, HYBRID, store)[0]
+                if match.paper_id == pixelworld]
+    assert found.why == ("meaning",) and 0.28 <= found.similarity < 0.32
 
 
 # The issue's examples: papers that share no words with the topic, found by meaning.

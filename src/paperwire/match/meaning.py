@@ -308,6 +308,10 @@ class Calibration:
     threshold: float = 0.28  # centred similarity from which a paper matches a topic by meaning ...
     floor: float = 0.35  # ... when its plain similarity is at least this too
     like_threshold: float = 0.28  # centred similarity from which a paper is like an example
+    # A topic whose words found papers gets a paper by meaning alone from this similarity
+    # only: beside the papers that say the topic's words, the weak near misses of meaning
+    # were mostly wrong ("text-to-image" getting an art-captioning model at 0.31).
+    beside_words: float = 0.32
     word_half: float = 4.0  # a word score of this much counts half of the strongest word evidence
 
 
@@ -343,6 +347,11 @@ def fuse_all(words: Sequence[Sequence | None], found: FoundByMeaning, papers: Se
     only[also[also >= 0]] = False
     similarity = np.array([*found.similarity, np.nan], dtype=np.float64)
     kind = np.array([*found.kind, 0], dtype=np.int8)
+    # Beside a topic's word matches, a paper its meaning alone found needs Calibration.beside_words.
+    has_words = np.zeros(len(words), bool)
+    has_words[[topic for topic, word in counted if len(word)]] = True
+    only &= ~(has_words[np.array(found.topic, dtype=np.int64)] & (kind[:-1] == _BY_MEANING)
+              & (similarity[:-1] < np.float32(calibration.beside_words)))
     like = np.array([*found.like, 0], dtype=np.int64)
     like_similarity = np.array([*found.like_similarity, np.nan], dtype=np.float64)
     topic = np.concatenate([word_topic, np.array(found.topic, dtype=np.int64)[only]])
