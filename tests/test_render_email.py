@@ -782,3 +782,19 @@ def test_the_title_link_is_labelled_with_what_its_address_says_it_is(links: list
             Paper(id="t-0123456789abcdef", title="A paper", links=links), 1.0, 1, dt.date(2024, 3, 11), ("T",), ()),)),)),
         SETTINGS).text
     assert f"    {label}: {main.url}\n" in text
+
+
+@pytest.mark.parametrize("topic, title, abstract, matched", [
+    ("title:evaluating agents", "ChEF: A Comprehensive Evaluation Framework for Agents", "", "Evaluation, agents"),
+    ("RAG", "Notes", "We study retrieval-augmented generation at scale.", "retrieval-augmented generation"),
+    ('"scaling laws"', "Scaling Laws for Routing", "", "scaling laws"),  # the topic's words, in any case: as written
+])
+def test_matched_names_the_words_as_the_paper_writes_them(topic: str, title: str, abstract: str, matched: str) -> None:
+    """Emails do not highlight titles: "matched: evaluating" sent readers looking for a word
+    the title does not have ("Evaluation")."""
+    from paperwire.match import match_one
+
+    paper = Paper(id="t-0123456789abcdef", title=title, abstract=abstract)
+    (found,) = match_one(topic, [paper])
+    item = DigestItem(paper, 1.0, 1, dt.date(2024, 3, 11), ("T",), tuple(found.terms))
+    assert paperview.item_view(item, SETTINGS).matched == matched

@@ -9,7 +9,7 @@ readers who get the same paper share the work and a changed paper is never serve
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 
 from . import urls
 from .config import Settings
+from .match.text import AUTHOR_SEPARATOR  # the author field's text, as hits' spans index into it
 from .models import LINK_LABELS, DigestItem, Hit, Link
 from .normalize import SHOWN_TITLE_CHARS, clean_line, safe_url, shorten, strip_unsafe
 
@@ -51,7 +52,7 @@ class PaperView(NamedTuple):
     abstract: str  # plain, cut (around the first matched terms when they lie beyond the cut)
     abstract_html: Markup  # the same excerpt, escaped, matched terms in <strong>
     links: tuple[LinkView, ...]
-    matched: str  # the matched terms, comma-separated
+    matched: str  # the matched words as the paper writes them, comma-separated (matched_words)
     reason: str  # why it matched beyond its words (digest.reason), cleaned; "" for words alone
     anchor: str  # the paper's HTML id (urls.paper_anchor)
 
@@ -134,9 +135,8 @@ def also_in(topics: tuple[str, ...], section_topic: str) -> str:
     return ", ".join([clean_line(topic) for topic in topics if topic != section_topic])  # a list joins faster
 
 
-def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup, str]:
-    """The abstract as shown (plain, and escaped with matched terms in <strong>), and the
-    matched terms, comma-separated.
+def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup]:
+    """The abstract as shown: plain, and escaped with matched terms in <strong>.
 
     Its start, cut at a word (``cut_point``), unless the first matched term lies beyond that
     cut: then the stretch from the sentence (or, failing that, the word) shortly before the
@@ -147,9 +147,25 @@ def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup, str]:
     cut = cut_point(shown)
     before, after = ("…" if start else ""), ("…" if cut < len(shown) else "")
     spans = [(begin - start, end - start) for begin, end in merged_spans(hits, "abstract", start + cut) if begin >= start]
-    terms = dict.fromkeys(clean_line(hit.term) for hit in hits)
-    return (before + strip_unsafe(shown[:cut]) + after, before + highlighted(shown[:cut], spans) + after,
-            ", ".join(term for term in terms if term))
+    return before + strip_unsafe(shown[:cut]) + after, before + highlighted(shown[:cut], spans) + after
+
+
+def matched_words(hits: tuple[Hit, ...], texts: Mapping[str, str]) -> str:
+    """The matched words, each once, comma-separated: the topic's term where the paper writes
+    it so (in any case), else the paper's own form ("Evaluation" for a topic's "evaluating",
+    "retrieval-augmented generation" for its "RAG"). Emails do not highlight titles, so the
+    words a reader looks for must be there as shown. ``texts``: each field's text, which the
+    hits' spans index into."""
+    shown: dict[str, str] = {}
+    for hit in hits:
+        term, text = clean_line(hit.term), texts.get(hit.field, "")
+        if not term:  # the sentence closest to a topic found by meaning (explain.py): not a word
+            continue
+        start, end = hit.spans[0] if hit.spans else (0, 0)
+        written = clean_line(text[start:end]) if 0 <= start < end <= len(text) else ""
+        word = written if written and written.casefold() != term.casefold() else term
+        shown.setdefault(word.casefold(), word)
+    return ", ".join(shown.values())
 
 
 def snippet_start(abstract: str, spans: list[tuple[int, int]], shown_to: int | None = None) -> int:
@@ -174,8 +190,9 @@ def paper_view(paper_id: str, title: str, authors: tuple[str, ...], links: tuple
                hits: tuple[Hit, ...], base_url: str, reason: str = "") -> PaperView:
     """A paper as the paper templates show it: the same for every reader who gets it with these hits."""
     main, shown = paper_links(links, paper_id, base_url)
+    matched = matched_words(hits, {"title": title, "abstract": abstract, "author": AUTHOR_SEPARATOR.join(authors)})
     title = shorten(clean_line(title), TITLE_CHARS) or clean_line(paper_id)
-    abstract, abstract_html, matched = excerpt(abstract, hits)
+    abstract, abstract_html = excerpt(abstract, hits)
     return PaperView(title, main.url, main.label, authors_line(list(authors)), abstract, abstract_html, shown, matched,
                      clean_line(reason), urls.paper_anchor(paper_id))
 
