@@ -341,7 +341,8 @@ def fuse_all(words: Sequence[Sequence | None], found: FoundByMeaning, papers: Se
     # Papers found by meaning, matched to the same topic's word rows by (topic, paper). Their
     # columns end with a blank row (no similarity, no kind), which word rows without one read.
     size = len(papers) + 1
-    meaning_key = np.array(found.topic, dtype=np.int64) * size + np.array(found.paper, dtype=np.int64)
+    found_topic = np.array(found.topic, dtype=np.int64)
+    meaning_key = found_topic * size + np.array(found.paper, dtype=np.int64)
     also = _positions(meaning_key, word_topic * size + word_paper)
     only = np.ones(len(meaning_key), bool)  # found by meaning only
     only[also[also >= 0]] = False
@@ -350,11 +351,11 @@ def fuse_all(words: Sequence[Sequence | None], found: FoundByMeaning, papers: Se
     # Beside a topic's word matches, a paper its meaning alone found needs Calibration.beside_words.
     has_words = np.zeros(len(words), bool)
     has_words[[topic for topic, word in counted if len(word)]] = True
-    only &= ~(has_words[np.array(found.topic, dtype=np.int64)] & (kind[:-1] == _BY_MEANING)
+    only &= ~(has_words[found_topic] & (kind[:-1] == _BY_MEANING)
               & (similarity[:-1] < np.float32(calibration.beside_words)))
     like = np.array([*found.like, 0], dtype=np.int64)
     like_similarity = np.array([*found.like_similarity, np.nan], dtype=np.float64)
-    topic = np.concatenate([word_topic, np.array(found.topic, dtype=np.int64)[only]])
+    topic = np.concatenate([word_topic, found_topic[only]])
     paper = np.concatenate([word_paper, np.array(found.paper, dtype=np.int64)[only]])
     score = np.concatenate([WordsAlone.strength(word_score, calibration) + np.nan_to_num(similarity[also]),
                             similarity[:-1][only]])
