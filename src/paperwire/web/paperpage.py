@@ -50,7 +50,8 @@ def paper_values(found: PaperPage, base_url: str) -> dict:
     """What ``_paper.html.j2`` shows of a paper (the paper page, the "More like this" page)."""
     paper = found.stored.paper
     main, shown = paper_links(paper.links, paper.id, base_url)
-    links = [(link.label, link.url) for link in (main, *shown) if link.url != urls.paper(base_url, paper.id)]
+    own = urls.paper(base_url, paper.id)  # the title's target when the paper has no link: this page itself
+    links = [(link.label, link.url) for link in (main, *shown) if link.url != own]
     return {
         "title": shown_title(paper.title) or paper.id,
         "authors": shown_authors(paper.authors)[1],
