@@ -94,3 +94,6 @@ def test_windows():
     assert window(weekly, DAY, None) == (DAY - dt.timedelta(days=6), DAY)
     assert window(daily, DAY, DAY - dt.timedelta(days=3)) == (DAY - dt.timedelta(days=2), DAY)
     assert window(daily, DAY, DAY) == (DAY, DAY)
+    # Catching up goes back a week at most: the papers a run reads (pipeline.plan_digests).
+    assert window(daily, DAY, DAY - dt.timedelta(days=30)) == (DAY - dt.timedelta(days=6), DAY)
+    assert window(weekly, DAY, DAY - dt.timedelta(days=30)) == (DAY - dt.timedelta(days=6), DAY)

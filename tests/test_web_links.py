@@ -227,3 +227,46 @@ def test_a_public_topic_named_trending_never_takes_the_place_of_the_trending_fee
     assert site.client.get("/feeds/topics/opml-topic.atom").status_code == 200
     site.client.close()
     site.store.close()
+
+
+def test_a_catch_up_digest_opens_in_the_browser_with_the_days_it_covers(new_db, tmp_path: Path) -> None:
+    """A daily reader last sent a digest three days ago gets one digest over the days since
+    (``digest.window``). Its "View in browser" and "And N more" links open the archive of
+    that edition, which must list the papers of the same days: the one the email shows and
+    the one it had no room for, at the anchor the link names."""
+    site = make_site(new_db, tmp_path, ingest=False)
+    day = dt.date.fromisoformat(EDITION)
+
+    def listing(days_before: int, *titles: str) -> None:
+        papers = [Paper(id=paper_id(None, title), title=title, abstract=f"{title}, we find.") for title in titles]
+        site.store.save_listings([Listing("daily-papers", day - dt.timedelta(days=days_before), papers)])
+
+    def send(days_before: int) -> email.message.EmailMessage:
+        outbox = tmp_path / f"sent-{days_before}"
+        noon = dt.datetime.combine(day - dt.timedelta(days=days_before), dt.time(12), dt.timezone.utc)
+        report = dispatch.dispatch(site.store, site.settings, now=noon, everyone=True,
+                                   transport=OutboxTransport(outbox, fsync=False))
+        assert report.sent == 1, report
+        (eml,) = outbox.glob("*.eml")
+        return email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+
+    reader = site.reader("ada@example.org", "words:zebrafish")
+    site.store.save_subscriber(type(reader)(**{**{f: getattr(reader, f) for f in reader.__slots__}, "max_papers": 1}))
+    listing(3, "Zebrafish fins regrow")
+    send(3)
+    listing(1, "Zebrafish hearts regrow", "Zebrafish livers regrow")
+    listing(0, "Mouse hearts do not regrow")  # the edition's own listing: nothing for this reader
+    message = send(0)
+    html_part = message.get_body(("html",)).get_content()
+    shown = set(re.findall(r"Zebrafish \w+ regrow", html_part))
+    assert shown == {"Zebrafish hearts regrow"} and "And 1 more" in html_part, shown
+    archive_links = {path for path in _links_in(html_part, "html")[0] if path.startswith("/archive/")}
+    assert {path.split("#")[0] for path in archive_links} == {f"/archive/{reader.token}/{EDITION}"}
+    page = site.client.get(f"/archive/{reader.token}/{EDITION}")
+    assert page.status_code == 200
+    assert "Zebrafish hearts regrow" in page.text and "Zebrafish livers regrow" in page.text
+    assert "Zebrafish fins regrow" not in page.text  # sent three days ago, in the digest before
+    ids = _parse_html(page.text).ids
+    assert all(path.partition("#")[2] in ids for path in archive_links if "#" in path), archive_links
+    site.client.close()
+    site.store.close()

@@ -88,14 +88,21 @@ class Placement:
 def window(subscriber: Subscriber, edition: dt.date, last_edition: dt.date | None) -> tuple[dt.date, dt.date]:
     """The listing dates [first, last] a digest dated ``edition`` covers for this reader.
 
-    Since the last digest when there was one; otherwise the edition's own listing for a
-    daily reader and the last seven days for a weekly one.
+    Since the last digest sent before ``edition`` when there was one, a week at most;
+    otherwise the edition's own listing for a daily reader and the last seven days for a
+    weekly one. Digests and the archive page of an edition both take it from here, so
+    "View in browser" shows the days the email covered.
     """
     if last_edition is not None and last_edition < edition:
-        return last_edition + dt.timedelta(days=1), edition
+        return max(last_edition + dt.timedelta(days=1), week_before(edition)), edition
     if subscriber.cadence.startswith("weekly"):
-        return edition - WEEK + dt.timedelta(days=1), edition
+        return week_before(edition), edition
     return edition, edition
+
+
+def week_before(edition: dt.date) -> dt.date:
+    """The first listing day of the week that ends with ``edition``: the longest window."""
+    return edition - WEEK + dt.timedelta(days=1)
 
 
 def order_key(score: float, listing_date: dt.date, rank: int, paper_id: str) -> tuple:

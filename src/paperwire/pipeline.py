@@ -231,7 +231,7 @@ def plan_digests(
     A paper found by meaning alone highlights its abstract's sentence closest to the topic
     (explain.py; bounded work per run).
     """
-    stored = store.papers(since=edition - digest.WEEK + dt.timedelta(days=1), until=edition)
+    stored = store.papers(since=digest.week_before(edition), until=edition)
     papers = [item.paper for item in stored]
     report = None if on_error is None else (lambda reader, exc: on_error(reader, "matching", exc))
     # Each distinct topic is parsed once for the run: the embedding step and matching take it so.
@@ -514,7 +514,7 @@ def build_feeds(store: Store, settings: Settings, *, edition: dt.date | None,
         return [replace(item, hits=digest.hits_of(ranking[place[item.paper.id]]))
                 for item in feeds.order_items(position[paper_id] for paper_id in place)]
 
-    week_start = edition - digest.WEEK + dt.timedelta(days=1) if edition else None
+    week_start = digest.week_before(edition) if edition else None
     trending = feeds.FeedSpec("Trending papers", feeds.TRENDING_SLUG, "The trending papers of each day's listing.")
     specs = [(trending, False, lambda: [i for i in items if week_start and i.date >= week_start])]
     for topic in public:

@@ -411,6 +411,16 @@ class DeliveryStore:
                         editions[subscriber_id] = dt.date.fromisoformat(edition)
         return {i: ReaderHistory(slots.get(i), editions.get(i)) for i in ids}
 
+    def last_sent_edition(self, subscriber_id: int, before: dt.date) -> dt.date | None:
+        """The newest edition sent to this reader before ``before``: where the window of the
+        digest dated ``before`` starts (``digest.window``), looked back on by its archive page."""
+        query = sa.select(sa.func.max(deliveries.c.edition)).where(
+            deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == SENT,
+            deliveries.c.edition < before.isoformat())
+        with self.engine.connect() as conn:
+            edition = conn.execute(query).scalar()
+        return dt.date.fromisoformat(edition) if edition else None
+
     def deferred_slots(self, subscriber_ids: Iterable[int]) -> dict[int, dt.date]:
         """Slots whose last attempt failed temporarily: the next run tries them again."""
         found: dict[int, dt.date] = {}

@@ -192,16 +192,17 @@ class DataCache:
     def archive(self, reader: Subscriber, edition: dt.date) -> Digest | None:
         """The reader's digest for ``edition`` as a web page shows it: every match, no cap.
 
-        Re-rendered from stored papers and the reader's current topics over the
-        edition's window (that day; the seven days up to it for weekly readers). Papers
-        already sent in earlier emails are kept, so an old edition still shows what it
-        showed. None when no listing falls in the window.
+        Re-rendered from stored papers and the reader's current topics over the days the
+        email of that edition covered (``digest.window``: since the digest sent before it,
+        so a reader catching up sees the days they caught up on). Papers already sent in
+        earlier emails are kept, so an old edition still shows what it showed. None when
+        no listing falls on the edition's day.
         """
-        key = ("archive", reader.token, edition, reader.cadence, tuple((t.name, t.query) for t in reader.topics))
-        return self._cached(key, lambda: self._build_archive(reader, edition))
+        first, _ = digest.window(reader, edition, self.store.last_sent_edition(reader.id, before=edition))
+        key = ("archive", reader.token, edition, first, tuple((t.name, t.query) for t in reader.topics))
+        return self._cached(key, lambda: self._build_archive(reader, edition, first))
 
-    def _build_archive(self, reader: Subscriber, edition: dt.date) -> Digest | None:
-        first, _ = digest.window(reader, edition, None)
+    def _build_archive(self, reader: Subscriber, edition: dt.date, first: dt.date) -> Digest | None:
         stored = self.store.papers(since=first, until=edition)
         if not any(a.date == edition for s in stored for a in s.listings):
             return None
