@@ -738,9 +738,21 @@ def test_a_template_that_is_not_utf8_is_one_error_naming_it(tmp_path: Path, file
 
 def test_the_intro_counts_every_match_not_only_those_shown() -> None:
     """A capped digest says how many matched and how many it shows, as its "And N more" line does."""
-    assert render.intro(5, 65, "Mar 11") == "70 new papers matched your topics in the Mar 11 listing; here are the best 5."
-    assert render.intro(1, 0, "Mar 11") == "1 new paper matched your topics in the Mar 11 listing."
-    assert render.intro(0, 0, "Mar 11") == "Nothing new matched your topics in the Mar 11 listing."
+    day = "the Mar 11 listing"
+    assert render.intro(5, 65, day) == "70 new papers matched your topics in the Mar 11 listing; here are the best 5."
+    assert render.intro(1, 0, day) == "1 new paper matched your topics in the Mar 11 listing."
+    assert render.intro(0, 0, day) == "Nothing new matched your topics in the Mar 11 listing."
+
+
+def test_a_digest_over_several_days_says_which_days_it_covers() -> None:
+    """A weekly digest, or a daily reader's catching up since their last one (digest.window),
+    covers several listings: its intro names them, not only the newest."""
+    one_day = golden_digest()
+    assert render.listings_label(one_day) == "the Mar 11 listing"
+    week = dataclasses.replace(one_day, first_date=one_day.listing_date - dt.timedelta(days=6))
+    assert render.listings_label(week) == "the listings from Mar 5 to Mar 11"
+    text = EmailRenderer(TEMPLATES).render(week, SETTINGS).text
+    assert "matched your topics in the listings from Mar 5 to Mar 11" in " ".join(text.split())
 
 
 def test_no_line_of_the_text_part_ends_in_whitespace_so_quoted_printable_keeps_to_76(tmp_path: Path) -> None:

@@ -178,4 +178,5 @@ def build_digest(
         sections=tuple(DigestSection(subscriber.topics[index], tuple(items)) for index, items in sorted(sections.items())),
         more=more,
         more_from=chosen[subscriber.max_papers] if more else "",
+        first_date=first_date if first_date < edition else None,
     )

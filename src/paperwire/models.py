@@ -155,6 +155,9 @@ class Digest:
     sections: tuple[DigestSection, ...]
     more: int = 0  # matching papers left out by the reader's cap
     more_from: str = ""  # the id of the best of those: the "and N more" link opens the archive there
+    # The first listing day it covers, when that is before listing_date (a weekly digest, or
+    # a reader catching up: digest.window); None: listing_date's listing alone.
+    first_date: dt.date | None = None
 
     @property
     def papers(self) -> int:

@@ -144,12 +144,21 @@ def schedule_phrase(reader: Subscriber) -> str:
     return f"{clean_line(reader.cadence)} {at}"
 
 
-def intro(shown: int, more: int, when: str) -> str:
+def listings_label(digest: Digest) -> str:
+    """``the Mar 11 listing``, or ``the listings from Mar 5 to Mar 11`` for a digest over
+    several days (weekly, or catching up since the last one)."""
+    last = date_label(digest.listing_date)
+    if digest.first_date is None:
+        return f"the {last} listing"
+    return f"the listings from {date_label(digest.first_date)} to {last}"
+
+
+def intro(shown: int, more: int, listings: str) -> str:
     """``70 new papers matched your topics in the Mar 11 listing; here are the best 5.``"""
     matched = shown + more
     if not matched:
-        return f"Nothing new matched your topics in the {when} listing."
-    said = f"{matched} new paper{'s' if matched != 1 else ''} matched your topics in the {when} listing"
+        return f"Nothing new matched your topics in {listings}."
+    said = f"{matched} new paper{'s' if matched != 1 else ''} matched your topics in {listings}"
     return f"{said}; here are the best {shown}." if more else f"{said}."
 
 
@@ -177,16 +186,17 @@ def context(digest: Digest, settings: Settings) -> dict[str, Any]:
     shown = sections(digest, settings)
     titles = [item.paper.title for section in shown for item in section.items]
     when = date_label(digest.listing_date)
+    listings = listings_label(digest)
     subscribed = ", ".join(clean_line(topic.name) for topic in reader.topics) or "paperwire"
     count = digest.papers
     name = clean_line(reader.name)
     return {
         "subject": subject_line(digest),
         "preheader": shorten(" · ".join(titles), PREHEADER_CHARS) if titles
-        else intro(0, 0, when),
+        else intro(0, 0, listings),
         "date": when,
         "greeting": f"Hi {name}," if name else "Hello,",
-        "intro": intro(count, digest.more, when),
+        "intro": intro(count, digest.more, listings),
         "sections": shown,
         "more": digest.more,
         "more_label": f"And {digest.more} more matching paper{'s' if digest.more != 1 else ''}",
