@@ -406,6 +406,14 @@ def test_availability_sentences_are_boilerplate_in_any_order_and_with_words_that
     ("The dataset and code will be made public.", True),
     ("All code, data, and trained models are available.", True),
     ("We release our evaluation code and data.", True),
+    # generated outputs and the code that makes them (a user's poetry paper matched `code generation`)
+    ("Our generation code is open-sourced.", True),
+    ("Our code and generation scripts will be released.", True),
+    ("Source code and generated samples are available online.", True),
+    ("All code, data and generations are released at our project page.", True),
+    ("Audio samples are available on our demo page.", True),
+    ("Generated samples are noisy for rare prompts.", False),
+    ("Generations are often repetitive.", False),
     ("We release a dataset of 10k code reviews to study code generation.", False),
     ("We evaluate code generation on released benchmarks.", False),
     ("Code generation data are scarce and rarely released.", False),  # words that name a topic, not which data
@@ -420,6 +428,12 @@ def test_availability_sentences_are_boilerplate_in_any_order_and_with_words_that
 def test_which_availability_sentences_are_boilerplate(sentence: str, boilerplate: bool) -> None:
     text = f"We study robustness: a survey. {sentence}"  # a colon: the cheap pre-check passes
     assert boilerplate_spans(text) == ([(len(text) - len(sentence), len(text))] if boilerplate else []), sentence
+
+
+def test_a_paper_whose_only_code_and_generation_are_its_release_sentence_is_not_about_code_generation() -> None:
+    abstract = ("We study the meter of sonnets in English poetry across four centuries. "
+                "Our generation code is open-sourced. We hope this helps.")
+    assert ids("code generation", [paper("A Study of Sonnets and Meter in English Poetry", abstract, 0)]) == set()
 
 
 def test_a_sentence_is_not_boilerplate_for_starting_with_models_or_data() -> None:

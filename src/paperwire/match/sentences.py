@@ -104,15 +104,15 @@ _AVAILABLE = re.compile(
 )
 _ARTIFACT = r"(?:source code|code(?:s|base)?|data(?:sets?)?|models?|(?:model\s+)?(?:weights|checkpoints?)|" \
     r"implementations?|demos?|project (?:page|website)|website|benchmarks?|resources|materials|scripts|artifacts|" \
-    r"videos?|pretrained models?)"
+    r"videos?|pretrained models?|samples|generations)"
 # Words that say which code or data an artifact is ("evaluation code", "training data",
 # "trained models"): up to two before each artifact, so "Data and evaluation code are
 # released" is as much boilerplate as "Code and data are released", in either order. A closed
 # list: in "Code generation data are scarce" the words before "data" name a topic, and the
 # sentence stays matched text.
 _MODIFIER = r"(?:evaluation|training|test|inference|benchmark|experiments?|experimental|reproduction|" \
-    r"replication|analysis|simulation|pre-?trained|trained|fine-?tuned|synthetic|generated|annotated|raw|" \
-    r"processed|baseline|supporting|accompanying|associated|relevant|model)"
+    r"replication|analysis|simulation|pre-?trained|trained|fine-?tuned|synthetic|generated|generation|annotated|" \
+    r"raw|processed|baseline|supporting|accompanying|associated|relevant|model|audio)"
 _ARTIFACT_PHRASE = rf"(?:{_MODIFIER}\s+){{0,2}}{_ARTIFACT}"
 _AND = r"(?:\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)"
 # A sentence that starts with what is made available ("Our code and data", "The source
