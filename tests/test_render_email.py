@@ -800,6 +800,14 @@ def test_the_title_link_is_labelled_with_what_its_address_says_it_is(links: list
     ("title:evaluating agents", "ChEF: A Comprehensive Evaluation Framework for Agents", "", "Evaluation, agents"),
     ("RAG", "Notes", "We study retrieval-augmented generation at scale.", "retrieval-augmented generation"),
     ('"scaling laws"', "Scaling Laws for Routing", "", "scaling laws"),  # the topic's words, in any case: as written
+    # a word found only inside the run's phrase, and a run's function word, are not named again
+    ("machine translation", "Notes", "We improve machine translation of rare words.", "machine translation"),
+    ("robotics and embodied agents", "Notes", "We study robotics and embodied agents at home.",
+     "robotics and embodied agents"),
+    ("robotics and embodied agents", "Notes", "Embodied agents and home robotics.", "robotics, embodied, agents"),
+    # a word of the run found elsewhere too (where the run also matched) is still named
+    ("machine translation", "Notes", "Four machine learning domains: machine translation and speech.",
+     "machine, machine translation"),
 ])
 def test_matched_names_the_words_as_the_paper_writes_them(topic: str, title: str, abstract: str, matched: str) -> None:
     """Emails do not highlight titles: "matched: evaluating" sent readers looking for a word

@@ -990,7 +990,7 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
       paperwire match -- '-survey diffusion'    # a topic that starts with "-" comes after --
     """
     make_topic(None, query)  # a bad query is a clear error with a pointer to the position
-    from . import semantic  # numpy and the model only for the commands that match
+    from . import paperview, semantic  # numpy and the model only for the commands that match
 
     for warning in semantic.unknown_example_warnings(app.store, [query], app.settings.acronyms):
         click.echo(f"warning: {logs.printable(warning)}", err=True)
@@ -1014,7 +1014,7 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
         title_spans = [span for hit in found.terms if hit.field == "title" for span in hit.spans]
         click.echo(f"{place:3d}. {_highlight(paper.title, title_spans)}")
         fields_by_term: dict[str, list[str]] = {}
-        for hit in found.terms:
+        for hit in paperview.listed_hits(found.terms):
             fields_by_term.setdefault(hit.term, []).append(hit.field)
         reasons = ", ".join(f"{term} ({', '.join(fields)})" for term, fields in fields_by_term.items())
         because = digest.reason(found, titles)

@@ -17,7 +17,8 @@ from markupsafe import Markup, escape
 
 from . import urls
 from .config import Settings
-from .match.text import AUTHOR_SEPARATOR  # the author field's text, as hits' spans index into it
+# AUTHOR_SEPARATOR: the author field's text, as hits' spans index into it
+from .match.text import AUTHOR_SEPARATOR, FUNCTION_WORDS
 from .models import LINK_LABELS, DigestItem, Hit, Link
 from .normalize import SHOWN_TITLE_CHARS, clean_line, safe_url, shorten, strip_unsafe
 
@@ -150,6 +151,24 @@ def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup]:
     return before + strip_unsafe(shown[:cut]) + after, before + highlighted(shown[:cut], spans) + after
 
 
+def listed_hits(hits: Iterable[Hit]) -> list[Hit]:
+    """The hits worth naming under "matched:" (emails, ``paperwire match``): not a word found
+    only inside a longer matched term ("machine" of "machine translation"), nor a function
+    word of a run beside other words ("and" of ``robotics and embodied agents``). Highlights
+    keep every hit's spans; this is only what is said."""
+    hits = list(hits)
+
+    def inside_longer(hit: Hit) -> bool:
+        longer = [span for other in hits if other.field == hit.field and len(other.term) > len(hit.term)
+                  for span in other.spans]
+        return bool(hit.spans) and all(any(start <= begin and end <= stop for start, stop in longer)
+                                       for begin, end in hit.spans)
+
+    kept = [hit for hit in hits if not inside_longer(hit)]
+    content = [hit for hit in kept if hit.term.casefold() not in FUNCTION_WORDS]
+    return content or kept
+
+
 def matched_words(hits: tuple[Hit, ...], texts: Mapping[str, str]) -> str:
     """The matched words, each once, comma-separated: the topic's term where the paper writes
     it so (in any case), else the paper's own form ("Evaluation" for a topic's "evaluating",
@@ -157,7 +176,7 @@ def matched_words(hits: tuple[Hit, ...], texts: Mapping[str, str]) -> str:
     words a reader looks for must be there as shown. ``texts``: each field's text, which the
     hits' spans index into."""
     shown: dict[str, str] = {}
-    for hit in hits:
+    for hit in listed_hits(hits):
         term, text = clean_line(hit.term), texts.get(hit.field, "")
         if not term:  # the sentence closest to a topic found by meaning (explain.py): not a word
             continue
