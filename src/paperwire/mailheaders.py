@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from email.header import Header
-from email.policy import SMTP
 
 from . import addresses
 
@@ -31,24 +30,25 @@ def header_line(name: str, value: str) -> bytes:
     already be in wire form (``mailbox``, ``angle_list``) and is only folded between its
     elements. Anything else is text: plain ASCII, the usual case, is folded here (running
     every header through the email package's folding was most of the time spent per
-    message); what needs encoding (non-ASCII, a word too long for a line) goes to the
-    package. Text that merely looks like an encoded word (``=?utf-8?q?...?=``) in a subject
-    is encoded itself, or readers would see it decoded.
+    message); what needs encoding (non-ASCII, a word too long for a line) is encoded whole
+    by the package's ``Header``. Text that merely looks like an encoded word
+    (``=?utf-8?q?...?=``) is encoded itself, or readers would see it decoded.
     """
     if _LINE_BREAKING.search(value):  # a stored value that would end the header and start another
         raise ValueError(f"{name} header: a line break or control character in {value[:60]!r}")
     if name in _STRUCTURED:
         return _structured_line(name, value)
-    if "=?" in value and name == "Subject":
-        encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
-        return f"{name}: {encoded}\r\n".encode("ascii")
     if value.isascii() and "=?" not in value:
         if len(name) + len(value) < 76:
             return f"{name}: {value}\r\n".encode("ascii")
         words = value.split(" ")
-        if all(0 < len(word) <= 76 for word in words):  # else the package's folding, which encodes
+        if all(0 < len(word) <= 76 for word in words):  # else encoded, below
             return _fold(name, words).encode("ascii")
-    return SMTP.header_factory(name, value).fold(policy=SMTP).encode("ascii")
+    # All of it in encoded words, each space inside one: the email package's folding can break a
+    # line between two encoded words and so lose the space between them (RFC 2047 ignores
+    # whitespace there: "“QEC” ✓" read back as "“QEC”✓").
+    encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: {encoded}\r\n".encode("ascii")
 
 
 def _structured_line(name: str, value: str) -> bytes:
