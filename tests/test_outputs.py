@@ -105,6 +105,16 @@ def test_feeds_take_a_date_without_a_listing(with_readers, tmp_path):
     assert (tmp_path / "o" / "feeds" / "trending.json").exists()
 
 
+def test_feeds_refuse_a_date_with_no_listing_in_the_month_before_it(with_readers, tmp_path):
+    """Such a date (a typo) gave empty feeds, written over the published ones."""
+    assert with_readers("feeds", "--out", tmp_path / "o").exit_code == 0
+    published = (tmp_path / "o" / "feeds" / "trending.atom").read_bytes()
+    result = with_readers("feeds", "--out", tmp_path / "o", "--date", "2024-01-15")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: no listing in the month up to 2024-01-15: the newest is of 2024-03-11\n"
+    assert (tmp_path / "o" / "feeds" / "trending.atom").read_bytes() == published
+
+
 @pytest.mark.parametrize("command", ["digest", "feeds"])
 def test_an_out_folder_that_cannot_be_written_is_one_line(with_readers, tmp_path, command):
     blocked = tmp_path / "file"

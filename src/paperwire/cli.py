@@ -477,16 +477,20 @@ def _once(ctx: click.Context, param: click.Parameter, given: tuple[str, ...]) ->
 def _edition(app: App, date: dt.datetime | None, *, listed: bool = True) -> dt.date:
     """The edition ``--date`` names, else the newest. With ``listed``, a date with no listing
     is refused: a digest is that day's listing (a weekly one's last day), so it would be
-    empty or short for a reason no one would guess (a typo). Feeds, which cover a week or a
-    month up to the date, take any date."""
+    empty or short for a reason no one would guess (a typo). Feeds, which cover a month up
+    to the date, take any date with a listing in that month: a day without one (a weekend)
+    is fine, but a typo that would overwrite the published feeds with empty ones is not."""
     latest = app.store.latest_listing_date()
     if latest is None:
         raise click.ClickException("no listings yet: run 'paperwire ingest PATH' first")
     if date is None:
         return latest
-    if listed and not any(listing.date == date.date() for listing in app.store.listing_summaries()):
-        raise click.ClickException(f"no listing of {date.date()}: the newest is of {latest}")
-    return date.date()
+    edition = date.date()
+    first = edition if listed else pipeline.matching_window(edition)
+    if not any(first <= listing.date <= edition for listing in app.store.listing_summaries()):
+        where = f"of {edition}" if listed else f"in the month up to {edition}"
+        raise click.ClickException(f"no listing {where}: the newest is of {latest}")
+    return edition
 
 
 @contextlib.contextmanager
