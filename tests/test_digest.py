@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import NamedTuple
 
-from paperwire.digest import Placement, build_digest, window
+from paperwire.digest import Placement, build_digest, window, without_last
 from paperwire.models import Paper, Subscriber, Topic
 
 DAY = dt.date(2024, 3, 11)
@@ -68,6 +68,22 @@ def test_cap_keeps_the_best_and_counts_the_rest():
     digest = build_digest(reader(max_papers=3), rankings(matches), PAPERS, PLACES, edition=DAY)
     assert [i.paper.id for s in digest.sections for i in s.items] == ["p7", "p6", "p5"]
     assert digest.more == 4 and digest.more_from == "p4"  # the "and 4 more" link opens the archive there
+
+
+def test_and_n_more_opens_the_archive_at_the_first_paper_not_shown_there():
+    """The archive lists every match topic by topic: "And N more" must not open it below a
+    paper of an earlier topic that the email did not show (p2, under Scaling)."""
+    matches = [[found("p2", 0.5)], [found("p1", 5.0), found("p3", 4.0), found("p4", 1.0)], []]
+    digest = build_digest(reader(max_papers=2), rankings(matches), PAPERS, PLACES, edition=DAY)
+    assert [i.paper.id for s in digest.sections for i in s.items] == ["p1", "p3"]
+    assert digest.more == 2 and digest.more_from == "p2"  # not p4, the better of the two, listed under MoE
+
+
+def test_papers_moved_into_and_n_more_for_size_open_it_at_the_first_of_them_in_the_archive():
+    matches = [[found("p2", 0.5)], [found("p1", 5.0), found("p3", 4.0), found("p4", 1.0)], []]
+    digest = without_last(build_digest(reader(), rankings(matches), PAPERS, PLACES, edition=DAY), 2)
+    assert [i.paper.id for s in digest.sections for i in s.items] == ["p1", "p3"]
+    assert digest.more == 2 and digest.more_from == "p2"
 
 
 def test_ties_go_to_the_trending_rank():

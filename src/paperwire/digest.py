@@ -120,10 +120,14 @@ def without_last(digest: Digest, count: int) -> Digest:
     if not dropped:
         return digest
     gone = {item.paper.id for item in dropped}
+    # The first of them in the archive's order (topic by topic), where "And N more" opens. (Papers
+    # the reader's cap left out already may stand before it there: which topic they are under
+    # is not known here.)
+    first_gone = next(item.paper.id for section in digest.sections for item in section.items if item.paper.id in gone)
     sections = (replace(section, items=tuple(item for item in section.items if item.paper.id not in gone))
                 for section in digest.sections)
     return replace(digest, sections=tuple(section for section in sections if section.items),
-                   more=digest.more + len(dropped), more_from=dropped[0].paper.id)
+                   more=digest.more + len(dropped), more_from=first_gone)
 
 
 def build_digest(
@@ -155,12 +159,19 @@ def build_digest(
         placement = placements[paper_id]
         return order_key(max(score for score, _, _ in candidates[paper_id]), placement.date, placement.rank, paper_id)
 
+    def strongest_first(paper_id: str) -> list[tuple[float, int, int]]:
+        """The paper's (score, topic, position) entries, its best topic first (the first of equals)."""
+        return sorted(candidates[paper_id], key=lambda entry: (-entry[0], entry[1]))
+
     chosen = sorted(candidates, key=order)
-    kept, more = chosen[: subscriber.max_papers], max(0, len(chosen) - subscriber.max_papers)
+    kept, left_out = chosen[: subscriber.max_papers], chosen[subscriber.max_papers:]
+    # "And N more" opens the archive at the first paper not shown there: the archive lists every
+    # match under its best topic, topic by topic, so that is the first of the rest in that order.
+    more_from = min(left_out, key=lambda paper_id: (strongest_first(paper_id)[0][1], order(paper_id)), default="")
 
     sections: dict[int, list[DigestItem]] = {}
     for paper_id in kept:
-        ranked = sorted(candidates[paper_id], key=lambda entry: (-entry[0], entry[1]))
+        ranked = strongest_first(paper_id)
         best_score, best_topic, position = ranked[0]
         best_match = found_by_topic[best_topic][position]
         placement = placements[paper_id]
@@ -176,7 +187,7 @@ def build_digest(
         edition=edition.isoformat(),
         listing_date=edition,
         sections=tuple(DigestSection(subscriber.topics[index], tuple(items)) for index, items in sorted(sections.items())),
-        more=more,
-        more_from=chosen[subscriber.max_papers] if more else "",
+        more=len(left_out),
+        more_from=more_from,
         first_date=first_date if first_date < edition else None,
     )
