@@ -86,6 +86,18 @@ def test_papers_moved_into_and_n_more_for_size_open_it_at_the_first_of_them_in_t
     assert digest.more == 2 and digest.more_from == "p2"
 
 
+def test_a_digest_over_several_days_starts_at_the_first_day_with_a_listing():
+    """A weekly digest's window is seven days, but "the listings from ... to ..." names only
+    days that had one: with the edition's listing alone it is that day's."""
+    weekly = reader(cadence="weekly:mon")
+    first = DAY - dt.timedelta(days=6)
+    matches = [[found("p1", 1.0)], [], []]
+    assert build_digest(weekly, rankings(matches), PAPERS, PLACES, edition=DAY, first_date=first).first_date is None
+    places = dict(PLACES, p3=Placement(DAY - dt.timedelta(days=3), 3))
+    assert build_digest(weekly, rankings(matches), PAPERS, places, edition=DAY,
+                        first_date=first).first_date == DAY - dt.timedelta(days=3)
+
+
 def test_ties_go_to_the_trending_rank():
     matches = [[found("p5", 1.0), found("p2", 1.0), found("p3", 1.0)], [], []]
     digest = build_digest(reader(), rankings(matches), PAPERS, PLACES, edition=DAY)

@@ -254,7 +254,7 @@ def test_a_catch_up_digest_opens_in_the_browser_with_the_days_it_covers(new_db, 
     site.store.save_subscriber(type(reader)(**{**{f: getattr(reader, f) for f in reader.__slots__}, "max_papers": 1}))
     listing(3, "Zebrafish fins regrow")
     send(3)
-    listing(1, "Zebrafish hearts regrow", "Zebrafish livers regrow")
+    listing(1, "Zebrafish hearts regrow", "Zebrafish livers regrow", "Zebrafish fins regrow")  # fins: listed again
     listing(0, "Mouse hearts do not regrow")  # the edition's own listing: nothing for this reader
     message = send(0)
     html_part = message.get_body(("html",)).get_content()
@@ -266,6 +266,8 @@ def test_a_catch_up_digest_opens_in_the_browser_with_the_days_it_covers(new_db, 
     assert page.status_code == 200
     assert "Zebrafish hearts regrow" in page.text and "Zebrafish livers regrow" in page.text
     assert "Zebrafish fins regrow" not in page.text  # sent three days ago, in the digest before
+    intro = "2 new papers matched your topics in the listings from Mar 10 to Mar 11"  # the days with listings
+    assert intro in " ".join(html_part.split()) and intro in " ".join(page.text.split())
     ids = _parse_html(page.text).ids
     assert all(path.partition("#")[2] in ids for path in archive_links if "#" in path), archive_links
     site.client.close()

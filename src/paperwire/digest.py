@@ -159,6 +159,10 @@ def build_digest(
         placement = placements[paper_id]
         return order_key(max(score for score, _, _ in candidates[paper_id]), placement.date, placement.rank, paper_id)
 
+    # The first day of the window that has a listing: what "the listings from ... to ..." names.
+    listed_from = min((placement.date for placement in placements.values() if first_date <= placement.date <= edition),
+                      default=edition)
+
     def strongest_first(paper_id: str) -> list[tuple[float, int, int]]:
         """The paper's (score, topic, position) entries, its best topic first (the first of equals)."""
         return sorted(candidates[paper_id], key=lambda entry: (-entry[0], entry[1]))
@@ -189,5 +193,5 @@ def build_digest(
         sections=tuple(DigestSection(subscriber.topics[index], tuple(items)) for index, items in sorted(sections.items())),
         more=len(left_out),
         more_from=more_from,
-        first_date=first_date if first_date < edition else None,
+        first_date=listed_from if listed_from < edition else None,
     )

@@ -445,6 +445,19 @@ class DeliveryStore:
                         found.setdefault(subscriber_id, set()).add(paper_id)
         return found
 
+    def papers_sent_before(self, subscriber_id: int, paper_ids: Sequence[str], *, before: dt.date) -> set[str]:
+        """Which of these papers the reader was sent in digests dated before ``before``: those
+        the digest of that edition left out as sent already, as its archive page does too."""
+        query = (sa.select(sent_papers.c.paper_id)
+                 .join(deliveries, deliveries.c.id == sent_papers.c.delivery_id)
+                 .where(sent_papers.c.subscriber_id == subscriber_id, deliveries.c.edition < before.isoformat(),
+                        sent_papers.c.paper_id.in_(sa.bindparam("papers", expanding=True))))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(paper_ids))):
+                found.update(conn.execute(query, {"papers": chunk}).scalars())
+        return found
+
     def handed_over_since(self, since: dt.datetime) -> list[dt.datetime]:
         """When messages were last handed to the mail server (sent, failed or unknown), newest
         first: the hourly rate limit counts them whichever run or process sent them."""

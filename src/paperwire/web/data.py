@@ -194,9 +194,10 @@ class DataCache:
 
         Re-rendered from stored papers and the reader's current topics over the days the
         email of that edition covered (``digest.window``: since the digest sent before it,
-        so a reader catching up sees the days they caught up on). Papers already sent in
-        earlier emails are kept, so an old edition still shows what it showed. None when
-        no listing falls on the edition's day.
+        so a reader catching up sees the days they caught up on), without the papers sent
+        in earlier digests, as the email left them out (those it showed itself stay, so an
+        old edition still shows what it showed). None when no listing falls on the
+        edition's day.
         """
         first, _ = digest.window(reader, edition, self.store.last_sent_edition(reader.id, before=edition))
         key = ("archive", reader.token, edition, first, tuple((t.name, t.query) for t in reader.topics))
@@ -212,8 +213,9 @@ class DataCache:
                                          self.settings, self.store)
         found = [rankings[i] for i in range(len(reader.topics))]
         uncapped = replace(reader, max_papers=ARCHIVE_LIMIT)  # a web page is not clipped like an email
+        earlier = self.store.papers_sent_before(reader.id, [p.id for p in papers], before=edition)
         result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
-                                     first_date=first,
+                                     first_date=first, already_sent=earlier,
                                      example_titles=semantic.example_titles(self.store, [t.query for t in reader.topics],
                                                                             self.settings.acronyms))
         # The closest sentences the digest run stored (the emailed papers' ones): a page never embeds them.
