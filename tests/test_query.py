@@ -117,6 +117,25 @@ def test_typographic_double_quotes_are_quotes(text: str, straight: str) -> None:
     assert [term.position for term in _terms(query.root)] == [term.position for term in _terms(expected.root)]
 
 
+@pytest.mark.parametrize(
+    ("text", "straight"),
+    [
+        ("diffusion \u2013video", "diffusion -video"),  # an en dash: what autocorrect makes of "-"
+        ("diffusion \u2212video", "diffusion -video"),  # a minus sign
+        ("\u2014\u201csurvey\u201d agents", '-"survey" agents'),  # an em dash before a quote
+        ("agents (RAG \u2013survey)", "agents (RAG -survey)"),
+        ("GPT\u20134 agents", "GPT\u20134 agents"),  # inside a word it stays
+        ("agents \u2013 tools", "agents \u2013 tools"),  # standing alone it is punctuation
+    ],
+)
+def test_a_typographic_dash_before_a_term_excludes_it(text: str, straight: str) -> None:
+    """"diffusion \u2013video" (autocorrect's dash) ranked the video paper first: it matched
+    the word "\u2013video" instead of excluding video."""
+    query, expected = parse_query(text), parse_query(straight)
+    assert query == expected and query.text == text
+    assert [term.position for term in _terms(query.root)] == [term.position for term in _terms(expected.root)]
+
+
 def test_an_unclosed_typographic_quote_is_reported_where_written() -> None:
     text = "(RAG OR \u201cretrieval"
     with pytest.raises(QueryError, match="unbalanced quote") as caught:

@@ -50,6 +50,9 @@ _WORD_CHAR = re.compile(r"[^\W_]")
 # '"'. One character for one, so positions stay those of the text as written. Single quotes
 # are not part of the language: apostrophes stay in words (``LLM's``).
 _DOUBLE_QUOTES = re.compile("[\u201c\u201d\u201e\u00ab\u00bb]")  # a regex: str.translate is 4x slower
+# An en dash, em dash or minus sign that starts a term (after a space or "(", before a
+# non-space): an exclusion typed through autocorrect. Inside a word ("GPT–4") it stays.
+_TYPOGRAPHIC_DASH = re.compile("(?<![^\\s(])[\u2013\u2014\u2212]+(?=[^\\s\u2013\u2014\u2212])")
 _FIELD_PREFIX = re.compile(r"([A-Za-z]+):")
 # A topic's mode, first thing in it: "words:" matches by words only, "meaning:" by meaning
 # only (match/meaning.py); without one, both.
@@ -179,10 +182,14 @@ _LEXEME = re.compile(
 def _lex(text: str) -> list[_Token]:
     """Split the query into tokens; reports unbalanced quotes and bad field prefixes.
 
-    Typographic quotes are read as '"' (``_DOUBLE_QUOTES``); an error still shows the text
-    as written."""
+    Typographic quotes are read as '"' (``_DOUBLE_QUOTES``), and a typographic dash before a
+    term as '-' (``_TYPOGRAPHIC_DASH``: what autocorrect makes of "-video" must still exclude
+    video); an error still shows the text as written."""
+    straight = _DOUBLE_QUOTES.sub('"', text)
+    if not straight.isascii():
+        straight = _TYPOGRAPHIC_DASH.sub(lambda dashes: "-" * len(dashes[0]), straight)  # positions kept
     try:
-        return _lex_straight(_DOUBLE_QUOTES.sub('"', text))
+        return _lex_straight(straight)
     except QueryError as error:
         raise _as_written(error, text) from None
 
