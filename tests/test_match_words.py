@@ -278,6 +278,15 @@ def test_a_run_highlights_its_words_only_where_they_made_it_match(seed_papers: l
     assert ("efficient", "abstract", ["efficiency"]) in shown(alone, seed_papers)
 
 
+def test_a_runs_function_words_are_shown_only_inside_its_phrase() -> None:
+    """``state of the art`` lit up "the" and "of" wherever they stood near its other words ("a
+    new state-of-the-art in the open-source community"): on their own they say nothing."""
+    papers = [paper("Results", "We set a new state-of-the-art in the open-source community.", 0)]
+    (match,) = match_one("state of the art", papers)
+    assert [(term, texts) for term, _, texts in shown(match, papers)] == [
+        ("state", ["state"]), ("art", ["art"]), ("state of the art", ["state-of-the-art"])]
+
+
 def test_an_expansion_in_a_run_is_shown_as_the_phrase_that_made_it_match(seed_papers: list[Paper]) -> None:
     """``sparse mixture of experts`` matched Uni-MoE by "sparse MoE": not by every "of"."""
     uni_moe = found("sparse mixture of experts", seed_papers,

@@ -17,8 +17,7 @@ from markupsafe import Markup, escape
 
 from . import urls
 from .config import Settings
-# AUTHOR_SEPARATOR: the author field's text, as hits' spans index into it
-from .match.text import AUTHOR_SEPARATOR, FUNCTION_WORDS
+from .match.text import AUTHOR_SEPARATOR  # the author field's text, as hits' spans index into it
 from .models import LINK_LABELS, DigestItem, Hit, Link
 from .normalize import SHOWN_TITLE_CHARS, clean_line, safe_url, shorten, strip_unsafe
 
@@ -153,9 +152,8 @@ def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup]:
 
 def listed_hits(hits: Iterable[Hit]) -> list[Hit]:
     """The hits worth naming under "matched:" (emails, ``paperwire match``): not a word found
-    only inside a longer matched term ("machine" of "machine translation"), nor a function
-    word of a run beside other words ("and" of ``robotics and embodied agents``). Highlights
-    keep every hit's spans; this is only what is said."""
+    only inside a longer matched term ("machine" of "machine translation"). Highlights keep
+    every hit's spans; this is only what is said."""
     hits = list(hits)
 
     def inside_longer(hit: Hit) -> bool:
@@ -164,9 +162,7 @@ def listed_hits(hits: Iterable[Hit]) -> list[Hit]:
         return bool(hit.spans) and all(any(start <= begin and end <= stop for start, stop in longer)
                                        for begin, end in hit.spans)
 
-    kept = [hit for hit in hits if not inside_longer(hit)]
-    content = [hit for hit in kept if hit.term.casefold() not in FUNCTION_WORDS]
-    return content or kept
+    return [hit for hit in hits if not inside_longer(hit)]
 
 
 def matched_words(hits: tuple[Hit, ...], texts: Mapping[str, str]) -> str:

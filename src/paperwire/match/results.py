@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple, Protocol, overload
 
 from paperwire.match.sentences import SENTENCE_SHIFT
+from paperwire.match.text import FUNCTION_WORDS
 from paperwire.models import Paper
 
 Span = tuple[int, int]  # [start, end) character offsets into the field text
@@ -212,7 +213,9 @@ def term_hits(
     """Where each of ``positives`` is in ``paper``, in their order: a match's explanation.
 
     One function for the word rankings and for the literal conditions of papers found by
-    meaning (``ConditionHits.hits``), so both explain a term the same way."""
+    meaning (``ConditionHits.hits``), so both explain a term the same way. A run's function
+    words ("of", "the" of ``state of the art``) are shown only inside the run's phrase: on
+    their own, near the other words, they are everywhere and say nothing."""
     hits: list[TermHit] = []
     bounds = getattr(findings, "bounds", None)  # papers that may contain each term: skip the others
     for ref in positives:
@@ -221,7 +224,8 @@ def term_hits(
         finding = findings[ref.term]
         if paper in finding.scores:
             if type(ref) is NearRef:
-                hits += near_hits(ref, findings, paper)  # type: ignore[arg-type]
+                if ref.label.casefold() not in FUNCTION_WORDS:
+                    hits += near_hits(ref, findings, paper)  # type: ignore[arg-type]
             else:
                 hits += finding.hits(ref.label, paper)
     return tuple(hits)
