@@ -102,7 +102,8 @@ def test_names_keep_their_zero_width_joiners_and_lose_controls(name):
     assert clean_name(f"{name}\r\nBcc: x\x00\u202e") == f"{name} Bcc: x"
 
 
-@pytest.mark.parametrize("query", ["the of and", "a", "the -video", "meaning: in the", "the OR (of -zebra)"])
+@pytest.mark.parametrize("query", ["the of and", "a", "the -video", "meaning: in the", "the OR (of -zebra)",
+                                   "the OR RAG", "RAG OR of", "RAG OR (the -zebra)"])
 def test_a_topic_of_only_common_words_is_refused_when_saved(query):
     """"the of and" matched 48 of 102 papers and "a" 100: nothing in it tells papers apart."""
     from paperwire.subscribers import make_topic
@@ -117,6 +118,21 @@ def test_a_topic_with_one_content_word_or_an_example_is_kept(query):
     from paperwire.subscribers import make_topic
 
     assert make_topic(None, query).query == query
+
+
+@pytest.mark.parametrize("spec, name, query", [
+    ('title:"x=y" RAG', 'title:"x=y" RAG', 'title:"x=y" RAG'),  # an "=" inside a phrase is the query's
+    ('(a=b OR RAG)', '(a=b OR RAG)', '(a=b OR RAG)'),
+    ("Routing = MoE routing", "Routing", "MoE routing"),
+    ('Papers = "x=y" RAG', "Papers", '"x=y" RAG'),
+])
+def test_a_topic_spec_splits_its_name_at_the_first_equals_sign_outside_the_query(spec, name, query):
+    """``--topic 'title:"x=y" RAG'`` was refused ("unbalanced quote at position 1 of 'y" RAG'"),
+    though ``match`` takes the same topic."""
+    from paperwire.subscribers import parse_topic_spec
+
+    topic = parse_topic_spec(spec)
+    assert (topic.name, topic.query) == (name, query)
 
 
 def test_public_topics_named_in_other_scripts_get_a_feed_name(run_cli):

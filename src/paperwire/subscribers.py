@@ -20,7 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 from .errors import QueryError, ValidationError
 from .models import SUBSCRIBER_STATUSES, WEEKDAYS, Subscriber, Topic
 from .match.text import FUNCTION_WORDS
-from .query import Query, like_refs, parse_query, positive_term_nodes
+from .query import Node, Or, Query, like_refs, parse_query, positive_term_nodes
 from .urls import RESERVED_SLUGS, RESERVED_SUFFIX
 
 DEFAULTS = Subscriber(email="")
@@ -135,9 +135,12 @@ def make_topic(name: str | None, query: str, *, public: bool = False) -> Topic:
     except QueryError as exc:
         pointer = f"\n  {query_text}\n  {' ' * exc.position}^"
         raise ValidationError("topic", f"{exc.reason} at position {exc.position} of {query_text!r}{pointer}") from None
-    if common := _only_common_words(query):
-        raise ValidationError("topic", f"{query_text!r} has only common words ({', '.join(common)}): they are in "
-                                       "nearly every paper, so it would pick nearly all of them")
+    # Each side of OR picks papers on its own: "the OR RAG" picked all but a few.
+    for side in (query.root.children if isinstance(query.root, Or) else (query,)):
+        if common := _only_common_words(side):
+            where = repr(query_text) if side is query else f"one side of OR in {query_text!r}"
+            raise ValidationError("topic", f"{where} has only common words ({', '.join(common)}): they are in "
+                                           "nearly every paper, so it would pick nearly all of them")
     topic_name = clean_name(name, "topic name", _TOPIC_NAME_MAX) or query_text[:_TOPIC_NAME_MAX]
     slug = _feed_name(topic_name)
     if slug in RESERVED_SLUGS:  # "Trending": its own feed, never in place of the built-in one
@@ -147,7 +150,7 @@ def make_topic(name: str | None, query: str, *, public: bool = False) -> Topic:
     return Topic(name=topic_name, query=query_text, public=public, slug=slug)
 
 
-def _only_common_words(query: Query) -> list[str]:
+def _only_common_words(query: Query | Node) -> list[str]:
     """The topic's words when they are all bare function words ("the of and", "a") and
     nothing else can pick a paper (no phrase, field such as ``author:He``, or ``like:``);
     else []. Checked where people's topics come in (this function's callers), not when a
@@ -171,11 +174,15 @@ def _feed_name(name: str) -> str:
 
 
 def parse_topic_spec(spec: str) -> Topic:
-    """``NAME=QUERY`` or just ``QUERY`` (the name is then the query)."""
+    """``NAME=QUERY`` or just ``QUERY`` (the name is then the query). An ``=`` after a quote
+    or a parenthesis is inside the query (``title:"x=y" RAG``), not the end of a name."""
     name, sep, query = str(spec).partition("=")
-    if not sep:
+    if not sep or any(mark in name for mark in _QUERY_MARKS):
         name, query = "", spec
     return make_topic(name.strip() or None, query)
+
+
+_QUERY_MARKS = ('"', "(", "\u201c", "\u201e", "\u00ab")  # opening a phrase or group: not in a name before "="
 
 
 def followed_topics(names: Iterable[str], public: Iterable[Topic]) -> list[Topic]:
