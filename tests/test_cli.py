@@ -194,6 +194,16 @@ def test_match_says_how_many_matched_beyond_the_limit_and_takes_a_topic_that_sta
     assert dashed.exit_code == 0 and " of 70 paper(s) matched" in dashed.stderr
 
 
+def test_match_lists_the_matched_words_as_the_paper_writes_them_as_emails_do(run_cli):
+    """It listed the topic's word ("generalisation (title)" for a title that says "General-Purpose"),
+    which hid what the stemmer had joined; emails already showed the paper's own word."""
+    assert run_cli("ingest", SEED).exit_code == 0
+    shown = run_cli("match", "words: title:evaluating").stdout
+    assert "matched: Evaluation (title)" in shown and "matched: evaluating (title)" in shown  # "Evaluating" as the topic
+    general = run_cli("match", "words: generalisation").stdout
+    assert "matched: General (title, abstract)" in general and "matched: generalisation" not in general
+
+
 def test_a_paper_found_by_meaning_or_example_lists_the_words_its_topic_required(run_cli):
     """A literal condition beside an example or a meaning is checked by words, so it is listed
     as matched and highlighted (issue 14: every match says why); an exclusion is not."""

@@ -995,6 +995,7 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
     """
     make_topic(None, query)  # a bad query is a clear error with a pointer to the position
     from . import paperview, semantic  # numpy and the model only for the commands that match
+    from .match.text import field_text
 
     for warning in semantic.unknown_example_warnings(app.store, [query], app.settings.acronyms):
         click.echo(f"warning: {logs.printable(warning)}", err=True)
@@ -1017,10 +1018,11 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
         paper = by_id[found.paper_id]
         title_spans = [span for hit in found.terms if hit.field == "title" for span in hit.spans]
         click.echo(f"{place:3d}. {_highlight(paper.title, title_spans)}")
-        fields_by_term: dict[str, list[str]] = {}
+        fields_by_word: dict[str, tuple[str, list[str]]] = {}  # as the paper writes them, as emails list them
         for hit in paperview.listed_hits(found.terms):
-            fields_by_term.setdefault(hit.term, []).append(hit.field)
-        reasons = ", ".join(f"{term} ({', '.join(fields)})" for term, fields in fields_by_term.items())
+            if word := paperview.written_word(hit, field_text(paper, hit.field)):
+                fields_by_word.setdefault(word.casefold(), (word, []))[1].append(hit.field)
+        reasons = ", ".join(f"{word} ({', '.join(fields)})" for word, fields in fields_by_word.values())
         because = digest.reason(found, titles)
         click.echo(f"     score {found.score:.2f} · {paper.id}" + (f" · matched: {reasons}" if reasons else "")
                    + (f" · {because}" if because else ""))

@@ -150,6 +150,19 @@ def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup]:
     return before + strip_unsafe(shown[:cut]) + after, before + highlighted(shown[:cut], spans) + after
 
 
+def written_word(hit: Hit, text: str) -> str:
+    """The topic's term where the paper writes it so (in any case), else the paper's own form at
+    the hit's first place ("Evaluation" for a topic's "evaluating", "retrieval-augmented
+    generation" for its "RAG"): what the reader will find in the paper. ``text``: the hit's
+    field, which its spans index into. "" for a hit that is not a word."""
+    term = clean_line(hit.term)
+    if not term:
+        return ""
+    start, end = hit.spans[0] if hit.spans else (0, 0)
+    written = clean_line(text[start:end]) if 0 <= start < end <= len(text) else ""
+    return written if written and written.casefold() != term.casefold() else term
+
+
 def listed_hits(hits: Iterable[Hit]) -> list[Hit]:
     """The hits worth naming under "matched:" (emails, ``paperwire match``): not a word found
     only inside a longer matched term ("machine" of "machine translation"). Highlights keep
@@ -166,20 +179,14 @@ def listed_hits(hits: Iterable[Hit]) -> list[Hit]:
 
 
 def matched_words(hits: tuple[Hit, ...], texts: Mapping[str, str]) -> str:
-    """The matched words, each once, comma-separated: the topic's term where the paper writes
-    it so (in any case), else the paper's own form ("Evaluation" for a topic's "evaluating",
-    "retrieval-augmented generation" for its "RAG"). Emails do not highlight titles, so the
-    words a reader looks for must be there as shown. ``texts``: each field's text, which the
-    hits' spans index into."""
+    """The matched words, each once, comma-separated, as ``written_word`` gives them. Emails
+    do not highlight titles, so the words a reader looks for must be there as shown.
+    ``texts``: each field's text, which the hits' spans index into."""
     shown: dict[str, str] = {}
     for hit in listed_hits(hits):
-        term, text = clean_line(hit.term), texts.get(hit.field, "")
-        if not term:  # the sentence closest to a topic found by meaning (explain.py): not a word
-            continue
-        start, end = hit.spans[0] if hit.spans else (0, 0)
-        written = clean_line(text[start:end]) if 0 <= start < end <= len(text) else ""
-        word = written if written and written.casefold() != term.casefold() else term
-        shown.setdefault(word.casefold(), word)
+        word = written_word(hit, texts.get(hit.field, ""))
+        if word:  # not the sentence closest to a topic found by meaning (explain.py): no word
+            shown.setdefault(word.casefold(), word)
     return ", ".join(shown.values())
 
 
