@@ -120,6 +120,16 @@ def test_a_topic_with_one_content_word_or_an_example_is_kept(query):
     assert make_topic(None, query).query == query
 
 
+def test_the_caret_under_a_bad_topic_counts_wide_characters_as_two_columns():
+    """Terminals draw CJK and most emoji two columns wide: the caret stood left of the bad character."""
+    from paperwire.subscribers import make_topic
+
+    with pytest.raises(ValidationError) as raised:
+        make_topic(None, '推理模型 OR "x')
+    *_, line, caret = str(raised.value).split("\n")
+    assert line == '  推理模型 OR "x' and caret == "  " + " " * 12 + "^"  # 4 wide characters, then " OR "
+
+
 @pytest.mark.parametrize("spec, name, query", [
     ('title:"x=y" RAG', 'title:"x=y" RAG', 'title:"x=y" RAG'),  # an "=" inside a phrase is the query's
     ('(a=b OR RAG)', '(a=b OR RAG)', '(a=b OR RAG)'),

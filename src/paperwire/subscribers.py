@@ -133,7 +133,7 @@ def make_topic(name: str | None, query: str, *, public: bool = False) -> Topic:
     try:
         query = parse_query(query_text)
     except QueryError as exc:
-        pointer = f"\n  {query_text}\n  {' ' * exc.position}^"
+        pointer = f"\n  {query_text}\n  {' ' * _columns(query_text[:exc.position])}^"
         raise ValidationError("topic", f"{exc.reason} at position {exc.position} of {query_text!r}{pointer}") from None
     # Each side of OR picks papers on its own: "the OR RAG" picked all but a few.
     for side in (query.root.children if isinstance(query.root, Or) else (query,)):
@@ -148,6 +148,12 @@ def make_topic(name: str | None, query: str, *, public: bool = False) -> Topic:
     if public and not slug:
         raise ValidationError("topic name", f"{topic_name!r} needs at least one letter or digit (it names a feed)")
     return Topic(name=topic_name, query=query_text, public=public, slug=slug)
+
+
+def _columns(text: str) -> int:
+    """How many terminal columns ``text`` takes: wide characters (CJK, most emoji) two, so the
+    caret under a query stands under the character the error names."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
 
 
 def _only_common_words(query: Query | Node) -> list[str]:
