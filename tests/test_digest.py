@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import NamedTuple
 
-from paperwire.digest import Placement, build_digest, window, without_last
+from paperwire.digest import Placement, build_digest, first_listed, window, without_last
 from paperwire.models import Paper, Subscriber, Topic
 
 DAY = dt.date(2024, 3, 11)
@@ -89,13 +89,14 @@ def test_papers_moved_into_and_n_more_for_size_open_it_at_the_first_of_them_in_t
 def test_a_digest_over_several_days_starts_at_the_first_day_with_a_listing():
     """A weekly digest's window is seven days, but "the listings from ... to ..." names only
     days that had one: with the edition's listing alone it is that day's."""
-    weekly = reader(cadence="weekly:mon")
-    first = DAY - dt.timedelta(days=6)
+    week = DAY - dt.timedelta(days=6)
+    assert first_listed([DAY], week, DAY) == DAY
+    assert first_listed([DAY - dt.timedelta(days=9), DAY - dt.timedelta(days=3), DAY], week, DAY) == DAY - dt.timedelta(days=3)
+    assert first_listed([], week, DAY) == DAY
     matches = [[found("p1", 1.0)], [], []]
-    assert build_digest(weekly, rankings(matches), PAPERS, PLACES, edition=DAY, first_date=first).first_date is None
-    places = dict(PLACES, p3=Placement(DAY - dt.timedelta(days=3), 3))
-    assert build_digest(weekly, rankings(matches), PAPERS, places, edition=DAY,
-                        first_date=first).first_date == DAY - dt.timedelta(days=3)
+    weekly = reader(cadence="weekly:mon")
+    assert build_digest(weekly, rankings(matches), PAPERS, PLACES, edition=DAY, first_date=DAY).first_date is None
+    assert build_digest(weekly, rankings(matches), PAPERS, PLACES, edition=DAY, first_date=week).first_date == week
 
 
 def test_ties_go_to_the_trending_rank():

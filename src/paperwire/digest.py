@@ -9,6 +9,7 @@ with a count of the rest.
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -100,6 +101,14 @@ def window(subscriber: Subscriber, edition: dt.date, last_edition: dt.date | Non
     return edition, edition
 
 
+def first_listed(days: Sequence[dt.date], since: dt.date, edition: dt.date) -> dt.date:
+    """The first of the listing ``days`` (ascending) from ``since`` on, or ``edition`` when none
+    comes before it: where a digest's window starts for what it says ("the listings from ...
+    to ..."), and, as papers have no other dates, the same papers as ``since``."""
+    at = bisect_left(days, since)
+    return days[at] if at < len(days) and days[at] < edition else edition
+
+
 def week_before(edition: dt.date) -> dt.date:
     """The first listing day of the week that ends with ``edition``: the longest window."""
     return edition - WEEK + dt.timedelta(days=1)
@@ -128,6 +137,12 @@ def without_last(digest: Digest, count: int) -> Digest:
                 for section in digest.sections)
     return replace(digest, sections=tuple(section for section in sections if section.items),
                    more=digest.more + len(dropped), more_from=first_gone)
+
+
+def _strongest(entry: tuple[float, int, int]) -> tuple[float, int]:
+    """How a paper's (score, topic, position) entries rank: best score first, then the reader's
+    first topic (the paper goes under its first entry)."""
+    return -entry[0], entry[1]
 
 
 def build_digest(
@@ -159,23 +174,23 @@ def build_digest(
         placement = placements[paper_id]
         return order_key(max(score for score, _, _ in candidates[paper_id]), placement.date, placement.rank, paper_id)
 
-    # The first day of the window that has a listing: what "the listings from ... to ..." names.
-    listed_from = min((placement.date for placement in placements.values() if first_date <= placement.date <= edition),
-                      default=edition)
-
-    def strongest_first(paper_id: str) -> list[tuple[float, int, int]]:
-        """The paper's (score, topic, position) entries, its best topic first (the first of equals)."""
-        return sorted(candidates[paper_id], key=lambda entry: (-entry[0], entry[1]))
-
     chosen = sorted(candidates, key=order)
     kept, left_out = chosen[: subscriber.max_papers], chosen[subscriber.max_papers:]
     # "And N more" opens the archive at the first paper not shown there: the archive lists every
-    # match under its best topic, topic by topic, so that is the first of the rest in that order.
-    more_from = min(left_out, key=lambda paper_id: (strongest_first(paper_id)[0][1], order(paper_id)), default="")
+    # match under its best topic, topic by topic, so that is the first left-out paper (in order)
+    # of the lowest best topic among them. The reader's first topic cannot be beaten: most
+    # digests stop at their first left-out paper.
+    more_from, more_topic = "", len(subscriber.topics)
+    for paper_id in left_out:
+        topic = min(candidates[paper_id], key=_strongest)[1]
+        if topic < more_topic:
+            more_from, more_topic = paper_id, topic
+            if topic == 0:
+                break
 
     sections: dict[int, list[DigestItem]] = {}
     for paper_id in kept:
-        ranked = strongest_first(paper_id)
+        ranked = sorted(candidates[paper_id], key=_strongest)
         best_score, best_topic, position = ranked[0]
         best_match = found_by_topic[best_topic][position]
         placement = placements[paper_id]
@@ -193,5 +208,5 @@ def build_digest(
         sections=tuple(DigestSection(subscriber.topics[index], tuple(items)) for index, items in sorted(sections.items())),
         more=len(left_out),
         more_from=more_from,
-        first_date=listed_from if listed_from < edition else None,
+        first_date=first_date if first_date < edition else None,
     )

@@ -240,6 +240,7 @@ def plan_digests(
     _ensure_vectors(store, settings, papers, [query for _, pairs in groups for _, query in pairs])
     by_id = {paper.id: paper for paper in papers}
     placements = {item.paper.id: digest.Placement(*newest_placement(item, edition)) for item in stored}
+    listing_days = sorted({appearance.date for item in stored for appearance in item.listings})
     if with_history:
         histories = histories if histories is not None else store.histories(reader.id for reader in readers)
         already_sent = store.sent_papers_among(list(by_id), [reader.id for reader in readers])
@@ -261,7 +262,8 @@ def plan_digests(
         if reader.topics and (index, 0) not in rankings:
             return None
         try:
-            first, _ = digest.window(reader, edition, histories[reader.id].last_edition)
+            since, _ = digest.window(reader, edition, histories[reader.id].last_edition)
+            first = digest.first_listed(listing_days, since, edition)
             found = [rankings[(index, topic_index)] for topic_index in range(len(reader.topics))]
             result = digest.build_digest(reader, found, by_id, placements, edition=edition, first_date=first,
                                          already_sent=already_sent.get(reader.id, frozenset()),

@@ -214,8 +214,9 @@ class DataCache:
         found = [rankings[i] for i in range(len(reader.topics))]
         uncapped = replace(reader, max_papers=ARCHIVE_LIMIT)  # a web page is not clipped like an email
         earlier = self.store.papers_sent_before(reader.id, [p.id for p in papers], before=edition)
+        listed = digest.first_listed(sorted({a.date for s in stored for a in s.listings}), first, edition)
         result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
-                                     first_date=first, already_sent=earlier,
+                                     first_date=listed, already_sent=earlier,
                                      example_titles=semantic.example_titles(self.store, [t.query for t in reader.topics],
                                                                             self.settings.acronyms))
         # The closest sentences the digest run stored (the emailed papers' ones): a page never embeds them.
