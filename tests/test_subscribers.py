@@ -135,6 +135,9 @@ def test_the_caret_under_a_bad_topic_counts_wide_characters_as_two_columns():
     ('(a=b OR RAG)', '(a=b OR RAG)', '(a=b OR RAG)'),
     ("Routing = MoE routing", "Routing", "MoE routing"),
     ('Papers = "x=y" RAG', "Papers", '"x=y" RAG'),
+    # what the manage form shows a topic as ("NAME = QUERY") must read back as it was
+    ("Agents (tool use) = agents tools", "Agents (tool use)", "agents tools"),
+    ('"Scaling laws" = "scaling laws"', '"Scaling laws"', '"scaling laws"'),
 ])
 def test_a_topic_spec_splits_its_name_at_the_first_equals_sign_outside_the_query(spec, name, query):
     """``--topic 'title:"x=y" RAG'`` was refused ("unbalanced quote at position 1 of 'y" RAG'"),

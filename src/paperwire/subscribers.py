@@ -180,15 +180,19 @@ def _feed_name(name: str) -> str:
 
 
 def parse_topic_spec(spec: str) -> Topic:
-    """``NAME=QUERY`` or just ``QUERY`` (the name is then the query). An ``=`` after a quote
-    or a parenthesis is inside the query (``title:"x=y" RAG``), not the end of a name."""
+    """``NAME=QUERY`` or just ``QUERY`` (the name is then the query). An ``=`` inside a quote or
+    a parenthesis left open before it is the query's (``title:"x=y" RAG``), not the end of a
+    name; a name may hold closed ones (``Agents (tool use) = agents tools``)."""
     name, sep, query = str(spec).partition("=")
-    if not sep or any(mark in name for mark in _QUERY_MARKS):
+    if not sep or _left_open(name):
         name, query = "", spec
     return make_topic(name.strip() or None, query)
 
 
-_QUERY_MARKS = ('"', "(", "\u201c", "\u201e", "\u00ab")  # opening a phrase or group: not in a name before "="
+def _left_open(text: str) -> bool:
+    """Whether ``text`` ends inside a quote (typographic ones too) or a parenthesis."""
+    quotes = sum(text.count(mark) for mark in '"\u201c\u201d\u201e\u00ab\u00bb')
+    return quotes % 2 == 1 or text.count("(") > text.count(")")
 
 
 def followed_topics(names: Iterable[str], public: Iterable[Topic]) -> list[Topic]:
