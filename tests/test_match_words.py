@@ -287,6 +287,13 @@ def test_a_runs_function_words_are_shown_only_inside_its_phrase() -> None:
         ("state", ["state"]), ("art", ["art"]), ("state of the art", ["state-of-the-art"])]
 
 
+def test_a_run_word_in_capitals_is_shown_though_it_is_spelled_like_a_function_word() -> None:
+    """"IT" of ``IT security`` may be an acronym, as topics of common words count it."""
+    papers = [paper("Securing IT systems", "We study security of IT systems.", 0)]
+    (match,) = match_one("IT security", papers)
+    assert "IT" in [term for term, _, _ in shown(match, papers)]
+
+
 def test_an_expansion_in_a_run_is_shown_as_the_phrase_that_made_it_match(seed_papers: list[Paper]) -> None:
     """``sparse mixture of experts`` matched Uni-MoE by "sparse MoE": not by every "of"."""
     uni_moe = found("sparse mixture of experts", seed_papers,

@@ -19,7 +19,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from .errors import QueryError, ValidationError
 from .models import SUBSCRIBER_STATUSES, WEEKDAYS, Subscriber, Topic
-from .match.text import FUNCTION_WORDS
+from .match.text import is_function_word
 from .query import Node, Or, Query, like_refs, parse_query, positive_term_nodes
 from .urls import RESERVED_SLUGS, RESERVED_SUFFIX
 
@@ -165,7 +165,7 @@ def _only_common_words(query: Query | Node) -> list[str]:
     if not terms or like_refs(query) or any(term.phrase or term.field for term in terms):
         return []
     words = [term.text for term in terms]
-    common = all(word.casefold() in FUNCTION_WORDS and not (len(word) > 1 and word.isupper()) for word in words)
+    common = all(map(is_function_word, words))
     return list(dict.fromkeys(words)) if common else []
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple, Protocol, overload
 
 from paperwire.match.sentences import SENTENCE_SHIFT
-from paperwire.match.text import FUNCTION_WORDS
+from paperwire.match.text import is_function_word
 from paperwire.models import Paper
 
 Span = tuple[int, int]  # [start, end) character offsets into the field text
@@ -224,7 +224,7 @@ def term_hits(
         finding = findings[ref.term]
         if paper in finding.scores:
             if type(ref) is NearRef:
-                if ref.label.casefold() not in FUNCTION_WORDS:
+                if not is_function_word(ref.label):
                     hits += near_hits(ref, findings, paper)  # type: ignore[arg-type]
             else:
                 hits += finding.hits(ref.label, paper)

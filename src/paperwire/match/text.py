@@ -52,6 +52,12 @@ FUNCTION_WORDS = frozenset(
     also only just very too such same own other more most much many few several
     again further once ever never thus hence however""".split()
 )
+def is_function_word(word: str) -> bool:
+    """A word that only joins others ("of", "the"), as a reader writes it: not one in capitals,
+    which may be an acronym ("IT", "US")."""
+    return word.casefold() in FUNCTION_WORDS and not (len(word) > 1 and word.isupper())
+
+
 # Particles that begin compounds some writers space: "down sampling", "up sampling", "over
 # fitting", "under fitting", "out performs", "off line". As the first word they may glue.
 COMPOUND_PARTICLES = frozenset({"up", "down", "over", "under", "out", "off"})
