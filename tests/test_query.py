@@ -126,6 +126,8 @@ def test_typographic_double_quotes_are_quotes(text: str, straight: str) -> None:
         ("agents (RAG \u2013survey)", "agents (RAG -survey)"),
         ("GPT\u20134 agents", "GPT\u20134 agents"),  # inside a word it stays
         ("agents \u2013 tools", "agents \u2013 tools"),  # standing alone it is punctuation
+        ("title:\u2013video agents", "title:-video agents"),
+        ('"self \u2013supervised learning" -video', '"self \u2013supervised learning" -video'),  # in a phrase: text
     ],
 )
 def test_a_typographic_dash_before_a_term_excludes_it(text: str, straight: str) -> None:
@@ -133,7 +135,8 @@ def test_a_typographic_dash_before_a_term_excludes_it(text: str, straight: str) 
     the word "\u2013video" instead of excluding video."""
     query, expected = parse_query(text), parse_query(straight)
     assert query == expected and query.text == text
-    assert [term.position for term in _terms(query.root)] == [term.position for term in _terms(expected.root)]
+    assert [(term.text, term.position) for term in _terms(query.root)] == [
+        (term.text, term.position) for term in _terms(expected.root)]
 
 
 def test_an_unclosed_typographic_quote_is_reported_where_written() -> None:

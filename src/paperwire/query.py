@@ -50,9 +50,10 @@ _WORD_CHAR = re.compile(r"[^\W_]")
 # '"'. One character for one, so positions stay those of the text as written. Single quotes
 # are not part of the language: apostrophes stay in words (``LLM's``).
 _DOUBLE_QUOTES = re.compile("[\u201c\u201d\u201e\u00ab\u00bb]")  # a regex: str.translate is 4x slower
-# An en dash, em dash or minus sign that starts a term (after a space or "(", before a
-# non-space): an exclusion typed through autocorrect. Inside a word ("GPT–4") it stays.
-_TYPOGRAPHIC_DASH = re.compile("(?<![^\\s(])[\u2013\u2014\u2212]+(?=[^\\s\u2013\u2014\u2212])")
+# What negates a term when it starts one: "-", and the en dash, em dash and minus sign that
+# autocorrect makes of it ("diffusion –video" must exclude video). Inside a word ("GPT–4") or
+# a phrase they are text.
+_DASHES = "-\u2013\u2014\u2212"
 _FIELD_PREFIX = re.compile(r"([A-Za-z]+):")
 # A topic's mode, first thing in it: "words:" matches by words only, "meaning:" by meaning
 # only (match/meaning.py); without one, both.
@@ -172,7 +173,7 @@ _LEXEME = re.compile(
       | (\))
       | ("[^"]*")                     # a phrase
       | (")                           # a quote never closed
-      | (-+)(?=[^\W_][^\s()":]*(?![^\s()"]))  # dashes right before a plain word: one negation
+      | ([-\u2013\u2014\u2212]+)(?=[^\W_][^\s()":]*(?![^\s()"]))  # _DASHES right before a plain word: one negation
       | ((?i:title|abstract|author)):(?=[^\W_]|["(])  # a field right before a word, phrase or group
       | ([^\s()"]+))                  # a chunk: anything else (like:..., punctuation, bad fields)""",
     re.VERBOSE,
@@ -182,14 +183,10 @@ _LEXEME = re.compile(
 def _lex(text: str) -> list[_Token]:
     """Split the query into tokens; reports unbalanced quotes and bad field prefixes.
 
-    Typographic quotes are read as '"' (``_DOUBLE_QUOTES``), and a typographic dash before a
-    term as '-' (``_TYPOGRAPHIC_DASH``: what autocorrect makes of "-video" must still exclude
-    video); an error still shows the text as written."""
-    straight = _DOUBLE_QUOTES.sub('"', text)
-    if not straight.isascii():
-        straight = _TYPOGRAPHIC_DASH.sub(lambda dashes: "-" * len(dashes[0]), straight)  # positions kept
+    Typographic quotes are read as '"' (``_DOUBLE_QUOTES``); an error still shows the text
+    as written. A typographic dash before a term excludes it as '-' does (``_DASHES``)."""
     try:
-        return _lex_straight(straight)
+        return _lex_straight(_DOUBLE_QUOTES.sub('"', text))
     except QueryError as error:
         raise _as_written(error, text) from None
 
@@ -284,7 +281,7 @@ def _lex_dashes(text: str, start: int, end: int, glued_to_next: bool, tokens: li
     Returns where the rest of the run starts, or None when nothing is left to lex.
     """
     after_dashes = start
-    while after_dashes < end and text[after_dashes] == "-":
+    while after_dashes < end and text[after_dashes] in _DASHES:
         after_dashes += 1
     if after_dashes == start:
         return start
