@@ -431,31 +431,24 @@ class DeliveryStore:
                 found.update({row.subscriber_id: row.slot for row in conn.execute(query)})
         return found
 
-    def sent_papers_among(self, paper_ids: Sequence[str], subscriber_ids: Sequence[int]) -> dict[int, set[str]]:
+    def sent_papers_among(self, paper_ids: Sequence[str], subscriber_ids: Sequence[int], *,
+                          before: dt.date | None = None) -> dict[int, set[str]]:
         """Which of these papers each of these readers was already sent, so a digest never
-        repeats one. Looked up by reader (the table's key): a batch of readers reads its own
-        rows, not those of every reader ever sent these papers."""
+        repeats one; with ``before``, only in digests dated before that edition (what its
+        digest left out as sent, as its archive page does too). Looked up by reader (the
+        table's key): a batch of readers reads its own rows, not those of every reader ever
+        sent these papers."""
+        query = _SENT_ALREADY
+        if before is not None:
+            query = query.join_from(sent_papers, deliveries, deliveries.c.id == sent_papers.c.delivery_id).where(
+                deliveries.c.edition < before.isoformat())
         found: dict[int, set[str]] = {}
         papers = sorted(set(paper_ids))
         with self.engine.connect() as conn:
             for readers in _chunks(sorted(set(subscriber_ids))):
                 for papers_chunk in _chunks(papers):
-                    for subscriber_id, paper_id in conn.execute(_SENT_ALREADY, {"readers": readers,
-                                                                                "papers": papers_chunk}):
+                    for subscriber_id, paper_id in conn.execute(query, {"readers": readers, "papers": papers_chunk}):
                         found.setdefault(subscriber_id, set()).add(paper_id)
-        return found
-
-    def papers_sent_before(self, subscriber_id: int, paper_ids: Sequence[str], *, before: dt.date) -> set[str]:
-        """Which of these papers the reader was sent in digests dated before ``before``: those
-        the digest of that edition left out as sent already, as its archive page does too."""
-        query = (sa.select(sent_papers.c.paper_id)
-                 .join(deliveries, deliveries.c.id == sent_papers.c.delivery_id)
-                 .where(sent_papers.c.subscriber_id == subscriber_id, deliveries.c.edition < before.isoformat(),
-                        sent_papers.c.paper_id.in_(sa.bindparam("papers", expanding=True))))
-        found: set[str] = set()
-        with self.engine.connect() as conn:
-            for chunk in _chunks(sorted(set(paper_ids))):
-                found.update(conn.execute(query, {"papers": chunk}).scalars())
         return found
 
     def handed_over_since(self, since: dt.datetime) -> list[dt.datetime]:

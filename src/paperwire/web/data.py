@@ -213,7 +213,7 @@ class DataCache:
                                          self.settings, self.store)
         found = [rankings[i] for i in range(len(reader.topics))]
         uncapped = replace(reader, max_papers=ARCHIVE_LIMIT)  # a web page is not clipped like an email
-        earlier = self.store.papers_sent_before(reader.id, [p.id for p in papers], before=edition)
+        earlier = self.store.sent_papers_among([p.id for p in papers], [reader.id], before=edition).get(reader.id, set())
         listed = digest.first_listed(sorted({a.date for s in stored for a in s.listings}), first, edition)
         result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
                                      first_date=listed, already_sent=earlier,
