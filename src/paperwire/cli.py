@@ -1022,7 +1022,7 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
         for hit in paperview.listed_hits(found.terms):
             if word := paperview.written_word(hit, field_text(paper, hit.field)):
                 fields_by_word.setdefault(word.casefold(), (word, []))[1].append(hit.field)
-        reasons = ", ".join(f"{word} ({', '.join(fields)})" for word, fields in fields_by_word.values())
+        reasons = ", ".join(f"{word} ({', '.join(dict.fromkeys(fields))})" for word, fields in fields_by_word.values())
         because = digest.reason(found, titles)
         click.echo(f"     score {found.score:.2f} · {paper.id}" + (f" · matched: {reasons}" if reasons else "")
                    + (f" · {because}" if because else ""))

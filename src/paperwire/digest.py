@@ -121,8 +121,8 @@ def order_key(score: float, listing_date: dt.date, rank: int, paper_id: str) -> 
 
 
 def without_last(digest: Digest, count: int) -> Digest:
-    """``digest`` less the ``count`` papers it picked last, which join its "And N more" (the
-    best of them first): for an email too large to show whole. At least one paper stays."""
+    """``digest`` less the ``count`` papers it picked last, which join its "And N more": for an
+    email too large to show whole. At least one paper stays."""
     items = sorted((item for section in digest.sections for item in section.items),
                    key=lambda item: order_key(item.score, item.listing_date, item.rank, item.paper.id))
     dropped = items[max(1, len(items) - count):]

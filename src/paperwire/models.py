@@ -154,7 +154,7 @@ class Digest:
     listing_date: dt.date
     sections: tuple[DigestSection, ...]
     more: int = 0  # matching papers left out by the reader's cap
-    more_from: str = ""  # the id of the best of those: the "and N more" link opens the archive there
+    more_from: str = ""  # the first of those in the archive's order (topic by topic): where "and N more" opens it
     # The first listing day it covers, when that is before listing_date (a weekly digest, or
     # a reader catching up: digest.window); None: listing_date's listing alone.
     first_date: dt.date | None = None
