@@ -167,13 +167,13 @@ def _has_word_char(text: str) -> bool:
 # the positions follow from the lengths: findall's tuples are far cheaper than match
 # objects, and this runs for every token of every topic.
 _LEXEME = re.compile(
-    r"""(\s*)(?:
+    rf"""(\s*)(?:
         ([^\W_][^\s()":]*(?![^\s()"]))  # a word
       | (\()
       | (\))
       | ("[^"]*")                     # a phrase
       | (")                           # a quote never closed
-      | ([-\u2013\u2014\u2212]+)(?=[^\W_][^\s()":]*(?![^\s()"]))  # _DASHES right before a plain word: one negation
+      | ([{_DASHES}]+)(?=[^\W_][^\s()":]*(?![^\s()"]))  # dashes right before a plain word: one negation
       | ((?i:title|abstract|author)):(?=[^\W_]|["(])  # a field right before a word, phrase or group
       | ([^\s()"]+))                  # a chunk: anything else (like:..., punctuation, bad fields)""",
     re.VERBOSE,
