@@ -240,7 +240,7 @@ def plan_digests(
     _ensure_vectors(store, settings, papers, [query for _, pairs in groups for _, query in pairs])
     by_id = {paper.id: paper for paper in papers}
     placements = {item.paper.id: digest.Placement(*newest_placement(item, edition)) for item in stored}
-    listing_days = sorted({appearance.date for item in stored for appearance in item.listings})
+    days = listing_days(stored)
     if with_history:
         histories = histories if histories is not None else store.histories(reader.id for reader in readers)
         already_sent = store.sent_papers_among(list(by_id), [reader.id for reader in readers])
@@ -263,7 +263,7 @@ def plan_digests(
             return None
         try:
             since, _ = digest.window(reader, edition, histories[reader.id].last_edition)
-            first = digest.first_listed(listing_days, since, edition)
+            first = digest.first_listed(days, since, edition)
             found = [rankings[(index, topic_index)] for topic_index in range(len(reader.topics))]
             result = digest.build_digest(reader, found, by_id, placements, edition=edition, first_date=first,
                                          already_sent=already_sent.get(reader.id, frozenset()),
@@ -589,6 +589,11 @@ def newest_placement(stored: StoredPaper, edition: dt.date) -> tuple[dt.date, in
     """Where a paper stands for ``edition``: its newest listing day up to it, and its rank there."""
     newest = next(a for a in stored.listings if a.date <= edition)
     return newest.date, newest.rank
+
+
+def listing_days(stored: Iterable[StoredPaper]) -> list[dt.date]:
+    """The days these papers were listed, ascending: what ``digest.first_listed`` looks in."""
+    return sorted({appearance.date for item in stored for appearance in item.listings})
 
 
 # -- the index page of out/ ---------------------------------------------------------

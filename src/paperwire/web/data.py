@@ -214,7 +214,7 @@ class DataCache:
         found = [rankings[i] for i in range(len(reader.topics))]
         uncapped = replace(reader, max_papers=ARCHIVE_LIMIT)  # a web page is not clipped like an email
         earlier = self.store.sent_papers_among([p.id for p in papers], [reader.id], before=edition).get(reader.id, set())
-        listed = digest.first_listed(sorted({a.date for s in stored for a in s.listings}), first, edition)
+        listed = digest.first_listed(pipeline.listing_days(stored), first, edition)
         result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
                                      first_date=listed, already_sent=earlier,
                                      example_titles=semantic.example_titles(self.store, [t.query for t in reader.topics],
