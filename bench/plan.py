@@ -41,11 +41,11 @@ from match import RANDOM_SEED, SEED_FILE, Vocabulary, load_seed, make_papers, ma
 from paperwire import digest, explain, pipeline, semantic
 from paperwire.config import Settings
 from paperwire.embeddings import get_embedder, text_key
+from paperwire.errors import ValidationError
 from paperwire.match import meaning
 from paperwire.models import Listing
 from paperwire.normalize import paper_id
 from paperwire.store import Store
-from paperwire.errors import ValidationError
 from paperwire.subscribers import build_subscriber, make_topic
 
 EDITION = dt.date(2024, 3, 11)

@@ -52,6 +52,8 @@ FUNCTION_WORDS = frozenset(
     also only just very too such same own other more most much many few several
     again further once ever never thus hence however""".split()
 )
+
+
 def is_function_word(word: str) -> bool:
     """A word that only joins others ("of", "the"), as a reader writes it: not one in capitals,
     which may be an acronym ("IT", "US")."""
