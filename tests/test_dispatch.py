@@ -140,7 +140,9 @@ def test_failures_of_our_own_relay_never_mark_a_reader_bouncing(db_url, tmp_path
     settings = smtp_settings(tmp_path, port)
     for day in range(3):
         report = dispatch.dispatch(store, settings, now=NOON + dt.timedelta(days=day), everyone=True)
-        assert report.sent == 2 and [f["email"] for f in report.failures] == ["jörg@example.org"]
+        # The others had their digest of the one listing on the first day; nothing is new after it.
+        assert (report.sent, report.skipped) == ((2, 0) if day == 0 else (0, 2)), report
+        assert [f["email"] for f in report.failures] == ["jörg@example.org"]
         assert report.failures[0]["code"] is None and "needs SMTPUTF8" in report.failures[0]["detail"]
     assert [d["status"] for d in store.deliveries_of("jörg@example.org")] == ["failed"] * 3
     assert store.subscriber("jörg@example.org").status == "active"
@@ -339,6 +341,33 @@ def test_a_reader_with_nothing_new_is_settled_not_replanned_all_day(db_url, tmp_
     assert next_morning.sent == 1  # at the reader's hour, with the paper that came in meanwhile
     (eml,) = (tmp_path / "outbox").glob("*.eml")
     assert "Zebrafish Swimming Policies" in eml.read_text()
+
+
+def test_a_day_without_a_new_listing_resends_nothing_but_a_later_paper_of_the_edition_goes_out(db_url, tmp_path):
+    """A reader sent three of the Mar 11 papers (the rest under "And N more") must not get the
+    rest one email a day while no newer listing comes (weekends): each would say "3 new
+    papers (Mar 11)" again. A paper added to the Mar 11 listing afterwards is new, and is
+    sent alone (a second digest of the edition: mail.message_id)."""
+    store = readers_store(db_url, 1)
+
+    def subjects_sent(day: int) -> list[str]:
+        outbox = tmp_path / f"outbox-{day}"
+        report = dispatch.dispatch(store, Settings(out_dir=tmp_path / "out", outbox_dir=outbox),
+                                   now=NOON + dt.timedelta(days=day), everyone=True)
+        assert not report.failures, report
+        return [email.message_from_bytes(eml.read_bytes(), policy=policy.default)["Subject"]
+                for eml in outbox.glob("*.eml")]
+
+    (first,) = subjects_sent(0)
+    assert first.startswith("3 new papers"), first
+    assert subjects_sent(1) == subjects_sent(2) == []  # Mar 12, Mar 13: no listing after Mar 11's
+    from paperwire.models import Listing, Paper
+    late = Paper("t-late", "A Late Addition to the Listing", "It came in after the digest went out.")
+    store.save_listings([Listing("late-papers", EDITION, [late])])
+    (second,) = subjects_sent(3)
+    assert second.startswith("1 new paper on") and second.endswith("(Mar 11)"), second
+    (eml,) = (tmp_path / "outbox-3").glob("*.eml")
+    assert "A Late Addition to the Listing" in eml.read_text()
 
 
 def test_a_digest_over_gmails_clip_is_sent_shorter_and_records_only_what_it_showed(db_url, tmp_path):

@@ -139,6 +139,11 @@ def without_last(digest: Digest, count: int) -> Digest:
                    more=digest.more + len(dropped), more_from=first_gone)
 
 
+def _stored_after(paper: Paper, moment: dt.datetime) -> bool:
+    """Whether ``paper`` was first stored after ``moment`` (a paper never stored counts as new)."""
+    return paper.first_seen is None or paper.first_seen > moment
+
+
 def _strongest(entry: tuple[float, int, int]) -> tuple[float, int]:
     """How a paper's (score, topic, position) entries rank: best score first, then the reader's
     first topic (the paper goes under its first entry)."""
@@ -154,12 +159,16 @@ def build_digest(
     edition: dt.date,
     already_sent: Container[str] = frozenset(),
     first_date: dt.date | None = None,
+    stored_after: dt.datetime | None = None,
     example_titles: Mapping[str, str] | None = None,
 ) -> Digest:
     """The reader's digest; ``found_by_topic[i]`` are the matches of ``subscriber.topics[i]``.
 
-    Papers outside [first_date, edition] or already sent are skipped. The result may
-    have no sections: whether to send it anyway is the caller's setting.
+    Papers outside [first_date, edition] or already sent are skipped, and so, with
+    ``stored_after``, are papers first stored before it: a second digest of an edition
+    already sent offers only what its listing gained since, not the papers the first one
+    left to its "And N more". The result may have no sections: whether to send it anyway
+    is the caller's setting.
     """
     first_date = first_date or edition
     candidates: dict[str, list[tuple[float, int, int]]] = {}  # paper -> (score, topic, position)
@@ -167,6 +176,8 @@ def build_digest(
         for position, (paper_id, score) in enumerate(zip(found.paper_ids(), found.scores())):
             placement = placements.get(paper_id)
             if placement is None or not first_date <= placement.date <= edition or paper_id in already_sent:
+                continue
+            if stored_after is not None and not _stored_after(papers[paper_id], stored_after):
                 continue
             candidates.setdefault(paper_id, []).append((score, topic_index, position))
 

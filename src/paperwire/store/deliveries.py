@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .base import _chunks, _now, insert_unless_taken
+from .base import _chunks, _now, _now_exact, insert_unless_taken
 from .schema import deliveries, runs, sent_papers, subscribers
 
 # Delivery states. "deferred" (temporary failure) is claimed again by the next run.
@@ -119,7 +119,7 @@ class DeliveryStore:
 
     def start_run(self, kind: str, transport: str = "") -> str:
         run_id = uuid.uuid4().hex
-        now = _now()
+        now = _now_exact()  # papers stored after it are new to the run's digests (edition_read_at)
         with self.engine.begin() as conn:
             conn.execute(runs.insert().values(id=run_id, kind=kind, pid=os.getpid(), host=socket.gethostname()[:255],
                                               started_at=now, heartbeat_at=now, transport=transport[:1024]))
@@ -136,7 +136,7 @@ class DeliveryStore:
     def note_run(self, kind: str, summary: dict) -> str:
         """A run that is over as soon as it starts (a failed web mail): shown by `paperwire status`."""
         run_id = uuid.uuid4().hex
-        now = _now()
+        now = _now_exact()  # papers stored after it are new to the run's digests (edition_read_at)
         with self.engine.begin() as conn:
             conn.execute(runs.insert().values(id=run_id, kind=kind, pid=os.getpid(), host=socket.gethostname()[:255],
                                               started_at=now, heartbeat_at=now, finished_at=now, summary=summary))
@@ -420,6 +420,22 @@ class DeliveryStore:
         with self.engine.connect() as conn:
             edition = conn.execute(query).scalar()
         return dt.date.fromisoformat(edition) if edition else None
+
+    def edition_read_at(self, subscriber_ids: Sequence[int], edition: dt.date) -> dict[int, dt.datetime]:
+        """When the newest run that sent each of these readers a digest of ``edition`` started:
+        the papers stored before then are those that digest was chosen from (runs read them
+        after starting), so a second digest of the edition offers only what came later
+        (``digest.build_digest``'s ``stored_after``). Readers never sent that edition are absent."""
+        query = (sa.select(deliveries.c.subscriber_id, sa.func.max(runs.c.started_at))
+                 .join_from(deliveries, runs, runs.c.id == deliveries.c.run_id)
+                 .where(deliveries.c.subscriber_id.in_(sa.bindparam("readers", expanding=True)),
+                        deliveries.c.status == SENT, deliveries.c.edition == edition.isoformat())
+                 .group_by(deliveries.c.subscriber_id))
+        found: dict[int, dt.datetime] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(subscriber_ids))):
+                found.update(conn.execute(query, {"readers": chunk}).all())
+        return found
 
     def deferred_slots(self, subscriber_ids: Iterable[int]) -> dict[int, dt.date]:
         """Slots whose last attempt failed temporarily: the next run tries them again."""
