@@ -67,6 +67,8 @@ _PAPER_REF = re.compile(
 )
 # The same forms, as the errors about like: name them.
 _PAPER_REF_FORMS = "an arXiv id such as 2403.12345 or 2403.12345v2, or a paper id: t- and 16 hex digits"
+# How people copy an arXiv id: cited ("arXiv:2403.12345") or as its page's or PDF's address.
+_ARXIV_CITED = re.compile(r"arxiv:|(?:https?://)?(?:www\.)?arxiv\.org/(?:abs|pdf)/", re.IGNORECASE)
 
 
 # --- syntax tree ----------------------------------------------------------------------
@@ -244,6 +246,8 @@ def _lex_chunk(text: str, start: int, end: int, tokens: list[_Token]) -> None:
         if prefix and prefix.group(1).lower() == LIKE:
             tokens.append(_like_token(text, start, start + prefix.end(), end, glued_to_next))
             return
+        if prefix and prefix.group(1).lower() in MODES:  # a leading mode is blanked before lexing
+            raise QueryError(f"'{prefix.group(0)}' sets the topic's mode only at its start", query=text, position=start)
         if prefix and (prefix.end() < len(word) or glued_to_next):
             name = prefix.group(1).lower()
             if name not in FIELDS:
@@ -256,12 +260,19 @@ def _lex_chunk(text: str, start: int, end: int, tokens: list[_Token]) -> None:
             raise QueryError(f"'{word}' needs a term right after the colon", query=text, position=start)
         if _has_word_char(word):
             tokens.append(_Token("WORD", word, start))
+        elif not word.strip(EVERYTHING_TEXT):
+            raise QueryError(f"'{EVERYTHING_TEXT}' (every paper) is a topic only on its own", query=text, position=start)
         return
 
 
 def _like_token(text: str, start: int, ref_start: int, end: int, glued_to_next: bool) -> _Token:
-    """``like:REF`` as one token; the REF must be a paper id, with nothing glued after it."""
+    """``like:REF`` as one token; the REF must be a paper id, with nothing glued after it. An
+    arXiv id may be written as cited or as its arxiv.org address (``_ARXIV_CITED``)."""
+    if cited := _ARXIV_CITED.match(text, ref_start, end):
+        ref_start = cited.end()
     ref = text[ref_start:end]
+    if cited and ref.lower().endswith(".pdf"):
+        ref = ref[:-4]
     if not _PAPER_REF.fullmatch(ref):  # sentence punctuation after it is dropped, as after a word
         ref = ref.rstrip(_TRAILING_PUNCTUATION)
     if not ref:
