@@ -110,6 +110,11 @@ class WebContext:
                                                         sender_name=self.settings.sender_name, **values)
 
 
+# Every page a link leads to answers HEAD as GET does: link checkers and mail scanners ask
+# it before (or instead of) opening a link, and a 405 reads to them as a broken link.
+READ = ["GET", "HEAD"]
+
+
 def web_context(request: Request) -> WebContext:
     return request.app.state.web
 

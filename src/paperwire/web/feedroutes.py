@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from .. import urls
 from ..feeds import TRENDING_SLUG
 from .conditional import conditional
-from .context import WebContext, web_context
+from .context import READ, WebContext, web_context
 from .errors import PageError
 
 MEDIA_TYPES = {
@@ -31,12 +31,12 @@ def _split(name: str) -> tuple[str, str]:
     return stem, kind
 
 
-@router.api_route("/feeds/feeds.opml", methods=["GET", "HEAD"])
+@router.api_route("/feeds/feeds.opml", methods=READ)
 def opml(request: Request, web: WebContext = Depends(web_context)) -> Response:
     return conditional(request, web.data.public_feeds()["opml"]["opml"], MEDIA_TYPES["opml"])
 
 
-@router.api_route("/feeds/topics/{name}", methods=["GET", "HEAD"])
+@router.api_route("/feeds/topics/{name}", methods=READ)
 def topic_feed(name: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
     slug, kind = _split(name)
     documents = web.data.public_feeds()
@@ -45,7 +45,7 @@ def topic_feed(name: str, request: Request, web: WebContext = Depends(web_contex
     return conditional(request, documents[slug][kind], MEDIA_TYPES[kind])
 
 
-@router.api_route("/feeds/private/{name}", methods=["GET", "HEAD"])
+@router.api_route("/feeds/private/{name}", methods=READ)
 def private_feed(name: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
     token, kind = _split(name)
     reader = web.store.subscriber_by_token(token)
@@ -60,7 +60,7 @@ def private_feed(name: str, request: Request, web: WebContext = Depends(web_cont
                        cache="private, max-age=300")
 
 
-@router.api_route("/feeds/{name}", methods=["GET", "HEAD"])
+@router.api_route("/feeds/{name}", methods=READ)
 def trending_feed(name: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
     slug, kind = _split(name)
     if slug != TRENDING_SLUG:

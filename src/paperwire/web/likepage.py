@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse
 from .. import liked, urls
 from ..errors import ValidationError
 from ..models import Subscriber
-from .context import WebContext, web_context, without_trailing_slash
+from .context import READ, WebContext, web_context, without_trailing_slash
 from .errors import PageError
 from .likes import add, remove, stored_id
 from .pages import reader_or_404, require_csrf
@@ -48,7 +48,7 @@ def _page(request: Request, web: WebContext, reader: Subscriber, found, *, added
                     action=urls.more_like(base, reader, paper_id), manage_url=urls.manage(base, reader))
 
 
-@router.get("/like/{token}/{paper_id:path}")
+@router.api_route("/like/{token}/{paper_id:path}", methods=READ)
 def like_page(token: str, paper_id: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
     """The paper and a button; opening it changes nothing."""
     if paper_id.endswith("/"):

@@ -25,7 +25,7 @@ from ..normalize import shown_title
 from ..paperview import authors_line, paper_links
 from ..subscribers import MAX_PAPERS_LIMIT, parse_topic_spec
 from . import likes, subscriptions
-from .context import CSRF_COOKIE, WebContext, web_context
+from .context import CSRF_COOKIE, READ, WebContext, web_context
 from .errors import PageError
 from .forms import CADENCE_LABELS, CADENCES, FormError, ReaderForm, parse_reader
 from .headers import ARCHIVE_CSP
@@ -123,7 +123,7 @@ def home_page(request: Request, web: WebContext, *, form: ReaderForm | None = No
                     more_papers=max(0, len(latest.papers) - HOME_PAPERS), **_form_page_values(web))
 
 
-@router.get("/")
+@router.api_route("/", methods=READ)
 def home(request: Request, web: WebContext = Depends(web_context)) -> Response:
     return home_page(request, web)
 
@@ -162,7 +162,7 @@ def _check_link(web: WebContext, signed: str) -> None:
                         "Copy the whole link from the email, or subscribe again.") from None
 
 
-@router.get("/confirm/{signed}")
+@router.api_route("/confirm/{signed}", methods=READ)
 def confirm_page(signed: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
     """A button, not an action: mail scanners open links, and must not confirm for anyone."""
     _check_link(web, signed)
@@ -202,7 +202,7 @@ def manage_page(request: Request, web: WebContext, reader: Subscriber, *, form: 
         **_form_page_values(web))
 
 
-@router.get("/manage/{token}")
+@router.api_route("/manage/{token}", methods=READ)
 def manage(token: str, request: Request, done: str = "", web: WebContext = Depends(web_context)) -> Response:
     reader = reader_or_404(web, token)
     return manage_page(request, web, reader, notice=DONE.get(done, ""))
@@ -242,7 +242,7 @@ def manage_status(token: str, request: Request, change: str = Form(""),
                        error=FormError("status", "Choose pause, resume or unsubscribe."))
 
 
-@router.get("/manage/{token}/export")
+@router.api_route("/manage/{token}/export", methods=READ)
 def manage_export(token: str, web: WebContext = Depends(web_context)) -> Response:
     """Everything stored about the reader, as JSON (the right of access, in one click)."""
     reader = reader_or_404(web, token)
@@ -278,7 +278,7 @@ def manage_delete(token: str, request: Request, confirm: str = Form(""),
 # -- one-click unsubscribe (RFC 8058) -------------------------------------------------------
 
 
-@router.get("/unsubscribe/{token}")
+@router.api_route("/unsubscribe/{token}", methods=READ)
 def unsubscribe_page(token: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
     """Only a button: link scanners and previews open this address and must never unsubscribe."""
     reader = reader_or_404(web, token)
@@ -308,7 +308,7 @@ def unsubscribe(token: str, request: Request, one_click: str | None = Form(None,
 # -- archive -------------------------------------------------------------------------------
 
 
-@router.get("/archive/{token}/{edition}")
+@router.api_route("/archive/{token}/{edition}", methods=READ)
 def archive(token: str, edition: str, web: WebContext = Depends(web_context)) -> Response:
     """The email of an edition in the browser ("view in browser"), with every matching paper."""
     reader = reader_or_404(web, token)
@@ -328,13 +328,13 @@ def archive(token: str, edition: str, web: WebContext = Depends(web_context)) ->
 # -- static files ------------------------------------------------------------------------------
 
 
-@router.get("/favicon.ico")
+@router.api_route("/favicon.ico", methods=READ)
 def favicon(web: WebContext = Depends(web_context)) -> Response:
     """Browsers ask for it on every page, the archive's email HTML included."""
     return static("favicon.svg", web)
 
 
-@router.get("/static/{name}")
+@router.api_route("/static/{name}", methods=READ)
 def static(name: str, web: WebContext = Depends(web_context)) -> Response:
     if name not in web.static:
         raise PageError(404, "Not found", "There is nothing at this address.")

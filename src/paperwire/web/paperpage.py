@@ -14,7 +14,7 @@ from .. import urls
 from ..normalize import shown_abstract, shown_authors, shown_title
 from ..paperview import paper_links
 from .conditional import conditional
-from .context import WebContext, web_context
+from .context import READ, WebContext, web_context
 from .data import PaperPage, document
 from .errors import PageError
 
@@ -22,7 +22,7 @@ router = APIRouter(include_in_schema=False)
 CACHE = "public, max-age=300"
 
 
-@router.api_route("/papers/{paper_id:path}", methods=["GET", "HEAD"])
+@router.api_route("/papers/{paper_id:path}", methods=READ)
 def paper_page(paper_id: str, request: Request, web: WebContext = Depends(web_context)) -> Response:
     base = web.settings.base_url
     if paper_id.endswith("/"):  # the ``path`` converter takes the slash the app's own redirect would drop
