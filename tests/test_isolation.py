@@ -278,6 +278,28 @@ def test_a_run_parses_each_distinct_topic_once_from_embedding_to_matching(db_url
     assert sorted(parsed) == sorted(["agents", "language models", "*", UNPARSEABLE])
 
 
+def test_a_stored_topic_the_parser_refuses_now_costs_that_topic_not_the_digest(db_url, caplog):
+    """A topic saved under older rules that the parser refuses now (say, after an upgrade)
+    leaves that topic out of the reader's digest, said in the log on every run; their other
+    topics are matched and sent. Only a reader left with no topic is a failure."""
+    store = hundred_readers(db_url)
+    store.save_subscribers([build_subscriber("two@example.org", max_papers=5, topics=[
+        parse_topic_spec("Refused = RAG"), parse_topic_spec("Agents = agents")])])
+    owner = sa.select(subscribers.c.id).where(subscribers.c.email == "two@example.org").scalar_subquery()
+    write_unchecked(store, topics, (topics.c.owner_id == owner) & (topics.c.name == "Refused"), query=UNPARSEABLE)
+    errors = []
+    with caplog.at_level(logging.WARNING, logger="paperwire.pipeline"):
+        planned = {made.subscriber.email: made for made in pipeline.plan_digests(
+            store, Settings(), store.subscribers(), edition=store.latest_listing_date(),
+            on_error=lambda reader, stage, exc: errors.append(reader.email))}
+    assert errors == [] and len(planned) == READERS + 1
+    assert [section.topic.name for section in planned["two@example.org"].sections] == ["Agents"]
+    assert planned["two@example.org"].papers == 5
+    (warning,) = [record for record in caplog.records if "left out" in record.getMessage()]
+    assert warning.getMessage().startswith("topic 1 of two@example.org left out of their digest: topic ")
+    assert "unbalanced quote" in warning.getMessage()
+
+
 def test_a_reader_whose_digest_cannot_be_made_is_reported_at_its_turn(db_url, monkeypatch):
     """Digests are made a batch at a time, but a failure is told when its reader's turn comes
     in the readers' order: a caller that stops early hears of no reader it did not reach, and

@@ -78,6 +78,22 @@ class Found(Protocol):
     def __getitem__(self, position: int) -> FoundMatch: ...
 
 
+class _NothingFound:
+    """The matches of a topic that was not matched (a stored query the parser refuses now): none."""
+
+    def paper_ids(self) -> list[str]:
+        return []
+
+    def scores(self) -> list[float]:
+        return []
+
+    def __getitem__(self, position: int) -> FoundMatch:
+        raise IndexError(position)
+
+
+NOTHING_FOUND = _NothingFound()
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where a paper was listed: the date and its trending rank that day."""

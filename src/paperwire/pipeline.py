@@ -237,7 +237,7 @@ def plan_digests(
     report = None if on_error is None else (lambda reader, exc: on_error(reader, "matching", exc))
     # Each distinct topic is parsed once for the run: the embedding step and matching take it so.
     groups = parse_topics([(reader, [((index, topic_index), topic.query) for topic_index, topic in enumerate(reader.topics)])
-                           for index, reader in enumerate(readers)], report)
+                           for index, reader in enumerate(readers)], report, _topic_left_out)
     _ensure_vectors(store, settings, papers, [query for _, pairs in groups for _, query in pairs])
     by_id = {paper.id: paper for paper in papers}
     placements = {item.paper.id: digest.Placement(*newest_placement(item, edition)) for item in stored}
@@ -260,16 +260,17 @@ def plan_digests(
     parsed = by_text(query for _, pairs in groups for _, query in pairs)
     examples = semantic.example_titles(store, parsed.values(), settings.acronyms)
     closest = ClosestSentences(store, embedder(settings), settings.acronyms, parsed=parsed)  # one bound for the run
+    matched = {index for index, _ in rankings}  # the readers whose topics were matched (some may be left out)
 
     def made(index: int, reader: Subscriber) -> Digest | Exception | None:
         """The reader's digest, or what it raised; None when there is nothing to send (or its
         topics could not be matched: reported already)."""
-        if reader.topics and (index, 0) not in rankings:
+        if reader.topics and index not in matched:
             return None
         try:
             since, _ = digest.window(reader, edition, histories[reader.id].last_edition)
             first = digest.first_listed(days, since, edition)
-            found = [rankings[(index, topic_index)] for topic_index in range(len(reader.topics))]
+            found = [rankings.get((index, topic_index), digest.NOTHING_FOUND) for topic_index in range(len(reader.topics))]
             result = digest.build_digest(reader, found, by_id, placements, edition=edition, first_date=first,
                                          already_sent=already_sent.get(reader.id, frozenset()),
                                          stored_after=read_at.get(reader.id), example_titles=examples)
@@ -306,6 +307,13 @@ def _ensure_vectors(store: Store, settings: Settings, papers: Sequence, queries:
     from . import semantic
 
     semantic.embed_step(store, embedder(settings), papers, topic_queries=queries, acronyms=settings.acronyms)
+
+
+def _topic_left_out(reader: Subscriber, key: tuple[int, int], error: QueryError) -> None:
+    """A reader's stored topic the parser refuses now (saved under older rules): their digest
+    is made from their other topics, and this is said on every run until they change it."""
+    log.warning("topic %d of %s left out of their digest: %s", key[1] + 1, reader.email, error,
+                extra={"fields": {"event": "topic-refused", "email": reader.email, "detail": str(error)}})
 
 
 Owner = TypeVar("Owner")
@@ -356,12 +364,18 @@ def match_each(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str | Query]]]]
 
 
 def parse_topics(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str | Query]]]],
-                 on_error: Callable[[Owner, Exception], None] | None) -> list[tuple[Owner, list[tuple[Key, Query]]]]:
+                 on_error: Callable[[Owner, Exception], None] | None,
+                 on_refused: Callable[[Owner, Key, QueryError], None] | None = None,
+                 ) -> list[tuple[Owner, list[tuple[Key, Query]]]]:
     """The owners with their queries parsed, each distinct query once (a query parsed already
     is kept as it is). An owner with a query the parser refuses goes to ``on_error`` with the
     first such query's error, named by its text (the reader and the operator know it so), and
     is left out; without ``on_error`` that error is raised, naming the query's key as the
-    matcher does."""
+    matcher does.
+
+    With ``on_refused``, an owner keeps the queries that parse, and each refused one goes
+    there instead (a reader's topic saved under older rules costs that topic, not their
+    digest); only an owner left with none goes to ``on_error``."""
     parsed: dict[str, Query | QueryError] = {}
 
     def parse(key: Key, query: str | Query) -> Query | QueryError:
@@ -376,16 +390,25 @@ def parse_topics(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str | Query]]
                 found = parsed[text] = refused_topic(text, exc)
         return found
 
-    kept, refused = [], []
+    kept, refused, partly = [], [], []
     with bulk_allocation():  # 1.6 s at 100,000 readers (bench/plan.py); 5.9 s with the collector running
         for owner, pairs in groups:
             queries = [(key, parse(key, query)) for key, query in pairs]
             error = next((found for _, found in queries if isinstance(found, QueryError)), None)
             if error is None:
                 kept.append((owner, queries))
+                continue
+            good = [(key, found) for key, found in queries if not isinstance(found, QueryError)]
+            if on_refused is not None and good:
+                kept.append((owner, good))
+                partly.append((owner, [(key, found) for key, found in queries if isinstance(found, QueryError)]))
             else:
                 refused.append((owner, error))
-    for owner, error in refused:  # outside the section: on_error's own work is not ours to hurry
+    # Outside the section: the callbacks' own work is not ours to hurry.
+    for owner, errors in partly:
+        for key, error in errors:
+            on_refused(owner, key, error)
+    for owner, error in refused:
         on_error(owner, error)
     return kept
 
