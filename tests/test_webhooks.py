@@ -30,7 +30,7 @@ from paperwire.bounces import sns, webhooks
 from paperwire.bounces.classify import COMPLAINT, HARD, KINDS, SOFT, UNKNOWN
 from paperwire.config import Settings, load_settings
 from paperwire.errors import SourceError
-from paperwire.models import Topic
+from paperwire.models import Listing, Paper, Topic
 from paperwire.store import Store
 from paperwire.subscribers import build_subscriber
 from paperwire.transport import OutboxTransport
@@ -248,7 +248,9 @@ def test_a_digest_that_bounces_later_stops_that_reader_through_each_webhook(prov
     assert (event.kind, event.source, event.status) == (HARD, provider, "5.1.1")
     assert event.delivery_id is not None or provider == "postmark"
     inbox.messages.clear()
-    again = dispatch.dispatch(store, settings, now=NOON + dt.timedelta(days=1, hours=1), everyone=True)
+    next_day = NOON + dt.timedelta(days=1, hours=1)
+    store.save_listings([Listing("daily-papers", next_day.date(), [Paper("t-next", "A Paper of the Next Day", "New.")])])
+    again = dispatch.dispatch(store, settings, now=next_day, everyone=True)
     assert "reader001@example.org" not in inbox.count_by_recipient() and again.failed == 0
     assert len(inbox.messages) == 2
 
