@@ -159,6 +159,30 @@ def test_security_headers_everywhere(site: Site, path: str) -> None:
     assert response.headers["referrer-policy"] == "no-referrer"
 
 
+@pytest.mark.parametrize("proxy_strips", [True, False])
+def test_a_base_url_with_a_path_serves_and_links_below_it(new_db, tmp_path: Path, proxy_strips: bool) -> None:
+    """base_url https://example.org/papers: emails link below /papers, so pages must too (their
+    styles, forms and home links), whether the reverse proxy strips /papers or passes it on."""
+    site = make_site(new_db, tmp_path, base_url=BASE + "/papers")
+    prefix = "" if proxy_strips else "/papers"
+    home = site.client.get(prefix + "/")
+    assert home.status_code == 200
+    for link in ('href="/papers/static/web.css"', 'src="/papers/static/web.js"', 'action="/papers/subscribe"',
+                 'href="/papers/feeds/trending.atom"', 'href="/papers/"'):
+        assert link in home.text, link
+    assert not re.search(r'(?:href|src|action)="/(?!papers/)', home.text)
+    assert site.client.get(prefix + "/static/web.css").status_code == 200
+    reader = site.reader()
+    manage = site.client.get(f"{prefix}/manage/{reader.token}")
+    assert manage.status_code == 200 and f'action="{BASE}/papers/manage/{reader.token}"' in manage.text
+    moved = site.client.get(f"{prefix}/manage/{reader.token}/", follow_redirects=False)
+    assert moved.status_code == 307 and moved.headers["location"] == f"{BASE}/papers/manage/{reader.token}"
+    assert site.client.get(prefix + "/api/nothing").json() == {"detail": "Not Found"}
+    assert "Not found" in site.client.get(prefix + "/no/such/page").text
+    site.client.close()
+    site.store.close()
+
+
 def test_static_files(site: Site) -> None:
     css = site.client.get("/static/web.css")
     js = site.client.get("/static/web.js")

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .. import __version__
@@ -21,7 +22,7 @@ from ..errors import ConfigError
 from ..store import Store
 from ..transport import Transport
 from . import api, apidocs, feedroutes, hooks, likepage, pages, paperpage
-from .context import WebContext, redirect_from_base
+from .context import WebContext, base_path, redirect_from_base, route_path
 from .errors import PageError
 from .headers import SecurityHeaders
 from .mailer import Mailer
@@ -62,6 +63,8 @@ def create_app(settings: Settings, *, store: Store | None = None, transport: Tra
         app.include_router(router)
     _error_handlers(app)
     app.add_middleware(SecurityHeaders, hsts=app.state.web.secure)
+    if root := base_path(settings):
+        app.add_middleware(BelowBasePath, root=root)
     if settings.trusted_proxies:
         # The client address (for the rate limit) comes from X-Forwarded-For only when the
         # connection itself comes from a configured proxy; `serve` leaves uvicorn's own
@@ -70,8 +73,21 @@ def create_app(settings: Settings, *, store: Store | None = None, transport: Tra
     return app
 
 
+class BelowBasePath:
+    """Serves the app below base_url's path (``/papers``), which a reverse proxy may pass on or
+    strip: it is the requests' ASGI ``root_path``, which routing takes off when it is there."""
+
+    def __init__(self, app: ASGIApp, root: str) -> None:
+        self.app, self.root = app, root
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and not scope.get("root_path"):
+            scope = {**scope, "root_path": self.root}
+        await self.app(scope, receive, send)
+
+
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    return route_path(request).startswith("/api/")
 
 
 def _error_page(request: Request, status: int, title: str, message: str, headers: dict | None = None) -> Response:
@@ -131,11 +147,11 @@ def _error_handlers(app: FastAPI) -> None:
 def _other_slash(app: FastAPI, request: Request, same_method: bool = False) -> str | None:
     """The path with its trailing slash removed (or added) when a route takes it that way
     (``same_method``: only removed, and for this request's method)."""
-    path = request.scope["path"]
+    path = route_path(request)
     other = path.rstrip("/") if path.endswith("/") else path + "/"
     if not other or other == path or (same_method and not path.endswith("/")):
         return None
-    scope = {**request.scope, "path": other}
+    scope = {**request.scope, "path": other, "root_path": ""}
     wanted = {Match.FULL} if same_method else {Match.FULL, Match.PARTIAL}
     return other if any(route.matches(scope)[0] in wanted for route in app.router.routes) else None
 

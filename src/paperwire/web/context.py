@@ -48,6 +48,7 @@ class WebContext:
     email_limit: StoredRateLimit = field(init=False)
     static: dict[str, tuple[bytes, str]] = field(init=False)
     secure: bool = field(init=False)
+    base_path: str = field(init=False)  # base_url's own path ("" at a host's root): where pages link to
     clock: Callable[[], float] | None = None
     _renderer: Any = field(init=False, default=None)
     _renderer_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
@@ -66,6 +67,7 @@ class WebContext:
         self.static = {p.name: (p.read_bytes(), STATIC_TYPES[p.suffix]) for p in sorted(folder.iterdir())
                        if p.suffix in STATIC_TYPES} if folder.is_dir() else {}
         self.secure = urlsplit(self.settings.base_url).scheme == "https"
+        self.base_path = base_path(self.settings)
 
     def page(self, request: Request, name: str, *, status: int = 200, private: bool = False,
              **values: Any) -> HTMLResponse:
@@ -86,8 +88,9 @@ class WebContext:
 
     def html(self, name: str, **values: Any) -> str:
         """An HTML page's markup alone: pages without forms (cacheable ones) set no cookie."""
-        return self.templates.get_template(name).render(base_url=self.settings.base_url, version=__version__,
-                                                        sender_name=self.settings.sender_name, **values)
+        return self.templates.get_template(name).render(base_url=self.settings.base_url, base_path=self.base_path,
+                                                        version=__version__, sender_name=self.settings.sender_name,
+                                                        **values)
 
     def email_renderer(self):
         """The digest renderer, made on first use (it compiles the MJML template once)."""
@@ -119,6 +122,22 @@ def web_context(request: Request) -> WebContext:
     return request.app.state.web
 
 
+def base_path(settings: Settings) -> str:
+    """The path of ``base_url`` (``/papers`` of ``https://example.org/papers``; "" for a host's
+    root): the app answers below it whether or not a proxy strips it first, and pages link there."""
+    return urlsplit(settings.base_url).path.rstrip("/")
+
+
+def route_path(request: Request) -> str:
+    """The request's path below ``base_path``, as routes are written: a proxy that passes the
+    whole path leaves it in front (as Starlette's routing does, ``/papers-old`` is not below
+    ``/papers``)."""
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root):] or "/"
+    return path
+
+
 def redirect_from_base(request: Request, path: str) -> Response:
     """A redirect whose Location starts at base_url, never at what the Host header claims."""
     web: WebContext = request.app.state.web
@@ -131,4 +150,4 @@ def redirect_from_base(request: Request, path: str) -> Response:
 def without_trailing_slash(request: Request) -> Response:
     """The redirect for a route whose last part is a path (``{paper_id:path}``): it takes the
     trailing slash the app's own redirect (on 404) would drop."""
-    return redirect_from_base(request, request.scope["path"].rstrip("/"))
+    return redirect_from_base(request, route_path(request).rstrip("/"))
