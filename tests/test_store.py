@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -70,6 +71,33 @@ def test_rekeying_a_paper_moves_like_references_in_topics(store):
     ingest(store, DATA / "hf_daily_papers.json")
     assert [t.query for t in store.subscriber("ada@example.org").topics] == [
         f"like:{other} OR LIKE:2404.06395", "agents like:2404.06395 -survey"]
+
+
+def test_a_rekeyed_paper_keeps_its_feed_entry_id(store):
+    """The seed (a page capture) has no arXiv ids: its papers are stored as ``t-...``. When the
+    same paper comes again with its arXiv id it is re-keyed, but its feed entries keep the id
+    they had, in every format, or feed readers would show it twice."""
+    from paperwire.config import Settings
+
+    def trending_entry(title_start: str) -> dict[str, str]:
+        built, _ = pipeline.build_feeds(store, Settings(), edition=store.latest_listing_date())
+        documents = next(feed.documents for feed in built if feed.spec.slug == "trending")
+        found = {}
+        for kind, pattern in (("atom", r"<id>(urn:paperwire:paper:[^<]+)</id>\s*<title>{}"),
+                              ("rss", r"<title>{}[^<]*</title>(?:(?!</item>).)*<guid isPermaLink=\"false\">([^<]+)</guid>"),
+                              ("json", r'"id": "(urn:paperwire:paper:[^"]+)",\s*"url": "[^"]*",\s*"title": "{}')):
+            match = re.search(pattern.format(re.escape(title_start)), documents[kind].decode(), re.DOTALL)
+            assert match, kind
+            found[kind] = match.group(1)
+        return found
+
+    ingest(store, SEED)
+    old = next(p.paper.id for p in store.papers() if p.paper.title.startswith("MiniCPM: Unveiling"))
+    assert old.startswith("t-") and trending_entry("MiniCPM: Unveiling") == dict.fromkeys(
+        ("atom", "rss", "json"), f"urn:paperwire:paper:{old}")
+    ingest(store, DATA / "hf_daily_papers.json")
+    assert old not in {p.paper.id for p in store.papers()}  # re-keyed: 2404.06395
+    assert trending_entry("MiniCPM: Unveiling") == dict.fromkeys(("atom", "rss", "json"), f"urn:paperwire:paper:{old}")
 
 
 def test_a_maximum_stored_above_todays_limit_reads_as_the_limit(store):

@@ -8,7 +8,9 @@ Decisions, so readers' feed clients behave:
 
 - Entry ids are ``urn:paperwire:paper:<paper id>``: they depend only on the paper,
   never on ``base_url`` or the feed, so moving the site does not make every paper
-  look new, and a paper that shows up again later is recognised as already read.
+  look new, and a paper that shows up again later is recognised as already read. A
+  paper re-keyed when its arXiv id was learned keeps the id it was first stored under
+  (``FeedItem.first_id``), for the same reason.
 - Every date comes from the data: an item's date is its listing date at 00:00 UTC and
   a feed's ``updated`` (RSS ``lastBuildDate``) is its newest item's. An empty feed uses
   ``empty_date`` when given, else the Unix epoch -- never "now".
@@ -58,6 +60,7 @@ class FeedItem:
     date: dt.date
     rank: int
     hits: tuple[Hit, ...] = ()  # what the feed's topic matched in it (none in the trending feed)
+    first_id: str | None = None  # the paper's id before a re-key (StoredPaper.first_id): its entries keep it
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +233,7 @@ def _entry(item: FeedItem, base_url: str) -> _Entry:
     text.append(listed)
 
     return _Entry(
-        id=entry_id(paper.id),
+        id=entry_id(item.first_id or paper.id),
         title=title,
         url=url,
         published=_midnight(item.date),

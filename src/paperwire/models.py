@@ -74,6 +74,7 @@ class StoredPaper:
 
     paper: Paper
     listings: list[Appearance] = field(default_factory=list)
+    first_id: str | None = None  # the id it was first stored under, if learning its arXiv id re-keyed it
 
 
 # Reader states. Only "active" readers get digests; "pending" waits for confirmation.

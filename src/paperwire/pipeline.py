@@ -506,7 +506,7 @@ class BuiltFeed:
 def feed_items(store: Store, edition: dt.date) -> list[feeds.FeedItem]:
     """The papers feeds draw from: a month of listings up to ``edition``, each at its newest place."""
     stored = store.papers(since=edition - FEED_WINDOW + dt.timedelta(days=1), until=edition)
-    return [feeds.FeedItem(s.paper, *newest_placement(s, edition)) for s in stored]
+    return [feeds.FeedItem(s.paper, *newest_placement(s, edition), first_id=s.first_id) for s in stored]
 
 
 FeedError = Callable[[str, Exception], None]  # (feed slug, what it raised)

@@ -182,7 +182,8 @@ class PaperStore:
         row = _paper_row(paper, now)
         if old_id != paper.id:
             # Re-key: add the row under its new id, point every reference at it, drop the old row.
-            conn.execute(papers.insert().values(**row))
+            first_id = conn.execute(sa.select(papers.c.first_id).where(papers.c.id == old_id)).scalar() or old_id
+            conn.execute(papers.insert().values(**row, first_id=first_id))
             for table in PAPER_REFERENCES:
                 conn.execute(table.update().where(table.c.paper_id == old_id).values(paper_id=paper.id))
             _rekey_likes(conn, old_id, paper.id)
@@ -239,7 +240,8 @@ class PaperStore:
             for chunk in _chunks(wanted):
                 rows.update({row.id: row for row in conn.execute(sa.select(papers).where(papers.c.id.in_(chunk)))})
             links = self._links_of(conn, wanted)
-        return [StoredPaper(_paper_from_row(rows[pid], links.get(pid, [])), seen[pid]) for pid in wanted]
+        return [StoredPaper(_paper_from_row(rows[pid], links.get(pid, [])), seen[pid], rows[pid].first_id)
+                for pid in wanted]
 
     def papers_by_id(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
         """The stored papers among ``paper_ids``, by id; unknown ids are left out. A few queries

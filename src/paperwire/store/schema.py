@@ -45,6 +45,9 @@ papers = sa.Table(
     sa.Column("published", sa.Date, nullable=True),
     sa.Column("first_seen", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    # The id a paper was first stored under, when learning its arXiv id re-keyed it since
+    # (else NULL): its feed entries keep that id, so feed readers do not show it twice.
+    sa.Column("first_id", sa.String(64), nullable=True),
     sa.Index("ix_papers_arxiv_id", "arxiv_id", unique=True),
     sa.Index("ix_papers_title_hash", "title_hash"),
 )

@@ -1,0 +1,28 @@
+"""The id a paper was first stored under, kept when its arXiv id re-keys it.
+
+A listing without arXiv ids (a Daily Papers page capture) stores papers as ``t-<title
+hash>``; the same paper seen later with its arXiv id is re-keyed to that id. Feed entries
+were identified by the current id, so every feed reader showed such a paper twice. The
+first id is kept (NULL: never re-keyed) and feed entries use it.
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-06
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("papers", sa.Column("first_id", sa.String(64), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("papers") as batch:
+        batch.drop_column("first_id")
