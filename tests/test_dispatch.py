@@ -346,9 +346,14 @@ def test_a_reader_with_nothing_new_is_settled_not_replanned_all_day(db_url, tmp_
 def test_a_day_without_a_new_listing_resends_nothing_but_a_later_paper_of_the_edition_goes_out(db_url, tmp_path):
     """A reader sent three of the Mar 11 papers (the rest under "And N more") must not get the
     rest one email a day while no newer listing comes (weekends): each would say "3 new
-    papers (Mar 11)" again. A paper added to the Mar 11 listing afterwards is new, and is
-    sent alone (a second digest of the edition: mail.message_id)."""
+    papers (Mar 11)" again. Papers added to the Mar 11 listing afterwards are new, and are
+    sent alone (a second digest of the edition: mail.message_id), a paper stored long before
+    (listed weeks ago, outside any window since) as well as one never seen."""
+    from paperwire.models import Listing, Paper
+
     store = readers_store(db_url, 1)
+    old = Paper("t-old", "An Old Paper Trending Again", "It was listed weeks ago.")
+    store.save_listings([Listing("old-papers", EDITION - dt.timedelta(days=30), [old])])
 
     def subjects_sent(day: int) -> list[str]:
         outbox = tmp_path / f"outbox-{day}"
@@ -361,13 +366,14 @@ def test_a_day_without_a_new_listing_resends_nothing_but_a_later_paper_of_the_ed
     (first,) = subjects_sent(0)
     assert first.startswith("3 new papers"), first
     assert subjects_sent(1) == subjects_sent(2) == []  # Mar 12, Mar 13: no listing after Mar 11's
-    from paperwire.models import Listing, Paper
     late = Paper("t-late", "A Late Addition to the Listing", "It came in after the digest went out.")
-    store.save_listings([Listing("late-papers", EDITION, [late])])
+    store.save_listings([Listing("late-papers", EDITION, [late, old])])
     (second,) = subjects_sent(3)
-    assert second.startswith("1 new paper on") and second.endswith("(Mar 11)"), second
+    assert second.startswith("2 new papers on") and second.endswith("(Mar 11)"), second
     (eml,) = (tmp_path / "outbox-3").glob("*.eml")
-    assert "A Late Addition to the Listing" in eml.read_text()
+    text = eml.read_text()
+    assert "A Late Addition to the Listing" in text and "An Old Paper Trending Again" in text
+    assert subjects_sent(4) == []
 
 
 def test_a_digest_over_gmails_clip_is_sent_shorter_and_records_only_what_it_showed(db_url, tmp_path):
@@ -395,6 +401,8 @@ def test_a_digest_over_gmails_clip_is_sent_shorter_and_records_only_what_it_show
     recorded = store.sent_papers_among([paper.id for paper in papers], [reader.id])[reader.id]
     assert 0 < len(shown) < 38 and recorded == shown
     assert f"And {38 - len(shown)} more matching papers" in html
+    # Those the clip left out are the "And N more": recorded as such, never offered again as new.
+    assert store.left_out_of_edition([reader.id], EDITION) == {reader.id: {p.id for p in papers} - shown}
 
 
 def test_no_reply_after_the_body_is_reported_unknown_and_never_resent(db_url, tmp_path, smtp_server):

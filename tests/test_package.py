@@ -100,9 +100,13 @@ def test_demo_runs_in_an_empty_folder(demo_folder):
 
 
 def test_digest_of_the_installed_package(demo_folder, venv):
+    """After the demo sent every reader their digest, nothing is new for them (``digest`` lists
+    none); ``preview`` still renders a reader's digest with the installed templates."""
     folder, _ = demo_folder
-    output = _run(venv / "bin" / "paperwire", "digest", "--json", cwd=folder)
-    assert "ada@example.org" in output
+    assert _run(venv / "bin" / "paperwire", "digest", "--json", cwd=folder).strip() == "[]"
+    written = Path(_run(venv / "bin" / "paperwire", "preview", "ada@example.org", cwd=folder).strip())
+    page = (written if written.is_absolute() else folder / written).read_text()
+    assert "Hi Ada" in page and "Unsubscribe</a>" in page
 
 
 def test_serve_of_the_installed_package_has_its_pages_and_static_files(demo_folder, venv):

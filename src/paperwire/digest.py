@@ -152,12 +152,8 @@ def without_last(digest: Digest, count: int) -> Digest:
     sections = (replace(section, items=tuple(item for item in section.items if item.paper.id not in gone))
                 for section in digest.sections)
     return replace(digest, sections=tuple(section for section in sections if section.items),
-                   more=digest.more + len(dropped), more_from=first_gone)
-
-
-def _stored_after(paper: Paper, moment: dt.datetime) -> bool:
-    """Whether ``paper`` was first stored after ``moment`` (a paper never stored counts as new)."""
-    return paper.first_seen is None or paper.first_seen > moment
+                   more=digest.more + len(dropped), more_from=first_gone,
+                   left_out=tuple(item.paper.id for item in dropped) + digest.left_out)
 
 
 def _strongest(entry: tuple[float, int, int]) -> tuple[float, int]:
@@ -175,16 +171,13 @@ def build_digest(
     edition: dt.date,
     already_sent: Container[str] = frozenset(),
     first_date: dt.date | None = None,
-    stored_after: dt.datetime | None = None,
     example_titles: Mapping[str, str] | None = None,
 ) -> Digest:
     """The reader's digest; ``found_by_topic[i]`` are the matches of ``subscriber.topics[i]``.
 
-    Papers outside [first_date, edition] or already sent are skipped, and so, with
-    ``stored_after``, are papers first stored before it: a second digest of an edition
-    already sent offers only what its listing gained since, not the papers the first one
-    left to its "And N more". The result may have no sections: whether to send it anyway
-    is the caller's setting.
+    Papers outside [first_date, edition] or already offered (``already_sent``: sent, or left
+    to the "And N more" of an earlier digest of this edition) are skipped. The result may
+    have no sections: whether to send it anyway is the caller's setting.
     """
     first_date = first_date or edition
     candidates: dict[str, list[tuple[float, int, int]]] = {}  # paper -> (score, topic, position)
@@ -192,8 +185,6 @@ def build_digest(
         for position, (paper_id, score) in enumerate(zip(found.paper_ids(), found.scores())):
             placement = placements.get(paper_id)
             if placement is None or not first_date <= placement.date <= edition or paper_id in already_sent:
-                continue
-            if stored_after is not None and not _stored_after(papers[paper_id], stored_after):
                 continue
             candidates.setdefault(paper_id, []).append((score, topic_index, position))
 
@@ -235,5 +226,6 @@ def build_digest(
         sections=tuple(DigestSection(subscriber.topics[index], tuple(items)) for index, items in sorted(sections.items())),
         more=len(left_out),
         more_from=more_from,
+        left_out=tuple(left_out),
         first_date=first_date if first_date < edition else None,
     )

@@ -323,7 +323,8 @@ def _send(store: Store, settings: Settings, transport: Transport, digests: Itera
             keys: list[str | None] = [f"dry-{item.subscriber.id}" for item, _, _ in built]
         else:
             ids = store.claim_many([Claim(item.subscriber.id, slots[item.subscriber.id], item.edition, message_id,
-                                          tuple(i.paper.id for section in item.sections for i in section.items))
+                                          tuple(i.paper.id for section in item.sections for i in section.items),
+                                          item.left_out)
                                     for item, message_id, _ in built], run_id)
             keys = [None if delivery_id is None else str(delivery_id) for delivery_id in ids]
         ready = []

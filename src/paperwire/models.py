@@ -159,6 +159,9 @@ class Digest:
     # The first listing day it covers, when that is before listing_date (a weekly digest, or
     # a reader catching up: digest.window); None: listing_date's listing alone.
     first_date: dt.date | None = None
+    # The ids of the papers behind "more": the delivery records them, and a second digest of
+    # the edition (its listing grew) does not offer them as new.
+    left_out: tuple[str, ...] = ()
 
     @property
     def papers(self) -> int:

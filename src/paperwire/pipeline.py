@@ -223,7 +223,7 @@ def plan_digests(
 
     The reader's history decides the window (papers listed since their last sent
     edition) and removes papers they were already sent (and, for a second digest of an
-    edition, the papers stored before the first was made); ``with_history=False`` shows
+    edition, those the first left to its "And N more"); ``with_history=False`` shows
     the digest as a first one (the demo's pages, which must not empty out once the
     demo has delivered them). ``histories`` saves the look-up when the caller has them.
     Readers with nothing new are
@@ -245,13 +245,15 @@ def plan_digests(
     if with_history:
         histories = histories if histories is not None else store.histories(reader.id for reader in readers)
         already_sent = store.sent_papers_among(list(by_id), [reader.id for reader in readers])
-        # Readers already sent a digest of this edition (no newer listing since): only papers
-        # stored after that digest's run began are new to them.
-        read_at = store.edition_read_at([reader.id for reader in readers
-                                         if histories[reader.id].last_edition == edition], edition)
+        # Readers already sent a digest of this edition (no newer listing since): what it left to
+        # its "And N more" is not new to them either.
+        repeats = store.left_out_of_edition([reader.id for reader in readers
+                                             if histories[reader.id].last_edition == edition], edition)
+        for reader_id, left_out in repeats.items():
+            already_sent[reader_id] = already_sent.get(reader_id, set()) | left_out
     else:
         histories = {reader.id: ReaderHistory(None, None) for reader in readers}
-        already_sent, read_at = {}, {}
+        already_sent = {}
     from . import semantic  # numpy and the model only for runs that match
     from .explain import ClosestSentences
 
@@ -273,7 +275,7 @@ def plan_digests(
             found = [rankings.get((index, topic_index), digest.NOTHING_FOUND) for topic_index in range(len(reader.topics))]
             result = digest.build_digest(reader, found, by_id, placements, edition=edition, first_date=first,
                                          already_sent=already_sent.get(reader.id, frozenset()),
-                                         stored_after=read_at.get(reader.id), example_titles=examples)
+                                         example_titles=examples)
         except Exception as exc:
             return exc
         return result if result.papers or settings.send_empty else None

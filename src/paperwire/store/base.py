@@ -33,12 +33,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
-def _now_exact() -> dt.datetime:
-    """Now to the microsecond, where two moments of one second must keep their order: when
-    a paper was stored and when a run began (``Store.edition_read_at``)."""
-    return dt.datetime.now(dt.timezone.utc)
-
-
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=10000")  # first: switching to WAL needs a lock another process may hold

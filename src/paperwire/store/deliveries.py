@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .base import _chunks, _now, _now_exact, insert_unless_taken
+from .base import _chunks, _now, insert_unless_taken
 from .schema import deliveries, runs, sent_papers, subscribers
 
 # Delivery states. "deferred" (temporary failure) is claimed again by the next run.
@@ -70,12 +70,14 @@ class Claim:
     edition: str
     message_id: str
     paper_ids: tuple[str, ...]
+    left_out: tuple[str, ...] = ()  # the papers under its "And N more"
 
 
 def _claimed_values(claim: Claim, run_id: str, now: dt.datetime) -> dict:
     """The columns a claim sets on its delivery, new or taken over."""
     return {"slot": claim.slot, "edition": claim.edition, "status": SENDING, "run_id": run_id,
-            "message_id": claim.message_id, "papers": list(claim.paper_ids), "claimed_at": now, "finished_at": None}
+            "message_id": claim.message_id, "papers": list(claim.paper_ids), "left_out": list(claim.left_out),
+            "claimed_at": now, "finished_at": None}
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class DeliveryStore:
 
     def start_run(self, kind: str, transport: str = "") -> str:
         run_id = uuid.uuid4().hex
-        now = _now_exact()  # papers stored after it are new to the run's digests (edition_read_at)
+        now = _now()
         with self.engine.begin() as conn:
             conn.execute(runs.insert().values(id=run_id, kind=kind, pid=os.getpid(), host=socket.gethostname()[:255],
                                               started_at=now, heartbeat_at=now, transport=transport[:1024]))
@@ -136,7 +138,7 @@ class DeliveryStore:
     def note_run(self, kind: str, summary: dict) -> str:
         """A run that is over as soon as it starts (a failed web mail): shown by `paperwire status`."""
         run_id = uuid.uuid4().hex
-        now = _now_exact()  # papers stored after it are new to the run's digests (edition_read_at)
+        now = _now()
         with self.engine.begin() as conn:
             conn.execute(runs.insert().values(id=run_id, kind=kind, pid=os.getpid(), host=socket.gethostname()[:255],
                                               started_at=now, heartbeat_at=now, finished_at=now, summary=summary))
@@ -421,20 +423,18 @@ class DeliveryStore:
             edition = conn.execute(query).scalar()
         return dt.date.fromisoformat(edition) if edition else None
 
-    def edition_read_at(self, subscriber_ids: Sequence[int], edition: dt.date) -> dict[int, dt.datetime]:
-        """When the newest run that sent each of these readers a digest of ``edition`` started:
-        the papers stored before then are those that digest was chosen from (runs read them
-        after starting), so a second digest of the edition offers only what came later
-        (``digest.build_digest``'s ``stored_after``). Readers never sent that edition are absent."""
-        query = (sa.select(deliveries.c.subscriber_id, sa.func.max(runs.c.started_at))
-                 .join_from(deliveries, runs, runs.c.id == deliveries.c.run_id)
-                 .where(deliveries.c.subscriber_id.in_(sa.bindparam("readers", expanding=True)),
-                        deliveries.c.status == SENT, deliveries.c.edition == edition.isoformat())
-                 .group_by(deliveries.c.subscriber_id))
-        found: dict[int, dt.datetime] = {}
+    def left_out_of_edition(self, subscriber_ids: Sequence[int], edition: dt.date) -> dict[int, set[str]]:
+        """The papers the digests of ``edition`` sent to these readers left to their "And N
+        more": a second digest of one edition (the listing grew after the first) must not
+        offer them as new. The papers shown are in ``sent_papers_among`` already."""
+        query = sa.select(deliveries.c.subscriber_id, deliveries.c.left_out).where(
+            deliveries.c.subscriber_id.in_(sa.bindparam("readers", expanding=True)),
+            deliveries.c.status == SENT, deliveries.c.edition == edition.isoformat())
+        found: dict[int, set[str]] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(sorted(set(subscriber_ids))):
-                found.update(conn.execute(query, {"readers": chunk}).all())
+                for subscriber_id, left_out in conn.execute(query, {"readers": chunk}):
+                    found.setdefault(subscriber_id, set()).update(left_out or ())
         return found
 
     def deferred_slots(self, subscriber_ids: Iterable[int]) -> dict[int, dt.date]:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..models import Appearance, Link, Listing, Paper, StoredPaper
 from ..normalize import merge_papers, title_hash
-from .base import _chunks, _now, _now_exact
+from .base import _chunks, _now
 from .schema import PAPER_REFERENCES, fetch_state, listing_papers, listings, paper_links, papers, topics
 
 
@@ -103,7 +103,7 @@ class PaperStore:
             conn.execute(fetch_state.insert().values(url=validators.url, **values))
 
     def _save_listing(self, conn: Connection, listing: Listing) -> IngestCounts:
-        now = _now_exact()  # a paper's first_seen is compared with when runs began
+        now = _now()
         counts = IngestCounts()
         known = self._find_known(conn, listing.papers)
         final_ids: dict[str, None] = {}  # ordered set: rank order of the listing

@@ -136,6 +136,8 @@ deliveries = sa.Table(
     sa.Column("run_id", sa.String(40), sa.ForeignKey("runs.id"), nullable=False),
     sa.Column("message_id", sa.String(255), nullable=False),
     sa.Column("papers", sa.JSON, nullable=False),
+    # The papers its "And N more" stood for (NULL before migration 0010: not known).
+    sa.Column("left_out", sa.JSON, nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("code", sa.Integer, nullable=True),
     sa.Column("detail", sa.Text, nullable=False, server_default=""),
