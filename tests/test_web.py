@@ -159,26 +159,33 @@ def test_security_headers_everywhere(site: Site, path: str) -> None:
     assert response.headers["referrer-policy"] == "no-referrer"
 
 
-@pytest.mark.parametrize("proxy_strips", [True, False])
-def test_a_base_url_with_a_path_serves_and_links_below_it(new_db, tmp_path: Path, proxy_strips: bool) -> None:
+@pytest.mark.parametrize("path", ["/papers", "/b%C3%BCcher"])
+def test_a_base_url_with_a_path_serves_and_links_below_it(new_db, tmp_path: Path, path: str) -> None:
     """base_url https://example.org/papers: emails link below /papers, so pages must too (their
-    styles, forms and home links), whether the reverse proxy strips /papers or passes it on."""
-    site = make_site(new_db, tmp_path, base_url=BASE + "/papers")
-    prefix = "" if proxy_strips else "/papers"
-    home = site.client.get(prefix + "/")
-    assert home.status_code == 200
-    for link in ('href="/papers/static/web.css"', 'src="/papers/static/web.js"', 'action="/papers/subscribe"',
-                 'href="/papers/feeds/trending.atom"', 'href="/papers/"'):
+    styles, scripts, forms, live preview and home links), and the app answers there, the reverse
+    proxy passing the whole path on. /papers/papers/<id> is a paper's page; an address outside
+    the base path is a 404 that says where the site is."""
+    site = make_site(new_db, tmp_path, base_url=BASE + path)
+    home = site.client.get(path + "/")
+    assert home.status_code == 200 and site.client.get(path).text == home.text
+    for link in (f'href="{path}/static/web.css"', f'src="{path}/static/web.js"', f'action="{path}/subscribe"',
+                 f'href="{path}/feeds/trending.atom"', f'href="{path}/"', f'data-preview-url="{path}/api/preview"'):
         assert link in home.text, link
-    assert not re.search(r'(?:href|src|action)="/(?!papers/)', home.text)
-    assert site.client.get(prefix + "/static/web.css").status_code == 200
+    assert not re.search(rf'(?:href|src|action)="/(?!{re.escape(path[1:])}/)', home.text)
+    assert site.client.get(path + "/static/web.css").status_code == 200
+    assert site.client.get(path + "/api/preview", params={"q": "LLM"}).json()["count"] > 0
     reader = site.reader()
-    manage = site.client.get(f"{prefix}/manage/{reader.token}")
-    assert manage.status_code == 200 and f'action="{BASE}/papers/manage/{reader.token}"' in manage.text
-    moved = site.client.get(f"{prefix}/manage/{reader.token}/", follow_redirects=False)
-    assert moved.status_code == 307 and moved.headers["location"] == f"{BASE}/papers/manage/{reader.token}"
-    assert site.client.get(prefix + "/api/nothing").json() == {"detail": "Not Found"}
-    assert "Not found" in site.client.get(prefix + "/no/such/page").text
+    manage = site.client.get(f"{path}/manage/{reader.token}")
+    assert manage.status_code == 200 and f'action="{BASE}{path}/manage/{reader.token}"' in manage.text
+    paper = site.store.papers()[0].paper
+    assert site.client.get(f"{path}/papers/{paper.id}").status_code == 200
+    moved = site.client.get(f"{path}/manage/{reader.token}/", follow_redirects=False)
+    assert moved.status_code == 307 and moved.headers["location"] == f"{BASE}{path}/manage/{reader.token}"
+    assert site.client.get(path + "/api/nothing").json() == {"detail": "Not Found"}
+    assert "Not found" in site.client.get(path + "/no/such/page").text
+    outside = site.client.get(f"/manage/{reader.token}")
+    assert outside.status_code == 404 and outside.text == f"Not found: this site is at {path}/\n"
+    assert outside.headers["x-content-type-options"] == "nosniff"
     site.client.close()
     site.store.close()
 
@@ -200,7 +207,7 @@ def test_every_page_a_link_can_open_answers_head(site: Site) -> None:
     paper = site.store.papers()[0].paper
     pages = ["/", f"/manage/{reader.token}", f"/manage/{reader.token}/export", f"/unsubscribe/{reader.token}",
              f"/archive/{reader.token}/{EDITION}", "/favicon.ico", urls.more_like("", reader, paper.id),
-             urls.paper("", paper.id), "/feeds/trending.atom", "/feeds/feeds.opml"]
+             urls.paper("", paper.id), "/feeds/trending.atom", "/feeds/feeds.opml", "/api/docs"]
     before = site.store.subscriber(reader.email)
     for path in pages:
         assert site.client.head(path).status_code == 200, path

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from .context import WebContext, web_context
+from .context import READ, WebContext, web_context
 
 router = APIRouter(include_in_schema=False)
 METHODS = ("get", "put", "post", "patch", "delete")
@@ -47,7 +47,7 @@ def operations(spec: dict) -> list[dict]:
     return found
 
 
-@router.get("/api/docs")
+@router.api_route("/api/docs", methods=READ)
 def api_docs(request: Request, web: WebContext = Depends(web_context)) -> Response:
     spec = request.app.openapi()
     schemas = {name: {"fields": [(field, _schema_name(s), field in schema.get("required", []))

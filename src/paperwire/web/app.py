@@ -7,10 +7,11 @@ thread pool, so a slow database call never blocks the event loop.
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote, unquote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -62,9 +63,9 @@ def create_app(settings: Settings, *, store: Store | None = None, transport: Tra
                    apidocs.router, hooks.router):
         app.include_router(router)
     _error_handlers(app)
+    if root := base_path(settings):  # inside SecurityHeaders: its own 404 carries them too
+        app.add_middleware(BelowBasePath, root=unquote(root))
     app.add_middleware(SecurityHeaders, hsts=app.state.web.secure)
-    if root := base_path(settings):
-        app.add_middleware(BelowBasePath, root=root)
     if settings.trusted_proxies:
         # The client address (for the rate limit) comes from X-Forwarded-For only when the
         # connection itself comes from a configured proxy; `serve` leaves uvicorn's own
@@ -74,16 +75,26 @@ def create_app(settings: Settings, *, store: Store | None = None, transport: Tra
 
 
 class BelowBasePath:
-    """Serves the app below base_url's path (``/papers``), which a reverse proxy may pass on or
-    strip: it is the requests' ASGI ``root_path``, which routing takes off when it is there."""
+    """Serves the app below base_url's path (``/papers``): the reverse proxy passes the whole
+    path on (README, "Behind a reverse proxy"), and that path becomes the requests' ASGI
+    ``root_path``, which routing takes off. ``/papers`` itself is the home page; an address
+    outside it is a plain 404 naming where the site is. (A proxy that strips the path
+    cannot be told apart from one that passes it when the base path is also a route's,
+    ``/papers/<id>``: so one way, not both.) ``root`` is decoded, as ASGI paths are."""
 
     def __init__(self, app: ASGIApp, root: str) -> None:
         self.app, self.root = app, root
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and not scope.get("root_path"):
-            scope = {**scope, "root_path": self.root}
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = self.root + "/" if scope["path"] == self.root else scope["path"]
+        if not path.startswith(self.root + "/"):
+            outside = PlainTextResponse(f"Not found: this site is at {quote(self.root)}/\n", status_code=404)
+            await outside(scope, receive, send)
+            return
+        await self.app({**scope, "path": path, "root_path": self.root}, receive, send)
 
 
 def _wants_json(request: Request) -> bool:

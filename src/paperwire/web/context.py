@@ -123,19 +123,15 @@ def web_context(request: Request) -> WebContext:
 
 
 def base_path(settings: Settings) -> str:
-    """The path of ``base_url`` (``/papers`` of ``https://example.org/papers``; "" for a host's
-    root): the app answers below it whether or not a proxy strips it first, and pages link there."""
+    """The path of ``base_url`` as links write it (``/papers`` of ``https://example.org/papers``;
+    "" for a host's root): pages link below it, and the app answers there (app.BelowBasePath)."""
     return urlsplit(settings.base_url).path.rstrip("/")
 
 
 def route_path(request: Request) -> str:
-    """The request's path below ``base_path``, as routes are written: a proxy that passes the
-    whole path leaves it in front (as Starlette's routing does, ``/papers-old`` is not below
-    ``/papers``)."""
+    """The request's path below the base path, as routes are written (``/manage/<token>``)."""
     path, root = request.scope["path"], request.scope.get("root_path", "")
-    if root and (path == root or path.startswith(root + "/")):
-        return path[len(root):] or "/"
-    return path
+    return path[len(root):] if root and path.startswith(root + "/") else path
 
 
 def redirect_from_base(request: Request, path: str) -> Response:

@@ -37,7 +37,7 @@
     Promise.all(lines.map(function (line) {
       var q = queryOf(line);
       if (!q) { return Promise.resolve(item(line, ": write a query after '='")); }
-      return fetch("/api/preview?limit=3&q=" + encodeURIComponent(q), { headers: { Accept: "application/json" } })
+      return fetch(box.dataset.previewUrl + "?limit=3&q=" + encodeURIComponent(q), { headers: { Accept: "application/json" } })
         .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
         .then(function (res) {
           if (!res.ok) {
