@@ -298,6 +298,10 @@ def test_a_stored_topic_the_parser_refuses_now_costs_that_topic_not_the_digest(d
     (warning,) = [record for record in caplog.records if "left out" in record.getMessage()]
     assert warning.getMessage().startswith("topic 1 of two@example.org left out of their digest: topic ")
     assert "unbalanced quote" in warning.getMessage()
+    # Without on_error (`paperwire preview`) the same: only a reader left with no topic raises.
+    (alone,) = pipeline.plan_digests(store, Settings(), [store.subscriber("two@example.org")],
+                                     edition=store.latest_listing_date())
+    assert [section.topic.name for section in alone.sections] == ["Agents"]
 
 
 def test_a_reader_whose_digest_cannot_be_made_is_reported_at_its_turn(db_url, monkeypatch):

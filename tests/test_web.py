@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from email import policy
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import feedparser
 import pytest
@@ -188,6 +189,24 @@ def test_a_base_url_with_a_path_serves_and_links_below_it(new_db, tmp_path: Path
     assert outside.headers["x-content-type-options"] == "nosniff"
     site.client.close()
     site.store.close()
+
+
+def test_a_stored_topic_the_parser_refuses_now_leaves_the_readers_pages_working(site: Site, caplog) -> None:
+    """A topic saved under older rules that the parser refuses now costs that topic on the
+    reader's pages too ("View in browser", their feed, the manage page), as in their digest."""
+    import sqlalchemy as sa
+    from paperwire import urls
+    from paperwire.store.schema import topics
+
+    reader = site.reader("ada@example.org", "Refused = RAG", "Models = LLM")
+    with site.store.engine.begin() as conn:
+        conn.execute(topics.update().where(topics.c.name == "Refused").values(query='(RAG OR "retrieval'))
+    archive = site.client.get(f"/archive/{reader.token}/{EDITION}")
+    assert archive.status_code == 200 and "Models" in archive.text and "new papers matched" in archive.text
+    feed = site.client.get(urlsplit(urls.private_feed(BASE, reader)).path)
+    assert feed.status_code == 200 and feed.text.count("<entry>") > 0
+    assert site.client.get(f"/manage/{reader.token}").status_code == 200
+    assert "topic 1 of ada@example.org left out of their digest" in caplog.text
 
 
 def test_static_files(site: Site) -> None:

@@ -313,9 +313,18 @@ def _ensure_vectors(store: Store, settings: Settings, papers: Sequence, queries:
 
 def _topic_left_out(reader: Subscriber, key: tuple[int, int], error: QueryError) -> None:
     """A reader's stored topic the parser refuses now (saved under older rules): their digest
-    is made from their other topics, and this is said on every run until they change it."""
+    (and their archive pages and feed) is made from their other topics, and this is said each
+    time until they change it. ``key``: (the reader's place in the run, the topic's)."""
     log.warning("topic %d of %s left out of their digest: %s", key[1] + 1, reader.email, error,
                 extra={"fields": {"event": "topic-refused", "email": reader.email, "detail": str(error)}})
+
+
+def reader_queries(reader: Subscriber) -> list[tuple[int, Query]]:
+    """The reader's topics that parse, by their place: the web's archive pages and private
+    feed match these as digests do, a topic the parser refuses now left out (``_topic_left_out``)."""
+    groups = parse_topics([(reader, [((0, place), topic.query) for place, topic in enumerate(reader.topics)])],
+                          lambda owner, error: None, _topic_left_out)
+    return [(place, query) for (_, place), query in groups[0][1]] if groups else []
 
 
 Owner = TypeVar("Owner")
@@ -377,7 +386,7 @@ def parse_topics(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str | Query]]
 
     With ``on_refused``, an owner keeps the queries that parse, and each refused one goes
     there instead (a reader's topic saved under older rules costs that topic, not their
-    digest); only an owner left with none goes to ``on_error``."""
+    digest); only an owner left with none goes to ``on_error`` (or raises without it)."""
     parsed: dict[str, Query | QueryError] = {}
 
     def parse(key: Key, query: str | Query) -> Query | QueryError:
@@ -387,7 +396,7 @@ def parse_topics(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str | Query]]
             try:
                 found = parsed[text] = as_query(query)
             except QueryError as exc:
-                if on_error is None:
+                if on_error is None and on_refused is None:
                     raise refused_topic(key, exc) from exc
                 found = parsed[text] = refused_topic(text, exc)
         return found
@@ -404,6 +413,8 @@ def parse_topics(groups: Sequence[tuple[Owner, Sequence[tuple[Key, str | Query]]
             if on_refused is not None and good:
                 kept.append((owner, good))
                 partly.append((owner, [(key, found) for key, found in queries if isinstance(found, QueryError)]))
+            elif on_error is None:
+                raise error  # every query refused, and nobody to tell
             else:
                 refused.append((owner, error))
     # Outside the section: the callbacks' own work is not ours to hurry.

@@ -159,8 +159,8 @@ class DataCache:
         settings = self.settings
         edition = self.store.latest_listing_date()
         items = pipeline.feed_items(self.store, edition) if edition else []
-        rankings = semantic.match_topics([(i, t.query) for i, t in enumerate(reader.topics)],
-                                         [item.paper for item in items], settings, self.store)
+        rankings = semantic.match_topics(pipeline.reader_queries(reader), [item.paper for item in items],
+                                         settings, self.store)
         # Each paper's best match, as a digest picks it (by score, then topic order), found by
         # ids and scores: only those matches are explained, not every match of every topic.
         best: dict[str, tuple[float, Any, int]] = {}  # paper -> (score, its topic's ranking, place in it)
@@ -209,15 +209,15 @@ class DataCache:
             return None
         papers = [s.paper for s in stored]
         placements = {s.paper.id: digest.Placement(*pipeline.newest_placement(s, edition)) for s in stored}
-        rankings = semantic.match_topics([(i, t.query) for i, t in enumerate(reader.topics)], papers,
-                                         self.settings, self.store)
-        found = [rankings[i] for i in range(len(reader.topics))]
+        queries = pipeline.reader_queries(reader)
+        rankings = semantic.match_topics(queries, papers, self.settings, self.store)
+        found = [rankings.get(i, digest.NOTHING_FOUND) for i in range(len(reader.topics))]
         uncapped = replace(reader, max_papers=ARCHIVE_LIMIT)  # a web page is not clipped like an email
         earlier = self.store.sent_papers_among([p.id for p in papers], [reader.id], before=edition).get(reader.id, set())
         listed = digest.first_listed(pipeline.listing_days(stored), first, edition)
         result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
                                      first_date=listed, already_sent=earlier,
-                                     example_titles=semantic.example_titles(self.store, [t.query for t in reader.topics],
+                                     example_titles=semantic.example_titles(self.store, [q for _, q in queries],
                                                                             self.settings.acronyms))
         # The closest sentences the digest run stored (the emailed papers' ones): a page never embeds them.
         closest = ClosestSentences(self.store, pipeline.embedder(self.settings), self.settings.acronyms, new_papers=0)
