@@ -62,9 +62,8 @@ _MODE = re.compile(r"\s*(words|meaning):", re.IGNORECASE)  # any case, as field 
 _KEYWORDS = ("OR", "AND", "NOT")
 # What like: takes: the forms paperwire.normalize gives paper ids (arXiv ids, new and old
 # style, with an optional version; otherwise "t-" and the title hash).
-_PAPER_REF = re.compile(
-    r"(?:\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?|t-[0-9a-f]{16}", re.ASCII
-)
+_ARXIV_REF = re.compile(r"(?:\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?", re.ASCII)
+_PAPER_REF = re.compile(rf"{_ARXIV_REF.pattern}|t-[0-9a-f]{{16}}", re.ASCII)
 # The same forms, as the errors about like: name them.
 _PAPER_REF_FORMS = "an arXiv id such as 2403.12345 or 2403.12345v2, or a paper id: t- and 16 hex digits"
 # How people copy an arXiv id: cited ("arXiv:2403.12345") or as its page's or PDF's address.
@@ -260,26 +259,28 @@ def _lex_chunk(text: str, start: int, end: int, tokens: list[_Token]) -> None:
             raise QueryError(f"'{word}' needs a term right after the colon", query=text, position=start)
         if _has_word_char(word):
             tokens.append(_Token("WORD", word, start))
-        elif not word.strip(EVERYTHING_TEXT):
-            raise QueryError(f"'{EVERYTHING_TEXT}' (every paper) is a topic only on its own", query=text, position=start)
+        else:
+            _refuse_stray_everything(word, text, start)
         return
 
 
 def _like_token(text: str, start: int, ref_start: int, end: int, glued_to_next: bool) -> _Token:
     """``like:REF`` as one token; the REF must be a paper id, with nothing glued after it. An
     arXiv id may be written as cited or as its arxiv.org address (``_ARXIV_CITED``)."""
-    if cited := _ARXIV_CITED.match(text, ref_start, end):
+    cited = _ARXIV_CITED.match(text, ref_start, end)
+    refs = _ARXIV_REF if cited else _PAPER_REF  # "arXiv:" and arxiv.org name arXiv ids only
+    if cited:
         ref_start = cited.end()
     ref = text[ref_start:end]
-    if cited and ref.lower().endswith(".pdf"):
-        ref = ref[:-4]
-    if not _PAPER_REF.fullmatch(ref):  # sentence punctuation after it is dropped, as after a word
+    if not refs.fullmatch(ref):  # sentence punctuation after it is dropped, as after a word
         ref = ref.rstrip(_TRAILING_PUNCTUATION)
+    if cited and ref.lower().endswith(".pdf"):  # the PDF's address
+        ref = ref[:-4]
     if not ref:
         message = f"'like:' needs a paper id right after the colon ({_PAPER_REF_FORMS})"
         raise QueryError(message, query=text, position=start)
-    if not _PAPER_REF.fullmatch(ref):
-        message = f"'{ref}' is not a paper id (like: takes {_PAPER_REF_FORMS})"
+    if not refs.fullmatch(ref):
+        message = f"'{ref}' is not {'an arXiv id' if cited else 'a paper id'} (like: takes {_PAPER_REF_FORMS})"
         raise QueryError(message, query=text, position=ref_start)
     if glued_to_next:
         raise QueryError("a space must follow the paper id of 'like:'", query=text, position=end)
@@ -301,9 +302,16 @@ def _lex_dashes(text: str, start: int, end: int, glued_to_next: bool, tokens: li
             tokens.append(_Token("MINUS", "-", start))
         return None
     if not _has_word_char(text[after_dashes:end]):
+        _refuse_stray_everything(text[after_dashes:end], text, after_dashes)
         return None
     tokens.append(_Token("MINUS", "-", start))
     return after_dashes
+
+
+def _refuse_stray_everything(chunk: str, text: str, position: int) -> None:
+    """``*`` means every paper only as a whole topic; elsewhere it would be dropped unseen."""
+    if chunk and not chunk.strip(EVERYTHING_TEXT):
+        raise QueryError(f"'{EVERYTHING_TEXT}' (every paper) is a topic only on its own", query=text, position=position)
 
 
 # --- parser ---------------------------------------------------------------------------
