@@ -201,6 +201,12 @@ def test_unknown_papers_are_404_and_rekeyed_ids_follow_the_paper(site: Site) -> 
     moved = site.client.get(f"/papers/{old.id}", follow_redirects=False)
     assert moved.status_code == 301 and moved.headers["location"] == f"{BASE}/papers/2403.99999"
     assert "arXiv 2403.99999" in site.client.get("/papers/2403.99999").text
+    # Another arXiv paper of the same title (kept apart, it has another id) does not take the old link.
+    namesake = Paper(id="2403.00001", arxiv_id="2403.00001", title=title, abstract="Another paper.")
+    site.store.save_listings([Listing("arxiv", dt.date(2024, 3, 14), [namesake])])
+    assert {p.paper.id for p in site.store.papers()} >= {"2403.99999", "2403.00001"}
+    moved = site.client.get(f"/papers/{old.id}", follow_redirects=False)
+    assert moved.status_code == 301 and moved.headers["location"] == f"{BASE}/papers/2403.99999"
 
 
 def test_paper_ids_with_a_slash_have_a_page(site: Site) -> None:

@@ -50,6 +50,7 @@ papers = sa.Table(
     sa.Column("first_id", sa.String(64), nullable=True),
     sa.Index("ix_papers_arxiv_id", "arxiv_id", unique=True),
     sa.Index("ix_papers_title_hash", "title_hash"),
+    sa.Index("ix_papers_first_id", "first_id"),
 )
 paper_links = sa.Table(
     "paper_links", metadata,

@@ -58,18 +58,24 @@ class WebStore:
                 .join(listings, listings.c.id == listing_papers.c.listing_id)
                 .where(listing_papers.c.paper_id == paper_id)
                 .order_by(listings.c.date.desc(), listings.c.source)).all()
-        return StoredPaper(_paper_from_row(row, links), [Appearance(r.date, r.rank, r.source) for r in seen])
+        return StoredPaper(_paper_from_row(row, links), [Appearance(r.date, r.rank, r.source) for r in seen],
+                           row.first_id)
 
     def paper_titles(self, paper_ids: list[str]) -> dict[str, str]:
         """id -> title of those of ``paper_ids`` that are stored (one query: a liked list is short)."""
         with self.engine.connect() as conn:
             return dict(conn.execute(sa.select(papers.c.id, papers.c.title).where(papers.c.id.in_(paper_ids))).all())
 
-    def paper_id_by_title_hash(self, digest: str) -> str | None:
-        """The id a title-only paper (``t-<hash>``) has now, after it was re-keyed to its arXiv id."""
+    def moved_paper_id(self, old_id: str) -> str | None:
+        """The id a paper first stored as ``old_id`` (``t-<title hash>``) has now, after its arXiv
+        id re-keyed it: recorded since migration 0009 (``papers.first_id``); for a paper re-keyed
+        before, found by its title's hash."""
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(papers.c.id).where(papers.c.title_hash == digest)
-                                .order_by(papers.c.id).limit(1)).scalar()
+            moved = conn.execute(sa.select(papers.c.id).where(papers.c.first_id == old_id)).scalar()
+            if moved is None and old_id.startswith("t-"):
+                moved = conn.execute(sa.select(papers.c.id).where(papers.c.title_hash == old_id[2:])
+                                     .order_by(papers.c.id).limit(1)).scalar()
+            return moved
 
     def delete_subscriber(self, email: str) -> bool:
         """Erase a reader and everything recorded about them (topics, deliveries, sent papers, bounces).

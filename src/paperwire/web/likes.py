@@ -34,7 +34,7 @@ def stored_id(web: WebContext, given: str) -> str | None:
     candidates = [given]
     if (arxiv := parse_arxiv_id(given)) is not None:
         candidates.append(arxiv[0])
-    if given.startswith("t-") and (moved := web.store.paper_id_by_title_hash(given[2:])):
+    if given.startswith("t-") and (moved := web.store.moved_paper_id(given)):
         candidates.append(moved)
     found = web.store.paper_titles([c for c in candidates if liked.valid_id(c)])
     return next((c for c in candidates if c in found), None)

@@ -39,7 +39,7 @@ def paper_page(paper_id: str, request: Request, web: WebContext = Depends(web_co
 def moved_or_404(web: WebContext, paper_id: str) -> str:
     """The id an unknown ``paper_id`` has now: a title-only paper is re-keyed once its arXiv
     id is learned, and old links follow it. Any other unknown id is the 404 page."""
-    moved = web.store.paper_id_by_title_hash(paper_id[2:]) if paper_id.startswith("t-") else None
+    moved = web.store.moved_paper_id(paper_id) if paper_id.startswith("t-") else None
     if moved and moved != paper_id:
         return moved
     raise PageError(404, "No such paper", "We know no paper at this address. The latest trending papers "

@@ -21,8 +21,10 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("papers", sa.Column("first_id", sa.String(64), nullable=True))
+    op.create_index("ix_papers_first_id", "papers", ["first_id"])  # old links to a paper page follow it
 
 
 def downgrade() -> None:
+    op.drop_index("ix_papers_first_id", table_name="papers")
     with op.batch_alter_table("papers") as batch:
         batch.drop_column("first_id")
