@@ -7,6 +7,7 @@ import datetime as dt
 import email
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,10 +17,12 @@ from email import policy
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
 from paperwire import dispatch
 from paperwire.config import Settings
+from paperwire.models import Paper
 from paperwire.store import Store
 from paperwire.subscribers import build_subscriber, parse_topic_spec
 
@@ -376,6 +379,79 @@ def test_a_day_without_a_new_listing_resends_nothing_but_a_later_paper_of_the_ed
     assert subjects_sent(4) == []
 
 
+def _daily_zebrafish_reader(db_url: str, max_papers: int = 1) -> Store:
+    store = Store(db_url)
+    store.save_subscriber(build_subscriber("zeb@example.org", topics=[parse_topic_spec("words:zebrafish")],
+                                           max_papers=max_papers))
+    return store
+
+
+def _zebrafish(title: str, abstract: str = "Zebrafish swim.") -> Paper:
+    from paperwire.normalize import paper_id
+    return Paper(paper_id(None, title), title, abstract)
+
+
+def _sent_titles(store: Store, tmp_path: Path, day: int, to: str = "zeb@example.org") -> set[str]:
+    """The titles the email of NOON + ``day`` to ``to`` showed (none when none was sent)."""
+    outbox = tmp_path / f"outbox-{day}"
+    if not outbox.exists():
+        report = dispatch.dispatch(store, Settings(out_dir=tmp_path / "out", outbox_dir=outbox),
+                                   now=NOON + dt.timedelta(days=day), everyone=True)
+        assert not report.failures, report
+    titles = ("Zebrafish grow fins", "Zebrafish regrow fins", "Zebrafish regrow hearts", "Zebrafish regrow livers",
+              "Zebrafish regrow eyes", "Regrowing gills")
+    return {title for eml in outbox.glob("*.eml") if f"\nTo: {to}\n" in (text := eml.read_text()).replace("\r", "")
+            for title in titles if title in text}
+
+
+def test_papers_added_to_an_older_listing_or_matching_only_later_are_offered_once(db_url, tmp_path):
+    """Daily Papers pages fill up through the day: a paper added to Mar 11's page after the
+    reader's Mar 11 email, once Mar 12's listing is in, is in the Mar 12 email (it was lost:
+    the window started the day after the last email). So is a paper that matches only now (its
+    abstract came later). Papers under "And N more" are not offered again."""
+    from paperwire.models import Listing
+
+    store = _daily_zebrafish_reader(db_url)
+    fins, hearts = _zebrafish("Zebrafish regrow fins"), _zebrafish("Zebrafish regrow hearts")
+    bare = Paper(_zebrafish("Regrowing gills").id, "Regrowing gills")  # no abstract yet: no zebrafish
+    store.save_listings([Listing("daily-papers", EDITION, [fins, hearts, bare])])
+    assert len(_sent_titles(store, tmp_path, 0)) == 1  # one shown, one under "And 1 more"
+    livers = _zebrafish("Zebrafish regrow livers")
+    store.save_listings([Listing("daily-papers", EDITION, [fins, hearts, bare, livers]),  # the afternoon's page
+                         Listing("daily-papers", EDITION + dt.timedelta(days=1), [_zebrafish("Zebrafish regrow eyes")]),
+                         Listing("hf", EDITION, [Paper(bare.id, "Regrowing gills", "Zebrafish regrow gills.")])])
+    store.save_subscriber(build_subscriber("zeb@example.org", topics=[parse_topic_spec("words:zebrafish")],
+                                           max_papers=5))
+    # Livers: added late to Mar 11; gills: matching only now; not fins nor hearts, offered on Mar 11.
+    assert _sent_titles(store, tmp_path, 1) == {"Zebrafish regrow eyes", "Zebrafish regrow livers", "Regrowing gills"}
+    (eml,) = (tmp_path / "outbox-1").glob("*.eml")
+    assert "in the listings from Mar 11 to Mar 12" in " ".join(eml.read_text().split())
+    assert _sent_titles(store, tmp_path, 2) == set()
+
+
+def test_a_second_digest_is_not_filled_from_before_the_first_nor_from_before_left_out_was_recorded(db_url, tmp_path):
+    """What was listed before a reader's first digest is not news to them; and a digest sent
+    before deliveries recorded their "And N more" (migration 0010) still counts its days as
+    offered, as the old rule had it (for "old", whose delivery is made to look so)."""
+    from paperwire.models import Listing
+    from paperwire.store.schema import deliveries, subscribers
+
+    store = _daily_zebrafish_reader(db_url)
+    store.save_subscriber(build_subscriber("old@example.org", topics=[parse_topic_spec("words:zebrafish")], max_papers=1))
+    store.save_listings([Listing("daily-papers", EDITION - dt.timedelta(days=3), [_zebrafish("Zebrafish grow fins")]),
+                         Listing("daily-papers", EDITION, [_zebrafish("Zebrafish regrow hearts"),
+                                                           _zebrafish("Zebrafish regrow livers")])])
+    assert len(_sent_titles(store, tmp_path, 0)) == len(_sent_titles(store, tmp_path, 0, "old@example.org")) == 1
+    with store.engine.begin() as conn:
+        old = sa.select(subscribers.c.id).where(subscribers.c.email == "old@example.org").scalar_subquery()
+        assert conn.execute(deliveries.update().where(deliveries.c.subscriber_id == old).values(left_out=None)).rowcount
+    store.save_listings([Listing("daily-papers", EDITION + dt.timedelta(days=1), [_zebrafish("Zebrafish regrow eyes")])])
+    for address in ("zeb@example.org", "old@example.org"):
+        store.save_subscriber(build_subscriber(address, topics=[parse_topic_spec("words:zebrafish")], max_papers=5))
+    assert _sent_titles(store, tmp_path, 1) == {"Zebrafish regrow eyes"}  # not Mar 8's fins, nor Mar 11's other
+    assert _sent_titles(store, tmp_path, 1, "old@example.org") == {"Zebrafish regrow eyes"}
+
+
 def test_a_digest_over_gmails_clip_is_sent_shorter_and_records_only_what_it_showed(db_url, tmp_path):
     """38 papers whose links are long (each under the 2,000 characters a link may have) make
     HTML that Gmail would clip: the email shows fewer and says "And N more", and only the
@@ -402,7 +478,8 @@ def test_a_digest_over_gmails_clip_is_sent_shorter_and_records_only_what_it_show
     assert 0 < len(shown) < 38 and recorded == shown
     assert f"And {38 - len(shown)} more matching papers" in html
     # Those the clip left out are the "And N more": recorded as such, never offered again as new.
-    assert store.left_out_of_edition([reader.id], EDITION) == {reader.id: {p.id for p in papers} - shown}
+    offered = store.offered([reader.id], since=EDITION, before=EDITION + dt.timedelta(days=1))[reader.id]
+    assert offered.left_out == {p.id for p in papers} - shown
 
 
 def test_no_reply_after_the_body_is_reported_unknown_and_never_resent(db_url, tmp_path, smtp_server):

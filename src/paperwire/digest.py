@@ -14,7 +14,7 @@ from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from .models import Digest, DigestItem, DigestSection, Hit, Paper, Subscriber
+from .models import Digest, DigestItem, DigestSection, Hit, Offered, Paper, Subscriber
 from .normalize import clean_line, shorten
 
 WEEK = dt.timedelta(days=7)
@@ -117,6 +117,17 @@ def window(subscriber: Subscriber, edition: dt.date, last_edition: dt.date | Non
     return edition, edition
 
 
+def unoffered_since(subscriber: Subscriber, edition: dt.date, offered: Offered | None) -> dt.date:
+    """The first listing day a digest dated ``edition`` takes papers from: of the week up to
+    it, those the reader's digests have not offered yet (shown, or under "And N more"), so
+    a paper added late to an older day's listing, or one that matches only now, is new to
+    them. Never before their first digest's window (what was listed before they subscribed
+    is not news); a first digest's own window when there was none."""
+    if offered is None:
+        return window(subscriber, edition, None)[0]
+    return max(week_before(edition), window(subscriber, offered.first_edition, None)[0])
+
+
 def first_listed(days: Sequence[dt.date], since: dt.date, edition: dt.date) -> dt.date:
     """The first of the listing ``days`` (ascending) from ``since`` on, or ``edition`` when none
     comes before it: where a digest's window starts for what it says ("the listings from ...
@@ -171,22 +182,31 @@ def build_digest(
     edition: dt.date,
     already_sent: Container[str] = frozenset(),
     first_date: dt.date | None = None,
+    since: dt.date | None = None,
+    dated_until: dt.date | None = None,
     example_titles: Mapping[str, str] | None = None,
 ) -> Digest:
     """The reader's digest; ``found_by_topic[i]`` are the matches of ``subscriber.topics[i]``.
 
-    Papers outside [first_date, edition] or already offered (``already_sent``: sent, or left
-    to the "And N more" of an earlier digest of this edition) are skipped. The result may
-    have no sections: whether to send it anyway is the caller's setting.
+    Papers listed outside [since, edition] (``unoffered_since``; by default ``first_date``),
+    until ``dated_until`` (Offered.dated_until), or offered already (``already_sent``: sent,
+    or under an earlier digest's "And N more") are skipped. ``first_date``: the first listing
+    day the digest says it covers ("the listings from ... to ..."), earlier when a paper it
+    takes is. The result may have no sections: whether to send it anyway is the caller's setting.
     """
     first_date = first_date or edition
+    since = since or first_date
+    if dated_until is not None:
+        since = max(since, dated_until + dt.timedelta(days=1))
     candidates: dict[str, list[tuple[float, int, int]]] = {}  # paper -> (score, topic, position)
     for topic_index, found in enumerate(found_by_topic):
         for position, (paper_id, score) in enumerate(zip(found.paper_ids(), found.scores())):
             placement = placements.get(paper_id)
-            if placement is None or not first_date <= placement.date <= edition or paper_id in already_sent:
+            if placement is None or not since <= placement.date <= edition or paper_id in already_sent:
                 continue
             candidates.setdefault(paper_id, []).append((score, topic_index, position))
+    if candidates:
+        first_date = min(first_date, min(placements[paper_id].date for paper_id in candidates))
 
     def order(paper_id: str) -> tuple:
         placement = placements[paper_id]

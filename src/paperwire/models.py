@@ -142,6 +142,21 @@ class DigestSection:
     items: tuple[DigestItem, ...]
 
 
+@dataclass(frozen=True)
+class Offered:
+    """What a reader's digests offered them before some edition, for choosing what is new.
+
+    Papers shown are in ``Store.sent_papers_among``; here, those under "And N more", which a
+    later digest must not offer as new either (digest.build_digest)."""
+
+    first_edition: dt.date  # of their first digest: papers listed before its window are not news to them
+    last_edition: dt.date  # of their newest digest
+    left_out: frozenset[str]  # under the "And N more" of their digests of the last week
+    # The newest of those digests that recorded no left_out (sent before migration 0010): papers
+    # listed until then count as offered, as they did then.
+    dated_until: dt.date | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Digest:
     """What one reader gets in one email: sections by topic, capped, plus a count of the rest.

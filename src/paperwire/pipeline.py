@@ -221,9 +221,9 @@ def plan_digests(
     the matcher refuses, a digest that cannot be built) is handed to it and costs only that
     reader; without it the exception propagates.
 
-    The reader's history decides the window (papers listed since their last sent
-    edition) and removes papers they were already sent (and, for a second digest of an
-    edition, those the first left to its "And N more"); ``with_history=False`` shows
+    The reader's history decides what is new: the papers of the week's listings that their
+    digests have not offered yet (shown, or under "And N more"), from their first digest's
+    window on (``digest.unoffered_since``); ``with_history=False`` shows
     the digest as a first one (the demo's pages, which must not empty out once the
     demo has delivered them). ``histories`` saves the look-up when the caller has them.
     Readers with nothing new are
@@ -245,15 +245,13 @@ def plan_digests(
     if with_history:
         histories = histories if histories is not None else store.histories(reader.id for reader in readers)
         already_sent = store.sent_papers_among(list(by_id), [reader.id for reader in readers])
-        # Readers already sent a digest of this edition (no newer listing since): what it left to
-        # its "And N more" is not new to them either.
-        repeats = store.left_out_of_edition([reader.id for reader in readers
-                                             if histories[reader.id].last_edition == edition], edition)
-        for reader_id, left_out in repeats.items():
-            already_sent[reader_id] = already_sent.get(reader_id, set()) | left_out
+        # What their digests of the week offered (under "And N more" too): the rest of the week's
+        # papers is new to them, late additions to an older day's listing included.
+        offered = store.offered([reader.id for reader in readers if histories[reader.id].last_edition is not None],
+                                since=digest.week_before(edition), before=edition + dt.timedelta(days=1))
     else:
         histories = {reader.id: ReaderHistory(None, None) for reader in readers}
-        already_sent = {}
+        already_sent, offered = {}, {}
     from . import semantic  # numpy and the model only for runs that match
     from .explain import ClosestSentences
 
@@ -273,9 +271,12 @@ def plan_digests(
             since, _ = digest.window(reader, edition, histories[reader.id].last_edition)
             first = digest.first_listed(days, since, edition)
             found = [rankings.get((index, topic_index), digest.NOTHING_FOUND) for topic_index in range(len(reader.topics))]
+            offer = offered.get(reader.id)
+            sent = already_sent.get(reader.id, frozenset())
             result = digest.build_digest(reader, found, by_id, placements, edition=edition, first_date=first,
-                                         already_sent=already_sent.get(reader.id, frozenset()),
-                                         example_titles=examples)
+                                         since=digest.unoffered_since(reader, edition, offer),
+                                         already_sent=sent | offer.left_out if offer else sent,
+                                         dated_until=offer.dated_until if offer else None, example_titles=examples)
         except Exception as exc:
             return exc
         return result if result.papers or settings.send_empty else None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ..models import Offered
 from .base import _chunks, _now, insert_unless_taken
 from .schema import deliveries, runs, sent_papers, subscribers
 
@@ -413,28 +414,32 @@ class DeliveryStore:
                         editions[subscriber_id] = dt.date.fromisoformat(edition)
         return {i: ReaderHistory(slots.get(i), editions.get(i)) for i in ids}
 
-    def last_sent_edition(self, subscriber_id: int, before: dt.date) -> dt.date | None:
-        """The newest edition sent to this reader before ``before``: where the window of the
-        digest dated ``before`` starts (``digest.window``), looked back on by its archive page."""
-        query = sa.select(sa.func.max(deliveries.c.edition)).where(
-            deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == SENT,
-            deliveries.c.edition < before.isoformat())
-        with self.engine.connect() as conn:
-            edition = conn.execute(query).scalar()
-        return dt.date.fromisoformat(edition) if edition else None
-
-    def left_out_of_edition(self, subscriber_ids: Sequence[int], edition: dt.date) -> dict[int, set[str]]:
-        """The papers the digests of ``edition`` sent to these readers left to their "And N
-        more": a second digest of one edition (the listing grew after the first) must not
-        offer them as new. The papers shown are in ``sent_papers_among`` already."""
-        query = sa.select(deliveries.c.subscriber_id, deliveries.c.left_out).where(
+    def offered(self, subscriber_ids: Sequence[int], *, since: dt.date, before: dt.date) -> dict[int, Offered]:
+        """What the digests sent to these readers, dated before ``before``, offered them: their
+        first and newest edition, and the papers under the "And N more" of those dated from
+        ``since`` on (a digest's week). Readers never sent a digest are absent."""
+        found: dict[int, Offered] = {}
+        editions = sa.select(deliveries.c.subscriber_id, sa.func.min(deliveries.c.edition),
+                             sa.func.max(deliveries.c.edition)).where(
             deliveries.c.subscriber_id.in_(sa.bindparam("readers", expanding=True)),
-            deliveries.c.status == SENT, deliveries.c.edition == edition.isoformat())
-        found: dict[int, set[str]] = {}
+            deliveries.c.status == SENT, deliveries.c.edition < before.isoformat()).group_by(deliveries.c.subscriber_id)
+        recent = sa.select(deliveries.c.subscriber_id, deliveries.c.edition, deliveries.c.left_out).where(
+            deliveries.c.subscriber_id.in_(sa.bindparam("readers", expanding=True)), deliveries.c.status == SENT,
+            deliveries.c.edition >= since.isoformat(), deliveries.c.edition < before.isoformat())
         with self.engine.connect() as conn:
             for chunk in _chunks(sorted(set(subscriber_ids))):
-                for subscriber_id, left_out in conn.execute(query, {"readers": chunk}):
-                    found.setdefault(subscriber_id, set()).update(left_out or ())
+                span = {reader: (first, last) for reader, first, last in conn.execute(editions, {"readers": chunk})}
+                left_out: dict[int, set[str]] = {}
+                dated_until: dict[int, str] = {}
+                for reader, edition, papers in conn.execute(recent, {"readers": chunk}):
+                    if papers is None:
+                        dated_until[reader] = max(edition, dated_until.get(reader, edition))
+                    left_out.setdefault(reader, set()).update(papers or ())
+                for reader, (first, last) in span.items():
+                    until = dated_until.get(reader)
+                    found[reader] = Offered(dt.date.fromisoformat(first), dt.date.fromisoformat(last),
+                                            frozenset(left_out.get(reader, ())),
+                                            dt.date.fromisoformat(until) if until else None)
         return found
 
     def deferred_slots(self, subscriber_ids: Iterable[int]) -> dict[int, dt.date]:

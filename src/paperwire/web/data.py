@@ -21,7 +21,7 @@ from .. import digest, feeds, pipeline, semantic, urls
 from ..feeds import FeedItem
 from ..config import Settings
 from ..explain import ClosestSentences
-from ..models import Digest, Paper, StoredPaper, Subscriber
+from ..models import Digest, Offered, Paper, StoredPaper, Subscriber
 from ..store import Store
 from .tokens import reader_key
 
@@ -192,19 +192,20 @@ class DataCache:
     def archive(self, reader: Subscriber, edition: dt.date) -> Digest | None:
         """The reader's digest for ``edition`` as a web page shows it: every match, no cap.
 
-        Re-rendered from stored papers and the reader's current topics over the days the
-        email of that edition covered (``digest.window``: since the digest sent before it,
-        so a reader catching up sees the days they caught up on), without the papers sent
-        in earlier digests, as the email left them out (those it showed itself stay, so an
-        old edition still shows what it showed). None when no listing falls on the
-        edition's day.
+        Re-rendered from stored papers and the reader's current topics, as the email of that
+        edition chose them: the week's papers that the digests sent before it had not offered
+        (``digest.unoffered_since``; shown, or under "And N more"), so a reader catching up sees
+        the days they caught up on (those the email showed itself stay, so an old edition still
+        shows what it showed). None when no listing falls on the edition's day.
         """
-        first, _ = digest.window(reader, edition, self.store.last_sent_edition(reader.id, before=edition))
-        key = ("archive", reader.token, edition, first, tuple((t.name, t.query) for t in reader.topics))
-        return self._cached(key, lambda: self._build_archive(reader, edition, first))
+        offer = self.store.offered([reader.id], since=digest.week_before(edition), before=edition).get(reader.id)
+        key = ("archive", reader.token, edition, offer, tuple((t.name, t.query) for t in reader.topics))
+        return self._cached(key, lambda: self._build_archive(reader, edition, offer))
 
-    def _build_archive(self, reader: Subscriber, edition: dt.date, first: dt.date) -> Digest | None:
-        stored = self.store.papers(since=first, until=edition)
+    def _build_archive(self, reader: Subscriber, edition: dt.date, offer: Offered | None) -> Digest | None:
+        first, _ = digest.window(reader, edition, offer.last_edition if offer else None)
+        since = digest.unoffered_since(reader, edition, offer)
+        stored = self.store.papers(since=since, until=edition)
         if not any(a.date == edition for s in stored for a in s.listings):
             return None
         papers = [s.paper for s in stored]
@@ -216,7 +217,8 @@ class DataCache:
         earlier = self.store.sent_papers_among([p.id for p in papers], [reader.id], before=edition).get(reader.id, set())
         listed = digest.first_listed(pipeline.listing_days(stored), first, edition)
         result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
-                                     first_date=listed, already_sent=earlier,
+                                     first_date=listed, since=since, already_sent=earlier | offer.left_out if offer
+                                     else earlier, dated_until=offer.dated_until if offer else None,
                                      example_titles=semantic.example_titles(self.store, [q for _, q in queries],
                                                                             self.settings.acronyms))
         # The closest sentences the digest run stored (the emailed papers' ones): a page never embeds them.
