@@ -452,6 +452,25 @@ def test_a_second_digest_is_not_filled_from_before_the_first_nor_from_before_lef
     assert _sent_titles(store, tmp_path, 1, "old@example.org") == {"Zebrafish regrow eyes"}
 
 
+def test_a_paper_left_out_then_rekeyed_is_still_one_the_reader_was_offered(db_url, tmp_path):
+    """Left out as ``t-<hash>`` (a page capture has no arXiv ids), then re-keyed when the HF
+    listing gives its arXiv id: the next email must not offer it as new."""
+    from paperwire.models import Listing
+
+    store = _daily_zebrafish_reader(db_url)
+    hearts, livers = _zebrafish("Zebrafish regrow hearts"), _zebrafish("Zebrafish regrow livers")
+    store.save_listings([Listing("daily-papers", EDITION, [hearts, livers])])
+    (shown,) = _sent_titles(store, tmp_path, 0)
+    other = livers if shown == hearts.title else hearts
+    rekeyed = Paper("2403.12345", other.title, other.abstract, arxiv_id="2403.12345")
+    store.save_listings([Listing("hf", EDITION, [rekeyed]),
+                         Listing("daily-papers", EDITION + dt.timedelta(days=1), [_zebrafish("Zebrafish regrow eyes")])])
+    assert other.id not in {p.paper.id for p in store.papers()}  # re-keyed
+    store.save_subscriber(build_subscriber("zeb@example.org", topics=[parse_topic_spec("words:zebrafish")],
+                                           max_papers=5))
+    assert _sent_titles(store, tmp_path, 1) == {"Zebrafish regrow eyes"}
+
+
 def test_a_digest_over_gmails_clip_is_sent_shorter_and_records_only_what_it_showed(db_url, tmp_path):
     """38 papers whose links are long (each under the 2,000 characters a link may have) make
     HTML that Gmail would clip: the email shows fewer and says "And N more", and only the

@@ -128,6 +128,13 @@ def unoffered_since(subscriber: Subscriber, edition: dt.date, offered: Offered |
     return max(week_before(edition), window(subscriber, offered.first_edition, None)[0])
 
 
+def left_out_now(offered: Offered, renamed: Mapping[str, str]) -> frozenset[str]:
+    """The papers under the reader's "And N more", by the ids they have now: a paper left out
+    as ``t-<hash>`` and re-keyed since to its arXiv id (``renamed``: first id -> id) is
+    still one they were offered."""
+    return offered.left_out | {renamed[paper_id] for paper_id in offered.left_out if paper_id in renamed}
+
+
 def first_listed(days: Sequence[dt.date], since: dt.date, edition: dt.date) -> dt.date:
     """The first of the listing ``days`` (ascending) from ``since`` on, or ``edition`` when none
     comes before it: where a digest's window starts for what it says ("the listings from ...

@@ -242,6 +242,7 @@ def plan_digests(
     by_id = {paper.id: paper for paper in papers}
     placements = {item.paper.id: digest.Placement(*newest_placement(item, edition)) for item in stored}
     days = listing_days(stored)
+    renamed = renamed_papers(stored)
     if with_history:
         histories = histories if histories is not None else store.histories(reader.id for reader in readers)
         already_sent = store.sent_papers_among(list(by_id), [reader.id for reader in readers])
@@ -275,7 +276,7 @@ def plan_digests(
             sent = already_sent.get(reader.id, frozenset())
             result = digest.build_digest(reader, found, by_id, placements, edition=edition, first_date=first,
                                          since=digest.unoffered_since(reader, edition, offer),
-                                         already_sent=sent | offer.left_out if offer else sent,
+                                         already_sent=sent | digest.left_out_now(offer, renamed) if offer else sent,
                                          dated_until=offer.dated_until if offer else None, example_titles=examples)
         except Exception as exc:
             return exc
@@ -631,6 +632,11 @@ def newest_placement(stored: StoredPaper, edition: dt.date) -> tuple[dt.date, in
     """Where a paper stands for ``edition``: its newest listing day up to it, and its rank there."""
     newest = next(a for a in stored.listings if a.date <= edition)
     return newest.date, newest.rank
+
+
+def renamed_papers(stored: Iterable[StoredPaper]) -> dict[str, str]:
+    """first id -> id of the papers re-keyed since they were first stored (digest.left_out_now)."""
+    return {item.first_id: item.paper.id for item in stored if item.first_id}
 
 
 def listing_days(stored: Iterable[StoredPaper]) -> list[dt.date]:
