@@ -9,8 +9,9 @@ runs it (``on_error`` set, histories read), timed by phase: parsing the topics, 
 embedding step (which finds nothing missing), matching (``semantic.match_topics``: words
 and meaning), the titles of ``like:`` examples, choosing each reader's papers
 (``digest.build_digest``), the closest sentences of papers found by meaning alone
-(``explain.ClosestSentences``), and the rest (reading the readers' histories and what they
-were sent). ``--batches N`` instead plans N batches of ``workers.batch_size`` readers one by
+(``explain.ClosestSentences``), what their digests offered them (``Store.offered``, with
+``--history DAYS`` of sent digests filled in), and the rest (reading the readers' histories
+and what they were sent). ``--batches N`` instead plans N batches of ``workers.batch_size`` readers one by
 one, as workers do. Figures and what they showed: bench/README.md, "Plan".
 
     PYTHONPATH=src .venv/bin/python bench/plan.py --readers 100000 --db /tmp/plan-100000.db
@@ -96,6 +97,31 @@ def fill(store: Store, readers: int, papers: int, model_id: str) -> None:
     print(f"  {len(rows):,} vectors stored (papers, their sentences, {len(texts):,} topic texts)", flush=True)
 
 
+def fill_history(store: Store, days: int) -> None:
+    """A sent digest a day for each reader, the ``days`` days before the edition, each with 10
+    papers shown and 10 under "And N more" (of earlier listings, so today's digests are the
+    same): what ``Store.offered`` reads back for every reader."""
+    import sqlalchemy as sa
+
+    from paperwire.store.schema import deliveries, runs
+
+    rng = random.Random(RANDOM_SEED)
+    start = dt.datetime.combine(EDITION, dt.time(), dt.timezone.utc) - dt.timedelta(days=days)
+    ids = [row.id for row in store.subscribers(status="active")]
+    with store.engine.begin() as conn:
+        conn.execute(runs.insert().values(id="bench-history", kind="dispatch", pid=0, host="bench", started_at=start,
+                                          heartbeat_at=start, finished_at=start, transport=""))
+        for day in range(days):
+            edition = EDITION - dt.timedelta(days=days - day)
+            conn.execute(deliveries.insert(), [
+                {"subscriber_id": reader, "slot": edition, "edition": edition.isoformat(), "status": "sent",
+                 "run_id": "bench-history", "message_id": f"<{edition}.{reader}@bench>",
+                 "papers": [f"2402.{rng.randrange(10**5):05d}" for _ in range(10)],
+                 "left_out": [f"2402.{rng.randrange(10**5):05d}" for _ in range(10)],
+                 "claimed_at": start, "finished_at": start} for reader in ids])
+    print(f"  {days} days of sent digests stored for {len(ids):,} readers", flush=True)
+
+
 def timed_phases(spent: dict[str, float]) -> None:
     """Wrap each phase's function (those this version of the code has) to add up its wall time."""
     phases = {"parse topics": (pipeline, ("parse_topics", "_parseable")),
@@ -103,7 +129,8 @@ def timed_phases(spent: dict[str, float]) -> None:
               "match": (semantic, ("match_topics",)),
               "like: titles": (semantic, ("example_titles",)),
               "choose each reader's papers": (digest, ("build_digest",)),
-              "closest sentences": (explain.ClosestSentences, ("digests", "digest"))}
+              "closest sentences": (explain.ClosestSentences, ("digests", "digest")),
+              "what they were offered": (Store, ("offered",))}
     for phase, (module, names) in phases.items():
         for name in names:
             if hasattr(module, name):
@@ -143,6 +170,8 @@ def main() -> None:
     parser.add_argument("--papers", type=int, default=1_000)
     parser.add_argument("--db", type=Path, default=None, help="SQLite file, filled on first use and kept")
     parser.add_argument("--words-only", action="store_true", help='relevance.embedder = "off"')
+    parser.add_argument("--history", type=int, default=0, metavar="DAYS",
+                        help="when filling: DAYS days of sent digests per reader before the edition")
     parser.add_argument("--batches", type=int, default=0, metavar="N",
                         help="plan the first N batches of workers.batch_size readers, each on its own, "
                              "as workers do (each batch matches its readers alone)")
@@ -155,6 +184,8 @@ def main() -> None:
     if store.count_papers() == 0:
         print(f"filling {path} ...", flush=True)
         fill(store, args.readers, args.papers, model_id)
+        if args.history:
+            fill_history(store, args.history)
     readers = store.subscribers(status="active")
     if args.batches:
         planned_in_batches(store, settings, readers, args.batches)

@@ -103,15 +103,14 @@ class Placement:
 
 
 def window(subscriber: Subscriber, edition: dt.date, last_edition: dt.date | None) -> tuple[dt.date, dt.date]:
-    """The listing dates [first, last] a digest dated ``edition`` covers for this reader.
-
-    Since the last digest sent before ``edition`` when there was one, a week at most;
-    otherwise the edition's own listing for a daily reader and the last seven days for a
-    weekly one. Digests and the archive page of an edition both take it from here, so
-    "View in browser" shows the days the email covered.
-    """
-    if last_edition is not None and last_edition < edition:
-        return max(last_edition + dt.timedelta(days=1), week_before(edition)), edition
+    """The listing dates [first, last] a digest dated ``edition`` says it covers ("the listings
+    from ... to ..."): the days since the reader's last digest, a week at most (the edition's
+    own listing for a second digest of that edition); for a first digest, the edition's own
+    listing (daily) or the last seven days (weekly). Which papers it takes is
+    ``unoffered_since``'s (late additions to older days too). Digests and the archive page
+    of an edition both take it from here."""
+    if last_edition is not None:
+        return min(edition, max(last_edition + dt.timedelta(days=1), week_before(edition))), edition
     if subscriber.cadence.startswith("weekly"):
         return week_before(edition), edition
     return edition, edition
