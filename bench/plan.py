@@ -98,9 +98,9 @@ def fill(store: Store, readers: int, papers: int, model_id: str) -> None:
 
 
 def fill_history(store: Store, days: int) -> None:
-    """A sent digest a day for each reader, the ``days`` days before the edition, each with 10
-    papers shown and 10 under "And N more" (of earlier listings, so today's digests are the
-    same): what ``Store.offered`` reads back for every reader."""
+    """A sent digest a day for each reader, the ``days`` days before the edition (their papers
+    of earlier listings, so today's digests are the same): what ``Store.offered`` reads back
+    for every reader (when they were offered papers; which ones is in sent_papers)."""
     import sqlalchemy as sa
 
     from paperwire.store.schema import deliveries, runs

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from email import policy
 from pathlib import Path
 
@@ -434,7 +435,7 @@ def test_a_second_digest_is_not_filled_from_before_the_first_nor_from_before_lef
     before deliveries recorded their "And N more" (migration 0010) still counts its days as
     offered, as the old rule had it (for "old", whose delivery is made to look so)."""
     from paperwire.models import Listing
-    from paperwire.store.schema import deliveries, subscribers
+    from paperwire.store.schema import deliveries, sent_papers, subscribers
 
     store = _daily_zebrafish_reader(db_url)
     store.save_subscriber(build_subscriber("old@example.org", topics=[parse_topic_spec("words:zebrafish")], max_papers=1))
@@ -444,12 +445,57 @@ def test_a_second_digest_is_not_filled_from_before_the_first_nor_from_before_lef
     assert len(_sent_titles(store, tmp_path, 0)) == len(_sent_titles(store, tmp_path, 0, "old@example.org")) == 1
     with store.engine.begin() as conn:
         old = sa.select(subscribers.c.id).where(subscribers.c.email == "old@example.org").scalar_subquery()
-        assert conn.execute(deliveries.update().where(deliveries.c.subscriber_id == old).values(left_out=None)).rowcount
+        assert conn.execute(deliveries.update().where(deliveries.c.subscriber_id == old).values(left_out=sa.null())).rowcount
+        conn.execute(sent_papers.delete().where(sent_papers.c.subscriber_id == old, ~sent_papers.c.shown))
     store.save_listings([Listing("daily-papers", EDITION + dt.timedelta(days=1), [_zebrafish("Zebrafish regrow eyes")])])
     for address in ("zeb@example.org", "old@example.org"):
         store.save_subscriber(build_subscriber(address, topics=[parse_topic_spec("words:zebrafish")], max_papers=5))
     assert _sent_titles(store, tmp_path, 1) == {"Zebrafish regrow eyes"}  # not Mar 8's fins, nor Mar 11's other
     assert _sent_titles(store, tmp_path, 1, "old@example.org") == {"Zebrafish regrow eyes"}
+
+
+def test_a_weekly_reader_gets_what_came_after_their_send_and_not_what_they_were_offered(db_url, tmp_path):
+    """A weekly reader (Mondays): papers added to Monday's listing after their email are in
+    the next one (they were lost: its week began on Tuesday), and a paper under its "And N
+    more" that is listed again on Tuesday is not offered as new a week later."""
+    from paperwire.models import Listing
+
+    store = Store(db_url)
+    weekly = build_subscriber("zeb@example.org", topics=[parse_topic_spec("words:zebrafish")], cadence="weekly:mon",
+                              max_papers=1)
+    store.save_subscriber(weekly)
+    hearts, livers = _zebrafish("Zebrafish regrow hearts"), _zebrafish("Zebrafish regrow livers")
+    store.save_listings([Listing("daily-papers", EDITION, [hearts, livers])])  # Monday, Mar 11
+    (shown,) = _sent_titles(store, tmp_path, 0)
+    left_out = livers if shown == hearts.title else hearts
+    store.save_listings([Listing("daily-papers", EDITION, [hearts, livers, _zebrafish("Zebrafish regrow fins")]),
+                         Listing("daily-papers", EDITION + dt.timedelta(days=1), [left_out]),
+                         Listing("daily-papers", EDITION + dt.timedelta(days=7), [_zebrafish("Zebrafish regrow eyes")])])
+    store.save_subscriber(replace(weekly, max_papers=10))
+    assert _sent_titles(store, tmp_path, 7) == {"Zebrafish regrow fins", "Zebrafish regrow eyes"}
+
+
+def test_a_reader_whose_slots_were_empty_gets_a_late_addition_and_a_cadence_change_brings_no_backlog(db_url, tmp_path):
+    """A reader had nothing on Mar 11 (an empty slot: its listing was looked at for them); a
+    matching paper added to it later is theirs on Mar 12. Another, daily on Mar 11, turns
+    weekly: their next email does not reach back to the week before their first one."""
+    from paperwire.models import Listing
+
+    store = _daily_zebrafish_reader(db_url)
+    store.save_subscriber(build_subscriber("axolotl@example.org", topics=[parse_topic_spec("words:axolotl")]))
+    store.save_listings([Listing("daily-papers", EDITION - dt.timedelta(days=3), [_zebrafish("Zebrafish grow fins")]),
+                         Listing("daily-papers", EDITION, [_zebrafish("Zebrafish regrow hearts")])])
+    assert _sent_titles(store, tmp_path, 0) == {"Zebrafish regrow hearts"}
+    assert [d["status"] for d in store.deliveries_of("axolotl@example.org")] == ["empty"]
+    store.save_subscriber(build_subscriber("zeb@example.org", topics=[parse_topic_spec("words:zebrafish")],
+                                           cadence="weekly:tue", max_papers=10))
+    axolotl = Paper(_zebrafish("Axolotls regrow limbs").id, "Axolotls regrow limbs", "Axolotl limbs regrow.")
+    store.save_listings([Listing("daily-papers", EDITION, [_zebrafish("Zebrafish regrow hearts"), axolotl]),
+                         Listing("daily-papers", EDITION + dt.timedelta(days=1), [_zebrafish("Zebrafish regrow eyes")])])
+    _sent_titles(store, tmp_path, 1)
+    assert _sent_titles(store, tmp_path, 1) == {"Zebrafish regrow eyes"}  # not Mar 8's fins
+    (mail,) = [p for p in (tmp_path / "outbox-1").glob("*.eml") if "axolotl@" in p.read_text()]
+    assert "Axolotls regrow limbs" in mail.read_text()
 
 
 def test_a_paper_left_out_then_rekeyed_is_still_one_the_reader_was_offered(db_url, tmp_path):
@@ -493,12 +539,11 @@ def test_a_digest_over_gmails_clip_is_sent_shorter_and_records_only_what_it_show
     html = message.get_body(("html",)).get_content()
     assert len(html.encode()) <= 102_000 and "Unsubscribe</a>" in html
     shown = {paper.id for paper in papers if f'id="p-{paper.id}"' in html}
-    recorded = store.sent_papers_among([paper.id for paper in papers], [reader.id])[reader.id]
+    recorded = store.sent_papers_among([paper.id for paper in papers], [reader.id], shown_only=True)[reader.id]
     assert 0 < len(shown) < 38 and recorded == shown
     assert f"And {38 - len(shown)} more matching papers" in html
     # Those the clip left out are the "And N more": recorded as such, never offered again as new.
-    offered = store.offered([reader.id], since=EDITION, before=EDITION + dt.timedelta(days=1))[reader.id]
-    assert offered.left_out == {p.id for p in papers} - shown
+    assert store.sent_papers_among([paper.id for paper in papers], [reader.id]) == {reader.id: {p.id for p in papers}}
 
 
 def test_no_reply_after_the_body_is_reported_unknown_and_never_resent(db_url, tmp_path, smtp_server):

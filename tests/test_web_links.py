@@ -189,6 +189,38 @@ def test_paper_page_escapes_what_sources_wrote(site: Site) -> None:
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page.text
 
 
+def test_an_edition_dated_on_an_empty_listing_opens_in_the_browser(new_db, tmp_path: Path) -> None:
+    """arXiv's weekend feed is an empty listing: a digest dated that Saturday (with a paper
+    added to Friday's listing after Friday's email) links its archive page, which must open
+    with the paper it sent."""
+    site = make_site(new_db, tmp_path, ingest=False)
+    friday, saturday = dt.date(2024, 3, 15), dt.date(2024, 3, 16)
+
+    def zebrafish(title: str) -> Paper:
+        return Paper(id=paper_id(None, title), title=title, abstract=f"{title}, we find.")
+
+    def send(day: dt.date) -> str:
+        outbox = tmp_path / f"sent-{day}"
+        noon = dt.datetime.combine(day, dt.time(12), dt.timezone.utc)
+        assert dispatch.dispatch(site.store, site.settings, now=noon, everyone=True,
+                                 transport=OutboxTransport(outbox, fsync=False)).sent == 1
+        (eml,) = outbox.glob("*.eml")
+        return eml.read_text()
+
+    reader = site.reader("ada@example.org", "words:zebrafish")
+    site.store.save_listings([Listing("daily-papers", friday, [zebrafish("Zebrafish regrow hearts")])])
+    send(friday)
+    site.store.save_listings([Listing("daily-papers", friday, [zebrafish("Zebrafish regrow hearts"),
+                                                               zebrafish("Zebrafish regrow fins")]),
+                              Listing("arxiv", saturday, [])])
+    assert "Zebrafish regrow fins" in send(saturday)
+    page = site.client.get(f"/archive/{reader.token}/{saturday}")
+    assert page.status_code == 200 and "Zebrafish regrow fins" in page.text and "Zebrafish regrow hearts" not in page.text
+    assert site.client.get(f"/archive/{reader.token}/2024-03-17").status_code == 404  # no listing that day
+    site.client.close()
+    site.store.close()
+
+
 def test_unknown_papers_are_404_and_rekeyed_ids_follow_the_paper(site: Site) -> None:
     missing = site.client.get("/papers/t-0000000000000000")
     assert missing.status_code == 404 and "No such paper" in missing.text

@@ -18,6 +18,7 @@ from .models import Digest, DigestItem, DigestSection, Hit, Offered, Paper, Subs
 from .normalize import clean_line, shorten
 
 WEEK = dt.timedelta(days=7)
+LONGEST_WINDOW = 2 * WEEK  # the most a digest looks back for papers not offered yet (digest.unoffered_since)
 EXAMPLE_TITLE_CHARS = 80  # an example paper's title in "like: <title>" (it is in every paper it found)
 MEANING_REASON = "related to your topic"  # how a paper found by meaning says so
 
@@ -117,21 +118,19 @@ def window(subscriber: Subscriber, edition: dt.date, last_edition: dt.date | Non
 
 
 def unoffered_since(subscriber: Subscriber, edition: dt.date, offered: Offered | None) -> dt.date:
-    """The first listing day a digest dated ``edition`` takes papers from: of the week up to
-    it, those the reader's digests have not offered yet (shown, or under "And N more"), so
-    a paper added late to an older day's listing, or one that matches only now, is new to
-    them. Never before their first digest's window (what was listed before they subscribed
-    is not news); a first digest's own window when there was none."""
+    """The first listing day a digest dated ``edition`` takes papers from: of the days since
+    the reader's last digest, its own listing included (a paper added to it after it went
+    out: a weekly reader's send day), and of the week up to ``edition`` at least (late
+    additions to an older day, papers that match only now), those no digest has offered them
+    yet (shown, or under "And N more"). Two weeks at most, and never before their first
+    digest's edition (what was listed before they subscribed is not news). A first digest's
+    own window when there was none."""
     if offered is None:
         return window(subscriber, edition, None)[0]
-    return max(week_before(edition), window(subscriber, offered.first_edition, None)[0])
-
-
-def left_out_now(offered: Offered, renamed: Mapping[str, str]) -> frozenset[str]:
-    """The papers under the reader's "And N more", by the ids they have now: a paper left out
-    as ``t-<hash>`` and re-keyed since to its arXiv id (``renamed``: first id -> id) is
-    still one they were offered."""
-    return offered.left_out | {renamed[paper_id] for paper_id in offered.left_out if paper_id in renamed}
+    since = week_before(edition)
+    if offered.last_edition is not None:
+        since = min(since, max(offered.last_edition, edition - LONGEST_WINDOW + dt.timedelta(days=1)))
+    return max(since, offered.first_edition)
 
 
 def first_listed(days: Sequence[dt.date], since: dt.date, edition: dt.date) -> dt.date:

@@ -144,16 +144,13 @@ class DigestSection:
 
 @dataclass(frozen=True)
 class Offered:
-    """What a reader's digests offered them before some edition, for choosing what is new.
+    """When a reader's digests offered them papers (shown, or under "And N more"; which ones:
+    ``Store.sent_papers_among``), for choosing what is new to them."""
 
-    Papers shown are in ``Store.sent_papers_among``; here, those under "And N more", which a
-    later digest must not offer as new either (digest.build_digest)."""
-
-    first_edition: dt.date  # of their first digest: papers listed before its window are not news to them
-    last_edition: dt.date  # of their newest digest
-    left_out: frozenset[str]  # under the "And N more" of their digests of the last week
-    # The newest of those digests that recorded no left_out (sent before migration 0010): papers
-    # listed until then count as offered, as they did then.
+    first_edition: dt.date  # of their first digest (or empty slot): what was listed before it is not news
+    last_edition: dt.date | None  # of their newest digest sent; None when every slot so far was empty
+    # The newest digest sent before deliveries recorded their "And N more" (migration 0010):
+    # papers listed until then count as offered, as they did then.
     dated_until: dt.date | None = None
 
 

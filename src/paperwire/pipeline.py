@@ -228,11 +228,20 @@ def plan_digests(
     demo has delivered them). ``histories`` saves the look-up when the caller has them.
     Readers with nothing new are
     skipped unless ``settings.send_empty``. The matcher sees the widest window any
-    reader needs (seven days); each digest then keeps the papers of its own window.
+    reader needs (a week, two at most); each digest then keeps the papers of its own window.
     A paper found by meaning alone highlights its abstract's sentence closest to the topic
     (explain.py; bounded work per run).
     """
-    stored = store.papers(since=digest.week_before(edition), until=edition)
+    if with_history:
+        histories = histories if histories is not None else store.histories(reader.id for reader in readers)
+        offered = store.offered([reader.id for reader in readers if histories[reader.id].last_slot is not None],
+                                before=edition + dt.timedelta(days=1))
+    else:
+        histories = {reader.id: ReaderHistory(None, None) for reader in readers}
+        offered = {}
+    # The papers each reader may be offered (digest.unoffered_since), read once for all of them.
+    takes_from = {reader.id: digest.unoffered_since(reader, edition, offered.get(reader.id)) for reader in readers}
+    stored = store.papers(since=min([digest.week_before(edition), *takes_from.values()]), until=edition)
     papers = [item.paper for item in stored]
     report = None if on_error is None else (lambda reader, exc: on_error(reader, "matching", exc))
     # Each distinct topic is parsed once for the run: the embedding step and matching take it so.
@@ -242,17 +251,8 @@ def plan_digests(
     by_id = {paper.id: paper for paper in papers}
     placements = {item.paper.id: digest.Placement(*newest_placement(item, edition)) for item in stored}
     days = listing_days(stored)
-    renamed = renamed_papers(stored)
-    if with_history:
-        histories = histories if histories is not None else store.histories(reader.id for reader in readers)
-        already_sent = store.sent_papers_among(list(by_id), [reader.id for reader in readers])
-        # What their digests of the week offered (under "And N more" too): the rest of the week's
-        # papers is new to them, late additions to an older day's listing included.
-        offered = store.offered([reader.id for reader in readers if histories[reader.id].last_edition is not None],
-                                since=digest.week_before(edition), before=edition + dt.timedelta(days=1))
-    else:
-        histories = {reader.id: ReaderHistory(None, None) for reader in readers}
-        already_sent, offered = {}, {}
+    # Papers offered already (shown, or under "And N more"): never again.
+    already_sent = store.sent_papers_among(list(by_id), [reader.id for reader in readers]) if with_history else {}
     from . import semantic  # numpy and the model only for runs that match
     from .explain import ClosestSentences
 
@@ -273,10 +273,9 @@ def plan_digests(
             first = digest.first_listed(days, since, edition)
             found = [rankings.get((index, topic_index), digest.NOTHING_FOUND) for topic_index in range(len(reader.topics))]
             offer = offered.get(reader.id)
-            sent = already_sent.get(reader.id, frozenset())
             result = digest.build_digest(reader, found, by_id, placements, edition=edition, first_date=first,
-                                         since=digest.unoffered_since(reader, edition, offer),
-                                         already_sent=sent | digest.left_out_now(offer, renamed) if offer else sent,
+                                         since=takes_from[reader.id],
+                                         already_sent=already_sent.get(reader.id, frozenset()),
                                          dated_until=offer.dated_until if offer else None, example_titles=examples)
         except Exception as exc:
             return exc
@@ -632,11 +631,6 @@ def newest_placement(stored: StoredPaper, edition: dt.date) -> tuple[dt.date, in
     """Where a paper stands for ``edition``: its newest listing day up to it, and its rank there."""
     newest = next(a for a in stored.listings if a.date <= edition)
     return newest.date, newest.rank
-
-
-def renamed_papers(stored: Iterable[StoredPaper]) -> dict[str, str]:
-    """first id -> id of the papers re-keyed since they were first stored (digest.left_out_now)."""
-    return {item.first_id: item.paper.id for item in stored if item.first_id}
 
 
 def listing_days(stored: Iterable[StoredPaper]) -> list[dt.date]:

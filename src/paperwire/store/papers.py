@@ -257,6 +257,12 @@ class PaperStore:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.max(listings.c.date))).scalar()
 
+    def listed_on(self, day: dt.date) -> bool:
+        """Whether a listing is dated ``day``, even an empty one (an arXiv feed's weekend): a
+        digest may be dated so, and its archive page must open."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(listings.c.id).where(listings.c.date == day).limit(1)).first() is not None
+
     def listing_summaries(self) -> list[ListingSummary]:
         query = (
             sa.select(listings.c.source, listings.c.date, listings.c.origin, sa.func.count(listing_papers.c.paper_id))

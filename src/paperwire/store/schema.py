@@ -156,6 +156,8 @@ sent_papers = sa.Table(
     sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), primary_key=True),
     sa.Column("paper_id", sa.String(64), sa.ForeignKey("papers.id"), primary_key=True),
     sa.Column("delivery_id", sa.Integer, sa.ForeignKey("deliveries.id"), nullable=False),
+    # False: not in the email, but under its "And N more" (offered all the same: never offered again).
+    sa.Column("shown", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 fetch_state = sa.Table(
     "fetch_state", metadata,

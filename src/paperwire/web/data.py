@@ -196,18 +196,18 @@ class DataCache:
         edition chose them: the week's papers that the digests sent before it had not offered
         (``digest.unoffered_since``; shown, or under "And N more"), so a reader catching up sees
         the days they caught up on (those the email showed itself stay, so an old edition still
-        shows what it showed). None when no listing falls on the edition's day.
+        shows what it showed). None when no listing (even an empty one) is dated that day.
         """
-        offer = self.store.offered([reader.id], since=digest.week_before(edition), before=edition).get(reader.id)
+        offer = self.store.offered([reader.id], before=edition).get(reader.id)
         key = ("archive", reader.token, edition, offer, tuple((t.name, t.query) for t in reader.topics))
         return self._cached(key, lambda: self._build_archive(reader, edition, offer))
 
     def _build_archive(self, reader: Subscriber, edition: dt.date, offer: Offered | None) -> Digest | None:
         first, _ = digest.window(reader, edition, offer.last_edition if offer else None)
         since = digest.unoffered_since(reader, edition, offer)
-        stored = self.store.papers(since=since, until=edition)
-        if not any(a.date == edition for s in stored for a in s.listings):
+        if not self.store.listed_on(edition):
             return None
+        stored = self.store.papers(since=since, until=edition)
         papers = [s.paper for s in stored]
         placements = {s.paper.id: digest.Placement(*pipeline.newest_placement(s, edition)) for s in stored}
         queries = pipeline.reader_queries(reader)
@@ -218,8 +218,7 @@ class DataCache:
         listed = digest.first_listed(pipeline.listing_days(stored), first, edition)
         result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
                                      first_date=listed, since=since, dated_until=offer.dated_until if offer else None,
-                                     already_sent=earlier | digest.left_out_now(offer, pipeline.renamed_papers(stored))
-                                     if offer else earlier,
+                                     already_sent=earlier,
                                      example_titles=semantic.example_titles(self.store, [q for _, q in queries],
                                                                             self.settings.acronyms))
         # The closest sentences the digest run stored (the emailed papers' ones): a page never embeds them.

@@ -1,9 +1,10 @@
-"""The papers each digest left to its "And N more".
+"""The papers each digest left to its "And N more", recorded as offered.
 
-A second digest of one edition (papers added to the day's listing after the first went
-out) offered the first one's left-out papers again as new, one email a day while no newer
-listing came (weekends). Each delivery now records them, so that second digest leaves
-them out. NULL for deliveries made before: not known.
+What is new to a reader is what no digest has offered them. Papers shown were recorded
+(sent_papers); those under "And N more" were not, so a later digest offered them again as
+new: one email a day while no newer listing came (weekends), or when they were listed again.
+A delivery now records them (``deliveries.left_out``; NULL for those made before: not known)
+and so does sent_papers, as rows with ``shown`` false.
 
 Revision ID: 0010
 Revises: 0009
@@ -21,8 +22,11 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("deliveries", sa.Column("left_out", sa.JSON, nullable=True))
+    op.add_column("sent_papers", sa.Column("shown", sa.Boolean, nullable=False, server_default=sa.true()))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sent_papers") as batch:
+        batch.drop_column("shown")
     with op.batch_alter_table("deliveries") as batch:
         batch.drop_column("left_out")
