@@ -233,6 +233,8 @@ def test_unknown_papers_are_404_and_rekeyed_ids_follow_the_paper(site: Site) -> 
     moved = site.client.get(f"/papers/{old.id}", follow_redirects=False)
     assert moved.status_code == 301 and moved.headers["location"] == f"{BASE}/papers/2403.99999"
     assert "arXiv 2403.99999" in site.client.get("/papers/2403.99999").text
+    versioned = site.client.get("/papers/2403.99999v2", follow_redirects=False)  # as arXiv links write it
+    assert versioned.status_code == 301 and versioned.headers["location"] == f"{BASE}/papers/2403.99999"
     # Another arXiv paper of the same title (kept apart, it has another id) does not take the old link.
     namesake = Paper(id="2403.00001", arxiv_id="2403.00001", title=title, abstract="Another paper.")
     site.store.save_listings([Listing("arxiv", dt.date(2024, 3, 14), [namesake])])

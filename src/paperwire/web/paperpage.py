@@ -17,6 +17,7 @@ from .conditional import conditional
 from .context import READ, WebContext, web_context
 from .data import PaperPage, document
 from .errors import PageError
+from .likes import stored_id
 
 router = APIRouter(include_in_schema=False)
 CACHE = "public, max-age=300"
@@ -37,9 +38,10 @@ def paper_page(paper_id: str, request: Request, web: WebContext = Depends(web_co
 
 
 def moved_or_404(web: WebContext, paper_id: str) -> str:
-    """The id an unknown ``paper_id`` has now: a title-only paper is re-keyed once its arXiv
-    id is learned, and old links follow it. Any other unknown id is the 404 page."""
-    moved = web.store.moved_paper_id(paper_id) if paper_id.startswith("t-") else None
+    """The id an unknown ``paper_id`` names: a title-only paper is re-keyed once its arXiv
+    id is learned, and old links follow it; an arXiv id with its version (``2404.06395v1``)
+    is the paper's. Any other unknown id is the 404 page."""
+    moved = stored_id(web, paper_id)
     if moved and moved != paper_id:
         return moved
     raise PageError(404, "No such paper", "We know no paper at this address. The latest trending papers "
