@@ -517,6 +517,28 @@ def test_a_paper_left_out_then_rekeyed_is_still_one_the_reader_was_offered(db_ur
     assert _sent_titles(store, tmp_path, 1) == {"Zebrafish regrow eyes"}
 
 
+def test_a_paper_rekeyed_while_its_digest_is_out_is_recorded_under_its_new_id(db_url):
+    """A page capture's paper is claimed in a digest (shown, or under "And N more") as
+    ``t-<hash>``; the HF listing re-keys it before the server answers. Recording the answer
+    must not fail on the id that is gone (the whole chunk of answers was lost with it)."""
+    from paperwire.models import Listing
+    from paperwire.store.deliveries import Claim
+
+    store = _daily_zebrafish_reader(db_url)
+    reader = store.subscriber("zeb@example.org")
+    hearts, livers = _zebrafish("Zebrafish regrow hearts"), _zebrafish("Zebrafish regrow livers")
+    store.save_listings([Listing("daily-papers", EDITION, [hearts, livers])])
+    run = store.start_run("dispatch")
+    (delivery,) = store.claim_many([Claim(reader.id, EDITION, EDITION.isoformat(), "<x@example.org>",
+                                          (hearts.id,), (livers.id,))], run)
+    store.save_listings([Listing("hf", EDITION, [
+        Paper("2403.00001", hearts.title, hearts.abstract, arxiv_id="2403.00001"),
+        Paper("2403.00002", livers.title, livers.abstract, arxiv_id="2403.00002")])])
+    assert store.record_outcome(delivery, "sent", attempts=1, code=250, detail="ok") == "sent"
+    assert store.sent_papers_among(["2403.00001", "2403.00002"], [reader.id]) == {reader.id: {"2403.00001", "2403.00002"}}
+    assert store.sent_papers_among(["2403.00001", "2403.00002"], [reader.id], shown_only=True) == {reader.id: {"2403.00001"}}
+
+
 def test_a_digest_over_gmails_clip_is_sent_shorter_and_records_only_what_it_showed(db_url, tmp_path):
     """38 papers whose links are long (each under the 2,000 characters a link may have) make
     HTML that Gmail would clip: the email shows fewer and says "And N more", and only the

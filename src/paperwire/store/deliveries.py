@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from ..models import Offered
 from .base import _chunks, _now, insert_unless_taken
-from .schema import deliveries, runs, sent_papers, subscribers
+from .schema import deliveries, papers, runs, sent_papers, subscribers
 
 # Delivery states. "deferred" (temporary failure) is claimed again by the next run.
 SENDING, SENT, FAILED, DEFERRED, UNKNOWN = "sending", "sent", "failed", "deferred", "unknown"
@@ -32,7 +32,7 @@ SENDING, SENT, FAILED, DEFERRED, UNKNOWN = "sending", "sent", "failed", "deferre
 # which is for addresses the server refuses.
 ERROR = "error"
 # A slot that was due but had nothing new for the reader: settled, so it is not planned
-# again every few minutes; the next digest still starts after the last *sent* edition.
+# again every few minutes; what is new to them is what no digest offered (digest.unoffered_since).
 EMPTY = "empty"
 # A reader whose last this-many deliveries the server refused (5xx) is marked bouncing.
 BOUNCE_AFTER = 3
@@ -73,6 +73,19 @@ class Claim:
     message_id: str
     paper_ids: tuple[str, ...]
     left_out: tuple[str, ...] = ()  # the papers under its "And N more"
+
+
+def _ids_now(conn: sa.Connection, paper_ids: set[str]) -> dict[str, str]:
+    """The id each of these papers has now: a paper re-keyed to its arXiv id while its digest
+    was out (claimed, not yet answered) is recorded under that id, and one gone is not."""
+    found: dict[str, str] = {}
+    for chunk in _chunks(sorted(paper_ids)):
+        for paper_id, first_id in conn.execute(sa.select(papers.c.id, papers.c.first_id).where(
+                sa.or_(papers.c.id.in_(chunk), papers.c.first_id.in_(chunk)))):
+            found[paper_id] = paper_id
+            if first_id in paper_ids:
+                found.setdefault(first_id, paper_id)
+    return found
 
 
 def _claimed_values(claim: Claim, run_id: str, now: dt.datetime) -> dict:
@@ -369,9 +382,10 @@ class DeliveryStore:
         """The papers these sent deliveries offered, shown or under "And N more", so a digest
         never offers one again; a (reader, paper) already there is kept as it is."""
         rows: dict[tuple[int, str], dict] = {}
+        now_known = _ids_now(conn, {paper for row in sent for paper in (*row.papers, *(row.left_out or ()))})
         for row in sent:
-            for papers, shown in ((row.papers, True), (row.left_out or (), False)):
-                for paper in papers:
+            for offered, shown in ((row.papers, True), (row.left_out or (), False)):
+                for paper in filter(None, map(now_known.get, offered)):
                     rows.setdefault((row.subscriber_id, paper), {"subscriber_id": row.subscriber_id, "paper_id": paper,
                                                                  "delivery_id": row.id, "shown": shown})
         if rows:
