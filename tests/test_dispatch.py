@@ -803,7 +803,7 @@ def test_a_chunk_costs_the_same_few_statements_whatever_its_size(new_db, tmp_pat
         run = store.start_run("dispatch")
         readers = [store.subscriber(f"reader{i:03d}@example.org").id for i in range(size)]
         claiming = _statements(store)
-        ids = store.claim_many([Claim(r, NOON.date(), "2024-03-11", f"<{r}@x>", papers) for r in readers], run)
+        ids = store.claim_many([Claim(r, NOON.date(), "2024-03-11", f"<{r}@x>", papers, ()) for r in readers], run)
         claimed = len(claiming)
         recording = _statements(store)
         store.record_outcomes([Answer(i, "sent", 1, 250, "ok") for i in ids])
@@ -813,7 +813,8 @@ def test_a_chunk_costs_the_same_few_statements_whatever_its_size(new_db, tmp_pat
         return claimed, recorded
 
     claim, record = statements(40)
-    assert statements(5) == (claim, record) and claim <= 3 and record <= 3, (claim, record)
+    # Recording reads the papers' ids as they are now (a re-key may have renamed one): a fourth.
+    assert statements(5) == (claim, record) and claim <= 3 and record <= 4, (claim, record)
 
 
 def test_a_chunk_of_claims_settles_each_reader_as_claims_one_at_a_time_do(new_db, tmp_path):
@@ -838,8 +839,8 @@ def test_a_chunk_of_claims_settles_each_reader_as_claims_one_at_a_time_do(new_db
                              "deferred", attempts=1, code=451, detail="try later")
         store.record_error(reader[7], monday, "2024-03-11", earlier, "rendering raised")
         run = store.start_run("dispatch")
-        claims = [Claim(r, tuesday, "2024-03-12", f"<{n}@x>", ()) for n, r in enumerate(reader)]
-        claims.insert(6, Claim(reader[5], tuesday, "2024-03-12", "<again@x>", ()))  # reader 5 twice in the chunk
+        claims = [Claim(r, tuesday, "2024-03-12", f"<{n}@x>", (), ()) for n, r in enumerate(reader)]
+        claims.insert(6, Claim(reader[5], tuesday, "2024-03-12", "<again@x>", (), ()))  # reader 5 twice in the chunk
         ids = store.claim_many(claims, run) if chunked else [store.claim_many([c], run)[0] for c in claims]
         rows = [[(d["slot"], d["status"], d["run_id"] == run) for d in store.deliveries_of(email)]
                 for email in (f"reader{i:03d}@example.org" for i in range(8))]
@@ -942,8 +943,8 @@ def test_two_runs_claiming_the_same_readers_in_crossed_lock_order_both_finish(po
 
     def claim(name: str, store: Store, run: str) -> None:
         try:
-            results[name] = store.claim_many([Claim(first, NOON.date(), "e", f"<{name}1@x>", ()),
-                                              Claim(second, NOON.date(), "e", f"<{name}2@x>", ())], run)
+            results[name] = store.claim_many([Claim(first, NOON.date(), "e", f"<{name}1@x>", (), ()),
+                                              Claim(second, NOON.date(), "e", f"<{name}2@x>", (), ())], run)
         except Exception as exc:  # noqa: BLE001 - the assertion below shows it
             errors[name] = exc
 

@@ -2,8 +2,8 @@
 
 Input is what matching found for each of the reader's topics over the papers in their
 window; output is a Digest: each paper once, under its best topic and tagged with every
-topic it matched, never a paper already sent, best first, capped at the reader's maximum
-with a count of the rest.
+topic it matched, never a paper offered already (shown, or under an "And N more"), best
+first, capped at the reader's maximum with a count of the rest.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from .models import Digest, DigestItem, DigestSection, Hit, Offered, Paper, Subs
 from .normalize import clean_line, shorten
 
 WEEK = dt.timedelta(days=7)
-LONGEST_WINDOW = 2 * WEEK  # the most a digest looks back for papers not offered yet (digest.unoffered_since)
+# The most a digest looks back for papers not offered yet (unoffered_since): a weekly reader's
+# last digest may be dated a Friday (Monday's listing came after their send hour) and the next
+# a Monday ten days later. A run reads that many days of papers.
+LONGEST_WINDOW = dt.timedelta(days=10)
 EXAMPLE_TITLE_CHARS = 80  # an example paper's title in "like: <title>" (it is in every paper it found)
 MEANING_REASON = "related to your topic"  # how a paper found by meaning says so
 
@@ -122,15 +125,17 @@ def unoffered_since(subscriber: Subscriber, edition: dt.date, offered: Offered |
     the reader's last digest, its own listing included (a paper added to it after it went
     out: a weekly reader's send day), and of the week up to ``edition`` at least (late
     additions to an older day, papers that match only now), those no digest has offered them
-    yet (shown, or under "And N more"). Two weeks at most, and never before their first
-    digest's edition (what was listed before they subscribed is not news). A first digest's
-    own window when there was none."""
+    yet (shown, or under "And N more": sent_papers). ``LONGEST_WINDOW`` at most; never before
+    their first digest's edition (what was listed before they subscribed is not news), nor
+    on the days of a digest that did not record its "And N more" (``Offered.dated_until``).
+    A first digest's own window when there was none."""
     if offered is None:
         return window(subscriber, edition, None)[0]
     since = week_before(edition)
     if offered.last_edition is not None:
         since = min(since, max(offered.last_edition, edition - LONGEST_WINDOW + dt.timedelta(days=1)))
-    return max(since, offered.first_edition)
+    since = max(since, offered.first_edition)
+    return since if offered.dated_until is None else max(since, offered.dated_until + dt.timedelta(days=1))
 
 
 def first_listed(days: Sequence[dt.date], since: dt.date, edition: dt.date) -> dt.date:
@@ -188,21 +193,18 @@ def build_digest(
     already_sent: Container[str] = frozenset(),
     first_date: dt.date | None = None,
     since: dt.date | None = None,
-    dated_until: dt.date | None = None,
     example_titles: Mapping[str, str] | None = None,
 ) -> Digest:
     """The reader's digest; ``found_by_topic[i]`` are the matches of ``subscriber.topics[i]``.
 
-    Papers listed outside [since, edition] (``unoffered_since``; by default ``first_date``),
-    until ``dated_until`` (Offered.dated_until), or offered already (``already_sent``: sent,
-    or under an earlier digest's "And N more") are skipped. ``first_date``: the first listing
-    day the digest says it covers ("the listings from ... to ..."), earlier when a paper it
-    takes is. The result may have no sections: whether to send it anyway is the caller's setting.
+    Papers listed outside [since, edition] (``unoffered_since``; by default ``first_date``)
+    or offered already (``already_sent``: shown, or under an earlier digest's "And N more")
+    are skipped. ``first_date``: the first listing day the digest says it covers ("the
+    listings from ... to ..."), earlier when a paper it takes is. The result may have no
+    sections: whether to send it anyway is the caller's setting.
     """
     first_date = first_date or edition
     since = since or first_date
-    if dated_until is not None:
-        since = max(since, dated_until + dt.timedelta(days=1))
     candidates: dict[str, list[tuple[float, int, int]]] = {}  # paper -> (score, topic, position)
     for topic_index, found in enumerate(found_by_topic):
         for position, (paper_id, score) in enumerate(zip(found.paper_ids(), found.scores())):

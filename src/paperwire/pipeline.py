@@ -24,7 +24,7 @@ from .errors import QueryError, SourceError
 from .digest import Found
 from .match import split
 from .match.matcher import bulk_allocation, refused_topic
-from .models import Digest, StoredPaper, Subscriber
+from .models import Digest, Offered, StoredPaper, Subscriber
 from .query import Query, as_query, by_text, query_text
 from .store import FetchValidators, IngestCounts, ReaderHistory, Store
 
@@ -234,8 +234,7 @@ def plan_digests(
     """
     if with_history:
         histories = histories if histories is not None else store.histories(reader.id for reader in readers)
-        offered = store.offered([reader.id for reader in readers if histories[reader.id].last_slot is not None],
-                                before=edition + dt.timedelta(days=1))
+        offered = _offered(store, readers, histories, edition)
     else:
         histories = {reader.id: ReaderHistory(None, None) for reader in readers}
         offered = {}
@@ -269,14 +268,12 @@ def plan_digests(
         if reader.topics and index not in matched:
             return None
         try:
-            since, _ = digest.window(reader, edition, histories[reader.id].last_edition)
-            first = digest.first_listed(days, since, edition)
+            covers_from, _ = digest.window(reader, edition, histories[reader.id].last_edition)
+            first = digest.first_listed(days, covers_from, edition)
             found = [rankings.get((index, topic_index), digest.NOTHING_FOUND) for topic_index in range(len(reader.topics))]
-            offer = offered.get(reader.id)
             result = digest.build_digest(reader, found, by_id, placements, edition=edition, first_date=first,
-                                         since=takes_from[reader.id],
-                                         already_sent=already_sent.get(reader.id, frozenset()),
-                                         dated_until=offer.dated_until if offer else None, example_titles=examples)
+                                         since=takes_from[reader.id], already_sent=already_sent.get(reader.id, frozenset()),
+                                         example_titles=examples)
         except Exception as exc:
             return exc
         return result if result.papers or settings.send_empty else None
@@ -310,6 +307,25 @@ def _ensure_vectors(store: Store, settings: Settings, papers: Sequence, queries:
     from . import semantic
 
     semantic.embed_step(store, embedder(settings), papers, topic_queries=queries, acronyms=settings.acronyms)
+
+
+def _offered(store: Store, readers: Sequence[Subscriber], histories: Mapping[int, ReaderHistory],
+             edition: dt.date) -> dict[int, Offered]:
+    """What ``digest.unoffered_since`` needs of each reader's past (Store.offered), read over
+    the run's look back only (by the index; a reader's whole history grows without end):
+    a first edition before it is as good as any older one."""
+    look_back = edition - digest.LONGEST_WINDOW
+    recent = store.offered([reader.id for reader in readers if histories[reader.id].last_slot is not None],
+                           before=edition + dt.timedelta(days=1), since=look_back)
+    offered = {}
+    for reader in readers:
+        history, found = histories[reader.id], recent.get(reader.id)
+        if history.last_slot is None:
+            continue
+        older = history.first_slot is not None and history.first_slot < look_back
+        offered[reader.id] = Offered(look_back if older or found is None else found.first_edition,
+                                     history.last_edition, found.dated_until if found else None)
+    return offered
 
 
 def _topic_left_out(reader: Subscriber, key: tuple[int, int], error: QueryError) -> None:

@@ -72,7 +72,7 @@ class Claim:
     edition: str
     message_id: str
     paper_ids: tuple[str, ...]
-    left_out: tuple[str, ...] = ()  # the papers under its "And N more"
+    left_out: tuple[str, ...]  # the papers under its "And N more" (offered too: never offered again)
 
 
 def _ids_now(conn: sa.Connection, paper_ids: set[str]) -> dict[str, str]:
@@ -112,6 +112,7 @@ class ReaderHistory:
 
     last_slot: dt.date | None  # the newest slot that is settled (sent, failed, unknown) or in flight
     last_edition: dt.date | None  # the newest edition actually sent
+    first_slot: dt.date | None = None  # the oldest slot settled or in flight
 
 
 @dataclass(frozen=True)
@@ -213,11 +214,12 @@ class DeliveryStore:
         return [(row.id, row.email, row.slot, row.transport, row.message_id) for row in found]
 
     def claim(self, subscriber_id: int, slot: dt.date, edition: str, run_id: str, message_id: str,
-              paper_ids: Sequence[str]) -> int | None:
+              paper_ids: Sequence[str], left_out: Sequence[str] = ()) -> int | None:
         """Take (reader, slot) for this run; None when another run has the reader or the slot is settled.
 
         One claim of :meth:`claim_many`."""
-        return self.claim_many([Claim(subscriber_id, slot, edition, message_id, tuple(paper_ids))], run_id)[0]
+        return self.claim_many([Claim(subscriber_id, slot, edition, message_id, tuple(paper_ids), tuple(left_out))],
+                               run_id)[0]
 
     def claim_many(self, claims: Sequence[Claim], run_id: str) -> list[int | None]:
         """Take each (reader, slot) for this run, all in ONE transaction of a few statements (a
@@ -416,24 +418,28 @@ class DeliveryStore:
         Deferred and error deliveries settle nothing: their slot is still owed."""
         ids = list(subscriber_ids)
         slots: dict[int, dt.date] = {}
+        first: dict[int, dt.date] = {}
         editions: dict[int, dt.date] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(ids):
                 query = (sa.select(deliveries.c.subscriber_id, deliveries.c.status, sa.func.max(deliveries.c.slot),
-                                   sa.func.max(deliveries.c.edition))
+                                   sa.func.max(deliveries.c.edition), sa.func.min(deliveries.c.slot))
                          .where(deliveries.c.subscriber_id.in_(chunk),
                                 deliveries.c.status.not_in([DEFERRED, ERROR]))
                          .group_by(deliveries.c.subscriber_id, deliveries.c.status))
-                for subscriber_id, status, slot, edition in conn.execute(query):
+                for subscriber_id, status, slot, edition, oldest in conn.execute(query):
                     slots[subscriber_id] = max(slot, slots.get(subscriber_id, slot))
+                    first[subscriber_id] = min(oldest, first.get(subscriber_id, oldest))
                     if status == SENT:
                         editions[subscriber_id] = dt.date.fromisoformat(edition)
-        return {i: ReaderHistory(slots.get(i), editions.get(i)) for i in ids}
+        return {i: ReaderHistory(slots.get(i), editions.get(i), first.get(i)) for i in ids}
 
-    def offered(self, subscriber_ids: Sequence[int], *, before: dt.date) -> dict[int, Offered]:
-        """When the digests dated before ``before`` offered these readers papers: their first
-        edition (an empty slot counts: its listing was looked at for them), their newest sent,
-        and the newest sent before \"And N more\" was recorded. Readers with none are absent."""
+    def offered(self, subscriber_ids: Sequence[int], *, before: dt.date,
+                since: dt.date | None = None) -> dict[int, Offered]:
+        """When the digests dated before ``before`` (in slots from ``since`` on, when given: a
+        run's look back, read by the index) offered these readers papers: their first edition
+        (an empty slot counts: its listing was looked at for them), their newest sent, and the
+        newest sent before "And N more" was recorded. Readers with none are absent."""
         # The status is checked here, not in SQL: SQLite would then read every delivery by the
         # status index instead of these readers' own by theirs (6 s for 20,000 readers, not 0.2).
         query = sa.select(
@@ -441,7 +447,9 @@ class DeliveryStore:
             sa.func.max(deliveries.c.edition),
             sa.func.max(sa.case((deliveries.c.left_out.is_(None), deliveries.c.edition))),
         ).where(deliveries.c.subscriber_id.in_(sa.bindparam("readers", expanding=True)),
-                deliveries.c.edition < before.isoformat()).group_by(deliveries.c.subscriber_id, deliveries.c.status)
+                deliveries.c.edition < before.isoformat(),
+                *([deliveries.c.slot >= since] if since is not None else [])
+                ).group_by(deliveries.c.subscriber_id, deliveries.c.status)
         first: dict[int, str] = {}
         last: dict[int, str] = {}
         dated: dict[int, str] = {}

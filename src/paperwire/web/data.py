@@ -217,8 +217,7 @@ class DataCache:
         earlier = self.store.sent_papers_among([p.id for p in papers], [reader.id], before=edition).get(reader.id, set())
         listed = digest.first_listed(pipeline.listing_days(stored), first, edition)
         result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
-                                     first_date=listed, since=since, dated_until=offer.dated_until if offer else None,
-                                     already_sent=earlier,
+                                     first_date=listed, since=since, already_sent=earlier,
                                      example_titles=semantic.example_titles(self.store, [q for _, q in queries],
                                                                             self.settings.acronyms))
         # The closest sentences the digest run stored (the emailed papers' ones): a page never embeds them.

@@ -26,5 +26,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_papers_first_id", table_name="papers")
-    with op.batch_alter_table("papers") as batch:
+    with op.batch_alter_table("papers", recreate="never") as batch:  # SQLite: its own DROP COLUMN (3.35+), keeping foreign keys
         batch.drop_column("first_id")

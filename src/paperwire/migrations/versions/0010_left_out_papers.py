@@ -26,7 +26,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("sent_papers") as batch:
+    with op.batch_alter_table("sent_papers", recreate="never") as batch:  # SQLite: its own DROP COLUMN (3.35+)
         batch.drop_column("shown")
-    with op.batch_alter_table("deliveries") as batch:
+    with op.batch_alter_table("deliveries", recreate="never") as batch:  # recreating it would break its foreign keys
         batch.drop_column("left_out")
