@@ -76,7 +76,7 @@ def create_app(settings: Settings, *, store: Store | None = None, transport: Tra
 
 class BelowBasePath:
     """Serves the app below base_url's path (``/papers``): the reverse proxy passes the whole
-    path on (README, "Behind a reverse proxy"), and that path becomes the requests' ASGI
+    path on (README, "Below a path"), and that path becomes the requests' ASGI
     ``root_path``, which routing takes off. ``/papers`` itself is the home page; an address
     outside it is a plain 404 naming where the site is. (A proxy that strips the path
     cannot be told apart from one that passes it when the base path is also a route's,

@@ -193,8 +193,8 @@ class DataCache:
         """The reader's digest for ``edition`` as a web page shows it: every match, no cap.
 
         Re-rendered from stored papers and the reader's current topics, as the email of that
-        edition chose them: the week's papers that the digests sent before it had not offered
-        (``digest.unoffered_since``; shown, or under "And N more"), so a reader catching up sees
+        edition chose them: the papers of its look back that the digests sent before it had not
+        offered (``digest.unoffered_since``; shown, or under "And N more"), so a reader catching up sees
         the days they caught up on (those the email showed itself stay, so an old edition still
         shows what it showed). None when no listing (even an empty one) is dated that day.
         """
