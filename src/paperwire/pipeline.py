@@ -221,14 +221,15 @@ def plan_digests(
     the matcher refuses, a digest that cannot be built) is handed to it and costs only that
     reader; without it the exception propagates.
 
-    The reader's history decides what is new: the papers of the week's listings that their
-    digests have not offered yet (shown, or under "And N more"), from their first digest's
-    window on (``digest.unoffered_since``); ``with_history=False`` shows
+    The reader's history decides what is new: the papers their digests have not offered yet
+    (shown, or under "And N more"), listed since their last digest's listing, the last week
+    at least (``digest.unoffered_since``); ``with_history=False`` shows
     the digest as a first one (the demo's pages, which must not empty out once the
     demo has delivered them). ``histories`` saves the look-up when the caller has them.
     Readers with nothing new are
     skipped unless ``settings.send_empty``. The matcher sees the widest window any
-    reader needs (a week, two at most); each digest then keeps the papers of its own window.
+    reader needs (a week, ``digest.LONGEST_WINDOW`` at most); each digest then keeps the papers
+    of its own window.
     A paper found by meaning alone highlights its abstract's sentence closest to the topic
     (explain.py; bounded work per run).
     """
