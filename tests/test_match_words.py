@@ -91,6 +91,36 @@ def test_spaced_compounds_of_content_words_and_hyphenated_forms_still_glue() -> 
         assert ids(topic, [paper("Results", abstract)]) == {"made-0"}, topic
 
 
+def test_names_with_a_dot_or_an_at_inside_match_as_written() -> None:
+    """Model versions and metrics carry a "." or "@" inside ("Qwen2.5", "Llama-3.1", "pass@1"):
+    it holds the name together, as a hyphen does, where it used to break it in two, so such a
+    topic matched nothing at all. The usual spellings of a version are one name; a sentence
+    still ends at ". " and a comma still breaks."""
+    texts = {
+        1: "We fine-tune Qwen2.5-7B on math problems.",
+        2: "Qwen-2.5 and Llama 3.1 are compared.",
+        3: "Qwen 2.5 beats LLaMA-3.1-8B on pass@1.",
+        4: "Qwen2 and Qwen3 are older and newer.",
+        5: "The model reaches 72.5 pass@10 on HumanEval.",
+        6: "We run Llama 3. 1 epoch is enough.",
+        7: "It uses Qwen2, 5 adapters and pass, 1 more.",
+    }
+    papers = [paper("Results", text, number) for number, text in texts.items()]
+    found = {
+        '"Qwen2.5"': {1, 2, 3},
+        "Qwen2.5": {1, 2, 3},
+        "Llama-3.1": {2, 3},
+        '"Llama 3.1"': {2, 3},
+        "pass@1": {3},
+        "pass@10": {5},
+        '"72.5"': {5},
+    }
+    for topic, numbers in found.items():
+        assert ids(topic, papers) == {f"made-{number}" for number in numbers}, topic
+    hit = match_one("pass@1", papers)[0].terms[0]
+    assert field_text(papers[2], hit.field)[slice(*hit.spans[0])] == "pass@1"
+
+
 def test_particles_that_begin_spaced_compounds_still_glue() -> None:
     """"down sampling" is ``downsampling``: up/down/over/under/out/off may begin a compound."""
     found = {

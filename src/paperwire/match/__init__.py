@@ -18,7 +18,8 @@ How text is compared (both in queries and in papers):
 * acronyms and expansions are one (``RAG`` and "retrieval-augmented generation",
   ``LLMs`` and "large language models"); see :mod:`paperwire.match.acronyms` for
   the table and the case rules;
-* a phrase never runs across punctuation other than hyphens and slashes.
+* a phrase never runs across punctuation other than hyphens and slashes, or a ``.`` or
+  ``@`` inside a name ("Qwen2.5", "pass@1").
 
 Unprefixed terms search the title and the abstract; ``author:`` searches the author
 names, read as ``", ".join(paper.authors)``. Adjacent bare words (``scaling laws``)

@@ -6,8 +6,9 @@ apostrophes kept (``isn't``, ``LLM's``).
 
 Every token remembers its character span in the original text (so matches can be
 highlighted by slicing the untouched title or abstract) and a word *position*. Two
-tokens separated only by spaces, hyphens or a slash are adjacent; any other
-punctuation (``.`` ``,`` ``:`` ``(``) leaves a gap, so a phrase never runs across a
+tokens separated only by spaces, hyphens or a slash are adjacent, and so are two a single
+``.`` or ``@`` holds together ("Qwen2.5", "pass@1"); any other punctuation (``. ``
+``,`` ``:`` ``(``) leaves a gap, so a phrase never runs across a
 sentence or a list. Tokens separated by just a space or one hyphen may also be read
 as one joined word ("multi-modal" -> "multimodal"). In a paper, two words a space apart
 are read as one only when neither is a function word (:data:`FUNCTION_WORDS`): "multi
@@ -31,7 +32,9 @@ FIELDS = ("title", "abstract", "author")
 AUTHOR_SEPARATOR = ", "
 
 TOKEN_PATTERN = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
-_ADJACENT_GAP = re.compile(r"[\s\-\u2010\u2011\u2013\u2014/]+")
+# Adjacent: spaces, hyphens, dashes, slashes; or one "." or "@" inside a name, with no space
+# ("Qwen2.5", "Llama-3.1", "pass@1"). A "." followed by a space may end a sentence instead.
+_ADJACENT_GAP = re.compile(r"[\s\-\u2010\u2011\u2013\u2014/]+|[.@]")
 _JOINABLE_GAP = re.compile(r"\s+|[-\u2010\u2011]")
 
 # Words that hold a sentence together rather than name a thing: articles, pronouns,
