@@ -580,6 +580,59 @@ def test_no_reply_after_the_body_is_reported_unknown_and_never_resent(db_url, tm
     assert later.sent == 0 and len(inbox.messages) <= 1  # the server may have it; it is not offered again
 
 
+def _relisted_the_next_day_with_one_new_paper(store: Store) -> str:
+    """The seed's papers listed again on the next day (a trending page keeps papers for
+    days), with one new paper that matches everything; returns the new paper's id."""
+    from paperwire.models import Listing
+
+    new = Paper("t-00000000000000aa", "A new paper on the next day", "It came out on March 12.")
+    store.save_listings([Listing("daily-papers", EDITION + dt.timedelta(days=1),
+                                 [stored.paper for stored in store.papers()] + [new])])
+    return new.id
+
+
+def test_the_papers_of_a_digest_whose_fate_is_unknown_are_not_offered_again(db_url, tmp_path, smtp_server):
+    """A digest whose fate is unknown may have arrived and is never sent again, so its papers
+    (shown and under "And N more") count as offered: the next day's digest brings only what
+    is new, not the same papers a second time."""
+    from paperwire.models import Listing
+
+    inbox = Inbox(delay=1.5)
+    store = readers_store(db_url, 1)
+    settings = smtp_settings(tmp_path, smtp_server(inbox), smtp_timeout=0.5)
+    assert [u["email"] for u in dispatch.dispatch(store, settings, now=NOON).unknown] == ["reader000@example.org"]
+    (unknown,) = store.deliveries_of("reader000@example.org")
+    reader = store.subscriber("reader000@example.org")
+    offered = set(unknown["papers"]) | set(unknown["left_out"])
+    assert len(offered) > 3 and store.sent_papers_among(sorted(offered), [reader.id]) == {reader.id: offered}
+    # It counts as their last digest too: a paper added to its listing after it went out is news.
+    late = Paper("t-00000000000000bb", "A paper added late to the March 11 page", "It came in the evening.")
+    store.save_listings([Listing("daily-papers", EDITION, [stored.paper for stored in store.papers()] + [late])])
+    new = _relisted_the_next_day_with_one_new_paper(store)
+    inbox.delay = 0
+    assert dispatch.dispatch(store, settings, now=NOON + dt.timedelta(days=1)).sent == 1
+    (late_id,) = [stored.paper.id for stored in store.papers() if stored.paper.title == late.title]
+    assert sorted(store.deliveries_of("reader000@example.org")[0]["papers"]) == sorted([new, late_id])
+
+
+def test_the_papers_of_a_digest_a_dead_run_left_unknown_are_not_offered_again(db_url, tmp_path, smtp_server):
+    """The same when the run died with the digest in flight: the next run settles it as
+    unknown, and its papers as offered."""
+    store = readers_store(db_url, 1)
+    reader = store.subscriber("reader000@example.org")
+    shown = [stored.paper.id for stored in store.papers()[:3]]
+    left_out = [stored.paper.id for stored in store.papers()[3:]]
+    run = store.start_run("dispatch", "smtp")
+    store.claim(reader.id, NOON.date(), EDITION.isoformat(), run, "<d@x>", shown, left_out)
+    store.finish_run(run, {})  # over, with its claim still open: it died mid-send
+    settings = smtp_settings(tmp_path, smtp_server(Inbox()))
+    new = _relisted_the_next_day_with_one_new_paper(store)
+    report = dispatch.dispatch(store, settings, now=NOON + dt.timedelta(days=1))
+    assert [u["email"] for u in report.unknown] == [reader.email] and report.sent == 1
+    assert store.sent_papers_among(shown + left_out, [reader.id]) == {reader.id: set(shown + left_out)}
+    assert store.deliveries_of(reader.email)[0]["papers"] == [new]
+
+
 def test_a_dead_outbox_run_is_settled_against_its_own_folder(db_url, tmp_path):
     from paperwire.transport import outbox_file_name
 

@@ -148,7 +148,7 @@ class Offered:
     ``Store.sent_papers_among``), for choosing what is new to them."""
 
     first_edition: dt.date  # of their first digest (or empty slot): what was listed before it is not news
-    last_edition: dt.date | None  # of their newest digest sent; None when every slot so far was empty
+    last_edition: dt.date | None  # of their newest digest sent (or unknown); None when every slot so far was empty
     # The newest digest sent before deliveries recorded their "And N more" (migration 0010):
     # papers listed until then count as offered, as they did then.
     dated_until: dt.date | None = None

@@ -111,7 +111,7 @@ class ReaderHistory:
     """What scheduling and digest selection need to know about a reader's past."""
 
     last_slot: dt.date | None  # the newest slot that is settled (sent, failed, unknown) or in flight
-    last_edition: dt.date | None  # the newest edition actually sent
+    last_edition: dt.date | None  # the newest edition sent (or unknown: it may have arrived)
     first_slot: dt.date | None = None  # the oldest slot settled or in flight
 
 
@@ -192,13 +192,15 @@ class DeliveryStore:
         worker's batch); returns (delivery id, email, slot, run transport, Message-ID).
 
         Unknown deliveries are reported and never sent again on their own: the server
-        may have accepted the message just before the run died. The claims are locked while
+        may have accepted the message just before the run died. So their papers count as
+        offered too, as a sent digest's do: the next digest does not bring them again. The claims are locked while
         read (PostgreSQL), so of several runs settling at once each claim goes to one of them.
         """
         if not run_ids:
             return []
         query = (sa.select(deliveries.c.id, subscribers.c.email, deliveries.c.slot, runs.c.transport,
-                           deliveries.c.message_id)
+                           deliveries.c.message_id, deliveries.c.subscriber_id, deliveries.c.papers,
+                           deliveries.c.left_out)
                  .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
                  .join(runs, runs.c.id == deliveries.c.run_id)
                  .where(deliveries.c.status == SENDING, deliveries.c.run_id.in_(list(run_ids)))
@@ -211,6 +213,7 @@ class DeliveryStore:
                 conn.execute(deliveries.update().where(deliveries.c.id.in_(chunk)).values(
                     status=UNKNOWN, finished_at=_now(),
                     detail="the run sending this stopped before the server answered; it may or may not have arrived"))
+            self._record_sent_papers(conn, found)
         return [(row.id, row.email, row.slot, row.transport, row.message_id) for row in found]
 
     def claim(self, subscriber_id: int, slot: dt.date, edition: str, run_id: str, message_id: str,
@@ -351,7 +354,7 @@ class DeliveryStore:
         """The server's answers, all in ONE transaction of a few statements (not a few per
         answer); returns each status recorded.
 
-        A sent digest also records its papers, in the same transaction. A deferred one
+        A sent digest (or one whose fate is unknown) also records its papers, in the same transaction. A deferred one
         whose attempts over all runs reach ``give_up_after`` is recorded as failed, so a
         mailbox that stays full cannot keep a reader retried every few minutes forever.
         """
@@ -372,7 +375,8 @@ class DeliveryStore:
                                 "answer_code": answer.code, "answer_detail": detail[:2000],
                                 "answer_finished_at": _now()})
             conn.execute(_ANSWER, changes)
-            sent = [claimed[answer.delivery_id] for answer, status in zip(answers, statuses) if status == SENT]
+            # A digest whose fate is unknown may have arrived: its papers count as offered, as sent ones do.
+            sent = [claimed[answer.delivery_id] for answer, status in zip(answers, statuses) if status in (SENT, UNKNOWN)]
             self._record_sent_papers(conn, sent)
             for reader in dict.fromkeys(claimed[answer.delivery_id].subscriber_id
                                         for answer, status in zip(answers, statuses) if status == FAILED):
@@ -381,8 +385,8 @@ class DeliveryStore:
 
     @staticmethod
     def _record_sent_papers(conn: sa.Connection, sent: Sequence) -> None:
-        """The papers these sent deliveries offered, shown or under "And N more", so a digest
-        never offers one again; a (reader, paper) already there is kept as it is."""
+        """The papers these sent (or unknown) deliveries offered, shown or under "And N more", so
+        a digest never offers one again; a (reader, paper) already there is kept as it is."""
         rows: dict[tuple[int, str], dict] = {}
         now_known = _ids_now(conn, {paper for row in sent for paper in (*row.papers, *(row.left_out or ()))})
         for row in sent:
@@ -413,7 +417,7 @@ class DeliveryStore:
     # -- what the next run needs ---------------------------------------------------
 
     def histories(self, subscriber_ids: Iterable[int]) -> dict[int, ReaderHistory]:
-        """Each reader's newest settled-or-claimed slot and newest sent edition.
+        """Each reader's newest settled-or-claimed slot and newest sent (or unknown) edition.
 
         Deferred and error deliveries settle nothing: their slot is still owed."""
         ids = list(subscriber_ids)
@@ -430,16 +434,18 @@ class DeliveryStore:
                 for subscriber_id, status, slot, edition, oldest in conn.execute(query):
                     slots[subscriber_id] = max(slot, slots.get(subscriber_id, slot))
                     first[subscriber_id] = min(oldest, first.get(subscriber_id, oldest))
-                    if status == SENT:
-                        editions[subscriber_id] = dt.date.fromisoformat(edition)
+                    if status in (SENT, UNKNOWN):  # unknown: it may have arrived, and offered its papers
+                        edition = dt.date.fromisoformat(edition)
+                        editions[subscriber_id] = max(edition, editions.get(subscriber_id, edition))
         return {i: ReaderHistory(slots.get(i), editions.get(i), first.get(i)) for i in ids}
 
     def offered(self, subscriber_ids: Sequence[int], *, before: dt.date,
                 since: dt.date | None = None) -> dict[int, Offered]:
         """When the digests dated before ``before`` (in slots from ``since`` on, when given: a
         run's look back, read by the index) offered these readers papers: their first edition
-        (an empty slot counts: its listing was looked at for them), their newest sent, and the
-        newest sent before "And N more" was recorded. Readers with none are absent."""
+        (an empty slot counts: its listing was looked at for them), their newest sent (or
+        unknown: it may have arrived), and the newest such before "And N more" was recorded.
+        Readers with none are absent."""
         # The status is checked here, not in SQL: SQLite would then read every delivery by the
         # status index instead of these readers' own by theirs (6 s for 20,000 readers, not 0.2).
         query = sa.select(
@@ -456,13 +462,13 @@ class DeliveryStore:
         with self.engine.connect() as conn:
             for chunk in _chunks(sorted(set(subscriber_ids))):
                 for reader, status, oldest, newest, unrecorded in conn.execute(query, {"readers": chunk}):
-                    if status not in (SENT, EMPTY):
+                    if status not in (SENT, UNKNOWN, EMPTY):
                         continue
                     first[reader] = min(oldest, first.get(reader, oldest))
-                    if status == SENT:
-                        last[reader] = newest
+                    if status != EMPTY:  # sent, or may have arrived (unknown): it offered its papers
+                        last[reader] = max(newest, last.get(reader, newest))
                         if unrecorded:
-                            dated[reader] = unrecorded
+                            dated[reader] = max(unrecorded, dated.get(reader, unrecorded))
         day = dt.date.fromisoformat
         return {reader: Offered(day(edition), day(last[reader]) if reader in last else None,
                                 day(dated[reader]) if reader in dated else None) for reader, edition in first.items()}
