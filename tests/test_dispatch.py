@@ -644,7 +644,8 @@ def test_a_dead_outbox_run_is_settled_against_its_own_folder(db_url, tmp_path):
     folder.mkdir()
     run = store.start_run("dispatch", f"outbox:{folder.resolve()}")
     written = store.claim(reader.id, NOON.date(), "2024-03-11", run, "<w@x>", [])
-    lost = store.claim(other.id, NOON.date(), "2024-03-11", run, "<l@x>", [])
+    some = [stored.paper.id for stored in store.papers()[:2]]
+    lost = store.claim(other.id, NOON.date(), "2024-03-11", run, "<l@x>", some)  # forgotten: its papers are not offered
     before_upgrade = store.claim(legacy.id, NOON.date(), "2024-03-11", run, "<o@x>", [])
     (folder / outbox_file_name(str(written), "<w@x>")).write_bytes(b"Subject: x\r\nMessage-ID: <w@x>\r\n\r\nx\r\n")
     (folder / f"{lost}.eml").write_bytes(b"Subject: x\r\n\r\nx\r\n")  # the old naming, maybe another database's
@@ -658,6 +659,7 @@ def test_a_dead_outbox_run_is_settled_against_its_own_folder(db_url, tmp_path):
     assert report.unknown == []
     assert [d["status"] for d in store.deliveries_of(reader.email)] == ["sent"]  # its file was written
     assert report.sent == 1 and [d["status"] for d in store.deliveries_of(other.email)] == ["sent"]  # sent again
+    assert set(some) <= set(store.deliveries_of(other.email)[0]["papers"])
     assert [d["status"] for d in store.deliveries_of(legacy.email)] == ["sent"]  # found, not sent a second time
     assert len(list((tmp_path / "new-outbox").glob("*.eml"))) == 1
     assert lost is not None

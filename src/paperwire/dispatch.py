@@ -28,7 +28,7 @@ from .models import Digest, Subscriber
 from .render import EmailRenderer
 from .runs import Heartbeat, run_is_dead
 from .store import ReaderHistory, Store
-from .store.deliveries import DEFERRED, FAILED, SENT, UNKNOWN, Answer, Claim
+from .store.deliveries import DEFERRED, DIED_SENDING, FAILED, SENT, UNKNOWN, Answer, Claim
 from .transport import (DryRunTransport, Outcome, Outgoing, OutboxTransport, ServerUnavailable, SmtpConfig,
                         SmtpTransport, Transport, needs_smtputf8, was_delivered)
 
@@ -106,7 +106,8 @@ def _settle_dead_claims(store: Store, settings: Settings, transport: Transport, 
             store.record_outcome(delivery_id, SENT, attempts=1, code=None, detail=f"found at {place} after a crash")
         elif delivered is False:
             store.forget(delivery_id)  # never delivered: the slot is owed again
-        else:
+        else:  # it may have arrived: its papers count as offered (and it is never sent again)
+            store.record_outcome(delivery_id, UNKNOWN, attempts=0, code=None, detail=DIED_SENDING)
             report.unknown.append({"email": email, "slot": slot.isoformat(), "delivery": delivery_id})
             log.warning("delivery fate unknown after a crash; not sent again", extra={"fields": {
                 "event": "delivery-unknown", "delivery": delivery_id, "email": email, "slot": slot.isoformat()}})

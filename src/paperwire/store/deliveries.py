@@ -31,6 +31,7 @@ SENDING, SENT, FAILED, DEFERRED, UNKNOWN = "sending", "sent", "failed", "deferre
 # so a bug fixed later lets them have their digest) and never counts towards "bouncing",
 # which is for addresses the server refuses.
 ERROR = "error"
+DIED_SENDING = "the run sending this stopped before the server answered; it may or may not have arrived"
 # A slot that was due but had nothing new for the reader: settled, so it is not planned
 # again every few minutes; what is new to them is what no digest offered (digest.unoffered_since).
 EMPTY = "empty"
@@ -192,15 +193,16 @@ class DeliveryStore:
         worker's batch); returns (delivery id, email, slot, run transport, Message-ID).
 
         Unknown deliveries are reported and never sent again on their own: the server
-        may have accepted the message just before the run died. So their papers count as
-        offered too, as a sent digest's do: the next digest does not bring them again. The claims are locked while
-        read (PostgreSQL), so of several runs settling at once each claim goes to one of them.
+        may have accepted the message just before the run died. The caller asks the place
+        the run delivered to and settles each: an answer (``record_outcome``), sent or
+        unknown (its papers then count as offered), or ``forget`` (surely not there). The
+        claims are locked while read (PostgreSQL), so of several runs settling at once each
+        claim goes to one of them.
         """
         if not run_ids:
             return []
         query = (sa.select(deliveries.c.id, subscribers.c.email, deliveries.c.slot, runs.c.transport,
-                           deliveries.c.message_id, deliveries.c.subscriber_id, deliveries.c.papers,
-                           deliveries.c.left_out)
+                           deliveries.c.message_id)
                  .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
                  .join(runs, runs.c.id == deliveries.c.run_id)
                  .where(deliveries.c.status == SENDING, deliveries.c.run_id.in_(list(run_ids)))
@@ -211,9 +213,7 @@ class DeliveryStore:
             found = conn.execute(query).all()
             for chunk in _chunks([row.id for row in found]):
                 conn.execute(deliveries.update().where(deliveries.c.id.in_(chunk)).values(
-                    status=UNKNOWN, finished_at=_now(),
-                    detail="the run sending this stopped before the server answered; it may or may not have arrived"))
-            self._record_sent_papers(conn, found)
+                    status=UNKNOWN, finished_at=_now(), detail=DIED_SENDING))
         return [(row.id, row.email, row.slot, row.transport, row.message_id) for row in found]
 
     def claim(self, subscriber_id: int, slot: dt.date, edition: str, run_id: str, message_id: str,
