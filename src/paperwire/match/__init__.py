@@ -11,7 +11,8 @@ How text is compared (both in queries and in papers):
   ``quantization`` finds "quantized" (Snowball unifies these itself; no extra
   derivational folding was needed -- see :class:`~paperwire.match.text.Stems`);
 * hyphen, space and joined forms are one: ``multi-modal``, ``multi modal``,
-  ``multimodal`` (two neighbouring words glued; three-way splits are not tried), but
+  ``multimodal`` (two neighbouring words glued, in a longer run too: ``multi modal models``
+  finds "multimodal large language models"; three-way splits are not tried), but
   only where the glued stem keeps the first word whole: "model is" is never ``mode``;
   and in a paper two words a space apart only when neither is a function word ("may
   be" is not ``maybe``; hyphenated, "on-line" is ``online``);

@@ -32,6 +32,7 @@ from paperwire.match.patterns import Pattern, Resolver
 from paperwire.match.plan import (
     DEFAULT_FIELDS,
     AllOf,
+    GluedPairs,
     Plan,
     PlanNode,
     Positive,
@@ -46,6 +47,8 @@ from paperwire.match.results import NearRef, Ranking, Span, TermFinding, within
 from paperwire.match.score import Bm25
 from paperwire.match.sentences import SENTENCE_SHIFT
 from paperwire.models import Paper
+
+_new = tuple.__new__  # _new(SomeNamedTuple, values), without the Python-level __new__ of named tuples
 
 
 class Findings(Sequence[TermFinding]):
@@ -72,6 +75,7 @@ class Findings(Sequence[TermFinding]):
         self._run_phrase_bounds: dict[int, int] = {}  # id of a RunPhrase -> papers that may have its phrase
         self._pair_bounds: dict[int, int] = {}  # term -> papers where its symbols may be side by side
         self._near: dict[int, int] = {}  # id of a run's words (an AllOf) -> papers where they are near
+        self._glued_readings: dict[int, tuple[tuple[AllOf, TermRef], ...]] = {}  # id of a run -> glued_readings
         self._term_sentences: dict[tuple[int, str], set[int]] = {}
         self._merged_places: dict[tuple[int, str], dict[int, list[tuple[int, int]]]] = {}
         self._papers_with = {field: index.papers_with(field) for field in ("title", "abstract", "author")}
@@ -158,6 +162,37 @@ class Findings(Sequence[TermFinding]):
         if found is None:
             found = self._near[key] = self._find_near(words, field)
         return found
+
+    def glued_readings(self, run: WordsOrPhrase, field: str | None) -> tuple[tuple[AllOf, TermRef], ...]:
+        """The run's words with a neighbour pair read as one part, for each pair (``run.glued``)
+        that some paper today writes as one word, and that pair's term (memoized per run):
+        ``multi modal models`` as (``multi modal``, ``models``) too.
+
+        The pair's term is its phrase, which reads every form of it ("multi modal",
+        "multi-modal", "multimodal"). A pair no paper writes solid adds nothing: its phrase
+        is its two words side by side, which the run's words near each other already cover.
+        """
+        found = self._glued_readings.get(id(run))
+        if found is None:
+            readings = []
+            solid = self._index.solid
+            words: tuple[TermRef, ...] = run.words.required  # type: ignore[union-attr,assignment]
+            for i, glued in enumerate(run.glued):
+                if glued is not None and glued in solid:
+                    pair = self._registry.ref(f"{words[i].label} {words[i + 1].label}", field)
+                    if pair.term >= len(self.bounds):
+                        self._bound_new_terms()  # its symbols and pairs are the run's: the index has them
+                    parts = (*words[:i], pair, *words[i + 2 :])
+                    readings.append((AllOf(parts, (), tuple([part.term for part in parts]), ()), pair))
+            found = self._glued_readings[id(run)] = tuple(readings)
+        return found
+
+    def glued_near(self, run: WordsOrPhrase, field: str | None) -> int:
+        """The papers where the run's words are near each other in one of its :meth:`glued_readings`."""
+        near = 0
+        for words, _ in self.glued_readings(run, field):
+            near |= self.near(words, field)
+        return near
 
     def _find_near(self, words: AllOf, field: str | None) -> int:
         """The sentences that hold every part (a set intersection) first; the window is
@@ -455,7 +490,10 @@ def matching(node: PlanNode, findings: Findings) -> int:
         return _all_of(node, findings)  # type: ignore[arg-type]
     if kind is WordsOrPhrase:
         phrase = node.phrase  # type: ignore[union-attr]
-        selected = findings.near(node.words, phrase.field if type(phrase) is RunPhrase else _field_of(findings, phrase))  # type: ignore[union-attr,arg-type]
+        field = phrase.field if type(phrase) is RunPhrase else _field_of(findings, phrase)  # type: ignore[union-attr,arg-type]
+        selected = findings.near(node.words, field)  # type: ignore[union-attr]
+        if node.glued:  # type: ignore[union-attr]
+            selected |= findings.glued_near(node, field)  # type: ignore[arg-type]
         if type(phrase) is not TermRef:  # a run's phrase, maybe not a term yet
             if phrase.ref is None and (
                 findings.run_reads_plainly(phrase) or not findings.run_bound(phrase) & ~selected
@@ -533,7 +571,7 @@ def rank(plan: Plan, papers: Sequence[Paper], findings: Findings, limit: int | N
         return nothing
     chosen = members(selected)
     positives = plan.positives
-    if any(type(ref) is RunPhrase for ref in positives):
+    if any(type(ref) in _MADE_WHEN_RANKED for ref in positives):
         positives = positive_terms(positives, selected, findings)
     bounds = findings.bounds
     # Each selected paper's score is the sum, in query order, over the positive terms it
@@ -580,8 +618,38 @@ def positive_terms(
     """
     terms: list[TermRef | NearRef] = []
     for ref in positives:
-        if type(ref) is not RunPhrase:
+        kind = type(ref)
+        if kind is RunPhrase:
+            if findings.run_phrase_bound(ref) & selected:  # type: ignore[arg-type]
+                terms.append(findings.phrase(ref))  # type: ignore[arg-type]
+        elif kind is GluedPairs:
+            _add_glued_pairs(ref, selected, findings, terms)  # type: ignore[arg-type]
+        else:
             terms.append(ref)  # type: ignore[arg-type]
-        elif findings.run_phrase_bound(ref) & selected:  # type: ignore[arg-type]
-            terms.append(findings.phrase(ref))  # type: ignore[arg-type]
     return tuple(dict.fromkeys(terms))
+
+
+def _add_glued_pairs(ref: GluedPairs, selected: int, findings: Findings, terms: list[TermRef | NearRef]) -> None:
+    """For each glued reading of a run (``Findings.glued_readings``) near in some selected
+    paper: its pair as a positive, and that reading as one more place where the run's other
+    words (already in ``terms``, in query order) explain a match."""
+    field, known = ref.field, findings._terms
+    run_near = near_of(ref.run.words, known, field)  # type: ignore[arg-type]
+    for words, pair in findings.glued_readings(ref.run, field):
+        if not findings.near(words, field) & selected:
+            continue
+        near = near_of(words, known, field)
+        pair_known = False
+        for at, term in enumerate(terms):
+            if type(term) is NearRef and (term.term, term.label) == pair:  # the same pair glued in another run
+                terms[at] = _new(NearRef, (term.term, term.label, (*term.runs, near)))
+                pair_known = True
+            elif type(term) is NearRef and term.term in words.terms and run_near in term.runs:
+                terms[at] = _new(NearRef, (term.term, term.label, (*term.runs, near)))
+            elif type(term) is TermRef and term == pair:  # also written as a phrase: it explains everywhere
+                pair_known = True
+        if not pair_known:
+            terms.append(_new(NearRef, (pair.term, pair.label, (near,))))
+
+
+_MADE_WHEN_RANKED = frozenset({RunPhrase, GluedPairs})  # positives that positive_terms turns into terms

@@ -109,14 +109,28 @@ class WordsOrPhrase(NamedTuple):
 
     Where the phrase can only be read word for word, every paper with the phrase
     already has the words, so the phrase is looked up only to score those papers.
+    ``glued`` (runs of three words or more): between word ``i`` and ``i + 1``, their glued
+    stem or None; where a paper writes it as one word, the words are also near with that
+    pair as one part (``Findings.glued_readings``: ``multi modal models`` in "multimodal
+    large language models").
     """
 
     words: PlanNode
     phrase: TermRef | RunPhrase
+    glued: tuple[str | None, ...]
+
+
+class GluedPairs(NamedTuple):
+    """A positive standing for the parts a run has when a pair of its words is read as one
+    (``WordsOrPhrase.glued``): made terms, or dropped, when a ranking needs them
+    (``evaluate.positive_terms``), as the pair's reading exists only where a paper writes it."""
+
+    run: WordsOrPhrase
+    field: str | None
 
 
 PlanNode = TermRef | AllOf | AnyOf | WordsOrPhrase
-Positive = TermRef | NearRef | RunPhrase
+Positive = TermRef | NearRef | RunPhrase | GluedPairs
 
 
 class Plan(NamedTuple):
@@ -275,7 +289,7 @@ def _once_each(positives: tuple[Positive, ...]) -> tuple[Positive, ...]:
     run; one also written outside a run (``LLM OR efficient LLM inference``) explains plainly."""
     found: dict[object, Positive] = {}
     for ref in positives:
-        if type(ref) is RunPhrase:
+        if type(ref) is RunPhrase or type(ref) is GluedPairs:  # terms only when ranked (evaluate.positive_terms)
             found[ref] = ref
             continue
         key = (ref.term, ref.label)  # type: ignore[union-attr]
@@ -406,18 +420,43 @@ def _plan_run(
         every = _new(AllOf, (run.words, (), tuple([word.term for word in run.words]), ()))
         positives.extend(_near_refs(every, field, registry))
         positives.append(run)
-        return _new(WordsOrPhrase, (every, run))
+        return _with_glued_pairs(_new(WordsOrPhrase, (every, run, run.glued if len(texts) > 2 else ())), field,
+                                 positives)
     shape, word_starts = registry.pattern_maker.run_shape(texts, field != "author", text)
     as_phrase = registry.phrase_ref(text, field, shape)
+    glued: tuple[str | None, ...] = ()
     if shape.abbreviations:
         groups = _expansion_groups(texts, shape, word_starts)
         every = all_of(tuple([_plan_part(group, field, registry) for group in groups]), ())
     else:
         parts = tuple([registry.ref(word, field) for word in texts])
         every = _new(AllOf, (parts, (), tuple([part.term for part in parts]), ()))
+        if len(texts) > 2:
+            glued = _glued_stems(texts, field, registry)
     positives.extend(_near_refs(every, field, registry))
     positives.append(as_phrase)
-    return _new(WordsOrPhrase, (every, as_phrase))
+    return _with_glued_pairs(_new(WordsOrPhrase, (every, as_phrase, glued)), field, positives)
+
+
+def _with_glued_pairs(node: WordsOrPhrase, field: str | None, positives: list[Positive]) -> WordsOrPhrase:
+    """``node``, its :class:`GluedPairs` added to ``positives`` when some pair of it may glue."""
+    if any(node.glued):
+        positives.append(_new(GluedPairs, (node, field)))
+    return node
+
+
+def _glued_stems(texts: Sequence[str], field: str | None, registry: TermRegistry) -> tuple[str | None, ...]:
+    """Between each two neighbouring words of a run: their glued stem, or None (next to an
+    acronym, or a function word: see ``Stems.glued_apart``), as :func:`_lazy_run` works it out."""
+    use_acronyms = field != "author"
+    known = registry._run_words[use_acronyms]
+    return _glued_between([known.get(word) or _run_word(registry, word, use_acronyms) for word in texts], registry)
+
+
+def _glued_between(parts: Sequence[RunWord], registry: TermRegistry) -> tuple[str | None, ...]:
+    glue = registry.pattern_maker.stems.glued_apart  # a run's words are written apart (PatternMaker._join)
+    return tuple([glue(before.last_folded, after.first_folded) if before.last_glues and after.first_glues else None
+                  for before, after in pairwise(parts)])  # never glued next to an acronym (see PatternMaker._join)
 
 
 def _near_refs(every: AllOf, field: str | None, registry: TermRegistry) -> list[NearRef]:
@@ -448,13 +487,7 @@ def _lazy_run(texts: list[str], text: str, field: str | None, registry: TermRegi
     use_acronyms = field != "author"
     known = registry._run_words[use_acronyms]
     parts = [known.get(word) or _run_word(registry, word, use_acronyms) for word in texts]
-    glue = registry.pattern_maker.stems.glued_apart  # a run's words are written apart (PatternMaker._join)
-    glued: list[str | None] = []
-    for before, after in pairwise(parts):
-        if before.last_glues and after.first_glues:  # never glued next to an acronym (see PatternMaker._join)
-            glued.append(glue(before.last_folded, after.first_folded))
-        else:
-            glued.append(None)
+    glued = _glued_between(parts, registry)
     rewrites = [symbol for symbol in glued if symbol]
     has_acronym = may_spell = False
     for part in parts:
@@ -471,7 +504,7 @@ def _lazy_run(texts: list[str], text: str, field: str | None, registry: TermRegi
         shapes = registry.pattern_maker._shapes[use_acronyms]
         symbols = tuple([symbol for word in texts for symbol in shapes[word].symbols])
         registry._follow(registry.pattern_maker.reading_pairs(_new(TermShape, (symbols, (), (), ()))))
-    return RunPhrase(field, tuple(texts), text, words, tuple(glued), tuple(rewrites), has_acronym)
+    return RunPhrase(field, tuple(texts), text, words, glued, tuple(rewrites), has_acronym)
 
 
 class RunWord(NamedTuple):
@@ -514,7 +547,7 @@ def _plan_part(texts: list[str], field: str | None, registry: TermRegistry) -> P
         return registry.ref(texts[0], field)
     every_word = tuple(registry.ref(word, field) for word in texts)
     phrase = registry.ref(" ".join(texts), field)
-    return _new(WordsOrPhrase, (all_of(every_word, ()), phrase))
+    return _new(WordsOrPhrase, (all_of(every_word, ()), phrase, ()))
 
 
 def _expansion_groups(words: list[str], shape: TermShape, word_starts: list[int]) -> list[list[str]]:
