@@ -153,6 +153,67 @@ def test_a_spaced_compound_inside_a_longer_run_finds_what_the_solid_word_finds(s
         assert found and found <= ids(spaced, seed_papers), spaced
 
 
+def test_the_connectives_of_a_run_need_not_be_near_its_words() -> None:
+    """``scaling laws for LLMs`` names LLM scaling laws, whatever small word the paper puts
+    between them ("Scaling Law in Large Language Model Pretraining"): a run's connectives
+    (of, for, in, as, and, ...) need not be near its other words, as its phrase still reads
+    them. It found nothing there. Negations, quantifiers and particles still count."""
+    texts = {
+        1: "Scaling Law in Large Language Model Pretraining",
+        2: "We evaluate LLMs on math.",
+        3: "Knowledge distillation helps.",
+        4: "Using an LLM to judge answers.",
+        5: "Learning with labels. Zero shot learning. Up sampling layers.",
+    }
+    papers = [paper("Results", text, number) for number, text in texts.items()]
+    found = {
+        "scaling laws for LLMs": {1},
+        "evaluation of LLMs": {2},
+        "distillation of knowledge": {3},
+        "LLM as a judge": {4},
+        "learning without labels": set(),
+        "few shot learning": set(),
+        "down sampling layers": set(),
+        '"scaling laws for LLMs"': set(),  # a quoted phrase stays exact
+        "the of": set(),  # a run of connectives only still needs them
+    }
+    for topic, numbers in found.items():
+        assert ids(topic, papers) == {f"made-{number}" for number in numbers}, topic
+    (match,) = match_one("scaling laws for LLMs", papers)
+    assert [hit.term for hit in match.terms] == ["scaling", "laws", "LLMs"]
+
+
+def test_a_word_a_run_repeats_needs_an_occurrence_of_its_own() -> None:
+    """``end to end`` is not "To this end": a word the run says twice must be in the paper
+    twice, near the others; one "end" stood for both."""
+    texts = {
+        1: "To this end, we propose X.",
+        2: "An end-to-end model.",
+        3: "We train end to end models.",
+        4: "We map text to image.",
+        5: "Image to image translation.",
+        6: "Map each image to a sequence.",
+    }
+    papers = [paper("Results", text, number) for number, text in texts.items()]
+    for topic, numbers in {"end to end": {2, 3}, "end to end models": {2, 3}, "image to image": {5},
+                           "sequence to sequence": set()}.items():
+        assert ids(topic, papers) == {f"made-{number}" for number in numbers}, topic
+    ends = [hit for match in match_one("end to end models", papers) if match.paper_id == "made-3"
+            for hit in match.terms if hit.term == "end"]
+    assert [field_text(papers[2], hit.field)[slice(*span)] for hit in ends for span in hit.spans] == ["end", "end"]
+
+
+def test_an_acronym_in_a_run_is_as_wide_as_its_expansion_for_nearness() -> None:
+    """``efficient LLM inference`` finds "efficient training and inference of large language
+    models" as it finds the same sentence saying "LLMs": the window counts the acronym's
+    spelled-out words. It counted one, so the spelled-out sentence was too long."""
+    papers = [paper("Results", "Efficient training and inference of LLMs.", 1),
+              paper("Results", "Efficient training and inference of large language models.", 2),
+              paper("Results", "Efficient kernels, many other small things, then inference for LLMs at last.", 3)]
+    assert ids("efficient LLM inference", papers) == ids("efficient large language model inference", papers) \
+        == {"made-1", "made-2"}
+
+
 def test_particles_that_begin_spaced_compounds_still_glue() -> None:
     """"down sampling" is ``downsampling``: up/down/over/under/out/off may begin a compound."""
     found = {

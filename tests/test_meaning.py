@@ -480,7 +480,8 @@ def test_words_alone_split_over_two_processes_rank_and_explain_as_one(seed_paper
     half; a key given twice keeps its last topic's, as in a dict."""
     papers = list(seed_papers[:40])
     topics = _words_topics(papers, 200, 21)
-    glued = ["multi modal models", "pre training models", "data set collection", "multi modal large models -video"]
+    glued = ["multi modal models", "pre training models", "data set collection", "multi modal large models -video",
+             "scaling laws for language models", "end to end models", "evaluation of the models"]
     topics = glued + topics + [f"title:{word} " + topic for word in ("towards", "a") for topic in glued]  # both halves
     pairs: list[tuple[object, str]] = [("twice", topics[0]), ("twice", topics[1])]  # the first key of both topics
     pairs += [(n, text) for n, text in enumerate(topics)]

@@ -26,7 +26,10 @@ Unprefixed terms search the title and the abstract; ``author:`` searches the aut
 names, read as ``", ".join(paper.authors)``. Adjacent bare words (``scaling laws``)
 match when they occur near each other -- in one sentence of one field, within the
 run's length plus :data:`~paperwire.match.sentences.NEAR_SLACK` word positions --
-*or* as a phrase in any of the forms above; the phrase also raises the score.
+*or* as a phrase in any of the forms above; the phrase also raises the score. A run's
+connectives (``for`` of ``scaling laws for LLMs``: :data:`~paperwire.match.text.CONNECTIVES`)
+need not be near the other words; a word it repeats (``end to end``) needs an occurrence
+for each time.
 Boilerplate sentences of an abstract (where the code or data are, links) are not
 matched text (:mod:`paperwire.match.sentences`). ``like:`` references match nothing
 here: papers are compared by meaning elsewhere.

@@ -43,7 +43,7 @@ from paperwire.match.plan import (
     WordsOrPhrase,
     near_of,
 )
-from paperwire.match.results import NearRef, Ranking, Span, TermFinding, within
+from paperwire.match.results import NearRef, Ranking, Span, TermFinding, repeated_window, within
 from paperwire.match.score import Bm25
 from paperwire.match.sentences import SENTENCE_SHIFT
 from paperwire.models import Paper
@@ -199,7 +199,7 @@ class Findings(Sequence[TermFinding]):
         checked only in those."""
         if not _all_of(words, self):
             return 0
-        terms, limit, fields = near_of(words, self._terms, field)
+        terms, limit, fields = near_of(words, self._registry, field)
         near = 0
         for name in fields:
             shared = None
@@ -211,9 +211,13 @@ class Findings(Sequence[TermFinding]):
                 continue
             places = [self._places(term, name) for term in terms]
             stride = self._index.stride(name)
+            repeated = len(set(terms)) < len(terms)  # ``end to end``: each repeat its own occurrence
             for sentence in shared:
                 paper = (sentence << SENTENCE_SHIFT) // stride
-                if not near >> paper & 1 and within([found[sentence] for found in places], limit):
+                if near >> paper & 1:
+                    continue
+                lists = [found[sentence] for found in places]
+                if repeated_window(lists, limit, terms) is not None if repeated else within(lists, limit):
                     near |= 1 << paper
         return near
 
@@ -323,7 +327,23 @@ class Findings(Sequence[TermFinding]):
                             bits |= self._papers_with[field].get(glued, 0)
                         words[i] |= bits
                         words[i + 1] |= bits
-            found = self._run_bounds[id(run)] = reduce(and_, words, -1)
+            # Over the words near each other only: their connectives need not be in the paper.
+            found = self._run_bounds[id(run)] = reduce(and_, [words[i] for i in run.near], -1)
+        return found
+
+    def glued_bound(self, run: WordsOrPhrase, field: str | None) -> int:
+        """Papers that may have the run's words near each other in a glued reading
+        (:meth:`glued_readings`): a pair's glued stem and the other words."""
+        words = [self.bounds[word.term] for word in run.words.required]  # type: ignore[union-attr]
+        fields = (field,) if field else DEFAULT_FIELDS
+        found = 0
+        for i, glued in enumerate(run.glued):
+            if glued:
+                bits = 0
+                for name in fields:
+                    bits |= self._papers_with[name].get(glued, 0)
+                if bits:
+                    found |= reduce(and_, words[:i] + words[i + 2 :], bits)
         return found
 
     def _loose_bound(self, spec: TermSpec, papers_with: dict[str, dict[str, int]]) -> int:
@@ -473,6 +493,8 @@ def bound(node: PlanNode, findings: Findings) -> int:
         if type(phrase) is not TermRef:  # a run's phrase, maybe not a term yet
             return findings.run_bound(phrase)
         bits = bound(node.words, findings)  # type: ignore[union-attr]
+        if node.glued:  # type: ignore[union-attr]
+            bits |= findings.glued_bound(node, _field_of(findings, phrase))  # type: ignore[arg-type]
         term = phrase.term
         return bits if findings.plain[term] else bits | findings.bounds[term]  # unknown: keep it
     union = 0
@@ -633,12 +655,12 @@ def _add_glued_pairs(ref: GluedPairs, selected: int, findings: Findings, terms: 
     """For each glued reading of a run (``Findings.glued_readings``) near in some selected
     paper: its pair as a positive, and that reading as one more place where the run's other
     words (already in ``terms``, in query order) explain a match."""
-    field, known = ref.field, findings._terms
-    run_near = near_of(ref.run.words, known, field)  # type: ignore[arg-type]
+    field, registry = ref.field, findings._registry
+    run_near = near_of(ref.run.words, registry, field)  # type: ignore[arg-type]
     for words, pair in findings.glued_readings(ref.run, field):
         if not findings.near(words, field) & selected:
             continue
-        near = near_of(words, known, field)
+        near = near_of(words, registry, field)
         pair_known = False
         for at, term in enumerate(terms):
             if type(term) is NearRef and (term.term, term.label) == pair:  # the same pair glued in another run

@@ -81,6 +81,14 @@ class PatternMaker:
             lasts = tuple(dict.fromkeys(spelling[-1] for spelling in spellings))
             self._expansion_ends[acronym_symbol(name)] = (firsts, lasts)
         self._longest_expansion = max(map(len, self._acronyms_by_expansion), default=0) + 1
+        # acronym symbol -> the most word positions one of its expansions takes written apart
+        self._spelled_widths = {acronym_symbol(name): max(len(shape.symbols) for shape in shapes)
+                                for name, shapes in self.expansions.items() if shapes}
+
+    def width(self, symbol: str) -> int:
+        """The most word positions ``symbol`` takes in a paper: an acronym spelled out, all its
+        words ("large language models" for ``LLMs``); any other, one."""
+        return self._spelled_widths.get(symbol, 1)
 
     @staticmethod
     def _plain_readings(shape: TermShape) -> list[Pattern]:

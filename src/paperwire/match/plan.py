@@ -26,6 +26,7 @@ from paperwire.match.acronyms import ACRONYM_SYMBOL_PREFIX
 from paperwire.match.patterns import PatternMaker, TermShape
 from paperwire.match.results import Near, NearRef, TermRef
 from paperwire.match.sentences import window
+from paperwire.match.text import is_connective
 from paperwire.query import FIELDS, And, Everything, Like, Node, Not, Or, Query, Term
 
 DEFAULT_FIELDS = ("title", "abstract")
@@ -73,7 +74,7 @@ class RunPhrase:
     an acronym's expansion are planned eagerly (the plan's shape depends on it).
     """
 
-    __slots__ = ("field", "glued", "has_acronym", "ref", "rewrites", "text", "texts", "words")
+    __slots__ = ("field", "glued", "has_acronym", "near", "ref", "rewrites", "text", "texts", "words")
 
     def __init__(
         self,
@@ -84,6 +85,7 @@ class RunPhrase:
         glued: tuple[str | None, ...],
         rewrites: tuple[str, ...],
         has_acronym: bool,
+        near: tuple[int, ...],
     ):
         self.field = field
         self.texts = texts
@@ -92,6 +94,7 @@ class RunPhrase:
         self.glued = glued  # between word i and word i + 1: their glued stem, or None
         self.rewrites = rewrites  # every glued stem a reading of the run may use
         self.has_acronym = has_acronym
+        self.near = near  # the words that must be near each other (not its connectives: plan._near_words)
         self.ref: TermRef | None = None  # the phrase's term, once made
 
     @property
@@ -301,16 +304,21 @@ def _once_each(positives: tuple[Positive, ...]) -> tuple[Positive, ...]:
     return tuple(found.values())
 
 
-def near_of(words: AllOf, terms: Sequence[TermSpec], field: str | None) -> Near:
+def near_of(words: AllOf, registry: TermRegistry, field: str | None) -> Near:
     """A run's words as nearness reads them: its parts' terms (an expansion it spells, as
     that phrase), their window and the fields. Matching (``Findings.near``) and explaining
-    (``results.near_hits``) both go by it, so a highlight shows what made the match."""
+    (``results.near_hits``) both go by it, so a highlight shows what made the match.
+
+    The window is the run's length in the paper: an acronym as wide as its longest
+    expansion (``efficient LLM inference`` near in "efficient inference of large language
+    models" as in "efficient inference of LLMs")."""
+    terms, width = registry.terms, registry.pattern_maker.width
     if words.others:
         parts = tuple([part.term if type(part) is TermRef else part.phrase.term for part in words.required])  # type: ignore[union-attr]
     else:  # every part a word (most runs): their terms are at hand
         parts = words.terms
-    return _new(Near, (parts, window(sum([len(terms[term].shape.symbols) for term in parts])),
-                       (field,) if field else DEFAULT_FIELDS))
+    length = sum([width(symbol) for term in parts for symbol in terms[term].shape.symbols])
+    return _new(Near, (parts, window(length), (field,) if field else DEFAULT_FIELDS))
 
 
 # The planners below append, left to right, the leaves a paper can be picked for to
@@ -415,27 +423,43 @@ def _plan_run(
 
     Its parts are positives that explain only where they are near each other (:class:`NearRef`);
     the phrase is shown wherever it is."""
-    run = _lazy_run(texts, text, field, registry)
+    near = _near_words(texts)
+    run = _lazy_run(texts, text, field, registry, near)
     if run is not None:
-        every = _new(AllOf, (run.words, (), tuple([word.term for word in run.words]), ()))
+        words = tuple([run.words[i] for i in near])
+        every = _new(AllOf, (words, (), tuple([word.term for word in words]), ()))
         positives.extend(_near_refs(every, field, registry))
         positives.append(run)
-        return _with_glued_pairs(_new(WordsOrPhrase, (every, run, run.glued if len(texts) > 2 else ())), field,
-                                 positives)
+        return _with_glued_pairs(_new(WordsOrPhrase, (every, run, _glued_near(run.glued, near))), field, positives)
     shape, word_starts = registry.pattern_maker.run_shape(texts, field != "author", text)
     as_phrase = registry.phrase_ref(text, field, shape)
     glued: tuple[str | None, ...] = ()
     if shape.abbreviations:
         groups = _expansion_groups(texts, shape, word_starts)
-        every = all_of(tuple([_plan_part(group, field, registry) for group in groups]), ())
+        kept = [group for group in groups if len(group) > 1 or not is_connective(group[0])] or groups
+        every = all_of(tuple([_plan_part(group, field, registry) for group in kept]), ())
     else:
-        parts = tuple([registry.ref(word, field) for word in texts])
+        parts = tuple([registry.ref(texts[i], field) for i in near])
         every = _new(AllOf, (parts, (), tuple([part.term for part in parts]), ()))
-        if len(texts) > 2:
-            glued = _glued_stems(texts, field, registry)
+        glued = _glued_near(_glued_stems(texts, field, registry), near)
     positives.extend(_near_refs(every, field, registry))
     positives.append(as_phrase)
     return _with_glued_pairs(_new(WordsOrPhrase, (every, as_phrase, glued)), field, positives)
+
+
+def _near_words(texts: Sequence[str]) -> tuple[int, ...]:
+    """The words of a run that must be near each other: all but its connectives ("for" of
+    ``scaling laws for LLMs``; see ``text.CONNECTIVES``), all of them when that is all it has."""
+    kept = tuple([i for i, word in enumerate(texts) if not is_connective(word)])
+    return kept or tuple(range(len(texts)))
+
+
+def _glued_near(glued: tuple[str | None, ...], near: tuple[int, ...]) -> tuple[str | None, ...]:
+    """``WordsOrPhrase.glued`` of a run's near words: between each two of them, the glued stem
+    of the words when they are neighbours in the run (else None); () for fewer than three."""
+    if len(near) < 3:
+        return ()
+    return tuple([glued[before] if after == before + 1 else None for before, after in pairwise(near)])
 
 
 def _with_glued_pairs(node: WordsOrPhrase, field: str | None, positives: list[Positive]) -> WordsOrPhrase:
@@ -463,7 +487,7 @@ def _near_refs(every: AllOf, field: str | None, registry: TermRegistry) -> list[
     """The positives of a run's parts, in query order: each explains where the parts are near.
     An expansion's words come before its phrase and explain nothing alone: the run found
     that expansion as one phrase (or acronym), and the phrase's hit shows it."""
-    near = (near_of(every, registry.terms, field),)
+    near = (near_of(every, registry, field),)
     if not every.others:  # every part a word (most runs)
         return [_new(NearRef, (part.term, part.label, near)) for part in every.required]  # type: ignore[union-attr]
     refs: list[NearRef] = []
@@ -476,7 +500,8 @@ def _near_refs(every: AllOf, field: str | None, registry: TermRegistry) -> list[
     return refs
 
 
-def _lazy_run(texts: list[str], text: str, field: str | None, registry: TermRegistry) -> RunPhrase | None:
+def _lazy_run(texts: list[str], text: str, field: str | None, registry: TermRegistry,
+              near: tuple[int, ...]) -> RunPhrase | None:
     """A run whose phrase can wait (see :class:`RunPhrase`), or None to plan it now.
 
     The glued stems of neighbouring words are worked out now all the same: the paper
@@ -504,7 +529,7 @@ def _lazy_run(texts: list[str], text: str, field: str | None, registry: TermRegi
         shapes = registry.pattern_maker._shapes[use_acronyms]
         symbols = tuple([symbol for word in texts for symbol in shapes[word].symbols])
         registry._follow(registry.pattern_maker.reading_pairs(_new(TermShape, (symbols, (), (), ()))))
-    return RunPhrase(field, tuple(texts), text, words, glued, tuple(rewrites), has_acronym)
+    return RunPhrase(field, tuple(texts), text, words, glued, tuple(rewrites), has_acronym, near)
 
 
 class RunWord(NamedTuple):

@@ -12,6 +12,7 @@ the run, not wherever else the paper says it (issue 14).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple, Protocol, overload
 
@@ -245,10 +246,17 @@ def near_hits(ref: NearRef, findings: Sequence[TermFinding], paper: int) -> list
         if not all(paper in finding.scores for finding in found):
             continue
         mine = [at for at, part in enumerate(run.parts) if part == ref.term]
+        repeated = len(set(run.parts)) < len(run.parts)
         for field in run.fields:
             placed = [finding.placed(field, paper) for finding in found]
             for sentence in set(placed[0]).intersection(*placed[1:]):
                 places = [[place[:2] for place in by_sentence[sentence]] for by_sentence in placed]
+                if repeated:  # ``end to end``: the occurrences in the window each repeat took
+                    start = repeated_window(places, run.limit, run.parts)
+                    if start is not None:
+                        by_field.setdefault(field, set()).update(
+                            place[2] for place in placed[mine[0]][sentence] if start <= place[0] and place[1] < start + run.limit)
+                    continue
                 for at in mine:
                     others = places[:at] + [[]] + places[at + 1 :]
                     for place in placed[at][sentence]:
@@ -256,6 +264,30 @@ def near_hits(ref: NearRef, findings: Sequence[TermFinding], paper: int) -> list
                         if within(others, run.limit):
                             by_field.setdefault(field, set()).add(place[2])
     return [_new(TermHit, (ref.label, field, tuple(sorted(spans)))) for field, spans in by_field.items()]
+
+
+def repeated_window(lists: list[list[tuple[int, int]]], limit: int, terms: Sequence[int]) -> int | None:
+    """Where a window of ``limit`` positions starts that holds one occurrence from each list,
+    parts of one term taking occurrences of their own (a run that repeats a word: ``end to
+    end`` is not "to this end"); None when there is none. Lists of one term are the same.
+
+    For each start (an occurrence's first position) each term takes the occurrences that
+    start there or later and end soonest, as many as it has parts: the window the start
+    allows is the latest of their ends. (Rare runs: :func:`within` is for all the others.)
+    """
+    need = Counter(terms)
+    of_term = dict(zip(terms, lists, strict=True))
+    for start in sorted({first for found in of_term.values() for first, _ in found}):
+        end = start
+        for term, count in need.items():
+            ends = sorted([last for first, last in of_term[term] if first >= start])
+            if len(ends) < count:
+                break
+            end = max(end, ends[count - 1])
+        else:
+            if end - start < limit:
+                return start
+    return None
 
 
 def within(lists: list[list[tuple[int, int]]], limit: int) -> bool:

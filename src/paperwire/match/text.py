@@ -57,6 +57,21 @@ FUNCTION_WORDS = frozenset(
 )
 
 
+# Function words that only connect a topic's words ("scaling laws for LLMs", "evaluation of
+# LLMs", "vision and language", "LLM as a judge"): a run's words are near each other without
+# them (its phrase keeps them). Not negations ("not safe", "without labels"), quantifiers ("few
+# shot") nor particles ("down sampling"): those change what the other words mean.
+CONNECTIVES = frozenset(
+    """a an the of for in on at by to from with into onto upon via per and as
+    is are was were be been being""".split()
+)
+
+
+def is_connective(word: str) -> bool:
+    """A word of :data:`CONNECTIVES` as a reader writes it (not in capitals: "IS" may be an acronym)."""
+    return word.casefold() in CONNECTIVES and not (len(word) > 1 and word.isupper())
+
+
 def is_function_word(word: str) -> bool:
     """A word that only joins others ("of", "the"), as a reader writes it: not one in capitals,
     which may be an acronym ("IT", "US")."""
