@@ -214,6 +214,18 @@ def test_an_acronym_in_a_run_is_as_wide_as_its_expansion_for_nearness() -> None:
         == {"made-1", "made-2"}
 
 
+def test_an_expansion_does_not_find_papers_whose_letters_stand_for_something_else() -> None:
+    """SAM, MAE, TTS and IR are as often other things in papers (Segment Anything, mean absolute
+    error, test-time scaling, infrared): a topic that spells one out found those papers."""
+    papers = [paper("Results", "We fine-tune SAM, the segment anything model.", 1),
+              paper("Results", "We report the mean absolute error (MAE).", 2),
+              paper("Results", "Test-time scaling (TTS) helps reasoning.", 3),
+              paper("Results", "We fuse infrared (IR) images.", 4)]
+    for topic in ("sharpness aware minimization", "masked autoencoder", "text to speech", "information retrieval"):
+        assert ids(topic, papers) == set(), topic
+    assert ids("segment anything model", [paper("Results", "We fine-tune SAM on cells.", 1)]) == {"made-1"}
+
+
 def test_particles_that_begin_spaced_compounds_still_glue() -> None:
     """"down sampling" is ``downsampling``: up/down/over/under/out/off may begin a compound."""
     found = {

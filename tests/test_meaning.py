@@ -62,7 +62,9 @@ def test_a_meaning_topic_embeds_its_acronyms_with_what_they_stand_for_and_other_
     """The model barely knows acronyms: ``meaning: MoE`` embedded as typed found nothing."""
     assert alternatives("meaning: rlhf") == [("rlhf (reinforcement learning from human feedback)", None, (), ())]
     assert alternatives("meaning: SAM LLMs") == [
-        ("SAM (segment anything model or sharpness aware minimization) LLMs (large language model)", None, (), ())]
+        ("SAM (segment anything model) LLMs (large language model)", None, (), ())]
+    assert alternatives("meaning: VLM") == [
+        ("VLM (vision language model or visual language model or vision and language model)", None, (), ())]
     extra = AcronymTable({"SD": "stable diffusion"})
     assert [a.meaning for a in meaning.alternatives(parse_query("meaning: SD"), extra)] == ["SD (stable diffusion)"]
     assert alternatives("efficient LLM inference OR like:2401.00001 MoE") == [

@@ -11,8 +11,10 @@ Decisions (see also the module docstring of :mod:`paperwire.match`):
   is the acronym RAG. Such a word then matches the acronym and its expansions, not the
   ordinary lower-case word. Inside ``author:`` nothing is an acronym (``author:sam``).
 * Acronyms whose letters are commonly an unrelated abbreviation in papers (CV, SD,
-  AR, TTA, RM; MT, which papers mostly write as the chat benchmark MT-Bench) are left
-  out; a user can add them with ``extra``.
+  AR, TTA, RM; MT, which papers mostly write as the chat benchmark MT-Bench; IR, also
+  infrared; TTS, also test-time scaling; MAE, also mean absolute error) are left out; a
+  user can add them with ``extra``. SAM is the Segment Anything Model only: read as
+  sharpness-aware minimization too, that topic found Segment Anything papers.
 """
 
 from __future__ import annotations
@@ -61,10 +63,8 @@ ACRONYMS: dict[str, tuple[str, ...]] = {
     "MCTS": ("monte carlo tree search",),
     "QA": ("question answering",),
     "VQA": ("visual question answering",),
-    "IR": ("information retrieval",),
     "NER": ("named entity recognition",),
     "ASR": ("automatic speech recognition",),
-    "TTS": ("text to speech",),
     "OCR": ("optical character recognition",),
     "OOD": ("out of distribution",),
     "ViT": ("vision transformer",),
@@ -77,11 +77,10 @@ ACRONYMS: dict[str, tuple[str, ...]] = {
     "GNN": ("graph neural network",),
     "GAN": ("generative adversarial network",),
     "VAE": ("variational autoencoder",),
-    "MAE": ("masked autoencoder",),
     "NeRF": ("neural radiance field",),
     "3DGS": ("3d gaussian splatting",),
     "T2I": ("text to image",),
-    "SAM": ("segment anything model", "sharpness aware minimization"),
+    "SAM": ("segment anything model",),
 }
 
 ACRONYM_SYMBOL_PREFIX = "acronym:"  # cannot collide with a stem: stems never contain ':'
