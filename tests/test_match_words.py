@@ -5,6 +5,7 @@ text, like: is not a word, and the cycle collector's switch is safe across threa
 from __future__ import annotations
 
 import gc
+import re
 import threading
 from collections.abc import Sequence
 
@@ -481,6 +482,29 @@ def test_substantive_sentences_are_not_boilerplate() -> None:
         assert boilerplate_spans(text) == [], text
     for sentence in BOILERPLATE:
         assert boilerplate_spans(f"We do X. {sentence}") != [], sentence
+
+
+def test_a_claim_with_a_link_is_matched_text_but_its_link_is_not() -> None:
+    """A sentence that says something and cites a link is what the paper is about; only the
+    address is not matched text, whatever the sentence's length ("leaderboard-multimodal" in
+    a link is no paper saying "multimodal"). A sentence that only points to a link still is
+    boilerplate. Before, every sentence of 25 words or fewer with a link was left out, and
+    a longer one was matched, address and all."""
+    claims = {
+        "SWE-bench": "Our model outperforms GPT-4 on SWE-bench (https://www.swebench.com).",
+        "HumanEval": "We evaluate on HumanEval (https://example.org/humaneval) and MBPP.",
+    }
+    for n, (topic, sentence) in enumerate(claims.items()):
+        text = f"We study agents. {sentence}"
+        link = re.search(r"https://\S+(?=\))", sentence).group()  # type: ignore[union-attr]
+        assert boilerplate_spans(text) == [(text.index(link), text.index(link) + len(link))], sentence
+        assert ids(topic, [paper("Results", text, n)]) == {f"made-{n}"}, sentence
+    long = ("We evaluate many long tasks across domains and settings, and report all results on the leaderboard at "
+            "https://rank.example.org/leaderboard-multimodal, which compares the models and keeps growing.")
+    assert ids("multimodal", [paper("Results", long)]) == set() and ids("leaderboard", [paper("Results", long)])
+    for pointer in ("See https://example.org/x for details.", "Code and models: https://github.com/a/b.",
+                    "The dataset and code are at https://github.com/a/b."):
+        assert boilerplate_spans(f"We study agents. {pointer}") == [(17, 17 + len(pointer))], pointer
 
 
 MORE_BOILERPLATE = [

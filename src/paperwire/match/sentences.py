@@ -18,8 +18,10 @@ is about, so they are not matched text (:func:`mask_boilerplate`). A sentence is
 boilerplate when
 
 * it holds a link (``http://``, ``https://``, ``www.``, or a ``github.com/``-style
-  host and path) and has at most :data:`LINK_SENTENCE_WORDS` words, or any length
-  and an availability word (available, release, open-source, project page, ...); or
+  host and path) and an availability word (available, release, open-source, project
+  page, ...), or starts with what is made available (below: "Code and models:
+  https://..."), or says little else (at most :data:`LINK_LABEL_WORDS` words besides
+  its links: "See https://... for details"); or
 * it has at most :data:`STATEMENT_WORDS` words, starts with what is made available, in any
   order and each with up to two words that say which (:data:`_MODIFIER`) -- "Code", "Our
   code and data", "Data and evaluation code", "The source code", "Models and datasets",
@@ -28,6 +30,10 @@ boilerplate when
   shared at a place (a code host, "our project page", the supplementary material); or
 * it has at most :data:`STATEMENT_WORDS` words and says "we (will) release / open-source /
   publish our code/data/models" (or "we make / share" them, with nothing more or with how).
+
+In any other sentence its links alone are not matched text: "Our model beats GPT-4 on
+SWE-bench (https://www.swebench.com)" is a claim, while "leaderboard-multimodal" in its
+address is no paper saying "multimodal".
 
 Starting with such a noun is not enough: "Models are found to be brittle", "The weights
 are shared across all layers", "Data is scarce for many public health applications" and
@@ -41,7 +47,7 @@ import re
 NEAR_SLACK = 4  # other word positions allowed between the words of a run, in one sentence
 SENTENCE_STEP = 64  # at least this many word positions between sentences: more than any run's window
 SENTENCE_SHIFT = 10  # a sentence starts at a multiple of 2**SENTENCE_SHIFT, so position >> SHIFT names it
-LINK_SENTENCE_WORDS = 25
+LINK_LABEL_WORDS = 5  # a sentence with a link and at most this many other words only points to it
 STATEMENT_WORDS = 14  # a longer sentence without a link says more than where things are
 
 ABBREVIATIONS = frozenset("e g i al vs fig figs eq eqs cf etc approx resp sec no ref refs tab".split())
@@ -157,21 +163,37 @@ _WE_RELEASE = re.compile(
 )
 
 
+# A web address written out (as _LINK finds them), without the punctuation that may close
+# its sentence or bracket.
+_ADDRESS = re.compile(r"(?:https?://|www\.|[\w.-]+\.(?:com|org|io|net|ai|dev|co)/)\S*[^\s.,;:!?)\]}'\"]",
+                      re.IGNORECASE)
+
+
 def boilerplate_spans(text: str) -> list[tuple[int, int]]:
-    """The character spans of the boilerplate sentences of ``text`` (see the module's rule)."""
+    """The character spans of the boilerplate sentences of ``text`` (see the module's rule),
+    and of the web addresses in its other sentences: "leaderboard-multimodal" in a link is
+    not a paper saying "multimodal"."""
     lowered = text.lower()
     if not any(cue in lowered for cue in _CUES):
         return []
     spans = []
     for start, end in sentence_spans(text):
-        if _is_boilerplate(text[start:end]):
+        sentence = text[start:end]
+        if _is_boilerplate(sentence):
             spans.append((start, end))
+        elif _has_link(sentence):
+            spans += [found.span() for found in _ADDRESS.finditer(text, start, end)]
     return spans
 
 
+def _has_link(sentence: str) -> bool:
+    return ("/" in sentence or "www." in sentence) and _LINK.search(sentence) is not None
+
+
 def _is_boilerplate(sentence: str) -> bool:
-    if ("/" in sentence or "www." in sentence) and _LINK.search(sentence):
-        return len(sentence.split()) <= LINK_SENTENCE_WORDS or _AVAILABLE.search(sentence) is not None
+    if _has_link(sentence):
+        return (_AVAILABLE.search(sentence) is not None or _ARTIFACT_SUBJECT.match(sentence) is not None
+                or len(_ADDRESS.sub(" ", sentence).split()) <= LINK_LABEL_WORDS)
     if len(sentence.split()) > STATEMENT_WORDS:
         return False
     return _says_artifacts_are_available(sentence) or _says_we_release_artifacts(sentence)
