@@ -227,6 +227,25 @@ def test_an_expansion_does_not_find_papers_whose_letters_stand_for_something_els
     assert ids("segment anything model", [paper("Results", "We fine-tune SAM on cells.", 1)]) == {"made-1"}
 
 
+def test_a_number_after_a_word_in_a_run_names_a_version_with_it() -> None:
+    """``Llama 3`` is the model Llama 3 (written "Llama 3", "Llama-3" or "Llama3"), not a
+    Llama and a 3 near each other: it matched "We fine-tune Llama 2 on 3 tasks"."""
+    texts = {
+        1: "We fine-tune Llama 2 on 3 tasks.",
+        2: "GPT-4 solves 5 of 10 puzzles.",
+        3: "Llama-3 and Llama 3.1 are strong.",
+        4: "We use Llama3 for math.",
+        5: "Qwen2.5-Math is good at math problems.",
+        6: "Top 5 accuracy rises.",
+    }
+    papers = [paper("Results", text, number) for number, text in texts.items()]
+    for topic, numbers in {"Llama 3": {3, 4}, "GPT 5": set(), "GPT 4": {2}, "Qwen 2.5 math": {5},
+                           "top 5 accuracy": {6}, "Llama 3 for math": {4}}.items():
+        assert ids(topic, papers) == {f"made-{number}" for number in numbers}, topic
+    (match,) = match_one("Qwen 2.5 math", papers)
+    assert [hit.term for hit in match.terms] == ["Qwen 2.5", "math", "Qwen 2.5 math"]
+
+
 def test_particles_that_begin_spaced_compounds_still_glue() -> None:
     """"down sampling" is ``downsampling``: up/down/over/under/out/off may begin a compound."""
     found = {

@@ -18,6 +18,7 @@ by its text, and named tuples are built with ``tuple.__new__``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from typing import NamedTuple
@@ -423,6 +424,8 @@ def _plan_run(
 
     Its parts are positives that explain only where they are near each other (:class:`NearRef`);
     the phrase is shown wherever it is."""
+    if any(map(_NUMBER.fullmatch, texts[1:])):
+        return _plan_numbered(texts, text, field, registry, positives)
     near = _near_words(texts)
     run = _lazy_run(texts, text, field, registry, near)
     if run is not None:
@@ -445,6 +448,34 @@ def _plan_run(
     positives.extend(_near_refs(every, field, registry))
     positives.append(as_phrase)
     return _with_glued_pairs(_new(WordsOrPhrase, (every, as_phrase, glued)), field, positives)
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)*")  # a version or a count: "3", "2.5", "3.1"
+
+
+def _plan_numbered(
+    texts: list[str], text: str, field: str | None, registry: TermRegistry, positives: list[Positive]
+) -> PlanNode:
+    """A run where a number follows a word (``Llama 3``, ``Qwen 2.5 math``): the word and its
+    number are one name, found as a phrase ("Llama 3", "Llama-3", "Llama3"), and the run's
+    other words near it. Read apart, ``Llama 3`` matched "Llama 2 on 3 tasks"."""
+    groups: list[list[str]] = []
+    for word in texts:
+        if groups and _NUMBER.fullmatch(word):
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+    if len(groups) == 1:  # the run is one name: its phrase
+        ref = registry.ref(text, field)
+        positives.append(ref)
+        return ref
+    kept = [group for group in groups if len(group) > 1 or not is_connective(group[0])] or groups
+    parts = tuple([registry.ref(" ".join(group), field) for group in kept])
+    every = _new(AllOf, (parts, (), tuple([part.term for part in parts]), ()))
+    as_phrase = registry.ref(text, field)
+    positives.extend(_near_refs(every, field, registry))
+    positives.append(as_phrase)
+    return _new(WordsOrPhrase, (every, as_phrase, ()))
 
 
 def _near_words(texts: Sequence[str]) -> tuple[int, ...]:
