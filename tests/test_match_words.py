@@ -246,6 +246,15 @@ def test_a_number_after_a_word_in_a_run_names_a_version_with_it() -> None:
     assert [hit.term for hit in match.terms] == ["Qwen 2.5", "math", "Qwen 2.5 math"]
 
 
+def test_author_words_are_near_within_one_name_only() -> None:
+    """``author:(Xiang Li)`` is an author called Xiang Li (in either order), not a paper with a
+    Xiang Wang and a Wei Li: names run one into the next in the author field."""
+    papers = [Paper("made-1", "T", authors=["Xiang Wang", "Wei Li"]), Paper("made-2", "T", authors=["Xiang Li", "Bo Wu"]),
+              Paper("made-3", "T", authors=["Li Xiang"])]
+    assert ids("author:(Xiang Li)", papers) == {"made-2", "made-3"}
+    assert ids("author:Li", papers) == {"made-1", "made-2", "made-3"}
+
+
 def test_particles_that_begin_spaced_compounds_still_glue() -> None:
     """"down sampling" is ``downsampling``: up/down/over/under/out/off may begin a compound."""
     found = {

@@ -36,7 +36,16 @@ from paperwire.match.acronyms import AcronymTable, acronym_symbol
 from paperwire.match.patterns import Pattern
 from paperwire.match.results import Span
 from paperwire.match.sentences import _SENTENCE_GAP, ABBREVIATIONS, SENTENCE_SHIFT, mask_boilerplate, next_sentence
-from paperwire.match.text import _ADJACENT_GAP, _JOINABLE_GAP, FIELDS, TOKEN_PATTERN, Stems, field_text, fold
+from paperwire.match.text import (
+    _ADJACENT_GAP,
+    _JOINABLE_GAP,
+    AUTHOR_SEPARATOR,
+    FIELDS,
+    TOKEN_PATTERN,
+    Stems,
+    field_text,
+    fold,
+)
 from paperwire.models import Paper
 
 Located = tuple[int, int, int]  # (the other end's global position, start char, end char)
@@ -310,6 +319,8 @@ class PaperIndex:
             postings = self._fields[field] = _FieldPostings((2 + max(map(len, texts), default=0)) << SENTENCE_SHIFT)
             postings.followers = followers or {}
             reader = _FieldReader(postings, wanted, acronyms, stems, words, glued, field in ACRONYM_FIELDS)
+            if field == "author":  # each name its own "sentence": author:(Xiang Li) is not "Xiang Wang, Wei Li"
+                reader.gaps[AUTHOR_SEPARATOR] = (2, None, True)
             self.lengths[field] = [reader.read(number, text) for number, text in enumerate(texts)]
             reader.finish()
         self._found: dict[tuple[str, Pattern], Occurrences | None] = {}
