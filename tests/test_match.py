@@ -553,7 +553,7 @@ def test_limit_keeps_the_best_with_ties_in_listing_order(limit: int) -> None:
 TEXT_PIECES = [
     "multi", "modal", "Multi-modal", "multimodal", "LLMs", "RAG", "rag", "models", "of", "experts", "Müller",
     "naïve", "isn't", "LLM’s", "3D", "x_y", " ", "  ", "-", " - ", "/", ", ", ". ", "(", ")", "\u2013", "\n",
-    ".", "@", "2", "Qwen2",
+    ".", "@", "2", "Qwen2", "\u00ad", "\u2212",
 ]  # fmt: skip
 
 

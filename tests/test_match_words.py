@@ -120,6 +120,10 @@ def test_names_with_a_dot_or_an_at_inside_match_as_written() -> None:
         assert ids(topic, papers) == {f"made-{number}" for number in numbers}, topic
     hit = match_one("pass@1", papers)[0].terms[0]
     assert field_text(papers[2], hit.field)[slice(*hit.spans[0])] == "pass@1"
+    # A new sentence typed without its space is not a name; a soft hyphen and a minus sign join.
+    more = [paper("Results", "We fix reward.Hacking is rare.", 1), paper("Results", "Multi\u00admodal GPT\u22124 results.", 2)]
+    assert ids('"reward hacking"', more) == set()
+    assert ids("multimodal", more) == ids("GPT-4", more) == {"made-2"}
 
 
 def test_a_spaced_compound_inside_a_longer_run_is_read_as_the_one_word_papers_write() -> None:

@@ -43,6 +43,7 @@ from paperwire.match.text import (
     FIELDS,
     TOKEN_PATTERN,
     Stems,
+    dot_joins,
     field_text,
     fold,
 )
@@ -373,6 +374,7 @@ class PaperIndex:
 # with a space: folded word -> next folded word -> their glued stem if wanted, else "".
 _GluedPairs = tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]
 _HYPHENATED, _SPACED = 0, 1  # how a joinable gap is written: the index into a _GluedPairs
+_DOT_IN_NAME = (1, None, False)  # a gap's (step, how it joins, ends a sentence) for "Qwen2.5" (text.dot_joins)
 
 # How one spelling reads: (folded, wanted stem, wanted acronym symbol, the wanted symbols
 # of a token so spelled where acronyms are read, and where they are not, then those of
@@ -484,7 +486,7 @@ class _FieldReader:
                 joins = None
             else:
                 gap = pieces[number - 1]
-                step = gaps.get(gap)
+                step = _DOT_IN_NAME if gap == "." and dot_joins(gap, surface) else gaps.get(gap)
                 if step is None:
                     step = gaps[gap] = (
                         1 if _ADJACENT_GAP.fullmatch(gap) else 2,

@@ -7,7 +7,7 @@ apostrophes kept (``isn't``, ``LLM's``).
 Every token remembers its character span in the original text (so matches can be
 highlighted by slicing the untouched title or abstract) and a word *position*. Two
 tokens separated only by spaces, hyphens or a slash are adjacent, and so are two a single
-``.`` or ``@`` holds together ("Qwen2.5", "pass@1"); any other punctuation (``. ``
+``.`` or ``@`` holds together ("Qwen2.5", "pass@1": :func:`dot_joins`); any other punctuation (``. ``
 ``,`` ``:`` ``(``) leaves a gap, so a phrase never runs across a
 sentence or a list. Tokens separated by just a space or one hyphen may also be read
 as one joined word ("multi-modal" -> "multimodal"). In a paper, two words a space apart
@@ -32,10 +32,17 @@ FIELDS = ("title", "abstract", "author")
 AUTHOR_SEPARATOR = ", "
 
 TOKEN_PATTERN = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
-# Adjacent: spaces, hyphens, dashes, slashes; or one "." or "@" inside a name, with no space
-# ("Qwen2.5", "Llama-3.1", "pass@1"). A "." followed by a space may end a sentence instead.
-_ADJACENT_GAP = re.compile(r"[\s\-\u2010\u2011\u2013\u2014/]+|[.@]")
-_JOINABLE_GAP = re.compile(r"\s+|[-\u2010\u2011]")
+# Adjacent: spaces, hyphens (a soft hyphen too), dashes, minus signs, slashes; or one "@"
+# inside a name ("pass@1"). One "." with no space is adjacent when what follows goes on a
+# name (a digit or a small letter: "Qwen2.5", "v1.0"; see dot_joins), not a new sentence
+# typed without its space ("reward.Hacking"). A "." and a space may end a sentence.
+_ADJACENT_GAP = re.compile(r"[\s\-\u00ad\u2010\u2011\u2012\u2013\u2014\u2212/]+|@")
+_JOINABLE_GAP = re.compile(r"\s+|[-\u00ad\u2010\u2011]")
+
+
+def dot_joins(gap: str, next_word: str) -> bool:
+    """Whether ``gap`` is one "." inside a name, before ``next_word``: "Qwen2.5", "e.g"."""
+    return gap == "." and (next_word[0].isdigit() or next_word[0].islower())
 
 # Words that hold a sentence together rather than name a thing: articles, pronouns,
 # auxiliaries and modals, prepositions and particles, conjunctions, negation, quantifiers.
@@ -123,7 +130,7 @@ def tokenize(text: str) -> Iterator[Token]:
                 if ends_sentence(gap, fold(previous)):
                     position = next_sentence(position)
                 else:
-                    position += 1 if _ADJACENT_GAP.fullmatch(gap) else 2
+                    position += 1 if _ADJACENT_GAP.fullmatch(gap) or dot_joins(gap, found.group()) else 2
                 joins = _JOINABLE_GAP.fullmatch(gap) is not None
                 hyphenated = joins and not gap.isspace()
         previous_end = end
