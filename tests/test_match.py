@@ -187,6 +187,10 @@ def test_snowball_folds_the_inflections_topics_need() -> None:
     ("unfavourable", "unfavorable"), ("misbehaviour", "misbehavior"), ("colourisation", "colorization"),
     ("centimetres", "centimeters"), ("licenced", "licensed"), ("judgemental", "judgmental"),
     ("scepticism", "skepticism"),
+    # the ae/oe of medical imaging and a few others
+    ("paediatric", "pediatric"), ("haemoglobin", "hemoglobin"), ("oesophageal", "esophageal"), ("anaemia", "anemia"),
+    ("foetal", "fetal"), ("anaesthesia", "anesthesia"), ("leukaemia", "leukemia"), ("oedema", "edema"),
+    ("ischaemic", "ischemic"), ("orthopaedic", "orthopedic"), ("palaeoclimate", "paleoclimate"),
 ])
 def test_british_and_american_spellings_are_one_word(british: str, american: str) -> None:
     stems = Stems()

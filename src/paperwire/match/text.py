@@ -152,7 +152,8 @@ def fold(word: str) -> str:
 # family of a verb (not of "precise", "supervise", "promise", "surprise", "pairwise",
 # "expertise", "advertise": _NOT_ISE, also after a prefix: "imprecise", "uncompromising"),
 # -yse ("analyse"), and closed lists of roots: -our ("colour", "unfavourable"), "grey",
-# "licence", -re ("centre", "kilometre") and -ogue ("catalogue", "cataloguing").
+# "licence", -re ("centre", "kilometre"), -ogue ("catalogue", "cataloguing"), and the ae/oe
+# of medicine and a few others ("paediatric", "haemoglobin", "oesophageal", "palaeo").
 _ISE = re.compile(r"(?P<root>\w{3,}?)(?P<vowel>[iy])s(?P<ending>e|es|ed|ing|ingly|er|ers|ement|ements|able|ably|ability|"
                   r"abilities|ation|ations|ational|ationally)")
 _NOT_ISE = re.compile(r".*(?:v|w|pr|gu|o|a|qu)|(?:un|im|in|over|pre|non|dis|en|immuno|mis|re|self|af|sun|up)*"
@@ -160,15 +161,19 @@ _NOT_ISE = re.compile(r".*(?:v|w|pr|gu|o|a|qu)|(?:un|im|in|over|pre|non|dis|en|i
                       r"desp|parad|treat|mort|cer|rem|chem|advert|cru|bru|val|r|ar)")
 _OUR = re.compile(r"(behavi|col|fav|hon|lab|neighb|hum|rum|flav|vap|harb|endeav|arm|od|rig|vig|sav|tum|val|ferv|"
                   r"clam|splend)our")
-_ROOTS = {"grey": "gray", "licenc": "licens", "judgement": "judgment", "scepti": "skepti", "artefact": "artifact"}
-_ROOT = re.compile("|".join(_ROOTS))
+_ROOTS = {"grey": "gray", "licenc": "licens", "judgement": "judgment", "scepti": "skepti", "artefact": "artifact",
+          "paed": "ped", "haem": "hem", "anaem": "anem", "anaesth": "anesth", "leukaem": "leukem", "ischaem": "ischem",
+          "oesophag": "esophag", "oestr": "estr", "foet": "fet", "gynaec": "gynec", "oedem": "edem",
+          "diarrhoe": "diarrhe", "palaeo": "paleo"}
+_WORD_START_ROOTS = {"oestr", "oedem"}  # "shoestring" is no "estrogen"
+_ROOT = re.compile("|".join(rf"(?<![a-z]){root}" if root in _WORD_START_ROOTS else root for root in _ROOTS))
 _RE = re.compile(r"(?P<root>\w*(?:cent|met|fib|lit|theat|calib|spect|sab|meag|somb|lust))re(?P<ending>s|d)?")
 _OGUE = re.compile(r"(?P<root>\w*(?:catal|dial|anal|prol|epil|monol|demag))ogu(?P<ending>e|es|ed|ing|er|ers)")
 _OGUE_ENDINGS = {"e": "", "es": "s"}  # "dialogue" -> "dialog", "dialogues" -> "dialogs"; "-ed", "-ing" as they are
 _BRITISH_WORDS = {"ageing": "aging", "programme": "program", "programmes": "programs", "defence": "defense",
                   "defences": "defenses", "offence": "offense", "offences": "offenses", "centring": "centering"}
 # What a word needs to be looked at (most words have none of it).
-_MAYBE_BRITISH = re.compile(r"[iy]s|our|grey|licenc|judgement|scepti|artefact|[tbg]re|ogu")
+_MAYBE_BRITISH = re.compile(r"[iy]s|our|grey|licenc|judgement|scepti|artefact|[tbg]re|ogu|ae|oe")
 
 
 def american(folded: str) -> str:
