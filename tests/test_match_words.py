@@ -259,6 +259,16 @@ def test_author_words_are_near_within_one_name_only() -> None:
     assert ids("author:Li", papers) == {"made-1", "made-2", "made-3"}
 
 
+def test_an_expansion_finds_the_other_expansions_of_its_acronym() -> None:
+    """``vision language model`` is VLM, so it finds every way the table spells VLM out, as
+    ``VLM`` does: it found "visual language model" only in papers that also wrote "VLM"."""
+    papers = [paper("Results", "We study vision-and-language models.", 1), paper("Results", "A visual language model.", 2),
+              paper("Results", "VLMs are here.", 3), paper("Results", "A vision language model.", 4),
+              paper("Results", "Vision models for language.", 5)]
+    for topic in ("VLM", "vision language model", "visual language model", '"vision language model"'):
+        assert ids(topic, papers) == {"made-1", "made-2", "made-3", "made-4"}, topic
+
+
 def test_particles_that_begin_spaced_compounds_still_glue() -> None:
     """"down sampling" is ``downsampling``: up/down/over/under/out/off may begin a compound."""
     found = {

@@ -95,14 +95,14 @@ class Findings(Sequence[TermFinding]):
         self.bounds.extend([0] * (count - first))
         self.plain.extend([True] * (count - first))
         index, bounds, exact, papers_with = self._index, self.bounds, self.exact, self._papers_with
-        solid_misses, present_misses = index.solid.isdisjoint, index.present.isdisjoint
+        solid_misses = index.solid.isdisjoint
         in_title, in_abstract = papers_with["title"].get, papers_with["abstract"].get
         rewrites = self._registry.rewrites
         for term in range(first, count):
             spec = self._terms[term]
             glued, abbreviated, has_acronym = rewrites[term]
             symbols = spec.shape.symbols
-            if has_acronym or (glued and not solid_misses(glued)) or (abbreviated and not present_misses(abbreviated)):
+            if has_acronym or (glued and not solid_misses(glued)) or abbreviated:  # abbreviated: other expansions too
                 # A rewrite may apply today: which readings can occur is worked out when
                 # needed (see reads_plainly); meanwhile a looser bound will do.
                 self.plain[term] = None
@@ -359,8 +359,8 @@ class Findings(Sequence[TermFinding]):
                 bits = papers.get(glued, 0)
                 extra[i] |= bits
                 extra[i + 1] |= bits
-            for start, end, acronym in shape.abbreviations:
-                bits = papers.get(acronym, 0)
+            for start, end, acronym in shape.abbreviations:  # the acronym, or any of its expansions
+                bits = papers.get(acronym, 0) | self._spelled_bits(field, acronym, papers)
                 for i in range(start, end):
                     extra[i] |= bits
             bits = -1

@@ -210,11 +210,12 @@ class PatternMaker:
                 pairs += [(last, first) for last in befores for first in (symbol, *firsts)]
             if i + 1 < count:
                 pairs += [(last, symbols[i + 1]) for last in lasts]
-        for start, end, acronym in shape.abbreviations:
+        for start, end, acronym in shape.abbreviations:  # read as the acronym or any of its expansions
+            firsts, lasts = ends.get(acronym, ((), ()))
             if start > 0:
-                pairs.append((symbols[start - 1], acronym))
+                pairs += [(symbols[start - 1], first) for first in (acronym, *firsts)]
             if end < count:
-                pairs.append((acronym, symbols[end]))
+                pairs += [(last, symbols[end]) for last in (acronym, *lasts)]
         return pairs
 
     def expansion_pairs(self) -> set[tuple[str, str]]:
@@ -231,8 +232,10 @@ class PatternMaker:
         symbols.update(shape.symbols)
         if shape.glues:
             symbols.update(glued for _, glued in shape.glues)
-        if shape.abbreviations:
-            symbols.update(symbol for _, _, symbol in shape.abbreviations)
+        for _, _, acronym in shape.abbreviations:  # the acronym and its other expansions
+            symbols.add(acronym)
+            for expansion in self.expansions.get(_acronym_name(acronym), ()):
+                self.add_symbols(expansion, symbols)
         for symbol in shape.symbols:
             if symbol.startswith(ACRONYM_SYMBOL_PREFIX):
                 for expansion in self.expansions.get(_acronym_name(symbol), ()):
@@ -268,7 +271,7 @@ class Resolver:
         """No rewrite applies today: the usual case, answered without the full search."""
         return (
             not any(glued in self._solid for _, glued in shape.glues)
-            and not any(acronym in self._present for _, _, acronym in shape.abbreviations)
+            and not shape.abbreviations  # it may be written as the acronym or another expansion
             and not any(is_acronym_symbol(symbol) for symbol in shape.symbols)
         )
 
@@ -296,7 +299,10 @@ class Resolver:
             heads += [(spelling, i + 1) for spelling in self._spelled_out(_acronym_name(symbol))]
         if glued is not None and glued in self._solid:
             heads.append(((glued,), i + 2))
-        heads += [((acronym,), end) for end, acronym in abbreviations if acronym in present]
+        for end, acronym in abbreviations:  # "vision language model": VLM, or "visual language model"
+            if acronym in present:
+                heads.append(((acronym,), end))
+            heads += [(spelling, end) for spelling in self._spelled_out(_acronym_name(acronym))]
         return heads
 
     def spellings(self, acronym: str) -> list[Pattern]:

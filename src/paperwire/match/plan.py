@@ -236,14 +236,12 @@ class TermRegistry:
                     self._unfollowed.append(shape)
                 return term
             wanted = self.symbols
-            if has_acronym:  # the expansions' symbols too
+            if has_acronym or abbreviated:  # the expansions' symbols too
                 self.pattern_maker.add_symbols(shape, wanted)
             else:
                 wanted.update(symbols)
                 if glued:
                     wanted.update(glued)
-                if abbreviated:
-                    wanted.update(abbreviated)
             if len(symbols) > 1:
                 self._follow(pairwise(symbols))
             if has_acronym or abbreviated:
