@@ -257,7 +257,7 @@ def plan_digests(
     from .explain import ClosestSentences
 
     rankings = match_each(groups, papers, settings.acronyms, on_error=report,
-                          matcher=lambda pairs: semantic.match_topics(pairs, papers, settings, store))
+                          matcher=lambda pairs: semantic.match_topics(pairs, papers, settings, store, as_of=edition))
     parsed = by_text(query for _, pairs in groups for _, query in pairs)
     examples = semantic.example_titles(store, parsed.values(), settings.acronyms)
     closest = ClosestSentences(store, embedder(settings), settings.acronyms, parsed=parsed)  # one bound for the run
@@ -563,8 +563,8 @@ def build_feeds(store: Store, settings: Settings, *, edition: dt.date | None,
     papers = [item.paper for item in items]
     from . import semantic  # numpy and the model only for runs that match
 
-    rankings = match_each([(t.slug, [(t.slug, t.query)]) for t in public], papers, settings.acronyms,
-                          on_error=on_error, matcher=lambda pairs: semantic.match_topics(pairs, papers, settings, store))
+    rankings = match_each([(t.slug, [(t.slug, t.query)]) for t in public], papers, settings.acronyms, on_error=on_error,
+                          matcher=lambda pairs: semantic.match_topics(pairs, papers, settings, store, as_of=edition))
     position = {item.paper.id: item for item in items}
 
     def topic_items(slug: str) -> list[feeds.FeedItem]:

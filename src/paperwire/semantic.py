@@ -281,32 +281,39 @@ def embed_step(store: Store, embedder: Embedder | None, papers: Sequence[Paper],
     return report
 
 
-def paper_space(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> PaperSpace:
+def paper_space(store: Store, embedder: Embedder, papers: Sequence[Paper], as_of: dt.date | None = None) -> PaperSpace:
     """The papers as meaning matching compares them (match/meaning.py): their stored text and
     title vectors, and the centre of the store's newest papers (those of the last
-    ``CENTRE_DAYS`` days, or the newest ``CENTRE_PAPERS`` when that is more).
+    ``CENTRE_DAYS`` days, or the newest ``CENTRE_PAPERS`` when that is more), listed up to
+    ``as_of`` when given.
 
     The centre is the store's, not the matched papers': one paper's page and a week's digest
-    then judge a paper alike. Reads only: papers are embedded by the embedding step."""
+    then judge a paper alike. An edition's digest, feeds and archive page take it as of that
+    edition, so the page still shows what the email chose after newer days came in (it
+    moved the centre, and a paper near the bar dropped out of its "And N more"). Reads
+    only: papers are embedded by the embedding step."""
     texts, titles, known = stored_pairs(store, embedder, papers)
-    return PaperSpace(texts, titles, known, *_centre(store, embedder))
+    return PaperSpace(texts, titles, known, *_centre(store, embedder, as_of))
 
 
-_centres: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (database, model, data version) -> centres
+_centres: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (database, model, data version, as of) -> centres
 _centres_lock = threading.Lock()
 
 
-def _centre(store: Store, embedder: Embedder) -> tuple[np.ndarray, np.ndarray]:
-    """The mean text and title vectors of the store's newest papers, computed once per
-    database, model and data version (a web page or a digest run asks for it every time)."""
-    key = (str(store.engine.url), embedder.model_id, store.data_stamp())
+def _centre(store: Store, embedder: Embedder, as_of: dt.date | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The mean text and title vectors of the store's newest papers (listed up to ``as_of``),
+    computed once per database, model, data version and day (a web page or a digest run asks
+    for it every time)."""
+    key = (str(store.engine.url), embedder.model_id, store.data_stamp(), as_of)
     with _centres_lock:
         if key in _centres:
             return _centres[key]
     latest = store.latest_listing_date()
-    recent = store.papers(since=latest - dt.timedelta(days=CENTRE_DAYS - 1)) if latest else []
+    if latest is not None and as_of is not None:
+        latest = min(latest, as_of)
+    recent = store.papers(since=latest - dt.timedelta(days=CENTRE_DAYS - 1), until=latest) if latest else []
     if len(recent) < CENTRE_PAPERS:
-        recent = store.papers()[:CENTRE_PAPERS]
+        recent = store.papers(until=as_of)[:CENTRE_PAPERS]
     texts, titles, known = stored_pairs(store, embedder, [item.paper for item in recent])
     if known.any():
         centre = texts[known].mean(axis=0), titles[known].mean(axis=0)
@@ -335,9 +342,11 @@ def stored_pairs(store: Store, embedder: Embedder, papers: Sequence[Paper]) -> t
     return texts, titles, known
 
 
-def meaning_vectors(store: Store, embedder: Embedder, papers: Sequence[Paper], *, keep_new: bool = True) -> Vectors:
-    """All that meaning matching reads for ``papers``: the paper space, topic texts' vectors
-    (embedded and stored when new), and example papers' vectors by reference (``like:``)."""
+def meaning_vectors(store: Store, embedder: Embedder, papers: Sequence[Paper], *, keep_new: bool = True,
+                    as_of: dt.date | None = None) -> Vectors:
+    """All that meaning matching reads for ``papers``: the paper space (its centre as of
+    ``as_of``: ``paper_space``), topic texts' vectors (embedded and stored when new), and
+    example papers' vectors by reference (``like:``)."""
 
     def of_papers(refs: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         # All examples' vectors in one read (a Liked topic alone names up to liked.MAX_LIKED
@@ -353,7 +362,7 @@ def meaning_vectors(store: Store, embedder: Embedder, papers: Sequence[Paper], *
         rows = vectors_for(store, embedder, [text for paper in papers.values() for text in paper_texts(paper)])
         return {ref: (rows[2 * number], rows[2 * number + 1]) for number, ref in enumerate(papers)}
 
-    return Vectors(paper_space(store, embedder, papers),
+    return Vectors(paper_space(store, embedder, papers, as_of),
                    lambda texts: vectors_for(store, embedder, list(texts), keep=keep_new), of_papers)
 
 
@@ -379,7 +388,7 @@ def similarities(store: Store, settings: Settings, query: str | Query, papers: S
 
 def match_topics(pairs: Sequence[tuple[Key, str | Query]], papers: Sequence[Paper], settings: Settings,
                  store: Store | None, *, embedded_as: Sequence[Paper] | None = None,
-                 keep_new_vectors: bool = True) -> dict[Key, Found]:
+                 keep_new_vectors: bool = True, as_of: dt.date | None = None) -> dict[Key, Found]:
     """Every (key, topic) matched over ``papers`` (each topic as written, or parsed already):
     by words and by meaning when an embedder is set and a store holds the vectors, else by
     words alone (``relevance.embedder = "off"``, or a model that cannot load: logged once a
@@ -388,13 +397,15 @@ def match_topics(pairs: Sequence[tuple[Key, str | Query]], papers: Sequence[Pape
     The one way topics are matched: digests, feeds, the web pages and ``paperwire match``.
     ``embedded_as``: the stored papers whose vectors stand for ``papers``, one for one (the
     preview matches papers with shortened abstracts). ``keep_new_vectors=False``: topic texts
-    not stored yet are embedded but not stored (the public preview)."""
+    not stored yet are embedded but not stored (the public preview). ``as_of``: the edition
+    matched for (a digest, its feeds, its archive page), whose centre similarities are
+    measured from (``paper_space``)."""
     pairs = list(pairs)
     embedder = get_embedder(settings.relevance_embedder) if store is not None else None
     if embedder is not None:
         try:  # the model loads on first use, which may be anywhere in here
             vectors = meaning_vectors(store, embedder, embedded_as if embedded_as is not None else papers,
-                                      keep_new=keep_new_vectors)
+                                      keep_new=keep_new_vectors, as_of=as_of)
             return meaning.match_topics(pairs, papers, settings.acronyms, vectors)
         except EmbedderError as exc:
             log.error("matching by words alone: %s", exc, extra={"fields": {"event": "embed-error", "error": str(exc)}})

@@ -211,7 +211,7 @@ class DataCache:
         papers = [s.paper for s in stored]
         placements = {s.paper.id: digest.Placement(*pipeline.newest_placement(s, edition)) for s in stored}
         queries = pipeline.reader_queries(reader)
-        rankings = semantic.match_topics(queries, papers, self.settings, self.store)
+        rankings = semantic.match_topics(queries, papers, self.settings, self.store, as_of=edition)
         found = [rankings.get(i, digest.NOTHING_FOUND) for i in range(len(reader.topics))]
         uncapped = replace(reader, max_papers=ARCHIVE_LIMIT)  # a web page is not clipped like an email
         earlier = self.store.sent_papers_among([p.id for p in papers], [reader.id], before=edition).get(reader.id, set())
