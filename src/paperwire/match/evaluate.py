@@ -73,6 +73,7 @@ class Findings(Sequence[TermFinding]):
         self._spelled: dict[tuple[str, str], int] = {}
         self._run_bounds: dict[int, int] = {}  # id of a RunPhrase -> its bound
         self._run_phrase_bounds: dict[int, int] = {}  # id of a RunPhrase -> papers that may have its phrase
+        self._all_words_bounds: dict[int, int] = {}  # id of a RunPhrase -> its bound over all its words
         self._pair_bounds: dict[int, int] = {}  # term -> papers where its symbols may be side by side
         self._near: dict[int, int] = {}  # id of a run's words (an AllOf) -> papers where they are near
         self._glued_readings: dict[int, tuple[tuple[AllOf, TermRef], ...]] = {}  # id of a run -> glued_readings
@@ -95,14 +96,16 @@ class Findings(Sequence[TermFinding]):
         self.bounds.extend([0] * (count - first))
         self.plain.extend([True] * (count - first))
         index, bounds, exact, papers_with = self._index, self.bounds, self.exact, self._papers_with
-        solid_misses = index.solid.isdisjoint
+        solid_misses, present_misses = index.solid.isdisjoint, index.present.isdisjoint
+        one_way = self._registry.pattern_maker.several_ways.isdisjoint
         in_title, in_abstract = papers_with["title"].get, papers_with["abstract"].get
         rewrites = self._registry.rewrites
         for term in range(first, count):
             spec = self._terms[term]
             glued, abbreviated, has_acronym = rewrites[term]
             symbols = spec.shape.symbols
-            if has_acronym or (glued and not solid_misses(glued)) or abbreviated:  # abbreviated: other expansions too
+            if has_acronym or (glued and not solid_misses(glued)) or (
+                    abbreviated and not (present_misses(abbreviated) and one_way(abbreviated))):  # or another expansion
                 # A rewrite may apply today: which readings can occur is worked out when
                 # needed (see reads_plainly); meanwhile a looser bound will do.
                 self.plain[term] = None
@@ -259,7 +262,7 @@ class Findings(Sequence[TermFinding]):
         """
         found = self._run_phrase_bounds.get(id(run))
         if found is None:
-            found = self.run_bound(run)
+            found = self.all_words_bound(run)
             if found and self.run_reads_plainly(run):
                 terms = self._terms
                 symbols = [terms[word.term].shape.symbols for word in run.words]
@@ -329,7 +332,14 @@ class Findings(Sequence[TermFinding]):
                         words[i + 1] |= bits
             # Over the words near each other only: their connectives need not be in the paper.
             found = self._run_bounds[id(run)] = reduce(and_, [words[i] for i in run.near], -1)
+            self._all_words_bounds[id(run)] = found if len(run.near) == len(words) else reduce(and_, words, -1)
         return found
+
+    def all_words_bound(self, run: RunPhrase) -> int:
+        """:meth:`run_bound` over every word of the run, its connectives too: papers that may
+        have its phrase (worked out with the run's bound)."""
+        self.run_bound(run)
+        return self._all_words_bounds[id(run)]
 
     def glued_bound(self, run: WordsOrPhrase, field: str | None) -> int:
         """Papers that may have the run's words near each other in a glued reading
@@ -350,6 +360,7 @@ class Findings(Sequence[TermFinding]):
         """A bound valid whatever the readings: each token's papers, ORed with those of
         every rewrite that may stand for it (spelled out, glued, abbreviated), ANDed."""
         shape = spec.shape
+        several_ways = self._registry.pattern_maker.several_ways
         symbols = shape.symbols
         bound = 0
         for field in spec.fields:
@@ -359,8 +370,10 @@ class Findings(Sequence[TermFinding]):
                 bits = papers.get(glued, 0)
                 extra[i] |= bits
                 extra[i + 1] |= bits
-            for start, end, acronym in shape.abbreviations:  # the acronym, or any of its expansions
-                bits = papers.get(acronym, 0) | self._spelled_bits(field, acronym, papers)
+            for start, end, acronym in shape.abbreviations:  # the acronym, or another of its expansions
+                bits = papers.get(acronym, 0)
+                if acronym in several_ways:
+                    bits |= self._spelled_bits(field, acronym, papers)
                 for i in range(start, end):
                     extra[i] |= bits
             bits = -1
@@ -518,7 +531,7 @@ def matching(node: PlanNode, findings: Findings) -> int:
             selected |= findings.glued_near(node, field)  # type: ignore[arg-type]
         if type(phrase) is not TermRef:  # a run's phrase, maybe not a term yet
             if phrase.ref is None and (
-                findings.run_reads_plainly(phrase) or not findings.run_bound(phrase) & ~selected
+                findings.run_reads_plainly(phrase) or not findings.all_words_bound(phrase) & ~selected
             ):
                 return selected  # no paper it may find is left to add
             phrase = findings.phrase(phrase)
@@ -656,8 +669,11 @@ def _add_glued_pairs(ref: GluedPairs, selected: int, findings: Findings, terms: 
     paper: its pair as a positive, and that reading as one more place where the run's other
     words (already in ``terms``, in query order) explain a match."""
     field, registry = ref.field, findings._registry
+    readings = findings.glued_readings(ref.run, field)
+    if not readings:  # no paper writes a pair of its words solid (most runs)
+        return
     run_near = near_of(ref.run.words, registry, field)  # type: ignore[arg-type]
-    for words, pair in findings.glued_readings(ref.run, field):
+    for words, pair in readings:
         if not findings.near(words, field) & selected:
             continue
         near = near_of(words, registry, field)

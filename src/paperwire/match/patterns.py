@@ -84,6 +84,8 @@ class PatternMaker:
         # acronym symbol -> the most word positions one of its expansions takes written apart
         self._spelled_widths = {acronym_symbol(name): max(len(shape.symbols) for shape in shapes)
                                 for name, shapes in self.expansions.items() if shapes}
+        # acronyms spelled out more than one way: an expansion of one may be written as another
+        self.several_ways = {acronym_symbol(name) for name, shapes in self.expansions.items() if len(shapes) > 1}
 
     def width(self, symbol: str) -> int:
         """The most word positions ``symbol`` takes in a paper: an acronym spelled out, all its
@@ -271,7 +273,8 @@ class Resolver:
         """No rewrite applies today: the usual case, answered without the full search."""
         return (
             not any(glued in self._solid for _, glued in shape.glues)
-            and not shape.abbreviations  # it may be written as the acronym or another expansion
+            and not any(acronym in self._present or acronym in self._maker.several_ways
+                        for _, _, acronym in shape.abbreviations)  # written as the acronym, or another expansion
             and not any(is_acronym_symbol(symbol) for symbol in shape.symbols)
         )
 
@@ -302,7 +305,8 @@ class Resolver:
         for end, acronym in abbreviations:  # "vision language model": VLM, or "visual language model"
             if acronym in present:
                 heads.append(((acronym,), end))
-            heads += [(spelling, end) for spelling in self._spelled_out(_acronym_name(acronym))]
+            if acronym in self._maker.several_ways:
+                heads += [(spelling, end) for spelling in self._spelled_out(_acronym_name(acronym))]
         return heads
 
     def spellings(self, acronym: str) -> list[Pattern]:

@@ -95,7 +95,7 @@ class RunPhrase:
         self.glued = glued  # between word i and word i + 1: their glued stem, or None
         self.rewrites = rewrites  # every glued stem a reading of the run may use
         self.has_acronym = has_acronym
-        self.near = near  # the words that must be near each other (not its connectives: plan._near_words)
+        self.near = near  # the words that must be near each other: not its connectives (RunWord.kind)
         self.ref: TermRef | None = None  # the phrase's term, once made
 
     @property
@@ -166,6 +166,7 @@ class TermRegistry:
         self.pattern_maker = pattern_maker
         self.terms: list[TermSpec] = []
         self.rewrites: list[TermRewrites] = []  # by term id
+        self.widths: list[int] = []  # by term id: the most word positions it takes in a paper (near_of)
         self.symbols: set[str] = set()
         # Neighbour symbol pairs of the terms' plain readings (and of the acronyms' expansions):
         # the index records where these occur, which finds most phrases at once.
@@ -226,6 +227,7 @@ class TermRegistry:
             term = self._term_ids[spec] = len(self.terms)
             self.terms.append(spec)
             symbols = shape.symbols
+            self.widths.append(self._width(symbols))
             glued = tuple([symbol for _, symbol in shape.glues]) if shape.glues else ()
             abbreviated = tuple([symbol for _, _, symbol in shape.abbreviations]) if shape.abbreviations else ()
             # Stems never contain ":" (nor do acronyms), so only acronym symbols can put one here.
@@ -247,6 +249,13 @@ class TermRegistry:
             if has_acronym or abbreviated:
                 self._follow(self.pattern_maker.reading_pairs(shape))
         return term
+
+    def _width(self, symbols: tuple[str, ...]) -> int:
+        """The most word positions a term of ``symbols`` takes in a paper: an acronym spelled out
+        as wide as its longest expansion (``near_of``)."""
+        if ":" not in "".join(symbols):  # only acronym symbols have a ":"
+            return len(symbols)
+        return sum([self.pattern_maker.width(symbol) for symbol in symbols])
 
     def followers_now(self) -> dict[str, set[str]]:
         """The neighbour pairs to record, as they are now (later additions do not show in it)."""
@@ -311,13 +320,11 @@ def near_of(words: AllOf, registry: TermRegistry, field: str | None) -> Near:
     The window is the run's length in the paper: an acronym as wide as its longest
     expansion (``efficient LLM inference`` near in "efficient inference of large language
     models" as in "efficient inference of LLMs")."""
-    terms, width = registry.terms, registry.pattern_maker.width
     if words.others:
         parts = tuple([part.term if type(part) is TermRef else part.phrase.term for part in words.required])  # type: ignore[union-attr]
     else:  # every part a word (most runs): their terms are at hand
         parts = words.terms
-    length = sum([width(symbol) for term in parts for symbol in terms[term].shape.symbols])
-    return _new(Near, (parts, window(length), (field,) if field else DEFAULT_FIELDS))
+    return _new(Near, (parts, window(sum(map(registry.widths.__getitem__, parts))), (field,) if field else DEFAULT_FIELDS))
 
 
 # The planners below append, left to right, the leaves a paper can be picked for to
@@ -422,12 +429,19 @@ def _plan_run(
 
     Its parts are positives that explain only where they are near each other (:class:`NearRef`);
     the phrase is shown wherever it is."""
-    if any(map(_NUMBER.fullmatch, texts[1:])):
+    use_acronyms = field != "author"
+    known = registry._run_words[use_acronyms]
+    parts = [known.get(word) or _run_word(registry, word, use_acronyms) for word in texts]
+    kinds = [part.kind for part in parts]
+    if _NUMBER_WORD in kinds[1:]:
         return _plan_numbered(texts, text, field, registry, positives)
-    near = _near_words(texts)
-    run = _lazy_run(texts, text, field, registry, near)
+    if _CONNECTIVE in kinds:
+        near = tuple([i for i, kind in enumerate(kinds) if kind != _CONNECTIVE]) or tuple(range(len(parts)))
+    else:  # most runs
+        near = tuple(range(len(parts)))
+    run = _lazy_run(texts, text, field, registry, parts, near)
     if run is not None:
-        words = tuple([run.words[i] for i in near])
+        words = run.words if len(near) == len(parts) else tuple([run.words[i] for i in near])
         every = _new(AllOf, (words, (), tuple([word.term for word in words]), ()))
         positives.extend(_near_refs(every, field, registry))
         positives.append(run)
@@ -440,9 +454,9 @@ def _plan_run(
         kept = [group for group in groups if len(group) > 1 or not is_connective(group[0])] or groups
         every = all_of(tuple([_plan_part(group, field, registry) for group in kept]), ())
     else:
-        parts = tuple([registry.ref(texts[i], field) for i in near])
-        every = _new(AllOf, (parts, (), tuple([part.term for part in parts]), ()))
-        glued = _glued_near(_glued_stems(texts, field, registry), near)
+        words = tuple([registry.ref(texts[i], field) for i in near])
+        every = _new(AllOf, (words, (), tuple([word.term for word in words]), ()))
+        glued = _glued_near(_glued_between(parts, registry), near)
     positives.extend(_near_refs(every, field, registry))
     positives.append(as_phrase)
     return _with_glued_pairs(_new(WordsOrPhrase, (every, as_phrase, glued)), field, positives)
@@ -476,18 +490,13 @@ def _plan_numbered(
     return _new(WordsOrPhrase, (every, as_phrase, ()))
 
 
-def _near_words(texts: Sequence[str]) -> tuple[int, ...]:
-    """The words of a run that must be near each other: all but its connectives ("for" of
-    ``scaling laws for LLMs``; see ``text.CONNECTIVES``), all of them when that is all it has."""
-    kept = tuple([i for i, word in enumerate(texts) if not is_connective(word)])
-    return kept or tuple(range(len(texts)))
-
-
 def _glued_near(glued: tuple[str | None, ...], near: tuple[int, ...]) -> tuple[str | None, ...]:
     """``WordsOrPhrase.glued`` of a run's near words: between each two of them, the glued stem
     of the words when they are neighbours in the run (else None); () for fewer than three."""
     if len(near) < 3:
         return ()
+    if near[-1] == len(near) - 1:  # no connective left out: every near pair are neighbours
+        return glued
     return tuple([glued[before] if after == before + 1 else None for before, after in pairwise(near)])
 
 
@@ -498,15 +507,9 @@ def _with_glued_pairs(node: WordsOrPhrase, field: str | None, positives: list[Po
     return node
 
 
-def _glued_stems(texts: Sequence[str], field: str | None, registry: TermRegistry) -> tuple[str | None, ...]:
-    """Between each two neighbouring words of a run: their glued stem, or None (next to an
-    acronym, or a function word: see ``Stems.glued_apart``), as :func:`_lazy_run` works it out."""
-    use_acronyms = field != "author"
-    known = registry._run_words[use_acronyms]
-    return _glued_between([known.get(word) or _run_word(registry, word, use_acronyms) for word in texts], registry)
-
-
 def _glued_between(parts: Sequence[RunWord], registry: TermRegistry) -> tuple[str | None, ...]:
+    """Between each two neighbouring words of a run: their glued stem, or None (next to an
+    acronym, or a function word: see ``Stems.glued_apart``)."""
     glue = registry.pattern_maker.stems.glued_apart  # a run's words are written apart (PatternMaker._join)
     return tuple([glue(before.last_folded, after.first_folded) if before.last_glues and after.first_glues else None
                   for before, after in pairwise(parts)])  # never glued next to an acronym (see PatternMaker._join)
@@ -529,7 +532,7 @@ def _near_refs(every: AllOf, field: str | None, registry: TermRegistry) -> list[
     return refs
 
 
-def _lazy_run(texts: list[str], text: str, field: str | None, registry: TermRegistry,
+def _lazy_run(texts: list[str], text: str, field: str | None, registry: TermRegistry, parts: Sequence[RunWord],
               near: tuple[int, ...]) -> RunPhrase | None:
     """A run whose phrase can wait (see :class:`RunPhrase`), or None to plan it now.
 
@@ -539,8 +542,6 @@ def _lazy_run(texts: list[str], text: str, field: str | None, registry: TermRegi
     are distinct, their words are not.
     """
     use_acronyms = field != "author"
-    known = registry._run_words[use_acronyms]
-    parts = [known.get(word) or _run_word(registry, word, use_acronyms) for word in texts]
     glued = _glued_between(parts, registry)
     rewrites = [symbol for symbol in glued if symbol]
     has_acronym = may_spell = False
@@ -573,6 +574,11 @@ class RunWord(NamedTuple):
     inner_glued: tuple[str, ...]  # the glued stems inside the word ("multi-modal")
     has_acronym: bool
     may_spell: bool  # whether it may start an acronym's expansion
+    kind: int  # _WORD; _CONNECTIVE: need not be near the others ("for": text.CONNECTIVES);
+    # _NUMBER_WORD: a version or a count, one name with the word before it ("Llama 3")
+
+
+_WORD, _CONNECTIVE, _NUMBER_WORD = 0, 1, 2  # RunWord.kind
 
 
 def _run_word(registry: TermRegistry, word: str, use_acronyms: bool) -> RunWord:
@@ -592,6 +598,7 @@ def _run_word(registry: TermRegistry, word: str, use_acronyms: bool) -> RunWord:
         inner_glued=inner,
         has_acronym=":" in "".join(symbols),  # only acronym symbols have a ":"
         may_spell=not starts.isdisjoint(symbols) or not starts.isdisjoint(inner),
+        kind=_CONNECTIVE if is_connective(word) else _NUMBER_WORD if _NUMBER.fullmatch(word) else _WORD,
     )
     return found
 
