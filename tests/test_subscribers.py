@@ -297,3 +297,26 @@ def test_cadence_and_slug_rules():
     assert slugify("Scaling Laws: LLMs & MoE!") == "scaling-laws-llms-moe"
     assert parse_topic_spec("RAG") .name == "RAG"
     assert parse_topic_spec("Retrieval = RAG OR retrieval").query == "RAG OR retrieval"
+
+
+def test_a_readers_later_row_may_not_change_their_settings(run_cli, tmp_path):
+    """Later rows of a reader add topics; one that says another cadence or hour is an error
+    naming its line (the first row used to win without a word), and nothing is imported."""
+    rows = tmp_path / "readers.csv"
+    rows.write_text("email,name,status,cadence,hour,timezone,max,topic_name,topic_query\n"
+                    "ada@example.org,Ada,active,daily,8,UTC,15,RAG,RAG\n"
+                    "ada@example.org,,,,,,,MoE,MoE\n"
+                    "ada@example.org,Ada,active,weekly:mon,9,UTC,15,Agents,agents\n")
+    result = run_cli("subscribers", "import", rows)
+    assert result.exit_code == 1 and readers(run_cli) == []
+    assert f"{rows}:4: cadence: 'weekly:mon' differs from 'daily' on line 2" in result.stderr
+    rows.write_text(rows.read_text().replace("weekly:mon,9", "daily,8"))  # repeated as they are: fine
+    assert run_cli("subscribers", "import", rows).exit_code == 0
+    assert [t["name"] for t in readers(run_cli)[0]["topics"]] == ["RAG", "MoE", "Agents"]
+
+
+def test_a_json_reader_with_an_unknown_key_is_an_error_naming_it(run_cli, tmp_path):
+    typo = tmp_path / "r.json"
+    typo.write_text('[{"emial": "a@example.org", "topics": [{"name": "x", "query": "x"}]}]')
+    result = run_cli("subscribers", "import", typo)
+    assert result.exit_code == 1 and "reader 1: emial: unknown key" in result.stderr

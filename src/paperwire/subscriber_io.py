@@ -118,6 +118,9 @@ def from_json(text: str, origin: str, public: Mapping[str, Topic]) -> list[Subsc
     readers = []
     for number, item in enumerate(data, start=1):
         where = f"{origin}: reader {number}"
+        unknown = sorted(set(item) - _JSON_KEYS)
+        if unknown:  # a misspelt key ("emial") would otherwise be dropped without a word
+            raise ValidationError(unknown[0], f"unknown key; a reader has {', '.join(sorted(_JSON_KEYS))}", where=where)
         raw_topics = item.get("topics") or []
         if not isinstance(raw_topics, list) or not all(isinstance(t, dict) for t in raw_topics):
             raise ValidationError("topics", "expected a list of {name, query} objects", where=where)
@@ -145,11 +148,28 @@ def from_csv(text: str, origin: str, public: Mapping[str, Topic]) -> list[Subscr
         except ValidationError as exc:
             raise ValidationError(exc.field, exc.reason, where=where) from None
         if email in grouped:
-            grouped[email][1].append(topic)
+            first, topics, line = grouped[email]
+            _same_settings(row, first, line, where)
+            topics.append(topic)
         else:
             grouped[email] = (row, [topic], reader.line_num)
     readers = [_build(row, topics, f"{origin}:{line}") for row, topics, line in grouped.values()]
     return _unique(readers, origin)
+
+
+_SETTINGS = CSV_COLUMNS[1:7]  # a reader's own columns, on their first row (later rows add topics)
+_JSON_KEYS = frozenset([*CSV_COLUMNS[:7], "topics"])
+
+
+def _same_settings(row: Mapping[str, Any], first: Mapping[str, Any], first_line: int, where: str) -> None:
+    """A reader's later row may leave their settings blank or repeat them, not change them:
+    which one was meant is not for the import to guess."""
+    for column in _SETTINGS:
+        value, kept = str(row.get(column) or "").strip(), str(first.get(column) or "").strip()
+        if value and value != kept:
+            raise ValidationError(column, f"{value!r} differs from {kept!r} on line {first_line} for the same "
+                                  "reader: their settings are those of their first row, later rows add topics",
+                                  where=where)
 
 
 def keeping_liked(readers: Iterable[Subscriber], stored: Callable[[str], Subscriber | None]) -> list[Subscriber]:
