@@ -29,6 +29,20 @@ def test_each_layer_overrides_the_one_before(tmp_path):
     assert not_given.db == "sqlite:///from-file.db"
 
 
+def test_the_unsubscribe_address_and_list_id_follow_the_sender_unless_set(tmp_path):
+    """With only ``sender_email`` set, the mailto unsubscribe and List-Id named the placeholder
+    domain paperwire.localhost, which no mail reaches; set, they stay as set."""
+    (tmp_path / "paperwire.toml").write_text('sender_email = "digest@lab.example"\n')
+    followed = load_settings(environ={}, cwd=tmp_path)
+    assert (followed.unsubscribe_email, followed.list_id) == ("digest@lab.example", "digest.lab.example")
+    idn = load_settings(environ={"PAPERWIRE_SENDER_EMAIL": "digest@bücher.example"}, cwd=tmp_path)
+    assert idn.list_id == "digest.xn--bcher-kva.example"
+    (tmp_path / "paperwire.toml").write_text('sender_email = "digest@lab.example"\nlist_id = "papers.lab.example"\n'
+                                            'unsubscribe_email = "leave@lab.example"\n')
+    chosen = load_settings(environ={}, cwd=tmp_path)
+    assert (chosen.unsubscribe_email, chosen.list_id) == ("leave@lab.example", "papers.lab.example")
+
+
 def test_explicit_config_file_wins_over_the_one_in_cwd(tmp_path):
     (tmp_path / "paperwire.toml").write_text('db = "sqlite:///cwd.db"\n')
     other = tmp_path / "other.toml"

@@ -519,7 +519,25 @@ def load_settings(
     elif (cwd / CONFIG_FILE_NAME).is_file():
         settings = replace(settings, **_from_file(cwd / CONFIG_FILE_NAME))
     settings = replace(settings, **_from_env(environ))
-    return check_workers(override(settings, **(flags or {})))
+    return check_workers(follow_sender(override(settings, **(flags or {}))))
+
+
+def follow_sender(settings: Settings) -> Settings:
+    """``unsubscribe_email`` and ``list_id`` left unset follow ``sender_email``: the mailto
+    unsubscribe goes to the sender, List-Id is ``digest.<its domain>``. They kept the
+    placeholder domain paperwire.localhost, which no mail reaches, when only the sender was set."""
+    default = Settings()
+    if settings.sender_email == default.sender_email:
+        return settings
+    changes: dict[str, str] = {}
+    if settings.unsubscribe_email == default.unsubscribe_email:
+        changes["unsubscribe_email"] = settings.sender_email
+    if settings.list_id == default.list_id:
+        try:
+            changes["list_id"] = _as_list_id(f"digest.{addresses.domain_of(settings.sender_email)}")
+        except ValueError:  # a domain that makes no dot-atom: the placeholder stays
+            pass
+    return replace(settings, **changes)
 
 
 def check_workers(settings: Settings) -> Settings:
