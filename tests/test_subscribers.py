@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -320,3 +321,14 @@ def test_a_json_reader_with_an_unknown_key_is_an_error_naming_it(run_cli, tmp_pa
     typo.write_text('[{"emial": "a@example.org", "topics": [{"name": "x", "query": "x"}]}]')
     result = run_cli("subscribers", "import", typo)
     assert result.exit_code == 1 and "reader 1: emial: unknown key" in result.stderr
+
+
+def test_export_to_dash_is_stdout_and_a_csv_of_another_name_imports(run_cli, tmp_path):
+    """``-o -`` wrote a file named "-"; a CSV saved as readers.txt was read as JSON."""
+    assert run_cli("subscribe", "ada@example.org", "--topic", "RAG").exit_code == 0
+    result = run_cli("subscribers", "export", "--format", "csv", "-o", "-")
+    assert result.stdout.startswith("email,name,") and not (Path.cwd() / "-").exists()
+    as_text = tmp_path / "readers.txt"
+    as_text.write_text(result.stdout.replace("ada@", "bob@"))
+    assert run_cli("subscribers", "import", as_text).exit_code == 0
+    assert sorted(r["email"] for r in readers(run_cli)) == ["ada@example.org", "bob@example.org"]

@@ -296,7 +296,8 @@ def _io_format(path: Path | None, given: str | None) -> str:
 
 @subscribers.command("export")
 @click.option("--format", "format_", type=click.Choice(["json", "csv"]), help="[default: from the file name, else json]")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write [default: stdout].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write; - for stdout [default: stdout].")
 @click.pass_obj
 def subscribers_export(app: App, format_: str | None, output: Path | None) -> None:
     """Write every reader with their topics as JSON or CSV (one row per topic).
@@ -306,6 +307,8 @@ def subscribers_export(app: App, format_: str | None, output: Path | None) -> No
       paperwire subscribers export -o out/readers.csv
     """
     readers = app.store.subscribers()
+    if output is not None and str(output) == "-":
+        output = None
     text = (subscriber_io.to_csv if _io_format(output, format_) == "csv" else subscriber_io.to_json)(readers)
     if output is None:
         click.echo(text, nl=False)
@@ -316,7 +319,8 @@ def subscribers_export(app: App, format_: str | None, output: Path | None) -> No
 
 @subscribers.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "format_", type=click.Choice(["json", "csv"]), help="[default: from the file name]")
+@click.option("--format", "format_", type=click.Choice(["json", "csv"]),
+              help="[default: from the file name, else from its first character: [ is JSON]")
 @click.pass_obj
 def subscribers_import(app: App, file: Path, format_: str | None) -> None:
     """Add or update readers from a JSON or CSV export. All rows or none: a bad row names its line.
@@ -326,8 +330,11 @@ def subscribers_import(app: App, file: Path, format_: str | None) -> None:
       paperwire subscribers import readers.csv
     """
     public = {t.name.casefold(): t for t in app.store.public_topics()}
+    text = subscriber_io.decode(file.read_bytes(), str(file))
+    if format_ is None and file.suffix.lower() not in (".csv", ".json"):  # readers.txt: JSON starts with [
+        format_ = "json" if text.lstrip("\ufeff \t\r\n").startswith("[") else "csv"
     parse = subscriber_io.from_csv if _io_format(file, format_) == "csv" else subscriber_io.from_json
-    readers = parse(subscriber_io.decode(file.read_bytes(), str(file)), str(file), public)
+    readers = parse(text, str(file), public)
     stored = {reader.email: reader for reader in app.store.subscribers()}  # one read, not one per reader
     readers = subscriber_io.keeping_liked(readers, stored.get)
     created, updated = app.store.save_subscribers(readers)
