@@ -332,3 +332,10 @@ def test_export_to_dash_is_stdout_and_a_csv_of_another_name_imports(run_cli, tmp
     as_text.write_text(result.stdout.replace("ada@", "bob@"))
     assert run_cli("subscribers", "import", as_text).exit_code == 0
     assert sorted(r["email"] for r in readers(run_cli)) == ["ada@example.org", "bob@example.org"]
+
+
+def test_a_json_topic_query_that_is_not_text_is_an_error(run_cli, tmp_path):
+    number = tmp_path / "r.json"
+    number.write_text('[{"email": "a@example.org", "topics": [{"name": "x", "query": 5}]}]')
+    result = run_cli("subscribers", "import", number)
+    assert result.exit_code == 1 and "reader 1: topics[1].query: expected text, got a number" in result.stderr

@@ -19,6 +19,7 @@ from . import liked
 from .errors import ValidationError
 from .models import BounceEvent, Subscriber, Topic
 from .normalize import not_utf8
+from .sources.hf_json import json_kind
 from .subscribers import build_subscriber, make_topic
 
 CSV_COLUMNS = ("email", "name", "status", "cadence", "hour", "timezone", "max", "topic_name", "topic_query")
@@ -124,6 +125,11 @@ def from_json(text: str, origin: str, public: Mapping[str, Topic]) -> list[Subsc
         raw_topics = item.get("topics") or []
         if not isinstance(raw_topics, list) or not all(isinstance(t, dict) for t in raw_topics):
             raise ValidationError("topics", "expected a list of {name, query} objects", where=where)
+        for number_, raw in enumerate(raw_topics, start=1):
+            for key in ("name", "query"):
+                if not isinstance(raw.get(key, ""), str | None):  # 5 is not the topic "5" by accident
+                    raise ValidationError(f"topics[{number_}].{key}", f"expected text, got {json_kind(raw[key])}",
+                                          where=where)
         try:
             topics = [_topic(t, public) for t in raw_topics]
         except ValidationError as exc:

@@ -38,7 +38,7 @@ def _date(value: Any) -> dt.date | None:
         return None
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
     """A JSON value's type as a person says it, for messages."""
     if isinstance(value, bool):
         return "true/false"
@@ -48,7 +48,7 @@ def _kind(value: Any) -> str:
 
 
 def _bad(position: int, field: str, expected: str, value: Any) -> SourceError:
-    return SourceError(f"item {position}: field '{field}': expected {expected}, got {_kind(value)}")
+    return SourceError(f"item {position}: field '{field}': expected {expected}, got {json_kind(value)}")
 
 
 def _optional(raw: dict[str, Any], field: str, expected: type, what: str, position: int,
@@ -146,7 +146,7 @@ def parse(text: str, origin: str, *, date: dt.date | None = None, today: dt.date
     for position, item in enumerate(items, start=1):
         try:
             if not isinstance(item, dict):
-                raise SourceError(f"item {position}: expected an object with a 'paper' object, got {_kind(item)}")
+                raise SourceError(f"item {position}: expected an object with a 'paper' object, got {json_kind(item)}")
             if not isinstance(item.get("paper"), dict):
                 raise _bad(position, "paper", "an object", item.get("paper"))
             raw = item["paper"]
