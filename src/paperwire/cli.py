@@ -192,10 +192,10 @@ def _paper_json(item) -> dict:
 @click.option("--topic", "topic_specs", multiple=True, metavar="[NAME=]QUERY",
               help="A topic of the reader's own; repeat for more. See the README for the query language.")
 @click.option("--follow", multiple=True, metavar="NAME", help="Follow a public topic by name; repeatable.")
-@click.option("--cadence", help="daily, or weekly:DAY (mon ... sun) [default: daily].")
-@click.option("--hour", type=int, help="Send hour 0-23 in the reader's timezone [default: 8].")
-@click.option("--tz", "timezone", metavar="ZONE", help="IANA timezone, e.g. Europe/Berlin [default: UTC].")
-@click.option("--max", "max_papers", type=int, help="Most papers per email [default: 15].")
+@click.option("--cadence", help="daily, or weekly:DAY (mon ... sun) [new reader: daily; else kept].")
+@click.option("--hour", type=int, help="Send hour 0-23 in the reader's timezone [new reader: 8; else kept].")
+@click.option("--tz", "timezone", metavar="ZONE", help="IANA timezone, e.g. Europe/Berlin [new reader: UTC; else kept].")
+@click.option("--max", "max_papers", type=int, help="Most papers per email [new reader: 15; else kept].")
 @click.option("--name", help="The reader's name, used in greetings.")
 @click.pass_obj
 def subscribe(app: App, email: str, topic_specs: tuple[str, ...], follow: tuple[str, ...], cadence: str | None,
