@@ -633,6 +633,27 @@ def test_the_papers_of_a_digest_a_dead_run_left_unknown_are_not_offered_again(db
     assert store.deliveries_of(reader.email)[0]["papers"] == [new]
 
 
+def test_an_operator_resends_a_digest_whose_fate_is_unknown(db_url, run_cli, tmp_path):
+    """``send --only EMAIL --all --resend-unknown``: the operator checked that a digest whose
+    fate is unknown never arrived; it is forgotten with its papers and sent anew, once."""
+    store = readers_store(db_url, 2)
+    reader = store.subscriber("reader000@example.org")
+    shown = [stored.paper.id for stored in store.papers()[:3]]
+    run = store.start_run("dispatch", "smtp")
+    delivery = store.claim(reader.id, NOON.date(), EDITION.isoformat(), run, "<u@x>", shown)
+    store.record_outcome(delivery, "unknown", attempts=1, code=None, detail="no answer")
+    store.finish_run(run, {})
+    assert run_cli("send", "--resend-unknown").exit_code == 2  # one reader, named: never everyone's
+    other = run_cli("send", "--only", "reader001@example.org", "--all", "--resend-unknown")
+    assert other.exit_code == 1 and "no digest of reader001@example.org has an unknown fate" in other.stderr
+    result = run_cli("send", "--only", reader.email, "--all", "--resend-unknown", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["sent"] == 1
+    assert f"forgot 1 digest(s) of {reader.email}" in result.stderr
+    (again,) = store.deliveries_of(reader.email)
+    assert again["status"] == "sent" and set(shown) <= set(again["papers"])
+    assert run_cli("send", "--only", reader.email, "--all").stdout.startswith("sent 0")  # once
+
+
 def test_a_dead_outbox_run_is_settled_against_its_own_folder(db_url, tmp_path):
     from paperwire.transport import outbox_file_name
 

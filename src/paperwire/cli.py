@@ -698,8 +698,12 @@ def demo(app: App, seeds: Path | None, examples: Path | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Build everything, send nothing, record nothing (always in this process).")
 @click.option("--wait", is_flag=True, help="With workers: wait for the batches to be sent and print the summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary: sent, retried, failed, skipped, ...")
+@click.option("--resend-unknown", is_flag=True,
+              help="With --only: forget that reader's digests whose fate is unknown (your mail server's log says "
+                   "they never arrived), and their papers, so this run sends them anew.")
 @click.pass_obj
-def send(app: App, only: str | None, everyone: bool, dry_run: bool, wait: bool, as_json: bool) -> None:
+def send(app: App, only: str | None, everyone: bool, dry_run: bool, wait: bool, as_json: bool,
+         resend_unknown: bool) -> None:
     """Run one dispatch now: send each due reader their digest, exactly once.
 
     Uses SMTP when smtp.host is set, else writes .eml files to the outbox folder
@@ -715,13 +719,16 @@ def send(app: App, only: str | None, everyone: bool, dry_run: bool, wait: bool, 
       paperwire send --all --dry-run --json
       PAPERWIRE_SMTP_HOST=127.0.0.1 PAPERWIRE_SMTP_PORT=2525 paperwire send --only ada@example.org --all
       PAPERWIRE_WORKERS_ENABLED=1 paperwire --db postgresql+psycopg://u@h/db send --all --wait --json
+      paperwire send --only ada@example.org --all --resend-unknown
     """
     from . import dispatch  # loads the mail and render stack only for sending
 
     app.log_at(logging.INFO)  # one log line for the run, one per failure (cron keeps them)
     stop = _stop_on_signals()
-    _embed_recent(app, None, quiet=as_json)
     only = normalize_email(only) if only else None
+    if resend_unknown:
+        _forget_unknown(app, only, dry_run)
+    _embed_recent(app, None, quiet=as_json)
     if app.settings.workers_enabled and not dry_run:
         from . import workers
 
@@ -753,6 +760,22 @@ def send(app: App, only: str | None, everyone: bool, dry_run: bool, wait: bool, 
             click.echo(click.style("error: ", fg="red") + f"stopped early: {logs.printable(report.error)}", err=True)
     if report.failed or report.unknown or report.error:
         raise click.exceptions.Exit(1)
+
+
+def _forget_unknown(app: App, only: str | None, dry_run: bool) -> None:
+    """``send --resend-unknown``: one reader's digests whose fate is unknown, forgotten (the
+    operator checked that they never arrived), so they are owed again."""
+    if not only or dry_run:
+        raise click.UsageError("--resend-unknown needs --only EMAIL (one reader, whose digests you checked) "
+                               "and no --dry-run")
+    reader = app.store.subscriber(only)
+    if reader is None:
+        raise click.ClickException(f"no reader {logs.printable(only)}")
+    slots = app.store.forget_unknown(reader.id)
+    if not slots:
+        raise click.ClickException(f"no digest of {logs.printable(only)} has an unknown fate")
+    click.echo(f"forgot {len(slots)} digest(s) of {logs.printable(only)} whose fate was unknown "
+               f"(slots {', '.join(slot.isoformat() for slot in slots)}): they are sent anew", err=True)
 
 
 def _print_enqueued(enqueued, *, as_json: bool) -> None:

@@ -397,6 +397,19 @@ class DeliveryStore:
         if rows:
             conn.execute(insert_unless_taken(conn, sent_papers), list(rows.values()))
 
+    def forget_unknown(self, subscriber_id: int) -> list[dt.date]:
+        """Forget the reader's deliveries whose fate is unknown, and the papers they recorded as
+        offered: their operator found that they never arrived (``send --resend-unknown``).
+        Their slots are owed again and their papers new to the reader. Returns the slots."""
+        with self.engine.begin() as conn:
+            found = conn.execute(sa.select(deliveries.c.id, deliveries.c.slot).where(
+                deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == UNKNOWN)).all()
+            ids = [row.id for row in found]
+            if ids:
+                conn.execute(sent_papers.delete().where(sent_papers.c.delivery_id.in_(ids)))
+                conn.execute(deliveries.delete().where(deliveries.c.id.in_(ids)))
+        return sorted(row.slot for row in found)
+
     def forget(self, delivery_id: int) -> None:
         """Give back a claim whose message was never handed over (dry run, stop before sending)."""
         with self.engine.begin() as conn:
