@@ -643,6 +643,8 @@ def test_an_operator_resends_a_digest_whose_fate_is_unknown(db_url, run_cli, tmp
     delivery = store.claim(reader.id, NOON.date(), EDITION.isoformat(), run, "<u@x>", shown)
     store.record_outcome(delivery, "unknown", attempts=1, code=None, detail="no answer")
     store.finish_run(run, {})
+    assert (f"unknown: {reader.email} (slot {NOON.date().isoformat()}): if the mail server's log shows it never "
+            f"arrived, paperwire send --only {reader.email} --all --resend-unknown") in run_cli("status").stdout
     assert run_cli("send", "--resend-unknown").exit_code == 2  # one reader, named: never everyone's
     other = run_cli("send", "--only", "reader001@example.org", "--all", "--resend-unknown")
     assert other.exit_code == 1 and "no digest of reader001@example.org has an unknown fate" in other.stderr

@@ -908,6 +908,9 @@ def status(app: App, as_json: bool) -> None:
     click.echo(f"queued: {queued} reader(s) due at the next dispatch (nothing new means no email)")
     click.echo("deliveries: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"))
     _echo_failures(_latest_failures(store))  # who did not get their mail, and why
+    for email, slot in store.unknown_deliveries(STATUS_FAILURES_SHOWN) if counts.get("unknown") else ():
+        click.echo(f"unknown: {logs.printable(email)} (slot {slot.isoformat()}): if the mail server's log shows it "
+                   f"never arrived, paperwire send --only {logs.printable(email)} --all --resend-unknown")
     if bounce_counts:
         click.echo(f"bounces in the last {BOUNCES_SHOWN_FOR.days} days: "
                    + ", ".join(f"{n} {kind}" for kind, n in sorted(bounce_counts.items())))

@@ -532,6 +532,13 @@ class DeliveryStore:
             rows = conn.execute(sa.select(deliveries.c.status, sa.func.count()).group_by(deliveries.c.status))
             return {status: count for status, count in rows}
 
+    def unknown_deliveries(self, limit: int) -> list[tuple[str, dt.date]]:
+        """The newest ``limit`` deliveries whose fate is unknown: (reader's email, slot)."""
+        with self.engine.connect() as conn:
+            return [(row.email, row.slot) for row in conn.execute(
+                sa.select(subscribers.c.email, deliveries.c.slot).join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+                .where(deliveries.c.status == UNKNOWN).order_by(deliveries.c.slot.desc(), deliveries.c.id.desc()).limit(limit))]
+
     def deliveries_of(self, email: str) -> list[dict]:
         """A reader's delivery history, newest first (for status and for tests)."""
         with self.engine.connect() as conn:
