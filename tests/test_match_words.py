@@ -29,6 +29,15 @@ def ids(query: str, papers: Sequence[Paper]) -> set[str]:
     return set(match_one(query, papers).paper_ids())
 
 
+def finds(texts: dict[int, str], found: dict[str, set[int]]) -> list[Paper]:
+    """Asserts that each topic of ``found`` finds exactly those of ``texts`` (abstracts, by
+    their number); returns the papers, in the order of ``texts``."""
+    papers = [paper("Results", text, number) for number, text in texts.items()]
+    for topic, numbers in found.items():
+        assert ids(topic, papers) == {f"made-{number}" for number in numbers}, topic
+    return papers
+
+
 # --- glued forms only where the text writes one term ------------------------------------
 
 
@@ -106,8 +115,7 @@ def test_names_with_a_dot_or_an_at_inside_match_as_written() -> None:
         6: "We run Llama 3. 1 epoch is enough.",
         7: "It uses Qwen2, 5 adapters and pass, 1 more.",
     }
-    papers = [paper("Results", text, number) for number, text in texts.items()]
-    found = {
+    papers = finds(texts, {
         '"Qwen2.5"': {1, 2, 3},
         "Qwen2.5": {1, 2, 3},
         "Llama-3.1": {2, 3},
@@ -115,9 +123,7 @@ def test_names_with_a_dot_or_an_at_inside_match_as_written() -> None:
         "pass@1": {3},
         "pass@10": {5},
         '"72.5"': {5},
-    }
-    for topic, numbers in found.items():
-        assert ids(topic, papers) == {f"made-{number}" for number in numbers}, topic
+    })
     hit = match_one("pass@1", papers)[0].terms[0]
     assert field_text(papers[2], hit.field)[slice(*hit.spans[0])] == "pass@1"
     # A new sentence typed without its space is not a name; a soft hyphen and a minus sign join.
@@ -170,8 +176,7 @@ def test_the_connectives_of_a_run_need_not_be_near_its_words() -> None:
         4: "Using an LLM to judge answers.",
         5: "Learning with labels. Zero shot learning. Up sampling layers.",
     }
-    papers = [paper("Results", text, number) for number, text in texts.items()]
-    found = {
+    papers = finds(texts, {
         "scaling laws for LLMs": {1},
         "evaluation of LLMs": {2},
         "distillation of knowledge": {3},
@@ -181,9 +186,7 @@ def test_the_connectives_of_a_run_need_not_be_near_its_words() -> None:
         "down sampling layers": set(),
         '"scaling laws for LLMs"': set(),  # a quoted phrase stays exact
         "the of": set(),  # a run of connectives only still needs them
-    }
-    for topic, numbers in found.items():
-        assert ids(topic, papers) == {f"made-{number}" for number in numbers}, topic
+    })
     (match,) = match_one("scaling laws for LLMs", papers)
     assert [hit.term for hit in match.terms] == ["scaling", "laws", "LLMs"]
 
@@ -199,10 +202,8 @@ def test_a_word_a_run_repeats_needs_an_occurrence_of_its_own() -> None:
         5: "Image to image translation.",
         6: "Map each image to a sequence.",
     }
-    papers = [paper("Results", text, number) for number, text in texts.items()]
-    for topic, numbers in {"end to end": {2, 3}, "end to end models": {2, 3}, "image to image": {5},
-                           "sequence to sequence": set()}.items():
-        assert ids(topic, papers) == {f"made-{number}" for number in numbers}, topic
+    papers = finds(texts, {"end to end": {2, 3}, "end to end models": {2, 3}, "image to image": {5},
+                           "sequence to sequence": set()})
     ends = [hit for match in match_one("end to end models", papers) if match.paper_id == "made-3"
             for hit in match.terms if hit.term == "end"]
     assert [field_text(papers[2], hit.field)[slice(*span)] for hit in ends for span in hit.spans] == ["end", "end"]
@@ -242,10 +243,8 @@ def test_a_number_after_a_word_in_a_run_names_a_version_with_it() -> None:
         5: "Qwen2.5-Math is good at math problems.",
         6: "Top 5 accuracy rises.",
     }
-    papers = [paper("Results", text, number) for number, text in texts.items()]
-    for topic, numbers in {"Llama 3": {3, 4}, "GPT 5": set(), "GPT 4": {2}, "Qwen 2.5 math": {5},
-                           "top 5 accuracy": {6}, "Llama 3 for math": {4}}.items():
-        assert ids(topic, papers) == {f"made-{number}" for number in numbers}, topic
+    papers = finds(texts, {"Llama 3": {3, 4}, "GPT 5": set(), "GPT 4": {2}, "Qwen 2.5 math": {5},
+                           "top 5 accuracy": {6}, "Llama 3 for math": {4}})
     (match,) = match_one("Qwen 2.5 math", papers)
     assert [hit.term for hit in match.terms] == ["Qwen 2.5", "math", "Qwen 2.5 math"]
 
