@@ -52,8 +52,9 @@ def test_topics_add_and_subscribers_import_store_topic_vectors(run_cli, store, t
     assert run_cli("topics", "add", "Legged", "legged locomotion").exit_code == 0
     assert _stored(store, "legged locomotion") == {"legged locomotion"}
     readers = tmp_path / "readers.json"
-    readers.write_text(json.dumps([{"email": "bob@example.org", "topics": [{"name": "T", "query": "protein folding"}],
-                                    "follow": ["Legged"]}]), encoding="utf-8")
+    readers.write_text(json.dumps([{"email": "bob@example.org", "topics": [{"name": "T", "query": "protein folding"},
+                                                                          {"name": "Legged", "query": "legged locomotion"}]}]),
+                       encoding="utf-8")  # a public topic is followed by its name and query (import has no "follow")
     result = run_cli("subscribers", "import", readers)
     assert result.exit_code == 0, result.output
     assert _stored(store, "protein folding") == {"protein folding"}
