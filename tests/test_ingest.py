@@ -62,18 +62,20 @@ def test_an_item_with_a_bad_field_is_an_error_naming_file_item_and_field(store, 
         "2403.00001", "2403.00003"}
 
 
-def test_a_later_capture_of_a_day_with_a_bad_item_or_fewer_papers_takes_none_off_the_listing(store, tmp_path):
-    """A day's listing captured again with one item broken, or cut short, keeps the papers it
-    listed: readers whose send hour is later that day still get them. The capture's own
-    papers come first, in its order, and a new one goes in as before."""
+def test_a_later_capture_of_a_day_with_a_bad_item_takes_no_paper_off_the_listing(store, tmp_path):
+    """A day's listing captured again with one item broken keeps the papers it listed: readers
+    whose send hour is later that day still get them (the broken one was dropped). The
+    capture's own papers come first, in its order. A clean capture replaces the list: a paper
+    the page dropped, or whose title changed, is gone."""
     day = write_json(tmp_path / "day.json", [item(1), item(2), item(3), item(4)])
     assert not pipeline.ingest(store, [day]).errors
-    broken = write_json(tmp_path / "again.json", [item(1), item(2), item(3, authors=5), item(4)])
+    broken = write_json(tmp_path / "again.json", [item(4), item(2), item(3, authors=5), item(5)])
     assert len(pipeline.ingest(store, [broken]).errors) == 1
-    short = write_json(tmp_path / "short.json", [item(2), item(5)])
-    assert not pipeline.ingest(store, [short]).errors
     listed = [(p.paper.arxiv_id, p.listings[0].rank) for p in store.papers()]
-    assert listed == [("2403.00002", 1), ("2403.00005", 2), ("2403.00001", 3), ("2403.00004", 4), ("2403.00003", 5)]
+    assert listed == [("2403.00004", 1), ("2403.00002", 2), ("2403.00005", 3), ("2403.00001", 4), ("2403.00003", 5)]
+    clean = write_json(tmp_path / "clean.json", [item(2), item(5)])
+    assert not pipeline.ingest(store, [clean]).errors
+    assert [p.paper.arxiv_id for p in store.papers()] == ["2403.00002", "2403.00005"]
 
 
 def test_an_item_that_is_not_an_object_is_an_error(tmp_path):

@@ -339,3 +339,11 @@ def test_a_json_topic_query_that_is_not_text_is_an_error(run_cli, tmp_path):
     number.write_text('[{"email": "a@example.org", "topics": [{"name": "x", "query": 5}]}]')
     result = run_cli("subscribers", "import", number)
     assert result.exit_code == 1 and "reader 1: topics[1].query: expected text, got a number" in result.stderr
+
+
+def test_what_subscribers_json_prints_imports_back(run_cli, tmp_path):
+    """The import reads what ``subscribers --json`` prints (its last_bounce too, which it ignores)."""
+    assert run_cli("subscribe", "ada@example.org", "--topic", "RAG").exit_code == 0
+    printed = tmp_path / "printed.json"
+    printed.write_text(run_cli("subscribers", "--json").stdout)
+    assert "last_bounce" in printed.read_text() and run_cli("subscribers", "import", printed).exit_code == 0

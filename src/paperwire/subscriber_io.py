@@ -164,7 +164,7 @@ def from_csv(text: str, origin: str, public: Mapping[str, Topic]) -> list[Subscr
 
 
 _SETTINGS = CSV_COLUMNS[1:7]  # a reader's own columns, on their first row (later rows add topics)
-_JSON_KEYS = frozenset([*CSV_COLUMNS[:7], "topics"])
+_JSON_KEYS = frozenset([*CSV_COLUMNS[:7], "topics", "last_bounce"])  # what `subscribers --json` prints
 
 
 def _same_settings(row: Mapping[str, Any], first: Mapping[str, Any], first_line: int, where: str) -> None:

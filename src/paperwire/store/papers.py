@@ -197,10 +197,12 @@ class PaperStore:
 
     @staticmethod
     def _save_entries(conn: Connection, listing: Listing, ids: Sequence[str], now: dt.datetime) -> set[str]:
-        """Make the listing's entries ``ids`` in rank order, then the papers it listed already
-        that this capture lacks, in their order: a later capture of a day adds and re-ranks,
-        never takes a paper off (one whose item was bad this time, a partial capture: readers
-        whose send hour is later still get it). Returns the ids whose entry changed."""
+        """Make the listing's entries ``ids`` in rank order; returns the ids whose entry changed.
+
+        A later capture of a day replaces its list (a paper the page dropped, or whose title
+        changed, is gone), unless the capture had items it left out: then the papers it
+        lacks stay, after its own, in their order. A bad item costs its update, never its
+        place: readers whose send hour is later that day still get it."""
         key = (listings.c.source == listing.source) & (listings.c.date == listing.date)
         listing_id = conn.execute(sa.select(listings.c.id).where(key)).scalar()
         if listing_id is None:
@@ -208,7 +210,7 @@ class PaperStore:
                 source=listing.source, date=listing.date, origin=listing.origin, ingested_at=now)).inserted_primary_key[0]
         current = dict(conn.execute(sa.select(listing_papers.c.paper_id, listing_papers.c.rank)
                                     .where(listing_papers.c.listing_id == listing_id)).all())
-        kept = sorted(set(current) - set(ids), key=current.__getitem__)
+        kept = sorted(set(current) - set(ids), key=current.__getitem__) if listing.errors else []
         wanted = {paper_id: rank for rank, paper_id in enumerate([*ids, *kept], start=1)}
         if current == wanted:
             return set()
