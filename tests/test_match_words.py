@@ -185,8 +185,8 @@ def test_the_connectives_of_a_run_need_not_be_near_its_words() -> None:
         "few shot learning": set(),
         "down sampling layers": set(),
         '"scaling laws for LLMs"': set(),  # a quoted phrase stays exact
-        "the of": set(),  # a run of connectives only still needs them
     })
+    finds({1: "The method works. A lot of data.", 2: "The best of all."}, {"the of": {2}})  # only connectives: all near
     (match,) = match_one("scaling laws for LLMs", papers)
     assert [hit.term for hit in match.terms] == ["scaling", "laws", "LLMs"]
 
@@ -203,7 +203,10 @@ def test_a_word_a_run_repeats_needs_an_occurrence_of_its_own() -> None:
         6: "Map each image to a sequence.",
     }
     papers = finds(texts, {"end to end": {2, 3}, "end to end models": {2, 3}, "image to image": {5},
-                           "sequence to sequence": set()})
+                           "sequence to sequence": set(), "end to ends": {2, 3}, "learning to learn": set()})
+    # One occurrence never stands for two: a hyphenated word's two readings, a glued reading
+    finds({1: "A multi-modal model for charts.", 2: "A multimodal to multimodal mapping."},
+          {"multi-modal to multi-modal": {2}, "multi modal to multi modal": {2}})
     ends = [hit for match in match_one("end to end models", papers) if match.paper_id == "made-3"
             for hit in match.terms if hit.term == "end"]
     assert [field_text(papers[2], hit.field)[slice(*span)] for hit in ends for span in hit.spans] == ["end", "end"]
@@ -245,6 +248,10 @@ def test_a_number_after_a_word_in_a_run_names_a_version_with_it() -> None:
     }
     papers = finds(texts, {"Llama 3": {3, 4}, "GPT 5": set(), "GPT 4": {2}, "Qwen 2.5 math": {5},
                            "top 5 accuracy": {6}, "Llama 3 for math": {4}})
+    # The rest of the run reads as any run: an expansion it spells is one part (MoE, LLMs)
+    finds({1: "We scale Llama 3 with MoE layers.", 2: "Llama 3 outperforms other LLMs.",
+           3: "Llama 3 and large pre-trained language models."},
+          {"Llama 3 mixture of experts": {1}, "Llama 3 large language models": {2}})
     (match,) = match_one("Qwen 2.5 math", papers)
     assert [hit.term for hit in match.terms] == ["Qwen 2.5", "math", "Qwen 2.5 math"]
 
@@ -256,6 +263,10 @@ def test_author_words_are_near_within_one_name_only() -> None:
               Paper("made-3", "T", authors=["Li Xiang"])]
     assert ids("author:(Xiang Li)", papers) == {"made-2", "made-3"}
     assert ids("author:Li", papers) == {"made-1", "made-2", "made-3"}
+    # A name's small words are name words, not connectives a run may leave out
+    names = [Paper("made-4", "T", authors=["Yang Liu"]), Paper("made-5", "T", authors=["An Yang"]),
+             Paper("made-6", "T", authors=["John Smith"]), Paper("made-7", "T", authors=["A Smith"])]
+    assert ids("author:(An Yang)", names) == {"made-5"} and ids("author:(A Smith)", names) == {"made-7"}
 
 
 def test_an_expansion_finds_the_other_expansions_of_its_acronym() -> None:

@@ -166,29 +166,52 @@ class Findings(Sequence[TermFinding]):
             found = self._near[key] = self._find_near(words, field)
         return found
 
-    def glued_readings(self, run: WordsOrPhrase, field: str | None) -> tuple[tuple[AllOf, TermRef], ...]:
+    def glued_readings(self, run: WordsOrPhrase, field: str | None) -> tuple[tuple[AllOf, tuple[TermRef, ...]], ...]:
         """The run's words with a neighbour pair read as one part, for each pair (``run.glued``)
-        that some paper today writes as one word, and that pair's term (memoized per run):
-        ``multi modal models`` as (``multi modal``, ``models``) too.
+        that some paper today writes as one word, and with all such pairs at once; each with
+        its pairs' terms (memoized per run): ``multi modal models`` as (``multi modal``,
+        ``models``) too.
 
-        The pair's term is its phrase, which reads every form of it ("multi modal",
+        A pair's term is its phrase, which reads every form of it ("multi modal",
         "multi-modal", "multimodal"). A pair no paper writes solid adds nothing: its phrase
         is its two words side by side, which the run's words near each other already cover.
+        A reading that glues a pair but keeps one of its words apart elsewhere is left out
+        (``multi modal to multi modal``: one "multi-modal" would be both).
         """
         found = self._glued_readings.get(id(run))
         if found is None:
-            readings = []
             solid = self._index.solid
             words: tuple[TermRef, ...] = run.words.required  # type: ignore[union-attr,assignment]
-            for i, glued in enumerate(run.glued):
-                if glued is not None and glued in solid:
-                    pair = self._registry.ref(f"{words[i].label} {words[i + 1].label}", field)
-                    if pair.term >= len(self.bounds):
-                        self._bound_new_terms()  # its symbols and pairs are the run's: the index has them
-                    parts = (*words[:i], pair, *words[i + 2 :])
-                    readings.append((AllOf(parts, (), tuple([part.term for part in parts]), ()), pair))
+            at = [i for i, glued in enumerate(run.glued) if glued is not None and glued in solid]
+            glued_sets = [[i] for i in at]
+            apart = [i for i in at if i - 1 not in at]  # and every such pair at once, when not overlapping
+            if len(apart) > 1:
+                glued_sets.append(apart)
+            readings = []
+            for chosen in glued_sets:
+                parts: list[TermRef] = []
+                pairs = []
+                i = 0
+                while i < len(words):
+                    if i in chosen:
+                        pairs.append(self._pair(words[i], words[i + 1], field))
+                        parts.append(pairs[-1])
+                        i += 2
+                    else:
+                        parts.append(words[i])
+                        i += 1
+                glued_words = {word.term for i in chosen for word in words[i : i + 2]}
+                if glued_words.isdisjoint(part.term for part in parts):
+                    readings.append((AllOf(tuple(parts), (), tuple([part.term for part in parts]), ()), tuple(pairs)))
             found = self._glued_readings[id(run)] = tuple(readings)
         return found
+
+    def _pair(self, first: TermRef, second: TermRef, field: str | None) -> TermRef:
+        """The phrase of two neighbouring words of a run, a term (made now if need be)."""
+        pair = self._registry.ref(f"{first.label} {second.label}", field)
+        if pair.term >= len(self.bounds):
+            self._bound_new_terms()  # its symbols and pairs are the run's: the index has them
+        return pair
 
     def glued_near(self, run: WordsOrPhrase, field: str | None) -> int:
         """The papers where the run's words are near each other in one of its :meth:`glued_readings`."""
@@ -242,9 +265,9 @@ class Findings(Sequence[TermFinding]):
         merged = self._merged_places.get(key)
         if merged is None:
             merged = self._merged_places[key] = {}
-            for places in readings:  # several readings ("multi-modal" and "multimodal"): merged once
-                for sentence, found in places.items():
-                    merged[sentence] = sorted(merged.get(sentence, []) + found)
+            for places in readings:  # several readings ("multi-modal" and "multimodal"): merged once,
+                for sentence, found in places.items():  # an occurrence two readings share kept once
+                    merged[sentence] = sorted(set(merged.get(sentence, [])).union(found))
         return merged
 
     def run_reads_plainly(self, run: RunPhrase) -> bool:
@@ -673,21 +696,23 @@ def _add_glued_pairs(ref: GluedPairs, selected: int, findings: Findings, terms: 
     if not readings:  # no paper writes a pair of its words solid (most runs)
         return
     run_near = near_of(ref.run.words, registry, field)  # type: ignore[arg-type]
-    for words, pair in readings:
+    for words, pairs in readings:
         if not findings.near(words, field) & selected:
             continue
         near = near_of(words, registry, field)
-        pair_known = False
-        for at, term in enumerate(terms):
-            if type(term) is NearRef and (term.term, term.label) == pair:  # the same pair glued in another run
+        for pair in dict.fromkeys(pairs):
+            pair_known = False
+            for at, term in enumerate(terms):
+                if type(term) is NearRef and (term.term, term.label) == pair:  # the same pair glued elsewhere
+                    terms[at] = _new(NearRef, (term.term, term.label, (*term.runs, near)))
+                    pair_known = True
+                elif type(term) is TermRef and term == pair:  # also written as a phrase: it explains everywhere
+                    pair_known = True
+            if not pair_known:
+                terms.append(_new(NearRef, (pair.term, pair.label, (near,))))
+        for at, term in enumerate(terms):  # the run's other words explain where this reading is near too
+            if type(term) is NearRef and term.term in words.terms and run_near in term.runs:
                 terms[at] = _new(NearRef, (term.term, term.label, (*term.runs, near)))
-                pair_known = True
-            elif type(term) is NearRef and term.term in words.terms and run_near in term.runs:
-                terms[at] = _new(NearRef, (term.term, term.label, (*term.runs, near)))
-            elif type(term) is TermRef and term == pair:  # also written as a phrase: it explains everywhere
-                pair_known = True
-        if not pair_known:
-            terms.append(_new(NearRef, (pair.term, pair.label, (near,))))
 
 
 _MADE_WHEN_RANKED = frozenset({RunPhrase, GluedPairs})  # positives that positive_terms turns into terms

@@ -174,7 +174,9 @@ class TermRegistry:
         self._shared: set[str] = set()  # symbols whose follower sets a paper index holds
         self._unfollowed: list[TermShape] = []  # shapes whose spelled-out pairs wait for the next index
         self._follow(pattern_maker.expansion_pairs())
-        self._term_ids: dict[TermSpec, int] = {}
+        # (fields, symbols, glues, abbreviations) -> term: words that read alike ("end" and
+        # "ends") are one term, so a run that says one twice needs it twice (Findings.near)
+        self._term_ids: dict[tuple, int] = {}
         # field -> text -> its leaf; field -> text of a run of words -> (its part, its positives)
         self._refs: dict[str | None, dict[str, TermRef]] = {field: {} for field in (None, *FIELDS)}
         self._runs: dict[str | None, dict[str, tuple[PlanNode, tuple[Positive, ...]]]] = {
@@ -222,9 +224,10 @@ class TermRegistry:
         if shape is None:
             shape = self.shape(text, field)
         spec = _new(TermSpec, ((field,) if field else DEFAULT_FIELDS, shape))
-        term = self._term_ids.get(spec)
+        reads = (spec.fields, shape.symbols, shape.glues, shape.abbreviations)  # all but the spelling
+        term = self._term_ids.get(reads)
         if term is None:
-            term = self._term_ids[spec] = len(self.terms)
+            term = self._term_ids[reads] = len(self.terms)
             self.terms.append(spec)
             symbols = shape.symbols
             self.widths.append(self._width(symbols))
@@ -432,7 +435,7 @@ def _plan_run(
     use_acronyms = field != "author"
     known = registry._run_words[use_acronyms]
     parts = [known.get(word) or _run_word(registry, word, use_acronyms) for word in texts]
-    kinds = [part.kind for part in parts]
+    kinds = [part.kind for part in parts] if use_acronyms else []  # names are words: "An Yang", "A Smith"
     if _NUMBER_WORD in kinds[1:]:
         return _plan_numbered(texts, text, field, registry, positives)
     if _CONNECTIVE in kinds:
@@ -470,21 +473,23 @@ def _plan_numbered(
 ) -> PlanNode:
     """A run where a number follows a word (``Llama 3``, ``Qwen 2.5 math``): the word and its
     number are one name, found as a phrase ("Llama 3", "Llama-3", "Llama3"), and the run's
-    other words near it. Read apart, ``Llama 3`` matched "Llama 2 on 3 tasks"."""
+    other parts near it, an expansion it spells as one part as in any run (``Llama 3 mixture
+    of experts``: "Llama 3 with MoE layers"). Read apart, ``Llama 3`` matched "Llama 2 on 3 tasks"."""
+    shape, word_starts = registry.pattern_maker.run_shape(texts, field != "author", text)
     groups: list[list[str]] = []
-    for word in texts:
-        if groups and _NUMBER.fullmatch(word):
-            groups[-1].append(word)
+    for group in _expansion_groups(texts, shape, word_starts):
+        if groups and len(group) == 1 and _NUMBER.fullmatch(group[0]) and len(groups[-1]) == 1:
+            groups[-1] = [*groups[-1], group[0]]  # a name: "Llama" "3"
         else:
-            groups.append([word])
+            groups.append(group)
+    as_phrase = registry.phrase_ref(text, field, shape)
     if len(groups) == 1:  # the run is one name: its phrase
-        ref = registry.ref(text, field)
-        positives.append(ref)
-        return ref
+        positives.append(as_phrase)
+        return as_phrase
     kept = [group for group in groups if len(group) > 1 or not is_connective(group[0])] or groups
-    parts = tuple([registry.ref(" ".join(group), field) for group in kept])
-    every = _new(AllOf, (parts, (), tuple([part.term for part in parts]), ()))
-    as_phrase = registry.ref(text, field)
+    parts = [registry.ref(" ".join(group), field) if len(group) == 2 and _NUMBER.fullmatch(group[1])
+             else _plan_part(group, field, registry) for group in kept]
+    every = all_of(tuple(parts), ())
     positives.extend(_near_refs(every, field, registry))
     positives.append(as_phrase)
     return _new(WordsOrPhrase, (every, as_phrase, ()))

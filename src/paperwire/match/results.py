@@ -121,8 +121,8 @@ class TermFinding:
             if name == field:
                 for place in located.placed(paper):
                     by_sentence.setdefault(place[0] >> SENTENCE_SHIFT, []).append(place)
-        for found in by_sentence.values():
-            found.sort()
+        for sentence, found in by_sentence.items():  # an occurrence two readings share, once
+            by_sentence[sentence] = sorted(set(found))
         return by_sentence
 
 
