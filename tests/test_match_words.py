@@ -267,6 +267,8 @@ def test_author_words_are_near_within_one_name_only() -> None:
     names = [Paper("made-4", "T", authors=["Yang Liu"]), Paper("made-5", "T", authors=["An Yang"]),
              Paper("made-6", "T", authors=["John Smith"]), Paper("made-7", "T", authors=["A Smith"])]
     assert ids("author:(An Yang)", names) == {"made-5"} and ids("author:(A Smith)", names) == {"made-7"}
+    ended = [Paper("made-8", "T", authors=["Albert No", "Wei Zhang"])]  # "No" is an abbreviation elsewhere ("No. 5")
+    assert ids("author:(No Wei)", ended) == set()
 
 
 def test_an_expansion_finds_the_other_expansions_of_its_acronym() -> None:
@@ -554,6 +556,12 @@ def test_a_claim_with_a_link_is_matched_text_but_its_link_is_not() -> None:
     long = ("We evaluate many long tasks across domains and settings, and report all results on the leaderboard at "
             "https://rank.example.org/leaderboard-multimodal, which compares the models and keeps growing.")
     assert ids("multimodal", [paper("Results", long)]) == set() and ids("leaderboard", [paper("Results", long)])
+    around = paper("Results", "We report the leaderboard https://x.org/z multimodal results for many models and tasks.")
+    assert ids('"leaderboard multimodal"', [around]) == set()  # a removed link leaves no phrase across it
+    assert ids("multimodal", [paper("Results", "Results: see rank.example.ai/leaderboard-multimodal for the table.")]) \
+        == set()  # a bare host and path, .ai too
+    claim = "Models are found to be brittle when prompts change (https://example.org/a) in our study."
+    assert ids("brittle prompts", [paper("Results", f"We study agents. {claim}")]) == {"made-0"}  # starts like a pointer
     for pointer in ("See https://example.org/x for details.", "Code and models: https://github.com/a/b.",
                     "The dataset and code are at https://github.com/a/b."):
         assert boilerplate_spans(f"We study agents. {pointer}") == [(17, 17 + len(pointer))], pointer

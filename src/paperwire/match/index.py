@@ -321,7 +321,7 @@ class PaperIndex:
             postings.followers = followers or {}
             reader = _FieldReader(postings, wanted, acronyms, stems, words, glued, field in ACRONYM_FIELDS)
             if field == "author":  # each name its own "sentence": author:(Xiang Li) is not "Xiang Wang, Wei Li"
-                reader.gaps[AUTHOR_SEPARATOR] = (2, None, True)
+                reader.gaps[AUTHOR_SEPARATOR] = _NAME_BREAK
             self.lengths[field] = [reader.read(number, text) for number, text in enumerate(texts)]
             reader.finish()
         self._found: dict[tuple[str, Pattern], Occurrences | None] = {}
@@ -374,6 +374,7 @@ class PaperIndex:
 # with a space: folded word -> next folded word -> their glued stem if wanted, else "".
 _GluedPairs = tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]
 _HYPHENATED, _SPACED = 0, 1  # how a joinable gap is written: the index into a _GluedPairs
+_NAME_BREAK = (2, None, True)  # between two authors: a sentence break, whatever the name ends with ("Albert No")
 _DOT_IN_NAME = (1, None, False)  # a gap's (step, how it joins, ends a sentence) for "Qwen2.5" (text.dot_joins)
 
 # How one spelling reads: (folded, wanted stem, wanted acronym symbol, the wanted symbols
@@ -493,7 +494,7 @@ class _FieldReader:
                         (_SPACED if gap.isspace() else _HYPHENATED) if _JOINABLE_GAP.fullmatch(gap) else None,
                         _SENTENCE_GAP.search(gap) is not None,
                     )
-                if step[2] and previous_folded not in ABBREVIATIONS:  # a sentence ends: far apart
+                if step[2] and (step is _NAME_BREAK or previous_folded not in ABBREVIATIONS):  # a sentence ends
                     where = next_sentence(where)
                 else:
                     where += step[0]

@@ -19,9 +19,9 @@ boilerplate when
 
 * it holds a link (``http://``, ``https://``, ``www.``, or a ``github.com/``-style
   host and path) and an availability word (available, release, open-source, project
-  page, ...), or starts with what is made available (below: "Code and models:
-  https://..."), or says little else (at most :data:`LINK_LABEL_WORDS` words besides
-  its links: "See https://... for details"); or
+  page, ...), or says little else (at most :data:`LINK_LABEL_WORDS` words besides its
+  links: "See https://... for details"), or starts with what is made available (below)
+  and points at the link in a word or two ("The dataset and code are at https://..."); or
 * it has at most :data:`STATEMENT_WORDS` words, starts with what is made available, in any
   order and each with up to two words that say which (:data:`_MODIFIER`) -- "Code", "Our
   code and data", "Data and evaluation code", "The source code", "Models and datasets",
@@ -48,6 +48,7 @@ NEAR_SLACK = 4  # other word positions allowed between the words of a run, in on
 SENTENCE_STEP = 64  # at least this many word positions between sentences: more than any run's window
 SENTENCE_SHIFT = 10  # a sentence starts at a multiple of 2**SENTENCE_SHIFT, so position >> SHIFT names it
 LINK_LABEL_WORDS = 5  # a sentence with a link and at most this many other words only points to it
+_WORD = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*")  # a word as a sentence's length counts it ("GPT-4" one)
 STATEMENT_WORDS = 14  # a longer sentence without a link says more than where things are
 
 ABBREVIATIONS = frozenset("e g i al vs fig figs eq eqs cf etc approx resp sec no ref refs tab".split())
@@ -101,7 +102,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 # are not split into sentences at all. Plain substring tests: this runs on every abstract.
 _CUES = ("://", "www.", "availab", "releas", "open", "public", "hosted", "found", "accessib", "provided", "share",
          "github", "gitlab", "hugging", "zenodo", "repositor", "supplement", "upon", "community", ":", ".com/", ".org/",
-         ".io/", ".co/")
+         ".io/", ".co/", ".net/", ".ai/", ".dev/")
 _LINK = re.compile(r"https?://|www\.|\.(?:com|org|io|net|ai|dev|co)/\S", re.IGNORECASE)
 _AVAILABLE = re.compile(
     r"\b(?:available|availability|releas\w*|open[- ]?sourc\w*|publicly|public|hosted|can be found|"
@@ -186,14 +187,22 @@ def boilerplate_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _artifacts_at_link(sentence: str) -> bool:
+    """"The dataset and code are at https://...": what is made available, then a verb and at
+    most a few words before the link. Not "Models are found to be brittle (https://...)"."""
+    subject = _ARTIFACT_SUBJECT.match(sentence)
+    link = _ADDRESS.search(sentence)
+    return subject is not None and link is not None and len(_WORD.findall(sentence[subject.end():link.start()])) <= 2
+
+
 def _has_link(sentence: str) -> bool:
     return ("/" in sentence or "www." in sentence) and _LINK.search(sentence) is not None
 
 
 def _is_boilerplate(sentence: str) -> bool:
     if _has_link(sentence):
-        return (_AVAILABLE.search(sentence) is not None or _ARTIFACT_SUBJECT.match(sentence) is not None
-                or len(_ADDRESS.sub(" ", sentence).split()) <= LINK_LABEL_WORDS)
+        words = len(_WORD.findall(_ADDRESS.sub(" ", sentence)))  # besides its links
+        return _AVAILABLE.search(sentence) is not None or words <= LINK_LABEL_WORDS or _artifacts_at_link(sentence)
     if len(sentence.split()) > STATEMENT_WORDS:
         return False
     return _says_artifacts_are_available(sentence) or _says_we_release_artifacts(sentence)
@@ -231,17 +240,18 @@ def _says_we_release_artifacts(sentence: str) -> bool:
 
 
 def mask_boilerplate(text: str) -> str:
-    """``text`` with each boilerplate sentence blanked to spaces: the same length, so every
-    character offset still points into the original text, and the words around it stay
-    sentences apart (the sentence before it ended with its full stop)."""
+    """``text`` with each boilerplate sentence and web address blanked (a comma, then
+    spaces): the same length, so every character offset still points into the original
+    text, and the words around it stay apart (sentences: the one before ended with its full
+    stop; around an address, the comma)."""
     spans = boilerplate_spans(text)
     if not spans:
         return text
     pieces = []
     at = 0
-    for start, end in spans:
+    for start, end in spans:  # a "," first: the words around a removed link are not neighbours
         pieces.append(text[at:start])
-        pieces.append(" " * (end - start))
+        pieces.append("," + " " * (end - start - 1))
         at = end
     pieces.append(text[at:])
     return "".join(pieces)
