@@ -633,6 +633,19 @@ def test_the_papers_of_a_digest_a_dead_run_left_unknown_are_not_offered_again(db
     assert store.deliveries_of(reader.email)[0]["papers"] == [new]
 
 
+def test_a_claim_another_run_settled_unknown_is_forgotten_with_its_papers(db_url):
+    """A slow run gives back a claim it never handed over, which another run has meanwhile
+    settled unknown (recording its papers as offered): both go, and the slot is owed again."""
+    store = readers_store(db_url, 1)
+    reader = store.subscriber("reader000@example.org")
+    shown = [stored.paper.id for stored in store.papers()[:2]]
+    run = store.start_run("dispatch", "smtp")
+    delivery = store.claim(reader.id, NOON.date(), EDITION.isoformat(), run, "<s@x>", shown)
+    store.record_outcome(delivery, "unknown", attempts=0, code=None, detail="settled by another run")
+    store.forget(delivery)  # failed on the foreign key from sent_papers
+    assert store.deliveries_of(reader.email) == [] and store.sent_papers_among(shown, [reader.id]) == {}
+
+
 def test_an_operator_resends_a_digest_whose_fate_is_unknown(db_url, run_cli, tmp_path):
     """``send --only EMAIL --all --resend-unknown``: the operator checked that a digest whose
     fate is unknown never arrived; it is forgotten with its papers and sent anew, once."""

@@ -775,7 +775,8 @@ def _forget_unknown(app: App, only: str | None, dry_run: bool) -> None:
     if not slots:
         raise click.ClickException(f"no digest of {logs.printable(only)} has an unknown fate")
     click.echo(f"forgot {len(slots)} digest(s) of {logs.printable(only)} whose fate was unknown "
-               f"(slots {', '.join(slot.isoformat() for slot in slots)}): they are sent anew", err=True)
+               f"(slots {', '.join(slot.isoformat() for slot in slots)}): a slot that is still their newest is sent "
+               "now; else its papers come with their next digest (ten days back at most)", err=True)
 
 
 def _print_enqueued(enqueued, *, as_json: bool) -> None:

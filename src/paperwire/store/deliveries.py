@@ -411,8 +411,12 @@ class DeliveryStore:
         return sorted(row.slot for row in found)
 
     def forget(self, delivery_id: int) -> None:
-        """Give back a claim whose message was never handed over (dry run, stop before sending)."""
+        """Give back a claim whose message was never handed over (dry run, stop before sending),
+        with the papers it recorded as offered if another run settled it unknown meanwhile."""
         with self.engine.begin() as conn:
+            open_claim = sa.select(deliveries.c.id).where(deliveries.c.id == delivery_id,
+                                                         deliveries.c.status.in_([SENDING, UNKNOWN]))
+            conn.execute(sent_papers.delete().where(sent_papers.c.delivery_id.in_(open_claim)))
             conn.execute(deliveries.delete().where(deliveries.c.id == delivery_id,
                                                    deliveries.c.status.in_([SENDING, UNKNOWN])))
 
