@@ -633,16 +633,23 @@ def test_the_papers_of_a_digest_a_dead_run_left_unknown_are_not_offered_again(db
     assert store.deliveries_of(reader.email)[0]["papers"] == [new]
 
 
+def _settled_unknown(store: Store, email: str, papers: list[str]) -> int:
+    """A claim of ``papers`` for the reader's noon slot, answered unknown (which records the
+    papers as offered) by a run that is over; returns the delivery's id."""
+    run = store.start_run("dispatch", "smtp")
+    delivery = store.claim(store.subscriber(email).id, NOON.date(), EDITION.isoformat(), run, f"<{email}>", papers)
+    store.record_outcome(delivery, "unknown", attempts=1, code=None, detail="no answer")
+    store.finish_run(run, {})
+    return delivery
+
+
 def test_a_claim_another_run_settled_unknown_is_forgotten_with_its_papers(db_url):
     """A slow run gives back a claim it never handed over, which another run has meanwhile
     settled unknown (recording its papers as offered): both go, and the slot is owed again."""
     store = readers_store(db_url, 1)
     reader = store.subscriber("reader000@example.org")
     shown = [stored.paper.id for stored in store.papers()[:2]]
-    run = store.start_run("dispatch", "smtp")
-    delivery = store.claim(reader.id, NOON.date(), EDITION.isoformat(), run, "<s@x>", shown)
-    store.record_outcome(delivery, "unknown", attempts=0, code=None, detail="settled by another run")
-    store.forget(delivery)  # failed on the foreign key from sent_papers
+    store.forget(_settled_unknown(store, reader.email, shown))  # failed on the foreign key from sent_papers
     assert store.deliveries_of(reader.email) == [] and store.sent_papers_among(shown, [reader.id]) == {}
 
 
@@ -652,10 +659,7 @@ def test_an_operator_resends_a_digest_whose_fate_is_unknown(db_url, run_cli, tmp
     store = readers_store(db_url, 2)
     reader = store.subscriber("reader000@example.org")
     shown = [stored.paper.id for stored in store.papers()[:3]]
-    run = store.start_run("dispatch", "smtp")
-    delivery = store.claim(reader.id, NOON.date(), EDITION.isoformat(), run, "<u@x>", shown)
-    store.record_outcome(delivery, "unknown", attempts=1, code=None, detail="no answer")
-    store.finish_run(run, {})
+    _settled_unknown(store, reader.email, shown)
     assert (f"unknown: {reader.email} (slot {NOON.date().isoformat()}): if the mail server's log shows it never "
             f"arrived, paperwire send --only {reader.email} --all --resend-unknown") in run_cli("status").stdout
     assert run_cli("send", "--resend-unknown").exit_code == 2  # one reader, named: never everyone's

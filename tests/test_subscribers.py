@@ -316,11 +316,17 @@ def test_a_readers_later_row_may_not_change_their_settings(run_cli, tmp_path):
     assert [t["name"] for t in readers(run_cli)[0]["topics"]] == ["RAG", "MoE", "Agents"]
 
 
-def test_a_json_reader_with_an_unknown_key_is_an_error_naming_it(run_cli, tmp_path):
-    typo = tmp_path / "r.json"
-    typo.write_text('[{"emial": "a@example.org", "topics": [{"name": "x", "query": "x"}]}]')
-    result = run_cli("subscribers", "import", typo)
-    assert result.exit_code == 1 and "reader 1: emial: unknown key" in result.stderr
+@pytest.mark.parametrize("readers_json, message", [
+    ('[{"emial": "a@example.org", "topics": [{"name": "x", "query": "x"}]}]', "reader 1: emial: unknown key"),
+    ('[{"email": "a@example.org", "topics": [{"name": "x", "query": 5}]}]',
+     "reader 1: topics[1].query: expected text, got a number"),
+])
+def test_a_json_reader_with_an_unknown_key_or_a_topic_not_in_text_is_an_error(run_cli, tmp_path, readers_json, message):
+    """A misspelt key was dropped, and a query of 5 became the topic "5", without a word."""
+    path = tmp_path / "r.json"
+    path.write_text(readers_json)
+    result = run_cli("subscribers", "import", path)
+    assert result.exit_code == 1 and message in result.stderr
 
 
 def test_export_to_dash_is_stdout_and_a_csv_of_another_name_imports(run_cli, tmp_path):
@@ -332,13 +338,6 @@ def test_export_to_dash_is_stdout_and_a_csv_of_another_name_imports(run_cli, tmp
     as_text.write_text(result.stdout.replace("ada@", "bob@"))
     assert run_cli("subscribers", "import", as_text).exit_code == 0
     assert sorted(r["email"] for r in readers(run_cli)) == ["ada@example.org", "bob@example.org"]
-
-
-def test_a_json_topic_query_that_is_not_text_is_an_error(run_cli, tmp_path):
-    number = tmp_path / "r.json"
-    number.write_text('[{"email": "a@example.org", "topics": [{"name": "x", "query": 5}]}]')
-    result = run_cli("subscribers", "import", number)
-    assert result.exit_code == 1 and "reader 1: topics[1].query: expected text, got a number" in result.stderr
 
 
 def test_what_subscribers_json_prints_imports_back(run_cli, tmp_path):
