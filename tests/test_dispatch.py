@@ -164,6 +164,7 @@ def test_outbox_and_dry_run(db_url, tmp_path):
     before = _tables(store)
     dry = dispatch.dispatch(store, settings, now=NOON, dry_run=True)
     assert dry.dry_run == 3 and _tables(store) == before  # a dry run writes nothing at all
+    assert sorted(dry.would_send) == [f"reader00{n}@example.org" for n in range(3)]  # and says who
     real = dispatch.dispatch(store, settings, now=NOON)
     assert real.sent == 3 and len(list((tmp_path / "outbox").glob("*.eml"))) == 3
     assert dispatch.dispatch(store, settings, now=NOON, everyone=True).sent == 0
@@ -631,6 +632,13 @@ def test_the_papers_of_a_digest_a_dead_run_left_unknown_are_not_offered_again(db
     assert [u["email"] for u in report.unknown] == [reader.email] and report.sent == 1
     assert store.sent_papers_among(shown + left_out, [reader.id]) == {reader.id: set(shown + left_out)}
     assert store.deliveries_of(reader.email)[0]["papers"] == [new]
+
+
+def test_send_dry_run_names_who_would_be_sent(db_url, run_cli):
+    readers_store(db_url, 2)
+    result = run_cli("send", "--all", "--dry-run")
+    assert result.exit_code == 0 and sorted(result.stdout.splitlines()[1:]) == [
+        "would send: reader000@example.org", "would send: reader001@example.org"]
 
 
 def _settled_unknown(store: Store, email: str, papers: list[str]) -> int:

@@ -746,6 +746,10 @@ def send(app: App, only: str | None, everyone: bool, dry_run: bool, wait: bool, 
         click.echo(f"sent {report.sent}, retried {report.retried}, failed {report.failed}, "
                    f"deferred {report.deferred}, skipped {report.skipped}"
                    + (f", dry run {report.dry_run}" if dry_run else ""))
+        for address in report.would_send[:DRY_RUN_SHOWN]:
+            click.echo(f"would send: {logs.printable(address)}")
+        if len(report.would_send) > DRY_RUN_SHOWN:
+            click.echo(f"would send: and {len(report.would_send) - DRY_RUN_SHOWN} more (--json lists them all)")
         for address in report.needs_smtputf8:
             click.echo(f"needs SMTPUTF8: {logs.printable(address)} (a server without it refuses the message)", err=True)
         for item in report.unknown:
@@ -976,6 +980,7 @@ def _run_states(runs, settings: Settings) -> dict[str, str]:
 
 
 STATUS_FAILURES_SHOWN = 20
+DRY_RUN_SHOWN = 50  # readers `send --dry-run` names before "and N more"
 
 
 def _latest_failures(store: Store) -> list[dict]:

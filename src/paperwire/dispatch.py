@@ -47,6 +47,7 @@ class SendReport:
     skipped: int = 0  # not due, nothing new, or claimed by another run
     deferred: int = 0
     dry_run: int = 0
+    would_send: list[str] = field(default_factory=list)  # dry runs: the readers a real run would send to
     needs_smtputf8: list[str] = field(default_factory=list)  # dry runs: readers whose message needs an SMTPUTF8 server
     unknown: list[dict] = field(default_factory=list)  # claims of dead runs: may or may not have arrived
     failures: list[dict] = field(default_factory=list)
@@ -344,6 +345,7 @@ def _send(store: Store, settings: Settings, transport: Transport, digests: Itera
         answered.add(outcome.key)
         if outcome.status == "dry-run":
             report.dry_run += 1
+            report.would_send.append(claimed[outcome.key].subscriber.email)
             return
         waiting.append(outcome)
         if len(waiting) >= chunk:
