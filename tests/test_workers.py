@@ -157,8 +157,8 @@ def test_two_workers_send_every_reader_exactly_once(pg_url, tmp_path, smtp_serve
     finally:
         _stop(started)
     report = json.loads(out)
-    assert set(report) == {"sent", "retried", "failed", "skipped", "deferred", "dry_run", "needs_smtputf8", "unknown",
-                           "failures", "error"}  # the shape of an in-process send
+    assert set(report) == {"sent", "retried", "failed", "skipped", "deferred", "dry_run", "would_send", "needs_smtputf8",
+                           "unknown", "failures", "error"}  # the shape of an in-process send
     assert (report["sent"], report["failed"], report["unknown"], report["error"]) == (300, 0, [], "")
     assert inbox.count_by_recipient() == {f"reader{i:03d}@example.org": 1 for i in range(300)}
     assert _batch_pids(store) == {p.pid for p in started}  # both workers took batches
