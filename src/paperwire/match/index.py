@@ -487,7 +487,7 @@ class _FieldReader:
                 joins = None
             else:
                 gap = pieces[number - 1]
-                step = _DOT_IN_NAME if gap == "." and dot_joins(gap, surface) else gaps.get(gap)
+                step = _DOT_IN_NAME if dot_joins(gap, surface) else gaps.get(gap)
                 if step is None:
                     step = gaps[gap] = (
                         1 if _ADJACENT_GAP.fullmatch(gap) else 2,

@@ -6,9 +6,9 @@ apostrophes kept (``isn't``, ``LLM's``).
 
 Every token remembers its character span in the original text (so matches can be
 highlighted by slicing the untouched title or abstract) and a word *position*. Two
-tokens separated only by spaces, hyphens or a slash are adjacent, and so are two a single
-``.`` or ``@`` holds together ("Qwen2.5", "pass@1": :func:`dot_joins`); any other punctuation (``. ``
-``,`` ``:`` ``(``) leaves a gap, so a phrase never runs across a
+tokens separated only by spaces, hyphens or a slash are adjacent, and so are two tokens
+that one ``.`` or ``@`` holds together ("Qwen2.5", "pass@1": :func:`dot_joins`); any other
+punctuation (``. `` ``,`` ``:`` ``(``) leaves a gap, so a phrase never runs across a
 sentence or a list. Tokens separated by just a space or one hyphen may also be read
 as one joined word ("multi-modal" -> "multimodal"). In a paper, two words a space apart
 are read as one only when neither is a function word (:data:`FUNCTION_WORDS`): "multi
