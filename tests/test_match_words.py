@@ -677,3 +677,19 @@ def test_a_sentence_is_not_boilerplate_for_starting_with_models_or_data() -> Non
         abstract = f"We study robustness: a survey. {sentence} It helps."  # a colon: the cheap pre-check passes
         assert boilerplate_spans(abstract) == [], sentence
         assert ids(topic, [paper("Results", abstract, n)]) == {f"made-{n}"}, sentence
+
+
+def test_an_expansion_may_write_another_acronym_inside_it() -> None:
+    """"multimodal LLM" is MLLM and "RL from human feedback" is RLHF: an expansion that
+    contains another acronym's expansion may be written with that acronym. ``MLLM`` did not
+    find "multimodal LLMs". A run that spells the expansion either way is that one term, so
+    "an LLM that is multimodal" is not it."""
+    finds({1: "We build multimodal LLMs for charts.", 2: "A multimodal large language model.",
+           3: "MLLMs are here.", 4: "An LLM that is multimodal in some ways.", 5: "Large multimodal models."},
+          {"MLLM": {1, 2, 3}, "multimodal LLM": {1, 2, 3}, '"multimodal LLM"': {1, 2, 3},
+           "multimodal large language model": {1, 2, 3}})
+    finds({1: "We align models with RL from human feedback.", 2: "RLHF aligns them.",
+           3: "Reinforcement learning from human feedback.", 4: "RL on feedback from humans."},
+          {"RLHF": {1, 2, 3}, '"RL from human feedback"': {1, 2, 3}, "VQA": set()})
+    finds({1: "Visual QA is hard.", 2: "A deep RL agent.", 3: "Large VLMs see."},
+          {"VQA": {1}, "DRL": {2}, "LVLM": {3}, "deep reinforcement learning": {2}})

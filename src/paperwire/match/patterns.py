@@ -69,18 +69,22 @@ class PatternMaker:
         self._acronyms_by_expansion: dict[Pattern, list[str]] = {}
         for name, texts in acronyms.expansions.items():
             self.expansions[name] = [self.shape(text, use_acronyms=False) for text in texts]
-            spellings = [p for shape in self.expansions[name] for p in self._plain_readings(shape)]
-            for spelling in dict.fromkeys(spellings):
-                self._acronyms_by_expansion.setdefault(spelling, []).append(acronym_symbol(name))
+            self._spell(name, [p for shape in self.expansions[name] for p in self._plain_readings(shape)])
+        self._expansion_starts = {spelling[0] for spelling in self._acronyms_by_expansion}
+        self._longest_expansion = max(map(len, self._acronyms_by_expansion), default=0) + 1
+        # An expansion may write another acronym inside it: "multimodal LLM" is MLLM, "RL from
+        # human feedback" RLHF. Each inner one is strictly shorter, so spelling out ends.
+        for name, shapes in self.expansions.items():
+            self.expansions[name] = shapes = [self._with_inner_acronyms(shape) for shape in shapes]
+            self._spell(name, [p for shape in shapes for p in self._abbreviated_readings(shape)])
         self._expansion_starts = {spelling[0] for spelling in self._acronyms_by_expansion}
         # acronym symbol -> (first symbols, last symbols) of the ways to spell it out
         self._expansion_ends: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         for name, shapes in self.expansions.items():
-            spellings = [spelling for shape in shapes for spelling in self._plain_readings(shape)]
+            spellings = [spelling for shape in shapes for spelling in self._written_readings(shape)]
             firsts = tuple(dict.fromkeys(spelling[0] for spelling in spellings))
             lasts = tuple(dict.fromkeys(spelling[-1] for spelling in spellings))
             self._expansion_ends[acronym_symbol(name)] = (firsts, lasts)
-        self._longest_expansion = max(map(len, self._acronyms_by_expansion), default=0) + 1
         # acronym symbol -> the most word positions one of its expansions takes written apart
         self._spelled_widths = {acronym_symbol(name): max(len(shape.symbols) for shape in shapes)
                                 for name, shapes in self.expansions.items() if shapes}
@@ -96,6 +100,27 @@ class PatternMaker:
     def _plain_readings(shape: TermShape) -> list[Pattern]:
         """How an expansion may be written: apart, or with one pair glued ("autoencoder")."""
         return _with_one_glue(shape, 0, len(shape.symbols))
+
+    @staticmethod
+    def _abbreviated_readings(shape: TermShape) -> list[Pattern]:
+        """An expansion with one inner acronym written as the acronym ("multimodal LLM")."""
+        return [shape.symbols[:start] + (acronym,) + shape.symbols[end:] for start, end, acronym in shape.abbreviations]
+
+    def _written_readings(self, shape: TermShape) -> list[Pattern]:
+        """Every way an expansion is written whatever the listing: apart, one pair glued, or
+        one inner acronym abbreviated."""
+        return self._plain_readings(shape) + self._abbreviated_readings(shape)
+
+    def _spell(self, name: str, spellings: list[Pattern]) -> None:
+        """Record ``spellings`` as ways to write the acronym ``name`` out."""
+        for spelling in dict.fromkeys(spellings):
+            self._acronyms_by_expansion.setdefault(spelling, []).append(acronym_symbol(name))
+
+    def _with_inner_acronyms(self, shape: TermShape) -> TermShape:
+        """The expansion's shape with the other acronyms spelled inside it (never the whole of it)."""
+        whole = len(shape.symbols)
+        inner = tuple(found for found in self._abbreviations(shape) if found[1] - found[0] < whole)
+        return shape._replace(abbreviations=inner) if inner else shape
 
     def shape(self, text: str, use_acronyms: bool = True) -> TermShape:
         """The shape of a word, phrase or run of words (memoized by text)."""
@@ -225,7 +250,7 @@ class PatternMaker:
         pairs: set[tuple[str, str]] = set()
         for expansions in self.expansions.values():
             for expansion in expansions:
-                for spelling in self._plain_readings(expansion):
+                for spelling in self._written_readings(expansion):
                     pairs.update(pairwise(spelling))
         return pairs
 
