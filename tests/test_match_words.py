@@ -693,3 +693,11 @@ def test_an_expansion_may_write_another_acronym_inside_it() -> None:
           {"RLHF": {1, 2, 3}, '"RL from human feedback"': {1, 2, 3}, "VQA": set()})
     finds({1: "Visual QA is hard.", 2: "A deep RL agent.", 3: "Large VLMs see."},
           {"VQA": {1}, "DRL": {2}, "LVLM": {3}, "deep reinforcement learning": {2}})
+
+
+def test_an_exclusion_at_the_end_excludes_from_every_side() -> None:
+    """The tester's topic: ``MoE OR "mixture of experts" -survey`` brought a survey of MoE."""
+    finds({1: "A survey of MoE models.", 2: "MoE layers scale.", 3: "A survey of the mixture of experts.",
+           4: "Mixture of experts routing."},
+          {'MoE OR "mixture of experts" -survey': {2, 4}, "(MoE -survey) OR routing": {2, 4},
+           "(MoE -survey) OR survey": {1, 2, 3, 4}})

@@ -432,3 +432,23 @@ def test_a_mode_needs_something_to_match_and_errors_point_into_what_was_written(
     with pytest.raises(QueryError) as error:
         parse_query('words: "open')
     assert error.value.position == 7
+
+
+@pytest.mark.parametrize(("topic", "same_as"), [
+    ('MoE OR "mixture of experts" -survey', '(MoE -survey) OR ("mixture of experts" -survey)'),
+    ("-survey agents OR robots", "(-survey agents) OR (robots -survey)"),
+    ("a -x OR b -y", "(a -x -y) OR (b -y -x)"),  # each side's own first: the order is kept
+    ("a NOT (b OR c) OR d", "(a -(b OR c)) OR (d -(b OR c))"),
+])
+def test_an_exclusion_outside_parentheses_applies_to_every_side_of_or(topic: str, same_as: str) -> None:
+    """As in web search, Lucene and tantivy: a reader who ends ``MoE OR "mixture of experts"``
+    with ``-survey`` means no surveys at all; it excluded them from the second side only."""
+    assert parse_query(topic) == parse_query(same_as)
+    assert parse_query(render_query(parse_query(topic))) == parse_query(topic)
+
+
+@pytest.mark.parametrize("topic", ["(MoE -survey) OR RAG", "title:(a -x OR b) c", "c (a -x OR b)"])
+def test_an_exclusion_inside_parentheses_keeps_to_them(topic: str) -> None:
+    query = parse_query(topic)
+    assert parse_query(render_query(query)) == query
+    assert render_query(query).count("-") == 1, render_query(query)

@@ -330,6 +330,7 @@ class _Parser:
         self.index = 0
         self.negated = False  # whether the tree has a Not
         self.liked = False  # whether the tree has a Like
+        self.outer_exclusions: list[Not] = []  # exclusions written outside any parentheses
 
     def peek(self) -> _Token:
         return self.tokens[self.index]
@@ -362,7 +363,11 @@ class _Parser:
             if following.kind in _ENDS_TERM:
                 raise self.fail("dangling OR: nothing after it", keyword.position)
             branches.append(self.and_expr(field_name, depth))
-        return branches[0] if len(branches) == 1 else _flatten(Or, branches, start.position)
+        if len(branches) == 1:
+            return branches[0]
+        if depth == 0 and self.outer_exclusions:
+            branches = _excluded_from_every_side(branches, self.outer_exclusions)
+        return _flatten(Or, branches, start.position)
 
     def and_expr(self, field_name: str | None, depth: int) -> Node:
         tokens = self.tokens
@@ -405,6 +410,8 @@ class _Parser:
             raise self.fail("unbalanced parenthesis: this ')' has no matching '('", start.position)
         if not items:
             raise self.fail("nothing to match", start.position)
+        if depth == 0 and self.negated:
+            self.outer_exclusions += [item for item in items if type(item) is Not]
         return items[0] if len(items) == 1 else _flatten(And, items, start.position)
 
     def unary(self, field_name: str | None, depth: int) -> Node:
@@ -461,6 +468,23 @@ class _Parser:
         if self.take().kind != "RPAREN":
             raise self.fail("unbalanced parenthesis: this '(' is never closed", opening.position)
         return node
+
+
+def _excluded_from_every_side(sides: list[Node], exclusions: list[Not]) -> list[Node]:
+    """``MoE OR "mixture of experts" -survey`` excludes surveys from both sides: an exclusion
+    written outside parentheses applies to the whole topic, as in web search, Lucene and
+    tantivy (``(MoE -survey) OR RAG`` keeps it to one side). A side that only excludes
+    stays as written, for :func:`_check_positive` to refuse."""
+    distinct = list(dict.fromkeys(exclusions))  # nodes compare by value, whatever their position
+    widened: list[Node] = []
+    for side in sides:
+        own = side.children if type(side) is And else (side,)
+        if type(side) is Not:
+            widened.append(side)
+            continue
+        missing = tuple(exclusion for exclusion in distinct if exclusion not in own)
+        widened.append(And(own + missing, side.position) if missing else side)
+    return widened
 
 
 def _trim_word(word: str) -> str:
@@ -665,11 +689,15 @@ def _render(node: Node) -> str:
     if kind is Not:
         inner = node.child  # type: ignore[union-attr]
         return "-" + (f"({_render(inner)})" if type(inner) is And or type(inner) is Or else _render(inner))
-    if kind is Or:
-        return " OR ".join([_render(child) for child in node.children])  # type: ignore[union-attr]
+    if kind is Or:  # a side with an exclusion keeps it in parentheses, or it would apply to every side
+        return " OR ".join([f"({_render(c)})" if _excludes(c) else _render(c) for c in node.children])  # type: ignore[union-attr]
     if kind is Like:
         return f"{LIKE}:{node.ref}"  # type: ignore[union-attr]
     return EVERYTHING_TEXT
+
+
+def _excludes(node: Node) -> bool:
+    return type(node) is And and any(type(child) is Not for child in node.children)
 
 
 def positive_terms(query: Query | Node) -> list[str]:
