@@ -701,3 +701,11 @@ def test_an_exclusion_at_the_end_excludes_from_every_side() -> None:
            4: "Mixture of experts routing."},
           {'MoE OR "mixture of experts" -survey': {2, 4}, "(MoE -survey) OR routing": {2, 4},
            "(MoE -survey) OR survey": {1, 2, 3, 4}})
+
+
+def test_a_number_grouped_with_commas_is_one_number() -> None:
+    """"1,000 GPUs" never matched: the comma left a gap, as one between list items does."""
+    finds({1: "Training on 1,000 GPUs.", 2: "Training on 1000 GPUs.", 3: "Steps 1, 000 GPUs and 1,2,3 GPUs.",
+           4: "We use 10,000 GPUs."},
+          {"1,000 GPUs": {1, 2}, '"1,000 GPUs"': {1, 2}, '"1000 GPUs"': {1, 2}, '"2,3 GPUs"': set(),
+           '"10,000 GPUs"': {4}})

@@ -7,7 +7,8 @@ apostrophes kept (``isn't``, ``LLM's``).
 Every token remembers its character span in the original text (so matches can be
 highlighted by slicing the untouched title or abstract) and a word *position*. Two
 tokens separated only by spaces, hyphens or a slash are adjacent, and so are two tokens
-that one ``.`` or ``@`` holds together ("Qwen2.5", "pass@1": :func:`dot_joins`); any other
+that one ``.`` or ``@`` holds together ("Qwen2.5", "pass@1": :func:`dot_joins`), and the
+digits of a number grouped with commas ("1,000", read as hyphenated: :func:`comma_joins`); any other
 punctuation (``. `` ``,`` ``:`` ``(``) leaves a gap, so a phrase never runs across a
 sentence or a list. Tokens separated by just a space or one hyphen may also be read
 as one joined word ("multi-modal" -> "multimodal"). In a paper, two words a space apart
@@ -43,6 +44,12 @@ _JOINABLE_GAP = re.compile(r"\s+|[-\u00ad\u2010\u2011]")
 def dot_joins(gap: str, next_word: str) -> bool:
     """Whether ``gap`` is one "." inside a name, before ``next_word``: "Qwen2.5", "e.g"."""
     return gap == "." and (next_word[0].isdigit() or next_word[0].islower())
+
+
+def comma_joins(gap: str, previous: str, next_word: str) -> bool:
+    """Whether ``gap`` is a "," that groups a number's thousands ("1,000"): the number is
+    then read as if hyphenated, so it is one term with "1000" (and "1 000")."""
+    return gap == "," and previous[-1:].isdigit() and len(next_word) == 3 and next_word.isdigit()
 
 # Words that hold a sentence together rather than name a thing: articles, pronouns,
 # auxiliaries and modals, prepositions and particles, conjunctions, negation, quantifiers.
@@ -127,11 +134,13 @@ def tokenize(text: str) -> Iterator[Token]:
             if gap == " ":  # by far the commonest gap
                 position, joins = position + 1, True
             else:
+                thousands = comma_joins(gap, previous, found.group())
                 if ends_sentence(gap, fold(previous)):
                     position = next_sentence(position)
                 else:
-                    position += 1 if _ADJACENT_GAP.fullmatch(gap) or dot_joins(gap, found.group()) else 2
-                joins = _JOINABLE_GAP.fullmatch(gap) is not None
+                    adjacent = thousands or _ADJACENT_GAP.fullmatch(gap) or dot_joins(gap, found.group())
+                    position += 1 if adjacent else 2
+                joins = thousands or _JOINABLE_GAP.fullmatch(gap) is not None
                 hyphenated = joins and not gap.isspace()
         previous_end = end
         previous = found.group()
