@@ -709,3 +709,9 @@ def test_a_number_grouped_with_commas_is_one_number() -> None:
            4: "We use 10,000 GPUs."},
           {"1,000 GPUs": {1, 2}, '"1,000 GPUs"': {1, 2}, '"1000 GPUs"': {1, 2}, '"2,3 GPUs"': set(),
            '"10,000 GPUs"': {4}})
+
+
+def test_latex_dollars_are_not_punctuation() -> None:
+    """"$k$-NN" and "$k$-means" are what a reader types as ``k-NN`` and ``k-means``."""
+    finds({1: "A $k$-NN baseline.", 2: "We run $k$-means on the features.", 3: "A k nearest baseline, NN."},
+          {"k-NN": {1}, '"k-NN"': {1}, "kNN": {1}, "k-means": {2}, '"k means"': {2}})

@@ -37,8 +37,6 @@ from paperwire.match.patterns import Pattern
 from paperwire.match.results import Span
 from paperwire.match.sentences import _SENTENCE_GAP, ABBREVIATIONS, SENTENCE_SHIFT, mask_boilerplate, next_sentence
 from paperwire.match.text import (
-    _ADJACENT_GAP,
-    _JOINABLE_GAP,
     AUTHOR_SEPARATOR,
     FIELDS,
     TOKEN_PATTERN,
@@ -47,6 +45,7 @@ from paperwire.match.text import (
     dot_joins,
     field_text,
     fold,
+    read_gap,
 )
 from paperwire.models import Paper
 
@@ -495,9 +494,10 @@ class _FieldReader:
                 else:
                     step = gaps.get(gap)
                 if step is None:
+                    adjacent, joinable, hyphenated = read_gap(gap)
                     step = gaps[gap] = (
-                        1 if _ADJACENT_GAP.fullmatch(gap) else 2,
-                        (_SPACED if gap.isspace() else _HYPHENATED) if _JOINABLE_GAP.fullmatch(gap) else None,
+                        1 if adjacent else 2,
+                        (_HYPHENATED if hyphenated else _SPACED) if joinable else None,
                         _SENTENCE_GAP.search(gap) is not None,
                     )
                 if step[2] and (step is _NAME_BREAK or previous_folded not in ABBREVIATIONS):  # a sentence ends

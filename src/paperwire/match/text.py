@@ -10,7 +10,8 @@ tokens separated only by spaces, hyphens or a slash are adjacent, and so are two
 that one ``.`` or ``@`` holds together ("Qwen2.5", "pass@1": :func:`dot_joins`), and the
 digits of a number grouped with commas ("1,000", read as hyphenated: :func:`comma_joins`); any other
 punctuation (``. `` ``,`` ``:`` ``(``) leaves a gap, so a phrase never runs across a
-sentence or a list. Tokens separated by just a space or one hyphen may also be read
+sentence or a list (LaTeX's ``$`` is not punctuation: "$k$-NN" is "k-NN", :func:`read_gap`).
+Tokens separated by just a space or one hyphen may also be read
 as one joined word ("multi-modal" -> "multimodal"). In a paper, two words a space apart
 are read as one only when neither is a function word (:data:`FUNCTION_WORDS`): "multi
 modal" is ``multimodal`` and "data set" is ``dataset``, but "may be" is not ``maybe``,
@@ -39,6 +40,14 @@ TOKEN_PATTERN = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 # typed without its space ("reward.Hacking"). A "." and a space may end a sentence.
 _ADJACENT_GAP = re.compile(r"[\s\-\u00ad\u2010\u2011\u2012\u2013\u2014\u2212/]+|@")
 _JOINABLE_GAP = re.compile(r"\s+|[-\u00ad\u2010\u2011]")
+
+
+def read_gap(gap: str) -> tuple[bool, bool, bool]:
+    """Whether the text between two tokens leaves them adjacent, lets them be read as one
+    word, and does so as a hyphen does. LaTeX's ``$`` is not text: "$k$-NN" is "k-NN"."""
+    bare = gap.replace("$", "")
+    joinable = _JOINABLE_GAP.fullmatch(bare) is not None
+    return joinable or _ADJACENT_GAP.fullmatch(bare) is not None, joinable, joinable and not bare.isspace()
 
 
 def dot_joins(gap: str, next_word: str) -> bool:
@@ -135,13 +144,12 @@ def tokenize(text: str) -> Iterator[Token]:
                 position, joins = position + 1, True
             else:
                 thousands = comma_joins(gap, previous, found.group())
+                adjacent, joins, hyphenated = read_gap(gap)
                 if ends_sentence(gap, fold(previous)):
                     position = next_sentence(position)
                 else:
-                    adjacent = thousands or _ADJACENT_GAP.fullmatch(gap) or dot_joins(gap, found.group())
-                    position += 1 if adjacent else 2
-                joins = thousands or _JOINABLE_GAP.fullmatch(gap) is not None
-                hyphenated = joins and not gap.isspace()
+                    position += 1 if thousands or adjacent or dot_joins(gap, found.group()) else 2
+                joins, hyphenated = joins or thousands, hyphenated or thousands
         previous_end = end
         previous = found.group()
         yield Token(previous, start, end, position, joins, hyphenated)
