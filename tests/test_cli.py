@@ -257,6 +257,19 @@ def test_a_like_of_an_unknown_paper_is_warned_about_and_the_topic_kept(run_cli, 
     assert [(t.name, t.query) for t in store.subscriber("r@example.org").topics] == [("Ghost", "like:2501.99999")]
 
 
+def test_an_author_field_before_a_second_name_is_warned_about_and_the_topic_kept(run_cli, store):
+    """``author:Xu Han`` limits "Xu" alone to authors, as the grammar says; the reader meant one
+    name, so the commands that read a topic say how to write it, and change nothing."""
+    hint = 'author:Xu limits only "Xu" to authors; "Han" is a word of any field. For one author\'s name write author:"Xu Han"'
+    tried = run_cli("match", "author:Xu Han")
+    assert tried.exit_code == 0 and f"warning: {hint}" in tried.stderr
+    for fine in ('author:"Xu Han"', "author:(Xu Han)", "author:Xu agents", "author:Smith LLM"):
+        assert "warning" not in run_cli("match", fine).stderr, fine
+    saved = run_cli("subscribe", "r@example.org", "--topic", "Han=author:Xu Han")
+    assert saved.exit_code == 0 and hint in saved.stderr
+    assert [(t.name, t.query) for t in store.subscriber("r@example.org").topics] == [("Han", "author:Xu Han")]
+
+
 @pytest.mark.parametrize("command", ["digest", "send"])
 def test_only_given_twice_is_refused_not_cut_to_the_last(run_cli, command):
     """click keeps the last of a repeated option without a word: --only a --only b was b alone."""

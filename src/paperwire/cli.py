@@ -1036,7 +1036,7 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
     from . import paperview, semantic  # numpy and the model only for the commands that match
     from .match.text import field_text
 
-    for warning in semantic.unknown_example_warnings(app.store, [query], app.settings.acronyms):
+    for warning in semantic.topic_warnings(app.store, [query], app.settings.acronyms):
         click.echo(f"warning: {logs.printable(warning)}", err=True)
     papers = [item.paper for item in app.store.papers(since=since.date() if since else None)]
     if since is not None:

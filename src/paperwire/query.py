@@ -579,6 +579,21 @@ def parse_query(text: str) -> Query:
     return _parse_without_mode(text)
 
 
+def name_hints(text: str) -> list[str]:
+    """``author:Xu Han`` limits "Xu" alone to authors, and "Han" is a word of any field: that
+    is the grammar, but a reader who wrote it meant one name. One line for each such place,
+    saying how to write the name (a hint only: the topic is kept as written)."""
+    try:
+        tokens = _lex(" " * mode.end() + text[mode.end():] if (mode := _MODE.match(text)) else text)
+    except QueryError:
+        return []
+    return [f"author:{name.text} limits only \"{name.text}\" to authors; \"{after.text}\" is a word of "
+            f"any field. For one author's name write author:\"{name.text} {after.text}\""
+            for field, name, after in zip(tokens, tokens[1:], tokens[2:], strict=False)
+            if field.kind == "FIELD" and field.text == "author" and name.kind == after.kind == "WORD"
+            and after.text.istitle() and after.text.upper() not in _KEYWORDS]  # a name ("Han"), not "LLM"
+
+
 def _as_written(error: QueryError, text: str) -> QueryError:
     """``error`` about ``text``, the reader's own: parsed in another form (quotes made straight,
     a mode prefix blanked) whose positions are the same."""

@@ -31,7 +31,7 @@ from .match.acronyms import acronym_table
 from .match.meaning import PaperSpace, Vectors
 from .normalize import referenced_id
 from .models import Paper
-from .query import Query, as_query, by_text, may_have_likes
+from .query import Query, as_query, by_text, may_have_likes, name_hints, query_text
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -185,9 +185,9 @@ def embed_saved_topics(store: Store, settings: Settings, queries: Iterable[str])
     the model does, and what is missed here (a model that cannot load: one log line) is
     embedded by the next embedding step or when the topic is first matched.
     ``relevance.embedder = "off"`` embeds nothing. Being the one hook after every save, it
-    also warns about ``like:`` naming papers that are not stored (``_warn_unknown_examples``)."""
+    also warns about what the reader may not have meant (``_warn_about_topics``)."""
     queries = list(dict.fromkeys(queries))
-    _warn_unknown_examples(store, settings, queries)
+    _warn_about_topics(store, settings, queries)
     embedder = get_embedder(settings.relevance_embedder)
     if embedder is None:
         return 0
@@ -204,13 +204,20 @@ def embed_saved_topics(store: Store, settings: Settings, queries: Iterable[str])
         return 0
 
 
-def _warn_unknown_examples(store: Store, settings: Settings, queries: Sequence[str]) -> None:
-    """Topics just saved that name unknown papers (``unknown_example_warnings``), logged as
-    warnings: on stderr for the CLI's commands, in the log for the web app. Never raises: the
-    save is done, and a note about it must not fail it."""
+def topic_warnings(store: Store, queries: Sequence[str], acronyms: Mapping | None = None) -> list[str]:
+    """What a reader should be told about topics they wrote: ``like:`` naming no stored paper
+    (``unknown_example_warnings``) and ``author:Xu Han`` read as a name (``query.name_hints``)."""
+    hints = [hint for text in dict.fromkeys(map(query_text, queries)) for hint in name_hints(text)]
+    return unknown_example_warnings(store, queries, acronyms) + hints
+
+
+def _warn_about_topics(store: Store, settings: Settings, queries: Sequence[str]) -> None:
+    """Topics just saved (``topic_warnings``), logged as warnings: on stderr for the CLI's
+    commands, in the log for the web app. Never raises: the save is done, and a note about
+    it must not fail it."""
     try:
-        for warning in unknown_example_warnings(store, queries, settings.acronyms):
-            log.warning("%s", warning, extra={"fields": {"event": "unknown-example"}})
+        for warning in topic_warnings(store, queries, settings.acronyms):
+            log.warning("%s", warning, extra={"fields": {"event": "topic-warning"}})
     except Exception as exc:  # noqa: BLE001  -- only a note is lost
         log.debug("unknown examples not checked", exc_info=exc)
 
