@@ -458,9 +458,12 @@ class _FieldReader:
     def read(self, paper: int, text: str) -> int:
         """Index one paper's field text; returns its number of tokens.
 
-        Positions follow :func:`paperwire.match.text.tokenize` exactly (it is inlined
-        here, reading the text as gap, token, gap, token... from one regex split: this
-        loop runs for every word of every paper).
+        Positions of titles and abstracts follow :func:`paperwire.match.text.tokenize`
+        exactly (it is inlined here, reading the text as gap, token, gap, token... from one
+        regex split: this loop runs for every word of every paper). Author fields differ on
+        purpose: the ", " between two authors is a sentence break here (``_NAME_BREAK``), so
+        ``author:`` words are near only within one name; ``tokenize`` reads queries, which
+        have no such field text.
         """
         postings = self.postings
         by_start = postings.by_start

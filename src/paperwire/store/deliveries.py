@@ -89,6 +89,13 @@ def _ids_now(conn: sa.Connection, paper_ids: set[str]) -> dict[str, str]:
     return found
 
 
+def _delete_deliveries(conn: sa.Connection, ids: Sequence[int] | sa.Select) -> None:
+    """Delete these deliveries (ids, or a query of them) with the papers they recorded as
+    offered; those rows point at their delivery, so they go first."""
+    conn.execute(sent_papers.delete().where(sent_papers.c.delivery_id.in_(ids)))
+    conn.execute(deliveries.delete().where(deliveries.c.id.in_(ids)))
+
+
 def _claimed_values(claim: Claim, run_id: str, now: dt.datetime) -> dict:
     """The columns a claim sets on its delivery, new or taken over."""
     return {"slot": claim.slot, "edition": claim.edition, "status": SENDING, "run_id": run_id,
@@ -404,21 +411,16 @@ class DeliveryStore:
         with self.engine.begin() as conn:
             found = conn.execute(sa.select(deliveries.c.id, deliveries.c.slot).where(
                 deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == UNKNOWN)).all()
-            ids = [row.id for row in found]
-            if ids:
-                conn.execute(sent_papers.delete().where(sent_papers.c.delivery_id.in_(ids)))
-                conn.execute(deliveries.delete().where(deliveries.c.id.in_(ids)))
+            if found:
+                _delete_deliveries(conn, [row.id for row in found])
         return sorted(row.slot for row in found)
 
     def forget(self, delivery_id: int) -> None:
         """Give back a claim whose message was never handed over (dry run, stop before sending),
         with the papers it recorded as offered if another run settled it unknown meanwhile."""
         with self.engine.begin() as conn:
-            open_claim = sa.select(deliveries.c.id).where(deliveries.c.id == delivery_id,
-                                                         deliveries.c.status.in_([SENDING, UNKNOWN]))
-            conn.execute(sent_papers.delete().where(sent_papers.c.delivery_id.in_(open_claim)))
-            conn.execute(deliveries.delete().where(deliveries.c.id == delivery_id,
-                                                   deliveries.c.status.in_([SENDING, UNKNOWN])))
+            _delete_deliveries(conn, sa.select(deliveries.c.id).where(
+                deliveries.c.id == delivery_id, deliveries.c.status.in_([SENDING, UNKNOWN])))
 
     @staticmethod
     def _mark_bouncing_if_failing(conn, subscriber_id: int) -> None:
