@@ -715,3 +715,12 @@ def test_latex_dollars_are_not_punctuation() -> None:
     """"$k$-NN" and "$k$-means" are what a reader types as ``k-NN`` and ``k-means``."""
     finds({1: "A $k$-NN baseline.", 2: "We run $k$-means on the features.", 3: "A k nearest baseline, NN."},
           {"k-NN": {1}, '"k-NN"': {1}, "kNN": {1}, "k-means": {2}, '"k means"': {2}})
+
+
+def test_an_expansion_in_a_run_is_as_wide_as_its_acronyms_longest_spelling() -> None:
+    """``vision language model`` may be written "vision and language model", one position
+    longer: a run holding it had a window one position short for that spelling."""
+    finds({1: "Efficient methods for training the vision language model.",
+           2: "Efficient methods for training the vision and language model.",
+           3: "Efficient methods for training, then a lot of other things, the vision and language model."},
+          {"efficient vision language model": {1, 2}})

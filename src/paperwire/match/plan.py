@@ -230,7 +230,7 @@ class TermRegistry:
             term = self._term_ids[reads] = len(self.terms)
             self.terms.append(spec)
             symbols = shape.symbols
-            self.widths.append(self._width(symbols))
+            self.widths.append(self._width(shape))
             glued = tuple([symbol for _, symbol in shape.glues]) if shape.glues else ()
             abbreviated = tuple([symbol for _, _, symbol in shape.abbreviations]) if shape.abbreviations else ()
             # Stems never contain ":" (nor do acronyms), so only acronym symbols can put one here.
@@ -253,12 +253,18 @@ class TermRegistry:
                 self._follow(self.pattern_maker.reading_pairs(shape))
         return term
 
-    def _width(self, symbols: tuple[str, ...]) -> int:
-        """The most word positions a term of ``symbols`` takes in a paper: an acronym spelled out
-        as wide as its longest expansion (``near_of``)."""
+    def _width(self, shape: TermShape) -> int:
+        """The most word positions a term of ``shape`` takes in a paper (``near_of``): an acronym
+        spelled out as wide as its longest expansion, and words that spell an acronym's expansion
+        as wide as its longest one ("vision language model" as "vision and language model")."""
+        symbols = shape.symbols
+        width = self.pattern_maker.width
         if ":" not in "".join(symbols):  # only acronym symbols have a ":"
-            return len(symbols)
-        return sum([self.pattern_maker.width(symbol) for symbol in symbols])
+            widths = [1] * len(symbols)
+        else:
+            widths = [width(symbol) for symbol in symbols]
+        wider = [width(acronym) - sum(widths[start:end]) for start, end, acronym in shape.abbreviations]
+        return sum(widths) + max([0, *wider])
 
     def followers_now(self) -> dict[str, set[str]]:
         """The neighbour pairs to record, as they are now (later additions do not show in it)."""
