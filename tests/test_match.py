@@ -557,11 +557,11 @@ def test_limit_keeps_the_best_with_ties_in_listing_order(limit: int) -> None:
 TEXT_PIECES = [
     "multi", "modal", "Multi-modal", "multimodal", "LLMs", "RAG", "rag", "models", "of", "experts", "Müller",
     "naïve", "isn't", "LLM’s", "3D", "x_y", " ", "  ", "-", " - ", "/", ", ", ". ", "(", ")", "\u2013", "\n",
-    ".", "@", "2", "Qwen2", "\u00ad", "\u2212",
+    ".", "@", "2", "Qwen2", "\u00ad", "\u2212", ",", "1", "000", "$", "k", "NN", "$-", "1,000", "$k$-NN", "10,000",
 ]  # fmt: skip
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(st.lists(st.lists(st.sampled_from(TEXT_PIECES), max_size=12).map("".join), min_size=1, max_size=4))
 def test_the_index_reads_words_where_tokenize_does(abstracts: list[str]) -> None:
     papers = [paper(f"P{n}", abstract, number=n) for n, abstract in enumerate(abstracts)]
