@@ -346,3 +346,26 @@ def test_what_subscribers_json_prints_imports_back(run_cli, tmp_path):
     printed = tmp_path / "printed.json"
     printed.write_text(run_cli("subscribers", "--json").stdout)
     assert "last_bounce" in printed.read_text() and run_cli("subscribers", "import", printed).exit_code == 0
+
+
+@pytest.mark.parametrize("suffix", ["csv", "json"])
+def test_an_import_names_every_bad_row_at_once_and_imports_nothing(run_cli, tmp_path, suffix):
+    """A file with three bad rows took three runs to fix: the first error ended the import."""
+    rows = [("ada@example.org", "RAG"), ("bad-address", "LLM"), ("cy@example.org", "(unbalanced"),
+            ("dee@example.org", "agents"), ("eve@example.org", "-survey")]
+    path = tmp_path / f"readers.{suffix}"
+    if suffix == "csv":
+        path.write_text("email,topic_name,topic_query\n" + "".join(f"{email},T,{query}\n" for email, query in rows))
+        places = [f"{path}:3: email", f"{path}:4: topic", f"{path}:6: topic"]
+    else:
+        path.write_text(json.dumps([{"email": email, "topics": [{"name": "T", "query": query}]} for email, query in rows]))
+        places = [f"{path}: reader 2: email", f"{path}: reader 3: topic", f"{path}: reader 5: topic"]
+    result = run_cli("subscribers", "import", path)
+    assert result.exit_code == 1 and readers(run_cli) == []
+    assert f"{path}: rows: 3 bad, nothing imported:" in result.stderr
+    found = [result.stderr.index(place) for place in places]
+    assert found == sorted(found), result.stderr
+    many = tmp_path / "many.csv"
+    many.write_text("email,topic_name,topic_query\n" + "".join(f"bad{n},T,x\n" for n in range(30)))
+    result = run_cli("subscribers", "import", many)
+    assert "30 bad" in result.stderr and "... and 10 more" in result.stderr and f"{many}:22: email" not in result.stderr

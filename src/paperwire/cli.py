@@ -323,7 +323,7 @@ def subscribers_export(app: App, format_: str | None, output: Path | None) -> No
               help="[default: from the file name, else from its first character: [ is JSON]")
 @click.pass_obj
 def subscribers_import(app: App, file: Path, format_: str | None) -> None:
-    """Add or update readers from a JSON or CSV export. All rows or none: a bad row names its line.
+    """Add or update readers from a JSON or CSV export. All rows or none: every bad row (up to 20) is named with its line.
 
     \b
     Example:

@@ -116,26 +116,33 @@ def from_json(text: str, origin: str, public: Mapping[str, Topic]) -> list[Subsc
         raise ValidationError("json", exc.msg, where=f"{origin}:{exc.lineno}") from None
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         raise ValidationError("json", "expected a list of reader objects", where=origin)
-    readers = []
+    readers, errors = [], []
     for number, item in enumerate(data, start=1):
-        where = f"{origin}: reader {number}"
-        unknown = sorted(set(item) - _JSON_KEYS)
-        if unknown:  # a misspelt key ("emial") would otherwise be dropped without a word
-            raise ValidationError(unknown[0], f"unknown key; a reader has {', '.join(sorted(_JSON_KEYS))}", where=where)
-        raw_topics = item.get("topics") or []
-        if not isinstance(raw_topics, list) or not all(isinstance(t, dict) for t in raw_topics):
-            raise ValidationError("topics", "expected a list of {name, query} objects", where=where)
-        for number_, raw in enumerate(raw_topics, start=1):
-            for key in ("name", "query"):
-                if not isinstance(raw.get(key, ""), str | None):  # 5 is not the topic "5" by accident
-                    raise ValidationError(f"topics[{number_}].{key}", f"expected text, got {json_kind(raw[key])}",
-                                          where=where)
         try:
-            topics = [_topic(t, public) for t in raw_topics]
+            readers.append(_json_reader(item, public, f"{origin}: reader {number}"))
         except ValidationError as exc:
-            raise ValidationError(exc.field, exc.reason, where=where) from None
-        readers.append(_build(item, topics, where))
+            errors.append(exc)
+    _all_or_none(errors, origin)
     return _unique(readers, origin)
+
+
+def _json_reader(item: Mapping[str, Any], public: Mapping[str, Topic], where: str) -> Subscriber:
+    unknown = sorted(set(item) - _JSON_KEYS)
+    if unknown:  # a misspelt key ("emial") would otherwise be dropped without a word
+        raise ValidationError(unknown[0], f"unknown key; a reader has {', '.join(sorted(_JSON_KEYS))}", where=where)
+    raw_topics = item.get("topics") or []
+    if not isinstance(raw_topics, list) or not all(isinstance(t, dict) for t in raw_topics):
+        raise ValidationError("topics", "expected a list of {name, query} objects", where=where)
+    for number, raw in enumerate(raw_topics, start=1):
+        for key in ("name", "query"):
+            if not isinstance(raw.get(key, ""), str | None):  # 5 is not the topic "5" by accident
+                raise ValidationError(f"topics[{number}].{key}", f"expected text, got {json_kind(raw[key])}",
+                                      where=where)
+    try:
+        topics = [_topic(t, public) for t in raw_topics]
+    except ValidationError as exc:
+        raise ValidationError(exc.field, exc.reason, where=where) from None
+    return _build(item, topics, where)
 
 
 def from_csv(text: str, origin: str, public: Mapping[str, Topic]) -> list[Subscriber]:
@@ -145,22 +152,44 @@ def from_csv(text: str, origin: str, public: Mapping[str, Topic]) -> list[Subscr
         raise ValidationError("header", f"missing column(s) {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}",
                               where=f"{origin}:1")
     grouped: dict[str, tuple[dict, list[Topic], int]] = {}
+    errors: dict[int, ValidationError] = {}  # by line: one a line, reported in file order
     for row in reader:
         row = {column: _as_written(value) for column, value in row.items()}
         where = f"{origin}:{reader.line_num}"
         email = (row.get("email") or "").strip().casefold()
         try:
             topic = _topic({"name": row.get("topic_name"), "query": row.get("topic_query")}, public)
+            if email in grouped:
+                first, topics, line = grouped[email]
+                _same_settings(row, first, line, where)
+                topics.append(topic)
+            else:
+                grouped[email] = (row, [topic], reader.line_num)
         except ValidationError as exc:
-            raise ValidationError(exc.field, exc.reason, where=where) from None
-        if email in grouped:
-            first, topics, line = grouped[email]
-            _same_settings(row, first, line, where)
-            topics.append(topic)
-        else:
-            grouped[email] = (row, [topic], reader.line_num)
-    readers = [_build(row, topics, f"{origin}:{line}") for row, topics, line in grouped.values()]
+            errors[reader.line_num] = ValidationError(exc.field, exc.reason, where=where)
+    readers = []
+    for row, topics, line in grouped.values():
+        try:
+            readers.append(_build(row, topics, f"{origin}:{line}"))
+        except ValidationError as exc:
+            errors.setdefault(line, exc)
+    _all_or_none([errors[line] for line in sorted(errors)], origin)
     return _unique(readers, origin)
+
+
+MAX_ERRORS_SHOWN = 20  # a file with more bad rows than this is likely in another format altogether
+
+
+def _all_or_none(errors: Sequence[ValidationError], origin: str) -> None:
+    """Refuse the file if any row is bad, naming every bad row (up to ``MAX_ERRORS_SHOWN``),
+    so that one pass fixes the file: a 1,000-line export with three bad rows took three runs."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        shown = [str(error).replace("\n", "\n  ") for error in errors[:MAX_ERRORS_SHOWN]]
+        more = len(errors) - len(shown)
+        raise ValidationError("rows", f"{len(errors)} bad, nothing imported:\n  " + "\n  ".join(shown)
+                              + (f"\n  ... and {more} more" if more else ""), where=origin)
 
 
 _SETTINGS = CSV_COLUMNS[1:7]  # a reader's own columns, on their first row (later rows add topics)
