@@ -1069,3 +1069,33 @@ def test_two_runs_claiming_the_same_readers_in_crossed_lock_order_both_finish(po
     postgres.drop(url)
     assert not errors and set(results) == {"a", "b"}, (errors, results)
     assert sum(owners.values()) == 2  # each reader claimed by exactly one of the runs
+
+
+def test_a_reader_back_from_a_pause_gets_what_came_since_and_not_what_was_listed_while_away(db_url, tmp_path):
+    """Paused after Mar 11's email and back on Mar 14: their next email had the papers of
+    Mar 12-13 too (up to ten days of backlog), listed while they had asked for none. A weekly
+    reader (Mondays) back mid-week still gets their whole week."""
+    from paperwire.models import Listing
+
+    store = _daily_zebrafish_reader(db_url, max_papers=5)
+    store.save_subscriber(build_subscriber("wk@example.org", topics=[parse_topic_spec("words:zebrafish")],
+                                           cadence="weekly:mon", max_papers=5))
+    store.save_listings([Listing("daily-papers", EDITION, [_zebrafish("Zebrafish grow fins")])])  # Monday
+    assert _sent_titles(store, tmp_path, 0) == _sent_titles(store, tmp_path, 0, "wk@example.org") == {
+        "Zebrafish grow fins"}
+    for address in ("zeb@example.org", "wk@example.org"):
+        assert store.set_status(address, "paused", now=NOON)
+    store.save_listings([Listing("daily-papers", EDITION + dt.timedelta(days=1), [_zebrafish("Zebrafish regrow fins")]),
+                         Listing("daily-papers", EDITION + dt.timedelta(days=2), [_zebrafish("Zebrafish regrow hearts")]),
+                         Listing("daily-papers", EDITION + dt.timedelta(days=3), [_zebrafish("Zebrafish regrow eyes")])])
+    assert _sent_titles(store, tmp_path, 2) == set()  # paused: nothing
+    back = NOON + dt.timedelta(days=3, hours=-6)  # Thursday Mar 14, 06:00: before the day's send hour
+    for address in ("zeb@example.org", "wk@example.org"):
+        assert store.set_status(address, "active", now=back)
+    assert store.subscriber("zeb@example.org").active_since == back
+    assert store.set_status("zeb@example.org", "active", now=back + dt.timedelta(hours=1))  # active already: kept
+    assert store.subscriber("zeb@example.org").active_since == back
+    assert _sent_titles(store, tmp_path, 3) == {"Zebrafish regrow eyes"}  # not Mar 12's fins nor Mar 13's hearts
+    store.save_listings([Listing("daily-papers", EDITION + dt.timedelta(days=7), [_zebrafish("Zebrafish regrow livers")])])
+    assert _sent_titles(store, tmp_path, 7, "wk@example.org") == {
+        "Zebrafish regrow fins", "Zebrafish regrow hearts", "Zebrafish regrow eyes", "Zebrafish regrow livers"}

@@ -14,6 +14,7 @@ from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from .due import zone_of
 from .models import Digest, DigestItem, DigestSection, Hit, Offered, Paper, Subscriber
 from .normalize import clean_line, shorten
 
@@ -114,10 +115,25 @@ def window(subscriber: Subscriber, edition: dt.date, last_edition: dt.date | Non
     ``unoffered_since``'s (late additions to older days too). Digests and the archive page
     of an edition both take it from here."""
     if last_edition is not None:
-        return min(edition, max(last_edition + dt.timedelta(days=1), week_before(edition))), edition
+        since = max(last_edition + dt.timedelta(days=1), week_before(edition), back_since(subscriber, edition))
+        return min(edition, since), edition
     if subscriber.cadence.startswith("weekly"):
         return week_before(edition), edition
     return edition, edition
+
+
+def back_since(subscriber: Subscriber, edition: dt.date) -> dt.date:
+    """The first listing day a digest after the reader's pause may reach back to: the day they
+    became active again (in their timezone), or as far as a first digest when that is further
+    (a weekly reader back on Wednesday still gets their week). What was listed while they were
+    away is not news they asked for. ``date.min`` when not known (readers made before 0011) and
+    for an edition before that day: an older edition's archive page shows what its email
+    showed (a digest on the day they come back whose newest listing is older, a Saturday's,
+    keeps the old rule too)."""
+    if subscriber.active_since is None:
+        return dt.date.min
+    back = subscriber.active_since.astimezone(zone_of(subscriber.timezone)).date()
+    return dt.date.min if back > edition else min(back, window(subscriber, edition, None)[0])
 
 
 def unoffered_since(subscriber: Subscriber, edition: dt.date, offered: Offered | None) -> dt.date:
@@ -134,7 +150,7 @@ def unoffered_since(subscriber: Subscriber, edition: dt.date, offered: Offered |
     since = week_before(edition)
     if offered.last_edition is not None:
         since = min(since, max(offered.last_edition, edition - LONGEST_WINDOW + dt.timedelta(days=1)))
-    since = max(since, offered.first_edition)
+    since = max(since, offered.first_edition, back_since(subscriber, edition))
     return since if offered.dated_until is None else max(since, offered.dated_until + dt.timedelta(days=1))
 
 

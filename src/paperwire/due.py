@@ -47,7 +47,7 @@ _LOOKAHEAD_DAYS = 2
 
 
 @functools.cache  # zoneinfo keeps only a few zones strongly; readers span hundreds
-def _zone(name: str) -> zoneinfo.ZoneInfo:
+def zone_of(name: str) -> zoneinfo.ZoneInfo:
     """The reader's zone; a bad name is the reader's data problem, so a ValidationError."""
     try:
         return zoneinfo.ZoneInfo(name)
@@ -119,7 +119,7 @@ def send_instant(slot: dt.date, hour: int, timezone: str) -> dt.datetime:
     zones x 24 hours x the ~4 dates one dispatch looks at is ~60k entries.
     """
     wall = dt.datetime.combine(slot, dt.time(_check_hour(hour)))
-    return _first_instant_at_or_after(wall, _zone(timezone))
+    return _first_instant_at_or_after(wall, zone_of(timezone))
 
 
 def _previous_slot_date(day: dt.date, weekday: int | None) -> dt.date:
@@ -142,7 +142,7 @@ def current_slot(reader: Subscriber, now: dt.datetime) -> dt.date:
     """
     now = _as_utc(now)
     weekday = cadence_weekday(reader.cadence)
-    local_day = now.astimezone(_zone(reader.timezone)).date()
+    local_day = now.astimezone(zone_of(reader.timezone)).date()
     slot = _previous_slot_date(local_day + dt.timedelta(days=_LOOKAHEAD_DAYS), weekday)
     while send_instant(slot, reader.hour, reader.timezone) > now:
         slot -= _step(weekday)

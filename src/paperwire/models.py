@@ -107,6 +107,7 @@ class Subscriber:
     token: str = ""
     created_at: dt.datetime | None = None
     confirmed_at: dt.datetime | None = None
+    active_since: dt.datetime | None = None  # when they last became active: a pause is not backlog
     id: int | None = None
 
 

@@ -35,7 +35,7 @@ class ReaderStore:
 
     def _save_subscriber(self, conn: Connection, subscriber: Subscriber) -> tuple[Subscriber, bool]:
         now = _now()
-        existing = conn.execute(sa.select(subscribers.c.id, subscribers.c.confirmed_at)
+        existing = conn.execute(sa.select(subscribers.c.id, subscribers.c.confirmed_at, subscribers.c.status)
                                 .where(subscribers.c.email == subscriber.email)).first()
         values = {
             "email": subscriber.email, "name": subscriber.name, "status": subscriber.status,
@@ -43,6 +43,8 @@ class ReaderStore:
             "max_papers": subscriber.max_papers, "token": subscriber.token, "updated_at": now,
             "confirmed_at": subscriber.confirmed_at or (now if subscriber.status == "active" else None),
         }
+        if subscriber.status == "active" and (existing is None or existing.status != "active"):
+            values["active_since"] = now
         if existing is None:
             values["created_at"] = subscriber.created_at or now
             existing_id = conn.execute(subscribers.insert().values(**values)).inserted_primary_key[0]
@@ -113,11 +115,15 @@ class ReaderStore:
                     subscriber_id=reader_id, topic_id=topic_id, position=(last if last is not None else -1) + 1))
             return query
 
-    def set_status(self, email: str, status: str) -> bool:
-        """Change a reader's status; False when no reader has that email."""
+    def set_status(self, email: str, status: str, now: dt.datetime | None = None) -> bool:
+        """Change a reader's status; False when no reader has that email. A reader who becomes
+        active (a resume) is active since ``now``: their next digest starts there."""
+        now = now or _now()
+        values = {"status": status, "updated_at": now}
+        if status == "active":
+            values["active_since"] = sa.case((subscribers.c.status != "active", now), else_=subscribers.c.active_since)
         with self.engine.begin() as conn:
-            result = conn.execute(subscribers.update().where(subscribers.c.email == email)
-                                  .values(status=status, updated_at=_now()))
+            result = conn.execute(subscribers.update().where(subscribers.c.email == email).values(**values))
             return result.rowcount > 0
 
     def subscriber(self, email: str) -> Subscriber | None:
@@ -149,7 +155,7 @@ class ReaderStore:
         return [Subscriber(
             id=row.id, email=row.email, name=row.name, status=row.status, cadence=row.cadence, hour=row.send_hour,
             timezone=row.timezone, max_papers=stored_max_papers(row.max_papers), token=row.token, created_at=row.created_at,
-            confirmed_at=row.confirmed_at, topics=followed.get(row.id, [])) for row in rows]
+            confirmed_at=row.confirmed_at, active_since=row.active_since, topics=followed.get(row.id, [])) for row in rows]
 
     def add_public_topic(self, topic: Topic) -> bool:
         """Create or update a public topic by name; True when it was created."""

@@ -90,6 +90,7 @@ subscribers = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("confirmed_at", UtcDateTime(), nullable=True),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("active_since", UtcDateTime(), nullable=True),  # when they last became active (0011)
     sa.Index("ix_subscribers_email", "email", unique=True),
     sa.Index("ix_subscribers_token", "token", unique=True),
 )
