@@ -260,10 +260,12 @@ def test_a_like_of_an_unknown_paper_is_warned_about_and_the_topic_kept(run_cli, 
 def test_an_author_field_before_a_second_name_is_warned_about_and_the_topic_kept(run_cli, store):
     """``author:Xu Han`` limits "Xu" alone to authors, as the grammar says; the reader meant one
     name, so the commands that read a topic say how to write it, and change nothing."""
-    hint = 'author:Xu limits only "Xu" to authors; "Han" is a word of any field. For one author\'s name write author:"Xu Han"'
+    hint = 'author:Xu Han limits only "Xu" to authors; "Han" is a word of any field. For one author\'s name write author:"Xu Han"'
     tried = run_cli("match", "author:Xu Han")
     assert tried.exit_code == 0 and f"warning: {hint}" in tried.stderr
-    for fine in ('author:"Xu Han"', "author:(Xu Han)", "author:Xu agents", "author:Smith LLM"):
+    listed = run_cli("match", "author:Lovelace, Ada").stderr
+    assert 'author:Lovelace, Ada limits only "Lovelace" to authors' in listed and 'author:"Ada Lovelace"' in listed
+    for fine in ('author:"Xu Han"', "author:(Xu Han)", "author:Xu agents", "author:Smith LLM", "author:Smith, agents"):
         assert "warning" not in run_cli("match", fine).stderr, fine
     saved = run_cli("subscribe", "r@example.org", "--topic", "Han=author:Xu Han")
     assert saved.exit_code == 0 and hint in saved.stderr

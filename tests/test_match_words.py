@@ -724,3 +724,10 @@ def test_an_expansion_in_a_run_is_as_wide_as_its_acronyms_longest_spelling() -> 
            2: "Efficient methods for training the vision and language model.",
            3: "Efficient methods for training, then a lot of other things, the vision and language model."},
           {"efficient vision language model": {1, 2}})
+
+
+def test_a_list_written_with_commas_finds_each_of_its_items() -> None:
+    finds({1: "We prune the weights.", 2: "Distillation of a teacher.", 3: "A study of quantization.",
+           4: "Pruning, quantization and distillation together."},
+          {"quantization, pruning, distillation": {1, 2, 3, 4}, "RAG; quantization": {3, 4},
+           "quantization pruning distillation": {4}})

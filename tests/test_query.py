@@ -65,7 +65,8 @@ def phrase(text: str, field: str | None = None) -> Term:
         ("-title:x y", And((Not(word("x", "title")), word("y")))),
         # words keep inner hyphens; sentence punctuation after a word is dropped
         ("multi-modal", word("multi-modal")),
-        ("LLMs, agents.", And((word("LLMs"), word("agents")))),
+        ("LLMs, agents.", Or((word("LLMs"), word("agents")))),  # a comma separates alternatives
+        ("LLMs agents.", And((word("LLMs"), word("agents")))),
         ("C++", word("C++")),
         # a colon after an unknown word followed by a space is punctuation, not a field
         ("ScaleDepth: depth", And((word("ScaleDepth"), word("depth")))),
@@ -306,8 +307,8 @@ def test_rendering_parses_back_to_the_same_query(text: str) -> None:
         ("like:arXiv:2403.12345", Like("2403.12345"), "like:2403.12345"),
         ("like:https://arxiv.org/abs/2403.12345v2", Like("2403.12345v2"), "like:2403.12345v2"),
         ("like:arxiv.org/pdf/2403.12345.pdf", Like("2403.12345"), "like:2403.12345"),
-        ("agents like:arxiv.org/pdf/2403.12345.pdf, RAG", And((word("agents"), Like("2403.12345"), word("RAG"))),
-         "agents like:2403.12345 RAG"),
+        ("agents like:arxiv.org/pdf/2403.12345.pdf, RAG", Or((And((word("agents"), Like("2403.12345"))), word("RAG"))),
+         "agents like:2403.12345 OR RAG"),
         ("agents like:2403.12345, -survey", And((word("agents"), Like("2403.12345"), Not(word("survey")))),
          "agents like:2403.12345 -survey"),
         ("(like:2403.12345 OR RAG)", Or((Like("2403.12345"), word("RAG"))), "like:2403.12345 OR RAG"),
@@ -452,3 +453,18 @@ def test_an_exclusion_inside_parentheses_keeps_to_them(topic: str) -> None:
     query = parse_query(topic)
     assert parse_query(render_query(query)) == query
     assert render_query(query).count("-") == 1, render_query(query)
+
+
+@pytest.mark.parametrize(("topic", "same_as"), [
+    ("RAG; agents; MoE", "RAG OR agents OR MoE"),
+    ("quantization, pruning, distillation", "quantization OR pruning OR distillation"),
+    ('"scaling laws", MoE', '"scaling laws" OR MoE'),
+    ("title:(diffusion, depth) LLM", "title:(diffusion OR depth) LLM"),
+    ("LLM agents , tool use", "LLM agents OR tool use"),
+    ("agents, -survey", "agents -survey"),  # before an exclusion: nothing to separate
+    ("LLMs,", "LLMs"), ("a, OR b", "a OR b"), ("(a,) b", "a b"), ("a ,, b", "a OR b"),
+    ("1,000 GPUs", "1,000 GPUs"),  # inside a number: no separator
+])
+def test_a_comma_or_semicolon_between_terms_separates_alternatives(topic: str, same_as: str) -> None:
+    """Readers type lists: "RAG; agents; MoE" found nothing, read as three words near each other."""
+    assert parse_query(topic) == parse_query(same_as)

@@ -197,11 +197,19 @@ def _lex_straight(text: str) -> list[_Token]:
     tokens: list[_Token] = []
     append = tokens.append
     offset = 0
+    separated = False
     for space, word, opening, closing, phrase, quote, dashes, field_name, chunk in _LEXEME.findall(text):
         start = offset + len(space)
         if word:
-            append(_new_token(_Token, (word if word in _KEYWORDS else "WORD", word, start)))
             offset = start + len(word)
+            if word[-1] in _SEPARATORS:  # "quantization, pruning": a list of alternatives
+                word = word.rstrip(_SEPARATORS)
+                if word:
+                    append(_new_token(_Token, (word if word in _KEYWORDS else "WORD", word, start)))
+                append(_new_token(_Token, ("SEP", ",", start + len(word))))
+                separated = True
+                continue
+            append(_new_token(_Token, (word if word in _KEYWORDS else "WORD", word, start)))
         elif phrase:
             append(_new_token(_Token, ("PHRASE", phrase[1:-1], start)))
             offset = start + len(phrase)
@@ -221,9 +229,35 @@ def _lex_straight(text: str) -> list[_Token]:
             raise QueryError('unbalanced quote: this " is never closed', query=text, position=start)
         else:
             offset = start + len(chunk)
-            _lex_chunk(text, start, offset, tokens)
+            bare = chunk.rstrip(_SEPARATORS)
+            if bare:
+                _lex_chunk(text, start, start + len(bare), tokens)
+            if len(bare) < len(chunk):
+                append(_Token("SEP", ",", start + len(bare)))
+                separated = True
     append(_Token("END", "", len(text)))
-    return tokens
+    return _alternatives(tokens) if separated else tokens
+
+
+_SEPARATORS = ",;"  # between terms, outside quotes: what separates alternatives in a list
+
+
+def _alternatives(tokens: list[_Token]) -> list[_Token]:
+    """A comma or semicolon between two terms is OR ("RAG; agents; MoE" found nothing, as all
+    three near each other); one without a term on both sides (a trailing comma, ``a, OR b``,
+    ``(a,)``, ``agents, -survey``) is dropped, as the punctuation it is."""
+    kept: list[_Token] = []
+    for at, token in enumerate(tokens):
+        if token.kind != "SEP":
+            kept.append(token)
+        elif kept and kept[-1].kind not in _SEP_AFTER_NOTHING and tokens[at + 1].kind not in _SEP_BEFORE_NOTHING:
+            kept.append(_Token("OR", token.text, token.position))
+    return kept
+
+
+_SEP_AFTER_NOTHING = frozenset(("LPAREN", "OR", "AND", "NOT", "MINUS", "FIELD"))  # no term before the comma
+# no term after it; before an exclusion it is dropped too: "agents, -survey" is "agents -survey"
+_SEP_BEFORE_NOTHING = frozenset(("END", "RPAREN", "OR", "AND", "SEP", "MINUS", "NOT"))
 
 
 def _lex_chunk(text: str, start: int, end: int, tokens: list[_Token]) -> None:
@@ -587,11 +621,22 @@ def name_hints(text: str) -> list[str]:
         tokens = _lex(" " * mode.end() + text[mode.end():] if (mode := _MODE.match(text)) else text)
     except QueryError:
         return []
-    return [f"author:{name.text} limits only \"{name.text}\" to authors; \"{after.text}\" is a word of "
-            f"any field. For one author's name write author:\"{name.text} {after.text}\""
-            for field, name, after in zip(tokens, tokens[1:], tokens[2:], strict=False)
-            if field.kind == "FIELD" and field.text == "author" and name.kind == after.kind == "WORD"
-            and after.text.istitle() and after.text.upper() not in _KEYWORDS]  # a name ("Han"), not "LLM"
+    hints = []
+    for at, token in enumerate(tokens[:-2]):
+        if token.kind != "FIELD" or token.text != "author" or tokens[at + 1].kind != "WORD":
+            continue
+        name, after = tokens[at + 1], tokens[at + 2]
+        comma = after.kind == "OR" and after.text == ","  # "author:Lovelace, Ada", as a library writes it
+        if comma:
+            after = tokens[at + 3]
+        if after.kind != "WORD" or not after.text.istitle() or after.text.upper() in _KEYWORDS:
+            continue  # a name ("Han"), not "LLM" nor a keyword
+        written, meant = (f"author:{name.text}, {after.text}", f"{after.text} {name.text}") if comma else (
+            f"author:{name.text} {after.text}", f"{name.text} {after.text}")
+        hints.append(f"{written} limits only \"{name.text}\" to authors; \"{after.text}\" is "
+                     f"{'another alternative' if comma else 'a word'} of any field. "
+                     f"For one author's name write author:\"{meant}\"")
+    return hints
 
 
 def _as_written(error: QueryError, text: str) -> QueryError:
