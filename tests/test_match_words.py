@@ -731,3 +731,10 @@ def test_a_list_written_with_commas_finds_each_of_its_items() -> None:
            4: "Pruning, quantization and distillation together."},
           {"quantization, pruning, distillation": {1, 2, 3, 4}, "RAG; quantization": {3, 4},
            "quantization pruning distillation": {4}})
+
+
+def test_a_decimal_number_is_one_word() -> None:
+    """``5B`` found "0.5B" and "Qwen2.5-Math-1.5B", ``3B`` "0.3B": the point split the number."""
+    finds({1: "A 0.5B model and Qwen2.5-Math-1.5B-Instruct.", 2: "A 5B model.", 3: "We train a 3B model and a 0.3B one.",
+           4: "Qwen 2.5 and Qwen-2.5 and Llama3.1."},
+          {"5B": {2}, "3B": {3}, "0.3B": {3}, "1.5B": {1}, "Qwen2.5": {1, 4}, "Llama 3.1": {4}, "2.5": {4}})

@@ -20,7 +20,7 @@ How text is compared (both in queries and in papers):
   ``LLMs`` and "large language models"); see :mod:`paperwire.match.acronyms` for
   the table and the case rules;
 * a phrase never runs across punctuation other than hyphens and slashes, or a ``.`` or
-  ``@`` inside a name ("Qwen2.5", "pass@1").
+  ``@`` inside a name ("v.2", "pass@1"); a decimal number ("1.5B") is one word.
 
 Unprefixed terms search the title and the abstract; ``author:`` searches the author
 names, read as ``", ".join(paper.authors)``. Adjacent bare words (``scaling laws``)

@@ -375,7 +375,7 @@ class PaperIndex:
 _GluedPairs = tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]
 _HYPHENATED, _SPACED = 0, 1  # how a joinable gap is written: the index into a _GluedPairs
 _NAME_BREAK = (2, None, True)  # between two authors: a sentence break, whatever the name ends with ("Albert No")
-_DOT_IN_NAME = (1, None, False)  # a gap's (step, how it joins, ends a sentence) for "Qwen2.5" (text.dot_joins)
+_DOT_IN_NAME = (1, None, False)  # a gap's (step, how it joins, ends a sentence) for "v.2", "e.g" (text.dot_joins)
 _THOUSANDS = (1, _HYPHENATED, False)  # for "1,000": read as "1-000" (text.comma_joins)
 
 # How one spelling reads: (folded, wanted stem, wanted acronym symbol, the wanted symbols

@@ -7,7 +7,7 @@ apostrophes kept (``isn't``, ``LLM's``).
 Every token remembers its character span in the original text (so matches can be
 highlighted by slicing the untouched title or abstract) and a word *position*. Two
 tokens separated only by spaces, hyphens or a slash are adjacent, and so are two tokens
-that one ``.`` or ``@`` holds together ("Qwen2.5", "pass@1": :func:`dot_joins`), and the
+that one ``.`` or ``@`` holds together ("v.2", "pass@1": :func:`dot_joins`), and the
 digits of a number grouped with commas ("1,000", read as hyphenated: :func:`comma_joins`); any other
 punctuation (``. `` ``,`` ``:`` ``(``) leaves a gap, so a phrase never runs across a
 sentence or a list (LaTeX's ``$`` is not punctuation: "$k$-NN" is "k-NN", :func:`read_gap`).
@@ -33,10 +33,11 @@ from paperwire.models import Paper
 FIELDS = ("title", "abstract", "author")
 AUTHOR_SEPARATOR = ", "
 
-TOKEN_PATTERN = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
+# A decimal point between digits stays inside the token: "1.5B" is one, so ``5B`` is not in it.
+TOKEN_PATTERN = re.compile(r"[^\W_]+(?:(?:['\u2019]|(?<=\d)\.(?=\d))[^\W_]+)*")
 # Adjacent: spaces, hyphens (a soft hyphen too), dashes, minus signs, slashes; or one "@"
 # inside a name ("pass@1"). One "." with no space is adjacent when what follows goes on a
-# name (a digit or a small letter: "Qwen2.5", "v1.0"; see dot_joins), not a new sentence
+# name (a digit or a small letter: "v.2", "e.g"; see dot_joins), not a new sentence
 # typed without its space ("reward.Hacking"). A "." and a space may end a sentence.
 _ADJACENT_GAP = re.compile(r"[\s\-\u00ad\u2010\u2011\u2012\u2013\u2014\u2212/]+|@")
 _JOINABLE_GAP = re.compile(r"\s+|[-\u00ad\u2010\u2011]")
@@ -51,7 +52,8 @@ def read_gap(gap: str) -> tuple[bool, bool, bool]:
 
 
 def dot_joins(gap: str, next_word: str) -> bool:
-    """Whether ``gap`` is one "." inside a name, before ``next_word``: "Qwen2.5", "e.g"."""
+    """Whether ``gap`` is one "." inside a name, before ``next_word``: "v.2", "e.g" (between
+    digits it is a decimal point, inside the token: ``TOKEN_PATTERN``)."""
     return gap == "." and (next_word[0].isdigit() or next_word[0].islower())
 
 
