@@ -20,6 +20,7 @@ Pure: vectors come in as numpy arrays; the word engine's rankings come in as the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -105,7 +106,12 @@ def _alternative(branch: Node, acronyms: AcronymTable, literal: bool) -> Alterna
     if not words and like is None:
         return None
     text = _spelled_out(words, acronyms) if not literal else " ".join(words)
-    return Alternative(text or None, like, tuple(required), tuple(excluded))
+    return Alternative(_INNER_HYPHENS.sub(" ", text) or None, like, tuple(required), tuple(excluded))
+
+
+# "machine-translation" is compared as "machine translation", as the word engine reads it: the
+# hyphen is a token of its own to the model, and moved similarities by 0.03-0.04 around the bar.
+_INNER_HYPHENS = re.compile(r"(?<=[^\W_])[-\u2010\u2011](?=[^\W_])")
 
 
 def _spelled_out(words: list[str], acronyms: AcronymTable) -> str:
