@@ -738,3 +738,11 @@ def test_a_decimal_number_is_one_word() -> None:
     finds({1: "A 0.5B model and Qwen2.5-Math-1.5B-Instruct.", 2: "A 5B model.", 3: "We train a 3B model and a 0.3B one.",
            4: "Qwen 2.5 and Qwen-2.5 and Llama3.1."},
           {"5B": {2}, "3B": {3}, "0.3B": {3}, "1.5B": {1}, "Qwen2.5": {1, 4}, "Llama 3.1": {4}, "2.5": {4}})
+
+
+def test_quantization_and_interpretability_acronyms_find_their_expansions() -> None:
+    """``PTQ`` found nothing in two papers about "post-training quantization"; ``SAE features``
+    missed "Sparse Autoencoders Find Interpretable Routing Features"."""
+    finds({1: "We study post-training quantization of LLMs.", 2: "Quantization-aware training helps.",
+           3: "Sparse autoencoders find interpretable features.", 4: "PTQ and QAT compared."},
+          {"PTQ": {1, 4}, "QAT": {2, 4}, "SAE features": {3}, "sparse autoencoder": {3}})
