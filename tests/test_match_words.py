@@ -746,3 +746,11 @@ def test_quantization_and_interpretability_acronyms_find_their_expansions() -> N
     finds({1: "We study post-training quantization of LLMs.", 2: "Quantization-aware training helps.",
            3: "Sparse autoencoders find interpretable features.", 4: "PTQ and QAT compared."},
           {"PTQ": {1, 4}, "QAT": {2, 4}, "SAE features": {3}, "sparse autoencoder": {3}})
+
+
+def test_a_few_stems_snowball_gets_wrong_for_topics_are_our_own() -> None:
+    """``adapters`` found papers that only "adapt"; ``data repetition`` missed "repeated data"
+    and ``router collapse`` "routing collapse" (text.OWN_STEMS)."""
+    finds({1: "We add LoRA adapters to each layer.", 2: "An adaptive method to adapt quickly.",
+           3: "Training on repeated data hurts.", 4: "We study routing collapse in MoE."},
+          {"adapters": {1}, "adaptation": {2}, "data repetition": {3}, "router collapse": {4}, "adaptor": {1}})
