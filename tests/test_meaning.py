@@ -746,3 +746,16 @@ def test_a_topic_is_compared_by_meaning_as_the_word_engine_reads_its_hyphens(top
     from paperwire.query import parse_query
 
     assert [alt.meaning for alt in meaning.alternatives(parse_query(topic), AcronymTable())] == [compared_as]
+
+
+@pytest.mark.parametrize(("topic", "compared"), [
+    ("diffusion not video", []), ("RAG OR agents without tools", []), ("diffusion -video", ["diffusion"]),
+    ("meaning: diffusion not video", ["diffusion not video"]), ("no-reference image quality", ["no reference image quality"]),
+])
+def test_a_side_that_says_not_is_matched_by_its_words_only(topic: str, compared: list[str]) -> None:
+    """To the model "diffusion not video" is about video diffusion: it put "Are Video Diffusion
+    Models Zero-Shot Physics Simulators?" first (0.59). Such a side is not compared by meaning;
+    ``-video`` is the exclusion, and a ``meaning:`` topic asked for meaning."""
+    from paperwire.query import parse_query
+
+    assert [alt.meaning for alt in meaning.alternatives(parse_query(topic), AcronymTable())] == compared

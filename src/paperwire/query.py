@@ -613,14 +613,20 @@ def parse_query(text: str) -> Query:
     return _parse_without_mode(text)
 
 
-def name_hints(text: str) -> list[str]:
-    """``author:Xu Han`` limits "Xu" alone to authors, and "Han" is a word of any field: that
-    is the grammar, but a reader who wrote it meant one name. One line for each such place,
-    saying how to write the name (a hint only: the topic is kept as written)."""
+def reading_hints(text: str) -> list[str]:
+    """What a reader may not have meant, one line each, saying how to write it (hints only: the
+    topic is kept as written): ``author:Xu Han`` limits "Xu" alone to authors, and a lower-case
+    ``or`` or ``not`` between words is a word, not the operator."""
     try:
         tokens = _lex(" " * mode.end() + text[mode.end():] if (mode := _MODE.match(text)) else text)
     except QueryError:
         return []
+    return _author_name_hints(tokens) + _operator_word_hints(tokens)
+
+
+def _author_name_hints(tokens: list[_Token]) -> list[str]:
+    """``author:Xu Han`` (or ``author:Lovelace, Ada``): the grammar limits "Xu" alone to authors,
+    and "Han" is a word of any field, but a reader who wrote it meant one name."""
     hints = []
     for at, token in enumerate(tokens[:-2]):
         if token.kind != "FIELD" or token.text != "author" or tokens[at + 1].kind != "WORD":
@@ -636,6 +642,24 @@ def name_hints(text: str) -> list[str]:
         hints.append(f"{written} limits only \"{name.text}\" to authors; \"{after.text}\" is "
                      f"{'another alternative' if comma else 'a word'} of any field. "
                      f"For one author's name write author:\"{meant}\"")
+    return hints
+
+
+def _operator_word_hints(tokens: list[_Token]) -> list[str]:
+    """``MoE or mixture of experts``, ``diffusion not video``: the operators are OR and NOT in
+    capitals (a lower-case "not" is a word: "not safe"), which a reader may not know."""
+    hints = []
+    for before, word, after in zip(tokens, tokens[1:], tokens[2:], strict=False):
+        if word.kind != "WORD" or word.text.casefold() not in ("or", "not") or word.text.isupper():
+            continue
+        if before.kind not in ("WORD", "PHRASE", "RPAREN") or after.kind not in ("WORD", "PHRASE", "LPAREN"):
+            continue
+        if word.text.casefold() == "or":
+            hints.append(f"\"{before.text} {word.text} {after.text}\": a lower-case \"or\" is a word, so this "
+                         f"finds papers with both near each other; for either, write OR in capitals")
+        else:
+            hints.append(f"\"{before.text} {word.text} {after.text}\": a lower-case \"not\" is a word; for papers "
+                         f"without \"{after.text}\", write -{after.text} or NOT {after.text}")
     return hints
 
 

@@ -31,7 +31,7 @@ from .match.acronyms import acronym_table
 from .match.meaning import PaperSpace, Vectors
 from .normalize import referenced_id
 from .models import Paper
-from .query import Query, as_query, by_text, may_have_likes, name_hints, query_text
+from .query import Query, as_query, by_text, may_have_likes, query_text, reading_hints
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -206,8 +206,9 @@ def embed_saved_topics(store: Store, settings: Settings, queries: Iterable[str])
 
 def topic_warnings(store: Store, queries: Sequence[str], acronyms: Mapping | None = None) -> list[str]:
     """What a reader should be told about topics they wrote: ``like:`` naming no stored paper
-    (``unknown_example_warnings``) and ``author:Xu Han`` read as a name (``query.name_hints``)."""
-    hints = [hint for text in dict.fromkeys(map(query_text, queries)) for hint in name_hints(text)]
+    (``unknown_example_warnings``) and what the grammar reads otherwise than the reader may have
+    meant (``query.reading_hints``: ``author:Xu Han``, a lower-case "or")."""
+    hints = [hint for text in dict.fromkeys(map(query_text, queries)) for hint in reading_hints(text)]
     return unknown_example_warnings(store, queries, acronyms) + hints
 
 

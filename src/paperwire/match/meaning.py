@@ -103,6 +103,8 @@ def _alternative(branch: Node, acronyms: AcronymTable, literal: bool) -> Alterna
     if literal and words and all(acronyms.in_query(word) for word in words):
         required.append(_words(words))
         words = []
+    if literal and like is None and any(word.casefold() in NEGATIONS for text in words for word in text.split()):
+        return None  # "diffusion not video" is near video diffusion papers to the model: by its words only
     if not words and like is None:
         return None
     text = _spelled_out(words, acronyms) if not literal else " ".join(words)
@@ -112,6 +114,12 @@ def _alternative(branch: Node, acronyms: AcronymTable, literal: bool) -> Alterna
 # "machine-translation" is compared as "machine translation", as the word engine reads it: the
 # hyphen is a token of its own to the model, and moved similarities by 0.03-0.04 around the bar.
 _INNER_HYPHENS = re.compile(r"(?<=[^\W_])[-\u2010\u2011](?=[^\W_])")
+
+
+# Words that negate what follows. The model reads "diffusion not video" as about video diffusion
+# (similarity 0.59 to a video paper), so a side of a topic that says one is matched by its
+# words alone; ``-video`` excludes. (A ``meaning:`` topic asked for meaning: compared as written.)
+NEGATIONS = frozenset(("not", "no", "without", "never", "except", "excluding"))
 
 
 def _spelled_out(words: list[str], acronyms: AcronymTable) -> str:

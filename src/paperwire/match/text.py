@@ -87,7 +87,7 @@ FUNCTION_WORDS = frozenset(
 # them (its phrase keeps them). Not negations ("not safe", "without labels"), quantifiers ("few
 # shot") nor particles ("down sampling"): those change what the other words mean.
 CONNECTIVES = frozenset(
-    """a an the of for in on at by to from with into onto upon via per and as
+    """a an the of for in on at by to from with into onto upon via per and or as
     is are was were be been being""".split()
 )
 
