@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import feedparser
 import pytest
 
-from paperwire import dispatch
+from paperwire import dispatch, urls
 from paperwire.models import Link, Listing, Paper
 from paperwire.normalize import paper_id
 from paperwire.subscribers import make_topic
@@ -312,3 +312,28 @@ def test_a_catch_up_digest_opens_in_the_browser_with_the_days_it_covers(new_db, 
     assert all(path.partition("#")[2] in ids for path in archive_links if "#" in path), archive_links
     site.client.close()
     site.store.close()
+
+
+def test_and_n_more_lands_on_its_paper_after_the_paper_is_rekeyed(site: Site) -> None:
+    """The email's "And N more" names the first left-out paper by the id it had then: a
+    page capture's ``t-<hash>``. When an arXiv listing later re-keys that paper, the
+    archive page must still carry that anchor (and the new one, for emails sent since)."""
+    message = _deliver_digest(site)
+    reader = site.store.subscriber("ada@example.org")
+    more = {path for kind in ("html", "plain")
+            for path in _links_in(message.get_body((kind,)).get_content(), kind)[0] if "#" in path}
+    (link,) = more  # the same in both parts
+    fragment = link.partition("#")[2]
+    assert fragment.startswith("p-t-"), link
+    left_out = next(s.paper for s in site.store.papers() if urls.paper_anchor(s.paper.id) == fragment)
+    day_after = dt.date.fromisoformat(EDITION) + dt.timedelta(days=1)
+    known = Paper(id="2403.99999", arxiv_id="2403.99999", title=left_out.title, abstract=left_out.abstract)
+    site.store.save_listings([Listing("arxiv", day_after, [known])])
+    assert left_out.id not in {s.paper.id for s in site.store.papers()}  # re-keyed
+    page = site.client.get(link.partition("#")[0])
+    assert page.status_code == 200
+    ids = _parse_html(page.text).ids
+    assert fragment in ids and urls.paper_anchor("2403.99999") in ids
+    # The old anchor stands at the paper's own entry, right after the paper's new one.
+    entry = re.search(r'id="%s"[^>]*>\s*<a id="%s"></a>' % (urls.paper_anchor("2403.99999"), fragment), page.text)
+    assert entry, fragment

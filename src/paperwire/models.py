@@ -134,6 +134,9 @@ class DigestItem:
     # Whether its best topic's words found it. False: its meaning or an example alone did, and
     # ``hits`` are only the words the topic required beside them (``title:benchmark``), if any.
     by_words: bool = True
+    # The id it was first stored under, before its arXiv id re-keyed it (StoredPaper.first_id):
+    # its entry carries that anchor too, so an "And N more" sent before the re-key still lands on it.
+    first_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,7 @@ class ItemView(NamedTuple):
     also: str  # the reader's other topics this paper matched, comma-separated (paperview.also_in)
     paper: PaperView  # the same for every reader who gets the paper with the same hits
     more_like_url: str  # the reader's "More like this" page for it (their token: drawn by the frame, like ``also``)
+    first_anchor: str  # the anchor of the id it had before a re-key ("" if none): older emails link it
 
 
 class SectionView(NamedTuple):
@@ -174,7 +175,8 @@ def sections(digest: Digest, settings: Settings) -> tuple[SectionView, ...]:
             number += 1
             items.append(ItemView(number, position, name, item.rank, item.score,
                                   also_in(item.topics, section.topic.name), item_view(item, settings),
-                                  more_like(item.paper.id)))
+                                  more_like(item.paper.id),
+                                  urls.paper_anchor(item.first_id) if item.first_id else ""))
         shown.append(SectionView(name, index, tuple(items)))
     return tuple(shown)
 

@@ -218,6 +218,7 @@ class DataCache:
         listed = digest.first_listed(pipeline.listing_days(stored), first, edition)
         result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
                                      first_date=listed, since=since, already_sent=earlier,
+                                     first_ids=pipeline.first_ids(stored),
                                      example_titles=semantic.example_titles(self.store, [q for _, q in queries],
                                                                             self.settings.acronyms))
         # The closest sentences the digest run stored (the emailed papers' ones): a page never embeds them.
