@@ -117,15 +117,20 @@ def date_label(day: dt.date) -> str:
 # --- the context both templates share ----------------------------------------------------
 
 def subject_line(digest: Digest) -> str:
-    """``7 new papers on scaling laws, MoE (Mar 11)``; long topic lists end in ``+N more``."""
+    """``7 new papers on scaling laws, MoE (Mar 11)``, or ``15 of 53 new papers on ...`` when
+    the rest are under "And N more": the two counts the intro says ("53 new papers matched
+    ...; here are the best 15"), so subject and body never disagree. Long topic lists end in
+    ``+N more``; the topics get less room by what `` of 53`` takes, so the subject stays short."""
     count = digest.papers
     names = [clean_line(name) for name in (digest.topic_names if count else
                                          [topic.name for topic in digest.subscriber.topics])]
+    of = f" of {count + digest.more}" if count and digest.more else ""
+    room = SUBJECT_TOPIC_CHARS - len(of)
     shown: list[str] = []
     for name in names:
-        if shown and len(", ".join(shown + [name])) > SUBJECT_TOPIC_CHARS:
+        if shown and len(", ".join(shown + [name])) > room:
             break
-        shown.append(shorten(name, SUBJECT_TOPIC_CHARS))
+        shown.append(shorten(name, room))
     topics = ", ".join(shown)
     if len(shown) < len(names):
         topics += f" +{len(names) - len(shown)} more"
@@ -133,7 +138,7 @@ def subject_line(digest: Digest) -> str:
     when = date_label(digest.listing_date)
     if not count:
         return f"No new papers{on} ({when})"
-    return f"{count} new paper{'s' if count != 1 else ''}{on} ({when})"
+    return f"{count}{of} new paper{'s' if count + digest.more != 1 else ''}{on} ({when})"
 
 
 def schedule_phrase(reader: Subscriber) -> str:
