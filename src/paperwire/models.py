@@ -177,6 +177,9 @@ class Digest:
     # The ids of the papers behind "more": the delivery records them, and a second digest of
     # the edition (its listing grew) does not offer them as new.
     left_out: tuple[str, ...] = ()
+    # Which email of its edition this is for the reader: 2 for one sent after the first (its
+    # listing grew). Each has its own archive page, of what that email chose from.
+    part: int = 1
 
     @property
     def papers(self) -> int:

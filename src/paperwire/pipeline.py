@@ -236,9 +236,11 @@ def plan_digests(
     if with_history:
         histories = histories if histories is not None else store.histories(reader.id for reader in readers)
         offered = _offered(store, readers, histories, edition)
+        # Readers sent this edition already (its listing grew since): their digest is its next email.
+        again = store.edition_counts([r.id for r in readers if histories[r.id].last_edition == edition], edition)
     else:
         histories = {reader.id: ReaderHistory(None, None) for reader in readers}
-        offered = {}
+        offered, again = {}, {}
     # The papers each reader may be offered (digest.unoffered_since), read once for all of them.
     takes_from = {reader.id: digest.unoffered_since(reader, edition, offered.get(reader.id)) for reader in readers}
     stored = store.papers(since=min([digest.week_before(edition), *takes_from.values()]), until=edition)
@@ -278,6 +280,8 @@ def plan_digests(
                                          example_titles=examples, first_ids=renamed)
         except Exception as exc:
             return exc
+        if reader.id in again:
+            result = replace(result, part=again[reader.id] + 1)
         return result if result.papers or settings.send_empty else None
 
     for start in range(0, len(readers), DIGESTS_AT_ONCE):

@@ -207,11 +207,11 @@ def context(digest: Digest, settings: Settings) -> dict[str, Any]:
         "sections": shown,
         "more": digest.more,
         "more_label": f"And {digest.more} more matching paper{'s' if digest.more != 1 else ''}",
-        "more_url": urls.more(base, reader, digest.edition, digest.more_from),
+        "more_url": urls.more(base, reader, digest.edition, digest.more_from, digest.part),
         "manage_url": urls.manage(base, reader),
         "unsubscribe_url": urls.unsubscribe(base, reader),
         "feed_url": urls.private_feed(base, reader),
-        "archive_url": urls.archive(base, reader, digest.edition),
+        "archive_url": urls.archive(base, reader, digest.edition, digest.part),
         "reason": f"You get this because you subscribed to {subscribed} with {clean_line(reader.email)}"
                   f" — {schedule_phrase(reader)}.",
         "sender_name": clean_line(settings.sender_name),
