@@ -369,7 +369,7 @@ def test_a_day_without_a_new_listing_resends_nothing_but_a_later_paper_of_the_ed
                 for eml in outbox.glob("*.eml")]
 
     (first,) = subjects_sent(0)
-    assert first.startswith("3 new papers"), first
+    assert first.startswith("3 of 70 new papers"), first
     assert subjects_sent(1) == subjects_sent(2) == []  # Mar 12, Mar 13: no listing after Mar 11's
     late = Paper("t-late", "A Late Addition to the Listing", "It came in after the digest went out.")
     store.save_listings([Listing("late-papers", EDITION, [late, old])])

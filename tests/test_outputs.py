@@ -32,7 +32,14 @@ def test_digest_writes_html_text_and_eml_for_readers_with_matches(with_readers, 
     (ada,) = json.loads(result.stdout)  # bob matched nothing; cy unsubscribed
     assert set(ada) == {"email", "subject", "papers", "html", "text", "eml"}
     assert ada["email"] == "ada@example.org" and ada["papers"] == 15
-    assert re.fullmatch(r"15 new papers on Scaling, MoE \(Mar 11\)", ada["subject"])
+    # The subject counts what the intro counts: the papers shown, of those that matched.
+    matched = re.fullmatch(r"15 of (\d+) new papers on Scaling, MoE \(Mar 11\)", ada["subject"])
+    assert matched, ada["subject"]
+    intro = f"{matched[1]} new papers matched your topics in the Mar 11 listing; here are the best 15."
+    assert intro in " ".join(Path(ada["text"]).read_text().split())
+    # On the wire: one plain line, no encoded word, well under 78 characters.
+    head = Path(ada["eml"]).read_bytes().split(b"\r\n\r\n", 1)[0]
+    assert f"Subject: {ada['subject']}".encode() in head.split(b"\r\n") and len(ada["subject"]) + 9 <= 78
     assert Path(ada["html"]) == tmp_path / "o" / "digests" / "2024-03-11" / "ada_at_example.org.html"
     message = email.message_from_bytes(Path(ada["eml"]).read_bytes(), policy=policy.default)
     assert message["Subject"] == ada["subject"] and message["To"] == "Ada <ada@example.org>"

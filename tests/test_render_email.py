@@ -133,7 +133,9 @@ def test_golden_html_and_text(renderer: EmailRenderer, name: str, make) -> None:
 
 def test_subject_and_preheader(renderer: EmailRenderer) -> None:
     rendered = renderer.render(golden_digest(), SETTINGS)
-    assert rendered.subject == "3 new papers on scaling laws, MoE (Mar 11)"
+    # The two counts the intro says: 6 matched, the best 3 shown (the rest under "And 3 more").
+    assert rendered.subject == "3 of 6 new papers on scaling laws, MoE (Mar 11)"
+    assert "6 new papers matched your topics in the Mar 11 listing; here are the best 3." in rendered.text
     assert rendered.preheader.startswith("Scaling Laws for Sparse Mixture-of-Experts Language Models · Routing")
     assert renderer.render(empty_digest(), SETTINGS).subject == "No new papers on scaling laws, MoE (Mar 11)"
 
@@ -146,10 +148,20 @@ def test_subject_rules() -> None:
     sections = tuple(DigestSection(topic, (item(BARE, (topic.name,)),)) for topic in many_topics)
     subject = render.subject_line(Digest(reader, "2024-01-05", dt.date(2024, 1, 5), sections))
     assert subject == "8 new papers on topic number 0, topic number 1 +6 more (Jan 5)"
+    capped = render.subject_line(Digest(reader, "2024-01-05", dt.date(2024, 1, 5), sections, more=45))
+    assert capped == "8 of 53 new papers on topic number 0, topic number 1 +6 more (Jan 5)"
+    assert render.subject_line(dataclasses.replace(one, more=1)) == "1 of 2 new papers on MoE (Mar 11)"
     huge = Topic("a very long topic name " * 10, "x")
     subject = render.subject_line(Digest(Subscriber(email="a@example.org", topics=[huge]), "e", DAY, ()))
     assert subject.startswith("No new papers on a very long topic name") and len(subject) < 80
     assert "…" in subject
+    # " of 1234" takes its room from the topics: a capped subject is no longer than the plain one.
+    alone = Digest(Subscriber(email="a@example.org", topics=[huge]), "e", DAY,
+                   (DigestSection(huge, (item(BARE, (huge.name,)),)),))
+    capped = render.subject_line(dataclasses.replace(alone, more=1233))
+    assert capped.startswith("1 of 1234 new papers on a very long topic name") and capped.endswith(" (Mar 11)")
+    assert len(capped.removeprefix("1 of 1234 new papers on ")) - len(" (Mar 11)") <= render.SUBJECT_TOPIC_CHARS - 8
+    assert len(capped) < 80
     nameless = render.subject_line(Digest(Subscriber(email="a@example.org"), "e", DAY, ()))
     assert nameless == "No new papers (Mar 11)"
 

@@ -173,7 +173,8 @@ def _concrete_paths(site: Site) -> list[str]:
     paper = site.store.papers()[0].paper.id
     return ["/", "/subscribe", f"/confirm/{signed}", f"/manage/{reader.token}", f"/manage/{reader.token}/status",
             f"/manage/{reader.token}/export", f"/manage/{reader.token}/delete", f"/unsubscribe/{reader.token}",
-            f"/archive/{reader.token}/{EDITION}", "/favicon.ico", "/static/web.css", "/feeds/feeds.opml",
+            f"/archive/{reader.token}/{EDITION}", f"/archive/{reader.token}/{EDITION}/2",
+            "/favicon.ico", "/static/web.css", "/feeds/feeds.opml",
             "/feeds/topics/trending.atom", f"/feeds/private/{reader.token}.atom", "/feeds/trending.atom",
             f"/papers/{paper}", "/api/preview", "/api/topics", "/api/topics/Trending", "/api/subscribers",
             f"/api/subscribers/{reader.email}", "/api/docs", "/api/openapi.json", f"/like/{reader.token}/{paper}",

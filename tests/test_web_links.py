@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import feedparser
 import pytest
 
-from paperwire import dispatch
+from paperwire import dispatch, urls
 from paperwire.models import Link, Listing, Paper
 from paperwire.normalize import paper_id
 from paperwire.subscribers import make_topic
@@ -310,5 +310,80 @@ def test_a_catch_up_digest_opens_in_the_browser_with_the_days_it_covers(new_db, 
     assert intro in " ".join(html_part.split()) and intro in " ".join(page.text.split())
     ids = _parse_html(page.text).ids
     assert all(path.partition("#")[2] in ids for path in archive_links if "#" in path), archive_links
+    site.client.close()
+    site.store.close()
+
+
+def test_and_n_more_lands_on_its_paper_after_the_paper_is_rekeyed(site: Site) -> None:
+    """The email's "And N more" names the first left-out paper by the id it had then: a
+    page capture's ``t-<hash>``. When an arXiv listing later re-keys that paper, the
+    archive page must still carry that anchor (and the new one, for emails sent since)."""
+    message = _deliver_digest(site)
+    (link,) = {path for path in _archive_links(message) if "#" in path}  # the same in both parts
+    fragment = link.partition("#")[2]
+    assert fragment.startswith("p-t-"), link
+    left_out = next(s.paper for s in site.store.papers() if urls.paper_anchor(s.paper.id) == fragment)
+    day_after = dt.date.fromisoformat(EDITION) + dt.timedelta(days=1)
+    known = Paper(id="2403.99999", arxiv_id="2403.99999", title=left_out.title, abstract=left_out.abstract)
+    site.store.save_listings([Listing("arxiv", day_after, [known])])
+    assert left_out.id not in {s.paper.id for s in site.store.papers()}  # re-keyed
+    page = site.client.get(link.partition("#")[0])
+    assert page.status_code == 200
+    ids = _parse_html(page.text).ids
+    assert fragment in ids and urls.paper_anchor("2403.99999") in ids
+    # The old anchor stands at the paper's own entry, right after the paper's new one.
+    entry = re.search(r'id="%s"[^>]*>\s*<a id="%s"></a>' % (urls.paper_anchor("2403.99999"), fragment), page.text)
+    assert entry, fragment
+
+
+def _archive_links(message: email.message.EmailMessage) -> set[str]:
+    """The archive links of a digest ("View in browser", "And N more"), from both parts."""
+    return {path for kind in ("html", "plain") for path in _links_in(message.get_body((kind,)).get_content(), kind)[0]
+            if path.startswith("/archive/")}
+
+
+def test_a_second_email_of_an_edition_opens_its_own_archive_page(new_db, tmp_path: Path) -> None:
+    """A Daily Papers page grows through the day: papers added after a reader's email went out
+    come in their next one, dated the same edition while no newer listing comes (a weekend).
+    That second email's "View in browser" and "And N more" open a page of what it chose from
+    (what the first offered left out), and the first email's page keeps showing its own."""
+    site = make_site(new_db, tmp_path, ingest=False)
+    friday = dt.date(2024, 3, 15)
+    reader = site.reader("ada@example.org", "words:zebrafish")
+    site.store.save_subscriber(type(reader)(**{**{f: getattr(reader, f) for f in reader.__slots__}, "max_papers": 1}))
+
+    def listing(*kinds: str) -> None:
+        titles = [f"Zebrafish {kind} regrow" for kind in kinds]
+        site.store.save_listings([Listing("daily-papers", friday, [
+            Paper(id=paper_id(None, title), title=title, abstract=f"{title}, we find.") for title in titles])])
+
+    def send(day: dt.date) -> email.message.EmailMessage:
+        outbox = tmp_path / f"sent-{day}"
+        noon = dt.datetime.combine(day, dt.time(12), dt.timezone.utc)
+        assert dispatch.dispatch(site.store, site.settings, now=noon, everyone=True,
+                                 transport=OutboxTransport(outbox, fsync=False)).sent == 1
+        (eml,) = outbox.glob("*.eml")
+        return email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+
+    def shown(page: str) -> set[str]:
+        return set(re.findall(r"Zebrafish \w+ regrow", page))
+
+    listing("fins", "hearts")
+    first = _archive_links(send(friday))
+    listing("fins", "hearts", "livers", "tails")  # added to Friday's page after the email went out
+    second = _archive_links(send(friday + dt.timedelta(days=1)))  # Saturday: no newer listing
+    assert {p.partition("#")[0] for p in first} == {f"/archive/{reader.token}/2024-03-15"}
+    assert {p.partition("#")[0] for p in second} == {f"/archive/{reader.token}/2024-03-15/2"}
+    for links, papers in ((first, {"Zebrafish fins regrow", "Zebrafish hearts regrow"}),
+                          (second, {"Zebrafish livers regrow", "Zebrafish tails regrow"})):
+        page = site.client.get(min(links).partition("#")[0])
+        assert page.status_code == 200 and shown(page.text) == papers, shown(page.text)
+        assert "2 new papers matched your topics in the Mar 15 listing." in " ".join(page.text.split())
+        ids = _parse_html(page.text).ids
+        assert all(path.partition("#")[2] in ids for path in links if "#" in path), links
+    # The next email's page opens already (`paperwire digest` writes it with its link); none after it.
+    assert site.client.get(f"/archive/{reader.token}/2024-03-15/3").status_code == 200
+    for wrong in ("1", "4", "0", "02", "x", "99999"):  # the first email's page has no number
+        assert site.client.get(f"/archive/{reader.token}/2024-03-15/{wrong}").status_code == 404, wrong
     site.client.close()
     site.store.close()

@@ -210,13 +210,15 @@ def build_digest(
     first_date: dt.date | None = None,
     since: dt.date | None = None,
     example_titles: Mapping[str, str] | None = None,
+    first_ids: Mapping[str, str] | None = None,
 ) -> Digest:
     """The reader's digest; ``found_by_topic[i]`` are the matches of ``subscriber.topics[i]``.
 
     Papers listed outside [since, edition] (``unoffered_since``; by default ``first_date``)
     or offered already (``already_sent``: shown, or under an earlier digest's "And N more")
     are skipped. ``first_date``: the first listing day the digest says it covers ("the
-    listings from ... to ..."), earlier when a paper it takes is. The result may have no
+    listings from ... to ..."), earlier when a paper it takes is. ``first_ids``: the ids papers
+    had before a re-key, by their id now (``pipeline.first_ids``). The result may have no
     sections: whether to send it anyway is the caller's setting.
     """
     first_date = first_date or edition
@@ -261,6 +263,7 @@ def build_digest(
             hits=hits_of(best_match),
             reason=reason(best_match, example_titles or {}),
             by_words="words" in getattr(best_match, "why", ("words",)),  # a word ranking's Match has no why
+            first_id=(first_ids or {}).get(paper_id),
         ))
     return Digest(
         subscriber=subscriber,

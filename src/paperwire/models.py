@@ -135,6 +135,9 @@ class DigestItem:
     # Whether its best topic's words found it. False: its meaning or an example alone did, and
     # ``hits`` are only the words the topic required beside them (``title:benchmark``), if any.
     by_words: bool = True
+    # The id it was first stored under, before its arXiv id re-keyed it (StoredPaper.first_id):
+    # its entry carries that anchor too, so an "And N more" sent before the re-key still lands on it.
+    first_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +178,9 @@ class Digest:
     # The ids of the papers behind "more": the delivery records them, and a second digest of
     # the edition (its listing grew) does not offer them as new.
     left_out: tuple[str, ...] = ()
+    # Which email of its edition this is for the reader: 2 for one sent after the first (its
+    # listing grew). Each has its own archive page, of what that email chose from.
+    part: int = 1
 
     @property
     def papers(self) -> int:

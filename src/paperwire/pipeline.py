@@ -236,9 +236,11 @@ def plan_digests(
     if with_history:
         histories = histories if histories is not None else store.histories(reader.id for reader in readers)
         offered = _offered(store, readers, histories, edition)
+        # Readers sent this edition already (its listing grew since): their digest is its next email.
+        again = store.edition_counts([r.id for r in readers if histories[r.id].last_edition == edition], edition)
     else:
         histories = {reader.id: ReaderHistory(None, None) for reader in readers}
-        offered = {}
+        offered, again = {}, {}
     # The papers each reader may be offered (digest.unoffered_since), read once for all of them.
     takes_from = {reader.id: digest.unoffered_since(reader, edition, offered.get(reader.id)) for reader in readers}
     stored = store.papers(since=min([digest.week_before(edition), *takes_from.values()]), until=edition)
@@ -250,6 +252,7 @@ def plan_digests(
     _ensure_vectors(store, settings, papers, [query for _, pairs in groups for _, query in pairs])
     by_id = {paper.id: paper for paper in papers}
     placements = {item.paper.id: digest.Placement(*newest_placement(item, edition)) for item in stored}
+    renamed = first_ids(stored)
     days = listing_days(stored)
     # Papers offered already (shown, or under "And N more"): never again.
     already_sent = store.sent_papers_among(list(by_id), [reader.id for reader in readers]) if with_history else {}
@@ -274,9 +277,11 @@ def plan_digests(
             found = [rankings.get((index, topic_index), digest.NOTHING_FOUND) for topic_index in range(len(reader.topics))]
             result = digest.build_digest(reader, found, by_id, placements, edition=edition, first_date=first,
                                          since=takes_from[reader.id], already_sent=already_sent.get(reader.id, frozenset()),
-                                         example_titles=examples)
+                                         example_titles=examples, first_ids=renamed)
         except Exception as exc:
             return exc
+        if reader.id in again:
+            result = replace(result, part=again[reader.id] + 1)
         return result if result.papers or settings.send_empty else None
 
     for start in range(0, len(readers), DIGESTS_AT_ONCE):
@@ -648,6 +653,12 @@ def newest_placement(stored: StoredPaper, edition: dt.date) -> tuple[dt.date, in
     """Where a paper stands for ``edition``: its newest listing day up to it, and its rank there."""
     newest = next(a for a in stored.listings if a.date <= edition)
     return newest.date, newest.rank
+
+
+def first_ids(stored: Iterable[StoredPaper]) -> dict[str, str]:
+    """The ids re-keyed papers were first stored under, by their id now: emails sent before the
+    re-key name them so (their "And N more" link), and every page of the paper keeps that anchor."""
+    return {item.paper.id: item.first_id for item in stored if item.first_id}
 
 
 def listing_days(stored: Iterable[StoredPaper]) -> list[dt.date]:

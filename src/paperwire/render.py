@@ -76,6 +76,7 @@ class ItemView(NamedTuple):
     also: str  # the reader's other topics this paper matched, comma-separated (paperview.also_in)
     paper: PaperView  # the same for every reader who gets the paper with the same hits
     more_like_url: str  # the reader's "More like this" page for it (their token: drawn by the frame, like ``also``)
+    first_anchor: str  # the anchor of the id it had before a re-key ("" if none): older emails link it
 
 
 class SectionView(NamedTuple):
@@ -116,15 +117,20 @@ def date_label(day: dt.date) -> str:
 # --- the context both templates share ----------------------------------------------------
 
 def subject_line(digest: Digest) -> str:
-    """``7 new papers on scaling laws, MoE (Mar 11)``; long topic lists end in ``+N more``."""
+    """``7 new papers on scaling laws, MoE (Mar 11)``, or ``15 of 53 new papers on ...`` when
+    the rest are under "And N more": the two counts the intro says ("53 new papers matched
+    ...; here are the best 15"), so subject and body never disagree. Long topic lists end in
+    ``+N more``; the topics get less room by what `` of 53`` takes, so the subject stays short."""
     count = digest.papers
     names = [clean_line(name) for name in (digest.topic_names if count else
                                          [topic.name for topic in digest.subscriber.topics])]
+    of = f" of {count + digest.more}" if count and digest.more else ""
+    room = SUBJECT_TOPIC_CHARS - len(of)
     shown: list[str] = []
     for name in names:
-        if shown and len(", ".join(shown + [name])) > SUBJECT_TOPIC_CHARS:
+        if shown and len(", ".join(shown + [name])) > room:
             break
-        shown.append(shorten(name, SUBJECT_TOPIC_CHARS))
+        shown.append(shorten(name, room))
     topics = ", ".join(shown)
     if len(shown) < len(names):
         topics += f" +{len(names) - len(shown)} more"
@@ -132,7 +138,7 @@ def subject_line(digest: Digest) -> str:
     when = date_label(digest.listing_date)
     if not count:
         return f"No new papers{on} ({when})"
-    return f"{count} new paper{'s' if count != 1 else ''}{on} ({when})"
+    return f"{count}{of} new paper{'s' if count + digest.more != 1 else ''}{on} ({when})"
 
 
 def schedule_phrase(reader: Subscriber) -> str:
@@ -174,7 +180,8 @@ def sections(digest: Digest, settings: Settings) -> tuple[SectionView, ...]:
             number += 1
             items.append(ItemView(number, position, name, item.rank, item.score,
                                   also_in(item.topics, section.topic.name), item_view(item, settings),
-                                  more_like(item.paper.id)))
+                                  more_like(item.paper.id),
+                                  urls.paper_anchor(item.first_id) if item.first_id else ""))
         shown.append(SectionView(name, index, tuple(items)))
     return tuple(shown)
 
@@ -200,11 +207,11 @@ def context(digest: Digest, settings: Settings) -> dict[str, Any]:
         "sections": shown,
         "more": digest.more,
         "more_label": f"And {digest.more} more matching paper{'s' if digest.more != 1 else ''}",
-        "more_url": urls.more(base, reader, digest.edition, digest.more_from),
+        "more_url": urls.more(base, reader, digest.edition, digest.more_from, digest.part),
         "manage_url": urls.manage(base, reader),
         "unsubscribe_url": urls.unsubscribe(base, reader),
         "feed_url": urls.private_feed(base, reader),
-        "archive_url": urls.archive(base, reader, digest.edition),
+        "archive_url": urls.archive(base, reader, digest.edition, digest.part),
         "reason": f"You get this because you subscribed to {subscribed} with {clean_line(reader.email)}"
                   f" — {schedule_phrase(reader)}.",
         "sender_name": clean_line(settings.sender_name),

@@ -53,15 +53,16 @@ def unsubscribe(base_url: str, reader: Subscriber) -> str:
     return _join(base_url, "unsubscribe", reader.token)
 
 
-def archive(base_url: str, reader: Subscriber, edition: str) -> str:
-    """The digest in a browser ("view in browser")."""
-    return _join(base_url, "archive", reader.token, edition)
+def archive(base_url: str, reader: Subscriber, edition: str, part: int = 1) -> str:
+    """The digest in a browser ("view in browser"); ``part`` 2, 3, ...: a later email of the
+    edition (``Digest.part``), whose page shows what it chose from, not what the first did."""
+    return _join(base_url, "archive", reader.token, edition, *([str(part)] if part > 1 else []))
 
 
-def more(base_url: str, reader: Subscriber, edition: str, first_not_shown: str) -> str:
+def more(base_url: str, reader: Subscriber, edition: str, first_not_shown: str, part: int = 1) -> str:
     """Everything that matched, opened at the first paper the email had no room for
     (the archive shows every match; each paper carries its ``paper_anchor``)."""
-    return archive(base_url, reader, edition) + "#" + paper_anchor(first_not_shown)
+    return archive(base_url, reader, edition, part) + "#" + paper_anchor(first_not_shown)
 
 
 def paper_anchor(paper_id: str) -> str:

@@ -492,6 +492,35 @@ class DeliveryStore:
         return {reader: Offered(day(edition), day(last[reader]) if reader in last else None,
                                 day(dated[reader]) if reader in dated else None) for reader, edition in first.items()}
 
+    def edition_counts(self, subscriber_ids: Sequence[int], edition: dt.date) -> dict[int, int]:
+        """How many digests of ``edition`` each reader was sent (or unknown: it may have arrived),
+        for the number of their next one (``Digest.part``). Readers with none are absent."""
+        query = sa.select(deliveries.c.subscriber_id, deliveries.c.status, sa.func.count()).where(
+            deliveries.c.subscriber_id.in_(sa.bindparam("readers", expanding=True)),
+            deliveries.c.edition == edition.isoformat()).group_by(deliveries.c.subscriber_id, deliveries.c.status)
+        found: dict[int, int] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(subscriber_ids))):
+                for reader, status, count in conn.execute(query, {"readers": chunk}):
+                    if status in (SENT, UNKNOWN):  # checked here, as in ``offered``
+                        found[reader] = found.get(reader, 0) + count
+        return found
+
+    def edition_offers(self, subscriber_id: int, edition: dt.date) -> list[set[str]]:
+        """The papers each digest of ``edition`` sent to the reader (or unknown) offered, shown
+        or under "And N more", in the order they went out: the archive page of one of them
+        leaves out what the others offered."""
+        query = (sa.select(deliveries.c.id, sent_papers.c.paper_id)
+                 .select_from(deliveries.outerjoin(sent_papers, sent_papers.c.delivery_id == deliveries.c.id))
+                 .where(deliveries.c.subscriber_id == subscriber_id, deliveries.c.edition == edition.isoformat(),
+                        deliveries.c.status.in_([SENT, UNKNOWN]))
+                 .order_by(deliveries.c.slot))
+        offers: dict[int, set[str]] = {}
+        with self.engine.connect() as conn:
+            for delivery_id, paper_id in conn.execute(query):
+                offers.setdefault(delivery_id, set()).update([paper_id] if paper_id else [])
+        return list(offers.values())
+
     def deferred_slots(self, subscriber_ids: Iterable[int]) -> dict[int, dt.date]:
         """Slots whose last attempt failed temporarily: the next run tries them again."""
         found: dict[int, dt.date] = {}

@@ -189,20 +189,31 @@ class DataCache:
 
     # -- archive ----------------------------------------------------------------------------
 
-    def archive(self, reader: Subscriber, edition: dt.date) -> Digest | None:
+    def archive(self, reader: Subscriber, edition: dt.date, part: int = 1) -> Digest | None:
         """The reader's digest for ``edition`` as a web page shows it: every match, no cap.
 
         Re-rendered from stored papers and the reader's current topics, as the email of that
         edition chose them: the papers of its look back that the digests sent before it had not
         offered (``digest.unoffered_since``; shown, or under "And N more"), so a reader catching up sees
         the days they caught up on (those the email showed itself stay, so an old edition still
-        shows what it showed). None when no listing (even an empty one) is dated that day.
+        shows what it showed). ``part`` 2, 3, ...: a later email of the edition (``Digest.part``),
+        which came after the earlier ones as the pipeline made it; every page of an edition leaves
+        out what its other emails offered. None when no listing (even an empty one) is dated that
+        day, or for a ``part`` that would come after the next email.
         """
         offer = self.store.offered([reader.id], before=edition).get(reader.id)
-        key = ("archive", reader.token, edition, offer, tuple((t.name, t.query) for t in reader.topics))
-        return self._cached(key, lambda: self._build_archive(reader, edition, offer))
+        offers = self.store.edition_offers(reader.id, edition)
+        if part > len(offers) + 1:
+            return None
+        if part > 1:  # after an email of this very edition (plan_digests' history says the same)
+            offer = Offered(min(offer.first_edition, edition) if offer else edition, edition,
+                            offer.dated_until if offer else None)
+        others = frozenset(paper for number, papers in enumerate(offers, 1) if number != part for paper in papers)
+        key = ("archive", reader.token, edition, part, offer, others, tuple((t.name, t.query) for t in reader.topics))
+        return self._cached(key, lambda: self._build_archive(reader, edition, offer, others, part))
 
-    def _build_archive(self, reader: Subscriber, edition: dt.date, offer: Offered | None) -> Digest | None:
+    def _build_archive(self, reader: Subscriber, edition: dt.date, offer: Offered | None, others: frozenset[str],
+                       part: int) -> Digest | None:
         first, _ = digest.window(reader, edition, offer.last_edition if offer else None)
         since = digest.unoffered_since(reader, edition, offer)
         if not self.store.listed_on(edition):
@@ -215,14 +226,16 @@ class DataCache:
         found = [rankings.get(i, digest.NOTHING_FOUND) for i in range(len(reader.topics))]
         uncapped = replace(reader, max_papers=ARCHIVE_LIMIT)  # a web page is not clipped like an email
         earlier = self.store.sent_papers_among([p.id for p in papers], [reader.id], before=edition).get(reader.id, set())
+        earlier |= others
         listed = digest.first_listed(pipeline.listing_days(stored), first, edition)
         result = digest.build_digest(uncapped, found, {p.id: p for p in papers}, placements, edition=edition,
                                      first_date=listed, since=since, already_sent=earlier,
+                                     first_ids=pipeline.first_ids(stored),
                                      example_titles=semantic.example_titles(self.store, [q for _, q in queries],
                                                                             self.settings.acronyms))
         # The closest sentences the digest run stored (the emailed papers' ones): a page never embeds them.
         closest = ClosestSentences(self.store, pipeline.embedder(self.settings), self.settings.acronyms, new_papers=0)
-        return replace(closest.digest(result), subscriber=reader)
+        return replace(closest.digest(result), subscriber=reader, part=part)
 
 
 def _for_preview(paper: Paper) -> Paper:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import zoneinfo
 from collections import defaultdict
 from functools import lru_cache
@@ -311,12 +312,22 @@ def unsubscribe(token: str, request: Request, one_click: str | None = Form(None,
 @router.api_route("/archive/{token}/{edition}", methods=READ)
 def archive(token: str, edition: str, web: WebContext = Depends(web_context)) -> Response:
     """The email of an edition in the browser ("view in browser"), with every matching paper."""
+    return archive_page(web, token, edition, 1)
+
+
+@router.api_route("/archive/{token}/{edition}/{part}", methods=READ)
+def later_archive(token: str, edition: str, part: str, web: WebContext = Depends(web_context)) -> Response:
+    """A later email of the edition (its listing grew after the first went out): 2, 3, ..."""
+    return archive_page(web, token, edition, int(part) if re.fullmatch(r"[2-9]|[1-9][0-9]{1,3}", part) else 0)
+
+
+def archive_page(web: WebContext, token: str, edition: str, part: int) -> Response:
     reader = reader_or_404(web, token)
     try:
         day = dt.date.fromisoformat(edition)
     except ValueError:
         day = None
-    found = web.data.archive(reader, day) if day and len(edition) == 10 else None
+    found = web.data.archive(reader, day, part) if day and len(edition) == 10 and part else None
     if found is None:
         raise PageError(404, "No such edition", f"There is no digest for {edition!r}. Editions are named by "
                         "listing date, like 2024-03-11.")
