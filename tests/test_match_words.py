@@ -724,3 +724,36 @@ def test_an_expansion_in_a_run_is_as_wide_as_its_acronyms_longest_spelling() -> 
            2: "Efficient methods for training the vision and language model.",
            3: "Efficient methods for training, then a lot of other things, the vision and language model."},
           {"efficient vision language model": {1, 2}})
+
+
+# --- what counts as a link: the edges (written before one regex served both questions) ----
+
+@pytest.mark.parametrize("sentence, boilerplate", [
+    ("Code: https://.", "Code: https://."),  # a scheme with nothing after it (a lost address) is a link
+    ("Code: https://", "Code: https://"),
+    ("See http://. for details", "See http://."),  # the sentence ends at ". "
+    ("See www.x for details.", "See www.x for details."),
+    ("See .com/x for details.", "See .com/x for details."),  # a host suffix and a path: a link, as before
+    ("See example.com/. now", "See example.com/."),
+    ("See example.com/ for details.", None),  # nothing after the slash: no link
+    ("Code: HTTPS://EXAMPLE.ORG/A.", "Code: HTTPS://EXAMPLE.ORG/A."),
+    ("Results: https://example.org/a).", "Results: https://example.org/a)."),
+    ("Accepted at WWW.", None),  # a conference, not "www." (upper case)
+])
+def test_the_edges_of_what_is_a_link(sentence: str, boilerplate: str | None) -> None:
+    text = f"We study agents: a survey. {sentence}"
+    assert [text[start:end] for start, end in boilerplate_spans(text)] == ([boilerplate] if boilerplate else []), text
+
+
+CLAIM = "We beat GPT-4 on many tasks in our long study of code agents {} and more."
+
+
+@pytest.mark.parametrize("link, masked", [
+    ("https://example.org/a_b", "https://example.org/a_b"),
+    ("(https://example.org/a)", "https://example.org/a"),
+    ("at example.ai/x.", "example.ai/x"),
+    ("(see www.example.org).", "www.example.org"),
+])
+def test_a_claims_address_is_masked_without_the_punctuation_around_it(link: str, masked: str) -> None:
+    text = CLAIM.format(link)
+    assert [text[start:end] for start, end in boilerplate_spans(text)] == [masked], text
