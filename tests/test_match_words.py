@@ -753,6 +753,11 @@ CLAIM = "We beat GPT-4 on many tasks in our long study of code agents {} and mor
     ("(https://example.org/a)", "https://example.org/a"),
     ("at example.ai/x.", "example.ai/x"),
     ("(see www.example.org).", "www.example.org"),
+    # a claim's link that is only a scheme, "www." or a host and slash: masked since _LINK and
+    # _ADDRESS became one (before, the sentence had a link but no address to mask)
+    ("(https://)", "https://"),
+    ("(see www.)", "www."),
+    ("at example.com/. now", "example.com/"),
 ])
 def test_a_claims_address_is_masked_without_the_punctuation_around_it(link: str, masked: str) -> None:
     text = CLAIM.format(link)

@@ -103,7 +103,6 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 _CUES = ("://", "www.", "availab", "releas", "open", "public", "hosted", "found", "accessib", "provided", "share",
          "github", "gitlab", "hugging", "zenodo", "repositor", "supplement", "upon", "community", ":", ".com/", ".org/",
          ".io/", ".co/", ".net/", ".ai/", ".dev/")
-_LINK = re.compile(r"https?://|www\.|\.(?:com|org|io|net|ai|dev|co)/\S", re.IGNORECASE)
 _AVAILABLE = re.compile(
     r"\b(?:available|availability|releas\w*|open[- ]?sourc\w*|publicly|public|hosted|can be found|"
     r"accessible|project page|project website|homepage|github|hugging ?face)\b",
@@ -164,9 +163,11 @@ _WE_RELEASE = re.compile(
 )
 
 
-# A web address written out (as _LINK finds them), without the punctuation that may close
-# its sentence or bracket.
-_ADDRESS = re.compile(r"(?:https?://|www\.|[\w.-]+\.(?:com|org|io|net|ai|dev|co)/)\S*[^\s.,;:!?)\]}'\"]",
+# A web address written out: a scheme, "www." or a host and path, without the punctuation
+# that may close its sentence or bracket. Whether a sentence has a link is whether this finds
+# one, so a scheme or "www." with nothing after it is a link too (an address lost on the way:
+# "Code: https://."), as is a host suffix and slash before anything ("site.com/x", ".com/x").
+_ADDRESS = re.compile(r"(?:https?://|www\.|[\w.-]*\.(?:com|org|io|net|ai|dev|co)/(?=\S))(?:\S*[^\s.,;:!?)\]}'\"])?",
                       re.IGNORECASE)
 
 
@@ -196,7 +197,7 @@ def _artifacts_at_link(sentence: str) -> bool:
 
 
 def _has_link(sentence: str) -> bool:
-    return ("/" in sentence or "www." in sentence) and _LINK.search(sentence) is not None
+    return ("/" in sentence or "www." in sentence) and _ADDRESS.search(sentence) is not None
 
 
 def _is_boilerplate(sentence: str) -> bool:
