@@ -762,3 +762,37 @@ CLAIM = "We beat GPT-4 on many tasks in our long study of code agents {} and mor
 def test_a_claims_address_is_masked_without_the_punctuation_around_it(link: str, masked: str) -> None:
     text = CLAIM.format(link)
     assert [text[start:end] for start, end in boilerplate_spans(text)] == [masked], text
+
+
+# --- short pointers: a demo, a bare host on a hosting domain --------------------------------
+
+@pytest.mark.parametrize("sentence", [
+    "A demo is available online.",
+    "An interactive demo is available.",
+    "A video is available on our project page.",
+    "Project page: x.github.io.",
+    "Project page: my-lab.gitlab.io",
+    "Demo: huggingface.co.",
+    "Docs: paperwire.readthedocs.io.",
+    "See demo.netlify.app for details.",
+    "Website: project.vercel.app.",
+    "Demo at project.pages.dev.",
+    "Project page: sites.google.com.",
+    "Code and data are at lab.github.io.",
+])
+def test_a_demo_or_a_bare_host_on_a_hosting_domain_is_boilerplate(sentence: str) -> None:
+    """No scheme and no path: "x.github.io" is a link all the same, on the domains that host
+    project pages and demos. "A demo" starts an availability statement as "Our demo" does."""
+    text = f"We study agents. {sentence}"
+    assert boilerplate_spans(text) == [(17, len(text))], sentence
+
+
+@pytest.mark.parametrize("sentence", [
+    "A model is available for only three of the languages we study.",
+    "A dataset is available for each task, but not for the rare ones.",
+    "We compare pages hosted on github.io with those on other domains.",  # a domain, no host
+    "Project pages are often hosted on huggingface.com mirrors.",  # not huggingface.co
+])
+def test_an_indefinite_artifact_or_a_bare_hosting_domain_is_not_a_pointer(sentence: str) -> None:
+    text = f"We study agents: a survey. {sentence}"
+    assert boilerplate_spans(text) == [], sentence

@@ -101,7 +101,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 # Every boilerplate sentence has one of these (lower-cased); most abstracts have none, and
 # are not split into sentences at all. Plain substring tests: this runs on every abstract.
 _CUES = ("://", "www.", "availab", "releas", "open", "public", "hosted", "found", "accessib", "provided", "share",
-         "github", "gitlab", "hugging", "zenodo", "repositor", "supplement", "upon", "community", ":", ".com/", ".org/",
+         "github", "gitlab", "hugging", "readthedocs", "netlify", "vercel", "pages.dev", "sites.google", "zenodo", "repositor", "supplement", "upon", "community", ":", ".com/", ".org/",
          ".io/", ".co/", ".net/", ".ai/", ".dev/")
 _AVAILABLE = re.compile(
     r"\b(?:available|availability|releas\w*|open[- ]?sourc\w*|publicly|public|hosted|can be found|"
@@ -124,8 +124,11 @@ _AND = r"(?:\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)"
 # A sentence that starts with what is made available ("Our code and data", "The source
 # code", "Models and datasets") and goes on with a verb or a colon. Whether it is
 # boilerplate is then up to :data:`_MADE_AVAILABLE`.
+# "A demo", "An interactive demo", "A video": what only the paper's own pointers start with
+# "a" ("A model is available for only three languages" is a claim).
+_A_DEMO = r"an?\s+(?:(?:online|live|interactive|web|short)\s+)?(?:demo|video|website|project\s+(?:page|website)|web\s?page)"
 _ARTIFACT_SUBJECT = re.compile(
-    rf"^(?:(?:all|our|the|full|both)\s+)*{_ARTIFACT_PHRASE}(?:{_AND}(?:(?:all|our|the)\s+)*{_ARTIFACT_PHRASE})*"
+    rf"^(?:{_A_DEMO}|(?:(?:all|our|the|full|both)\s+)*{_ARTIFACT_PHRASE})(?:{_AND}(?:(?:all|our|the)\s+)*{_ARTIFACT_PHRASE})*"
     r"(?:\s+(?:for|of|to)\s+[^.:]{0,60}?)?"
     r"(?:\s*:|\s+(?:is|are|will|can|has|have|would|should|may|shall)\b)",
     re.IGNORECASE,
@@ -166,9 +169,17 @@ _WE_RELEASE = re.compile(
 # A web address written out: a scheme, "www." or a host and path, without the punctuation
 # that may close its sentence or bracket. Whether a sentence has a link is whether this finds
 # one, so a scheme or "www." with nothing after it is a link too (an address lost on the way:
-# "Code: https://."), as is a host suffix and slash before anything ("site.com/x", ".com/x").
-_ADDRESS = re.compile(r"(?:https?://|www\.|[\w.-]*\.(?:com|org|io|net|ai|dev|co)/(?=\S))(?:\S*[^\s.,;:!?)\]}'\"])?",
-                      re.IGNORECASE)
+# "Code: https://."), as is a host suffix and slash before anything ("site.com/x", ".com/x"),
+# and a bare host on a domain that hosts project pages and demos ("x.github.io").
+_HOSTING = ("github.io", "gitlab.io", "readthedocs.io", "huggingface.co", "netlify.app", "vercel.app", "pages.dev",
+            "sites.google.com")
+_ADDRESS = re.compile(
+    r"(?:https?://|www\.|[\w.-]*\.(?:com|org|io|net|ai|dev|co)/(?=\S)"
+    r"|(?:[\w-]+\.)+(?:github\.io|gitlab\.io|readthedocs\.io|netlify\.app|vercel\.app|pages\.dev)(?![\w-])"
+    r"|(?:[\w-]+\.)*(?:huggingface\.co|sites\.google\.com)(?![\w-]))"
+    r"(?:\S*[^\s.,;:!?)\]}'\"])?",
+    re.IGNORECASE,
+)
 
 
 def boilerplate_spans(text: str) -> list[tuple[int, int]]:
@@ -197,7 +208,12 @@ def _artifacts_at_link(sentence: str) -> bool:
 
 
 def _has_link(sentence: str) -> bool:
-    return ("/" in sentence or "www." in sentence) and _ADDRESS.search(sentence) is not None
+    """Whether :data:`_ADDRESS` finds a link (after a cheaper test: most sentences have none)."""
+    if "/" not in sentence and "www." not in sentence:
+        lowered = sentence.lower()
+        if not any(host in lowered for host in _HOSTING):
+            return False
+    return _ADDRESS.search(sentence) is not None
 
 
 def _is_boilerplate(sentence: str) -> bool:
