@@ -796,3 +796,35 @@ def test_a_demo_or_a_bare_host_on_a_hosting_domain_is_boilerplate(sentence: str)
 def test_an_indefinite_artifact_or_a_bare_hosting_domain_is_not_a_pointer(sentence: str) -> None:
     text = f"We study agents: a survey. {sentence}"
     assert boilerplate_spans(text) == [], sentence
+
+
+# --- short claims about the field are matched text -----------------------------------------
+
+@pytest.mark.parametrize("sentence", [
+    "Models for code generation are publicly available, but their training data is not.",
+    "Models for code generation are publicly available.",
+    "Datasets for low-resource languages are rarely public.",
+    "Benchmarks for code generation are released while their test sets leak.",
+    "Code for most papers is never released.",
+    "Data for many tasks are not publicly available.",
+    "Models are released, but their data are not.",
+    "Our code is available, although the data cannot be shared.",
+    "The weights are public whereas the training data are not.",
+])
+def test_a_short_claim_about_the_field_is_matched_text(sentence: str) -> None:
+    """What others make available (a noun "for" some task, with no "our" or "the"), a contrast
+    ("but", "while", "although", "whereas") or a negation: a claim, not a pointer."""
+    text = f"We study robustness: a survey. {sentence}"
+    assert boilerplate_spans(text) == [], sentence
+
+
+@pytest.mark.parametrize("sentence", [
+    "Code for reproducing our experiments is available.",
+    "Code for Superpipeline is available.",
+    "The code for our experiments is released.",
+    "Code is available now, while data will be released upon acceptance.",  # both halves point
+    "Our code is released, but the data will be shared upon request.",
+])
+def test_pointers_with_for_or_with_two_halves_are_still_boilerplate(sentence: str) -> None:
+    text = f"We study robustness: a survey. {sentence}"
+    assert boilerplate_spans(text) == [(len(text) - len(sentence), len(text))], sentence

@@ -128,8 +128,9 @@ _AND = r"(?:\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)"
 # "a" ("A model is available for only three languages" is a claim).
 _A_DEMO = r"an?\s+(?:(?:online|live|interactive|web|short)\s+)?(?:demo|video|website|project\s+(?:page|website)|web\s?page)"
 _ARTIFACT_SUBJECT = re.compile(
-    rf"^(?:{_A_DEMO}|(?:(?:all|our|the|full|both)\s+)*{_ARTIFACT_PHRASE})(?:{_AND}(?:(?:all|our|the)\s+)*{_ARTIFACT_PHRASE})*"
-    r"(?:\s+(?:for|of|to)\s+[^.:]{0,60}?)?"
+    rf"^(?:{_A_DEMO}|(?P<which>(?:(?:all|our|the|full|both)\s+)*){_ARTIFACT_PHRASE})"
+    rf"(?:{_AND}(?:(?:all|our|the)\s+)*{_ARTIFACT_PHRASE})*"
+    r"(?:\s+(?:for|of|to)\s+(?P<purpose>[^.:]{0,60}?))?"
     r"(?:\s*:|\s+(?:is|are|will|can|has|have|would|should|may|shall)\b)",
     re.IGNORECASE,
 )
@@ -222,7 +223,20 @@ def _is_boilerplate(sentence: str) -> bool:
         return _AVAILABLE.search(sentence) is not None or words <= LINK_LABEL_WORDS or _artifacts_at_link(sentence)
     if len(sentence.split()) > STATEMENT_WORDS:
         return False
-    return _says_artifacts_are_available(sentence) or _says_we_release_artifacts(sentence)
+    return all(map(_points_to_artifacts, _CONTRAST.split(sentence)))
+
+
+# "Models are public, but their data are not": a contrast makes a claim unless both halves
+# point to the paper's artifacts ("Code is available now, while data will be released").
+_CONTRAST = re.compile(r",?\s+(?:but|while|whereas|although|though|yet)\s+", re.IGNORECASE)
+# "Code for most papers is never released", "Data are not publicly available": a claim.
+_NEGATION = re.compile(r"\b(?:not|never|cannot|no\s+longer)\b|n't\b", re.IGNORECASE)
+
+
+def _points_to_artifacts(clause: str) -> bool:
+    """Whether a short clause says where or how this paper's artifacts can be had."""
+    return _NEGATION.search(clause) is None and (_says_artifacts_are_available(clause)
+                                                 or _says_we_release_artifacts(clause))
 
 
 # Words that make "X are available / released" a claim about the field, not a pointer to
@@ -241,7 +255,18 @@ def _says_artifacts_are_available(sentence: str) -> bool:
     often others make theirs available: :data:`_ABOUT_THE_FIELD`)."""
     subject = _ARTIFACT_SUBJECT.match(sentence)
     return (subject is not None and _MADE_AVAILABLE.search(sentence, subject.end()) is not None
-            and _ABOUT_THE_FIELD.search(sentence, subject.end()) is None)
+            and _ABOUT_THE_FIELD.search(sentence, subject.end()) is None and _names_its_own(subject))
+
+
+# What says a bare artifact "for" something is the paper's own: "Code for reproducing our
+# experiments", "Code for Superpipeline" (a name); not "Models for code generation".
+_OWN = re.compile(r"\b(?:our|this|these|the|reproduc\w*|replicat\w*|experiments?)\b|\b[^\W\d_]*[A-Z]", re.UNICODE)
+
+
+def _names_its_own(subject: re.Match[str]) -> bool:
+    """Whether the subject is the paper's artifacts: with "our", "the" ..., or "for" its
+    experiments or a name; a bare noun "for" a task is what others have (a claim)."""
+    return bool(subject["which"]) or subject["purpose"] is None or _OWN.search(subject["purpose"]) is not None
 
 
 def _says_we_release_artifacts(sentence: str) -> bool:
