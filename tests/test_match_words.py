@@ -828,3 +828,114 @@ def test_a_short_claim_about_the_field_is_matched_text(sentence: str) -> None:
 def test_pointers_with_for_or_with_two_halves_are_still_boilerplate(sentence: str) -> None:
     text = f"We study robustness: a survey. {sentence}"
     assert boilerplate_spans(text) == [(len(text) - len(sentence), len(text))], sentence
+
+
+# --- release statements of any length --------------------------------------------------------
+
+RELEASE_STATEMENTS = [
+    "We are publicly releasing the TicketTalk dataset and our code to facilitate future research on dialogue systems.",
+    "We are publicly releasing the TicketTalk dataset with this paper to facilitate future work on transaction-based "
+    "dialogs.",
+    "To facilitate future research on multilingual code generation, we release our code, data and trained models.",
+    "We will release the MassiveDS dataset and all our code to support further research in retrieval-based language "
+    "models.",
+    "We make the benchmark and our evaluation code publicly available to enable future research on long-context "
+    "reasoning.",
+    "We make publicly available the dataset, the code and the model checkpoints to encourage further research in this "
+    "area.",
+    "We release all code, data and model weights under the MIT license to foster reproducibility and further research.",
+    "The TicketTalk dataset and our code are publicly released to facilitate future research on dialogue systems.",
+    "We also release the code and the annotated data to allow for further investigation of inverse scaling in language "
+    "models.",
+    "Finally, we open-source our code and the trained models to facilitate reproducibility and future research on code "
+    "agents.",
+    "We release our code and models.",
+    "We also release the code to replicate our results.",
+]
+
+# Sentences that begin like a release statement but say what the work does or found: matched text.
+RELEASE_LIKE_CLAIMS = [
+    "We release the model's hidden states to the verifier at every step.",
+    "We release the model's hidden states early.",
+    "We release the data to annotators in small batches.",
+    "We release the code and show it works.",
+    "We release our model from the constraint early.",
+    "We release a new dataset of 10k videos to facilitate future research on long video understanding.",
+    "We release a benchmark of 2,000 code generation tasks with unit tests to facilitate future research on program "
+    "synthesis.",
+    "To support further research in this area, we release three new 13B parameter long-context models which we call "
+    "Giraffe.",
+    "We release our code generation models, which achieve state-of-the-art results on HumanEval, to facilitate future "
+    "research.",
+    "We make our models publicly available and show that they transfer to twelve new languages, supporting future "
+    "research.",
+    "We release the data to annotators in small batches to enable future research on annotation agreement.",
+    "We release the weights of the reward model to the policy only after convergence to facilitate stable training.",
+    "We release the constraint on sequence length gradually during training to enable future research on curricula.",
+    "We make the code generation model robust to adversarial prompts to support future research on safety.",
+    "We release models that are three times smaller than prior work to facilitate future research on efficient "
+    "inference.",
+    "We publish the models' predictions on the leaderboard after each round to enable fair comparison in future "
+    "research.",
+    "We release the dataset in stages so that models cannot memorize it, to support future research on contamination.",
+    "We open-source the training recipe and find that it cuts compute by 40% to facilitate further research.",
+    "We share the model weights across all layers of the decoder to enable future research on parameter-efficient "
+    "models.",
+    "We provide the model with ten demonstrations per task to enable future research on in-context learning.",
+    "We release the code generation benchmark, which contains 1,200 problems in 14 languages, to support future "
+    "research.",
+    "We make the data available to the model only at test time to facilitate future research on retrieval.",
+    "We release the first open dataset of code review comments to facilitate future research on code generation.",
+    "We release the model checkpoints every 1,000 steps so that we can study how code generation abilities emerge.",
+    "We are releasing the models in a staged manner to study misuse and to facilitate future research on safety.",
+    "To facilitate future research, we show that code generation models can be trained with ten times less data.",
+]
+
+
+@pytest.mark.parametrize("sentence", RELEASE_STATEMENTS)
+def test_a_release_statement_is_boilerplate_at_any_length(sentence: str) -> None:
+    """"We release X and Y to facilitate future research on Z" says where things are, however
+    long the topic it names: over STATEMENT_WORDS words and without a link it was matched."""
+    text = f"We study dialogue: a survey. {sentence}"
+    assert boilerplate_spans(text) == [(len(text) - len(sentence), len(text))], sentence
+
+
+@pytest.mark.parametrize("sentence", RELEASE_LIKE_CLAIMS)
+def test_a_claim_that_starts_like_a_release_statement_is_matched_text(sentence: str) -> None:
+    """Something new ("a new dataset of 10k videos"), a clause that says more ("which achieve
+    state-of-the-art results", "and show that"), or a release that is part of the method ("to
+    the verifier", "to annotators"): what the paper is about."""
+    text = f"We study dialogue: a survey. {sentence}"
+    assert boilerplate_spans(text) == [], sentence
+
+
+def test_a_paper_that_only_releases_code_is_not_about_code_generation() -> None:
+    abstract = ("We study dialogue agents for ticket booking. We are publicly releasing the TicketTalk dataset and our "
+                "code to facilitate future research on code generation and dialogue systems.")
+    assert ids("code generation", [paper("TicketTalk", abstract)]) == set()
+    claim = ("We study dialogue agents for ticket booking. We release our code generation models, which achieve "
+             "state-of-the-art results on HumanEval, to facilitate future research.")
+    assert ids("code generation", [paper("TicketTalk", claim)]) == {"made-0"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.tuples(
+    st.sampled_from(["We release", "We are publicly releasing", "We will release", "We open-source",
+                     "We will make publicly available"]),
+    st.lists(st.sampled_from(["the TicketTalk dataset", "our code", "the trained models", "all data",
+                              "our evaluation scripts", "the benchmark"]), min_size=1, max_size=3, unique=True),
+    st.sampled_from(["to facilitate future research on dialogue systems", "to support further research in this area",
+                     "to enable reproducibility", "for future research on code generation and program repair"]),
+    st.sampled_from([", which outperform GPT-4 on HumanEval", " and show that they transfer to new languages",
+                     " to the verifier at every step", " in stages so that models cannot memorize them",
+                     ", but not the raw logs"]),
+))
+def test_a_release_statement_with_a_claim_after_it_is_matched_text(drawn) -> None:
+    """The same release statement is boilerplate alone and matched text with a claim after it."""
+    verb, things, why, claim = drawn
+    released = things[0] if len(things) == 1 else ", ".join(things[:-1]) + " and " + things[-1]
+    statement = f"{verb} {released} {why}."
+    text = f"We study dialogue: a survey. {statement}"
+    assert boilerplate_spans(text) == [(len(text) - len(statement), len(text))], statement
+    sentence = f"{verb} {released}{claim} {why}."
+    assert boilerplate_spans(f"We study dialogue: a survey. {sentence}") == [], sentence

@@ -167,17 +167,67 @@ _WE_RELEASE = re.compile(
 )
 
 
+# --- release statements: "We release X and Y to facilitate future research on Z" ---------
+# A sentence of any length is boilerplate when it is nothing but a release: "we" and a
+# release verb (or "make ... available", or "X and Y are released"), what is released, then
+# only how (publicly, under a licence, with this paper, on GitHub) and why (to facilitate /
+# support / enable future research or reproducibility, on a topic of a few words). Each
+# thing released is the paper's own ("the TicketTalk dataset", "our code", "code"), never
+# something new it describes ("a new dataset of 10k videos", "three new models which ...");
+# and nothing else may follow: "..., which achieve state-of-the-art results", "and show
+# that", "to the verifier at every step" make a claim, which stays matched text.
+_RELEASED = rf"(?:{_ARTIFACT}|corpus|corpora|toolkit|datastore|annotations)\b(?!['\u2019])"
+_NAME = r"(?!(?:a|an|and|or|of|with|to|for|which|that|in|on|at|by|from)\b)[\w-]+"
+_RELEASED_THING = (rf"(?:(?:all\s+(?:of\s+)?)?(?:our|the|this|these|both|its)\s+(?:{_NAME}\s+){{0,3}}{_RELEASED}"
+                   rf"|(?:all\s+)?(?:{_MODIFIER}\s+){{0,2}}{_RELEASED})")
+_RELEASED_THINGS = rf"{_RELEASED_THING}(?:{_AND}{_RELEASED_THING})*"
+_OPENLY = r"(?:publicly|openly|freely|fully|now|also|hereby|further|additionally)"
+_RESEARCH = (r"(?:(?:the\s+)?(?:future|further|follow-?up|subsequent|ongoing|open|more|new|related)\s+)?"
+             r"(?:research|work|studies|study|investigations?|exploration|development|progress|reproducibility|"
+             r"replication|benchmarking|comparisons?|analys[ie]s|evaluations?)"
+             r"|(?:the\s+)?(?:research\s+)?community")
+# A topic of at most eight words, no clause: "on dialogue systems", "in this area".
+_TOPIC = (r"(?:\s+(?:on|in|into|of|for|about|around|towards?|within|across|with)"
+          r"(?:\s+(?!(?:which|that|where|while|but|whereas|show\w*|find\w*|demonstrat\w*)\b)[\w'/-]+){1,8})?")
+_WHY = (rf"(?:(?:in\s+order\s+)?to\s+(?:facilitate|support|enable|encourage|foster|spur|promote|aid|accelerate|advance|"
+        rf"stimulate|benefit|help|allow|ensure|invite|inspire|ease)(?:\s+for)?"
+        rf"|(?:facilitat|support|enabl|encourag|foster|promot)ing|for)"
+        rf"\s+(?:{_RESEARCH})(?:\s+and\s+(?:{_RESEARCH}))*{_TOPIC}"
+        r"|to\s+(?:reproduce|replicate|verify)\s+(?:our|the|all)\s+(?:main\s+)?(?:results|experiments|findings)")
+_HOW = (rf"{_OPENLY}|online|(?:as\s+)?open[- ]?sourced?|under\s+(?:an?\s+|the\s+)?(?:[\w.-]+\s+){{0,3}}licen[cs]es?"
+        r"|(?:with|alongside|along\s+with)\s+(?:this|the)\s+(?:paper|work|publication|article)"
+        r"|(?:to|with)\s+the\s+(?:research\s+|scientific\s+|broader\s+)?(?:community|public)"
+        rf"|upon\s+(?:request|acceptance|publication)|{_PLACE}")
+_HOW_AND_WHY = rf"(?:\s*,?\s*(?:and\s+)?(?:{_HOW}|{_WHY}))*"
+_RELEASE_STATEMENT = re.compile(
+    r"(?:(?:finally|additionally|moreover|furthermore|also|in\s+addition|lastly),?\s+)?"
+    rf"(?:(?:{_WHY})\s*,?\s+)?"
+    rf"(?:we\s+(?:(?:will|also|further|hereby|have|are|shall|now|plan\s+to|intend\s+to|{_OPENLY})\s+)*"
+    rf"(?:(?:releas(?:e|ed|ing)|open[- ]?sourc(?:e|ed|ing)|publish(?:ed|ing)?|shar(?:e|ed|ing)|provid(?:e|ed|ing))"
+    rf"(?:\s+{_OPENLY})?\s+{_RELEASED_THINGS}"
+    rf"|(?:make|made|making)\s+(?:{_OPENLY}\s+)?available\s+{_RELEASED_THINGS}"
+    rf"|(?:make|made|making)\s+{_RELEASED_THINGS}\s+(?:{_OPENLY}\s+)?(?:available|public))"
+    rf"|{_RELEASED_THINGS}\s+(?:is|are|will\s+be|ha(?:ve|s)\s+been|(?:is|are)\s+being)\s+(?:{_OPENLY}\s+)?"
+    r"(?:made\s+(?:\w+\s+)?available|available|released|open[- ]?sourced|published|shared|public))"
+    rf"{_HOW_AND_WHY}\s*[.!]?",
+    re.IGNORECASE,
+)
+# After "We release <artifacts>" in a short sentence: only how and why, not "'s hidden states
+# early", "to annotators in small batches" or "and show it works".
+_RELEASE_REST = re.compile(rf"{_HOW_AND_WHY}\s*[.!]?", re.IGNORECASE)
+
+
 # A web address written out: a scheme, "www." or a host and path, without the punctuation
 # that may close its sentence or bracket. Whether a sentence has a link is whether this finds
 # one, so a scheme or "www." with nothing after it is a link too (an address lost on the way:
 # "Code: https://."), as is a host suffix and slash before anything ("site.com/x", ".com/x"),
 # and a bare host on a domain that hosts project pages and demos ("x.github.io").
-_HOSTING = ("github.io", "gitlab.io", "readthedocs.io", "huggingface.co", "netlify.app", "vercel.app", "pages.dev",
-            "sites.google.com")
+# A cheap test before _ADDRESS in a sentence without "/" or "www." (a leading literal is fast to scan for).
+_HOSTED = re.compile(r"\.(?:io|co|app|dev|com)\b", re.IGNORECASE)
 _ADDRESS = re.compile(
-    r"(?:https?://|www\.|[\w.-]*\.(?:com|org|io|net|ai|dev|co)/(?=\S)"
+    r"(?:https?://|www\.|(?<![\w.-])(?:[\w.-]*\.(?:com|org|io|net|ai|dev|co)/(?=\S)"  # a host starts a run of [\w.-]
     r"|(?:[\w-]+\.)+(?:github\.io|gitlab\.io|readthedocs\.io|netlify\.app|vercel\.app|pages\.dev)(?![\w-])"
-    r"|(?:[\w-]+\.)*(?:huggingface\.co|sites\.google\.com)(?![\w-]))"
+    r"|(?:[\w-]+\.)*(?:huggingface\.co|sites\.google\.com)(?![\w-])))"
     r"(?:\S*[^\s.,;:!?)\]}'\"])?",
     re.IGNORECASE,
 )
@@ -193,9 +243,10 @@ def boilerplate_spans(text: str) -> list[tuple[int, int]]:
     spans = []
     for start, end in sentence_spans(text):
         sentence = text[start:end]
-        if _is_boilerplate(sentence):
+        link = _has_link(sentence)
+        if _is_boilerplate(sentence, link):
             spans.append((start, end))
-        elif _has_link(sentence):
+        elif link:
             spans += [found.span() for found in _ADDRESS.finditer(text, start, end)]
     return spans
 
@@ -210,17 +261,18 @@ def _artifacts_at_link(sentence: str) -> bool:
 
 def _has_link(sentence: str) -> bool:
     """Whether :data:`_ADDRESS` finds a link (after a cheaper test: most sentences have none)."""
-    if "/" not in sentence and "www." not in sentence:
-        lowered = sentence.lower()
-        if not any(host in lowered for host in _HOSTING):
-            return False
+    if "/" not in sentence and "www." not in sentence and _HOSTED.search(sentence) is None:
+        return False
     return _ADDRESS.search(sentence) is not None
 
 
-def _is_boilerplate(sentence: str) -> bool:
-    if _has_link(sentence):
+def _is_boilerplate(sentence: str, link: bool) -> bool:
+    """Whether ``sentence`` (which has a link, or not) is boilerplate, by the module's rule."""
+    if link:
         words = len(_WORD.findall(_ADDRESS.sub(" ", sentence)))  # besides its links
         return _AVAILABLE.search(sentence) is not None or words <= LINK_LABEL_WORDS or _artifacts_at_link(sentence)
+    if _RELEASE_STATEMENT.fullmatch(sentence) is not None:
+        return True
     if len(sentence.split()) > STATEMENT_WORDS:
         return False
     return all(map(_points_to_artifacts, _CONTRAST.split(sentence)))
@@ -235,8 +287,8 @@ _NEGATION = re.compile(r"\b(?:not|never|cannot|no\s+longer)\b|n't\b", re.IGNOREC
 
 def _points_to_artifacts(clause: str) -> bool:
     """Whether a short clause says where or how this paper's artifacts can be had."""
-    return _NEGATION.search(clause) is None and (_says_artifacts_are_available(clause)
-                                                 or _says_we_release_artifacts(clause))
+    return ((_says_artifacts_are_available(clause) or _says_we_release_artifacts(clause))
+            and _NEGATION.search(clause) is None)
 
 
 # Words that make "X are available / released" a claim about the field, not a pointer to
@@ -275,9 +327,9 @@ def _says_we_release_artifacts(sentence: str) -> bool:
     found = _WE_RELEASE.match(sentence)
     if found is None:
         return False
-    if found["verb"].lower() not in ("make", "share"):
-        return True
     rest = found["rest"]
+    if found["verb"].lower() not in ("make", "share"):
+        return _RELEASE_REST.fullmatch(rest) is not None
     return not rest.strip() or _MADE_AVAILABLE.search(rest) is not None
 
 
