@@ -851,6 +851,7 @@ RELEASE_STATEMENTS = [
     "agents.",
     "We release our code and models.",
     "We also release the code to replicate our results.",
+    "We publish the dataset and the models to enable future research in this area.",
 ]
 
 # Sentences that begin like a release statement but say what the work does or found: matched text.
@@ -907,6 +908,14 @@ def test_a_claim_that_starts_like_a_release_statement_is_matched_text(sentence: 
     the verifier", "to annotators"): what the paper is about."""
     text = f"We study dialogue: a survey. {sentence}"
     assert boilerplate_spans(text) == [], sentence
+
+
+def test_a_release_statement_is_found_in_an_abstract_with_no_other_cue_word() -> None:
+    """"publish" and "provide" are cue words too: without them the abstract was not split."""
+    for statement in ("We publish the dataset and the models to enable future research in this area.",
+                      "We provide the code and the data to facilitate reproducibility."):
+        text = f"We study dialogue agents. {statement}"
+        assert boilerplate_spans(text) == [(26, len(text))], statement
 
 
 def test_a_paper_that_only_releases_code_is_not_about_code_generation() -> None:

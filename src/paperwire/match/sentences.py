@@ -14,26 +14,46 @@ then white space, unless the word before the full stop is a common abbreviation
 ("e.g.", "i.e.", "et al.", "Fig.", "vs.").
 
 Boilerplate sentences -- where to get the code or data, links -- are not what a paper
-is about, so they are not matched text (:func:`mask_boilerplate`). A sentence is
+is about, so they are not matched text (:func:`mask_boilerplate`). Precision comes first:
+a claim masked loses a reader a paper, a pointer matched only adds a weak hit. A sentence is
 boilerplate when
 
-* it holds a link (``http://``, ``https://``, ``www.``, or a ``github.com/``-style
-  host and path) and an availability word (available, release, open-source, project
-  page, ...), or says little else (at most :data:`LINK_LABEL_WORDS` words besides its
-  links: "See https://... for details"), or starts with what is made available (below)
-  and points at the link in a word or two ("The dataset and code are at https://..."); or
+* it holds a link (``http://``, ``https://``, ``www.``, a ``github.com/``-style host and
+  path, or a bare host on a domain that hosts project pages: ``x.github.io``,
+  ``huggingface.co``, ``x.readthedocs.io``, ...) and an availability word (available,
+  release, open-source, project page, ...), or says little else (at most
+  :data:`LINK_LABEL_WORDS` words besides its links: "See https://... for details"), or
+  starts with what is made available (below) and points at the link in a word or two
+  ("The dataset and code are at https://..."); or
+* it says nothing but a release, at any length: "we" and a release verb ("release", "are
+  publicly releasing", "open-source", "make ... available"), or "X and Y are released",
+  what is released -- each the paper's own: "the TicketTalk dataset", "our code", "code";
+  not "a new dataset of 10k videos" -- then only how (publicly, under a licence, with this
+  paper, on GitHub) and why ("to facilitate future research on dialogue systems", "for
+  reproducibility"). Anything more -- "which achieve state-of-the-art results", "and show
+  that", "to the verifier at every step" -- makes it a claim; or
 * it has at most :data:`STATEMENT_WORDS` words, starts with what is made available, in any
   order and each with up to two words that say which (:data:`_MODIFIER`) -- "Code", "Our
   code and data", "Data and evaluation code", "The source code", "Models and datasets",
-  "Project page", "Demo" ... -- then a verb or a colon, and says how it can be had: it is available,
-  released, open-sourced, hosted, made public, shared upon request, or found / provided /
-  shared at a place (a code host, "our project page", the supplementary material); or
+  "Project page", "Demo", "A demo" ... -- then a verb or a colon, and says how it can be had: it is
+  available, released, open-sourced, hosted, made public, shared upon request, or found /
+  provided / shared at a place (a code host, "our project page", the supplementary
+  material); or
 * it has at most :data:`STATEMENT_WORDS` words and says "we (will) release / open-source /
-  publish our code/data/models" (or "we make / share" them, with nothing more or with how).
+  publish our code/data/models" with nothing more than how and why (or "we make / share"
+  them, with nothing more or with how).
+
+Short sentences that say what others make available are claims about the field: a bare
+noun "for" a task ("Models for code generation are publicly available"), how often
+("Annotated data are rarely available"), a negation ("Data are not publicly available"),
+or a contrast ("..., but their training data is not") unless each half points to the
+paper's own ("Code is available now, while data will be released upon acceptance").
 
 In any other sentence its links alone are not matched text: "Our model beats GPT-4 on
 SWE-bench (https://www.swebench.com)" is a claim, while "leaderboard-multimodal" in its
-address is no paper saying "multimodal".
+address is no paper saying "multimodal". A link is what :data:`_ADDRESS` finds, so a
+scheme or "www." with nothing after it ("Code: https://.", an address lost on the way)
+counts as one.
 
 Starting with such a noun is not enough: "Models are found to be brittle", "The weights
 are shared across all layers", "Data is scarce for many public health applications" and
@@ -100,9 +120,10 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 # Every boilerplate sentence has one of these (lower-cased); most abstracts have none, and
 # are not split into sentences at all. Plain substring tests: this runs on every abstract.
-_CUES = ("://", "www.", "availab", "releas", "open", "public", "hosted", "found", "accessib", "provided", "share",
-         "github", "gitlab", "hugging", "readthedocs", "netlify", "vercel", "pages.dev", "sites.google", "zenodo", "repositor", "supplement", "upon", "community", ":", ".com/", ".org/",
-         ".io/", ".co/", ".net/", ".ai/", ".dev/")
+_CUES = ("://", "www.", "availab", "releas", "open", "public", "publish", "hosted", "found", "accessib", "provid",
+         "shar", "github", "gitlab", "hugging", "readthedocs", "netlify", "vercel", "pages.dev", "sites.google",
+         "zenodo", "repositor", "supplement", "upon", "community", ":", ".com/", ".org/", ".io/", ".co/", ".net/",
+         ".ai/", ".dev/")
 _AVAILABLE = re.compile(
     r"\b(?:available|availability|releas\w*|open[- ]?sourc\w*|publicly|public|hosted|can be found|"
     r"accessible|project page|project website|homepage|github|hugging ?face)\b",
@@ -126,7 +147,8 @@ _AND = r"(?:\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)"
 # boilerplate is then up to :data:`_MADE_AVAILABLE`.
 # "A demo", "An interactive demo", "A video": what only the paper's own pointers start with
 # "a" ("A model is available for only three languages" is a claim).
-_A_DEMO = r"an?\s+(?:(?:online|live|interactive|web|short)\s+)?(?:demo|video|website|project\s+(?:page|website)|web\s?page)"
+_A_DEMO = (r"an?\s+(?:(?:online|live|interactive|web|short)\s+)?"
+           r"(?:demo|video|website|project\s+(?:page|website)|web\s?page)")
 _ARTIFACT_SUBJECT = re.compile(
     rf"^(?:{_A_DEMO}|(?P<which>(?:(?:all|our|the|full|both)\s+)*){_ARTIFACT_PHRASE})"
     rf"(?:{_AND}(?:(?:all|our|the)\s+)*{_ARTIFACT_PHRASE})*"
