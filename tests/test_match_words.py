@@ -860,6 +860,9 @@ RELEASE_LIKE_CLAIMS = [
     "We release the model's hidden states early.",
     "We release the data to annotators in small batches.",
     "We release the code and show it works.",
+    "Our models are released to the public for research on code generation and outperform GPT-4.",
+    "We release our models for future research on program repair, where they beat GPT-4.",
+    "The data are made available for research on dialogue and we find they improve agents.",
     "We release our model from the constraint early.",
     "We release a new dataset of 10k videos to facilitate future research on long video understanding.",
     "We release a benchmark of 2,000 code generation tasks with unit tests to facilitate future research on program "

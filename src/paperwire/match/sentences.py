@@ -208,9 +208,14 @@ _RESEARCH = (r"(?:(?:the\s+)?(?:future|further|follow-?up|subsequent|ongoing|ope
              r"(?:research|work|studies|study|investigations?|exploration|development|progress|reproducibility|"
              r"replication|benchmarking|comparisons?|analys[ie]s|evaluations?)"
              r"|(?:the\s+)?(?:research\s+)?community")
-# A topic of at most eight words, no clause: "on dialogue systems", "in this area".
+# A topic of at most eight words and no clause: "on dialogue systems", "in this area"; not
+# "on code generation and outperform GPT-4" (a pronoun, an auxiliary or a verb of findings).
+_CLAIM_WORD = (r"(?:which|that|where|while|but|whereas|we|they|it|is|are|was|were|can|could|will|would|has|have|had|"
+               r"do|does|did|show\w*|find\w*|found|demonstrat\w*|reveal\w*|outperform\w*|achiev\w*|surpass\w*|"
+               r"beat\w*|improv\w*|yield\w*|reduc\w*|increas\w*|boost\w*|match\w*|exceed\w*|reach\w*|obtain\w*|"
+               r"sets?|establish\w*|generali[sz]\w*|transfer\w*|perform\w*)\b")
 _TOPIC = (r"(?:\s+(?:on|in|into|of|for|about|around|towards?|within|across|with)"
-          r"(?:\s+(?!(?:which|that|where|while|but|whereas|show\w*|find\w*|demonstrat\w*)\b)[\w'/-]+){1,8})?")
+          rf"(?:\s+(?!{_CLAIM_WORD})[\w'/-]+){{1,8}})?")
 _WHY = (rf"(?:(?:in\s+order\s+)?to\s+(?:facilitate|support|enable|encourage|foster|spur|promote|aid|accelerate|advance|"
         rf"stimulate|benefit|help|allow|ensure|invite|inspire|ease)(?:\s+for)?"
         rf"|(?:facilitat|support|enabl|encourag|foster|promot)ing|for)"
