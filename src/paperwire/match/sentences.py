@@ -239,6 +239,13 @@ _RELEASE_STATEMENT = re.compile(
     rf"{_HOW_AND_WHY}\s*[.!]?",
     re.IGNORECASE,
 )
+def _may_release(lowered: str) -> bool:
+    """Whether a (lower-cased) sentence has a word every release statement has: a cheap test
+    before :data:`_RELEASE_STATEMENT`, which most sentences fail more slowly."""
+    return ("releas" in lowered or "availab" in lowered or "open" in lowered or "publi" in lowered
+            or "shar" in lowered or "provid" in lowered)
+
+
 # After "We release <artifacts>" in a short sentence: only how and why, not "'s hidden states
 # early", "to annotators in small batches" or "and show it works".
 _RELEASE_REST = re.compile(rf"{_HOW_AND_WHY}\s*[.!]?", re.IGNORECASE)
@@ -249,8 +256,6 @@ _RELEASE_REST = re.compile(rf"{_HOW_AND_WHY}\s*[.!]?", re.IGNORECASE)
 # one, so a scheme or "www." with nothing after it is a link too (an address lost on the way:
 # "Code: https://."), as is a host suffix and slash before anything ("site.com/x", ".com/x"),
 # and a bare host on a domain that hosts project pages and demos ("x.github.io").
-# A cheap test before _ADDRESS in a sentence without "/" or "www." (a leading literal is fast to scan for).
-_HOSTED = re.compile(r"\.(?:io|co|app|dev|com)\b", re.IGNORECASE)
 _ADDRESS = re.compile(
     r"(?:https?://|www\.|(?<![\w.-])(?:[\w.-]*\.(?:com|org|io|net|ai|dev|co)/(?=\S)"  # a host starts a run of [\w.-]
     r"|(?:[\w-]+\.)+(?:github\.io|gitlab\.io|readthedocs\.io|netlify\.app|vercel\.app|pages\.dev)(?![\w-])"
@@ -270,8 +275,9 @@ def boilerplate_spans(text: str) -> list[tuple[int, int]]:
     spans = []
     for start, end in sentence_spans(text):
         sentence = text[start:end]
-        link = _has_link(sentence)
-        if _is_boilerplate(sentence, link):
+        folded = sentence.lower()  # not lowered[start:end]: lower() may change a text's length ("İ")
+        link = _has_link(sentence, folded)
+        if _is_boilerplate(sentence, link, folded):
             spans.append((start, end))
         elif link:
             spans += [found.span() for found in _ADDRESS.finditer(text, start, end)]
@@ -286,19 +292,22 @@ def _artifacts_at_link(sentence: str) -> bool:
     return subject is not None and link is not None and len(_WORD.findall(sentence[subject.end():link.start()])) <= 2
 
 
-def _has_link(sentence: str) -> bool:
-    """Whether :data:`_ADDRESS` finds a link (after a cheaper test: most sentences have none)."""
-    if "/" not in sentence and "www." not in sentence and _HOSTED.search(sentence) is None:
+def _has_link(sentence: str, lowered: str) -> bool:
+    """Whether :data:`_ADDRESS` finds a link in ``sentence`` (``lowered``: it lower-cased),
+    after cheaper tests: most sentences have none."""
+    if "/" not in sentence and "www." not in sentence and ".co" not in lowered and ".io" not in lowered \
+            and ".app" not in lowered and ".dev" not in lowered:
         return False
     return _ADDRESS.search(sentence) is not None
 
 
-def _is_boilerplate(sentence: str, link: bool) -> bool:
-    """Whether ``sentence`` (which has a link, or not) is boilerplate, by the module's rule."""
+def _is_boilerplate(sentence: str, link: bool, lowered: str) -> bool:
+    """Whether ``sentence`` (which has a link, or not; ``lowered``: it lower-cased) is
+    boilerplate, by the module's rule."""
     if link:
         words = len(_WORD.findall(_ADDRESS.sub(" ", sentence)))  # besides its links
         return _AVAILABLE.search(sentence) is not None or words <= LINK_LABEL_WORDS or _artifacts_at_link(sentence)
-    if _RELEASE_STATEMENT.fullmatch(sentence) is not None:
+    if _may_release(lowered) and _RELEASE_STATEMENT.fullmatch(sentence) is not None:
         return True
     if len(sentence.split()) > STATEMENT_WORDS:
         return False
