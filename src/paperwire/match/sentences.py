@@ -142,13 +142,13 @@ _MODIFIER = r"(?:evaluation|training|test|inference|benchmark|experiments?|exper
     r"raw|processed|baseline|supporting|accompanying|associated|relevant|model|audio)"
 _ARTIFACT_PHRASE = rf"(?:{_MODIFIER}\s+){{0,2}}{_ARTIFACT}"
 _AND = r"(?:\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)"
-# A sentence that starts with what is made available ("Our code and data", "The source
-# code", "Models and datasets") and goes on with a verb or a colon. Whether it is
-# boilerplate is then up to :data:`_MADE_AVAILABLE`.
 # "A demo", "An interactive demo", "A video": what only the paper's own pointers start with
 # "a" ("A model is available for only three languages" is a claim).
 _A_DEMO = (r"an?\s+(?:(?:online|live|interactive|web|short)\s+)?"
            r"(?:demo|video|website|project\s+(?:page|website)|web\s?page)")
+# A sentence that starts with what is made available ("Our code and data", "The source
+# code", "Models and datasets") and goes on with a verb or a colon. Whether it is
+# boilerplate is then up to :data:`_MADE_AVAILABLE`.
 _ARTIFACT_SUBJECT = re.compile(
     rf"^(?:{_A_DEMO}|(?P<which>(?:(?:all|our|the|full|both)\s+)*){_ARTIFACT_PHRASE})"
     rf"(?:{_AND}(?:(?:all|our|the)\s+)*{_ARTIFACT_PHRASE})*"
