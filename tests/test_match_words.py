@@ -754,3 +754,230 @@ def test_a_few_stems_snowball_gets_wrong_for_topics_are_our_own() -> None:
     finds({1: "We add LoRA adapters to each layer.", 2: "An adaptive method to adapt quickly.",
            3: "Training on repeated data hurts.", 4: "We study routing collapse in MoE."},
           {"adapters": {1}, "adaptation": {2}, "data repetition": {3}, "router collapse": {4}, "adaptor": {1}})
+
+
+# --- what counts as a link: the edges (written before one regex served both questions) ----
+
+@pytest.mark.parametrize("sentence, boilerplate", [
+    ("Code: https://.", "Code: https://."),  # a scheme with nothing after it (a lost address) is a link
+    ("Code: https://", "Code: https://"),
+    ("See http://. for details", "See http://."),  # the sentence ends at ". "
+    ("See www.x for details.", "See www.x for details."),
+    ("See .com/x for details.", "See .com/x for details."),  # a host suffix and a path: a link, as before
+    ("See example.com/. now", "See example.com/."),
+    ("See example.com/ for details.", None),  # nothing after the slash: no link
+    ("Code: HTTPS://EXAMPLE.ORG/A.", "Code: HTTPS://EXAMPLE.ORG/A."),
+    ("Results: https://example.org/a).", "Results: https://example.org/a)."),
+    ("Accepted at WWW.", None),  # a conference, not "www." (upper case)
+])
+def test_the_edges_of_what_is_a_link(sentence: str, boilerplate: str | None) -> None:
+    text = f"We study agents: a survey. {sentence}"
+    assert [text[start:end] for start, end in boilerplate_spans(text)] == ([boilerplate] if boilerplate else []), text
+
+
+CLAIM = "We beat GPT-4 on many tasks in our long study of code agents {} and more."
+
+
+@pytest.mark.parametrize("link, masked", [
+    ("https://example.org/a_b", "https://example.org/a_b"),
+    ("(https://example.org/a)", "https://example.org/a"),
+    ("at example.ai/x.", "example.ai/x"),
+    ("(see www.example.org).", "www.example.org"),
+    # a claim's link that is only a scheme, "www." or a host and slash: masked since _LINK and
+    # _ADDRESS became one (before, the sentence had a link but no address to mask)
+    ("(https://)", "https://"),
+    ("(see www.)", "www."),
+    ("at example.com/. now", "example.com/"),
+])
+def test_a_claims_address_is_masked_without_the_punctuation_around_it(link: str, masked: str) -> None:
+    text = CLAIM.format(link)
+    assert [text[start:end] for start, end in boilerplate_spans(text)] == [masked], text
+
+
+# --- short pointers: a demo, a bare host on a hosting domain --------------------------------
+
+@pytest.mark.parametrize("sentence", [
+    "A demo is available online.",
+    "An interactive demo is available.",
+    "A video is available on our project page.",
+    "Project page: x.github.io.",
+    "Project page: my-lab.gitlab.io",
+    "Demo: huggingface.co.",
+    "Docs: paperwire.readthedocs.io.",
+    "See demo.netlify.app for details.",
+    "Website: project.vercel.app.",
+    "Demo at project.pages.dev.",
+    "Project page: sites.google.com.",
+    "Code and data are at lab.github.io.",
+])
+def test_a_demo_or_a_bare_host_on_a_hosting_domain_is_boilerplate(sentence: str) -> None:
+    """No scheme and no path: "x.github.io" is a link all the same, on the domains that host
+    project pages and demos. "A demo" starts an availability statement as "Our demo" does."""
+    text = f"We study agents. {sentence}"
+    assert boilerplate_spans(text) == [(17, len(text))], sentence
+
+
+@pytest.mark.parametrize("sentence", [
+    "A model is available for only three of the languages we study.",
+    "A dataset is available for each task, but not for the rare ones.",
+    "We compare pages hosted on github.io with those on other domains.",  # a domain, no host
+    "Project pages are often hosted on huggingface.com mirrors.",  # not huggingface.co
+])
+def test_an_indefinite_artifact_or_a_bare_hosting_domain_is_not_a_pointer(sentence: str) -> None:
+    text = f"We study agents: a survey. {sentence}"
+    assert boilerplate_spans(text) == [], sentence
+
+
+# --- short claims about the field are matched text -----------------------------------------
+
+@pytest.mark.parametrize("sentence", [
+    "Models for code generation are publicly available, but their training data is not.",
+    "Models for code generation are publicly available.",
+    "Datasets for low-resource languages are rarely public.",
+    "Benchmarks for code generation are released while their test sets leak.",
+    "Code for most papers is never released.",
+    "Data for many tasks are not publicly available.",
+    "Models are released, but their data are not.",
+    "Our code is available, although the data cannot be shared.",
+    "The weights are public whereas the training data are not.",
+])
+def test_a_short_claim_about_the_field_is_matched_text(sentence: str) -> None:
+    """What others make available (a noun "for" some task, with no "our" or "the"), a contrast
+    ("but", "while", "although", "whereas") or a negation: a claim, not a pointer."""
+    text = f"We study robustness: a survey. {sentence}"
+    assert boilerplate_spans(text) == [], sentence
+
+
+@pytest.mark.parametrize("sentence", [
+    "Code for reproducing our experiments is available.",
+    "Code for Superpipeline is available.",
+    "The code for our experiments is released.",
+    "Code is available now, while data will be released upon acceptance.",  # both halves point
+    "Our code is released, but the data will be shared upon request.",
+])
+def test_pointers_with_for_or_with_two_halves_are_still_boilerplate(sentence: str) -> None:
+    text = f"We study robustness: a survey. {sentence}"
+    assert boilerplate_spans(text) == [(len(text) - len(sentence), len(text))], sentence
+
+
+# --- release statements of any length --------------------------------------------------------
+
+RELEASE_STATEMENTS = [
+    "We are publicly releasing the TicketTalk dataset and our code to facilitate future research on dialogue systems.",
+    "We are publicly releasing the TicketTalk dataset with this paper to facilitate future work on transaction-based "
+    "dialogs.",
+    "To facilitate future research on multilingual code generation, we release our code, data and trained models.",
+    "We will release the MassiveDS dataset and all our code to support further research in retrieval-based language "
+    "models.",
+    "We make the benchmark and our evaluation code publicly available to enable future research on long-context "
+    "reasoning.",
+    "We make publicly available the dataset, the code and the model checkpoints to encourage further research in this "
+    "area.",
+    "We release all code, data and model weights under the MIT license to foster reproducibility and further research.",
+    "The TicketTalk dataset and our code are publicly released to facilitate future research on dialogue systems.",
+    "We also release the code and the annotated data to allow for further investigation of inverse scaling in language "
+    "models.",
+    "Finally, we open-source our code and the trained models to facilitate reproducibility and future research on code "
+    "agents.",
+    "We release our code and models.",
+    "We also release the code to replicate our results.",
+    "We publish the dataset and the models to enable future research in this area.",
+]
+
+# Sentences that begin like a release statement but say what the work does or found: matched text.
+RELEASE_LIKE_CLAIMS = [
+    "We release the model's hidden states to the verifier at every step.",
+    "We release the model's hidden states early.",
+    "We release the data to annotators in small batches.",
+    "We release the code and show it works.",
+    "Our models are released to the public for research on code generation and outperform GPT-4.",
+    "We release our models for future research on program repair, where they beat GPT-4.",
+    "The data are made available for research on dialogue and we find they improve agents.",
+    "We release our model from the constraint early.",
+    "We release a new dataset of 10k videos to facilitate future research on long video understanding.",
+    "We release a benchmark of 2,000 code generation tasks with unit tests to facilitate future research on program "
+    "synthesis.",
+    "To support further research in this area, we release three new 13B parameter long-context models which we call "
+    "Giraffe.",
+    "We release our code generation models, which achieve state-of-the-art results on HumanEval, to facilitate future "
+    "research.",
+    "We make our models publicly available and show that they transfer to twelve new languages, supporting future "
+    "research.",
+    "We release the data to annotators in small batches to enable future research on annotation agreement.",
+    "We release the weights of the reward model to the policy only after convergence to facilitate stable training.",
+    "We release the constraint on sequence length gradually during training to enable future research on curricula.",
+    "We make the code generation model robust to adversarial prompts to support future research on safety.",
+    "We release models that are three times smaller than prior work to facilitate future research on efficient "
+    "inference.",
+    "We publish the models' predictions on the leaderboard after each round to enable fair comparison in future "
+    "research.",
+    "We release the dataset in stages so that models cannot memorize it, to support future research on contamination.",
+    "We open-source the training recipe and find that it cuts compute by 40% to facilitate further research.",
+    "We share the model weights across all layers of the decoder to enable future research on parameter-efficient "
+    "models.",
+    "We provide the model with ten demonstrations per task to enable future research on in-context learning.",
+    "We release the code generation benchmark, which contains 1,200 problems in 14 languages, to support future "
+    "research.",
+    "We make the data available to the model only at test time to facilitate future research on retrieval.",
+    "We release the first open dataset of code review comments to facilitate future research on code generation.",
+    "We release the model checkpoints every 1,000 steps so that we can study how code generation abilities emerge.",
+    "We are releasing the models in a staged manner to study misuse and to facilitate future research on safety.",
+    "To facilitate future research, we show that code generation models can be trained with ten times less data.",
+]
+
+
+@pytest.mark.parametrize("sentence", RELEASE_STATEMENTS)
+def test_a_release_statement_is_boilerplate_at_any_length(sentence: str) -> None:
+    """"We release X and Y to facilitate future research on Z" says where things are, however
+    long the topic it names: over STATEMENT_WORDS words and without a link it was matched."""
+    text = f"We study dialogue: a survey. {sentence}"
+    assert boilerplate_spans(text) == [(len(text) - len(sentence), len(text))], sentence
+
+
+@pytest.mark.parametrize("sentence", RELEASE_LIKE_CLAIMS)
+def test_a_claim_that_starts_like_a_release_statement_is_matched_text(sentence: str) -> None:
+    """Something new ("a new dataset of 10k videos"), a clause that says more ("which achieve
+    state-of-the-art results", "and show that"), or a release that is part of the method ("to
+    the verifier", "to annotators"): what the paper is about."""
+    text = f"We study dialogue: a survey. {sentence}"
+    assert boilerplate_spans(text) == [], sentence
+
+
+def test_a_release_statement_is_found_in_an_abstract_with_no_other_cue_word() -> None:
+    """"publish" and "provide" are cue words too: without them the abstract was not split."""
+    for statement in ("We publish the dataset and the models to enable future research in this area.",
+                      "We provide the code and the data to facilitate reproducibility."):
+        text = f"We study dialogue agents. {statement}"
+        assert boilerplate_spans(text) == [(26, len(text))], statement
+
+
+def test_a_paper_that_only_releases_code_is_not_about_code_generation() -> None:
+    abstract = ("We study dialogue agents for ticket booking. We are publicly releasing the TicketTalk dataset and our "
+                "code to facilitate future research on code generation and dialogue systems.")
+    assert ids("code generation", [paper("TicketTalk", abstract)]) == set()
+    claim = ("We study dialogue agents for ticket booking. We release our code generation models, which achieve "
+             "state-of-the-art results on HumanEval, to facilitate future research.")
+    assert ids("code generation", [paper("TicketTalk", claim)]) == {"made-0"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.tuples(
+    st.sampled_from(["We release", "We are publicly releasing", "We will release", "We open-source",
+                     "We will make publicly available"]),
+    st.lists(st.sampled_from(["the TicketTalk dataset", "our code", "the trained models", "all data",
+                              "our evaluation scripts", "the benchmark"]), min_size=1, max_size=3, unique=True),
+    st.sampled_from(["to facilitate future research on dialogue systems", "to support further research in this area",
+                     "to enable reproducibility", "for future research on code generation and program repair"]),
+    st.sampled_from([", which outperform GPT-4 on HumanEval", " and show that they transfer to new languages",
+                     " to the verifier at every step", " in stages so that models cannot memorize them",
+                     ", but not the raw logs"]),
+))
+def test_a_release_statement_with_a_claim_after_it_is_matched_text(drawn) -> None:
+    """The same release statement is boilerplate alone and matched text with a claim after it."""
+    verb, things, why, claim = drawn
+    released = things[0] if len(things) == 1 else ", ".join(things[:-1]) + " and " + things[-1]
+    statement = f"{verb} {released} {why}."
+    text = f"We study dialogue: a survey. {statement}"
+    assert boilerplate_spans(text) == [(len(text) - len(statement), len(text))], statement
+    sentence = f"{verb} {released}{claim} {why}."
+    assert boilerplate_spans(f"We study dialogue: a survey. {sentence}") == [], sentence
