@@ -981,3 +981,9 @@ def test_a_release_statement_with_a_claim_after_it_is_matched_text(drawn) -> Non
     assert boilerplate_spans(text) == [(len(text) - len(statement), len(text))], statement
     sentence = f"{verb} {released}{claim} {why}."
     assert boilerplate_spans(f"We study dialogue: a survey. {sentence}") == [], sentence
+
+
+def test_text2image_is_text_to_image() -> None:
+    """``text2image`` found nothing where ``t2i`` and ``text to image`` found the papers."""
+    finds({1: "Text2Image models draw.", 2: "Text-to-image models draw.", 3: "T2I models draw.", 4: "Image to text."},
+          {"text2image": {1, 2, 3}, "T2I": {1, 2, 3}, "text to image": {1, 2, 3}})

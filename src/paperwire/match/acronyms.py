@@ -82,7 +82,7 @@ ACRONYMS: dict[str, tuple[str, ...]] = {
     "VAE": ("variational autoencoder",),
     "NeRF": ("neural radiance field",),
     "3DGS": ("3d gaussian splatting",),
-    "T2I": ("text to image",),
+    "T2I": ("text to image", "text2image"),
     "SAM": ("segment anything model",),
 }
 
