@@ -282,8 +282,8 @@ def test_plan_digests_embeds_whatever_is_missing_and_a_model_that_will_not_load_
     assert "embedding skipped" in caplog.text and "expected 0000" in caplog.text
     # A topic never embedded needs the model at match time: still words alone, never an error.
     papers = [item.paper for item in store.papers()]
-    found = semantic.match_topics([(0, "language models never seen before")], papers, Settings(), store)[0]
-    assert found.paper_ids() == match_one("language models never seen before", papers).paper_ids()
+    found = semantic.match_topics([(0, "language models seen for the first time")], papers, Settings(), store)[0]
+    assert found.paper_ids() == match_one("language models seen for the first time", papers).paper_ids()
     assert "matching by words alone" in caplog.text
 
 
