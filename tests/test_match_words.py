@@ -987,3 +987,15 @@ def test_text2image_is_text_to_image() -> None:
     """``text2image`` found nothing where ``t2i`` and ``text to image`` found the papers."""
     finds({1: "Text2Image models draw.", 2: "Text-to-image models draw.", 3: "T2I models draw.", 4: "Image to text."},
           {"text2image": {1, 2, 3}, "T2I": {1, 2, 3}, "text to image": {1, 2, 3}})
+
+
+def test_a_long_release_like_sentence_is_read_in_linear_time() -> None:
+    """A sentence of many "how" words that fails the release rule backtracked 2**n ways: 20
+    repeats of " publicly" took 6.6 s, and every abstract is read so when a listing is indexed."""
+    import time
+
+    for repeats in (20, 200):
+        text = "We release our code" + " publicly" * repeats + " x."
+        started = time.perf_counter()
+        boilerplate_spans(text)
+        assert time.perf_counter() - started < 0.5, repeats

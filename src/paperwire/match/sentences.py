@@ -225,7 +225,10 @@ _HOW = (rf"{_OPENLY}|online|(?:as\s+)?open[- ]?sourced?|under\s+(?:an?\s+|the\s+
         r"|(?:with|alongside|along\s+with)\s+(?:this|the)\s+(?:paper|work|publication|article)"
         r"|(?:to|with)\s+the\s+(?:research\s+|scientific\s+|broader\s+)?(?:community|public)"
         rf"|upon\s+(?:request|acceptance|publication)|{_PLACE}")
-_HOW_AND_WHY = rf"(?:\s*,?\s*(?:and\s+)?(?:{_HOW}|{_WHY}))*"
+# Each "how" or "why" after the first is set off by a comma or by white space, never both
+# ways at once: "\s*,?\s*" could read one space two ways, and a long sentence that fails took
+# 2**n steps (20 repeats of " publicly" took 6.6 s).
+_HOW_AND_WHY = rf"(?:(?:\s*,\s*|\s+)(?:and\s+)?(?:{_HOW}|{_WHY}))*"
 _RELEASE_STATEMENT = re.compile(
     r"(?:(?:finally|additionally|moreover|furthermore|also|in\s+addition|lastly),?\s+)?"
     rf"(?:(?:{_WHY})\s*,?\s+)?"
