@@ -706,9 +706,9 @@ def test_an_exclusion_at_the_end_excludes_from_every_side() -> None:
 def test_a_number_grouped_with_commas_is_one_number() -> None:
     """"1,000 GPUs" never matched: the comma left a gap, as one between list items does."""
     finds({1: "Training on 1,000 GPUs.", 2: "Training on 1000 GPUs.", 3: "Steps 1, 000 GPUs and 1,2,3 GPUs.",
-           4: "We use 10,000 GPUs."},
+           4: "We use 10,000 GPUs.", 5: "A run on 1,000,000 GPUs."},
           {"1,000 GPUs": {1, 2}, '"1,000 GPUs"': {1, 2}, '"1000 GPUs"': {1, 2}, '"2,3 GPUs"': set(),
-           '"10,000 GPUs"': {4}})
+           '"10,000 GPUs"': {4}, "1000000": {5}, "1000": {1, 2}, "000": {3}})
 
 
 def test_latex_dollars_are_not_punctuation() -> None:

@@ -463,8 +463,11 @@ def test_an_exclusion_inside_parentheses_keeps_to_them(topic: str) -> None:
     ("LLM agents , tool use", "LLM agents OR tool use"),
     ("agents, -survey", "agents -survey"),  # before an exclusion: nothing to separate
     ("LLMs,", "LLMs"), ("a, OR b", "a OR b"), ("(a,) b", "a b"), ("a ,, b", "a OR b"),
-    ("1,000 GPUs", "1,000 GPUs"),  # inside a number: no separator
 ])
 def test_a_comma_or_semicolon_between_terms_separates_alternatives(topic: str, same_as: str) -> None:
     """Readers type lists: "RAG; agents; MoE" found nothing, read as three words near each other."""
     assert parse_query(topic) == parse_query(same_as)
+
+
+def test_a_comma_inside_a_number_separates_nothing() -> None:
+    assert parse_query("1,000 GPUs").root == And((word("1,000"), word("GPUs")))

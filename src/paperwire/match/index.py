@@ -41,7 +41,6 @@ from paperwire.match.text import (
     FIELDS,
     TOKEN_PATTERN,
     Stems,
-    comma_joins,
     dot_joins,
     field_text,
     fold,
@@ -376,7 +375,6 @@ _GluedPairs = tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]
 _HYPHENATED, _SPACED = 0, 1  # how a joinable gap is written: the index into a _GluedPairs
 _NAME_BREAK = (2, None, True)  # between two authors: a sentence break, whatever the name ends with ("Albert No")
 _DOT_IN_NAME = (1, None, False)  # a gap's (step, how it joins, ends a sentence) for "v.2", "e.g" (text.dot_joins)
-_THOUSANDS = (1, _HYPHENATED, False)  # for "1,000": read as "1-000" (text.comma_joins)
 
 # How one spelling reads: (folded, wanted stem, wanted acronym symbol, the wanted symbols
 # of a token so spelled where acronyms are read, and where they are not, then those of
@@ -491,11 +489,7 @@ class _FieldReader:
                 joins = None
             else:
                 gap = pieces[number - 1]
-                if gap == "." or gap == ",":
-                    step = (_DOT_IN_NAME if dot_joins(gap, surface) else
-                            _THOUSANDS if comma_joins(gap, previous_folded, surface) else gaps.get(gap))
-                else:
-                    step = gaps.get(gap)
+                step = _DOT_IN_NAME if gap == "." and dot_joins(gap, surface) else gaps.get(gap)
                 if step is None:
                     adjacent, joinable, hyphenated = read_gap(gap)
                     step = gaps[gap] = (

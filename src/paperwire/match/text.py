@@ -7,8 +7,8 @@ apostrophes kept (``isn't``, ``LLM's``).
 Every token remembers its character span in the original text (so matches can be
 highlighted by slicing the untouched title or abstract) and a word *position*. Two
 tokens separated only by spaces, hyphens or a slash are adjacent, and so are two tokens
-that one ``.`` or ``@`` holds together ("v.2", "pass@1": :func:`dot_joins`), and the
-digits of a number grouped with commas ("1,000", read as hyphenated: :func:`comma_joins`); any other
+that one ``.`` or ``@`` holds together ("v.2", "pass@1": :func:`dot_joins`); a number's
+decimal point and thousands commas are inside its token ("1.5B", "1,000"); any other
 punctuation (``. `` ``,`` ``:`` ``(``) leaves a gap, so a phrase never runs across a
 sentence or a list (LaTeX's ``$`` is not punctuation: "$k$-NN" is "k-NN", :func:`read_gap`).
 Tokens separated by just a space or one hyphen may also be read
@@ -33,8 +33,9 @@ from paperwire.models import Paper
 FIELDS = ("title", "abstract", "author")
 AUTHOR_SEPARATOR = ", "
 
-# A decimal point between digits stays inside the token: "1.5B" is one, so ``5B`` is not in it.
-TOKEN_PATTERN = re.compile(r"[^\W_]+(?:(?:['\u2019]|(?<=\d)\.(?=\d))[^\W_]+)*")
+# A decimal point between digits stays inside the token: "1.5B" is one, so ``5B`` is not in it;
+# so does a comma that groups thousands ("1,000,000", folded to "1000000": ``fold``).
+TOKEN_PATTERN = re.compile(r"[^\W_]+(?:(?:['\u2019]|(?<=\d)\.(?=\d)|(?<=\d),(?=\d{3}(?!\d)))[^\W_]+)*")
 # Adjacent: spaces, hyphens (a soft hyphen too), dashes, minus signs, slashes; or one "@"
 # inside a name ("pass@1"). One "." with no space is adjacent when what follows goes on a
 # name (a digit or a small letter: "v.2", "e.g"; see dot_joins), not a new sentence
@@ -56,11 +57,6 @@ def dot_joins(gap: str, next_word: str) -> bool:
     digits it is a decimal point, inside the token: ``TOKEN_PATTERN``)."""
     return gap == "." and (next_word[0].isdigit() or next_word[0].islower())
 
-
-def comma_joins(gap: str, previous: str, next_word: str) -> bool:
-    """Whether ``gap`` is a "," that groups a number's thousands ("1,000"): the number is
-    then read as if hyphenated, so it is one term with "1000" (and "1 000")."""
-    return gap == "," and previous[-1:].isdigit() and len(next_word) == 3 and next_word.isdigit()
 
 # Words that hold a sentence together rather than name a thing: articles, pronouns,
 # auxiliaries and modals, prepositions and particles, conjunctions, negation, quantifiers.
@@ -145,21 +141,22 @@ def tokenize(text: str) -> Iterator[Token]:
             if gap == " ":  # by far the commonest gap
                 position, joins = position + 1, True
             else:
-                thousands = comma_joins(gap, previous, found.group())
                 adjacent, joins, hyphenated = read_gap(gap)
                 if ends_sentence(gap, fold(previous)):
                     position = next_sentence(position)
                 else:
-                    position += 1 if thousands or adjacent or dot_joins(gap, found.group()) else 2
-                joins, hyphenated = joins or thousands, hyphenated or thousands
+                    position += 1 if adjacent or dot_joins(gap, found.group()) else 2
         previous_end = end
         previous = found.group()
         yield Token(previous, start, end, position, joins, hyphenated)
 
 
 def fold(word: str) -> str:
-    """Lower case, typographic apostrophe to ``'``, accents dropped (``Müller`` -> ``muller``)."""
+    """Lower case, typographic apostrophe to ``'``, accents dropped (``Müller`` -> ``muller``),
+    a number's thousands commas dropped (``1,000`` -> ``1000``)."""
     word = word.lower().replace("\u2019", "'")
+    if "," in word:  # only a number's: TOKEN_PATTERN keeps no other comma in a token
+        word = word.replace(",", "")
     if word.isascii():
         return word
     decomposed = unicodedata.normalize("NFKD", word)
