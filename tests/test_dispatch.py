@@ -1095,6 +1095,9 @@ def test_a_reader_back_from_a_pause_gets_what_came_since_and_not_what_was_listed
     assert store.subscriber("zeb@example.org").active_since == back
     assert store.set_status("zeb@example.org", "active", now=back + dt.timedelta(hours=1))  # active already: kept
     assert store.subscriber("zeb@example.org").active_since == back
+    berlin = back.astimezone(dt.timezone(dt.timedelta(hours=2)))  # any offset: stored as the same moment
+    assert store.set_status("zeb@example.org", "paused", now=berlin) and store.set_status("zeb@example.org", "active", now=berlin)
+    assert store.subscriber("zeb@example.org").active_since == back
     assert _sent_titles(store, tmp_path, 3) == {"Zebrafish regrow eyes"}  # not Mar 12's fins nor Mar 13's hearts
     store.save_listings([Listing("daily-papers", EDITION + dt.timedelta(days=7), [_zebrafish("Zebrafish regrow livers")])])
     assert _sent_titles(store, tmp_path, 7, "wk@example.org") == {

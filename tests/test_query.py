@@ -22,6 +22,7 @@ from paperwire.query import (
     like_refs,
     parse_query,
     positive_terms,
+    reading_hints,
     render_query,
 )
 
@@ -462,6 +463,7 @@ def test_an_exclusion_inside_parentheses_keeps_to_them(topic: str) -> None:
     ("title:(diffusion, depth) LLM", "title:(diffusion OR depth) LLM"),
     ("LLM agents , tool use", "LLM agents OR tool use"),
     ("agents, -survey", "agents -survey"),  # before an exclusion: nothing to separate
+    ("-survey, agents", "-survey agents"),  # nor after one
     ("LLMs,", "LLMs"), ("a, OR b", "a OR b"), ("(a,) b", "a b"), ("a ,, b", "a OR b"),
 ])
 def test_a_comma_or_semicolon_between_terms_separates_alternatives(topic: str, same_as: str) -> None:
@@ -471,3 +473,18 @@ def test_a_comma_or_semicolon_between_terms_separates_alternatives(topic: str, s
 
 def test_a_comma_inside_a_number_separates_nothing() -> None:
     assert parse_query("1,000 GPUs").root == And((word("1,000"), word("GPUs")))
+
+
+@pytest.mark.parametrize(("topic", "hint"), [
+    ("diffusion not video", "for papers without video, write -video or NOT video"),
+    ('diffusion not "video generation"', 'write -"video generation" or NOT "video generation"'),
+    ("MoE or mixture of experts", 'MoE or mixture: a lower-case "or" is a word'),
+    ("author:Xu; Han", 'author:Xu; Han limits only "Xu" to authors'),
+])
+def test_a_reading_hint_says_what_to_write_as_the_reader_wrote_it(topic: str, hint: str) -> None:
+    assert any(hint in line for line in reading_hints(topic)), reading_hints(topic)
+
+
+def test_no_reading_hint_next_to_a_group() -> None:
+    """"write -(" was the advice for ``diffusion not (video OR audio)``."""
+    assert reading_hints("diffusion not (video OR audio)") == []

@@ -203,10 +203,10 @@ def _lex_straight(text: str) -> list[_Token]:
         if word:
             offset = start + len(word)
             if word[-1] in _SEPARATORS:  # "quantization, pruning": a list of alternatives
-                word = word.rstrip(_SEPARATORS)
-                if word:
-                    append(_new_token(_Token, (word if word in _KEYWORDS else "WORD", word, start)))
-                append(_new_token(_Token, ("SEP", ",", start + len(word))))
+                bare = word.rstrip(_SEPARATORS)
+                if bare:
+                    append(_new_token(_Token, (bare if bare in _KEYWORDS else "WORD", bare, start)))
+                append(_new_token(_Token, ("SEP", word[len(bare)], start + len(bare))))
                 separated = True
                 continue
             append(_new_token(_Token, (word if word in _KEYWORDS else "WORD", word, start)))
@@ -233,7 +233,7 @@ def _lex_straight(text: str) -> list[_Token]:
             if bare:
                 _lex_chunk(text, start, start + len(bare), tokens)
             if len(bare) < len(chunk):
-                append(_Token("SEP", ",", start + len(bare)))
+                append(_Token("SEP", chunk[len(bare)], start + len(bare)))
                 separated = True
     append(_Token("END", "", len(text)))
     return _alternatives(tokens) if separated else tokens
@@ -250,7 +250,8 @@ def _alternatives(tokens: list[_Token]) -> list[_Token]:
     for at, token in enumerate(tokens):
         if token.kind != "SEP":
             kept.append(token)
-        elif kept and kept[-1].kind not in _SEP_AFTER_NOTHING and tokens[at + 1].kind not in _SEP_BEFORE_NOTHING:
+        elif (kept and kept[-1].kind not in _SEP_AFTER_NOTHING and tokens[at + 1].kind not in _SEP_BEFORE_NOTHING
+              and not (len(kept) > 1 and kept[-2].kind in ("MINUS", "NOT"))):  # "-survey, agents": no side of its own
             kept.append(_Token("OR", token.text, token.position))
     return kept
 
@@ -632,12 +633,12 @@ def _author_name_hints(tokens: list[_Token]) -> list[str]:
         if token.kind != "FIELD" or token.text != "author" or tokens[at + 1].kind != "WORD":
             continue
         name, after = tokens[at + 1], tokens[at + 2]
-        comma = after.kind == "OR" and after.text == ","  # "author:Lovelace, Ada", as a library writes it
+        comma = after.kind == "OR" and after.text in _SEPARATORS  # "author:Lovelace, Ada", as a library writes it
         if comma:
-            after = tokens[at + 3]
+            after, mark = tokens[at + 3], tokens[at + 2].text
         if after.kind != "WORD" or not after.text.istitle() or after.text.upper() in _KEYWORDS:
             continue  # a name ("Han"), not "LLM" nor a keyword
-        written, meant = (f"author:{name.text}, {after.text}", f"{after.text} {name.text}") if comma else (
+        written, meant = (f"author:{name.text}{mark} {after.text}", f"{after.text} {name.text}") if comma else (
             f"author:{name.text} {after.text}", f"{name.text} {after.text}")
         hints.append(f"{written} limits only \"{name.text}\" to authors; \"{after.text}\" is "
                      f"{'another alternative' if comma else 'a word'} of any field. "
@@ -652,14 +653,15 @@ def _operator_word_hints(tokens: list[_Token]) -> list[str]:
     for before, word, after in zip(tokens, tokens[1:], tokens[2:], strict=False):
         if word.kind != "WORD" or word.text.casefold() not in ("or", "not") or word.text.isupper():
             continue
-        if before.kind not in ("WORD", "PHRASE", "RPAREN") or after.kind not in ("WORD", "PHRASE", "LPAREN"):
-            continue
+        if before.kind not in ("WORD", "PHRASE") or after.kind not in ("WORD", "PHRASE"):
+            continue  # next to a group, what to write instead is the reader's to say
+        first, last = (f'"{t.text}"' if t.kind == "PHRASE" else t.text for t in (before, after))
         if word.text.casefold() == "or":
-            hints.append(f"\"{before.text} {word.text} {after.text}\": a lower-case \"or\" is a word, so this "
-                         f"finds papers with both near each other; for either, write OR in capitals")
+            hints.append(f"{first} {word.text} {last}: a lower-case \"or\" is a word, so this finds papers "
+                         f"with both near each other; for either, write OR in capitals")
         else:
-            hints.append(f"\"{before.text} {word.text} {after.text}\": a lower-case \"not\" is a word; for papers "
-                         f"without \"{after.text}\", write -{after.text} or NOT {after.text}")
+            hints.append(f"{first} {word.text} {last}: a lower-case \"not\" is a word; for papers without "
+                         f"{last}, write -{last} or NOT {last}")
     return hints
 
 

@@ -12,7 +12,7 @@ from ..errors import ValidationError
 from ..models import Subscriber, Topic
 from ..subscribers import stored_max_papers
 from .base import _chunks, _now
-from .schema import subscriber_topics, subscribers, topics
+from .schema import UtcDateTime, subscriber_topics, subscribers, topics
 
 
 class ReaderStore:
@@ -120,8 +120,9 @@ class ReaderStore:
         active (a resume) is active since ``now``: their next digest starts there."""
         now = now or _now()
         values = {"status": status, "updated_at": now}
-        if status == "active":
-            values["active_since"] = sa.case((subscribers.c.status != "active", now), else_=subscribers.c.active_since)
+        if status == "active":  # the literal typed, so that SQLite stores it in UTC as the column does
+            values["active_since"] = sa.case((subscribers.c.status != "active", sa.literal(now, UtcDateTime())),
+                                             else_=subscribers.c.active_since)
         with self.engine.begin() as conn:
             result = conn.execute(subscribers.update().where(subscribers.c.email == email).values(**values))
             return result.rowcount > 0
