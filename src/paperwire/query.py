@@ -596,9 +596,8 @@ def parse_query(text: str) -> Query:
     mode_prefix = _MODE.match(text)
     if mode_prefix is not None:
         mode = mode_prefix.group(1).lower()  # "Words:" is "words:", as "Title:" is "title:"
-        # Blanked rather than cut, so positions in errors still point into what the reader wrote.
         try:
-            query = _parse_without_mode(" " * mode_prefix.end() + text[mode_prefix.end():])
+            query = _parse_without_mode(_blanked_mode(text, mode_prefix))
         except QueryError as error:  # the error's query is what the reader wrote, prefix and all
             raise _as_written(error, text) from None
         if isinstance(query.root, Everything):
@@ -614,12 +613,18 @@ def parse_query(text: str) -> Query:
     return _parse_without_mode(text)
 
 
+def _blanked_mode(text: str, mode: re.Match[str] | None) -> str:
+    """``text`` with its leading ``words:``/``meaning:`` blanked rather than cut, so positions
+    in errors and hints still point into what the reader wrote."""
+    return " " * mode.end() + text[mode.end():] if mode else text
+
+
 def reading_hints(text: str) -> list[str]:
     """What a reader may not have meant, one line each, saying how to write it (hints only: the
     topic is kept as written): ``author:Xu Han`` limits "Xu" alone to authors, and a lower-case
     ``or`` or ``not`` between words is a word, not the operator."""
     try:
-        tokens = _lex(" " * mode.end() + text[mode.end():] if (mode := _MODE.match(text)) else text)
+        tokens = _lex(_blanked_mode(text, _MODE.match(text)))
     except QueryError:
         return []
     return _author_name_hints(tokens) + _operator_word_hints(tokens)
