@@ -275,6 +275,16 @@ def test_an_author_field_before_a_second_name_is_warned_about_and_the_topic_kept
     assert [(t.name, t.query) for t in store.subscriber("r@example.org").topics] == [("Han", "author:Xu Han")]
 
 
+def test_a_topic_whose_words_find_nothing_names_the_words_no_paper_has(run_cli):
+    """``retreival augmented generation`` found nothing, and nothing said why."""
+    assert run_cli("ingest", SEED).exit_code == 0
+    typo = run_cli("match", "words: retreival augmented generation")
+    assert typo.exit_code == 0 and "warning: no stored paper has the word 'retreival' (a typo?)" in typo.stderr
+    assert "'augmented'" not in typo.stderr and "'generation'" not in typo.stderr
+    for fine in ("words: retrieval augmented generation", "words: xyzzy OR RAG"):
+        assert "no stored paper has" not in run_cli("match", fine).stderr, fine
+
+
 @pytest.mark.parametrize("command", ["digest", "send"])
 def test_only_given_twice_is_refused_not_cut_to_the_last(run_cli, command):
     """click keeps the last of a repeated option without a word: --only a --only b was b alone."""

@@ -1045,6 +1045,9 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
         _embed_recent(app, None, quiet=as_json)
         _note_unembedded(app, papers)
     found_all = semantic.match_topics([(0, query)], papers, app.settings, app.store)[0]
+    if not any("words" in getattr(found, "why", ("words",)) for found in found_all):  # its words found nothing: say why
+        for word in _words_no_paper_has(query, papers, app.settings):
+            click.echo(f"warning: no stored paper has the word {logs.printable(word)!r} (a typo?)", err=True)
     ranking = [found_all[position] for position in range(min(limit, len(found_all)))]
     by_id = {paper.id: paper for paper in papers}
     titles = semantic.example_titles(app.store, [query], app.settings.acronyms)
@@ -1067,6 +1070,21 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
                    + (f" · {because}" if because else ""))
     more = f" (--limit {limit}: the best {len(ranking)} of {len(found_all)} shown)" if len(found_all) > len(ranking) else ""
     click.echo(f"{len(found_all)} of {len(papers)} paper(s) matched{more}", err=True)
+
+
+def _words_no_paper_has(query: str, papers: list, settings: Settings) -> list[str]:
+    """The topic's plain words (not acronyms nor small words) that no paper's title or abstract
+    has: ``retreival augmented generation`` found nothing, and nothing said why."""
+    from .match.acronyms import acronym_table
+    from .match.text import FUNCTION_WORDS, Stems, absent_words
+    from .query import parse_query, positive_term_nodes
+
+    table = acronym_table(settings.acronyms)
+    words = [word for term in positive_term_nodes(parse_query(query)) if term.field in (None, "title", "abstract")
+             for word in term.text.split() if len(word) > 2 and word.casefold() not in FUNCTION_WORDS
+             and not table.in_query(word)]
+    texts = (text for paper in papers for text in (paper.title, paper.abstract or ""))
+    return absent_words(dict.fromkeys(words), texts, Stems()) if words else []
 
 
 def _match_json(found, paper, computed: float | None) -> dict:

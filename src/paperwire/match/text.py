@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import Stemmer
@@ -149,6 +149,17 @@ def tokenize(text: str) -> Iterator[Token]:
         previous_end = end
         previous = found.group()
         yield Token(previous, start, end, position, joins, hyphenated)
+
+
+def absent_words(words: Iterable[str], texts: Iterable[str], stems: Stems) -> list[str]:
+    """The ``words`` (as given) whose stem none of ``texts`` has: a typo ("retreival") or a
+    word no paper uses, which a reader whose topic found nothing should be told of."""
+    wanted = {stems.of(fold(word)): word for word in words}
+    for text in texts:
+        for token in TOKEN_PATTERN.findall(text):
+            if wanted.pop(stems.of(fold(token)), None) is not None and not wanted:
+                return []
+    return list(wanted.values())
 
 
 def fold(word: str) -> str:
