@@ -23,6 +23,9 @@ def test_preview(site: Site) -> None:
     assert data["listing_date"] == EDITION and data["count"] > 3 and len(data["papers"]) == 3
     assert data["papers"][0]["score"] >= data["papers"][-1]["score"]
     assert site.client.get("/api/preview", params={"q": "zzzqqq"}).json()["count"] == 0
+    assert data["hints"] == []
+    hinted = site.client.get("/api/preview", params={"q": "MoE or mixture of experts"}).json()
+    assert hinted["hints"] and "write OR in capitals" in hinted["hints"][0]
 
 
 def test_the_public_preview_embeds_no_example_paper_it_has_no_vectors_for(site: Site) -> None:
@@ -57,7 +60,7 @@ def test_preview_errors_name_the_field(site: Site) -> None:
 def test_preview_before_any_listing(new_db, tmp_path: Path) -> None:
     empty = make_site(new_db, tmp_path, ingest=False)
     data = empty.client.get("/api/preview", params={"q": "LLM"}).json()
-    assert data == {"query": "LLM", "listing_date": None, "count": 0, "papers": []}
+    assert data == {"query": "LLM", "listing_date": None, "count": 0, "papers": [], "hints": []}
 
 
 @pytest.mark.parametrize("path", ["/api/subscribers", "/api/topics", "/api/subscribers/a@example.org"])

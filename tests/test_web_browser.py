@@ -128,10 +128,11 @@ def test_subscribe_confirm_manage_unsubscribe(running, browser) -> None:
     page.goto(base + "/")
     assert page.input_value("#timezone") == "Asia/Tokyo"
     page.fill("#email", "reader@example.org")
-    page.fill("#topics", 'Language models = LLM\n"depth estimation"')
-    page.wait_for_selector("#preview li:nth-child(2)")
+    page.fill("#topics", 'Language models = LLM\n"depth estimation"\nMoE or mixture of experts')
+    page.wait_for_selector("#preview li:nth-child(3)")
     preview = page.inner_text("#preview")
     assert re.search(r"Language models = LLM would have matched \d+ papers in the latest listing", preview)
+    assert 'Note: MoE or mixture: a lower-case "or" is a word' in preview  # the reading hint reaches the reader
     page.select_option("#cadence", "weekly:fri")
     page.select_option("#hour", "7")
     shot(page, "1-home")

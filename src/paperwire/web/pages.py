@@ -24,6 +24,7 @@ from ..errors import ValidationError
 from ..models import Subscriber
 from ..normalize import shown_title
 from ..paperview import authors_line, paper_links
+from ..query import reading_hints
 from ..subscribers import MAX_PAPERS_LIMIT, parse_topic_spec
 from . import likes, subscriptions
 from .context import CSRF_COOKIE, READ, WebContext, web_context
@@ -101,7 +102,8 @@ def _paper_view(stored, base_url: str) -> dict:
 
 
 def _previews(web: WebContext, form: ReaderForm) -> list[dict]:
-    """One line per topic: how many papers of the latest listing it would have matched."""
+    """One line per topic: how many papers of the latest listing it would have matched, and the
+    hints its grammar needs (``query.reading_hints``), as the script's preview shows them."""
     shown = []
     for line in form.topic_lines()[:10]:
         try:
@@ -110,7 +112,8 @@ def _previews(web: WebContext, form: ReaderForm) -> list[dict]:
             shown.append({"line": line, "error": exc.reason})
             continue
         found = web.data.preview(topic.query, limit=5)
-        shown.append({"line": line, "count": found.count, "titles": [shown_title(p.title) for p, _ in found.matches]})
+        shown.append({"line": line, "count": found.count, "titles": [shown_title(p.title) for p, _ in found.matches],
+                      "hints": reading_hints(topic.query)})
     return shown
 
 

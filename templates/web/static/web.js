@@ -47,8 +47,9 @@
           }
           var b = res.body;
           var titles = b.papers.map(function (p) { return p.title; }).join("; ");
+          var hints = (b.hints || []).join(" ");
           return item(line, " would have matched " + b.count + " paper" + (b.count === 1 ? "" : "s") +
-            " in the latest listing" + (titles ? ": " + titles : ""));
+            " in the latest listing" + (titles ? ": " + titles : "") + (hints ? ". Note: " + hints : ""));
         })
         .catch(function () { return item(line, ": preview unavailable"); });
     })).then(function (items) {
