@@ -754,6 +754,7 @@ def test_a_few_stems_snowball_gets_wrong_for_topics_are_our_own() -> None:
     finds({1: "We add LoRA adapters to each layer.", 2: "An adaptive method to adapt quickly.",
            3: "Training on repeated data hurts.", 4: "We study routing collapse in MoE."},
           {"adapters": {1}, "adaptation": {2}, "data repetition": {3}, "router collapse": {4}, "adaptor": {1}})
+    finds({1: "Models under 3B parameters.", 2: "A 3B-param model."}, {"3B params": {1, 2}, "parameters": {1, 2}})
 
 
 # --- what counts as a link: the edges (written before one regex served both questions) ----

@@ -224,9 +224,11 @@ def american(folded: str) -> str:
 
 
 # Snowball's stems, overruled: "adapter" (a module: LoRA adapters) is not "adapt", "adaptive"
-# nor "adaptation"; "repetition" is "repeat" ("repeated data"), and "router" is "routing".
+# nor "adaptation"; "repetition" is "repeat" ("repeated data"), "router" is "routing", and
+# "params" is "parameters" ("models under 3B params").
 OWN_STEMS = {"adapter": "adapter", "adapters": "adapter", "adaptor": "adapter", "adaptors": "adapter",
-             "repetition": "repeat", "repetitions": "repeat", "router": "rout", "routers": "rout"}
+             "repetition": "repeat", "repetitions": "repeat", "router": "rout", "routers": "rout",
+             "param": "paramet", "params": "paramet"}
 
 
 class Stems:
