@@ -154,12 +154,11 @@ def tokenize(text: str) -> Iterator[Token]:
 def absent_words(words: Iterable[str], texts: Iterable[str], stems: Stems) -> list[str]:
     """The ``words`` (as given) whose stem none of ``texts`` has: a typo ("retreival") or a
     word no paper uses, which a reader whose topic found nothing should be told of."""
-    wanted = {stems.of(fold(word)): word for word in words}
-    for text in texts:
-        for token in TOKEN_PATTERN.findall(text):
-            if wanted.pop(stems.of(fold(token)), None) is not None and not wanted:
-                return []
-    return list(wanted.values())
+    written: set[str] = set()
+    for text in texts:  # the distinct spellings first (in C): a store has far fewer than tokens
+        written.update(TOKEN_PATTERN.findall(text))
+    present = {stems.of(fold(token)) for token in written}
+    return [word for word in words if stems.of(fold(word)) not in present]
 
 
 def fold(word: str) -> str:
