@@ -1045,7 +1045,7 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
         _embed_recent(app, None, quiet=as_json)
         _note_unembedded(app, papers)
     found_all = semantic.match_topics([(0, query)], papers, app.settings, app.store)[0]
-    if not any("words" in getattr(found, "why", ("words",)) for found in found_all):  # its words found nothing: say why
+    if papers and not any("words" in getattr(found, "why", ("words",)) for found in found_all):  # words found nothing: why
         for word in _words_no_paper_has(query, papers, app.settings):
             click.echo(f"warning: no stored paper has the word {logs.printable(word)!r} (a typo?)", err=True)
     ranking = [found_all[position] for position in range(min(limit, len(found_all)))]
