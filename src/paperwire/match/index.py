@@ -489,7 +489,7 @@ class _FieldReader:
                 joins = None
             else:
                 gap = pieces[number - 1]
-                step = _DOT_IN_NAME if gap == "." and dot_joins(gap, surface) else gaps.get(gap)
+                step = _DOT_IN_NAME if dot_joins(gap, surface) else gaps.get(gap)
                 if step is None:
                     adjacent, joinable, hyphenated = read_gap(gap)
                     step = gaps[gap] = (
