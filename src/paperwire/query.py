@@ -513,10 +513,10 @@ def _excluded_from_every_side(sides: list[Node], exclusions: list[Not]) -> list[
     distinct = list(dict.fromkeys(exclusions))  # nodes compare by value, whatever their position
     widened: list[Node] = []
     for side in sides:
-        own = side.children if type(side) is And else (side,)
         if type(side) is Not:
             widened.append(side)
             continue
+        own = side.children if type(side) is And else (side,)
         missing = tuple(exclusion for exclusion in distinct if exclusion not in own)
         widened.append(And(own + missing, side.position) if missing else side)
     return widened
