@@ -367,8 +367,10 @@ def _reference(text: str, papers: list[Paper], vectors: meaning.Vectors,
         fused.append(meaning.Fused(match.paper_id, match.rank, strength + (similarity or 0.0), tuple(match.terms),
                                    similarity, ("words",) + why(match.rank - 1), like, like_similarity))
     by_words = {match.rank - 1 for match in words}
+    closest_by_words = max((found[number][0] for number in by_words if number in found), default=-np.inf)
+    bar = max(np.float32(calibration.beside_words), closest_by_words - calibration.beside_best)
     for number, (similarity, _) in found.items():
-        if words and kinds[number] == {"meaning"} and similarity < np.float32(calibration.beside_words):
+        if words and kinds[number] == {"meaning"} and similarity < bar:
             continue  # beside the topic's word matches, a weak paper of meaning alone is left out
         if number not in by_words:
             like_similarity, like = closest.get(number, (None, None))

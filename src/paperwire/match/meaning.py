@@ -326,6 +326,11 @@ class Calibration:
     # only: beside the papers that say the topic's words, the weak near misses of meaning
     # were mostly wrong ("text-to-image" getting an art-captioning model at 0.31).
     beside_words: float = 0.32
+    # ... and must come within this of the closest paper the words found (when meaning found that
+    # one too): beside "Are Video Diffusion Models Zero-Shot Physics Simulators?" at 0.64, image
+    # diffusion papers at 0.35-0.41 are not what "video diffusion physics" meant, while the issue's
+    # CodeGen2 (0.36 beside 0.47) and "Extending Context Window" (0.33 beside 0.37) stay.
+    beside_best: float = 0.2
     word_half: float = 4.0  # a word score of this much counts half of the strongest word evidence
 
 
@@ -362,11 +367,15 @@ def fuse_all(words: Sequence[Sequence | None], found: FoundByMeaning, papers: Se
     only[also[also >= 0]] = False
     similarity = np.array([*found.similarity, np.nan], dtype=np.float64)
     kind = np.array([*found.kind, 0], dtype=np.int8)
-    # Beside a topic's word matches, a paper its meaning alone found needs Calibration.beside_words.
+    # Beside a topic's word matches, a paper its meaning alone found needs Calibration.beside_words,
+    # and to come within Calibration.beside_best of the closest paper the words found.
     has_words = np.zeros(len(words), bool)
     has_words[[topic for topic, word in counted if len(word)]] = True
-    only &= ~(has_words[found_topic] & (kind[:-1] == _BY_MEANING)
-              & (similarity[:-1] < np.float32(calibration.beside_words)))
+    closest_by_words = np.full(len(words), -np.inf)
+    both = also >= 0
+    np.maximum.at(closest_by_words, word_topic[both], similarity[also[both]])
+    bar = np.maximum(np.float32(calibration.beside_words), closest_by_words[found_topic] - calibration.beside_best)
+    only &= ~(has_words[found_topic] & (kind[:-1] == _BY_MEANING) & (similarity[:-1] < bar))
     like = np.array([*found.like, 0], dtype=np.int64)
     like_similarity = np.array([*found.like_similarity, np.nan], dtype=np.float64)
     topic = np.concatenate([word_topic, found_topic[only]])
