@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -290,3 +291,32 @@ def test_only_given_twice_is_refused_not_cut_to_the_last(run_cli, command):
     """click keeps the last of a repeated option without a word: --only a --only b was b alone."""
     result = run_cli(command, "--only", "a@example.org", "--only", "b@example.org")
     assert result.exit_code == 2 and "'--only': given 2 times; it takes one value" in result.stderr
+
+
+def test_a_second_email_of_an_edition_gets_its_own_digest_files(run_cli, tmp_path, monkeypatch):
+    """A listing that grew after the edition's email went out (a Daily Papers page fills up
+    through the day) gives the reader a second email of that edition: `digest` writes it as
+    <reader>.2.html/.txt/.eml, as its archive page is .../<date>/2; it overwrote the first's files."""
+    monkeypatch.setenv("PAPERWIRE_RELEVANCE_EMBEDDER", "off")  # words: topics; the files are the point
+
+    def listing(*kinds: str) -> None:
+        capture = tmp_path / "friday.txt"
+        capture.write_text("".join(f"Zebrafish {kind} regrow\n\nWe find that zebrafish {kind} regrow.\n\n"
+                                   for kind in kinds))
+        assert run_cli("ingest", "--date", "2024-03-15", "--format", "daily-papers", capture).exit_code == 0
+
+    listing("fins", "hearts")
+    assert run_cli("subscribe", "ada@example.org", "--topic", "Fish=words: zebrafish").exit_code == 0
+    first = json.loads(run_cli("digest", "--json").stdout)
+    assert run_cli("send", "--all").exit_code == 0  # to out/outbox/: the edition's first email is out
+    listing("fins", "hearts", "livers", "tails")  # added to Friday's page after it went out
+    second = json.loads(run_cli("digest", "--json").stdout)
+    folder = Path("out", "digests", "2024-03-15")  # under the folder it runs in (tmp_path)
+    assert [(item["html"], item["text"], item["eml"]) for item in first] == [
+        tuple(str(folder / f"ada_at_example.org.{suffix}") for suffix in ("html", "txt", "eml"))]
+    assert [(item["html"], item["text"], item["eml"]) for item in second] == [
+        tuple(str(folder / f"ada_at_example.org.2.{suffix}") for suffix in ("html", "txt", "eml"))]
+    kept, later = (folder / "ada_at_example.org.html").read_text(), (folder / "ada_at_example.org.2.html").read_text()
+    assert "Zebrafish hearts regrow" in kept and "Zebrafish tails regrow" not in kept
+    assert "Zebrafish tails regrow" in later and "Zebrafish hearts regrow" not in later
+    assert "/archive/" in later and "/2024-03-15/2" in later

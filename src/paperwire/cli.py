@@ -528,7 +528,9 @@ def digest_command(app: App, out_dir: Path | None, date: dt.datetime | None, onl
     """Render every active reader's digest to files, without sending anything.
 
     Writes DIR/digests/<date>/<reader>.html, .txt and .eml (open the .eml in a mail
-    program to see exactly what would be sent). Readers with no matching papers get
+    program to see exactly what would be sent). A reader sent this edition already
+    (its listing grew since) gets its next email, as <reader>.2.html, .2.txt and .2.eml
+    (.3 for a third): the first email's files stay. Readers with no matching papers get
     no digest unless the send_empty setting is on.
 
     \b
