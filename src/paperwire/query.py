@@ -33,7 +33,7 @@ from dataclasses import field as dataclass_field
 from typing import NamedTuple
 
 from paperwire.errors import QueryError
-from paperwire.normalize import referenced_id
+from paperwire.normalize import ARXIV_REF, PAPER_REF, referenced_id
 
 FIELDS = ("title", "abstract", "author")
 LIKE = "like"
@@ -60,11 +60,8 @@ _FIELD_PREFIX = re.compile(r"([A-Za-z]+):")
 MODES = ("words", "meaning")
 _MODE = re.compile(r"\s*(words|meaning):", re.IGNORECASE)  # any case, as field prefixes (Title:)
 _KEYWORDS = ("OR", "AND", "NOT")
-# What like: takes: the forms paperwire.normalize gives paper ids (arXiv ids, new and old
-# style, with an optional version; otherwise "t-" and the title hash).
-_ARXIV_REF = re.compile(r"(?:\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?", re.ASCII)
-_PAPER_REF = re.compile(rf"{_ARXIV_REF.pattern}|t-[0-9a-f]{{16}}", re.ASCII)
-# The same forms, as the errors about like: name them.
+# What like: takes is normalize.PAPER_REF, the forms paperwire gives paper ids; these are the
+# same forms as the errors about like: name them.
 _PAPER_REF_FORMS = "an arXiv id such as 2403.12345 or 2403.12345v2, or a paper id: t- and 16 hex digits"
 # How people copy an arXiv id: cited ("arXiv:2403.12345") or as its page's or PDF's address.
 _ARXIV_CITED = re.compile(r"arxiv:|(?:https?://)?(?:www\.)?arxiv\.org/(?:abs|pdf)/", re.IGNORECASE)
@@ -303,7 +300,7 @@ def _like_token(text: str, start: int, ref_start: int, end: int, glued_to_next: 
     """``like:REF`` as one token; the REF must be a paper id, with nothing glued after it. An
     arXiv id may be written as cited or as its arxiv.org address (``_ARXIV_CITED``)."""
     cited = _ARXIV_CITED.match(text, ref_start, end)
-    refs = _ARXIV_REF if cited else _PAPER_REF  # "arXiv:" and arxiv.org name arXiv ids only
+    refs = ARXIV_REF if cited else PAPER_REF  # "arXiv:" and arxiv.org name arXiv ids only
     if cited:
         ref_start = cited.end()
     ref = text[ref_start:end]
