@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -290,3 +291,89 @@ def test_only_given_twice_is_refused_not_cut_to_the_last(run_cli, command):
     """click keeps the last of a repeated option without a word: --only a --only b was b alone."""
     result = run_cli(command, "--only", "a@example.org", "--only", "b@example.org")
     assert result.exit_code == 2 and "'--only': given 2 times; it takes one value" in result.stderr
+
+
+def test_a_second_email_of_an_edition_gets_its_own_digest_files(run_cli, tmp_path, monkeypatch):
+    """A listing that grew after the edition's email went out (a Daily Papers page fills up
+    through the day) gives the reader a second email of that edition: `digest` writes it as
+    <reader>.2.html/.txt/.eml, as its archive page is .../<date>/2; it overwrote the first's files."""
+    monkeypatch.setenv("PAPERWIRE_RELEVANCE_EMBEDDER", "off")  # words: topics; the files are the point
+
+    def listing(*kinds: str) -> None:
+        capture = tmp_path / "friday.txt"
+        capture.write_text("".join(f"Zebrafish {kind} regrow\n\nWe find that zebrafish {kind} regrow.\n\n"
+                                   for kind in kinds))
+        assert run_cli("ingest", "--date", "2024-03-15", "--format", "daily-papers", capture).exit_code == 0
+
+    listing("fins", "hearts")
+    assert run_cli("subscribe", "ada@example.org", "--topic", "Fish=words: zebrafish").exit_code == 0
+    first = json.loads(run_cli("digest", "--json").stdout)
+    assert run_cli("send", "--all").exit_code == 0  # to out/outbox/: the edition's first email is out
+    listing("fins", "hearts", "livers", "tails")  # added to Friday's page after it went out
+    second = json.loads(run_cli("digest", "--json").stdout)
+    folder = Path("out", "digests", "2024-03-15")  # under the folder it runs in (tmp_path)
+    assert [(item["html"], item["text"], item["eml"]) for item in first] == [
+        tuple(str(folder / f"ada_at_example.org.{suffix}") for suffix in ("html", "txt", "eml"))]
+    assert [(item["html"], item["text"], item["eml"]) for item in second] == [
+        tuple(str(folder / f"ada_at_example.org.2.{suffix}") for suffix in ("html", "txt", "eml"))]
+    kept, later = (folder / "ada_at_example.org.html").read_text(), (folder / "ada_at_example.org.2.html").read_text()
+    assert "Zebrafish hearts regrow" in kept and "Zebrafish tails regrow" not in kept
+    assert "Zebrafish tails regrow" in later and "Zebrafish hearts regrow" not in later
+    assert "/archive/" in later and "/2024-03-15/2" in later
+
+
+def test_topics_check_lists_the_stored_topics_read_by_newer_rules_with_their_reading(run_cli, store, monkeypatch):
+    """Every stored topic, of readers of any status and public ones (a followed public topic once),
+    parsed as digests parse it: listed when it does not parse, has hints, or a newer rule reads it."""
+    from dataclasses import replace
+
+    from paperwire.models import Topic
+
+    monkeypatch.setenv("PAPERWIRE_RELEVANCE_EMBEDDER", "off")  # saving topics embeds them otherwise
+    assert run_cli("topics", "add", "Trending", "*").exit_code == 0
+    assert run_cli("topics", "add", "Names", "author:Xu Han").exit_code == 0
+    store.add_public_topic(Topic("Broken", 'title:"scaling', public=True, slug="broken"))  # saved under older rules
+    assert run_cli("subscribe", "ada@example.org", "--topic", "Agents=RAG, agents -survey",
+                   "--topic", 'Fine="scaling laws" OR (MoE -survey) OR RAG').exit_code == 0
+    assert run_cli("subscribe", "bob@example.org", "--topic", "Diffusion=diffusion not video",
+                   "--follow", "Names").exit_code == 0
+    assert run_cli("unsubscribe", "bob@example.org").exit_code == 0
+    assert run_cli("subscribe", "carol@example.org", "--topic", "agents").exit_code == 0
+    store.save_subscriber(replace(store.subscriber("carol@example.org"), topics=[Topic("Old", "agents (tools")]))
+
+    report = run_cli("topics", "check", "--json")
+    assert report.exit_code == 0, report.output
+    found = json.loads(report.stdout)
+    assert (found["checked"], found["found"]) == (7, 5)  # ada 2, bob 1, carol 1, public 3
+    by_topic = {item["topic"]: item for item in found["topics"]}
+    assert list(by_topic) == ["Agents", "Diffusion", "Old", "Broken", "Names"]
+    agents = by_topic["Agents"]
+    assert (agents["email"], agents["status"], agents["query"], agents["reading"], agents["error"], agents["hints"]) == (
+        "ada@example.org", "active", "RAG, agents -survey", "(RAG -survey) OR (agents -survey)", None, [])
+    assert [rule["rule"] for rule in agents["rules"]] == ["separator", "outer-exclusion"]
+    assert agents["rules"][0]["detail"] == 'RAG, agents: a "," between terms means OR'
+    assert agents["rules"][1]["detail"].startswith("-survey is outside parentheses, so it excludes from every side")
+    diffusion = by_topic["Diffusion"]
+    assert (diffusion["email"], diffusion["status"], diffusion["reading"]) == (
+        "bob@example.org", "unsubscribed", "diffusion not video")
+    assert diffusion["rules"] == [{"rule": "negation-side", "detail": 'diffusion not video: "not" keeps this side to '
+                                                                      "matching by its words only, never by meaning"}]
+    assert len(diffusion["hints"]) == 1 and "write -video or NOT video" in diffusion["hints"][0]
+    old, broken = by_topic["Old"], by_topic["Broken"]
+    assert (old["email"], old["reading"], old["rules"]) == ("carol@example.org", None, [])
+    assert old["error"] == "unbalanced parenthesis: this '(' is never closed (at position 7)"
+    assert (broken["email"], broken["status"], broken["error"]) == (
+        None, "public", "unbalanced quote: this \" is never closed (at position 6)")
+    names = by_topic["Names"]
+    assert (names["email"], names["reading"], names["rules"]) == (None, "author:Xu Han", [])
+    assert names["hints"] and names["hints"][0].startswith('author:Xu Han limits only "Xu" to authors')
+
+    shown = run_cli("topics", "check")
+    assert shown.exit_code == 0
+    assert shown.stderr.strip() == "5 of 7 stored topics read differently or have hints (2 do not parse)"
+    assert ("ada@example.org (active) · Agents = RAG, agents -survey\n"
+            "  reads: (RAG -survey) OR (agents -survey)\n"
+            '  separator: RAG, agents: a "," between terms means OR\n'
+            "  outer-exclusion: -survey is outside parentheses") in shown.stdout
+    assert "public topic · Broken = title:\"scaling\n  error: unbalanced quote" in shown.stdout
+    assert "  hint: author:Xu Han limits only" in shown.stdout

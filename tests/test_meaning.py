@@ -761,3 +761,21 @@ def test_a_side_that_says_not_is_matched_by_its_words_only(topic: str, compared:
     from paperwire.query import parse_query
 
     assert [alt.meaning for alt in meaning.alternatives(parse_query(topic), AcronymTable())] == compared
+
+
+@pytest.mark.parametrize(("topic", "listed"), [
+    ("diffusion not video", [("diffusion not video", "not")]),
+    ("RAG OR agents without tools", [("agents without tools", "without")]),
+    ("Diffusion NOT video", []), ("diffusion -video", []), ('"not video" diffusion', []), ("title:no agents", []),
+    ("meaning: diffusion not video", []), ("words: diffusion not video", []), ("like:2403.12345 not video", []),
+    ("no-reference image quality", []),
+])
+def test_negated_sides_are_the_sides_a_negation_word_keeps_from_meaning(topic: str, listed: list) -> None:
+    """What `paperwire topics check` lists as "negation-side": each such side, alone, has nothing
+    ``alternatives`` compares by meaning (the rule it names is the rule matching applies)."""
+    from paperwire.query import parse_query
+
+    sides = meaning.negated_sides(parse_query(topic))
+    assert [(render_query(side), word) for side, word in sides] == listed
+    for side, _ in sides:
+        assert meaning.alternatives(parse_query(render_query(side)), AcronymTable()) == ()

@@ -23,6 +23,7 @@ from paperwire.query import (
     parse_query,
     positive_terms,
     reading_hints,
+    reading_rules,
     render_query,
 )
 
@@ -488,3 +489,20 @@ def test_a_reading_hint_says_what_to_write_as_the_reader_wrote_it(topic: str, hi
 def test_no_reading_hint_next_to_a_group() -> None:
     """"write -(" was the advice for ``diffusion not (video OR audio)``."""
     assert reading_hints("diffusion not (video OR audio)") == []
+
+
+@pytest.mark.parametrize(("text", "rules"), [
+    ("RAG; agents", [("separator", 'RAG; agents: a ";" between terms means OR')]),
+    ('"tool use", agents', [("separator", '"tool use", agents: a "," between terms means OR')]),
+    ("(RAG, agents) -survey", [("separator", 'RAG, agents: a "," between terms means OR')]),
+    ("title:RAG, (agents OR tools)", [("separator", 'a "," between terms means OR')]),
+    ("MoE OR RAG -survey", [("outer-exclusion", "-survey is outside parentheses, so it excludes from every side of OR "
+                                                "(for one side only, put it in parentheses with that side)")]),
+    # read as written: a comma that is punctuation, exclusions each side has or keeps, no OR
+    ("agents, -survey", []), ("LLMs, ", []), ("-survey MoE OR -survey RAG", []), ("(MoE -survey) OR RAG", []),
+    ("agents -survey", []), ("words: RAG OR agents", []), ("(RAG", []), ("*", []),
+])
+def test_reading_rules_name_the_newer_rules_that_read_a_topic(text: str, rules: list[tuple[str, str]]) -> None:
+    """`paperwire topics check` lists stored topics these rules read: a comma or semicolon between
+    terms is OR, and an exclusion outside parentheses excludes from every side of OR."""
+    assert reading_rules(text) == rules

@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jinja2 import TemplateError, UndefinedError
 
-from paperwire import email_templates, paperview, render
+from paperwire import email_templates, normalize, paperview, render, urls
 from paperwire.config import Settings
 from paperwire.errors import ConfigError, ValidationError
 from paperwire.models import Digest, DigestItem, DigestSection, Hit, Link, Paper, Subscriber, Topic
@@ -830,3 +830,46 @@ def test_matched_names_the_words_as_the_paper_writes_them(topic: str, title: str
     (found,) = match_one(topic, [paper])
     item = DigestItem(paper, 1.0, 1, dt.date(2024, 3, 11), ("T",), tuple(found.terms))
     assert paperview.item_view(item, SETTINGS).matched == matched
+
+
+# -- paper anchors --------------------------------------------------------------------------
+
+HTML_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+# Any text; ids made of the few characters the old anchor confused ("." "/" "_" "-" and others
+# as "-"), so that lookalikes come up often; and ids of the forms paperwire gives papers.
+PAPER_IDS = st.one_of(st.text(max_size=20), st.text(alphabet="a1.-/_ é:", max_size=8),
+                      st.from_regex(normalize.PAPER_REF, fullmatch=True))
+
+
+@given(st.lists(PAPER_IDS, unique=True, max_size=12))
+def test_distinct_paper_ids_never_share_an_anchor_and_each_is_an_html_id(ids: list[str]) -> None:
+    anchors = [urls.paper_anchor(paper_id) for paper_id in ids]
+    assert len(set(anchors)) == len(ids), sorted(zip(anchors, ids))
+    assert all(HTML_ID.fullmatch(anchor) for anchor in anchors), anchors
+
+
+def test_the_anchors_sent_emails_link_to_stay_and_lookalike_ids_get_their_own() -> None:
+    """Ids of the forms paperwire gives papers keep the anchor emails already carry in their
+    "And N more" links; another id that read the same (2403-12345 as 2403.12345) is spelt out."""
+    kept = {"2403.12345": "p-2403-12345", "2403.12345v2": "p-2403-12345v2", "hep-th/9901001": "p-hep-th-9901001",
+            "math.GT/0309136": "p-math-GT-0309136", "t-0123456789abcdef": "p-t-0123456789abcdef"}
+    assert {paper_id: urls.paper_anchor(paper_id) for paper_id in kept} == kept
+    lookalikes = {"2403-12345": "px-2403-12345", "a/b": "px-a_2f_b", "a-b": "px-a-b", "a_b": "px-a__b",
+                  "hep-th-9901001": "px-hep-th-9901001", "t.0123456789abcdef": "px-t_2e_0123456789abcdef"}
+    assert {paper_id: urls.paper_anchor(paper_id) for paper_id in lookalikes} == lookalikes
+
+
+def test_and_n_more_opens_at_the_paper_it_names_not_at_one_with_a_lookalike_id(renderer: EmailRenderer) -> None:
+    """The archive page lists every match with the email template: papers ``x.1`` and ``x-1``
+    had one HTML id, so "And N more" (and a browser) opened at whichever came first."""
+    dotted, dashed = (Paper(id=paper_id, title=title, abstract="") for paper_id, title in
+                      (("x.1", "The Dotted Paper"), ("x-1", "The Dashed Paper")))
+    page = Digest(subscriber=READER, edition="2024-03-11", listing_date=DAY, more=1, more_from=dashed.id,
+                  sections=(DigestSection(TOPICS[0], (item(dotted, ("scaling laws",)),
+                                                      item(dashed, ("scaling laws",), rank=2))),))
+    html = renderer.render(page, SETTINGS).html
+    fragment = re.search(r'href="[^"]*/archive/tok123/2024-03-11#([^"]+)"', html)[1]
+    ids = re.findall(r'<div class="pw-item" id="([^"]+)"', html)
+    assert len(ids) == len(set(ids)) == 2 and fragment in ids
+    opened = html[html.index(f'id="{fragment}"'):]  # the dashed paper comes second
+    assert "The Dashed Paper" in opened and "The Dotted Paper" not in opened

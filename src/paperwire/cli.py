@@ -347,6 +347,8 @@ def subscribers_import(app: App, file: Path, format_: str | None) -> None:
 @click.pass_context
 def topics(ctx: click.Context, as_json: bool) -> None:
     """List public topics, or add and remove them. Each public topic gets its own feeds.
+    `topics check` lists every stored topic (readers' too) that reads otherwise than its
+    writer may expect.
 
     \b
     Examples:
@@ -354,6 +356,7 @@ def topics(ctx: click.Context, as_json: bool) -> None:
       paperwire topics add "Scaling laws" '"scaling laws" OR "compute-optimal"'
       paperwire topics add trending '*'
       paperwire topics remove "Scaling laws"
+      paperwire topics check
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -397,6 +400,48 @@ def topics_remove(app: App, name: str, force: bool) -> None:
     """
     followers = app.store.remove_public_topic(name, force=force)
     click.echo(f"Removed public topic {name!r}" + (f"; {followers} reader(s) no longer follow it" if followers else ""))
+
+
+@topics.command("check")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: checked, found, and topics, each with email (null for a public topic), "
+                   "status, topic, query, reading, error, rules [{rule, detail}] and hints.")
+@click.pass_obj
+def topics_check(app: App, as_json: bool) -> None:
+    """List the stored topics that read otherwise than their writers may expect.
+
+    Every reader's topics (whatever the reader's status) and every public topic are
+    parsed as digests parse them. A topic is listed, with how it reads now, when it
+    does not parse (digests leave it out; the parser's error is shown), when `match`
+    would warn about it (author:Xu Han, a lower-case or/not between words), or when a
+    newer rule reads it: "separator" (a comma or semicolon between terms means OR),
+    "outer-exclusion" (an exclusion outside parentheses excludes from every side of
+    OR), "negation-side" (a side whose words say not/no/without/never/except/excluding
+    is matched by its words only, not by meaning). It changes nothing, and exits 0
+    whatever it finds.
+
+    \b
+    Examples:
+      paperwire topics check
+      paperwire topics check --json | jq -r '.topics[] | select(.error) | .email'
+    """
+    from . import topiccheck  # the meaning module (numpy) only for this command
+
+    checked, found = topiccheck.check_topics(app.store.subscribers(), app.store.public_topics())
+    if as_json:
+        click.echo(json.dumps({"checked": checked, "found": len(found), "topics": [item.as_dict() for item in found]},
+                              indent=2, ensure_ascii=False))
+        return
+    for item in found:
+        owner = f"{item.email} ({item.status})" if item.email else "public topic"
+        lines = [f"{owner} · " + (item.query if item.name == item.query else f"{item.name} = {item.query}")]
+        lines += [f"  error: {item.read.error}"] if item.read.error else [f"  reads: {item.read.reading}"]
+        lines += [f"  {rule}: {detail}" for rule, detail in item.read.rules]
+        lines += [f"  hint: {hint}" for hint in item.read.hints]
+        click.echo("\n".join(map(logs.printable, lines)))
+    refused = sum(1 for item in found if item.read.error)
+    click.echo(f"{len(found)} of {checked} stored topics read differently or have hints"
+               + (f" ({refused} do not parse)" if refused else ""), err=True)
 
 
 # -- digests ----------------------------------------------------------------------
@@ -528,7 +573,9 @@ def digest_command(app: App, out_dir: Path | None, date: dt.datetime | None, onl
     """Render every active reader's digest to files, without sending anything.
 
     Writes DIR/digests/<date>/<reader>.html, .txt and .eml (open the .eml in a mail
-    program to see exactly what would be sent). Readers with no matching papers get
+    program to see exactly what would be sent). A reader sent this edition already
+    (its listing grew since) gets its next email, as <reader>.2.html, .2.txt and .2.eml
+    (.3 for a third): the first email's files stay. Readers with no matching papers get
     no digest unless the send_empty setting is on.
 
     \b

@@ -69,6 +69,10 @@ _URL_TRAILING = ".,;:!?'\"}]>"
 # ASCII digits only: `\d` would take Arabic-Indic digits for an arXiv id.
 _ARXIV_NEW = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(v\d+)?(?![\d])", re.ASCII)
 _ARXIV_OLD = re.compile(r"\b([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(v\d+)?\b", re.ASCII)
+# The forms of the ids paperwire gives papers (``paper_id``), as written on their own: an arXiv
+# id, new or old style, with an optional version; otherwise "t-" and the title hash.
+ARXIV_REF = re.compile(r"(?:\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?", re.ASCII)
+PAPER_REF = re.compile(rf"{ARXIV_REF.pattern}|t-[0-9a-f]{{16}}", re.ASCII)
 
 
 def strip_unsafe(text: str) -> str:

@@ -205,6 +205,15 @@ def reader_file_stem(email: str) -> str:
     return f"{stem[:134]}={hashlib.sha256(email.encode()).hexdigest()[:16]}"  # "=": never in a plain stem
 
 
+def digest_file_stem(item: Digest) -> str:
+    """The reader's file name for one email of an edition: ``reader_file_stem``, and ``.2``,
+    ``.3`` ... for its later emails (``Digest.part``, as its archive page is ``.../<date>/2``), so
+    a second email (the listing grew) never overwrites the first's files. No other reader's
+    stem ends so: a stored address's top-level domain is never all digits (``normalize_email``)."""
+    stem = reader_file_stem(item.subscriber.email)
+    return f"{stem}.{item.part}" if item.part > 1 else stem
+
+
 def plan_digests(
     store: Store,
     settings: Settings,
@@ -458,7 +467,8 @@ def write_digests(
     now: dt.datetime | None = None,
     on_error: Callable[[Subscriber, str, Exception], None] | None = None,
 ) -> list[DigestFiles]:
-    """Render each digest and write ``digests/<edition>/<reader>.html|.txt|.eml`` under ``out_dir``.
+    """Render each digest and write ``digests/<edition>/<reader>.html|.txt|.eml`` under ``out_dir``
+    (``<reader>.2.html`` ... for a later email of the edition: ``digest_file_stem``).
 
     ``on_error(reader, stage, exception)`` as in ``plan_digests``: a digest that cannot be
     rendered (or its message built) costs that reader only; without it the exception
@@ -480,7 +490,7 @@ def write_digests(
 
 def _write_digest(item: Digest, rendered: RenderedEmail, message: bytes, out_dir: Path) -> DigestFiles:
     folder = out_dir / "digests" / item.edition
-    stem = reader_file_stem(item.subscriber.email)
+    stem = digest_file_stem(item)
     paths = [folder / f"{stem}.{suffix}" for suffix in ("html", "txt", "eml")]
     # The reader's own links (their secret token) are in all three: readable by the owner only.
     for path, data in zip(paths, (rendered.html.encode("utf-8"), rendered.text.encode("utf-8"), message)):

@@ -33,7 +33,7 @@ from dataclasses import field as dataclass_field
 from typing import NamedTuple
 
 from paperwire.errors import QueryError
-from paperwire.normalize import referenced_id
+from paperwire.normalize import ARXIV_REF, PAPER_REF, referenced_id
 
 FIELDS = ("title", "abstract", "author")
 LIKE = "like"
@@ -60,11 +60,8 @@ _FIELD_PREFIX = re.compile(r"([A-Za-z]+):")
 MODES = ("words", "meaning")
 _MODE = re.compile(r"\s*(words|meaning):", re.IGNORECASE)  # any case, as field prefixes (Title:)
 _KEYWORDS = ("OR", "AND", "NOT")
-# What like: takes: the forms paperwire.normalize gives paper ids (arXiv ids, new and old
-# style, with an optional version; otherwise "t-" and the title hash).
-_ARXIV_REF = re.compile(r"(?:\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?", re.ASCII)
-_PAPER_REF = re.compile(rf"{_ARXIV_REF.pattern}|t-[0-9a-f]{{16}}", re.ASCII)
-# The same forms, as the errors about like: name them.
+# What like: takes is normalize.PAPER_REF, the forms paperwire gives paper ids; these are the
+# same forms as the errors about like: name them.
 _PAPER_REF_FORMS = "an arXiv id such as 2403.12345 or 2403.12345v2, or a paper id: t- and 16 hex digits"
 # How people copy an arXiv id: cited ("arXiv:2403.12345") or as its page's or PDF's address.
 _ARXIV_CITED = re.compile(r"arxiv:|(?:https?://)?(?:www\.)?arxiv\.org/(?:abs|pdf)/", re.IGNORECASE)
@@ -303,7 +300,7 @@ def _like_token(text: str, start: int, ref_start: int, end: int, glued_to_next: 
     """``like:REF`` as one token; the REF must be a paper id, with nothing glued after it. An
     arXiv id may be written as cited or as its arxiv.org address (``_ARXIV_CITED``)."""
     cited = _ARXIV_CITED.match(text, ref_start, end)
-    refs = _ARXIV_REF if cited else _PAPER_REF  # "arXiv:" and arxiv.org name arXiv ids only
+    refs = ARXIV_REF if cited else PAPER_REF  # "arXiv:" and arxiv.org name arXiv ids only
     if cited:
         ref_start = cited.end()
     ref = text[ref_start:end]
@@ -366,6 +363,7 @@ class _Parser:
         self.negated = False  # whether the tree has a Not
         self.liked = False  # whether the tree has a Like
         self.outer_exclusions: list[Not] = []  # exclusions written outside any parentheses
+        self.spread: list[Not] = []  # those of them that exclude from another side of OR too (reading_rules)
 
     def peek(self) -> _Token:
         return self.tokens[self.index]
@@ -401,7 +399,10 @@ class _Parser:
         if len(branches) == 1:
             return branches[0]
         if depth == 0 and self.outer_exclusions:
-            branches = _excluded_from_every_side(branches, self.outer_exclusions)
+            sides = _excluded_from_every_side(branches, self.outer_exclusions)
+            self.spread = list(dict.fromkeys(added for side, widened in zip(branches, sides) if widened is not side
+                                             for added in widened.children[len(_items(side)):]))
+            branches = sides
         return _flatten(Or, branches, start.position)
 
     def and_expr(self, field_name: str | None, depth: int) -> Node:
@@ -516,10 +517,15 @@ def _excluded_from_every_side(sides: list[Node], exclusions: list[Not]) -> list[
         if type(side) is Not:
             widened.append(side)
             continue
-        own = side.children if type(side) is And else (side,)
+        own = _items(side)
         missing = tuple(exclusion for exclusion in distinct if exclusion not in own)
         widened.append(And(own + missing, side.position) if missing else side)
     return widened
+
+
+def _items(side: Node) -> tuple[Node, ...]:
+    """What a side of OR requires: its items, or itself alone."""
+    return side.children if type(side) is And else (side,)  # type: ignore[union-attr]
 
 
 def _trim_word(word: str) -> str:
@@ -628,6 +634,34 @@ def reading_hints(text: str) -> list[str]:
     except QueryError:
         return []
     return _author_name_hints(tokens) + _operator_word_hints(tokens)
+
+
+def reading_rules(text: str) -> list[tuple[str, str]]:
+    """Where the grammar reads ``text`` by a rule its writer may not have known (rules that came
+    after many topics were saved), as ``(rule, what it does here)``: ``separator``, a comma or
+    semicolon between terms read as OR; ``outer-exclusion``, an exclusion outside parentheses
+    that excludes from the other sides of OR too. None for a topic that does not parse."""
+    blanked = _blanked_mode(text, _MODE.match(text))
+    try:
+        tokens = _lex(blanked)
+        parser = _Parser(blanked, tokens)
+        parser.parse()
+    except QueryError:
+        return []
+    rules = [("separator", f"{_around(text, tokens, at)}a \"{token.text}\" between terms means OR")
+             for at, token in enumerate(tokens) if token.kind == "OR" and token.text in _SEPARATORS]
+    return rules + [("outer-exclusion", f"{_render(exclusion)} is outside parentheses, so it excludes from every "
+                                        "side of OR (for one side only, put it in parentheses with that side)")
+                    for exclusion in parser.spread]
+
+
+def _around(text: str, tokens: list[_Token], at: int) -> str:
+    """``RAG; agents: ``, the separator ``tokens[at]`` with the terms on both sides as written; ""
+    where a side is not a word or phrase (a group, a field)."""
+    before, after = tokens[at - 1], tokens[at + 1]
+    if before.kind not in ("WORD", "PHRASE") or after.kind not in ("WORD", "PHRASE"):
+        return ""
+    return text[before.position:after.position + len(after.text) + (2 if after.kind == "PHRASE" else 0)] + ": "
 
 
 def _author_name_hints(tokens: list[_Token]) -> list[str]:

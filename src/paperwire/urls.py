@@ -12,6 +12,7 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from .models import Subscriber
+from .normalize import PAPER_REF
 
 TRENDING_SLUG = "trending"  # the built-in feed of each day's trending papers
 # Feed names the built-in feeds hold: a public topic named so gets RESERVED_SUFFIX on its slug.
@@ -66,8 +67,24 @@ def more(base_url: str, reader: Subscriber, edition: str, first_not_shown: str, 
 
 
 def paper_anchor(paper_id: str) -> str:
-    """An HTML id for a paper, the same in every email and archive page (ids may hold / or .)."""
-    return "p-" + re.sub(r"[^A-Za-z0-9_-]", "-", paper_id)
+    """An HTML id for a paper, the same in every email and archive page, and never one two ids
+    share: "And N more" must not open at another paper (``2403.12345`` and ``2403-12345``).
+
+    An id of the forms paperwire gives papers (``normalize.PAPER_REF``) keeps the anchor sent
+    emails link to, ``p-`` and the id with "." and "/" as "-" (``p-2403-12345``,
+    ``p-hep-th-9901001``, ``p-t-<hash>``): within those forms no two ids read the same so. Any
+    other id is spelt out under ``px-``: letters, digits and "-" as they are, "_" as "__", any
+    other character as "_", its code point in hex and "_" (``a/b``: ``px-a_2f_b``)."""
+    if PAPER_REF.fullmatch(paper_id):
+        return "p-" + paper_id.replace(".", "-").replace("/", "-")
+    return "px-" + _ANCHOR_ESCAPED.sub(_anchor_escape, paper_id)
+
+
+_ANCHOR_ESCAPED = re.compile(r"[^A-Za-z0-9-]")
+
+
+def _anchor_escape(found: re.Match[str]) -> str:
+    return "__" if found[0] == "_" else f"_{ord(found[0]):x}_"
 
 
 def more_like(base_url: str, reader: Subscriber, paper_id: str) -> str:

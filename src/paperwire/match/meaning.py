@@ -21,7 +21,7 @@ Pure: vectors come in as numpy arrays; the word engine's rankings come in as the
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
@@ -103,7 +103,7 @@ def _alternative(branch: Node, acronyms: AcronymTable, literal: bool) -> Alterna
     if literal and words and all(acronyms.in_query(word) for word in words):
         required.append(_words(words))
         words = []
-    if literal and like is None and any(word.casefold() in NEGATIONS for text in words for word in text.split()):
+    if literal and like is None and _negation(words):
         return None  # "diffusion not video" is near video diffusion papers to the model: by its words only
     if not words and like is None:
         return None
@@ -120,6 +120,29 @@ _INNER_HYPHENS = re.compile(r"(?<=[^\W_])[-\u2010\u2011](?=[^\W_])")
 # (similarity 0.59 to a video paper), so a side of a topic that says one is matched by its
 # words alone; ``-video`` excludes. (A ``meaning:`` topic asked for meaning: compared as written.)
 NEGATIONS = frozenset(("not", "no", "without", "never", "except", "excluding"))
+
+
+def _negation(words: Iterable[str]) -> str | None:
+    """The first of ``words`` (bare words, or phrases of them) that is one of ``NEGATIONS``."""
+    return next((word for text in words for word in text.split() if word.casefold() in NEGATIONS), None)
+
+
+def negated_sides(query: Query) -> list[tuple[Node, str]]:
+    """The sides of ``query`` (its parts joined by OR) that ``alternatives`` passes over for a
+    negation word among their bare words, each with that word: they match by their words only.
+    For ``paperwire topics check``, which lists topics this rule reads otherwise than before."""
+    root = query.root
+    if isinstance(root, Everything) or query.mode is not None:  # words: and meaning: read every side as they say
+        return []
+    found = []
+    for side in root.children if isinstance(root, Or) else (root,):
+        items = side.children if isinstance(side, And) else (side,)
+        if any(_like_ref(item) is not None for item in items):
+            continue  # compared with its example, not its words' meaning
+        word = _negation(item.text for item in items if isinstance(item, Term) and item.field is None and not item.phrase)
+        if word is not None:
+            found.append((side, word))
+    return found
 
 
 def _spelled_out(words: list[str], acronyms: AcronymTable) -> str:
