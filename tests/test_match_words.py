@@ -757,6 +757,17 @@ def test_a_few_stems_snowball_gets_wrong_for_topics_are_our_own() -> None:
     finds({1: "Models under 3B parameters.", 2: "A 3B-param model."}, {"3B params": {1, 2}, "parameters": {1, 2}})
 
 
+
+def test_the_ize_family_keeps_its_stem_and_latin_plurals_are_their_singulars() -> None:
+    """A tester's ``tokenisation`` found 31 papers that only said "token", ``indices`` found
+    "indicate", ``generalisation`` "General-Purpose", and ``criteria`` nothing beside "criterion"."""
+    finds({1: "A new tokenizer for code.", 2: "Trillion-token pretraining.", 3: "Out-of-distribution generalization.",
+           4: "A general-purpose model.", 5: "Sparse index structures.", 6: "Results indicate gains.",
+           7: "Each criterion is scored.", 8: "We visualize attention maps.", 9: "A visual encoder.",
+           10: "The size of the prize."},
+          {"tokenisation": {1}, "tokens": {2}, "generalisation": {3}, "general": {4}, "indices": {5},
+           "criteria": {7}, "visualisation": {8}, "visual": {9}, "size": {10}})
+
 # --- what counts as a link: the edges (written before one regex served both questions) ----
 
 @pytest.mark.parametrize("sentence, boilerplate", [
