@@ -751,7 +751,8 @@ def test_a_topic_is_compared_by_meaning_as_the_word_engine_reads_its_hyphens(top
 
 
 @pytest.mark.parametrize(("topic", "compared"), [
-    ("diffusion not video", []), ("RAG OR agents without tools", []), ("diffusion -video", ["diffusion"]),
+    ("diffusion not video", []), ("RAG OR agents except tools", []), ("diffusion -video", ["diffusion"]),
+    ("pruning without retraining", ["pruning without retraining"]),
     ("meaning: diffusion not video", ["diffusion not video"]), ("no-reference image quality", ["no reference image quality"]),
 ])
 def test_a_side_that_says_not_is_matched_by_its_words_only(topic: str, compared: list[str]) -> None:
@@ -765,7 +766,7 @@ def test_a_side_that_says_not_is_matched_by_its_words_only(topic: str, compared:
 
 @pytest.mark.parametrize(("topic", "listed"), [
     ("diffusion not video", [("diffusion not video", "not")]),
-    ("RAG OR agents without tools", [("agents without tools", "without")]),
+    ("RAG OR agents except tools", [("agents except tools", "except")]), ("pruning without retraining", []),
     ("Diffusion NOT video", []), ("diffusion -video", []), ('"not video" diffusion', []), ("title:no agents", []),
     ("meaning: diffusion not video", []), ("words: diffusion not video", []), ("like:2403.12345 not video", []),
     ("no-reference image quality", []),

@@ -416,7 +416,7 @@ def topics_check(app: App, as_json: bool) -> None:
     would warn about it (author:Xu Han, a lower-case or/not between words), or when a
     newer rule reads it: "separator" (a comma or semicolon between terms means OR),
     "outer-exclusion" (an exclusion outside parentheses excludes from every side of
-    OR), "negation-side" (a side whose words say not/no/without/never/except/excluding
+    OR), "negation-side" (a side whose words say not/no/never/except/excluding
     is matched by its words only, not by meaning). It changes nothing, and exits 0
     whatever it finds.
 

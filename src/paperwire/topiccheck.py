@@ -2,7 +2,7 @@
 
 The query language gained rules after many topics were saved: a comma or semicolon between
 terms means OR, an exclusion outside parentheses excludes from every side of OR, and a side
-whose bare words say not/no/without/never/except/excluding is matched by its words only. Some
+whose bare words say not/no/never/except/excluding is matched by its words only. Some
 writings read otherwise than meant (``query.reading_hints``: ``author:Xu Han``, a lower-case
 ``or``). A topic saved under older rules may not even parse now, and digests leave it out. An
 operator needs the list, with how each topic reads now, to tell its reader or fix it.

@@ -119,7 +119,9 @@ _INNER_HYPHENS = re.compile(r"(?<=[^\W_])[-\u2010\u2011](?=[^\W_])")
 # Words that negate what follows. The model reads "diffusion not video" as about video diffusion
 # (similarity 0.59 to a video paper), so a side of a topic that says one is matched by its
 # words alone; ``-video`` excludes. (A ``meaning:`` topic asked for meaning: compared as written.)
-NEGATIONS = frozenset(("not", "no", "without", "never", "except", "excluding"))
+# Not "without": in topics it names a kind of method ("pruning without retraining", "editing
+# without training"), which the model reads well and the words alone missed.
+NEGATIONS = frozenset(("not", "no", "never", "except", "excluding"))
 
 
 def _negation(words: Iterable[str]) -> str | None:
