@@ -280,7 +280,8 @@ def test_a_topic_whose_words_find_nothing_names_the_words_no_paper_has(run_cli):
     """``retreival augmented generation`` found nothing, and nothing said why."""
     assert run_cli("ingest", SEED).exit_code == 0
     typo = run_cli("match", "words: retreival augmented generation")
-    assert typo.exit_code == 0 and "warning: no stored paper has the word 'retreival' (a typo?)" in typo.stderr
+    assert typo.exit_code == 0
+    assert "warning: no stored paper has the word 'retreival'; did you mean 'retrieval'?" in typo.stderr
     assert "'augmented'" not in typo.stderr and "'generation'" not in typo.stderr
     for fine in ("words: retrieval augmented generation", "words: xyzzy OR RAG"):
         assert "no stored paper has" not in run_cli("match", fine).stderr, fine

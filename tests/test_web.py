@@ -310,11 +310,13 @@ def test_form_keeps_what_was_typed_escaped(site: Site) -> None:
 
 
 def test_preview_without_javascript(site: Site) -> None:
-    answer = site.subscribe(action="preview", topics='Scaling = "scaling laws"\nLLM\n(broken\nMoE or <b>experts')
+    answer = site.subscribe(action="preview", topics='Scaling = "scaling laws"\nLLM\n(broken\nMoE or <b>experts\n'
+                                                     'words: retreival <i>augmented')
     assert answer.status_code == 200
     assert re.search(r"would have matched \d+ papers? in the latest listing", answer.text)
     assert "unbalanced parenthesis" in answer.text or "never closed" in answer.text
     assert "Note: MoE or &lt;b&gt;experts: a lower-case &#34;or&#34; is a word" in answer.text  # escaped, as typed
+    assert "Note: no paper of the latest listing has the word &#39;retreival&#39;; did you mean" in answer.text
     assert site.store.subscribers() == [] and site.mails() == []
 
 

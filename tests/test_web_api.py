@@ -28,6 +28,15 @@ def test_preview(site: Site) -> None:
     assert hinted["hints"] and "write OR in capitals" in hinted["hints"][0]
 
 
+def test_preview_names_the_words_no_paper_of_the_listing_has_when_its_words_found_nothing(site: Site) -> None:
+    """`match` named them; the reader typing the topic on the site was told nothing."""
+    typo = site.client.get("/api/preview", params={"q": "words: retreival augmented generation"}).json()
+    assert typo["count"] == 0
+    assert typo["hints"] == ["no paper of the latest listing has the word 'retreival'; did you mean 'retrieval'?"]
+    found = site.client.get("/api/preview", params={"q": "words: retrieval augmented generation xyzzy OR RAG"}).json()
+    assert found["count"] > 0 and found["hints"] == []  # a word only matters when the words found nothing
+
+
 def test_the_public_preview_embeds_no_example_paper_it_has_no_vectors_for(site: Site) -> None:
     """Anyone's topic may name 50 papers: the preview compares only those already embedded, and
     never stores a vector for its input (an older paper, outside the listing it matches)."""

@@ -1080,7 +1080,7 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
       paperwire match -- '-survey diffusion'    # a topic that starts with "-" comes after --
     """
     make_topic(None, query)  # a bad query is a clear error with a pointer to the position
-    from . import paperview, semantic  # numpy and the model only for the commands that match
+    from . import paperview, semantic, typos  # numpy and the model only for the commands that match
     from .match.text import field_text
 
     for warning in semantic.topic_warnings(app.store, [query], app.settings.acronyms):
@@ -1092,9 +1092,9 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
         _embed_recent(app, None, quiet=as_json)
         _note_unembedded(app, papers)
     found_all = semantic.match_topics([(0, query)], papers, app.settings, app.store)[0]
-    if papers and not any("words" in getattr(found, "why", ("words",)) for found in found_all):  # words found nothing: why
-        for word in _words_no_paper_has(query, papers, app.settings):
-            click.echo(f"warning: no stored paper has the word {logs.printable(word)!r} (a typo?)", err=True)
+    if papers and typos.words_found_nothing(found_all):  # say why, if a word is why
+        for note in _unknown_word_notes(query, papers, app.settings):
+            click.echo(f"warning: {logs.printable(note)}", err=True)
     ranking = [found_all[position] for position in range(min(limit, len(found_all)))]
     by_id = {paper.id: paper for paper in papers}
     titles = semantic.example_titles(app.store, [query], app.settings.acronyms)
@@ -1119,19 +1119,18 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
     click.echo(f"{len(found_all)} of {len(papers)} paper(s) matched{more}", err=True)
 
 
-def _words_no_paper_has(query: str, papers: list, settings: Settings) -> list[str]:
-    """The topic's plain words (not acronyms nor small words) that no paper's title or abstract
-    has: ``retreival augmented generation`` found nothing, and nothing said why."""
+def _unknown_word_notes(query: str, papers: list, settings: Settings) -> list[str]:
+    """Notes on the topic's words that no paper's title or abstract has (``typos``):
+    ``retreival augmented generation`` found nothing, and nothing said why."""
+    from . import typos
     from .match.acronyms import acronym_table
-    from .match.text import FUNCTION_WORDS, Stems, absent_words
-    from .query import parse_query, positive_term_nodes
+    from .match.text import Stems
+    from .query import parse_query
 
-    table = acronym_table(settings.acronyms)
-    words = [word for term in positive_term_nodes(parse_query(query)) if term.field in (None, "title", "abstract")
-             for word in term.text.split() if len(word) > 2 and word.casefold() not in FUNCTION_WORDS
-             and not table.in_query(word)]
-    texts = (text for paper in papers for text in (paper.title, paper.abstract or ""))
-    return absent_words(dict.fromkeys(words), texts, Stems()) if words else []
+    stems = Stems()
+    known = typos.vocabulary((text for paper in papers for text in (paper.title, paper.abstract or "")), stems)
+    unknown = typos.unknown_words(parse_query(query), known, acronym_table(settings.acronyms), stems)
+    return typos.notes(unknown, known, "no stored paper")
 
 
 def _match_json(found, paper, computed: float | None) -> dict:

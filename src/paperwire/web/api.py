@@ -22,7 +22,6 @@ from .. import urls
 from ..errors import ValidationError
 from ..models import SUBSCRIBER_STATUSES, BounceEvent, Subscriber, Topic
 from ..normalize import shown_title
-from ..query import reading_hints
 from ..subscriber_io import bounce_record, subscriber_record
 from ..subscribers import MAX_PAPERS_LIMIT, build_subscriber, followed_topics, make_topic, normalize_email
 from . import likes
@@ -124,7 +123,9 @@ class PreviewOut(BaseModel):
     count: int = Field(description="How many papers of that listing the query matches.")
     papers: list[PreviewPaper] = Field(description="The best matches, best first.")
     hints: list[str] = Field(default_factory=list, description="What the query's grammar reads otherwise than a "
-                             "reader may mean, each saying what to write instead (a lower-case 'or', author:Xu Han).")
+                             "reader may mean, each saying what to write instead (a lower-case 'or', author:Xu Han); "
+                             "when its words found nothing, the words no paper of the listing has "
+                             "('retreival': did you mean 'retrieval'?).")
 
 
 # -- auth ---------------------------------------------------------------------------------
@@ -165,7 +166,7 @@ def preview(q: Annotated[str, Query(min_length=1, max_length=1000, description="
     found: Preview = web.data.preview(topic.query, limit=limit)
     return PreviewOut(query=topic.query, listing_date=found.date, count=found.count,
                       papers=[PreviewPaper(id=p.id, title=shown_title(p.title), score=round(s, 4))
-                              for p, s in found.matches], hints=reading_hints(topic.query))
+                              for p, s in found.matches], hints=list(found.hints))
 
 
 # -- topics -------------------------------------------------------------------------------

@@ -17,11 +17,14 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .. import digest, feeds, pipeline, semantic, urls
+from .. import digest, feeds, pipeline, semantic, typos, urls
 from ..feeds import FeedItem
 from ..config import Settings
 from ..explain import ClosestSentences
+from ..match.acronyms import acronym_table
+from ..match.text import Stems
 from ..models import Digest, Offered, Paper, StoredPaper, Subscriber
+from ..query import parse_query, reading_hints
 from ..store import Store
 from .tokens import reader_key
 
@@ -46,6 +49,9 @@ class Preview:
     date: dt.date | None
     count: int
     matches: tuple[tuple[Paper, float], ...]  # best first, at most the limit asked for
+    # What to tell its writer: how the grammar reads it otherwise than meant
+    # (query.reading_hints), and its words the listing lacks when its words found nothing (typos).
+    hints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,14 @@ class DataCache:
                                         embedded_as=[item.paper for item in latest.papers])[0]
         by_id = {paper.id: paper for paper in papers}
         top = tuple((by_id[pid], score) for pid, score in zip(ranking.paper_ids()[:limit], ranking.scores()[:limit]))
-        return Preview(query, latest.date, len(ranking), top)
+        hints = reading_hints(query)
+        if papers and typos.words_found_nothing(ranking):
+            stems = Stems()  # one a call: a public page's words must not pile up in a memo
+            known = self._cached("vocabulary", lambda: typos.vocabulary(
+                (text for paper in papers for text in (paper.title, paper.abstract)), stems))
+            unknown = typos.unknown_words(parse_query(query), known, acronym_table(self.settings.acronyms), stems)
+            hints += typos.notes(unknown, known, "no paper of the latest listing")
+        return Preview(query, latest.date, len(ranking), top, tuple(hints))
 
     def paper(self, paper_id: str) -> PaperPage | None:
         """A paper and the public topics it matches; None when no such paper (not kept:

@@ -24,7 +24,6 @@ from ..errors import ValidationError
 from ..models import Subscriber
 from ..normalize import shown_title
 from ..paperview import authors_line, paper_links
-from ..query import reading_hints
 from ..subscribers import MAX_PAPERS_LIMIT, parse_topic_spec
 from . import likes, subscriptions
 from .context import CSRF_COOKIE, READ, WebContext, web_context
@@ -103,7 +102,7 @@ def _paper_view(stored, base_url: str) -> dict:
 
 def _previews(web: WebContext, form: ReaderForm) -> list[dict]:
     """One line per topic: how many papers of the latest listing it would have matched, and the
-    hints its grammar needs (``query.reading_hints``), as the script's preview shows them."""
+    hints its writer needs (``Preview.hints``), as the script's preview shows them."""
     shown = []
     for line in form.topic_lines()[:10]:
         try:
@@ -113,7 +112,7 @@ def _previews(web: WebContext, form: ReaderForm) -> list[dict]:
             continue
         found = web.data.preview(topic.query, limit=5)
         shown.append({"line": line, "count": found.count, "titles": [shown_title(p.title) for p, _ in found.matches],
-                      "hints": reading_hints(topic.query)})
+                      "hints": list(found.hints)})
     return shown
 
 

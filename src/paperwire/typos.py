@@ -1,0 +1,67 @@
+"""Words of a topic that no paper has: what to tell whoever typed a topic whose words found nothing.
+
+A word no paper has is a typo ("retreival") or a word the papers do not use ("chemistry").
+``paperwire match`` looks in the stored papers, the web preview in the latest listing (what
+it matched). A word is read as the matcher reads it: its tokens (``Llama-2`` is "llama" and
+"2"; ``RAG:`` is "RAG"), folded and stemmed, so a word the papers write another way
+(``optimisation``, "optimization") is not flagged. When the papers have a spelling close to
+it, the note names it: a reader sees "did you mean 'retrieval'?", not only "a typo?".
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .match.acronyms import AcronymTable
+from .match.text import FUNCTION_WORDS, TOKEN_PATTERN, Stems, fold
+from .query import Query, positive_term_nodes
+
+# How close a spelling must be to be suggested (difflib's ratio): "retreival" and "retrieval"
+# are 0.89, "chemistry" and "geometry" 0.71.
+SUGGESTION_CUTOFF = 0.8
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The words some papers have: their folded spellings, and the stems the matcher reads them as."""
+
+    spellings: frozenset[str]
+    stems: frozenset[str]
+
+
+def vocabulary(texts: Iterable[str], stems: Stems) -> Vocabulary:
+    """The words of ``texts`` (titles and abstracts). Distinct tokens first, found in C: a
+    store has far fewer distinct spellings than tokens."""
+    written: set[str] = set()
+    for text in texts:
+        written.update(TOKEN_PATTERN.findall(text))
+    spellings = frozenset(fold(token) for token in written)
+    return Vocabulary(spellings, frozenset(stems.of(spelling) for spelling in spellings))
+
+
+def words_found_nothing(ranking: Iterable) -> bool:
+    """Whether no match of ``ranking`` was found by its words (a word-only ranking's matches
+    have no ``why``: they all were)."""
+    return not any("words" in getattr(match, "why", ("words",)) for match in ranking)
+
+
+def unknown_words(query: Query, known: Vocabulary, acronyms: AcronymTable, stems: Stems) -> list[str]:
+    """The words of ``query``'s positive terms of a title or abstract that no paper has, as the
+    reader wrote them, each once; acronyms (exact on purpose), small words and words of two
+    letters or fewer are never flagged."""
+    words = [token for term in positive_term_nodes(query) if term.field in (None, "title", "abstract")
+             for token in TOKEN_PATTERN.findall(term.text)
+             if len(token) > 2 and token.casefold() not in FUNCTION_WORDS and not acronyms.in_query(token)]
+    return [word for word in dict.fromkeys(words) if stems.of(fold(word)) not in known.stems]
+
+
+def notes(words: Sequence[str], known: Vocabulary, where: str) -> list[str]:
+    """One note a word: ``no stored paper has the word 'retreival'; did you mean 'retrieval'?``
+    (``where``: "no stored paper", "no paper of the latest listing")."""
+    shown = []
+    for word in words:
+        close = difflib.get_close_matches(fold(word), known.spellings, n=1, cutoff=SUGGESTION_CUTOFF)
+        shown.append(f"{where} has the word {word!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+    return shown

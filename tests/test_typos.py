@@ -1,0 +1,56 @@
+"""The words of a topic no paper has (typos.py), as `match` and the web preview name them."""
+
+from __future__ import annotations
+
+import pytest
+
+from paperwire import typos
+from paperwire.match.acronyms import acronym_table
+from paperwire.match.text import Stems
+from paperwire.query import parse_query
+
+PAPERS = [
+    "Rotate, Then Round: 2-bit Quantization of Llama-2",
+    "We mitigate reward over-optimization in RLHF. Retrieval-augmented generation helps.",
+    "Data-constrained scaling laws for language models.",
+]
+
+
+def unknown(topic: str) -> list[str]:
+    stems = Stems()
+    known = typos.vocabulary(PAPERS, stems)
+    return typos.unknown_words(parse_query(topic), known, acronym_table(None), stems)
+
+
+@pytest.mark.parametrize(("topic", "flagged"), [
+    ("retreival augmented generation", ["retreival"]),
+    # a tester's false alarms: the words were read whole, not as the matcher reads them
+    ("Llama-2 quantization", []), ("data-constrained scaling", []), ('"Stress-testing RAG: what happens"', ["Stress", "testing", "happens"]),
+    ("over-optimisation of reward models", []),  # British spelling, a hyphenated word
+    ("meaning: Llama-2", []), ("RAG OR chemistry", ["chemistry"]),  # an acronym is never flagged
+    ("quantization -survey", []), ("author:Xyzzy", []), ("title:xyzzy", ["xyzzy"]),  # exclusions and authors are not
+])
+def test_a_word_is_flagged_only_when_no_paper_has_it_as_the_matcher_reads_it(topic: str, flagged: list[str]) -> None:
+    assert unknown(topic) == flagged
+
+
+def test_a_note_names_a_close_spelling_when_the_papers_have_one() -> None:
+    stems = Stems()
+    known = typos.vocabulary(PAPERS, stems)
+    assert typos.notes(["retreival", "chemistry"], known, "no stored paper") == [
+        "no stored paper has the word 'retreival'; did you mean 'retrieval'?",
+        "no stored paper has the word 'chemistry'",
+    ]
+
+
+def test_words_found_nothing_reads_why_and_word_rankings_alike() -> None:
+    class Found:
+        def __init__(self, *why: str) -> None:
+            self.why = why
+
+    class WordMatch:  # a words-only ranking's match has no ``why``
+        pass
+
+    assert typos.words_found_nothing([]) and typos.words_found_nothing([Found("meaning")])
+    assert not typos.words_found_nothing([Found("meaning"), Found("words", "meaning")])
+    assert not typos.words_found_nothing([WordMatch()])
