@@ -414,6 +414,56 @@ def test_the_window_is_the_run_length_plus_four() -> None:
     assert ids("sparse small experts", [five_between]) == {"made-2"}
 
 
+def test_a_hyphenated_solid_word_takes_one_place_in_the_window() -> None:
+    """``pretraining data quality`` finds what ``pre-training data quality`` finds: the paper's
+    "pre-training" took two positions of a window that counts the solid word as one, so the
+    solid topic missed the sentence. Only the excess is discounted: one word more, and
+    neither finds it. The highlights are where matching found the run, in both spellings."""
+    texts = {
+        1: "We study what happens during pre-training, and high-quality text data helps.",
+        2: "We study what happens during pre-training, and the high-quality text data helps.",
+        3: "A multi-modal to multi-modal and fully learned mapping.",
+    }
+    papers = finds(texts, {"pretraining data quality": {1}, "pre-training data quality": {1},
+                           "multimodal to multimodal mapping": {3}, "multi-modal to multi-modal mapping": {3}})
+    for topic in ("pretraining data quality", "pre-training data quality"):
+        (match,) = match_one(topic, papers)
+        assert [texts for _, _, texts in shown(match, papers)] == [["pre-training"], ["data"], ["quality"]], topic
+    (match,) = match_one("multimodal to multimodal mapping", papers)
+    assert ("multimodal", "abstract", ["multi-modal", "multi-modal"]) in shown(match, papers)
+    assert ("mapping", "abstract", ["mapping"]) in shown(match, papers)
+
+
+def _occurrences():
+    """Sorted, non-overlapping (first, last) occurrences: gaps and lengths drawn."""
+    def placed(drawn: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        found, position = [], 0
+        for gap, length in drawn:
+            position += gap
+            found.append((position, position + length - 1))
+            position += length
+        return found
+    return st.lists(st.tuples(st.integers(0, 6), st.integers(1, 4)), min_size=1, max_size=4).map(placed)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(1, 3), min_size=2, max_size=4).flatmap(
+    lambda widths: st.tuples(st.just(widths), st.tuples(*[_occurrences() for _ in widths]), st.integers(2, 12))))
+def test_nearness_is_the_best_choice_of_occurrences(drawn) -> None:
+    """The window test (matching's and explaining's, ``results.fits``) is exact: some choice of
+    one occurrence per part spans fewer than ``limit`` positions once each occurrence's
+    positions beyond its part's width are taken off."""
+    from itertools import product
+
+    from paperwire.match.results import fits
+
+    widths, lists, limit = drawn
+    best = min(max(last for _, last in chosen) - min(first for first, _ in chosen)
+               - sum(max(0, last - first + 1 - width) for (first, last), width in zip(chosen, widths))
+               for chosen in product(*lists))
+    assert fits(list(map(list, lists)), limit, widths) == (best < limit)
+
+
 def test_abbreviations_do_not_end_a_sentence() -> None:
     from paperwire.match.sentences import sentence_spans
 

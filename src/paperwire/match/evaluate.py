@@ -43,7 +43,7 @@ from paperwire.match.plan import (
     WordsOrPhrase,
     near_of,
 )
-from paperwire.match.results import NearRef, Ranking, Span, TermFinding, repeated_window, within
+from paperwire.match.results import NearRef, Ranking, Span, TermFinding, fits, repeated_window, within
 from paperwire.match.score import Bm25
 from paperwire.match.sentences import SENTENCE_SHIFT
 from paperwire.models import Paper
@@ -225,7 +225,7 @@ class Findings(Sequence[TermFinding]):
         checked only in those."""
         if not _all_of(words, self):
             return 0
-        terms, limit, fields = near_of(words, self._registry, field)
+        terms, limit, fields, widths = near_of(words, self._registry, field)
         near = 0
         for name in fields:
             shared = None
@@ -238,14 +238,24 @@ class Findings(Sequence[TermFinding]):
             places = [self._places(term, name) for term in terms]
             stride = self._index.stride(name)
             repeated = len(set(terms)) < len(terms)  # ``end to end``: each repeat its own occurrence
+            # An occurrence wider than its part ("pre-training" for ``pretraining``) is discounted
+            # (``results.fits``); most parts never have one, and are swept as before.
+            wider = any([self._longest(term, name) > width for term, width in zip(terms, widths, strict=True)])
             for sentence in shared:
                 paper = (sentence << SENTENCE_SHIFT) // stride
                 if near >> paper & 1:
                     continue
                 lists = [found[sentence] for found in places]
-                if repeated_window(lists, limit, terms) is not None if repeated else within(lists, limit):
+                if repeated:
+                    if repeated_window(lists, limit, terms, widths) is not None:
+                        near |= 1 << paper
+                elif fits(lists, limit, widths) if wider else within(lists, limit):
                     near |= 1 << paper
         return near
+
+    def _longest(self, term: int, field: str) -> int:
+        """The most word positions one occurrence of the term spans in ``field``."""
+        return max([where.longest() for name, where in self[term]._located if name == field])  # type: ignore[attr-defined]
 
     def _sentences(self, term: int, field: str) -> set[int]:
         """The sentences of ``field`` where the term occurs (memoized)."""

@@ -75,7 +75,7 @@ class Occurrences:
     the pattern's first and last symbol by their start, giving the character span.
     """
 
-    __slots__ = ("_by_paper", "_first", "_groups", "_last", "_placed", "_places", "_stride", "counts")
+    __slots__ = ("_by_paper", "_first", "_groups", "_last", "_longest", "_placed", "_places", "_stride", "counts")
 
     def __init__(
         self,
@@ -95,6 +95,7 @@ class Occurrences:
         self._by_paper: dict[int, list[Span]] | None = None
         self._placed: dict[int, list[tuple[int, int, Span]]] | None = None
         self._places: dict[int, list[tuple[int, int]]] | None = None
+        self._longest = 0
 
     def sentences(self) -> set[int]:
         """The sentences (``position >> SENTENCE_SHIFT``) the occurrences start in."""
@@ -105,9 +106,12 @@ class Occurrences:
         if self._places is None:
             last = self._last
             places: dict[int, list[tuple[int, int]]] = {}
+            longest = 0
             for starts, width in self._groups:
                 for start in starts:
                     place = (start, last[start + width][0])  # a glued last symbol ends a position later
+                    if place[1] - start >= longest:
+                        longest = place[1] - start + 1
                     found = places.get(start >> SENTENCE_SHIFT)
                     if found is None:
                         places[start >> SENTENCE_SHIFT] = [place]
@@ -116,7 +120,13 @@ class Occurrences:
             for found in places.values():
                 found.sort()
             self._places = places
+            self._longest = longest
         return self._places
+
+    def longest(self) -> int:
+        """The most word positions one occurrence spans (a hyphenated "pre-training" two)."""
+        self.places()
+        return self._longest
 
     def by_paper(self) -> dict[int, list[Span]]:
         """Per paper, the character spans of the occurrences (worked out once, when first asked)."""

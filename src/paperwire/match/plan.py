@@ -328,12 +328,14 @@ def near_of(words: AllOf, registry: TermRegistry, field: str | None) -> Near:
 
     The window is the run's length in the paper: an acronym as wide as its longest
     expansion (``efficient LLM inference`` near in "efficient inference of large language
-    models" as in "efficient inference of LLMs")."""
+    models" as in "efficient inference of LLMs"); an occurrence wider than its part (a
+    hyphenated "pre-training" for ``pretraining``) does not count the excess (``results.fits``)."""
     if words.others:
         parts = tuple([part.term if type(part) is TermRef else part.phrase.term for part in words.required])  # type: ignore[union-attr]
     else:  # every part a word (most runs): their terms are at hand
         parts = words.terms
-    return _new(Near, (parts, window(sum(map(registry.widths.__getitem__, parts))), (field,) if field else DEFAULT_FIELDS))
+    widths = tuple(map(registry.widths.__getitem__, parts))
+    return _new(Near, (parts, window(sum(widths)), (field,) if field else DEFAULT_FIELDS, widths))
 
 
 # The planners below append, left to right, the leaves a paper can be picked for to

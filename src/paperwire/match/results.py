@@ -34,11 +34,13 @@ class TermRef(NamedTuple):
 class Near(NamedTuple):
     """A run of bare words as nearness reads it (``plan.near_of``): the terms of its parts
     (its words; an expansion it spells, as that phrase), how many word positions one
-    occurrence of each may span in one sentence (``sentences.window``), and the fields."""
+    occurrence of each may span in one sentence (``sentences.window``), the fields, and
+    each part's width (the positions it counts for in the window: see :func:`fits`)."""
 
     parts: tuple[int, ...]
     limit: int
     fields: tuple[str, ...]
+    widths: tuple[int, ...]
 
 
 class NearRef(NamedTuple):
@@ -252,42 +254,93 @@ def near_hits(ref: NearRef, findings: Sequence[TermFinding], paper: int) -> list
             for sentence in set(placed[0]).intersection(*placed[1:]):
                 places = [[place[:2] for place in by_sentence[sentence]] for by_sentence in placed]
                 if repeated:  # ``end to end``: the occurrences in the window each repeat took
-                    start = repeated_window(places, run.limit, run.parts)
-                    if start is not None:
+                    window = repeated_window(places, run.limit, run.parts, run.widths)
+                    if window is not None:
+                        start, stop = window
                         by_field.setdefault(field, set()).update(
-                            place[2] for place in placed[mine[0]][sentence] if start <= place[0] and place[1] < start + run.limit)
+                            place[2] for place in placed[mine[0]][sentence] if start <= place[0] and place[1] < stop)
                     continue
                 for at in mine:
                     others = places[:at] + [[]] + places[at + 1 :]
                     for place in placed[at][sentence]:
                         others[at] = [place[:2]]
-                        if within(others, run.limit):
+                        if fits(others, run.limit, run.widths):
                             by_field.setdefault(field, set()).add(place[2])
     return [_new(TermHit, (ref.label, field, tuple(sorted(spans)))) for field, spans in by_field.items()]
 
 
-def repeated_window(lists: list[list[tuple[int, int]]], limit: int, terms: Sequence[int]) -> int | None:
-    """Where a window of ``limit`` positions starts that holds one occurrence from each list,
+def repeated_window(
+    lists: list[list[tuple[int, int]]], limit: int, terms: Sequence[int], widths: Sequence[int]
+) -> tuple[int, int] | None:
+    """Where a window that holds one occurrence from each list starts and stops (exclusive),
     parts of one term taking occurrences of their own (a run that repeats a word: ``end to
     end`` is not "to this end"); None when there is none. Lists of one term are the same.
 
     For each start (an occurrence's first position) each term takes the occurrences that
     start there or later and end soonest, as many as it has parts: the window the start
-    allows is the latest of their ends. (Rare runs: :func:`within` is for all the others.)
+    allows is the latest of their ends, less what they span beyond their parts' widths (as
+    in :func:`fits`). (Rare runs: :func:`fits` is for all the others.)
     """
     need = Counter(terms)
-    of_term = dict(zip(terms, lists, strict=True))
-    for start in sorted({first for found in of_term.values() for first, _ in found}):
+    of_term = {term: (found, width) for term, found, width in zip(terms, lists, widths, strict=True)}
+    for start in sorted({first for found, _ in of_term.values() for first, _ in found}):
         end = start
+        excess = 0
         for term, count in need.items():
-            ends = sorted([last for first, last in of_term[term] if first >= start])
-            if len(ends) < count:
+            found, width = of_term[term]
+            taken = sorted([(last, last - first + 1 - width) for first, last in found if first >= start])[:count]
+            if len(taken) < count:
                 break
-            end = max(end, ends[count - 1])
+            end = max(end, taken[-1][0])
+            excess += sum([extra for _, extra in taken if extra > 0])
         else:
-            if end - start < limit:
-                return start
+            if end - start - excess < limit:
+                return start, start + limit + excess
     return None
+
+
+def fits(lists: list[list[tuple[int, int]]], limit: int, widths: Sequence[int]) -> bool:
+    """Whether one occurrence from each list fits in ``limit`` positions, an occurrence's
+    positions beyond its part's width not counted: the test of nearness, for matching and
+    for explaining alike.
+
+    A solid word a paper hyphenates ("pre-training" for ``pretraining``) takes two positions
+    where the window counted one; counted, ``pretraining data quality`` missed a sentence
+    that ``pre-training data quality`` found. Most sentences have no such occurrence: then
+    this is :func:`within`."""
+    for found, width in zip(lists, widths, strict=True):
+        for first, last in found:
+            if last - first >= width:
+                return _within_discounted(lists, limit, widths)
+    return within(lists, limit)
+
+
+def _within_discounted(lists: list[list[tuple[int, int]]], limit: int, widths: Sequence[int]) -> bool:
+    """:func:`within`, each occurrence's positions beyond its part's width not counted.
+
+    The sweep of :func:`within` does not carry over (an occurrence further on may span more
+    and so count for less), so for each start and each end of a window, each list takes its
+    occurrence inside that discounts most. Only windows that can fit are tried: a rare path
+    (a hyphenated occurrence of a solid word), on a sentence's few occurrences.
+    """
+    excess = [[(first, last, max(0, last - first + 1 - width)) for first, last in found]
+              for found, width in zip(lists, widths, strict=True)]
+    most = sum([max([extra for _, _, extra in found], default=0) for found in excess])
+    for start in sorted({first for found in lists for first, _ in found}):
+        inside = [[place for place in found if place[0] >= start and place[1] < start + limit + most] for found in excess]
+        if not all(inside):
+            continue
+        for end in sorted({place[1] for found in inside for place in found}):
+            discount = 0
+            for found in inside:
+                extras = [extra for _, last, extra in found if last <= end]
+                if not extras:
+                    break
+                discount += max(extras)
+            else:
+                if end - start - discount < limit:
+                    return True
+    return False
 
 
 def within(lists: list[list[tuple[int, int]]], limit: int) -> bool:
