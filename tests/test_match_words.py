@@ -780,7 +780,8 @@ def test_a_list_written_with_commas_finds_each_of_its_items() -> None:
     finds({1: "We prune the weights.", 2: "Distillation of a teacher.", 3: "A study of quantization.",
            4: "Pruning, quantization and distillation together."},
           {"quantization, pruning, distillation": {1, 2, 3, 4}, "RAG; quantization": {3, 4},
-           "quantization pruning distillation": {4}})
+           "quantization pruning distillation": {4},
+           "quantization,pruning,distillation": {1, 2, 3, 4}, "RAG;quantization": {3, 4}})  # no space: a list too
 
 
 def test_a_decimal_number_is_one_word() -> None:

@@ -268,7 +268,7 @@ def test_non_text_is_a_query_error() -> None:
 
 # --- properties --------------------------------------------------------------------------
 
-QUERYISH = st.text(alphabet=list('ab -"():*!ORANDTtilebsrcu\u00e9\t\u201c\u201d'), max_size=40)
+QUERYISH = st.text(alphabet=list('ab -"():*!ORANDTtilebsrcu\u00e9\t\u201c\u201d,;1&'), max_size=40)
 
 
 def _parse_or_error(text: str) -> Query | None:
@@ -466,14 +466,35 @@ def test_an_exclusion_inside_parentheses_keeps_to_them(topic: str) -> None:
     ("agents, -survey", "agents -survey"),  # before an exclusion: nothing to separate
     ("-survey, agents", "-survey agents"),  # nor after one
     ("LLMs,", "LLMs"), ("a, OR b", "a OR b"), ("(a,) b", "a b"), ("a ,, b", "a OR b"),
+    # with no space after it too: "RAG;agents" was one word
+    ("RAG;agents", "RAG OR agents"), ("RAG,agents", "RAG OR agents"), ("a,b;c", "a OR b OR c"),
+    ("title:RAG,agents", "title:RAG OR agents"), ("GPT-4,Claude", "GPT-4 OR Claude"), ("3D,4D", "3D OR 4D"),
+    ("agents,-survey", "agents -survey"), ("-survey,agents", "-survey agents"), ("(a,b) c", "(a OR b) c"),
+    ('RAG,"agents"', 'RAG OR "agents"'), ("a,,b", "a OR b"), ("R&D;agents", "R&D OR agents"),
 ])
 def test_a_comma_or_semicolon_between_terms_separates_alternatives(topic: str, same_as: str) -> None:
     """Readers type lists: "RAG; agents; MoE" found nothing, read as three words near each other."""
     assert parse_query(topic) == parse_query(same_as)
 
 
-def test_a_comma_inside_a_number_separates_nothing() -> None:
+@pytest.mark.parametrize("topic", ["1,000 GPUs", "1,000,000 tokens", "0,5B models", "1,2-diol synthesis",
+                                   "R&amp;D agents", "R&#39;s law", "like:2403.12345,"])
+def test_a_comma_inside_a_number_separates_nothing(topic: str) -> None:
+    """A comma between digits is the number's (thousands, a decimal comma, "1,2-diol"), and the
+    ";" of an HTML character reference pasted from a page's source is the word's."""
+    root = parse_query(topic).root
+    assert type(root) is not Or, root
+    assert render_query(root) == topic.rstrip(",")
     assert parse_query("1,000 GPUs").root == And((word("1,000"), word("GPUs")))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.from_regex(r"[A-Za-z](?:[A-Za-z0-9-]*[A-Za-z])?", fullmatch=True)
+                .filter(lambda text: text not in ("OR", "AND", "NOT")), min_size=2, max_size=5),
+       st.sampled_from([",", ";"]))
+def test_a_list_reads_the_same_with_or_without_spaces(words: list[str], separator: str) -> None:
+    """Between words, a separator with no space after it separates as one with a space does."""
+    assert parse_query(separator.join(words)) == parse_query(f"{separator} ".join(words))
 
 
 @pytest.mark.parametrize(("topic", "hint"), [
@@ -481,6 +502,7 @@ def test_a_comma_inside_a_number_separates_nothing() -> None:
     ('diffusion not "video generation"', 'write -"video generation" or NOT "video generation"'),
     ("MoE or mixture of experts", 'MoE or mixture: a lower-case "or" is a word'),
     ("author:Xu; Han", 'author:Xu; Han limits only "Xu" to authors'),
+    ("author:Lovelace,Ada", 'author:Lovelace,Ada limits only "Lovelace" to authors'),
 ])
 def test_a_reading_hint_says_what_to_write_as_the_reader_wrote_it(topic: str, hint: str) -> None:
     assert any(hint in line for line in reading_hints(topic)), reading_hints(topic)

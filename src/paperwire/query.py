@@ -164,16 +164,19 @@ def _has_word_char(text: str) -> bool:
 # empty says what the token is. Every character but trailing space is in some match, so
 # the positions follow from the lengths: findall's tuples are far cheaper than match
 # objects, and this runs for every token of every topic.
+# A plain word has no separator in it but a comma between digits ("1,000", "0,5", "1,2-diol"):
+# "RAG;agents" is a chunk, which _lex_chunks cuts into a list.
+_PLAIN_WORD = r"""[^\W_][^\s()":,;]*(?:(?<=\d),\d[^\s()":,;]*)*(?![^\s()"])"""
 _LEXEME = re.compile(
     rf"""(\s*)(?:
-        ([^\W_][^\s()":]*(?![^\s()"]))  # a word
+        ({_PLAIN_WORD})                 # a word
       | (\()
       | (\))
       | ("[^"]*")                     # a phrase
       | (")                           # a quote never closed
-      | ([{_DASHES}]+)(?=[^\W_][^\s()":]*(?![^\s()"]))  # dashes right before a plain word: one negation
+      | ([{_DASHES}]+)(?={_PLAIN_WORD})  # dashes right before a plain word: one negation
       | ((?i:title|abstract|author)):(?=[^\W_]|["(])  # a field right before a word, phrase or group
-      | ([^\s()"]+))                  # a chunk: anything else (like:..., punctuation, bad fields)""",
+      | ([^\s()"]+))                  # a chunk: anything else (like:..., punctuation, lists, bad fields)""",
     re.VERBOSE,
 )
 
@@ -199,13 +202,6 @@ def _lex_straight(text: str) -> list[_Token]:
         start = offset + len(space)
         if word:
             offset = start + len(word)
-            if word[-1] in _SEPARATORS:  # "quantization, pruning": a list of alternatives
-                bare = word.rstrip(_SEPARATORS)
-                if bare:
-                    append(_new_token(_Token, (bare if bare in _KEYWORDS else "WORD", bare, start)))
-                append(_new_token(_Token, ("SEP", word[len(bare)], start + len(bare))))
-                separated = True
-                continue
             append(_new_token(_Token, (word if word in _KEYWORDS else "WORD", word, start)))
         elif phrase:
             append(_new_token(_Token, ("PHRASE", phrase[1:-1], start)))
@@ -226,17 +222,40 @@ def _lex_straight(text: str) -> list[_Token]:
             raise QueryError('unbalanced quote: this " is never closed', query=text, position=start)
         else:
             offset = start + len(chunk)
-            bare = chunk.rstrip(_SEPARATORS)
-            if bare:
-                _lex_chunk(text, start, start + len(bare), tokens)
-            if len(bare) < len(chunk):
-                append(_Token("SEP", chunk[len(bare)], start + len(bare)))
-                separated = True
+            separated = _lex_chunks(text, start, offset, tokens) or separated
     append(_Token("END", "", len(text)))
     return _alternatives(tokens) if separated else tokens
 
 
 _SEPARATORS = ",;"  # between terms, outside quotes: what separates alternatives in a list
+# A separator in a chunk, with or without a space after it ("RAG;agents" is "RAG; agents"):
+# not a comma between digits, which is the number's ("1,000", "0,5", "1,2-diol"), nor the ";"
+# of an HTML character reference pasted from a page's source ("R&amp;D"), matched first to be
+# passed over (the common ones only: "R&D;agents" is a list).
+_SEPARATOR = re.compile(r"&(?:amp|lt|gt|quot|apos|nbsp|#\d+|#x[0-9a-fA-F]+);|;|(?<!\d),|,(?!\d)")
+
+
+def _lex_chunks(text: str, start: int, end: int, tokens: list[_Token]) -> bool:
+    """A chunk cut at its separators, each piece lexed by :func:`_lex_chunk` and each
+    separator a ``SEP`` token; whether it had one. After a colon (``like:REF``, an address)
+    only a separator that ends the chunk is cut: the others are the reference's."""
+    colon = text.find(":", start, end)
+    piece = start
+    for separator in _SEPARATOR.finditer(text, start, end if colon < 0 else colon):
+        if len(separator.group()) > 1:  # a character reference: the word's
+            continue
+        if separator.start() > piece:
+            _lex_chunk(text, piece, separator.start(), tokens)
+        tokens.append(_Token("SEP", separator.group(), separator.start()))
+        piece = separator.end()
+    rest = text[piece:end]
+    bare = rest.rstrip(_SEPARATORS)
+    if bare:
+        _lex_chunk(text, piece, piece + len(bare), tokens)
+    if len(bare) < len(rest):
+        tokens.append(_Token("SEP", rest[len(bare)], piece + len(bare)))
+        return True
+    return piece > start
 
 
 def _alternatives(tokens: list[_Token]) -> list[_Token]:
@@ -675,9 +694,10 @@ def _author_name_hints(tokens: list[_Token]) -> list[str]:
         comma = after.kind == "OR" and after.text in _SEPARATORS  # "author:Lovelace, Ada", as a library writes it
         if comma:
             after, mark = tokens[at + 3], tokens[at + 2].text
+            mark += " " * (after.position - tokens[at + 2].position - 1)  # as typed: "Lovelace, Ada", "Lovelace,Ada"
         if after.kind != "WORD" or not after.text.istitle() or after.text.upper() in _KEYWORDS:
             continue  # a name ("Han"), not "LLM" nor a keyword
-        written, meant = (f"author:{name.text}{mark} {after.text}", f"{after.text} {name.text}") if comma else (
+        written, meant = (f"author:{name.text}{mark}{after.text}", f"{after.text} {name.text}") if comma else (
             f"author:{name.text} {after.text}", f"{name.text} {after.text}")
         hints.append(f"{written} limits only \"{name.text}\" to authors; \"{after.text}\" is "
                      f"{'another alternative' if comma else 'a word'} of any field. "
