@@ -784,6 +784,14 @@ def test_a_list_written_with_commas_finds_each_of_its_items() -> None:
            "quantization,pruning,distillation": {1, 2, 3, 4}, "RAG;quantization": {3, 4}})  # no space: a list too
 
 
+def test_a_slash_between_words_holds_them_together_as_a_hyphen_does() -> None:
+    """``LLM/VLM`` and ``encoder/decoder`` are one term each (side by side, in any written form),
+    not either word: a reader who means either is told by a reading hint (query.py)."""
+    finds({1: "We compare LLM/VLM agents on web tasks.", 2: "An LLM-VLM pipeline.", 3: "VLM agents for robots.",
+           4: "Encoder-decoder models translate.", 5: "The encoder and the decoder share weights."},
+          {"LLM/VLM": {1, 2}, "LLM/VLM agents": {1}, "encoder/decoder": {4}, "LLM OR VLM": {1, 2, 3}})
+
+
 def test_a_decimal_number_is_one_word() -> None:
     """``5B`` found "0.5B" and "Qwen2.5-Math-1.5B", ``3B`` "0.3B": the point split the number."""
     finds({1: "A 0.5B model and Qwen2.5-Math-1.5B-Instruct.", 2: "A 5B model.", 3: "We train a 3B model and a 0.3B one.",

@@ -503,9 +503,22 @@ def test_a_list_reads_the_same_with_or_without_spaces(words: list[str], separato
     ("MoE or mixture of experts", 'MoE or mixture: a lower-case "or" is a word'),
     ("author:Xu; Han", 'author:Xu; Han limits only "Xu" to authors'),
     ("author:Lovelace,Ada", 'author:Lovelace,Ada limits only "Lovelace" to authors'),
+    ("LLM/VLM", "LLM/VLM is one term"), ("RAG/retrieval", "for papers with either, write RAG OR retrieval"),
+    ("LLM/VLM agents", "write (LLM OR VLM)"), ("title:3D/4D", "write (3D OR 4D)"),
+    ("frame/token/pixel", "write frame OR token OR pixel"),
 ])
 def test_a_reading_hint_says_what_to_write_as_the_reader_wrote_it(topic: str, hint: str) -> None:
     assert any(hint in line for line in reading_hints(topic)), reading_hints(topic)
+
+
+@pytest.mark.parametrize("topic", ["TCP/IP", "I/O latency", "w/o labels", "A/B testing", "and/or", "input/output",
+                                   '"LLM/VLM"', "author:Smith/Jones", "huggingface.co/datasets", "LLM/"])
+def test_a_slash_between_words_is_one_term(topic: str) -> None:
+    """A slash holds words together as a hyphen does ("encoder/decoder" finds "encoder-decoder"),
+    as web search reads it; read as OR, a pair meant as one would find every paper with either
+    word. The hint (above) says how to write either; none where nobody means either alone."""
+    assert reading_hints(topic) == []
+    assert parse_query("LLM/VLM agents").root == And((word("LLM/VLM"), word("agents")))
 
 
 def test_no_reading_hint_next_to_a_group() -> None:

@@ -646,13 +646,13 @@ def _blanked_mode(text: str, mode: re.Match[str] | None) -> str:
 
 def reading_hints(text: str) -> list[str]:
     """What a reader may not have meant, one line each, saying how to write it (hints only: the
-    topic is kept as written): ``author:Xu Han`` limits "Xu" alone to authors, and a lower-case
-    ``or`` or ``not`` between words is a word, not the operator."""
+    topic is kept as written): ``author:Xu Han`` limits "Xu" alone to authors, a lower-case
+    ``or`` or ``not`` between words is a word, not the operator, and ``LLM/VLM`` is one term."""
     try:
         tokens = _lex(_blanked_mode(text, _MODE.match(text)))
     except QueryError:
         return []
-    return _author_name_hints(tokens) + _operator_word_hints(tokens)
+    return _author_name_hints(tokens) + _operator_word_hints(tokens) + _slash_hints(tokens)
 
 
 def reading_rules(text: str) -> list[tuple[str, str]]:
@@ -721,6 +721,34 @@ def _operator_word_hints(tokens: list[_Token]) -> list[str]:
         else:
             hints.append(f"{first} {word.text} {last}: a lower-case \"not\" is a word; for papers without "
                          f"{last}, write -{last} or NOT {last}")
+    return hints
+
+
+# Slashed pairs no reader means as either word alone: no hint for them.
+_SLASH_COMPOUNDS = frozenset(("and/or", "input/output", "tcp/ip", "client/server", "read/write"))
+_HOST = re.compile(r"\.[a-z]{2,}", re.IGNORECASE)  # "huggingface.co/datasets" is an address
+
+
+def _slash_hints(tokens: list[_Token]) -> list[str]:
+    """``LLM/VLM``, ``RAG/retrieval``: a slash holds words together as a hyphen does (one term,
+    found where a paper writes them side by side: "LLM/VLM", "LLM-VLM"), as web search reads it;
+    a reader may have meant either. Read as OR, a pair meant as one ("encoder/decoder", "HTML/CSS")
+    would find every paper with either word, so the topic keeps it and the hint says how to
+    write either. Not for a side under two characters (``I/O``, ``w/o``, ``A/B``) nor
+    :data:`_SLASH_COMPOUNDS`."""
+    hints = []
+    alone = len(tokens) == 2  # the word and END: the whole topic
+    for at, token in enumerate(tokens):
+        if token.kind != "WORD" or "/" not in token.text or (at and tokens[at - 1][:2] == ("FIELD", "author")):
+            continue
+        word = _trim_word(token.text)
+        sides = word.split("/")
+        if word.casefold() in _SLASH_COMPOUNDS or any(len(side) < 2 or not _has_word_char(side) or _HOST.search(side)
+                                                      for side in sides):
+            continue
+        either = " OR ".join(sides)
+        hints.append(f"{word} is one term, found where a paper writes its words side by side (\"{word}\", "
+                     f"\"{' '.join(sides)}\"); for papers with either, write {either if alone else f'({either})'}")
     return hints
 
 
