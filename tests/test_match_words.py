@@ -776,6 +776,16 @@ def test_an_expansion_in_a_run_is_as_wide_as_its_acronyms_longest_spelling() -> 
           {"efficient vision language model": {1, 2}})
 
 
+def test_a_word_that_spells_two_expansions_is_as_wide_as_both_written_longest() -> None:
+    """``vision-language-model/vision-language-model`` spells VLM twice, each of which may be
+    written a word longer ("vision and language model"): the window gave a paper room for one
+    such word, not two, so a shorter spelling had a word less room than one expansion gets."""
+    words = " ".join(f"w{n}" for n in range(6))
+    finds({1: f"We study vision language model {words[:-3]} agents.",  # five words between: one more than 4
+           2: f"We study vision language model/vision language model {words} agents."},  # six: two more
+          {"vision-language-model agents": {1}, "vision-language-model/vision-language-model agents": {2}})
+
+
 def test_a_list_written_with_commas_finds_each_of_its_items() -> None:
     finds({1: "We prune the weights.", 2: "Distillation of a teacher.", 3: "A study of quantization.",
            4: "Pruning, quantization and distillation together."},

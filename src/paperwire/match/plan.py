@@ -256,15 +256,18 @@ class TermRegistry:
     def _width(self, shape: TermShape) -> int:
         """The most word positions a term of ``shape`` takes in a paper (``near_of``): an acronym
         spelled out as wide as its longest expansion, and words that spell an acronym's expansion
-        as wide as its longest one ("vision language model" as "vision and language model")."""
+        as wide as its longest one ("vision language model" as "vision and language model"),
+        each expansion that does not overlap another (:func:`_widest_expansions`)."""
         symbols = shape.symbols
         width = self.pattern_maker.width
         if ":" not in "".join(symbols):  # only acronym symbols have a ":"
             widths = [1] * len(symbols)
         else:
             widths = [width(symbol) for symbol in symbols]
-        wider = [width(acronym) - sum(widths[start:end]) for start, end, acronym in shape.abbreviations]
-        return sum(widths) + max([0, *wider])
+        if not shape.abbreviations:
+            return sum(widths)
+        wider = [(start, end, width(acronym) - sum(widths[start:end])) for start, end, acronym in shape.abbreviations]
+        return sum(widths) + _widest_expansions(wider, len(symbols))
 
     def followers_now(self) -> dict[str, set[str]]:
         """The neighbour pairs to record, as they are now (later additions do not show in it)."""
@@ -285,6 +288,19 @@ class TermRegistry:
                     shared.discard(before)
                     found = followers[before] = set(found)
                 found.add(after)
+
+
+def _widest_expansions(wider: list[tuple[int, int, int]], tokens: int) -> int:
+    """The most positions expansions that do not overlap add, each (first token, end token,
+    positions it adds): "vision language model" twice adds two, "large vision language
+    model" (LVLM, with VLM inside) only its widest."""
+    starting: dict[int, list[tuple[int, int]]] = {}
+    for start, end, added in wider:
+        starting.setdefault(start, []).append((end, added))
+    best = [0] * (tokens + 1)  # best[i]: the most the expansions from token i on add
+    for first in range(tokens - 1, -1, -1):
+        best[first] = max([best[first + 1], *[added + best[end] for end, added in starting.get(first, ())]])
+    return best[0]
 
 
 EVERYTHING = Plan(None, ())
