@@ -35,7 +35,8 @@ from operator import floordiv, rshift, sub
 from paperwire.match.acronyms import AcronymTable, acronym_symbol
 from paperwire.match.patterns import Pattern
 from paperwire.match.results import Span
-from paperwire.match.sentences import _SENTENCE_GAP, ABBREVIATIONS, SENTENCE_SHIFT, mask_boilerplate, next_sentence
+from paperwire.match.boilerplate import mask_boilerplate
+from paperwire.match.sentences import _SENTENCE_GAP, ABBREVIATIONS, SENTENCE_SHIFT, next_sentence
 from paperwire.match.text import (
     AUTHOR_SEPARATOR,
     FIELDS,
