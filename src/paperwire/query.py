@@ -726,7 +726,7 @@ def _operator_word_hints(tokens: list[_Token]) -> list[str]:
 
 # Slashed pairs no reader means as either word alone: no hint for them.
 _SLASH_COMPOUNDS = frozenset(("and/or", "input/output", "tcp/ip", "client/server", "read/write"))
-_HOST = re.compile(r"\.[a-z]{2,}", re.IGNORECASE)  # "huggingface.co/datasets" is an address
+_HOST = re.compile(r"\.(?:com|org|net|io|ai|dev|co|edu|app)$", re.IGNORECASE)  # "huggingface.co/datasets": an address
 
 
 def _slash_hints(tokens: list[_Token]) -> list[str]:
