@@ -24,7 +24,7 @@ from itertools import pairwise
 from typing import NamedTuple
 
 from paperwire.match.acronyms import ACRONYM_SYMBOL_PREFIX
-from paperwire.match.patterns import PatternMaker, TermShape
+from paperwire.match.patterns import GAP, PatternMaker, TermShape
 from paperwire.match.results import Near, NearRef, TermRef
 from paperwire.match.sentences import window
 from paperwire.match.text import is_connective
@@ -275,8 +275,12 @@ class TermRegistry:
         return dict(self.followers)
 
     def _follow(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record neighbour pairs, but for those with a GAP: the index records no pair across
+        punctuation, so such a phrase is found by its symbols' starts instead (index.find)."""
         followers, shared = self.followers, self._shared
         for before, after in pairs:
+            if before == GAP or after == GAP:
+                continue
             found = followers.get(before)
             if found is None:
                 followers[before] = {after}
