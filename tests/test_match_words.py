@@ -733,6 +733,22 @@ def test_a_pasted_title_finds_its_paper_whatever_punctuation_it_has() -> None:
     assert ids('"Rotate (Then) Round"', papers) == set()  # two gaps where the paper has one
 
 
+def test_a_topic_phrased_as_a_question_needs_only_the_words_it_asks_about() -> None:
+    """``what is RAG?`` found only the RAG paper that says "what", ``how do LLMs do math?``
+    needed "do" twice, ``how does speculative decoding work?`` a paper saying "work". Question
+    words and auxiliaries only ask, as connectives only connect; elsewhere they are words."""
+    finds({1: "Stress-testing RAG: what happens when the index fails.", 2: "RAG for medicine.",
+           3: "Speculative decoding with draft heads.", 4: "How do LLMs do math? We test them.",
+           5: "LLMs solve math problems.", 6: "We study when to retrieve passages.", 7: "We retrieve passages.",
+           8: "Retrieval augmented generation for law.", 9: "Can LLMs reason about plans?"},
+          {"what is RAG?": {1, 2, 8}, "What is RAG": {1, 2, 8}, "how does speculative decoding work?": {3},
+           "how do LLMs do math?": {4, 5}, "why do LLMs solve math": {5}, "can LLMs reason?": {9},
+           "what is retrieval augmented generation?": {1, 2, 8},  # an expansion: its words read as one part
+           "when to retrieve": {6}, "retrieve when": {6},  # no auxiliary after "when": not a question
+           '"how do LLMs do math"': {4},  # a quoted phrase stays exact
+           "speculative decoding work": set()})  # "work" only asks after "how"
+
+
 def test_latex_dollars_are_not_punctuation() -> None:
     """"$k$-NN" and "$k$-means" are what a reader types as ``k-NN`` and ``k-means``."""
     finds({1: "A $k$-NN baseline.", 2: "We run $k$-means on the features.", 3: "A k nearest baseline, NN."},
