@@ -498,12 +498,20 @@ def test_a_comma_inside_a_number_separates_nothing() -> None:
     ('diffusion not "video generation"', 'write -"video generation" or NOT "video generation"'),
     ("MoE or mixture of experts", 'MoE or mixture: a lower-case "or" is a word'),
     ("author:Xu; Han", 'author:Xu; Han limits only "Xu" to authors'),
+    ('author:"Lovelace, Ada"', 'author:"Lovelace, Ada" matches no paper: papers write each author\'s name first '
+                               'name first. For this author write author:"Ada Lovelace"'),
+    ('RAG author:"van der Berg,Jan"', 'write author:"Jan van der Berg"'),
     ("2403.09611", "2403.09611 is read as text for papers to say; to find papers like 2403.09611, write like:2403.09611"),
     ("MoE arxiv.org/abs/2403.09611v2.", "arxiv.org/abs/2403.09611v2. is read as text for papers to say; to find "
                                         "papers like 2403.09611v2, write like:2403.09611v2"),
 ])
 def test_a_reading_hint_says_what_to_write_as_the_reader_wrote_it(topic: str, hint: str) -> None:
     assert any(hint in line for line in reading_hints(topic)), reading_hints(topic)
+
+
+@pytest.mark.parametrize("topic", ['author:"Ada Lovelace"', 'title:"Lovelace, Ada"', 'author:"a, b, c"'])
+def test_no_name_order_hint_for_a_name_as_papers_write_it_or_outside_authors(topic: str) -> None:
+    assert reading_hints(topic) == []
 
 
 @pytest.mark.parametrize("topic", ["title:2403.09611", "RAG -2403.09611", "words: 2403.09611", "1.5B", "Qwen2.5",

@@ -696,6 +696,8 @@ def _author_name_hints(tokens: list[_Token]) -> list[str]:
     and "Han" is a word of any field, but a reader who wrote it meant one name."""
     hints = []
     for at, token in enumerate(tokens[:-2]):
+        if token.kind == "FIELD" and token.text == "author" and tokens[at + 1].kind == "PHRASE":
+            hints += _surname_first_hint(tokens[at + 1].text)
         if token.kind != "FIELD" or token.text != "author" or tokens[at + 1].kind != "WORD":
             continue
         name, after = tokens[at + 1], tokens[at + 2]
@@ -723,6 +725,20 @@ def _paper_id_hints(tokens: list[_Token]) -> list[str]:
         if ARXIV_REF.fullmatch(ref) and (cited or ref == token.text.rstrip(_TRAILING_PUNCTUATION)):
             hints.append(f"{token.text} is read as text for papers to say; to find papers like {ref}, write like:{ref}")
     return hints
+
+
+_SURNAME_FIRST = re.compile(r"\s*([^,]*[^\W_][^,]*?)\s*,\s*([^,]*[^\W_][^,]*?)\s*")  # "Lovelace, Ada"
+
+
+def _surname_first_hint(phrase: str) -> list[str]:
+    """``author:"Lovelace, Ada"``, as a bibliography writes a name: papers list "Ada Lovelace",
+    and a comma is punctuation in a phrase, which no one name has (authors are ", "-separated)."""
+    name = _SURNAME_FIRST.fullmatch(phrase)
+    if name is None:
+        return []
+    meant = f"{name.group(2)} {name.group(1)}"
+    return [f'author:"{phrase}" matches no paper: papers write each author\'s name first name first. '
+            f'For this author write author:"{meant}"']
 
 
 def _operator_word_hints(tokens: list[_Token]) -> list[str]:
