@@ -267,6 +267,9 @@ def test_an_author_field_before_a_second_name_is_warned_about_and_the_topic_kept
     assert tried.exit_code == 0 and f"warning: {hint}" in tried.stderr
     listed = run_cli("match", "author:Lovelace, Ada").stderr
     assert 'author:Lovelace, Ada limits only "Lovelace" to authors' in listed and 'author:"Ada Lovelace"' in listed
+    quoted = run_cli("match", 'author:"Lovelace, Ada"').stderr  # found nothing, and said nothing
+    assert 'warning: author:"Lovelace, Ada" matches no paper' in quoted and 'write author:"Ada Lovelace"' in quoted
+    assert "write like:2403.09611" in run_cli("match", "MoE 2403.09611").stderr
     for fine in ('author:"Xu Han"', "author:(Xu Han)", "author:Xu agents", "author:Smith LLM", "author:Smith, agents"):
         assert "warning" not in run_cli("match", fine).stderr, fine
     either = run_cli("match", "MoE or mixture of experts").stderr

@@ -28,6 +28,7 @@ from paperwire.match import (
 from paperwire import semantic
 from paperwire.match.acronyms import acronym_table
 from paperwire.match.index import PaperIndex
+from paperwire.match.patterns import GAP
 from paperwire.match.text import Stems, Token, fold, tokenize
 from paperwire.models import Paper
 
@@ -567,7 +568,7 @@ def test_the_index_reads_words_where_tokenize_does(abstracts: list[str]) -> None
     papers = [paper(f"P{n}", abstract, number=n) for n, abstract in enumerate(abstracts)]
     acronyms, stems = AcronymTable(), Stems()
     tokenized = [list(tokenize(abstract)) for abstract in abstracts]
-    wanted = {stems.of(fold(token.surface)) for tokens in tokenized for token in tokens}
+    wanted = {stems.of(fold(token.surface)) for tokens in tokenized for token in tokens} | {GAP}
     followers: dict[str, set[str]] = {}  # every neighbour pair: phrases found from the recorded pairs
     for tokens in tokenized:
         for before, after in pairwise(tokens):
@@ -586,6 +587,8 @@ def _check_index(index: PaperIndex, tokenized: list[list[Token]], stems: Stems) 
             phrase = (stems.of(fold(before.surface)), stems.of(fold(after.surface)))
             found = (before.start, after.end) in index.spans("abstract", phrase).get(number, [])
             assert found == (after.position == before.position + 1)
+            punctuated = (before.start, after.end) in index.spans("abstract", (phrase[0], GAP, phrase[1])).get(number, [])
+            assert punctuated == (after.position == before.position + 2)  # punctuation inside a sentence
 
 
 def test_the_cycle_collector_is_left_as_it_was(seed_papers: list[Paper]) -> None:

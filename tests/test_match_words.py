@@ -757,8 +757,46 @@ def test_a_number_grouped_with_commas_is_one_number() -> None:
     """"1,000 GPUs" never matched: the comma left a gap, as one between list items does."""
     finds({1: "Training on 1,000 GPUs.", 2: "Training on 1000 GPUs.", 3: "Steps 1, 000 GPUs and 1,2,3 GPUs.",
            4: "We use 10,000 GPUs.", 5: "A run on 1,000,000 GPUs."},
-          {"1,000 GPUs": {1, 2}, '"1,000 GPUs"': {1, 2}, '"1000 GPUs"': {1, 2}, '"2,3 GPUs"': set(),
+          {"1,000 GPUs": {1, 2}, '"1,000 GPUs"': {1, 2}, '"1000 GPUs"': {1, 2}, '"2,3 GPUs"': {3}, '"23 GPUs"': set(),
            '"10,000 GPUs"': {4}, "1000000": {5}, "1000": {1, 2}, "000": {3}})
+
+
+def test_a_pasted_title_finds_its_paper_whatever_punctuation_it_has() -> None:
+    """A comma, colon or "%" between a quoted phrase's words leaves a word position in the
+    topic as in the paper ("Rotate, Then Round" found nothing); a phrase written without it
+    still never runs across a list, while the same words unquoted are near each other."""
+    papers = [paper("Rotate, Then Round: Outlier-Free 2-bit Weight Quantization", "", 1),
+              paper("Transcending Scaling Laws with 0.1% Extra Compute", "", 2),
+              paper("Inverse Scaling: When Bigger Isn't Better", "", 3),
+              paper("Stress-testing RAG: what happens when retrieval fails", "", 4),
+              paper("Results", "We rotate, then round the weights; vision, language and speech.", 5)]
+    for title, number in [('"Rotate, Then Round: Outlier-Free 2-bit"', 1),
+                          ('"Transcending Scaling Laws with 0.1% Extra Compute"', 2),
+                          ('"Inverse Scaling: When Bigger Isn\'t Better"', 3), ('"Stress-testing RAG: what happens"', 4)]:
+        assert ids(title, papers) == {f"made-{number}"}, title
+    assert ids('"Rotate, Then Round"', papers) == {"made-1", "made-5"}
+    assert ids('"rotate; then round"', papers) == {"made-1", "made-5"}  # any punctuation inside a sentence
+    assert ids('"Rotate Then Round"', papers) == set()
+    assert ids('"vision language"', papers) == set()
+    assert ids('"vision, language"', papers) == {"made-5"}
+    assert ids("Rotate Then Round", papers) == {"made-1", "made-5"}
+    assert ids('"Rotate (Then) Round"', papers) == set()  # two gaps where the paper has one
+
+
+def test_a_topic_phrased_as_a_question_needs_only_the_words_it_asks_about() -> None:
+    """``what is RAG?`` found only the RAG paper that says "what", ``how do LLMs do math?``
+    needed "do" twice, ``how does speculative decoding work?`` a paper saying "work". Question
+    words and auxiliaries only ask, as connectives only connect; elsewhere they are words."""
+    finds({1: "Stress-testing RAG: what happens when the index fails.", 2: "RAG for medicine.",
+           3: "Speculative decoding with draft heads.", 4: "How do LLMs do math? We test them.",
+           5: "LLMs solve math problems.", 6: "We study when to retrieve passages.", 7: "We retrieve passages.",
+           8: "Retrieval augmented generation for law.", 9: "Can LLMs reason about plans?"},
+          {"what is RAG?": {1, 2, 8}, "What is RAG": {1, 2, 8}, "how does speculative decoding work?": {3},
+           "how do LLMs do math?": {4, 5}, "why do LLMs solve math": {5}, "can LLMs reason?": {9},
+           "what is retrieval augmented generation?": {1, 2, 8},  # an expansion: its words read as one part
+           "when to retrieve": {6}, "retrieve when": {6},  # no auxiliary after "when": not a question
+           '"how do LLMs do math"': {4},  # a quoted phrase stays exact
+           "speculative decoding work": set()})  # "work" only asks after "how"
 
 
 def test_latex_dollars_are_not_punctuation() -> None:

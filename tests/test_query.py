@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -234,7 +236,14 @@ def test_positive_terms_leave_out_exclusions_and_repeats() -> None:
         ("a -OR b", "nothing after '-'", 2),
         ("foo:bar", "unknown field 'foo:'", 0),
         ('x venue:"neurips"', "unknown field 'venue:'", 2),
-        ("http://example.org", "unknown field 'http:'", 0),
+        ("http://example.org", "'http://example.org' is a web address, and a topic is words", 0),
+        # A pasted link or a cited id names a paper: the error says how to ask for papers like it.
+        ("https://arxiv.org/abs/2403.09611", "to find papers like 2403.09611, write like:2403.09611", 0),
+        ("MoE routing https://arxiv.org/abs/2403.09611", "'https://arxiv.org/abs/2403.09611' names a paper", 12),
+        ("arXiv:2403.06458v2.", "'arXiv:2403.06458v2.' names a paper, and a topic is words: to find papers like "
+                                "2403.06458v2, write like:2403.06458v2", 0),
+        ("x https://arxiv.org/pdf/2403.06458.pdf", "write like:2403.06458", 2),
+        ("arXiv:foo", "unknown field 'arXiv:'", 0),
         ("title:", "needs a term right after the colon", 0),
         ("title: x", "needs a term right after the colon", 0),
         ("x title:)", "needs a term right after the colon", 2),
@@ -397,7 +406,8 @@ def test_a_topic_may_have_as_many_likes_as_a_reader_keeps() -> None:
 
 LIKEISH = st.lists(
     st.sampled_from(["like:", "LIKE:", "2403.12345", "v2", "t-0123456789abcdef", "hep-th/9901001", "-", " ",
-                     "(", ")", '"', "OR", "a", ".", ",", "title:", "x"]),
+                     "(", ")", '"', "OR", "a", ".", ",", "title:", "x", "arXiv:", "https://arxiv.org/abs/",
+                     "arxiv.org/pdf/", ".pdf", "words:"]),
     max_size=12,
 ).map("".join)  # fmt: skip
 
@@ -408,6 +418,13 @@ def test_like_queries_parse_or_fail_clearly_and_render_back(text: str) -> None:
     query = _parse_or_error(text)
     if query is not None:
         assert parse_query(render_query(query)) == query
+    try:
+        parse_query(text)
+        said = reading_hints(text)
+    except QueryError as error:
+        said = [error.reason]
+    for like in (advice for line in said for advice in re.findall(r"write (like:\S+)", line)):
+        assert isinstance(parse_query(like).root, Like), like  # what a hint or an error says to write is a topic
 
 
 @pytest.mark.parametrize("text, mode, canonical", [
@@ -506,6 +523,12 @@ def test_a_list_reads_the_same_with_or_without_spaces(words: list[str], separato
     ("LLM/VLM", "LLM/VLM is one term"), ("RAG/retrieval", "for papers with either, write RAG OR retrieval"),
     ("LLM/VLM agents", "write (LLM OR VLM)"), ("title:3D/4D", "write (3D OR 4D)"),
     ("frame/token/pixel", "write frame OR token OR pixel"),
+    ('author:"Lovelace, Ada"', 'author:"Lovelace, Ada" matches no paper: papers write each author\'s given '
+                               'name first. For this author write author:"Ada Lovelace"'),
+    ('RAG author:"van der Berg,Jan"', 'write author:"Jan van der Berg"'),
+    ("2403.09611", "2403.09611 is read as text for papers to say; to find papers like 2403.09611, write like:2403.09611"),
+    ("MoE arxiv.org/abs/2403.09611v2.", "arxiv.org/abs/2403.09611v2. is read as text for papers to say; to find "
+                                        "papers like 2403.09611v2, write like:2403.09611v2"),
 ])
 def test_a_reading_hint_says_what_to_write_as_the_reader_wrote_it(topic: str, hint: str) -> None:
     assert any(hint in line for line in reading_hints(topic)), reading_hints(topic)
@@ -519,6 +542,17 @@ def test_a_slash_between_words_is_one_term(topic: str) -> None:
     word. The hint (above) says how to write either; none where nobody means either alone."""
     assert reading_hints(topic) == []
     assert parse_query("LLM/VLM agents").root == And((word("LLM/VLM"), word("agents")))
+
+
+@pytest.mark.parametrize("topic", ['author:"Ada Lovelace"', 'title:"Lovelace, Ada"', 'author:"a, b, c"'])
+def test_no_name_order_hint_for_a_name_as_papers_write_it_or_outside_authors(topic: str) -> None:
+    assert reading_hints(topic) == []
+
+
+@pytest.mark.parametrize("topic", ["title:2403.09611", "RAG -2403.09611", "words: 2403.09611", "1.5B", "Qwen2.5",
+                                   '"2403.09611"'])
+def test_no_like_hint_where_a_number_is_meant_or_like_cannot_go(topic: str) -> None:
+    assert not any("like:" in line for line in reading_hints(topic)), reading_hints(topic)
 
 
 def test_no_reading_hint_next_to_a_group() -> None:

@@ -28,7 +28,7 @@ def unknown(topic: str) -> list[str]:
     ("Llama-2 quantization", []), ("data-constrained scaling", []), ('"Stress-testing RAG: what happens"', ["Stress", "testing", "happens"]),
     ("over-optimisation of reward models", []),  # British spelling, a hyphenated word
     ("meaning: Llama-2", []), ("RAG OR chemistry", ["chemistry"]),  # an acronym is never flagged
-    ("quantization -survey", []), ("author:Xyzzy", []), ("title:xyzzy", ["xyzzy"]),  # exclusions and authors are not
+    ("quantization -survey", []), ("2403.99999 OR 1,000,000", []), ("author:Xyzzy", []), ("title:xyzzy", ["xyzzy"]),  # exclusions and authors are not
 ])
 def test_a_word_is_flagged_only_when_no_paper_has_it_as_the_matcher_reads_it(topic: str, flagged: list[str]) -> None:
     assert unknown(topic) == flagged

@@ -301,8 +301,7 @@ def _lex_chunk(text: str, start: int, end: int, tokens: list[_Token]) -> None:
         if prefix and (prefix.end() < len(word) or glued_to_next):
             name = prefix.group(1).lower()
             if name not in FIELDS:
-                message = f"unknown field '{prefix.group(1)}:' (use title:, abstract: or author:)"
-                raise QueryError(message, query=text, position=start)
+                raise _unknown_field(text, start, end, prefix.group(1))
             tokens.append(_Token("FIELD", name, start))
             start += prefix.end()
             continue
@@ -318,15 +317,8 @@ def _lex_chunk(text: str, start: int, end: int, tokens: list[_Token]) -> None:
 def _like_token(text: str, start: int, ref_start: int, end: int, glued_to_next: bool) -> _Token:
     """``like:REF`` as one token; the REF must be a paper id, with nothing glued after it. An
     arXiv id may be written as cited or as its arxiv.org address (``_ARXIV_CITED``)."""
-    cited = _ARXIV_CITED.match(text, ref_start, end)
+    ref, ref_start, cited = _paper_ref(text, ref_start, end)
     refs = ARXIV_REF if cited else PAPER_REF  # "arXiv:" and arxiv.org name arXiv ids only
-    if cited:
-        ref_start = cited.end()
-    ref = text[ref_start:end]
-    if not refs.fullmatch(ref):  # sentence punctuation after it is dropped, as after a word
-        ref = ref.rstrip(_TRAILING_PUNCTUATION)
-    if cited and ref.lower().endswith(".pdf"):  # the PDF's address
-        ref = ref[:-4]
     if not ref:
         message = f"'like:' needs a paper id right after the colon ({_PAPER_REF_FORMS})"
         raise QueryError(message, query=text, position=start)
@@ -336,6 +328,38 @@ def _like_token(text: str, start: int, ref_start: int, end: int, glued_to_next: 
     if glued_to_next:
         raise QueryError("a space must follow the paper id of 'like:'", query=text, position=end)
     return _Token("LIKE", ref, start)
+
+
+def _paper_ref(text: str, start: int, end: int) -> tuple[str, int, bool]:
+    """The paper reference ``text[start:end]`` as ``like:`` reads it, where it starts, and whether
+    it was cited or linked as an arXiv id ("arXiv:", an arxiv.org address: ``_ARXIV_CITED``),
+    which drops that prefix and a PDF's ".pdf". Sentence punctuation after it is dropped, as
+    after a word. Not checked: the caller says what a reference that is no paper id means."""
+    cited = _ARXIV_CITED.match(text, start, end)
+    if cited:
+        start = cited.end()
+    ref = text[start:end]
+    if not (ARXIV_REF if cited else PAPER_REF).fullmatch(ref):
+        ref = ref.rstrip(_TRAILING_PUNCTUATION)
+    if cited and ref.lower().endswith(".pdf"):  # the PDF's address
+        ref = ref[:-4]
+    return ref, start, cited is not None
+
+
+def _unknown_field(text: str, start: int, end: int, name: str) -> QueryError:
+    """``name:`` before ``text[start:end]`` is no field. A pasted link or a cited arXiv id
+    ("arXiv:2403.12345", "https://arxiv.org/abs/2403.12345") names a paper: the error says
+    how to ask for papers like it; another web address is named as one."""
+    written = text[start:end]
+    ref, _, cited = _paper_ref(text, start, end)
+    if cited and ARXIV_REF.fullmatch(ref):
+        message = f"'{written}' names a paper, and a topic is words: to find papers like {ref}, write like:{ref}"
+    elif name.lower() in ("http", "https"):
+        message = (f"'{written}' is a web address, and a topic is words (like: takes an arXiv id or its "
+                   f"arxiv.org address: like:2403.12345)")
+    else:
+        message = f"unknown field '{name}:' (use title:, abstract: or author:)"
+    return QueryError(message, query=text, position=start)
 
 
 def _lex_dashes(text: str, start: int, end: int, glued_to_next: bool, tokens: list[_Token]) -> int | None:
@@ -647,12 +671,16 @@ def _blanked_mode(text: str, mode: re.Match[str] | None) -> str:
 def reading_hints(text: str) -> list[str]:
     """What a reader may not have meant, one line each, saying how to write it (hints only: the
     topic is kept as written): ``author:Xu Han`` limits "Xu" alone to authors, a lower-case
-    ``or`` or ``not`` between words is a word, not the operator, and ``LLM/VLM`` is one term."""
+    ``or`` or ``not`` between words is a word, not the operator, ``LLM/VLM`` is one term, and a
+    bare arXiv id is text, not ``like:``."""
+    mode = _MODE.match(text)
     try:
-        tokens = _lex(_blanked_mode(text, _MODE.match(text)))
+        tokens = _lex(_blanked_mode(text, mode))
     except QueryError:
         return []
-    return _author_name_hints(tokens) + _operator_word_hints(tokens) + _slash_hints(tokens)
+    by_words_only = mode is not None and mode.group(1).lower() == "words"  # which refuses like:
+    return (_author_name_hints(tokens) + _operator_word_hints(tokens) + _slash_hints(tokens)
+            + ([] if by_words_only else _paper_id_hints(tokens)))
 
 
 def reading_rules(text: str) -> list[tuple[str, str]]:
@@ -688,6 +716,8 @@ def _author_name_hints(tokens: list[_Token]) -> list[str]:
     and "Han" is a word of any field, but a reader who wrote it meant one name."""
     hints = []
     for at, token in enumerate(tokens[:-2]):
+        if token.kind == "FIELD" and token.text == "author" and tokens[at + 1].kind == "PHRASE":
+            hints += _surname_first_hint(tokens[at + 1].text)
         if token.kind != "FIELD" or token.text != "author" or tokens[at + 1].kind != "WORD":
             continue
         name, after = tokens[at + 1], tokens[at + 2]
@@ -703,6 +733,33 @@ def _author_name_hints(tokens: list[_Token]) -> list[str]:
                      f"{'another alternative' if comma else 'a word'} of any field. "
                      f"For one author's name write author:\"{meant}\"")
     return hints
+
+
+def _paper_id_hints(tokens: list[_Token]) -> list[str]:
+    """``2403.12345`` or ``arxiv.org/abs/2403.12345`` (no scheme, so no colon: a word): the words
+    of a paper's id, which no paper's text has, where the reader surely meant the paper."""
+    hints = []
+    for before, token in zip([None, *tokens], tokens, strict=False):
+        if token.kind != "WORD" or before is not None and before.kind in ("FIELD", "MINUS", "NOT"):
+            continue  # title:2403.12345 is a word the reader chose; an exclusion cannot be like:
+        ref, _, cited = _paper_ref(token.text, 0, len(token.text))
+        if ARXIV_REF.fullmatch(ref) and (cited or ref == token.text.rstrip(_TRAILING_PUNCTUATION)):
+            hints.append(f"{token.text} is read as text for papers to say; to find papers like {ref}, write like:{ref}")
+    return hints
+
+
+_SURNAME_FIRST = re.compile(r"\s*([^,]*[^\W_][^,]*?)\s*,\s*([^,]*[^\W_][^,]*?)\s*")  # "Lovelace, Ada"
+
+
+def _surname_first_hint(phrase: str) -> list[str]:
+    """``author:"Lovelace, Ada"``, as a bibliography writes a name: papers list "Ada Lovelace",
+    and a comma is punctuation in a phrase, which no one name has (authors are ", "-separated)."""
+    name = _SURNAME_FIRST.fullmatch(phrase)
+    if name is None:
+        return []
+    meant = f"{name.group(2)} {name.group(1)}"
+    return [f'author:"{phrase}" matches no paper: papers write each author\'s given name first. '
+            f'For this author write author:"{meant}"']
 
 
 def _operator_word_hints(tokens: list[_Token]) -> list[str]:

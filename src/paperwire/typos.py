@@ -11,6 +11,7 @@ it, the note names it: a reader sees "did you mean 'retrieval'?", not only "a ty
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from .query import Query, positive_term_nodes
 # How close a spelling must be to be suggested (difflib's ratio): "retreival" and "retrieval"
 # are 0.89, "chemistry" and "geometry" 0.71.
 SUGGESTION_CUTOFF = 0.8
+_NUMBER = re.compile(r"[\d.,]+")
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,12 @@ def words_found_nothing(ranking: Iterable) -> bool:
 
 def unknown_words(query: Query, known: Vocabulary, acronyms: AcronymTable, stems: Stems) -> list[str]:
     """The words of ``query``'s positive terms of a title or abstract that no paper has, as the
-    reader wrote them, each once; acronyms (exact on purpose), small words and words of two
-    letters or fewer are never flagged."""
+    reader wrote them, each once; acronyms (exact on purpose), numbers (a bare arXiv id has a
+    reading hint of its own), small words and words of two letters or fewer are never flagged."""
     words = [token for term in positive_term_nodes(query) if term.field in (None, "title", "abstract")
              for token in TOKEN_PATTERN.findall(term.text)
-             if len(token) > 2 and token.casefold() not in FUNCTION_WORDS and not acronyms.in_query(token)]
+             if len(token) > 2 and token.casefold() not in FUNCTION_WORDS and not acronyms.in_query(token)
+             and not _NUMBER.fullmatch(token)]
     return [word for word in dict.fromkeys(words) if stems.of(fold(word)) not in known.stems]
 
 

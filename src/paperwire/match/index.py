@@ -33,7 +33,7 @@ from itertools import pairwise, product, repeat
 from operator import floordiv, rshift, sub
 
 from paperwire.match.acronyms import AcronymTable, acronym_symbol
-from paperwire.match.patterns import Pattern
+from paperwire.match.patterns import GAP, Pattern
 from paperwire.match.results import Span
 from paperwire.match.boilerplate import mask_boilerplate
 from paperwire.match.sentences import _SENTENCE_GAP, ABBREVIATIONS, SENTENCE_SHIFT, next_sentence
@@ -478,6 +478,7 @@ class _FieldReader:
         by_start = postings.by_start
         bigrams = postings.bigrams
         words, glued_pairs, gaps, reads_acronyms = self.words, self.glued, self.gaps, self.reads_acronyms
+        records_gaps = GAP in self.wanted
         where = paper * postings.stride - 1  # the global position of the previous token
         seen: set[str] = set()  # symbols of one written word
         seen_glued: set[str] = set()  # symbols of glued pairs
@@ -512,6 +513,12 @@ class _FieldReader:
                     where = next_sentence(where)
                 else:
                     where += step[0]
+                    if step[0] == 2 and records_gaps:  # punctuation inside the sentence (patterns.GAP)
+                        occurrences = by_start.get(GAP)
+                        if occurrences is None:
+                            occurrences = by_start[GAP] = {}
+                        occurrences[where - 1] = (where - 1, start - len(gap), start)
+                        seen.add(GAP)
                 joins = step[1]
                 if previous_follows and step[0] == 1:  # neighbours: record the pairs asked for
                     for before, followers in previous_follows:

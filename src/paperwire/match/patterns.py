@@ -29,6 +29,12 @@ from paperwire.match.text import Stems, Token, fold, tokenize
 
 Pattern = tuple[str, ...]
 MAX_PATTERNS_PER_TERM = 32
+# Punctuation inside a sentence between two words of a term ("Rotate, Then Round", "Scaling:
+# When", "0.1% Extra"): the text leaves a word position there (text.tokenize), as a paper's
+# does, and the index records that position under this symbol for the terms that have one
+# (no stem nor acronym is a comma). So a pasted title finds its paper, and a phrase written
+# without the punctuation still never runs across a list.
+GAP = ","
 _new = tuple.__new__  # _new(TermShape, values): a named tuple without NamedTuple's Python-level __new__
 
 
@@ -173,12 +179,17 @@ class PatternMaker:
         return self._finish(shape, use_acronyms)
 
     def _make_shape(self, tokens: list[Token], use_acronyms: bool) -> TermShape:
-        symbols = tuple(self._symbol(token, use_acronyms) for token in tokens)
-        folded = tuple(fold(token.surface) for token in tokens)
+        read: list[Token | None] = []  # the tokens, with None for each GAP between them
+        for before, token in zip([None, *tokens], tokens, strict=False):
+            if before is not None and token.position == before.position + 2:
+                read.append(None)
+            read.append(token)
+        symbols = tuple(GAP if token is None else self._symbol(token, use_acronyms) for token in read)
+        folded = tuple(GAP if token is None else fold(token.surface) for token in read)
         glues = tuple(
             (i, glued)
-            for i in range(len(tokens) - 1)
-            if tokens[i + 1].joins_previous and (glued := self._glued(symbols, folded, i, tokens[i + 1].hyphenated))
+            for i, token in enumerate(read[1:])
+            if token is not None and token.joins_previous and (glued := self._glued(symbols, folded, i, token.hyphenated))
         )
         return self._finish(TermShape(symbols, folded, glues, ()), use_acronyms)
 

@@ -24,10 +24,10 @@ from itertools import pairwise
 from typing import NamedTuple
 
 from paperwire.match.acronyms import ACRONYM_SYMBOL_PREFIX
-from paperwire.match.patterns import PatternMaker, TermShape
+from paperwire.match.patterns import GAP, PatternMaker, TermShape
 from paperwire.match.results import Near, NearRef, TermRef
 from paperwire.match.sentences import window
-from paperwire.match.text import is_connective
+from paperwire.match.text import QUESTION_OPENERS, is_connective, question_words
 from paperwire.query import FIELDS, And, Everything, Like, Node, Not, Or, Query, Term
 
 DEFAULT_FIELDS = ("title", "abstract")
@@ -278,8 +278,12 @@ class TermRegistry:
         return dict(self.followers)
 
     def _follow(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record neighbour pairs, but for those with a GAP: the index records no pair across
+        punctuation, so such a phrase is found by its symbols' starts instead (index.find)."""
         followers, shared = self.followers, self._shared
         for before, after in pairs:
+            if before == GAP or after == GAP:
+                continue
             found = followers.get(before)
             if found is None:
                 followers[before] = {after}
@@ -460,8 +464,10 @@ def _plan_run(
     known = registry._run_words[use_acronyms]
     parts = [known.get(word) or _run_word(registry, word, use_acronyms) for word in texts]
     kinds = [part.kind for part in parts] if use_acronyms else []  # names are words: "An Yang", "A Smith"
+    if kinds and texts[0].casefold() in QUESTION_OPENERS:  # it may ask: "what is RAG?"
+        kinds = [_CONNECTIVE if asks else kind for kind, asks in zip(kinds, question_words(texts), strict=True)]
     if _NUMBER_WORD in kinds[1:]:
-        return _plan_numbered(texts, text, field, registry, positives)
+        return _plan_numbered(texts, text, field, registry, positives, kinds)
     if _CONNECTIVE in kinds:
         near = tuple([i for i, kind in enumerate(kinds) if kind != _CONNECTIVE]) or tuple(range(len(parts)))
     else:  # most runs
@@ -477,8 +483,7 @@ def _plan_run(
     as_phrase = registry.phrase_ref(text, field, shape)
     glued: tuple[str | None, ...] = ()
     if shape.abbreviations:
-        groups = _expansion_groups(texts, shape, word_starts)
-        kept = [group for group in groups if len(group) > 1 or not is_connective(group[0])] or groups
+        kept = _required_groups(_expansion_groups(texts, shape, word_starts), kinds)
         every = all_of(tuple([_plan_part(group, field, registry) for group in kept]), ())
     else:
         words = tuple([registry.ref(texts[i], field) for i in near])
@@ -493,7 +498,7 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)*")  # a version or a count: "3", "2.5", "3.1
 
 
 def _plan_numbered(
-    texts: list[str], text: str, field: str | None, registry: TermRegistry, positives: list[Positive]
+    texts: list[str], text: str, field: str | None, registry: TermRegistry, positives: list[Positive], kinds: list[int]
 ) -> PlanNode:
     """A run where a number follows a word (``Llama 3``, ``Qwen 2.5 math``): the word and its
     number are one name, found as a phrase ("Llama 3", "Llama-3", "Llama3"), and the run's
@@ -510,13 +515,25 @@ def _plan_numbered(
     if len(groups) == 1:  # the run is one name: its phrase
         positives.append(as_phrase)
         return as_phrase
-    kept = [group for group in groups if len(group) > 1 or not is_connective(group[0])] or groups
+    kept = _required_groups(groups, kinds)
     parts = [registry.ref(" ".join(group), field) if len(group) == 2 and _NUMBER.fullmatch(group[1])
              else _plan_part(group, field, registry) for group in kept]
     every = all_of(tuple(parts), ())
     positives.extend(_near_refs(every, field, registry))
     positives.append(as_phrase)
     return _new(WordsOrPhrase, (every, as_phrase, ()))
+
+
+def _required_groups(groups: list[list[str]], kinds: list[int]) -> list[list[str]]:
+    """The groups of a run's words (in order) that must be near each other: all but a lone
+    word that only connects or asks (``RunWord.kind``, as ``kinds`` has it for this run)."""
+    kept: list[list[str]] = []
+    at = 0
+    for group in groups:
+        if len(group) > 1 or kinds[at] != _CONNECTIVE:
+            kept.append(group)
+        at += len(group)
+    return kept or groups
 
 
 def _glued_near(glued: tuple[str | None, ...], near: tuple[int, ...]) -> tuple[str | None, ...]:

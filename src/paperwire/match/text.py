@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 import Stemmer
@@ -97,6 +97,33 @@ def is_function_word(word: str) -> bool:
     """A word that only joins others ("of", "the"), as a reader writes it: not one in capitals,
     which may be an acronym ("IT", "US")."""
     return word.casefold() in FUNCTION_WORDS and not (len(word) > 1 and word.isupper())
+
+
+# What only asks, in a topic phrased as a question (``what is RAG``, ``how do LLMs do math``,
+# ``can LLMs reason``; the parser drops a trailing "?" as it drops a trailing "."): question
+# words and auxiliaries, which a run that asks reads as it reads its CONNECTIVES
+# (``question_words``). Elsewhere they are words ("when to retrieve", "free will").
+QUESTION_WORDS = frozenset("what which who whom whose why how when where".split())
+AUXILIARIES = frozenset("is am are was were do does did can could will would shall should may might must".split())
+_ASKS_ALONE = frozenset("is are was were do does did can could".split())  # "do LLMs dream", "can LLMs reason"
+QUESTION_OPENERS = QUESTION_WORDS | _ASKS_ALONE  # a run that asks starts with one of these
+
+
+def question_words(words: Sequence[str]) -> list[bool]:
+    """For each of a run's words, whether it only asks the question the run is: all False
+    unless the run asks (it starts with a question word and an auxiliary, ``why do LLMs
+    hallucinate``, or with an auxiliary that asks alone, ``can LLMs reason``). Then its
+    question words and auxiliaries only ask, and so does "work" closing ``how ... work`` (a
+    paper on speculative decoding need not say how it works). Words in capitals may be
+    acronyms ("CAN", "DO"): they never only ask."""
+    bare = ["" if len(word) > 1 and word.isupper() else word.casefold() for word in words]
+    asks = len(bare) > 1 and (bare[0] in _ASKS_ALONE or bare[0] in QUESTION_WORDS and bare[1] in AUXILIARIES)
+    if not asks:
+        return [False] * len(words)
+    scaffolding = [word in QUESTION_WORDS or word in AUXILIARIES for word in bare]
+    if bare[0] == "how" and bare[-1] in ("work", "works"):
+        scaffolding[-1] = True
+    return scaffolding
 
 
 # Particles that begin compounds some writers space: "down sampling", "up sampling", "over
