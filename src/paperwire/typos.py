@@ -20,8 +20,8 @@ from .match.text import FUNCTION_WORDS, TOKEN_PATTERN, Stems, fold
 from .query import Query, positive_term_nodes
 
 # How close a spelling must be to be suggested (difflib's ratio): "retreival" and "retrieval"
-# are 0.89, "chemistry" and "geometry" 0.71.
-SUGGESTION_CUTOFF = 0.8
+# are 0.89, "pruing" and "pruning" 0.92; "indices" and "indicate" (another word) are 0.8.
+SUGGESTION_CUTOFF = 0.85
 _NUMBER = re.compile(r"[\d.,]+")
 
 
