@@ -488,6 +488,8 @@ def test_an_exclusion_inside_parentheses_keeps_to_them(topic: str) -> None:
     ("title:RAG,agents", "title:RAG OR agents"), ("GPT-4,Claude", "GPT-4 OR Claude"), ("3D,4D", "3D OR 4D"),
     ("agents,-survey", "agents -survey"), ("-survey,agents", "-survey agents"), ("(a,b) c", "(a OR b) c"),
     ('RAG,"agents"', 'RAG OR "agents"'), ("a,,b", "a OR b"), ("R&D;agents", "R&D OR agents"),
+    # a field's colon inside the chunk: "title:agents,MoE" was one word (and rendered apart)
+    ("RAG;title:agents,MoE", "RAG OR title:agents OR MoE"), ("RAG;-author:Xu,MoE", "(RAG -author:Xu) OR (MoE -author:Xu)"),
 ])
 def test_a_comma_or_semicolon_between_terms_separates_alternatives(topic: str, same_as: str) -> None:
     """Readers type lists: "RAG; agents; MoE" found nothing, read as three words near each other."""

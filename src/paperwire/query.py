@@ -237,17 +237,21 @@ _SEPARATOR = re.compile(r"&(?:amp|lt|gt|quot|apos|nbsp|#\d+|#x[0-9a-fA-F]+);|;|(
 
 def _lex_chunks(text: str, start: int, end: int, tokens: list[_Token]) -> bool:
     """A chunk cut at its separators, each piece lexed by :func:`_lex_chunk` and each
-    separator a ``SEP`` token; whether it had one. After a colon (``like:REF``, an address)
-    only a separator that ends the chunk is cut: the others are the reference's."""
-    colon = text.find(":", start, end)
+    separator a ``SEP`` token; whether it had one. After a colon that ends no field name
+    (``like:REF``, an address) only a separator that ends the chunk is cut: the others are
+    the reference's. A field's colon cuts on: ``RAG;title:agents,MoE`` is a list of three."""
     piece = start
-    for separator in _SEPARATOR.finditer(text, start, end if colon < 0 else colon):
+    stop = _reference_colon(text, piece, end)
+    for separator in _SEPARATOR.finditer(text, start, end):
+        if separator.start() >= stop:
+            break
         if len(separator.group()) > 1:  # a character reference: the word's
             continue
         if separator.start() > piece:
             _lex_chunk(text, piece, separator.start(), tokens)
         tokens.append(_Token("SEP", separator.group(), separator.start()))
         piece = separator.end()
+        stop = _reference_colon(text, piece, end)
     rest = text[piece:end]
     bare = rest.rstrip(_SEPARATORS)
     if bare:
@@ -256,6 +260,14 @@ def _lex_chunks(text: str, start: int, end: int, tokens: list[_Token]) -> bool:
         tokens.append(_Token("SEP", rest[len(bare)], piece + len(bare)))
         return True
     return piece > start
+
+
+def _reference_colon(text: str, start: int, end: int) -> int:
+    """The first colon from ``start`` that ends no field name (``title:``, ``-author:``), or ``end``."""
+    colon = text.find(":", start, end)
+    while colon >= 0 and text[start:colon].lstrip("-").lower() in FIELDS:
+        colon = text.find(":", colon + 1, end)
+    return end if colon < 0 else colon
 
 
 def _alternatives(tokens: list[_Token]) -> list[_Token]:
