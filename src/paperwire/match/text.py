@@ -178,16 +178,6 @@ def tokenize(text: str) -> Iterator[Token]:
         yield Token(previous, start, end, position, joins, hyphenated)
 
 
-def absent_words(words: Iterable[str], texts: Iterable[str], stems: Stems) -> list[str]:
-    """The ``words`` (as given) whose stem none of ``texts`` has: a typo ("retreival") or a
-    word no paper uses, which a reader whose topic found nothing should be told of."""
-    written: set[str] = set()
-    for text in texts:  # the distinct spellings first (in C): a store has far fewer than tokens
-        written.update(TOKEN_PATTERN.findall(text))
-    present = {stems.of(fold(token)) for token in written}
-    return [word for word in words if stems.of(fold(word)) not in present]
-
-
 def fold(word: str) -> str:
     """Lower case, typographic apostrophe to ``'``, accents dropped (``Müller`` -> ``muller``),
     a number's thousands commas dropped (``1,000`` -> ``1000``)."""
