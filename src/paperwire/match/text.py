@@ -99,25 +99,26 @@ def is_function_word(word: str) -> bool:
     return word.casefold() in FUNCTION_WORDS and not (len(word) > 1 and word.isupper())
 
 
-# What only asks, in a topic phrased as a question (``what is RAG``, ``how do LLMs do math``,
-# ``can LLMs reason``; the parser drops a trailing "?" as it drops a trailing "."): question
-# words and auxiliaries, which a run that asks reads as it reads its CONNECTIVES
-# (``question_words``). Elsewhere they are words ("when to retrieve", "free will").
+# What only asks, in a topic phrased as a question (``what is RAG``, ``how do LLMs do math``;
+# the parser drops a trailing "?" as it drops a trailing "."): question words and auxiliaries,
+# which a run that asks reads as it reads its CONNECTIVES (``question_words``). Elsewhere they
+# are words ("when to retrieve", "free will"). A run that opens with an auxiliary alone is not
+# taken for a question: "can bus intrusion detection" and "do calculus" are no questions, and
+# the "?" that would tell is gone ("can LLMs reason?" needs its "can", as any word).
 QUESTION_WORDS = frozenset("what which who whom whose why how when where".split())
 AUXILIARIES = frozenset("is am are was were do does did can could will would shall should may might must".split())
-_ASKS_ALONE = frozenset("is are was were do does did can could".split())  # "do LLMs dream", "can LLMs reason"
-QUESTION_OPENERS = QUESTION_WORDS | _ASKS_ALONE  # a run that asks starts with one of these
+QUESTION_OPENERS = QUESTION_WORDS  # a run that asks starts with one of these
 
 
 def question_words(words: Sequence[str]) -> list[bool]:
     """For each of a run's words, whether it only asks the question the run is: all False
     unless the run asks (it starts with a question word and an auxiliary, ``why do LLMs
-    hallucinate``, or with an auxiliary that asks alone, ``can LLMs reason``). Then its
+    hallucinate``). Then its
     question words and auxiliaries only ask, and so does "work" closing ``how ... work`` (a
     paper on speculative decoding need not say how it works). Words in capitals may be
     acronyms ("CAN", "DO"): they never only ask."""
     bare = ["" if len(word) > 1 and word.isupper() else word.casefold() for word in words]
-    asks = len(bare) > 1 and (bare[0] in _ASKS_ALONE or bare[0] in QUESTION_WORDS and bare[1] in AUXILIARIES)
+    asks = len(bare) > 1 and bare[0] in QUESTION_WORDS and bare[1] in AUXILIARIES
     if not asks:
         return [False] * len(words)
     scaffolding = [word in QUESTION_WORDS or word in AUXILIARIES for word in bare]
