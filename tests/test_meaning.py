@@ -370,7 +370,8 @@ def _reference(text: str, papers: list[Paper], vectors: meaning.Vectors,
         fused.append(meaning.Fused(match.paper_id, match.rank, strength + (similarity or 0.0), tuple(match.terms),
                                    similarity, ("words",) + why(match.rank - 1), like, like_similarity))
     by_words = {match.rank - 1 for match in words}
-    closest_by_words = max((found[number][0] for number in by_words if number in found), default=-np.inf)
+    closest_by_words = max((found[number][0] for number in by_words if kinds.get(number) == {"meaning"}),
+                           default=-np.inf)
     bar = max(np.float32(calibration.beside_words), closest_by_words - calibration.beside_best)
     for number, (similarity, _) in found.items():
         if words and kinds[number] == {"meaning"} and similarity < bar:

@@ -394,11 +394,12 @@ def fuse_all(words: Sequence[Sequence | None], found: FoundByMeaning, papers: Se
     similarity = np.array([*found.similarity, np.nan], dtype=np.float64)
     kind = np.array([*found.kind, 0], dtype=np.int8)
     # Beside a topic's word matches, a paper its meaning alone found needs Calibration.beside_words,
-    # and to come within Calibration.beside_best of the closest paper the words found.
+    # and to come within Calibration.beside_best of the closest paper the words found (by its
+    # meaning: an example's similarity, paper to paper, runs higher and is no measure here).
     has_words = np.zeros(len(words), bool)
     has_words[[topic for topic, word in counted if len(word)]] = True
     closest_by_words = np.full(len(words), -np.inf)
-    both = also >= 0
+    both = (also >= 0) & (kind[also] == _BY_MEANING)
     np.maximum.at(closest_by_words, word_topic[both], similarity[also[both]])
     bar = np.maximum(np.float32(calibration.beside_words), closest_by_words[found_topic] - calibration.beside_best)
     only &= ~(has_words[found_topic] & (kind[:-1] == _BY_MEANING) & (similarity[:-1] < bar))
