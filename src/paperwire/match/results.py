@@ -299,6 +299,9 @@ def repeated_window(
     return None
 
 
+DISCOUNTED_AT_MOST = 64  # occurrences in one sentence that ``fits`` discounts; real sentences have a few
+
+
 def fits(lists: list[list[tuple[int, int]]], limit: int, widths: Sequence[int]) -> bool:
     """Whether one occurrence from each list fits in ``limit`` positions, an occurrence's
     positions beyond its part's width not counted: the test of nearness, for matching and
@@ -307,7 +310,11 @@ def fits(lists: list[list[tuple[int, int]]], limit: int, widths: Sequence[int]) 
     A solid word a paper hyphenates ("pre-training" for ``pretraining``) takes two positions
     where the window counted one; counted, ``pretraining data quality`` missed a sentence
     that ``pre-training data quality`` found. Most sentences have no such occurrence: then
-    this is :func:`within`."""
+    this is :func:`within`, and so it is in a sentence of more than ``DISCOUNTED_AT_MOST``
+    occurrences (the discounting search is quadratic in them: an abstract repeating one
+    hyphenated phrase 500 times took seconds to explain)."""
+    if sum(map(len, lists)) > DISCOUNTED_AT_MOST:
+        return within(lists, limit)
     for found, width in zip(lists, widths, strict=True):
         for first, last in found:
             if last - first >= width:
