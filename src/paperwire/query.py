@@ -760,16 +760,17 @@ def _paper_id_hints(tokens: list[_Token]) -> list[str]:
     return hints
 
 
-_SURNAME_FIRST = re.compile(r"\s*([^,]*[^\W_][^,]*?)\s*,\s*([^,]*[^\W_][^,]*?)\s*")  # "Lovelace, Ada"
+_HAS_LETTER = re.compile(r"[^\W_]")
 
 
 def _surname_first_hint(phrase: str) -> list[str]:
     """``author:"Lovelace, Ada"``, as a bibliography writes a name: papers list "Ada Lovelace",
-    and a comma is punctuation in a phrase, which no one name has (authors are ", "-separated)."""
-    name = _SURNAME_FIRST.fullmatch(phrase)
-    if name is None:
+    and a comma is punctuation in a phrase, which no one name has (authors are ", "-separated).
+    Split, not a regex: a pattern for "words, words" backtracked polynomially on long spaces."""
+    parts = [part.strip() for part in phrase.split(",")]
+    if len(parts) != 2 or not all(_HAS_LETTER.search(part) for part in parts):
         return []
-    meant = f"{name.group(2)} {name.group(1)}"
+    meant = f"{parts[1]} {parts[0]}"
     return [f'author:"{phrase}" matches no paper: papers write each author\'s given name first. '
             f'For this author write author:"{meant}"']
 
