@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from paperwire.match import compile_queries, match_one
 from paperwire.match.matcher import bulk_allocation
 from paperwire.match.results import Match
-from paperwire.match.sentences import boilerplate_spans
+from paperwire.match.boilerplate import boilerplate_spans
 from paperwire.match.text import Stems, field_text
 from paperwire.models import Paper
 

@@ -523,7 +523,7 @@ def test_a_list_reads_the_same_with_or_without_spaces(words: list[str], separato
     ("author:Xu; Han", 'author:Xu; Han limits only "Xu" to authors'),
     ("author:Lovelace,Ada", 'author:Lovelace,Ada limits only "Lovelace" to authors'),
     ("LLM/VLM", "LLM/VLM is one term"), ("RAG/retrieval", "for papers with either, write RAG OR retrieval"),
-    ("LLM/VLM agents", "write (LLM OR VLM)"), ("title:3D/4D", "write (3D OR 4D)"),
+    ("LLM/VLM agents", "write (LLM OR VLM)"), ("title:3D/4D", "write title:(3D OR 4D)"),
     ("frame/token/pixel", "write frame OR token OR pixel"),
     ('author:"Lovelace, Ada"', 'author:"Lovelace, Ada" matches no paper: papers write each author\'s given '
                                'name first. For this author write author:"Ada Lovelace"'),

@@ -817,8 +817,10 @@ def _slash_hints(tokens: list[_Token]) -> list[str]:
                                                       for side in sides):
             continue
         either = " OR ".join(sides)
+        field = tokens[at - 1].text if at and tokens[at - 1].kind == "FIELD" else ""  # title:LLM/VLM
+        written = f"{field}:({either})" if field else either if alone else f"({either})"
         hints.append(f"{word} is one term, found where a paper writes its words side by side (\"{word}\", "
-                     f"\"{' '.join(sides)}\"); for papers with either, write {either if alone else f'({either})'}")
+                     f"\"{' '.join(sides)}\"); for papers with either, write {written}")
     return hints
 
 

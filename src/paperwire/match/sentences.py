@@ -14,8 +14,7 @@ then white space, unless the word before the full stop is a common abbreviation
 ("e.g.", "i.e.", "et al.", "Fig.", "vs.").
 
 Which sentences are boilerplate (where the code or data are, links) is
-:mod:`paperwire.match.boilerplate`'s to say; ``boilerplate_spans`` and ``mask_boilerplate``
-are still read from here too.
+:mod:`paperwire.match.boilerplate`'s to say.
 """
 
 from __future__ import annotations
@@ -70,12 +69,3 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             found.append((start, end))
     return found
 
-
-def __getattr__(name: str) -> object:
-    """The boilerplate rules' names as they were read from here, from their module (imported
-    when first asked: it reads :func:`sentence_spans` from this one)."""
-    if name in ("boilerplate_spans", "mask_boilerplate"):
-        from paperwire.match import boilerplate
-
-        return getattr(boilerplate, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
