@@ -48,9 +48,11 @@ def hybrid_matcher(store: Store, papers):
 # after the threshold was chosen, by someone who had not seen it chosen (the bar for meaning
 # alone beside word matches came later, chosen on the tuning set): words 0.46 / 0.87 ->
 # 0.61 / 0.84, and one of its seven topics that no paper fits got a paper (a 3D scene-graph
-# paper for "robots learning from video"). Floors, so a change that loses ground is seen.
+# paper for "robots learning from video"). Since beside_best and acronyms spelled out for
+# meaning (2026-12-06): tuning 0.58 / 0.83, held out 0.64 / 0.86, fresh 0.63 / 0.86.
+# Floors a little under them, so a change that loses ground is seen.
 @pytest.mark.parametrize("name, recall_gain, precision, empty_misses", [
-    ("tuning", 0.05, 0.76, 0), ("held_out", 0.2, 0.78, 0), ("fresh", 0.1, 0.78, 1)])
+    ("tuning", 0.06, 0.80, 0), ("held_out", 0.25, 0.82, 0), ("fresh", 0.14, 0.82, 1)])
 def test_meaning_finds_more_of_what_readers_want_and_nothing_for_topics_without_papers(
         judged, name: str, recall_gain: float, precision: float, empty_misses: int) -> None:
     store, papers = judged
