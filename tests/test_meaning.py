@@ -370,8 +370,9 @@ def _reference(text: str, papers: list[Paper], vectors: meaning.Vectors,
         fused.append(meaning.Fused(match.paper_id, match.rank, strength + (similarity or 0.0), tuple(match.terms),
                                    similarity, ("words",) + why(match.rank - 1), like, like_similarity))
     by_words = {match.rank - 1 for match in words}
+    one_meaning = sum(alt.meaning is not None for alt in alts) == 1  # else sides are no measure of each other
     closest_by_words = max((found[number][0] for number in by_words if kinds.get(number) == {"meaning"}),
-                           default=-np.inf)
+                           default=-np.inf) if one_meaning else -np.inf
     bar = max(np.float32(calibration.beside_words), closest_by_words - calibration.beside_best)
     for number, (similarity, _) in found.items():
         if words and kinds[number] == {"meaning"} and similarity < bar:

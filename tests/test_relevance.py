@@ -113,6 +113,17 @@ def test_beside_a_close_word_match_a_paper_of_meaning_alone_must_come_near_it(
     assert weak.why == ("meaning",) and 0.32 <= weak.similarity < found[by_words].similarity - 0.2
 
 
+def test_one_side_of_or_sets_no_bar_for_another(judged) -> None:
+    """``beside_best`` measures a paper of meaning alone against the topic's word matches, which
+    are not told apart by side: the video paper (0.64) must not push CodeGen2 (0.36, found for
+    "code generation" by meaning alone) out of ``video diffusion physics OR code generation``."""
+    store, papers = judged
+    codegen2 = "t-f056d4318068149e"
+    (found,) = [match for match in semantic.match_topics([(0, "video diffusion physics OR code generation")],
+                                                         papers, HYBRID, store)[0] if match.paper_id == codegen2]
+    assert found.why == ("meaning",)
+
+
 # The issue's examples: papers that share no words with the topic, found by meaning.
 ISSUE_EXAMPLES = [
     ("long context", "t-98dfadac17060268"),  # Extending Context Window of Large Language Models ...

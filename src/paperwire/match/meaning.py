@@ -361,9 +361,12 @@ class Calibration:
 
 
 def fuse_all(words: Sequence[Sequence | None], found: FoundByMeaning, papers: Sequence, likes: list[str | None],
-             calibration: Calibration) -> list[FusedRanking | WordsAlone]:
+             calibration: Calibration, one_meaning: Sequence[bool]) -> list[FusedRanking | WordsAlone]:
     """Each topic's ranking from its word ranking (None: a ``meaning:`` topic) and its papers
-    found by meaning (``found``), in topic order.
+    found by meaning (``found``), in topic order. ``one_meaning``: per topic, whether one side
+    of it only is compared by meaning (``Calibration.beside_best`` holds for those: a topic's
+    word matches are not told apart by side, and one side's close paper is no measure of
+    another side's, as in ``speculative decoding OR KV cache compression``).
 
     A paper's fused score is the strength of its word evidence (``WordsAlone.strength``)
     plus its similarity when it was found by meaning too, so evidence of both kinds ranks
@@ -401,6 +404,7 @@ def fuse_all(words: Sequence[Sequence | None], found: FoundByMeaning, papers: Se
     closest_by_words = np.full(len(words), -np.inf)
     both = (also >= 0) & (kind[also] == _BY_MEANING)
     np.maximum.at(closest_by_words, word_topic[both], similarity[also[both]])
+    closest_by_words[~np.asarray(one_meaning, bool)] = -np.inf
     bar = np.maximum(np.float32(calibration.beside_words), closest_by_words[found_topic] - calibration.beside_best)
     only &= ~(has_words[found_topic] & (kind[:-1] == _BY_MEANING) & (similarity[:-1] < bar))
     like = np.array([*found.like, 0], dtype=np.int64)
@@ -588,7 +592,8 @@ def _match_topics(pairs: Sequence[tuple[Key, str | Query]], papers: Sequence, ac
             child.close()
     words = [rankings[topic] if query.mode != "meaning" else None  # "meaning:": no words
              for topic, query in enumerate(queries)]
-    fused = fuse_all(words, found, papers, parts.like_refs, calibration)
+    fused = fuse_all(words, found, papers, parts.like_refs, calibration,
+                     [sum(alt.meaning is not None for alt in plan) == 1 for plan in plans])
     topic_of = {text: topic for topic, text in enumerate(texts)}
     return {key: fused[topic_of[query_text(query)]] for key, query in pairs}
 
