@@ -138,7 +138,7 @@ def test_a_bad_embedder_setting_names_the_key_and_the_file(tmp_path):
 
 
 def test_a_topic_is_embedded_as_its_positive_words_without_exclusions_or_field_names():
-    assert semantic.topic_texts('efficient LLM inference -survey') == ["efficient LLM inference"]
+    assert semantic.topic_texts('efficient LLM inference -survey') == ["efficient LLM (large language model) inference"]
     # What matches by meaning: the bare words of each OR branch, not fields or quoted phrases.
     assert semantic.topic_texts('title:robot "embodied agents" robots NOT (game OR video)') == ["robots"]
     assert semantic.topic_texts("MoE OR sparse experts OR like:2403.12345") == ["sparse experts"]
