@@ -204,6 +204,9 @@ def test_match_lists_the_matched_words_as_the_paper_writes_them_as_emails_do(run
     general = run_cli("match", "words: generalisation").stdout  # British: the papers write it otherwise
     assert "matched: generalization (abstract)" in general and "matched: generalizing (abstract)" in general
     assert "matched: generalisation" not in general and "General" not in general  # no more "General-Purpose"
+    as_json = json.loads(run_cli("match", "--json", "words: generalisation").stdout)  # the same words: it said the topic's
+    assert ["generalization"] in [found["matched"] for found in as_json] and ["generalizing"] in [
+        found["matched"] for found in as_json]
 
 
 def test_a_paper_found_by_meaning_or_example_lists_the_words_its_topic_required(run_cli):

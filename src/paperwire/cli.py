@@ -1062,7 +1062,8 @@ def _echo_failures(failures: list[dict]) -> None:
 @click.option("--since", type=_DATE, help="Only papers listed on or after this date (YYYY-MM-DD) [default: all; "
               "papers older than the last month are compared by meaning only if `paperwire embed` did them].")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON list in rank order: id, title, score, matched, similarity (null: not computed), "
+              help="Print a JSON list in rank order: id, title, score, matched (the words as the paper writes "
+              "them, as the text shows them), similarity (null: not computed), "
               "why, like_similarity (to the liked paper; null: not found by example).")
 @click.pass_obj
 def match_command(app: App, query: str, limit: int, since: dt.datetime | None, as_json: bool) -> None:
@@ -1080,8 +1081,7 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
       paperwire match -- '-survey diffusion'    # a topic that starts with "-" comes after --
     """
     make_topic(None, query)  # a bad query is a clear error with a pointer to the position
-    from . import paperview, semantic, typos  # numpy and the model only for the commands that match
-    from .match.text import field_text
+    from . import semantic, typos  # numpy and the model only for the commands that match
 
     for warning in semantic.topic_warnings(app.store, [query], app.settings.acronyms):
         click.echo(f"warning: {logs.printable(warning)}", err=True)
@@ -1107,11 +1107,8 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
         paper = by_id[found.paper_id]
         title_spans = [span for hit in found.terms if hit.field == "title" for span in hit.spans]
         click.echo(f"{place:3d}. {_highlight(paper.title, title_spans)}")
-        fields_by_word: dict[str, tuple[str, list[str]]] = {}  # as the paper writes them, as emails list them
-        for hit in paperview.listed_hits(found.terms):
-            if word := paperview.written_word(hit, field_text(paper, hit.field)):
-                fields_by_word.setdefault(word.casefold(), (word, []))[1].append(hit.field)
-        reasons = ", ".join(f"{word} ({', '.join(dict.fromkeys(fields))})" for word, fields in fields_by_word.values())
+        reasons = ", ".join(f"{word} ({', '.join(dict.fromkeys(fields))})"
+                            for word, fields in _matched_as_written(found, paper).values())
         because = digest.reason(found, titles)
         click.echo(f"     score {found.score:.2f} · {paper.id}" + (f" · matched: {reasons}" if reasons else "")
                    + (f" · {because}" if because else ""))
@@ -1133,6 +1130,19 @@ def _unknown_word_notes(query: str, papers: list, settings: Settings) -> list[st
     return typos.notes(unknown, known, "no stored paper")
 
 
+def _matched_as_written(found, paper) -> dict[str, tuple[str, list[str]]]:
+    """The matched words as the paper writes them, as emails list them, each with the fields it
+    is in (keyed by its case-folded form): both outputs of ``match`` show these."""
+    from . import paperview
+    from .match.text import field_text
+
+    fields_by_word: dict[str, tuple[str, list[str]]] = {}
+    for hit in paperview.listed_hits(found.terms):
+        if word := paperview.written_word(hit, field_text(paper, hit.field)):
+            fields_by_word.setdefault(word.casefold(), (word, []))[1].append(hit.field)
+    return fields_by_word
+
+
 def _match_json(found, paper, computed: float | None) -> dict:
     """One result of ``match --json``. ``similarity`` is null only when it was not computed (a
     ``words:`` topic, no vectors, the embedder off): a paper found by its words has the
@@ -1143,7 +1153,7 @@ def _match_json(found, paper, computed: float | None) -> dict:
     similarity = computed if similarity is None else similarity
     like_similarity = getattr(found, "like_similarity", None)  # set only when an example found it
     return {"id": found.paper_id, "title": paper.title, "score": round(found.score, 4),
-            "matched": list(dict.fromkeys(hit.term for hit in found.terms)),
+            "matched": [word for word, _ in _matched_as_written(found, paper).values()],
             "similarity": None if similarity is None else round(similarity, 4),
             "why": list(getattr(found, "why", ("words",))),
             "like_similarity": None if like_similarity is None else round(like_similarity, 4)}
