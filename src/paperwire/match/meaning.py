@@ -80,14 +80,25 @@ def alternatives(query: Query, acronyms: AcronymTable) -> tuple[Alternative, ...
     return tuple(found)
 
 
+def _items(branch: Node) -> tuple[Node, ...]:
+    """What one side of OR holds: its items, or itself alone."""
+    return branch.children if isinstance(branch, And) else (branch,)
+
+
+def _meaning_word(item: Node, literal: bool) -> bool:
+    """Whether ``item`` is among a side's words compared by meaning: a bare word (with no field),
+    or in a ``meaning:`` topic (not ``literal``) a quoted phrase too."""
+    return isinstance(item, Term) and item.field is None and (not item.phrase or not literal)
+
+
 def _alternative(branch: Node, acronyms: AcronymTable, literal: bool) -> Alternative | None:
-    items = branch.children if isinstance(branch, And) else (branch,)
+    items = _items(branch)
     words: list[str] = []
     like: str | None = None
     required: list[Node] = []
     excluded: list[Node] = []
     for item in items:
-        if isinstance(item, Term) and item.field is None and (not item.phrase or not literal):
+        if _meaning_word(item, literal):
             words.append(item.text)
         elif _like_ref(item) is not None:
             if like is not None:  # two examples in one branch (the parser refuses them): nothing can say "like both"
@@ -138,10 +149,10 @@ def negated_sides(query: Query) -> list[tuple[Node, str]]:
         return []
     found = []
     for side in root.children if isinstance(root, Or) else (root,):
-        items = side.children if isinstance(side, And) else (side,)
+        items = _items(side)
         if any(_like_ref(item) is not None for item in items):
             continue  # compared with its example, not its words' meaning
-        word = _negation(item.text for item in items if isinstance(item, Term) and item.field is None and not item.phrase)
+        word = _negation(item.text for item in items if _meaning_word(item, literal=True))
         if word is not None:
             found.append((side, word))
     return found
