@@ -456,7 +456,7 @@ class _Parser:
         if depth == 0 and self.outer_exclusions:
             sides = _excluded_from_every_side(branches, self.outer_exclusions)
             self.spread = list(dict.fromkeys(added for side, widened in zip(branches, sides) if widened is not side
-                                             for added in widened.children[len(_items(side)):]))
+                                             for added in widened.children[len(side_items(side)):]))
             branches = sides
         return _flatten(Or, branches, start.position)
 
@@ -572,14 +572,14 @@ def _excluded_from_every_side(sides: list[Node], exclusions: list[Not]) -> list[
         if type(side) is Not:
             widened.append(side)
             continue
-        own = _items(side)
+        own = side_items(side)
         missing = tuple(exclusion for exclusion in distinct if exclusion not in own)
         widened.append(And(own + missing, side.position) if missing else side)
     return widened
 
 
-def _items(side: Node) -> tuple[Node, ...]:
-    """What a side of OR requires: its items, or itself alone."""
+def side_items(side: Node) -> tuple[Node, ...]:
+    """What a side of OR requires: its items, or itself alone (also how meaning reads a side)."""
     return side.children if type(side) is And else (side,)  # type: ignore[union-attr]
 
 

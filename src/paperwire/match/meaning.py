@@ -37,7 +37,7 @@ from paperwire.match.matcher import ConditionHits, ExtraAcronyms, Matched, Match
 from paperwire.match.sections import SharedSwitch
 from paperwire.match.results import TermHit
 from paperwire.normalize import referenced_id
-from paperwire.query import And, Everything, Node, Not, Or, Query, Term, as_query, by_text, query_text
+from paperwire.query import And, Everything, Node, Not, Or, Query, Term, as_query, by_text, query_text, side_items
 
 WHY_WORDS, WHY_MEANING, WHY_EXAMPLE = "words", "meaning", "example"
 # OR branches of one topic whose words match by meaning; further ones match by their words only.
@@ -80,11 +80,6 @@ def alternatives(query: Query, acronyms: AcronymTable) -> tuple[Alternative, ...
     return tuple(found)
 
 
-def _items(branch: Node) -> tuple[Node, ...]:
-    """What one side of OR holds: its items, or itself alone."""
-    return branch.children if isinstance(branch, And) else (branch,)
-
-
 def _meaning_word(item: Node, literal: bool) -> bool:
     """Whether ``item`` is among a side's words compared by meaning: a bare word (with no field),
     or in a ``meaning:`` topic (not ``literal``) a quoted phrase too."""
@@ -92,7 +87,7 @@ def _meaning_word(item: Node, literal: bool) -> bool:
 
 
 def _alternative(branch: Node, acronyms: AcronymTable, literal: bool) -> Alternative | None:
-    items = _items(branch)
+    items = side_items(branch)
     words: list[str] = []
     like: str | None = None
     required: list[Node] = []
@@ -149,7 +144,7 @@ def negated_sides(query: Query) -> list[tuple[Node, str]]:
         return []
     found = []
     for side in root.children if isinstance(root, Or) else (root,):
-        items = _items(side)
+        items = side_items(side)
         if any(_like_ref(item) is not None for item in items):
             continue  # compared with its example, not its words' meaning
         word = _negation(item.text for item in items if _meaning_word(item, literal=True))

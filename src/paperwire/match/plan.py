@@ -27,7 +27,7 @@ from paperwire.match.acronyms import ACRONYM_SYMBOL_PREFIX
 from paperwire.match.patterns import GAP, PatternMaker, TermShape
 from paperwire.match.results import Near, NearRef, TermRef
 from paperwire.match.sentences import window
-from paperwire.match.text import QUESTION_OPENERS, is_connective, question_words
+from paperwire.match.text import QUESTION_WORDS, is_connective, question_words
 from paperwire.query import FIELDS, And, Everything, Like, Node, Not, Or, Query, Term
 
 DEFAULT_FIELDS = ("title", "abstract")
@@ -464,7 +464,7 @@ def _plan_run(
     known = registry._run_words[use_acronyms]
     parts = [known.get(word) or _run_word(registry, word, use_acronyms) for word in texts]
     kinds = [part.kind for part in parts] if use_acronyms else []  # names are words: "An Yang", "A Smith"
-    if kinds and texts[0].casefold() in QUESTION_OPENERS:  # it may ask: "what is RAG?"
+    if kinds and texts[0].casefold() in QUESTION_WORDS:  # it may ask: "what is RAG?"
         kinds = [_CONNECTIVE if asks else kind for kind, asks in zip(kinds, question_words(texts), strict=True)]
     if _NUMBER_WORD in kinds[1:]:
         return _plan_numbered(texts, text, field, registry, positives, kinds)

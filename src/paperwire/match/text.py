@@ -107,7 +107,6 @@ def is_function_word(word: str) -> bool:
 # the "?" that would tell is gone ("can LLMs reason?" needs its "can", as any word).
 QUESTION_WORDS = frozenset("what which who whom whose why how when where".split())
 AUXILIARIES = frozenset("is am are was were do does did can could will would shall should may might must".split())
-QUESTION_OPENERS = QUESTION_WORDS  # a run that asks starts with one of these
 # Who asks, in a question: "how do we prune attention heads", "how can I merge LoRA adapters"
 # (a paper never says "we" where the reader does).
 _ASKERS = frozenset("i we you one".split())
@@ -116,10 +115,9 @@ _ASKERS = frozenset("i we you one".split())
 def question_words(words: Sequence[str]) -> list[bool]:
     """For each of a run's words, whether it only asks the question the run is: all False
     unless the run asks (it starts with a question word and an auxiliary, ``why do LLMs
-    hallucinate``). Then its
-    question words, auxiliaries and askers ("we", "I", "you") only ask, and so does "work" closing ``how ... work`` (a
-    paper on speculative decoding need not say how it works). Words in capitals may be
-    acronyms ("CAN", "DO"): they never only ask."""
+    hallucinate``). Then its question words, auxiliaries and askers ("we", "I", "you") only
+    ask, and so does "work" closing ``how ... work`` (a paper on speculative decoding need not
+    say how it works). Words in capitals may be acronyms ("CAN", "DO"): they never only ask."""
     bare = ["" if len(word) > 1 and word.isupper() else word.casefold() for word in words]
     asks = len(bare) > 1 and bare[0] in QUESTION_WORDS and bare[1] in AUXILIARIES
     if not asks:
