@@ -1120,14 +1120,10 @@ def _unknown_word_notes(query: str, papers: list, settings: Settings) -> list[st
     """Notes on the topic's words that no paper's title or abstract has (``typos``):
     ``retreival augmented generation`` found nothing, and nothing said why."""
     from . import typos
-    from .match.acronyms import acronym_table
     from .match.text import Stems
-    from .query import parse_query
 
     stems = Stems()
-    known = typos.vocabulary((text for paper in papers for text in (paper.title, paper.abstract or "")), stems)
-    unknown = typos.unknown_words(parse_query(query), known, acronym_table(settings.acronyms), stems)
-    return typos.notes(unknown, known, "no stored paper")
+    return typos.topic_notes(query, typos.vocabulary_of(papers, stems), stems, settings.acronyms, "no stored paper")
 
 
 def _matched_as_written(found, paper) -> dict[str, tuple[str, list[str]]]:

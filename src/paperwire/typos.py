@@ -15,9 +15,11 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .match.acronyms import AcronymTable
+from .match.acronyms import AcronymTable, acronym_table
+from .match.matcher import ExtraAcronyms
 from .match.text import FUNCTION_WORDS, TOKEN_PATTERN, Stems, fold
-from .query import Query, positive_term_nodes
+from .models import Paper
+from .query import Query, parse_query, positive_term_nodes
 
 # How close a spelling must be to be suggested (difflib's ratio): "retreival" and "retrieval"
 # are 0.89, "pruing" and "pruning" 0.92; "indices" and "indicate" (another word) are 0.8.
@@ -47,6 +49,17 @@ def vocabulary(texts: Iterable[str], stems: Stems) -> Vocabulary:
         written.update(word.replace("-", "") for word in _HYPHENATED.findall(text))
     spellings = frozenset(fold(token) for token in written)
     return Vocabulary(spellings, frozenset(stems.of(spelling) for spelling in spellings))
+
+
+def vocabulary_of(papers: Iterable[Paper], stems: Stems) -> Vocabulary:
+    """``vocabulary`` of the papers' titles and abstracts."""
+    return vocabulary((text for paper in papers for text in (paper.title, paper.abstract or "")), stems)
+
+
+def topic_notes(query: str, known: Vocabulary, stems: Stems, acronyms: ExtraAcronyms | None, where: str) -> list[str]:
+    """``notes`` on the words of the topic ``query`` (parsed already fine) that ``known`` lacks,
+    with the built-in acronyms and ``acronyms``: what ``match`` and the web preview say."""
+    return notes(unknown_words(parse_query(query), known, acronym_table(acronyms), stems), known, where)
 
 
 def words_found_nothing(ranking: Iterable) -> bool:

@@ -21,10 +21,9 @@ from .. import digest, feeds, pipeline, semantic, typos, urls
 from ..feeds import FeedItem
 from ..config import Settings
 from ..explain import ClosestSentences
-from ..match.acronyms import acronym_table
 from ..match.text import Stems
 from ..models import Digest, Offered, Paper, StoredPaper, Subscriber
-from ..query import parse_query, reading_hints
+from ..query import reading_hints
 from ..store import Store
 from .tokens import reader_key
 
@@ -126,10 +125,8 @@ class DataCache:
         hints = reading_hints(query)
         if papers and typos.words_found_nothing(ranking):
             stems = Stems()  # one a call: a public page's words must not pile up in a memo
-            known = self._cached("vocabulary", lambda: typos.vocabulary(
-                (text for paper in papers for text in (paper.title, paper.abstract)), stems))
-            unknown = typos.unknown_words(parse_query(query), known, acronym_table(self.settings.acronyms), stems)
-            hints += typos.notes(unknown, known, "no paper of the latest listing")
+            known = self._cached("vocabulary", lambda: typos.vocabulary_of(papers, stems))
+            hints += typos.topic_notes(query, known, stems, self.settings.acronyms, "no paper of the latest listing")
         return Preview(query, latest.date, len(ranking), top, tuple(hints))
 
     def paper(self, paper_id: str) -> PaperPage | None:
