@@ -316,7 +316,7 @@ def plan_query(query: Query, registry: TermRegistry) -> Plan:
     if type(query.root) is Everything:
         return EVERYTHING
     positives: list[Positive] = []
-    root = _plan(query.root, registry, positives)
+    root = _plan(query.root, registry, positives, query.text if "?" in query.text else "")
     if len(positives) < 2:
         return _new(Plan, (root, tuple(positives)))
     distinct = tuple(dict.fromkeys(positives))
@@ -362,7 +362,8 @@ def near_of(words: AllOf, registry: TermRegistry, field: str | None) -> Near:
 # ``positives`` (None under an exclusion): the Plan's ``positives``.
 
 
-def _plan(node: Node, registry: TermRegistry, positives: list[Positive] | None) -> PlanNode:
+def _plan(node: Node, registry: TermRegistry, positives: list[Positive] | None, asking: str = "") -> PlanNode:
+    """``asking``: the query's text when it has a "?" (see :func:`_asked`), else ""."""
     kind = type(node)  # the parser builds exactly these types
     if kind is Term:
         ref = registry.ref(node.text, node.field)  # type: ignore[union-attr]
@@ -370,9 +371,9 @@ def _plan(node: Node, registry: TermRegistry, positives: list[Positive] | None) 
             positives.append(ref)
         return ref
     if kind is And:
-        return _plan_and(node.children, registry, positives)  # type: ignore[union-attr]
+        return _plan_and(node.children, registry, positives, asking)  # type: ignore[union-attr]
     if kind is Or:
-        return _new(AnyOf, (tuple([_plan(child, registry, positives) for child in node.children]),))  # type: ignore[union-attr]
+        return _new(AnyOf, (tuple([_plan(child, registry, positives, asking) for child in node.children]),))  # type: ignore[union-attr]
     if isinstance(node, Like):  # by example: for the meaning engine; words match nothing for it
         return NOTHING
     if isinstance(node, Not):  # only reachable for a lone exclusion, which the parser rejects
@@ -380,12 +381,14 @@ def _plan(node: Node, registry: TermRegistry, positives: list[Positive] | None) 
     raise TypeError(f"cannot plan {node!r}")
 
 
-def _plan_and(children: tuple[Node, ...], registry: TermRegistry, positives: list[Positive] | None) -> PlanNode:
+def _plan_and(children: tuple[Node, ...], registry: TermRegistry, positives: list[Positive] | None,
+              asking: str = "") -> PlanNode:
     """ANDed items: required and excluded parts; 2+ adjacent bare words in one field make one part."""
     required: list[PlanNode] = []
     excluded: list[PlanNode] = []
     run: list[str] = []  # the texts of adjacent bare words
     run_field: str | None = None
+    last: Term | None = None  # the run's last word
     for item in children:
         kind = type(item)
         excluding = kind is Not and type(item.child) is Term  # type: ignore[union-attr]
@@ -394,13 +397,13 @@ def _plan_and(children: tuple[Node, ...], registry: TermRegistry, positives: lis
             field, text = term.field, term.text
             if not excluding and not term.phrase:
                 if run and field != run_field:
-                    required.append(_plan_words(run, run_field, registry, positives))
+                    required.append(_plan_words(run, run_field, registry, positives, _asked(asking, last)))
                     run = []
                 run.append(text)
-                run_field = field
+                run_field, last = field, term
                 continue
             if run:
-                required.append(_plan_words(run, run_field, registry, positives))
+                required.append(_plan_words(run, run_field, registry, positives, _asked(asking, last)))
                 run = []
             ref = registry.ref(text, field)
             if excluding:
@@ -411,14 +414,14 @@ def _plan_and(children: tuple[Node, ...], registry: TermRegistry, positives: lis
                     positives.append(ref)
             continue
         if run:
-            required.append(_plan_words(run, run_field, registry, positives))
+            required.append(_plan_words(run, run_field, registry, positives, _asked(asking, last)))
             run = []
         if kind is Not:
             excluded.append(_plan(item.child, registry, None))  # type: ignore[union-attr]
         else:
-            required.append(_plan(item, registry, positives))
+            required.append(_plan(item, registry, positives, asking))
     if run:
-        required.append(_plan_words(run, run_field, registry, positives))
+        required.append(_plan_words(run, run_field, registry, positives, _asked(asking, last)))
     if len(required) == 1 and not excluded:
         return required[0]
     terms = [part.term for part in required if type(part) is TermRef]  # type: ignore[union-attr]
@@ -428,12 +431,24 @@ def _plan_and(children: tuple[Node, ...], registry: TermRegistry, positives: lis
     return all_of(tuple(required), tuple(excluded))
 
 
+_QUESTION_MARK = re.compile(r"[\s.,;:!]*\?")  # after a word: "reason?", "reason ?", "reason!?"
+
+
+def _asked(asking: str, last: Term | None) -> bool:
+    """Whether a "?" follows the run's last word in the query's text (``asking``; "" when it
+    has none): the parser drops it as it drops a ".", and it tells ``can LLMs reason?``
+    from ``can bus intrusion detection`` (text.question_words)."""
+    return bool(asking) and last is not None and _QUESTION_MARK.match(asking, last.position + len(last.text)) is not None
+
+
 def _plan_words(
-    texts: list[str], field: str | None, registry: TermRegistry, positives: list[Positive] | None
+    texts: list[str], field: str | None, registry: TermRegistry, positives: list[Positive] | None,
+    question_mark: bool = False,
 ) -> PlanNode:
     """One bare word is its term; a run is (the words near each other) OR (the words as one phrase).
 
-    A run's part of the plan depends only on its words and field, so it is remembered.
+    A run's part of the plan depends only on its words, its field and whether a "?" closes it,
+    so it is remembered.
     """
     if len(texts) == 1:
         ref = registry.ref(texts[0], field)
@@ -444,17 +459,19 @@ def _plan_words(
     runs = registry._runs.get(field)
     if runs is None:
         runs = registry._runs[field] = {}
-    planned = runs.get(text)
+    key = text + " ?" if question_mark else text
+    planned = runs.get(key)
     if planned is None:
         found: list[Positive] = []
-        planned = runs[text] = (_plan_run(texts, text, field, registry, found), tuple(found))
+        planned = runs[key] = (_plan_run(texts, text, field, registry, found, question_mark), tuple(found))
     if positives is not None:
         positives.extend(planned[1])
     return planned[0]
 
 
 def _plan_run(
-    texts: list[str], text: str, field: str | None, registry: TermRegistry, positives: list[Positive]
+    texts: list[str], text: str, field: str | None, registry: TermRegistry, positives: list[Positive],
+    question_mark: bool = False,
 ) -> PlanNode:
     """(the words near each other, an expansion as one part) OR (the words as one phrase).
 
@@ -464,8 +481,9 @@ def _plan_run(
     known = registry._run_words[use_acronyms]
     parts = [known.get(word) or _run_word(registry, word, use_acronyms) for word in texts]
     kinds = [part.kind for part in parts] if use_acronyms else []  # names are words: "An Yang", "A Smith"
-    if kinds and texts[0].casefold() in QUESTION_WORDS:  # it may ask: "what is RAG?"
-        kinds = [_CONNECTIVE if asks else kind for kind, asks in zip(kinds, question_words(texts), strict=True)]
+    if kinds and (question_mark or texts[0].casefold() in QUESTION_WORDS):  # it may ask: "what is RAG?"
+        asking = question_words(texts, question_mark)
+        kinds = [_CONNECTIVE if asks else kind for kind, asks in zip(kinds, asking, strict=True)]
     if _NUMBER_WORD in kinds[1:]:
         return _plan_numbered(texts, text, field, registry, positives, kinds)
     if _CONNECTIVE in kinds:

@@ -102,9 +102,9 @@ def is_function_word(word: str) -> bool:
 # What only asks, in a topic phrased as a question (``what is RAG``, ``how do LLMs do math``;
 # the parser drops a trailing "?" as it drops a trailing "."): question words and auxiliaries,
 # which a run that asks reads as it reads its CONNECTIVES (``question_words``). Elsewhere they
-# are words ("when to retrieve", "free will"). A run that opens with an auxiliary alone is not
-# taken for a question: "can bus intrusion detection" and "do calculus" are no questions, and
-# the "?" that would tell is gone ("can LLMs reason?" needs its "can", as any word).
+# are words ("when to retrieve", "free will"). A run that opens with an auxiliary alone asks
+# only when a "?" closes it (``can LLMs reason?``): "can bus intrusion detection" and "do
+# calculus" are no questions.
 QUESTION_WORDS = frozenset("what which who whom whose why how when where".split())
 AUXILIARIES = frozenset("is am are was were do does did can could will would shall should may might must".split())
 # Who asks, in a question: "how do we prune attention heads", "how can I merge LoRA adapters"
@@ -112,14 +112,16 @@ AUXILIARIES = frozenset("is am are was were do does did can could will would sha
 _ASKERS = frozenset("i we you one".split())
 
 
-def question_words(words: Sequence[str]) -> list[bool]:
+def question_words(words: Sequence[str], question_mark: bool = False) -> list[bool]:
     """For each of a run's words, whether it only asks the question the run is: all False
     unless the run asks (it starts with a question word and an auxiliary, ``why do LLMs
-    hallucinate``). Then its question words, auxiliaries and askers ("we", "I", "you") only
-    ask, and so does "work" closing ``how ... work`` (a paper on speculative decoding need not
-    say how it works). Words in capitals may be acronyms ("CAN", "DO"): they never only ask."""
+    hallucinate``, or with an auxiliary and a "?" closes it: ``question_mark``). Then its
+    question words, auxiliaries and askers ("we", "I", "you") only ask, and so does "work"
+    closing ``how ... work`` (a paper on speculative decoding need not say how it works).
+    Words in capitals may be acronyms ("CAN", "DO"): they never only ask."""
     bare = ["" if len(word) > 1 and word.isupper() else word.casefold() for word in words]
-    asks = len(bare) > 1 and bare[0] in QUESTION_WORDS and bare[1] in AUXILIARIES
+    asks = len(bare) > 1 and (bare[0] in QUESTION_WORDS and bare[1] in AUXILIARIES
+                              or question_mark and bare[0] in AUXILIARIES)
     if not asks:
         return [False] * len(words)
     scaffolding = [word in QUESTION_WORDS or word in AUXILIARIES or word in _ASKERS for word in bare]
