@@ -806,6 +806,26 @@ def test_a_topic_phrased_as_a_question_needs_only_the_words_it_asks_about() -> N
            "speculative decoding work": set()})  # "work" only asks after "how"
 
 
+def test_words_that_only_ask_for_papers_need_not_be_in_them() -> None:
+    """A tester's topics typed as requests found nothing by words, or a few papers where the
+    topic alone found many: ``papers about model merging``, ``recent work on scaling laws``,
+    ``scaling laws research``, ``latest diffusion models``, ``benchmarks for multimodal LLMs
+    please``. A run's leading stretch that asks (ending in "on", "about", ...) and its trailing
+    "papers", "please" or "research" are read as connectives; elsewhere they are words."""
+    finds({1: "We merge models with task arithmetic.", 2: "Scaling laws for data.", 3: "Diffusion models for audio.",
+           4: "Work stealing schedulers for GPUs.", 5: "Paper recommendation with citations.",
+           6: "Operations research meets deep learning.", 7: "New physics from old data.",
+           8: "Benchmarks for multimodal LLMs."},
+          {"papers about model merging": {1}, "anything on merging models": {1}, "recent work on scaling laws": {2},
+           "scaling laws research": {2}, "latest diffusion models": {3}, "interests: scaling laws": {2},
+           "keep me posted on anything about diffusion models": {3}, "I am interested in diffusion models": {3},
+           "what are the latest papers on scaling laws?": {2}, "benchmarks for multimodal LLMs please": {8},
+           "diffusion papers": {3},
+           # words, not requests: no word that leads to the topic, a field's name, a lone word
+           "work stealing schedulers": {4}, "paper recommendation": {5}, "operations research": {6},
+           "new physics": {7}, "papers": {5}, "recent papers": {5}})  # at least one word is left to find
+
+
 def test_latex_dollars_are_not_punctuation() -> None:
     """"$k$-NN" and "$k$-means" are what a reader types as ``k-NN`` and ``k-means``."""
     finds({1: "A $k$-NN baseline.", 2: "We run $k$-means on the features.", 3: "A k nearest baseline, NN."},

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .embeddings import dictionary_words
 from .match.acronyms import AcronymTable, acronym_table
 from .match.matcher import ExtraAcronyms
-from .match.text import FUNCTION_WORDS, TOKEN_PATTERN, Stems, fold
+from .match.text import FUNCTION_WORDS, REQUEST_WORDS, TOKEN_PATTERN, Stems, fold
 from .models import Paper
 from .query import Query, parse_query, positive_term_nodes
 
@@ -72,10 +72,12 @@ def words_found_nothing(ranking: Iterable) -> bool:
 def unknown_words(query: Query, known: Vocabulary, acronyms: AcronymTable, stems: Stems) -> list[str]:
     """The words of ``query``'s positive terms of a title or abstract that no paper has, as the
     reader wrote them, each once; acronyms (exact on purpose), numbers (a bare arXiv id has a
-    reading hint of its own), small words and words of two letters or fewer are never flagged."""
+    reading hint of its own), small words, words that ask for papers ("anything", "please":
+    text.REQUEST_WORDS) and words of two letters or fewer are never flagged."""
     words = [token for term in positive_term_nodes(query) if term.field in (None, "title", "abstract")
              for token in TOKEN_PATTERN.findall(term.text)
-             if len(token) > 2 and token.casefold() not in FUNCTION_WORDS and not acronyms.in_query(token)
+             if len(token) > 2 and token.casefold() not in FUNCTION_WORDS and token.casefold() not in REQUEST_WORDS
+             and not acronyms.in_query(token)
              and not _NUMBER.fullmatch(token)]
     return [word for word in dict.fromkeys(words) if stems.of(fold(word)) not in known.stems]
 

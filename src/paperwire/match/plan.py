@@ -27,7 +27,7 @@ from paperwire.match.acronyms import ACRONYM_SYMBOL_PREFIX
 from paperwire.match.patterns import GAP, PatternMaker, TermShape
 from paperwire.match.results import Near, NearRef, TermRef
 from paperwire.match.sentences import window
-from paperwire.match.text import QUESTION_WORDS, is_connective, question_words
+from paperwire.match.text import QUESTION_WORDS, is_connective, question_words, request_words
 from paperwire.query import FIELDS, And, Everything, Like, Node, Not, Or, Query, Term
 
 DEFAULT_FIELDS = ("title", "abstract")
@@ -484,6 +484,8 @@ def _plan_run(
     if kinds and (question_mark or texts[0].casefold() in QUESTION_WORDS):  # it may ask: "what is RAG?"
         asking = question_words(texts, question_mark)
         kinds = [_CONNECTIVE if asks else kind for kind, asks in zip(kinds, asking, strict=True)]
+    if kinds and (requesting := request_words(texts)):  # it may ask for papers: "papers about model merging"
+        kinds = [_CONNECTIVE if asks else kind for kind, asks in zip(kinds, requesting, strict=True)]
     if _NUMBER_WORD in kinds[1:]:
         return _plan_numbered(texts, text, field, registry, positives, kinds)
     if _CONNECTIVE in kinds:

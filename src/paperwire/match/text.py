@@ -130,6 +130,51 @@ def question_words(words: Sequence[str], question_mark: bool = False) -> list[bo
     return scaffolding
 
 
+# What only asks for papers, in a topic typed as a request: "papers about model merging",
+# "recent work on scaling laws", "keep me posted on anything about small language models",
+# "latest diffusion models", "interests: quantization", "scaling laws research", "... please".
+# Read as CONNECTIVES (``request_words``), these words need not be in a paper, or every word
+# match was lost to one of them. Only at a run's edges, and only as a request is phrased:
+# a leading stretch of them ends in a word that leads to the topic ("on", "about"; or one of
+# REQUEST_LABELS); "work stealing", "paper recommendation" and "new physics" stay words.
+REQUEST_WORDS = frozenset(
+    """papers paper articles article publications preprints research work studies results
+    advances progress developments trends news updates anything something everything stuff
+    recent latest newest new current novel methods approaches techniques ways ideas
+    send show give find keep posted updated tell want need looking interested following
+    follow track read reading hear please me my like love would interests keywords""".split()
+)
+_LEADS_TO_TOPIC = frozenset("on about in into for of to regarding concerning around re".split())
+REQUEST_LABELS = frozenset("recent latest newest interests keywords".split())  # end a request: "latest diffusion models"
+# Words that ask for papers after the topic, with the fewest words it must keep: "operations
+# research" is a field, "scaling laws research" a request.
+_TRAILING_REQUESTS = {"papers": 1, "articles": 1, "publications": 1, "preprints": 1, "please": 1, "research": 2}
+_MAY_REQUEST = REQUEST_WORDS | _ASKERS | AUXILIARIES | QUESTION_WORDS | {"any", "am", "the", "a", "an", "some", "all"}
+
+
+def request_words(words: Sequence[str]) -> list[bool] | None:
+    """For each of a run's words, whether it only asks for papers (see REQUEST_WORDS); None
+    when none does. At least one word is left to find. Words in capitals never only ask."""
+    first, last = words[0].casefold(), words[-1].casefold()
+    if first not in _MAY_REQUEST and first not in _LEADS_TO_TOPIC and last not in _TRAILING_REQUESTS:
+        return None  # most runs, at once
+    bare = ["" if len(word) > 1 and word.isupper() else word.casefold() for word in words]
+    lead = 0  # the leading stretch that asks ends before this word
+    for at, word in enumerate(bare[:-1]):
+        if word not in _MAY_REQUEST and word not in _LEADS_TO_TOPIC:
+            break
+        if word in _LEADS_TO_TOPIC or word in REQUEST_LABELS:
+            lead = at + 1
+    if lead and not any(word in REQUEST_WORDS for word in bare[:lead]):
+        lead = 0  # only connecting words ("of the"): nothing asks
+    trail = len(bare)
+    while trail - lead > _TRAILING_REQUESTS.get(bare[trail - 1], len(bare)):
+        trail -= 1
+    if not lead and trail == len(bare):
+        return None
+    return [not lead <= at < trail for at in range(len(bare))]
+
+
 # Particles that begin compounds some writers space: "down sampling", "up sampling", "over
 # fitting", "under fitting", "out performs", "off line". As the first word they may glue.
 COMPOUND_PARTICLES = frozenset({"up", "down", "over", "under", "out", "off"})
