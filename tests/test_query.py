@@ -520,6 +520,15 @@ def test_a_list_reads_the_same_with_or_without_spaces(words: list[str], separato
     ("diffusion not video", "for papers without video, write -video or NOT video"),
     ('diffusion not "video generation"', 'write -"video generation" or NOT "video generation"'),
     ("MoE or mixture of experts", 'MoE or mixture: a lower-case "or" is a word'),
+    # a tester's ways of leaving papers out, each of which found what it meant to leave out
+    ("LLM papers but not about agents", "for papers without agents, write -agents or NOT agents"),
+    ("scaling laws not for language models", 'write -"language models" or NOT "language models"'),
+    ("diffusion, no video", "no video: a lower-case \"no\" is a word; for papers without video, write -video"),
+    ("MoE (no surveys)", "write -surveys"), ("mixture of experts but no surveys", "write -surveys"),
+    ("mixture of experts, excluding surveys", "write -surveys"), ("RAG except benchmarks", "write -benchmarks"),
+    ("mixture of experts - survey", '"- survey": a dash followed by a space is punctuation, so this finds papers '
+                                    "with survey; for papers without it, write -survey"),
+    ("diffusion \u2013 video", "write -video"),
     ("author:Xu; Han", 'author:Xu; Han limits only "Xu" to authors'),
     ("author:Lovelace,Ada", 'author:Lovelace,Ada limits only "Lovelace" to authors'),
     ("LLM/VLM", "LLM/VLM is one term"), ("RAG/retrieval", "for papers with either, write RAG OR retrieval"),
@@ -548,6 +557,14 @@ def test_a_slash_between_words_is_one_term(topic: str) -> None:
 
 @pytest.mark.parametrize("topic", ['author:"Ada Lovelace"', 'title:"Lovelace, Ada"', 'author:"a, b, c"'])
 def test_no_name_order_hint_for_a_name_as_papers_write_it_or_outside_authors(topic: str) -> None:
+    assert reading_hints(topic) == []
+
+
+@pytest.mark.parametrize("topic", ["no regret learning", "not safe", "diffusion no video", "vision without language",
+                                   "self-supervised - ", "LLMs not, RAG", "RAG NOT video", "state-of-the-art models"])
+def test_no_leaving_out_hint_where_nothing_is_left_out(topic: str) -> None:
+    """"no" opens a topic ("no regret learning") or sits inside one; nothing comes before "not safe";
+    "without" is how a topic says what a method does without ("pruning without retraining")."""
     assert reading_hints(topic) == []
 
 

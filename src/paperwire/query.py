@@ -691,7 +691,7 @@ def reading_hints(text: str) -> list[str]:
     except QueryError:
         return []
     by_words_only = mode is not None and mode.group(1).lower() == "words"  # which refuses like:
-    return (_author_name_hints(tokens) + _operator_word_hints(tokens) + _slash_hints(tokens)
+    return (_author_name_hints(tokens) + _operator_word_hints(tokens) + _negation_hints(text, tokens) + _slash_hints(tokens)
             + ([] if by_words_only else _paper_id_hints(tokens)))
 
 
@@ -776,22 +776,72 @@ def _surname_first_hint(phrase: str) -> list[str]:
 
 
 def _operator_word_hints(tokens: list[_Token]) -> list[str]:
-    """``MoE or mixture of experts``, ``diffusion not video``: the operators are OR and NOT in
-    capitals (a lower-case "not" is a word: "not safe"), which a reader may not know."""
+    """``MoE or mixture of experts``: the operator is OR in capitals, which a reader may not know."""
     hints = []
     for before, word, after in zip(tokens, tokens[1:], tokens[2:], strict=False):
-        if word.kind != "WORD" or word.text.casefold() not in ("or", "not") or word.text.isupper():
+        if word.kind != "WORD" or word.text.casefold() != "or" or word.text.isupper():
             continue
         if before.kind not in ("WORD", "PHRASE") or after.kind not in ("WORD", "PHRASE"):
             continue  # next to a group, what to write instead is the reader's to say
         first, last = (f'"{t.text}"' if t.kind == "PHRASE" else t.text for t in (before, after))
-        if word.text.casefold() == "or":
-            hints.append(f"{first} {word.text} {last}: a lower-case \"or\" is a word, so this finds papers "
-                         f"with both near each other; for either, write OR in capitals")
-        else:
-            hints.append(f"{first} {word.text} {last}: a lower-case \"not\" is a word; for papers without "
-                         f"{last}, write -{last} or NOT {last}")
+        hints.append(f"{first} {word.text} {last}: a lower-case \"or\" is a word, so this finds papers "
+                     f"with both near each other; for either, write OR in capitals")
     return hints
+
+
+# Words readers write to leave papers out (``diffusion not video``, ``MoE, excluding surveys``):
+# in a topic they are words ("not safe"); the operators are -x and NOT. "no" leaves out only
+# where it opens a side or follows "but" (``diffusion, no video``; "no regret learning" is a topic).
+_LEAVING_OUT = frozenset(("not", "except", "excluding"))
+_SMALL_WORDS = frozenset("a an the any about for of on in with from to by".split())  # "not about agents"
+
+
+def _negation_hints(text: str, tokens: list[_Token]) -> list[str]:
+    """``diffusion not video``, ``LLMs but not about agents``, ``diffusion, no video``, ``RAG
+    except benchmarks``, ``mixture of experts - survey``: each finds papers that say the words
+    the reader meant to leave out. The hint names what follows as the reader wrote it (small
+    words skipped, the rest of the run as one phrase) and how to leave it out."""
+    hints = []
+    for at, word in enumerate(tokens):
+        if word.kind != "WORD" or word.text.isupper():
+            continue
+        said = _trim_word(word.text).casefold()
+        if not at or said != word.text.casefold():
+            continue  # nothing before to leave out from ("not safe"); "not," ends a run
+        before = tokens[at - 1]
+        opens = before.kind in ("OR", "LPAREN") or before.kind == "WORD" and before.text.casefold() == "but"
+        if said not in _LEAVING_OUT and not (said == "no" and opens):
+            continue
+        left_out = _words_after(tokens, at + 1)
+        if left_out:
+            meant = left_out[next(i for i, w in enumerate(left_out) if w.casefold() not in _SMALL_WORDS):]
+            target = meant[0] if len(meant) == 1 else f'"{" ".join(meant)}"'
+            hints.append(f"{word.text} {' '.join(left_out)}: a lower-case \"{word.text}\" is a word; for papers "
+                         f"without {target}, write -{target} or NOT {target}")
+    for dash in _SPACED_DASH.finditer(text):
+        hints.append(f"\"{dash.group(0).strip()}\": a dash followed by a space is punctuation, so this finds papers "
+                     f"with {dash.group(1)}; for papers without it, write -{dash.group(1)}")
+    return hints
+
+
+_SPACED_DASH = re.compile(r"(?<!\S)[-\u2013\u2014]\s+([^\W_][\w-]*)")  # "experts - survey", "diffusion – video"
+
+
+def _words_after(tokens: list[_Token], start: int) -> list[str]:
+    """The run after a negation, as written: a phrase, or the words up to the next operator
+    or punctuation (``about agents``, ``for language models``); [] when no word follows."""
+    first = tokens[start]
+    if first.kind == "PHRASE":
+        return [f'"{first.text}"']
+    words: list[str] = []
+    for token in tokens[start:]:
+        if token.kind != "WORD" or token.text.isupper() and token.text in _KEYWORDS:
+            break
+        trimmed = _trim_word(token.text)
+        words.append(trimmed)
+        if trimmed != token.text:  # "not video, RAG": the comma ends what is left out
+            break
+    return words if any(word.casefold() not in _SMALL_WORDS for word in words) else []
 
 
 # Slashed pairs no reader means as either word alone: no hint for them.
