@@ -209,6 +209,22 @@ def test_match_lists_the_matched_words_as_the_paper_writes_them_as_emails_do(run
         found["matched"] for found in as_json]
 
 
+def test_matched_words_keep_the_papers_capitals_but_not_its_title_case():
+    """A tester's ``lora`` listed "matched: lora" for "LoRA Soups", ``rag!!`` "rag" and
+    ``SPECULATIVE DECODING`` itself: a reader looks for "LoRA" in the paper. A title's
+    capitals on a lower-case topic's words ("Scaling Laws") stay the topic's."""
+    from types import SimpleNamespace
+
+    from paperwire.paperview import written_word
+
+    def shown(term: str, text: str) -> str:
+        return written_word(SimpleNamespace(term=term, spans=[(0, len(term))]), text)
+
+    assert shown("lora", "LoRA Soups") == "LoRA" and shown("rag", "RAG for law") == "RAG"
+    assert shown("SPECULATIVE DECODING", "Speculative Decoding") == "Speculative Decoding"
+    assert shown("scaling laws", "Scaling Laws for LLMs") == "scaling laws" and shown("moe", "Moe") == "moe"
+
+
 def test_a_paper_found_by_meaning_or_example_lists_the_words_its_topic_required(run_cli):
     """A literal condition beside an example or a meaning is checked by words, so it is listed
     as matched and highlighted (issue 14: every match says why); an exclusion is not."""

@@ -151,16 +151,19 @@ def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup]:
 
 
 def written_word(hit: Hit, text: str) -> str:
-    """The topic's term where the paper writes it so (in any case), else the paper's own form at
-    the hit's first place ("Evaluation" for a topic's "evaluating", "retrieval-augmented
-    generation" for its "RAG"): what the reader will find in the paper. ``text``: the hit's
-    field, which its spans index into. "" for a hit that is not a word."""
+    """The paper's own form at the hit's first place ("Evaluation" for a topic's "evaluating",
+    "retrieval-augmented generation" for its "RAG", "LoRA" for its "lora"): what the reader
+    will find in the paper. The topic's term where the paper only capitalises it ("scaling
+    laws" in a title's "Scaling Laws"). ``text``: the hit's field, which its spans index
+    into. "" for a hit that is not a word."""
     term = clean_line(hit.term)
     if not term:
         return ""
     start, end = hit.spans[0] if hit.spans else (0, 0)
     written = clean_line(text[start:end]) if 0 <= start < end <= len(text) else ""
-    return written if written and written.casefold() != term.casefold() else term
+    if not written or term.islower() and written in (term.capitalize(), term.title()):
+        return term
+    return written
 
 
 def listed_hits(hits: Iterable[Hit]) -> list[Hit]:
