@@ -826,6 +826,17 @@ def test_words_that_only_ask_for_papers_need_not_be_in_them() -> None:
            "new physics": {7}, "papers": {5}, "recent papers": {5}})  # at least one word is left to find
 
 
+def test_a_comparative_is_its_adjective() -> None:
+    """A tester's ``longer context`` found 3 papers where ``long context`` found 8, and ``smaller
+    models`` missed the papers on small models: Snowball leaves "longer" apart from "long"."""
+    finds({1: "Long context for agents.", 2: "Longer context windows.", 3: "Small models can reason.",
+           4: "The smallest models win.", 5: "Faster inference with drafts.", 6: "A later layer helps.",
+           7: "Bigger and wider networks."},
+          {"longer context": {1, 2}, "long context": {1, 2}, "smaller models": {3, 4}, "fast inference": {5},
+           "late layer": set(),  # "later" is not a comparative of papers
+           "big networks": {7}, "wide networks": {7}})
+
+
 def test_latex_dollars_are_not_punctuation() -> None:
     """"$k$-NN" and "$k$-means" are what a reader types as ``k-NN`` and ``k-means``."""
     finds({1: "A $k$-NN baseline.", 2: "We run $k$-means on the features.", 3: "A k nearest baseline, NN."},

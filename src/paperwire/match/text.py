@@ -299,6 +299,24 @@ OWN_STEMS = {"adapter": "adapter", "adapters": "adapter", "adaptor": "adapter", 
              "indices": "index", "analyses": "analysi", "hypotheses": "hypothesi", "syntheses": "synthesi",
              "theses": "thesi", "criteria": "criterion", "phenomena": "phenomenon", "matrices": "matrix",
              "vertices": "vertex", "appendices": "appendix", "corpora": "corpus"}
+# Comparatives and superlatives read as their adjective, which Snowball leaves apart: a tester's
+# ``longer context`` found 3 papers where ``long context`` found 8, ``smaller models`` missed
+# the papers on small models, and a paper's "faster inference" is what ``fast inference`` asks.
+# Only these regular ones: "better" and "less" say more than their base, and "later", "older",
+# "greater" or "fewer" name other things in papers.
+BASE_FORMS = {
+    f"{root}{ending}": base
+    for base, root in (  # the adjective, and how it is spelled before -er and -est
+        ("fast", "fast"), ("slow", "slow"), ("long", "long"), ("short", "short"), ("small", "small"),
+        ("large", "larg"), ("big", "bigg"), ("cheap", "cheap"), ("deep", "deep"), ("wide", "wid"),
+        ("strong", "strong"), ("weak", "weak"), ("simple", "simpl"), ("easy", "easi"), ("hard", "hard"),
+        ("light", "light"), ("high", "high"), ("low", "low"), ("dense", "dens"), ("sparse", "spars"),
+        ("safe", "saf"), ("tight", "tight"), ("fine", "fin"), ("coarse", "coars"), ("rich", "rich"),
+        ("new", "new"), ("smart", "smart"), ("quick", "quick"), ("broad", "broad"), ("narrow", "narrow"),
+        ("shallow", "shallow"), ("thin", "thinn"), ("smooth", "smooth"), ("sharp", "sharp"), ("tiny", "tini"),
+    )
+    for ending in ("er", "est")
+}
 # A word of the -ize family (as ``american`` spells it) keeps "iz" in its stem. Snowball drops the
 # suffix when the rest is long enough, and so reads "tokenizer" as "token", "generalization" as
 # "general", "visualization" as "visual" and "normalization" as "normal": a tester's
@@ -316,7 +334,8 @@ class Stems:
     rather than patched: ``scalable`` (-> ``scalabl``) is not ``scale``, and
     ``represent`` (-> ``repres``) is not ``representation`` (-> ``represent``), but for the
     few words of :data:`OWN_STEMS`, where topics met them: a tester's ``adapters`` found
-    eleven papers that only "adapt", and ``data repetition`` missed "repeated data".
+    eleven papers that only "adapt", and ``data repetition`` missed "repeated data"; and
+    comparatives are their adjective (:data:`BASE_FORMS`).
     """
 
     def __init__(self) -> None:
@@ -333,7 +352,7 @@ class Stems:
     def of(self, folded: str) -> str:
         stem = self._cache.get(folded)
         if stem is None:
-            stem = self._cache[folded] = OWN_STEMS.get(folded) or self._stem(american(folded))
+            stem = self._cache[folded] = OWN_STEMS.get(folded) or self._stem(american(BASE_FORMS.get(folded, folded)))
         return stem
 
     def _stem(self, word: str) -> str:
