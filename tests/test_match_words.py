@@ -826,6 +826,16 @@ def test_words_that_only_ask_for_papers_need_not_be_in_them() -> None:
            "new physics": {7}, "papers": {5}, "recent papers": {5}})  # at least one word is left to find
 
 
+def test_an_able_word_is_not_its_verb() -> None:
+    """Snowball reads "interpretability" as "interpret": a tester's ``interpretability`` found a
+    paper that only "interpreted" its inputs. The -able family keeps "abl", as "scalable" does."""
+    finds({1: "Interpretable features of transformers.", 2: "Mechanistic interpretability at scale.",
+           3: "The inputs are interpreted as tokens.", 4: "Explainable AI for health.", 5: "We explain the gains.",
+           6: "Observables of the system.", 7: "An observable quantity."},
+          {"interpretability": {1, 2}, "interpretable": {1, 2}, "interpret": {3}, "explainability": {4},
+           "observable": {6, 7}})
+
+
 def test_a_comparative_is_its_adjective() -> None:
     """A tester's ``longer context`` found 3 papers where ``long context`` found 8, and ``smaller
     models`` missed the papers on small models: Snowball leaves "longer" apart from "long"."""

@@ -323,6 +323,11 @@ BASE_FORMS = {
 # ``tokenisation`` found 31 papers that only said "token". A root of three letters or more: "size"
 # and "prize" are no such family.
 _IZE_FAMILY = re.compile(r"(?P<root>[a-z]{3,}?)iz(?:e|es|ed|ing|er|ers|ation|ations|ational|ationally|able|ability)")
+# So does the -able family keep "abl": Snowball reads "interpretability" as "interpret", and a
+# tester's ``interpretability`` found a paper that only "interpreted" its inputs (``explainable``
+# any paper that explains). "scalable" and "reliable" already keep it; the root is three letters
+# or more ("table", "stable" are no such family).
+_ABLE_FAMILY = re.compile(r"(?P<root>[a-z]{3,})(?:able|ables|ably|ability|abilities)")
 
 
 class Stems:
@@ -356,8 +361,11 @@ class Stems:
         return stem
 
     def _stem(self, word: str) -> str:
-        found = _IZE_FAMILY.fullmatch(word)
-        return f"{found['root']}iz" if found else self._stemmer.stemWord(word)
+        if found := _IZE_FAMILY.fullmatch(word):
+            return f"{found['root']}iz"
+        if found := _ABLE_FAMILY.fullmatch(word):
+            return f"{found['root']}abl"
+        return self._stemmer.stemWord(word)
 
     def glued_apart(self, first: str, second: str) -> str | None:
         """The stem of two folded words a paper writes with white space between them, read
