@@ -46,6 +46,10 @@ def alternatives(text: str) -> list[tuple]:
     ('"scaling laws"', []),  # a quoted phrase alone stays literal
     ("*", []),
     ("(a OR b) c", [("c", None, ("a OR b",), ())]),
+    # words that only ask for papers are no words of the topic (to the model they were)
+    ("keep me posted on anything about small language models", [("small language models", None, (), ())]),
+    ("interests: scaling laws OR LLM papers please", [("scaling laws", None, (), ())]),  # "LLM" alone: literal
+    ("paper recommendation", [("paper recommendation", None, (), ())]),
 ])
 def test_which_parts_of_a_topic_match_by_meaning(text: str, expected: list[tuple]) -> None:
     assert alternatives(text) == expected
