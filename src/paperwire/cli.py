@@ -84,7 +84,7 @@ def cli(ctx: click.Context, db: str | None, config_file: Path | None, verbose: b
     Examples:
       paperwire ingest seeds/                 # read listings into the database
       paperwire papers --since 2024-03-01     # what is stored
-      paperwire --db sqlite:///tmp/pw.db ingest listing.json
+      paperwire --db sqlite:////tmp/pw.db ingest listing.json   # four slashes: an absolute path
     """
     logs.configure(log_format or "text", level=logging.DEBUG if verbose else logging.WARNING)
     ctx.call_on_close(lambda: logging.captureWarnings(False))  # configure routes warnings to the log: for this command only
@@ -575,13 +575,14 @@ def digest_command(app: App, out_dir: Path | None, date: dt.datetime | None, onl
     Writes DIR/digests/<date>/<reader>.html, .txt and .eml (open the .eml in a mail
     program to see exactly what would be sent). A reader sent this edition already
     (its listing grew since) gets its next email, as <reader>.2.html, .2.txt and .2.eml
-    (.3 for a third): the first email's files stay. Readers with no matching papers get
-    no digest unless the send_empty setting is on.
+    (.3 for a third): the first email's files stay. Readers with nothing new (every match
+    offered to them already) get no digest unless the send_empty setting is on. --date
+    takes a stored listing's date (``paperwire papers`` lists them); default: the newest.
 
     \b
     Examples:
       paperwire digest
-      paperwire digest --date 2024-03-11 --only ada@example.org --json
+      paperwire digest --only ada@example.org --json
     """
     settings = app.settings
     edition = _edition(app, date)
