@@ -85,3 +85,21 @@ def test_a_close_spelling_is_looked_for_a_few_words_only_so_a_long_topic_costs_l
     shown = typos.notes(made_up, known, "no stored paper")
     assert len(shown) == 110 and sum("did you mean" in note for note in shown) <= typos.SUGGESTED_WORDS
     assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(("topic", "said"), [
+    ("faster inference", ["no stored paper has the words 'faster inference' near each other (in one sentence, a few "
+                          "words apart at most), as a topic's words must be; each of them is in some paper"]),
+    ("papers about faster inference", ["no stored paper has the words 'faster inference' near each other (in one "
+                                       "sentence, a few words apart at most), as a topic's words must be; each of "
+                                       "them is in some paper"]),
+    # an exclusion, a field, a phrase or OR may be why instead; one word is no nearness
+    ("faster inference -video", []), ("title:faster inference", []), ('"faster inference"', []),
+    ("faster OR inference", []), ("inference", []), ("meaning: faster inference", []),
+])
+def test_words_that_are_all_there_but_apart_get_a_note_that_says_so(topic: str, said: list[str]) -> None:
+    """A tester's ``faster inference`` found nothing and nothing said why: each word is in papers."""
+    stems = Stems()
+    known = typos.vocabulary(["Faster decoding for all.", "Inference on phones."], stems)
+    assert typos.topic_notes(topic, known, stems, None, "no stored paper") == said
+

@@ -20,7 +20,7 @@ from .match.acronyms import AcronymTable, acronym_table
 from .match.matcher import ExtraAcronyms
 from .match.text import FUNCTION_WORDS, REQUEST_WORDS, TOKEN_PATTERN, Stems, fold
 from .models import Paper
-from .query import Query, parse_query, positive_term_nodes
+from .query import And, Query, Term, parse_query, positive_term_nodes
 
 # How close a spelling must be to be suggested (difflib's ratio): "retreival" and "retrieval"
 # are 0.89, "pruing" and "pruning" 0.92; "indices" and "indicate" (another word) are 0.8.
@@ -59,8 +59,29 @@ def vocabulary_of(papers: Iterable[Paper], stems: Stems) -> Vocabulary:
 
 def topic_notes(query: str, known: Vocabulary, stems: Stems, acronyms: ExtraAcronyms | None, where: str) -> list[str]:
     """``notes`` on the words of the topic ``query`` (parsed already fine) that ``known`` lacks,
-    with the built-in acronyms and ``acronyms``: what ``match`` and the web preview say."""
-    return notes(unknown_words(parse_query(query), known, acronym_table(acronyms), stems), known, where)
+    with the built-in acronyms and ``acronyms``: what ``match`` and the web preview say. When
+    it lacks none, the note on words that are all there but apart (``apart_note``)."""
+    parsed = parse_query(query)
+    unknown = unknown_words(parsed, known, acronym_table(acronyms), stems)
+    return notes(unknown, known, where) if unknown else apart_note(parsed, where)
+
+
+def apart_note(query: Query, where: str) -> list[str]:
+    """``no stored paper has the words 'faster inference' near each other ...``: a topic of bare
+    words only (no OR, field, phrase or exclusion, any of which may be why instead) whose words
+    are each in some paper found nothing by them, and said nothing: a tester's ``faster
+    inference`` and ``papers about model merging`` (before their asking words were read so)."""
+    root = query.root
+    items = root.children if isinstance(root, And) else (root,)
+    if query.mode == "meaning" or not all(isinstance(item, Term) and not item.phrase and item.field is None
+                                          for item in items):
+        return []
+    words = [item.text for item in items  # type: ignore[union-attr]
+             if item.text.casefold() not in FUNCTION_WORDS and item.text.casefold() not in REQUEST_WORDS]  # type: ignore[union-attr]
+    if len(words) < 2:
+        return []
+    return [f"{where} has the words {' '.join(words)!r} near each other (in one sentence, a few words apart "
+            "at most), as a topic's words must be; each of them is in some paper"]
 
 
 def words_found_nothing(ranking: Iterable) -> bool:
