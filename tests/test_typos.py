@@ -47,18 +47,6 @@ def test_a_note_names_a_close_spelling_when_the_papers_have_one() -> None:
     ]
 
 
-def test_an_english_word_gets_no_other_spelling() -> None:
-    """A tester's topics got "did you mean 'necessarily'?" for "necessary" and 'seen' for "see":
-    words of the model's English vocabulary are words, not typos. Field terms are not in it,
-    so a typo of one still gets its spelling."""
-    known = typos.vocabulary(["It is not necessarily so; we have seen pruning work."], Stems())
-    assert typos.notes(["necessary", "see", "pruing"], known, "no stored paper") == [
-        "no stored paper has the word 'necessary'",
-        "no stored paper has the word 'see'",
-        "no stored paper has the word 'pruing'; did you mean 'pruning'?",
-    ]
-
-
 def test_words_found_nothing_reads_why_and_word_rankings_alike() -> None:
     class Found:
         def __init__(self, *why: str) -> None:

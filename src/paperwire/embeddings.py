@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import json
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -115,20 +113,6 @@ def packaged_file(distribution: str, version: str, relative: str, sha256: str) -
         raise EmbedderError(f"{path} (of {distribution} {version}) has sha256 {digest}, expected {sha256}: "
                             f"reinstall it with pip install --force-reinstall '{distribution}=={version}'")
     return path
-
-
-@lru_cache(maxsize=1)
-def dictionary_words() -> frozenset[str]:
-    """The whole words of the default model's vocabulary (BERT's uncased WordPiece: about
-    22,000 everyday English words, "necessary" and "see" among them, "retreival" and most of
-    a field's terms not), or none when its package is missing. typos.py offers no other
-    spelling for these: they are words, not typos."""
-    try:
-        path = packaged_file(TOKENIZER_DIST, TOKENIZER_VERSION, TOKENIZER_FILE, TOKENIZER_SHA256)
-    except EmbedderError:
-        return frozenset()
-    vocabulary = json.loads(path.read_bytes())["model"]["vocab"]
-    return frozenset(piece for piece in vocabulary if piece.isalpha() and piece.islower())
 
 
 class MiniLMInt8:

@@ -15,7 +15,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .embeddings import dictionary_words
 from .match.acronyms import AcronymTable, acronym_table
 from .match.matcher import ExtraAcronyms
 from .match.text import FUNCTION_WORDS, REQUEST_WORDS, TOKEN_PATTERN, Stems, fold
@@ -107,15 +106,12 @@ def notes(words: Sequence[str], known: Vocabulary, where: str) -> list[str]:
     """One note a word: ``no stored paper has the word 'retreival'; did you mean 'retrieval'?``
     (``where``: "no stored paper", "no paper of the latest listing"). A close spelling is
     looked for the first ``SUGGESTED_WORDS`` words only, among spellings that start with the
-    same letter and are at most two letters longer or shorter (a typo's usual reach), and
-    never for an English word (``embeddings.dictionary_words``): "necessary" is no typo of
-    the papers' "necessarily"."""
+    same letter and are at most two letters longer or shorter (a typo's usual reach)."""
     shown = []
-    english = dictionary_words()
     for number, word in enumerate(words):
         folded = fold(word)
         close = difflib.get_close_matches(folded, [spelling for spelling in known.spellings if spelling[:1] == folded[:1]
                                                    and abs(len(spelling) - len(folded)) <= 2],
-                                          n=1, cutoff=SUGGESTION_CUTOFF) if number < SUGGESTED_WORDS and folded not in english else []
+                                          n=1, cutoff=SUGGESTION_CUTOFF) if number < SUGGESTED_WORDS else []
         shown.append(f"{where} has the word {word!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
     return shown
