@@ -806,6 +806,17 @@ def test_a_topic_phrased_as_a_question_needs_only_the_words_it_asks_about() -> N
            "speculative decoding work": set()})  # "work" only asks after "how"
 
 
+@pytest.mark.parametrize("order", [1, -1])
+def test_a_question_and_the_same_words_without_its_mark_are_two_topics_in_one_run(order: int) -> None:
+    """Plans were shared by the topic's rendering, which has no "?": whichever of ``can LLMs
+    reason?`` and ``can LLMs reason`` came first, both got its reading."""
+    papers = [paper("Results", "Can LLMs reason about plans?", 9), paper("Results", "LLMs reason step by step.", 13)]
+    topics = [("asks", "can LLMs reason?"), ("says", "can LLMs reason")][::order]
+    found = compile_queries(topics).match(papers)
+    assert {key: set(ranking.paper_ids()) for key, ranking in found.items()} == {
+        "asks": {"made-9", "made-13"}, "says": {"made-9"}}
+
+
 def test_words_that_only_ask_for_papers_need_not_be_in_them() -> None:
     """A tester's topics typed as requests found nothing by words, or a few papers where the
     topic alone found many: ``papers about model merging``, ``recent work on scaling laws``,
