@@ -517,17 +517,20 @@ def test_a_list_reads_the_same_with_or_without_spaces(words: list[str], separato
 
 
 @pytest.mark.parametrize(("topic", "hint"), [
-    ("diffusion not video", "for papers without video, write -video or NOT video"),
+    ("diffusion not video", "not video: a lower-case \"not\" is a word, so this finds papers with video; for papers "
+                           "without it, write -video or NOT video in its place"),
     ('diffusion not "video generation"', 'write -"video generation" or NOT "video generation"'),
     ("MoE or mixture of experts", 'MoE or mixture: a lower-case "or" is a word'),
     # a tester's ways of leaving papers out, each of which found what it meant to leave out
-    ("LLM papers but not about agents", "for papers without agents, write -agents or NOT agents"),
+    ("LLM papers but not about agents", "but not about agents: a lower-case \"not\" is a word, so this finds papers with "
+                                        "agents; for papers without it, write -agents or NOT agents in its place"),
     ("scaling laws not for language models", 'write -"language models" or NOT "language models"'),
-    ("diffusion, no video", "no video: a lower-case \"no\" is a word; for papers without video, write -video"),
+    ("diffusion, no video", "no video: a lower-case \"no\" is a word, so this finds papers with video"),
     ("MoE (no surveys)", "write -surveys"), ("mixture of experts but no surveys", "write -surveys"),
     ("mixture of experts, excluding surveys", "write -surveys"), ("RAG except benchmarks", "write -benchmarks"),
-    ("mixture of experts - survey", '"- survey": a dash followed by a space is punctuation, so this finds papers '
+    ("mixture of experts - survey", "- survey: a dash followed by a space is punctuation, so this finds papers "
                                     "with survey; for papers without it, write -survey"),
+    ("a not b not c", "not b: a lower-case \"not\" is a word, so this finds papers with b;"),
     ("diffusion \u2013 video", "write -video"),
     ("author:Xu; Han", 'author:Xu; Han limits only "Xu" to authors'),
     ("author:Lovelace,Ada", 'author:Lovelace,Ada limits only "Lovelace" to authors'),
@@ -561,11 +564,19 @@ def test_no_name_order_hint_for_a_name_as_papers_write_it_or_outside_authors(top
 
 
 @pytest.mark.parametrize("topic", ["no regret learning", "not safe", "diffusion no video", "vision without language",
-                                   "self-supervised - ", "LLMs not, RAG", "RAG NOT video", "state-of-the-art models"])
+                                   "self-supervised - ", "LLMs not, RAG", "RAG NOT video", "state-of-the-art models",
+                                   # a reviewer's: each would only exclude, or is no exclusion
+                                   "robots OR not video", "diffusion OR no video", "(not video)",
+                                   "Mamba \u2013 a selective state space model", '"LoRA - low rank adaptation"',
+                                   "LLM 2023 - 2024"])
 def test_no_leaving_out_hint_where_nothing_is_left_out(topic: str) -> None:
     """"no" opens a topic ("no regret learning") or sits inside one; nothing comes before "not safe";
     "without" is how a topic says what a method does without ("pruning without retraining")."""
     assert reading_hints(topic) == []
+
+
+def test_whether_or_not_leaves_nothing_out() -> None:
+    assert not any('"not"' in hint for hint in reading_hints("whether or not LLMs reason"))
 
 
 @pytest.mark.parametrize("topic", ["title:2403.09611", "RAG -2403.09611", "words: 2403.09611", "1.5B", "Qwen2.5",

@@ -413,7 +413,8 @@ def topics_check(app: App, as_json: bool) -> None:
     Every reader's topics (whatever the reader's status) and every public topic are
     parsed as digests parse them. A topic is listed, with how it reads now, when it
     does not parse (digests leave it out; the parser's error is shown), when `match`
-    would warn about it (author:Xu Han, a lower-case or/not between words), or when a
+    would warn about it (author:Xu Han, a lower-case or between words, "not", "except",
+    "excluding" or a spaced dash meant to leave papers out), or when a
     newer rule reads it: "separator" (a comma or semicolon between terms means OR),
     "outer-exclusion" (an exclusion outside parentheses excludes from every side of
     OR), "negation-side" (a side whose words say not/no/never/except/excluding

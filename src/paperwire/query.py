@@ -794,54 +794,78 @@ def _operator_word_hints(tokens: list[_Token]) -> list[str]:
 # where it opens a side or follows "but" (``diffusion, no video``; "no regret learning" is a topic).
 _LEAVING_OUT = frozenset(("not", "except", "excluding"))
 _SMALL_WORDS = frozenset("a an the any about for of on in with from to by".split())  # "not about agents"
+_LEFT_OUT_WORDS = 6  # at most, after one negation: longer is no thing to leave out (and costs)
+_LEAVING_OUT_HINTS = 3  # at most, per topic: a public preview takes anyone's topic
+_SPACED_DASH = re.compile(r"(?<!\S)[-\u2013\u2014]\s+([^\W\d_][\w-]*)")  # "experts - survey", "diffusion – video"
 
 
 def _negation_hints(text: str, tokens: list[_Token]) -> list[str]:
     """``diffusion not video``, ``LLMs but not about agents``, ``diffusion, no video``, ``RAG
     except benchmarks``, ``mixture of experts - survey``: each finds papers that say the words
     the reader meant to leave out. The hint names what follows as the reader wrote it (small
-    words skipped, the rest of the run as one phrase) and how to leave it out."""
-    hints = []
+    words skipped, the rest of the run as one phrase), and is given only where the topic with
+    that exclusion in its place parses: ``diffusion OR no video`` would only exclude."""
+    hints: list[str] = []
     for at, word in enumerate(tokens):
-        if word.kind != "WORD" or word.text.isupper():
-            continue
-        said = _trim_word(word.text).casefold()
-        if not at or said != word.text.casefold():
+        if len(hints) == _LEAVING_OUT_HINTS:
+            return hints
+        said = word.text.casefold()
+        if not at or word.kind != "WORD" or word.text.isupper() or said not in _LEAVING_OUT and said != "no":
             continue  # nothing before to leave out from ("not safe"); "not," ends a run
         before = tokens[at - 1]
-        opens = before.kind in ("OR", "LPAREN") or before.kind == "WORD" and before.text.casefold() == "but"
-        if said not in _LEAVING_OUT and not (said == "no" and opens):
+        if before.kind == "WORD" and before.text.casefold() == "or":
+            continue  # "whether or not"
+        but = before.kind == "WORD" and before.text.casefold() == "but"
+        if said == "no" and not (but or before.kind in ("OR", "LPAREN")):
             continue
         left_out = _words_after(tokens, at + 1)
-        if left_out:
-            meant = left_out[next(i for i, w in enumerate(left_out) if w.casefold() not in _SMALL_WORDS):]
-            target = meant[0] if len(meant) == 1 else f'"{" ".join(meant)}"'
-            hints.append(f"{word.text} {' '.join(left_out)}: a lower-case \"{word.text}\" is a word; for papers "
-                         f"without {target}, write -{target} or NOT {target}")
+        if not left_out:
+            continue
+        meant = left_out[next(i for i, w in enumerate(left_out) if w.casefold() not in _SMALL_WORDS):]
+        target = meant[0] if len(meant) == 1 else f'"{" ".join(meant)}"'
+        last = tokens[at + len(left_out)]
+        start, end = (before if but else word).position, last.position + len(last.text) + 2 * (last.kind == "PHRASE")
+        hints += _leaving_out_hint(text, start, end, f"a lower-case \"{word.text}\" is a word", target)
     for dash in _SPACED_DASH.finditer(text):
-        hints.append(f"\"{dash.group(0).strip()}\": a dash followed by a space is punctuation, so this finds papers "
-                     f"with {dash.group(1)}; for papers without it, write -{dash.group(1)}")
+        if len(hints) == _LEAVING_OUT_HINTS:
+            break
+        inside_phrase = any(token.kind == "PHRASE" and token.position < dash.start() < token.position + len(token.text) + 2
+                            for token in tokens)
+        if not inside_phrase and dash.group(1).casefold() not in _SMALL_WORDS:
+            hints += _leaving_out_hint(text, dash.start(), dash.end(), "a dash followed by a space is punctuation",
+                                       dash.group(1))
     return hints
 
 
-_SPACED_DASH = re.compile(r"(?<!\S)[-\u2013\u2014]\s+([^\W_][\w-]*)")  # "experts - survey", "diffusion – video"
+def _leaving_out_hint(text: str, start: int, end: int, why: str, target: str) -> list[str]:
+    """The hint for ``text[start:end]``, meant to leave ``target`` out, if the topic with
+    ``-target`` in its place parses (else none: what to write is the reader's to say)."""
+    try:
+        parse_query(f"{text[:start]}-{target}{text[end:]}")
+    except QueryError:
+        return []
+    return [f"{text[start:end]}: {why}, so this finds papers with {target}; for papers without it, "
+            f"write -{target} or NOT {target} in its place"]
 
 
 def _words_after(tokens: list[_Token], start: int) -> list[str]:
     """The run after a negation, as written: a phrase, or the words up to the next operator
-    or punctuation (``about agents``, ``for language models``); [] when no word follows."""
+    or punctuation (``about agents``, ``for language models``); [] when no word follows, or
+    more than a thing to leave out."""
     first = tokens[start]
     if first.kind == "PHRASE":
         return [f'"{first.text}"']
     words: list[str] = []
-    for token in tokens[start:]:
-        if token.kind != "WORD" or token.text.isupper() and token.text in _KEYWORDS:
-            break
+    for token in tokens[start:start + _LEFT_OUT_WORDS + 1]:
+        if token.kind != "WORD" or token.text.isupper() and token.text in _KEYWORDS or token.text in _LEAVING_OUT:
+            break  # "a not b not c": b, then c
         trimmed = _trim_word(token.text)
         words.append(trimmed)
         if trimmed != token.text:  # "not video, RAG": the comma ends what is left out
             break
-    return words if any(word.casefold() not in _SMALL_WORDS for word in words) else []
+    if len(words) > _LEFT_OUT_WORDS or all(word.casefold() in _SMALL_WORDS for word in words):
+        return []
+    return words
 
 
 # Slashed pairs no reader means as either word alone: no hint for them.
