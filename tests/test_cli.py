@@ -223,6 +223,8 @@ def test_matched_words_keep_the_papers_capitals_but_not_its_title_case():
     assert shown("lora", "LoRA Soups") == "LoRA" and shown("rag", "RAG for law") == "RAG"
     assert shown("SPECULATIVE DECODING", "Speculative Decoding") == "Speculative Decoding"
     assert shown("scaling laws", "Scaling Laws for LLMs") == "scaling laws" and shown("moe", "Moe") == "moe"
+    assert shown("mixture of experts", "Mixture of Experts") == "mixture of experts"  # small words stay small
+    assert shown("mixture-of-experts", "Mixture-of-Experts") == "mixture-of-experts"
 
 
 def test_a_paper_found_by_meaning_or_example_lists_the_words_its_topic_required(run_cli):

@@ -50,6 +50,8 @@ def alternatives(text: str) -> list[tuple]:
     ("keep me posted on anything about small language models", [("small language models", None, (), ())]),
     ("interests: scaling laws OR LLM papers please", [("scaling laws", None, (), ())]),  # "LLM" alone: literal
     ("paper recommendation", [("paper recommendation", None, (), ())]),
+    ('papers about "model merging"', []),  # the phrase is literal: nothing is left to mean
+    ("LLM reasoning -survey papers", [("LLM (large language model) reasoning", None, (), ("survey",))]),
 ])
 def test_which_parts_of_a_topic_match_by_meaning(text: str, expected: list[tuple]) -> None:
     assert alternatives(text) == expected

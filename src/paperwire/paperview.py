@@ -153,17 +153,22 @@ def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup]:
 def written_word(hit: Hit, text: str) -> str:
     """The paper's own form at the hit's first place ("Evaluation" for a topic's "evaluating",
     "retrieval-augmented generation" for its "RAG", "LoRA" for its "lora"): what the reader
-    will find in the paper. The topic's term where the paper only capitalises it ("scaling
-    laws" in a title's "Scaling Laws"). ``text``: the hit's field, which its spans index
-    into. "" for a hit that is not a word."""
+    will find in the paper. The topic's term where the paper only capitalises its words'
+    first letters ("scaling laws" in a title's "Scaling Laws", "mixture of experts" in
+    "Mixture of Experts"). ``text``: the hit's field, which its spans index into. "" for a hit
+    that is not a word."""
     term = clean_line(hit.term)
     if not term:
         return ""
     start, end = hit.spans[0] if hit.spans else (0, 0)
     written = clean_line(text[start:end]) if 0 <= start < end <= len(text) else ""
-    if not written or term.islower() and written in (term.capitalize(), term.title()):
+    if not written or term.islower() and written.casefold() == term.casefold() and all(
+            not word[1:] or word[1:].islower() for word in _WORDS.findall(written)):
         return term
     return written
+
+
+_WORDS = re.compile(r"[^\W_]+")
 
 
 def listed_hits(hits: Iterable[Hit]) -> list[Hit]:

@@ -36,7 +36,7 @@ from paperwire.match import split
 from paperwire.match.matcher import ConditionHits, ExtraAcronyms, Matched, Matcher, bulk_allocation
 from paperwire.match.sections import SharedSwitch
 from paperwire.match.results import TermHit
-from paperwire.match.text import request_words
+from paperwire.match.text import only_asks, request_words
 from paperwire.normalize import referenced_id
 from paperwire.query import And, Everything, Node, Not, Or, Query, Term, as_query, by_text, query_text, side_items
 
@@ -107,14 +107,15 @@ def _alternative(branch: Node, acronyms: AcronymTable, literal: bool) -> Alterna
     if like is not None and words:
         required.append(_words(words))  # "like:X diffusion": like X, and about diffusion by words
         words = []
-    if literal and words and all(acronyms.in_query(word) for word in _without_asking(words)):  # "LLM papers"
+    meant = _without_asking(words)
+    if literal and meant and all(acronyms.in_query(word) for word in meant):  # "MoE", "LLM papers"
         required.append(_words(words))
-        words = []
-    if literal and like is None and _negation(words):
+        meant = []
+    if literal and like is None and _negation(meant):
         return None  # "diffusion not video" is near video diffusion papers to the model: by its words only
-    if not words and like is None:
+    if not meant and like is None:
         return None
-    text = _spelled_out(_without_asking(words), acronyms)
+    text = _spelled_out(meant, acronyms)
     return Alternative(_INNER_HYPHENS.sub(" ", text) or None, like, tuple(required), tuple(excluded))
 
 
@@ -161,7 +162,9 @@ def _without_asking(words: list[str]) -> list[str]:
     models`` came to 0.22 of MiniCPM where ``small language models`` came to 0.41, and
     ``interests: scaling laws`` to no paper above the bar where ``scaling laws`` has three."""
     split = [word for text in words for word in text.split()]
-    asking = request_words(split) if split else None
+    if not split or only_asks(split):  # "papers about" of 'papers about "model merging"'
+        return []
+    asking = request_words(split)
     return [word for word, asks in zip(split, asking, strict=True) if not asks] if asking else words
 
 

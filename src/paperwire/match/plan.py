@@ -27,7 +27,7 @@ from paperwire.match.acronyms import ACRONYM_SYMBOL_PREFIX
 from paperwire.match.patterns import GAP, PatternMaker, TermShape
 from paperwire.match.results import Near, NearRef, TermRef
 from paperwire.match.sentences import window
-from paperwire.match.text import QUESTION_WORDS, is_connective, question_words, request_words
+from paperwire.match.text import QUESTION_WORDS, is_connective, only_asks, question_words, request_words
 from paperwire.query import FIELDS, And, Everything, Like, Node, Not, Or, Query, Term
 
 DEFAULT_FIELDS = ("title", "abstract")
@@ -383,12 +383,23 @@ def _plan(node: Node, registry: TermRegistry, positives: list[Positive] | None, 
 
 def _plan_and(children: tuple[Node, ...], registry: TermRegistry, positives: list[Positive] | None,
               asking: str = "") -> PlanNode:
-    """ANDed items: required and excluded parts; 2+ adjacent bare words in one field make one part."""
+    """ANDed items: required and excluded parts; 2+ adjacent bare words in one field make one part.
+
+    A run that only asks for papers (``papers about`` of ``papers about "model merging"``) is
+    no part while the other items leave something to find (text.only_asks)."""
     required: list[PlanNode] = []
     excluded: list[PlanNode] = []
     run: list[str] = []  # the texts of adjacent bare words
     run_field: str | None = None
     last: Term | None = None  # the run's last word
+    to_find = sum(type(item) is not Not for item in children)  # items left to find papers by
+
+    def add_run() -> None:
+        nonlocal to_find
+        if run_field is None and len(run) < to_find and only_asks(run):
+            to_find -= len(run)
+        else:
+            required.append(_plan_words(run, run_field, registry, positives, _asked(asking, last)))
     for item in children:
         kind = type(item)
         excluding = kind is Not and type(item.child) is Term  # type: ignore[union-attr]
@@ -397,13 +408,13 @@ def _plan_and(children: tuple[Node, ...], registry: TermRegistry, positives: lis
             field, text = term.field, term.text
             if not excluding and not term.phrase:
                 if run and field != run_field:
-                    required.append(_plan_words(run, run_field, registry, positives, _asked(asking, last)))
+                    add_run()
                     run = []
                 run.append(text)
                 run_field, last = field, term
                 continue
             if run:
-                required.append(_plan_words(run, run_field, registry, positives, _asked(asking, last)))
+                add_run()
                 run = []
             ref = registry.ref(text, field)
             if excluding:
@@ -414,14 +425,14 @@ def _plan_and(children: tuple[Node, ...], registry: TermRegistry, positives: lis
                     positives.append(ref)
             continue
         if run:
-            required.append(_plan_words(run, run_field, registry, positives, _asked(asking, last)))
+            add_run()
             run = []
         if kind is Not:
             excluded.append(_plan(item.child, registry, None))  # type: ignore[union-attr]
         else:
             required.append(_plan(item, registry, positives, asking))
     if run:
-        required.append(_plan_words(run, run_field, registry, positives, _asked(asking, last)))
+        add_run()
     if len(required) == 1 and not excluded:
         return required[0]
     terms = [part.term for part in required if type(part) is TermRef]  # type: ignore[union-attr]

@@ -147,8 +147,12 @@ REQUEST_WORDS = frozenset(
 _LEADS_TO_TOPIC = frozenset("on about in into for of to regarding concerning around re".split())
 REQUEST_LABELS = frozenset("recent latest newest interests keywords".split())  # end a request: "latest diffusion models"
 # Words that ask for papers after the topic, with the fewest words it must keep: "operations
-# research" is a field, "scaling laws research" a request.
+# research" is a field, "scaling laws research" a request. Not after a word that makes them
+# the topic: "scientific papers", "deep research", "AI for scientific research", "citation
+# recommendation for papers".
 _TRAILING_REQUESTS = {"papers": 1, "articles": 1, "publications": 1, "preprints": 1, "please": 1, "research": 2}
+_NAMED_BY_TRAILING = frozenset("""scientific academic scholarly research retracted published peer reviewed
+    deep operations arxiv citation citations cited white position student seminal""".split())
 _MAY_REQUEST = REQUEST_WORDS | _ASKERS | AUXILIARIES | QUESTION_WORDS | {"any", "am", "the", "a", "an", "some", "all"}
 
 
@@ -168,11 +172,21 @@ def request_words(words: Sequence[str]) -> list[bool] | None:
     if lead and not any(word in REQUEST_WORDS for word in bare[:lead]):
         lead = 0  # only connecting words ("of the"): nothing asks
     trail = len(bare)
-    while trail - lead > _TRAILING_REQUESTS.get(bare[trail - 1], len(bare)):
+    while (trail - lead > _TRAILING_REQUESTS.get(bare[trail - 1], len(bare))
+           and bare[trail - 2] not in _NAMED_BY_TRAILING and bare[trail - 2] not in _LEADS_TO_TOPIC):  # "... for papers"
         trail -= 1
     if not lead and trail == len(bare):
         return None
     return [not lead <= at < trail for at in range(len(bare))]
+
+
+def only_asks(words: Sequence[str]) -> bool:
+    """Whether a run's words all only ask for papers: ``papers about`` before a quoted topic
+    (``papers about "model merging"``), a lone ``papers`` after an exclusion. Beside other
+    terms such a run is no condition (``plan``); alone it is the topic."""
+    bare = [word.casefold() for word in words]
+    return (any(word in REQUEST_WORDS for word in bare)
+            and all(word in _MAY_REQUEST or word in _LEADS_TO_TOPIC for word in bare))
 
 
 # Particles that begin compounds some writers space: "down sampling", "up sampling", "over
@@ -300,10 +314,11 @@ OWN_STEMS = {"adapter": "adapter", "adapters": "adapter", "adaptor": "adapter", 
              "theses": "thesi", "criteria": "criterion", "phenomena": "phenomenon", "matrices": "matrix",
              "vertices": "vertex", "appendices": "appendix", "corpora": "corpus"}
 # Comparatives and superlatives read as their adjective, which Snowball leaves apart: a tester's
-# ``longer context`` found 3 papers where ``long context`` found 8, ``smaller models`` missed
-# the papers on small models, and a paper's "faster inference" is what ``fast inference`` asks.
-# Only these regular ones: "better" and "less" say more than their base, and "later", "older",
-# "greater" or "fewer" name other things in papers.
+# ``smaller models`` missed the papers on small models, and a paper's "faster inference" is
+# what ``fast inference`` asks. Only these regular ones: "better" and "less" say more than their
+# base, and "later", "older", "greater" or "fewer" name other things in papers; nor "longer",
+# which abstracts write as "no longer" ("The context window is no longer a bottleneck" is no
+# long context). Names pay: ``Faster R-CNN`` finds "Fast R-CNN" too.
 BASE_FORMS = {
     f"{root}{ending}": base
     for base, root in (  # the adjective, and how it is spelled before -er and -est
@@ -316,6 +331,7 @@ BASE_FORMS = {
         ("shallow", "shallow"), ("thin", "thinn"), ("smooth", "smooth"), ("sharp", "sharp"), ("tiny", "tini"),
     )
     for ending in ("er", "est")
+    if f"{root}{ending}" != "longer"
 }
 # A word of the -ize family (as ``american`` spells it) keeps "iz" in its stem. Snowball drops the
 # suffix when the rest is long enough, and so reads "tokenizer" as "token", "generalization" as
