@@ -797,6 +797,8 @@ def test_a_topic_phrased_as_a_question_needs_only_the_words_it_asks_about() -> N
            "how do LLMs do math?": {4, 5}, "why do LLMs solve math": {5},
            "can LLMs reason?": {9, 13}, "can LLMs reason ?": {9, 13}, "(can LLMs reason?) OR bus": {9, 10, 11, 13},
            "can LLMs reason": {9},  # an auxiliary alone opens a question only when a "?" closes it ...
+           "do LLMs solve math?": {5}, "does speculative decoding work?": {3}, "should I prune attention heads?": {12},
+           "should I use speculative decoding?": {3}, "do we need speculative decoding?": {3},
            "can bus intrusion detection": {11},  # ... "can" is a word here
            "CAN bus intrusion detection?": {11},  # in capitals, an acronym
            "how do we prune attention heads?": {12}, "how can I solve math": {5},  # who asks is no word of the paper
@@ -827,7 +829,7 @@ def test_words_that_only_ask_for_papers_need_not_be_in_them() -> None:
            4: "Work stealing schedulers for GPUs.", 5: "Paper recommendation with citations.",
            6: "Operations research meets deep learning.", 7: "New physics from old data.",
            8: "Benchmarks for multimodal LLMs.", 9: "Summarizing scientific papers with citations.",
-           10: "Deep research agents browse the web."},
+           10: "Deep research agents browse the web.", 11: "A pleasing picture."},
           {"papers about model merging": {1}, "anything on merging models": {1}, "recent work on scaling laws": {2},
            "scaling laws research": {2}, "latest diffusion models": {3}, "interests: scaling laws": {2},
            "keep me posted on anything about diffusion models": {3}, "I am interested in diffusion models": {3},
@@ -839,7 +841,14 @@ def test_words_that_only_ask_for_papers_need_not_be_in_them() -> None:
            "scientific papers": {9}, "summarizing for papers": {9}, "LLM deep research": set(), "deep research": {6, 10},
            # words, not requests: no word that leads to the topic, a field's name, a lone word
            "work stealing schedulers": {4}, "paper recommendation": {5}, "operations research": {6},
-           "new physics": {7}, "papers": {5, 9}, "recent papers": {5, 9}})  # at least one word is left to find
+           "new physics": {7}, "papers": {5, 9},
+           "recent papers": set(), "latest results": set(),  # nothing but asking words: those are the topic
+           # a second tester's: "recent" before one word names a thing ("recent tokens")
+           "recent data": set(), "latest diffusion models": {3},
+           "I'm interested in diffusion models": {3}, "show me diffusion models": {3}, "diffusion models stuff": {3},
+           "are there papers on scaling laws?": {2}, "can you recommend papers on scaling laws?": {2},
+           # a side of a list that only asks is none ("scaling laws, please" found a paper "pleasing")
+           "scaling laws, please": {2}, "scaling laws; papers please": {2}, "please": {11}})  # alone, the topic
 
 
 def test_an_able_word_is_not_its_verb() -> None:
@@ -858,10 +867,11 @@ def test_a_comparative_is_its_adjective() -> None:
     finds({1: "Long context for agents.", 2: "Longer context windows.", 3: "Small models can reason.",
            4: "The smallest models win.", 5: "Faster inference with drafts.", 6: "A later layer helps.",
            7: "Bigger and wider networks.", 8: "The context window is no longer a bottleneck.",
-           9: "The longest context wins."},
+           9: "The longest context wins.", 10: "Large language models.", 11: "Fine-tuning models."},
           {"long context": {1, 9}, "longest context": {1, 9}, "longer context": {2, 8},  # the word as written "smaller models": {3, 4}, "fast inference": {5},
            "late layer": set(),  # "later" is not a comparative of papers
-           "big networks": {7}, "wide networks": {7}})
+           "big networks": {7}, "wide networks": {7},
+           "larger models": set(), "finer models": set()})  # a second tester's: "large language models", "fine-tuning"
 
 
 def test_latex_dollars_are_not_punctuation() -> None:

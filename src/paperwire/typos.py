@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .match.acronyms import AcronymTable, acronym_table
 from .match.matcher import ExtraAcronyms
-from .match.text import FUNCTION_WORDS, REQUEST_WORDS, TOKEN_PATTERN, Stems, fold
+from .match.text import CONNECTIVES, FUNCTION_WORDS, REQUEST_WORDS, TOKEN_PATTERN, Stems, fold
 from .models import Paper
 from .query import And, Query, Term, parse_query, positive_term_nodes
 
@@ -69,14 +69,17 @@ def apart_note(query: Query, where: str) -> list[str]:
     """``no stored paper has the words 'faster inference' near each other ...``: a topic of bare
     words only (no OR, field, phrase or exclusion, any of which may be why instead) whose words
     are each in some paper found nothing by them, and said nothing: a tester's ``faster
-    inference`` and ``papers about model merging`` (before their asking words were read so)."""
+    inference``. Only where every word must be near the others but connectives ("for", "of"):
+    not for a topic that may ask ("does X work?", "show me X"), whose words the note would miss."""
     root = query.root
     items = root.children if isinstance(root, And) else (root,)
     if query.mode == "meaning" or not all(isinstance(item, Term) and not item.phrase and item.field is None
                                           for item in items):
         return []
-    words = [item.text for item in items  # type: ignore[union-attr]
-             if item.text.casefold() not in FUNCTION_WORDS and item.text.casefold() not in REQUEST_WORDS]  # type: ignore[union-attr]
+    written = [item.text.casefold() for item in items]  # type: ignore[union-attr]
+    if any(word in REQUEST_WORDS or word in FUNCTION_WORDS and word not in CONNECTIVES for word in written):
+        return []  # the run may ask, or need a small word: which words it must find is not sure
+    words = [item.text for item in items if item.text.casefold() not in CONNECTIVES]  # type: ignore[union-attr]
     if len(words) < 2:
         return []
     return [f"{where} has the words {' '.join(words)!r} near each other (in one sentence, a few words apart "

@@ -373,7 +373,8 @@ def _plan(node: Node, registry: TermRegistry, positives: list[Positive] | None, 
     if kind is And:
         return _plan_and(node.children, registry, positives, asking)  # type: ignore[union-attr]
     if kind is Or:
-        return _new(AnyOf, (tuple([_plan(child, registry, positives, asking) for child in node.children]),))  # type: ignore[union-attr]
+        sides = [child for child in node.children if not _only_asks(child)] or node.children  # type: ignore[union-attr]
+        return _new(AnyOf, (tuple([_plan(side, registry, positives, asking) for side in sides]),))
     if isinstance(node, Like):  # by example: for the meaning engine; words match nothing for it
         return NOTHING
     if isinstance(node, Not):  # only reachable for a lone exclusion, which the parser rejects
@@ -492,11 +493,9 @@ def _plan_run(
     known = registry._run_words[use_acronyms]
     parts = [known.get(word) or _run_word(registry, word, use_acronyms) for word in texts]
     kinds = [part.kind for part in parts] if use_acronyms else []  # names are words: "An Yang", "A Smith"
-    if kinds and (question_mark or texts[0].casefold() in QUESTION_WORDS):  # it may ask: "what is RAG?"
-        asking = question_words(texts, question_mark)
-        kinds = [_CONNECTIVE if asks else kind for kind, asks in zip(kinds, asking, strict=True)]
-    if kinds and (requesting := request_words(texts)):  # it may ask for papers: "papers about model merging"
-        kinds = [_CONNECTIVE if asks else kind for kind, asks in zip(kinds, requesting, strict=True)]
+    if kinds and (asking := _asking(texts, question_mark)):  # the run without them, as "scaling laws" reads
+        return _plan_words([word for word, asks in zip(texts, asking, strict=True) if not asks], field, registry,
+                           positives)
     if _NUMBER_WORD in kinds[1:]:
         return _plan_numbered(texts, text, field, registry, positives, kinds)
     if _CONNECTIVE in kinds:
@@ -526,6 +525,25 @@ def _plan_run(
 
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)*")  # a version or a count: "3", "2.5", "3.1"
+
+
+def _only_asks(side: Node) -> bool:
+    """A side of OR of bare words that only ask for papers: ``scaling laws, please`` found a
+    paper "pleasing" to look at. Beside other sides it is none (text.only_asks)."""
+    words = side.children if type(side) is And else (side,)  # type: ignore[union-attr]
+    return all(type(word) is Term and not word.phrase and word.field is None for word in words) and only_asks(
+        [word.text for word in words])  # type: ignore[union-attr]
+
+
+def _asking(texts: list[str], question_mark: bool) -> list[bool] | None:
+    """Which of a run's words only ask (a question's, ``what is RAG?``, and a request's, ``papers
+    about model merging``: text.question_words, text.request_words); None when none does, or
+    all would. A paper says none of them, so none is a word of the run, nor of its phrase."""
+    asking = question_words(texts, question_mark) if question_mark or texts[0].casefold() in QUESTION_WORDS else None
+    requesting = request_words(texts)
+    if requesting:
+        asking = [a or r for a, r in zip(asking, requesting, strict=True)] if asking else requesting
+    return asking if asking and any(asking) and not all(asking) else None
 
 
 def _plan_numbered(
