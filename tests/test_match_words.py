@@ -844,7 +844,8 @@ def test_words_that_only_ask_for_papers_need_not_be_in_them() -> None:
            "new physics": {7}, "papers": {5, 9},
            "recent papers": set(), "latest results": set(),  # nothing but asking words: those are the topic
            # a second tester's: "recent" before one word names a thing ("recent tokens")
-           "recent data": set(), "latest diffusion models": {3},
+           "recent data": set(), "latest diffusion models": {3}, "keywords: diffusion models": {3},
+           "keywords data": set(),  # "keywords extraction" is a topic
            "I'm interested in diffusion models": {3}, "show me diffusion models": {3}, "diffusion models stuff": {3},
            "are there papers on scaling laws?": {2}, "can you recommend papers on scaling laws?": {2},
            # a side of a list that only asks is none ("scaling laws, please" found a paper "pleasing")

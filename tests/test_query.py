@@ -568,7 +568,9 @@ def test_no_name_order_hint_for_a_name_as_papers_write_it_or_outside_authors(top
                                    # a reviewer's: each would only exclude, or is no exclusion
                                    "robots OR not video", "diffusion OR no video", "(not video)",
                                    "Mamba \u2013 a selective state space model", '"LoRA - low rank adaptation"',
-                                   "LLM 2023 - 2024"])
+                                   "LLM 2023 - 2024",
+                                   # a second tester's: "not" says what a thing does not do
+                                   "LLMs that do not hallucinate", "when not to retrieve"])
 def test_no_leaving_out_hint_where_nothing_is_left_out(topic: str) -> None:
     """"no" opens a topic ("no regret learning") or sits inside one; nothing comes before "not safe";
     "without" is how a topic says what a method does without ("pruning without retraining")."""

@@ -794,6 +794,9 @@ def _operator_word_hints(tokens: list[_Token]) -> list[str]:
 # where it opens a side or follows "but" (``diffusion, no video``; "no regret learning" is a topic).
 _LEAVING_OUT = frozenset(("not", "except", "excluding"))
 _SMALL_WORDS = frozenset("a an the any about for of on in with from to by".split())  # "not about agents"
+# After these, "not" says what a thing does not do, or asks: it leaves no papers out.
+_VERB_NEGATED = frozenset("""or to do does did is are was were can could should would will may might must
+    when why how that which who""".split())
 _LEFT_OUT_WORDS = 6  # at most, after one negation: longer is no thing to leave out (and costs)
 _LEAVING_OUT_HINTS = 3  # at most, per topic: a public preview takes anyone's topic
 _SPACED_DASH = re.compile(r"(?<!\S)[-\u2013\u2014]\s+([^\W\d_][\w-]*)")  # "experts - survey", "diffusion – video"
@@ -813,8 +816,8 @@ def _negation_hints(text: str, tokens: list[_Token]) -> list[str]:
         if not at or word.kind != "WORD" or word.text.isupper() or said not in _LEAVING_OUT and said != "no":
             continue  # nothing before to leave out from ("not safe"); "not," ends a run
         before = tokens[at - 1]
-        if before.kind == "WORD" and before.text.casefold() == "or":
-            continue  # "whether or not"
+        if before.kind == "WORD" and before.text.casefold() in _VERB_NEGATED:
+            continue  # "whether or not", "LLMs that do not hallucinate", "when not to retrieve"
         but = before.kind == "WORD" and before.text.casefold() == "but"
         if said == "no" and not (but or before.kind in ("OR", "LPAREN")):
             continue

@@ -157,10 +157,11 @@ REQUEST_WORDS = frozenset(
 )
 _LEADS_TO_TOPIC = frozenset("on about in into for of to regarding concerning around re".split())
 # Words that end a request without leading to the topic: "interests: quantization", "show me
-# speculative decoding", "papers: RAG"; and, when two words or more follow, "latest diffusion
-# models" ("recent tokens" and "latest results" are topics of their own).
-_LABELS = frozenset("interests keywords topics papers me".split())
-_FRESH = frozenset("recent latest newest".split())
+# speculative decoding"; and, when two words or more follow, "latest diffusion models",
+# "keywords: model merging" ("recent tokens", "latest results" and "keywords extraction" are
+# topics of their own).
+_LABELS = frozenset("interests me".split())
+_FRESH = frozenset("recent latest newest keywords topics papers".split())
 # Words that ask for papers after the topic, with the fewest words it must keep: "operations
 # research" is a field, "scaling laws research" a request. Not after a word that makes them
 # the topic: "scientific papers", "deep research", "AI for scientific research", "citation
