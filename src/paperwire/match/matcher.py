@@ -84,7 +84,8 @@ class Matcher(Generic[Key]):
             if plan is None:
                 plan = self._plan_of_query[query] = self._plan_text(key, query)
         else:
-            plan = self._plan_parsed(query, _canonical(query) if text is None else text)
+            plan = self._plan_parsed(query, text if text is not None else query.text if "?" in query.text
+                                     else render_query(query))  # see _plan_parsed
         self._keys.append(key)
         self._key_plans.append(plan)
 
@@ -104,9 +105,13 @@ class Matcher(Generic[Key]):
     def _plan_text(self, key: Key, text: str) -> int:
         """The plan of a query string, shared with every query that renders the same."""
         parsed = _parse_for(key, text)
-        return self._plan_parsed(parsed, _canonical(parsed))
+        return self._plan_parsed(parsed, text if "?" in text else render_query(parsed))  # see _plan_parsed
 
     def _plan_parsed(self, parsed: Query, canonical: str) -> int:
+        """``canonical``: the text queries that mean the same share a plan under: the rendering,
+        which spells every parse alike ("a  b" is "a b"). It drops a "?", which a plan reads
+        (``can LLMs reason?`` asks, ``can LLMs reason`` does not): a query with one goes by its
+        own text."""
         plan = self._plan_of_query.get(canonical)
         if plan is None:
             plan = self._plan_of_query[canonical] = len(self._plans)
@@ -224,13 +229,6 @@ class ConditionHits:
         for one paper: only the matches a reader sees pay for it."""
         positives = positive_terms(self._positives[condition], 1 << paper, self._findings)
         return term_hits(positives, self._findings, paper)
-
-
-def _canonical(query: Query) -> str:
-    """The text queries that mean the same share a plan under: its rendering, which spells
-    every parse alike ("a  b" is "a b"). The rendering drops a "?", which a plan reads
-    (``can LLMs reason?`` asks, ``can LLMs reason`` does not): a query with one keeps its own text."""
-    return query.text if "?" in query.text else render_query(query)
 
 
 def _parse_for(key: Key, text: str) -> Query:

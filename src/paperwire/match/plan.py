@@ -393,14 +393,14 @@ def _plan_and(children: tuple[Node, ...], registry: TermRegistry, positives: lis
     run: list[str] = []  # the texts of adjacent bare words
     run_field: str | None = None
     last: Term | None = None  # the run's last word
-    to_find = sum(type(item) is not Not for item in children)  # items left to find papers by
+    dropped = 0  # words of runs that only ask, left out
 
     def add_run() -> None:
-        nonlocal to_find
-        if run_field is None and len(run) < to_find and only_asks(run):
-            to_find -= len(run)
+        nonlocal dropped
+        if run_field is None and only_asks(run) and dropped + len(run) < sum(type(item) is not Not for item in children):
+            dropped += len(run)  # something is left to find papers by
         else:
-            required.append(_plan_words(run, run_field, registry, positives, _asked(asking, last)))
+            required.append(_plan_words(run, run_field, registry, positives, bool(asking) and _asked(asking, last)))
     for item in children:
         kind = type(item)
         excluding = kind is Not and type(item.child) is Term  # type: ignore[union-attr]

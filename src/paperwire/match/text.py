@@ -171,6 +171,7 @@ _TRAILING_REQUESTS = {"papers": 1, "articles": 1, "publications": 1, "preprints"
 _NAMED_BY_TRAILING = frozenset("""scientific academic scholarly research retracted published peer reviewed
     deep operations arxiv citation citations cited white position student seminal""".split())
 _MAY_REQUEST = REQUEST_WORDS | _ASKERS | AUXILIARIES | QUESTION_WORDS | {"any", "am", "the", "a", "an", "some", "all"}
+_MAY_ASK = _MAY_REQUEST | _LEADS_TO_TOPIC
 
 
 def request_words(words: Sequence[str]) -> list[bool] | None:
@@ -204,6 +205,8 @@ def only_asks(words: Sequence[str]) -> bool:
     """Whether a run's words all only ask for papers: ``papers about`` before a quoted topic
     (``papers about "model merging"``), a lone ``papers`` after an exclusion. Beside other
     terms such a run is no condition (``plan``); alone it is the topic."""
+    if words[0].casefold() not in _MAY_ASK:
+        return False  # most runs, at once
     bare = [word.casefold() for word in words]
     return (any(word in REQUEST_WORDS for word in bare)
             and all(word in _MAY_REQUEST or word in _LEADS_TO_TOPIC for word in bare))
@@ -398,9 +401,9 @@ class Stems:
         return stem
 
     def _stem(self, word: str) -> str:
-        if found := _IZE_FAMILY.fullmatch(word):
+        if "iz" in word and (found := _IZE_FAMILY.fullmatch(word)):  # the test first: most words have neither
             return f"{found['root']}iz"
-        if found := _ABLE_FAMILY.fullmatch(word):
+        if "ab" in word and (found := _ABLE_FAMILY.fullmatch(word)):
             return f"{found['root']}abl"
         return self._stemmer.stemWord(word)
 
