@@ -857,9 +857,10 @@ def test_an_able_word_is_not_its_verb() -> None:
     paper that only "interpreted" its inputs. The -able family keeps "abl", as "scalable" does."""
     finds({1: "Interpretable features of transformers.", 2: "Mechanistic interpretability at scale.",
            3: "The inputs are interpreted as tokens.", 4: "Explainable AI for health.", 5: "We explain the gains.",
-           6: "Observables of the system.", 7: "An observable quantity."},
+           6: "Observables of the system.", 7: "An observable quantity.", 8: "Responsible AI in practice.",
+           9: "Response generation for chat."},
           {"interpretability": {1, 2}, "interpretable": {1, 2}, "interpret": {3}, "explainability": {4},
-           "observable": {6, 7}})
+           "observable": {6, 7}, "responsibility": {8}, "response": {9}})  # -ible as -able
 
 
 def test_a_comparative_is_its_adjective() -> None:

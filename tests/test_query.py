@@ -531,6 +531,7 @@ def test_a_list_reads_the_same_with_or_without_spaces(words: list[str], separato
     ("mixture of experts - survey", "- survey: a dash followed by a space is punctuation, so this finds papers "
                                     "with survey; for papers without it, write -survey"),
     ("a not b not c", "not b: a lower-case \"not\" is a word, so this finds papers with b;"),
+    ("speculative decoding except when lossy", "write -lossy or NOT lossy"),
     ("diffusion \u2013 video", "write -video"),
     ("author:Xu; Han", 'author:Xu; Han limits only "Xu" to authors'),
     ("author:Lovelace,Ada", 'author:Lovelace,Ada limits only "Lovelace" to authors'),

@@ -793,7 +793,7 @@ def _operator_word_hints(tokens: list[_Token]) -> list[str]:
 # in a topic they are words ("not safe"); the operators are -x and NOT. "no" leaves out only
 # where it opens a side or follows "but" (``diffusion, no video``; "no regret learning" is a topic).
 _LEAVING_OUT = frozenset(("not", "except", "excluding"))
-_SMALL_WORDS = frozenset("a an the any about for of on in with from to by".split())  # "not about agents"
+_SMALL_WORDS = frozenset("a an the any about for of on in with from to by when if where".split())  # "not about agents"
 # After these, "not" says what a thing does not do, or asks: it leaves no papers out.
 _VERB_NEGATED = frozenset("""or to do does did is are was were can could should would will may might must
     when why how that which who""".split())

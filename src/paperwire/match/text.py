@@ -363,11 +363,12 @@ BASE_FORMS = {
 # ``tokenisation`` found 31 papers that only said "token". A root of three letters or more: "size"
 # and "prize" are no such family.
 _IZE_FAMILY = re.compile(r"(?P<root>[a-z]{3,}?)iz(?:e|es|ed|ing|er|ers|ation|ations|ational|ationally|able|ability)")
-# So does the -able family keep "abl": Snowball reads "interpretability" as "interpret", and a
-# tester's ``interpretability`` found a paper that only "interpreted" its inputs (``explainable``
-# any paper that explains). "scalable" and "reliable" already keep it; the root is three letters
-# or more ("table", "stable" are no such family).
-_ABLE_FAMILY = re.compile(r"(?P<root>[a-z]{3,})(?:able|ables|ably|ability|abilities)")
+# So does the -able family keep "abl" (and -ible "ibl"): Snowball reads "interpretability" as
+# "interpret", and a tester's ``interpretability`` found a paper that only "interpreted" its
+# inputs (``explainable`` any paper that explains, ``responsible AI`` any "response").
+# "scalable" and "reliable" already keep it; the root is three letters or more ("table",
+# "stable" and "bible" are no such family).
+_ABLE_FAMILY = re.compile(r"(?P<root>[a-z]{3,})(?P<vowel>[ai])(?:ble|bles|bly|bility|bilities)")
 
 
 class Stems:
@@ -403,8 +404,8 @@ class Stems:
     def _stem(self, word: str) -> str:
         if "iz" in word and (found := _IZE_FAMILY.fullmatch(word)):  # the test first: most words have neither
             return f"{found['root']}iz"
-        if "ab" in word and (found := _ABLE_FAMILY.fullmatch(word)):
-            return f"{found['root']}abl"
+        if ("ab" in word or "ib" in word) and (found := _ABLE_FAMILY.fullmatch(word)):
+            return f"{found['root']}{found['vowel']}bl"
         return self._stemmer.stemWord(word)
 
     def glued_apart(self, first: str, second: str) -> str | None:
