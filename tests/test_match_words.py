@@ -876,6 +876,27 @@ def test_a_comparative_is_its_adjective() -> None:
            "larger models": set(), "finer models": set()})  # a second tester's: "large language models", "fine-tuning"
 
 
+REQUESTISH = st.lists(st.sampled_from(["papers", "about", "recent", "work", "on", "please", "research", "show", "me",
+                                       "I", "am", "interested", "in", "latest", "keywords", "scaling", "laws", "RAG",
+                                       "can", "LLMs", "reason", "do", "we", "need", "scientific", "for", "Papers"]),
+                      min_size=1, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(REQUESTISH, st.booleans())
+def test_asking_words_leave_a_word_to_find_and_spare_capitals(words: list[str], question_mark: bool) -> None:
+    """Whatever a reader types: some word of a run is left to find, and a word in capitals
+    (maybe an acronym) never only asks; matching such a topic never fails."""
+    from paperwire.match.plan import _asking
+
+    asking = _asking(words, question_mark)
+    if asking is not None:
+        assert len(asking) == len(words) and not all(asking)
+        assert not any(asks for word, asks in zip(words, asking) if len(word) > 1 and word.isupper())
+    topic = " ".join(words) + ("?" if question_mark else "")
+    match_one(topic, [paper("Scaling laws for RAG", "Can LLMs reason? We need papers on it.")])
+
+
 def test_latex_dollars_are_not_punctuation() -> None:
     """"$k$-NN" and "$k$-means" are what a reader types as ``k-NN`` and ``k-means``."""
     finds({1: "A $k$-NN baseline.", 2: "We run $k$-means on the features.", 3: "A k nearest baseline, NN."},

@@ -427,6 +427,34 @@ def test_like_queries_parse_or_fail_clearly_and_render_back(text: str) -> None:
         assert isinstance(parse_query(like).root, Like), like  # what a hint or an error says to write is a topic
 
 
+# Topics as readers leave papers out: negation words, spaced dashes, quotes, parentheses, OR.
+LEAVING_OUT = st.lists(
+    st.sampled_from(["diffusion", "video", "MoE", "survey", " ", " ", "not", "no", "except", "excluding", "but",
+                     "about", "the", "2024", "-", " - ", " \u2013 ", ",", "(", ")", '"', "OR", "or", "do", "?"]),
+    max_size=14,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(LEAVING_OUT)
+def test_a_leaving_out_hint_says_to_write_a_topic_that_parses(text: str) -> None:
+    """Any topic: hints never raise, are few, and what one says to write in its place parses."""
+    try:
+        parse_query(text)
+    except QueryError:
+        return
+    said = [hint for hint in reading_hints(text) if "in its place" in hint]
+    assert len(said) <= 3
+    for hint in said:
+        written, _, advice = hint.partition(": ")
+        target = re.search(r"write -(\S+|\"[^\"]*\") or NOT", advice).group(1)
+        assert written in text, hint
+        if text.count(written) > 1:
+            continue  # which of them the hint means is not to be told from its words
+        start = text.index(written)
+        parse_query(f"{text[:start]}-{target}{text[start + len(written):]}")  # raises if the advice is wrong
+
+
 @pytest.mark.parametrize("text, mode, canonical", [
     ("words: code generation", "words", "words: code generation"),
     ("meaning:(agents OR robots) -survey", "meaning", "meaning: (agents OR robots) -survey"),
