@@ -19,7 +19,7 @@ from .match.acronyms import AcronymTable, acronym_table
 from .match.matcher import ExtraAcronyms
 from .match.text import CONNECTIVES, FUNCTION_WORDS, REQUEST_WORDS, TOKEN_PATTERN, Stems, fold
 from .models import Paper
-from .query import And, Query, Term, parse_query, positive_term_nodes
+from .query import Query, Term, parse_query, positive_term_nodes, side_items
 
 # How close a spelling must be to be suggested (difflib's ratio): "retreival" and "retrieval"
 # are 0.89, "pruing" and "pruning" 0.92; "indices" and "indicate" (another word) are 0.8.
@@ -71,8 +71,7 @@ def apart_note(query: Query, where: str) -> list[str]:
     are each in some paper found nothing by them, and said nothing: a tester's ``faster
     inference``. Only where every word must be near the others but connectives ("for", "of"):
     not for a topic that may ask ("does X work?", "show me X"), whose words the note would miss."""
-    root = query.root
-    items = root.children if isinstance(root, And) else (root,)
+    items = side_items(query.root)
     if query.mode == "meaning" or not all(isinstance(item, Term) and not item.phrase and item.field is None
                                           for item in items):
         return []

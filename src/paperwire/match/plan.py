@@ -28,7 +28,7 @@ from paperwire.match.patterns import GAP, PatternMaker, TermShape
 from paperwire.match.results import Near, NearRef, TermRef
 from paperwire.match.sentences import window
 from paperwire.match.text import QUESTION_WORDS, is_connective, only_asks, question_words, request_words
-from paperwire.query import FIELDS, And, Everything, Like, Node, Not, Or, Query, Term
+from paperwire.query import FIELDS, And, Everything, Like, Node, Not, Or, Query, Term, side_items
 
 DEFAULT_FIELDS = ("title", "abstract")
 
@@ -450,7 +450,7 @@ def _asked(asking: str, last: Term | None) -> bool:
     """Whether a "?" follows the run's last word in the query's text (``asking``; "" when it
     has none): the parser drops it as it drops a ".", and it tells ``can LLMs reason?``
     from ``can bus intrusion detection`` (text.question_words)."""
-    return bool(asking) and last is not None and _QUESTION_MARK.match(asking, last.position + len(last.text)) is not None
+    return last is not None and _QUESTION_MARK.match(asking, last.position + len(last.text)) is not None
 
 
 def _plan_words(
@@ -489,13 +489,13 @@ def _plan_run(
 
     Its parts are positives that explain only where they are near each other (:class:`NearRef`);
     the phrase is shown wherever it is."""
-    use_acronyms = field != "author"
-    known = registry._run_words[use_acronyms]
-    parts = [known.get(word) or _run_word(registry, word, use_acronyms) for word in texts]
-    kinds = [part.kind for part in parts] if use_acronyms else []  # names are words: "An Yang", "A Smith"
-    if kinds and (asking := _asking(texts, question_mark)):  # the run without them, as "scaling laws" reads
+    use_acronyms = field != "author"  # names are words: "An Yang", "A Smith"
+    if use_acronyms and (asking := _asking(texts, question_mark)):  # the run without them, as "scaling laws" reads
         return _plan_words([word for word, asks in zip(texts, asking, strict=True) if not asks], field, registry,
                            positives)
+    known = registry._run_words[use_acronyms]
+    parts = [known.get(word) or _run_word(registry, word, use_acronyms) for word in texts]
+    kinds = [part.kind for part in parts] if use_acronyms else []
     if _NUMBER_WORD in kinds[1:]:
         return _plan_numbered(texts, text, field, registry, positives, kinds)
     if _CONNECTIVE in kinds:
@@ -530,7 +530,7 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)*")  # a version or a count: "3", "2.5", "3.1
 def _only_asks(side: Node) -> bool:
     """A side of OR of bare words that only ask for papers: ``scaling laws, please`` found a
     paper "pleasing" to look at. Beside other sides it is none (text.only_asks)."""
-    words = side.children if type(side) is And else (side,)  # type: ignore[union-attr]
+    words = side_items(side)
     return all(type(word) is Term and not word.phrase and word.field is None for word in words) and only_asks(
         [word.text for word in words])  # type: ignore[union-attr]
 

@@ -101,7 +101,7 @@ def is_function_word(word: str) -> bool:
 
 # What only asks, in a topic phrased as a question (``what is RAG``, ``how do LLMs do math``;
 # the parser drops a trailing "?" as it drops a trailing "."): question words and auxiliaries,
-# which a run that asks reads as it reads its CONNECTIVES (``question_words``). Elsewhere they
+# which a run that asks leaves out (``question_words``, ``plan``). Elsewhere they
 # are words ("when to retrieve", "free will"). A run that opens with an auxiliary alone asks
 # only when a "?" closes it (``can LLMs reason?``): "can bus intrusion detection" and "do
 # calculus" are no questions.
@@ -178,15 +178,14 @@ def request_words(words: Sequence[str]) -> list[bool] | None:
     """For each of a run's words, whether it only asks for papers (see REQUEST_WORDS); None
     when none does, or when all might ("latest papers", "recent advances": those are the
     topic). Words in capitals never only ask."""
-    first, last = words[0].casefold(), words[-1].casefold()
-    if first not in _MAY_REQUEST and first not in _LEADS_TO_TOPIC and last not in _TRAILING_REQUESTS:
+    if words[0].casefold() not in _MAY_ASK and words[-1].casefold() not in _TRAILING_REQUESTS:
         return None  # most runs, at once
     bare = ["" if len(word) > 1 and word.isupper() else word.casefold() for word in words]
     if only_asks(bare):
         return None
     lead = 0  # the leading stretch that asks ends before this word
     for at, word in enumerate(bare[:-1]):
-        if word not in _MAY_REQUEST and word not in _LEADS_TO_TOPIC:
+        if word not in _MAY_ASK:
             break
         if word in _LEADS_TO_TOPIC or word in _LABELS or word in _FRESH and len(bare) - at > 2:
             lead = at + 1
@@ -208,8 +207,7 @@ def only_asks(words: Sequence[str]) -> bool:
     if words[0].casefold() not in _MAY_ASK:
         return False  # most runs, at once
     bare = [word.casefold() for word in words]
-    return (any(word in REQUEST_WORDS for word in bare)
-            and all(word in _MAY_REQUEST or word in _LEADS_TO_TOPIC for word in bare))
+    return any(word in REQUEST_WORDS for word in bare) and all(word in _MAY_ASK for word in bare)
 
 
 # Particles that begin compounds some writers space: "down sampling", "up sampling", "over
