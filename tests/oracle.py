@@ -57,8 +57,9 @@ class PerReaderCompile:
 
 
 def squeezed_html(html: str) -> str:
-    """HTML with whitespace runs made one space and none between tags: "equal up to whitespace"."""
-    return re.sub(r"\s+", " ", html).replace("> <", "><")
+    """HTML with whitespace runs made one space and none between tags, and every non-ASCII
+    character as its reference (the renderer writes them so): "equal up to whitespace"."""
+    return re.sub(r"\s+", " ", html).replace("> <", "><").encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
 Matches = tuple[dict[tuple[int, str], tuple[Hit, ...]], set[tuple[int, str]]]

@@ -250,5 +250,5 @@ def test_demo_every_paper_matched_in_its_abstract_shows_the_match(run_cli, tmp_p
     assert checked > 20
     ada = (tmp_path / "out" / "digests").rglob("ada_at_example.org.html").__next__().read_text(encoding="utf-8")
     minicpm = next(block for block in ada.split('<div class="pw-item"')[1:] if "MiniCPM" in block)
-    assert '<p class="pw-abs" dir="auto" style="margin:8px 0">…' in minicpm
+    assert '<p class="pw-abs" dir="auto" style="margin:8px 0">&#8230;' in minicpm  # "…", as the HTML writes it
     assert "<strong>scaling law</strong>" in minicpm

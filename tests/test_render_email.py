@@ -166,6 +166,24 @@ def test_subject_rules() -> None:
     assert nameless == "No new papers (Mar 11)"
 
 
+@given(st.text(max_size=60), st.text(max_size=30), st.text(min_size=1, max_size=30))
+def test_the_html_is_ascii_and_reads_back_as_written(renderer: EmailRenderer, title: str, name: str, topic: str) -> None:
+    """The HTML writes each non-ASCII character as a reference (email_templates.CharacterReferences),
+    in template text and values alike: whatever a title, a reader's name or a topic holds, the
+    HTML is ASCII and a mail client, reading the references back, shows the values as written."""
+    followed = Topic(topic, "x")
+    paper = Paper(id="t-any", title=title, abstract=f"{title} {topic} abstract")
+    reader = Subscriber(email="ana@example.org", name=name, token="tok123", topics=[followed])
+    digest = Digest(reader, "2024-03-11", DAY, (DigestSection(followed, (item(paper, (topic,)),)),))
+    html = renderer.render(digest, SETTINGS).html
+    assert html.isascii()
+    values = render.context(digest, SETTINGS)
+    shown = unescape(html)
+    assert values["greeting"] in shown and values["preheader"] in shown and values["reason"] in shown
+    (section,) = values["sections"]
+    assert section.name in shown and section.items[0].paper.title in shown
+
+
 def test_hostile_input_is_escaped(renderer: EmailRenderer) -> None:
     paper = Paper(id="t-hostile", title=HOSTILE, abstract=HOSTILE + " scaling laws " + HOSTILE,
                   authors=[HOSTILE], links=[Link("https://example.org/?a=1&b='2'", "code"),
@@ -188,9 +206,10 @@ def test_hostile_input_is_escaped(renderer: EmailRenderer) -> None:
     assert "https://example.org/?a=1&b='2'" in parsed.hrefs  # escaped in the attribute, intact when parsed
     assert "https://example.org/?a=1&amp;b=&#39;2&#39;" in html
     assert "a=<2>" not in text and not any("a=<2>" in href for href in parsed.hrefs)  # not a URI: dropped
-    for part in (html, text, rendered.subject, rendered.preheader):
+    shown = unescape(html)  # the HTML writes non-ASCII characters as references: as a client reads it
+    for part in (shown, text, rendered.subject, rendered.preheader):
         assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202e]", part)
-    for part in (html, text, rendered.preheader):
+    for part in (shown, text, rendered.preheader):
         assert "🚀🧪 שלום עולם مرحبا" in part
     # Plain text needs no escaping: it shows what was written, as the HTML part does once escaped.
     assert "<script>alert(1)</script>" in text and "\"quotes' & ampersands" in text
@@ -303,8 +322,8 @@ def test_every_reader_link_uses_base_url(renderer: EmailRenderer) -> None:
 def test_footer_says_why_and_greets_by_name(renderer: EmailRenderer) -> None:
     rendered = renderer.render(golden_digest(), SETTINGS)
     why = "You get this because you subscribed to scaling laws, MoE with ana@example.org — daily at 08:00 Europe/Berlin."
-    assert why in rendered.html and " ".join(rendered.text.split()).count(why) == 1
-    assert SETTINGS.sender_line in rendered.html and SETTINGS.sender_line in rendered.text
+    assert why in unescape(rendered.html) and " ".join(rendered.text.split()).count(why) == 1
+    assert SETTINGS.sender_line in unescape(rendered.html) and SETTINGS.sender_line in rendered.text
     assert "Hi Ana," in rendered.html and "Hi Ana," in rendered.text
     weekly = Subscriber(email="b@example.org", cadence="weekly:mon", hour=7, timezone="UTC")
     assert render.schedule_phrase(weekly) == "weekly on Mondays at 07:00 UTC"
@@ -320,7 +339,7 @@ def test_html_head_dark_mode_and_hidden_preheader(renderer: EmailRenderer) -> No
     assert "@media (prefers-color-scheme: dark)" in html
     assert f"<title>{rendered.subject}</title>" in html
     hidden = re.search(r'<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">([^<]*)</div>', html)
-    assert hidden and hidden.group(1) == rendered.preheader
+    assert hidden and unescape(hidden.group(1)) == rendered.preheader
     # No "hidden" text in low-contrast colours (SpamAssassin HTML_FONT_LOW_CONTRAST), no web fonts.
     styles = [attrs.get("style") or "" for _, attrs in Tags(html).tags]
     assert not any(re.search(r"(?<![-\w])color:\s*#fff", style, re.I) for style in styles)

@@ -19,7 +19,8 @@ from typing import Any
 from jinja2 import (ChoiceLoader, DictLoader, Environment, FileSystemLoader, StrictUndefined, Template,
                     TemplateError, TemplateNotFound, TemplateSyntaxError, nodes)
 from jinja2.ext import Extension
-from markupsafe import Markup
+from jinja2.lexer import Token, TokenStream
+from markupsafe import Markup, escape
 from mjml import mjml2html
 
 from .errors import ConfigError
@@ -130,13 +131,44 @@ class NoTrailingWhitespace(Extension):
         return _LINE_END_WHITESPACE.sub("", source)
 
 
+class CharacterReferences(Extension):
+    """The HTML environment writes every non-ASCII character as a character reference
+    (``·`` as ``&#183;``): in the templates' own text here, and in values by ``referenced``
+    (its finalize). The HTML part goes out in that form anyway (7-bit, mail.py), so the
+    bytes sent are the same, and so is what a mail client or browser shows: references read
+    back as their characters, in text and attributes alike. What changes is the work: an
+    ASCII string is joined and encoded to bytes at once, where a single "·" made Python
+    copy and scan the whole page a character at a time (bench/README.md, issue 13's floor)."""
+
+    def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
+        for token in stream:
+            if token.type == "data" and not token.value.isascii():
+                token = Token(token.lineno, token.type, as_references(token.value))
+            yield token
+
+
+def as_references(text: str) -> str:
+    """``text`` with each non-ASCII character as its decimal character reference."""
+    return text.encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
+def referenced(value: Any) -> Any:
+    """A value as the HTML templates show it, non-ASCII characters as references: text is
+    escaped first (what autoescape would do), markup is kept. Anything else is left to
+    autoescape as it is."""
+    if value.__class__ is not str and value.__class__ is not Markup or value.isascii():
+        return value
+    return Markup(as_references(value if value.__class__ is Markup else escape(value)))
+
+
 _LINE_END_WHITESPACE = re.compile(r"(?<!^--)[ \t]+(?=\r?$)", re.MULTILINE)
 
 
 def environments(templates_dir: Path, compiled_frame: str,
                  text_filters: Mapping[str, Callable[..., str]]) -> tuple[Environment, Environment]:
-    """The HTML environment (autoescape; the compiled MJML as ``HTML_FRAME``) and the text one
-    (no escaping: a plain-text part shows ``k<n`` or ``<SEG>`` as written, as the HTML part
+    """The HTML environment (autoescape, non-ASCII as character references:
+    ``CharacterReferences``; the compiled MJML as ``HTML_FRAME``) and the text one (no
+    escaping: a plain-text part shows ``k<n`` or ``<SEG>`` as written, as the HTML part
     does once escaped); both read the paper templates from ``templates_dir``
     and give templates the ``include_shared`` filter (``SharedIncludes``).
 
@@ -147,7 +179,7 @@ def environments(templates_dir: Path, compiled_frame: str,
     options: dict[str, Any] = {"undefined": StrictUndefined, "trim_blocks": True, "lstrip_blocks": True,
                                "keep_trailing_newline": True, "auto_reload": False}
     html_env = Environment(loader=ChoiceLoader([DictLoader({HTML_FRAME: compiled_frame}), from_folder]),
-                           autoescape=True, **options)
+                           autoescape=True, extensions=[CharacterReferences], finalize=referenced, **options)
     text_env = Environment(loader=from_folder, autoescape=False, extensions=[NoTrailingWhitespace], **options)
     text_env.filters.update(text_filters)
     for env in (html_env, text_env):

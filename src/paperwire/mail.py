@@ -144,11 +144,12 @@ def _html_part(html: str) -> list[bytes]:
     """HTML as 7-bit text: non-ASCII becomes character references, which every client reads.
 
     Quoted-printable costs about as much as rendering the digest; an ASCII document with
-    short lines needs no transfer encoding at all. A very long line (say, a CJK preheader)
-    sends the part quoted-printable instead, and so do character references that would make
-    the HTML longer than Gmail shows unclipped (``&#20013;`` is 8 bytes, its UTF-8 3): the
-    size render.py checks is the HTML as UTF-8, which quoted-printable keeps (an ASCII page
-    is the same size either way, so it stays 7-bit).
+    short lines needs no transfer encoding at all. A digest's HTML is ASCII already (the
+    renderer writes references: email_templates.CharacterReferences); other HTML (the web
+    app's mails) is converted here. A very long line (say, a CJK preheader) sends the part
+    quoted-printable instead, and so do character references that would make a non-ASCII
+    page longer than Gmail shows unclipped (``&#20013;`` is 8 bytes, its UTF-8 3), since its
+    size was checked as UTF-8, which quoted-printable keeps.
     """
     encoded = _seven_bit(html)
     if encoded is None or (len(encoded) > GMAIL_CLIP_BYTES and not html.isascii()):

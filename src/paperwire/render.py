@@ -18,10 +18,12 @@ Size (Gmail clips HTML above ~102 KB): the compiled frame (head, header, footer)
 ~8 KB and a paper adds ~1.3 KB for seed-like papers (abstracts cut to ~600 characters).
 Worst case per paper (300-character title, 2,000-character abstract full of hits, every
 kind of link, a long author list, an "also in" line, the reader's "More like this" link)
-is ~2.45 KB: 15 such papers make ~45 KB, and the limit holds up to
-``MAX_PAPERS_UNDER_CLIP`` (38) of them. Links of up to 2,000 characters or a script of
-3-byte characters can pass it with fewer: ``EmailRenderer.render_under_clip`` then shows
-fewer papers (sending does).
+is ~2.5 KB: 15 such papers make ~48 KB, and the limit holds up to
+``MAX_PAPERS_UNDER_CLIP`` (37) of them. The HTML is ASCII (non-ASCII characters are
+written as references, email_templates.CharacterReferences), so its length is the size
+sent. Links of up to 2,000 characters, or papers in another script (a Chinese character
+is 8 bytes as ``&#20013;``), can pass it with fewer: ``EmailRenderer.render_under_clip``
+then shows fewer papers (sending does).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ log = logging.getLogger(__name__)
 
 # Worst-case papers (see the module docstring) that still fit under GMAIL_CLIP_BYTES;
 # measured by tests/test_render_email.py::test_cap_where_size_limit_holds.
-MAX_PAPERS_UNDER_CLIP = 38
+MAX_PAPERS_UNDER_CLIP = 37
 SUBJECT_TOPIC_CHARS = 42  # topic names shown in the subject before "+N more"
 PREHEADER_CHARS = 140
 TEXT_WIDTH = 76
