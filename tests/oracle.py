@@ -22,6 +22,7 @@ from markupsafe import Markup
 
 from paperwire import email_templates, render, sources
 from paperwire.config import Settings
+from paperwire.mail import as_references
 from paperwire.models import Digest, DigestItem, DigestSection, Hit, Link, Paper, Subscriber, Topic
 from paperwire.render import RenderedEmail
 
@@ -59,7 +60,7 @@ class PerReaderCompile:
 def squeezed_html(html: str) -> str:
     """HTML with whitespace runs made one space and none between tags, and every non-ASCII
     character as its reference (the renderer writes them so): "equal up to whitespace"."""
-    return re.sub(r"\s+", " ", html).replace("> <", "><").encode("ascii", "xmlcharrefreplace").decode("ascii")
+    return as_references(re.sub(r"\s+", " ", html).replace("> <", "><"))
 
 
 Matches = tuple[dict[tuple[int, str], tuple[Hit, ...]], set[tuple[int, str]]]

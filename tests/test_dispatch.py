@@ -541,22 +541,20 @@ def test_a_paper_rekeyed_while_its_digest_is_out_is_recorded_under_its_new_id(db
 
 
 def test_a_digest_over_gmails_clip_is_sent_shorter_and_records_only_what_it_showed(db_url, tmp_path):
-    """As many papers as a reader may ask for (MAX_PAPERS_LIMIT), with long links (each under
-    the 2,000 characters a link may have), make HTML that Gmail would clip: the email shows
-    fewer and says "And N more", and only the papers shown are recorded as sent (the others
-    were never in an email)."""
+    """38 papers whose links are long (each under the 2,000 characters a link may have) make
+    HTML that Gmail would clip: the email shows fewer and says "And N more", and only the
+    papers shown are recorded as sent (the others were never in an email)."""
     from paperwire.models import Link, Listing, Paper
-    from paperwire.subscribers import MAX_PAPERS_LIMIT
 
     store = readers_store(db_url, 0)
     long = "x" * 1900
     papers = [Paper(f"t-{n:016x}", f"Paper number {n} about zebrafish", "Zebrafish swim.",
                     links=[Link(f"https://example.org/{kind}/{n}/{long}", kind)
                            for kind in ("abs", "pdf", "code", "project", "model", "dataset")])
-              for n in range(MAX_PAPERS_LIMIT)]
+              for n in range(38)]
     store.save_listings([Listing("daily-papers", EDITION, papers)])
     reader, _ = store.save_subscriber(build_subscriber("zeb@example.org", topics=[parse_topic_spec("zebrafish")],
-                                                       max_papers=MAX_PAPERS_LIMIT))
+                                                       max_papers=38))
     report = dispatch.dispatch(store, Settings(out_dir=tmp_path / "out", outbox_dir=tmp_path / "outbox"), now=NOON)
     assert report.sent == 1
     (eml,) = (tmp_path / "outbox").glob("*.eml")
@@ -565,8 +563,8 @@ def test_a_digest_over_gmails_clip_is_sent_shorter_and_records_only_what_it_show
     assert len(html.encode()) <= 102_000 and "Unsubscribe</a>" in html
     shown = {paper.id for paper in papers if f'id="p-{paper.id}"' in html}
     recorded = store.sent_papers_among([paper.id for paper in papers], [reader.id], shown_only=True)[reader.id]
-    assert 0 < len(shown) < MAX_PAPERS_LIMIT and recorded == shown
-    assert f"And {MAX_PAPERS_LIMIT - len(shown)} more matching papers" in html
+    assert 0 < len(shown) < 38 and recorded == shown
+    assert f"And {38 - len(shown)} more matching papers" in html
     # Those the clip left out are the "And N more": recorded as such, never offered again as new.
     assert store.sent_papers_among([paper.id for paper in papers], [reader.id]) == {reader.id: {p.id for p in papers}}
 

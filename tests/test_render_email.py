@@ -26,6 +26,7 @@ from jinja2 import TemplateError, UndefinedError
 
 from paperwire import email_templates, normalize, paperview, render, urls
 from paperwire.config import Settings
+from paperwire.mail import from_references
 from paperwire.errors import ConfigError, ValidationError
 from paperwire.models import Digest, DigestItem, DigestSection, Hit, Link, Paper, Subscriber, Topic
 from paperwire.render import EmailRenderer, RenderedEmail
@@ -182,6 +183,56 @@ def test_the_html_is_ascii_and_reads_back_as_written(renderer: EmailRenderer, ti
     assert values["greeting"] in shown and values["preheader"] in shown and values["reason"] in shown
     (section,) = values["sections"]
     assert section.name in shown and section.items[0].paper.title in shown
+
+
+@given(st.text(max_size=80))
+def test_references_read_back_as_the_characters_they_stand_for(text: str) -> None:
+    """mail.from_references undoes what the renderer writes (escaped text, non-ASCII as
+    references), and leaves a reader's own "&#183;" as typed: escaping made it &amp;#183;."""
+    from markupsafe import escape
+
+    from paperwire.mail import as_references
+
+    assert from_references(as_references(escape(text))) == escape(text)
+
+
+def test_a_page_that_cannot_go_7bit_goes_quoted_printable_as_utf8(renderer: EmailRenderer) -> None:
+    """A Chinese preheader of 140 characters is one line of ~1,100 bytes as references, over
+    what 7-bit allows: the part goes quoted-printable with the characters themselves (3 bytes
+    each, not 8), and decodes to the rendered page with its references read back."""
+    import email
+    from email import policy
+
+    from paperwire.mail import build_message
+
+    title = "中文摘要" * 40
+    paper = Paper(id="t-zh", title=title, abstract="中文摘要。" * 100)
+    digest = Digest(READER, "2024-03-11", DAY, (DigestSection(TOPICS[0], (item(paper, (TOPICS[0].name,)),)),))
+    rendered = renderer.render(digest, SETTINGS)
+    assert rendered.html.isascii() and "&#20013;" in rendered.html
+    data = bytes(build_message(digest, rendered, SETTINGS))
+    head, body = data.split(b'Content-Type: text/html; charset="utf-8"\r\n', 1)[1].split(b"\r\n\r\n", 1)
+    assert head == b"Content-Transfer-Encoding: quoted-printable" and b"&#20013;" not in body
+    html = email.message_from_bytes(data, policy=policy.default).get_body(("html",)).get_content()
+    assert html.replace("\r\n", "\n").rstrip("\n") == from_references(rendered.html).rstrip("\n")
+
+
+def test_values_outside_autoescape_and_str_subclasses_are_referenced_too(tmp_path: Path) -> None:
+    """``{% autoescape false %}`` shows a value as it is, references and all (escaping it
+    there would turn a template's own markup into text); a str subclass is text like str."""
+    import enum
+
+    from markupsafe import Markup
+
+    html_env, _ = email_templates.environments(tmp_path, "", {})
+
+    class Kind(str, enum.Enum):
+        CAFE = "café <b>"
+
+    assert html_env.from_string("{% autoescape false %}{{ v }}{% endautoescape %}").render(v="<i>·</i>") == "<i>&#183;</i>"
+    assert html_env.from_string("{{ v }}").render(v="<i>·</i>") == "&lt;i&gt;&#183;&lt;/i&gt;"
+    assert html_env.from_string("{{ v }}").render(v=Kind.CAFE).isascii()
+    assert html_env.from_string("{{ 3 }} {{ 2.5 }} {{ v }}").render(v=Markup("<b>·</b>")) == "3 2.5 <b>&#183;</b>"
 
 
 def test_hostile_input_is_escaped(renderer: EmailRenderer) -> None:
@@ -389,17 +440,23 @@ def worst_case_digest(papers: int) -> Digest:
     return Digest(reader, "2024-03-11", DAY, sections, more=85)
 
 
+def clip_size(html: str) -> int:
+    """The size Gmail's clip is measured on: the page as UTF-8, its character references read
+    back (what quoted-printable sends when the references would not fit; render._over_clip)."""
+    return len(from_references(html).encode())
+
+
 def test_size_under_gmail_clip_at_the_usual_cap(renderer: EmailRenderer) -> None:
-    size = len(renderer.render(worst_case_digest(15), SETTINGS).html.encode())
+    size = clip_size(renderer.render(worst_case_digest(15), SETTINGS).html)
     assert size < 102_000
     assert size < 50_000, f"15 worst-case papers take {size} bytes: markup grew, check the template"
 
 
 def test_cap_where_size_limit_holds(renderer: EmailRenderer, caplog: pytest.LogCaptureFixture) -> None:
-    """MAX_PAPERS_UNDER_CLIP is measured, not guessed: it fits, and three more would not (and say so)."""
-    assert len(renderer.render(worst_case_digest(render.MAX_PAPERS_UNDER_CLIP), SETTINGS).html.encode()) < 102_000
+    """MAX_PAPERS_UNDER_CLIP is measured, not guessed: it fits, and one more would not (and says so)."""
+    assert clip_size(renderer.render(worst_case_digest(render.MAX_PAPERS_UNDER_CLIP), SETTINGS).html) < 102_000
     assert "Gmail will clip it" not in caplog.text
-    assert len(renderer.render(worst_case_digest(render.MAX_PAPERS_UNDER_CLIP + 3), SETTINGS).html.encode()) > 102_000
+    assert clip_size(renderer.render(worst_case_digest(render.MAX_PAPERS_UNDER_CLIP + 1), SETTINGS).html) > 102_000
     assert "Gmail will clip it" in caplog.text
 
 
@@ -409,7 +466,7 @@ def test_an_email_over_gmails_clip_shows_fewer_papers_and_keeps_its_footer(
     sent with the papers it picked last moved into "And N more"; one that fits is untouched."""
     digest = worst_case_digest(render.MAX_PAPERS_UNDER_CLIP + 8)
     shown, rendered = renderer.render_under_clip(digest, SETTINGS)
-    assert len(rendered.html.encode()) <= 102_000 and "Gmail will clip it" not in caplog.text
+    assert clip_size(rendered.html) <= 102_000 and "Gmail will clip it" not in caplog.text
     assert render.MAX_PAPERS_UNDER_CLIP - 4 <= shown.papers < digest.papers
     assert shown.more == digest.more + digest.papers - shown.papers
     ranks = sorted(item.rank for section in shown.sections for item in section.items)

@@ -101,7 +101,7 @@ def test_a_rekeyed_paper_keeps_its_feed_entry_id(store):
 
 
 def test_a_maximum_stored_above_todays_limit_reads_as_the_limit(store):
-    """Readers saved when the limit was higher (40) get what fits under Gmail's clip; the archive
+    """Readers saved when the limit was 40 get what fits under Gmail's clip (38); the archive
     page, which sets its own maximum, is not held to it."""
     from paperwire.store.schema import subscribers
     from paperwire.subscribers import MAX_PAPERS_LIMIT, build_subscriber

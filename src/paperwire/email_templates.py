@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import (ChoiceLoader, DictLoader, Environment, FileSystemLoader, StrictUndefined, Template,
-                    TemplateError, TemplateNotFound, TemplateSyntaxError, nodes)
+                    TemplateError, TemplateNotFound, TemplateSyntaxError, nodes, pass_eval_context)
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
+from jinja2.nodes import EvalContext
 from markupsafe import Markup, escape
 from mjml import mjml2html
 
 from .errors import ConfigError
+from .mail import as_references
 from .normalize import not_utf8
 
 MJML_FRAME = "email.mjml.j2"  # the HTML part's frame, as written
@@ -133,12 +135,13 @@ class NoTrailingWhitespace(Extension):
 
 class CharacterReferences(Extension):
     """The HTML environment writes every non-ASCII character as a character reference
-    (``·`` as ``&#183;``): in the templates' own text here, and in values by ``referenced``
-    (its finalize). The HTML part goes out in that form anyway (7-bit, mail.py), so the
-    bytes sent are the same, and so is what a mail client or browser shows: references read
-    back as their characters, in text and attributes alike. What changes is the work: an
-    ASCII string is joined and encoded to bytes at once, where a single "·" made Python
-    copy and scan the whole page a character at a time (bench/README.md, issue 13's floor)."""
+    (``·`` as ``&#183;``, ``mail.as_references``): in the templates' own text here, and in
+    values by ``referenced`` (its finalize). That is the form in which the HTML part goes
+    out as 7-bit ASCII (mail.py), so a digest's page is sent as it is rendered, and what a
+    mail client or browser shows is the same: references read back as their characters, in
+    text and attributes alike (not in CSS: README). What changes is the work: an ASCII
+    string is joined and encoded at once, where a single "·" made Python copy and scan the
+    whole page a character at a time (bench/README.md, issue 13's floor)."""
 
     def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
         for token in stream:
@@ -147,18 +150,16 @@ class CharacterReferences(Extension):
             yield token
 
 
-def as_references(text: str) -> str:
-    """``text`` with each non-ASCII character as its decimal character reference."""
-    return text.encode("ascii", "xmlcharrefreplace").decode("ascii")
-
-
-def referenced(value: Any) -> Any:
+@pass_eval_context
+def referenced(eval_ctx: EvalContext, value: Any) -> Any:
     """A value as the HTML templates show it, non-ASCII characters as references: text is
-    escaped first (what autoescape would do), markup is kept. Anything else is left to
-    autoescape as it is."""
-    if value.__class__ is not str and value.__class__ is not Markup or value.isascii():
+    escaped first where autoescape is on (it would be), markup is kept; anything else
+    (numbers, undefined values) is left to autoescape as it is."""
+    if not isinstance(value, str) or value.isascii():
         return value
-    return Markup(as_references(value if value.__class__ is Markup else escape(value)))
+    if not eval_ctx.autoescape:  # {% autoescape false %}: shown as it is
+        return as_references(value)
+    return Markup(as_references(value if isinstance(value, Markup) else escape(value)))
 
 
 _LINE_END_WHITESPACE = re.compile(r"(?<!^--)[ \t]+(?=\r?$)", re.MULTILINE)

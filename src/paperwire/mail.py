@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 import hashlib
+import re
 import time
 from dataclasses import dataclass
 from email.utils import format_datetime
@@ -111,10 +112,33 @@ def _encoded(text: str) -> bytes:
     return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
+def as_references(text: str) -> str:
+    """``text`` with each non-ASCII character as its decimal character reference (``·`` as
+    ``&#183;``): how the HTML part goes out as 7-bit ASCII, and how the renderer writes its
+    HTML (email_templates.CharacterReferences), so that a digest's page is sent as it is."""
+    return text.encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
+_REFERENCE = re.compile(r"&#([0-9]{3,7});")
+
+
+def from_references(html: str) -> str:
+    """``html`` with the references ``as_references`` writes read back as characters: the page
+    as quoted-printable UTF-8 carries it, and the size Gmail's clip is measured on. Escaping's
+    ``&#34;`` and ``&#39;`` stay (below 128), and so does a reader's own "&#183;", which
+    escaping has made ``&amp;#183;``."""
+    return _REFERENCE.sub(_character, html) if "&#" in html else html
+
+
+def _character(reference: re.Match[str]) -> str:
+    code = int(reference[1])
+    return chr(code) if 128 <= code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else reference[0]
+
+
 def _seven_bit(html: str) -> bytes | None:
     """HTML as ASCII with CRLF line ends (non-ASCII as character references); None when a
     line would be too long to send without a transfer encoding."""
-    data = _lf(html).encode("ascii", "xmlcharrefreplace")
+    data = _lf(html).encode("ascii", "xmlcharrefreplace")  # as_references, straight to bytes
     if _has_line_over(data, _MAX_7BIT_LINE):
         return None
     return data.replace(b"\n", b"\r\n")
@@ -141,20 +165,23 @@ def _quoted_part(subtype: str, text: str) -> list[bytes]:
 
 
 def _html_part(html: str) -> list[bytes]:
-    """HTML as 7-bit text: non-ASCII becomes character references, which every client reads.
+    """HTML as 7-bit text: non-ASCII as character references, which every client reads.
 
     Quoted-printable costs about as much as rendering the digest; an ASCII document with
-    short lines needs no transfer encoding at all. A digest's HTML is ASCII already (the
+    short lines needs no transfer encoding at all. A digest's HTML is that already (the
     renderer writes references: email_templates.CharacterReferences); other HTML (the web
     app's mails) is converted here. A very long line (say, a CJK preheader) sends the part
-    quoted-printable instead, and so do character references that would make a non-ASCII
-    page longer than Gmail shows unclipped (``&#20013;`` is 8 bytes, its UTF-8 3), since its
-    size was checked as UTF-8, which quoted-printable keeps.
+    quoted-printable as UTF-8 instead, references read back (``from_references``), and so do
+    references that would make the page longer than Gmail shows unclipped (``&#20013;`` is
+    8 bytes, its UTF-8 3): render.py checks the size as UTF-8, which quoted-printable keeps.
     """
     encoded = _seven_bit(html)
-    if encoded is None or (len(encoded) > GMAIL_CLIP_BYTES and not html.isascii()):
-        return _quoted_part("html", html)
-    return [_part_head("html", "7bit"), encoded]
+    if encoded is not None and len(encoded) <= GMAIL_CLIP_BYTES:
+        return [_part_head("html", "7bit"), encoded]
+    page = from_references(html)  # rare: a line too long for 7-bit, or a page past the clip
+    if encoded is not None and page.isascii():  # as long either way: no encoding needed
+        return [_part_head("html", "7bit"), encoded]
+    return _quoted_part("html", page)
 
 
 def build_message(digest: Digest, rendered: Rendered, settings: Settings, *, now: dt.datetime | None = None) -> Message:
