@@ -12,7 +12,15 @@ by MRML for that reader. Floor: >= 3,000 messages/s in one process, >= 1,500 wit
 ``--unshared`` (nothing shared between readers); the ratio to the baseline is reported
 for information.
 
+``--instructions`` counts instead of timing: the instructions one message takes, ours and
+the baseline's, by callgrind (valgrind), which gives the same count for the same code and
+input however busy the machine is (wall time on the project's machines moved by a third
+between identical runs). Each count is the difference between two runs that make the same
+digests and build N or none of their messages after the same warm-up, so neither making
+the digests nor starting Python is counted.
+
     .venv/bin/python bench/render.py --readers 100000 [--unshared] [--workers 2]
+    .venv/bin/python bench/render.py --instructions [--unshared]
 """
 
 from __future__ import annotations
@@ -21,7 +29,10 @@ import argparse
 import multiprocessing
 import os
 import random
+import re
 import resource
+import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -148,6 +159,47 @@ def interleaved(first: int, readers: int, baseline_readers: int, checkpoints: tu
     return ours.totals, baseline.totals
 
 
+# --instructions: (name, per-reader compile, warm-up messages, counted messages)
+COUNTED = (("paperwire", False, 1000, 500), ("baseline, MJML compiled per reader", True, 50, 40))
+
+
+def build_messages(made: int, built: int, per_reader_compile: bool, unshared: bool) -> None:
+    """Make ``made`` digests, then build the first ``built`` messages (what callgrind counts)."""
+    papers, matches = seed_papers(random.Random(RANDOM_SEED))
+    rng = random.Random(RANDOM_SEED)
+    renderer = PerReaderCompile() if per_reader_compile else EmailRenderer(TEMPLATES)
+    digests = [make_digest(number, rng, papers, matches, unshared) for number in range(made)]
+    for digest in digests[:built]:
+        bytes(build_message(digest, renderer.render(digest, SETTINGS), SETTINGS))
+
+
+def count_instructions(unshared: bool) -> None:
+    """Instructions a message, ours and the baseline's: for each, two callgrind runs side by
+    side that make the same digests and build the warm-up's messages, or those and N more."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        sys.exit("--instructions needs valgrind (apt-get install valgrind)")
+    per_message = {}
+    for name, per_reader_compile, warm, counted in COUNTED:
+        runs = [subprocess.Popen(
+            [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+             "--build-messages", str(warm + counted), str(built)]
+            + ["--per-reader-compile"] * per_reader_compile + ["--unshared"] * unshared,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for built in (warm, warm + counted)]
+        totals = []
+        for run in runs:
+            _, err = run.communicate()
+            found = re.search(r"Collected : (\d+)", err)
+            if run.returncode or found is None:
+                sys.exit(f"callgrind run failed:\n{err[-2000:]}")
+            totals.append(int(found.group(1)))
+        per_message[name] = (totals[1] - totals[0]) / counted
+        print(f"{name}: {per_message[name]:,.0f} instructions a message ({counted} messages after {warm:,})", flush=True)
+    ours, base = (per_message[name] for name, *_ in COUNTED)
+    print(f"paperwire takes {ours / base:.1%} of the baseline's instructions ({base / ours:.1f}x fewer)"
+          + ("; nothing shared between readers" if unshared else ""))
+
+
 def _worker(job: tuple[int, int, int, tuple[int, ...], bool]) -> tuple[Totals, Totals, float]:
     first, count, baseline_count, checkpoints, unshared = job
     ours, baseline = interleaved(first, count, baseline_count, checkpoints, unshared)
@@ -162,7 +214,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes; each renders its share of the readers")
     parser.add_argument("--unshared", action="store_true",
                         help="worst case: every reader has a topic of their own on every paper, so no block is shared")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions a message with callgrind instead of timing (needs valgrind)")
+    parser.add_argument("--build-messages", nargs=2, type=int, metavar=("MADE", "BUILT"), help=argparse.SUPPRESS)
+    parser.add_argument("--per-reader-compile", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build_messages:  # a callgrind run of --instructions
+        build_messages(*args.build_messages, args.per_reader_compile, args.unshared)
+        return
+    if args.instructions:
+        count_instructions(args.unshared)
+        return
 
     started = time.perf_counter()
     renderer = EmailRenderer(TEMPLATES)
