@@ -47,6 +47,20 @@ def test_a_note_names_a_close_spelling_when_the_papers_have_one() -> None:
     ]
 
 
+@pytest.mark.parametrize(("word", "said"), [
+    # testers' false suggestions: everyday English words, the papers' spelling only a longer form of them
+    ("necessary", "no stored paper has the word 'necessary'"), ("see", "no stored paper has the word 'see'"),
+    # typos keep theirs: one inside the word, and ones at its end that are no English word
+    ("retreival", "no stored paper has the word 'retreival'; did you mean 'retrieval'?"),
+    ("retrievl", "no stored paper has the word 'retrievl'; did you mean 'retrieval'?"),
+    ("transformr", "no stored paper has the word 'transformr'; did you mean 'transformer'?"),
+    ("pruing", "no stored paper has the word 'pruing'; did you mean 'pruning'?"),
+])
+def test_an_english_word_is_not_told_it_meant_a_longer_form_of_itself(word: str, said: str) -> None:
+    known = typos.vocabulary(["It is necessarily seen. Retrieval with a transformer. Pruning."], Stems())
+    assert typos.notes([word], known, "no stored paper") == [said]
+
+
 def test_words_found_nothing_reads_why_and_word_rankings_alike() -> None:
     class Found:
         def __init__(self, *why: str) -> None:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -113,6 +115,20 @@ def packaged_file(distribution: str, version: str, relative: str, sha256: str) -
         raise EmbedderError(f"{path} (of {distribution} {version}) has sha256 {digest}, expected {sha256}: "
                             f"reinstall it with pip install --force-reinstall '{distribution}=={version}'")
     return path
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """The whole words of the default model's WordPiece vocabulary (~20,000 everyday English
+    words and names; pieces such as "##ing" left out), read from the same pinned file as the
+    tokenizer: what typos.py takes for everyday English. Empty without the model's package."""
+    try:
+        path = packaged_file(TOKENIZER_DIST, TOKENIZER_VERSION, TOKENIZER_FILE, TOKENIZER_SHA256)
+        vocabulary = json.loads(path.read_text(encoding="utf-8"))["model"]["vocab"]
+    except (EmbedderError, OSError, ValueError, KeyError) as exc:
+        log.debug("no English word list for typo notes: %s", exc)
+        return frozenset()
+    return frozenset(word for word in vocabulary if word.isalpha())
 
 
 class MiniLMInt8:

@@ -11,6 +11,7 @@ it, the note names it: a reader sees "did you mean 'retrieval'?", not only "a ty
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -115,5 +116,20 @@ def notes(words: Sequence[str], known: Vocabulary, where: str) -> list[str]:
         close = difflib.get_close_matches(folded, [spelling for spelling in known.spellings if spelling[:1] == folded[:1]
                                                    and abs(len(spelling) - len(folded)) <= 2],
                                           n=1, cutoff=SUGGESTION_CUTOFF) if number < SUGGESTED_WORDS else []
+        if close and _another_form(folded, close[0]):
+            close = []
         shown.append(f"{where} has the word {word!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
     return shown
+
+
+def _another_form(word: str, close: str) -> bool:
+    """Whether the papers' ``close`` is another form of the everyday word typed, not what a
+    typo of it meant: a tester's "necessary" got "did you mean 'necessarily'?", and "see" got
+    "seen". Such a pair differs only at the word's end, and the word is English
+    (embeddings.english_words); "retreival" -> "retrieval" differs early, and "retrievl" ->
+    "retrieval" and "transformr" -> "transformer" are no English words, so they keep theirs."""
+    if len(os.path.commonprefix([word, close])) < len(word) - 1:
+        return False
+    from .embeddings import english_words  # the model's vocabulary: read only when a pair may need it
+
+    return word in english_words()
