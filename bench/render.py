@@ -164,13 +164,12 @@ COUNTED = (("paperwire", False, 1000, 500), ("baseline, MJML compiled per reader
 
 
 def build_messages(made: int, built: int, per_reader_compile: bool, unshared: bool) -> None:
-    """Make ``made`` digests, then build the first ``built`` messages (what callgrind counts)."""
-    papers, matches = seed_papers(random.Random(RANDOM_SEED))
-    rng = random.Random(RANDOM_SEED)
-    renderer = PerReaderCompile() if per_reader_compile else EmailRenderer(TEMPLATES)
-    digests = [make_digest(number, rng, papers, matches, unshared) for number in range(made)]
+    """Make ``made`` digests as ``Runner`` does, then build the first ``built`` messages (what
+    callgrind counts)."""
+    runner = Runner(0, per_reader_compile, unshared=unshared)
+    digests = [make_digest(number, runner.rng, runner.papers, runner.matches, unshared) for number in range(made)]
     for digest in digests[:built]:
-        bytes(build_message(digest, renderer.render(digest, SETTINGS), SETTINGS))
+        bytes(build_message(digest, runner.renderer.render(digest, SETTINGS), SETTINGS))
 
 
 def count_instructions(unshared: bool) -> None:
