@@ -132,3 +132,35 @@ def test_light_mode_is_light(browser, email_file) -> None:
         assert luminance(card) > 0.9 and luminance(text) < 0.3
     finally:
         page.close()
+
+
+def test_non_ascii_in_the_templates_css_shows_in_the_browser(browser, seed_papers: list[Paper], tmp_path: Path) -> None:
+    """A template author's ``content: "→ 1 café"`` in the MJML's style block shows as written
+    in the HTML part a client gets: CSS reads no character references, so the renderer writes
+    CSS escapes there (email_templates.CharacterReferences), and references elsewhere."""
+    import email
+    from email import policy
+
+    from paperwire.mail import build_message
+
+    folder = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", folder)
+    frame = folder / "email.mjml.j2"
+    source = frame.read_text(encoding="utf-8")
+    source = source.replace("</mj-style>", '#pw-css-arrow::after { content: "→ 1 café"; }\n</mj-style>', 1)
+    source = source.replace("</mj-body>", '<mj-raw><p id="pw-css-arrow">→</p></mj-raw>\n</mj-body>', 1)
+    frame.write_text(source, encoding="utf-8")
+    digest = browser_digest(seed_papers)
+    settings = Settings(base_url="https://papers.example.org")
+    wire = bytes(build_message(digest, EmailRenderer(folder).render(digest, settings), settings))
+    html = email.message_from_bytes(wire, policy=policy.default).get_body(("html",)).get_content()
+    path = tmp_path / "css.html"
+    path.write_text(html, encoding="utf-8")
+    page = browser.new_page()
+    try:
+        page.goto(path.as_uri())
+        shown = page.evaluate("""[getComputedStyle(document.getElementById('pw-css-arrow'), '::after').content,
+                                   document.getElementById('pw-css-arrow').textContent]""")
+    finally:
+        page.close()
+    assert shown == ['"→ 1 café"', "→"]

@@ -196,6 +196,31 @@ def test_references_read_back_as_the_characters_they_stand_for(text: str) -> Non
     assert from_references(as_references(escape(text))) == escape(text)
 
 
+def css_read(css: str) -> str:
+    """CSS escapes read back as CSS Syntax 4.3.7 reads them: up to six hex digits, then one
+    whitespace character, if any, taken as part of the escape."""
+    return re.sub(r"\\([0-9a-fA-F]{1,6})[ \t\n]?", lambda escape: chr(int(escape[1], 16)), css)
+
+
+@given(st.text(st.characters(blacklist_characters="\\"), max_size=40))  # an author's backslash is CSS's own
+def test_css_escapes_read_back_as_the_characters_they_stand_for(css: str) -> None:
+    """Whatever follows an escape (a digit, a space, another escape) stays what it was."""
+    escaped = email_templates.css_escaped(css)
+    assert escaped.isascii() and css_read(escaped) == css
+
+
+def test_the_templates_css_gets_css_escapes_and_its_text_references() -> None:
+    """Inside a <style> element, across the template's tags, a non-ASCII character is a CSS
+    escape; outside it, in text and attributes, a character reference."""
+    env = email_templates.environments(TEMPLATES, "", {})[0]
+    template = env.from_string(
+        '<p title="→">→</p><style type="text/css">{% if dark %}a::after { content: "→ 1"; }{% endif %}'
+        'b { content: "é" }</STYLE><p>{{ "→" }}é</p><style>c { content: "·" }</style>·')
+    assert template.render(dark=True) == (
+        '<p title="&#8594;">&#8594;</p><style type="text/css">a::after { content: "\\2192  1"; }'
+        'b { content: "\\e9 " }</STYLE><p>&#8594;&#233;</p><style>c { content: "\\b7 " }</style>&#183;')
+
+
 def test_a_page_that_cannot_go_7bit_goes_quoted_printable_as_utf8(renderer: EmailRenderer) -> None:
     """A Chinese preheader of 140 characters is one line of ~1,100 bytes as references, over
     what 7-bit allows: the part goes quoted-printable with the characters themselves (3 bytes

@@ -139,15 +139,47 @@ class CharacterReferences(Extension):
     values by ``referenced`` (its finalize). That is the form in which the HTML part goes
     out as 7-bit ASCII (mail.py), so a digest's page is sent as it is rendered, and what a
     mail client or browser shows is the same: references read back as their characters, in
-    text and attributes alike (not in CSS: README). What changes is the work: an ASCII
-    string is joined and encoded at once, where a single "·" made Python copy and scan the
-    whole page a character at a time (bench/README.md, issue 13's floor)."""
+    text and attributes alike. What changes is the work: an ASCII string is joined and
+    encoded at once, where a single "·" made Python copy and scan the whole page a
+    character at a time (bench/README.md, issue 13's floor).
+
+    CSS does not read character references, so the templates' own text inside a
+    ``<style>`` element is written with CSS escapes instead (``→`` as ``\\2192``, see
+    ``css_escaped``): ``content: "→"`` shows an arrow. (A value shown inside ``<style>`` is
+    still referenced: README.)"""
 
     def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
+        in_style = False  # whether the template's text so far has left a <style> element open
         for token in stream:
-            if token.type == "data" and not token.value.isascii():
-                token = Token(token.lineno, token.type, as_references(token.value))
+            if token.type == "data":
+                value, in_style = _ascii_data(token.value, in_style)
+                if value is not token.value:
+                    token = Token(token.lineno, token.type, value)
             yield token
+
+
+_STYLE_TAG = re.compile(r"<(/?)style\b", re.IGNORECASE)
+
+
+def _ascii_data(text: str, in_style: bool) -> tuple[str, bool]:
+    """A template's text as ASCII (``text`` itself if it is), non-ASCII characters as CSS
+    escapes inside ``<style>`` and as character references elsewhere; and whether a
+    ``<style>`` element is still open at its end (``in_style``: whether one was at its start)."""
+    pieces, start = [], 0
+    for tag in _STYLE_TAG.finditer(text):
+        pieces.append((text[start:tag.start()], in_style))
+        in_style, start = not tag[1], tag.start()
+    pieces.append((text[start:], in_style))
+    if text.isascii():
+        return text, in_style
+    return "".join(css_escaped(piece) if styled else as_references(piece) for piece, styled in pieces), in_style
+
+
+def css_escaped(css: str) -> str:
+    """``css`` with each non-ASCII character as a CSS escape, its code in hex and a space
+    (``→`` as ``\\2192 ``): the space ends the escape and is read as part of it, so a
+    digit or space after it stays what it was (CSS Syntax 4.3.7)."""
+    return "".join(char if char.isascii() else f"\\{ord(char):x} " for char in css)
 
 
 @pass_eval_context
