@@ -137,7 +137,7 @@ def test_light_mode_is_light(browser, email_file) -> None:
 def test_non_ascii_in_the_templates_css_shows_in_the_browser(browser, seed_papers: list[Paper], tmp_path: Path) -> None:
     """A template author's ``content: "→ 1 café"`` in the MJML's style block shows as written
     in the HTML part a client gets: CSS reads no character references, so the renderer writes
-    CSS escapes there (email_templates.CharacterReferences), and references elsewhere."""
+    CSS escapes there (email_templates.CssEscapes), and references elsewhere."""
     import email
     from email import policy
 

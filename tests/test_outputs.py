@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import html
 import json
+import shutil
 import re
 from email import policy
 from pathlib import Path
@@ -81,6 +82,30 @@ def test_preview_writes_even_an_empty_digest(with_readers, monkeypatch, tmp_path
     assert result.exit_code == 0, result.output
     page = Path(result.stdout.strip())
     assert page.exists() and page.name == "bob_at_example.org.html"
+
+
+def test_a_template_that_fails_for_one_reader_is_named_by_file_and_line(with_readers, monkeypatch, tmp_path):
+    """A template that fails only for some readers passes the start's sample digest: preview
+    says which file and line failed in one line (it was a traceback), and digest writes the
+    other readers' emails and names that one's failure the same way."""
+    from paperwire.config import DEFAULT_TEMPLATES
+
+    folder = tmp_path / "mine"
+    shutil.copytree(DEFAULT_TEMPLATES, folder)
+    frame = folder / "email.mjml.j2"
+    source = frame.read_text(encoding="utf-8")
+    line = source[:source.index("{{ greeting }}")].count("\n") + 1
+    frame.write_text(source.replace("{{ greeting }}", "{{ greeting }}{% if 'Ada' in greeting %}{{ ada.nope }}{% endif %}", 1),
+                     encoding="utf-8")
+    monkeypatch.setenv("PAPERWIRE_TEMPLATES_DIR", str(folder))
+    failed = with_readers("preview", "ada@example.org")
+    assert failed.exit_code == 1 and failed.stdout == ""
+    said = f"rendering raised UndefinedError: 'ada' is undefined (at {frame}:{line})"
+    assert failed.stderr == f"Error: digest of ada@example.org not written: {said}\n"
+    assert with_readers("preview", "bob@example.org").exit_code == 0
+    written = with_readers("digest", "--out", tmp_path / "o", "--json")
+    assert written.exit_code == 1 and said in written.stderr
+    assert "ada@example.org" not in [d["email"] for d in json.loads(written.stdout)]
 
 
 def test_a_templates_dir_without_the_index_page_is_one_clear_error(run_cli, monkeypatch, tmp_path):

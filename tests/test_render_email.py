@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from jinja2 import TemplateError, UndefinedError
 
 from paperwire import email_templates, normalize, paperview, render, urls
 from paperwire.config import Settings
@@ -219,6 +218,25 @@ def test_the_templates_css_gets_css_escapes_and_its_text_references() -> None:
     assert template.render(dark=True) == (
         '<p title="&#8594;">&#8594;</p><style type="text/css">a::after { content: "\\2192  1"; }'
         'b { content: "\\e9 " }</STYLE><p>&#8594;&#233;</p><style>c { content: "\\b7 " }</style>&#183;')
+
+
+def test_filters_on_captured_text_see_the_characters() -> None:
+    """Text a template captures (a {% set %} block, a macro, a {% filter %} block) keeps its
+    characters, values inside it too, so filters see text as written; references are
+    written when it is shown (email_templates.CharacterReferences). A tester's "Über-digest"
+    came out as "&amp;#220;ber-Digest" under |title, and |truncate cut "&#183;" in two."""
+    env = email_templates.environments(TEMPLATES, "", {})[0]
+    template = env.from_string(
+        "{% set t %}Über-digest · naïve {{ name }}{% endset %}"
+        "{% macro m(x) %}→ {{ x }}{% endmacro %}"
+        "{{ t|title }}|{{ t|upper }}|{{ t|truncate(13, true, '') }}|{{ t|replace('·', '/') }}|{{ t|length }}|"
+        "{{ m(name)|upper }}|{% filter upper %}café {{ name }}{% endfilter %}|é{{ tag }}")
+    page = template.render(name="José", tag="<b>")
+    assert unescape(page) == ("Über-Digest · Naïve José|ÜBER-DIGEST · NAÏVE JOSÉ|Über-digest ·|"
+                              "Über-digest / naïve José|24|→ JOSÉ|CAFÉ JOSÉ|é<b>")
+    shown = page.split("|")
+    assert all(part.isascii() for part in shown[:-2]) and shown[-1] == "&#233;&lt;b&gt;"
+    assert shown[-2] == "CAFÉ JOSÉ"  # no {{ }} shows a filter block: mail.py writes its references
 
 
 def test_a_page_that_cannot_go_7bit_goes_quoted_printable_as_utf8(renderer: EmailRenderer) -> None:
@@ -654,13 +672,17 @@ def test_a_per_reader_value_inside_a_paper_block_is_per_reader(tmp_path: Path) -
 
 def test_a_paper_block_sees_only_the_values_it_is_given(tmp_path: Path) -> None:
     """A block that reads a reader's value without being given it fails loudly instead of
-    being kept and shown to the next reader."""
+    being kept and shown to the next reader: when rendering starts (a sample digest), naming
+    the file and line."""
     folder = edited_templates(tmp_path, {"email_paper.html.j2": (PAPER_HEADING, "{{ manage_url }}\n" + PAPER_HEADING)})
-    with pytest.raises(UndefinedError, match="manage_url"):
-        EmailRenderer(folder).render(golden_digest(), SETTINGS)
+    line = (folder / "email_paper.html.j2").read_text(encoding="utf-8").split("\n").index("{{ manage_url }}") + 1
+    with pytest.raises(ConfigError, match=re.escape(f"UndefinedError: 'manage_url' is undefined "
+                                                    f"(at {folder / 'email_paper.html.j2'}:{line})")):
+        EmailRenderer(folder)
     unfrozen = edited_templates(tmp_path, {"email.mjml.j2": (PAPER_CALL, PAPER_CALL.replace(")", ", links=item.paper.links | list)"))})
-    with pytest.raises(TemplateError, match="links must be frozen"):
-        EmailRenderer(unfrozen).render(golden_digest(), SETTINGS)
+    with pytest.raises(ConfigError, match=r"TemplateError: include_shared\('email_paper.html.j2'\): links must be frozen"
+                                          rf".* \(at {re.escape(str(unfrozen / 'email.mjml.j2'))}:\d+\)"):
+        EmailRenderer(unfrozen)
 
 
 
@@ -795,6 +817,8 @@ def test_the_other_topics_in_a_block_are_the_ones_it_shows() -> None:
     ("email_paper.html.j2", "{% if paper.authors %}", "{% if paper.authors %}{{ ) }}", "email_paper.html.j2:{line}: "),
     ("email_paper.txt.j2", "{% if paper.authors %}", "{% if paper.authors %}{% endfor %}", "email_paper.txt.j2:{line}: "),
     ("email.mjml.j2", "</mj-body>", "", "email.mjml.j2: not valid MJML"),
+    ("email.mjml.j2", '<mj-text css-class="pw-t">', '<mj-txt css-class="pw-t">',
+     "email.mjml.j2: not valid MJML: line {line}: <mj-txt> is no MJML element"),
 ])
 def test_a_broken_template_is_one_error_naming_its_file_and_line(tmp_path: Path, file: str, old: str, new: str,
                                                                   said: str) -> None:
@@ -809,6 +833,50 @@ def test_a_broken_template_is_one_error_naming_its_file_and_line(tmp_path: Path,
     assert str(folder / file) + said.removeprefix(file).format(line=line) in str(raised.value)
 
 
+@pytest.mark.parametrize(("file", "old", "new", "said"), [
+    ("email.mjml.j2", "{{ greeting }}", "{{ greting }}", "UndefinedError: 'greting' is undefined"),
+    ("email.mjml.j2", "{{ item.more_like_url }}", "{{ item.more_like }}", "has no attribute 'more_like'"),
+    ("email_paper.html.j2", "{% if paper.authors %}", "{% if paper.authors|nope_filter %}", "No filter named 'nope_filter'"),
+    ("email.txt.j2", "{{ sender_name }}", "{{ sender_name.upper(1) }}", "TypeError"),
+    ("email_paper.txt.j2", "{{ link.label }}", "{{ link.lable }}", "has no attribute 'lable'"),
+    ("email.mjml.j2", "{{ item.first_anchor }}", "{{ item.first_anchr }}", "has no attribute 'first_anchr'"),
+])
+def test_a_template_that_fails_for_every_reader_fails_at_start_naming_its_file_and_line(
+        tmp_path: Path, file: str, old: str, new: str, said: str) -> None:
+    """A misspelt name fails for every reader: it is found when rendering starts, on a sample
+    digest, and named by the line of the file as written (email.mjml.j2's own, not the
+    compiled MJML's), not once per reader."""
+    folder = edited_templates(tmp_path, {file: (old, new)})
+    source = (folder / file).read_text(encoding="utf-8")
+    line = source[:source.index(new)].count("\n") + 1
+    with pytest.raises(ConfigError) as raised:
+        EmailRenderer(folder)
+    assert str(raised.value).startswith(f"templates in {folder} fail on a sample digest: ")
+    assert said in str(raised.value) and (f"{folder / file}:{line}" in str(raised.value))
+
+
+def test_a_byte_order_mark_an_editor_wrote_is_not_shown(tmp_path: Path) -> None:
+    """Some editors start a UTF-8 file with a byte order mark: it was written before every
+    paper (&#65279;, a zero-width character) when email_paper.html.j2 had one."""
+    folder = edited_templates(tmp_path, {})
+    for name in ("email.mjml.j2", "email_paper.html.j2", "email_paper.txt.j2", "email.txt.j2"):
+        (folder / name).write_bytes(b"\xef\xbb\xbf" + (folder / name).read_bytes())
+    rendered = EmailRenderer(folder).render(golden_digest(), SETTINGS)
+    assert "&#65279;" not in rendered.html and "\ufeff" not in rendered.html + rendered.text
+    assert rendered == EmailRenderer(TEMPLATES).render(golden_digest(), SETTINGS)
+
+
+@pytest.mark.parametrize(("source", "said"), [
+    ("<mj-text>fine</mj-text>\n<mj-tex>typo</mj-tex>", "line 4: <mj-tex> is no MJML element"),
+    ("<mj-text>fine</mj-text>\n<MJ-TXT>typo</MJ-TXT>", "line 4: <MJ-TXT> is no MJML element"),
+])
+def test_a_misspelt_mjml_element_is_named_on_its_own_line(source: str, said: str) -> None:
+    """MRML leaves an element it does not know in the email as written (with its text hidden
+    in a 0px cell): refused, naming the line it is written on, not a longer element's."""
+    with pytest.raises(ValueError, match=re.escape(said)):
+        email_templates.compiled_html(f"<mjml><mj-body>\n<mj-section><mj-column>\n{source}\n</mj-column></mj-section></mj-body></mjml>")
+
+
 def test_a_missing_templates_folder_is_one_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     for folder in (tmp_path / "nope", tmp_path / "empty", Path(os.devnull)):
@@ -816,19 +884,24 @@ def test_a_missing_templates_folder_is_one_error(tmp_path: Path) -> None:
             EmailRenderer(folder)
 
 
-@pytest.mark.parametrize(("missing", "edits"), [
-    ("email_paper.txt.j2", {}),
-    ("email_paper.html.j2", {}),
-    ("footer.txt.j2", {"email.txt.j2": ("{% for section in sections %}", '{% include "footer.txt.j2" %}{% for section in sections %}')}),
-    ("macros.html.j2", {"email_paper.html.j2": ("{% if paper.authors %}", '{% import "macros.html.j2" as m %}{% if paper.authors %}')}),
+@pytest.mark.parametrize(("missing", "named_in", "edits"), [
+    ("email_paper.txt.j2", "email.txt.j2", {}),
+    ("email_paper.html.j2", "email.mjml.j2", {}),
+    ("footer.txt.j2", "email.txt.j2",
+     {"email.txt.j2": ("{% for section in sections %}", '{% include "footer.txt.j2" %}{% for section in sections %}')}),
+    ("macros.html.j2", "email_paper.html.j2",
+     {"email_paper.html.j2": ("{% if paper.authors %}", '{% import "macros.html.j2" as m %}{% if paper.authors %}')}),
 ])
-def test_a_missing_template_the_frames_name_is_one_error_at_start(tmp_path: Path, missing: str,
+def test_a_missing_template_the_frames_name_is_one_error_at_start(tmp_path: Path, missing: str, named_in: str,
                                                                    edits: dict[str, tuple[str, str]]) -> None:
     """A block named by include_shared, include or import, however deep, is loaded when rendering
-    starts: its absence is one error, not one per reader."""
+    starts: its absence is one error, not one per reader, naming the file and line that name it
+    (email.mjml.j2's own line, not the compiled MJML's)."""
     folder = edited_templates(tmp_path, edits)
     (folder / missing).unlink(missing_ok=True)
-    with pytest.raises(ConfigError, match=rf"setting 'templates_dir': {re.escape(str(folder))} has no template {re.escape(missing)}$"):
+    lines = (folder / named_in).read_text(encoding="utf-8").split("\n")
+    line = next(number for number, text in enumerate(lines, 1) if f'"{missing}"' in text)
+    with pytest.raises(ConfigError, match=rf"^{re.escape(f'{folder / named_in}:{line}: no template {missing} in {folder}')}$"):
         EmailRenderer(folder)
 
 

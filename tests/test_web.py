@@ -118,6 +118,24 @@ def test_serve_command_refuses_without_secret(run_cli) -> None:
     assert "PAPERWIRE_SECRET_KEY" in result.stderr and "--dev" in result.stderr
 
 
+def test_serve_refuses_to_start_with_a_broken_email_template(run_cli, monkeypatch, tmp_path: Path) -> None:
+    """The archive ("View in browser") renders with the email templates: a broken one stops
+    the start with its file and line, where it was a 500 on a reader's first click."""
+    import shutil
+
+    from paperwire.config import DEFAULT_TEMPLATES
+
+    folder = tmp_path / "mine"
+    shutil.copytree(DEFAULT_TEMPLATES, folder)
+    frame = folder / "email.mjml.j2"
+    frame.write_text(frame.read_text(encoding="utf-8").replace("{{ greeting }}", "{{ greting }}", 1), encoding="utf-8")
+    monkeypatch.setenv("PAPERWIRE_TEMPLATES_DIR", str(folder))
+    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: pytest.fail("serve started with a broken template"))
+    result = run_cli("serve", "--dev", "--port", "8999")
+    assert result.exit_code == 1
+    assert f"UndefinedError: 'greting' is undefined (at {frame}:" in result.stderr
+
+
 def test_secrets_are_not_read_from_the_config_file(tmp_path: Path) -> None:
     from paperwire.config import load_settings
 

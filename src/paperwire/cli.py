@@ -637,9 +637,13 @@ def preview(app: App, email: str, date: dt.datetime | None) -> None:
     _embed_recent(app, edition)
     planned = pipeline.plan_digests(app.store, settings, [reader], edition=edition)
     renderer = _renderer(app)
+    failed: list[str] = []
     with _writing_into(settings.out_dir):
-        (written,) = pipeline.write_digests(planned, settings, renderer, settings.out_dir)
-    click.echo(str(written.html))
+        written = pipeline.write_digests(planned, settings, renderer, settings.out_dir, on_error=lambda who, stage, exc:
+                                         failed.append(pipeline.reader_error(who, stage, exc)))
+    if failed:  # a template that fails for this reader: one line naming its file and line, not a traceback
+        raise click.ClickException(logs.printable(f"digest of {address} not written: {failed[0]}"))
+    click.echo(str(written[0].html))
 
 
 @cli.command("feeds")
@@ -1196,6 +1200,7 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
 
     check_secret(app.settings, dev=dev)
     web_app = create_app(app.settings, store=app.store)
+    web_app.state.web.email_renderer()  # the archive's templates: a broken one stops the start, not a reader's click
     click.echo(f"paperwire on http://{host}:{port}/ (links point at {app.settings.base_url})", err=True)
     # The app itself trusts X-Forwarded-For from settings.trusted_proxies only; uvicorn's own
     # proxy handling (which trusts 127.0.0.1 by default) stays off so the two cannot disagree.

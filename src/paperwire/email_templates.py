@@ -11,6 +11,7 @@ file and line before any reader, not a failure per reader.
 from __future__ import annotations
 
 import re
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 from jinja2 import (ChoiceLoader, DictLoader, Environment, FileSystemLoader, StrictUndefined, Template,
                     TemplateError, TemplateNotFound, TemplateSyntaxError, nodes, pass_eval_context)
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
 from jinja2.nodes import EvalContext
@@ -79,7 +81,15 @@ def compiled_html(source: str, filename: str = MJML_FRAME) -> str:
     so that a syntax error is reported on the MJML file's own lines (``TemplateSyntaxError``
     naming ``filename``), not on the compiled HTML's."""
     Environment().parse(source, MJML_FRAME, filename)
-    return compile_mjml(source)
+    html = compile_mjml(source)
+    if left := _MJML_TAG.search(html):  # MRML has no strict mode: a misspelt element would reach readers
+        written = re.search(rf"<{re.escape(left[1])}(?![\w-])", source, re.IGNORECASE)
+        line = source[:written.start() if written else 0].count("\n") + 1
+        raise ValueError(f"line {line}: <{left[1]}> is no MJML element (MRML would leave it in the email as written)")
+    return html
+
+
+_MJML_TAG = re.compile(r"<(mj-[\w-]+)", re.IGNORECASE)
 
 
 class SharedIncludes:
@@ -133,18 +143,39 @@ class NoTrailingWhitespace(Extension):
         return _LINE_END_WHITESPACE.sub("", source)
 
 
-class CharacterReferences(Extension):
-    """The HTML environment writes every non-ASCII character as a character reference
-    (``·`` as ``&#183;``, ``mail.as_references``): in the templates' own text here, and in
-    values by ``referenced`` (its finalize). That is the form in which the HTML part goes
-    out as 7-bit ASCII (mail.py), so a digest's page is sent as it is rendered, and what a
-    mail client or browser shows is the same: references read back as their characters, in
-    text and attributes alike. What changes is the work: an ASCII string is joined and
-    encoded at once, where a single "·" made Python copy and scan the whole page a
-    character at a time (bench/README.md, issue 13's floor).
+class CharacterReferences(CodeGenerator):
+    """Compiles the HTML templates so that what goes straight onto the page is ASCII: the
+    templates' own text with each non-ASCII character as a character reference (``·`` as
+    ``&#183;``, ``mail.as_references``), and every value shown through ``referenced`` (the
+    environment's finalize). That is the form in which the HTML part goes out as 7-bit ASCII
+    (mail.py), so a digest's page is sent as it is rendered, and what a mail client or
+    browser shows is the same: references read back as their characters, in text and
+    attributes alike. What changes is the work: an ASCII string is joined and encoded at
+    once, where a single "·" made Python copy and scan the whole page a character at a time
+    (bench/README.md, issue 13's floor).
 
-    CSS does not read character references, so the templates' own text inside a
-    ``<style>`` element is written with CSS escapes instead (``→`` as ``\\2192``, see
+    Text a template captures instead of showing it (a ``{% set %}`` block, a macro, a
+    ``{% filter %}`` or ``{% call %}`` block: Jinja renders those into a buffer) keeps its
+    characters, so a filter applied to it sees the text as written (``|upper``,
+    ``|truncate``); it gets its references when it is shown. (What an ``{% include %}``
+    inside it renders is a template's own output: referenced already.) Output no ``{{ }}``
+    shows (a ``{% filter %}`` or ``{% call %}`` block's, a recursive loop's) may stay
+    non-ASCII: mail.py converts such a page."""
+
+    def _output_child_to_const(self, node: nodes.Expr, frame: Frame, finalize: CodeGenerator._FinalizeInfo) -> str:
+        const = super()._output_child_to_const(node, frame, finalize)  # template data only: finalize is not constant
+        return as_references(const) if frame.buffer is None else const
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: CodeGenerator._FinalizeInfo) -> None:
+        super()._output_child_pre(node, frame, finalize if frame.buffer is None else finalize._replace(src=None))
+
+    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: CodeGenerator._FinalizeInfo) -> None:
+        super()._output_child_post(node, frame, finalize if frame.buffer is None else finalize._replace(src=None))
+
+
+class CssEscapes(Extension):
+    """CSS does not read character references, so the HTML templates' own text inside a
+    ``<style>`` element is written with CSS escapes (``→`` as ``\\2192``, see
     ``css_escaped``): ``content: "→"`` shows an arrow. (A value shown inside ``<style>`` is
     still referenced: README.)"""
 
@@ -152,7 +183,7 @@ class CharacterReferences(Extension):
         in_style = False  # whether the template's text so far has left a <style> element open
         for token in stream:
             if token.type == "data":
-                value, in_style = _ascii_data(token.value, in_style)
+                value, in_style = _styles_escaped(token.value, in_style)
                 if value is not token.value:
                     token = Token(token.lineno, token.type, value)
             yield token
@@ -161,18 +192,18 @@ class CharacterReferences(Extension):
 _STYLE_TAG = re.compile(r"<(/?)style\b", re.IGNORECASE)
 
 
-def _ascii_data(text: str, in_style: bool) -> tuple[str, bool]:
-    """A template's text as ASCII (``text`` itself if it is), non-ASCII characters as CSS
-    escapes inside ``<style>`` and as character references elsewhere; and whether a
-    ``<style>`` element is still open at its end (``in_style``: whether one was at its start)."""
+def _styles_escaped(text: str, in_style: bool) -> tuple[str, bool]:
+    """A template's text (``text`` itself if unchanged) with non-ASCII characters inside
+    ``<style>`` as CSS escapes; and whether a ``<style>`` element is still open at its end
+    (``in_style``: whether one was at its start)."""
     pieces, start = [], 0
     for tag in _STYLE_TAG.finditer(text):
         pieces.append((text[start:tag.start()], in_style))
         in_style, start = not tag[1], tag.start()
     pieces.append((text[start:], in_style))
-    if text.isascii():
+    if text.isascii() or all(piece.isascii() for piece, styled in pieces if styled):
         return text, in_style
-    return "".join(css_escaped(piece) if styled else as_references(piece) for piece, styled in pieces), in_style
+    return "".join(css_escaped(piece) if styled else piece for piece, styled in pieces), in_style
 
 
 def css_escaped(css: str) -> str:
@@ -208,11 +239,12 @@ def environments(templates_dir: Path, compiled_frame: str,
     Each paper template's last line break is kept, so a paper's block ends its line. No
     auto-reload: templates are read once per renderer, not checked on every render.
     """
-    from_folder = FileSystemLoader(templates_dir)
+    from_folder = FileSystemLoader(templates_dir, encoding="utf-8-sig")  # an editor's BOM is no character
     options: dict[str, Any] = {"undefined": StrictUndefined, "trim_blocks": True, "lstrip_blocks": True,
                                "keep_trailing_newline": True, "auto_reload": False}
     html_env = Environment(loader=ChoiceLoader([DictLoader({HTML_FRAME: compiled_frame}), from_folder]),
-                           autoescape=True, extensions=[CharacterReferences], finalize=referenced, **options)
+                           autoescape=True, extensions=[CssEscapes], finalize=referenced, **options)
+    html_env.code_generator_class = CharacterReferences
     text_env = Environment(loader=from_folder, autoescape=False, extensions=[NoTrailingWhitespace], **options)
     text_env.filters.update(text_filters)
     for env in (html_env, text_env):
@@ -232,22 +264,54 @@ def template_problem(exc: TemplateError, templates_dir: Path) -> ConfigError:
     return ConfigError(f"templates in {templates_dir}: {exc}")
 
 
+def failed_at(exc: BaseException, html_env: Environment, templates_dir: Path) -> str | None:
+    """The template file and line a rendering error was raised at, for its report: the
+    innermost template line of its traceback (Jinja writes the templates' own lines there).
+    A line of the compiled MJML, which is not the file's, is traced back to the line of
+    ``email.mjml.j2`` that holds its Jinja tags (those naming what the error quotes, if
+    any: ``'greting' is undefined``), when one line does."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.endswith(".j2"):
+            return f"{frame.filename}:{frame.lineno}"
+        if frame.filename == "<template>" and frame.lineno:  # the compiled MJML: the one template without a file
+            compiled = html_env.loader.get_source(html_env, HTML_FRAME)[0].split("\n")
+            tags = _JINJA_TAG.findall(compiled[frame.lineno - 1]) if frame.lineno <= len(compiled) else []
+            quoted = re.findall(r"'(\w+)'", str(exc))
+            return _mjml_line([tag for tag in tags if any(name in tag for name in quoted)] or tags,
+                              frame.lineno, templates_dir / MJML_FRAME)
+    return None
+
+
+_JINJA_TAG = re.compile(r"{{.*?}}|{%.*?%}")
+
+
+def _mjml_line(tags: list[str], compiled_line: int, mjml_file: Path) -> str:
+    try:
+        source = mjml_file.read_text(encoding="utf-8-sig").split("\n")
+    except (OSError, UnicodeDecodeError):
+        source = []
+    holding = [number for number, text in enumerate(source, 1) if tags and all(tag in text for tag in tags)]
+    if len(holding) == 1:
+        return f"{mjml_file}:{holding[0]}"
+    return f"{mjml_file} (line {compiled_line} as compiled by MJML)"
+
+
 def not_utf8_template(path: Path, exc: UnicodeDecodeError) -> ConfigError:
     """A template that is not UTF-8 text, as one line naming the file, line and byte."""
     line, reason = not_utf8(exc)
     return ConfigError(f"{path}:{line}: {reason}")
 
 
-def named_templates(tree: nodes.Template) -> Iterator[str]:
-    """The templates ``tree`` cannot render without: those named by a literal string in
-    extends, import and include (not ``ignore missing`` nor a list of choices, which may
-    do without one), and in ``"name.j2" | include_shared(...)``."""
+def named_templates(tree: nodes.Template) -> Iterator[tuple[str, int]]:
+    """The templates ``tree`` cannot render without, with the line naming each: those named
+    by a literal string in extends, import and include (not ``ignore missing`` nor a list of
+    choices, which may do without one), and in ``"name.j2" | include_shared(...)``."""
     for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
         if not getattr(node, "ignore_missing", False) and _literal_name(node.template):
-            yield node.template.value
+            yield node.template.value, node.lineno
     for node in tree.find_all(nodes.Filter):
         if node.name == "include_shared" and _literal_name(node.node):
-            yield node.node.value
+            yield node.node.value, node.lineno
 
 
 def _literal_name(node: nodes.Node | None) -> bool:
@@ -257,10 +321,11 @@ def _literal_name(node: nodes.Node | None) -> bool:
 def load_all(env: Environment, names: Iterable[str], templates_dir: Path) -> None:
     """Compile ``names`` and, transitively, every template they name (``named_templates``):
     a block the frames include that is missing, broken or not UTF-8 is found when rendering
-    starts, not once per reader."""
-    pending, seen = list(names), set()
+    starts, not once per reader; a missing one is named with the file and line naming it."""
+    pending: list[tuple[str, str | None, int]] = [(name, None, 0) for name in names]  # name, named in, at line
+    seen = set()
     while pending:
-        name = pending.pop()
+        name, named_in, line = pending.pop()
         if name in seen:
             continue
         seen.add(name)
@@ -269,7 +334,13 @@ def load_all(env: Environment, names: Iterable[str], templates_dir: Path) -> Non
             source, _, _ = env.loader.get_source(env, name)
         except UnicodeDecodeError as exc:
             raise not_utf8_template(templates_dir / name, exc) from None
-        pending.extend(named_templates(env.parse(source, name)))
+        except TemplateNotFound:
+            if named_in is None:
+                raise
+            where = (_mjml_line([f'"{name}"'], line, templates_dir / MJML_FRAME) if named_in == HTML_FRAME
+                     else f"{templates_dir / named_in}:{line}")
+            raise ConfigError(f"{where}: no template {name} in {templates_dir}") from None
+        pending.extend((named, name, at) for named, at in named_templates(env.parse(source, name)))
 
 
 def load_frames(templates_dir: Path, text_filters: Mapping[str, Callable[..., str]]) -> tuple[Template, Template]:
@@ -280,7 +351,7 @@ def load_frames(templates_dir: Path, text_filters: Mapping[str, Callable[..., st
     templates_dir = Path(templates_dir)
     frame_file = templates_dir / MJML_FRAME
     try:
-        source = frame_file.read_text(encoding="utf-8")
+        source = frame_file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise not_utf8_template(frame_file, exc) from None
     except OSError as exc:

@@ -61,3 +61,10 @@ class ValidationError(PaperwireError):
         self.reason = message
         prefix = f"{where}: " if where else ""
         super().__init__(f"{prefix}{field}: {message}")
+
+
+def described(exc: BaseException) -> str:
+    """An exception in one line, its notes after it: ``UndefinedError: 'greting' is undefined
+    (at templates/email.mjml.j2:49)`` (render.py notes the template's file and line)."""
+    notes = "".join(f" ({note})" for note in getattr(exc, "__notes__", ()))
+    return f"{type(exc).__name__}: {exc}{notes}"

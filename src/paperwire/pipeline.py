@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from . import digest, feeds, files, mail, redact, sources, urls
 from .config import MAX_LISTING_BYTES, Settings
-from .errors import QueryError, SourceError
+from .errors import QueryError, SourceError, described
 from .digest import Found
 from .match import split
 from .match.matcher import bulk_allocation, refused_topic
@@ -516,8 +516,9 @@ class UnwrittenDigests:
 
 def reader_error(reader: Subscriber, stage: str, exc: Exception) -> str:
     """What one reader's digest raised, in one line for reports and logs: ``rendering raised
-    RuntimeError: ...``, the reader's link secret blanked (``send`` and ``digest`` alike)."""
-    return redact.without(reader.token, f"{stage} raised {type(exc).__name__}: {exc}")
+    RuntimeError: ... (at templates/email_paper.html.j2:6)`` with the exception's notes, the
+    reader's link secret blanked (``send`` and ``digest`` alike)."""
+    return redact.without(reader.token, f"{stage} raised {described(exc)}")
 
 
 def reader_traceback(reader: Subscriber, exc: Exception) -> str:

@@ -37,9 +37,10 @@ from typing import Any, NamedTuple
 from . import urls
 from .config import Settings
 from .digest import without_last
-from .email_templates import load_frames
+from .email_templates import failed_at, load_frames
+from .errors import ConfigError, described
 from .mail import GMAIL_CLIP_BYTES, from_references
-from .models import Digest, Subscriber
+from .models import Digest, DigestItem, DigestSection, Hit, Link, Paper, Subscriber, Topic
 from .normalize import clean_line, shorten
 from .paperview import PaperView, also_in, item_view
 
@@ -225,7 +226,14 @@ class EmailRenderer:
     def __init__(self, templates_dir: Path) -> None:
         """Reads and compiles every email template now, so that a missing file or a syntax
         error is one clear error (``ConfigError``, naming the file and line) before any reader."""
+        self.templates_dir = Path(templates_dir)
         self.html_template, self.text_template = load_frames(templates_dir, {"wrap": wrap, "numbered": numbered})
+        try:  # a template that fails for every reader (a misspelt name) fails here, before any reader
+            self._render(sample_digest(), Settings())
+        except Exception as exc:
+            if not getattr(exc, "__notes__", None):  # not raised in a template (failed_at): paperwire's own bug
+                raise
+            raise ConfigError(f"templates in {self.templates_dir} fail on a sample digest: {described(exc)}") from exc
 
     def render(self, digest: Digest, settings: Settings) -> RenderedEmail:
         rendered = self._render(digest, settings)
@@ -254,8 +262,33 @@ class EmailRenderer:
 
     def _render(self, digest: Digest, settings: Settings) -> RenderedEmail:
         values = context(digest, settings)
-        html = self.html_template.render(values)
-        return RenderedEmail(values["subject"], values["preheader"], html, self.text_template.render(values))
+        try:
+            html, text = self.html_template.render(values), self.text_template.render(values)
+        except Exception as exc:  # the report names the template's file and line (pipeline.reader_error)
+            if where := failed_at(exc, self.html_template.environment, self.templates_dir):
+                exc.add_note(f"at {where}")
+            raise
+        return RenderedEmail(values["subject"], values["preheader"], html, text)
+
+
+def sample_digest() -> Digest:
+    """A made-up digest with each kind of value the templates show: two sections, a paper
+    found by its words (authors, links, highlights, "also in", an earlier id) and one by
+    meaning alone."""
+    day = dt.date(2024, 3, 11)
+    topics = [Topic("Language models", "language models"), Topic("Vision", "vision")]
+    reader = Subscriber(email="reader@example.org", name="Sam Sample", token="sample-token", topics=topics)
+    found = Paper(id="2403.00001", arxiv_id="2403.00001", title="Sample language models · for vision",
+                  abstract="We study language models.", authors=["Ada Author", "Bo Author"],
+                  links=[Link("https://arxiv.org/abs/2403.00001", "abs"), Link("https://arxiv.org/pdf/2403.00001", "pdf"),
+                         Link("https://github.com/example/sample", "code")])
+    related = Paper(id="t-0123456789abcdef", title="A sample paper related by meaning")
+    by_words = DigestItem(found, 1.0, 1, day, (topics[0].name, topics[1].name),
+                          (Hit("language models", "abstract", ((9, 24),)),), first_id="t-fedcba9876543210")
+    by_meaning = DigestItem(related, 0.5, 2, day, (topics[1].name,), (),
+                            reason="related to your topic, similarity 0.63", by_words=False)
+    return Digest(reader, day.isoformat(), day, (DigestSection(topics[0], (by_words,)),
+                                                 DigestSection(topics[1], (by_meaning,))), more=2)
 
 
 def _over_clip(html: str) -> int:
