@@ -70,6 +70,16 @@ def test_readers_whose_addresses_differ_only_in_letters_a_file_name_cannot_hold_
     assert all(len(Path(d["eml"]).name) < 160 for d in written)
 
 
+def test_digest_says_why_readers_got_none(with_readers, tmp_path):
+    """bob's topic matches nothing: the summary says so and names the way to see one anyway,
+    where a template author after `demo` saw "0 digest(s)" and nothing more."""
+    result = with_readers("digest", "--out", tmp_path / "o")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[-1] == (
+        "1 digest(s) for 2024-03-11 from 2 active reader(s); 1 had nothing new (no match, or every match"
+        " offered already: `paperwire preview EMAIL` writes one anyway)")
+
+
 def test_digest_only_and_unknown_reader(with_readers, tmp_path):
     only = with_readers("digest", "--out", tmp_path, "--only", "ADA@example.org", "--json")
     assert [d["email"] for d in json.loads(only.stdout)] == ["ada@example.org"]

@@ -679,10 +679,20 @@ def test_a_paper_block_sees_only_the_values_it_is_given(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"UndefinedError: 'manage_url' is undefined "
                                                     f"(at {folder / 'email_paper.html.j2'}:{line})")):
         EmailRenderer(folder)
-    unfrozen = edited_templates(tmp_path, {"email.mjml.j2": (PAPER_CALL, PAPER_CALL.replace(")", ", links=item.paper.links | list)"))})
+    unfrozen = edited_templates(tmp_path, {"email.mjml.j2": (PAPER_CALL, PAPER_CALL.replace(")", ", links={'a': 1})"))})
     with pytest.raises(ConfigError, match=r"TemplateError: include_shared\('email_paper.html.j2'\): links must be frozen"
                                           rf".* \(at {re.escape(str(unfrozen / 'email.mjml.j2'))}:\d+\)"):
         EmailRenderer(unfrozen)
+
+
+def test_a_list_passed_to_a_paper_block_is_kept_as_a_tuple(tmp_path: Path) -> None:
+    """Jinja makes lists (``| list``, ``x.split()``, ``[a, b]``), which cannot key a kept block:
+    they are passed as tuples, which a template loops over and joins alike. A tester's ``also=item.also.split(", ")``
+    failed for every reader."""
+    listed = edited_templates(tmp_path, {"email.mjml.j2": (PAPER_CALL, PAPER_CALL.replace(")", ", tags=[item.topic, [1, 2]])")),
+                                         "email_paper.html.j2": (PAPER_HEADING, "<i>{{ tags|join(' / ') }}</i>\n" + PAPER_HEADING)})
+    html = EmailRenderer(listed).render(golden_digest(), SETTINGS).html
+    assert html.count("<i>") == golden_digest().papers and f"<i>{TOPICS[0].name} / (1, 2)</i>" in unescape(html)
 
 
 
@@ -875,6 +885,15 @@ def test_a_misspelt_mjml_element_is_named_on_its_own_line(source: str, said: str
     in a 0px cell): refused, naming the line it is written on, not a longer element's."""
     with pytest.raises(ValueError, match=re.escape(said)):
         email_templates.compiled_html(f"<mjml><mj-body>\n<mj-section><mj-column>\n{source}\n</mj-column></mj-section></mj-body></mjml>")
+
+
+@pytest.mark.parametrize("frame", ["email.mjml.j2", "email.txt.j2"])
+def test_an_email_without_its_unsubscribe_link_is_refused_at_start(tmp_path: Path, frame: str) -> None:
+    """One-click unsubscribe in a header is not enough: a reader looks for the link, and the
+    law of several countries asks for it. A template edit that drops it stops rendering."""
+    folder = edited_templates(tmp_path, {frame: ("{{ unsubscribe_url }}", "{{ manage_url }}")})
+    with pytest.raises(ConfigError, match=re.escape(f"{folder / frame}: shows no unsubscribe link")):
+        EmailRenderer(folder)
 
 
 def test_a_missing_templates_folder_is_one_error(tmp_path: Path) -> None:

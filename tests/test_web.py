@@ -130,7 +130,7 @@ def test_serve_refuses_to_start_with_a_broken_email_template(run_cli, monkeypatc
     frame = folder / "email.mjml.j2"
     frame.write_text(frame.read_text(encoding="utf-8").replace("{{ greeting }}", "{{ greting }}", 1), encoding="utf-8")
     monkeypatch.setenv("PAPERWIRE_TEMPLATES_DIR", str(folder))
-    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: pytest.fail("serve started with a broken template"))
+    monkeypatch.setattr("uvicorn.Server.run", lambda *args, **kwargs: pytest.fail("serve started with a broken template"))
     result = run_cli("serve", "--dev", "--port", "8999")
     assert result.exit_code == 1
     assert f"UndefinedError: 'greting' is undefined (at {frame}:" in result.stderr
@@ -818,3 +818,21 @@ def test_api_docs_page_and_spec(site: Site) -> None:
                                   "/api/subscribers/{email}/liked/{paper_id}"}
     assert "PUT /api/subscribers/{email}/liked/{paper_id}" in page.text
     assert json.dumps(spec).count("HTTPBearer") >= 1
+
+
+def test_an_unexpected_error_is_logged_with_its_traceback(site: Site, monkeypatch, caplog) -> None:
+    """The 500 handler runs in a worker thread, where ``log.exception`` has no exception to
+    show: the log said "NoneType: None" instead of what failed."""
+    from paperwire.web import pages
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the archive broke")
+
+    monkeypatch.setattr(pages, "archive_page", broken)
+    client = TestClient(site.client.app, base_url=BASE, raise_server_exceptions=False)
+    with caplog.at_level("ERROR", logger="paperwire"):
+        answer = client.get("/archive/some-token/2024-03-11")
+    assert answer.status_code == 500 and "Something went wrong" in answer.text
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("unexpected error on GET")]
+    assert record.exc_info and record.exc_info[1].args == ("the archive broke",)
+    assert record.getMessage() == "unexpected error on GET /archive/***/2024-03-11"  # no reader's link secret

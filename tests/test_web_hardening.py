@@ -120,14 +120,14 @@ def test_trusted_proxies_setting(tmp_path: Path) -> None:
         load_settings(environ={"PAPERWIRE_TRUSTED_PROXIES": "proxy.local"}, cwd=tmp_path)
 
 
-def _serve(db: str, tmp_path: Path, **env: str):
+def _serve(db: str, tmp_path: Path, stdout: int = subprocess.DEVNULL, **env: str):
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
     environ.update(PYTHONPATH=str(Path(paperwire.__file__).resolve().parents[1]), PAPERWIRE_SECRET_KEY=SECRET,
                    PAPERWIRE_BASE_URL=f"http://127.0.0.1:{port}", **env)
     server = subprocess.Popen([sys.executable, "-m", "paperwire", "--db", db,
                                "serve", "--port", str(port)], cwd=tmp_path, env=environ,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=stdout, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -342,3 +342,23 @@ def test_any_forwarded_for_from_a_proxy_is_a_normal_answer(new_db, tmp_path_fact
     assert answer.status_code == 200
     site.client.close()
     site.store.close()
+
+
+def test_the_server_log_shows_no_readers_link_secret(new_db, tmp_path: Path) -> None:
+    """uvicorn's access log wrote every request line as it came: /manage/<token> there let whoever
+    reads the log manage or unsubscribe that reader. The secret is written as *** (redact.web_path)."""
+    server, base = _serve(new_db(tmp_path / "serve.sqlite3"), tmp_path, stdout=subprocess.PIPE)  # the access log
+    secret = "s3cretLinkToken"
+    paths = [f"/manage/{secret}", f"/unsubscribe/{secret}?x=1", f"/archive/{secret}/2024-03-11",
+             f"/feeds/private/{secret}.atom", f"/like/{secret}/2403.00001", f"/confirm/{secret}"]
+    try:
+        with httpx.Client(base_url=base, timeout=10) as client:
+            statuses = [client.get(path).status_code for path in paths]
+    finally:
+        server.terminate()
+        server.wait(10)
+    log = server.stdout.read().decode() + server.stderr.read().decode()
+    assert secret not in log and statuses == [404, 404, 404, 404, 404, 400], (statuses, log)
+    for shown in ("/manage/***", "/unsubscribe/***?x=1", "/archive/***/2024-03-11", "/feeds/private/***",
+                  "/like/***/2403.00001", "/confirm/***"):
+        assert f'"GET {shown} HTTP/1.1"' in log, log

@@ -604,7 +604,10 @@ def digest_command(app: App, out_dir: Path | None, date: dt.datetime | None, onl
     else:
         for item in written:
             click.echo(f"{logs.printable(item.email):<32} {item.papers:3d} papers  {item.html}")
-        click.echo(f"{len(written)} digest(s) for {edition} from {len(readers)} active reader(s)", err=True)
+        quiet = len(readers) - len(written) - len(unwritten.failures)
+        click.echo(f"{len(written)} digest(s) for {edition} from {len(readers)} active reader(s)"
+                   + (f"; {quiet} had nothing new (no match, or every match offered already:"
+                      " `paperwire preview EMAIL` writes one anyway)" if quiet else ""), err=True)
     _exit_if_unwritten(unwritten)
 
 
@@ -1204,7 +1207,21 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
     click.echo(f"paperwire on http://{host}:{port}/ (links point at {app.settings.base_url})", err=True)
     # The app itself trusts X-Forwarded-For from settings.trusted_proxies only; uvicorn's own
     # proxy handling (which trusts 127.0.0.1 by default) stays off so the two cannot disagree.
-    uvicorn.run(web_app, host=host, port=port, log_level="info", proxy_headers=False)
+    config = uvicorn.Config(web_app, host=host, port=port, log_level="info", proxy_headers=False)
+    logging.getLogger("uvicorn.access").addFilter(_LinkSecretsHidden())  # after Config set uvicorn's logging up
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:  # as uvicorn.run: the port taken, say (uvicorn has said why)
+        raise SystemExit(3)
+
+
+class _LinkSecretsHidden(logging.Filter):
+    """The access log's request lines without the readers' link secrets (``redact.web_path``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact.web_path(arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True
 
 
 def main() -> None:

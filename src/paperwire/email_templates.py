@@ -102,7 +102,7 @@ class SharedIncludes:
     with its type, since ``1 == True``: ``lru_cache(typed=True)`` builds it in C), so the
     block can depend on nothing the key leaves out: a template that reads a value it was
     not given fails (StrictUndefined), and a per-reader value passed in makes the block per
-    reader. Values must be frozen (hashable). Inside a tuple, values are compared by
+    reader. Values must be frozen (hashable; lists are passed as tuples). Inside a tuple, values are compared by
     equality only (a ``Markup`` and an equal ``str`` are one key), so a field that holds
     markup must always hold markup, as ``PaperView``'s do.
     """
@@ -118,12 +118,27 @@ class SharedIncludes:
             unfrozen = [key for key, value in values.items() if not _hashable(value)]
             if not unfrozen:
                 raise
+        values = {key: _frozen(value) for key, value in values.items()}  # Jinja makes lists, not tuples
+        unfrozen = [key for key, value in values.items() if not _hashable(value)]
+        if unfrozen:
             raise TemplateError(f"include_shared({name!r}): {', '.join(unfrozen)} must be frozen "
-                                f"(a str, number, tuple or frozen dataclass)") from None
+                                f"(a str, number, list, tuple or frozen dataclass)")
+        return self.rendered_by_values(name, **values)
 
     def _render(self, name: str, **values: Any) -> str:
         output = self.env.get_template(name).render(values)
         return Markup(output) if self.env.autoescape else output
+
+
+def _frozen(value: Any) -> Any:
+    """Lists as tuples (and sets as frozensets), at any depth: a template loops over, indexes
+    and joins a ``x.split()`` or ``[a, b]`` alike either way (only a whole one printed shows
+    parentheses), and a tuple can be a key."""
+    if isinstance(value, list) or type(value) is tuple:  # a named tuple (a paper's view, a link) stays itself
+        return tuple(map(_frozen, value))
+    if isinstance(value, set):
+        return frozenset(map(_frozen, value))
+    return value
 
 
 def _hashable(value: Any) -> bool:

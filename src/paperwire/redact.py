@@ -2,7 +2,8 @@
 
 Every message, log line, report and repr that names the database or a source URL goes
 through ``url``, and an error text that may quote a source URL through ``scrub``; an error
-text or traceback about one reader through ``without`` (their link secret).
+text or traceback about one reader through ``without`` (their link secret); a web request's
+path, which may carry any reader's link secret, through ``web_path`` (the server's logs).
 
 - A database URL: SQLAlchemy's own masking hides the password between ``:`` and ``@``; a
   password can also sit in the query (``?password=...``, ``&sslpassword=...``, which
@@ -76,3 +77,14 @@ def scrub(text: str, source: str) -> str:
 def without(secret: str, text: str) -> str:
     """``text`` with a reader's link secret blanked: error texts and tracebacks go to logs."""
     return text.replace(secret, "<token>") if secret else text
+
+
+# The web app's paths that carry a reader's link secret (web/pages.py, likepage.py, feedroutes.py;
+# /confirm/ a signed one), anywhere in a log line and under any base path.
+_SECRET_PATH = re.compile(r"(/(?:manage|archive|unsubscribe|like|confirm|feeds/private)/)[^/?#\s\"]+")
+
+
+def web_path(text: str) -> str:
+    """A request's path, or a log line holding one, with the link secret in it as ``***``:
+    whoever reads the server's logs must not be able to manage or unsubscribe its readers."""
+    return _SECRET_PATH.sub(rf"\1{MASK}", text)

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 from . import urls
 from .config import Settings
 from .digest import without_last
-from .email_templates import failed_at, load_frames
+from .email_templates import MJML_FRAME, TEXT_FRAME, failed_at, load_frames
 from .errors import ConfigError, described
 from .mail import GMAIL_CLIP_BYTES, from_references
 from .models import Digest, DigestItem, DigestSection, Hit, Link, Paper, Subscriber, Topic
@@ -203,6 +203,7 @@ def context(digest: Digest, settings: Settings) -> dict[str, Any]:
         "preheader": shorten(" · ".join(titles), PREHEADER_CHARS) if titles
         else intro(0, 0, listings),
         "date": when,
+        "reader_name": name,
         "greeting": f"Hi {name}," if name else "Hello,",
         "intro": intro(count, digest.more, listings),
         "sections": shown,
@@ -228,12 +229,18 @@ class EmailRenderer:
         error is one clear error (``ConfigError``, naming the file and line) before any reader."""
         self.templates_dir = Path(templates_dir)
         self.html_template, self.text_template = load_frames(templates_dir, {"wrap": wrap, "numbered": numbered})
+        sample = sample_digest()
         try:  # a template that fails for every reader (a misspelt name) fails here, before any reader
-            self._render(sample_digest(), Settings())
+            rendered = self._render(sample, Settings())
         except Exception as exc:
             if not getattr(exc, "__notes__", None):  # not raised in a template (failed_at): paperwire's own bug
                 raise
             raise ConfigError(f"templates in {self.templates_dir} fail on a sample digest: {described(exc)}") from exc
+        unsubscribe = urls.unsubscribe(Settings().base_url, sample.subscriber)
+        for shown, frame in ((rendered.html, MJML_FRAME), (rendered.text, TEXT_FRAME)):
+            if unsubscribe not in shown:  # the List-Unsubscribe header is not enough: readers look for a link
+                raise ConfigError(f"{self.templates_dir / frame}: shows no unsubscribe link: keep {{{{ unsubscribe_url }}}}"
+                                  " in every email")
 
     def render(self, digest: Digest, settings: Settings) -> RenderedEmail:
         rendered = self._render(digest, settings)

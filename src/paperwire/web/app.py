@@ -17,7 +17,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from .. import __version__
+from .. import __version__, redact
 from ..config import DEV_SECRET_KEY, Settings
 from ..errors import ConfigError
 from ..store import Store
@@ -148,7 +148,8 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        # exc_info given: Starlette calls this in a worker thread, outside the except block
+        log.error("unexpected error on %s %s", request.method, redact.web_path(request.url.path), exc_info=exc)
         if _wants_json(request):
             return JSONResponse({"detail": "internal error"}, status_code=500)
         return HTMLResponse("<!doctype html><title>Error</title><p>Something went wrong on our side. "
