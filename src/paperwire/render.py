@@ -229,14 +229,14 @@ class EmailRenderer:
         error is one clear error (``ConfigError``, naming the file and line) before any reader."""
         self.templates_dir = Path(templates_dir)
         self.html_template, self.text_template = load_frames(templates_dir, {"wrap": wrap, "numbered": numbered})
-        sample = sample_digest()
+        sample, defaults = sample_digest(), Settings()
         try:  # a template that fails for every reader (a misspelt name) fails here, before any reader
-            rendered = self._render(sample, Settings())
+            rendered = self._render(sample, defaults)
         except Exception as exc:
             if not getattr(exc, "__notes__", None):  # not raised in a template (failed_at): paperwire's own bug
                 raise
             raise ConfigError(f"templates in {self.templates_dir} fail on a sample digest: {described(exc)}") from exc
-        unsubscribe = urls.unsubscribe(Settings().base_url, sample.subscriber)
+        unsubscribe = urls.unsubscribe(defaults.base_url, sample.subscriber)
         for shown, frame in ((rendered.html, MJML_FRAME), (rendered.text, TEXT_FRAME)):
             if unsubscribe not in shown:  # the List-Unsubscribe header is not enough: readers look for a link
                 raise ConfigError(f"{self.templates_dir / frame}: shows no unsubscribe link: keep {{{{ unsubscribe_url }}}}"
