@@ -888,10 +888,13 @@ def test_a_misspelt_mjml_element_is_named_on_its_own_line(source: str, said: str
 
 
 @pytest.mark.parametrize("frame", ["email.mjml.j2", "email.txt.j2"])
-def test_an_email_without_its_unsubscribe_link_is_refused_at_start(tmp_path: Path, frame: str) -> None:
+@pytest.mark.parametrize("shown", ["{{ manage_url }}", "{% if reader_name %}{{ unsubscribe_url }}{% endif %}",
+                                   "{% if more %}{{ unsubscribe_url }}{% endif %}"])
+def test_an_email_without_its_unsubscribe_link_is_refused_at_start(tmp_path: Path, frame: str, shown: str) -> None:
     """One-click unsubscribe in a header is not enough: a reader looks for the link, and the
-    law of several countries asks for it. A template edit that drops it stops rendering."""
-    folder = edited_templates(tmp_path, {frame: ("{{ unsubscribe_url }}", "{{ manage_url }}")})
+    law of several countries asks for it. A template edit that drops it, or shows it only to
+    some readers (with a name, with more papers), stops rendering."""
+    folder = edited_templates(tmp_path, {frame: ("{{ unsubscribe_url }}", shown)})
     with pytest.raises(ConfigError, match=re.escape(f"{folder / frame}: shows no unsubscribe link")):
         EmailRenderer(folder)
 

@@ -259,3 +259,18 @@ def test_processes_opening_a_new_database_at_once_all_get_the_whole_schema(new_d
             assert compare_metadata(MigrationContext.configure(conn), store_module.metadata) == []
             assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
         opened.close()
+
+
+def test_a_failing_statement_quotes_no_value(tmp_path: Path) -> None:
+    """A database error names its statement but not its values: a reader's address or link
+    secret would otherwise reach the logs with the traceback (the web app's 500 log)."""
+    import sqlalchemy as sa
+
+    store = Store(f"sqlite:///{tmp_path / 'values.sqlite3'}")
+    try:
+        with pytest.raises(sa.exc.OperationalError) as raised, store.engine.connect() as connection:
+            connection.execute(sa.text("SELECT * FROM no_such_table WHERE token = :token"), {"token": "s3cretLinkToken"})
+        assert "no_such_table" in str(raised.value) and "s3cretLinkToken" not in str(raised.value)
+    finally:
+        store.close()
+

@@ -350,7 +350,8 @@ def test_the_server_log_shows_no_readers_link_secret(new_db, tmp_path: Path) -> 
     server, base = _serve(new_db(tmp_path / "serve.sqlite3"), tmp_path, stdout=subprocess.PIPE)  # the access log
     secret = "s3cretLinkToken"
     paths = [f"/manage/{secret}", f"/unsubscribe/{secret}?x=1", f"/archive/{secret}/2024-03-11",
-             f"/feeds/private/{secret}.atom", f"/like/{secret}/2403.00001", f"/confirm/{secret}"]
+             f"/feeds/private/{secret}.atom", f"/like/{secret}/2403.00001", f"/confirm/{secret}",
+             f"/%6Danage/{secret}", f"/manage%2F{secret}"]  # routed as /manage/...: logged decoded
     try:
         with httpx.Client(base_url=base, timeout=10) as client:
             statuses = [client.get(path).status_code for path in paths]
@@ -358,7 +359,18 @@ def test_the_server_log_shows_no_readers_link_secret(new_db, tmp_path: Path) -> 
         server.terminate()
         server.wait(10)
     log = server.stdout.read().decode() + server.stderr.read().decode()
-    assert secret not in log and statuses == [404, 404, 404, 404, 404, 400], (statuses, log)
+    assert secret not in log and statuses == [404, 404, 404, 404, 404, 400, 404, 404], (statuses, log)
     for shown in ("/manage/***", "/unsubscribe/***?x=1", "/archive/***/2024-03-11", "/feeds/private/***",
                   "/like/***/2403.00001", "/confirm/***"):
         assert f'"GET {shown} HTTP/1.1"' in log, log
+
+
+def test_serve_stops_on_ctrl_c_with_exit_0(new_db, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) shuts the server down and exits 0, as uvicorn.run did; not "Aborted!"."""
+    import signal
+
+    server, base = _serve(new_db(tmp_path / "serve.sqlite3"), tmp_path)
+    server.send_signal(signal.SIGINT)
+    assert server.wait(20) == 0
+    assert "Aborted" not in server.stderr.read().decode()
+

@@ -1210,7 +1210,10 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
     config = uvicorn.Config(web_app, host=host, port=port, log_level="info", proxy_headers=False)
     logging.getLogger("uvicorn.access").addFilter(_LinkSecretsHidden())  # after Config set uvicorn's logging up
     server = uvicorn.Server(config)
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down; exit 0, as uvicorn.run does
+        pass
     if not server.started:  # as uvicorn.run: the port taken, say (uvicorn has said why)
         raise SystemExit(3)
 

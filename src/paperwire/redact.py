@@ -16,7 +16,7 @@ path, which may carry any reader's link secret, through ``web_path`` (the server
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -86,5 +86,6 @@ _SECRET_PATH = re.compile(r"(/(?:manage|archive|unsubscribe|like|confirm|feeds/p
 
 def web_path(text: str) -> str:
     """A request's path, or a log line holding one, with the link secret in it as ``***``:
-    whoever reads the server's logs must not be able to manage or unsubscribe its readers."""
-    return _SECRET_PATH.sub(rf"\1{MASK}", text)
+    whoever reads the server's logs must not be able to manage or unsubscribe its readers.
+    Read percent-decoded, as the app routes it (``/%6Danage/...``, ``/manage%2F...``)."""
+    return _SECRET_PATH.sub(rf"\1{MASK}", unquote(text))

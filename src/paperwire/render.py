@@ -229,18 +229,19 @@ class EmailRenderer:
         error is one clear error (``ConfigError``, naming the file and line) before any reader."""
         self.templates_dir = Path(templates_dir)
         self.html_template, self.text_template = load_frames(templates_dir, {"wrap": wrap, "numbered": numbered})
-        sample, defaults = sample_digest(), Settings()
-        try:  # a template that fails for every reader (a misspelt name) fails here, before any reader
-            rendered = self._render(sample, defaults)
-        except Exception as exc:
-            if not getattr(exc, "__notes__", None):  # not raised in a template (failed_at): paperwire's own bug
-                raise
-            raise ConfigError(f"templates in {self.templates_dir} fail on a sample digest: {described(exc)}") from exc
-        unsubscribe = urls.unsubscribe(defaults.base_url, sample.subscriber)
-        for shown, frame in ((rendered.html, MJML_FRAME), (rendered.text, TEXT_FRAME)):
-            if unsubscribe not in shown:  # the List-Unsubscribe header is not enough: readers look for a link
-                raise ConfigError(f"{self.templates_dir / frame}: shows no unsubscribe link: keep {{{{ unsubscribe_url }}}}"
-                                  " in every email")
+        defaults = Settings()
+        for sample in sample_digests():
+            try:  # a template that fails for every reader (a misspelt name) fails here, before any reader
+                rendered = self._render(sample, defaults)
+            except Exception as exc:
+                if not getattr(exc, "__notes__", None):  # not raised in a template (failed_at): paperwire's own bug
+                    raise
+                raise ConfigError(f"templates in {self.templates_dir} fail on a sample digest: {described(exc)}") from exc
+            unsubscribe = urls.unsubscribe(defaults.base_url, sample.subscriber)
+            for shown, frame in ((rendered.html, MJML_FRAME), (rendered.text, TEXT_FRAME)):
+                if unsubscribe not in shown:  # the List-Unsubscribe header is not enough: readers look for a link
+                    raise ConfigError(f"{self.templates_dir / frame}: shows no unsubscribe link: keep "
+                                      "{{ unsubscribe_url }} in every email")
 
     def render(self, digest: Digest, settings: Settings) -> RenderedEmail:
         rendered = self._render(digest, settings)
@@ -278,10 +279,11 @@ class EmailRenderer:
         return RenderedEmail(values["subject"], values["preheader"], html, text)
 
 
-def sample_digest() -> Digest:
-    """A made-up digest with each kind of value the templates show: two sections, a paper
-    found by its words (authors, links, highlights, "also in", an earlier id) and one by
-    meaning alone."""
+def sample_digests() -> tuple[Digest, Digest]:
+    """Made-up digests the templates must render: one with each kind of value they show (two
+    sections, a paper found by its words with authors, links, highlights, "also in" and an
+    earlier id, one by meaning alone, "And N more"), and an empty one for a reader with no name
+    (``send_empty``)."""
     day = dt.date(2024, 3, 11)
     topics = [Topic("Language models", "language models"), Topic("Vision", "vision")]
     reader = Subscriber(email="reader@example.org", name="Sam Sample", token="sample-token", topics=topics)
@@ -294,8 +296,10 @@ def sample_digest() -> Digest:
                           (Hit("language models", "abstract", ((9, 24),)),), first_id="t-fedcba9876543210")
     by_meaning = DigestItem(related, 0.5, 2, day, (topics[1].name,), (),
                             reason="related to your topic, similarity 0.63", by_words=False)
-    return Digest(reader, day.isoformat(), day, (DigestSection(topics[0], (by_words,)),
+    full = Digest(reader, day.isoformat(), day, (DigestSection(topics[0], (by_words,)),
                                                  DigestSection(topics[1], (by_meaning,))), more=2)
+    nameless = Subscriber(email="reader@example.org", token="sample-token", topics=topics)
+    return full, Digest(nameless, day.isoformat(), day, ())
 
 
 def _over_clip(html: str) -> int:

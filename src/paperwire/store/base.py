@@ -48,7 +48,7 @@ def create_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     try:
-        engine = sa.create_engine(parsed)
+        engine = sa.create_engine(parsed, hide_parameters=True)  # errors quote no values: no address or link secret in logs
     except ImportError as exc:  # SQLAlchemy imports the URL's driver here
         raise StoreError(f"cannot use database {redact.url(parsed)}: {_missing_driver(parsed, exc)}") from None
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
