@@ -102,9 +102,9 @@ class SharedIncludes:
     with its type, since ``1 == True``: ``lru_cache(typed=True)`` builds it in C), so the
     block can depend on nothing the key leaves out: a template that reads a value it was
     not given fails (StrictUndefined), and a per-reader value passed in makes the block per
-    reader. Values must be frozen (hashable; lists are passed as tuples). Inside a tuple, values are compared by
-    equality only (a ``Markup`` and an equal ``str`` are one key), so a field that holds
-    markup must always hold markup, as ``PaperView``'s do.
+    reader. Values must be frozen (hashable; lists are passed as tuples). Inside a tuple,
+    values are compared by equality only (a ``Markup`` and an equal ``str`` are one key), so
+    a field that holds markup must always hold markup, as ``PaperView``'s do.
     """
 
     def __init__(self, env: Environment, size: int = SHARED_BLOCKS_KEPT) -> None:
@@ -115,9 +115,8 @@ class SharedIncludes:
         try:
             return self.rendered_by_values(name, **values)
         except TypeError:
-            unfrozen = [key for key, value in values.items() if not _hashable(value)]
-            if not unfrozen:
-                raise
+            if all(map(_hashable, values.values())):
+                raise  # raised by the rendering itself
         values = {key: _frozen(value) for key, value in values.items()}  # Jinja makes lists, not tuples
         unfrozen = [key for key, value in values.items() if not _hashable(value)]
         if unfrozen:
@@ -182,10 +181,16 @@ class CharacterReferences(CodeGenerator):
         return as_references(const) if frame.buffer is None else const
 
     def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: CodeGenerator._FinalizeInfo) -> None:
-        super()._output_child_pre(node, frame, finalize if frame.buffer is None else finalize._replace(src=None))
+        super()._output_child_pre(node, frame, _on_the_page(frame, finalize))
 
     def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: CodeGenerator._FinalizeInfo) -> None:
-        super()._output_child_post(node, frame, finalize if frame.buffer is None else finalize._replace(src=None))
+        super()._output_child_post(node, frame, _on_the_page(frame, finalize))
+
+
+def _on_the_page(frame: Frame, finalize: CodeGenerator._FinalizeInfo) -> CodeGenerator._FinalizeInfo:
+    """The finalize (``referenced``) for output that goes onto the page; none for output a
+    buffer captures (``frame.buffer``), which is referenced when it is shown."""
+    return finalize if frame.buffer is None else finalize._replace(src=None)
 
 
 class CssEscapes(Extension):
