@@ -96,8 +96,9 @@ def test_preview_writes_even_an_empty_digest(with_readers, monkeypatch, tmp_path
 
 def test_a_template_that_fails_for_one_reader_is_named_by_file_and_line(with_readers, monkeypatch, tmp_path):
     """A template that fails only for some readers passes the start's sample digest: preview
-    says which file and line failed in one line (it was a traceback), and digest writes the
-    other readers' emails and names that one's failure the same way."""
+    says which file and line failed in one line (it was a traceback), removes that reader's
+    files of an earlier preview, and digest writes the other readers' emails and names that
+    one's failure the same way."""
     from paperwire.config import DEFAULT_TEMPLATES
 
     folder = tmp_path / "mine"
@@ -107,9 +108,12 @@ def test_a_template_that_fails_for_one_reader_is_named_by_file_and_line(with_rea
     line = source[:source.index("{{ greeting }}")].count("\n") + 1
     frame.write_text(source.replace("{{ greeting }}", "{{ greeting }}{% if 'Ada' in greeting %}{{ ada.nope }}{% endif %}", 1),
                      encoding="utf-8")
+    earlier = Path(with_readers("preview", "ada@example.org").stdout.strip())  # before the edit
     monkeypatch.setenv("PAPERWIRE_TEMPLATES_DIR", str(folder))
     failed = with_readers("preview", "ada@example.org")
     assert failed.exit_code == 1 and failed.stdout == ""
+    # The earlier preview's files are gone: opened, they would pass for the edit's result.
+    assert not [path.name for path in earlier.parent.glob(earlier.stem + ".*")]
     said = f"rendering raised UndefinedError: 'ada' is undefined (at {frame}:{line})"
     assert failed.stderr == f"Error: digest of ada@example.org not written: {said}\n"
     assert with_readers("preview", "bob@example.org").exit_code == 0

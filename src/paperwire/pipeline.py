@@ -471,8 +471,10 @@ def write_digests(
     (``<reader>.2.html`` ... for a later email of the edition: ``digest_file_stem``).
 
     ``on_error(reader, stage, exception)`` as in ``plan_digests``: a digest that cannot be
-    rendered (or its message built) costs that reader only; without it the exception
-    propagates. A folder that cannot be written stops the run: it would fail every reader."""
+    rendered (or its message built) costs that reader only, and its files of an earlier run
+    are removed (a template author who opened them would take them for the edit's result);
+    without ``on_error`` the exception propagates. A folder that cannot be written stops the
+    run: it would fail every reader."""
     signer = mail.Signer.from_settings(settings)
     written = []
     for item in digests:
@@ -483,15 +485,22 @@ def write_digests(
             if on_error is None:
                 raise
             on_error(item.subscriber, "rendering", exc)
+            for path in _digest_paths(item, out_dir):
+                path.unlink(missing_ok=True)
             continue
         written.append(_write_digest(item, rendered, data, out_dir))  # a folder that cannot be written stops the run
     return written
 
 
-def _write_digest(item: Digest, rendered: RenderedEmail, message: bytes, out_dir: Path) -> DigestFiles:
+def _digest_paths(item: Digest, out_dir: Path) -> list[Path]:
+    """Where ``item``'s .html, .txt and .eml are written."""
     folder = out_dir / "digests" / item.edition
     stem = digest_file_stem(item)
-    paths = [folder / f"{stem}.{suffix}" for suffix in ("html", "txt", "eml")]
+    return [folder / f"{stem}.{suffix}" for suffix in ("html", "txt", "eml")]
+
+
+def _write_digest(item: Digest, rendered: RenderedEmail, message: bytes, out_dir: Path) -> DigestFiles:
+    paths = _digest_paths(item, out_dir)
     # The reader's own links (their secret token) are in all three: readable by the owner only.
     for path, data in zip(paths, (rendered.html.encode("utf-8"), rendered.text.encode("utf-8"), message)):
         files.replace_file(path, data, mode=0o600)
