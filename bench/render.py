@@ -9,8 +9,10 @@ dropped), so memory must not grow with the readers; RSS is reported at 10k and a
 end. The baseline, timed on a sample in the same run, is the oracle of the tests
 (tests/oracle.py ``PerReaderCompile``): each reader's MJML rendered by Jinja and compiled
 by MRML for that reader. Floor: >= 3,000 messages/s in one process, >= 1,500 with
-``--unshared`` (nothing shared between readers); the ratio to the baseline is reported
-for information.
+``--unshared``, the worst case for reuse: every reader also has a topic of their own on every
+paper, whose hits (words of the reader's own) the paper's block shows, so blocks are almost
+never like another reader's (the run prints the share it could reuse). The ratio to the
+baseline is reported for information.
 
 ``--instructions`` counts instead of timing: the instructions one message takes, ours and
 the baseline's, by callgrind (valgrind), which gives the same count for the same code and
@@ -83,6 +85,8 @@ class Totals:
     message_bytes: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("render", "mime", "bytes"), 0.0))
     rss: dict[int, float] = field(default_factory=dict)  # messages done -> current RSS (MB)
+    blocks: int = 0  # paper blocks (HTML and text) asked of include_shared ...
+    blocks_reused: int = 0  # ... and those kept from an earlier reader
 
     def add(self, other: Totals) -> None:
         self.messages += other.messages
@@ -90,6 +94,8 @@ class Totals:
         self.html_chars += other.html_chars
         self.max_html = max(self.max_html, other.max_html)
         self.message_bytes += other.message_bytes
+        self.blocks += other.blocks
+        self.blocks_reused += other.blocks_reused
         for phase, seconds in other.seconds.items():
             self.seconds[phase] += seconds
 
@@ -143,6 +149,11 @@ class Runner:
                 if totals.messages in self.checkpoints:
                     totals.rss[totals.messages] = rss_mb()
         self.next += count
+        if not isinstance(self.renderer, PerReaderCompile):
+            kept = [template.environment.filters["include_shared"].rendered_by_values.cache_info()
+                    for template in (self.renderer.html_template, self.renderer.text_template)]
+            totals.blocks = sum(info.hits + info.misses for info in kept)
+            totals.blocks_reused = sum(info.hits for info in kept)
 
 
 def interleaved(first: int, readers: int, baseline_readers: int, checkpoints: tuple[int, ...],
@@ -196,7 +207,7 @@ def count_instructions(unshared: bool) -> None:
         print(f"{name}: {per_message[name]:,.0f} instructions a message ({counted} messages after {warm:,})", flush=True)
     ours, base = (per_message[name] for name, *_ in COUNTED)
     print(f"paperwire takes {ours / base:.1%} of the baseline's instructions ({base / ours:.1f}x fewer)"
-          + ("; nothing shared between readers" if unshared else ""))
+          + ("; every reader's paper blocks their own" if unshared else ""))
 
 
 def _worker(job: tuple[int, int, int, tuple[int, ...], bool]) -> tuple[Totals, Totals, float]:
@@ -212,7 +223,7 @@ def main() -> None:
                         help="readers timed with per-reader MJML compile, in slices between ours")
     parser.add_argument("--workers", type=int, default=1, help="processes; each renders its share of the readers")
     parser.add_argument("--unshared", action="store_true",
-                        help="worst case: every reader has a topic of their own on every paper, so no block is shared")
+                        help="worst case: every reader has a topic of their own on every paper, whose own hits each paper's block shows")
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions a message with callgrind instead of timing (needs valgrind)")
     parser.add_argument("--build-messages", nargs=2, type=int, metavar=("MADE", "BUILT"), help=argparse.SUPPRESS)
@@ -265,6 +276,9 @@ def main() -> None:
     ratio = f" = {rate / base_rate:.1f}x the per-reader-compile baseline" if base_rate else ""
     print(f"overall: {rate:,.0f} messages/s{ratio} "
           f"({busy / workers:.1f} s rendering per worker; {wall:.1f} s wall with the baseline and making up the digests)")
+    if totals.blocks:
+        print(f"paper blocks kept from an earlier reader: {totals.blocks_reused / totals.blocks:.0%} "
+              f"of {totals.blocks:,} (HTML and text)")
     print("time per message: " + ", ".join(f"{phase} {seconds / totals.messages * 1e6:,.0f} µs"
                                             for phase, seconds in totals.seconds.items())
           + f" (sum {busy / totals.messages * 1e6:,.0f} µs)")

@@ -93,8 +93,10 @@ def seed_papers(rng: random.Random) -> tuple[list[Paper], Matches]:
 
 
 def make_digest(number: int, rng: random.Random, papers: list[Paper], matches: Matches, unshared: bool = False) -> Digest:
-    """One reader's digest. ``unshared``: the reader also follows a topic of their own
-    wording that every paper matched, so no paper's view is like any other reader's."""
+    """One reader's digest. ``unshared``: the worst case for reuse between readers: the reader
+    also follows a topic of their own wording that every paper matched, and each paper shows
+    the hits of the reader's own words (``own_hits``), so a paper's block is seldom like
+    another reader's (bench/render.py counts how often it was)."""
     hits, matched_also = matches
     topics = [Topic(name, name) for name in rng.sample(TOPIC_NAMES, rng.randint(1, 3))]
     own = [Topic(f"my own topic {number}", "x")] if unshared else []
@@ -106,7 +108,16 @@ def make_digest(number: int, rng: random.Random, papers: list[Paper], matches: M
         best = rng.randrange(len(topics))
         also = tuple(topic.name for n, topic in enumerate(topics) if n != best and (index, topic.name) in matched_also)
         also += tuple(topic.name for topic in own)
+        shown = own_hits(papers[index], rng) if unshared else hits[index, topics[best].name]
         by_topic.setdefault(best, []).append(DigestItem(
-            papers[index], 1.0, rank, dt.date(2024, 3, 11), (topics[best].name, *also), hits[index, topics[best].name]))
+            papers[index], 1.0, rank, dt.date(2024, 3, 11), (topics[best].name, *also), shown))
     sections = tuple(DigestSection(topics[n], tuple(items)) for n, items in sorted(by_topic.items()))
     return Digest(reader, "2024-03-11", dt.date(2024, 3, 11), sections, more=rng.choice((0, 0, 0, 3, 12)))
+
+
+def own_hits(paper: Paper, rng: random.Random) -> tuple[Hit, ...]:
+    """One reader's own hits on ``paper``: drawn as ``seed_papers`` draws a topic's (one to
+    three long words of the abstract, every occurrence), but for this reader alone."""
+    words = sorted({w for w in re.findall(r"[A-Za-z]{7,}", paper.abstract)})
+    return tuple(Hit(w.lower(), "abstract", tuple((m.start(), m.end()) for m in re.finditer(w, paper.abstract)))
+                 for w in rng.sample(words, min(len(words), rng.randint(1, 3))))

@@ -1,7 +1,7 @@
 """Writing a whole file at once: the one way paperwire puts a file in place.
 
-Feeds are served while the scheduler rewrites them, the MJML cache is read by other
-processes, and the outbox is a queue another program may pick up: none of them may ever
+Feeds are served while the scheduler rewrites them, digests are opened while a run
+rewrites them, and the outbox is a queue another program may pick up: none of them may ever
 see half a file. So the bytes go to a temporary file in the SAME folder (a rename or a
 link across file systems is not atomic), which is then renamed or hard-linked into place.
 
