@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -184,6 +185,20 @@ def test_match_json_gives_every_similarity_it_computed_and_null_only_when_none_w
     by_words = json.loads(run_cli("match", "--json", "Words: long context").stdout)
     assert {item["id"] for item in by_words} >= {rag["id"]}  # "Words:" is the mode, in any case
     assert all(item["similarity"] is None and item["why"] == ["words"] for item in by_words)
+
+
+def test_a_topic_that_finds_nothing_is_told_how_near_the_closest_paper_came_by_meaning(run_cli):
+    """Testers' plain-language topics (``AI that writes code``) found nothing and said only
+    "0 of 104 paper(s) matched"; a ``words:`` topic compares nothing by meaning, so it is not told."""
+    assert run_cli("ingest", SEED).exit_code == 0
+    said = run_cli("match", "protein structure prediction").stderr
+    note = re.search(r'note: nothing is near it in meaning either: the closest paper, "(.+)", comes to (0\.\d\d), '
+                     r"and a paper is related from 0\.28\n", said)
+    assert note and float(note[2]) < 0.28 and "0 of 70 paper(s) matched" in said
+    closest = json.loads(run_cli("match", "--json", "--limit", "1", "meaning: protein structure prediction").stdout)
+    assert closest == []  # nothing is related: the note's paper is only the nearest
+    assert "note:" not in run_cli("match", "words: protein structure prediction").stderr
+    assert "note:" not in run_cli("match", "long context").stderr  # found papers: nothing to explain
 
 
 def test_match_says_how_many_matched_beyond_the_limit_and_takes_a_topic_that_starts_with_a_dash(run_cli):

@@ -107,3 +107,17 @@ def test_words_that_are_all_there_but_apart_get_a_note_that_says_so(topic: str, 
     known = typos.vocabulary(["Faster decoding for all.", "Inference on phones."], stems)
     assert typos.topic_notes(topic, known, stems, None, "no stored paper") == said
 
+
+
+@pytest.mark.parametrize(("topic", "said"), [
+    # a tester's: a meaning: topic listed a paper under "no stored paper has the word 'phones'"
+    ("meaning: running language models on phones", []),
+    ("meaning: retreival augmented generation", ["no stored paper has the word 'retreival'; did you mean 'retrieval'?"]),
+    ("running language models on phones", ["no stored paper has the word 'phones'"]),  # the words must be found
+])
+def test_a_meaning_topic_is_told_only_of_a_close_spelling(topic: str, said: list[str]) -> None:
+    """A ``meaning:`` topic is not matched by its words: a word no paper has is no reason it
+    found little, but a typo is read by the model as typed."""
+    stems = Stems()
+    known = typos.vocabulary(PAPERS + ["Running language models is cheap."], stems)
+    assert typos.topic_notes(topic, known, stems, None, "no stored paper") == said

@@ -1104,6 +1104,10 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
     if papers and typos.words_found_nothing(found_all):  # say why, if a word is why
         for note in _unknown_word_notes(query, papers, app.settings):
             click.echo(f"warning: {logs.printable(note)}", err=True)
+    if papers and not len(found_all):
+        note = _nearest_by_meaning_note(app, query, papers)
+        if note:
+            click.echo(f"note: {logs.printable(note)}", err=True)
     ranking = [found_all[position] for position in range(min(limit, len(found_all)))]
     by_id = {paper.id: paper for paper in papers}
     titles = semantic.example_titles(app.store, [query], app.settings.acronyms)
@@ -1123,6 +1127,26 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
                    + (f" · {because}" if because else ""))
     more = f" (--limit {limit}: the best {len(ranking)} of {len(found_all)} shown)" if len(found_all) > len(ranking) else ""
     click.echo(f"{len(found_all)} of {len(papers)} paper(s) matched{more}", err=True)
+
+
+def _nearest_by_meaning_note(app: App, query: str, papers: list) -> str | None:
+    """For a topic that found nothing: how near the closest paper came by meaning, when that
+    is below the bar, so "0 matched" says why (testers' plain-language topics, such as
+    ``models making things up``, found nothing and nothing said so). None when nothing was
+    compared (no meaning part, no vectors) or the closest was left out by another rule."""
+    from . import semantic
+    from .match.meaning import Calibration
+
+    near = [(similarity, paper) for similarity, paper in
+            zip(semantic.similarities(app.store, app.settings, query, papers), papers) if similarity is not None]
+    if not near:
+        return None
+    similarity, paper = max(near, key=lambda pair: pair[0])
+    bar = Calibration().threshold
+    if similarity >= bar:
+        return None
+    return (f"nothing is near it in meaning either: the closest paper, \"{paper.title}\", comes to "
+            f"{similarity:.2f}, and a paper is related from {bar:.2f}")
 
 
 def _unknown_word_notes(query: str, papers: list, settings: Settings) -> list[str]:

@@ -60,9 +60,16 @@ def vocabulary_of(papers: Iterable[Paper], stems: Stems) -> Vocabulary:
 def topic_notes(query: str, known: Vocabulary, stems: Stems, acronyms: ExtraAcronyms | None, where: str) -> list[str]:
     """``notes`` on the words of the topic ``query`` (parsed already fine) that ``known`` lacks,
     with the built-in acronyms and ``acronyms``: what ``match`` and the web preview say. When
-    it lacks none, the note on words that are all there but apart (``apart_note``)."""
+    it lacks none, the note on words that are all there but apart (``apart_note``).
+
+    A ``meaning:`` topic is not matched by its words, so a word no paper has is no reason it
+    found little: only a close spelling is worth saying there (the model reads the typo as
+    typed). A tester's ``meaning: running language models on phones`` listed a paper under
+    "no stored paper has the word 'phones'"."""
     parsed = parse_query(query)
     unknown = unknown_words(parsed, known, acronym_table(acronyms), stems)
+    if parsed.mode == "meaning":
+        return [note for note in notes(unknown, known, where) if "; did you mean" in note]
     return notes(unknown, known, where) if unknown else apart_note(parsed, where)
 
 
