@@ -545,20 +545,20 @@ def test_a_list_reads_the_same_with_or_without_spaces(words: list[str], separato
 
 
 @pytest.mark.parametrize(("topic", "hint"), [
-    ("diffusion not video", "not video: a lower-case \"not\" is a word, so this finds papers with video; for papers "
+    ("diffusion not video", "not video: a lower-case \"not\" is a word, so this looks for papers with video; for papers "
                            "without it, write -video or NOT video in its place"),
     ('diffusion not "video generation"', 'write -"video generation" or NOT "video generation"'),
     ("MoE or mixture of experts", 'MoE or mixture: a lower-case "or" is a word'),
     # a tester's ways of leaving papers out, each of which found what it meant to leave out
-    ("LLM papers but not about agents", "but not about agents: a lower-case \"not\" is a word, so this finds papers with "
+    ("LLM papers but not about agents", "but not about agents: a lower-case \"not\" is a word, so this looks for papers with "
                                         "agents; for papers without it, write -agents or NOT agents in its place"),
     ("scaling laws not for language models", 'write -"language models" or NOT "language models"'),
-    ("diffusion, no video", "no video: a lower-case \"no\" is a word, so this finds papers with video"),
+    ("diffusion, no video", "no video: a lower-case \"no\" is a word, so this looks for papers with video"),
     ("MoE (no surveys)", "write -surveys"), ("mixture of experts but no surveys", "write -surveys"),
     ("mixture of experts, excluding surveys", "write -surveys"), ("RAG except benchmarks", "write -benchmarks"),
-    ("mixture of experts - survey", "- survey: a dash followed by a space is punctuation, so this finds papers "
+    ("mixture of experts - survey", "- survey: a dash followed by a space is punctuation, so this looks for papers "
                                     "with survey; for papers without it, write -survey"),
-    ("a not b not c", "not b: a lower-case \"not\" is a word, so this finds papers with b;"),
+    ("a not b not c", "not b: a lower-case \"not\" is a word, so this looks for papers with b;"),
     ("speculative decoding except when lossy", "write -lossy or NOT lossy"),
     ("diffusion \u2013 video", "write -video"),
     ("author:Xu; Han", 'author:Xu; Han limits only "Xu" to authors'),

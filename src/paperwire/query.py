@@ -784,7 +784,7 @@ def _operator_word_hints(tokens: list[_Token]) -> list[str]:
         if before.kind not in ("WORD", "PHRASE") or after.kind not in ("WORD", "PHRASE"):
             continue  # next to a group, what to write instead is the reader's to say
         first, last = (f'"{t.text}"' if t.kind == "PHRASE" else t.text for t in (before, after))
-        hints.append(f"{first} {word.text} {last}: a lower-case \"or\" is a word, so this finds papers "
+        hints.append(f"{first} {word.text} {last}: a lower-case \"or\" is a word, so this looks for papers "
                      f"with both near each other; for either, write OR in capitals")
     return hints
 
@@ -847,7 +847,7 @@ def _leaving_out_hint(text: str, start: int, end: int, why: str, target: str) ->
         parse_query(f"{text[:start]}-{target}{text[end:]}")
     except QueryError:
         return []
-    return [f"{text[start:end]}: {why}, so this finds papers with {target}; for papers without it, "
+    return [f"{text[start:end]}: {why}, so this looks for papers with {target}; for papers without it, "
             f"write -{target} or NOT {target} in its place"]
 
 
