@@ -41,7 +41,7 @@ from markupsafe import Markup
 from . import urls
 from .models import LINK_LABELS, Hit, Paper
 from .normalize import SHOWN_ABSTRACT_CHARS, clean_line, safe_url, shown_abstract, shown_authors, shown_title
-from .paperview import merged_spans, snippet_start
+from .paperview import merged_spans, paper_links, snippet_start
 
 TRENDING_SLUG = urls.TRENDING_SLUG
 DEFAULT_LIMIT = 50
@@ -208,9 +208,7 @@ def _entry(item: FeedItem, base_url: str) -> _Entry:
     paper = item.paper
     # Only http(s) links without spaces or controls reach a reader: never `javascript:`.
     links = [(link.kind, url) for link in paper.links if (url := safe_url(link.url))]
-    # The arXiv abstract page, else the first link, else our own page for the paper.
-    fallback = links[0][1] if links else urls.paper(base_url, paper.id)
-    url = next((u for kind, u in links if kind == "abs"), fallback)
+    url = paper_links(paper.links, paper.id, base_url)[0].url  # the title's target, as emails link it
     title = shown_title(paper.title) or f"Untitled paper {clean_line(paper.id)}"
     abstract = feed_abstract(paper.abstract, item.hits)
     authors, byline = shown_authors(paper.authors)
