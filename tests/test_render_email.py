@@ -721,7 +721,8 @@ def test_a_papers_block_is_rendered_once_for_every_reader_who_gets_it_alike() ->
 def test_readers_with_other_topics_of_their_own_still_share_the_papers_blocks() -> None:
     """The "also in" line names the reader's own topics, so the frame shows it beside the
     block: readers who get a paper with the same hits share its block whatever else they
-    follow (bench/render.py --unshared), and each sees their own topics."""
+    follow, and each sees their own topics. (bench/render.py --unshared gives each reader
+    hits of their own too: then blocks are seldom shared.)"""
     renderer = EmailRenderer(TEMPLATES)
     shared = [renderer.html_template.environment.filters["include_shared"].rendered_by_values,
               renderer.text_template.environment.filters["include_shared"].rendered_by_values]
