@@ -189,5 +189,5 @@ def test_match_json_says_why_and_embeds_only_what_runs_match(run_cli, store):
     assert all((item["similarity"] is None) == ("meaning" not in item["why"] and "example" not in item["why"])
                or "words" in item["why"] for item in found)
     assert run_cli("embed").exit_code == 0
-    assert "note:" not in run_cli("match", "--json", "language models").stderr  # all embedded now
-    assert "note:" not in run_cli("match", "--since", "2024-03-11", "robots").stderr
+    assert "have no vectors" not in run_cli("match", "--json", "language models").stderr  # all embedded now
+    assert "have no vectors" not in run_cli("match", "--since", "2024-03-11", "robots").stderr
