@@ -28,7 +28,7 @@ from paperwire.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 JUDGMENTS = ROOT / "tests" / "data" / "relevance_judgments.toml"
-SETS = ("tuning", "held_out", "fresh")
+SETS = ("tuning", "held_out", "fresh", "fresh2")
 KINDS = ("concept", "keyword", "none")
 VERDICTS = ("relevant", "borderline", "not_relevant")
 

@@ -49,10 +49,12 @@ def hybrid_matcher(store: Store, papers):
 # alone beside word matches came later, chosen on the tuning set): words 0.46 / 0.87 ->
 # 0.61 / 0.84, and one of its seven topics that no paper fits got a paper (a 3D scene-graph
 # paper for "robots learning from video"). Since beside_best and acronyms spelled out for
-# meaning (2026-12-06): tuning 0.58 / 0.83, held out 0.64 / 0.86, fresh 0.63 / 0.86.
+# meaning (2026-12-06): tuning 0.58 / 0.83, held out 0.64 / 0.86, fresh 0.63 / 0.86. The
+# fresh2 set (2026-12-07), a later tester's 55 topics, never tuned on: words 0.46 / 0.81 ->
+# 0.58 / 0.77, and its six topics no paper fits got nothing.
 # Floors a little under them, so a change that loses ground is seen.
 @pytest.mark.parametrize("name, recall_gain, precision, empty_misses", [
-    ("tuning", 0.06, 0.80, 0), ("held_out", 0.25, 0.82, 0), ("fresh", 0.14, 0.82, 1)])
+    ("tuning", 0.06, 0.80, 0), ("held_out", 0.25, 0.82, 0), ("fresh", 0.14, 0.82, 1), ("fresh2", 0.09, 0.74, 0)])
 def test_meaning_finds_more_of_what_readers_want_and_nothing_for_topics_without_papers(
         judged, name: str, recall_gain: float, precision: float, empty_misses: int) -> None:
     store, papers = judged

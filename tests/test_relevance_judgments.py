@@ -40,15 +40,15 @@ def test_sets_have_every_kind_of_query():
         queries = JUDGMENTS.set(name)
         assert {q.kind for q in queries} == set(KINDS), name
     assert len(JUDGMENTS.set("tuning")) >= 20 and len(JUDGMENTS.set("held_out")) >= 12
-    assert len(JUDGMENTS.set("fresh")) >= 30
+    assert len(JUDGMENTS.set("fresh")) >= 30 and len(JUDGMENTS.set("fresh2")) >= 50
     assert {q.kind for q in JUDGMENTS.queries} <= set(KINDS)
 
 
 def test_tuning_and_held_out_are_disjoint_and_queries_unique():
     folded = [_fold(q.query) for q in JUDGMENTS.queries]
     assert len(folded) == len(set(folded)), "a query is judged twice"
-    tuning, held_out, fresh = ({_fold(q.query) for q in JUDGMENTS.set(name)} for name in SETS)
-    assert not tuning & held_out and not (tuning | held_out) & fresh
+    tuning, held_out, fresh, fresh2 = ({_fold(q.query) for q in JUDGMENTS.set(name)} for name in SETS)
+    assert not tuning & held_out and not (tuning | held_out) & fresh and not (tuning | held_out | fresh) & fresh2
 
 
 def test_relevant_papers_exactly_where_some_paper_fits():
