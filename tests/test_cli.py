@@ -201,6 +201,25 @@ def test_a_topic_that_finds_nothing_is_told_how_near_the_closest_paper_came_by_m
     assert "note:" not in run_cli("match", "long context").stderr  # found papers: nothing to explain
 
 
+def test_a_paper_found_by_meaning_alone_shows_its_sentence_closest_to_the_topic(run_cli):
+    """A tester saw only "related to your topic, similarity 0.43" under such a paper and could
+    not tell why it was picked: match shows the abstract sentence closest to the topic, as
+    emails highlight it; a paper its words found shows those words instead."""
+    assert run_cli("ingest", SEED).exit_code == 0
+    abstracts = SEED.read_text(encoding="utf-8").replace("\n", " ")
+    for topic in ("giving language models external knowledge", "long context"):
+        shown = run_cli("match", topic).stdout.splitlines()
+        scores = [n for n, line in enumerate(shown) if line.startswith("     score ")]
+        by_meaning = [n for n in scores if "matched: " not in shown[n]]
+        assert by_meaning and (len(by_meaning) < len(scores) or topic != "long context"), shown  # both kinds there
+        for n in scores:
+            follows = shown[n + 1] if n + 1 < len(shown) else ""
+            assert follows.startswith("     closest sentence: ") == (n in by_meaning), shown
+            if n in by_meaning:
+                sentence = follows.removeprefix("     closest sentence: ").rstrip("…")
+                assert len(sentence) > 20 and sentence in abstracts, sentence
+
+
 def test_match_says_how_many_matched_beyond_the_limit_and_takes_a_topic_that_starts_with_a_dash(run_cli):
     assert run_cli("ingest", SEED).exit_code == 0
     total = len(json.loads(run_cli("match", "--json", "--limit", "70", "words: language").stdout))

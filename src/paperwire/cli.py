@@ -22,6 +22,7 @@ from . import __version__, digest, files, logs, pipeline, redact, sources, subsc
 from .config import PACKAGE_DIR, Settings, load_settings, override
 from .errors import EmbedderError, PaperwireError, ValidationError
 from .models import SUBSCRIBER_STATUSES, Subscriber
+from .normalize import clean_line, shorten
 from .runs import run_is_dead
 from .store import Store
 from .subscribers import build_subscriber, followed_topics, make_topic, normalize_email, parse_topic_spec
@@ -1116,6 +1117,8 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
         click.echo(json.dumps([_match_json(m, by_id[m.paper_id], similarity) for m, similarity in zip(ranking, computed)],
                               indent=2, ensure_ascii=False))
         return
+    closest = _closest_sentences(app, query, [by_id[found.paper_id] for found in ranking
+                                             if "meaning" in found.why and "words" not in found.why])
     for place, found in enumerate(ranking, start=1):
         paper = by_id[found.paper_id]
         title_spans = [span for hit in found.terms if hit.field == "title" for span in hit.spans]
@@ -1125,8 +1128,23 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
         because = digest.reason(found, titles)
         click.echo(f"     score {found.score:.2f} · {paper.id}" + (f" · matched: {reasons}" if reasons else "")
                    + (f" · {because}" if because else ""))
+        if paper.id in closest:
+            click.echo(f"     closest sentence: {shorten(clean_line(closest[paper.id]), CLOSEST_SENTENCE_CHARS)}")
     more = f" (--limit {limit}: the best {len(ranking)} of {len(found_all)} shown)" if len(found_all) > len(ranking) else ""
     click.echo(f"{len(found_all)} of {len(papers)} paper(s) matched{more}", err=True)
+
+
+CLOSEST_SENTENCE_CHARS = 200  # of a closest sentence shown by match (one or two terminal lines)
+
+
+def _closest_sentences(app: App, query: str, papers: list) -> dict[str, str]:
+    """The abstract sentence closest to the topic of each paper found by meaning alone, as
+    emails highlight it (explain.py): no matched word says why such a paper is about the topic."""
+    if not papers:
+        return {}
+    from .explain import ClosestSentences
+
+    return ClosestSentences(app.store, pipeline.embedder(app.settings), app.settings.acronyms).sentences(papers, query)
 
 
 def _nearest_by_meaning_note(app: App, query: str, papers: list) -> str | None:

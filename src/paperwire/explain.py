@@ -74,18 +74,26 @@ class ClosestSentences:
 
     def digests(self, digests: Sequence[Digest]) -> list[Digest]:
         """:meth:`digest` of each, the vectors they need read together."""
-        wanted = {(item.paper.id, section.topic.query): item.paper for digest in digests
-                  for section in digest.sections for item in section.items
-                  if _wants_sentence(item)}
-        wanted = {key: paper for key, paper in wanted.items() if key not in self._spans}
-        if self._embedder is not None and wanted and not self._found(wanted):
-            for key, paper in wanted.items():  # one at a time: whatever failed costs its own highlight only
-                if self._embedder is None or not self._found({key: paper}):
-                    self._spans[key] = None
+        self._look_up({(item.paper.id, section.topic.query): item.paper for digest in digests
+                       for section in digest.sections for item in section.items
+                       if _wants_sentence(item)})
         if not self._spans:
             return list(digests)
         return [replace(digest, sections=tuple(self._section(section) for section in digest.sections))
                 for digest in digests]
+
+    def sentences(self, papers: Sequence[Paper], query: str) -> dict[str, str]:
+        """Each paper's abstract sentence closest to the topic ``query``, by paper id: for
+        ``paperwire match``, which shows it under a paper found by meaning alone (a tester saw
+        only "related to your topic, similarity 0.43" and could not tell why). Papers without
+        one (no abstract, past the bound, a failure: logged) are left out."""
+        self._look_up({(paper.id, query): paper for paper in papers})
+        found = {}
+        for paper in papers:
+            span = self._spans.get((paper.id, query))
+            if span is not None:
+                found[paper.id] = paper.abstract[span[0]:span[1]]
+        return found
 
     def _section(self, section: DigestSection) -> DigestSection:
         return replace(section, items=tuple(self._item(item, section.topic.query) for item in section.items))
@@ -95,6 +103,15 @@ class ClosestSentences:
             return item
         span = self._spans.get((item.paper.id, query))
         return item if span is None else replace(item, hits=item.hits + (Hit("", "abstract", (span,)),))
+
+    def _look_up(self, wanted: Mapping[tuple[str, str], Paper]) -> None:
+        """The spans of the (paper id, topic query) pairs not looked up yet, into ``_spans``: all
+        together, or, should that fail, one at a time, so a failure costs its own highlight only."""
+        wanted = {key: paper for key, paper in wanted.items() if key not in self._spans}
+        if self._embedder is not None and wanted and not self._found(wanted):
+            for key, paper in wanted.items():
+                if self._embedder is None or not self._found({key: paper}):
+                    self._spans[key] = None
 
     def _found(self, wanted: Mapping[tuple[str, str], Paper]) -> bool:
         """:meth:`_find_spans`; False if that raised (logged). A model that fails ends the run's highlights."""
