@@ -218,6 +218,16 @@ def test_a_paper_found_by_meaning_alone_shows_its_sentence_closest_to_the_topic(
             if n in by_meaning:
                 sentence = follows.removeprefix("     closest sentence: ").rstrip("…")
                 assert len(sentence) > 20 and sentence in abstracts, sentence
+        found = json.loads(run_cli("match", "--json", topic).stdout)  # the same sentences, whole
+        sentences = [item["closest_sentence"] for item in found if item["why"] == ["meaning"]]
+        assert len(sentences) == len(by_meaning) and all(s and s in abstracts for s in sentences)
+        assert all(item["closest_sentence"] is None for item in found if item["why"] != ["meaning"])
+    # A paper found by meaning and by an example says "like: <title>": emails show no sentence for it.
+    chef = next(paper["id"] for paper in json.loads(run_cli("papers", "--json").stdout)
+                if paper["title"].startswith("ChEF: A Comprehensive Evaluation Framework"))
+    found = json.loads(run_cli("match", "--json", f"benchmark multimodal models OR like:{chef}").stdout)
+    assert any(item["why"] == ["meaning", "example"] for item in found), found
+    assert all(item["closest_sentence"] is None for item in found if "example" in item["why"])
 
 
 def test_match_says_how_many_matched_beyond_the_limit_and_takes_a_topic_that_starts_with_a_dash(run_cli):
@@ -288,7 +298,7 @@ def test_match_json_gives_the_similarity_to_the_liked_paper_the_text_shows(run_c
                 if paper["title"].startswith("ChEF: A Comprehensive Evaluation Framework"))
     topic = f"benchmark multimodal models OR like:{chef}"
     found = json.loads(run_cli("match", "--json", topic).stdout)
-    assert all(list(item)[-3:] == ["similarity", "why", "like_similarity"] for item in found)
+    assert all(list(item)[-4:] == ["similarity", "why", "like_similarity", "closest_sentence"] for item in found)
     by_example = [item for item in found if "example" in item["why"]]
     assert by_example and all(item["like_similarity"] is not None for item in by_example)
     assert all(item["like_similarity"] is None for item in found if "example" not in item["why"])

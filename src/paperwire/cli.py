@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import math
 import sys
 from collections import Counter
 from dataclasses import asdict, replace
@@ -22,7 +23,7 @@ from . import __version__, digest, files, logs, pipeline, redact, sources, subsc
 from .config import PACKAGE_DIR, Settings, load_settings, override
 from .errors import EmbedderError, PaperwireError, ValidationError
 from .models import SUBSCRIBER_STATUSES, Subscriber
-from .normalize import clean_line, shorten
+from .normalize import clean_line, shorten, shown_title
 from .runs import run_is_dead
 from .store import Store
 from .subscribers import build_subscriber, followed_topics, make_topic, normalize_email, parse_topic_spec
@@ -1112,13 +1113,13 @@ def match_command(app: App, query: str, limit: int, since: dt.datetime | None, a
     ranking = [found_all[position] for position in range(min(limit, len(found_all)))]
     by_id = {paper.id: paper for paper in papers}
     titles = semantic.example_titles(app.store, [query], app.settings.acronyms)
+    closest = _closest_sentences(app, query, [by_id[found.paper_id] for found in ranking
+                                             if digest.meaning_alone(getattr(found, "why", ()))])
     if as_json:
         computed = semantic.similarities(app.store, app.settings, query, [by_id[m.paper_id] for m in ranking])
-        click.echo(json.dumps([_match_json(m, by_id[m.paper_id], similarity) for m, similarity in zip(ranking, computed)],
-                              indent=2, ensure_ascii=False))
+        click.echo(json.dumps([_match_json(m, by_id[m.paper_id], similarity, closest.get(m.paper_id))
+                               for m, similarity in zip(ranking, computed)], indent=2, ensure_ascii=False))
         return
-    closest = _closest_sentences(app, query, [by_id[found.paper_id] for found in ranking
-                                             if "meaning" in found.why and "words" not in found.why])
     for place, found in enumerate(ranking, start=1):
         paper = by_id[found.paper_id]
         title_spans = [span for hit in found.terms if hit.field == "title" for span in hit.spans]
@@ -1160,11 +1161,13 @@ def _nearest_by_meaning_note(app: App, query: str, papers: list) -> str | None:
     if not near:
         return None
     similarity, paper = max(near, key=lambda pair: pair[0])
-    bar = Calibration().threshold
+    calibration = Calibration()
+    bar = min(calibration.threshold, calibration.like_threshold)  # a meaning's, or an example's
     if similarity >= bar:
         return None
-    return (f"nothing is near it in meaning either: the closest paper, \"{paper.title}\", comes to "
-            f"{similarity:.2f}, and a paper is related from {bar:.2f}")
+    shown = math.floor(similarity * 100) / 100  # 0.279 is not "0.28", which would reach the bar
+    return (f"nothing is near it in meaning either: the closest paper, \"{shown_title(paper.title)}\", comes to "
+            f"{shown:.2f}, and a paper is related from {bar:.2f}")
 
 
 def _unknown_word_notes(query: str, papers: list, settings: Settings) -> list[str]:
@@ -1190,12 +1193,14 @@ def _matched_as_written(found, paper) -> dict[str, tuple[str, list[str]]]:
     return fields_by_word
 
 
-def _match_json(found, paper, computed: float | None) -> dict:
+def _match_json(found, paper, computed: float | None, closest: str | None) -> dict:
     """One result of ``match --json``. ``similarity`` is null only when it was not computed (a
     ``words:`` topic, no vectors, the embedder off): a paper found by its words has the
     similarity it came to as well (``computed``), though it fell below the threshold.
     ``like_similarity`` is the figure the text output's "like: <title> (similarity ...)" shows,
-    so a script sees why an example picked the paper; null when no example did."""
+    so a script sees why an example picked the paper; null when no example did.
+    ``closest_sentence``: the abstract sentence the text output shows under a paper found by
+    meaning alone; null for the others, or when it was not found."""
     similarity = getattr(found, "similarity", None)  # words alone (embedder off) have none
     similarity = computed if similarity is None else similarity
     like_similarity = getattr(found, "like_similarity", None)  # set only when an example found it
@@ -1203,7 +1208,8 @@ def _match_json(found, paper, computed: float | None) -> dict:
             "matched": [word for word, _ in _matched_as_written(found, paper).values()],
             "similarity": None if similarity is None else round(similarity, 4),
             "why": list(getattr(found, "why", ("words",))),
-            "like_similarity": None if like_similarity is None else round(like_similarity, 4)}
+            "like_similarity": None if like_similarity is None else round(like_similarity, 4),
+            "closest_sentence": None if closest is None else clean_line(closest)}
 
 
 def _highlight(text: str, spans: list[tuple[int, int]]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from bisect import bisect_left
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -59,6 +59,13 @@ def reason(match: object, titles: Mapping[str, str]) -> str:
     if "meaning" in why:
         return f"{MEANING_REASON}, similarity {similarity:.2f}"
     return ""
+
+
+def meaning_alone(why: Iterable[str]) -> bool:
+    """``by_meaning_alone`` for a match not yet a digest item, by its kinds of evidence
+    (``Fused.why``): meaning, and neither words nor an example (whose "like:" reason says why)."""
+    why = tuple(why)
+    return "meaning" in why and "words" not in why and "example" not in why
 
 
 def by_meaning_alone(item: DigestItem) -> bool:

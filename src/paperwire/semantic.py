@@ -379,8 +379,9 @@ def similarities(store: Store, settings: Settings, query: str | Query, papers: S
     (``meaning.similarities``); None where it is not computed: no meaning or example part
     (``*``, ``words:``, an acronym alone), no vectors, or ``relevance.embedder = "off"``.
 
-    For the few results of one topic (``paperwire match``); a digest run computes the
-    similarities of the papers close enough only (match/meaning.py), and must stay so."""
+    For one topic (``paperwire match``): its few results, or, when it found none, every paper,
+    to say how near the closest came; a digest run computes the similarities of the papers
+    close enough only (match/meaning.py), and must stay so."""
     embedder = get_embedder(settings.relevance_embedder)
     found = None
     if embedder is not None and papers:
