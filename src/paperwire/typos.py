@@ -64,12 +64,13 @@ def topic_notes(query: str, known: Vocabulary, stems: Stems, acronyms: ExtraAcro
 
     A ``meaning:`` topic is not matched by its words, so a word no paper has is no reason it
     found little: only a close spelling is worth saying there (the model reads the typo as
-    typed). A tester's ``meaning: running language models on phones`` listed a paper under
+    typed), looked for among its first ``SUGGESTED_WORDS`` such words as for any topic. A tester's ``meaning: running language models on phones`` listed a paper under
     "no stored paper has the word 'phones'"."""
     parsed = parse_query(query)
     unknown = unknown_words(parsed, known, acronym_table(acronyms), stems)
     if parsed.mode == "meaning":
-        return [note for note in notes(unknown, known, where) if "; did you mean" in note]
+        typos = ((word, close_spelling(word, known)) for word in unknown[:SUGGESTED_WORDS])
+        return [_note(word, close, where) for word, close in typos if close]
     return notes(unknown, known, where) if unknown else apart_note(parsed, where)
 
 
@@ -117,16 +118,21 @@ def notes(words: Sequence[str], known: Vocabulary, where: str) -> list[str]:
     (``where``: "no stored paper", "no paper of the latest listing"). A close spelling is
     looked for the first ``SUGGESTED_WORDS`` words only, among spellings that start with the
     same letter and are at most two letters longer or shorter (a typo's usual reach)."""
-    shown = []
-    for number, word in enumerate(words):
-        folded = fold(word)
-        close = difflib.get_close_matches(folded, [spelling for spelling in known.spellings if spelling[:1] == folded[:1]
-                                                   and abs(len(spelling) - len(folded)) <= 2],
-                                          n=1, cutoff=SUGGESTION_CUTOFF) if number < SUGGESTED_WORDS else []
-        if close and _another_form(folded, close[0]):
-            close = []
-        shown.append(f"{where} has the word {word!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
-    return shown
+    return [_note(word, close_spelling(word, known) if number < SUGGESTED_WORDS else None, where)
+            for number, word in enumerate(words)]
+
+
+def _note(word: str, close: str | None, where: str) -> str:
+    return f"{where} has the word {word!r}" + (f"; did you mean {close!r}?" if close else "")
+
+
+def close_spelling(word: str, known: Vocabulary) -> str | None:
+    """The papers' spelling that ``word`` is likely a typo of, or None."""
+    folded = fold(word)
+    close = difflib.get_close_matches(folded, [spelling for spelling in known.spellings if spelling[:1] == folded[:1]
+                                               and abs(len(spelling) - len(folded)) <= 2],
+                                      n=1, cutoff=SUGGESTION_CUTOFF)
+    return close[0] if close and not _another_form(folded, close[0]) else None
 
 
 def _another_form(word: str, close: str) -> bool:
