@@ -70,8 +70,8 @@ def seed_papers(rng: random.Random) -> tuple[list[Paper], Matches]:
     """The seed listing with authors and arXiv links added, the hits of each (paper, topic),
     and which (paper, topic) pairs match beyond the topic a reader gets the paper under.
 
-    Hits are random words of the abstract (their real spans) and the extra matches a
-    one-in-five draw, both made once per paper and topic: as with real matching, every
+    Hits are random words of the abstract (their real spans, ``drawn_hits``) and the extra
+    matches a one-in-five draw, both made once per paper and topic: as with real matching, every
     reader of a topic gets the same hits on a paper, and a paper that matches two of a
     reader's topics is tagged with both.
     """
@@ -82,11 +82,8 @@ def seed_papers(rng: random.Random) -> tuple[list[Paper], Matches]:
         links = [Link(f"https://arxiv.org/abs/{arxiv}", "abs"), Link(f"https://arxiv.org/pdf/{arxiv}", "pdf")]
         authors = [f"{rng.choice(FIRST)} {rng.choice(LAST)}" for _ in range(rng.randint(1, 9))]
         papers.append(Paper(paper.id, paper.title, paper.abstract, arxiv, authors, links + paper.links))
-        words = sorted({w for w in re.findall(r"[A-Za-z]{7,}", paper.abstract)})
         for topic in TOPIC_NAMES:
-            hits[number, topic] = tuple(
-                Hit(w.lower(), "abstract", tuple((m.start(), m.end()) for m in re.finditer(w, paper.abstract)))
-                for w in rng.sample(words, min(len(words), rng.randint(1, 3))))
+            hits[number, topic] = drawn_hits(paper, rng)
             if rng.random() < 0.2:
                 also.add((number, topic))
     return papers, (hits, also)
@@ -95,7 +92,7 @@ def seed_papers(rng: random.Random) -> tuple[list[Paper], Matches]:
 def make_digest(number: int, rng: random.Random, papers: list[Paper], matches: Matches, unshared: bool = False) -> Digest:
     """One reader's digest. ``unshared``: the worst case for reuse between readers: the reader
     also follows a topic of their own wording that every paper matched, and each paper shows
-    the hits of the reader's own words (``own_hits``), so a paper's block is seldom like
+    hits drawn for the reader alone (``drawn_hits``), so a paper's block is seldom like
     another reader's (bench/render.py counts how often it was)."""
     hits, matched_also = matches
     topics = [Topic(name, name) for name in rng.sample(TOPIC_NAMES, rng.randint(1, 3))]
@@ -108,16 +105,15 @@ def make_digest(number: int, rng: random.Random, papers: list[Paper], matches: M
         best = rng.randrange(len(topics))
         also = tuple(topic.name for n, topic in enumerate(topics) if n != best and (index, topic.name) in matched_also)
         also += tuple(topic.name for topic in own)
-        shown = own_hits(papers[index], rng) if unshared else hits[index, topics[best].name]
+        shown = drawn_hits(papers[index], rng) if unshared else hits[index, topics[best].name]
         by_topic.setdefault(best, []).append(DigestItem(
             papers[index], 1.0, rank, dt.date(2024, 3, 11), (topics[best].name, *also), shown))
     sections = tuple(DigestSection(topics[n], tuple(items)) for n, items in sorted(by_topic.items()))
     return Digest(reader, "2024-03-11", dt.date(2024, 3, 11), sections, more=rng.choice((0, 0, 0, 3, 12)))
 
 
-def own_hits(paper: Paper, rng: random.Random) -> tuple[Hit, ...]:
-    """One reader's own hits on ``paper``: drawn as ``seed_papers`` draws a topic's (one to
-    three long words of the abstract, every occurrence), but for this reader alone."""
+def drawn_hits(paper: Paper, rng: random.Random) -> tuple[Hit, ...]:
+    """Hits as a topic's on ``paper``: one to three long words of its abstract, every occurrence."""
     words = sorted({w for w in re.findall(r"[A-Za-z]{7,}", paper.abstract)})
     return tuple(Hit(w.lower(), "abstract", tuple((m.start(), m.end()) for m in re.finditer(w, paper.abstract)))
                  for w in rng.sample(words, min(len(words), rng.randint(1, 3))))
