@@ -64,8 +64,9 @@ def topic_notes(query: str, known: Vocabulary, stems: Stems, acronyms: ExtraAcro
 
     A ``meaning:`` topic is not matched by its words, so a word no paper has is no reason it
     found little: only a close spelling is worth saying there (the model reads the typo as
-    typed), looked for among its first ``SUGGESTED_WORDS`` such words as for any topic. A tester's ``meaning: running language models on phones`` listed a paper under
-    "no stored paper has the word 'phones'"."""
+    typed), looked for among its first ``SUGGESTED_WORDS`` such words as for any topic. A
+    tester's ``meaning: running language models on phones`` listed a paper under "no stored
+    paper has the word 'phones'"."""
     parsed = parse_query(query)
     unknown = unknown_words(parsed, known, acronym_table(acronyms), stems)
     if parsed.mode == "meaning":
