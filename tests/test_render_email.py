@@ -1070,3 +1070,19 @@ def test_and_n_more_opens_at_the_paper_it_names_not_at_one_with_a_lookalike_id(r
     assert len(ids) == len(set(ids)) == 2 and fragment in ids
     opened = html[html.index(f'id="{fragment}"'):]  # the dashed paper comes second
     assert "The Dashed Paper" in opened and "The Dotted Paper" not in opened
+
+
+def test_what_a_paper_shows_whatever_its_hits_is_kept_by_all_it_reads() -> None:
+    """``paperview.paper_parts`` keeps a paper's title, links, authors and whether its abstract
+    needs cleaning for readers whose hits are their own: a reader with other hits on the
+    paper as since changed (other authors, an abstract with a control character in it) gets
+    the changed paper's, never the parts kept from the paper before."""
+    abstract = "We scale language models and study their scaling laws."
+    first = paperview.paper_view("2403.99999", "A Paper", ("Ada Author",), (), abstract,
+                                 (hit("language models", abstract),), BASE)
+    changed = abstract.replace("their", "their\x07")
+    second = paperview.paper_view("2403.99999", "A Paper", ("Bo Author",), (), changed,
+                                  (hit("scaling laws", changed),), BASE)
+    assert first.authors == "Ada Author" and second.authors == "Bo Author"
+    assert "\x07" not in second.abstract and "\x07" not in second.abstract_html
+    assert "<strong>scaling laws</strong>" in second.abstract_html

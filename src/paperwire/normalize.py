@@ -81,6 +81,11 @@ def strip_unsafe(text: str) -> str:
     return _UNSAFE.sub("", text) if _UNSAFE.search(text) else text
 
 
+def has_unsafe(text: str) -> bool:
+    """Whether ``strip_unsafe`` would take anything out of ``text``."""
+    return _UNSAFE.search(text) is not None
+
+
 def clean_line(text: str | None) -> str:
     """One line of text fit for any output: unsafe characters gone, whitespace runs one space."""
     return " ".join(strip_unsafe(text).split()) if text else ""

@@ -9,7 +9,7 @@ readers who get the same paper share the work and a changed paper is never serve
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -19,14 +19,15 @@ from . import urls
 from .config import Settings
 from .match.text import AUTHOR_SEPARATOR  # the author field's text, as hits' spans index into it
 from .models import LINK_LABELS, DigestItem, Hit, Link
-from .normalize import SHOWN_TITLE_CHARS, clean_line, safe_url, shorten, strip_unsafe
+from .normalize import SHOWN_TITLE_CHARS, clean_line, has_unsafe, safe_url, shorten, strip_unsafe
 
 ABSTRACT_CHARS = 600  # cut here, at a word boundary ...
 ABSTRACT_SLACK = 80  # ... unless only this much more would show the whole abstract
 SNIPPET_LEAD = 160  # at most this much of the abstract shown before a first match beyond the cut
 TITLE_CHARS = SHOWN_TITLE_CHARS
 MAX_AUTHORS = 4  # more than this shows the first three and "et al."
-VIEWS_KEPT = 8192  # distinct (paper, hits) views kept (paper_view): a run has a few hundred papers
+VIEWS_KEPT = 8192  # distinct (paper, hits) views kept (paper_view): a run has a few hundred papers ...
+PAPERS_KEPT = 4096  # ... and their parts that hits do not change (paper_parts), for readers whose hits are their own
 # Kinds a link's address says for sure (arxiv.org, github.com, huggingface.co, ...: normalize's
 # classify_url); "project" is its guess for any other host (a blog post is one too).
 KINDS_FROM_ADDRESS = ("abs", "pdf", "code", "model", "dataset")
@@ -71,12 +72,12 @@ def cut_point(text: str, limit: int = ABSTRACT_CHARS, slack: int = ABSTRACT_SLAC
 
 def merged_spans(hits: Iterable[Hit], field: str, end: int) -> list[tuple[int, int]]:
     """The hit spans in ``field``, clipped to [0, end), sorted and merged where they overlap."""
-    spans = sorted(
+    spans = sorted([
         (max(0, start), min(stop, end))
         for hit in hits if hit.field == field
         for start, stop in hit.spans
         if start < end and stop > start and start >= 0
-    )
+    ])
     merged: list[tuple[int, int]] = []
     for start, stop in spans:
         if merged and start <= merged[-1][1]:
@@ -86,20 +87,21 @@ def merged_spans(hits: Iterable[Hit], field: str, end: int) -> list[tuple[int, i
     return merged
 
 
-def highlighted(text: str, spans: list[tuple[int, int]]) -> Markup:
-    """``text`` escaped piece by piece, with each span wrapped in <strong>.
+def highlighted(text: str, spans: list[tuple[int, int]], clean: Callable[[str], str] = strip_unsafe) -> str:
+    """``text`` escaped piece by piece, with each span wrapped in <strong> (HTML, as a str).
 
-    Offsets refer to the raw text, so pieces are cut first and cleaned/escaped after;
-    nothing from the input ever reaches the output unescaped.
+    Offsets refer to the raw text, so pieces are cut first and cleaned (``clean``: ``str``
+    for a text known to be clean) and escaped after; nothing from the input ever reaches the
+    output unescaped.
     """
     parts: list[str] = []
     position = 0
     for start, stop in spans:
-        parts.append(escape(strip_unsafe(text[position:start])))
-        parts.append(Markup("<strong>%s</strong>") % strip_unsafe(text[start:stop]))
+        parts.append(escape(clean(text[position:start])))
+        parts.append(f"<strong>{escape(clean(text[start:stop]))}</strong>")
         position = stop
-    parts.append(escape(strip_unsafe(text[position:])))
-    return Markup("".join(parts))
+    parts.append(escape(clean(text[position:])))
+    return "".join(parts)
 
 
 def authors_line(authors: list[str]) -> str:
@@ -135,19 +137,24 @@ def also_in(topics: tuple[str, ...], section_topic: str) -> str:
     return ", ".join([clean_line(topic) for topic in topics if topic != section_topic])  # a list joins faster
 
 
-def excerpt(abstract: str, hits: tuple[Hit, ...]) -> tuple[str, Markup]:
+def excerpt(abstract: str, hits: tuple[Hit, ...], clean: Callable[[str], str] = strip_unsafe) -> tuple[str, Markup]:
     """The abstract as shown: plain, and escaped with matched terms in <strong>.
 
     Its start, cut at a word (``cut_point``), unless the first matched term lies beyond that
     cut: then the stretch from the sentence (or, failing that, the word) shortly before the
     term, so every matched paper shows why it matched. Ellipses mark what was left out.
+    ``clean``: ``str`` for an abstract known to hold no unsafe character (``PaperParts``).
     """
-    start = snippet_start(abstract, merged_spans(hits, "abstract", len(abstract)))
+    spans = merged_spans(hits, "abstract", len(abstract))
+    start = snippet_start(abstract, spans)
     shown = abstract[start:]
     cut = cut_point(shown)
+    end = start + cut
     before, after = ("…" if start else ""), ("…" if cut < len(shown) else "")
-    spans = [(begin - start, end - start) for begin, end in merged_spans(hits, "abstract", start + cut) if begin >= start]
-    return before + strip_unsafe(shown[:cut]) + after, before + highlighted(shown[:cut], spans) + after
+    # The spans within the excerpt (merging and clipping to its end commute).
+    spans = [(begin - start, min(stop, end) - start) for begin, stop in spans if start <= begin < end]
+    return (before + clean(shown[:cut]) + after,
+            Markup(f"{before}{highlighted(shown[:cut], spans, clean)}{after}"))
 
 
 def written_word(hit: Hit, text: str) -> str:
@@ -180,8 +187,8 @@ def listed_hits(hits: Iterable[Hit]) -> list[Hit]:
     def inside_longer(hit: Hit) -> bool:
         longer = [span for other in hits if other.field == hit.field and len(other.term) > len(hit.term)
                   for span in other.spans]
-        return bool(hit.spans) and all(any(start <= begin and end <= stop for start, stop in longer)
-                                       for begin, end in hit.spans)
+        return bool(longer and hit.spans) and all(any(start <= begin and end <= stop for start, stop in longer)
+                                                  for begin, end in hit.spans)
 
     return [hit for hit in hits if not inside_longer(hit)]
 
@@ -215,16 +222,36 @@ def snippet_start(abstract: str, spans: list[tuple[int, int]], shown_to: int | N
     return word + 1 if word >= 0 else first
 
 
+class PaperParts(NamedTuple):
+    """What a paper shows whatever its hits: the same for every reader who gets it."""
+
+    title: str
+    main: LinkView  # the title's link
+    links: tuple[LinkView, ...]
+    authors: str
+    anchor: str
+    abstract_is_clean: bool  # holds no unsafe character, so its pieces need no cleaning (``excerpt``)
+
+
+@lru_cache(maxsize=PAPERS_KEPT)  # keyed by all it reads: a changed paper is a new key
+def paper_parts(paper_id: str, title: str, authors: tuple[str, ...], links: tuple[Link, ...], abstract: str,
+                base_url: str) -> PaperParts:
+    """The parts of a paper's view its hits do not change (``paper_view`` adds theirs)."""
+    main, shown = paper_links(links, paper_id, base_url)
+    return PaperParts(shorten(clean_line(title), TITLE_CHARS) or clean_line(paper_id), main, shown,
+                      authors_line(list(authors)), urls.paper_anchor(paper_id),
+                      not has_unsafe(abstract))
+
+
 @lru_cache(maxsize=VIEWS_KEPT)  # keyed by all it reads: a changed paper or other hits is a new key
 def paper_view(paper_id: str, title: str, authors: tuple[str, ...], links: tuple[Link, ...], abstract: str,
                hits: tuple[Hit, ...], base_url: str, reason: str = "") -> PaperView:
     """A paper as the paper templates show it: the same for every reader who gets it with these hits."""
-    main, shown = paper_links(links, paper_id, base_url)
+    parts = paper_parts(paper_id, title, authors, links, abstract, base_url)
     matched = matched_words(hits, {"title": title, "abstract": abstract, "author": AUTHOR_SEPARATOR.join(authors)})
-    title = shorten(clean_line(title), TITLE_CHARS) or clean_line(paper_id)
-    abstract, abstract_html = excerpt(abstract, hits)
-    return PaperView(title, main.url, main.label, authors_line(list(authors)), abstract, abstract_html, shown, matched,
-                     clean_line(reason), urls.paper_anchor(paper_id))
+    abstract, abstract_html = excerpt(abstract, hits, str if parts.abstract_is_clean else strip_unsafe)
+    return PaperView(parts.title, parts.main.url, parts.main.label, parts.authors, abstract, abstract_html,
+                     parts.links, matched, clean_line(reason), parts.anchor)
 
 
 def item_view(item: DigestItem, settings: Settings) -> PaperView:
