@@ -15,6 +15,7 @@ import os
 import random
 import re
 import shutil
+import unicodedata
 from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -1075,14 +1076,37 @@ def test_and_n_more_opens_at_the_paper_it_names_not_at_one_with_a_lookalike_id(r
 def test_what_a_paper_shows_whatever_its_hits_is_kept_by_all_it_reads() -> None:
     """``paperview.paper_parts`` keeps a paper's title, links, authors and whether its abstract
     needs cleaning for readers whose hits are their own: a reader with other hits on the
-    paper as since changed (other authors, an abstract with a control character in it) gets
-    the changed paper's, never the parts kept from the paper before."""
+    paper as it has since changed, in any one of those, gets the changed paper's, never the
+    parts kept from the paper before."""
     abstract = "We scale language models and study their scaling laws."
-    first = paperview.paper_view("2403.99999", "A Paper", ("Ada Author",), (), abstract,
-                                 (hit("language models", abstract),), BASE)
+    paper = {"paper_id": "2403.99999", "title": "A Paper", "authors": ("Ada Author",),
+             "links": (Link("https://arxiv.org/abs/2403.99999", "abs"),), "abstract": abstract}
+    first = paperview.paper_view(**paper, hits=(hit("language models", abstract),), base_url=BASE)
+    assert (first.title, first.url, first.authors) == ("A Paper", "https://arxiv.org/abs/2403.99999", "Ada Author")
     changed = abstract.replace("their", "their\x07")
-    second = paperview.paper_view("2403.99999", "A Paper", ("Bo Author",), (), changed,
-                                  (hit("scaling laws", changed),), BASE)
-    assert first.authors == "Ada Author" and second.authors == "Bo Author"
-    assert "\x07" not in second.abstract and "\x07" not in second.abstract_html
-    assert "<strong>scaling laws</strong>" in second.abstract_html
+    for field, value in (("title", "A Renamed Paper"), ("authors", ("Bo Author",)), ("abstract", changed),
+                         ("links", (Link("https://arxiv.org/abs/2403.99998", "abs"),))):
+        text = changed if field == "abstract" else abstract
+        view = paperview.paper_view(**{**paper, field: value}, hits=(hit("scaling laws", text),), base_url=BASE)
+        assert "<strong>scaling laws</strong>" in view.abstract_html  # other hits: the view is made anew
+        assert (view.title, view.authors, view.url) == (
+            "A Renamed Paper" if field == "title" else "A Paper", "Bo Author" if field == "authors" else "Ada Author",
+            "https://arxiv.org/abs/2403.9999" + ("8" if field == "links" else "9")), field
+        assert "\x07" not in view.abstract + view.abstract_html, field
+
+
+def unsafe(char: str) -> bool:
+    """What no output may show, written apart from normalize's pattern: controls but tab and
+    line breaks, lone surrogates, bidi overrides and isolates, and U+FFFE/U+FFFF."""
+    return (unicodedata.category(char) in ("Cc", "Cs") and char not in "\t\n\r"
+            or "\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069" or char in "\ufffe\uffff")
+
+
+@given(st.text(st.one_of(st.characters(exclude_categories=()), st.sampled_from("\x00\x07\x9f\u202e\u2066\ud800\ufffe")),
+               max_size=40), st.integers(-2, 42), st.integers(-2, 42))
+def test_an_excerpt_never_shows_an_unsafe_character(abstract: str, start: int, stop: int) -> None:
+    """``excerpt`` cleans an abstract's pieces only when ``normalize.has_unsafe`` finds
+    something to clean in the whole abstract (once per paper, ``paper_parts``): whatever the
+    abstract and wherever its hit, neither the text nor the HTML shows an unsafe character."""
+    view = paperview.paper_view("2403.99999", "A Paper", (), (), abstract, (Hit("x", "abstract", ((start, stop),)),), BASE)
+    assert not any(map(unsafe, view.abstract + view.abstract_html))

@@ -341,7 +341,8 @@ def _literal_name(node: nodes.Node | None) -> bool:
 def load_all(env: Environment, names: Iterable[str], templates_dir: Path) -> None:
     """Compile ``names`` and, transitively, every template they name (``named_templates``):
     a block the frames include that is missing, broken or not UTF-8 is found when rendering
-    starts, not once per reader; a missing one is named with the file and line naming it."""
+    starts, not once per reader; a missing one is named with the file and line naming it.
+    Each keeps the environment's globals as they are now (a dict: see below)."""
     pending: list[tuple[str, str | None, int]] = [(name, None, 0) for name in names]  # name, named in, at line
     seen = set()
     while pending:

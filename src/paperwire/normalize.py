@@ -78,11 +78,12 @@ PAPER_REF = re.compile(rf"{ARXIV_REF.pattern}|t-[0-9a-f]{{16}}", re.ASCII)
 def strip_unsafe(text: str) -> str:
     """``text`` without unsafe characters (see ``_UNSAFE``); whitespace and line breaks kept,
     so offsets into an abstract still mean something piece by piece."""
-    return _UNSAFE.sub("", text) if _UNSAFE.search(text) else text
+    return _UNSAFE.sub("", text) if has_unsafe(text) else text
 
 
 def has_unsafe(text: str) -> bool:
-    """Whether ``strip_unsafe`` would take anything out of ``text``."""
+    """Whether ``strip_unsafe`` would take anything out of ``text``: if not, out of no piece
+    of it either (it takes out single characters), so a clean text's pieces need no cleaning."""
     return _UNSAFE.search(text) is not None
 
 

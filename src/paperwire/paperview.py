@@ -87,8 +87,8 @@ def merged_spans(hits: Iterable[Hit], field: str, end: int) -> list[tuple[int, i
     return merged
 
 
-def highlighted(text: str, spans: list[tuple[int, int]], clean: Callable[[str], str] = strip_unsafe) -> str:
-    """``text`` escaped piece by piece, with each span wrapped in <strong> (HTML, as a str).
+def highlighted(text: str, spans: list[tuple[int, int]], clean: Callable[[str], str] = strip_unsafe) -> Markup:
+    """``text`` escaped piece by piece, with each span wrapped in <strong>.
 
     Offsets refer to the raw text, so pieces are cut first and cleaned (``clean``: ``str``
     for a text known to be clean) and escaped after; nothing from the input ever reaches the
@@ -101,7 +101,7 @@ def highlighted(text: str, spans: list[tuple[int, int]], clean: Callable[[str], 
         parts.append(f"<strong>{escape(clean(text[start:stop]))}</strong>")
         position = stop
     parts.append(escape(clean(text[position:])))
-    return "".join(parts)
+    return Markup("".join(parts))
 
 
 def authors_line(authors: list[str]) -> str:
@@ -153,6 +153,7 @@ def excerpt(abstract: str, hits: tuple[Hit, ...], clean: Callable[[str], str] = 
     before, after = ("…" if start else ""), ("…" if cut < len(shown) else "")
     # The spans within the excerpt (merging and clipping to its end commute).
     spans = [(begin - start, min(stop, end) - start) for begin, stop in spans if start <= begin < end]
+    # before and after are our own ellipses: markup as they are (joined as a str, not by Markup's +, which escapes)
     return (before + clean(shown[:cut]) + after,
             Markup(f"{before}{highlighted(shown[:cut], spans, clean)}{after}"))
 
