@@ -10,9 +10,9 @@ Every value the templates show is computed once into one context of frozen value
 (``context``; a paper's own values come from paperview.py), so the HTML and the text part
 carry the same content and the templates stay dumb. Each reader's email is rendered whole
 from that reader's context. What is reused across readers is cached by its complete input:
-a paper's block by every value the frame passes it (``include_shared``), a paper's parts
-and excerpt by the paper and its hits (paperview.py), so nothing of one reader's can reach
-another reader's email.
+a paper's block by every value the frame passes it (``include_shared``), a paper's view
+by the paper and its hits and what its hits do not change by the paper alone
+(paperview.py), so nothing of one reader's can reach another reader's email.
 
 Size (Gmail clips HTML above ~102 KB): the compiled frame (head, header, footer) is
 ~8 KB and a paper adds ~1.3 KB for seed-like papers (abstracts cut to ~600 characters).
